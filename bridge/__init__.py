@@ -1,0 +1,1 @@
+"""Segue's bridge: the DAW side (OSC, MIDI clock, capture), jobs on disk, placement and the command line."""

@@ -1,0 +1,258 @@
+"""The engine's public vocabulary: requests, results and the :class:`Engine` protocol.
+
+This module imports no torch, so the bridge and the GUI start fast and install without the heavy parts when they
+use a remote engine. Everything here is a frozen dataclass; copy with :func:`dataclasses.replace`.
+
+An engine writes each variant's files into the job folder it is given (``v01/continuation.mid`` ...), relative
+paths in :attr:`VariantResult.files`, and reports progress through a callback; a :class:`CancelToken` stops it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import math
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from engine.errors import BadInputError, CancelledError
+
+Mode = Literal["continue", "accompany"]
+Kind = Literal["midi", "audio"]
+
+MAX_BARS = 64
+MAX_VARIANTS = 16
+DEFAULT_SAMPLE_RATE = 44_100
+VALID_DENOMINATORS = (1, 2, 4, 8, 16, 32)
+
+
+@dataclass(frozen=True)
+class Meter:
+    """A time signature, e.g. ``Meter(6, 8)``."""
+
+    numerator: int = 4
+    denominator: int = 4
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.numerator, int) or not 1 <= self.numerator <= 32:
+            raise BadInputError(f"meter numerator must be a whole number in 1..32, got {self.numerator!r}")
+        if self.denominator not in VALID_DENOMINATORS:
+            raise BadInputError(
+                f"meter denominator must be one of {VALID_DENOMINATORS}, got {self.denominator!r}"
+            )
+
+    @property
+    def quarters_per_bar(self) -> float:
+        """Length of one bar in quarter notes (the DAW's "beats"): 4/4 -> 4.0, 6/8 -> 3.0, 7/8 -> 3.5."""
+        return self.numerator * 4.0 / self.denominator
+
+    @classmethod
+    def parse(cls, text: str) -> Meter:
+        """Parse ``"6/8"``; raises :class:`BadInputError` with the expected form."""
+        try:
+            num_text, den_text = text.strip().split("/")
+            return cls(int(num_text), int(den_text))
+        except ValueError as e:
+            if isinstance(e, BadInputError):
+                raise
+            raise BadInputError(f"meter must look like 4/4 or 6/8, got {text!r}") from e
+
+    def __str__(self) -> str:
+        return f"{self.numerator}/{self.denominator}"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The region the DAW (or the user) handed us. Source files are never modified.
+
+    ``tempo_bpm`` and ``meter`` override what the MIDI file says (and are required for audio-only input);
+    ``length_beats`` (quarter notes) overrides the region length read from the files; ``start_beats`` is the
+    region's position on the DAW timeline when the DAW told it.
+    """
+
+    midi_path: Path | None = None
+    audio_path: Path | None = None
+    tempo_bpm: float | None = None
+    meter: Meter | None = None
+    length_beats: float | None = None
+    start_beats: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.midi_path is None and self.audio_path is None:
+            raise BadInputError("a region needs a MIDI file, an audio file, or both")
+        if self.tempo_bpm is not None and not (
+            math.isfinite(self.tempo_bpm) and 10.0 <= self.tempo_bpm <= 400.0
+        ):
+            raise BadInputError(f"tempo must be between 10 and 400 BPM, got {self.tempo_bpm!r}")
+        if self.length_beats is not None and not (math.isfinite(self.length_beats) and self.length_beats > 0):
+            raise BadInputError(f"region length must be a positive number of beats, got {self.length_beats!r}")
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """How to generate. ``seed=None`` picks a random seed, which is returned on every variant."""
+
+    mode: Mode = "continue"
+    bars: int = 4
+    variants: int = 4
+    temperature: float = 1.0
+    top_p: float = 0.95
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("continue", "accompany"):
+            raise BadInputError(f"mode must be 'continue' or 'accompany', got {self.mode!r}")
+        if isinstance(self.bars, bool) or not isinstance(self.bars, int) or not 1 <= self.bars <= MAX_BARS:
+            raise BadInputError(f"bars must be a whole number in 1..{MAX_BARS}, got {self.bars!r}")
+        if (
+            isinstance(self.variants, bool)
+            or not isinstance(self.variants, int)
+            or not 1 <= self.variants <= MAX_VARIANTS
+        ):
+            raise BadInputError(f"variants must be a whole number in 1..{MAX_VARIANTS}, got {self.variants!r}")
+        if not (math.isfinite(self.temperature) and 0.05 <= self.temperature <= 3.0):
+            raise BadInputError(f"temperature must be in 0.05..3.0, got {self.temperature!r}")
+        if not (math.isfinite(self.top_p) and 0.0 < self.top_p <= 1.0):
+            raise BadInputError(f"top-p must be in (0, 1], got {self.top_p!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not 0 <= self.seed < 2**63):
+            raise BadInputError(f"seed must be a whole number in 0..2**63-1, got {self.seed!r}")
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: Prompt
+    params: GenerationParams = field(default_factory=GenerationParams)
+    model: str = "default"
+    sample_rate: int | None = None  # output sample rate; None: the region's, else 44.1 kHz
+
+
+@dataclass(frozen=True)
+class RegionInfo:
+    """What the engine read from the region: the grid every variant is placed on."""
+
+    tempo_bpm: float
+    meter: Meter
+    length_beats: float  # quarter notes, a whole number of bars
+    length_bars: int
+    sample_rate: int
+    parts: tuple[str, ...] = ()
+    notes: str = ""  # anything the engine adjusted, said plainly (e.g. "tempo changes: used the last, 96 BPM")
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """One generated variant. ``files`` maps a role to a path relative to the job folder.
+
+    Roles: ``midi`` (continuation.mid), ``audio`` (continuation.wav), ``full_midi``, ``full_audio`` and
+    ``stem:<part>`` (stems/<part>.wav).
+    """
+
+    id: str
+    seed: int
+    files: Mapping[str, str]
+    duration_seconds: float
+    parts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    kind: Kind
+    mode: Mode
+    model: str
+    region: RegionInfo
+    place_at_beats: float  # relative to the region's start
+    place_at_seconds: float
+    variants: tuple[VariantResult, ...]
+    timings: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    kind: Kind
+    path: str
+    description: str = ""
+    parameters: int = 0
+    modes: tuple[Mode, ...] = ("continue",)
+
+
+class ProgressCallback(Protocol):
+    def __call__(self, fraction: float, message: str) -> None: ...
+
+
+class CancelToken:
+    """Thread-safe cancellation flag that engines poll between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise CancelledError("cancelled by the user")
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What the bridge and the GUI use, whether the engine runs here or on a server."""
+
+    @property
+    def name(self) -> str: ...
+
+    def models(self) -> list[ModelInfo]: ...
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        job_dir: Path,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> GenerationResult:
+        """Write every variant's files under ``job_dir`` (which exists and is empty of variants)."""
+        ...
+
+
+def open_engine(spec: str = "local", **options: Any) -> Engine:
+    """Return the engine named by ``spec``: ``"local"`` (in-process; needs the ``engine`` extra)."""
+    if spec == "local":
+        local = importlib.import_module("engine.local")
+        engine: Engine = local.LocalEngine(**options)
+        return engine
+    if spec.startswith(("http://", "https://")):
+        raise BadInputError(
+            f"remote engines ({spec}) are not available in this version yet; use --engine local"
+        )
+    raise BadInputError(f"unknown engine {spec!r}: use 'local' or a server URL")
+
+
+def run_training(kind: str, argv: list[str]) -> int:
+    """Entry point of ``segue train KIND ...``; imports the heavy training code lazily."""
+    if kind == "symbolic":
+        train = importlib.import_module("engine.symbolic.train")
+        code: int = train.main(argv)
+        return code
+    raise BadInputError(f"unknown training kind {kind!r}: this version trains 'symbolic' models")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Turn the dataclasses of this module into plain JSON values (paths as strings, meters as "4/4")."""
+    if isinstance(obj, Meter):
+        return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj

@@ -1,0 +1,122 @@
+"""Checkpoints on disk: a folder with ``config.json``, ``model.safetensors`` and, for symbolic models,
+``tokenizer.json``, plus a ``MODEL_CARD.md`` for shipped models.
+
+Weights load with safetensors only (no pickle). Models are found by name among the installed ones
+(the models shipped in ``engine/models/``, then ``$SEGUE_MODELS_DIR``, then the user's data folder), or by path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.api import ModelInfo
+from engine.errors import ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "models"
+DEFAULT_MODELS = {"midi": "segue-midi-small"}
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+TOKENIZER_NAME = "tokenizer.json"
+SYMBOLIC_TYPE = "symbolic-gpt"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    name: str
+    path: Path
+    config: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        return str(self.config.get("type", ""))
+
+    @property
+    def weights_path(self) -> Path:
+        return self.path / WEIGHTS_NAME
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path / TOKENIZER_NAME
+
+
+def search_dirs() -> list[Path]:
+    dirs = [SHIPPED_DIR]
+    env = os.environ.get("SEGUE_MODELS_DIR")
+    if env:
+        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
+    try:
+        import platformdirs
+
+        dirs.append(Path(platformdirs.user_data_dir("segue")) / "models")
+    except ImportError:  # pragma: no cover - platformdirs is a base dependency
+        pass
+    return dirs
+
+
+def read_checkpoint(path: Path, name: str | None = None) -> Checkpoint:
+    """Read a checkpoint folder's config, checking that its files are there."""
+    path = Path(path).expanduser()
+    config_path = path / CONFIG_NAME
+    if not path.is_dir() or not config_path.is_file():
+        raise ModelNotFoundError(f"{path} is not a Segue checkpoint folder (it needs {CONFIG_NAME})")
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelNotFoundError(f"cannot read {config_path}: {e}") from e
+    if not isinstance(config, dict) or "type" not in config:
+        raise ModelNotFoundError(f"{config_path} has no 'type' field; is it a Segue checkpoint?")
+    if not (path / WEIGHTS_NAME).is_file():
+        raise ModelNotFoundError(f"{path} has no {WEIGHTS_NAME}")
+    return Checkpoint(name=name or str(config.get("name", path.name)), path=path, config=config)
+
+
+def installed_checkpoints() -> list[Checkpoint]:
+    found: dict[str, Checkpoint] = {}
+    for root in search_dirs():
+        if not root.is_dir():
+            continue
+        for child in sorted(root.iterdir()):
+            if (child / CONFIG_NAME).is_file() and child.name not in found:
+                try:
+                    found[child.name] = read_checkpoint(child, child.name)
+                except ModelNotFoundError as e:
+                    log.warning("skipping broken checkpoint: %s", e)
+    return list(found.values())
+
+
+def find_checkpoint(name_or_path: str, kind: str = "midi") -> Checkpoint:
+    """Resolve ``"default"``, an installed model's name, or a path to a checkpoint folder."""
+    name = DEFAULT_MODELS.get(kind, name_or_path) if name_or_path in ("", "default") else name_or_path
+    candidate = Path(name).expanduser()
+    if os.sep in name or candidate.is_dir():
+        return read_checkpoint(candidate)
+    for ckpt in installed_checkpoints():
+        if ckpt.name == name:
+            return ckpt
+    names = ", ".join(c.name for c in installed_checkpoints()) or "none"
+    raise ModelNotFoundError(f"no model named {name!r}; installed models: {names} (or give a checkpoint folder)")
+
+
+def model_info(ckpt: Checkpoint) -> ModelInfo:
+    cfg = ckpt.config
+    return ModelInfo(
+        name=ckpt.name,
+        kind="midi" if ckpt.type == SYMBOLIC_TYPE else "audio",
+        path=str(ckpt.path),
+        description=str(cfg.get("description", "")),
+        parameters=int(cfg.get("parameters", 0)),
+        modes=tuple(cfg.get("modes", ["continue"])),
+    )
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
