@@ -1,0 +1,223 @@
+"""The in-process engine: loads checkpoints, runs jobs, writes each variant's files into the job folder.
+
+Per variant (``v01``, ``v02``, ...): ``continuation.mid``, ``continuation.wav``, ``stems/<part>.wav``,
+``full.mid`` and ``full.wav``, per shared/DESIGN.md. Every file is written atomically and never overwrites.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from pathlib import Path
+
+import torch
+from symusic import TimeSignature
+
+from engine.api import (
+    DEFAULT_SAMPLE_RATE,
+    CancelToken,
+    GenerationRequest,
+    GenerationResult,
+    Meter,
+    ModelInfo,
+    ProgressCallback,
+    RegionInfo,
+    VariantResult,
+)
+from engine.checkpoints import SYMBOLIC_TYPE, find_checkpoint, installed_checkpoints, model_info
+from engine.errors import BadInputError
+from engine.render.soundfont import find_soundfont
+from engine.render.synth import render_score
+from engine.symbolic.continuation import SymbolicModel, continue_region
+from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
+from engine.symbolic.region import Region, read_region
+from engine.symbolic.naming import part_names_for
+
+log = logging.getLogger(__name__)
+
+
+def _noop(fraction: float, message: str) -> None:
+    pass
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class LocalEngine:
+    """Runs models in this process. Thread-safe: one job at a time per engine instance."""
+
+    def __init__(self, device: str = "auto", soundfont: str | None = None) -> None:
+        self.device = pick_device(device)
+        self._soundfont_path = soundfont
+        self._models: dict[str, SymbolicModel] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return f"local ({self.device.type})"
+
+    def models(self) -> list[ModelInfo]:
+        return [model_info(c) for c in installed_checkpoints()]
+
+    def _symbolic(self, name: str) -> SymbolicModel:
+        ckpt = find_checkpoint(name, kind="midi")
+        if ckpt.type != SYMBOLIC_TYPE:
+            raise BadInputError(f"model {ckpt.name!r} is a {ckpt.type} model; this region needs a MIDI model")
+        key = str(ckpt.path)
+        if key not in self._models:
+            self._models[key] = SymbolicModel.load(ckpt, self.device)
+        return self._models[key]
+
+    def generate(
+        self,
+        request: GenerationRequest,
+        job_dir: Path,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> GenerationResult:
+        report = progress or _noop
+        cancel = cancel or CancelToken()
+        params = request.params
+        prompt = request.prompt
+        if params.mode != "continue":
+            raise BadInputError("accompany mode is not available in this version yet; use --mode continue")
+        if prompt.midi_path is None:
+            raise BadInputError(
+                "audio-only regions are not supported in this version yet: give the region as a MIDI file"
+            )
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        report(0.0, "reading the region")
+        region = read_region(prompt)
+        sample_rate = request.sample_rate or DEFAULT_SAMPLE_RATE
+        soundfont = find_soundfont(self._soundfont_path)
+        with self._lock:
+            report(0.02, "loading the model")
+            model = self._symbolic(request.model)
+            timings["load_seconds"] = time.perf_counter() - started
+            base_seed = params.seed if params.seed is not None else random.randrange(2**31)
+            seeds = [base_seed + i for i in range(params.variants)]
+            names = part_names_for(region.parts)
+            t0 = time.perf_counter()
+            variants = continue_region(
+                model,
+                region,
+                params,
+                seeds,
+                names,
+                progress=lambda f: report(0.05 + 0.6 * f, "generating"),
+                cancel=cancel,
+            )
+            timings["generate_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        results = []
+        for index, (seed, parts) in enumerate(zip(seeds, variants, strict=True), start=1):
+            cancel.raise_if_cancelled()
+            report(0.65 + 0.35 * (index - 1) / len(variants), f"rendering variant {index}")
+            results.append(
+                self._write_variant(job_dir, f"v{index:02d}", seed, region, parts, params.bars, sample_rate, soundfont)
+            )
+        timings["render_seconds"] = time.perf_counter() - t0
+        timings["total_seconds"] = time.perf_counter() - started
+        report(1.0, "done")
+        return GenerationResult(
+            kind="midi",
+            mode=params.mode,
+            model=model.name,
+            region=RegionInfo(
+                tempo_bpm=region.tempo_bpm,
+                meter=region.meter,
+                length_beats=region.length_beats,
+                length_bars=region.length_bars,
+                sample_rate=sample_rate,
+                parts=tuple(names[p.program] for p in region.parts),
+                notes="; ".join(region.notes),
+            ),
+            place_at_beats=region.length_beats,
+            place_at_seconds=region.place_at_seconds,
+            variants=tuple(results),
+            timings=timings,
+        )
+
+    def _write_variant(
+        self,
+        job_dir: Path,
+        variant_id: str,
+        seed: int,
+        region: Region,
+        parts: tuple[PartNotes, ...],
+        bars: int,
+        sample_rate: int,
+        soundfont: object,
+    ) -> VariantResult:
+        folder = job_dir / variant_id
+        folder.mkdir(parents=True, exist_ok=False)
+        tpq = region.ticks_per_quarter
+        length_ticks = bars * region.bar_ticks
+        conductor = Conductor(tempos=((0, region.tempo_bpm),), meters=((0, region.meter),))
+        continuation = build_midi(tpq, conductor, parts, length_ticks)
+        save_midi(continuation, folder / "continuation.mid")
+        full_parts, full_conductor = _region_with_continuation(region, parts)
+        full = build_midi(tpq, full_conductor, full_parts, region.place_at_tick + length_ticks)
+        save_midi(full, folder / "full.mid")
+        files = {"midi": f"{variant_id}/continuation.mid", "full_midi": f"{variant_id}/full.mid"}
+        duration = length_ticks / tpq * 60.0 / region.tempo_bpm
+        stems = render_score(folder / "continuation.mid", sample_rate, duration, soundfont)
+        stems.write(folder / "continuation.wav", folder / "stems")
+        files["audio"] = f"{variant_id}/continuation.wav"
+        for name in stems.stems:
+            files[f"stem:{name}"] = f"{variant_id}/stems/{name}.wav"
+        full_audio = render_score(folder / "full.mid", sample_rate, region.place_at_seconds + duration, soundfont)
+        full_audio.write(folder / "full.wav", None)
+        files["full_audio"] = f"{variant_id}/full.wav"
+        return VariantResult(
+            id=variant_id,
+            seed=seed,
+            files=files,
+            duration_seconds=duration,
+            parts=tuple(p.name for p in parts),
+        )
+
+
+def _region_with_continuation(
+    region: Region, parts: tuple[PartNotes, ...]
+) -> tuple[tuple[PartNotes, ...], Conductor]:
+    """The region's own notes (merged by part) followed by the continuation at ``place_at``."""
+    offset = region.place_at_tick
+    by_program: dict[int, list[Note]] = {p.program: [] for p in parts}
+    for track in region.score.tracks:
+        program = -1 if track.is_drum else int(track.program)
+        for n in track.notes:
+            start = int(n.time)
+            if program in by_program and start < offset:
+                duration = max(1, min(int(n.duration), offset - start))
+                by_program[program].append(Note(start, duration, int(n.pitch), int(n.velocity)))
+    merged = tuple(
+        PartNotes(
+            p.name,
+            p.program,
+            tuple(sorted(by_program[p.program], key=lambda n: n.start))
+            + tuple(Note(n.start + offset, n.duration, n.pitch, n.velocity) for n in p.notes),
+        )
+        for p in parts
+    )
+    tempos = tuple((int(t.time), float(t.qpm)) for t in region.score.tempos if t.time < offset) or ((0, 120.0),)
+    if region.score.tempos and region.tempo_bpm != tempos[-1][1]:  # --tempo overrides the file's map
+        tempos = ((0, region.tempo_bpm),)
+    meters: tuple[tuple[int, Meter], ...] = ((0, region.meter),)
+    changes = [(int(t.time), t) for t in region.score.time_signatures if t.time < offset]
+    if changes and region.meter == _meter_of(changes[-1][1]):  # keep the file's meter changes
+        meters = tuple((tick, _meter_of(t)) for tick, t in changes)
+    return merged, Conductor(tempos=tempos, meters=meters)
+
+
+def _meter_of(ts: TimeSignature) -> Meter:
+    try:
+        return Meter(int(ts.numerator), int(ts.denominator))
+    except BadInputError:
+        return Meter(4, 4)

@@ -1,0 +1,143 @@
+"""Continue a MIDI region with a symbolic model: prompt on the bar grid -> K sampled variants -> parts.
+
+The flow (one call per job): encode the last bars of the region that fit the context, sample K
+continuations in one batch with :func:`engine.symbolic.sampling.sample_continuations`, decode each into
+:class:`~engine.symbolic.midifile.PartNotes` on the region's ticks, exactly N bars long.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from miditok import REMI, TokSequence
+from symusic import Score
+
+from engine.api import CancelToken, GenerationParams
+from engine.checkpoints import Checkpoint
+from engine.errors import BadInputError, EngineError
+from engine.symbolic.midifile import Note, PartNotes
+from engine.symbolic.model import GPT
+from engine.symbolic.region import Region, prompt_window
+from engine.symbolic.sampling import (
+    Constraints,
+    ProgressFn,
+    Vocabulary,
+    constraints_for,
+    sample_continuations,
+)
+from engine.symbolic.weights import load_symbolic
+
+log = logging.getLogger(__name__)
+
+MAX_PROMPT_BARS = 32
+DEFAULT_KEY_PENALTY = 1.5  # nats; see engine.symbolic.sampling
+
+
+@dataclass(frozen=True)
+class SymbolicModel:
+    name: str
+    model: GPT
+    tokenizer: REMI
+    vocab: Vocabulary
+
+    @classmethod
+    def load(cls, ckpt: Checkpoint, device: str | torch.device = "cpu") -> SymbolicModel:
+        model, tokenizer = load_symbolic(ckpt, device)
+        return cls(ckpt.name, model, tokenizer, Vocabulary.from_tokenizer(tokenizer))
+
+
+def encode_prompt(region: Region, tokenizer: REMI, vocab: Vocabulary, max_tokens: int) -> list[int]:
+    """Token ids of the region's last bars (as many as fit ``max_tokens``), ending on the region's last bar line.
+
+    Empty trailing bars are written as ``Bar TimeSig`` so the prompt has exactly one bar token per bar.
+    """
+    bars = min(region.length_bars, MAX_PROMPT_BARS)
+    meter = (region.meter.numerator, region.meter.denominator)
+    time_signature = vocab.time_signatures.get(meter)
+    if time_signature is None:
+        raise BadInputError(f"this model cannot read or write {region.meter}")
+    while True:
+        window = prompt_window(region, bars)
+        encoded = tokenizer.encode(window)
+        sequence = encoded[0] if isinstance(encoded, list) else encoded
+        ids = [int(i) for i in sequence.ids]
+        missing_bars = bars - ids.count(vocab.bar)
+        ids.extend([vocab.bar, time_signature] * max(0, missing_bars))
+        if len(ids) <= max_tokens or bars == 1:
+            break
+        bars = max(1, min(bars - 1, int(bars * max_tokens / len(ids))))
+    if len(ids) > max_tokens:  # one very dense bar: keep its end
+        ids = ids[-max_tokens:]
+    log.debug("prompt: %d bars, %d tokens", bars, len(ids))
+    return ids
+
+
+def region_constraints(region: Region, vocab: Vocabulary, bars: int, key_penalty: float) -> Constraints:
+    ranges = {p.program: (p.pitch_min, p.pitch_max) for p in region.parts}
+    drum_pitches: list[int] = []
+    pitch_classes = [0] * 12
+    for track in region.score.tracks:
+        for note in track.notes:
+            if track.is_drum:
+                drum_pitches.append(int(note.pitch))
+            else:
+                pitch_classes[int(note.pitch) % 12] += 1
+    return constraints_for(vocab, region.meter, bars, ranges, drum_pitches, pitch_classes, key_penalty)
+
+
+def decode_variant(
+    tokens: Sequence[int], tokenizer: REMI, region: Region, bars: int, part_names: dict[int, str]
+) -> tuple[PartNotes, ...]:
+    """Decode one sampled token list into parts on the region's ticks, clipped to ``bars`` bars."""
+    try:
+        score: Score = tokenizer.decode(TokSequence(ids=list(tokens)))
+    except Exception as e:  # miditok raises a variety of errors on malformed sequences
+        raise EngineError(f"could not decode a generated sequence: {e}") from e
+    scale = region.ticks_per_quarter / int(score.ticks_per_quarter)
+    end_tick = bars * region.bar_ticks
+    notes: dict[int, list[Note]] = {}
+    for track in score.tracks:
+        program = -1 if track.is_drum else int(track.program)
+        for n in track.notes:
+            start = round(int(n.time) * scale)
+            if start >= end_tick:
+                continue
+            duration = max(1, min(round(int(n.duration) * scale), end_tick - start))
+            notes.setdefault(program, []).append(Note(start, duration, int(n.pitch), int(n.velocity)))
+    return tuple(
+        PartNotes(part_names[p.program], p.program, tuple(sorted(notes.get(p.program, []), key=lambda n: n.start)))
+        for p in region.parts
+    )
+
+
+def continue_region(
+    model: SymbolicModel,
+    region: Region,
+    params: GenerationParams,
+    seeds: Sequence[int],
+    part_names: dict[int, str],
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    key_penalty: float = DEFAULT_KEY_PENALTY,
+    use_cache: bool = True,
+) -> list[tuple[PartNotes, ...]]:
+    """Sample ``len(seeds)`` continuations of ``region``, each exactly ``params.bars`` bars."""
+    block = model.model.config.block_size
+    prompt_ids = encode_prompt(region, model.tokenizer, model.vocab, max_tokens=block // 2)
+    constraints = region_constraints(region, model.vocab, params.bars, key_penalty)
+    rows = sample_continuations(
+        model.model,
+        prompt_ids,
+        model.vocab,
+        constraints,
+        seeds,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        progress=progress,
+        cancel=cancel,
+        use_cache=use_cache,
+    )
+    return [decode_variant(tokens, model.tokenizer, region, params.bars, part_names) for tokens in rows]

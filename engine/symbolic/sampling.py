@@ -1,0 +1,330 @@
+"""Batched, grammar-constrained sampling of REMI continuations with a KV cache.
+
+K variants are sampled in one batch, each row with its own seeded generator. A small state machine per row
+masks the logits so that every continuation is well formed and fits the region:
+
+``Bar TimeSig(region) Position Program Pitch Velocity Duration (Program ... | Position(later) ... | Bar)``
+
+- only the region's instruments (and drums when it has drums), within each part's pitch range;
+- no tempo or meter tokens (the region's tempo and meter are kept);
+- positions inside the bar and moving forward; at least one note in every bar;
+- sampling stops when the (N+1)-th bar would begin, so exactly N bars are generated.
+
+Pitch classes the region does not use get a logit penalty (``key_penalty`` nats), which keeps variants in the
+region's key without forbidding chromatic notes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from miditok import REMI
+
+from engine.api import CancelToken, Meter
+from engine.errors import BadInputError
+from engine.symbolic.model import GPT, KVCache
+
+log = logging.getLogger(__name__)
+
+POSITIONS_PER_BEAT = 8  # the tokenizer's finest resolution: Position_p counts 1/8 of the meter's beat
+PITCH_MARGIN = 7  # semitones a part may move beyond the range it used in the region
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """Token ids grouped by type, read from a miditok REMI vocabulary."""
+
+    size: int
+    bar: int
+    pad: int
+    time_signatures: dict[tuple[int, int], int]
+    positions: list[int]  # id of Position_p at index p
+    programs: dict[int, int]  # program (-1 drums) -> id
+    pitches: dict[int, int]  # MIDI pitch -> id of Pitch_x
+    drum_pitches: dict[int, int]  # MIDI pitch -> id of PitchDrum_x
+    velocities: list[int]
+    durations: list[int]
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer: REMI) -> Vocabulary:
+        vocab: dict[str, int] = dict(tokenizer.vocab)
+        time_signatures: dict[tuple[int, int], int] = {}
+        positions: dict[int, int] = {}
+        programs: dict[int, int] = {}
+        pitches: dict[int, int] = {}
+        drum_pitches: dict[int, int] = {}
+        velocities: list[int] = []
+        durations: list[int] = []
+        for token, index in vocab.items():
+            kind, _, value = token.partition("_")
+            if kind == "TimeSig":
+                num, den = value.split("/")
+                time_signatures[(int(num), int(den))] = index
+            elif kind == "Position":
+                positions[int(value)] = index
+            elif kind == "Program":
+                programs[int(value)] = index
+            elif kind == "Pitch":
+                pitches[int(value)] = index
+            elif kind == "PitchDrum":
+                drum_pitches[int(value)] = index
+            elif kind == "Velocity":
+                velocities.append(index)
+            elif kind == "Duration":
+                durations.append(index)
+        return cls(
+            size=len(vocab),
+            bar=vocab["Bar_None"],
+            pad=vocab.get("PAD_None", 0),
+            time_signatures=time_signatures,
+            positions=[positions[p] for p in sorted(positions)],
+            programs=programs,
+            pitches=pitches,
+            drum_pitches=drum_pitches,
+            velocities=velocities,
+            durations=durations,
+        )
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """What a continuation must respect, derived from the region."""
+
+    bars: int
+    meter: Meter
+    parts: dict[int, tuple[int, ...]]  # program (-1 drums) -> allowed MIDI pitches
+    pitch_class_penalty: tuple[float, ...] = (0.0,) * 12  # nats subtracted per pitch class
+    max_tokens_per_bar: int = 640
+
+    @property
+    def positions_per_bar(self) -> int:
+        return self.meter.numerator * POSITIONS_PER_BEAT
+
+
+def constraints_for(
+    vocab: Vocabulary,
+    meter: Meter,
+    bars: int,
+    part_ranges: dict[int, tuple[int, int]],
+    drum_pitches: Sequence[int],
+    pitch_class_counts: Sequence[int],
+    key_penalty: float,
+) -> Constraints:
+    """Build :class:`Constraints`; raise :class:`BadInputError` for a meter the model cannot write."""
+    if (meter.numerator, meter.denominator) not in vocab.time_signatures:
+        known = ", ".join(f"{n}/{d}" for n, d in sorted(vocab.time_signatures, key=lambda m: (m[1], m[0])))
+        raise BadInputError(f"this model cannot write in {meter}; it knows {known}")
+    if meter.numerator * POSITIONS_PER_BEAT > len(vocab.positions):
+        raise BadInputError(f"a bar of {meter} is longer than this model's position range")
+    parts: dict[int, tuple[int, ...]] = {}
+    for program, (low, high) in part_ranges.items():
+        if program == -1:
+            parts[-1] = tuple(p for p in sorted(set(drum_pitches)) if p in vocab.drum_pitches)
+        else:
+            parts[program] = tuple(
+                p for p in range(low - PITCH_MARGIN, high + PITCH_MARGIN + 1) if p in vocab.pitches
+            )
+        if not parts[program] or program not in vocab.programs:
+            del parts[program]
+    if not parts:
+        raise BadInputError("none of the region's instruments or pitches can be written by this model")
+    total = sum(pitch_class_counts) or 1
+    penalty = tuple(key_penalty if count / total < 0.02 else 0.0 for count in pitch_class_counts)
+    return Constraints(bars=bars, meter=meter, parts=parts, pitch_class_penalty=penalty)
+
+
+# States of a row's grammar: what the next token must be.
+BAR, TIMESIG, POSITION, PROGRAM, PITCH, VELOCITY, DURATION, AFTER_NOTE, DONE = range(9)
+
+
+@dataclass
+class _Row:
+    state: int = BAR
+    bar: int = 0  # bars started so far
+    position: int = -1
+    program: int = 0
+    tokens_in_bar: int = 0
+    tokens: list[int] = field(default_factory=list)
+
+
+class _Masks:
+    """Precomputed boolean masks over the vocabulary for each grammar state."""
+
+    def __init__(self, vocab: Vocabulary, constraints: Constraints, device: torch.device) -> None:
+        def mask(ids: Sequence[int]) -> torch.Tensor:
+            m = torch.zeros(vocab.size, dtype=torch.bool, device=device)
+            m[list(ids)] = True
+            return m
+
+        self.vocab = vocab
+        self.constraints = constraints
+        meter = (constraints.meter.numerator, constraints.meter.denominator)
+        self.time_signature = vocab.time_signatures[meter]
+        self.bar = mask([vocab.bar])
+        self.timesig = mask([self.time_signature])
+        self.velocity = mask(vocab.velocities)
+        self.duration = mask(vocab.durations)
+        self.programs = mask([vocab.programs[p] for p in constraints.parts])
+        self.pitch: dict[int, torch.Tensor] = {}
+        self.pitch_bias: dict[int, torch.Tensor] = {}
+        for program, allowed in constraints.parts.items():
+            table = vocab.drum_pitches if program == -1 else vocab.pitches
+            self.pitch[program] = mask([table[p] for p in allowed])
+            bias = torch.zeros(vocab.size, device=device)
+            if program != -1:
+                for p in allowed:
+                    bias[table[p]] = -constraints.pitch_class_penalty[p % 12]
+            self.pitch_bias[program] = bias
+        self.position_index = {tid: p for p, tid in enumerate(vocab.positions)}
+        self.program_index = {tid: p for p, tid in vocab.programs.items()}
+        ppb = constraints.positions_per_bar
+        self.positions_from = [mask(vocab.positions[start:ppb]) for start in range(ppb + 1)]
+
+    def for_row(self, row: _Row) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(allowed mask, optional logit bias) for the row's next token."""
+        if row.state == BAR:
+            return self.bar, None
+        if row.state == TIMESIG:
+            return self.timesig, None
+        if row.state == POSITION:
+            return self.positions_from[0], None
+        if row.state == PROGRAM:
+            return self.programs, None
+        if row.state == PITCH:
+            return self.pitch[row.program], self.pitch_bias[row.program]
+        if row.state == VELOCITY:
+            return self.velocity, None
+        if row.state == DURATION:
+            return self.duration, None
+        # after a note: another note here, a later position, or the next bar
+        if row.tokens_in_bar >= self.constraints.max_tokens_per_bar:
+            return self.bar, None
+        allowed = self.programs | self.bar | self.positions_from[row.position + 1]
+        return allowed, None
+
+    def advance(self, row: _Row, token: int) -> None:
+        """Move the row's state machine past ``token`` (which the mask allowed)."""
+        vocab = self.vocab
+        row.tokens_in_bar += 1
+        if token == vocab.bar:
+            if row.bar == self.constraints.bars:
+                row.state = DONE  # the (N+1)-th bar would begin: stop, without the Bar token
+                return
+            row.bar += 1
+            row.position = -1
+            row.tokens_in_bar = 0
+            row.state = TIMESIG
+        elif row.state == TIMESIG:
+            row.state = POSITION
+        elif row.state in (POSITION, AFTER_NOTE) and token in self.position_index:
+            row.position = self.position_index[token]
+            row.state = PROGRAM
+        elif row.state in (PROGRAM, AFTER_NOTE):
+            row.program = self.program_index[token]
+            row.state = PITCH
+        elif row.state == PITCH:
+            row.state = VELOCITY
+        elif row.state == VELOCITY:
+            row.state = DURATION
+        elif row.state == DURATION:
+            row.state = AFTER_NOTE
+        row.tokens.append(token)
+
+
+def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Zero the tail of each row's distribution outside the smallest set with mass >= top_p. [K, V]"""
+    if top_p >= 1.0:
+        return probs
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    cumulative = sorted_probs.cumsum(dim=-1)
+    drop = cumulative - sorted_probs > top_p  # keeps the token that crosses top_p
+    sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+    return torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+
+
+ProgressFn = Callable[[float], None]
+
+
+@torch.inference_mode()
+def sample_continuations(
+    model: GPT,
+    prompt_ids: Sequence[int],
+    vocab: Vocabulary,
+    constraints: Constraints,
+    seeds: Sequence[int],
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    progress: ProgressFn | None = None,
+    cancel: CancelToken | None = None,
+    use_cache: bool = True,
+) -> list[list[int]]:
+    """Sample ``len(seeds)`` continuations of ``prompt_ids`` in one batch; returns each row's token ids,
+    starting with ``Bar TimeSig`` and ending before the bar after the last one.
+
+    ``use_cache=False`` recomputes the whole context every step (the baseline the benchmark compares with).
+    """
+    device = next(model.parameters()).device
+    block = model.config.block_size
+    batch = len(seeds)
+    masks = _Masks(vocab, constraints, device)
+    rows = [_Row() for _ in range(batch)]
+    generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+
+    prompt = list(prompt_ids)[-(block // 2) :]
+    history = torch.tensor([prompt] * batch, dtype=torch.long, device=device)  # [K, T]
+    cache: KVCache | None = None
+
+    def forward_context() -> torch.Tensor:
+        nonlocal cache
+        context = history[:, -(block // 2) :] if history.shape[1] >= block else history
+        if use_cache:
+            cache = model.new_cache(batch)
+            # the prompt is the same for every row at the start, but after a crop rows differ: prefill all
+            logits, _ = model(context, cache=cache)
+        else:
+            logits, _ = model(context)
+        return logits[:, -1, :]
+
+    logits = forward_context()
+    steps = 0
+    expected = constraints.bars * batch
+    while not all(r.state == DONE for r in rows):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        next_tokens = torch.full((batch,), vocab.pad, dtype=torch.long)
+        scaled = logits.float() / temperature
+        allowed = torch.zeros_like(scaled, dtype=torch.bool)
+        for i, row in enumerate(rows):
+            if row.state == DONE:
+                allowed[i, vocab.pad] = True
+                continue
+            row_mask, bias = masks.for_row(row)
+            allowed[i] = row_mask
+            if bias is not None:
+                scaled[i] += bias
+        scaled = scaled.masked_fill(~allowed, float("-inf"))
+        probs = _top_p_filter(torch.softmax(scaled, dim=-1), top_p).cpu()
+        for i, row in enumerate(rows):
+            if row.state == DONE:
+                continue
+            token = int(torch.multinomial(probs[i], 1, generator=generators[i]).item())
+            masks.advance(row, token)
+            next_tokens[i] = token
+        steps += 1
+        if progress is not None and steps % 8 == 0:
+            done_bars = sum(max(0, r.bar - 1) if r.state != DONE else constraints.bars for r in rows)
+            progress(min(1.0, done_bars / expected))
+        if all(r.state == DONE for r in rows):
+            break
+        history = torch.cat([history, next_tokens.to(device)[:, None]], dim=1)
+        if not use_cache or cache is None or cache.length >= block:
+            logits = forward_context()
+        else:
+            step_logits, _ = model(next_tokens.to(device)[:, None], cache=cache)
+            logits = step_logits[:, -1, :]
+    if progress is not None:
+        progress(1.0)
+    return [r.tokens for r in rows]
