@@ -88,7 +88,9 @@ class Prompt:
         ):
             raise BadInputError(f"tempo must be between 10 and 400 BPM, got {self.tempo_bpm!r}")
         if self.length_beats is not None and not (math.isfinite(self.length_beats) and self.length_beats > 0):
-            raise BadInputError(f"region length must be a positive number of beats, got {self.length_beats!r}")
+            raise BadInputError(
+                f"region length must be a positive number of beats, got {self.length_beats!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,9 @@ class GenerationParams:
             or not isinstance(self.variants, int)
             or not 1 <= self.variants <= MAX_VARIANTS
         ):
-            raise BadInputError(f"variants must be a whole number in 1..{MAX_VARIANTS}, got {self.variants!r}")
+            raise BadInputError(
+                f"variants must be a whole number in 1..{MAX_VARIANTS}, got {self.variants!r}"
+            )
         if not (math.isfinite(self.temperature) and 0.05 <= self.temperature <= 3.0):
             raise BadInputError(f"temperature must be in 0.05..3.0, got {self.temperature!r}")
         if not (math.isfinite(self.top_p) and 0.0 < self.top_p <= 1.0):
@@ -139,7 +143,9 @@ class RegionInfo:
     length_bars: int
     sample_rate: int
     parts: tuple[str, ...] = ()
-    notes: str = ""  # anything the engine adjusted, said plainly (e.g. "tempo changes: used the last, 96 BPM")
+    notes: str = (
+        ""  # anything the engine adjusted, said plainly (e.g. "tempo changes: used the last, 96 BPM")
+    )
 
 
 @dataclass(frozen=True)

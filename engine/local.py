@@ -27,13 +27,13 @@ from engine.api import (
     VariantResult,
 )
 from engine.checkpoints import SYMBOLIC_TYPE, find_checkpoint, installed_checkpoints, model_info
-from engine.errors import BadInputError
+from engine.errors import BadInputError, EngineError
 from engine.render.soundfont import find_soundfont
 from engine.render.synth import render_score
 from engine.symbolic.continuation import SymbolicModel, continue_region
 from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
-from engine.symbolic.region import Region, read_region
 from engine.symbolic.naming import part_names_for
+from engine.symbolic.region import Region, read_region
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,9 @@ class LocalEngine:
             cancel.raise_if_cancelled()
             report(0.65 + 0.35 * (index - 1) / len(variants), f"rendering variant {index}")
             results.append(
-                self._write_variant(job_dir, f"v{index:02d}", seed, region, parts, params.bars, sample_rate, soundfont)
+                self._write_variant(
+                    job_dir, f"v{index:02d}", seed, region, parts, params.bars, sample_rate, soundfont
+                )
             )
         timings["render_seconds"] = time.perf_counter() - t0
         timings["total_seconds"] = time.perf_counter() - started
@@ -156,7 +158,10 @@ class LocalEngine:
         soundfont: object,
     ) -> VariantResult:
         folder = job_dir / variant_id
-        folder.mkdir(parents=True, exist_ok=False)
+        try:
+            folder.mkdir(parents=True, exist_ok=False)
+        except FileExistsError as e:
+            raise EngineError(f"{folder} already exists; Segue never overwrites files") from e
         tpq = region.ticks_per_quarter
         length_ticks = bars * region.bar_ticks
         conductor = Conductor(tempos=((0, region.tempo_bpm),), meters=((0, region.meter),))
@@ -172,7 +177,9 @@ class LocalEngine:
         files["audio"] = f"{variant_id}/continuation.wav"
         for name in stems.stems:
             files[f"stem:{name}"] = f"{variant_id}/stems/{name}.wav"
-        full_audio = render_score(folder / "full.mid", sample_rate, region.place_at_seconds + duration, soundfont)
+        full_audio = render_score(
+            folder / "full.mid", sample_rate, region.place_at_seconds + duration, soundfont
+        )
         full_audio.write(folder / "full.wav", None)
         files["full_audio"] = f"{variant_id}/full.wav"
         return VariantResult(
@@ -206,7 +213,9 @@ def _region_with_continuation(
         )
         for p in parts
     )
-    tempos = tuple((int(t.time), float(t.qpm)) for t in region.score.tempos if t.time < offset) or ((0, 120.0),)
+    tempos = tuple((int(t.time), float(t.qpm)) for t in region.score.tempos if t.time < offset) or (
+        (0, 120.0),
+    )
     if region.score.tempos and region.tempo_bpm != tempos[-1][1]:  # --tempo overrides the file's map
         tempos = ((0, region.tempo_bpm),)
     meters: tuple[tuple[int, Meter], ...] = ((0, region.meter),)

@@ -8,12 +8,13 @@ continuations in one batch with :func:`engine.symbolic.sampling.sample_continuat
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from miditok import REMI, TokSequence
-from symusic import Score
+from symusic.core import ScoreTick
 
 from engine.api import CancelToken, GenerationParams
 from engine.checkpoints import Checkpoint
@@ -22,6 +23,7 @@ from engine.symbolic.midifile import Note, PartNotes
 from engine.symbolic.model import GPT
 from engine.symbolic.region import Region, prompt_window
 from engine.symbolic.sampling import (
+    POSITIONS_PER_BEAT,
     Constraints,
     ProgressFn,
     Vocabulary,
@@ -85,7 +87,26 @@ def region_constraints(region: Region, vocab: Vocabulary, bars: int, key_penalty
                 drum_pitches.append(int(note.pitch))
             else:
                 pitch_classes[int(note.pitch) % 12] += 1
-    return constraints_for(vocab, region.meter, bars, ranges, drum_pitches, pitch_classes, key_penalty)
+    return constraints_for(
+        vocab, region.meter, bars, ranges, drum_pitches, pitch_classes, key_penalty, region_grid(region)
+    )
+
+
+def region_grid(region: Region, coarsest: int = 4) -> int:
+    """The region's onset grid in token positions (1/8 of the meter's beat): 2 for a 16th-note grid in 4/4.
+
+    The gcd of every onset's position in its bar, capped at ``coarsest`` (an 8th note) so that a region of
+    long notes does not forbid 8th notes; 1 when any onset falls between positions.
+    """
+    unit = region.ticks_per_quarter * 4 / region.meter.denominator / POSITIONS_PER_BEAT
+    step = 0
+    for track in region.score.tracks:
+        for note in track.notes:
+            position = (int(note.time) % region.bar_ticks) / unit
+            if abs(position - round(position)) > 1e-6:
+                return 1
+            step = math.gcd(step, round(position))
+    return min(step, coarsest) if step else coarsest
 
 
 def decode_variant(
@@ -93,7 +114,7 @@ def decode_variant(
 ) -> tuple[PartNotes, ...]:
     """Decode one sampled token list into parts on the region's ticks, clipped to ``bars`` bars."""
     try:
-        score: Score = tokenizer.decode(TokSequence(ids=list(tokens)))
+        score: ScoreTick = tokenizer.decode(TokSequence(ids=list(tokens)))
     except Exception as e:  # miditok raises a variety of errors on malformed sequences
         raise EngineError(f"could not decode a generated sequence: {e}") from e
     scale = region.ticks_per_quarter / int(score.ticks_per_quarter)
@@ -108,7 +129,9 @@ def decode_variant(
             duration = max(1, min(round(int(n.duration) * scale), end_tick - start))
             notes.setdefault(program, []).append(Note(start, duration, int(n.pitch), int(n.velocity)))
     return tuple(
-        PartNotes(part_names[p.program], p.program, tuple(sorted(notes.get(p.program, []), key=lambda n: n.start)))
+        PartNotes(
+            part_names[p.program], p.program, tuple(sorted(notes.get(p.program, []), key=lambda n: n.start))
+        )
         for p in region.parts
     )
 

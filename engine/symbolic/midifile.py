@@ -79,10 +79,16 @@ def build_midi(
         meta.append((tick, 0, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm))))
     for tick, meter in conductor.meters:
         meta.append(
-            (tick, 0, mido.MetaMessage("time_signature", numerator=meter.numerator, denominator=meter.denominator))
+            (
+                tick,
+                0,
+                mido.MetaMessage("time_signature", numerator=meter.numerator, denominator=meter.denominator),
+            )
         )
     conductor_track = mido.MidiTrack(_to_delta(meta))
-    conductor_track.append(mido.MetaMessage("end_of_track", time=end_tick - sum(m.time for m in conductor_track)))
+    conductor_track.append(
+        mido.MetaMessage("end_of_track", time=end_tick - sum(m.time for m in conductor_track))
+    )
     mid.tracks.append(conductor_track)
     for part, channel in zip(parts, _channels(parts), strict=True):
         events: list[tuple[int, int, mido.Message | mido.MetaMessage]] = [
@@ -96,7 +102,9 @@ def build_midi(
                 continue
             velocity = max(1, min(127, note.velocity))
             # note-offs before note-ons at the same tick, so repeated notes retrigger
-            events.append((note.start, 3, mido.Message("note_on", channel=channel, note=note.pitch, velocity=velocity)))
+            events.append(
+                (note.start, 3, mido.Message("note_on", channel=channel, note=note.pitch, velocity=velocity))
+            )
             events.append((off, 2, mido.Message("note_off", channel=channel, note=note.pitch, velocity=0)))
         track = mido.MidiTrack(_to_delta(events))
         used = sum(m.time for m in track)

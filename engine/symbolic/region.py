@@ -10,9 +10,11 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import mido
 from symusic import Score, Tempo, TimeSignature
+from symusic.core import ScoreTick, TempoTick, TimeSignatureTick
 
 from engine.api import Meter, Prompt
 from engine.errors import BadInputError
@@ -42,7 +44,7 @@ class Part:
 @dataclass(frozen=True)
 class Region:
     path: Path
-    score: Score  # as read, in the file's ticks
+    score: ScoreTick  # as read, in the file's ticks
     tempo_bpm: float  # the tempo in force at the end of the region
     meter: Meter  # the meter in force at the end of the region
     bar_ticks: int  # length of one bar of ``meter`` in the file's ticks
@@ -85,8 +87,8 @@ def _end_of_track_tick(path: Path) -> int:
     return max((sum(msg.time for msg in track) for track in mid.tracks), default=0)
 
 
-def _meter_at(score: Score, tick: int) -> Meter:
-    current: TimeSignature | None = None
+def _meter_at(score: ScoreTick, tick: int) -> Meter:
+    current: TimeSignatureTick | None = None
     for ts in sorted(score.time_signatures, key=lambda t: t.time):
         if ts.time <= tick:
             current = ts
@@ -99,7 +101,7 @@ def _meter_at(score: Score, tick: int) -> Meter:
         return Meter(4, 4)
 
 
-def _tempo_at(score: Score, tick: int) -> float:
+def _tempo_at(score: ScoreTick, tick: int) -> float:
     tempos = sorted(score.tempos, key=lambda t: t.time)
     qpm = 120.0
     for t in tempos:
@@ -108,7 +110,7 @@ def _tempo_at(score: Score, tick: int) -> float:
     return qpm
 
 
-def bar_lines(score: Score, end_tick: int, meter_override: Meter | None = None) -> list[int]:
+def bar_lines(score: ScoreTick, end_tick: int, meter_override: Meter | None = None) -> list[int]:
     """Bar-line ticks from 0 up to and including the first one at or after ``end_tick``."""
     tpq = int(score.ticks_per_quarter)
     changes: list[tuple[int, Meter]] = []
@@ -134,7 +136,7 @@ def bar_lines(score: Score, end_tick: int, meter_override: Meter | None = None) 
     return lines
 
 
-def _parts(score: Score) -> tuple[Part, ...]:
+def _parts(score: ScoreTick) -> tuple[Part, ...]:
     by_program: dict[int, list[int]] = {}
     names: dict[int, str] = {}
     for track in score.tracks:
@@ -157,7 +159,7 @@ def read_region(prompt: Prompt) -> Region:
     path = Path(prompt.midi_path)
     _check_file(path)
     try:
-        score = Score(str(path))
+        score = cast(ScoreTick, Score(str(path)))
     except Exception as e:  # symusic raises plain RuntimeError/ValueError on corrupt data
         raise BadInputError(f"{path} could not be read as MIDI ({e}); is it truncated or corrupt?") from e
     tpq = int(score.ticks_per_quarter)
@@ -207,7 +209,7 @@ def read_region(prompt: Prompt) -> Region:
     )
 
 
-def seconds_at(score: Score, tick: int, tempo_override: float | None = None) -> float:
+def seconds_at(score: ScoreTick, tick: int, tempo_override: float | None = None) -> float:
     """Seconds from tick 0 to ``tick`` through the score's tempo map (or a fixed tempo)."""
     tpq = int(score.ticks_per_quarter)
     if tempo_override is not None:
@@ -224,7 +226,7 @@ def seconds_at(score: Score, tick: int, tempo_override: float | None = None) -> 
     return seconds + (tick - last_tick) / tpq * 60.0 / qpm
 
 
-def prompt_window(region: Region, bars: int) -> Score:
+def prompt_window(region: Region, bars: int) -> ScoreTick:
     """The last ``bars`` bars of the region as a new score starting at tick 0, with the region's tempo and
     meter at tick 0 (notes that start before the window are dropped)."""
     bars = max(1, min(bars, region.length_bars))
@@ -234,8 +236,10 @@ def prompt_window(region: Region, bars: int) -> Score:
     window.tempos.clear()
     window.time_signatures.clear()
     window.key_signatures.clear()
-    window.tempos.append(Tempo(0, qpm=region.tempo_bpm))
-    window.time_signatures.append(TimeSignature(0, region.meter.numerator, region.meter.denominator))
+    window.tempos.append(cast(TempoTick, Tempo(0, qpm=region.tempo_bpm)))
+    window.time_signatures.append(
+        cast(TimeSignatureTick, TimeSignature(0, region.meter.numerator, region.meter.denominator))
+    )
     return window
 
 

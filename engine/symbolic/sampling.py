@@ -97,6 +97,7 @@ class Constraints:
     meter: Meter
     parts: dict[int, tuple[int, ...]]  # program (-1 drums) -> allowed MIDI pitches
     pitch_class_penalty: tuple[float, ...] = (0.0,) * 12  # nats subtracted per pitch class
+    position_step: int = 1  # onsets only on multiples of this many positions (the region's grid)
     max_tokens_per_bar: int = 640
 
     @property
@@ -112,6 +113,7 @@ def constraints_for(
     drum_pitches: Sequence[int],
     pitch_class_counts: Sequence[int],
     key_penalty: float,
+    position_step: int = 1,
 ) -> Constraints:
     """Build :class:`Constraints`; raise :class:`BadInputError` for a meter the model cannot write."""
     if (meter.numerator, meter.denominator) not in vocab.time_signatures:
@@ -133,7 +135,9 @@ def constraints_for(
         raise BadInputError("none of the region's instruments or pitches can be written by this model")
     total = sum(pitch_class_counts) or 1
     penalty = tuple(key_penalty if count / total < 0.02 else 0.0 for count in pitch_class_counts)
-    return Constraints(bars=bars, meter=meter, parts=parts, pitch_class_penalty=penalty)
+    return Constraints(
+        bars=bars, meter=meter, parts=parts, pitch_class_penalty=penalty, position_step=max(1, position_step)
+    )
 
 
 # States of a row's grammar: what the next token must be.
@@ -181,7 +185,10 @@ class _Masks:
         self.position_index = {tid: p for p, tid in enumerate(vocab.positions)}
         self.program_index = {tid: p for p, tid in vocab.programs.items()}
         ppb = constraints.positions_per_bar
-        self.positions_from = [mask(vocab.positions[start:ppb]) for start in range(ppb + 1)]
+        step = constraints.position_step
+        self.positions_from = [
+            mask([vocab.positions[p] for p in range(start, ppb) if p % step == 0]) for start in range(ppb + 1)
+        ]
 
     def for_row(self, row: _Row) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(allowed mask, optional logit bias) for the row's next token."""
@@ -242,7 +249,8 @@ def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     cumulative = sorted_probs.cumsum(dim=-1)
     drop = cumulative - sorted_probs > top_p  # keeps the token that crosses top_p
     sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-    return torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    filtered: torch.Tensor = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return filtered
 
 
 ProgressFn = Callable[[float], None]
@@ -286,7 +294,8 @@ def sample_continuations(
             logits, _ = model(context, cache=cache)
         else:
             logits, _ = model(context)
-        return logits[:, -1, :]
+        last: torch.Tensor = logits[:, -1, :]
+        return last
 
     logits = forward_context()
     steps = 0

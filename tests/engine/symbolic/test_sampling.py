@@ -7,7 +7,7 @@ import torch
 
 from engine.api import CancelToken, Meter
 from engine.errors import BadInputError, CancelledError
-from engine.symbolic.model import GPT, GPTConfig, PRESETS
+from engine.symbolic.model import GPT, PRESETS, GPTConfig
 from engine.symbolic.sampling import Vocabulary, _top_p_filter, constraints_for, sample_continuations
 from engine.symbolic.tokenizer import make_tokenizer
 
@@ -31,12 +31,22 @@ def model(tokenizer) -> GPT:  # type: ignore[no-untyped-def]
 
 def _prompt(tokenizer, meter: str = "4/4") -> list[int]:  # type: ignore[no-untyped-def]
     v = tokenizer.vocab
-    tokens = ["Bar_None", f"TimeSig_{meter}", "Position_0", "Program_33", "Pitch_43", "Velocity_79", "Duration_1.0.8"]
+    tokens = [
+        "Bar_None",
+        f"TimeSig_{meter}",
+        "Position_0",
+        "Program_33",
+        "Pitch_43",
+        "Velocity_79",
+        "Duration_1.0.8",
+    ]
     return [v[t] for t in tokens]
 
 
 def _constraints(vocab: Vocabulary, meter: Meter, bars: int, parts: dict[int, tuple[int, int]]):  # type: ignore[no-untyped-def]
-    return constraints_for(vocab, meter, bars, parts, [36, 38, 42], [10, 0, 5, 0, 5, 5, 0, 8, 0, 5, 0, 4], 1.5)
+    return constraints_for(
+        vocab, meter, bars, parts, [36, 38, 42], [10, 0, 5, 0, 5, 5, 0, 8, 0, 5, 0, 4], 1.5
+    )
 
 
 def _decode(tokenizer, ids: list[int]) -> list[str]:  # type: ignore[no-untyped-def]
@@ -55,7 +65,7 @@ def test_exactly_n_bars_in_the_grammar(model: GPT, tokenizer, vocab: Vocabulary,
         assert tokens[:2] == ["Bar_None", f"TimeSig_{meter}"]
         assert not any(t.startswith(("Tempo", "EOS", "PAD", "BOS")) for t in tokens)
         bar_starts = [i for i, t in enumerate(tokens) if t == "Bar_None"] + [len(tokens)]
-        for a, b in zip(bar_starts, bar_starts[1:]):
+        for a, b in zip(bar_starts, bar_starts[1:], strict=False):
             bar = tokens[a:b]
             positions = [int(t.split("_")[1]) for t in bar if t.startswith("Position")]
             assert positions, "every bar has notes"
@@ -84,7 +94,9 @@ def test_seeds_reproduce_and_differ(model: GPT, tokenizer, vocab: Vocabulary) ->
 def test_cache_gives_the_same_tokens_as_full_recompute(model: GPT, tokenizer, vocab: Vocabulary) -> None:  # type: ignore[no-untyped-def]
     constraints = _constraints(vocab, Meter(4, 4), 4, {33: (40, 55), -1: (36, 42)})
     cached = sample_continuations(model, _prompt(tokenizer), vocab, constraints, seeds=[11, 12])
-    plain = sample_continuations(model, _prompt(tokenizer), vocab, constraints, seeds=[11, 12], use_cache=False)
+    plain = sample_continuations(
+        model, _prompt(tokenizer), vocab, constraints, seeds=[11, 12], use_cache=False
+    )
     assert cached == plain
 
 
@@ -126,3 +138,10 @@ def test_top_p_keeps_the_smallest_nucleus() -> None:
     kept = _top_p_filter(probs, 0.7)
     assert kept[0, :2].tolist() == pytest.approx([0.5, 0.3]) and kept[0, 2:].sum() == 0
     assert torch.equal(_top_p_filter(probs, 1.0), probs)
+
+
+def test_onsets_stay_on_the_region_grid(model: GPT, tokenizer, vocab: Vocabulary) -> None:  # type: ignore[no-untyped-def]
+    constraints = constraints_for(vocab, Meter(4, 4), 3, {33: (40, 55)}, [], [1] * 12, 0.0, position_step=4)
+    for ids in sample_continuations(model, _prompt(tokenizer), vocab, constraints, seeds=[1, 2]):
+        positions = [int(t.split("_")[1]) for t in _decode(tokenizer, ids) if t.startswith("Position")]
+        assert positions and all(p % 4 == 0 for p in positions)
