@@ -249,6 +249,34 @@ def run_training(kind: str, argv: list[str]) -> int:
     raise BadInputError(f"unknown training kind {kind!r}: this version trains 'symbolic' models")
 
 
+def doctor() -> dict[str, dict[str, Any]]:
+    """Checks for ``segue doctor``: name -> ``{"ok": bool, "detail": str}``. Imports lazily."""
+    import platform
+    import sys
+
+    python = f"{platform.python_version()} ({sys.executable})"
+    checks: dict[str, dict[str, Any]] = {"python": {"ok": sys.version_info[:2] == (3, 11), "detail": python}}
+    try:
+        torch = importlib.import_module("torch")
+        cuda = bool(torch.cuda.is_available())
+        device = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu"
+        checks["torch"] = {"ok": True, "detail": f"{torch.__version__}, device {device}"}
+    except Exception as e:  # a doctor reports, it never crashes
+        hint = "the local engine needs: pip install 'segue[engine]'"
+        checks["torch"] = {"ok": False, "detail": f"not usable ({e}); {hint}"}
+    try:
+        found = importlib.import_module("engine.render.soundfont").find_soundfont(None)
+        checks["soundfont"] = {"ok": True, "detail": str(getattr(found, "path", found))}
+    except Exception as e:
+        checks["soundfont"] = {"ok": False, "detail": f"{e}; set SEGUE_SOUNDFONT to a General MIDI .sf2 file"}
+    try:
+        names = [c.name for c in importlib.import_module("engine.checkpoints").installed_checkpoints()]
+        checks["models"] = {"ok": bool(names), "detail": ", ".join(names) or "none installed"}
+    except Exception as e:
+        checks["models"] = {"ok": False, "detail": str(e)}
+    return checks
+
+
 def to_jsonable(obj: Any) -> Any:
     """Turn the dataclasses of this module into plain JSON values (paths as strings, meters as "4/4")."""
     if isinstance(obj, Meter):

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import torch
-from symusic import TimeSignature
+from symusic import Score, TimeSignature
 
 from engine.api import (
     DEFAULT_SAMPLE_RATE,
@@ -28,8 +28,9 @@ from engine.api import (
 )
 from engine.checkpoints import SYMBOLIC_TYPE, find_checkpoint, installed_checkpoints, model_info
 from engine.errors import BadInputError, EngineError
-from engine.render.soundfont import find_soundfont
-from engine.render.synth import render_score
+from engine.render.soundfont import SoundFont, find_soundfont
+from engine.render.synth import Rendering, render
+from engine.render.wavfile import write_wav
 from engine.symbolic.continuation import SymbolicModel, continue_region
 from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
 from engine.symbolic.naming import part_names_for
@@ -155,7 +156,7 @@ class LocalEngine:
         parts: tuple[PartNotes, ...],
         bars: int,
         sample_rate: int,
-        soundfont: object,
+        soundfont: SoundFont,
     ) -> VariantResult:
         folder = job_dir / variant_id
         try:
@@ -168,19 +169,17 @@ class LocalEngine:
         continuation = build_midi(tpq, conductor, parts, length_ticks)
         save_midi(continuation, folder / "continuation.mid")
         full_parts, full_conductor = _region_with_continuation(region, parts)
-        full = build_midi(tpq, full_conductor, full_parts, region.place_at_tick + length_ticks)
-        save_midi(full, folder / "full.mid")
+        save_midi(build_midi(tpq, full_conductor, full_parts, region.place_at_tick + length_ticks), folder / "full.mid")
         files = {"midi": f"{variant_id}/continuation.mid", "full_midi": f"{variant_id}/full.mid"}
         duration = length_ticks / tpq * 60.0 / region.tempo_bpm
-        stems = render_score(folder / "continuation.mid", sample_rate, duration, soundfont)
-        stems.write(folder / "continuation.wav", folder / "stems")
+        rendering = _render_file(folder / "continuation.mid", sample_rate, duration, soundfont)
+        write_wav(folder / "continuation.wav", rendering.mix, sample_rate)
         files["audio"] = f"{variant_id}/continuation.wav"
-        for name in stems.stems:
+        for name, stem in rendering.stems.items():
+            write_wav(folder / "stems" / f"{name}.wav", stem, sample_rate)
             files[f"stem:{name}"] = f"{variant_id}/stems/{name}.wav"
-        full_audio = render_score(
-            folder / "full.mid", sample_rate, region.place_at_seconds + duration, soundfont
-        )
-        full_audio.write(folder / "full.wav", None)
+        full = _render_file(folder / "full.mid", sample_rate, region.place_at_seconds + duration, soundfont)
+        write_wav(folder / "full.wav", full.mix, sample_rate)
         files["full_audio"] = f"{variant_id}/full.wav"
         return VariantResult(
             id=variant_id,
@@ -189,6 +188,11 @@ class LocalEngine:
             duration_seconds=duration,
             parts=tuple(p.name for p in parts),
         )
+
+
+def _render_file(path: Path, sample_rate: int, length_seconds: float, soundfont: SoundFont) -> Rendering:
+    """Render the MIDI file we just wrote, so the audio is exactly what the MIDI says."""
+    return render(Score(str(path)), sample_rate, length_seconds, soundfont)
 
 
 def _region_with_continuation(

@@ -1,0 +1,342 @@
+"""The ``segue`` command line (see shared/DESIGN.md). The console script points at :func:`main`.
+
+Only this module prints. It uses the engine through :mod:`engine.api` alone and imports no torch, so
+``segue --help`` starts fast. Exit codes: 0 done, 2 bad input, 1 engine failure, 130 cancelled (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bridge import segue_version
+from bridge.inputs import ACCEPTED_FORMATS, classify_inputs
+from bridge.jobs import JOB_FILE, JobRecord, job_to_json, list_jobs
+from bridge.progress import ProgressPrinter
+from bridge.runner import create_job, execute_job, mark_stopped
+from engine import api
+from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Prompt
+from engine.errors import BadInputError, SegueError
+
+log = logging.getLogger(__name__)
+
+EngineFactory = Callable[..., Engine]
+"""``factory(spec, **options) -> Engine``, like :func:`engine.api.open_engine` (tests pass a fake)."""
+
+DEFAULT_OUT = Path("segue-jobs")
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+_EXIT_BY_STATUS = {"done": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
+_TRACEBACK_HINT = "run again with --verbose (or SEGUE_DEBUG=1) to see the traceback"
+_LATER = {
+    "bridge": "the DAW bridge (OSC, MIDI clock)",
+    "serve": "the remote engine server",
+    "gui": "the desktop app",
+}
+
+
+def main(argv: list[str] | None = None, *, engine_factory: EngineFactory | None = None) -> int:
+    """Run ``segue`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command not in _LATER:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as e:  # --help, --version, or a usage error (argparse says what, exit 2)
+        return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
+    verbose = bool(args.verbose) or os.environ.get("SEGUE_DEBUG", "") not in ("", "0")
+    _setup_logging(verbose)
+    factory = engine_factory or api.open_engine
+    handler: Callable[[argparse.Namespace, EngineFactory], int] = args.handler
+    try:
+        return handler(args, factory)
+    except BadInputError as e:
+        log.debug("bad input", exc_info=True)
+        _err(f"segue: error: {e}")
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _err("segue: interrupted")
+        return EXIT_CANCELLED
+    except Exception as e:
+        log.debug("command failed", exc_info=True)
+        what = str(e) if isinstance(e, SegueError) else f"unexpected error: {type(e).__name__}: {e}"
+        _err(f"segue: error: {what}")
+        if not verbose:
+            _err(f"segue: {_TRACEBACK_HINT}")
+        return EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = GenerationParams()
+    parser = argparse.ArgumentParser(
+        prog="segue",
+        description="Continue a DAW region with a neural engine; audition and place the variants.",
+        epilog="Exit codes: 0 done, 2 bad input, 1 engine failure, 130 cancelled.",
+    )
+    parser.add_argument("--version", action="version", version=f"segue {segue_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details and tracebacks to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    p = sub.add_parser("continue", parents=[common], help="continue a region (MIDI and/or audio)")
+    p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=ACCEPTED_FORMATS + " of one region")
+    p.add_argument("--mode", choices=("continue", "accompany"), default=defaults.mode)
+    p.add_argument("--bars", type=int, default=defaults.bars, help="length of each variant in bars (%(default)s)")
+    p.add_argument("--variants", type=int, default=defaults.variants, help="how many variants (%(default)s)")
+    p.add_argument("--tempo", type=float, metavar="BPM", help="override the MIDI file's tempo (needed for audio)")
+    p.add_argument("--meter", metavar="N/D", help="override the MIDI file's time signature, e.g. 6/8")
+    p.add_argument("--model", default="default", help="model name or checkpoint folder (see `segue models`)")
+    p.add_argument("--temperature", type=float, default=defaults.temperature, help="(%(default)s)")
+    p.add_argument("--top-p", type=float, default=defaults.top_p, help="(%(default)s)")
+    p.add_argument("--seed", type=int, help="variants get seeds S, S+1, ... (default: random, stored)")
+    _add_engine_args(p)
+    p.add_argument("--token", default=os.environ.get("SEGUE_TOKEN"), help="remote engine token ($SEGUE_TOKEN)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for job folders (./%(default)s)")
+    p.add_argument("--json", action="store_true", help="print the job manifest (job.json) on stdout")
+    p.set_defaults(handler=cmd_continue)
+
+    p = sub.add_parser("models", parents=[common], help="list installed models")
+    _add_engine_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_models)
+
+    p = sub.add_parser("doctor", parents=[common], help="check torch, device, soundfont and models")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_doctor)
+
+    p = sub.add_parser("jobs", parents=[common], help="list the jobs in an output folder")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the folder given to `segue continue --out`")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_jobs)
+
+    p = sub.add_parser("train", help="train a model on your own data: segue train symbolic --data DIR --out DIR")
+    p.add_argument("kind", choices=("symbolic", "audio"))
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="--data DIR --out DIR and the trainer's options")
+    p.set_defaults(handler=cmd_train)
+
+    for name, what in _LATER.items():
+        p = sub.add_parser(name, help=f"{what} (not available in this version yet)")
+        p.set_defaults(handler=cmd_not_yet)
+    return parser
+
+
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--engine",
+        default=os.environ.get("SEGUE_ENGINE", "local"),
+        metavar="local|URL",
+        help="where the model runs: 'local' (this computer) or a server URL ($SEGUE_ENGINE; default local)",
+    )
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for name in ("bridge", "engine"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _open(factory: EngineFactory, spec: str, token: str | None = None) -> Engine:
+    options: dict[str, Any] = {}
+    if token and spec.startswith(("http://", "https://")):
+        options["token"] = token
+    elif token:
+        log.warning("--token is only used with a remote engine (--engine URL); ignoring it")
+    return factory(spec, **options)
+
+
+# -- segue continue ----------------------------------------------------------------------------------------
+
+
+def build_request(args: argparse.Namespace) -> GenerationRequest:
+    """The engine request for ``segue continue``; :class:`BadInputError` says what is wrong."""
+    files = classify_inputs(list(args.inputs))
+    if files.midi_path is None and args.tempo is None:
+        raise BadInputError(
+            f"{files.audio_path} is audio only, so Segue needs its tempo: add --tempo BPM "
+            "(and --meter N/D if it is not 4/4), or give the region's MIDI file as well"
+        )
+    prompt = Prompt(
+        midi_path=files.midi_path,
+        audio_path=files.audio_path,
+        tempo_bpm=args.tempo,
+        meter=Meter.parse(args.meter) if args.meter is not None else None,
+    )
+    params = GenerationParams(
+        mode=args.mode,
+        bars=args.bars,
+        variants=args.variants,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        seed=args.seed,
+    )
+    return GenerationRequest(prompt=prompt, params=params, model=args.model)
+
+
+def cmd_continue(args: argparse.Namespace, factory: EngineFactory) -> int:
+    request = build_request(args)  # before opening the engine: bad input fails fast
+    out_dir: Path = args.out.expanduser().resolve()
+    engine = _open(factory, args.engine, args.token)
+    record = create_job(request, out_dir, engine.name)
+    job_dir = out_dir / record.id
+    printer = ProgressPrinter(sys.stderr)
+    printer.note(f"segue: job {record.id} ({engine.name}) in {job_dir}")
+    try:
+        record = _run_interruptibly(engine, request, out_dir, record, printer)
+    except BadInputError:
+        printer.close()
+        if args.json:
+            _print_manifest(job_dir)
+        _err(f"segue: the job failed; its folder is {job_dir}")
+        raise
+    printer.close()
+    if args.json:
+        _print_manifest(job_dir)
+    elif record.status == "done":
+        _print_done(record, job_dir)
+    if record.status == "cancelled":
+        _err(f"segue: cancelled; the job folder is {job_dir} (status: cancelled)")
+    elif record.status == "failed":
+        message = record.error.message if record.error else "unknown error"
+        _err(f"segue: error: the engine failed: {message}")
+        _err(f"segue: the job folder is {job_dir} (status: failed)")
+        if not logging.getLogger("bridge").isEnabledFor(logging.DEBUG):
+            _err(f"segue: {_TRACEBACK_HINT}")
+    return _EXIT_BY_STATUS.get(record.status, EXIT_FAILED)
+
+
+def _run_interruptibly(
+    engine: Engine, request: GenerationRequest, out_dir: Path, record: JobRecord, printer: ProgressPrinter
+) -> JobRecord:
+    """Run the job on a worker thread; the first Ctrl-C cancels it cleanly, a second one stops at once."""
+    cancel = CancelToken()
+    outcome: dict[str, Any] = {}
+
+    finished = threading.Event()  # not Thread.join: an interrupted join() can leave is_alive() wrong (3.11)
+
+    def work() -> None:
+        try:
+            outcome["record"] = execute_job(engine, request, out_dir, record, printer, cancel)
+        except BaseException as e:  # handed to the main thread
+            outcome["error"] = e
+        finally:
+            finished.set()
+
+    worker = threading.Thread(target=work, name=f"segue-job-{record.id}", daemon=True)
+    worker.start()
+    interrupts = 0
+    while not finished.is_set():
+        try:
+            finished.wait(0.1)
+        except KeyboardInterrupt:
+            interrupts += 1
+            if interrupts == 1:
+                cancel.cancel()
+                printer.note("segue: cancelling... (press Ctrl-C again to stop at once)")
+            else:
+                return mark_stopped(out_dir / record.id)
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    result: JobRecord = outcome["record"]
+    return result
+
+
+def _print_manifest(job_dir: Path) -> None:
+    """Print ``job.json`` exactly as it is on disk."""
+    print((job_dir / JOB_FILE).read_text(encoding="utf-8"), end="", flush=True)
+
+
+def _print_done(record: JobRecord, job_dir: Path) -> None:
+    region = record.region
+    seconds = record.timings.get("wall_seconds", 0.0)
+    print(
+        f"done: {len(record.variants)} variant(s) of {record.params.bars} bar(s) "
+        f"at {region.tempo_bpm:g} BPM, {region.meter}, in {seconds:.1f} s"
+    )
+    if region.notes:
+        print(f"note: {region.notes}")
+    if record.place_at is not None:
+        print(f"place at: {record.place_at.beats:g} beats after the region start ({record.place_at.seconds:.3f} s)")
+    print(f"job folder: {job_dir}")
+    for variant in record.variants:
+        print(f"  {variant.id}  seed {variant.seed}")
+        stems = [role for role in variant.files if role.startswith("stem:")]
+        for role, label in (("audio", "audio"), ("midi", "midi")):
+            if role in variant.files:
+                print(f"       {label + ':':7}{job_dir / variant.files[role]}")
+        if stems:
+            print(f"       stems: {len(stems)} in {(job_dir / variant.files[stems[0]]).parent}")
+
+
+# -- the other commands ------------------------------------------------------------------------------------
+
+
+def cmd_models(args: argparse.Namespace, factory: EngineFactory) -> int:
+    models = _open(factory, args.engine).models()
+    if args.json:
+        print(json.dumps([api.to_jsonable(m) for m in models], indent=2))
+        return EXIT_OK
+    if not models:
+        print("no models installed; train one with `segue train symbolic --data DIR --out DIR`")
+        return EXIT_OK
+    for m in models:
+        size = f"{m.parameters / 1e6:.1f}M params" if m.parameters else "? params"
+        print(f"{m.name:24} {m.kind:5} {size:>14}  {','.join(m.modes):18} {m.path}")
+        if m.description:
+            print(f"{'':24} {m.description}")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace, factory: EngineFactory) -> int:
+    checks = {"segue": {"ok": True, "detail": segue_version()}, **api.doctor()}
+    checks["midi_ports_audio_devices"] = {"ok": None, "detail": "not checked in this version"}
+    if args.json:
+        print(json.dumps(checks, indent=2))
+    else:
+        labels = {"midi_ports_audio_devices": "MIDI ports / audio devices"}
+        for name, check in checks.items():
+            mark = {True: "ok  ", False: "FAIL", None: "--  "}[check["ok"]]
+            print(f"[{mark}] {labels.get(name, name)}: {check['detail']}")
+    return EXIT_OK if all(c["ok"] is not False for c in checks.values()) else EXIT_FAILED
+
+
+def cmd_jobs(args: argparse.Namespace, factory: EngineFactory) -> int:
+    out_dir: Path = args.out.expanduser().resolve()
+    jobs = list_jobs(out_dir)
+    if args.json:
+        print(json.dumps([job_to_json(record) for _, record in jobs], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not jobs:
+        print(f"no jobs in {out_dir}")
+        return EXIT_OK
+    for _, record in jobs:
+        detail = f"{len(record.variants)} variant(s)" if record.status == "done" else ""
+        if record.error is not None:
+            detail = record.error.message
+        print(f"{record.id:56} {record.status:9} {record.kind:5} {detail}")
+    print(f"({len(jobs)} job(s) in {out_dir})")
+    return EXIT_OK
+
+
+def cmd_train(args: argparse.Namespace, factory: EngineFactory) -> int:
+    return api.run_training(args.kind, list(args.rest))
+
+
+def cmd_not_yet(args: argparse.Namespace, factory: EngineFactory) -> int:
+    _err(f"segue {args.command}: {_LATER[args.command]} is not available in this version yet")
+    return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

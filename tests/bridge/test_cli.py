@@ -1,0 +1,260 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_engine import FakeEngine, write_midi_region, write_wav
+
+import engine.api
+from bridge import cli
+from bridge.jobs import load_job
+from engine.api import Engine
+from engine.errors import EngineError
+
+
+class Run:
+    """``segue`` invoked in-process with a fake engine."""
+
+    def __init__(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        self.tmp_path = tmp_path
+        self.capsys = capsys
+        self.engine = FakeEngine()
+        self.opened: list[tuple[str, dict[str, Any]]] = []
+        self.out = tmp_path / "out"
+        self.region = write_midi_region(tmp_path / "region.mid")
+
+    def factory(self, spec: str, **options: Any) -> Engine:
+        self.opened.append((spec, options))
+        return self.engine
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        code = cli.main(list(argv), engine_factory=self.factory)
+        captured = self.capsys.readouterr()
+        return code, captured.out, captured.err
+
+    def cont(self, *extra: str) -> tuple[int, str, str]:
+        return self("continue", str(self.region), "--out", str(self.out), *extra)
+
+    def job_dirs(self) -> list[Path]:
+        return sorted(self.out.iterdir()) if self.out.exists() else []
+
+
+@pytest.fixture
+def run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Run:
+    return Run(tmp_path, capsys)
+
+
+def test_continue_done(run: Run) -> None:
+    code, out, err = run.cont("--bars", "2", "--variants", "2", "--seed", "5", "--temperature", "0.8")
+    assert code == 0, err
+    (job_dir,) = run.job_dirs()
+    assert f"job folder: {job_dir}" in out
+    assert str(job_dir / "v01" / "continuation.wav") in out and str(job_dir / "v02" / "continuation.mid") in out
+    assert "100.0%" in err  # plain progress lines: stderr is not a terminal here
+    request = run.engine.requests[0]
+    assert request.prompt.midi_path == run.region.resolve()
+    assert (request.params.bars, request.params.variants, request.params.seed) == (2, 2, 5)
+    assert request.params.temperature == 0.8 and request.model == "default"
+    assert run.opened == [("local", {})]
+    assert load_job(job_dir).status == "done"
+
+
+def test_json_prints_the_manifest(run: Run) -> None:
+    code, out, _ = run.cont("--json", "--variants", "1", "--tempo", "96", "--meter", "6/8")
+    assert code == 0
+    (job_dir,) = run.job_dirs()
+    assert out == (job_dir / "job.json").read_text()
+    data = json.loads(out)
+    assert data["status"] == "done" and data["id"] == job_dir.name
+    assert run.engine.requests[0].prompt.tempo_bpm == 96.0
+    assert str(run.engine.requests[0].prompt.meter) == "6/8"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--meter", "4-4"], "meter must look like 4/4"),
+        (["--meter", "7/9"], "denominator must be one of"),
+        (["--bars", "0"], "bars must be a whole number in 1..64"),
+        (["--bars", "100000"], "bars must be a whole number in 1..64"),
+        (["--variants", "0"], "variants must be a whole number"),
+        (["--temperature", "0"], "temperature must be in"),
+        (["--temperature", "-1"], "temperature must be in"),
+        (["--top-p", "1.5"], "top-p must be in"),
+        (["--seed", "-3"], "seed must be"),
+        (["--tempo", "0"], "tempo must be between"),
+        (["--mode", "remix"], "invalid choice"),
+        (["--bars", "four"], "invalid int value"),
+        (["--temperature", "hot"], "invalid float value"),
+    ],
+)
+def test_bad_arguments_exit_2_without_a_job(run: Run, args: list[str], message: str) -> None:
+    code, out, err = run.cont(*args)
+    assert code == 2
+    assert message in err and out == ""
+    assert run.job_dirs() == [] and run.opened == []  # checked before the engine is opened
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("missing.mid", None, "no such file"),
+        ("empty.mid", b"", "is empty"),
+        ("lyrics.txt", b"la la la", "not a format Segue reads"),
+    ],
+)
+def test_unusable_input_files_exit_2(run: Run, name: str, content: bytes | None, message: str) -> None:
+    path = run.tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    code, _, err = run("continue", str(path), "--out", str(run.out))
+    assert code == 2
+    assert str(path) in err and message in err and "WAV, FLAC or AIFF" in err
+    assert run.job_dirs() == []
+
+
+def test_audio_only_needs_a_tempo(run: Run) -> None:
+    wav = write_wav(run.tmp_path / "take.wav", 1.0)
+    code, _, err = run("continue", str(wav), "--out", str(run.out))
+    assert code == 2 and "--tempo" in err and str(wav) in err
+    code, _, err = run("continue", str(wav), str(run.region), "--out", str(run.out))
+    assert code == 0, err
+    prompt = run.engine.requests[0].prompt
+    assert prompt.audio_path == wav.resolve() and prompt.midi_path == run.region.resolve()
+    code, _, _ = run("continue", str(wav), "--tempo", "100", "--out", str(run.out))
+    assert code == 0
+    assert load_job(run.job_dirs()[-1]).region.sources[0].role == "audio"
+
+
+def test_bad_input_from_the_engine_exits_2_and_marks_the_job(run: Run) -> None:
+    from engine.errors import ModelNotFoundError
+
+    run.engine.fail = ModelNotFoundError("no model named 'nope'; installed models: fake-midi")
+    code, out, err = run.cont("--model", "nope", "--json")
+    assert code == 2 and "no model named 'nope'" in err
+    (job_dir,) = run.job_dirs()
+    assert json.loads(out)["status"] == "failed" == load_job(job_dir).status
+
+
+def test_engine_failure_exits_1_with_a_hint(run: Run) -> None:
+    run.engine.fail = EngineError("the sampler produced no notes")
+    code, _, err = run.cont()
+    assert code == 1
+    assert "the sampler produced no notes" in err and "--verbose" in err and "SEGUE_DEBUG=1" in err
+    (job_dir,) = run.job_dirs()
+    record = load_job(job_dir)
+    assert record.status == "failed" and record.error is not None
+    assert record.error.message == "the sampler produced no notes"
+
+
+def test_unexpected_error_opening_the_engine_exits_1(run: Run) -> None:
+    def factory(spec: str, **options: Any) -> Engine:
+        raise ImportError("No module named 'torch'")
+
+    code = cli.main(["continue", str(run.region), "--out", str(run.out)], engine_factory=factory)
+    err = run.capsys.readouterr().err
+    assert code == 1 and "ImportError: No module named 'torch'" in err and "--verbose" in err
+    code = cli.main(["-v", "continue", str(run.region), "--out", str(run.out)], engine_factory=factory)
+    err = run.capsys.readouterr().err
+    assert code == 1 and "--verbose (or" not in err
+
+
+def test_ctrl_c_cancels_the_job_cleanly(run: Run) -> None:
+    run.engine.interrupt_at = 2
+    code, _, err = run.cont("--variants", "3")
+    assert code == 130 and "cancelling" in err and "cancelled" in err, err
+    (job_dir,) = run.job_dirs()
+    record = load_job(job_dir)
+    assert record.status == "cancelled" and record.error is not None
+    assert record.error.partial_variants == ("v01",)
+
+
+def test_second_ctrl_c_stops_at_once(run: Run) -> None:
+    run.engine.interrupt_at = 2
+    run.engine.interrupt_twice = True
+    code, _, err = run.cont("--variants", "3")
+    assert code == 130 and "cancelled" in err
+    (job_dir,) = run.job_dirs()
+    record = load_job(job_dir)
+    assert record.status == "cancelled" and record.error is not None
+    assert "stopped by the user" in record.error.message and record.error.partial_variants == ("v01",)
+
+
+def test_real_open_engine_rejects_unknown_engines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    region = write_midi_region(tmp_path / "r.mid")
+    code = cli.main(["continue", str(region), "--engine", "warp-drive", "--out", str(tmp_path / "out")])
+    assert code == 2 and "unknown engine 'warp-drive'" in capsys.readouterr().err
+
+
+def test_token_goes_to_remote_engines_only(run: Run) -> None:
+    run.cont("--token", "secret")
+    run.cont("--engine", "https://gpu.example:8750", "--token", "secret")
+    assert run.opened == [("local", {}), ("https://gpu.example:8750", {"token": "secret"})]
+
+
+def test_jobs_lists_every_job(run: Run) -> None:
+    run.cont()
+    run.engine.fail = EngineError("out of memory")
+    run.cont()
+    code, out, _ = run("jobs", "--out", str(run.out))
+    assert code == 0
+    first, second = run.job_dirs()
+    assert first.name in out and second.name in out and "done" in out and "out of memory" in out
+    code, out, _ = run("jobs", "--out", str(run.out), "--json")
+    assert [j["status"] for j in json.loads(out)] == ["done", "failed"]
+    code, out, _ = run("jobs", "--out", str(run.tmp_path / "empty"))
+    assert code == 0 and "no jobs" in out
+
+
+def test_models(run: Run) -> None:
+    code, out, _ = run("models")
+    assert code == 0 and "fake-midi" in out and "1.2M params" in out
+    code, out, _ = run("models", "--json")
+    assert json.loads(out)[0]["name"] == "fake-midi"
+
+
+def test_doctor(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine.api, "doctor", lambda: {"torch": {"ok": True, "detail": "2.13.0, device cpu"}})
+    code, out, _ = run("doctor")
+    assert code == 0 and "2.13.0, device cpu" in out
+    assert "MIDI ports / audio devices: not checked in this version" in out
+    monkeypatch.setattr(engine.api, "doctor", lambda: {"models": {"ok": False, "detail": "none installed"}})
+    code, out, _ = run("doctor", "--json")
+    assert code == 1 and json.loads(out)["models"]["detail"] == "none installed"
+
+
+def test_train_forwards_its_arguments(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[str, list[str]]] = []
+    monkeypatch.setattr(engine.api, "run_training", lambda kind, argv: calls.append((kind, argv)) or 3)
+    code, _, _ = run("train", "symbolic", "--data", "d", "--out", "o", "--steps", "5", "-v")
+    assert code == 3
+    assert calls == [("symbolic", ["--data", "d", "--out", "o", "--steps", "5", "-v"])]
+
+
+def test_train_audio_is_refused_clearly(run: Run) -> None:
+    code, _, err = run("train", "audio", "--data", "d", "--out", "o")
+    assert code == 2 and "unknown training kind 'audio'" in err
+
+
+@pytest.mark.parametrize("command", ["bridge", "serve", "gui"])
+def test_later_commands_say_so(run: Run, command: str) -> None:
+    code, _, err = run(command, "--port", "1")
+    assert code == 1 and "not available in this version yet" in err
+
+
+def test_version_help_and_usage_errors(run: Run) -> None:
+    code, out, _ = run("--version")
+    assert code == 0 and out.startswith("segue ")
+    assert run("--help")[0] == 0
+    assert run()[0] == 2
+    assert run("remix")[0] == 2
+
+
+def test_the_command_line_does_not_import_torch() -> None:
+    code = "import sys, bridge.cli; sys.exit('torch' in sys.modules)"
+    root = Path(__file__).resolve().parents[2]
+    assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0
