@@ -182,3 +182,23 @@ def test_unsupported_modes_and_inputs_are_bad_input(
         engine.generate(audio_only, tmp_path / "job")
     with pytest.raises(BadInputError, match="no model named"):
         engine.generate(GenerationRequest(Prompt(midi_path=region), GenerationParams(), "nope"), tmp_path / "job")
+
+
+@pytest.mark.parametrize("maker", ["drums_only", "forty_tracks", "three_hours", "type0", "tempo_changes"])
+def test_awkward_regions_still_give_bar_exact_files(
+    engine: LocalEngine, tiny_checkpoint: Path, tmp_path: Path, maker: str
+) -> None:
+    import midi_fixtures as fx
+
+    region_path = getattr(fx, maker)(tmp_path)
+    result = generate(engine, tiny_checkpoint, region_path, tmp_path / "job", bars=1, variants=1)
+    parts = result.region.parts  # type: ignore[attr-defined]
+    folder = tmp_path / "job" / "v01"
+    mid = mido.MidiFile(str(folder / "continuation.mid"))
+    assert len(mid.tracks) == 1 + len(parts), "one track per region part"
+    if maker == "drums_only":
+        assert parts == ("drums",)
+        assert all(m.channel == 9 for t in mid.tracks for m in t if m.type == "note_on")
+    seconds = result.variants[0].duration_seconds  # type: ignore[attr-defined]
+    assert seconds == pytest.approx(result.region.meter.quarters_per_bar * 60 / result.region.tempo_bpm)  # type: ignore[attr-defined]
+    assert abs(sf.info(str(folder / "continuation.wav")).frames - round(seconds * 44_100)) <= 1
