@@ -28,9 +28,10 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import symusic
+from symusic.core import NoteTick, ScoreTick, TempoTick, TimeSignatureTick, TrackTick
 
 from engine.checkpoints import write_json_atomic
+from engine.symbolic.drums import drum_track
 from engine.symbolic.tokenizer import TIME_SIGNATURES
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,33 @@ MANIFEST_NAME = "manifest.json"
 SKIPPED = {"palestrina", "theoryExercises", "nottingham-dataset", "demos"}
 FOLK = ["essenFolksong", "oneills1850", "ryansMammoth", "airdsAirs", "miscFolk"]
 MULTIPART = [
-    "bach", "beethoven", "haydn", "mozart", "monteverdi", "trecento", "josquin", "corelli", "schumann_robert",
-    "schumann_clara", "schubert", "ciconia", "luca", "lusitano", "cpebach", "handel", "weber", "beach",
-    "chopin", "joplin", "verdi", "webern", "schoenberg", "johnson_j_r", "liliuokalani", "leadSheet",
-]  # fmt: skip
+    "bach",
+    "beethoven",
+    "haydn",
+    "mozart",
+    "monteverdi",
+    "trecento",
+    "josquin",
+    "corelli",
+    "schumann_robert",
+    "schumann_clara",
+    "schubert",
+    "ciconia",
+    "luca",
+    "lusitano",
+    "cpebach",
+    "handel",
+    "weber",
+    "beach",
+    "chopin",
+    "joplin",
+    "verdi",
+    "webern",
+    "schoenberg",
+    "johnson_j_r",
+    "liliuokalani",
+    "leadSheet",
+]
 MULTIPART_SHARE = 0.6
 LICENCES = {
     "essenFolksong": "Essen folksong database: permission for non-commercial distribution and use in music21 "
@@ -70,7 +94,6 @@ ENSEMBLES: dict[str, list[int]] = {
 }
 SOLO = [0, 4, 24, 25, 40, 56, 65, 68, 71, 73, 21, 22, 80, 81, 11, 46, 105, 110]
 EXTRA = [1, 5, 6, 11, 12, 16, 26, 29, 35, 44, 45, 46, 49, 61, 69, 72, 74, 75, 89, 90, 105]
-KICK, SNARE, HAT, OPEN_HAT, CRASH, TOMS = 36, 38, 42, 46, 49, (50, 47, 45)
 
 
 def _slug(text: str) -> str:
@@ -166,69 +189,7 @@ def choose_programs(n_parts: int, rng: random.Random) -> tuple[str, list[int]]:
     return name, programs
 
 
-def bar_starts(time_sigs: list[tuple[int, int, int]], end_tick: int) -> list[tuple[int, int, int]]:
-    """(tick, numerator, denominator) at every bar line up to ``end_tick``."""
-    bars: list[tuple[int, int, int]] = []
-    for i, (tick, num, den) in enumerate(time_sigs):
-        stop = time_sigs[i + 1][0] if i + 1 < len(time_sigs) else end_tick
-        bar_len = num * TICKS_PER_QUARTER * 4 // den
-        t = tick
-        while t < stop:
-            bars.append((t, num, den))
-            t += bar_len
-    return bars
-
-
-def _bar_pattern(num: int, den: int, rng: random.Random, busy: bool) -> list[tuple[float, int]]:
-    """(position in quarters, drum pitch) for one bar of the meter."""
-    beat = 4 / den
-    hat_step = beat / 2 if den == 4 and busy else beat
-    length = num * beat
-    hits: list[tuple[float, int]] = [(i * hat_step, HAT) for i in range(round(length / hat_step))]
-    if (num, den) == (4, 4):
-        hits += [(0, KICK), (2, KICK), (1, SNARE), (3, SNARE)] + ([(2.5, KICK)] if busy else [])
-    elif (num, den) in ((2, 4), (2, 2)):
-        hits += [(0, KICK), (length / 2, SNARE)]
-    elif (num, den) == (3, 4):
-        hits += [(0, KICK), (1, SNARE), (2, SNARE)]
-    elif den == 8 and num in (6, 9, 12):  # compound: kick on the first dotted beat, snare on the others
-        hits += [(0, KICK)] + [(1.5 * i, SNARE if i % 2 else KICK) for i in range(1, num // 3)]
-    else:
-        hits += [(0, KICK)]
-    return hits
-
-
-def drum_track(time_sigs: list[tuple[int, int, int]], end_tick: int, rng: random.Random) -> symusic.Track:
-    """A synthetic drum part (kick, snare, closed hat; a fill and crash at phrase ends) over the piece's bars."""
-    track = symusic.Track(name="Drums (synthetic)", program=0, is_drum=True)
-    busy = rng.random() < 0.5
-    phrase = rng.choice([4, 8])
-    base_velocity = rng.randint(70, 105)
-    bars = bar_starts(time_sigs, end_tick)
-    sixteenth = TICKS_PER_QUARTER // 4
-    for index, (tick, num, den) in enumerate(bars):
-        bar_len = num * TICKS_PER_QUARTER * 4 // den
-        fill = index % phrase == phrase - 1 and index + 1 < len(bars)
-        hits = _bar_pattern(num, den, rng, busy)
-        if fill:  # replace the last beat by a snare/tom run
-            fill_start = bar_len - TICKS_PER_QUARTER * 4 // den
-            hits = [(q, p) for q, p in hits if q * TICKS_PER_QUARTER < fill_start]
-            for k, t in enumerate(range(fill_start, bar_len, sixteenth)):
-                pitch = SNARE if rng.random() < 0.5 else TOMS[min(k, 2)]
-                hits.append((t / TICKS_PER_QUARTER, pitch))
-        if index > 0 and index % phrase == 0:
-            hits.append((0, CRASH))
-        for quarters, pitch in hits:
-            t = tick + round(quarters * TICKS_PER_QUARTER)
-            if t >= tick + bar_len or t >= end_tick:
-                continue
-            accent = 12 if quarters == 0 else (0 if pitch != HAT else -15)
-            velocity = max(20, min(127, base_velocity + accent + rng.randint(-8, 8)))
-            track.notes.append(symusic.Note(t, sixteenth, pitch, velocity))
-    return track
-
-
-def work_to_score(work: Any, key: str) -> tuple[symusic.Score, dict[str, Any]] | None:
+def work_to_score(work: Any, key: str) -> tuple[ScoreTick, dict[str, Any]] | None:
     """Build a MIDI score from one music21 work, or None when it is empty or in an unsupported meter."""
     rng = random.Random(_seed(key))
     time_sigs = _time_signatures(work)
@@ -241,16 +202,16 @@ def work_to_score(work: Any, key: str) -> tuple[symusic.Score, dict[str, Any]] |
     part_notes.sort(key=lambda ns: -sum(p for _, _, p in ns) / len(ns))  # top voice first
     ensemble, programs = choose_programs(len(part_notes), rng)
     tempo = float(rng.randint(60, 180))
-    score = symusic.Score(TICKS_PER_QUARTER)
-    score.tempos.append(symusic.Tempo(0, tempo))
+    score = ScoreTick(TICKS_PER_QUARTER)
+    score.tempos.append(TempoTick(0, tempo))
     for tick, num, den in time_sigs:
-        score.time_signatures.append(symusic.TimeSignature(tick, num, den))
-    for notes, program in zip(part_notes, programs):
-        track = symusic.Track(name=f"Part program {program}", program=program, is_drum=False)
+        score.time_signatures.append(TimeSignatureTick(tick, num, den))
+    for notes, program in zip(part_notes, programs, strict=True):
+        track = TrackTick(f"Part program {program}", program, False)
         base = rng.randint(55, 110)
         for start, duration, pitch in notes:
             velocity = max(1, min(127, base + rng.randint(-10, 10)))
-            track.notes.append(symusic.Note(start, duration, pitch, velocity))
+            track.notes.append(NoteTick(start, duration, pitch, velocity))
         score.tracks.append(track)
     info = {
         "parts": len(part_notes),
@@ -264,7 +225,7 @@ def work_to_score(work: Any, key: str) -> tuple[symusic.Score, dict[str, Any]] |
     return score, info
 
 
-def _dump_atomic(score: symusic.Score, path: Path) -> None:
+def _dump_atomic(score: ScoreTick, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     score.dump_midi(str(tmp))
@@ -319,7 +280,7 @@ def convert_source(corpus_root: Path, rel: str, out_dir: Path) -> dict[str, dict
             end_tick = max(n.end for t in score.tracks for n in t.notes)
             sigs = [(ts.time, ts.numerator, ts.denominator) for ts in score.time_signatures]
             drummed = score.copy()
-            drummed.tracks.append(drum_track(sigs, end_tick, drum_rng))
+            drummed.tracks.append(drum_track(sigs, end_tick, drum_rng, TICKS_PER_QUARTER))
             drum_target = out_dir / f"{key}__drums.mid"
             if not drum_target.exists():
                 _dump_atomic(drummed, drum_target)
@@ -368,8 +329,9 @@ def build_corpus(out_dir: Path, max_minutes: float | None = None) -> dict[str, A
         if max_minutes is not None and time.monotonic() - started > max_minutes * 60:
             log.info("time limit of %.1f minutes reached", max_minutes)
             break
-        take_multi = bool(multi) and (not folk or spent["multi"] * (1 - MULTIPART_SHARE)
-                                      <= spent["folk"] * MULTIPART_SHARE)  # fmt: skip
+        take_multi = bool(multi) and (
+            not folk or spent["multi"] * (1 - MULTIPART_SHARE) <= spent["folk"] * MULTIPART_SHARE
+        )
         rel = multi.popleft() if take_multi else folk.popleft()
         t0 = time.monotonic()
         try:
@@ -400,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = build_corpus(args.out, args.max_minutes)
     files = manifest["files"]
     drums = sum(1 for f in files.values() if f.get("drums"))
-    print(f"{len(files)} MIDI files ({drums} with synthetic drums) from {len(manifest['sources_done'])} sources")
+    print(f"{len(files)} MIDI files ({drums} with synthetic drums) from {len(manifest['sources_done'])} sources")  # noqa: T201
     return 0
 
 
