@@ -10,17 +10,22 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from bridge import segue_version
 from bridge.inputs import ACCEPTED_FORMATS, classify_inputs
 from bridge.jobs import JOB_FILE, JobRecord, job_to_json, list_jobs
+from bridge.osc import DEFAULT_HOST, DEFAULT_PORT, OscBridge, OscServer, resolve_host
 from bridge.progress import ProgressPrinter
 from bridge.runner import create_job, execute_job, mark_stopped
+from bridge.service import PLACE_POLICIES, BridgeService
 from engine import api
 from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Prompt
 from engine.errors import BadInputError, SegueError
@@ -34,15 +39,31 @@ DEFAULT_OUT = Path("segue-jobs")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 _EXIT_BY_STATUS = {"done": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 _TRACEBACK_HINT = "run again with --verbose (or SEGUE_DEBUG=1) to see the traceback"
+DAW_ADAPTERS = ("generic", "ardour", "reaper", "live", "bitwig")
 _LATER = {
-    "bridge": "the DAW bridge (OSC, MIDI clock)",
     "serve": "the remote engine server",
     "gui": "the desktop app",
 }
 
 
-def main(argv: list[str] | None = None, *, engine_factory: EngineFactory | None = None) -> int:
-    """Run ``segue`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+@dataclass(frozen=True)
+class BridgeRunning:
+    """Handed to ``main(..., bridge_ready=...)`` once ``segue bridge`` listens: where, and how to stop it."""
+
+    osc_address: tuple[str, int]
+    stop: Callable[[], None]
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    engine_factory: EngineFactory | None = None,
+    bridge_ready: Callable[[BridgeRunning], None] | None = None,
+) -> int:
+    """Run ``segue`` with ``argv`` (default: ``sys.argv[1:]``) and return the exit code.
+
+    ``bridge_ready`` (for tests and embedding) is called on the main thread once ``segue bridge`` listens.
+    """
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)
@@ -53,6 +74,7 @@ def main(argv: list[str] | None = None, *, engine_factory: EngineFactory | None 
     verbose = bool(args.verbose) or os.environ.get("SEGUE_DEBUG", "") not in ("", "0")
     _setup_logging(verbose)
     factory = engine_factory or api.open_engine
+    args.bridge_ready = bridge_ready
     handler: Callable[[argparse.Namespace, EngineFactory], int] = args.handler
     try:
         return handler(args, factory)
@@ -115,6 +137,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the folder given to `segue continue --out`")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_jobs)
+
+    p = sub.add_parser("bridge", parents=[common], help="the headless DAW bridge: Segue's OSC on UDP (Ctrl-C stops)")
+    p.add_argument("--osc-host", default=DEFAULT_HOST, help="address to listen on (%(default)s)")
+    p.add_argument("--osc-port", type=int, default=DEFAULT_PORT, help="UDP port; 0: any free one (%(default)s)")
+    p.add_argument(
+        "--daw",
+        choices=DAW_ADAPTERS,
+        default="generic",
+        help="the DAW's OSC dialect; only 'generic' (Segue's own addresses) is available in this version",
+    )
+    p.add_argument("--daw-host", default=None, help="send replies and job events here instead of to the sender")
+    p.add_argument("--daw-port", type=int, default=None, help="UDP port for --daw-host (required with it)")
+    _add_engine_args(p)
+    p.add_argument("--model", default="default", help="model name or checkpoint folder (see `segue models`)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for job folders (./%(default)s)")
+    p.add_argument(
+        "--place",
+        choices=PLACE_POLICIES,
+        default="first",
+        help="which variants to place by itself when a job is done (%(default)s)",
+    )
+    p.set_defaults(handler=cmd_bridge)
 
     p = sub.add_parser("train", help="train a model on your own data: segue train symbolic --data DIR --out DIR")
     p.add_argument("kind", choices=("symbolic", "audio"))
@@ -326,6 +370,57 @@ def cmd_jobs(args: argparse.Namespace, factory: EngineFactory) -> int:
             detail = record.error.message
         print(f"{record.id:56} {record.status:9} {record.kind:5} {detail}")
     print(f"({len(jobs)} job(s) in {out_dir})")
+    return EXIT_OK
+
+
+def cmd_bridge(args: argparse.Namespace, factory: EngineFactory) -> int:
+    """Serve Segue's OSC until Ctrl-C or SIGTERM; then cancel the running job and close the socket."""
+    if args.daw != "generic":
+        raise BadInputError(
+            f"--daw {args.daw}: the {args.daw} adapter is not available in this version yet; use --daw generic "
+            "(the DAW-side script speaks Segue's own OSC addresses, see the README)"
+        )
+    for name, port in (("--osc-port", args.osc_port), ("--daw-port", args.daw_port)):
+        if port is not None and not 0 <= port <= 65535:
+            raise BadInputError(f"{name} must be in 0..65535, got {port}")
+    daw_address = None
+    if args.daw_port is not None:
+        daw_address = (resolve_host(args.daw_host or DEFAULT_HOST), int(args.daw_port))
+    elif args.daw_host is not None:
+        raise BadInputError("--daw-host needs --daw-port (the UDP port the DAW listens on)")
+    out_dir: Path = args.out.expanduser().resolve()
+    engine = _open(factory, args.engine)
+    service = BridgeService(engine, out_dir, place=args.place, model=args.model)
+    bridge = OscBridge(service, daw_address)
+    server = OscServer(bridge, args.osc_host, args.osc_port)
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, on_signal)
+    try:
+        service.start()
+        server.start()
+        host, port = server.address
+        replies = f"{daw_address[0]}:{daw_address[1]}" if daw_address else "the sender"
+        _err(
+            f"segue bridge: listening for OSC on {host}:{port} (engine {engine.name}, jobs in {out_dir}, "
+            f"place {args.place}, replies to {replies}); Ctrl-C stops"
+        )
+        if args.bridge_ready is not None:
+            args.bridge_ready(BridgeRunning((host, port), stop.set))
+        while not stop.wait(0.2):
+            pass
+        _err("segue bridge: stopping")
+    finally:
+        service.close()
+        server.close()
+        for number, old in previous.items():
+            signal.signal(number, old)
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,8 @@ class FakeEngine:
     SIGINT to this process before that variant, then waits (up to 10 s) for the token to be cancelled;
     ``interrupt_twice`` then sends a second SIGINT and keeps working for 0.5 s.
     ``lie``: reports a file it never wrote. ``seen_status`` holds job.json's status when generate started.
+    ``hold_at``: before that variant, sets ``holding`` and waits (up to 10 s) for the token to be cancelled,
+    as a slow engine would (for tests that cancel mid-job).
     """
 
     fail: BaseException | None = None
@@ -82,6 +85,8 @@ class FakeEngine:
     requests: list[GenerationRequest] = field(default_factory=list)
     seen_status: list[str] = field(default_factory=list)
     progress_seen: list[float] = field(default_factory=list)
+    hold_at: int = 0
+    holding: threading.Event = field(default_factory=threading.Event)
 
     @property
     def name(self) -> str:
@@ -113,6 +118,11 @@ class FakeEngine:
                 if self.interrupt_twice:  # a stuck engine: the user presses Ctrl-C again
                     os.kill(os.getpid(), signal.SIGINT)
                     time.sleep(0.5)
+            if index == self.hold_at:
+                self.holding.set()
+                deadline = time.monotonic() + 10
+                while not cancel.cancelled and time.monotonic() < deadline:
+                    time.sleep(0.01)
             if index == self.cancel_at:
                 cancel.cancel()
             cancel.raise_if_cancelled()

@@ -240,7 +240,7 @@ def test_train_audio_is_refused_clearly(run: Run) -> None:
     assert code == 2 and "unknown training kind 'audio'" in err
 
 
-@pytest.mark.parametrize("command", ["bridge", "serve", "gui"])
+@pytest.mark.parametrize("command", ["serve", "gui"])
 def test_later_commands_say_so(run: Run, command: str) -> None:
     code, _, err = run(command, "--port", "1")
     assert code == 1 and "not available in this version yet" in err
@@ -258,3 +258,49 @@ def test_the_command_line_does_not_import_torch() -> None:
     code = "import sys, bridge.cli; sys.exit('torch' in sys.modules)"
     root = Path(__file__).resolve().parents[2]
     assert subprocess.run([sys.executable, "-c", code], cwd=root, check=False).returncode == 0
+
+
+def test_bridge_serves_osc_until_sigint(run: Run) -> None:
+    """`segue bridge --osc-port 0` listens, answers a ping, and stops cleanly on SIGINT (as Ctrl-C does)."""
+    import os
+    import signal
+    import threading
+
+    from osc_helpers import DawSocket
+
+    answers: list[object] = []
+
+    def ready(running: cli.BridgeRunning) -> None:
+        def play_the_daw() -> None:
+            daw = DawSocket(running.osc_address)
+            try:
+                daw.send("/segue/ping")
+                answers.append(daw.expect("/segue/pong", timeout=5))
+            finally:
+                daw.close()
+                os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=play_the_daw, daemon=True).start()
+
+    argv = ["bridge", "--osc-port", "0", "--out", str(run.out)]
+    code = cli.main(argv, engine_factory=run.factory, bridge_ready=ready)
+    err = run.capsys.readouterr().err
+    assert code == 0, err
+    assert answers and "listening for OSC on 127.0.0.1:" in err and "stopping" in err
+    assert run.opened == [("local", {})]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+def test_bridge_stop_hook_and_bad_options(run: Run) -> None:
+    code = cli.main(
+        ["bridge", "--osc-port", "0", "--out", str(run.out), "--place", "all"],
+        engine_factory=run.factory,
+        bridge_ready=lambda running: running.stop(),
+    )
+    assert code == 0
+    code, _, err = run("bridge", "--daw", "reaper", "--osc-port", "0")
+    assert code == 2 and "the reaper adapter is not available in this version yet" in err
+    code, _, err = run("bridge", "--daw-host", "127.0.0.1", "--osc-port", "0")
+    assert code == 2 and "--daw-host needs --daw-port" in err
+    code, _, err = run("bridge", "--osc-port", "70000")
+    assert code == 2 and "--osc-port must be in 0..65535" in err

@@ -1,0 +1,397 @@
+"""The bridge's core, shared by the headless ``segue bridge`` and (later) the GUI: no Qt, no OSC, no sockets.
+
+:class:`BridgeService` holds the last region the DAW sent, runs generation jobs one at a time on its own worker
+thread (further requests wait in a queue), keeps a :class:`~engine.api.CancelToken` per running job, and tells
+its listeners what happens as frozen event values (:class:`JobStarted`, :class:`JobProgress`, :class:`JobDone`,
+:class:`JobFailed`, :class:`Placement`, :class:`RequestFailed`).
+
+Threads: listeners are called **on the service's worker thread** (and, for :meth:`BridgeService.choose`, on the
+caller's thread). A listener must return quickly and must not touch GUI objects directly: the Qt adapter turns
+events into signals, the OSC layer sends a datagram. An exception in a listener is logged and ignored.
+
+Placement: when a job is done the service emits one :class:`Placement` per file of the variants that the
+placement policy picks (``first``, ``all`` or ``none``), and :meth:`BridgeService.choose` emits them for one
+variant on request. A file goes to ``region start + place_at`` beats on the DAW timeline (the bar after the region
+when continuing, the region's start when accompanying); seconds are those beats at the region's tempo, from the
+timeline's zero (a constant tempo is assumed until the MIDI clock follower exists).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import queue
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+from bridge.jobs import ErrorRecord, JobRecord, VariantRecord, load_job, now_iso, write_job
+from bridge.runner import create_job, execute_job
+from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Mode, Prompt
+from engine.errors import BadInputError
+
+log = logging.getLogger(__name__)
+
+PlacePolicy = Literal["first", "all", "none"]
+PLACE_POLICIES: tuple[str, ...] = get_args(PlacePolicy)
+Origin = tuple[str, int] | None
+"""Who asked (for OSC: the sender's host and port), handed back on every event of that request."""
+
+MAX_WAITING_JOBS = 8
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+_PLACED_ROLES = (("audio", "audio"), ("midi", "midi"))  # (file role, placement kind), in sending order
+
+
+@dataclass(frozen=True)
+class DawRegion:
+    """A region as the DAW describes it (``/segue/region``). Paths are absolute; at least one is set."""
+
+    audio_path: Path | None
+    midi_path: Path | None
+    start_beats: float  # on the DAW timeline, quarter notes
+    length_beats: float  # quarter notes
+    tempo_bpm: float
+    meter: Meter
+    track: str = ""
+
+
+@dataclass(frozen=True)
+class TransportState:
+    """What ``/segue/status`` reports. ``tempo_bpm`` 0.0 means unknown; ``clock_source`` says where it came from."""
+
+    tempo_bpm: float = 0.0
+    playing: bool = False
+    position_beats: float = 0.0
+    clock_source: str = "none"
+
+
+TransportProvider = Callable[[], TransportState]
+"""Returns the current transport state; the MIDI clock follower will be one. Called on any thread."""
+
+
+@dataclass(frozen=True)
+class JobStarted:
+    job_id: str
+    job_dir: Path
+    origin: Origin = None
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    job_id: str
+    fraction: float  # 0..1
+    message: str
+    origin: Origin = None
+
+
+@dataclass(frozen=True)
+class JobDone:
+    job_id: str
+    job_json_path: Path
+    origin: Origin = None
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    job_id: str
+    message: str
+    status: Literal["failed", "cancelled"]
+    origin: Origin = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Put ``file_path`` on a new DAW track named ``track_name`` at this timeline position."""
+
+    job_id: str
+    variant_id: str
+    file_path: Path
+    position_beats: float
+    position_seconds: float
+    track_name: str
+    kind: Literal["audio", "midi"]
+    origin: Origin = None
+
+
+@dataclass(frozen=True)
+class RequestFailed:
+    """A queued request that could not become a job (e.g. its region file vanished); no job folder exists."""
+
+    message: str
+    origin: Origin = None
+
+
+BridgeEvent = JobStarted | JobProgress | JobDone | JobFailed | Placement | RequestFailed
+Listener = Callable[[BridgeEvent], None]
+
+
+@dataclass(frozen=True)
+class _Pending:
+    request: GenerationRequest
+    region: DawRegion
+    origin: Origin
+
+
+class BridgeService:
+    """Regions in, jobs out, one at a time. Call :meth:`start` before submitting and :meth:`close` at the end."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        out_dir: Path,
+        place: PlacePolicy = "first",
+        model: str = "default",
+        transport: TransportProvider | None = None,
+    ) -> None:
+        if place not in PLACE_POLICIES:
+            raise BadInputError(f"place must be one of {', '.join(PLACE_POLICIES)}, got {place!r}")
+        self.engine = engine
+        self.out_dir = out_dir
+        self.place = place
+        self.model = model
+        self._transport = transport
+        self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
+        self._region: DawRegion | None = None
+        self._queue: queue.Queue[_Pending | None] = queue.Queue()
+        self._tokens: dict[str, CancelToken] = {}  # running job id -> its token
+        self._regions: dict[str, DawRegion] = {}  # job id -> the region it was made from (this session)
+        self._worker: threading.Thread | None = None
+        self._closed = False
+
+    # -- listeners and state ---------------------------------------------------------------------------------
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event)`` for every event from now on (on the worker thread; see the module doc)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    @property
+    def region(self) -> DawRegion | None:
+        return self._region
+
+    def set_region(self, region: DawRegion) -> None:
+        """Remember the region that the next :meth:`generate` uses."""
+        if region.audio_path is None and region.midi_path is None:
+            raise BadInputError("a region needs an audio file, a MIDI file, or both")
+        self._region = region
+        log.info(
+            "region: %s (%g beats at %g, %g BPM)",
+            region.track or "?",
+            region.length_beats,
+            region.start_beats,
+            region.tempo_bpm,
+        )
+
+    def transport(self) -> TransportState:
+        """The provider's state, or the default: the last region's tempo, stopped, at 0, source ``"none"``."""
+        if self._transport is not None:
+            return self._transport()
+        region = self._region
+        return TransportState(tempo_bpm=region.tempo_bpm if region is not None else 0.0)
+
+    @property
+    def running_jobs(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(self._tokens)
+
+    # -- jobs ------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker thread (once)."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the bridge service is closed")
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="segue-bridge-worker", daemon=True)
+                self._worker.start()
+
+    def generate(self, mode: Mode, bars: int, variants: int, origin: Origin = None) -> GenerationRequest:
+        """Queue a job on the last region and return its request; :class:`BadInputError` if that cannot be.
+
+        Returns at once: the job folder is made and the engine runs on the worker thread.
+        """
+        region = self._region
+        if region is None:
+            raise BadInputError("no region yet: send /segue/region before /segue/generate")
+        params = GenerationParams(mode=mode, bars=bars, variants=variants)
+        prompt = Prompt(
+            midi_path=region.midi_path,
+            audio_path=region.audio_path,
+            tempo_bpm=region.tempo_bpm,
+            meter=region.meter,
+            length_beats=region.length_beats,
+            start_beats=region.start_beats,
+        )
+        request = GenerationRequest(prompt=prompt, params=params, model=self.model)
+        with self._lock:
+            if self._closed or self._worker is None:
+                raise BadInputError("the bridge is not running (start() was not called, or it is shutting down)")
+            if self._queue.qsize() >= MAX_WAITING_JOBS:
+                raise BadInputError(f"{MAX_WAITING_JOBS} jobs are already waiting; wait or cancel one")
+            self._queue.put(_Pending(request, region, origin))
+        log.info("queued a %s job: %d bar(s), %d variant(s)", mode, bars, variants)
+        return request
+
+    def cancel(self, job_id: str) -> None:
+        """Ask the running job ``job_id`` to stop; :class:`BadInputError` if no such job is running."""
+        with self._lock:
+            token = self._tokens.get(job_id)
+        if token is None:
+            raise BadInputError(f"no running job {job_id!r}; running: {', '.join(self.running_jobs) or 'none'}")
+        token.cancel()
+        log.info("job %s: cancel requested", job_id)
+
+    def choose(self, job_id: str, variant: int, origin: Origin = None) -> list[Placement]:
+        """Emit (and return) the placements of variant number ``variant`` (1-based) of a done job."""
+        if not _JOB_ID.fullmatch(job_id):
+            raise BadInputError(f"{job_id!r} is not a job id (like 20260101-120000-region-continue-3f2a)")
+        job_dir = self.out_dir / job_id
+        if not job_dir.is_dir():
+            raise BadInputError(f"no job {job_id} in {self.out_dir}")
+        record = load_job(job_dir)
+        if record.status != "done":
+            raise BadInputError(f"job {job_id} is {record.status}, not done; nothing to place")
+        wanted = f"v{variant:02d}"
+        chosen = [v for v in record.variants if v.id == wanted]
+        if not chosen:
+            have = ", ".join(str(i + 1) for i in range(len(record.variants)))
+            raise BadInputError(f"job {job_id} has no variant {variant}; it has {have}")
+        placements = self._placements(job_dir, record, chosen, self._regions.get(job_id), origin)
+        for placement in placements:
+            self._emit(placement)
+        return placements
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Cancel the running job, drop waiting ones and stop the worker. Safe to call twice."""
+        with self._lock:
+            self._closed = True
+            tokens = list(self._tokens.values())
+            worker = self._worker
+        dropped = 0
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            dropped += item is not None
+        if dropped:
+            log.info("dropped %d waiting job request(s)", dropped)
+        for token in tokens:
+            token.cancel()
+        self._queue.put(None)
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout)
+            if worker.is_alive():
+                log.warning("the running job did not stop within %.1f s; leaving it", timeout)
+
+    # -- the worker ------------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            try:
+                self._run(item)
+            except Exception:  # the worker must survive anything one job does
+                log.exception("the bridge worker failed on a job")
+
+    def _run(self, pending: _Pending) -> None:
+        try:
+            record = create_job(pending.request, self.out_dir, self.engine.name)
+        except BadInputError as e:
+            log.warning("cannot start a job: %s", e)
+            self._emit(RequestFailed(str(e), pending.origin))
+            return
+        job_id = record.id
+        job_dir = self.out_dir / job_id
+        token = CancelToken()
+        with self._lock:
+            closing = self._closed
+            if not closing:
+                self._tokens[job_id] = token
+                self._regions[job_id] = pending.region
+        if closing:
+            _record_cancelled(job_dir, record, "the bridge shut down before the job started")
+            return
+        self._emit(JobStarted(job_id, job_dir, pending.origin))
+
+        def on_progress(fraction: float, message: str) -> None:
+            self._emit(JobProgress(job_id, fraction, message, pending.origin))
+
+        try:
+            record = execute_job(self.engine, pending.request, self.out_dir, record, on_progress, token)
+        except BadInputError as e:  # recorded as failed by execute_job
+            record = dataclasses.replace(record, status="failed", error=ErrorRecord(str(e), type(e).__name__))
+        finally:
+            with self._lock:
+                self._tokens.pop(job_id, None)
+        if record.status != "done":
+            message = record.error.message if record.error is not None else record.status
+            status: Literal["failed", "cancelled"] = "cancelled" if record.status == "cancelled" else "failed"
+            self._emit(JobFailed(job_id, message, status, pending.origin))
+            return
+        self._emit(JobDone(job_id, job_dir / "job.json", pending.origin))
+        chosen = {"first": record.variants[:1], "all": record.variants, "none": ()}[self.place]
+        for placement in self._placements(job_dir, record, chosen, pending.region, pending.origin):
+            self._emit(placement)
+
+    def _placements(
+        self,
+        job_dir: Path,
+        record: JobRecord,
+        variants: tuple[VariantRecord, ...] | list[VariantRecord],
+        region: DawRegion | None,
+        origin: Origin,
+    ) -> list[Placement]:
+        start = region.start_beats if region is not None else (record.region.start_beats or 0.0)
+        tempo = region.tempo_bpm if region is not None else (record.region.tempo_bpm or 0.0)
+        track = (region.track if region is not None else "") or "Segue"
+        offset = record.place_at.beats if record.place_at is not None else 0.0
+        position_beats = start + offset
+        position_seconds = position_beats * 60.0 / tempo if tempo > 0 and math.isfinite(tempo) else 0.0
+        placements = []
+        for variant in variants:
+            for role, kind in _PLACED_ROLES:
+                rel = variant.files.get(role)
+                if rel is None:
+                    continue
+                placements.append(
+                    Placement(
+                        job_id=record.id,
+                        variant_id=variant.id,
+                        file_path=job_dir / rel,
+                        position_beats=position_beats,
+                        position_seconds=position_seconds,
+                        track_name=f"{track} (Segue {variant.id})",
+                        kind="audio" if kind == "audio" else "midi",
+                        origin=origin,
+                    )
+                )
+        return placements
+
+    def _emit(self, event: BridgeEvent) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("a bridge listener failed on %s", type(event).__name__)
+
+
+def _record_cancelled(job_dir: Path, record: JobRecord, message: str) -> None:
+    now = now_iso()
+    error = ErrorRecord(message=message, type="CancelledError")
+    write_job(job_dir, dataclasses.replace(record, status="cancelled", updated=now, finished=now, error=error))
+    log.info("job %s: cancelled (%s)", record.id, message)
