@@ -10,22 +10,20 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from bridge import segue_version
+from bridge.daemon import DAW_ADAPTERS, BridgeOptions, BridgeRunning, midi_ports_check, serve
 from bridge.inputs import ACCEPTED_FORMATS, classify_inputs
 from bridge.jobs import JOB_FILE, JobRecord, job_to_json, list_jobs
-from bridge.osc import DEFAULT_HOST, DEFAULT_PORT, OscBridge, OscServer, resolve_host
+from bridge.osc import DEFAULT_HOST, DEFAULT_PORT
 from bridge.progress import ProgressPrinter
 from bridge.runner import create_job, execute_job, mark_stopped
-from bridge.service import PLACE_POLICIES, BridgeService
+from bridge.service import PLACE_POLICIES
 from engine import api
 from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Prompt
 from engine.errors import BadInputError, SegueError
@@ -39,19 +37,10 @@ DEFAULT_OUT = Path("segue-jobs")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 _EXIT_BY_STATUS = {"done": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 _TRACEBACK_HINT = "run again with --verbose (or SEGUE_DEBUG=1) to see the traceback"
-DAW_ADAPTERS = ("generic", "ardour", "reaper", "live", "bitwig")
 _LATER = {
     "serve": "the remote engine server",
     "gui": "the desktop app",
 }
-
-
-@dataclass(frozen=True)
-class BridgeRunning:
-    """Handed to ``main(..., bridge_ready=...)`` once ``segue bridge`` listens: where, and how to stop it."""
-
-    osc_address: tuple[str, int]
-    stop: Callable[[], None]
 
 
 def main(
@@ -129,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_models)
 
-    p = sub.add_parser("doctor", parents=[common], help="check torch, device, soundfont and models")
+    p = sub.add_parser("doctor", parents=[common], help="check torch, device, soundfont, models and MIDI ports")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_doctor)
 
@@ -149,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--daw-host", default=None, help="send replies and job events here instead of to the sender")
     p.add_argument("--daw-port", type=int, default=None, help="UDP port for --daw-host (required with it)")
+    p.add_argument(
+        "--midi-clock-in",
+        metavar="PORT",
+        help="follow MIDI clock (tempo, play/stop, position) from this MIDI input; backend from $MIDO_BACKEND",
+    )
     _add_engine_args(p)
     p.add_argument("--model", default="default", help="model name or checkpoint folder (see `segue models`)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for job folders (./%(default)s)")
@@ -344,11 +338,12 @@ def cmd_models(args: argparse.Namespace, factory: EngineFactory) -> int:
 
 def cmd_doctor(args: argparse.Namespace, factory: EngineFactory) -> int:
     checks = {"segue": {"ok": True, "detail": segue_version()}, **api.doctor()}
-    checks["midi_ports_audio_devices"] = {"ok": None, "detail": "not checked in this version"}
+    checks["midi_ports"] = midi_ports_check()
+    checks["audio_devices"] = {"ok": None, "detail": "not checked in this version"}
     if args.json:
         print(json.dumps(checks, indent=2))
     else:
-        labels = {"midi_ports_audio_devices": "MIDI ports / audio devices"}
+        labels = {"midi_ports": "MIDI ports", "audio_devices": "audio devices"}
         for name, check in checks.items():
             mark = {True: "ok  ", False: "FAIL", None: "--  "}[check["ok"]]
             print(f"[{mark}] {labels.get(name, name)}: {check['detail']}")
@@ -374,53 +369,19 @@ def cmd_jobs(args: argparse.Namespace, factory: EngineFactory) -> int:
 
 
 def cmd_bridge(args: argparse.Namespace, factory: EngineFactory) -> int:
-    """Serve Segue's OSC until Ctrl-C or SIGTERM; then cancel the running job and close the socket."""
-    if args.daw != "generic":
-        raise BadInputError(
-            f"--daw {args.daw}: the {args.daw} adapter is not available in this version yet; use --daw generic "
-            "(the DAW-side script speaks Segue's own OSC addresses, see the README)"
-        )
-    for name, port in (("--osc-port", args.osc_port), ("--daw-port", args.daw_port)):
-        if port is not None and not 0 <= port <= 65535:
-            raise BadInputError(f"{name} must be in 0..65535, got {port}")
-    daw_address = None
-    if args.daw_port is not None:
-        daw_address = (resolve_host(args.daw_host or DEFAULT_HOST), int(args.daw_port))
-    elif args.daw_host is not None:
-        raise BadInputError("--daw-host needs --daw-port (the UDP port the DAW listens on)")
-    out_dir: Path = args.out.expanduser().resolve()
-    engine = _open(factory, args.engine)
-    service = BridgeService(engine, out_dir, place=args.place, model=args.model)
-    bridge = OscBridge(service, daw_address)
-    server = OscServer(bridge, args.osc_host, args.osc_port)
-    stop = threading.Event()
-    previous: dict[int, Any] = {}
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            previous[signum] = signal.signal(signum, on_signal)
-    try:
-        service.start()
-        server.start()
-        host, port = server.address
-        replies = f"{daw_address[0]}:{daw_address[1]}" if daw_address else "the sender"
-        _err(
-            f"segue bridge: listening for OSC on {host}:{port} (engine {engine.name}, jobs in {out_dir}, "
-            f"place {args.place}, replies to {replies}); Ctrl-C stops"
-        )
-        if args.bridge_ready is not None:
-            args.bridge_ready(BridgeRunning((host, port), stop.set))
-        while not stop.wait(0.2):
-            pass
-        _err("segue bridge: stopping")
-    finally:
-        service.close()
-        server.close()
-        for number, old in previous.items():
-            signal.signal(number, old)
+    """Serve Segue's OSC (and follow MIDI clock) until Ctrl-C or SIGTERM; see :func:`bridge.daemon.serve`."""
+    options = BridgeOptions(
+        out_dir=args.out.expanduser().resolve(),
+        osc_host=args.osc_host,
+        osc_port=args.osc_port,
+        daw=args.daw,
+        daw_host=args.daw_host,
+        daw_port=args.daw_port,
+        place=args.place,
+        model=args.model,
+        midi_clock_in=args.midi_clock_in,
+    )
+    serve(options, lambda: _open(factory, args.engine), _err, args.bridge_ready)
     return EXIT_OK
 
 

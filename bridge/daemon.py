@@ -1,0 +1,179 @@
+"""``segue bridge`` as a running process: OSC server + :class:`BridgeService` + (optionally) a MIDI clock input.
+
+:func:`serve` runs until its stop hook, Ctrl-C or SIGTERM. It prints nothing: what the user should read goes
+through the ``say`` callback that the command line passes in. :func:`midi_ports_check` is ``segue doctor``'s view
+of the MIDI ports.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bridge.clock import ClockFollower
+from bridge.midiports import ClockInput, Lister, MidiPortError, Opener, ReconnectingInput, list_ports
+from bridge.osc import DEFAULT_HOST, OscBridge, OscServer, resolve_host
+from bridge.service import BridgeService, PlacePolicy, TransportState
+from engine.api import Engine
+from engine.errors import BadInputError
+
+log = logging.getLogger(__name__)
+
+DAW_ADAPTERS = ("generic", "ardour", "reaper", "live", "bitwig")
+
+
+@dataclass(frozen=True)
+class BridgeRunning:
+    """Handed to ``main(..., bridge_ready=...)`` once ``segue bridge`` listens: where, and how to stop it."""
+
+    osc_address: tuple[str, int]
+    stop: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class BridgeOptions:
+    out_dir: Path
+    osc_host: str
+    osc_port: int
+    daw: str = "generic"
+    daw_host: str | None = None
+    daw_port: int | None = None
+    place: PlacePolicy = "first"
+    model: str = "default"
+    midi_clock_in: str | None = None  # input port name
+
+
+class MidiClockIn:
+    """Follow MIDI clock from input port ``port_name`` (reconnecting) and report it as a :class:`TransportState`."""
+
+    def __init__(
+        self,
+        port_name: str,
+        *,
+        opener: Opener | None = None,
+        lister: Lister | None = None,
+        retry_s: float = 2.0,
+        now: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.source = f"midi-clock:{port_name}"
+        self.input = ClockInput(ClockFollower(source=self.source), now=now)
+        self.watcher = ReconnectingInput(port_name, self.input.handle, opener=opener, lister=lister, retry_s=retry_s)
+
+    def start(self) -> None:
+        self.watcher.start()
+
+    def close(self) -> None:
+        self.watcher.close()
+
+    def transport(self) -> TransportState:
+        """The follower's state; the source gets `` (stale)`` while playing without clock (dropout, lost port)."""
+        state = self.input.state()
+        return TransportState(
+            tempo_bpm=state.tempo_bpm or 0.0,
+            playing=state.playing,
+            position_beats=state.position_beats,
+            clock_source=self.source + (" (stale)" if state.stale else ""),
+        )
+
+
+def midi_ports_check() -> dict[str, Any]:
+    """``segue doctor``'s entry: the MIDI input and output ports, or why there are none (never a failure)."""
+    try:
+        ports = list_ports()
+    except MidiPortError as e:
+        return {"ok": None, "detail": str(e)}
+    inputs = ", ".join(ports.inputs) or "none"
+    outputs = ", ".join(ports.outputs) or "none"
+    return {"ok": True, "detail": f"{ports.backend}; inputs: {inputs}; outputs: {outputs}"}
+
+
+def check_options(options: BridgeOptions) -> tuple[str, int] | None:
+    """Validate the options (:class:`BadInputError`) and return the DAW's address, when one is set."""
+    if options.daw != "generic":
+        raise BadInputError(
+            f"--daw {options.daw}: the {options.daw} adapter is not available in this version yet; use --daw generic "
+            "(the DAW-side script speaks Segue's own OSC addresses, see the README)"
+        )
+    for name, port in (("--osc-port", options.osc_port), ("--daw-port", options.daw_port)):
+        if port is not None and not 0 <= port <= 65535:
+            raise BadInputError(f"{name} must be in 0..65535, got {port}")
+    if options.midi_clock_in is not None and not options.midi_clock_in.strip():
+        raise BadInputError("--midi-clock-in needs a port name (see `segue doctor` for the MIDI inputs)")
+    if options.daw_port is not None:
+        return (resolve_host(options.daw_host or DEFAULT_HOST), int(options.daw_port))
+    if options.daw_host is not None:
+        raise BadInputError("--daw-host needs --daw-port (the UDP port the DAW listens on)")
+    return None
+
+
+def serve(
+    options: BridgeOptions,
+    open_engine: Callable[[], Engine],
+    say: Callable[[str], None],
+    ready: Callable[[BridgeRunning], None] | None = None,
+) -> None:
+    """Serve Segue's OSC until ``stop``, Ctrl-C or SIGTERM; then cancel the running job and close everything."""
+    daw_address = check_options(options)
+    engine = open_engine()
+    clock = MidiClockIn(options.midi_clock_in) if options.midi_clock_in is not None else None
+    transport = clock.transport if clock is not None else None
+    service = BridgeService(engine, options.out_dir, place=options.place, model=options.model, transport=transport)
+    bridge = OscBridge(service, daw_address)
+    server = OscServer(bridge, options.osc_host, options.osc_port)
+    stop = threading.Event()
+    previous: dict[int, Any] = {}
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, on_signal)
+    try:
+        service.start()
+        server.start()
+        if clock is not None:
+            _say_midi(clock, say)
+            clock.start()
+        host, port = server.address
+        replies = f"{daw_address[0]}:{daw_address[1]}" if daw_address else "the sender"
+        say(
+            f"segue bridge: listening for OSC on {host}:{port} (engine {engine.name}, jobs in {options.out_dir}, "
+            f"place {options.place}, replies to {replies}); Ctrl-C stops"
+        )
+        if ready is not None:
+            ready(BridgeRunning((host, port), stop.set))
+        while not stop.wait(0.2):
+            pass
+        say("segue bridge: stopping")
+    finally:
+        if clock is not None:
+            clock.close()
+        service.close()
+        server.close()
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def _say_midi(clock: MidiClockIn, say: Callable[[str], None]) -> None:
+    """Tell the user at once whether the clock port can be had; the bridge runs on either way."""
+    name = clock.watcher.name
+    try:
+        inputs = list_ports().inputs
+    except MidiPortError as e:
+        say(f"segue bridge: MIDI clock from {name!r} unavailable: {e}; going on without it (retrying)")
+        return
+    if name not in inputs:
+        say(
+            f"segue bridge: no MIDI input {name!r} yet (inputs: {', '.join(inputs) or 'none'}); "
+            "waiting for it to appear"
+        )
+    else:
+        say(f"segue bridge: following MIDI clock from {name!r}")
