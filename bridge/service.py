@@ -13,7 +13,9 @@ Placement: when a job is done the service emits one :class:`Placement` per file 
 placement policy picks (``first``, ``all`` or ``none``), and :meth:`BridgeService.choose` emits them for one
 variant on request. A file goes to ``region start + place_at`` beats on the DAW timeline (the bar after the region
 when continuing, the region's start when accompanying); seconds are those beats at the region's tempo, from the
-timeline's zero (a constant tempo is assumed until the MIDI clock follower exists).
+timeline's zero (a constant tempo is assumed until the MIDI clock follower exists). Events point at named copies
+in ``<job_dir>/place/`` (:mod:`bridge.placement`: WAVs with a BWF time reference when the DAW position is known;
+stems are copied there too, without events), or at the job's own files when the copies cannot be written.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from bridge.jobs import ErrorRecord, JobRecord, VariantRecord, load_job, now_iso, write_job
+from bridge.placement import place_or_original
 from bridge.runner import create_job, execute_job
 from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Mode, Prompt
 from engine.errors import BadInputError
@@ -43,7 +46,7 @@ Origin = tuple[str, int] | None
 
 MAX_WAITING_JOBS = 8
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
-_PLACED_ROLES = (("audio", "audio"), ("midi", "midi"))  # (file role, placement kind), in sending order
+_PLACED_ROLES = ("audio", "midi")  # the file roles that get a Placement event, in sending order (stems: files only)
 
 
 @dataclass(frozen=True)
@@ -359,22 +362,26 @@ class BridgeService:
         track = (region.track if region is not None else "") or "Segue"
         offset = record.place_at.beats if record.place_at is not None else 0.0
         position_beats = start + offset
-        position_seconds = position_beats * 60.0 / tempo if tempo > 0 and math.isfinite(tempo) else 0.0
+        tempo_known = tempo > 0 and math.isfinite(tempo)
+        position_seconds = position_beats * 60.0 / tempo if tempo_known else 0.0
+        # the DAW timeline position is known when the DAW sent the region's start (now or in job.json)
+        known = tempo_known and (region is not None or record.region.start_beats is not None)
         placements = []
         for variant in variants:
-            for role, kind in _PLACED_ROLES:
-                rel = variant.files.get(role)
-                if rel is None:
+            placed = place_or_original(job_dir, record, variant, track, position_seconds if known else None)
+            by_role = {p.role: p for p in placed}
+            for role in _PLACED_ROLES:
+                if role not in by_role:
                     continue
                 placements.append(
                     Placement(
                         job_id=record.id,
                         variant_id=variant.id,
-                        file_path=job_dir / rel,
+                        file_path=by_role[role].path,
                         position_beats=position_beats,
                         position_seconds=position_seconds,
                         track_name=f"{track} (Segue {variant.id})",
-                        kind="audio" if kind == "audio" else "midi",
+                        kind=by_role[role].kind,
                         origin=origin,
                     )
                 )

@@ -69,9 +69,12 @@ def test_region_then_generate_runs_a_job_and_places_it(osc: Harness) -> None:
     (job_id,) = [args[0] for args in osc.sent.of("/segue/job/started")]
     assert osc.sent.of("/segue/job/done") == [[job_id, str(osc.out / job_id / "job.json")]]
     # place_at is 8 beats after the region (FakeEngine): 16 + 8 = 24 beats = 14.4 s at the region's 100 BPM
+    # named copies in place/: <track>_<job id's suffix>_<variant>_<part>
+    short = job_id.rsplit("-", 1)[1]
+    place = osc.out / job_id / "place"
     assert places == [
-        [str(osc.out / job_id / "v01" / "continuation.wav"), 24.0, pytest.approx(14.4), "Keys (Segue v01)", "audio"],
-        [str(osc.out / job_id / "v01" / "continuation.mid"), 24.0, pytest.approx(14.4), "Keys (Segue v01)", "midi"],
+        [str(place / f"keys_{short}_v01_mix.wav"), 24.0, pytest.approx(14.4), "Keys (Segue v01)", "audio"],
+        [str(place / f"keys_{short}_v01.mid"), 24.0, pytest.approx(14.4), "Keys (Segue v01)", "midi"],
     ]
     assert osc.errors() == []
     request = osc.engine.requests[0]
@@ -85,9 +88,10 @@ def test_choose_places_the_chosen_variant(osc: Harness) -> None:
     job_id = osc.sent.of("/segue/job/done")[0][0]
     osc.sent.clear()
     osc.send("/segue/choose", job_id, 2.0)  # an integral float is accepted where an int is expected
+    short = job_id.rsplit("-", 1)[1]
     assert [args[0] for args in osc.sent.of("/segue/place")] == [
-        str(osc.out / job_id / "v02" / "continuation.wav"),
-        str(osc.out / job_id / "v02" / "continuation.mid"),
+        str(osc.out / job_id / "place" / f"keys_{short}_v02_mix.wav"),
+        str(osc.out / job_id / "place" / f"keys_{short}_v02.mid"),
     ]
     osc.send("/segue/choose", job_id, 3)
     osc.send("/segue/choose", "../../etc", 1)
@@ -201,7 +205,8 @@ def test_udp_generate_round_trip(udp: tuple[Harness, DawSocket]) -> None:
     done_id, job_json = daw.expect("/segue/job/done")
     assert done_id == job_id and json.loads(Path(job_json).read_text())["status"] == "done"
     wav = daw.expect("/segue/place")
-    assert wav == [str(osc.out / job_id / "v01" / "continuation.wav"), 12.0, 6.0, "Bass (Segue v01)", "audio"]
+    placed = osc.out / job_id / "place" / f"bass_{job_id.rsplit('-', 1)[1]}_v01_mix.wav"
+    assert wav == [str(placed), 12.0, 6.0, "Bass (Segue v01)", "audio"]
     assert daw.expect("/segue/place")[4] == "midi" and Path(wav[0]).is_file()
 
 
