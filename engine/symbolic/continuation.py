@@ -8,6 +8,7 @@ continuations in one batch with :func:`engine.symbolic.sampling.sample_continuat
 from __future__ import annotations
 
 import logging
+import os
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 MAX_PROMPT_BARS = 32
 DEFAULT_KEY_PENALTY = 1.5  # nats; see engine.symbolic.sampling
+DEFAULT_ARRANGEMENT_BONUS = float(os.environ.get("SEGUE_ARRANGEMENT_BONUS", "3.0"))  # nats; 0 turns it off
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,13 @@ def encode_prompt(region: Region, tokenizer: REMI, vocab: Vocabulary, max_tokens
     return ids
 
 
-def region_constraints(region: Region, vocab: Vocabulary, bars: int, key_penalty: float) -> Constraints:
+def region_constraints(
+    region: Region,
+    vocab: Vocabulary,
+    bars: int,
+    key_penalty: float = DEFAULT_KEY_PENALTY,
+    arrangement_bonus: float = DEFAULT_ARRANGEMENT_BONUS,
+) -> Constraints:
     ranges = {p.program: (p.pitch_min, p.pitch_max) for p in region.parts}
     drum_pitches: list[int] = []
     pitch_classes = [0] * 12
@@ -87,8 +95,18 @@ def region_constraints(region: Region, vocab: Vocabulary, bars: int, key_penalty
                 drum_pitches.append(int(note.pitch))
             else:
                 pitch_classes[int(note.pitch) % 12] += 1
+    density = {p.program: p.note_count / region.length_bars for p in region.parts}
     return constraints_for(
-        vocab, region.meter, bars, ranges, drum_pitches, pitch_classes, key_penalty, region_grid(region)
+        vocab,
+        region.meter,
+        bars,
+        ranges,
+        drum_pitches,
+        pitch_classes,
+        key_penalty,
+        region_grid(region),
+        density,
+        arrangement_bonus,
     )
 
 
@@ -146,11 +164,12 @@ def continue_region(
     cancel: CancelToken | None = None,
     key_penalty: float = DEFAULT_KEY_PENALTY,
     use_cache: bool = True,
+    arrangement_bonus: float = DEFAULT_ARRANGEMENT_BONUS,
 ) -> list[tuple[PartNotes, ...]]:
     """Sample ``len(seeds)`` continuations of ``region``, each exactly ``params.bars`` bars."""
     block = model.model.config.block_size
     prompt_ids = encode_prompt(region, model.tokenizer, model.vocab, max_tokens=block // 2)
-    constraints = region_constraints(region, model.vocab, params.bars, key_penalty)
+    constraints = region_constraints(region, model.vocab, params.bars, key_penalty, arrangement_bonus)
     rows = sample_continuations(
         model.model,
         prompt_ids,

@@ -98,6 +98,8 @@ class Constraints:
     parts: dict[int, tuple[int, ...]]  # program (-1 drums) -> allowed MIDI pitches
     pitch_class_penalty: tuple[float, ...] = (0.0,) * 12  # nats subtracted per pitch class
     position_step: int = 1  # onsets only on multiples of this many positions (the region's grid)
+    part_density: dict[int, float] = field(default_factory=dict)  # program -> notes per bar in the region
+    arrangement_bonus: float = 0.0  # nats added to a part's Program token while it is behind its density
     max_tokens_per_bar: int = 640
 
     @property
@@ -114,6 +116,8 @@ def constraints_for(
     pitch_class_counts: Sequence[int],
     key_penalty: float,
     position_step: int = 1,
+    part_density: dict[int, float] | None = None,
+    arrangement_bonus: float = 0.0,
 ) -> Constraints:
     """Build :class:`Constraints`; raise :class:`BadInputError` for a meter the model cannot write."""
     if (meter.numerator, meter.denominator) not in vocab.time_signatures:
@@ -135,8 +139,15 @@ def constraints_for(
         raise BadInputError("none of the region's instruments or pitches can be written by this model")
     total = sum(pitch_class_counts) or 1
     penalty = tuple(key_penalty if count / total < 0.02 else 0.0 for count in pitch_class_counts)
+    density = {p: d for p, d in (part_density or {}).items() if p in parts}
     return Constraints(
-        bars=bars, meter=meter, parts=parts, pitch_class_penalty=penalty, position_step=max(1, position_step)
+        bars=bars,
+        meter=meter,
+        parts=parts,
+        pitch_class_penalty=penalty,
+        position_step=max(1, position_step),
+        part_density=density,
+        arrangement_bonus=arrangement_bonus,
     )
 
 
@@ -151,6 +162,8 @@ class _Row:
     position: int = -1
     program: int = 0
     tokens_in_bar: int = 0
+    notes_in_bar: dict[int, int] = field(default_factory=dict)  # program -> notes started in this bar
+    at_position: set[int] = field(default_factory=set)  # programs that started a note at this position
     tokens: list[int] = field(default_factory=list)
 
 
@@ -199,7 +212,7 @@ class _Masks:
         if row.state == POSITION:
             return self.positions_from[0], None
         if row.state == PROGRAM:
-            return self.programs, None
+            return self.programs, self._arrangement_bias(row)
         if row.state == PITCH:
             return self.pitch[row.program], self.pitch_bias[row.program]
         if row.state == VELOCITY:
@@ -210,7 +223,24 @@ class _Masks:
         if row.tokens_in_bar >= self.constraints.max_tokens_per_bar:
             return self.bar, None
         allowed = self.programs | self.bar | self.positions_from[row.position + 1]
-        return allowed, None
+        return allowed, self._arrangement_bias(row)
+
+    def _arrangement_bias(self, row: _Row) -> torch.Tensor | None:
+        """Keep the region's parts playing: a part that is behind the share of its region density expected
+        by this point of the bar gets a bonus on its Program token; ending a bar in which a steady part
+        (at least one note per bar in the region) has not played yet is discouraged by the same amount."""
+        bonus = self.constraints.arrangement_bonus
+        if bonus <= 0.0 or not self.constraints.part_density:
+            return None
+        fraction = (row.position + 1) / self.constraints.positions_per_bar
+        bias = torch.zeros(self.vocab.size, device=self.bar.device)
+        for program, density in self.constraints.part_density.items():
+            played = row.notes_in_bar.get(program, 0)
+            if density >= 0.5 and played < max(1.0, density * fraction) and program not in row.at_position:
+                bias[self.vocab.programs[program]] = bonus
+            if density >= 1.0 and played == 0 and row.state == AFTER_NOTE:
+                bias[self.vocab.bar] = -bonus
+        return bias
 
     def advance(self, row: _Row, token: int) -> None:
         """Move the row's state machine past ``token`` (which the mask allowed)."""
@@ -223,14 +253,18 @@ class _Masks:
             row.bar += 1
             row.position = -1
             row.tokens_in_bar = 0
+            row.notes_in_bar = {}
             row.state = TIMESIG
         elif row.state == TIMESIG:
             row.state = POSITION
         elif row.state in (POSITION, AFTER_NOTE) and token in self.position_index:
             row.position = self.position_index[token]
+            row.at_position = set()
             row.state = PROGRAM
         elif row.state in (PROGRAM, AFTER_NOTE):
             row.program = self.program_index[token]
+            row.notes_in_bar[row.program] = row.notes_in_bar.get(row.program, 0) + 1
+            row.at_position.add(row.program)
             row.state = PITCH
         elif row.state == PITCH:
             row.state = VELOCITY

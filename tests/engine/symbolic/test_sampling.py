@@ -145,3 +145,24 @@ def test_onsets_stay_on_the_region_grid(model: GPT, tokenizer, vocab: Vocabulary
     for ids in sample_continuations(model, _prompt(tokenizer), vocab, constraints, seeds=[1, 2]):
         positions = [int(t.split("_")[1]) for t in _decode(tokenizer, ids) if t.startswith("Position")]
         assert positions and all(p % 4 == 0 for p in positions)
+
+
+def test_arrangement_bonus_keeps_a_quiet_part_playing(model: GPT, tokenizer, vocab: Vocabulary) -> None:  # type: ignore[no-untyped-def]
+    def bars_with(constraints, program: int) -> int:  # type: ignore[no-untyped-def]
+        rows = sample_continuations(model, _prompt(tokenizer), vocab, constraints, seeds=[1, 2, 3, 4])
+        count = 0
+        for ids in rows:
+            tokens = _decode(tokenizer, ids)
+            bars = " ".join(tokens).split("Bar_None")[1:]
+            count += sum(f"Program_{program} " in bar for bar in bars)
+        return count
+
+    parts = {33: (40, 55), 73: (72, 84)}
+    kwargs = {"part_density": {33: 2.0, 73: 2.0}}
+    plain = constraints_for(vocab, Meter(4, 4), 4, parts, [], [1] * 12, 0.0, 2, **kwargs)  # type: ignore[arg-type]
+    guided = constraints_for(
+        vocab, Meter(4, 4), 4, parts, [], [1] * 12, 0.0, 2, arrangement_bonus=20.0, **kwargs  # type: ignore[arg-type]
+    )
+    assert bars_with(guided, 73) == 16, "with a strong bonus both parts play in every bar"
+    assert bars_with(guided, 33) == 16
+    assert bars_with(plain, 73) + bars_with(plain, 33) < 32
