@@ -47,8 +47,12 @@ bench: venv
 # How the shipped default model was made (see engine/models/segue-midi-small/MODEL_CARD.md).
 train-default: venv
 	$(PY) -m pip install --quiet 'music21>=9'
-	$(PY) -m engine.symbolic.corpus --out data/music21 --max-minutes 25
-	$(VENV)/bin/segue train symbolic --data data/music21 --out runs/segue-midi-small --preset small --max-minutes 50
+	$(PY) -m engine.symbolic.corpus --out data/corpus --max-minutes 24
+	$(PY) -m engine.symbolic.train --data data/corpus --out runs/segue-midi-small --token-cache data/tokens \
+	  --preset small --batch-size 8 --lr 1e-3 --warmup-steps 100 --max-minutes 52 --eval-every 150 \
+	  --eval-windows 48 --threads 2 --seed 0
+	$(PY) -m engine.symbolic.export --src runs/segue-midi-small --out runs/segue-midi-small-export \
+	  --token-cache data/tokens --threads 2
 
 clean-venv:
 	rm -rf $(VENV)

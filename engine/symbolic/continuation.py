@@ -8,8 +8,8 @@ continuations in one batch with :func:`engine.symbolic.sampling.sample_continuat
 from __future__ import annotations
 
 import logging
-import os
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
