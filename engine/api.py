@@ -277,6 +277,14 @@ def doctor() -> dict[str, dict[str, Any]]:
     return checks
 
 
+def write_audio(path: Path, audio: Any, sample_rate: int) -> Path:
+    """Write float audio ``[channels, samples]`` as a 24-bit WAV, atomically, never over an existing file
+    (the engine's writer, for the layers above; imports no torch)."""
+    wavfile = importlib.import_module("engine.render.wavfile")
+    written: Path = wavfile.write_wav(path, audio, sample_rate)
+    return written
+
+
 def to_jsonable(obj: Any) -> Any:
     """Turn the dataclasses of this module into plain JSON values (paths as strings, meters as "4/4")."""
     if isinstance(obj, Meter):
