@@ -134,10 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--daw",
         choices=DAW_ADAPTERS,
         default="generic",
-        help="the DAW's OSC dialect; only 'generic' (Segue's own addresses) is available in this version",
+        help="the DAW's OSC dialect: 'generic' (Segue's own addresses), 'ardour' or 'reaper' (their own OSC, "
+        "for transport and position); 'live' and 'bitwig' are not available yet",
     )
-    p.add_argument("--daw-host", default=None, help="send replies and job events here instead of to the sender")
-    p.add_argument("--daw-port", type=int, default=None, help="UDP port for --daw-host (required with it)")
+    p.add_argument(
+        "--daw-host",
+        default=None,
+        help="generic: send replies and job events here instead of to the sender; ardour/reaper: the DAW's OSC host "
+        "(127.0.0.1)",
+    )
+    p.add_argument(
+        "--daw-port",
+        type=int,
+        default=None,
+        help="UDP port for --daw-host (required with it for generic; ardour 3819, reaper 8000 by default)",
+    )
     p.add_argument(
         "--midi-clock-in",
         metavar="PORT",

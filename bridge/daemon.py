@@ -7,6 +7,7 @@ of the MIDI ports.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import signal
 import threading
@@ -17,10 +18,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bridge.adapters import ADAPTERS, DEFAULT_DAW_PORTS, DawAdapter, open_adapter
 from bridge.clock import ClockFollower
 from bridge.midiports import ClockInput, Lister, MidiPortError, Opener, ReconnectingInput, list_ports
 from bridge.osc import DEFAULT_HOST, OscBridge, OscServer, resolve_host
-from bridge.service import BridgeService, PlacePolicy, TransportState
+from bridge.service import BridgeService, PlacePolicy, TransportProvider, TransportState
 from engine.api import Engine
 from engine.errors import BadInputError
 
@@ -83,6 +85,26 @@ class MidiClockIn:
         )
 
 
+def combined_transport(clock: MidiClockIn | None, adapter: DawAdapter | None) -> TransportProvider | None:
+    """The transport for ``/segue/status``: the clock alone, the adapter alone, or both.
+
+    With both, the MIDI clock wins for tempo (when it knows one; else the adapter's), and play state and position
+    come from the adapter, which reads the DAW's timeline directly.
+    """
+    if clock is None or adapter is None:
+        return clock.transport if clock is not None else adapter.transport if adapter is not None else None
+
+    def both() -> TransportState:
+        timed, daw = clock.transport(), adapter.transport()
+        return dataclasses.replace(
+            daw,
+            tempo_bpm=timed.tempo_bpm or daw.tempo_bpm,
+            clock_source=f"{timed.clock_source} + {daw.clock_source}",
+        )
+
+    return both
+
+
 def midi_ports_check() -> dict[str, Any]:
     """``segue doctor``'s entry: the MIDI input and output ports, or why there are none (never a failure)."""
     try:
@@ -95,17 +117,24 @@ def midi_ports_check() -> dict[str, Any]:
 
 
 def check_options(options: BridgeOptions) -> tuple[str, int] | None:
-    """Validate the options (:class:`BadInputError`) and return the DAW's address, when one is set."""
-    if options.daw != "generic":
+    """Validate the options (:class:`BadInputError`) and return the DAW's address, when one is set.
+
+    With ``--daw generic`` that is where replies and job events go; with an adapter (``ardour``, ``reaper``) it is
+    the DAW's own OSC port (default per DAW), and Segue's replies go to their sender.
+    """
+    if options.daw != "generic" and options.daw not in ADAPTERS:
         raise BadInputError(
             f"--daw {options.daw}: the {options.daw} adapter is not available in this version yet; use --daw generic "
-            "(the DAW-side script speaks Segue's own OSC addresses, see the README)"
+            f"(the DAW-side script speaks Segue's own OSC addresses, see the README) or one of {', '.join(ADAPTERS)}"
         )
     for name, port in (("--osc-port", options.osc_port), ("--daw-port", options.daw_port)):
         if port is not None and not 0 <= port <= 65535:
             raise BadInputError(f"{name} must be in 0..65535, got {port}")
     if options.midi_clock_in is not None and not options.midi_clock_in.strip():
         raise BadInputError("--midi-clock-in needs a port name (see `segue doctor` for the MIDI inputs)")
+    if options.daw in ADAPTERS:  # the DAW's own OSC port
+        port = options.daw_port if options.daw_port is not None else DEFAULT_DAW_PORTS[options.daw]
+        return (resolve_host(options.daw_host or DEFAULT_HOST), int(port))
     if options.daw_port is not None:
         return (resolve_host(options.daw_host or DEFAULT_HOST), int(options.daw_port))
     if options.daw_host is not None:
@@ -123,10 +152,16 @@ def serve(
     daw_address = check_options(options)
     engine = open_engine()
     clock = MidiClockIn(options.midi_clock_in) if options.midi_clock_in is not None else None
-    transport = clock.transport if clock is not None else None
+    adapter = open_adapter(options.daw, daw_address) if daw_address and options.daw in ADAPTERS else None
+    transport = combined_transport(clock, adapter)
     service = BridgeService(engine, options.out_dir, place=options.place, model=options.model, transport=transport)
-    bridge = OscBridge(service, daw_address)
-    server = OscServer(bridge, options.osc_host, options.osc_port)
+    bridge = OscBridge(service, None if adapter is not None else daw_address)
+    try:
+        server = OscServer(bridge, options.osc_host, options.osc_port)
+    except BaseException:
+        if adapter is not None:
+            adapter.close()
+        raise
     stop = threading.Event()
     previous: dict[int, Any] = {}
 
@@ -142,8 +177,14 @@ def serve(
         if clock is not None:
             _say_midi(clock, say)
             clock.start()
+        if adapter is not None and daw_address is not None:
+            adapter.start()
+            say(
+                f"segue bridge: talking to {adapter.name} OSC at {daw_address[0]}:{daw_address[1]}; "
+                f"limitations: {adapter.capabilities.limitations}"
+            )
         host, port = server.address
-        replies = f"{daw_address[0]}:{daw_address[1]}" if daw_address else "the sender"
+        replies = f"{daw_address[0]}:{daw_address[1]}" if daw_address and adapter is None else "the sender"
         say(
             f"segue bridge: listening for OSC on {host}:{port} (engine {engine.name}, jobs in {options.out_dir}, "
             f"place {options.place}, replies to {replies}); Ctrl-C stops"
@@ -154,6 +195,8 @@ def serve(
             pass
         say("segue bridge: stopping")
     finally:
+        if adapter is not None:
+            adapter.close()
         if clock is not None:
             clock.close()
         service.close()

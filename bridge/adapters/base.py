@@ -1,0 +1,201 @@
+"""What every DAW adapter offers, and :class:`OscLink`: one loopback UDP socket that talks a DAW's own OSC.
+
+An adapter sends commands to the DAW's OSC port **from** the socket it listens on, so a DAW that answers the
+sender (Ardour with ``address-only="0"``) reaches us without configuration. Feedback is decoded on the link's
+thread and handed to per-address handlers; anything malformed (undecodable bytes, wrong argument types or values)
+is logged with the sender (WARNING, rate-limited; the rest at DEBUG) and ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_packet import OscPacket
+from pythonosc.osc_server import BlockingOSCUDPServer
+
+from bridge.service import TransportState
+from engine.errors import BadInputError
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+FeedbackHandler = Callable[[list[Any]], None]
+"""Called on the link's thread with a feedback message's arguments; raises ValueError/TypeError if malformed."""
+TypedArg = tuple[str, Any]
+"""An OSC argument with its type tag (``("h", 48000)``); plain values get python-osc's inferred type."""
+
+_WARNINGS_PER_SECOND = 5.0
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an adapter can do with its DAW, and in plain words what it cannot."""
+
+    read_tempo: bool
+    read_position: bool
+    transport_control: bool
+    markers: bool
+    import_files: bool
+    limitations: str
+
+
+class DawAdapter(Protocol):
+    """A DAW spoken to in its own OSC. ``start``/``close`` may be called once each (``close`` twice is fine)."""
+
+    name: str
+    capabilities: Capabilities
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def transport(self) -> TransportState:
+        """The DAW's transport as last reported; ``tempo_bpm`` 0.0 when unknown. Any thread."""
+        ...
+
+    def play(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class _Server(BlockingOSCUDPServer):
+    def __init__(self, address: Address, link: OscLink) -> None:
+        self.link = link
+        super().__init__(address, None)  # type: ignore[arg-type]  # we decode datagrams ourselves
+
+    def server_bind(self) -> None:
+        with contextlib.suppress(OSError):  # room for bursts of feedback; the OS may cap it
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        super().server_bind()
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return True
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        self.link.handle_datagram(bytes(request[0]), (str(client_address[0]), int(client_address[1])))
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.error("error handling DAW feedback from %s", client_address, exc_info=True)
+
+
+class OscLink:
+    """Send OSC to ``daw`` and receive its feedback on ``listen`` (port 0: any free one)."""
+
+    def __init__(self, name: str, daw: Address, listen: Address = ("127.0.0.1", 0)) -> None:
+        self.name = name
+        self.daw = daw
+        self.handlers: dict[str, FeedbackHandler] = {}
+        self.on_any: Callable[[], None] | None = None  # called after every well-formed feedback message
+        try:
+            self._server = _Server(listen, self)
+        except OSError as e:
+            raise BadInputError(
+                f"{name}: cannot listen for DAW feedback on {listen[0]}:{listen[1]}: {e.strerror or e}"
+            ) from e
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._warn_budget = _WARNINGS_PER_SECOND
+        self._warn_time = time.monotonic()
+
+    @property
+    def address(self) -> Address:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._server.serve_forever,
+                    kwargs={"poll_interval": 0.1},
+                    name=f"segue-{self.name}",
+                    daemon=True,
+                )
+                self._thread.start()
+
+    def send(self, address: str, args: Sequence[Any | TypedArg] = ()) -> None:
+        """Send to the DAW; a ``(type_tag, value)`` pair fixes the OSC type. Never raises for network errors."""
+        builder = OscMessageBuilder(address=address)
+        for arg in args:
+            if isinstance(arg, tuple):
+                builder.add_arg(arg[1], arg[0])
+            else:
+                builder.add_arg(arg)
+        try:
+            self._server.socket.sendto(builder.build().dgram, self.daw)
+        except OSError as e:  # UDP: a DAW that is not there yet must not stop us
+            log.debug("%s: could not send %s to %s:%s: %s", self.name, address, self.daw[0], self.daw[1], e)
+
+    def handle_datagram(self, data: bytes, sender: Address) -> None:
+        try:
+            messages = [m.message for m in OscPacket(data).messages if isinstance(m.message, OscMessage)]
+        except Exception as e:  # python-osc raises several unrelated ParseError classes
+            self._warn("undecodable datagram (%d bytes) from %s:%s: %s", len(data), sender[0], sender[1], e)
+            return
+        for message in messages:
+            handler = self.handlers.get(message.address)
+            if handler is None:
+                log.debug("%s: ignoring %s from %s:%s", self.name, message.address, *sender)
+                continue
+            try:
+                handler(list(message.params))
+            except (ValueError, TypeError, IndexError) as e:
+                self._warn("malformed %s %r from %s:%s: %s", message.address, message.params, sender[0], sender[1], e)
+                continue
+            if self.on_any is not None:
+                self.on_any()
+
+    def _warn(self, fmt: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._warn_budget = min(_WARNINGS_PER_SECOND, self._warn_budget + (now - self._warn_time) * 5.0)
+            self._warn_time = now
+            loud = self._warn_budget >= 1.0
+            if loud:
+                self._warn_budget -= 1.0
+        log.log(logging.WARNING if loud else logging.DEBUG, "%s: " + fmt, self.name, *args)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+        if thread is not None:
+            self._server.shutdown()
+            thread.join(5.0)
+        with contextlib.suppress(OSError):
+            self._server.server_close()
+
+
+def as_int(value: Any, what: str) -> int:
+    """An OSC int (or an int-valued float or decimal string, as Ardour sends samples); ValueError otherwise."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be a number, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        return int(value.strip())
+    raise TypeError(f"{what} must be an integer, got {value!r}")
+
+
+def as_float(value: Any, what: str) -> float:
+    """An OSC int or float that is finite; ValueError/TypeError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number, got {value!r}")
+    result = float(value)
+    if result != result or result in (float("inf"), float("-inf")):
+        raise ValueError(f"{what} must be finite, got {value!r}")
+    return result

@@ -1,0 +1,163 @@
+"""REAPER through its OSC control surface with the default pattern file (``Default.ReaperOSC``).
+
+REAPER listens on the surface's "local listen port" (8000 by default) and sends feedback to the "device port"
+(we listen on 9000 by default). Feedback: ``/tempo/raw f:bpm``, ``/time f:seconds``, ``/beat/str s``
+(``"bar.beat.hundredths"``), ``/play f``, ``/stop f``. Commands: ``/play``, ``/stop`` (triggers, sent without
+arguments) and ``/time f:seconds`` to move the edit cursor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.adapters.base import Address, Capabilities, OscLink, as_float
+from bridge.service import TransportState
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 8000
+DEFAULT_FEEDBACK_PORT = 9000
+CAPABILITIES = Capabilities(
+    read_tempo=True,
+    read_position=True,
+    transport_control=True,
+    markers=False,
+    import_files=False,
+    limitations=(
+        "Uses REAPER's default OSC pattern: tempo, time, beat position, play and stop. It has no time-selection "
+        "pattern, markers are not wired here, and inserting media needs a ReaScript in REAPER. Beats are counted "
+        "from the bar.beat feedback assuming a fixed number of beats per bar (4 unless set). REAPER must send "
+        "feedback to the port we listen on (its OSC 'device port', 9000 by default)."
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ReaperState:
+    """REAPER's transport as its feedback last said; ``None`` where it has not said yet."""
+
+    tempo_bpm: float | None = None
+    playing: bool = False
+    position_seconds: float | None = None
+    beat: tuple[int, int, float] | None = None  # bar, beat (1-based), fraction of a beat 0..1
+    feedback_at: float | None = None
+
+
+def parse_beat(text: str) -> tuple[int, int, float]:
+    """``"3.2.50"`` -> ``(3, 2, 0.5)``; ValueError if it is not ``bar.beat.hundredths``."""
+    parts = text.strip().split(".")
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise ValueError(f"bar.beat.hundredths expected, got {text!r}")
+    bar, beat = int(parts[0]), int(parts[1])
+    if beat < 1:
+        raise ValueError(f"beat must be >= 1, got {text!r}")
+    return bar, beat, int(parts[2]) / 10 ** len(parts[2])
+
+
+class ReaperAdapter:
+    """Talk to REAPER at ``daw``; feedback arrives on ``listen`` (REAPER's device port)."""
+
+    name = "reaper"
+    capabilities = CAPABILITIES
+
+    def __init__(
+        self,
+        daw: Address = ("127.0.0.1", DEFAULT_PORT),
+        *,
+        listen: Address = ("127.0.0.1", DEFAULT_FEEDBACK_PORT),
+        beats_per_bar: int = 4,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if beats_per_bar < 1:
+            raise ValueError(f"beats_per_bar must be >= 1, got {beats_per_bar}")
+        self.link = OscLink("reaper", daw, listen)
+        self.beats_per_bar = beats_per_bar
+        self._now = now
+        self._state = ReaperState()
+        self._lock = threading.Lock()
+        self.link.handlers.update(
+            {
+                "/tempo/raw": self._on_tempo,
+                "/time": self._on_time,
+                "/beat/str": self._on_beat,
+                "/play": self._on_play,
+                "/stop": self._on_stop,
+            }
+        )
+        self.link.on_any = lambda: self._update(feedback_at=self._now())
+
+    @property
+    def address(self) -> Address:
+        return self.link.address
+
+    def start(self) -> None:
+        self.link.start()
+
+    def close(self) -> None:
+        self.link.close()
+
+    def state(self) -> ReaperState:
+        with self._lock:
+            return self._state
+
+    def transport(self) -> TransportState:
+        state = self.state()
+        beats = 0.0
+        if state.beat is not None:
+            bar, beat, fraction = state.beat
+            beats = (bar - 1) * self.beats_per_bar + (beat - 1) + fraction
+        return TransportState(
+            tempo_bpm=state.tempo_bpm or 0.0,
+            playing=state.playing,
+            position_beats=beats,
+            clock_source=f"reaper-osc:{self.link.daw[0]}:{self.link.daw[1]}"
+            + ("" if state.feedback_at is not None else " (no feedback)"),
+        )
+
+    # commands
+    def play(self) -> None:
+        self.link.send("/play")
+
+    def stop(self) -> None:
+        self.link.send("/stop")
+
+    def locate(self, seconds: float) -> None:
+        """Move the edit cursor to ``seconds`` (finite, >= 0) from the project start."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+            raise ValueError(f"seconds must be a finite number, got {seconds!r}")
+        if seconds < 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds}")
+        self.link.send("/time", [("f", float(seconds))])
+
+    # feedback (on the link's thread)
+    def _update(self, **changes: Any) -> None:
+        with self._lock:
+            self._state = dataclasses.replace(self._state, **changes)
+
+    def _on_tempo(self, args: list[object]) -> None:
+        tempo = as_float(args[0], "/tempo/raw")
+        if not 1.0 <= tempo <= 1000.0:
+            raise ValueError(f"/tempo/raw must be in 1..1000 BPM, got {tempo}")
+        self._update(tempo_bpm=tempo)
+
+    def _on_time(self, args: list[object]) -> None:
+        self._update(position_seconds=as_float(args[0], "/time"))
+
+    def _on_beat(self, args: list[object]) -> None:
+        if not isinstance(args[0], str):
+            raise TypeError(f"/beat/str must be a string, got {args[0]!r}")
+        self._update(beat=parse_beat(args[0]))
+
+    def _on_play(self, args: list[object]) -> None:
+        self._update(playing=as_float(args[0], "/play") != 0.0)
+
+    def _on_stop(self, args: list[object]) -> None:
+        if as_float(args[0], "/stop") != 0.0:
+            self._update(playing=False)
