@@ -7,6 +7,7 @@ Per variant (``v01``, ``v02``, ...): ``continuation.mid``, ``continuation.wav``,
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -59,8 +60,11 @@ def pick_device(device: str = "auto") -> torch.device:
 class LocalEngine:
     """Runs models in this process. Thread-safe: one job at a time per engine instance."""
 
-    def __init__(self, device: str = "auto", soundfont: str | None = None) -> None:
+    def __init__(self, device: str = "auto", soundfont: str | None = None, threads: int | None = None) -> None:
         self.device = pick_device(device)
+        threads = threads or int(os.environ.get("SEGUE_THREADS", "0") or 0)
+        if threads > 0:  # fewer threads keep a busy machine (a DAW playing) responsive
+            torch.set_num_threads(threads)
         self._soundfont_path = soundfont
         self._models: dict[str, SymbolicModel] = {}
         self._lock = threading.Lock()
