@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-pins.txt 2>/
 OUT ?= out
 PYTEST_FLAGS ?=
 
-.PHONY: all venv demo test test-slow test-all lint typecheck bench train-default clean-venv
+.PHONY: all venv demo test test-slow test-integ test-all lint typecheck bench train-default clean-venv
 
 all: test
 
@@ -33,6 +33,12 @@ test: venv
 
 test-slow: venv
 	$(PY) -m pytest -m "slow" $(PYTEST_FLAGS)
+
+# Real processes (a JACK dummy server, jack_midi_clock); installs the Debian packages when missing (needs root).
+test-integ: venv
+	@command -v jackd >/dev/null && command -v jack_midi_clock >/dev/null || { \
+	  apt-get update && apt-get install -y --no-install-recommends jackd2 jack-midi-clock; }
+	$(PY) -m pytest -m integration tests/integration $(PYTEST_FLAGS)
 
 test-all: venv
 	$(PY) -m pytest $(PYTEST_FLAGS)

@@ -14,6 +14,14 @@ default), numbered by tick index so that a dropped tick leaves a hole instead of
 detected when ``change_ticks`` clocks in a row land more than ``change_threshold_s`` off the fitted line on the same
 side; the window then restarts at the change, so the estimate settles within about half a beat instead of a window.
 With 1 ms (1 sigma) timestamp jitter the estimate is within 0.1 BPM after one bar (see tests/bridge/test_clock.py).
+
+Coarse timestamps: some MIDI stacks stamp messages when a whole audio period of them is delivered (JACK: rtmidi
+reads a period's events in one callback, so stamps are quantized to 1024/48000 s = 21.3 ms, and two clocks may
+share one stamp). The follower measures the timestamp noise (the RMS residual of its line) and, once it is large
+against the clock period, stops treating long intervals as dropped clocks, raises the change threshold above the
+noise, and fits a longer window (``coarse_window_ticks``, 4 bars) so the estimate still reaches 0.1 BPM within two
+bars. Every clock counts once: a clock arriving very soon after another is a burst, not a duplicate (MIDI does not
+duplicate messages; filtering "duplicates" made a follower on JACK read 117.19 BPM for 120).
 """
 
 from __future__ import annotations
@@ -63,30 +71,33 @@ class ClockFollower:
         source: str = "midi-clock",
         *,
         window_ticks: int = 96,
+        coarse_window_ticks: int = 384,
         min_fit_ticks: int = 8,
         change_threshold_s: float = 0.004,
         change_ticks: int = 3,
         stale_after_s: float = 0.5,
     ) -> None:
-        if window_ticks < 3 or not 2 <= min_fit_ticks <= window_ticks:
+        if window_ticks < 3 or not 2 <= min_fit_ticks <= window_ticks or coarse_window_ticks < window_ticks:
             raise ValueError(
-                f"need 3 <= window_ticks and 2 <= min_fit_ticks <= window_ticks, got {window_ticks}, {min_fit_ticks}"
+                "need 3 <= window_ticks <= coarse_window_ticks and 2 <= min_fit_ticks <= window_ticks, got "
+                f"{window_ticks}, {coarse_window_ticks}, {min_fit_ticks}"
             )
         if change_ticks < 1 or change_threshold_s <= 0 or stale_after_s <= 0:
             raise ValueError("change_ticks must be >= 1; change_threshold_s and stale_after_s must be > 0")
         self.source = source
         self.window_ticks = window_ticks
+        self.coarse_window_ticks = coarse_window_ticks
         self.min_fit_ticks = min_fit_ticks
         self.change_threshold_s = change_threshold_s
         self.change_ticks = change_ticks
         self.stale_after_s = stale_after_s
-        self._window: deque[tuple[int, float]] = deque(maxlen=window_ticks)  # (tick index, timestamp)
+        self._window: deque[tuple[int, float]] = deque(maxlen=coarse_window_ticks)  # (tick index, timestamp)
+        self._noise_s: float | None = None  # RMS residual of the fitted line: the timestamps' own noise
+        self._burst_at: int | None = None  # tick index of the last clock that came with the one before it
         self._outliers: list[tuple[int, float]] = []  # consecutive same-side misses of the fitted line
         self._tick_index = 0  # counts clocks (and the holes of dropped ones) since the first clock
         self._period_s: float | None = None  # seconds per clock, the current estimate
         self._last_tick: float | None = None  # timestamp of the last accepted clock
-        self._last_raw: float | None = None  # timestamp of the last clock, even an ignored duplicate
-        self._skipped_duplicate = False
         self._playing = False
         self._await_first_tick = False  # after Start/Continue the first clock marks the position
         self._position_ticks = 0
@@ -141,30 +152,24 @@ class ClockFollower:
     def _on_clock(self, t: float) -> None:
         period = self._period_s
         advance = 1
-        if self._last_tick is not None and self._last_raw is not None:
+        if self._last_tick is not None:
             dt = t - self._last_tick
+            if dt < 0 and period is not None and -dt < 0.5 * period:
+                t, dt = self._last_tick, 0.0  # stamped a hair before the clock it came with: a burst
             if dt < 0:
                 log.debug("%s: clock timestamp went back %.6f s; restarting the tempo window", self.source, -dt)
                 self._restart_window()
-            elif period is not None and t - self._last_raw < 0.5 * period:
-                self._last_raw = t
-                if not self._skipped_duplicate:  # one short interval: a duplicated clock; ignore it
-                    self._skipped_duplicate = True
-                    log.debug("%s: duplicate clock ignored", self.source)
-                    return
-                # a second short interval in a row: the tempo really went up a lot; count the skipped one too
-                self._restart_window()
-                advance = 2
             elif dt > self.stale_after_s:
                 log.debug("%s: clock resumed after %.3f s", self.source, dt)
                 if period is not None and self._playing and not self._await_first_tick:
                     advance = max(1, round(dt / period))  # the master kept playing; count what we missed
                 self._restart_window()
-            elif period is not None and dt > 1.5 * period:
+            elif period is not None and self._fine(period) and dt > 1.5 * period + 4.0 * (self._noise_s or 0.0):
                 advance = max(1, round(dt / period))  # dropped clocks leave a hole in the window
-        self._skipped_duplicate = False
+            elif period is not None and dt < 0.5 * period:
+                self._burst_at = self._tick_index  # two clocks delivered together: the stamps are coarse
         self._tick_index += advance
-        self._last_tick = self._last_raw = self._last_event = t
+        self._last_tick = self._last_event = t
         if self._playing:
             if self._await_first_tick:
                 self._await_first_tick = False
@@ -172,17 +177,47 @@ class ClockFollower:
                 self._position_ticks += advance
         self._add_point(self._tick_index, t)
 
+    def _bursty(self) -> bool:
+        """Whether clocks came in bursts (two at once) within the last ``coarse_window_ticks``."""
+        return self._burst_at is not None and self._tick_index - self._burst_at < self.coarse_window_ticks
+
+    def _fine(self, period: float) -> bool:
+        """Whether the timestamps are precise enough to tell a dropped clock from delivery jitter."""
+        return self._noise_s is not None and self._noise_s < 0.1 * period and not self._bursty()
+
+    def _coarse(self) -> bool:
+        period = self._period_s
+        if period is None:
+            return False
+        return self._bursty() or (self._noise_s is not None and self._noise_s >= 0.05 * period)
+
+    def _change_threshold(self) -> float:
+        """How far off the line a clock must land to count towards a tempo change: above the stamps' noise."""
+        threshold = max(self.change_threshold_s, 4.0 * (self._noise_s or 0.0))
+        if self._bursty() and self._period_s is not None:
+            # bursts hide the quantum from the residuals until one happens: stamps may be a whole clock off
+            threshold = max(threshold, 1.5 * self._period_s)
+        return threshold
+
+    def _fit_points(self) -> list[tuple[int, float]]:
+        """The clocks the line is fitted to: one bar, or ``coarse_window_ticks`` when the timestamps are coarse."""
+        points = list(self._window)
+        return points if self._coarse() else points[-self.window_ticks :]
+
     def _restart_window(self) -> None:
         self._window.clear()
         self._outliers.clear()
 
     def _add_point(self, index: int, t: float) -> None:
-        fit = _fit(self._window) if len(self._window) >= self.min_fit_ticks else None
+        points = self._fit_points()
+        # no change detection until the noise is known: coarse stamps would look like a change every few clocks
+        fit = _fit(points) if len(points) >= 2 * self.min_fit_ticks and self._noise_s is not None else None
         if fit is not None:
             intercept, slope = fit
             residual = t - (intercept + slope * index)
             same_side = not self._outliers or (residual > 0) == (self._outliers[-1][1] > 0)
-            if abs(residual) > self.change_threshold_s and same_side:
+            threshold = self._change_threshold()
+            if abs(residual) > threshold and same_side:
                 self._outliers.append((index, residual))
                 if len(self._outliers) >= self.change_ticks:
                     # the line no longer fits: keep only the clocks since the change
@@ -193,18 +228,21 @@ class ClockFollower:
                     log.debug("%s: tempo change detected at clock %d", self.source, first)
             else:
                 self._outliers.clear()
-                if abs(residual) > self.change_threshold_s:
+                if abs(residual) > threshold:
                     self._outliers.append((index, residual))
         self._window.append((index, t))
-        if len(self._window) >= self.min_fit_ticks:
-            fit = _fit(self._window)
+        points = self._fit_points()
+        if len(points) >= self.min_fit_ticks:
+            fit = _fit(points)
             if fit is None or not MIN_TEMPO_BPM <= 60.0 / (fit[1] * PPQN) <= MAX_TEMPO_BPM:
                 return
+            if len(points) >= 2 * self.min_fit_ticks:  # enough clocks to tell the noise from the line
+                self._noise_s = _rms_residual(points, *fit)
             old = self._period_s
-            if old is not None and len(self._window) < PPQN:
+            if old is not None and len(points) < PPQN:
                 # a short, fresh window (after a dropout or a change): keep the old estimate while the new one
                 # agrees with it within 6 standard errors; only a real change replaces it this early
-                if abs(fit[1] - old) <= 6.0 * _slope_error(self._window, *fit):
+                if abs(fit[1] - old) <= 6.0 * _slope_error(points, *fit):
                     return
             self._period_s = fit[1]
         elif self._period_s is None and len(self._window) >= 2:
@@ -230,7 +268,12 @@ def _fit(points: deque[tuple[int, float]] | list[tuple[int, float]]) -> tuple[fl
     return intercept, slope
 
 
-def _slope_error(points: deque[tuple[int, float]], intercept: float, slope: float) -> float:
+def _rms_residual(points: list[tuple[int, float]], intercept: float, slope: float) -> float:
+    """Root-mean-square distance (seconds) of the timestamps from the fitted line."""
+    return math.sqrt(sum((t - intercept - slope * i) ** 2 for i, t in points) / len(points))
+
+
+def _slope_error(points: deque[tuple[int, float]] | list[tuple[int, float]], intercept: float, slope: float) -> float:
     """Standard error of the fitted slope (seconds per clock)."""
     n = len(points)
     mean_i = sum(i for i, _ in points) / n

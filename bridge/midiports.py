@@ -17,6 +17,7 @@ message with ``time.perf_counter()`` when the callback runs. Callbacks arrive on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -103,6 +104,50 @@ def input_names(spec: str | None = None) -> list[str]:
     return list(list_ports(spec).inputs)
 
 
+class InputLister:
+    """Lists input names again and again through one long-lived backend client.
+
+    mido's ``get_input_names`` opens and closes a new rtmidi client per call; on JACK each open/close reconfigures
+    the server's graph and, while our own port's callback waits for the GIL, stalls JACK's process cycle for up to
+    seconds (measured in tests/integration/test_clock_jack.py). A watcher that polls every few seconds therefore
+    keeps one rtmidi ``MidiIn`` (which opens no port) and asks it; other backends fall back to mido.
+    """
+
+    def __init__(self, spec: str | None = None) -> None:
+        self.spec = spec or backend_spec()
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> list[str]:
+        module, _, api = self.spec.partition("/")
+        if module != "mido.backends.rtmidi":
+            return input_names(self.spec)
+        with self._lock:
+            if self._client is None:
+                try:
+                    import rtmidi  # python-rtmidi, mido's default backend
+
+                    rtapi = getattr(rtmidi, f"API_{api}") if api else rtmidi.API_UNSPECIFIED
+                    self._client = rtmidi.MidiIn(rtapi, "segue-lister")
+                except Exception as e:
+                    raise _unusable(self.spec, e) from e
+            try:
+                return list(self._client.get_ports())
+            except Exception as e:
+                self._close_locked()
+                raise _unusable(self.spec, e) from e
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.delete()
+
+
 def open_input(name: str, callback: MessageCallback, spec: str | None = None) -> InputPort:
     """Open input port ``name`` with ``callback`` (called on the backend's thread); :class:`MidiPortError`."""
     spec = spec or backend_spec()
@@ -155,7 +200,8 @@ class ReconnectingInput:
         self.name = name
         self._callback = callback
         self._opener: Opener = opener or (lambda n, cb: open_input(n, cb))
-        self._lister: Lister = lister or (lambda: input_names())
+        self._own_lister = InputLister() if lister is None else None
+        self._lister: Lister = lister or self._own_lister  # type: ignore[assignment]
         self.retry_s = min(max(retry_s, MIN_RETRY_S), MAX_RETRY_S)
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -178,6 +224,8 @@ class ReconnectingInput:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
         self._drop()
+        if self._own_lister is not None:
+            self._own_lister.close()
 
     def step(self) -> None:
         """One round of the loop: open the port if closed, or close it if it is no longer listed."""

@@ -1,0 +1,95 @@
+"""Fixtures for integration tests (helpers in jack_procs.py): a JACK dummy server and jack_midi_clock, started with
+bounded waits and always stopped. Missing binaries skip the test with the install hint (or run `make test-integ`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import IO
+
+import pytest
+from jack_procs import (
+    JACK_BACKEND,
+    MIDI_CLOCK_PORT,
+    JackServer,
+    clean_stale_jack_servers,
+    need,
+    next_server_name,
+    stop_process,
+    wait_until,
+)
+
+
+@pytest.fixture
+def jack_server_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., JackServer]]:
+    """``start(period=1024, rate=48000)`` starts a JACK dummy server; the test's environment points at it."""
+    need("jackd", "jack_wait", "jack_lsp", "jack_transport")
+    started: list[JackServer] = []
+    logs: list[IO[bytes]] = []
+
+    def start(period: int = 1024, rate: int = 48000) -> JackServer:
+        clean_stale_jack_servers()  # else jackd may refuse: "Too many servers already active"
+        name = next_server_name()
+        env = dict(os.environ, JACK_DEFAULT_SERVER=name, MIDO_BACKEND=JACK_BACKEND, JACK_NO_AUDIO_RESERVATION="1")
+        log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would block jackd
+        logs.append(log)
+        proc = subprocess.Popen(
+            ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        server = JackServer(name, rate, period, env, proc)
+        started.append(server)
+        try:
+            subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], env=env, capture_output=True, timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+        if proc.poll() is not None or server.run("jack_wait", "-s", name, "-c", timeout=5).returncode != 0:
+            stop_process(proc)
+            log.seek(0)
+            err = log.read().decode(errors="replace")[-2000:]
+            pytest.fail(f"JACK dummy server {name} did not start:\n{err}")
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
+        monkeypatch.setenv("MIDO_BACKEND", JACK_BACKEND)
+        return server
+
+    yield start
+    for server in reversed(started):
+        stop_process(server.proc)
+    for log in logs:
+        log.close()
+
+
+@pytest.fixture
+def jack_server(jack_server_factory: Callable[..., JackServer]) -> JackServer:
+    """A JACK dummy server as in NOTES.md: 48 kHz, 1024-frame periods."""
+    return jack_server_factory()
+
+
+@pytest.fixture
+def midi_clock_factory() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """``start(server, bpm)`` runs ``jack_midi_clock -b BPM -B`` (fixed tempo, follows JACK transport state)
+    and waits until its port ``jack_midi_clock:mclk_out`` is listed."""
+    need("jack_midi_clock")
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(server: JackServer, bpm: float, timeout: float = 10.0) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            ["jack_midi_clock", "-b", f"{bpm:g}", "-B"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=server.env,
+        )
+        procs.append(proc)
+        if not wait_until(lambda: MIDI_CLOCK_PORT in server.midi_ports() or proc.poll() is not None, timeout):
+            pytest.fail(f"jack_midi_clock did not register {MIDI_CLOCK_PORT} within {timeout} s")
+        if proc.poll() is not None:
+            pytest.fail(f"jack_midi_clock exited with {proc.returncode}")
+        return proc
+
+    yield start
+    for proc in reversed(procs):
+        stop_process(proc)
