@@ -9,7 +9,8 @@ OSC floats, doubles and ints (ints become floats) and must be finite. ``i`` acce
 that hold a whole number (``4.0``), because many DAW scripts (Lua, Max, TouchOSC) send every number as a float;
 ``4.5`` or a bool (``T``/``F``) is an error. The argument count must match exactly.
 
-Nothing here blocks: handlers only validate and hand work to the service, whose worker runs the jobs. Anything
+Nothing here blocks: handlers only validate and hand work to the service, whose worker runs the jobs and whose
+placement thread copies the files of a ``/segue/choose`` (its failures come back as ``/segue/error``). Anything
 malformed (undecodable bytes, unknown addresses, wrong types, missing arguments, bad values, missing files) is
 logged with the sender (WARNING, at most a few lines a second; the rest at DEBUG) and answered with
 ``/segue/error s:message``. Replies go to the configured DAW address if there is one, else to the sender; job
@@ -192,7 +193,7 @@ class OscBridge:
         job_id, variant = values
         if not 1 <= variant <= MAX_VARIANTS:
             raise BadInputError(f"/segue/choose: variant must be in 1..{MAX_VARIANTS}, got {variant}")
-        self.service.choose(job_id, variant, origin=sender)
+        self.service.submit_choice(job_id, variant, origin=sender)  # files are copied on the placement thread
 
     def _on_status(self, sender: Sender, values: list[Any]) -> None:
         state = self.service.transport()

@@ -5,14 +5,19 @@ thread (further requests wait in a queue), keeps a :class:`~engine.api.CancelTok
 its listeners what happens as frozen event values (:class:`JobStarted`, :class:`JobProgress`, :class:`JobDone`,
 :class:`JobFailed`, :class:`Placement`, :class:`RequestFailed`).
 
-Threads: listeners are called **on the service's worker thread** (and, for :meth:`BridgeService.choose`, on the
-caller's thread). A listener must return quickly and must not touch GUI objects directly: the Qt adapter turns
-events into signals, the OSC layer sends a datagram. An exception in a listener is logged and ignored.
+Threads: listeners are called **on the service's worker thread**, on its placement thread (for
+:meth:`BridgeService.submit_choice`) or, for :meth:`BridgeService.choose`, on the caller's thread. A listener must
+return quickly and must not touch GUI objects directly: the Qt adapter turns events into signals, the OSC layer
+sends a datagram. An exception in a listener is logged and ignored.
 
 Placement: when a job is done the service emits one :class:`Placement` per file of the variants that the
 placement policy picks (``first``, ``all`` or ``none``), and :meth:`BridgeService.choose` emits them for one
-variant on request. A file goes to ``region start + place_at`` beats on the DAW timeline (the bar after the region
-when continuing, the region's start when accompanying); seconds are those beats at the region's tempo, from the
+variant on request. :meth:`BridgeService.submit_choice` does the same without blocking its caller (the OSC
+dispatcher): it checks the request at once, then copies the files on the placement thread, so a big copy delays
+neither OSC handling nor a running job; a failure there becomes a :class:`RequestFailed` for the requester.
+
+A file goes to ``region start + place_at`` beats on the DAW timeline (the bar after the region when continuing,
+the region's start when accompanying); seconds are those beats at the region's tempo, from the
 timeline's zero (a constant tempo is assumed until the MIDI clock follower exists). Events point at named copies
 in ``<job_dir>/place/`` (:mod:`bridge.placement`: WAVs with a BWF time reference when the DAW position is known;
 stems are copied there too, without events), or at the job's own files when the copies cannot be written.
@@ -26,16 +31,17 @@ import math
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
 from bridge.jobs import ErrorRecord, JobRecord, VariantRecord, load_job, now_iso, write_job
-from bridge.placement import place_or_original
+from bridge.placement import PlacedFile, place_or_original
 from bridge.runner import create_job, execute_job
 from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Mode, Prompt
-from engine.errors import BadInputError
+from engine.errors import BadInputError, SegueError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,7 @@ Origin = tuple[str, int] | None
 """Who asked (for OSC: the sender's host and port), handed back on every event of that request."""
 
 MAX_WAITING_JOBS = 8
+MAX_WAITING_PLACEMENTS = 16
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _PLACED_ROLES = ("audio", "midi")  # the file roles that get a Placement event, in sending order (stems: files only)
 
@@ -74,6 +81,10 @@ class TransportState:
 
 TransportProvider = Callable[[], TransportState]
 """Returns the current transport state; the MIDI clock follower will be one. Called on any thread."""
+
+Placer = Callable[[Path, JobRecord, VariantRecord, str, float | None], list[PlacedFile]]
+"""``placer(job_dir, record, variant, track, position_seconds)``: writes a variant's files for the DAW and says
+where they are (:func:`bridge.placement.place_or_original`; tests inject slow or failing ones)."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,17 @@ class _Pending:
     origin: Origin
 
 
+@dataclass(frozen=True)
+class _Choice:
+    """A checked ``/segue/choose``: the variant to place and where the position comes from."""
+
+    job_dir: Path
+    record: JobRecord
+    variant: VariantRecord
+    region: DawRegion | None
+    origin: Origin
+
+
 class BridgeService:
     """Regions in, jobs out, one at a time. Call :meth:`start` before submitting and :meth:`close` at the end."""
 
@@ -149,6 +171,7 @@ class BridgeService:
         place: PlacePolicy = "first",
         model: str = "default",
         transport: TransportProvider | None = None,
+        placer: Placer = place_or_original,
     ) -> None:
         if place not in PLACE_POLICIES:
             raise BadInputError(f"place must be one of {', '.join(PLACE_POLICIES)}, got {place!r}")
@@ -157,6 +180,7 @@ class BridgeService:
         self.place = place
         self.model = model
         self._transport = transport
+        self._placer = placer
         self._lock = threading.Lock()
         self._listeners: list[Listener] = []
         self._region: DawRegion | None = None
@@ -164,6 +188,9 @@ class BridgeService:
         self._tokens: dict[str, CancelToken] = {}  # running job id -> its token
         self._regions: dict[str, DawRegion] = {}  # job id -> the region it was made from (this session)
         self._worker: threading.Thread | None = None
+        self._place_queue: queue.Queue[_Choice | None] = queue.Queue()
+        self._placing = 0  # choices queued or being placed
+        self._place_worker: threading.Thread | None = None
         self._closed = False
 
     # -- listeners and state ---------------------------------------------------------------------------------
@@ -217,6 +244,8 @@ class BridgeService:
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name="segue-bridge-worker", daemon=True)
                 self._worker.start()
+                self._place_worker = threading.Thread(target=self._place_work, name="segue-place", daemon=True)
+                self._place_worker.start()
 
     def generate(self, mode: Mode, bars: int, variants: int, origin: Origin = None) -> GenerationRequest:
         """Queue a job on the last region and return its request; :class:`BadInputError` if that cannot be.
@@ -255,7 +284,33 @@ class BridgeService:
         log.info("job %s: cancel requested", job_id)
 
     def choose(self, job_id: str, variant: int, origin: Origin = None) -> list[Placement]:
-        """Emit (and return) the placements of variant number ``variant`` (1-based) of a done job."""
+        """Place variant number ``variant`` (1-based) of a done job now, on this thread; emit and return the
+        placements. Blocks while the files are copied: from a thread that must stay responsive use
+        :meth:`submit_choice`."""
+        choice = self._check_choice(job_id, variant, origin)
+        placements = self._placements(choice.job_dir, choice.record, [choice.variant], choice.region, origin)
+        for placement in placements:
+            self._emit(placement)
+        return placements
+
+    def submit_choice(self, job_id: str, variant: int, origin: Origin = None) -> None:
+        """Like :meth:`choose`, but returns at once: the request is checked here (:class:`BadInputError` for an
+        unknown job or variant, a job that is not done, or too many waiting placements) and the files are copied
+        on the placement thread, which emits the :class:`Placement` events, or a :class:`RequestFailed` for
+        ``origin`` when placing fails."""
+        choice = self._check_choice(job_id, variant, origin)
+        with self._lock:
+            if self._closed or self._place_worker is None:
+                raise BadInputError("the bridge is not running (start() was not called, or it is shutting down)")
+            if self._placing >= MAX_WAITING_PLACEMENTS:
+                raise BadInputError(f"{MAX_WAITING_PLACEMENTS} placements are already waiting; try again shortly")
+            self._placing += 1
+            self._place_queue.put(choice)
+        log.info("job %s %s: placement queued", job_id, choice.variant.id)
+
+    def _check_choice(self, job_id: str, variant: int, origin: Origin) -> _Choice:
+        """What to place for ``/segue/choose job_id variant``; reads only job.json. :class:`BadInputError` if
+        there is nothing to place."""
         if not _JOB_ID.fullmatch(job_id):
             raise BadInputError(f"{job_id!r} is not a job id (like 20260101-120000-region-continue-3f2a)")
         job_dir = self.out_dir / job_id
@@ -269,10 +324,9 @@ class BridgeService:
         if not chosen:
             have = ", ".join(str(i + 1) for i in range(len(record.variants)))
             raise BadInputError(f"job {job_id} has no variant {variant}; it has {have}")
-        placements = self._placements(job_dir, record, chosen, self._regions.get(job_id), origin)
-        for placement in placements:
-            self._emit(placement)
-        return placements
+        with self._lock:
+            region = self._regions.get(job_id)
+        return _Choice(job_dir, record, chosen[0], region, origin)
 
     def close(self, timeout: float = 5.0) -> None:
         """Cancel the running job, drop waiting ones and stop the worker. Safe to call twice."""
@@ -292,10 +346,17 @@ class BridgeService:
         for token in tokens:
             token.cancel()
         self._queue.put(None)
+        self._place_queue.put(None)  # after the placements already asked for
+        deadline = time.monotonic() + timeout
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout)
             if worker.is_alive():
                 log.warning("the running job did not stop within %.1f s; leaving it", timeout)
+        placer = self._place_worker
+        if placer is not None and placer is not threading.current_thread():
+            placer.join(max(0.0, deadline - time.monotonic()))
+            if placer.is_alive():
+                log.warning("placements were still being written after %.1f s; leaving them", timeout)
 
     # -- the worker ------------------------------------------------------------------------------------------
 
@@ -349,6 +410,32 @@ class BridgeService:
         for placement in self._placements(job_dir, record, chosen, pending.region, pending.origin):
             self._emit(placement)
 
+    def _place_work(self) -> None:
+        while True:
+            choice = self._place_queue.get()
+            if choice is None:
+                return
+            try:
+                self._place_choice(choice)
+            finally:
+                with self._lock:
+                    self._placing -= 1
+
+    def _place_choice(self, choice: _Choice) -> None:
+        what = f"job {choice.record.id} {choice.variant.id}"
+        try:
+            placements = self._placements(choice.job_dir, choice.record, [choice.variant], choice.region, choice.origin)
+        except SegueError as e:
+            log.warning("%s: placing failed (asked by %s): %s", what, _who(choice.origin), e)
+            self._emit(RequestFailed(f"{what}: placing failed: {e}", choice.origin))
+            return
+        except Exception as e:  # the placement thread must survive anything one placement does
+            log.exception("%s: placing failed (asked by %s)", what, _who(choice.origin))
+            self._emit(RequestFailed(f"{what}: placing failed ({type(e).__name__}: {e})", choice.origin))
+            return
+        for placement in placements:
+            self._emit(placement)
+
     def _placements(
         self,
         job_dir: Path,
@@ -368,7 +455,7 @@ class BridgeService:
         known = tempo_known and (region is not None or record.region.start_beats is not None)
         placements = []
         for variant in variants:
-            placed = place_or_original(job_dir, record, variant, track, position_seconds if known else None)
+            placed = self._placer(job_dir, record, variant, track, position_seconds if known else None)
             by_role = {p.role: p for p in placed}
             for role in _PLACED_ROLES:
                 if role not in by_role:
@@ -395,6 +482,10 @@ class BridgeService:
                 listener(event)
             except Exception:
                 log.exception("a bridge listener failed on %s", type(event).__name__)
+
+
+def _who(origin: Origin) -> str:
+    return f"{origin[0]}:{origin[1]}" if origin is not None else "a local caller"
 
 
 def _record_cancelled(job_dir: Path, record: JobRecord, message: str) -> None:

@@ -224,9 +224,9 @@ def test_parsers() -> None:
     for bad in ("1.2", "1.0.00", "1.1.x"):
         with pytest.raises(ValueError):
             parse_beat(bad)
-    assert ADAPTERS == ("ardour", "reaper")
-    with pytest.raises(ValueError, match="no adapter called 'live'"):
-        open_adapter("live", ("127.0.0.1", 1))
+    assert ADAPTERS == ("ardour", "reaper", "live", "bitwig")
+    with pytest.raises(ValueError, match="no adapter called 'logic'"):
+        open_adapter("logic", ("127.0.0.1", 1))
 
 
 def test_segue_bridge_with_ardour_reports_its_transport(

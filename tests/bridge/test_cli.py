@@ -298,8 +298,8 @@ def test_bridge_stop_hook_and_bad_options(run: Run) -> None:
         bridge_ready=lambda running: running.stop(),
     )
     assert code == 0
-    code, _, err = run("bridge", "--daw", "live", "--osc-port", "0")
-    assert code == 2 and "the live adapter is not available in this version yet" in err
+    code, _, err = run("bridge", "--daw", "live", "--daw-port", "70000", "--osc-port", "0")
+    assert code == 2 and "--daw-port must be in 0..65535" in err
     code, _, err = run("bridge", "--daw-host", "127.0.0.1", "--osc-port", "0")
     assert code == 2 and "--daw-host needs --daw-port" in err
     code, _, err = run("bridge", "--osc-port", "70000")

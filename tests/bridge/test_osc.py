@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,18 +16,21 @@ from pythonosc.osc_message_builder import build_msg
 from pythonosc.udp_client import SimpleUDPClient
 
 from bridge import segue_version
+from bridge.jobs import JobRecord, VariantRecord
 from bridge.osc import MAX_STRING_CHARS, OscBridge, OscServer, check_arguments
-from bridge.service import BridgeService
+from bridge.placement import PlacedFile, place_or_original
+from bridge.service import MAX_WAITING_PLACEMENTS, BridgeService, Placer
+from engine.errors import EngineError
 
 
 class Harness:
     """An OscBridge over a started service with a FakeEngine; replies recorded, no sockets."""
 
-    def __init__(self, tmp_path: Path, place: str = "first") -> None:
+    def __init__(self, tmp_path: Path, place: str = "first", placer: Placer = place_or_original) -> None:
         self.engine = FakeEngine()
         self.region = write_midi_region(tmp_path / "region.mid").resolve()
         self.out = tmp_path / "out"
-        self.service = BridgeService(self.engine, self.out, place=place)  # type: ignore[arg-type]
+        self.service = BridgeService(self.engine, self.out, place=place, placer=placer)  # type: ignore[arg-type]
         self.bridge = OscBridge(self.service)
         self.sent = Recorder()
         self.bridge.attach(self.sent)
@@ -89,6 +93,7 @@ def test_choose_places_the_chosen_variant(osc: Harness) -> None:
     osc.sent.clear()
     osc.send("/segue/choose", job_id, 2.0)  # an integral float is accepted where an int is expected
     short = job_id.rsplit("-", 1)[1]
+    osc.sent.wait_for("/segue/place", count=2)  # copied on the service's placement thread
     assert [args[0] for args in osc.sent.of("/segue/place")] == [
         str(osc.out / job_id / "place" / f"keys_{short}_v02_mix.wav"),
         str(osc.out / job_id / "place" / f"keys_{short}_v02.mid"),
@@ -97,6 +102,101 @@ def test_choose_places_the_chosen_variant(osc: Harness) -> None:
     osc.send("/segue/choose", "../../etc", 1)
     assert "has no variant 3; it has 1, 2" in osc.errors()[0]
     assert "is not a job id" in osc.errors()[1]
+
+
+class SlowPlacer:
+    """A placer that holds every placement until :attr:`release` is set (bounded), then places for real."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.threads: list[str] = []
+        self.error: Exception | None = None
+
+    def __call__(
+        self, job_dir: Path, record: JobRecord, variant: VariantRecord, track: str, position_seconds: float | None
+    ) -> list[PlacedFile]:
+        self.threads.append(threading.current_thread().name)
+        self.entered.set()
+        assert self.release.wait(10), "the test never released the placement"
+        if self.error is not None:
+            raise self.error
+        return place_or_original(job_dir, record, variant, track, position_seconds)
+
+
+def _done_job(harness: Harness, variants: int = 2) -> str:
+    harness.send_region()
+    harness.send("/segue/generate", "continue", 1, variants)
+    return str(harness.sent.wait_for("/segue/job/done")[0][0])
+
+
+def test_ping_is_answered_while_a_slow_placement_runs(tmp_path: Path) -> None:
+    """/segue/choose copies files off the OSC thread: pings and status are answered while a copy is stuck."""
+    placer = SlowPlacer()
+    harness = Harness(tmp_path, place="none", placer=placer)
+    job_id = _done_job(harness)  # replies recorded until the UDP server attaches its own send
+    server = OscServer(harness.bridge, "127.0.0.1", 0)
+    server.start()
+    daw = DawSocket(server.address)
+    try:
+        daw.send("/segue/choose", job_id, 2)
+        assert placer.entered.wait(5), "the placement never started"
+        assert daw.ping(attempts=2, timeout=2.0) == [segue_version()]  # the dispatcher is free
+        daw.send("/segue/status")
+        assert daw.expect("/segue/status", timeout=2.0)[3] == "none"
+        assert [a for a, _ in daw.received if a in ("/segue/place", "/segue/error")] == []  # still placing
+        placer.release.set()
+        first = daw.expect("/segue/place")
+        second = daw.expect("/segue/place")
+        assert [first[4], second[4]] == ["audio", "midi"] and Path(first[0]).is_file()
+        assert "_v02_mix.wav" in first[0]
+        assert placer.threads == ["segue-place"]  # neither the OSC thread nor the job worker
+    finally:
+        placer.release.set()
+        daw.close()
+        server.close()
+        harness.service.close()
+
+
+def test_a_failed_placement_is_reported_to_its_sender(tmp_path: Path) -> None:
+    placer = SlowPlacer()
+    placer.error = EngineError("the disk is full")
+    placer.release.set()
+    harness = Harness(tmp_path, place="none", placer=placer)
+    try:
+        job_id = _done_job(harness)
+        harness.send("/segue/choose", job_id, 1)
+        ((to, _, (message,)),) = [sent for sent in _wait_sent(harness, "/segue/error")]
+        assert to == CLIENT and f"job {job_id} v01: placing failed: the disk is full" in message
+        harness.send("/segue/ping")  # the placement thread survived: a later choice still works
+        placer.error = None
+        harness.send("/segue/choose", job_id, 2)
+        assert len(harness.sent.wait_for("/segue/place", count=2)) == 2
+    finally:
+        harness.service.close()
+
+
+def _wait_sent(harness: Harness, address: str) -> list[tuple[tuple[str, int], str, list[Any]]]:
+    harness.sent.wait_for(address)
+    return [sent for sent in harness.sent.sent if sent[1] == address]
+
+
+def test_too_many_waiting_placements_are_refused(tmp_path: Path) -> None:
+    placer = SlowPlacer()
+    harness = Harness(tmp_path, place="none", placer=placer)
+    try:
+        job_id = _done_job(harness, variants=1)
+        for _ in range(MAX_WAITING_PLACEMENTS + 1):
+            harness.send("/segue/choose", job_id, 1)
+        assert placer.entered.wait(5)
+        (error,) = harness.errors()
+        assert f"{MAX_WAITING_PLACEMENTS} placements are already waiting" in error
+        placer.release.set()
+        places = harness.sent.wait_for("/segue/place", count=2 * MAX_WAITING_PLACEMENTS, timeout=20)
+        assert len({args[0] for args in places}) == 2 * MAX_WAITING_PLACEMENTS  # never the same name twice
+    finally:
+        placer.release.set()
+        harness.service.close()
 
 
 @pytest.mark.parametrize(
