@@ -173,6 +173,9 @@ class GenerationResult:
     place_at_seconds: float
     variants: tuple[VariantResult, ...]
     timings: Mapping[str, float] = field(default_factory=dict)
+    # which engine and model wrote each file role, "<kind>:<model>" (e.g. "audio": "audio:segue-audio-small",
+    # "midi": "midi:segue-midi-small"); set when one job mixes engines (a region given as audio and MIDI)
+    file_sources: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -246,7 +249,11 @@ def run_training(kind: str, argv: list[str]) -> int:
         train = importlib.import_module("engine.symbolic.train")
         code: int = train.main(argv)
         return code
-    raise BadInputError(f"unknown training kind {kind!r}: this version trains 'symbolic' models")
+    if kind == "audio":
+        audio = importlib.import_module("engine.audio.train_prior")
+        audio_code: int = audio.train_audio(argv)
+        return audio_code
+    raise BadInputError(f"unknown training kind {kind!r}: use 'symbolic' (MIDI) or 'audio'")
 
 
 def doctor() -> dict[str, dict[str, Any]]:

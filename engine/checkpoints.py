@@ -20,11 +20,12 @@ from engine.errors import ModelNotFoundError
 log = logging.getLogger(__name__)
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_MODELS = {"midi": "segue-midi-small"}
+DEFAULT_MODELS = {"midi": "segue-midi-small", "audio": "segue-audio-small"}
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_NAME = "tokenizer.json"
 SYMBOLIC_TYPE = "symbolic-gpt"
+AUDIO_PRIOR_TYPE = "segue-audio-prior"  # an audio model: the prior over codec codes, with its codec in codec/
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ import os
 import random
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import torch
 from symusic import Score
@@ -30,8 +30,14 @@ from engine.api import (
     RegionInfo,
     VariantResult,
 )
-from engine.checkpoints import SYMBOLIC_TYPE, find_checkpoint, installed_checkpoints, model_info
-from engine.errors import BadInputError, EngineError
+from engine.checkpoints import (
+    AUDIO_PRIOR_TYPE,
+    SYMBOLIC_TYPE,
+    find_checkpoint,
+    installed_checkpoints,
+    model_info,
+)
+from engine.errors import BadInputError, EngineError, ModelNotFoundError
 from engine.render.soundfont import SoundFont, find_soundfont
 from engine.render.synth import Rendering, render
 from engine.render.wavfile import write_wav
@@ -40,8 +46,16 @@ from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, sav
 from engine.symbolic.naming import part_names_for
 from engine.symbolic.region import Region, read_region, seconds_at
 
+if TYPE_CHECKING:
+    from engine.audio.prior import AudioModel
+
 log = logging.getLogger(__name__)
 
+NO_AUDIO_MODEL = (
+    "no audio model is installed (the default audio model, segue-audio-small, does not ship with this version "
+    "yet): train one on a folder of your own audio with `segue train audio --data AUDIO_DIR --out MODEL_DIR`, "
+    "then give it with --model MODEL_DIR (or add its parent folder to $SEGUE_MODELS_DIR)"
+)
 MAX_AUDITION_LEAD_IN_SECONDS = 300.0  # full.wav holds the whole region up to this length...
 LONG_REGION_LEAD_IN_BARS = 8  # ...else only its last bars
 T = TypeVar("T")
@@ -67,6 +81,7 @@ class LocalEngine:
             torch.set_num_threads(threads)
         self._soundfont_path = soundfont
         self._models: dict[str, SymbolicModel] = {}
+        self._audio_models: dict[str, AudioModel] = {}
         self._lock = threading.Lock()
 
     @property
@@ -85,6 +100,25 @@ class LocalEngine:
             self._models[key] = SymbolicModel.load(ckpt, self.device)
         return self._models[key]
 
+    def _audio(self, name: str) -> AudioModel:
+        from engine.audio.prior import AudioModel
+
+        try:
+            ckpt = find_checkpoint(name, kind="audio")
+        except ModelNotFoundError as e:
+            if name in ("", "default"):
+                raise ModelNotFoundError(NO_AUDIO_MODEL) from e
+            raise
+        if ckpt.type != AUDIO_PRIOR_TYPE:
+            raise BadInputError(
+                f"model {ckpt.name!r} is a {ckpt.type or 'unknown'} model; an audio region needs an audio model "
+                f"({AUDIO_PRIOR_TYPE}): see `segue models`, or train one with `segue train audio`"
+            )
+        key = str(ckpt.path)
+        if key not in self._audio_models:
+            self._audio_models[key] = AudioModel.load(ckpt, self.device)
+        return self._audio_models[key]
+
     def generate(
         self,
         request: GenerationRequest,
@@ -98,6 +132,46 @@ class LocalEngine:
         prompt = request.prompt
         if params.mode != "continue":
             raise BadInputError("accompany mode is not available in this version yet; use --mode continue")
+        if prompt.audio_path is None:
+            return self._generate_midi(request, job_dir, report, cancel)
+        audio_name, midi_name = self._model_names(request)
+        if audio_name is None:  # MIDI and audio of one region, no audio model: continue the MIDI, say why
+            note = "the audio was not continued: " + NO_AUDIO_MODEL
+            midi_request = replace(request, prompt=replace(prompt, audio_path=None), model=midi_name)
+            return self._generate_midi(midi_request, job_dir, report, cancel, (note,))
+        return self._generate_audio(request, audio_name, midi_name, job_dir, report, cancel)
+
+    def _model_names(self, request: GenerationRequest) -> tuple[str | None, str]:
+        """(audio model, MIDI model) for an audio region; ``--model`` names one, the other is the default.
+
+        The audio model is None when the region has MIDI too and no audio model is installed."""
+        name, has_midi = request.model, request.prompt.midi_path is not None
+        if not has_midi:
+            return name, "default"
+        if name not in ("", "default"):
+            ckpt = find_checkpoint(name, kind="audio")
+            if ckpt.type == SYMBOLIC_TYPE:
+                return (self._installed_audio_default(), name)
+            return name, "default"
+        return self._installed_audio_default(), "default"
+
+    def _installed_audio_default(self) -> str | None:
+        try:
+            ckpt = find_checkpoint("default", kind="audio")
+        except ModelNotFoundError:
+            return None
+        return str(ckpt.path) if ckpt.type == AUDIO_PRIOR_TYPE else None
+
+    def _generate_midi(
+        self,
+        request: GenerationRequest,
+        job_dir: Path,
+        report: ProgressCallback,
+        cancel: CancelToken,
+        extra_notes: tuple[str, ...] = (),
+    ) -> GenerationResult:
+        params = request.params
+        prompt = request.prompt
         if prompt.midi_path is None:
             raise BadInputError(
                 "audio-only regions are not supported in this version yet: give the region as a MIDI file"
@@ -147,12 +221,162 @@ class LocalEngine:
                 length_bars=region.length_bars,
                 sample_rate=sample_rate,
                 parts=tuple(names[p.program] for p in region.parts),
-                notes="; ".join(region.notes + job.notes),
+                notes="; ".join(extra_notes + region.notes + job.notes),
             ),
             place_at_beats=region.length_beats,
             place_at_seconds=region.place_at_seconds,
             variants=tuple(results),
             timings=timings,
+        )
+
+
+    def _generate_audio(
+        self,
+        request: GenerationRequest,
+        audio_name: str,
+        midi_name: str,
+        job_dir: Path,
+        report: ProgressCallback,
+        cancel: CancelToken,
+    ) -> GenerationResult:
+        """An audio region (and its MIDI file, when given): the audio engine continues the audio; the MIDI, if
+        any, is continued by the symbolic engine into the same variant folders (:mod:`engine.audio.job`)."""
+        from engine.audio.audio_io import probe_audio
+        from engine.audio.continuation import (
+            continue_audio,
+            locate_region,
+            plan_prompt,
+            prompt_samples_needed,
+            read_region_tail,
+        )
+        from engine.audio.job import AUDIO_ROLES, AudioJobFiles, align_midi_to_audio, audio_grid
+        from engine.audio.sampling import SamplingOptions
+
+        params, prompt = request.params, request.prompt
+        assert prompt.audio_path is not None
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        report(0.0, "reading the region")
+        info = probe_audio(prompt.audio_path)
+        midi_region = read_region(prompt) if prompt.midi_path is not None else None
+        grid, notes = audio_grid(prompt, midi_region)
+        if midi_region is not None:
+            midi_region, align_notes = align_midi_to_audio(prompt, midi_region, info.seconds, grid)
+            _, seam, located = locate_region(info, grid, seam_seconds=midi_region.place_at_seconds)
+            bars = midi_region.length_bars
+            notes += align_notes + located
+        else:
+            bars, seam, located = locate_region(info, grid, prompt.length_beats, start_beats=prompt.start_beats)
+            notes += located
+        taken = [f"v{i:02d}" for i in range(1, params.variants + 1) if (job_dir / f"v{i:02d}").exists()]
+        if taken:  # before any work: Segue never overwrites
+            raise EngineError(f"{job_dir / taken[0]} already exists; Segue never overwrites files")
+        options = SamplingOptions()
+        with self._lock:
+            report(0.02, "loading the audio model")
+            model = self._audio(audio_name)
+            symbolic = self._symbolic(midi_name) if midi_region is not None else None
+            timings["load_seconds"] = time.perf_counter() - started
+            plan = plan_prompt(model, grid, bars, options)
+            lead_in = seam
+            if seam / info.sample_rate > MAX_AUDITION_LEAD_IN_SECONDS:
+                lead_in = min(seam, grid.samples(LONG_REGION_LEAD_IN_BARS, info.sample_rate))
+                notes += (f"the region is long: full.wav starts {LONG_REGION_LEAD_IN_BARS} bars before its end",)
+            region = read_region_tail(
+                info, grid, bars, seam, max(lead_in, prompt_samples_needed(model, plan, info.sample_rate))
+            )
+            base_seed = params.seed if params.seed is not None else random.randrange(2**31)
+            seeds = [base_seed + i for i in range(params.variants)]
+            span = 0.6 if symbolic is not None else 0.8
+            t0 = time.perf_counter()
+            continuation = continue_audio(
+                model,
+                region,
+                params.bars,
+                seeds,
+                params.temperature,
+                params.top_p,
+                options,
+                progress=lambda f: report(0.05 + span * f, "generating audio"),
+                cancel=cancel,
+            )
+            timings["generate_seconds"] = time.perf_counter() - t0
+            timings.update({f"audio_{k}": float(v) for k, v in continuation.timings.items()})
+            midi_variants: list[tuple[PartNotes, ...]] = []
+            names: dict[int, str] = {}
+            if symbolic is not None and midi_region is not None:
+                names = part_names_for(midi_region.parts)
+                t0 = time.perf_counter()
+                midi_variants = continue_region(
+                    symbolic,
+                    midi_region,
+                    params,
+                    seeds,
+                    names,
+                    progress=lambda f: report(0.65 + 0.2 * f, "generating MIDI"),
+                    cancel=cancel,
+                )
+                timings["midi_generate_seconds"] = time.perf_counter() - t0
+        out_rate = request.sample_rate or info.sample_rate
+        t0 = time.perf_counter()
+        midi_files = None
+        if midi_region is not None:
+            soundfont = find_soundfont(self._soundfont_path)
+            midi_files = _JobFiles(
+                job_dir, midi_region, params.bars, out_rate, soundfont, prompt.tempo_bpm,
+                mix_name="continuation_midi.wav", full_mix_name="full_midi.wav",
+            )  # fmt: skip
+        audio_files = AudioJobFiles(job_dir, region, lead_in, params.bars, out_rate)
+        results = []
+        for index, (seed, audio) in enumerate(zip(seeds, continuation.variants, strict=True), start=1):
+            cancel.raise_if_cancelled()
+            report(0.85 + 0.15 * (index - 1) / len(seeds), f"writing variant {index}")
+            variant_id = f"v{index:02d}"
+            files: dict[str, str] = {}
+            parts: tuple[str, ...] = ()
+            if midi_files is not None:
+                midi_result = midi_files.write_variant(variant_id, seed, midi_variants[index - 1])
+                files.update(midi_result.files)
+                parts = midi_result.parts
+            files.update(audio_files.write_variant(variant_id, audio, folder_exists=midi_files is not None))
+            results.append(
+                VariantResult(variant_id, seed, files, audio_files.duration_seconds, parts)
+            )
+        timings["write_seconds"] = time.perf_counter() - t0
+        timings["total_seconds"] = time.perf_counter() - started
+        report(1.0, "done")
+        sources = {role: f"audio:{model.name}" for role in AUDIO_ROLES}
+        if symbolic is not None:
+            sources.update({role: f"midi:{symbolic.name}" for role in results[0].files if role not in AUDIO_ROLES})
+        length_beats = (
+            midi_region.length_beats
+            if midi_region is not None
+            else round(seam / info.sample_rate / grid.bar_seconds * grid.meter.quarters_per_bar, 6)
+        )
+        return GenerationResult(
+            kind="audio",
+            mode=params.mode,
+            model=model.name if symbolic is None else f"{model.name} + {symbolic.name}",
+            region=RegionInfo(
+                tempo_bpm=grid.tempo_bpm,
+                meter=grid.meter,
+                length_beats=length_beats,
+                length_bars=bars,
+                sample_rate=out_rate,
+                parts=tuple(names[p.program] for p in midi_region.parts) if midi_region is not None else (),
+                notes="; ".join(
+                    notes
+                    + (midi_region.notes if midi_region is not None else ())
+                    + region.notes
+                    + continuation.notes
+                    + (midi_files.notes if midi_files is not None else ())
+                ),
+            ),
+            place_at_beats=length_beats,
+            place_at_seconds=seam / info.sample_rate,
+            variants=tuple(results),
+            timings=timings,
+            file_sources=sources,
         )
 
 
@@ -166,6 +390,14 @@ class _JobFiles:
     sample_rate: int
     soundfont: SoundFont
     tempo_override_bpm: float | None
+    mix_name: str = "continuation.wav"  # (role "audio"); MIDI + audio jobs: continuation_midi.wav ("midi_audio")
+    full_mix_name: str = "full.wav"  # (role "full_audio"); MIDI + audio jobs: full_midi.wav ("full_midi_audio")
+
+    @property
+    def mix_roles(self) -> tuple[str, str]:
+        if self.mix_name == "continuation.wav":
+            return "audio", "full_audio"
+        return "midi_audio", "full_midi_audio"
 
     @property
     def audition_start(self) -> int:
@@ -197,16 +429,17 @@ class _JobFiles:
         save_midi(build_midi(tpq, full_conductor, full_parts, full_end), folder / "full.mid")
         files = {"midi": f"{variant_id}/continuation.mid", "full_midi": f"{variant_id}/full.mid"}
 
+        mix_role, full_role = self.mix_roles
         rendering = _render_file(folder / "continuation.mid", self.sample_rate, duration, self.soundfont)
-        write_wav(folder / "continuation.wav", rendering.mix, self.sample_rate)
-        files["audio"] = f"{variant_id}/continuation.wav"
+        write_wav(folder / self.mix_name, rendering.mix, self.sample_rate)
+        files[mix_role] = f"{variant_id}/{self.mix_name}"
         for name, stem in rendering.stems.items():
             write_wav(folder / "stems" / f"{name}.wav", stem, self.sample_rate)
             files[f"stem:{name}"] = f"{variant_id}/stems/{name}.wav"
         lead_in = region.place_at_seconds - seconds_at(region.score, start, self.tempo_override_bpm)
         full = _render_file(folder / "full.mid", self.sample_rate, lead_in + duration, self.soundfont)
-        write_wav(folder / "full.wav", full.mix, self.sample_rate)
-        files["full_audio"] = f"{variant_id}/full.wav"
+        write_wav(folder / self.full_mix_name, full.mix, self.sample_rate)
+        files[full_role] = f"{variant_id}/{self.full_mix_name}"
         return VariantResult(
             id=variant_id, seed=seed, files=files, duration_seconds=duration, parts=tuple(p.name for p in parts)
         )

@@ -1,8 +1,15 @@
-"""A decoder-only transformer (GPT) with a preallocated key/value cache.
+"""A decoder-only transformer (GPT) with a preallocated key/value cache, shared by the MIDI and the audio engine.
 
-Reads top to bottom: config, blocks, model, then the cache-aware forward used by the sampler. The same module
+Reads top to bottom: config, blocks, model, then the cache-aware forward used by the samplers. The same module
 serves training (full sequences, causal attention) and generation (one step at a time against the cache).
 The config travels with the weights as ``config.json``; see :mod:`engine.checkpoints`.
+
+One token stream (``n_streams=1``, the MIDI engine): ``idx [B, T] -> logits [B, T, vocab]``. Several parallel
+streams (``n_streams=Q``, the audio prior over Q codebooks with MusicGen's delay interleaving): one step takes one
+token per stream, the input is the sum of the Q streams' embeddings, and Q output heads give one distribution per
+stream: ``idx [B, Q, T] -> logits [B, Q, T, vocab]``. The Q embedding tables (and the tied heads) are stored as
+one table of ``Q * vocab`` rows, stream ``q`` at offset ``q * vocab``, so a one-stream model has exactly the
+parameters, names and shapes it always had.
 """
 
 from __future__ import annotations
@@ -25,6 +32,11 @@ class GPTConfig:
     n_embd: int = 256
     dropout: float = 0.0
     bias: bool = False
+    n_streams: int = 1  # parallel token streams per step (audio: codebooks); 1 = a plain GPT
+
+    def __post_init__(self) -> None:
+        if self.n_streams < 1:
+            raise ValueError(f"n_streams must be at least 1, got {self.n_streams}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,13 +141,13 @@ class GPT(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.config = config
-        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wte = nn.Embedding(config.n_streams * config.vocab_size, config.n_embd)
         self.wpe = nn.Embedding(config.block_size, config.n_embd)
         self.drop = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
-        self.lm_head.weight = self.wte.weight  # weight tying
+        self.lm_head = nn.Linear(config.n_embd, config.n_streams * config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # weight tying (stream by stream)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if name.endswith("proj.weight"):
@@ -161,28 +173,53 @@ class GPT(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``idx`` [B, T] token ids -> logits [B, T, vocab] (only the last step when a cache is given).
 
-        With ``targets`` [B, T] (``-100`` = ignore) also returns the mean cross-entropy in nats per token.
-        With a cache, the new tokens are appended after ``cache.length`` and the cache advances.
+        With ``n_streams=Q > 1``: ``idx`` [B, Q, T] -> logits [B, Q, T, vocab] (``[B, Q, 1, vocab]`` with a cache).
+        With ``targets`` shaped like ``idx`` (``-100`` = ignore) also returns the mean cross-entropy in nats per
+        token (over every stream). With a cache, the new steps are appended after ``cache.length`` and the cache
+        advances.
         """
-        B, T = idx.shape
+        streams = self.config.n_streams
+        if streams == 1:
+            B, T = idx.shape
+        else:
+            if idx.dim() != 3 or idx.shape[1] != streams:
+                raise ValueError(f"expected token ids shaped [batch, {streams}, steps], got {tuple(idx.shape)}")
+            B, _, T = idx.shape
         start = cache.length if cache is not None else 0
         if start + T > self.config.block_size:
             raise ValueError(
                 f"sequence of {start + T} tokens exceeds the context of {self.config.block_size}"
             )
         pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
-        x = self.drop(self.wte(idx) + self.wpe(pos))
+        x = self.drop(self._embed(idx) + self.wpe(pos))
         for layer, block in enumerate(self.blocks):
             x = block(x, cache, layer)
         x = self.ln_f(x)
         if cache is not None:
             cache.length += T
-            return self.lm_head(x[:, -1:, :]), None
-        logits = self.lm_head(x)
+            return self._head(x[:, -1:, :]), None
+        logits = self._head(x)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-100)
         return logits, loss
+
+    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token embeddings [B, T, C]: one stream's, or the sum over the streams of ``idx`` [B, Q, T]."""
+        if self.config.n_streams == 1:
+            out: torch.Tensor = self.wte(idx)
+            return out
+        offsets = torch.arange(self.config.n_streams, device=idx.device)[None, :, None] * self.config.vocab_size
+        summed: torch.Tensor = self.wte(idx + offsets).sum(dim=1)
+        return summed
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits from hidden states [B, T, C]: [B, T, vocab], or [B, Q, T, vocab] with several streams."""
+        logits: torch.Tensor = self.lm_head(x)
+        if self.config.n_streams == 1:
+            return logits
+        B, T, _ = logits.shape
+        return logits.view(B, T, self.config.n_streams, self.config.vocab_size).transpose(1, 2)
 
     def new_cache(self, batch_size: int) -> KVCache:
         p = next(self.parameters())

@@ -176,9 +176,9 @@ def test_unsupported_modes_and_inputs_are_bad_input(
     with pytest.raises(BadInputError, match="accompany"):
         engine.generate(accompany, tmp_path / "job")
     wav = tmp_path / "r.wav"
-    sf.write(wav, np.zeros((100, 1)), 44_100)
+    sf.write(wav, 0.1 * np.ones((44_100, 1)), 44_100)
     audio_only = GenerationRequest(Prompt(audio_path=wav, tempo_bpm=120.0), GenerationParams(), str(tiny_checkpoint))
-    with pytest.raises(BadInputError, match="MIDI"):
+    with pytest.raises(BadInputError, match="an audio region needs an audio model"):
         engine.generate(audio_only, tmp_path / "job")
     with pytest.raises(BadInputError, match="no model named"):
         engine.generate(GenerationRequest(Prompt(midi_path=region), GenerationParams(), "nope"), tmp_path / "job")

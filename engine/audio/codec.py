@@ -1,0 +1,538 @@
+"""A residual-VQ audio codec (EnCodec/MusicGen lineage): mono audio <-> ``n_codebooks`` streams of discrete codes.
+
+Reads top to bottom: config, building blocks (residual unit, encoder, decoder), the residual vector quantizer
+(factorised L2-normalised lookups, EMA codebooks, k-means init, dead-code restarts, commitment loss), the
+:class:`Codec`, then save/load.
+
+- ``encode(wav [B, 1, T]) -> codes [B, Q, F]`` with ``F = ceil(T / hop_length)`` (the input is zero-padded at the
+  end to ``F * hop_length``); ``decode(codes [B, Q, F]) -> wav [B, 1, F * hop_length]``. One frame is one step of
+  the prior (MusicGen's delay interleaving), at ``frame_rate = sample_rate / hop_length`` frames per second.
+- The codec is mono. Stereo/multichannel regions are the engine's business (encode the mono mix or mid).
+- Both directions are deterministic and work for any ``F >= 1`` (non-causal convolutions, zero padding).
+- Weights load from safetensors (no pickle); the config travels beside them as ``config.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn import functional as F
+
+from engine.errors import BadInputError, ModelNotFoundError
+
+CODEC_TYPE = "segue-audio-codec"
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    sample_rate: int = 24_000
+    channels: int = 1  # the codec is mono
+    hop_length: int = 480  # = prod(strides); 24 kHz / 480 = 50 frames per second
+    n_codebooks: int = 4
+    codebook_size: int = 1024
+    # architecture (SEANet-like conv encoder/decoder)
+    strides: tuple[int, ...] = (4, 4, 5, 6)  # encoder downsampling per level (decoder: reversed)
+    base_channels: int = 16  # channels at full rate; doubled at each level up to max_channels
+    max_channels: int = 256
+    latent_dim: int = 64  # dimension of the encoder's output / the decoder's input
+    codebook_dim: int = 8  # codes are looked up in this many (L2-normalised) dimensions (DAC's factorised codes)
+    residual_layers: int = 1  # residual units per level, dilations 1, 3, 9, ...
+    # quantizer training behaviour (EMA codebooks)
+    ema_decay: float = 0.99
+    dead_code_steps: int = 25  # a code no training batch has used for this many steps is restarted
+
+    def __post_init__(self) -> None:
+        if self.channels != 1:
+            raise ValueError(f"channels must be 1 (the codec is mono), got {self.channels}")
+        if math.prod(self.strides) != self.hop_length:
+            raise ValueError(f"hop_length {self.hop_length} must equal the product of strides {self.strides}")
+        for name in ("sample_rate", "n_codebooks", "codebook_size", "base_channels", "latent_dim", "codebook_dim"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["strides"] = list(self.strides)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown codec config keys: {sorted(unknown)}")
+        values = dict(data)
+        if "strides" in values:
+            values["strides"] = tuple(int(s) for s in values["strides"])
+        return cls(**values)
+
+
+PRESETS: dict[str, CodecConfig] = {
+    # tests: 8 kHz, hop 32 (250 Hz), tiny
+    "tiny": CodecConfig(
+        sample_rate=8000, hop_length=32, strides=(4, 8), n_codebooks=2, codebook_size=64,
+        base_channels=4, max_channels=16, latent_dim=8, codebook_dim=4,
+    ),
+    # the shipped CPU codec: 24 kHz, 50 frames/s, cheap first level (docs/audio-engine.md: how it was chosen)
+    "small": CodecConfig(),
+    # the design comparison runs (same network family, three framings)
+    "design-50hz": CodecConfig(hop_length=480, strides=(2, 4, 6, 10)),
+    "design-75hz": CodecConfig(hop_length=320, strides=(2, 4, 5, 8)),
+    "design-86hz": CodecConfig(sample_rate=22_050, hop_length=256, strides=(4, 4, 4, 4)),
+    # wider, for a GPU run
+    "medium": CodecConfig(base_channels=32, max_channels=512, latent_dim=128, residual_layers=2),
+}  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------- building blocks
+
+
+class ResidualUnit(nn.Module):
+    """ELU, dilated conv (k=3) to half width, ELU, 1x1 conv back; added to the input."""
+
+    def __init__(self, channels: int, dilation: int) -> None:
+        super().__init__()
+        hidden = max(1, channels // 2)
+        self.conv1 = nn.Conv1d(channels, hidden, 3, dilation=dilation, padding=dilation)
+        self.conv2 = nn.Conv1d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = x + self.conv2(F.elu(self.conv1(F.elu(x))))
+        return out
+
+
+class Downsample(nn.Module):
+    """Strided conv (kernel 2s, stride s) that maps a length divisible by s to exactly length / s."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.conv = nn.Conv1d(cin, cout, 2 * stride, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stride
+        out: torch.Tensor = self.conv(F.pad(F.elu(x), (s - s // 2, s // 2)))
+        return out
+
+
+class Upsample(nn.Module):
+    """Transposed conv (kernel 2s, stride s) trimmed to exactly s times the input length."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        self.conv = nn.ConvTranspose1d(cin, cout, 2 * stride, stride=stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stride
+        y: torch.Tensor = self.conv(F.elu(x))  # length (L + 1) * s
+        return y[..., s - s // 2 : y.shape[-1] - s // 2]
+
+
+def _level_channels(config: CodecConfig) -> list[int]:
+    """Channels at each level, full rate first: base, 2*base, ... capped; one more entry than strides."""
+    return [min(config.base_channels * 2**i, config.max_channels) for i in range(len(config.strides) + 1)]
+
+
+class Encoder(nn.Module):
+    """``[B, 1, T] -> [B, latent_dim, T / hop]`` (T divisible by hop)."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        chans = _level_channels(config)
+        layers: list[nn.Module] = [nn.Conv1d(1, chans[0], 7, padding=3)]
+        for i, stride in enumerate(config.strides):
+            layers += [ResidualUnit(chans[i], 3**j) for j in range(config.residual_layers)]
+            layers.append(Downsample(chans[i], chans[i + 1], stride))
+        layers += [nn.ELU(), nn.Conv1d(chans[-1], config.latent_dim, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(x)
+        return out
+
+
+class Decoder(nn.Module):
+    """``[B, latent_dim, F] -> [B, 1, F * hop]``."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        chans = _level_channels(config)
+        layers: list[nn.Module] = [nn.Conv1d(config.latent_dim, chans[-1], 7, padding=3)]
+        for i in reversed(range(len(config.strides))):
+            layers.append(Upsample(chans[i + 1], chans[i], config.strides[i]))
+            layers += [ResidualUnit(chans[i], 3**j) for j in range(config.residual_layers)]
+        layers += [nn.ELU(), nn.Conv1d(chans[0], 1, 7, padding=3)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.net(z)
+        return out
+
+
+# ------------------------------------------------------------------------------------------ residual quantizer
+
+
+def _all_reduce(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum over data-parallel ranks (a no-op in one process): every rank then makes the same EMA update."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def _world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+class VectorQuantizer(nn.Module):
+    """One codebook, looked up in a small normalised space (DAC's factorised codes), updated by EMA (VQ-VAE-2).
+
+    The residual ``[B, latent_dim, F]`` is projected to ``codebook_dim`` (1x1 conv) and L2-normalised; the code is
+    the nearest normalised codebook entry (cosine similarity); its vector is projected back to ``latent_dim``.
+    Unit vectors cannot shrink towards one code, and 8-dimensional lookups keep codebooks used with the small
+    batches of CPU training. Entries are buffers moved by exponential moving averages of their assigned vectors,
+    initialised by k-means on the first batch; entries no batch has used for ``dead_code_steps`` steps restart on
+    random vectors of the batch (Jukebox's restarts; counted in steps, not EMA usage, so they act within tens of
+    steps even when a batch holds fewer vectors than the codebook has entries).
+    """
+
+    embed: torch.Tensor  # [codebook_size, codebook_dim] (normalised on use)
+    cluster_size: torch.Tensor  # [codebook_size] EMA of assignments per step
+    embed_sum: torch.Tensor  # [codebook_size, codebook_dim] EMA of assigned vectors' sums
+    idle_steps: torch.Tensor  # [codebook_size] training steps since each entry was last used
+    initialized: torch.Tensor  # bool: k-means done
+
+    def __init__(self, config: CodecConfig, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.size, self.decay, self.patience, self.eps = (
+            config.codebook_size, config.ema_decay, config.dead_code_steps, eps,
+        )  # fmt: skip
+        self.project_in = nn.Conv1d(config.latent_dim, config.codebook_dim, 1)
+        self.project_out = nn.Conv1d(config.codebook_dim, config.latent_dim, 1)
+        embed = F.normalize(torch.randn(config.codebook_size, config.codebook_dim), dim=1)
+        self.register_buffer("embed", embed)
+        self.register_buffer("cluster_size", torch.zeros(config.codebook_size))
+        self.register_buffer("embed_sum", embed.clone())
+        self.register_buffer("idle_steps", torch.zeros(config.codebook_size))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    def codebook(self) -> torch.Tensor:
+        """The normalised entries ``[codebook_size, codebook_dim]``."""
+        return F.normalize(self.embed, dim=1)
+
+    def nearest(self, unit: torch.Tensor) -> torch.Tensor:
+        """Index of the closest entry (largest cosine) for each row of ``unit [N, codebook_dim]``."""
+        return (unit @ self.codebook().t()).argmax(dim=1)
+
+    @torch.no_grad()
+    def _init_kmeans(self, unit: torch.Tensor, iters: int = 10) -> None:
+        pick = torch.randint(0, unit.shape[0], (self.size,), device=unit.device)
+        centroids = unit[pick].clone()
+        for _ in range(iters):  # spherical k-means
+            idx = (unit @ centroids.t()).argmax(1)
+            sums = torch.zeros_like(centroids).index_add_(0, idx, unit)
+            filled = torch.bincount(idx, minlength=self.size) > 0
+            centroids[filled] = F.normalize(sums[filled], dim=1)
+        if _world_size() > 1:
+            dist.broadcast(centroids, 0)
+        counts = _all_reduce(torch.bincount((unit @ centroids.t()).argmax(1), minlength=self.size).float())
+        counts = counts / _world_size()
+        self.embed.copy_(centroids)
+        self.cluster_size.copy_(counts)
+        self.embed_sum.copy_(centroids * counts[:, None])
+        self.initialized.fill_(True)
+
+    @torch.no_grad()
+    def _update(self, unit: torch.Tensor, idx: torch.Tensor) -> None:
+        counts = _all_reduce(torch.bincount(idx, minlength=self.size).to(unit.dtype))
+        sums = _all_reduce(torch.zeros_like(self.embed).index_add_(0, idx, unit))
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.embed_sum.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        total = self.cluster_size.sum()
+        smoothed = (self.cluster_size + self.eps) / (total + self.size * self.eps) * total
+        self.embed.copy_(self.embed_sum / smoothed[:, None])
+        self.idle_steps.add_(1).masked_fill_(counts > 0, 0)
+        dead = self.idle_steps >= self.patience
+        n_dead = int(dead.sum())
+        if n_dead:  # restart dead entries on random vectors of this batch (DDP: rank 0's buffers win next step)
+            pick = torch.randint(0, unit.shape[0], (n_dead,), device=unit.device)
+            weight = float(total) / self.size  # as if used at the mean rate
+            self.embed[dead] = unit[pick]
+            self.embed_sum[dead] = unit[pick] * weight
+            self.cluster_size[dead] = weight
+            self.idle_steps[dead] = 0
+
+    def _unit(self, residual: torch.Tensor) -> torch.Tensor:
+        """``[B, latent_dim, F] -> [B, codebook_dim, F]`` projected and L2-normalised over channels."""
+        return F.normalize(self.project_in(residual), dim=1)
+
+    def forward(self, residual: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``[B, latent_dim, F] -> (quantized [B, latent_dim, F], codes [B, F], commitment loss)``; EMA update
+        when training. The gradient reaches ``project_in`` and the encoder through the straight-through estimator."""
+        B, _, T = residual.shape
+        unit = self._unit(residual)
+        flat = unit.detach().transpose(1, 2).reshape(B * T, -1).float()
+        if self.training and not bool(self.initialized):
+            self._init_kmeans(flat)
+        idx = self.nearest(flat)
+        if self.training:
+            self._update(flat, idx)
+        chosen = self.codebook()[idx].view(B, T, -1).transpose(1, 2).to(unit.dtype)
+        commitment = F.mse_loss(unit, chosen.detach())
+        straight = unit + (chosen - unit).detach()
+        return self.project_out(straight), idx.view(B, T), commitment
+
+    def encode(self, residual: torch.Tensor) -> torch.Tensor:
+        """``[B, latent_dim, F] -> codes [B, F]``."""
+        B, _, T = residual.shape
+        unit = self._unit(residual).transpose(1, 2).reshape(B * T, -1).float()
+        return self.nearest(unit).view(B, T)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """``codes [B, F] -> [B, latent_dim, F]``."""
+        vectors = F.embedding(codes, self.codebook()).transpose(1, 2)
+        out: torch.Tensor = self.project_out(vectors.to(self.project_out.weight.dtype))
+        return out
+
+
+class ResidualVectorQuantizer(nn.Module):
+    """``n_codebooks`` quantizers, each coding what the previous ones left (residual VQ, SoundStream/EnCodec)."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(VectorQuantizer(config) for _ in range(config.n_codebooks))
+
+    def _quantizers(self) -> list[VectorQuantizer]:
+        return [layer for layer in self.layers if isinstance(layer, VectorQuantizer)]
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``z [B, D, F] -> (quantized [B, D, F], codes [B, Q, F], mean commitment loss)`` (DAC-style residual:
+        each stage codes ``z`` minus the earlier stages' outputs, and gradients flow through every stage)."""
+        residual = z
+        quantized = torch.zeros_like(z)
+        codes, losses = [], []
+        for layer in self._quantizers():
+            q, idx, loss = layer(residual)
+            residual = residual - q
+            quantized = quantized + q
+            codes.append(idx)
+            losses.append(loss)
+        return quantized, torch.stack(codes, dim=1), torch.stack(losses).mean()
+
+    def encode(self, z: torch.Tensor) -> torch.Tensor:
+        residual = z
+        codes = []
+        for layer in self._quantizers():
+            idx = layer.encode(residual)
+            residual = residual - layer.decode(idx).to(residual.dtype)
+            codes.append(idx)
+        return torch.stack(codes, dim=1)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        parts = [layer.decode(codes[:, q]) for q, layer in enumerate(self._quantizers())]
+        return torch.stack(parts).sum(0)
+
+
+# -------------------------------------------------------------------------------------------------------- codec
+
+
+class Codec(nn.Module):
+    """Encoder, residual VQ and decoder. ``forward`` is the training pass; ``encode``/``decode`` are for use."""
+
+    def __init__(self, config: CodecConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.quantizer = ResidualVectorQuantizer(config)
+        self.decoder = Decoder(config)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        """He-normal convolutions and zero biases: PyTorch's default init shrinks the signal ~1.7x per layer, so the
+        latent at init would be mostly biases (the same vector every frame) and the codebooks collapse."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv1d | nn.ConvTranspose1d):
+                if isinstance(module, nn.ConvTranspose1d):
+                    nn.init.kaiming_normal_(module.weight, nonlinearity="relu", mode="fan_out")
+                else:
+                    nn.init.kaiming_normal_(module.weight, nonlinearity="relu", mode="fan_in")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        last = self.decoder.net[-1]
+        assert isinstance(last, nn.Conv1d)
+        with torch.no_grad():
+            last.weight.mul_(0.1)  # start near silence rather than at +10 dB
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.frame_rate
+
+    @property
+    def n_codebooks(self) -> int:
+        return self.config.n_codebooks
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def _pad(self, wav: torch.Tensor) -> torch.Tensor:
+        if wav.dim() != 3 or wav.shape[1] != 1:
+            raise BadInputError(
+                f"the codec takes mono audio shaped [batch, 1, samples], got {tuple(wav.shape)}; "
+                "mix multichannel audio to mono first"
+            )
+        if wav.shape[-1] < 1:
+            raise BadInputError("cannot encode empty audio (0 samples)")
+        frames = -(-wav.shape[-1] // self.hop_length)
+        return F.pad(wav, (0, frames * self.hop_length - wav.shape[-1]))
+
+    def forward(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: ``wav [B, 1, T] -> (reconstruction [B, 1, F * hop], codes [B, Q, F], commitment loss)``."""
+        z = self.encoder(self._pad(wav))
+        quantized, codes, commitment = self.quantizer(z)
+        return self.decoder(quantized), codes, commitment
+
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """``wav [B, 1, T]`` float in -1..1 at ``sample_rate`` -> codes ``[B, Q, ceil(T / hop)]`` (int64)."""
+        param = next(self.parameters())
+        z = self.encoder(self._pad(wav).to(param.device, param.dtype))
+        return self.quantizer.encode(z)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """``codes [B, Q, F]`` (each in ``0..codebook_size-1``) -> audio ``[B, 1, F * hop]`` float."""
+        if codes.dim() != 3 or codes.shape[1] != self.n_codebooks:
+            raise BadInputError(f"codes must be shaped [batch, {self.n_codebooks}, frames], got {tuple(codes.shape)}")
+        if codes.shape[-1] < 1:
+            raise BadInputError("cannot decode 0 frames")
+        if codes.dtype.is_floating_point or int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size:
+            raise BadInputError(f"codes must be integers in 0..{self.codebook_size - 1}")
+        param = next(self.parameters())
+        latent = self.quantizer.decode(codes.to(param.device)).to(param.dtype)
+        out: torch.Tensor = self.decoder(latent)
+        return out
+
+
+# -------------------------------------------------------------------------------------------------- save / load
+
+
+def save_codec(
+    codec: Codec,
+    out_dir: str | os.PathLike[str],
+    *,
+    dtype: torch.dtype = torch.float32,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model.safetensors`` (weights and codebooks in ``dtype``) and ``config.json`` into ``out_dir``.
+
+    Each file is written to a temporary name and renamed, so a reader never sees half a checkpoint. ``extra`` is
+    merged into ``config.json`` (training summary, metrics, description).
+    """
+    from safetensors.torch import save_file
+
+    from engine.checkpoints import write_json_atomic
+
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for key, value in codec.state_dict().items():
+        value = value.detach().cpu()
+        if value.is_floating_point():
+            value = value.to(dtype)
+        state[key] = value.contiguous()
+    tmp = folder / f".{WEIGHTS_NAME}.tmp-{os.getpid()}"
+    save_file(state, str(tmp), metadata={"format": "pt", "type": CODEC_TYPE})
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, folder / WEIGHTS_NAME)
+    config: dict[str, Any] = {
+        "type": CODEC_TYPE,
+        "name": folder.name,
+        "description": "Segue audio codec (residual VQ); used by the audio models, not a generator itself",
+        "modes": [],
+        "codec": codec.config.to_dict(),
+        "parameters": codec.num_parameters(),
+        "frame_rate": codec.frame_rate,
+        "weights_dtype": str(dtype).removeprefix("torch."),
+    }
+    config.update(extra or {})
+    write_json_atomic(folder / CONFIG_NAME, config)
+    return folder
+
+
+def read_codec_config(path: str | os.PathLike[str]) -> tuple[CodecConfig, dict[str, Any]]:
+    """The :class:`CodecConfig` and the whole ``config.json`` of a codec folder; clear errors when unusable."""
+    import json
+
+    folder = Path(path).expanduser()
+    config_path = folder / CONFIG_NAME
+    if not folder.is_dir():
+        raise ModelNotFoundError(f"{folder} is not a folder; give the folder that holds the codec's {CONFIG_NAME}")
+    if not config_path.is_file():
+        raise ModelNotFoundError(f"{folder} is not a codec checkpoint (it has no {CONFIG_NAME})")
+    try:
+        data = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ModelNotFoundError(f"cannot read {config_path} ({e}); the checkpoint is corrupt") from e
+    if not isinstance(data, dict) or not isinstance(data.get("codec"), dict):
+        raise ModelNotFoundError(
+            f"{config_path} has no 'codec' section; is it a Segue audio codec (type {CODEC_TYPE!r})? "
+            f"it says type {data.get('type') if isinstance(data, dict) else None!r}"
+        )
+    try:
+        return CodecConfig.from_dict(data["codec"]), data
+    except (TypeError, ValueError) as e:
+        raise ModelNotFoundError(f"{config_path}: bad codec config ({e})") from e
+
+
+def load_codec(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> Codec:
+    """Build the codec from ``path/config.json`` and load ``path/model.safetensors`` (no pickle); eval mode."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    folder = Path(path).expanduser()
+    config, _ = read_codec_config(folder)
+    weights = folder / WEIGHTS_NAME
+    if not weights.is_file():
+        raise ModelNotFoundError(f"{folder} has no {WEIGHTS_NAME}; the codec checkpoint is incomplete")
+    try:
+        state = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise ModelNotFoundError(f"cannot read {weights} ({e}); the file is corrupt or truncated") from e
+    codec = Codec(config)
+    expected = codec.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        raise ModelNotFoundError(
+            f"{weights} does not match its config (missing {missing[:3]}, unexpected {unexpected[:3]}, "
+            f"wrong shape {wrong[:3]}); was it saved by another version?"
+        )
+    codec.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
+    for key, value in codec.state_dict().items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ModelNotFoundError(f"{weights}: tensor {key} holds NaN/inf values; the checkpoint is corrupt")
+    return codec.to(device).eval()
