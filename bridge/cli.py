@@ -7,6 +7,7 @@ Only this module prints. It uses the engine through :mod:`engine.api` alone and 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import os
@@ -17,6 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from bridge import segue_version
+from bridge.capture import audio_inputs_check
+from bridge.capture_take import (
+    DEFAULT_WAIT_START_S,
+    MAX_CAPTURE_BARS,
+    TakeOptions,
+    TakeResult,
+    check_out_path,
+    default_capture_path,
+    record_take,
+)
 from bridge.daemon import DAW_ADAPTERS, BridgeOptions, BridgeRunning, midi_ports_check, serve
 from bridge.inputs import ACCEPTED_FORMATS, classify_inputs
 from bridge.jobs import JOB_FILE, JobRecord, job_to_json, list_jobs
@@ -39,7 +50,6 @@ _EXIT_BY_STATUS = {"done": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CAN
 _TRACEBACK_HINT = "run again with --verbose (or SEGUE_DEBUG=1) to see the traceback"
 _LATER = {
     "serve": "the remote engine server",
-    "gui": "the desktop app",
 }
 
 
@@ -134,20 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--daw",
         choices=DAW_ADAPTERS,
         default="generic",
-        help="the DAW's OSC dialect: 'generic' (Segue's own addresses), 'ardour' or 'reaper' (their own OSC, "
-        "for transport and position); 'live' and 'bitwig' are not available yet",
+        help="the DAW's OSC dialect: 'generic' (Segue's own addresses), or the DAW's own OSC for transport and "
+        "position: 'ardour', 'reaper', 'live' (Ableton Live with the AbletonOSC remote script) or 'bitwig' "
+        "(Bitwig with DrivenByMoss's OSC controller)",
     )
     p.add_argument(
         "--daw-host",
         default=None,
-        help="generic: send replies and job events here instead of to the sender; ardour/reaper: the DAW's OSC host "
-        "(127.0.0.1)",
+        help="generic: send replies and job events here instead of to the sender; ardour/reaper/live/bitwig: the "
+        "DAW's OSC host (127.0.0.1)",
     )
     p.add_argument(
         "--daw-port",
         type=int,
         default=None,
-        help="UDP port for --daw-host (required with it for generic; ardour 3819, reaper 8000 by default)",
+        help="UDP port for --daw-host (required with it for generic; by default ardour 3819, reaper 8000, "
+        "live 11000, bitwig 8000)",
     )
     p.add_argument(
         "--midi-clock-in",
@@ -163,12 +175,90 @@ def build_parser() -> argparse.ArgumentParser:
         default="first",
         help="which variants to place by itself when a job is done (%(default)s)",
     )
+    p.add_argument(
+        "--capture-input",
+        metavar="DEVICE",
+        help="audio input for /segue/capture/arm (a name or number from `segue doctor`; default: the default "
+        "input); takes go to OUT/captures/ and become the current region",
+    )
+    p.add_argument("--capture-channels", type=int, metavar="N", help="input channels to record (default: up to 2)")
+    p.add_argument(
+        "--capture-latency-frames",
+        type=int,
+        default=0,
+        metavar="F",
+        help="the DAW's output latency for captures (see `segue capture --help`; Ardour: -2048)",
+    )
+    p.add_argument("--capture-meter", default="4/4", metavar="N/D", help="the meter of captures (%(default)s)")
     p.set_defaults(handler=cmd_bridge)
 
-    p = sub.add_parser("train", help="train a model on your own data: segue train symbolic --data DIR --out DIR")
-    p.add_argument("kind", choices=("symbolic", "audio"))
+    p = sub.add_parser(
+        "capture",
+        parents=[common],
+        help="record the DAW's output while it plays, cut to whole bars by its MIDI clock (Ctrl-C cancels)",
+        description="Arm, then press play in the DAW: MIDI clock Start begins the take, the DAW's Stop (or --bars "
+        "whole bars) ends it. The take is cut from the first bar line at or after the start to the last whole "
+        "bar, with the DAW's output latency accounted for, and written as a new 24-bit WAV at the device's rate "
+        "(never over an existing file). Then: segue continue FILE --tempo BPM.",
+    )
+    p.add_argument(
+        "--bars", type=int, help=f"stop after N whole bars (default: at the DAW's Stop; at most {MAX_CAPTURE_BARS})"
+    )
+    p.add_argument(
+        "--midi-clock-in",
+        metavar="PORT",
+        required=True,
+        help="the MIDI input the DAW sends clock to (see `segue doctor`); backend from $MIDO_BACKEND",
+    )
+    p.add_argument(
+        "--input",
+        metavar="DEVICE",
+        help="audio input: a name (or part of one) or a number from `segue doctor` (default: the default input). "
+        "On JACK, PortAudio's device 'system' records system:capture_*; connect the DAW's outputs to "
+        "PortAudio:in_* or name a JACK client (e.g. 'ardour') to have it connected",
+    )
+    p.add_argument("--channels", type=int, metavar="N", help="input channels to record (default: up to 2)")
+    p.add_argument(
+        "--latency-frames",
+        type=int,
+        default=0,
+        metavar="F",
+        help="frame at which the audio is heard minus frame at which the clock says so: positive when the audio "
+        "comes later than the clock, negative when earlier (Ardour 7 on JACK: -2048; jack_midi_clock: 0)",
+    )
+    p.add_argument("--meter", default="4/4", metavar="N/D", help="the meter, for the bar lines (%(default)s)")
+    p.add_argument("--rate", type=int, metavar="HZ", help="require this sample rate (default: the device's own)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT_START_S,
+        metavar="S",
+        help="give up when the DAW has not started within S seconds (%(default)g)",
+    )
+    p.add_argument("--out", type=Path, help="the WAV to write (default: ./capture-DATE-TIME.wav); never overwritten")
+    p.add_argument("--json", action="store_true", help="print the take's details as JSON on stdout")
+    p.set_defaults(handler=cmd_capture)
+
+    p = sub.add_parser(
+        "train", help="train a model on your own data: segue train symbolic|audio --data DIR --out DIR"
+    )
+    p.add_argument(
+        "kind",
+        choices=("symbolic", "audio"),
+        help="symbolic: a MIDI model from MIDI files; audio: a codec, then a prior, from audio files "
+        "(`segue train audio --help` lists its options)",
+    )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="--data DIR --out DIR and the trainer's options")
     p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("gui", parents=[common], help="the desktop app (needs the gui extra: PyQt6)")
+    p.add_argument("--out", type=Path, help="the jobs folder (default: the app's own, kept in its settings)")
+    p.add_argument("--engine", metavar="local|URL", help="where the model runs (default: the app's setting)")
+    p.add_argument("--osc-port", type=int, help="UDP port of the embedded bridge (default: the app's setting, 9750)")
+    p.add_argument("--settings", type=Path, help="the settings file (default: in the user's config folder)")
+    p.add_argument("--screenshot", type=Path, metavar="PNG", help="render the window with demo variants, save, exit")
+    p.add_argument("--demo-job", type=Path, metavar="DIR", help="with --screenshot: show this job folder's variants")
+    p.set_defaults(handler=cmd_gui)
 
     for name, what in _LATER.items():
         p = sub.add_parser(name, help=f"{what} (not available in this version yet)")
@@ -321,7 +411,7 @@ def _print_done(record: JobRecord, job_dir: Path) -> None:
     for variant in record.variants:
         print(f"  {variant.id}  seed {variant.seed}")
         stems = [role for role in variant.files if role.startswith("stem:")]
-        for role, label in (("audio", "audio"), ("midi", "midi")):
+        for role, label in (("audio", "audio"), ("full_audio", "full"), ("midi", "midi")):
             if role in variant.files:
                 print(f"       {label + ':':7}{job_dir / variant.files[role]}")
         if stems:
@@ -337,7 +427,7 @@ def cmd_models(args: argparse.Namespace, factory: EngineFactory) -> int:
         print(json.dumps([api.to_jsonable(m) for m in models], indent=2))
         return EXIT_OK
     if not models:
-        print("no models installed; train one with `segue train symbolic --data DIR --out DIR`")
+        print("no models installed; train one with `segue train symbolic|audio --data DIR --out DIR`")
         return EXIT_OK
     for m in models:
         size = f"{m.parameters / 1e6:.1f}M params" if m.parameters else "? params"
@@ -350,7 +440,7 @@ def cmd_models(args: argparse.Namespace, factory: EngineFactory) -> int:
 def cmd_doctor(args: argparse.Namespace, factory: EngineFactory) -> int:
     checks = {"segue": {"ok": True, "detail": segue_version()}, **api.doctor()}
     checks["midi_ports"] = midi_ports_check()
-    checks["audio_devices"] = {"ok": None, "detail": "not checked in this version"}
+    checks["audio_devices"] = audio_inputs_check()
     if args.json:
         print(json.dumps(checks, indent=2))
     else:
@@ -391,13 +481,92 @@ def cmd_bridge(args: argparse.Namespace, factory: EngineFactory) -> int:
         place=args.place,
         model=args.model,
         midi_clock_in=args.midi_clock_in,
+        capture=TakeOptions(
+            meter=Meter.parse(args.capture_meter),
+            latency_frames=args.capture_latency_frames,
+            device=_device(args.capture_input),
+            channels=args.capture_channels,
+        ),
     )
     serve(options, lambda: _open(factory, args.engine), _err, args.bridge_ready)
     return EXIT_OK
 
 
+def _device(text: str | None) -> str | int | None:
+    """``--input``: a device number, or a name (PortAudio matches a part of it)."""
+    if text is None or not text.strip():
+        return None
+    return int(text) if text.strip().isdigit() else text.strip()
+
+
+def cmd_capture(args: argparse.Namespace, factory: EngineFactory) -> int:
+    """Record one take (see the parser's description); Ctrl-C cancels and writes nothing."""
+    options = TakeOptions(
+        bars=args.bars,
+        meter=Meter.parse(args.meter),
+        latency_frames=args.latency_frames,
+        device=_device(args.input),
+        channels=args.channels,
+        sample_rate_hz=args.rate,
+        wait_start_s=args.wait,
+    )
+    options.check()
+    if not args.midi_clock_in.strip():
+        raise BadInputError("--midi-clock-in needs a port name (see `segue doctor` for the MIDI inputs)")
+    out = check_out_path(args.out if args.out is not None else default_capture_path(Path.cwd()))
+    from bridge.daemon import MidiClockIn  # the bridge's clock input, with its reconnecting port
+
+    clock = MidiClockIn(args.midi_clock_in.strip())
+    clock.start()
+    printer = ProgressPrinter(sys.stderr)
+    try:
+        result = record_take(clock, out, options, progress=printer)
+    except KeyboardInterrupt:
+        printer.close()
+        _err("segue: capture cancelled; nothing was written")
+        return EXIT_CANCELLED
+    finally:
+        printer.close()
+        clock.close()
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        _print_take(result)
+    return EXIT_OK
+
+
+def _print_take(result: TakeResult) -> None:
+    ended = "the DAW stopped" if result.ended_by == "stop" else "bar count reached"
+    changes = f", {result.tempo_changes} tempo change(s)" if result.tempo_changes else ""
+    print(
+        f"captured {result.length_bars} bar(s) of {result.meter} at {result.tempo_bpm:g} BPM{changes} from beat "
+        f"{result.start_beats:g} ({result.frames} frames at {result.sample_rate_hz} Hz, {result.channels} ch; "
+        f"{ended})"
+    )
+    print(f"file: {result.path}")
+    print(f"continue it: segue continue {result.path} --tempo {result.tempo_bpm:g} --meter {result.meter}")
+
+
 def cmd_train(args: argparse.Namespace, factory: EngineFactory) -> int:
     return api.run_training(args.kind, list(args.rest))
+
+
+def cmd_gui(args: argparse.Namespace, factory: EngineFactory) -> int:
+    """``segue gui``: the desktop app, imported only now (it needs PyQt6; the rest of the CLI does not)."""
+    try:
+        app = importlib.import_module("gui.app")
+    except ImportError as e:
+        raise BadInputError(f"the desktop app needs PyQt6 ({e}); install it with: pip install 'segue[gui]'") from e
+    options = app.GuiOptions(
+        settings_path=args.settings,
+        out_dir=args.out.expanduser().resolve() if args.out else None,
+        engine=args.engine,
+        osc_port=args.osc_port,
+        screenshot=args.screenshot,
+        demo_job=args.demo_job,
+    )
+    code: int = app.run(options, factory, say=_err)
+    return code
 
 
 def cmd_not_yet(args: argparse.Namespace, factory: EngineFactory) -> int:

@@ -18,11 +18,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import mido
+
 from bridge.adapters import ADAPTERS, DEFAULT_DAW_PORTS, DawAdapter, open_adapter
-from bridge.clock import ClockFollower
+from bridge.capture_take import CaptureController, TakeOptions, TakeResult
+from bridge.clock import ClockFollower, ClockState
 from bridge.midiports import ClockInput, Lister, MidiPortError, Opener, ReconnectingInput, list_ports
 from bridge.osc import DEFAULT_HOST, OscBridge, OscServer, resolve_host
-from bridge.service import BridgeService, PlacePolicy, TransportProvider, TransportState
+from bridge.service import BridgeService, DawRegion, PlacePolicy, TransportProvider, TransportState
 from engine.api import Engine
 from engine.errors import BadInputError
 
@@ -50,6 +53,12 @@ class BridgeOptions:
     place: PlacePolicy = "first"
     model: str = "default"
     midi_clock_in: str | None = None  # input port name
+    capture: TakeOptions = TakeOptions()  # how /segue/capture/arm records (device, latency, meter)
+
+
+ClockTap = Callable[[mido.Message, float, ClockState], None]
+"""``tap(message, timestamp_s, state)``: a message from the clock port, its ``perf_counter`` stamp, the follower's
+state after it (see :meth:`MidiClockIn.add_tap`; audio capture uses it)."""
 
 
 class MidiClockIn:
@@ -65,8 +74,41 @@ class MidiClockIn:
         now: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.source = f"midi-clock:{port_name}"
+        self.port_name = port_name
         self.input = ClockInput(ClockFollower(source=self.source), now=now)
-        self.watcher = ReconnectingInput(port_name, self.input.handle, opener=opener, lister=lister, retry_s=retry_s)
+        self._now = now
+        self._taps: list[ClockTap] = []
+        self._taps_lock = threading.Lock()
+        self.watcher = ReconnectingInput(port_name, self._handle, opener=opener, lister=lister, retry_s=retry_s)
+
+    def _handle(self, message: mido.Message) -> None:
+        """The port callback: feed the follower, then the taps (capture) with the stamp and the state after it."""
+        if not self._taps:
+            self.input.handle(message)
+            return
+        stamp = self._now()
+        self.input.handle(message)
+        with self._taps_lock:
+            taps = list(self._taps)
+        if taps:
+            state = self.input.state()
+            for tap in taps:
+                tap(message, stamp, state)
+
+    def add_tap(self, tap: ClockTap) -> None:
+        """Also call ``tap(message, timestamp, state_after)`` for every message (on the port's thread)."""
+        with self._taps_lock:
+            self._taps.append(tap)
+
+    def remove_tap(self, tap: ClockTap) -> None:
+        with self._taps_lock:
+            if tap in self._taps:
+                self._taps.remove(tap)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the input port is open now."""
+        return self.watcher.connected.is_set()
 
     def start(self) -> None:
         self.watcher.start()
@@ -119,8 +161,8 @@ def midi_ports_check() -> dict[str, Any]:
 def check_options(options: BridgeOptions) -> tuple[str, int] | None:
     """Validate the options (:class:`BadInputError`) and return the DAW's address, when one is set.
 
-    With ``--daw generic`` that is where replies and job events go; with an adapter (``ardour``, ``reaper``) it is
-    the DAW's own OSC port (default per DAW), and Segue's replies go to their sender.
+    With ``--daw generic`` that is where replies and job events go; with an adapter (``ardour``, ``reaper``,
+    ``live``, ``bitwig``) it is the DAW's own OSC port (default per DAW), and Segue's replies go to their sender.
     """
     if options.daw != "generic" and options.daw not in ADAPTERS:
         raise BadInputError(
@@ -155,7 +197,13 @@ def serve(
     adapter = open_adapter(options.daw, daw_address) if daw_address and options.daw in ADAPTERS else None
     transport = combined_transport(clock, adapter)
     service = BridgeService(engine, options.out_dir, place=options.place, model=options.model, transport=transport)
-    bridge = OscBridge(service, None if adapter is not None else daw_address)
+    capture = CaptureController(
+        clock,
+        options.out_dir / "captures",
+        options.capture,
+        on_done=lambda take: service.set_region(region_of_take(take)),
+    )
+    bridge = OscBridge(service, None if adapter is not None else daw_address, capture=capture)
     try:
         server = OscServer(bridge, options.osc_host, options.osc_port)
     except BaseException:
@@ -195,6 +243,7 @@ def serve(
             pass
         say("segue bridge: stopping")
     finally:
+        capture.close()
         if adapter is not None:
             adapter.close()
         if clock is not None:
@@ -203,6 +252,19 @@ def serve(
         server.close()
         for number, old in previous.items():
             signal.signal(number, old)
+
+
+def region_of_take(take: TakeResult) -> DawRegion:
+    """A captured take as the bridge's current region: ``/segue/generate`` continues it after its last bar."""
+    return DawRegion(
+        audio_path=take.path,
+        midi_path=None,
+        start_beats=take.start_beats,
+        length_beats=take.length_beats,
+        tempo_bpm=take.tempo_bpm,
+        meter=take.meter,
+        track="Segue capture",
+    )
 
 
 def _say_midi(clock: MidiClockIn, say: Callable[[str], None]) -> None:

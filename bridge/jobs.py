@@ -107,6 +107,9 @@ class JobRecord:
     variants: tuple[VariantRecord, ...] = ()
     error: ErrorRecord | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
+    # which engine and model wrote each file role ("audio": "audio:segue-audio-small", "midi": "midi:..."),
+    # when a job mixes engines (a region given as audio and MIDI)
+    file_sources: Mapping[str, str] = field(default_factory=dict)
     started: str | None = None
     finished: str | None = None
     schema_version: int = SCHEMA_VERSION
@@ -239,6 +242,7 @@ def job_from_json(data: Any) -> JobRecord:
         variants.append(VariantRecord(**variant))
     job["variants"] = tuple(variants)
     job["timings"] = {str(k): float(v) for k, v in job.get("timings", {}).items()}
+    job["file_sources"] = {str(k): str(v) for k, v in job.get("file_sources", {}).items()}
     return JobRecord(**job)
 
 

@@ -38,6 +38,15 @@ from pythonosc.osc_packet import OscPacket
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge import segue_version
+from bridge.capture_take import (
+    MAX_CAPTURE_BARS,
+    CaptureArmed,
+    CaptureController,
+    CaptureDone,
+    CaptureEvent,
+    CaptureFailed,
+    CaptureProgress,
+)
 from bridge.inputs import ACCEPTED_FORMATS, sniff_format
 from bridge.service import (
     BridgeEvent,
@@ -87,9 +96,13 @@ class Route:
 class OscBridge:
     """Segue's OSC messages in and out; ``send`` is attached by :class:`OscServer` (or a test)."""
 
-    def __init__(self, service: BridgeService, daw_address: Sender | None = None) -> None:
+    def __init__(
+        self, service: BridgeService, daw_address: Sender | None = None, capture: CaptureController | None = None
+    ) -> None:
         self.service = service
         self.daw_address = daw_address
+        self.capture = capture
+        self._last_capture_progress = -math.inf
         self._send: SendFunction | None = None
         self._lock = threading.Lock()
         self._last_progress: dict[str, float] = {}
@@ -103,12 +116,16 @@ class OscBridge:
             "/segue/choose": Route("si", ("job_id", "variant"), self._on_choose),
             "/segue/status": Route("", (), self._on_status),
             "/segue/ping": Route("", (), self._on_ping),
+            "/segue/capture/arm": Route("i", ("bars",), self._on_capture_arm),
+            "/segue/capture/cancel": Route("", (), self._on_capture_cancel),
         }
         self.dispatcher = Dispatcher(strict_timing=False)  # never sleep on a bundle's future time tag
         for address, route in self.routes.items():
             self.dispatcher.map(address, self._checked, route, needs_reply_address=True)
         self.dispatcher.set_default_handler(self._unknown, needs_reply_address=True)
         service.add_listener(self.on_event)
+        if capture is not None:
+            capture.add_listener(self.on_capture_event)
 
     def attach(self, send: SendFunction) -> None:
         self._send = send
@@ -202,6 +219,39 @@ class OscBridge:
 
     def _on_ping(self, sender: Sender, values: list[Any]) -> None:
         self.reply(sender, "/segue/pong", [segue_version()])
+
+    def _on_capture_arm(self, sender: Sender, values: list[Any]) -> None:
+        bars = values[0]
+        if not 0 <= bars <= MAX_CAPTURE_BARS:
+            raise BadInputError(
+                f"/segue/capture/arm: bars must be in 0..{MAX_CAPTURE_BARS} (0: until the DAW stops), got {bars}"
+            )
+        if self.capture is None:
+            raise BadInputError("/segue/capture/arm: this bridge has no capture (start it with segue bridge)")
+        self.capture.arm(bars or None, origin=sender)
+
+    def _on_capture_cancel(self, sender: Sender, values: list[Any]) -> None:
+        if self.capture is None or not self.capture.cancel():
+            raise BadInputError("/segue/capture/cancel: no capture is armed")
+
+    def on_capture_event(self, event: CaptureEvent) -> None:
+        """The capture's listener (on the take's thread): ``/segue/capture/...`` to the sender of the arm."""
+        to = event.origin
+        if isinstance(event, CaptureArmed):
+            self.reply(to, "/segue/capture/armed", [event.bars])
+        elif isinstance(event, CaptureProgress):
+            now = time.monotonic()
+            with self._lock:
+                if now - self._last_capture_progress < PROGRESS_INTERVAL_S and event.fraction < 1.0:
+                    return
+                self._last_capture_progress = now
+            self.reply(to, "/segue/capture/progress", [float(event.fraction), event.message[:MAX_STRING_CHARS]])
+        elif isinstance(event, CaptureDone):
+            take = event.result
+            args = [str(take.path), float(take.start_beats), float(take.length_beats), float(take.tempo_bpm)]
+            self.reply(to, "/segue/capture/done", args)
+        elif isinstance(event, CaptureFailed):
+            self.reply(to, "/segue/capture/failed", [event.message[:MAX_STRING_CHARS]])
 
     # -- outgoing --------------------------------------------------------------------------------------------
 

@@ -222,6 +222,7 @@ def _with_result(
         ),
         variants=variants,
         timings={**{k: float(v) for k, v in result.timings.items()}, "wall_seconds": round(wall_seconds, 3)},
+        file_sources=dict(result.file_sources),
     )
 
 

@@ -252,10 +252,14 @@ class BridgeService:
 
         Returns at once: the job folder is made and the engine runs on the worker thread.
         """
+        return self.submit(GenerationParams(mode=mode, bars=bars, variants=variants), origin=origin)
+
+    def submit(self, params: GenerationParams, model: str | None = None, origin: Origin = None) -> GenerationRequest:
+        """Like :meth:`generate`, with every generation parameter (temperature, top-p, seed: what the GUI offers)
+        and optionally another model than the service's."""
         region = self._region
         if region is None:
             raise BadInputError("no region yet: send /segue/region before /segue/generate")
-        params = GenerationParams(mode=mode, bars=bars, variants=variants)
         prompt = Prompt(
             midi_path=region.midi_path,
             audio_path=region.audio_path,
@@ -264,14 +268,14 @@ class BridgeService:
             length_beats=region.length_beats,
             start_beats=region.start_beats,
         )
-        request = GenerationRequest(prompt=prompt, params=params, model=self.model)
+        request = GenerationRequest(prompt=prompt, params=params, model=model or self.model)
         with self._lock:
             if self._closed or self._worker is None:
                 raise BadInputError("the bridge is not running (start() was not called, or it is shutting down)")
             if self._queue.qsize() >= MAX_WAITING_JOBS:
                 raise BadInputError(f"{MAX_WAITING_JOBS} jobs are already waiting; wait or cancel one")
             self._queue.put(_Pending(request, region, origin))
-        log.info("queued a %s job: %d bar(s), %d variant(s)", mode, bars, variants)
+        log.info("queued a %s job: %d bar(s), %d variant(s)", params.mode, params.bars, params.variants)
         return request
 
     def cancel(self, job_id: str) -> None:

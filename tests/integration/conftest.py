@@ -24,19 +24,22 @@ from jack_procs import (
 
 @pytest.fixture
 def jack_server_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., JackServer]]:
-    """``start(period=1024, rate=48000)`` starts a JACK dummy server; the test's environment points at it."""
+    """``start(period=1024, rate=48000, realtime=False)`` starts a JACK dummy server; the test's environment
+    points at it."""
     need("jackd", "jack_wait", "jack_lsp", "jack_transport")
     started: list[JackServer] = []
     logs: list[IO[bytes]] = []
 
-    def start(period: int = 1024, rate: int = 48000) -> JackServer:
+    def start(period: int = 1024, rate: int = 48000, realtime: bool = False) -> JackServer:
         clean_stale_jack_servers()  # else jackd may refuse: "Too many servers already active"
         name = next_server_name()
         env = dict(os.environ, JACK_DEFAULT_SERVER=name, MIDO_BACKEND=JACK_BACKEND, JACK_NO_AUDIO_RESERVATION="1")
         log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would block jackd
         logs.append(log)
         proc = subprocess.Popen(
-            ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(rate), "-p", str(period)],
+            # realtime (-R, SCHED_FIFO 70, as root here): a loaded 2-core machine cannot starve the dummy driver
+            ["jackd", "-n", name, *(["-R", "-P", "70"] if realtime else ["--no-realtime"])]
+            + ["-d", "dummy", "-r", str(rate), "-p", str(period)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
