@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-pins.txt 2>/
 OUT ?= out
 PYTEST_FLAGS ?=
 
-.PHONY: all venv demo test test-slow test-integ test-all lint typecheck bench train-default clean-venv
+.PHONY: all venv system-deps demo test test-slow test-integ test-all lint typecheck bench train-default clean-venv
 
 all: test
 
@@ -17,7 +17,7 @@ $(STAMP):
 	$(PY) -m pip install --quiet --upgrade pip
 	# torch first and pinned: the CPU wheel; a bare `torch` would pull several GB of CUDA packages
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[engine,dev]' -r requirements-pins.txt
+	$(PY) -m pip install --quiet -e '.[engine,gui,dev]' -r requirements-pins.txt
 	# tinysoundfont declares pyaudio, which does not build here and is not needed to render offline
 	$(PY) -m pip install --quiet --no-deps tinysoundfont
 	rm -f $(VENV)/.installed-*
@@ -34,10 +34,24 @@ test: venv
 test-slow: venv
 	$(PY) -m pytest -m "slow" $(PYTEST_FLAGS)
 
-# Real processes (a JACK dummy server, jack_midi_clock); installs the Debian packages when missing (needs root).
-test-integ: venv
-	@command -v jackd >/dev/null && command -v jack_midi_clock >/dev/null || { \
-	  apt-get update && apt-get install -y --no-install-recommends jackd2 jack-midi-clock; }
+# Debian packages for the integration tests (real JACK dummy server, jack_midi_clock, headless Ardour 7, PortAudio
+# for sounddevice); installed when missing and we are root, else the tests that need them skip with a hint.
+SYSTEM_PACKAGES := jackd2 jack-midi-clock ardour libportaudio2
+system-deps:
+	@missing=""; \
+	command -v jackd >/dev/null || missing="$$missing jackd2"; \
+	command -v jack_midi_clock >/dev/null || missing="$$missing jack-midi-clock"; \
+	command -v ardour7-lua >/dev/null || missing="$$missing ardour"; \
+	ldconfig -p | grep -q libportaudio.so.2 || missing="$$missing libportaudio2"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "integration tests need:$$missing (apt-get install them as root); those tests will skip"; fi; \
+	fi
+
+# Only the integration tests (real processes).
+test-integ: venv system-deps
 	$(PY) -m pytest -m integration tests/integration $(PYTEST_FLAGS)
 
 test-all: venv

@@ -1,0 +1,642 @@
+"""Put a WAV file into a **closed** Ardour 7 session: a new audio track holding one region at a given sample.
+
+This is how Segue places a variant into Ardour when Ardour is not running (Ardour 7.3's OSC cannot import files;
+a running Ardour imports through a Lua action script, see daw_templates/). It edits the session file the way
+Ardour's own import would leave it, which Ardour 7.3 was checked to load, play and export
+(tests/integration/test_ardour.py renders the result with ``ardour7-export`` and finds the clip at its sample):
+
+* the file is copied (byte for byte, BWF chunks included) into the session's audio folder
+  ``interchange/<session>/audiofiles/``, under a name that is not taken yet (``name-2.wav``... no overwrite);
+* one ``<Source>`` per channel (``channel="0"``, ``"1"``...) of that file, a whole-file ``<Region>`` in
+  ``<Regions>``, a ``<Playlist>`` with the placed region, and a ``<Route>`` (an audio track with one input per
+  channel, unconnected, and outputs wired to the master bus's inputs), with fresh ids above the session's
+  ``id-counter``, which is raised past them;
+* the session range grows to include the region (and starts at 0 when the session had none);
+* the old session file is kept as ``<name>.ardour.segue-bak`` (``-2``, ``-3``... when taken) and the new one is
+  written to a temporary file first, then renamed over it.
+
+Ardour 7 stores times as "superclock" ticks (``a<ticks>``, 282 240 000 per second, from the session's
+``TempoMap``); a region's length is stored with its position (``a<length>@a<position>``). Sessions from
+Ardour 6 or older (sample positions) are refused with a clear error, and so is a WAV whose sample rate differs
+from the session's (Ardour would play it at the wrong speed; it resamples only when importing).
+
+The session must be closed: Ardour rewrites its session file when it saves, which would drop the new track.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import struct
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bridge.bwf import read_bext, read_chunks, read_format
+from engine.errors import BadInputError, EngineError
+
+DEFAULT_SUPERCLOCK_RATE = 282_240_000
+MIN_SESSION_VERSION = 7000  # Ardour 7's format: superclock times ("a<ticks>")
+MAX_COPIES = 99
+BACKUP_SUFFIX = ".segue-bak"
+_BAD_NAME_CHARS = re.compile(r"[\x00-\x1f:/\\]+")
+
+
+@dataclass(frozen=True)
+class InsertedTrack:
+    """What :func:`insert_audio_file` added: the track, its region, and the copied file (in the session)."""
+
+    session_file: Path
+    backup: Path
+    audio_file: Path
+    track_name: str
+    route_id: int
+    playlist_id: int
+    region_id: int
+    source_ids: tuple[int, ...]
+    position_samples: int
+    length_samples: int
+    channels: int
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class WavInfo:
+    channels: int
+    sample_rate: int
+    frames: int
+
+
+def wav_info(path: Path) -> WavInfo:
+    """Channels, rate and length in sample frames of a WAV file; :class:`BadInputError` if it is not usable."""
+    chunks = read_chunks(path)
+    fmt = read_format(path, chunks)
+    data = next((c for c in chunks if c.id == b"data"), None)
+    if data is None:
+        raise BadInputError(f"{path} has no data chunk; it is not a usable WAV file")
+    fmt_chunk = next(c for c in chunks if c.id == b"fmt ")
+    with path.open("rb") as f:
+        f.seek(fmt_chunk.offset + 12)
+        (block_align,) = struct.unpack("<H", f.read(2))
+    if fmt.channels < 1 or fmt.sample_rate <= 0 or block_align < 1:
+        raise BadInputError(
+            f"{path} declares {fmt.channels} channel(s) at {fmt.sample_rate} Hz with {block_align}-byte frames; "
+            "it is not a usable WAV file"
+        )
+    frames = data.size // block_align
+    if frames < 1:
+        raise BadInputError(f"{path} holds no audio (its data chunk is empty)")
+    return WavInfo(fmt.channels, fmt.sample_rate, frames)
+
+
+def session_file_of(path: Path) -> Path:
+    """``path`` itself if it is an ``.ardour`` file, else the session folder's ``<folder name>.ardour`` (or its only
+    ``.ardour`` file)."""
+    if path.is_file():
+        if path.suffix != ".ardour":
+            raise BadInputError(f"{path} is not an Ardour session file (*.ardour)")
+        return path
+    if not path.is_dir():
+        raise BadInputError(f"{path} does not exist; give an Ardour session folder or its .ardour file")
+    named = path / f"{path.name}.ardour"
+    if named.is_file():
+        return named
+    found = sorted(p for p in path.glob("*.ardour") if p.is_file())
+    if len(found) != 1:
+        raise BadInputError(
+            f"{path} holds {len(found)} .ardour files ({', '.join(p.name for p in found) or 'none'}); "
+            "give the session file itself"
+        )
+    return found[0]
+
+
+def insert_audio_file(
+    session: Path,
+    audio: Path,
+    *,
+    position_samples: int | None = None,
+    track_name: str = "Segue",
+) -> InsertedTrack:
+    """Add ``audio`` (a WAV at the session's sample rate) on a new track named ``track_name`` (made unique) at
+    ``position_samples`` on the timeline of the closed Ardour 7 session ``session`` (its folder or .ardour file).
+
+    Without ``position_samples`` the file's BWF ``bext`` time reference is used (what :mod:`bridge.placement`
+    writes), and a file without one is refused. Raises :class:`BadInputError` for unusable input (not an Ardour 7
+    session, another sample rate, a negative position) and :class:`EngineError` when the files cannot be written.
+    """
+    session_file = session_file_of(Path(session))
+    if isinstance(position_samples, bool) or (position_samples is not None and not isinstance(position_samples, int)):
+        raise BadInputError(f"position_samples must be an int number of samples, got {position_samples!r}")
+    audio = Path(audio)
+    info = wav_info(audio)
+    if position_samples is None:
+        bext = read_bext(audio)
+        if bext is None:
+            raise BadInputError(
+                f"{audio} has no BWF time reference (bext chunk); give the position in samples explicitly"
+            )
+        position_samples = bext.time_reference
+    if position_samples < 0:
+        raise BadInputError(f"position_samples must be >= 0 (the session's start), got {position_samples}")
+
+    tree = _parse(session_file)
+    root = tree.getroot()
+    rate = _session_rate(root, session_file)
+    if info.sample_rate != rate:
+        raise BadInputError(
+            f"{audio} is at {info.sample_rate} Hz but the session {session_file.name} runs at {rate} Hz; "
+            f"render or resample the file at {rate} Hz first (Ardour would play it at the wrong speed)"
+        )
+    clock = _Clock(_superclock_rate(root), rate)
+    ids = _Ids(root)
+    name = _unique_name(_clean_name(track_name), _taken_names(root))
+
+    audio_dir = _audio_dir(session_file, root)
+    copied = _copy_new(audio, audio_dir)
+    try:
+        sources = _source_elements(root, copied.name, audio, info.channels, ids)
+        whole = _region_element(copied.stem, sources, 0, info.frames, clock, ids, whole_file=True)
+        placed = _region_element(copied.stem + ".1", sources, position_samples, info.frames, clock, ids, False)
+        route_id, playlist_id = ids.next(), ids.next()
+        playlist = ET.Element(
+            "Playlist",
+            {
+                "id": str(playlist_id),
+                "name": name,
+                "type": "audio",
+                "orig-track-id": str(route_id),
+                "shared-with-ids": "",
+                "frozen": "0",
+                "combine-ops": "0",
+            },
+        )
+        playlist.append(placed)
+        route = _route_element(root, name, route_id, playlist_id, info.channels, ids)
+        _child(root, "Sources").extend(sources)
+        _child(root, "Regions").append(whole)
+        _child(root, "Playlists").append(playlist)
+        _child(root, "Routes").append(route)
+        _extend_session_range(root, position_samples, position_samples + info.frames, clock, ids)
+        root.set("id-counter", str(ids.counter))
+        backup = _write_session(tree, session_file)
+    except BaseException:
+        copied.unlink(missing_ok=True)
+        raise
+    return InsertedTrack(
+        session_file=session_file,
+        backup=backup,
+        audio_file=copied,
+        track_name=name,
+        route_id=route_id,
+        playlist_id=playlist_id,
+        region_id=int(placed.get("id", "0")),
+        source_ids=tuple(int(s.get("id", "0")) for s in sources),
+        position_samples=position_samples,
+        length_samples=info.frames,
+        channels=info.channels,
+        sample_rate=rate,
+    )
+
+
+# -- reading the session ------------------------------------------------------------------------------------
+
+
+def _parse(session_file: Path) -> ET.ElementTree[ET.Element]:
+    try:
+        tree = ET.parse(session_file)
+    except ET.ParseError as e:
+        raise BadInputError(f"{session_file} is not a readable Ardour session file: {e}") from e
+    except OSError as e:
+        raise BadInputError(f"cannot read {session_file}: {e.strerror or e}") from e
+    root = tree.getroot()
+    if root.tag != "Session":
+        raise BadInputError(f"{session_file} is not an Ardour session file (its root is <{root.tag}>)")
+    version = root.get("version", "")
+    if not version.isdigit() or int(version) < MIN_SESSION_VERSION:
+        raise BadInputError(
+            f"{session_file} is an Ardour session of format {version or 'unknown'}; Segue edits Ardour 7 sessions "
+            f"(format {MIN_SESSION_VERSION} or later): open and save it once in Ardour 7 first"
+        )
+    return tree
+
+
+def _session_rate(root: ET.Element, session_file: Path) -> int:
+    rate = root.get("sample-rate", "")
+    if not rate.isdigit() or int(rate) <= 0:
+        raise BadInputError(f"{session_file} has no valid sample-rate ({rate!r})")
+    return int(rate)
+
+
+def _superclock_rate(root: ET.Element) -> int:
+    tempo_map = root.find("TempoMap")
+    value = tempo_map.get("superclocks-per-second", "") if tempo_map is not None else ""
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_SUPERCLOCK_RATE
+
+
+@dataclass(frozen=True)
+class _Clock:
+    superclocks_per_second: int
+    sample_rate: int
+
+    def ticks(self, samples: int) -> int:
+        """Samples -> superclock ticks (exact for the usual rates: 282 240 000 is a multiple of 44.1/48/96 kHz)."""
+        return (samples * self.superclocks_per_second + self.sample_rate // 2) // self.sample_rate
+
+    def pos(self, samples: int) -> str:
+        return f"a{self.ticks(samples)}"
+
+    def samples(self, value: str) -> int | None:
+        """An audio-time ``a<ticks>`` (or ``a<ticks>@...``) in samples; None for beat time or junk."""
+        match = re.fullmatch(r"a(-?\d+)(?:@.*)?", value.strip())
+        if match is None:
+            return None
+        return (
+            int(match.group(1)) * self.sample_rate + self.superclocks_per_second // 2
+        ) // self.superclocks_per_second
+
+
+class _Ids:
+    """Fresh object ids: above the session's ``id-counter`` and above every id in the file."""
+
+    def __init__(self, root: ET.Element) -> None:
+        highest = max((int(v) for e in root.iter() if (v := e.get("id", "")).isdigit()), default=0)
+        counter = root.get("id-counter", "")
+        self.counter = max(highest + 1, int(counter) if counter.isdigit() else 0)
+
+    def next(self) -> int:
+        value = self.counter
+        self.counter += 1
+        return value
+
+
+def _child(root: ET.Element, tag: str) -> ET.Element:
+    """The session's ``<tag>`` section, created (before ``<Routes>``'s usual neighbours are not needed) if absent."""
+    found = root.find(tag)
+    if found is None:
+        found = ET.SubElement(root, tag)
+    return found
+
+
+def _clean_name(name: str) -> str:
+    cleaned = _BAD_NAME_CHARS.sub("-", name).strip()
+    return cleaned[:64] or "Segue"
+
+
+def _taken_names(root: ET.Element) -> set[str]:
+    names = {r.get("name", "") for r in root.iter("Route")}
+    names |= {p.get("name", "") for p in root.iter("Playlist")}
+    return names
+
+
+def _unique_name(name: str, taken: Iterable[str]) -> str:
+    taken = set(taken)
+    if name not in taken:
+        return name
+    for number in range(2, 1000):
+        candidate = f"{name} {number}"
+        if candidate not in taken:
+            return candidate
+    raise BadInputError(f"the session already has tracks named {name!r} up to {name} 999; choose another name")
+
+
+def _audio_dir(session_file: Path, root: ET.Element) -> Path:
+    """``interchange/<session name>/audiofiles`` (Ardour's own folder for the session's audio), made if needed."""
+    interchange = session_file.parent / "interchange"
+    candidates = [interchange / session_file.stem, interchange / root.get("name", session_file.stem)]
+    existing = sorted(p for p in interchange.glob("*/audiofiles") if p.is_dir()) if interchange.is_dir() else []
+    for candidate in candidates:
+        if (candidate / "audiofiles").is_dir():
+            return candidate / "audiofiles"
+    if len(existing) == 1:
+        return existing[0]
+    target = candidates[0] / "audiofiles"
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EngineError(f"cannot create {target}: {e.strerror or e}; check the session folder is writable") from e
+    return target
+
+
+# -- building the new elements ------------------------------------------------------------------------------
+
+
+def _source_elements(root: ET.Element, file_name: str, origin: Path, channels: int, ids: _Ids) -> list[ET.Element]:
+    take = time.strftime("%Y-%m-%d %H.%M.%S")
+    return [
+        ET.Element(
+            "Source",
+            {
+                "name": file_name,
+                "take-id": take,
+                "type": "audio",
+                "flags": "",
+                "id": str(ids.next()),
+                "timestamp": str(int(time.time())),
+                "natural-position": "a0",
+                "captured-for": "",
+                "channel": str(channel),
+                "origin": str(origin.resolve()),
+                "gain": "1",
+            },
+        )
+        for channel in range(channels)
+    ]
+
+
+def _region_element(
+    name: str,
+    sources: list[ET.Element],
+    position: int,
+    frames: int,
+    clock: _Clock,
+    ids: _Ids,
+    whole_file: bool,
+) -> ET.Element:
+    attrs = {
+        "name": name,
+        "muted": "0",
+        "opaque": "1",
+        "locked": "0",
+        "video-locked": "0",
+        "automatic": "1" if whole_file else "0",
+        "whole-file": "1" if whole_file else "0",
+        "import": "0",
+        "external": "0",
+        "sync-marked": "0",
+        "left-of-split": "0",
+        "right-of-split": "0",
+        "hidden": "0",
+        "position-locked": "0",
+        "valid-transients": "0",
+        "start": "a0",
+        "length": f"a{clock.ticks(frames)}@{clock.pos(position)}",
+        "sync-position": "a0",
+        "ancestral-start": "a0",
+        "ancestral-length": "a0@a0",
+        "stretch": "1",
+        "shift": "1",
+        "layering-index": "0",
+        "tags": "",
+        "contents": "0",
+        "envelope-active": "0",
+        "default-fade-in": "0",
+        "default-fade-out": "0",
+        "fade-in-active": "1",
+        "fade-out-active": "1",
+        "scale-amplitude": "1",
+        "id": str(ids.next()),
+        "type": "audio",
+        "first-edit": "nothing",
+    }
+    for i, source in enumerate(sources):
+        attrs[f"source-{i}"] = source.get("id", "")
+    for i, source in enumerate(sources):
+        attrs[f"master-source-{i}"] = source.get("id", "")
+    attrs["channels"] = str(len(sources))
+    return ET.Element("Region", attrs)
+
+
+def _master_inputs(root: ET.Element) -> list[str]:
+    """The master bus's input port names (``Master/audio_in 1``...), or none when the session has no master."""
+    for route in root.iter("Route"):
+        info = route.find("PresentationInfo")
+        if info is not None and "MasterOut" in info.get("flags", "").split(","):
+            for io in route.findall("IO"):
+                if io.get("direction") == "Input":
+                    return [p.get("name", "") for p in io.findall("Port") if p.get("type", "audio") == "audio"]
+    return []
+
+
+def _route_element(
+    root: ET.Element, name: str, route_id: int, playlist_id: int, channels: int, ids: _Ids
+) -> ET.Element:
+    """An audio track as Ardour 7.3 writes one (trigger slots left out: Ardour adds them when it loads)."""
+    orders = [int(v) for info in root.iter("PresentationInfo") if (v := info.get("order", "")).isdigit()]
+    masters = _master_inputs(root)
+    outputs = max(len(masters), channels)
+    route = ET.Element(
+        "Route",
+        {
+            "version": root.get("version", "7002"),
+            "id": str(route_id),
+            "name": name,
+            "default-type": "audio",
+            "strict-io": "1",
+            "active": "1",
+            "denormal-protection": "0",
+            "meter-point": "MeterPostFader",
+            "disk-io-point": "DiskIOPreFader",
+            "meter-type": "MeterPeak",
+            "audio-playlist": str(playlist_id),
+            "saved-meter-point": "MeterPostFader",
+            "alignment-choice": "Automatic",
+            "mode": "Normal",
+        },
+    )
+    ET.SubElement(
+        route,
+        "PresentationInfo",
+        {"order": str(max(orders, default=0) + 1), "flags": "AudioTrack,OrderSet", "color": "0"},
+    )
+    automation = ET.Element("Automation")
+    for control, extra in (
+        (
+            "solo",
+            {"flags": "Toggle,RealTime", "self-solo": "0", "soloed-by-upstream": "0", "soloed-by-downstream": "0"},
+        ),
+        ("solo-iso", {"flags": "Toggle,RealTime", "solo-isolated": "0"}),
+        ("solo-safe", {"flags": "Toggle", "solo-safe": "0"}),
+    ):
+        _controllable(route, automation, control, extra, ids, "Discrete")
+    inputs = ET.SubElement(
+        route, "IO", {"name": name, "id": str(ids.next()), "direction": "Input", "default-type": "audio"}
+    )
+    for channel in range(channels):
+        ET.SubElement(inputs, "Port", {"type": "audio", "name": f"{name}/audio_in {channel + 1}"})
+    output = ET.SubElement(
+        route, "IO", {"name": name, "id": str(ids.next()), "direction": "Output", "default-type": "audio"}
+    )
+    for channel in range(outputs):
+        port = ET.SubElement(output, "Port", {"type": "audio", "name": f"{name}/audio_out {channel + 1}"})
+        if channel < len(masters):
+            ET.SubElement(port, "Connection", {"other": masters[channel]})
+    ET.SubElement(route, "MuteMaster", {"mute-point": "PostFader,Listen,Main", "muted": "0"})
+    _controllable(route, automation, "mute", {"flags": "Toggle,RealTime"}, ids, "Discrete")
+    _controllable(route, automation, "phase", {"flags": "Toggle", "phase-invert": "0" * channels}, ids, "Discrete")
+    for control in ("rec-enable", "rec-safe", "monitor"):
+        ET.SubElement(automation, "AutomationList", _automation(control, ids, "Discrete"))
+    route.append(automation)
+    pannable = ET.SubElement(route, "Pannable")
+    pan_automation = ET.Element("Automation")
+    for control, value in (
+        ("pan-azimuth", "0.5"),
+        ("pan-width", "1" if channels > 1 else "0"),
+        ("pan-elevation", "0"),
+        ("pan-frontback", "0"),
+        ("pan-lfe", "0"),
+    ):
+        lst = _automation(control, ids, "Linear", domain="BeatTime")
+        ET.SubElement(pan_automation, "AutomationList", lst)
+        ET.SubElement(pannable, "Controllable", {"name": control, "id": str(ids.next()), "flags": "", "value": value})
+    pannable.append(pan_automation)
+
+    def processor(proc_name: str, kind: str, **extra: str) -> ET.Element:
+        attrs = {"id": str(ids.next()), "name": proc_name, "active": "1", "user-latency": "0", "use-user-latency": "0"}
+        attrs.update(extra)
+        attrs["type"] = kind
+        return ET.SubElement(route, "Processor", attrs)
+
+    processor(f"recorder:{name}", "diskwriter", **{"record-safe": "0"})
+    processor(f"player:{name}", "diskreader")
+    processor("Polarity", "polarity")
+    for kind, control, style, gain_name in (
+        ("trim", "trim", "Logarithmic", "trimcontrol"),
+        ("amp", "gain", "Exponential", "gaincontrol"),
+    ):
+        proc = processor("Amp", kind)
+        proc_automation = ET.SubElement(proc, "Automation")
+        ET.SubElement(proc_automation, "AutomationList", _automation(control, ids, style))
+        ET.SubElement(
+            proc, "Controllable", {"name": gain_name, "id": str(ids.next()), "flags": "GainLike", "value": "1"}
+        )
+    processor(f"meter-{name}", "meter")
+    main = processor(name, "main-outs", **{"own-input": "1", "own-output": "0", "output": name, "role": "Main"})
+    ET.SubElement(main, "PannerShell", {"bypassed": "0", "user-panner": "", "linked-to-route": "1"})
+    ET.SubElement(route, "Slavable")
+    ET.SubElement(
+        route,
+        "Controllable",
+        {"name": "monitor", "id": str(ids.next()), "flags": "RealTime", "value": "0", "monitoring": ""},
+    )
+    ET.SubElement(
+        route, "Controllable", {"name": "rec-safe", "id": str(ids.next()), "flags": "Toggle,RealTime", "value": "0"}
+    )
+    ET.SubElement(
+        route, "Controllable", {"name": "rec-enable", "id": str(ids.next()), "flags": "Toggle,RealTime", "value": "0"}
+    )
+    return route
+
+
+def _automation(control: str, ids: _Ids, style: str, domain: str = "AudioTime") -> dict[str, str]:
+    return {
+        "automation-id": control,
+        "id": str(ids.next()),
+        "interpolation-style": style,
+        "time-domain": domain,
+        "state": "Off",
+    }
+
+
+def _controllable(
+    route: ET.Element, automation: ET.Element, name: str, extra: dict[str, str], ids: _Ids, style: str
+) -> None:
+    ET.SubElement(automation, "AutomationList", _automation(name, ids, style))
+    attrs = {"name": name, "id": str(ids.next()), "flags": extra.pop("flags", ""), "value": "0"}
+    attrs.update(extra)
+    ET.SubElement(route, "Controllable", attrs)
+
+
+def _extend_session_range(root: ET.Element, start: int, end: int, clock: _Clock, ids: _Ids) -> None:
+    locations = _child(root, "Locations")
+    for location in locations.iter("Location"):
+        if "IsSessionRange" in location.get("flags", "").split(","):
+            old_start = clock.samples(location.get("start", ""))
+            old_end = clock.samples(location.get("end", ""))
+            if old_start is not None and start < old_start:
+                location.set("start", clock.pos(start))
+            if old_end is not None and end > old_end:
+                location.set("end", clock.pos(end))
+            return
+    ET.SubElement(
+        locations,
+        "Location",
+        {
+            "id": str(ids.next()),
+            "name": "session",
+            "start": "a0",
+            "end": clock.pos(end),
+            "flags": "IsSessionRange",
+            "locked": "0",
+            "timestamp": str(int(time.time())),
+            "cue": "0",
+        },
+    )
+
+
+# -- writing ------------------------------------------------------------------------------------------------
+
+
+def _copy_new(source: Path, folder: Path) -> Path:
+    """Copy ``source`` into ``folder`` under its own name or ``<stem>-N<suffix>``; never overwrites."""
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{source.stem}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise EngineError(f"cannot write in {folder}: {e.strerror or e}; check the session folder is writable") from e
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        for number in range(1, MAX_COPIES + 1):
+            target = folder / f"{source.stem}{'' if number == 1 else f'-{number}'}{source.suffix or '.wav'}"
+            if _claim(tmp, target):
+                return target
+    except OSError as e:
+        raise EngineError(f"could not copy {source} into {folder}: {e.strerror or e}") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+    raise EngineError(f"{folder} already holds {source.name} and {MAX_COPIES - 1} numbered copies; rename the file")
+
+
+def _claim(tmp: Path, target: Path) -> bool:
+    """Give ``tmp``'s content the name ``target`` if it is free (a hard link; else create-exclusive + rename)."""
+    try:
+        os.link(tmp, target)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:
+        try:
+            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            return False
+        try:
+            shutil.copyfile(tmp, target)
+        except OSError:
+            target.unlink(missing_ok=True)
+            raise
+        return True
+
+
+def _write_session(tree: ET.ElementTree[ET.Element], session_file: Path) -> Path:
+    """Keep the old file as a numbered backup, then write the new one atomically; returns the backup's path."""
+    backup = None
+    for number in range(1, MAX_COPIES + 1):
+        candidate = session_file.with_name(f"{session_file.name}{BACKUP_SUFFIX}{'' if number == 1 else f'-{number}'}")
+        if _claim(session_file, candidate):
+            backup = candidate
+            break
+    if backup is None:
+        raise EngineError(f"{session_file.parent} holds {MAX_COPIES} Segue backups of {session_file.name}; remove some")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{session_file.name}.", suffix=".tmp", dir=session_file.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            tree.write(out, encoding="UTF-8", xml_declaration=True)
+            out.write(b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(OSError):
+            shutil.copymode(session_file, tmp)
+        os.replace(tmp, session_file)
+    except OSError as e:
+        raise EngineError(f"could not write {session_file}: {e.strerror or e} (the original is in {backup})") from e
+    finally:
+        tmp.unlink(missing_ok=True)
+    return backup
