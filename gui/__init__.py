@@ -1,1 +1,1 @@
-"""Segue's desktop app (PyQt6). Not built yet: see the open issue for the GUI."""
+"""Segue's desktop app (PyQt6): `segue gui`. Views and thin Qt adapters over the bridge's service (see docs/gui.md)."""

@@ -1,0 +1,144 @@
+"""Job folders as the app shows them: variants with their files and thumbnails, history rows, the files to drag
+out or to audition, and the regions that "regenerate" and "continue from a variant" use. No Qt."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bridge.jobs import JobRecord
+from bridge.service import DawRegion
+from engine.api import Meter
+from engine.errors import SegueError
+from gui.media import MediaSummary, read_audio, read_midi
+from gui.models import HistoryRow, VariantItem
+
+log = logging.getLogger(__name__)
+
+THUMBNAIL_BUCKETS = 240
+
+
+def variant_items(job_dir: Path, record: JobRecord, starred: set[str]) -> tuple[VariantItem, ...]:
+    """One item per variant of a job, with absolute paths and (when readable) thumbnail summaries."""
+    items = []
+    for number, variant in enumerate(record.variants, start=1):
+        files = {role: (job_dir / rel).resolve() for role, rel in variant.files.items()}
+        midi = _summary(files.get("midi"), "midi")
+        audio = _summary(files.get("audio"), "audio")
+        items.append(
+            VariantItem(
+                job_id=record.id,
+                variant_id=variant.id,
+                number=number,
+                seed=variant.seed,
+                files=files,
+                duration_seconds=variant.duration_seconds,
+                parts=tuple(variant.parts),
+                starred=f"{record.id}/{variant.id}" in starred,
+                midi=midi,
+                audio=audio,
+            )
+        )
+    return tuple(items)
+
+
+def _summary(path: Path | None, kind: str) -> MediaSummary | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        return read_midi(path) if kind == "midi" else read_audio(path, THUMBNAIL_BUCKETS)
+    except SegueError as e:
+        log.warning("cannot draw %s: %s", path, e)
+        return None
+
+
+def status_text(record: JobRecord) -> str:
+    if record.status == "done":
+        return f"{len(record.variants)} variant(s)"
+    if record.error is not None:
+        return f"{record.status}: {record.error.message}"
+    return record.status
+
+
+def history_row(job_dir: Path, record: JobRecord) -> HistoryRow:
+    sources = record.region.sources
+    name = Path(sources[0].path).stem if sources else "region"
+    return HistoryRow(
+        job_id=record.id,
+        job_dir=job_dir,
+        created=record.created,
+        status=record.status,
+        mode=record.mode,
+        bars=record.params.bars,
+        variants=record.params.variants,
+        model=record.model,
+        region_name=name,
+        message=record.error.message if record.error is not None else "",
+    )
+
+
+def audition_paths(item: VariantItem, region_first: bool) -> tuple[Path, ...]:
+    """What to play: the region then the variant (``full.wav``) when asked and present, else the variant."""
+    if region_first and "full_audio" in item.files:
+        return (item.files["full_audio"],)
+    if "audio" in item.files:
+        return (item.files["audio"],)
+    return ()
+
+
+def drag_paths(item: VariantItem, what: str = "audio") -> list[Path]:
+    """Existing files for a drag: "audio" (the mix; the MIDI when there is no audio), "midi", "stems" (all),
+    "stem:<part>" (one)."""
+    files = item.files
+    if what == "audio":
+        chosen = [files["audio"]] if "audio" in files else [files["midi"]] if "midi" in files else []
+    elif what == "midi":
+        chosen = [files["midi"]] if "midi" in files else []
+    elif what == "stems":
+        chosen = [path for role, path in sorted(files.items()) if role.startswith("stem:")]
+    else:
+        chosen = [files[what]] if what in files else []
+    return [path for path in chosen if path.is_file()]
+
+
+def region_of_job(record: JobRecord) -> DawRegion | None:
+    """The region a job was made from, when its source files still exist."""
+    paths = {s.role: Path(s.path) for s in record.region.sources}
+    midi, audio = paths.get("midi"), paths.get("audio")
+    if (midi is not None and not midi.is_file()) or (audio is not None and not audio.is_file()):
+        return None
+    if midi is None and audio is None:
+        return None
+    info = record.region
+    meter = Meter.parse(info.meter) if info.meter else Meter()
+    return DawRegion(
+        audio_path=audio,
+        midi_path=midi,
+        start_beats=info.start_beats or 0.0,
+        length_beats=info.length_beats or meter.quarters_per_bar,
+        tempo_bpm=info.tempo_bpm or 120.0,
+        meter=meter,
+        track=(midi or audio or Path("region")).stem,
+    )
+
+
+def region_after_variant(record: JobRecord, item: VariantItem) -> DawRegion | None:
+    """The region followed by the variant (``full.mid`` for a MIDI job, ``full.wav`` for an audio job), on the
+    same timeline as the original region, to continue from."""
+    role = "full_midi" if record.kind == "midi" else "full_audio"
+    path = item.files.get(role)
+    if path is None or not path.is_file():
+        return None
+    info = record.region
+    meter = Meter.parse(info.meter) if info.meter else Meter()
+    region_beats = info.length_beats or 0.0
+    added = record.params.bars * meter.quarters_per_bar if record.mode == "continue" else 0.0
+    return DawRegion(
+        audio_path=path if role == "full_audio" else None,
+        midi_path=path if role == "full_midi" else None,
+        start_beats=info.start_beats or 0.0,
+        length_beats=region_beats + added if region_beats else meter.quarters_per_bar,
+        tempo_bpm=info.tempo_bpm or 120.0,
+        meter=meter,
+        track=f"{Path(record.region.sources[0].path).stem if record.region.sources else 'region'} + {item.variant_id}",
+    )

@@ -1,0 +1,196 @@
+"""Generate: mode, bars, variants, temperature, top-p, seed, model; Generate and Cancel; a progress bar per job."""
+
+from __future__ import annotations
+
+import random
+
+from PyQt6.QtGui import QIntValidator
+from PyQt6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QGridLayout,
+    QLineEdit,
+    QListView,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.api import MAX_BARS, MAX_VARIANTS
+from gui import theme
+from gui.models import EngineView, GenerateForm, JobRow, JobsState, Models
+from gui.session import Session
+from gui.widgets import QtCard, field, label, row, set_quietly
+
+_MODES = {"continue": "Continue", "accompany": "Accompany"}
+_STATUS_TEXT = {"running": "", "done": "done", "failed": "failed", "cancelled": "cancelled", "queued": "queued"}
+
+
+class QtJobRow(QWidget):
+    """One job: name, status and a progress bar."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 2, 0, 2)
+        layout.setSpacing(3)
+        self.name = label("", "value")
+        self.status = label("", "dim", mono=True, size=8.5)
+        self.bar = QProgressBar()
+        self.bar.setRange(0, 1000)
+        self.bar.setFixedHeight(8)
+        self.message = label("", "dim")
+        self.message.setWordWrap(True)
+        layout.addLayout(row(self.name, 1, self.status))
+        layout.addWidget(self.bar)
+        layout.addWidget(self.message)
+
+    def show_row(self, job: JobRow) -> None:
+        self.name.setText(_short_job(job.job_id))
+        self.name.setToolTip(job.job_id)
+        percent = f"{job.fraction * 100:3.0f}%"
+        self.status.setText(percent if job.status == "running" else _STATUS_TEXT.get(job.status, job.status))
+        self.bar.setValue(int(job.fraction * 1000))
+        failed = job.status in ("failed", "cancelled")
+        self.message.setText(job.message if failed or job.status == "running" else "")
+        self.message.setStyleSheet(f"color: {theme.BAD};" if job.status == "failed" else "")
+
+
+def _short_job(job_id: str) -> str:
+    """``20261122-015119-pop-100bpm-4-4-continue-4e33`` -> ``01:51:19 pop-100bpm-4-4``."""
+    parts = job_id.split("-")
+    if len(parts) >= 4 and len(parts[1]) == 6:
+        when = f"{parts[1][:2]}:{parts[1][2:4]}:{parts[1][4:]}"
+        return f"{when}  {'-'.join(parts[2:-2])}"
+    return job_id
+
+
+class QtGeneratePanel(QtCard):
+    def __init__(self, models: Models, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__("Generate", parent)
+        self.session = session
+        self.mode = QComboBox()
+        for mode, text in _MODES.items():
+            self.mode.addItem(text, mode)
+        self.bars = QSpinBox()
+        self.bars.setRange(1, MAX_BARS)
+        self.variants = QSpinBox()
+        self.variants.setRange(1, MAX_VARIANTS)
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.05, 3.0)
+        self.temperature.setSingleStep(0.05)
+        self.top_p = QDoubleSpinBox()
+        self.top_p.setRange(0.01, 1.0)
+        self.top_p.setSingleStep(0.01)
+        self.seed = QLineEdit()
+        self.seed.setPlaceholderText("random")
+        self.seed.setValidator(QIntValidator(0, 2**31 - 1))
+        self.dice = QPushButton("New")
+        self.dice.setToolTip("Pick a new seed (empty: a random one per job)")
+        self.seed.setToolTip("Variants get seed, seed+1, ...: the same seed makes the same variants again")
+        self.model = QComboBox()
+        self.model.setToolTip("default: the engine picks the model that fits the region")
+        for widget in (self.bars, self.variants, self.temperature, self.top_p, self.seed):
+            widget.setFont(theme.mono_font(10.5))
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(10)
+        grid.setVerticalSpacing(8)
+        grid.addLayout(field("Mode", self.mode), 0, 0)
+        grid.addLayout(field("Model", self.model), 0, 1)
+        grid.addLayout(field("Bars", self.bars), 1, 0)
+        grid.addLayout(field("Variants", self.variants), 1, 1)
+        grid.addLayout(field("Temperature", self.temperature), 2, 0)
+        grid.addLayout(field("Top-p", self.top_p), 2, 1)
+        seed_row = row(self.seed, self.dice, spacing=4)
+        seed_box = QVBoxLayout()
+        seed_box.setSpacing(3)
+        seed_box.addWidget(label("Seed (empty = random)", "dim"))
+        seed_box.addLayout(seed_row)
+        grid.addLayout(seed_box, 3, 0, 1, 2)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        self.body.addLayout(grid)
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setObjectName("primary")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("danger")
+        self.body.addSpacing(4)
+        self.body.addLayout(row(self.generate_button, self.cancel_button))
+        self.waiting = label("", "dim")
+        self.body.addWidget(self.waiting)
+        self.job_box = QVBoxLayout()
+        self.job_box.setSpacing(6)
+        self.body.addLayout(self.job_box)
+        self.body.addStretch(1)
+        self.job_rows: list[QtJobRow] = []
+        # widgets -> model
+        self.mode.currentIndexChanged.connect(lambda _: session.update_form(mode=str(self.mode.currentData())))
+        self.bars.valueChanged.connect(lambda v: session.update_form(bars=v))
+        self.variants.valueChanged.connect(lambda v: session.update_form(variants=v))
+        self.temperature.valueChanged.connect(lambda v: session.update_form(temperature=round(v, 3)))
+        self.top_p.valueChanged.connect(lambda v: session.update_form(top_p=round(v, 3)))
+        self.seed.textEdited.connect(self._seed_edited)
+        self.dice.clicked.connect(lambda: session.update_form(seed=random.randrange(0, 2**31)))
+        self.model.currentIndexChanged.connect(self._model_chosen)
+        self.generate_button.clicked.connect(lambda: session.generate())
+        self.cancel_button.clicked.connect(lambda: session.cancel())
+        # model -> widgets
+        models.engine.subscribe(self.show_engine)
+        models.form.subscribe(self.show_form)
+        models.jobs.subscribe(self.show_jobs)
+
+    def show_form(self, form: GenerateForm) -> None:
+        set_quietly(self.mode, form.mode)
+        set_quietly(self.bars, form.bars)
+        set_quietly(self.variants, form.variants)
+        set_quietly(self.temperature, form.temperature)
+        set_quietly(self.top_p, form.top_p)
+        set_quietly(self.seed, "" if form.seed is None else str(form.seed))
+        if self.model.findData(form.model) < 0:
+            self.model.addItem(form.model, form.model)
+        set_quietly(self.model, form.model)
+
+    def show_engine(self, engine: EngineView) -> None:
+        names = ["default", *[m.name for m in engine.models]]
+        current = self.session.models.form.value.model
+        if current not in names:
+            names.append(current)
+        blocked = self.model.blockSignals(True)
+        self.model.clear()
+        for name in names:
+            self.model.addItem(name, name)
+        self.model.blockSignals(blocked)
+        set_quietly(self.model, current)
+        self._update_modes(engine)
+
+    def _update_modes(self, engine: EngineView) -> None:
+        """Accompany only when a model offers it."""
+        offered = {mode for m in engine.models for mode in m.modes} or {"continue"}
+        index = self.mode.findData("accompany")
+        view = self.mode.view()
+        if index >= 0 and isinstance(view, QListView):
+            view.setRowHidden(index, "accompany" not in offered)
+
+    def show_jobs(self, jobs: JobsState) -> None:
+        while len(self.job_rows) < len(jobs.rows):
+            widget = QtJobRow()
+            self.job_rows.append(widget)
+            self.job_box.addWidget(widget)
+        for widget, job in zip(self.job_rows, reversed(jobs.rows), strict=False):
+            widget.show_row(job)
+            widget.setVisible(True)
+        for widget in self.job_rows[len(jobs.rows):]:
+            widget.setVisible(False)
+        self.waiting.setText(f"{jobs.waiting} job(s) waiting to start" if jobs.waiting else "")
+        self.waiting.setVisible(bool(jobs.waiting))
+        self.cancel_button.setEnabled(bool(jobs.running))
+
+    def _seed_edited(self, text: str) -> None:
+        self.session.update_form(seed=int(text) if text.strip().isdigit() else None)
+
+    def _model_chosen(self, index: int) -> None:
+        name = self.model.itemData(index)
+        if name:
+            self.session.update_form(model=str(name))

@@ -1,0 +1,77 @@
+"""History: earlier jobs from the job folder on disk, newest first; double-click one to show its variants."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QColor
+from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QPushButton, QTreeWidget, QTreeWidgetItem, QWidget
+
+from gui import theme
+from gui.models import HistoryRow, HistoryState, Models
+from gui.session import Session
+from gui.widgets import QtCard, label
+
+_STATUS_COLORS = {"done": theme.GOOD, "failed": theme.BAD, "cancelled": theme.DIM, "running": theme.WARN}
+
+
+class QtHistoryPanel(QtCard):
+    def __init__(self, models: Models, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__("History", parent)
+        self.session = session
+        self.refresh_button = QPushButton("Refresh")
+        self.refresh_button.clicked.connect(lambda: session.refresh_history())
+        self.header.addWidget(self.refresh_button)
+        self.tree = QTreeWidget()
+        self.tree.setColumnCount(4)
+        self.tree.setHeaderLabels(["When", "Region", "Bars×V", "Status"])
+        self.tree.setRootIsDecorated(False)
+        self.tree.setUniformRowHeights(True)
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.itemActivated.connect(self._open)
+        self.tree.itemDoubleClicked.connect(self._open)
+        self.folder = label("", "dim")
+        self.folder.setWordWrap(True)
+        self.body.addWidget(self.tree, 1)
+        self.body.addWidget(self.folder)
+        header = self.tree.header()
+        if header is not None:
+            header.setStretchLastSection(False)
+            header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+            header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+            header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+            header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        models.history.subscribe(self.show_history)
+
+    def show_history(self, state: HistoryState) -> None:
+        self.tree.clear()
+        mono = theme.mono_font(9)
+        for job in state.rows:
+            item = QTreeWidgetItem([_when(job), job.region_name, f"{job.bars} × {job.variants}", job.status])
+            item.setData(0, Qt.ItemDataRole.UserRole, str(job.job_dir))
+            item.setToolTip(0, f"{job.created}  {job.job_id}")
+            item.setToolTip(1, f"{job.region_name}: {job.mode}, {job.model}")
+            item.setToolTip(3, job.message or job.status)
+            item.setFont(0, mono)
+            item.setFont(2, mono)
+            item.setForeground(3, QColor(_STATUS_COLORS.get(job.status, theme.DIM)))
+            self.tree.addTopLevelItem(item)
+        self.folder.setText(f"Jobs folder: {state.out_dir}" if state.out_dir else "")
+
+    def _open(self, item: QTreeWidgetItem | None, column: int = 0) -> None:
+        if item is None:
+            return
+        self.session.open_job(Path(str(item.data(0, Qt.ItemDataRole.UserRole))))
+
+
+def _when(job: HistoryRow) -> str:
+    try:
+        created = datetime.fromisoformat(job.created)
+    except ValueError:
+        return job.created[:16]
+    today = datetime.now(created.tzinfo).date()
+    return created.strftime("%H:%M") if created.date() == today else created.strftime("%d %b")

@@ -1,0 +1,332 @@
+"""Variants: a list with waveform and piano-roll thumbnails; play/stop, loop, region then variant, A/B, star;
+regenerate with the same seed, continue from a variant, Place in DAW; drag a variant, its MIDI or a stem out as
+file URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from PyQt6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt
+from PyQt6.QtGui import QColor, QFont, QPainter, QPen
+from PyQt6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QListView,
+    QPushButton,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+from engine.api import Meter
+from gui import theme
+from gui.drawing import paint_piano_roll, paint_waveform
+from gui.models import Models, VariantItem, VariantsState
+from gui.session import Session
+from gui.widgets import QtCard, QtDragChip, label, mime_for_paths, row, set_quietly
+
+ROW_HEIGHT = 66
+ItemRole = Qt.ItemDataRole.UserRole + 1
+_AnyIndex = QModelIndex | QPersistentModelIndex
+
+
+class QtVariantListModel(QAbstractListModel):
+    """The variants as a Qt list model; dragging rows gives the variants' audio files as file URLs."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+        self.items: tuple[VariantItem, ...] = ()
+        self.state = VariantsState()
+
+    def show(self, state: VariantsState) -> None:
+        same_rows = [i.key for i in state.items] == [i.key for i in self.items]
+        self.state = state
+        if same_rows:
+            self.items = state.items
+            if self.items:
+                self.dataChanged.emit(self.index(0), self.index(len(self.items) - 1))
+            return
+        self.beginResetModel()
+        self.items = state.items
+        self.endResetModel()
+
+    def rowCount(self, parent: _AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.items)
+
+    def data(self, index: _AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self.items):
+            return None
+        item = self.items[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"V{item.number}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{item.variant_id}, seed {item.seed}: drag onto a DAW track"
+        if role == ItemRole:
+            return item
+        return None
+
+    def flags(self, index: _AnyIndex) -> Qt.ItemFlag:
+        base = super().flags(index)  # type: ignore[arg-type]
+        return base | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else base
+
+    def mimeTypes(self) -> list[str]:
+        return ["text/uri-list"]
+
+    def supportedDragActions(self) -> Qt.DropAction:
+        return Qt.DropAction.CopyAction
+
+    def mimeData(self, indexes: Iterable[QModelIndex]) -> QMimeData | None:
+        paths = []
+        for index in indexes:
+            if index.isValid():
+                paths.extend(self.session.drag_paths(self.items[index.row()].variant_id, "audio"))
+        return mime_for_paths(paths) if paths else None
+
+
+class QtVariantDelegate(QStyledItemDelegate):
+    """Paints a row: number, star, seed and length, then a piano-roll and a waveform thumbnail."""
+
+    def __init__(self, model: QtVariantListModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: _AnyIndex) -> QSize:
+        return QSize(400, ROW_HEIGHT)
+
+    def paint(self, painter: QPainter | None, option: QStyleOptionViewItem, index: _AnyIndex) -> None:
+        if painter is None:
+            return
+        item = index.data(ItemRole)
+        if not isinstance(item, VariantItem):
+            return
+        state = self.model.state
+        rect = QRectF(option.rect).adjusted(2, 2, -2, -2)
+        selected = bool(option.state & QStyle.StateFlag.State_Selected)
+        playing = state.playing.split("+")[0] == item.variant_id
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setPen(QPen(QColor(theme.ACCENT if playing else theme.DIM if selected else theme.BORDER), 1))
+        painter.setBrush(QColor(theme.RAISED if selected else theme.PANEL))
+        painter.drawRoundedRect(rect, 6, 6)
+        # left column: number, A/B, star, seed
+        left = QRectF(rect.left() + 10, rect.top() + 6, 118, rect.height() - 12)
+        painter.setFont(_font(12, bold=True))
+        painter.setPen(QColor(theme.ACCENT if playing else theme.TEXT))
+        painter.drawText(QRectF(left.left(), left.top(), 40, 22), Qt.AlignmentFlag.AlignVCenter, f"V{item.number}")
+        slot = "A" if state.slot_a == item.variant_id else "B" if state.slot_b == item.variant_id else ""
+        if slot:
+            badge = QRectF(left.left() + 40, left.top() + 3, 18, 16)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(theme.WAVE if slot == "A" else theme.NOTE))
+            painter.drawRoundedRect(badge, 3, 3)
+            painter.setPen(QColor(theme.BACKGROUND))
+            painter.setFont(_font(8, bold=True))
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, slot)
+        painter.setFont(_font(13))
+        painter.setPen(QColor(theme.ACCENT if item.starred else theme.FAINT))
+        painter.drawText(QRectF(left.left() + 64, left.top(), 24, 22), Qt.AlignmentFlag.AlignCenter,
+                         "★" if item.starred else "☆")
+        if playing:
+            painter.setPen(QColor(theme.ACCENT))
+            painter.drawText(QRectF(left.left() + 88, left.top(), 24, 22), Qt.AlignmentFlag.AlignCenter, "▶")
+        painter.setFont(theme.mono_font(8.5))
+        painter.setPen(QColor(theme.DIM))
+        painter.drawText(QRectF(left.left(), left.top() + 26, left.width(), 16), Qt.AlignmentFlag.AlignVCenter,
+                         f"seed {item.seed}")
+        painter.drawText(QRectF(left.left(), left.top() + 40, left.width(), 14), Qt.AlignmentFlag.AlignVCenter,
+                         f"{item.duration_seconds:.1f} s")
+        # thumbnails
+        thumbs = QRectF(left.right() + 8, rect.top() + 6, rect.right() - left.right() - 16, rect.height() - 12)
+        if item.midi is not None and item.audio is not None:
+            roll = QRectF(thumbs.left(), thumbs.top(), thumbs.width() * 0.55 - 4, thumbs.height())
+            wave = QRectF(roll.right() + 8, thumbs.top(), thumbs.right() - roll.right() - 8, thumbs.height())
+        else:
+            roll = wave = thumbs
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(theme.INPUT))
+        if item.midi is not None:
+            painter.drawRoundedRect(roll, 4, 4)
+            meter = item.midi.meter or Meter()
+            length = _whole_bars(item.midi.length_beats, meter)
+            paint_piano_roll(painter, roll.adjusted(3, 3, -3, -3), item.midi.notes, length, meter)
+        if item.audio is not None:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(theme.INPUT))
+            painter.drawRoundedRect(wave, 4, 4)
+            paint_waveform(painter, wave.adjusted(3, 3, -3, -3), item.audio.peaks)
+        painter.restore()
+
+
+def _whole_bars(length_beats: float, meter: Meter) -> float:
+    bar = meter.quarters_per_bar
+    return max(1, round(length_beats / bar)) * bar
+
+
+def _font(points: float, bold: bool = False) -> QFont:
+    font = QFont("DejaVu Sans")
+    font.setPointSizeF(points)
+    font.setBold(bold)
+    return font
+
+
+class QtVariantsPanel(QtCard):
+    def __init__(self, models: Models, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__("Variants", parent)
+        self.session = session
+        self.job_label = label("", "dim")
+        self.header.insertWidget(1, self.job_label)
+        self.list_model = QtVariantListModel(session)
+        self.list = QListView()
+        self.list.setModel(self.list_model)
+        self.list.setItemDelegate(QtVariantDelegate(self.list_model))
+        self.list.setDragEnabled(True)
+        self.list.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.list.setDefaultDropAction(Qt.DropAction.CopyAction)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.list.setSpacing(2)
+        self.list.setMinimumHeight(ROW_HEIGHT * 2 + 16)
+        selection = self.list.selectionModel()
+        if selection is not None:
+            selection.currentChanged.connect(self._current_changed)
+        self.list.doubleClicked.connect(lambda index: session.play(self._id_at(index)))
+        self.empty = label("Generated variants appear here.", "dim")
+        self.body.addWidget(self.empty)
+        self.body.addWidget(self.list, 1)
+        # transport
+        self.play_button = QPushButton("▶  Play")
+        self.stop_button = QPushButton("■  Stop")
+        self.loop_button = _toggle("⟲  Loop")
+        self.region_first_button = _toggle("Region → variant")
+        self.slot_a = QComboBox()
+        self.slot_b = QComboBox()
+        for combo in (self.slot_a, self.slot_b):
+            combo.setMaximumWidth(72)
+        self.ab_button = QPushButton("A ⇄ B")
+        self.star_button = QPushButton("☆  Star")
+        self.play_button.clicked.connect(lambda: session.play())
+        self.stop_button.clicked.connect(session.stop)
+        self.loop_button.toggled.connect(session.set_loop)
+        self.region_first_button.toggled.connect(session.set_region_first)
+        self.slot_a.currentIndexChanged.connect(lambda _: self._slot_changed("a", self.slot_a))
+        self.slot_b.currentIndexChanged.connect(lambda _: self._slot_changed("b", self.slot_b))
+        self.ab_button.clicked.connect(session.toggle_ab)
+        self.star_button.clicked.connect(lambda: session.toggle_star(self._selected()))
+        self.body.addLayout(row(
+            self.play_button, self.stop_button, self.loop_button, self.region_first_button, 1,
+            label("A", "dim"), self.slot_a, label("B", "dim"), self.slot_b, self.ab_button, 1, self.star_button,
+            spacing=6,
+        ))
+        # actions
+        self.regenerate_button = QPushButton("↻ Same seed")
+        self.regenerate_button.setToolTip("Generate this variant again: its region, settings and seed")
+        self.continue_button = QPushButton("Continue from this")
+        self.continue_button.setToolTip("The region followed by this variant becomes the region, and is continued")
+        self.place_button = QPushButton("Place in DAW")
+        self.place_button.setObjectName("primary")
+        self.regenerate_button.clicked.connect(lambda: session.regenerate(self._selected()))
+        self.continue_button.clicked.connect(lambda: session.continue_from(self._selected()))
+        self.place_button.clicked.connect(lambda: session.place(self._selected()))
+        self.drag_audio = QtDragChip("⇱ Audio", lambda: session.drag_paths(self._selected(), "audio"))
+        self.drag_midi = QtDragChip("⇱ MIDI", lambda: session.drag_paths(self._selected(), "midi"))
+        self.drag_stems = QtDragChip("⇱ All stems", lambda: session.drag_paths(self._selected(), "stems"))
+        self.stem_box = QHBoxLayout()
+        self.stem_box.setSpacing(6)
+        self.stem_chips: list[QtDragChip] = []
+        self.body.addLayout(row(
+            label("Drag to DAW", "dim"), self.drag_audio, self.drag_midi, self.drag_stems, 1,
+            self.regenerate_button, self.continue_button, self.place_button, spacing=6,
+        ))
+        self.stems_label = label("One stem", "dim")
+        self.audition = label("", "dim")
+        stems_row = row(self.stems_label, spacing=6)
+        stems_row.addLayout(self.stem_box)
+        stems_row.addStretch(1)
+        stems_row.addWidget(self.audition)
+        self.body.addLayout(stems_row)
+        models.variants.subscribe(self.show_variants)
+
+    def show_variants(self, state: VariantsState) -> None:
+        self.list_model.show(state)
+        has = bool(state.items)
+        self.empty.setVisible(not has)
+        job = state.job
+        if job is not None:
+            info = job.region
+            tempo = f"{info.tempo_bpm:.2f} BPM" if info.tempo_bpm else ""
+            self.job_label.setText(
+                f"{job.mode} · {job.params.bars} bars · {tempo} {info.meter or ''} · {job.model} · {job.id}"
+            )
+        else:
+            self.job_label.setText("")
+        for combo, value in ((self.slot_a, state.slot_a), (self.slot_b, state.slot_b)):
+            wanted = [i.variant_id for i in state.items]
+            if [combo.itemData(i) for i in range(combo.count())] != wanted:
+                blocked = combo.blockSignals(True)
+                combo.clear()
+                for item in state.items:
+                    combo.addItem(f"V{item.number}", item.variant_id)
+                combo.blockSignals(blocked)
+            set_quietly(combo, value)
+        set_quietly(self.loop_button, state.loop)
+        set_quietly(self.region_first_button, state.region_first)
+        selected = state.item(state.selected)
+        index = next((n for n, i in enumerate(state.items) if i.variant_id == state.selected), -1)
+        if index >= 0 and self.list.currentIndex().row() != index:
+            self.list.setCurrentIndex(self.list_model.index(index))
+        for widget in (self.play_button, self.star_button, self.regenerate_button, self.continue_button,
+                       self.place_button, self.drag_audio, self.drag_midi, self.ab_button):
+            widget.setEnabled(selected is not None)
+        self.stop_button.setEnabled(bool(state.playing))
+        self.star_button.setText("★  Starred" if selected is not None and selected.starred else "☆  Star")
+        self.drag_stems.setEnabled(selected is not None and bool(selected.stems))
+        self._show_stems(selected)
+        self.audition.setText(state.audition_message)
+
+    def _show_stems(self, item: VariantItem | None) -> None:
+        parts = sorted(item.stems) if item is not None else []
+        self.stems_label.setVisible(bool(parts))
+        if [c.text() for c in self.stem_chips] == [f"⇱ {_part_name(p)}" for p in parts]:
+            return
+        for chip in self.stem_chips:
+            self.stem_box.removeWidget(chip)
+            chip.deleteLater()
+        self.stem_chips = []
+        for part in parts:
+            chip = QtDragChip(f"⇱ {_part_name(part)}", self._stem_paths(part))
+            chip.setToolTip(f"Drag the {part} stem onto a DAW track")
+            self.stem_box.addWidget(chip)
+            self.stem_chips.append(chip)
+
+    def _stem_paths(self, part: str) -> Callable[[], list[Path]]:
+        return lambda: self.session.drag_paths(self._selected(), f"stem:{part}")
+
+    def _selected(self) -> str:
+        return self.session.models.variants.value.selected
+
+    def _id_at(self, index: QModelIndex) -> str:
+        return self.list_model.items[index.row()].variant_id if index.isValid() else ""
+
+    def _current_changed(self, current: QModelIndex, previous: QModelIndex) -> None:
+        variant_id = self._id_at(current)
+        if variant_id and variant_id != self._selected():
+            self.session.select(variant_id)
+
+    def _slot_changed(self, slot: str, combo: QComboBox) -> None:
+        value = combo.currentData()
+        if value:
+            self.session.set_slot(slot, str(value))
+
+
+def _toggle(text: str) -> QPushButton:
+    button = QPushButton(text)
+    button.setCheckable(True)
+    return button
+
+
+def _part_name(part: str) -> str:
+    return part.replace("_", " ")

@@ -1,0 +1,714 @@
+"""The app's session: the bridge service, the embedded OSC server, the MIDI clock, the engine and the player,
+and the panel models they feed. No Qt: :class:`gui.adapters.QtEventPump` carries events from the foreign
+threads to :meth:`Session.apply` on the GUI thread, and the views call the action methods.
+
+Threads: every public method runs on the GUI thread. What happens elsewhere (service jobs, OSC datagrams, the
+engine opening, the player) arrives as a frozen event through ``post``, which must hand it to the GUI thread.
+Errors never escape an action: they become a :class:`gui.models.Message` for the user.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pythonosc.osc_message import OscMessage
+
+from bridge.adapters import ADAPTERS, DEFAULT_DAW_PORTS, DawAdapter, open_adapter
+from bridge.daemon import MidiClockIn, combined_transport
+from bridge.jobs import list_jobs, load_job
+from bridge.midiports import input_names
+from bridge.osc import OscBridge, OscServer, Sender
+from bridge.service import (
+    BridgeEvent,
+    BridgeService,
+    DawRegion,
+    JobDone,
+    JobFailed,
+    JobProgress,
+    JobStarted,
+    Placement,
+    RequestFailed,
+    TransportState,
+)
+from engine import api
+from engine.api import GenerationParams, Meter
+from engine.errors import SegueError
+from gui import catalog
+from gui.audition import (
+    AudioOutput,
+    AuditionEvent,
+    AuditionFailed,
+    AuditionStarted,
+    AuditionStopped,
+    Player,
+    SoundDeviceOutput,
+)
+from gui.engines import EngineFactory, EngineHandle, EngineState
+from gui.media import classify_dropped, read_media, region_from_files
+from gui.models import JobRow, Message, Models, VariantsState
+from gui.settings import GuiSettings, save_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OscHeard:
+    sender: Sender
+    address: str
+    summary: str
+    when: str  # "14:03:22"
+
+
+@dataclass(frozen=True)
+class OscRejected:
+    sender: Sender
+    message: str
+
+
+@dataclass(frozen=True)
+class RegionFromDaw:
+    region: DawRegion
+
+
+SessionEvent = BridgeEvent | AuditionEvent | EngineState | OscHeard | OscRejected | RegionFromDaw
+Post = Callable[[object], None]
+
+
+@dataclass(frozen=True)
+class SessionDeps:
+    """What the session opens; tests replace the parts that need devices, sockets or torch."""
+
+    engine_factory: EngineFactory = api.open_engine
+    output_factory: Callable[[], AudioOutput] = SoundDeviceOutput
+    midi_inputs: Callable[[], list[str]] = input_names
+    clock_factory: Callable[[str], MidiClockIn] = MidiClockIn
+    adapter_factory: Callable[[str, tuple[str, int]], DawAdapter] = open_adapter
+    osc: bool = True  # open the embedded OSC server
+
+
+class _WatchedOscBridge(OscBridge):
+    """Segue's OSC, also telling the app what it heard; replies without a sender go to the last DAW heard."""
+
+    def __init__(self, service: BridgeService, daw_address: Sender | None, post: Post) -> None:
+        super().__init__(service, daw_address)
+        self._post = post
+        self.peer: Sender | None = None
+
+    def dispatch(self, sender: Sender, message: OscMessage) -> None:
+        before = self.service.region
+        if message.address.startswith("/segue/"):
+            self.peer = sender
+        super().dispatch(sender, message)
+        args = " ".join(_short_arg(a) for a in message.params)
+        self._post(OscHeard(sender, message.address, f"{message.address} {args}".strip(), time.strftime("%H:%M:%S")))
+        after = self.service.region
+        if after is not None and after is not before:
+            self._post(RegionFromDaw(after))
+
+    def reject(self, sender: Sender, message: str) -> None:
+        super().reject(sender, message)
+        self._post(OscRejected(sender, message))
+
+    def reply(self, sender: Sender | None, address: str, args: Any) -> None:
+        super().reply(sender if sender is not None else self.peer, address, args)
+
+
+def _short_arg(value: Any) -> str:
+    text = Path(value).name if isinstance(value, str) and value.startswith("/") else str(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+@dataclass
+class _Links:
+    osc: _WatchedOscBridge | None = None
+    server: OscServer | None = None
+    adapter: DawAdapter | None = None
+    clock: MidiClockIn | None = None
+    extra: list[Callable[[], None]] = field(default_factory=list)
+
+
+class Session:
+    """Everything behind the window. Call :meth:`start` once, :meth:`close` at the end."""
+
+    def __init__(
+        self,
+        settings: GuiSettings,
+        settings_path: Path | None = None,
+        deps: SessionDeps | None = None,
+        post: Post | None = None,
+    ) -> None:
+        self.settings = settings
+        self.settings_path = settings_path
+        self.deps = deps or SessionDeps()
+        self.models = Models()
+        self._post: Post = post or self.apply
+        self.out_dir = settings.jobs_dir().expanduser().resolve()
+        self.engine = EngineHandle(self.deps.engine_factory, self._post)
+        self.service = BridgeService(self.engine, self.out_dir, place="none", transport=self.transport)
+        self.service.add_listener(self._post)
+        self.player = Player(self.deps.output_factory, self.transport, self._post)
+        self._links = _Links()
+        self._started = False
+        self._closed = False
+        self._init_models()
+
+    def _init_models(self) -> None:
+        s = self.settings
+        m = self.models
+        m.link.update(daw=s.daw, osc_host=s.osc_host, osc_port=s.osc_port, daw_host=s.daw_host, daw_port=s.daw_port)
+        m.clock.update(port=s.midi_clock_in)
+        m.engine.update(spec=s.engine, token=s.token)
+        m.form.update(
+            mode=s.mode, bars=s.bars, variants=s.variants, temperature=s.temperature, top_p=s.top_p, seed=s.seed
+        )
+        m.form.update(model=s.model)
+        m.variants.update(loop=s.loop, region_first=s.region_first)
+        self.player.set_loop(s.loop)
+
+    # -- life ------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        self.service.start()
+        self.engine.open(self.settings.engine, self.settings.token)
+        self.apply_link()
+        self.refresh_ports()
+        if self.settings.midi_clock_in:
+            self.set_clock_port(self.settings.midi_clock_in)
+        self.refresh_history(show_latest=True)
+
+    def close(self) -> None:
+        """Save the settings, stop audition, the links and the service (cancels a running job). Safe twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.save()
+        self.player.close()
+        self._close_links()
+        self.service.close(timeout=2.0)
+
+    def save(self) -> None:
+        if self.settings_path is None:
+            return
+        try:
+            save_settings(self.settings_path, self.settings)
+        except OSError as e:
+            self.say("warning", f"Settings could not be saved to {self.settings_path}: {e.strerror or e}")
+
+    def _remember(self, **changes: Any) -> None:
+        self.settings = dataclasses.replace(self.settings, **changes)
+
+    def say(self, level: str, text: str) -> None:
+        log.log(logging.ERROR if level == "error" else logging.INFO, "%s", text)
+        self.models.message.set(Message(level, text))  # type: ignore[arg-type]
+
+    # -- events from other threads, applied on the GUI thread ------------------------------------------------
+
+    def apply(self, event: object) -> None:
+        handler = self._HANDLERS.get(type(event))
+        if handler is None:
+            log.debug("no handler for %r", event)
+            return
+        try:
+            handler(self, event)
+        except Exception as e:  # a bad job folder must not take the window down
+            log.exception("handling %s failed", type(event).__name__)
+            self.say("error", f"Something went wrong while showing {type(event).__name__}: {e}")
+
+    def _on_started(self, event: JobStarted) -> None:
+        jobs = self.models.jobs.value
+        waiting = max(0, jobs.waiting - 1) if event.origin is None else jobs.waiting
+        rows = (*[r for r in jobs.rows if r.job_id != event.job_id], JobRow(event.job_id, "running", 0.0, "starting"))
+        self.models.jobs.set(dataclasses.replace(jobs, rows=rows[-8:], waiting=waiting))
+        self.refresh_history()
+
+    def _on_progress(self, event: JobProgress) -> None:
+        self._set_row(event.job_id, status="running", fraction=event.fraction, message=event.message)
+
+    def _on_done(self, event: JobDone) -> None:
+        self._set_row(event.job_id, status="done", fraction=1.0, message="done")
+        self.refresh_history()
+        self.open_job(event.job_json_path.parent)
+        count = len(self.models.variants.value.items)
+        self.say("info", f"{count} variant(s) ready. Play them, star the keepers, drag one into your DAW.")
+
+    def _on_failed(self, event: JobFailed) -> None:
+        self._set_row(event.job_id, status=event.status, message=event.message)
+        self.refresh_history()
+        if event.status == "cancelled":
+            self.say("info", "Generation cancelled.")
+        else:
+            self.say("error", f"Generation failed: {event.message}")
+
+    def _on_request_failed(self, event: RequestFailed) -> None:
+        if event.origin is None:
+            jobs = self.models.jobs.value
+            self.models.jobs.update(waiting=max(0, jobs.waiting - 1))
+        self.say("error", f"Could not start: {event.message}")
+
+    def _on_placement(self, event: Placement) -> None:
+        where = self.models.link.value.peer or "the DAW"
+        self.say("info", f"Sent {event.variant_id} ({event.kind}) to {where}: {event.file_path.name} at beat "
+                 f"{event.position_beats:g}, track {event.track_name!r}")
+
+    def _set_row(self, job_id: str, **changes: Any) -> None:
+        jobs = self.models.jobs.value
+        rows = tuple(dataclasses.replace(r, **changes) if r.job_id == job_id else r for r in jobs.rows)
+        if not any(r.job_id == job_id for r in rows):
+            rows = (*rows, dataclasses.replace(JobRow(job_id, "running"), **changes))
+        self.models.jobs.update(rows=rows)
+
+    def _on_engine(self, state: EngineState) -> None:
+        self.models.engine.update(status=state.status, name=state.name, models=state.models, message=state.message)
+        if state.status == "failed":
+            self.say("error", f"Engine: {state.message}")
+
+    def _on_heard(self, event: OscHeard) -> None:
+        peer = f"{event.sender[0]}:{event.sender[1]}"
+        link = self.models.link.value
+        status = "connected" if link.status in ("listening", "connected") else link.status
+        self.models.link.update(last_message=event.summary, last_message_time=event.when, peer=peer, status=status)
+
+    def _on_rejected(self, event: OscRejected) -> None:
+        self.say("warning", f"The DAW sent something Segue could not use: {event.message}")
+
+    def _on_daw_region(self, event: RegionFromDaw) -> None:
+        self._show_region(event.region, "daw")
+
+    def _on_audition(self, event: AuditionEvent) -> None:
+        if isinstance(event, AuditionStarted):
+            waited = f" (started on the DAW's bar after {event.waited_seconds:.1f} s)" if event.waited_seconds else ""
+            name = take_name(event.key, self.models.variants.value)
+            self.models.variants.update(playing=event.key, audition_message=f"Playing {name}{waited}")
+        elif isinstance(event, AuditionStopped):
+            if self.models.variants.value.playing == event.key:
+                self.models.variants.update(playing="", audition_message="")
+        elif isinstance(event, AuditionFailed):
+            self.models.variants.update(playing="", audition_message=event.message)
+            self.say("warning", event.message)
+
+    _HANDLERS: dict[type, Callable[[Session, Any], None]] = {
+        JobStarted: _on_started,
+        JobProgress: _on_progress,
+        JobDone: _on_done,
+        JobFailed: _on_failed,
+        RequestFailed: _on_request_failed,
+        Placement: _on_placement,
+        EngineState: _on_engine,
+        OscHeard: _on_heard,
+        OscRejected: _on_rejected,
+        RegionFromDaw: _on_daw_region,
+        AuditionStarted: _on_audition,
+        AuditionStopped: _on_audition,
+        AuditionFailed: _on_audition,
+    }
+
+    # -- transport ---------------------------------------------------------------------------------------------
+
+    def transport(self) -> TransportState:
+        """The DAW's transport from the MIDI clock and/or the DAW adapter (any thread)."""
+        provider = combined_transport(self._links.clock, self._links.adapter)
+        if provider is not None:
+            return provider()
+        region = self.service.region if self._started else None
+        return TransportState(tempo_bpm=region.tempo_bpm if region is not None else 0.0)
+
+    def tick(self) -> None:
+        """Refresh the transport display (a timer calls this a few times a second)."""
+        state = self.transport()
+        region = self.models.region.value.region
+        meter = region.meter if region is not None else Meter()
+        bar, beat = bar_and_beat(state.position_beats, meter)
+        clock = self._links.clock
+        self.models.clock.update(
+            tempo_bpm=state.tempo_bpm,
+            playing=state.playing,
+            position_beats=state.position_beats,
+            bar=bar,
+            beat=beat,
+            source=state.clock_source,
+            connected=clock.connected if clock is not None else False,
+        )
+
+    # -- connections ------------------------------------------------------------------------------------------
+
+    def apply_link(
+        self,
+        daw: str | None = None,
+        osc_port: int | None = None,
+        daw_host: str | None = None,
+        daw_port: int | None = None,
+    ) -> None:
+        """(Re)open the embedded OSC server and the DAW adapter with these settings."""
+        s = self.settings
+        self._remember(
+            daw=s.daw if daw is None else daw,
+            osc_port=s.osc_port if osc_port is None else osc_port,
+            daw_host=s.daw_host if daw_host is None else daw_host,
+            daw_port=s.daw_port if daw_port is None else daw_port,
+        )
+        s = self.settings
+        self.models.link.update(daw=s.daw, osc_port=s.osc_port, daw_host=s.daw_host, daw_port=s.daw_port)
+        self._close_osc()
+        if not self.deps.osc:
+            self.models.link.update(status="off", detail="OSC is off")
+            return
+        host = s.daw_host or "127.0.0.1"
+        adapter: DawAdapter | None = None
+        daw_address: Sender | None = None
+        try:
+            if s.daw in ADAPTERS:
+                adapter = self.deps.adapter_factory(s.daw, (host, s.daw_port or DEFAULT_DAW_PORTS[s.daw]))
+            elif s.daw_port:
+                daw_address = (host, s.daw_port)
+            bridge = _WatchedOscBridge(self.service, daw_address, self._post)
+            try:
+                server = OscServer(bridge, s.osc_host, s.osc_port)
+            except BaseException:
+                self.service.remove_listener(bridge.on_event)
+                raise
+            server.start()
+            if adapter is not None:
+                adapter.start()
+        except (SegueError, OSError, ValueError) as e:
+            if adapter is not None:
+                adapter.close()
+            self.models.link.update(status="error", detail=str(e))
+            self.say("error", f"DAW connection: {e}")
+            return
+        self._links.osc, self._links.server, self._links.adapter = bridge, server, adapter
+        shown = f"{server.address[0]}:{server.address[1]}"
+        talking = f"; talking to {s.daw} at {host}:{s.daw_port or DEFAULT_DAW_PORTS[s.daw]}" if adapter else ""
+        self.models.link.update(status="listening", detail=f"listening on {shown}{talking}", osc_port=server.address[1])
+
+    def _close_osc(self) -> None:
+        links = self._links
+        if links.server is not None:
+            links.server.close()
+        if links.osc is not None:
+            self.service.remove_listener(links.osc.on_event)
+        if links.adapter is not None:
+            links.adapter.close()
+        links.osc, links.server, links.adapter = None, None, None
+
+    def _close_links(self) -> None:
+        self._close_osc()
+        if self._links.clock is not None:
+            self._links.clock.close()
+            self._links.clock = None
+
+    def refresh_ports(self) -> None:
+        try:
+            ports = tuple(self.deps.midi_inputs())
+            self.models.clock.update(ports=ports, ports_message="" if ports else "no MIDI inputs found")
+        except Exception as e:  # MidiPortError, or a backend that cannot load
+            self.models.clock.update(ports=(), ports_message=f"MIDI ports unavailable: {e}")
+
+    def set_clock_port(self, port: str) -> None:
+        """Follow MIDI clock from ``port`` ("" turns it off); a missing port is retried in the background."""
+        if self._links.clock is not None:
+            self._links.clock.close()
+            self._links.clock = None
+        self._remember(midi_clock_in=port)
+        self.models.clock.update(port=port, connected=False)
+        if not port:
+            return
+        try:
+            clock = self.deps.clock_factory(port)
+            clock.start()
+        except Exception as e:
+            self.say("error", f"MIDI clock from {port!r} is unavailable: {e}")
+            return
+        self._links.clock = clock
+
+    def set_engine(self, spec: str, token: str = "") -> None:
+        spec = spec.strip() or "local"
+        self._remember(engine=spec, token=token)
+        self.models.engine.update(spec=spec, token=token, status="opening", models=(), message="")
+        self.engine.open(spec, token)
+        self.save()
+
+    # -- region ------------------------------------------------------------------------------------------------
+
+    def open_files(self, paths: list[Path]) -> None:
+        """A file (MIDI and/or audio) opened or dropped becomes the region."""
+        try:
+            midi, audio = classify_dropped(paths)
+            region = region_from_files(midi, audio)
+        except SegueError as e:
+            self.say("error", f"Cannot use that file: {e}")
+            return
+        self._remember(last_open_dir=str(paths[0].parent))
+        self._show_region(region, "file")
+        self.say("info", f"Region: {region.track}. Choose bars and variants, then Generate.")
+
+    def set_region_timing(self, tempo_bpm: float | None = None, meter: Meter | None = None) -> None:
+        """The user corrected the region's tempo or meter (an audio file has neither)."""
+        state = self.models.region.value
+        if state.region is None:
+            return
+        region = state.region
+        if tempo_bpm is not None and math.isfinite(tempo_bpm) and 10.0 <= tempo_bpm <= 400.0:
+            if region.midi_path is None:  # audio only: the length in beats follows the tempo
+                length = region.length_beats * tempo_bpm / region.tempo_bpm
+                region = dataclasses.replace(region, tempo_bpm=tempo_bpm, length_beats=length)
+            else:
+                region = dataclasses.replace(region, tempo_bpm=tempo_bpm)
+        if meter is not None:
+            region = dataclasses.replace(region, meter=meter)
+        if region != state.region:
+            self._show_region(region, state.origin or "file")
+
+    def _show_region(self, region: DawRegion, origin: str) -> None:
+        try:
+            self.service.set_region(region)
+        except SegueError as e:
+            self.say("error", f"Cannot use that region: {e}")
+            return
+        midi = audio = None
+        try:
+            midi = read_media(region.midi_path) if region.midi_path is not None else None
+            audio = read_media(region.audio_path) if region.audio_path is not None else None
+        except SegueError as e:
+            self.say("warning", f"The region cannot be drawn: {e}")
+        bars = region.length_beats / region.meter.quarters_per_bar
+        self.models.region.update(
+            region=region,
+            origin=origin,
+            name=region.track or (region.midi_path or region.audio_path or Path("region")).stem,
+            midi=midi,
+            audio=audio,
+            key=midi.key if midi is not None else "",
+            bars=bars,
+        )
+
+    # -- generate ------------------------------------------------------------------------------------------
+
+    def update_form(self, **changes: Any) -> None:
+        self.models.form.update(**changes)
+        form = self.models.form.value
+        self._remember(
+            mode=form.mode,
+            bars=form.bars,
+            variants=form.variants,
+            temperature=form.temperature,
+            top_p=form.top_p,
+            seed=form.seed,
+            model=form.model,
+        )
+
+    def generate(self, **overrides: Any) -> bool:
+        """Queue a job on the region with the form's parameters (``overrides`` replace some). True if queued."""
+        if self.models.region.value.region is None:
+            self.say("warning", "Open a MIDI or audio file (or send a region from your DAW) first.")
+            return False
+        form = dataclasses.replace(self.models.form.value, **overrides)
+        try:
+            params = GenerationParams(
+                mode=form.mode,  # type: ignore[arg-type]
+                bars=form.bars,
+                variants=form.variants,
+                temperature=form.temperature,
+                top_p=form.top_p,
+                seed=form.seed,
+            )
+            self.service.submit(params, model=form.model)
+        except SegueError as e:
+            self.say("error", f"Cannot generate: {e}")
+            return False
+        jobs = self.models.jobs.value
+        self.models.jobs.update(waiting=jobs.waiting + 1)
+        self.save()
+        self.say("info", f"Generating {form.variants} variant(s) of {form.bars} bar(s)...")
+        return True
+
+    def cancel(self, job_id: str | None = None) -> None:
+        """Cancel ``job_id``, or every running job."""
+        running = self.service.running_jobs
+        targets = [job_id] if job_id else list(running)
+        if not targets:
+            waiting = self.models.jobs.value.waiting
+            self.say("info", "Nothing is running." if not waiting else "The job has not started yet.")
+            return
+        for target in targets:
+            try:
+                self.service.cancel(target)
+            except SegueError as e:
+                self.say("warning", f"Cannot cancel: {e}")
+                continue
+            self._set_row(target, message="cancelling...")
+
+    # -- variants ----------------------------------------------------------------------------------------------
+
+    def open_job(self, job_dir: Path) -> None:
+        """Show a job's variants (a finished job, or one from the history)."""
+        try:
+            record = load_job(job_dir)
+        except SegueError as e:
+            self.say("error", f"Cannot open that job: {e}")
+            return
+        starred = set(self.settings.starred)
+        items = catalog.variant_items(job_dir, record, starred)
+        current = self.models.variants.value
+        if current.playing:
+            self.player.stop()
+        self.models.variants.set(
+            dataclasses.replace(
+                current,
+                job=record,
+                job_dir=job_dir,
+                items=items,
+                selected=items[0].variant_id if items else "",
+                slot_a=items[0].variant_id if items else "",
+                slot_b=items[1].variant_id if len(items) > 1 else "",
+                playing="",
+                audition_message="" if record.status == "done" else catalog.status_text(record),
+            )
+        )
+
+    def select(self, variant_id: str) -> None:
+        self.models.variants.update(selected=variant_id)
+
+    def play(self, variant_id: str | None = None) -> None:
+        state = self.models.variants.value
+        item = state.item(variant_id or state.selected)
+        if item is None:
+            self.say("info", "Choose a variant to play.")
+            return
+        paths = catalog.audition_paths(item, state.region_first)
+        if not paths:
+            self.say("warning", f"{item.variant_id} has no audio to play; drag its MIDI into your DAW instead.")
+            return
+        key = f"{item.variant_id}+region" if state.region_first and "full_audio" in item.files else item.variant_id
+        meter = Meter.parse(state.job.region.meter) if state.job is not None and state.job.region.meter else None
+        self.models.variants.update(selected=item.variant_id)
+        self.player.play(key, paths, meter)
+
+    def stop(self) -> None:
+        self.player.stop()
+
+    def set_loop(self, loop: bool) -> None:
+        self.player.set_loop(loop)
+        self.models.variants.update(loop=loop)
+        self._remember(loop=loop)
+
+    def set_region_first(self, region_first: bool) -> None:
+        self.models.variants.update(region_first=region_first)
+        self._remember(region_first=region_first)
+
+    def set_slot(self, slot: str, variant_id: str) -> None:
+        self.models.variants.update(**{"slot_a" if slot == "a" else "slot_b": variant_id})
+
+    def toggle_ab(self) -> None:
+        """Switch between the A and B variants, keeping the position (starts A when nothing plays)."""
+        state = self.models.variants.value
+        a, b = state.item(state.slot_a), state.item(state.slot_b)
+        if a is None or b is None:
+            self.say("info", "Mark two variants as A and B first.")
+            return
+        playing = state.playing.split("+")[0]
+        target = b if playing == a.variant_id else a
+        paths = catalog.audition_paths(target, state.region_first)
+        if not state.playing:
+            self.play(target.variant_id)
+            return
+        self.models.variants.update(selected=target.variant_id)
+        self.player.switch(target.variant_id + ("+region" if state.playing.endswith("+region") else ""), paths)
+
+    def toggle_star(self, variant_id: str) -> None:
+        state = self.models.variants.value
+        item = state.item(variant_id)
+        if item is None:
+            return
+        starred = set(self.settings.starred)
+        starred.symmetric_difference_update({item.key})
+        self._remember(starred=tuple(sorted(starred)))
+        items = tuple(dataclasses.replace(i, starred=i.key in starred) for i in state.items)
+        self.models.variants.update(items=items)
+        self.save()
+
+    def regenerate(self, variant_id: str) -> None:
+        """Make this variant again: its job's region and parameters, its seed, one variant."""
+        state = self.models.variants.value
+        item, job = state.item(variant_id), state.job
+        if item is None or job is None or state.job_dir is None:
+            return
+        region = catalog.region_of_job(job)
+        if region is None:
+            self.say("error", "The region files of that job are gone; open the region again.")
+            return
+        self._show_region(region, "file")
+        p = job.params
+        self.generate(mode=job.mode, bars=p.bars, variants=1, temperature=p.temperature, top_p=p.top_p,
+                      seed=item.seed, model=job.model)
+
+    def continue_from(self, variant_id: str) -> None:
+        """The region followed by this variant becomes the region, and is continued."""
+        state = self.models.variants.value
+        item, job = state.item(variant_id), state.job
+        if item is None or job is None:
+            return
+        region = catalog.region_after_variant(job, item)
+        if region is None:
+            self.say("error", f"{variant_id} has no full region file (full.mid / full.wav) to continue from.")
+            return
+        self._show_region(region, "variant")
+        self.generate()
+
+    def place(self, variant_id: str) -> None:
+        """Ask the DAW to put this variant on new tracks (what /segue/choose does)."""
+        state = self.models.variants.value
+        item = state.item(variant_id)
+        if item is None or state.job is None:
+            return
+        link = self.models.link.value
+        if not link.peer and not (link.daw_port and link.daw == "generic"):
+            self.say("warning", "No DAW has talked to Segue yet. Send a region from your DAW's Segue script first "
+                     "(or drag the variant's files onto a track).")
+            return
+        try:
+            self.service.submit_choice(item.job_id, item.number)
+        except SegueError as e:
+            self.say("error", f"Cannot place: {e}")
+
+    def drag_paths(self, variant_id: str, what: str = "audio") -> list[Path]:
+        """The existing files to drag out for ``what``: "audio", "midi", "stems" or "stem:<part>"."""
+        item = self.models.variants.value.item(variant_id)
+        return catalog.drag_paths(item, what) if item is not None else []
+
+    # -- history ------------------------------------------------------------------------------------------------
+
+    def refresh_history(self, show_latest: bool = False) -> None:
+        rows = tuple(catalog.history_row(d, r) for d, r in reversed(list_jobs(self.out_dir)))
+        self.models.history.update(rows=rows, out_dir=self.out_dir)
+        if show_latest and self.models.variants.value.job is None:
+            done = next((r for r in rows if r.status == "done"), None)
+            if done is not None:
+                self.open_job(done.job_dir)
+
+
+def take_name(key: str, state: VariantsState) -> str:
+    """``"v02+region"`` -> ``"the region, then V2"``, as the audition line says it."""
+    variant_id, _, extra = key.partition("+")
+    item = state.item(variant_id)
+    name = f"V{item.number}" if item is not None else variant_id
+    return f"the region, then {name}" if extra == "region" else name
+
+
+def bar_and_beat(position_beats: float, meter: Meter) -> tuple[int, int]:
+    """1-based bar and beat (in the meter's own beats) of a position in quarter notes."""
+    position = max(0.0, position_beats)
+    bar_len = meter.quarters_per_bar
+    beat_len = 4.0 / meter.denominator
+    bar = int(position // bar_len)
+    beat = int((position - bar * bar_len + 1e-9) // beat_len)
+    return bar + 1, min(beat, meter.numerator - 1) + 1

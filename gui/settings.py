@@ -1,0 +1,175 @@
+"""The desktop app's settings: one frozen value, stored as JSON in the user's config folder (platformdirs).
+
+Read at the edge (:func:`load_settings`) and passed in; written atomically (:func:`save_settings`: a temp file in
+the same folder, then :func:`os.replace`). A damaged or partly unknown file never stops the app: what cannot be
+read is replaced by its default and said in :attr:`LoadedSettings.problems`, which the window shows.
+No Qt here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from engine.api import MAX_BARS, MAX_VARIANTS
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "segue"
+SETTINGS_FILE = "gui.json"
+DAW_CHOICES = ("generic", "ardour", "reaper", "live", "bitwig")
+
+
+def default_settings_path() -> Path:
+    """``$SEGUE_GUI_SETTINGS`` if set, else ``<user config dir>/segue/gui.json``."""
+    env = os.environ.get("SEGUE_GUI_SETTINGS", "").strip()
+    if env:
+        return Path(env).expanduser()
+    return platformdirs.user_config_path(APP_NAME) / SETTINGS_FILE
+
+
+def default_out_dir() -> Path:
+    """Where the app keeps its jobs unless told otherwise: ``<user data dir>/segue/jobs``."""
+    return platformdirs.user_data_path(APP_NAME) / "jobs"
+
+
+@dataclass(frozen=True)
+class GuiSettings:
+    """Everything the app remembers between runs. Copy with :func:`dataclasses.replace`."""
+
+    out_dir: str = ""  # "" = default_out_dir()
+    # connections
+    engine: str = "local"  # "local" or a server URL
+    token: str = ""
+    daw: str = "generic"
+    osc_host: str = "127.0.0.1"
+    osc_port: int = 9750
+    daw_host: str = ""
+    daw_port: int = 0  # 0 = none (generic) / the DAW's default port (adapters)
+    midi_clock_in: str = ""  # "" = no MIDI clock
+    # generation
+    mode: str = "continue"
+    bars: int = 4
+    variants: int = 4
+    temperature: float = 1.0
+    top_p: float = 0.95
+    seed: int | None = None
+    model: str = "default"
+    # audition
+    loop: bool = False
+    region_first: bool = False
+    starred: tuple[str, ...] = field(default_factory=tuple)  # "<job_id>/<variant_id>"
+    # window
+    last_open_dir: str = ""
+
+    def jobs_dir(self) -> Path:
+        return Path(self.out_dir).expanduser() if self.out_dir else default_out_dir()
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    settings: GuiSettings
+    problems: tuple[str, ...] = ()
+
+
+_RANGES: dict[str, tuple[float, float]] = {
+    "osc_port": (0, 65535),
+    "daw_port": (0, 65535),
+    "bars": (1, MAX_BARS),
+    "variants": (1, MAX_VARIANTS),
+    "temperature": (0.05, 3.0),
+    "top_p": (0.01, 1.0),
+    "seed": (0, 2**63 - 1),
+}
+
+
+def load_settings(path: Path) -> LoadedSettings:
+    """The settings in ``path`` (defaults when it does not exist); never raises for a bad file."""
+    defaults = GuiSettings()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return LoadedSettings(defaults)
+    except (OSError, UnicodeDecodeError) as e:
+        return LoadedSettings(defaults, (f"could not read the settings file {path} ({e}); using the defaults",))
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        return LoadedSettings(defaults, (f"the settings file {path} is damaged ({e.msg}); using the defaults",))
+    if not isinstance(data, dict):
+        return LoadedSettings(defaults, (f"the settings file {path} is not a JSON object; using the defaults",))
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    fields = {f.name: f for f in dataclasses.fields(GuiSettings)}
+    for key, value in data.items():
+        if key not in fields:
+            problems.append(f"settings: ignored the unknown setting {key!r}")
+            continue
+        checked = _check(key, value, getattr(defaults, key))
+        if checked is _BAD:
+            problems.append(f"settings: {key} = {value!r} is not valid; using {getattr(defaults, key)!r}")
+            continue
+        values[key] = checked
+    for problem in problems:
+        log.warning("%s", problem)
+    return LoadedSettings(dataclasses.replace(defaults, **values), tuple(problems))
+
+
+_BAD = object()
+
+
+def _check(key: str, value: Any, default: Any) -> Any:
+    if key == "seed":
+        if value is None:
+            return None
+        default = 0
+    if key == "starred":
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        return _BAD
+    if isinstance(default, bool):
+        return value if isinstance(value, bool) else _BAD
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return _BAD
+    elif isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return _BAD
+        value = float(value)
+    elif isinstance(default, str):
+        return value if isinstance(value, str) else _BAD
+    low, high = _RANGES.get(key, (-math.inf, math.inf))
+    return value if low <= value <= high else _BAD
+
+
+def settings_to_json(settings: GuiSettings) -> str:
+    data = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
+    data["starred"] = list(settings.starred)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def save_settings(path: Path, settings: GuiSettings) -> None:
+    """Write atomically: a reader (or a crash) sees the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(settings_to_json(settings))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    log.debug("settings saved to %s", path)

@@ -1,0 +1,144 @@
+"""Small building blocks shared by the panels: cards, labels, drag chips, signal-quiet setters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PyQt6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PyQt6.QtGui import QDrag, QMouseEvent
+from PyQt6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDoubleSpinBox,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui import theme
+
+
+class QtCard(QFrame):
+    """A titled panel: ``card.body`` is its layout; ``card.header`` takes widgets at the title's right."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("card")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(14, 10, 14, 12)
+        outer.setSpacing(8)
+        self.header = QHBoxLayout()
+        self.header.setSpacing(8)
+        self.title = QLabel(title.upper())
+        self.title.setObjectName("cardTitle")
+        self.header.addWidget(self.title)
+        self.header.addStretch(1)
+        outer.addLayout(self.header)
+        self.body = QVBoxLayout()
+        self.body.setSpacing(8)
+        outer.addLayout(self.body)
+
+
+def label(text: str = "", name: str = "", mono: bool = False, size: float = 0.0) -> QLabel:
+    widget = QLabel(text)
+    if name:
+        widget.setObjectName(name)
+    if mono:
+        widget.setFont(theme.mono_font(size))
+    return widget
+
+
+def section(text: str) -> QLabel:
+    return label(text.upper(), "sectionTitle")
+
+
+def row(*widgets: QWidget | int, spacing: int = 8) -> QHBoxLayout:
+    """A horizontal row; an int adds that much stretch."""
+    layout = QHBoxLayout()
+    layout.setSpacing(spacing)
+    for widget in widgets:
+        if isinstance(widget, int):
+            layout.addStretch(widget)
+        else:
+            layout.addWidget(widget)
+    return layout
+
+
+def field(caption: str, widget: QWidget) -> QVBoxLayout:
+    """A small caption above an input."""
+    layout = QVBoxLayout()
+    layout.setSpacing(3)
+    layout.addWidget(label(caption, "dim"))
+    layout.addWidget(widget)
+    return layout
+
+
+def set_quietly(widget: QWidget, value: object) -> None:
+    """Show a model value in a widget without firing its change signals (model -> widget)."""
+    blocked = widget.blockSignals(True)
+    try:
+        if isinstance(widget, QDoubleSpinBox) and isinstance(value, (int, float)):
+            widget.setValue(float(value))
+        elif isinstance(widget, QSpinBox) and isinstance(value, int):
+            widget.setValue(value)
+        elif isinstance(widget, QComboBox):
+            index = widget.findData(value)
+            if index < 0:
+                index = widget.findText(str(value))
+            if index >= 0:
+                widget.setCurrentIndex(index)
+        elif isinstance(widget, QLineEdit):
+            if widget.text() != str(value):
+                widget.setText(str(value))
+        elif isinstance(widget, QPushButton) and isinstance(value, bool):
+            widget.setChecked(value)
+    finally:
+        widget.blockSignals(blocked)
+
+
+def mime_for_paths(paths: list[Path]) -> QMimeData:
+    """File URLs, as every DAW accepts when something is dropped on a track."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path)) for path in paths])
+    return mime
+
+
+class QtDragChip(QPushButton):
+    """A button-like chip that drags files out of the window; ``paths()`` says which (existing) files."""
+
+    def __init__(self, text: str, paths: Callable[[], list[Path]], parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.paths = paths
+        self._press: QPoint | None = None
+        self.setObjectName("chip")
+        self.setCursor(Qt.CursorShape.OpenHandCursor)
+        self.setToolTip("Drag onto a DAW track")
+
+    def mime_data(self) -> QMimeData | None:
+        paths = self.paths()
+        return mime_for_paths(paths) if paths else None
+
+    def mousePressEvent(self, event: QMouseEvent | None) -> None:
+        if event is not None and event.button() == Qt.MouseButton.LeftButton:
+            self._press = event.position().toPoint()
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent | None) -> None:
+        if event is None or self._press is None:
+            return
+        if (event.position().toPoint() - self._press).manhattanLength() < QApplication.startDragDistance():
+            return
+        self._press = None
+        mime = self.mime_data()
+        if mime is None:
+            return
+        self.setDown(False)
+        drag = QDrag(self)
+        drag.setMimeData(mime)
+        drag.exec(Qt.DropAction.CopyAction)

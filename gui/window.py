@@ -1,0 +1,228 @@
+"""The main window: a top bar (transport readout, DAW and engine lights), the panels, a message bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
+from PyQt6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui import theme
+from gui.adapters import QtTicker
+from gui.drawing import QtStatusLight
+from gui.models import ClockStateView, DawLinkState, EngineView, Message, RegionState
+from gui.panel_connections import QtConnectionsPanel
+from gui.panel_generate import QtGeneratePanel
+from gui.panel_history import QtHistoryPanel
+from gui.panel_region import QtRegionPanel
+from gui.panel_variants import QtVariantsPanel
+from gui.session import Session
+from gui.widgets import label
+
+_LEVEL_COLORS = {"info": theme.WAVE, "warning": theme.WARN, "error": theme.BAD}
+INFO_SHOWN_MS = 10_000
+
+
+class QtMessageBar(QFrame):
+    """The latest message for the user: errors and warnings stay until closed, information fades out."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.text = QLabel("")
+        self.text.setWordWrap(True)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.close_button = QPushButton("✕")
+        self.close_button.setFixedWidth(30)
+        self.close_button.clicked.connect(self.hide)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(12, 6, 6, 6)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.close_button)
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.timeout.connect(self.hide)
+        self.hide()
+
+    def show_message(self, message: Message | None) -> None:
+        if message is None:
+            self.hide()
+            return
+        color = _LEVEL_COLORS.get(message.level, theme.DIM)
+        self.setStyleSheet(
+            f"QtMessageBar {{ background: {theme.PANEL}; border: 1px solid {color}; border-left: 4px solid {color};"
+            f" border-radius: 6px; }}"
+        )
+        self.text.setText(message.text)
+        self.show()
+        if message.level == "info":
+            self.timer.start(INFO_SHOWN_MS)
+        else:
+            self.timer.stop()
+
+
+class QtMainWindow(QMainWindow):
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        models = session.models
+        self.setWindowTitle("Segue")
+        self.setAcceptDrops(True)
+        self.resize(1440, 900)
+        central = QWidget()
+        central.setObjectName("central")
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        outer.addWidget(self._top_bar())
+        body = QVBoxLayout()
+        body.setContentsMargins(12, 10, 12, 12)
+        body.setSpacing(10)
+        self.message_bar = QtMessageBar()
+        body.addWidget(self.message_bar)
+        self.connections = QtConnectionsPanel(models, session)
+        self.region = QtRegionPanel(models, session)
+        self.variants = QtVariantsPanel(models, session)
+        self.generate = QtGeneratePanel(models, session)
+        self.history = QtHistoryPanel(models, session)
+        left = QScrollArea()
+        left.setWidget(self.connections)
+        left.setWidgetResizable(True)
+        left.setFrameShape(QFrame.Shape.NoFrame)
+        left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        left.setMinimumWidth(self.connections.minimumSizeHint().width() + 2)
+        self.generate.setMinimumWidth(290)
+        center = QSplitter(Qt.Orientation.Vertical)
+        center.addWidget(self.region)
+        center.addWidget(self.variants)
+        center.setStretchFactor(0, 2)
+        center.setStretchFactor(1, 3)
+        center.setHandleWidth(10)
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.generate)
+        right.addWidget(self.history)
+        right.setStretchFactor(0, 0)
+        right.setStretchFactor(1, 1)
+        right.setHandleWidth(10)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(center)
+        split.addWidget(right)
+        split.setHandleWidth(10)
+        split.setStretchFactor(1, 1)
+        split.setSizes([260, 830, 330])
+        center.setSizes([330, 480])
+        right.setSizes([430, 380])
+        body.addWidget(split, 1)
+        outer.addLayout(body, 1)
+        self.setCentralWidget(central)
+        self._menu()
+        models.message.subscribe(self.message_bar.show_message, now=False)
+        models.clock.subscribe(self.show_transport)
+        models.link.subscribe(self.show_link)
+        models.engine.subscribe(self.show_engine)
+        models.region.subscribe(self.show_region)
+        self.ticker = QtTicker(session.tick, parent=self)
+
+    def _top_bar(self) -> QFrame:
+        bar = QFrame()
+        bar.setObjectName("topbar")
+        layout = QHBoxLayout(bar)
+        layout.setContentsMargins(16, 8, 16, 8)
+        layout.setSpacing(10)
+        layout.addWidget(label("SEGUE", "logo"))
+        layout.addSpacing(18)
+        self.tempo_readout = label("---.-- BPM", "readout", mono=True, size=12)
+        self.meter_readout = label("4/4", "readout", mono=True, size=12)
+        self.position_readout = label("001.1", "readout", mono=True, size=12)
+        self.play_readout = label("■", "readout", mono=True, size=12)
+        self.source_readout = label("", "dim")
+        for widget in (self.tempo_readout, self.meter_readout, self.position_readout, self.play_readout):
+            layout.addWidget(widget)
+        layout.addWidget(self.source_readout)
+        layout.addStretch(1)
+        self.daw_light = QtStatusLight()
+        self.daw_text = label("DAW", "dim")
+        self.engine_light = QtStatusLight()
+        self.engine_text = label("Engine", "dim")
+        lights: tuple[QWidget, ...] = (self.daw_light, self.daw_text, self.engine_light, self.engine_text)
+        for light in lights:
+            layout.addWidget(light)
+        return bar
+
+    def _menu(self) -> None:
+        menu = self.menuBar()
+        if menu is None:
+            return
+        file_menu = menu.addMenu("&File")
+        if file_menu is None:
+            return
+        open_action = QAction("&Open region…", self)
+        open_action.setShortcut(QKeySequence.StandardKey.Open)
+        open_action.triggered.connect(self.region.choose_file)
+        file_menu.addAction(open_action)
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        file_menu.addAction(quit_action)
+
+    # -- model -> widgets --------------------------------------------------------------------------------------
+
+    def show_transport(self, clock: ClockStateView) -> None:
+        self.tempo_readout.setText(f"{clock.tempo_bpm:6.2f} BPM" if clock.tempo_bpm else "---.-- BPM")
+        self.position_readout.setText(f"{clock.bar:03d}.{clock.beat}")
+        self.play_readout.setText("▶" if clock.playing else "■")
+        self.play_readout.setStyleSheet(f"color: {theme.GOOD};" if clock.playing else "")
+        self.source_readout.setText(
+            "tempo from the region" if clock.source == "none" and clock.tempo_bpm else clock.source.replace("none", "")
+        )
+
+    def show_region(self, state: RegionState) -> None:
+        if state.region is not None:
+            self.meter_readout.setText(str(state.region.meter))
+
+    def show_link(self, link: DawLinkState) -> None:
+        self.daw_light.set_status(link.status)
+        words = {"connected": f"DAW {link.peer}", "listening": f"DAW: waiting on :{link.osc_port}",
+                 "error": "DAW: not listening", "off": "DAW: off"}
+        self.daw_text.setText(words.get(link.status, link.status))
+
+    def show_engine(self, engine: EngineView) -> None:
+        self.engine_light.set_status(engine.status)
+        words = {"ready": f"Engine: {engine.name}", "opening": "Engine: starting…", "failed": "Engine: unavailable"}
+        self.engine_text.setText(words.get(engine.status, engine.status))
+
+    # -- window events ---------------------------------------------------------------------------------------
+
+    def showEvent(self, event: QShowEvent | None) -> None:
+        super().showEvent(event)
+        self.ticker.start()
+
+    def dragEnterEvent(self, event: QDragEnterEvent | None) -> None:
+        mime = event.mimeData() if event is not None else None
+        if event is not None and mime is not None and mime.hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent | None) -> None:
+        mime = event.mimeData() if event is not None else None
+        if event is None or mime is None:
+            return
+        paths = [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.session.open_files(paths)
+
+    def closeEvent(self, event: QCloseEvent | None) -> None:
+        self.ticker.stop()
+        self.session.close()
+        super().closeEvent(event)
