@@ -1,0 +1,258 @@
+"""Each panel: the model's values show in its widgets, and what the user does in the widgets reaches the model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from gui_rig import Rig, generate_and_wait, wait_engine
+from PyQt6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from engine.api import Meter, ModelInfo
+from gui.models import HistoryState
+from gui.window import QtMainWindow
+
+MakeRig = Callable[..., Rig]
+MakeWindow = Callable[[Rig], QtMainWindow]
+
+
+# -- Connections -----------------------------------------------------------------------------------------------
+
+
+def test_connections_show_the_link_clock_and_engine(qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    panel = window.connections
+    wait_engine(qtbot, rig)
+    rig.models.link.update(daw="reaper", osc_port=9761, status="connected", detail="listening on 127.0.0.1:9761",
+                           last_message="/segue/region verse.mid", last_message_time="14:03:22",
+                           peer="127.0.0.1:53211")
+    assert panel.daw_combo.currentData() == "reaper"
+    assert panel.osc_port.value() == 9761
+    assert panel.daw_light.status == "connected" and window.daw_light.status == "connected"
+    assert "/segue/region verse.mid" in panel.last_message.text() and "127.0.0.1:53211" in panel.last_message.text()
+    assert [panel.port_combo.itemText(i) for i in range(panel.port_combo.count())] == ["Off", "Clock A", "Clock B"]
+    assert panel.engine_name.text() == "fake" and panel.engine_light.status == "ready"
+    assert "fake-midi" in panel.model_list.text()
+    rig.models.engine.update(status="failed", message="the server said: bad token")
+    assert panel.engine_light.status == "failed" and panel.engine_message.text() == "the server said: bad token"
+    assert panel.engine_name.text() == "unavailable"
+
+
+def test_connections_widgets_change_the_session(qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    panel = window.connections
+    wait_engine(qtbot, rig)
+    # DAW: choose REAPER and a port, Apply
+    panel.daw_combo.setCurrentIndex(panel.daw_combo.findData("reaper"))
+    panel.daw_port.setValue(8000)
+    qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+    assert rig.session.settings.daw == "reaper" and rig.session.settings.daw_port == 8000
+    assert rig.models.link.value.daw == "reaper"
+    # MIDI clock: choosing a port follows it; Off stops
+    panel.port_combo.setCurrentIndex(panel.port_combo.findData("Clock B"))
+    assert [c.port for c in rig.clocks] == ["Clock B"] and rig.clocks[0].started
+    assert rig.session.settings.midi_clock_in == "Clock B"
+    panel.port_combo.setCurrentIndex(panel.port_combo.findData(""))
+    assert rig.clocks[0].closed and rig.session.settings.midi_clock_in == ""
+    # engine: a server URL and a token
+    panel.engine_kind.setCurrentIndex(panel.engine_kind.findData("remote"))
+    assert panel.engine_url.isVisibleTo(panel) and panel.engine_token.isVisibleTo(panel)
+    panel.engine_url.setText("http://gpu-box:8750")
+    panel.engine_token.setText("s3cret")
+    qtbot.mouseClick(panel.connect_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: rig.models.engine.value.status == "ready", timeout=3000)
+    assert rig.engine_specs[-1] == ("http://gpu-box:8750", {"token": "s3cret"})
+    assert rig.session.settings.engine == "http://gpu-box:8750"
+
+
+def test_midi_clock_drives_the_transport_readout(qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    rig.session.set_clock_port("Clock A")  # FakeClock: 120 BPM, playing, at beat 9 (bar 3, beat 2)
+    rig.session.tick()
+    assert window.tempo_readout.text() == "120.00 BPM" and window.play_readout.text() == "▶"
+    assert window.position_readout.text() == "003.2"
+    assert window.connections.play_state.text() == "▶ playing"
+    assert window.connections.clock_light.status == "connected"
+
+
+# -- Region ----------------------------------------------------------------------------------------------------
+
+
+def test_region_shows_a_file(qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    panel = window.region
+    assert panel.name.text() == "No region yet" and not panel.tempo.isEnabled()
+    rig.session.open_files([region_file])
+    assert panel.name.text() == "verse" and panel.origin.text() == "FILE"
+    assert panel.tempo.value() == 120.0 and panel.meter.currentData() == "4/4"
+    assert panel.bars.text() == "2" and panel.key.text() == "C major"
+    assert len(panel.view.notes) == 2 and panel.view.length_beats == 8.0
+    assert rig.session.service.region is not None and rig.session.service.region.midi_path == region_file.resolve()
+
+
+def test_region_widgets_change_tempo_and_meter(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    rig.session.open_files([region_file])
+    panel = window.region
+    panel.tempo.setValue(96.0)
+    panel.tempo.editingFinished.emit()
+    assert rig.models.region.value.region is not None and rig.models.region.value.region.tempo_bpm == 96.0
+    panel.meter.setCurrentIndex(panel.meter.findData("3/4"))
+    region = rig.models.region.value.region
+    assert region is not None and region.meter == Meter(3, 4)
+    assert rig.session.service.region == region  # what the next job uses
+
+
+def test_region_from_a_file_dropped_on_the_window(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    from PyQt6.QtCore import QPointF
+    from PyQt6.QtGui import QDragEnterEvent, QDropEvent
+
+    from gui.widgets import mime_for_paths
+
+    rig = make_rig()
+    window = make_window(rig)
+    mime = mime_for_paths([region_file])
+    enter = QDragEnterEvent(window.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(window.rect().center()), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(drop)
+    assert window.region.name.text() == "verse"
+    assert rig.session.settings.last_open_dir == str(region_file.parent)
+
+
+def test_a_file_that_is_not_a_region_is_explained(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, tmp_path: Path
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    window.show()
+    broken = tmp_path / "notes.mid"
+    broken.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01")  # a truncated MIDI header
+    rig.session.open_files([broken])
+    assert window.message_bar.isVisible()
+    text = window.message_bar.text.text()
+    assert text.startswith("Cannot use that file:") and "notes.mid" in text
+    assert rig.models.region.value.region is None
+    text_file = tmp_path / "lyrics.txt"
+    text_file.write_text("la la la")
+    rig.session.open_files([text_file])
+    assert "lyrics.txt" in window.message_bar.text.text()
+
+
+# -- Generate ----------------------------------------------------------------------------------------------------
+
+
+def test_generate_form_model_to_widgets_and_back(qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    panel = window.generate
+    wait_engine(qtbot, rig)
+    rig.session.update_form(bars=8, variants=2, temperature=0.8, top_p=0.9, seed=42)
+    assert (panel.bars.value(), panel.variants.value()) == (8, 2)
+    assert (panel.temperature.value(), panel.top_p.value(), panel.seed.text()) == (0.8, 0.9, "42")
+    assert [panel.model.itemData(i) for i in range(panel.model.count())] == ["default", "fake-midi"]
+    panel.bars.setValue(12)
+    panel.variants.setValue(6)
+    panel.temperature.setValue(1.25)
+    qtbot.keyClicks(panel.seed, "7")  # "427"
+    panel.model.setCurrentIndex(panel.model.findData("fake-midi"))
+    form = rig.models.form.value
+    assert (form.bars, form.variants, form.temperature, form.seed, form.model) == (12, 6, 1.25, 427, "fake-midi")
+    panel.seed.clear()
+    panel.seed.textEdited.emit("")
+    assert rig.models.form.value.seed is None
+    qtbot.mouseClick(panel.dice, Qt.MouseButton.LeftButton)
+    assert rig.models.form.value.seed is not None and panel.seed.text() == str(rig.models.form.value.seed)
+    assert rig.session.settings.bars == 12  # remembered for the next start
+
+
+def test_accompany_is_offered_only_when_a_model_offers_it(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    panel = window.generate
+    view = panel.mode.view()
+    index = panel.mode.findData("accompany")
+    rig.models.engine.update(models=(ModelInfo("m", "midi", "/m", "", 1, ("continue",)),))
+    assert view is not None and view.isRowHidden(index)  # type: ignore[attr-defined]
+    rig.models.engine.update(models=(ModelInfo("m", "midi", "/m", "", 1, ("continue", "accompany")),))
+    assert not view.isRowHidden(index)  # type: ignore[attr-defined]
+
+
+# -- Variants --------------------------------------------------------------------------------------------------
+
+
+def test_variants_show_a_job_and_the_buttons_change_the_model(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    panel = window.variants
+    wait_engine(qtbot, rig)
+    rig.session.open_files([region_file])
+    generate_and_wait(qtbot, rig, variants=3, seed=5)
+    assert panel.list_model.rowCount() == 3 and not panel.empty.isVisibleTo(panel)
+    item = panel.list_model.items[0]
+    assert (item.variant_id, item.seed, item.number) == ("v01", 5, 1)
+    assert item.midi is not None and item.audio is not None and item.audio.peaks  # both thumbnails
+    assert "continue · 4 bars · 120.00 BPM 4/4 · fake-midi" in panel.job_label.text()
+    assert (panel.slot_a.currentData(), panel.slot_b.currentData()) == ("v01", "v02")
+    assert [c.text() for c in panel.stem_chips] == ["⇱ bass", "⇱ piano"]
+    # select a row
+    panel.list.setCurrentIndex(panel.list_model.index(2))
+    assert rig.models.variants.value.selected == "v03"
+    # star it (and it is remembered)
+    qtbot.mouseClick(panel.star_button, Qt.MouseButton.LeftButton)
+    assert rig.models.variants.value.item("v03").starred  # type: ignore[union-attr]
+    assert panel.star_button.text() == "★  Starred"
+    assert f"{item.job_id}/v03" in rig.session.settings.starred
+    # loop and region-first toggles
+    qtbot.mouseClick(panel.loop_button, Qt.MouseButton.LeftButton)
+    assert rig.models.variants.value.loop and rig.session.player.playhead.loop
+    qtbot.mouseClick(panel.region_first_button, Qt.MouseButton.LeftButton)
+    assert rig.models.variants.value.region_first
+    # A/B slots
+    panel.slot_b.setCurrentIndex(panel.slot_b.findData("v03"))
+    assert rig.models.variants.value.slot_b == "v03"
+    # model -> widgets: a changed selection moves the list
+    rig.session.select("v02")
+    assert panel.list.currentIndex().row() == 1
+
+
+# -- History ---------------------------------------------------------------------------------------------------
+
+
+def test_history_lists_jobs_and_opens_one(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    panel = window.history
+    wait_engine(qtbot, rig)
+    rig.session.open_files([region_file])
+    generate_and_wait(qtbot, rig, variants=1)
+    generate_and_wait(qtbot, rig, variants=2)
+    assert panel.tree.topLevelItemCount() == 2
+    newest = panel.tree.topLevelItem(0)
+    assert newest is not None and newest.text(1) == "verse" and newest.text(2) == "4 × 2" and newest.text(3) == "done"
+    assert str(rig.out_dir) in panel.folder.text()
+    oldest = panel.tree.topLevelItem(1)
+    assert oldest is not None
+    panel.tree.itemDoubleClicked.emit(oldest, 0)
+    assert len(rig.models.variants.value.items) == 1  # the first job's one variant
+    rig.models.history.set(HistoryState())
+    assert panel.tree.topLevelItemCount() == 0
