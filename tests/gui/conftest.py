@@ -58,7 +58,8 @@ def region_file(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
-    """``make_rig(engine=..., settings=..., osc=False)``: a started session (and a fresh one per call: a restart)."""
+    """``make_rig(engine=..., settings=..., osc=False, ...)``: a started session; each call makes a fresh one over
+    the same folders (a restart)."""
     made: list[Rig] = []
 
     def make(
@@ -67,6 +68,7 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         osc: bool = False,
         ports: tuple[str, ...] = ("Clock A", "Clock B"),
         start: bool = True,
+        factory_error: Exception | None = None,
     ) -> Rig:
         engine = engine or StemEngine()
         out_dir = tmp_path / "jobs"
@@ -77,6 +79,8 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
 
         def engine_factory(spec: str, **options: Any) -> FakeEngine:
             specs.append((spec, options))
+            if factory_error is not None:
+                raise factory_error
             return engine  # type: ignore[return-value]
 
         def output_factory() -> FakeOutput:
