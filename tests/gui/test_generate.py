@@ -20,7 +20,9 @@ MakeRig = Callable[..., Rig]
 MakeWindow = Callable[[Rig], QtMainWindow]
 
 
-def _ready(qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region: Path, **kw: object) -> tuple[Rig, QtMainWindow]:
+def _ready(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region: Path, **kw: object
+) -> tuple[Rig, QtMainWindow]:
     rig = make_rig(**kw)
     window = make_window(rig)
     window.show()
