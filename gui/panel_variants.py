@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from PyQt6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QPersistentModelIndex, QRectF, QSize, Qt
+from PyQt6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QObject, QPersistentModelIndex, QRectF, QSize, Qt
 from PyQt6.QtGui import QColor, QFont, QPainter, QPen
 from PyQt6.QtWidgets import (
     QAbstractItemView,
@@ -37,8 +37,8 @@ _AnyIndex = QModelIndex | QPersistentModelIndex
 class QtVariantListModel(QAbstractListModel):
     """The variants as a Qt list model; dragging rows gives the variants' audio files as file URLs."""
 
-    def __init__(self, session: Session) -> None:
-        super().__init__()
+    def __init__(self, session: Session, parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self.session = session
         self.items: tuple[VariantItem, ...] = ()
         self.state = VariantsState()
@@ -91,8 +91,8 @@ class QtVariantListModel(QAbstractListModel):
 class QtVariantDelegate(QStyledItemDelegate):
     """Paints a row: number, star, seed and length, then a piano-roll and a waveform thumbnail."""
 
-    def __init__(self, model: QtVariantListModel) -> None:
-        super().__init__()
+    def __init__(self, model: QtVariantListModel, parent: QObject | None = None) -> None:
+        super().__init__(parent)
         self.model = model
 
     def sizeHint(self, option: QStyleOptionViewItem, index: _AnyIndex) -> QSize:
@@ -180,10 +180,10 @@ class QtVariantsPanel(QtCard):
         self.session = session
         self.job_label = label("", "dim")
         self.header.insertWidget(1, self.job_label)
-        self.list_model = QtVariantListModel(session)
+        self.list_model = QtVariantListModel(session, self)  # owned by the panel: deleted after the view
         self.list = QListView()
         self.list.setModel(self.list_model)
-        self.list.setItemDelegate(QtVariantDelegate(self.list_model))
+        self.list.setItemDelegate(QtVariantDelegate(self.list_model, self))
         self.list.setDragEnabled(True)
         self.list.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.list.setDefaultDropAction(Qt.DropAction.CopyAction)

@@ -1,0 +1,67 @@
+"""A DAW talking to the app over real OSC (UDP on 127.0.0.1): its region shows, the app generates, "Place in DAW"
+sends the files back. And ``segue gui --screenshot`` renders the window to a PNG and exits."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from gui_rig import Rig, StemEngine, wait_engine
+from osc_helpers import DawSocket
+from PyQt6.QtCore import Qt
+from PyQt6.QtGui import QImage
+from pytestqt.qtbot import QtBot
+
+from gui.window import QtMainWindow
+
+MakeRig = Callable[..., Rig]
+MakeWindow = Callable[[Rig], QtMainWindow]
+
+
+def test_a_region_from_the_daw_is_generated_and_placed_back(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    rig = make_rig(osc=True)
+    window = make_window(rig)
+    wait_engine(qtbot, rig)
+    link = rig.models.link.value
+    assert link.status == "listening" and link.osc_port > 0
+    daw = DawSocket(("127.0.0.1", link.osc_port))
+    try:
+        daw.send("/segue/region", "", str(region_file), 16.0, 8.0, 96.0, 4, 4, "Keys")
+        qtbot.waitUntil(lambda: rig.models.region.value.origin == "daw", timeout=5000)
+        assert window.region.origin.text() == "FROM DAW" and window.region.name.text() == "Keys"
+        assert window.region.position.text() == "bar 5" and window.region.tempo.value() == 96.0
+        assert window.connections.daw_light.status == "connected"
+        assert "/segue/region" in window.connections.last_message.text()
+        qtbot.mouseClick(window.generate.generate_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: len(rig.models.variants.value.items) == 4, timeout=5000)
+        qtbot.mouseClick(window.variants.place_button, Qt.MouseButton.LeftButton)
+        place = daw.expect("/segue/place")
+        path, beats, _seconds, track, kind = place
+        assert Path(path).is_file() and kind in ("audio", "midi") and "Keys" in track
+        assert beats == pytest.approx(16.0 + 8.0)  # after the region, on the DAW's timeline
+    finally:
+        daw.close()
+
+
+def test_the_screenshot_renders_the_window_and_exits(
+    qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gui import app
+
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # run() installs its dialog hook; put it back after
+    png = tmp_path / "shot.png"
+    said: list[str] = []
+    options = app.GuiOptions(screenshot=png, out_dir=tmp_path / "jobs", settings_path=tmp_path / "gui.json")
+    code = app.run(options, lambda spec, **kw: StemEngine(), say=said.append)
+    assert code == 0, said
+    image = QImage(str(png))
+    assert (image.width(), image.height()) == (1440, 900)
+    colors = {image.pixel(x, y) for x in range(0, 1440, 16) for y in range(0, 900, 16)}
+    assert len(colors) > 30  # drawn panels, not a blank frame
+    assert "screenshot saved" in said[-1]
+    assert not (tmp_path / "gui.json").exists()  # the demo never touches the user's settings
+    assert list((tmp_path / "jobs").iterdir())  # the demo's job folders
