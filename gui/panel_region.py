@@ -35,6 +35,7 @@ class QtRegionPanel(QtCard):
         self.tempo.setRange(10.0, 400.0)
         self.tempo.setDecimals(2)
         self.tempo.setSuffix(" BPM")
+        self.tempo.setSpecialValueText("--")  # shown at the minimum: no region yet
         self.tempo.setFont(theme.mono_font(10.5))
         self.tempo.setMinimumWidth(110)
         self.tempo.editingFinished.connect(self._tempo_changed)
@@ -63,6 +64,10 @@ class QtRegionPanel(QtCard):
         if region is None:
             self.name.setText("No region yet")
             self.origin.setVisible(False)
+            set_quietly(self.tempo, self.tempo.minimum())
+            for text in (self.bars, self.key, self.position):
+                text.setText("--")
+            self.files.setText("")
             self.view.show_media((), (), 0.0, Meter())
             return
         self.name.setText(state.name)

@@ -86,7 +86,7 @@ def test_region_shows_a_file(qtbot: QtBot, make_rig: MakeRig, make_window: MakeW
     rig = make_rig()
     window = make_window(rig)
     panel = window.region
-    assert panel.name.text() == "No region yet" and not panel.tempo.isEnabled()
+    assert panel.name.text() == "No region yet" and not panel.tempo.isEnabled() and panel.tempo.text() == "--"
     rig.session.open_files([region_file])
     assert panel.name.text() == "verse" and panel.origin.text() == "FILE"
     assert panel.tempo.value() == 120.0 and panel.meter.currentData() == "4/4"
