@@ -154,6 +154,7 @@ def fit_tempo_map(
     sample_rate_hz: int,
     *,
     tolerance_frames: float | None = None,
+    quantum_frames: float | None = None,
     snap: bool = True,
 ) -> list[TempoSegment]:
     """The tempo map of a take from the frames of its consecutive MIDI clocks.
@@ -161,6 +162,10 @@ def fit_tempo_map(
     ``clock_frames[0]`` is the first clock after Start/Continue (song position ``start_beats``); clock ``i`` is at
     ``start_beats + i / 24``. ``tolerance_frames``: how far a clock may land off the line before it counts towards a
     tempo change (default: 4 ms, or more when the frames are coarse). :class:`BadInputError` with fewer than 2.
+
+    ``quantum_frames``: the frames are quantized to blocks of this size (JACK periods: each clock is known only to
+    lie in its period, see :class:`StampMap`). Then a single tempo through the whole take is tried first, and each
+    segment is fitted with :func:`_quantized_fit` (least squares is misled by quantization, see there).
     """
     frames = np.asarray(clock_frames, dtype=np.float64)
     if len(frames) < 2:
@@ -169,23 +174,37 @@ def fit_tempo_map(
             "is the DAW sending MIDI clock (not only Start/Stop)?"
         )
     tol = tolerance_frames if tolerance_frames is not None else 0.004 * sample_rate_hz
-    positions, starts = _positions_and_segments(frames, tol)
+    quantum = quantum_frames if quantum_frames is not None and quantum_frames > 0 else None
+    one_line = quantum is not None and _quantized_fit(np.arange(len(frames), dtype=np.float64), frames, quantum)
+    if one_line:
+        positions, starts = np.arange(len(frames), dtype=np.float64), [0]
+    else:
+        positions, starts = _positions_and_segments(frames, tol)
     segments: list[TempoSegment] = []
     for k, first in enumerate(starts):
         last = starts[k + 1] if k + 1 < len(starts) else len(frames)
         x, y = positions[first:last], frames[first:last]
         if len(x) < 2:  # a lone clock at the very end: it belongs to the previous tempo
             continue
-        a, b, se = _robust_fit(x, y, tol)
+        quantized = _quantized_fit(x, y, quantum) if quantum is not None and len(x) >= MIN_SEGMENT_CLOCKS else None
+        a, b, se = quantized.line if quantized else _robust_fit(x, y, tol)
         if not (math.isfinite(b) and b > 0):
             raise BadInputError("the MIDI clocks of the take do not advance; is the DAW's transport really playing?")
         tempo = 60.0 * sample_rate_hz / (PPQN * b)
-        if snap and math.isfinite(se):
+        if snap and quantized:
+            # every tempo in the range fits every clock within its quantum, the true one among them
+            slow, fast = (60.0 * sample_rate_hz / (PPQN * s) for s in (quantized.highest, quantized.lowest))
+            tempo = snap_tempo_within(tempo, slow, fast)
+        elif snap and math.isfinite(se):
             tempo = snap_tempo(tempo, SNAP_SIGMAS * tempo * se / b)
+        if snap:
             b = 60.0 * sample_rate_hz / (PPQN * tempo)
             residual = y - b * x
-            inliers = np.abs(residual - np.median(residual)) <= max(tol, 1e-9)
-            a = float(np.mean(residual[inliers])) if inliers.any() else float(np.median(residual))
+            if quantized:
+                a = float((residual.max() + residual.min()) / 2)
+            else:
+                inliers = np.abs(residual - np.median(residual)) <= max(tol, 1e-9)
+                a = float(np.mean(residual[inliers])) if inliers.any() else float(np.median(residual))
         beats = start_beats + positions[first] / PPQN
         frame = a + b * positions[first]
         if snap and segments and segments[-1].tempo_bpm == tempo:
@@ -198,6 +217,73 @@ def fit_tempo_map(
     if len(segments) > 1:
         log.info("tempo map of the take: %s", ", ".join(f"{s.tempo_bpm:g} BPM at {s.beats:g}" for s in segments))
     return segments
+
+
+def snap_tempo_within(tempo_bpm: float, slowest_bpm: float, fastest_bpm: float) -> float:
+    """The coarsest round tempo of :data:`SNAP_GRIDS_BPM` in ``[slowest_bpm, fastest_bpm]`` (the closest to
+    ``tempo_bpm`` of that grid), or ``tempo_bpm`` when none is."""
+    for grid in SNAP_GRIDS_BPM:
+        candidates = [k * grid for k in range(math.ceil(slowest_bpm / grid), math.floor(fastest_bpm / grid) + 1)]
+        if candidates:
+            closest: float = min(candidates, key=lambda t: abs(t - tempo_bpm))
+            return round(closest, 6)
+    return tempo_bpm
+
+
+@dataclass(frozen=True)
+class _QuantizedLine:
+    line: tuple[float, float, float]  # a, b, a standard error of b (a quarter of the range of slopes that fit)
+    lowest: float  # the smallest and largest slopes that fit every clock within its quantum
+    highest: float
+
+
+def _quantized_fit(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], quantum: float) -> _QuantizedLine | None:
+    """A line ``y = a + b x`` through clocks whose frames ``y`` are only known to a ``quantum`` (each clock lies
+    within half a quantum of its frame): the middle of the slopes that fit every clock, or None when even the best
+    line leaves a spread of residuals over ``1.1 x quantum`` (a tempo change or a dropout: not one line).
+
+    Why not least squares: with clocks slightly closer together than the JACK period (1000 frames at 120 BPM /
+    48 kHz in 1024-frame periods) dozens of clocks in a row land one period apart before two share one period;
+    the residuals form a sawtooth as tall as a period, and a least-squares line over a bar or two is tilted by it
+    (119.8 BPM for 120 over one bar; an incremental line through the first beat reads the period itself, 117.19
+    BPM, as seen with Ardour). The spread of the residuals is a convex function of the slope: its minimum is found
+    by a ternary search, the range of slopes that fit by bisection on each side.
+    """
+    b_ls, _ = np.polyfit(x, y, 1)
+    if not (math.isfinite(b_ls) and b_ls > 0):
+        return None
+
+    def spread(b: float) -> float:
+        r = y - b * x
+        return float(r.max() - r.min())
+
+    lo, hi = 0.8 * float(b_ls), 1.25 * float(b_ls)
+    for _ in range(100):
+        m1, m2 = lo + (hi - lo) / 3, hi - (hi - lo) / 3
+        if spread(m1) <= spread(m2):
+            hi = m2
+        else:
+            lo = m1
+    best_b = (lo + hi) / 2
+    best = spread(best_b)
+    if best > 1.1 * quantum:
+        return None
+    limit = max(quantum, best) + 0.02 * quantum  # a little more when jitter spread the clocks beyond a quantum
+
+    def edge(outside: float) -> float:
+        inside = float(best_b)
+        for _ in range(60):
+            mid = (inside + outside) / 2
+            if spread(mid) <= limit:
+                inside = mid
+            else:
+                outside = mid
+        return inside
+
+    lowest, highest = edge(0.8 * b_ls), edge(1.25 * b_ls)
+    b = (lowest + highest) / 2
+    r = y - b * x
+    return _QuantizedLine((float((r.max() + r.min()) / 2), float(b), (highest - lowest) / 4), lowest, highest)
 
 
 def _positions_and_segments(frames: npt.NDArray[np.float64], tol: float) -> tuple[npt.NDArray[np.float64], list[int]]:
@@ -373,6 +459,7 @@ class CaptureSession:
         meter: tuple[int, int] = (4, 4),
         preroll_frames: int | None = None,
         clock_tolerance_frames: float | None = None,
+        clock_quantum_frames: float | None = None,
     ) -> None:
         if sample_rate_hz <= 0:
             raise BadInputError(f"sample_rate_hz must be > 0, got {sample_rate_hz}")
@@ -383,6 +470,7 @@ class CaptureSession:
         self.latency_frames = int(latency_frames)
         self.beats_per_bar = num * 4.0 / den
         self.clock_tolerance_frames = clock_tolerance_frames
+        self.clock_quantum_frames = clock_quantum_frames  # clocks known only to a JACK period (see fit_tempo_map)
         # Before the start keep enough audio for a negative latency (audio ahead of the clock), plus one second.
         self.preroll_frames = (
             max(0, -self.latency_frames) + sample_rate_hz if preroll_frames is None else preroll_frames
@@ -530,7 +618,11 @@ class CaptureSession:
             return
         start_beats = self._segments[0][1]
         fitted = fit_tempo_map(
-            self._clocks, start_beats, self.sample_rate_hz, tolerance_frames=self.clock_tolerance_frames
+            self._clocks,
+            start_beats,
+            self.sample_rate_hz,
+            tolerance_frames=self.clock_tolerance_frames,
+            quantum_frames=self.clock_quantum_frames,
         )
         self._segments = [(s.frame, s.beats, s.tempo_bpm) for s in fitted]
 
@@ -541,7 +633,11 @@ class CaptureSession:
             return None
         if self._clocks and len(self._clocks) >= 2:
             segments = fit_tempo_map(
-                self._clocks, self._segments[0][1], self.sample_rate_hz, tolerance_frames=self.clock_tolerance_frames
+                self._clocks,
+                self._segments[0][1],
+                self.sample_rate_hz,
+                tolerance_frames=self.clock_tolerance_frames,
+                quantum_frames=self.clock_quantum_frames,
             )
             seg = next(s for s in reversed(segments) if s.beats <= end_beats or s is segments[0])
             frame = seg.frame + (end_beats - seg.beats) * 60.0 * self.sample_rate_hz / seg.tempo_bpm

@@ -316,6 +316,7 @@ class _Take:
         # JACK-quantized stamps land up to half a period from the true frame; a clock mapped to a neighbouring
         # cycle, or a lost cycle, is a whole period off: three quarters of a period tells them apart
         self.session.clock_tolerance_frames = 0.75 * block if quantized and block else 0.004 * self.rate
+        self.session.clock_quantum_frames = block if quantized and block else None
         self.session.start(clock_frames[0], self.start_beats)
         for f in clock_frames:
             self.session.clock(f)

@@ -287,8 +287,13 @@ def _clean_name(name: str) -> str:
     return cleaned[:64] or "Segue"
 
 
+# Ardour's own I/O objects: a track with one of these names cannot register its JACK ports, and the session then
+# fails to load ("unable to create port 'Click/audio_out 1'", seen with Ardour 7.3 on JACK).
+ARDOUR_RESERVED_NAMES = frozenset({"Click", "Master", "Monitor", "Auditioner", "LTC", "Control", "Surround"})
+
+
 def _taken_names(root: ET.Element) -> set[str]:
-    names = {r.get("name", "") for r in root.iter("Route")}
+    names = {r.get("name", "") for r in root.iter("Route")} | ARDOUR_RESERVED_NAMES
     names |= {p.get("name", "") for p in root.iter("Playlist")}
     return names
 

@@ -264,6 +264,14 @@ def test_track_names_are_made_safe_for_port_names(tmp_path: Path) -> None:
     assert route.findall("IO")[0].findall("Port")[0].get("name") == "L-R- mix/audio_in 1"
 
 
+def test_ardours_own_io_names_are_not_used_for_tracks(tmp_path: Path) -> None:
+    session_file = make_session(tmp_path)
+    wav = write_wav(tmp_path / "a.wav")
+    # "Click" is Ardour's metronome output: a track of that name makes the session fail to load on JACK
+    assert insert_audio_file(session_file, wav, position_samples=0, track_name="Click").track_name == "Click 2"
+    assert insert_audio_file(session_file, wav, position_samples=0, track_name="Master").track_name == "Master 2"
+
+
 def test_an_existing_session_range_grows_and_never_shrinks(tmp_path: Path) -> None:
     session_file = make_session(tmp_path)
     text = session_file.read_text().replace(

@@ -791,3 +791,27 @@ def test_cli_capture_refuses_an_existing_file_before_recording(
     assert code == 2 and "bars must be in 1..64" in capsys.readouterr().err
     code = main(["capture", "--help"])
     assert code == 0 and "--latency-frames" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("bpm", "period"), [(120.0, 1024), (120.0, 256), (97.5, 1024), (140.0, 1024)])
+def test_jack_quantized_clocks_near_the_period_give_the_true_tempo(bpm: float, period: int) -> None:
+    """Ardour at 120 BPM / 48 kHz sends a clock every 1000 frames; JACK delivers them per 1024-frame period, so
+    each maps to the middle of its period: dozens of clocks in a row one period apart, then two in one period.
+    The tempo is the clocks' tempo, not the period's (117.19 BPM), over one and over four bars; and a lost
+    period in the middle is still a dropout, not a tempo."""
+    rate = 48_000
+    spacing = 60.0 * rate / (24 * bpm)
+    for clocks in (4 * 24, 16 * 24):
+        true = 1234.5 + spacing * np.arange(clocks)
+        quantized = np.floor(true / period) * period + (period - 1) / 2.0
+        [segment] = capture_module.fit_tempo_map(
+            list(quantized), 0.0, rate, tolerance_frames=0.75 * period, quantum_frames=period
+        )
+        assert segment.tempo_bpm == pytest.approx(bpm, abs=0.01), (clocks, segment)
+        assert abs(segment.frame - 1234.5) <= period / 2  # the first clock's frame, to within the quantization
+
+    true = 1234.5 + 1000.0 * np.arange(8 * 24)
+    true[100:] -= 1024  # JACK lost a period of our audio: the clocks land a period early from there on
+    quantized = np.floor(true / 1024) * 1024 + 511.5
+    with pytest.raises(BadInputError, match="out of step"):
+        capture_module.fit_tempo_map(list(quantized), 0.0, 48_000, tolerance_frames=768, quantum_frames=1024)

@@ -24,13 +24,13 @@ from jack_procs import (
 
 @pytest.fixture
 def jack_server_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., JackServer]]:
-    """``start(period=1024, rate=48000, realtime=False)`` starts a JACK dummy server; the test's environment
+    """``start(period=1024, rate=48000, realtime=True)`` starts a JACK dummy server; the test's environment
     points at it."""
     need("jackd", "jack_wait", "jack_lsp", "jack_transport")
     started: list[JackServer] = []
     logs: list[IO[bytes]] = []
 
-    def start(period: int = 1024, rate: int = 48000, realtime: bool = False) -> JackServer:
+    def start(period: int = 1024, rate: int = 48000, realtime: bool = True) -> JackServer:
         clean_stale_jack_servers()  # else jackd may refuse: "Too many servers already active"
         name = next_server_name()
         env = dict(os.environ, JACK_DEFAULT_SERVER=name, MIDO_BACKEND=JACK_BACKEND, JACK_NO_AUDIO_RESERVATION="1")
