@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-pins.txt 2>/
 OUT ?= out
 PYTEST_FLAGS ?=
 
-.PHONY: all venv system-deps demo test test-slow test-integ test-all lint typecheck bench train-default clean-venv
+.PHONY: all venv system-deps demo test test-unit test-slow test-integ test-all lint typecheck bench train-default clean-venv
 
 all: test
 
@@ -28,7 +28,13 @@ venv: $(STAMP)
 demo: venv
 	$(VENV)/bin/segue continue examples/regions/pop_100bpm_4-4.mid --bars 8 --variants 4 --seed 7 --out $(OUT)/demo
 
-test: venv
+# Everything but the slow and GPU tests, the integration tests (real JACK, jack_midi_clock, headless Ardour, the
+# segue bridge process) included: system-deps installs their Debian packages first.
+test: venv system-deps
+	$(PY) -m pytest -m "not slow and not gpu" $(PYTEST_FLAGS)
+
+# The fast loop while developing: no real processes.
+test-unit: venv
 	$(PY) -m pytest -m "not slow and not integration and not gpu" $(PYTEST_FLAGS)
 
 test-slow: venv
