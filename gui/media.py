@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,8 +172,8 @@ def estimate_key(notes: list[Note] | tuple[Note, ...]) -> str:
 def region_from_files(midi_path: Path | None, audio_path: Path | None, tempo_bpm: float | None = None) -> DawRegion:
     """A region from files the user opened or dropped (MIDI and/or audio), starting at beat 0 on no track.
 
-    Tempo and meter come from the MIDI file; an audio file alone gets ``tempo_bpm`` (else 120 BPM, which the
-    user can change in the Region panel) and 4/4.
+    Tempo and meter come from the MIDI file; an audio file alone gets ``tempo_bpm``, else the tempo its name
+    states (``loop_100bpm.wav``), else 120 BPM, which the user can change in the Region panel; and 4/4.
     """
     if midi_path is None and audio_path is None:
         raise BadInputError(f"open {ACCEPTED_FORMATS}")
@@ -186,7 +187,7 @@ def region_from_files(midi_path: Path | None, audio_path: Path | None, tempo_bpm
     else:
         assert audio_path is not None
         audio = read_audio(audio_path, buckets=8)
-        tempo = tempo_bpm or DEFAULT_TEMPO_BPM
+        tempo = tempo_bpm or tempo_from_name(audio_path) or DEFAULT_TEMPO_BPM
         length = audio.duration_seconds * tempo / 60.0
         meter = Meter()
     if length <= 0:
@@ -201,6 +202,18 @@ def region_from_files(midi_path: Path | None, audio_path: Path | None, tempo_bpm
         meter=meter,
         track=name,
     )
+
+
+_BPM_IN_NAME = re.compile(r"(?<![\d.])(\d{2,3}(?:\.\d+)?)\s*[-_ ]?bpm", re.IGNORECASE)
+
+
+def tempo_from_name(path: Path) -> float | None:
+    """The tempo a file name states, as sample packs and bounces often do (``loop_100bpm.wav``, ``92 BPM``)."""
+    match = _BPM_IN_NAME.search(path.stem)
+    if match is None:
+        return None
+    tempo = float(match.group(1))
+    return tempo if 40.0 <= tempo <= 300.0 else None
 
 
 def classify_dropped(paths: list[Path]) -> tuple[Path | None, Path | None]:

@@ -22,7 +22,7 @@ from engine.api import MAX_BARS, MAX_VARIANTS
 from gui import theme
 from gui.models import EngineView, GenerateForm, JobRow, JobsState, Models
 from gui.session import Session
-from gui.widgets import QtCard, field, label, row, set_quietly
+from gui.widgets import QtCard, QtElidedLabel, field, label, row, set_quietly
 
 _MODES = {"continue": "Continue", "accompany": "Accompany"}
 _STATUS_TEXT = {"running": "", "done": "done", "failed": "failed", "cancelled": "cancelled", "queued": "queued"}
@@ -41,8 +41,8 @@ class QtJobRow(QWidget):
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setFixedHeight(8)
-        self.message = label("", "dim")
-        self.message.setWordWrap(True)
+        self.message = QtElidedLabel()
+        self.message.setObjectName("dim")
         layout.addLayout(row(self.name, 1, self.status))
         layout.addWidget(self.bar)
         layout.addWidget(self.message)
@@ -54,7 +54,7 @@ class QtJobRow(QWidget):
         self.status.setText(percent if job.status == "running" else _STATUS_TEXT.get(job.status, job.status))
         self.bar.setValue(int(job.fraction * 1000))
         failed = job.status in ("failed", "cancelled")
-        self.message.setText(job.message if failed or job.status == "running" else "")
+        self.message.set_full_text(job.message if failed or job.status == "running" else "")
         self.message.setStyleSheet(f"color: {theme.BAD};" if job.status == "failed" else "")
 
 

@@ -51,7 +51,7 @@ from gui.audition import (
     SoundDeviceOutput,
 )
 from gui.engines import EngineFactory, EngineHandle, EngineState
-from gui.media import classify_dropped, read_media, region_from_files
+from gui.media import classify_dropped, read_media, region_from_files, tempo_from_name
 from gui.models import JobRow, Message, Models, VariantsState
 from gui.settings import GuiSettings, save_settings
 
@@ -449,6 +449,12 @@ class Session:
             return
         self._remember(last_open_dir=str(paths[0].parent))
         self._show_region(region, "file")
+        if midi is None and audio is not None:  # audio has no tempo map: say what was assumed
+            named = tempo_from_name(audio) is not None
+            where = "from its file name" if named else "assumed (audio files carry no tempo)"
+            self.say("warning", f"{audio.name}: {region.tempo_bpm:g} BPM, {region.meter} {where}. If the DAW's "
+                     "tempo differs, set Tempo in the Region panel before you generate.")
+            return
         self.say("info", f"Region: {region.track}. Choose bars and variants, then Generate.")
 
     def set_region_timing(self, tempo_bpm: float | None = None, meter: Meter | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PyQt6.QtCore import Qt, QTimer
-from PyQt6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShowEvent
+from PyQt6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QResizeEvent, QShowEvent
 from PyQt6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -65,10 +65,21 @@ class QtMessageBar(QFrame):
         )
         self.text.setText(message.text)
         self.show()
+        self._fit()
         if message.level == "info":
             self.timer.start(INFO_SHOWN_MS)
         else:
             self.timer.stop()
+
+
+    def resizeEvent(self, event: QResizeEvent | None) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        """A word-wrapped label in nested layouts does not grow by itself: make room for every line."""
+        width = max(100, self.text.width())
+        self.text.setMinimumHeight(self.text.heightForWidth(width))
 
 
 class QtMainWindow(QMainWindow):

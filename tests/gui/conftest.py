@@ -46,9 +46,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.qt_log_ignore(OFFSCREEN_NOISE))
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="session")
 def _themed(qapp: Any) -> None:
-    apply_theme(qapp)
+    apply_theme(qapp)  # once: a style sheet on the application re-polishes every widget
 
 
 @pytest.fixture

@@ -169,3 +169,18 @@ def test_place_in_daw_needs_a_daw_then_sends_the_variant(
     kinds = {p.kind for p in placed if isinstance(p, Placement)}
     assert kinds == {"audio", "midi"}
     assert all(p.file_path.is_file() and p.variant_id == "v02" for p in placed if isinstance(p, Placement))
+
+
+def test_a_long_failure_fits_the_job_row_and_is_whole_in_the_message_bar(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    long = "no audio model is installed; train one with `segue train audio --data DIR --out MODEL` " * 3
+    engine = StemEngine(fail=EngineError(long.strip()))
+    rig, window = _ready(qtbot, make_rig, make_window, region_file, engine=engine)
+    qtbot.mouseClick(window.generate.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: any(r.status == "failed" for r in rig.models.jobs.value.rows), timeout=5000)
+    row = window.generate.job_rows[0]
+    assert row.message.text().endswith("…") and row.message.toolTip() == long.strip()
+    bar = window.message_bar.text
+    qtbot.waitUntil(lambda: bar.height() >= bar.heightForWidth(bar.width()), timeout=2000)  # every line shows
+    assert long.strip() in bar.text()

@@ -256,3 +256,30 @@ def test_history_lists_jobs_and_opens_one(
     assert len(rig.models.variants.value.items) == 1  # the first job's one variant
     rig.models.history.set(HistoryState())
     assert panel.tree.topLevelItemCount() == 0
+
+
+def test_an_audio_region_takes_its_tempo_from_the_name_or_asks(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, tmp_path: Path
+) -> None:
+    from fake_engine import write_wav
+
+    from gui.media import tempo_from_name
+
+    assert tempo_from_name(Path("Loop 92 BPM.wav")) == 92.0 and tempo_from_name(Path("take_3.wav")) is None
+    assert tempo_from_name(Path("kick_128bpm_v2.flac")) == 128.0 and tempo_from_name(Path("x_1200bpm.wav")) is None
+    rig = make_rig()
+    window = make_window(rig)
+    window.show()
+    named = write_wav(tmp_path / "loop_96bpm.wav", 10.0)  # 16 beats at 96 BPM: 4 bars
+    rig.session.open_files([named])
+    panel = window.region
+    assert panel.tempo.value() == 96.0 and panel.bars.text() == "4" and len(panel.view.peaks) > 100
+    assert "96 BPM, 4/4 from its file name" in window.message_bar.text.text()
+    unnamed = write_wav(tmp_path / "take.wav", 10.0)
+    rig.session.open_files([unnamed])
+    assert panel.tempo.value() == 120.0 and panel.bars.text() == "5"
+    said = window.message_bar.text.text()
+    assert "assumed" in said and "set Tempo in the Region panel" in said
+    panel.tempo.setValue(96.0)  # the user corrects it: the length in bars follows
+    panel.tempo.editingFinished.emit()
+    assert panel.bars.text() == "4"
