@@ -101,8 +101,13 @@ class LocalEngine:
         return self._models[key]
 
     def _audio(self, name: str) -> AudioModel:
+        from engine.audio.musicgen import is_musicgen_spec, load_musicgen
         from engine.audio.prior import AudioModel
 
+        if is_musicgen_spec(name):  # --model musicgen:DIR (transformers, local files only)
+            if name not in self._audio_models:
+                self._audio_models[name] = load_musicgen(name, self.device)
+            return self._audio_models[name]
         try:
             ckpt = find_checkpoint(name, kind="audio")
         except ModelNotFoundError as e:
@@ -146,7 +151,7 @@ class LocalEngine:
 
         The audio model is None when the region has MIDI too and no audio model is installed."""
         name, has_midi = request.model, request.prompt.midi_path is not None
-        if not has_midi:
+        if not has_midi or name.startswith("musicgen:"):
             return name, "default"
         if name not in ("", "default"):
             ckpt = find_checkpoint(name, kind="audio")
@@ -271,10 +276,10 @@ class LocalEngine:
         taken = [f"v{i:02d}" for i in range(1, params.variants + 1) if (job_dir / f"v{i:02d}").exists()]
         if taken:  # before any work: Segue never overwrites
             raise EngineError(f"{job_dir / taken[0]} already exists; Segue never overwrites files")
-        options = SamplingOptions()
         with self._lock:
             report(0.02, "loading the audio model")
             model = self._audio(audio_name)
+            options = SamplingOptions(step_threads=model.step_threads)
             symbolic = self._symbolic(midi_name) if midi_region is not None else None
             timings["load_seconds"] = time.perf_counter() - started
             plan = plan_prompt(model, grid, bars, options)

@@ -21,7 +21,7 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -29,6 +29,9 @@ from safetensors.torch import load_file, save_file
 from engine.checkpoints import AUDIO_PRIOR_TYPE, CONFIG_NAME, WEIGHTS_NAME, Checkpoint, write_json_atomic
 from engine.errors import ModelNotFoundError
 from engine.symbolic.model import GPT, GPTConfig
+
+if TYPE_CHECKING:
+    from engine.audio.sampling import Prior
 
 log = logging.getLogger(__name__)
 
@@ -157,8 +160,9 @@ class AudioModel:
     """A prior and the codec whose codes it models."""
 
     name: str
-    prior: GPT
+    prior: Prior
     codec: Codec
+    step_threads: int | None = 1  # torch threads for the one-frame sampling steps (SamplingOptions.step_threads)
 
     def __post_init__(self) -> None:
         config = self.prior.config

@@ -24,18 +24,35 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
 from engine.api import CancelToken
-from engine.symbolic.model import GPT, KVCache
 
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[float], None]
 UNKNOWN = -1
+
+
+class Prior(Protocol):
+    """A prior sampling can drive: Segue's GPT (:class:`engine.symbolic.model.GPT`) or an adapter around another
+    decoder (:class:`engine.audio.musicgen.MusicgenPrior`). ``model(idx [K, Q, T], cache=cache)`` appends ``T``
+    steps to the cache and returns ``(logits [K, Q, T, vocab_size], anything)``."""
+
+    @property
+    def config(self) -> Any: ...
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+    def num_parameters(self) -> int: ...
+
+    def new_cache(self, batch_size: int) -> Any: ...
+
+    def __call__(self, idx: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]: ...
 
 
 def delay_pattern(codes: torch.Tensor, special: int) -> torch.Tensor:
@@ -94,7 +111,7 @@ def _per_row(values: float | Sequence[float], rows: int, name: str) -> torch.Ten
 
 @torch.inference_mode()
 def sample_frames(
-    model: GPT,
+    model: Prior,
     prompt: torch.Tensor,
     frames: int,
     seeds: Sequence[int],
@@ -142,7 +159,7 @@ def sample_frames(
         known[q, total + q :] = special  # after codebook q's last frame
     sequence = known[None].repeat(K, 1, 1).to(device)  # [K, Q, steps]; UNKNOWN entries are overwritten
 
-    cache: KVCache = model.new_cache(K)
+    cache = model.new_cache(K)
     logits, _ = model(sequence[:, :, :P], cache=cache)  # prefill the prompt: [K, Q, 1, V]
     threads = torch.get_num_threads()
     if options.step_threads and device.type == "cpu":
@@ -177,11 +194,11 @@ class _Rows:
 
 
 def _steps(
-    model: GPT,
+    model: Prior,
     sequence: torch.Tensor,
     known: torch.Tensor,
     P: int,
-    state: tuple[KVCache, torch.Tensor],
+    state: tuple[Any, torch.Tensor],
     rows: _Rows,
     options: SamplingOptions,
     progress: ProgressFn | None,
