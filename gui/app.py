@@ -172,6 +172,7 @@ def _screenshot(app: object, window: object, session: object, options: GuiOption
             message = session.models.message.value
             say(f"segue gui: the demo job did not finish: {message.text if message else 'timed out'}")
             return 1
+    wait(lambda: _thumbnails_read(session), 10.0)
     items = session.models.variants.value.items
     if items:
         session.toggle_star(items[0].variant_id)
@@ -199,6 +200,14 @@ def _job_ended(session: object) -> bool:
 
     assert isinstance(session, Session)
     return any(r.status in ("failed", "cancelled") for r in session.models.jobs.value.rows)
+
+
+def _thumbnails_read(session: object) -> bool:
+    from gui.session import Session
+
+    assert isinstance(session, Session)
+    items = session.models.variants.value.items
+    return all(i.audio is not None or "audio" not in i.files for i in items)
 
 
 def _second_job_shown(session: object) -> bool:

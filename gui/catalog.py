@@ -4,6 +4,7 @@ out or to audition, and the regions that "regenerate" and "continue from a varia
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 from bridge.jobs import JobRecord
@@ -18,13 +19,15 @@ log = logging.getLogger(__name__)
 THUMBNAIL_BUCKETS = 240
 
 
-def variant_items(job_dir: Path, record: JobRecord, starred: set[str]) -> tuple[VariantItem, ...]:
-    """One item per variant of a job, with absolute paths and (when readable) thumbnail summaries."""
+def variant_items(
+    job_dir: Path, record: JobRecord, starred: set[str], thumbnails: bool = True
+) -> tuple[VariantItem, ...]:
+    """One item per variant of a job, with absolute paths and (``thumbnails``, when readable) the summaries its
+    thumbnails are drawn from; without, :func:`thumbnails_of` reads them later (on another thread)."""
     items = []
     for number, variant in enumerate(record.variants, start=1):
         files = {role: (job_dir / rel).resolve() for role, rel in variant.files.items()}
-        midi = _summary(files.get("midi"), "midi")
-        audio = _summary(files.get("audio"), "audio")
+        midi, audio = thumbnails_of(files) if thumbnails else (None, None)
         items.append(
             VariantItem(
                 job_id=record.id,
@@ -40,6 +43,11 @@ def variant_items(job_dir: Path, record: JobRecord, starred: set[str]) -> tuple[
             )
         )
     return tuple(items)
+
+
+def thumbnails_of(files: Mapping[str, Path]) -> tuple[MediaSummary | None, MediaSummary | None]:
+    """(MIDI, audio) summaries of a variant's files, for its thumbnails; None for what is missing or unreadable."""
+    return _summary(files.get("midi"), "midi"), _summary(files.get("audio"), "audio")
 
 
 def _summary(path: Path | None, kind: str) -> MediaSummary | None:

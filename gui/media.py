@@ -133,6 +133,17 @@ def read_audio(path: Path, buckets: int = PEAK_BUCKETS) -> MediaSummary:
     )
 
 
+def audio_seconds(path: Path) -> float:
+    """The length of an audio file from its header (no samples read)."""
+    try:
+        info = soundfile.info(str(path))
+    except FileNotFoundError as e:
+        raise BadInputError(f"{path}: no such file") from e
+    except (RuntimeError, OSError, soundfile.LibsndfileError) as e:
+        raise BadInputError(f"{path.name} could not be read as audio ({e}); {ACCEPTED_FORMATS}") from e
+    return float(info.frames) / float(info.samplerate) if info.samplerate else 0.0
+
+
 def peaks_of(audio: np.ndarray, buckets: int = PEAK_BUCKETS) -> tuple[float, ...]:
     """Max absolute value per bucket of ``audio`` ``[frames, channels]``, scaled to the loudest (0..1)."""
     if audio.size == 0 or buckets <= 0:
@@ -186,9 +197,8 @@ def region_from_files(midi_path: Path | None, audio_path: Path | None, tempo_bpm
         meter = midi.meter or Meter()
     else:
         assert audio_path is not None
-        audio = read_audio(audio_path, buckets=8)
         tempo = tempo_bpm or tempo_from_name(audio_path) or DEFAULT_TEMPO_BPM
-        length = audio.duration_seconds * tempo / 60.0
+        length = audio_seconds(audio_path) * tempo / 60.0
         meter = Meter()
     if length <= 0:
         raise BadInputError(f"{(midi_path or audio_path)} is empty")

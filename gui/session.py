@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,8 +52,8 @@ from gui.audition import (
     SoundDeviceOutput,
 )
 from gui.engines import EngineFactory, EngineHandle, EngineState
-from gui.media import classify_dropped, read_media, region_from_files, tempo_from_name
-from gui.models import JobRow, Message, Models, VariantsState
+from gui.media import MediaSummary, classify_dropped, read_media, region_from_files, tempo_from_name
+from gui.models import JobRow, Message, Models, VariantItem, VariantsState
 from gui.settings import GuiSettings, save_settings
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,16 @@ class RegionFromDaw:
     region: DawRegion
 
 
-SessionEvent = BridgeEvent | AuditionEvent | EngineState | OscHeard | OscRejected | RegionFromDaw
+@dataclass(frozen=True)
+class ThumbnailsRead:
+    """A variant's thumbnails, read on a worker thread after its job was shown."""
+
+    key: str  # VariantItem.key
+    midi: MediaSummary | None
+    audio: MediaSummary | None
+
+
+SessionEvent = BridgeEvent | AuditionEvent | EngineState | OscHeard | OscRejected | RegionFromDaw | ThumbnailsRead
 Post = Callable[[object], None]
 
 
@@ -296,6 +306,12 @@ class Session:
             self.models.variants.update(playing="", audition_message=event.message)
             self.say("warning", event.message)
 
+    def _on_thumbnails(self, event: ThumbnailsRead) -> None:
+        state = self.models.variants.value
+        items = tuple(dataclasses.replace(i, midi=event.midi, audio=event.audio) if i.key == event.key else i
+                      for i in state.items)
+        self.models.variants.update(items=items)
+
     _HANDLERS: dict[type, Callable[[Session, Any], None]] = {
         JobStarted: _on_started,
         JobProgress: _on_progress,
@@ -307,6 +323,7 @@ class Session:
         OscHeard: _on_heard,
         OscRejected: _on_rejected,
         RegionFromDaw: _on_daw_region,
+        ThumbnailsRead: _on_thumbnails,
         AuditionStarted: _on_audition,
         AuditionStopped: _on_audition,
         AuditionFailed: _on_audition,
@@ -563,7 +580,7 @@ class Session:
             self.say("error", f"Cannot open that job: {e}")
             return
         starred = set(self.settings.starred)
-        items = catalog.variant_items(job_dir, record, starred)
+        items = catalog.variant_items(job_dir, record, starred, thumbnails=False)
         current = self.models.variants.value
         if current.playing:
             self.player.stop()
@@ -580,6 +597,23 @@ class Session:
                 audition_message="" if record.status == "done" else catalog.status_text(record),
             )
         )
+        self._read_thumbnails(items)
+
+    def _read_thumbnails(self, items: tuple[VariantItem, ...]) -> None:
+        """Read the variants' MIDI and audio for their thumbnails off the GUI thread (long takes, many variants)."""
+        post = self._post
+
+        def read() -> None:
+            for item in items:
+                try:
+                    midi, audio = catalog.thumbnails_of(item.files)
+                except Exception:  # a thumbnail is not worth a crash; the row shows without it
+                    log.exception("reading the thumbnails of %s failed", item.key)
+                    continue
+                post(ThumbnailsRead(item.key, midi, audio))
+
+        threading.Thread(target=read, name="segue-thumbnails", daemon=True).start()
+
 
     def select(self, variant_id: str) -> None:
         self.models.variants.update(selected=variant_id)

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from gui_rig import Rig, StemEngine, generate_and_wait, wait_engine
 from PyQt6.QtCore import Qt, QTimer
 from pytestqt.qtbot import QtBot
@@ -184,3 +185,30 @@ def test_a_long_failure_fits_the_job_row_and_is_whole_in_the_message_bar(
     bar = window.message_bar.text
     qtbot.waitUntil(lambda: bar.height() >= bar.heightForWidth(bar.width()), timeout=2000)  # every line shows
     assert long.strip() in bar.text()
+
+
+def test_showing_a_job_does_not_wait_for_its_thumbnails(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from gui import catalog
+
+    rig, window = _ready(qtbot, make_rig, make_window, region_file)
+    generate_and_wait(qtbot, rig, variants=2)
+    job_dir = rig.models.variants.value.job_dir
+    assert job_dir is not None
+    release = threading.Event()
+    slow_reader = catalog.thumbnails_of
+
+    def slow(files: object) -> object:
+        release.wait(5.0)  # a long take on a slow disk
+        return slow_reader(files)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(catalog, "thumbnails_of", slow)
+    rig.session.open_job(job_dir)  # returns at once: rows first, thumbnails later
+    items = rig.models.variants.value.items
+    assert len(items) == 2 and all(i.audio is None for i in items)
+    assert window.variants.list_model.rowCount() == 2
+    release.set()
+    qtbot.waitUntil(lambda: all(i.audio is not None for i in rig.models.variants.value.items), timeout=3000)

@@ -208,7 +208,10 @@ def test_variants_show_a_job_and_the_buttons_change_the_model(
     assert panel.list_model.rowCount() == 3 and not panel.empty.isVisibleTo(panel)
     item = panel.list_model.items[0]
     assert (item.variant_id, item.seed, item.number) == ("v01", 5, 1)
-    assert item.midi is not None and item.audio is not None and item.audio.peaks  # both thumbnails
+    # the thumbnails are read on another thread, then drawn
+    qtbot.waitUntil(lambda: all(i.midi and i.audio for i in panel.list_model.items), timeout=3000)
+    item = panel.list_model.items[0]
+    assert item.midi is not None and item.audio is not None and item.audio.peaks and item.midi.notes
     assert "continue · 4 bars · 120.00 BPM 4/4 · fake-midi" in panel.job_label.text()
     assert (panel.slot_a.currentData(), panel.slot_b.currentData()) == ("v01", "v02")
     assert [c.text() for c in panel.stem_chips] == ["⇱ bass", "⇱ piano"]
