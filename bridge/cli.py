@@ -190,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the DAW's output latency for captures (see `segue capture --help`; Ardour: -2048)",
     )
     p.add_argument("--capture-meter", default="4/4", metavar="N/D", help="the meter of captures (%(default)s)")
+    p.add_argument(
+        "--watch",
+        type=Path,
+        metavar="DIR",
+        help="also take region requests from DIR/requests/*.json and write a JSON per placed file to DIR/placed/ "
+        "(for DAW scripts that cannot send OSC, e.g. REAPER's; see daw_templates/any/README.md)",
+    )
     p.set_defaults(handler=cmd_bridge)
 
     p = sub.add_parser(
@@ -487,6 +494,7 @@ def cmd_bridge(args: argparse.Namespace, factory: EngineFactory) -> int:
             device=_device(args.capture_input),
             channels=args.capture_channels,
         ),
+        watch_dir=args.watch.expanduser().resolve() if args.watch is not None else None,
     )
     serve(options, lambda: _open(factory, args.engine), _err, args.bridge_ready)
     return EXIT_OK

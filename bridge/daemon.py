@@ -26,6 +26,7 @@ from bridge.clock import ClockFollower, ClockState
 from bridge.midiports import ClockInput, Lister, MidiPortError, Opener, ReconnectingInput, list_ports
 from bridge.osc import DEFAULT_HOST, OscBridge, OscServer, resolve_host
 from bridge.service import BridgeService, DawRegion, PlacePolicy, TransportProvider, TransportState
+from bridge.watch import WatchFolder
 from engine.api import Engine
 from engine.errors import BadInputError
 
@@ -54,6 +55,7 @@ class BridgeOptions:
     model: str = "default"
     midi_clock_in: str | None = None  # input port name
     capture: TakeOptions = TakeOptions()  # how /segue/capture/arm records (device, latency, meter)
+    watch_dir: Path | None = None  # the "any DAW" watched folder (bridge.watch), when set
 
 
 ClockTap = Callable[[mido.Message, float, ClockState], None]
@@ -204,6 +206,7 @@ def serve(
         on_done=lambda take: service.set_region(region_of_take(take)),
     )
     bridge = OscBridge(service, None if adapter is not None else daw_address, capture=capture)
+    watch = WatchFolder(service, options.watch_dir) if options.watch_dir is not None else None
     try:
         server = OscServer(bridge, options.osc_host, options.osc_port)
     except BaseException:
@@ -222,6 +225,9 @@ def serve(
     try:
         service.start()
         server.start()
+        if watch is not None:
+            watch.start()
+            say(f"segue bridge: watching {watch.requests} for requests; placements go to {watch.placed}")
         if clock is not None:
             _say_midi(clock, say)
             clock.start()
@@ -243,6 +249,8 @@ def serve(
             pass
         say("segue bridge: stopping")
     finally:
+        if watch is not None:
+            watch.close()
         capture.close()
         if adapter is not None:
             adapter.close()
