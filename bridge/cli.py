@@ -137,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_jobs)
 
+    p = sub.add_parser(
+        "eval", parents=[common], help="score a job folder: length, tempo, meter, key, grid, loudness, join, variety"
+    )
+    p.add_argument("job_dir", type=Path, metavar="JOB_DIR", help="a folder written by `segue continue`")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any check fails")
+    p.set_defaults(handler=cmd_eval)
+
     p = sub.add_parser("bridge", parents=[common], help="the headless DAW bridge: Segue's OSC on UDP (Ctrl-C stops)")
     p.add_argument("--osc-host", default=DEFAULT_HOST, help="address to listen on (%(default)s)")
     p.add_argument("--osc-port", type=int, default=DEFAULT_PORT, help="UDP port; 0: any free one (%(default)s)")
@@ -456,6 +464,13 @@ def cmd_doctor(args: argparse.Namespace, factory: EngineFactory) -> int:
             mark = {True: "ok  ", False: "FAIL", None: "--  "}[check["ok"]]
             print(f"[{mark}] {labels.get(name, name)}: {check['detail']}")
     return EXIT_OK if all(c["ok"] is not False for c in checks.values()) else EXIT_FAILED
+
+
+def cmd_eval(args: argparse.Namespace, factory: EngineFactory) -> int:
+    """``segue eval JOB_DIR``: numpy, soundfile and mido only, no torch (engine.evaluate)."""
+    scores, table, passed = api.evaluate(args.job_dir.expanduser().resolve())
+    print(json.dumps(scores, indent=2, ensure_ascii=False) if args.json else table)
+    return EXIT_FAILED if args.strict and not passed else EXIT_OK
 
 
 def cmd_jobs(args: argparse.Namespace, factory: EngineFactory) -> int:

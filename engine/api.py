@@ -256,6 +256,14 @@ def run_training(kind: str, argv: list[str]) -> int:
     raise BadInputError(f"unknown training kind {kind!r}: use 'symbolic' (MIDI) or 'audio'")
 
 
+def evaluate(job_dir: Path) -> tuple[dict[str, Any], str, bool]:
+    """Entry point of ``segue eval``: the scores of a finished job folder as (JSON, table, all passed).
+    Imports :mod:`engine.evaluate` lazily (numpy, soundfile, mido; no torch)."""
+    evaluation = importlib.import_module("engine.evaluate")
+    score = evaluation.evaluate_job(job_dir)
+    return score.to_json(), evaluation.format_table(score), bool(score.passed)
+
+
 def doctor() -> dict[str, dict[str, Any]]:
     """Checks for ``segue doctor``: name -> ``{"ok": bool, "detail": str}``. Imports lazily."""
     import platform

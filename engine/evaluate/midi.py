@@ -1,0 +1,158 @@
+"""Measures on MIDI files: notes, length, tempo and meter, onset grid, key, variety."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+import numpy as np
+
+from engine.errors import BadInputError
+from engine.evaluate.music import Key, estimate_key
+
+GRID_DIVISIONS = (1, 2, 3, 4, 6, 8, 12, 16, 24)  # onset grids tried, in divisions of a quarter note
+GRID_SHARE = 0.95  # the region's grid: the coarsest that holds this share of its onsets
+GRID_TOLERANCE_BEATS = 1 / 48  # an onset this close to a grid line is on it (10 ms at 120 BPM)
+
+
+@dataclass(frozen=True)
+class Note:
+    start: int  # ticks
+    end: int
+    pitch: int
+    channel: int
+
+    @property
+    def is_drum(self) -> bool:
+        return self.channel == 9
+
+
+@dataclass(frozen=True)
+class MidiContent:
+    path: Path
+    ticks_per_beat: int
+    notes: tuple[Note, ...]
+    end_tick: int  # the last end-of-track (or event) over all tracks
+    tempos_bpm: tuple[float, ...]  # in file order
+    meters: tuple[tuple[int, int], ...]
+
+    @property
+    def length_beats(self) -> float:
+        return self.end_tick / self.ticks_per_beat
+
+    def window(self, start_tick: int, end_tick: int) -> MidiContent:
+        """The notes starting in ``[start_tick, end_tick)``, moved to start at 0."""
+        notes = tuple(
+            Note(n.start - start_tick, n.end - start_tick, n.pitch, n.channel)
+            for n in self.notes
+            if start_tick <= n.start < end_tick
+        )
+        return MidiContent(self.path, self.ticks_per_beat, notes, end_tick - start_tick, self.tempos_bpm, self.meters)
+
+
+def read_midi(path: Path) -> MidiContent:
+    """Notes (note-on/off pairs per channel and pitch), tempos, meters and the length of ``path``."""
+    try:
+        midi = mido.MidiFile(str(path))
+    except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
+        raise BadInputError(f"{path} is not a readable MIDI file ({e})") from e
+    notes: list[Note] = []
+    tempos: list[float] = []
+    meters: list[tuple[int, int]] = []
+    end_tick = 0
+    for track in midi.tracks:
+        tick = 0
+        open_notes: dict[tuple[int, int], list[int]] = {}
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo":
+                tempos.append(mido.tempo2bpm(msg.tempo))
+            elif msg.type == "time_signature":
+                meters.append((msg.numerator, msg.denominator))
+            elif msg.type == "note_on" and msg.velocity > 0:
+                open_notes.setdefault((msg.channel, msg.note), []).append(tick)
+            elif msg.type in ("note_off", "note_on"):
+                starts = open_notes.get((msg.channel, msg.note))
+                if starts:
+                    notes.append(Note(starts.pop(0), tick, msg.note, msg.channel))
+        for (channel, pitch), starts in open_notes.items():  # never released: they end with the track
+            notes.extend(Note(s, tick, pitch, channel) for s in starts)
+        end_tick = max(end_tick, tick)
+    notes.sort(key=lambda n: (n.start, n.pitch, n.channel))
+    return MidiContent(path, midi.ticks_per_beat, tuple(notes), end_tick, tuple(tempos), tuple(meters))
+
+
+def pitch_class_histogram(content: MidiContent) -> np.ndarray:
+    """Duration-weighted pitch classes of the pitched notes."""
+    h = np.zeros(12)
+    for n in content.notes:
+        if not n.is_drum:
+            h[n.pitch % 12] += max(1, n.end - n.start)
+    return h
+
+
+def midi_key(content: MidiContent) -> Key | None:
+    return estimate_key(pitch_class_histogram(content))
+
+
+def in_scale_share(content: MidiContent, key: Key) -> float | None:
+    pitched = [n for n in content.notes if not n.is_drum]
+    if not pitched:
+        return None
+    scale = key.scale()
+    return sum(1 for n in pitched if n.pitch % 12 in scale) / len(pitched)
+
+
+def _on_grid(content: MidiContent, division: int) -> float | None:
+    if not content.notes:
+        return None
+    step = content.ticks_per_beat / division
+    tolerance = GRID_TOLERANCE_BEATS * content.ticks_per_beat
+    on = 0
+    for n in content.notes:
+        offset = n.start % step
+        if min(offset, step - offset) <= tolerance:
+            on += 1
+    return on / len(content.notes)
+
+
+def onset_grid(content: MidiContent) -> int | None:
+    """The region's grid: the coarsest division of the beat that holds :data:`GRID_SHARE` of its onsets."""
+    for division in GRID_DIVISIONS:
+        share = _on_grid(content, division)
+        if share is None:
+            return None
+        if share >= GRID_SHARE:
+            return division
+    return GRID_DIVISIONS[-1]
+
+
+def grid_share(content: MidiContent, division: int) -> float | None:
+    """The share of ``content``'s onsets on a grid of ``division`` per beat."""
+    return _on_grid(content, division)
+
+
+def bars_with_notes(content: MidiContent, bar_beats: float, bars: int) -> int:
+    bar_ticks = bar_beats * content.ticks_per_beat
+    return len({int(n.start // bar_ticks) for n in content.notes if 0 <= n.start // bar_ticks < bars})
+
+
+def note_set(content: MidiContent, division: int) -> set[tuple[int, int, bool]]:
+    step = content.ticks_per_beat / division
+    return {(round(n.start / step), n.pitch, n.is_drum) for n in content.notes}
+
+
+def variety(contents: list[MidiContent], division: int) -> tuple[float | None, int]:
+    """Mean pairwise distance (1 - Jaccard similarity of the (grid onset, pitch) sets) between the variants, and
+    how many pairs are identical."""
+    sets = [note_set(c, division) for c in contents]
+    distances = []
+    identical = 0
+    for a, b in itertools.combinations(sets, 2):
+        union = a | b
+        d = 1.0 - len(a & b) / len(union) if union else 0.0
+        identical += d == 0.0
+        distances.append(d)
+    return (float(np.mean(distances)) if distances else None), identical
