@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 DEMO_REGION = Path(__file__).resolve().parents[1] / "examples" / "regions" / "pop_100bpm_4-4.mid"
 DEMO_TIMEOUT_S = 300.0
 DEMO_PROGRESS_TIMEOUT_S = 60.0
+DEMO_PLAYHEAD_S = 3.3
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,9 @@ def run(options: GuiOptions, engine_factory: EngineFactory = api.open_engine, sa
     apply_theme(app)  # type: ignore[arg-type]
     pump = QtEventPump()
     deps = SessionDeps(engine_factory=engine_factory)
+    demo_output = FakeOutput()  # the screenshot plays a variant without a sound card
     if options.screenshot is not None:
-        deps = dataclasses.replace(deps, output_factory=FakeOutput)
+        deps = dataclasses.replace(deps, output_factory=lambda: demo_output)
     session = Session(settings, settings_path, deps, post=pump.post)
     pump.set_handler(session.apply)
     window = QtMainWindow(session)
@@ -91,7 +93,7 @@ def run(options: GuiOptions, engine_factory: EngineFactory = api.open_engine, sa
     session.start()
     if options.screenshot is not None:
         try:
-            return _screenshot(app, window, session, options, say)
+            return _screenshot(app, window, session, options, say, demo_output)
         finally:
             session.close()
             if options.out_dir is None:  # the demo's own temporary jobs folder
@@ -137,9 +139,12 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _screenshot(app: object, window: object, session: object, options: GuiOptions, say: Callable[[str], None]) -> int:
+def _screenshot(
+    app: object, window: object, session: object, options: GuiOptions, say: Callable[[str], None], output: object
+) -> int:
     from PyQt6.QtWidgets import QApplication
 
+    from gui.audition import FakeOutput
     from gui.session import Session
     from gui.window import QtMainWindow
 
@@ -179,6 +184,8 @@ def _screenshot(app: object, window: object, session: object, options: GuiOption
         session.select(items[min(1, len(items) - 1)].variant_id)
         session.play()
         wait(lambda: bool(session.models.variants.value.playing), 5.0)
+        if isinstance(output, FakeOutput):
+            output.advance(DEMO_PLAYHEAD_S)  # the playhead a few beats in
     if options.demo_job is None:  # a second job under way shows the progress bar and Cancel
         session.generate(seed=11, variants=2)
         wait(lambda: _second_job_shown(session), DEMO_PROGRESS_TIMEOUT_S)

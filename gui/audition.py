@@ -155,6 +155,11 @@ class Playhead:
         with self._lock:
             return self._position
 
+    @property
+    def length(self) -> int:
+        with self._lock:
+            return len(self._buffer)
+
     def pull(self, frames: int) -> Audio:
         """The next ``frames`` frames (silence past the end unless looping)."""
         out = np.zeros((frames, CHANNELS), dtype=np.float32)
@@ -244,9 +249,15 @@ class Player:
         self.playhead = Playhead()
         self._commands: queue.Queue[_Play | str] = queue.Queue()
         self._current: str | None = None
+        self._rate = 0
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._closed = False
+
+    def position_seconds(self) -> float:
+        """How far into the take playing now (0.0 when stopped); any thread."""
+        rate = self._rate
+        return self.playhead.position / rate if rate and self._current is not None else 0.0
 
     @property
     def playing(self) -> str | None:
@@ -352,6 +363,7 @@ class Player:
             self._fail(command.key, f"the sound output failed ({type(e).__name__}: {e})")
             return None
         self._current = command.key
+        self._rate = rate
         self._emit(AuditionStarted(command.key, len(buffer) / rate, waited))
         return None
 

@@ -185,6 +185,7 @@ class VariantsState:
     slot_a: str = ""  # variant ids for A/B
     slot_b: str = ""
     audition_message: str = ""
+    take_seconds: float = 0.0  # the length of what plays (the region and the variant, with region first)
 
     def item(self, variant_id: str) -> VariantItem | None:
         return next((i for i in self.items if i.variant_id == variant_id), None)
@@ -238,3 +239,4 @@ class Models:
     variants: Observable[VariantsState] = field(default_factory=lambda: Observable(VariantsState()))
     history: Observable[HistoryState] = field(default_factory=lambda: Observable(HistoryState()))
     message: Observable[Message | None] = field(default_factory=lambda: Observable[Message | None](None))
+    playhead: Observable[float] = field(default_factory=lambda: Observable(0.0))  # seconds into the take playing

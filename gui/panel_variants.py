@@ -8,7 +8,17 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from PyQt6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QObject, QPersistentModelIndex, QRectF, QSize, Qt
+from PyQt6.QtCore import (
+    QAbstractListModel,
+    QMimeData,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QPointF,
+    QRectF,
+    QSize,
+    Qt,
+)
 from PyQt6.QtGui import QColor, QFont, QPainter, QPen
 from PyQt6.QtWidgets import (
     QAbstractItemView,
@@ -42,6 +52,7 @@ class QtVariantListModel(QAbstractListModel):
         self.session = session
         self.items: tuple[VariantItem, ...] = ()
         self.state = VariantsState()
+        self.playhead_seconds = 0.0
 
     def show(self, state: VariantsState) -> None:
         same_rows = [i.key for i in state.items] == [i.key for i in self.items]
@@ -159,7 +170,23 @@ class QtVariantDelegate(QStyledItemDelegate):
             painter.setBrush(QColor(theme.INPUT))
             painter.drawRoundedRect(wave, 4, 4)
             paint_waveform(painter, wave.adjusted(3, 3, -3, -3), item.audio.peaks)
+        if playing:
+            fraction = playhead_fraction(item, state, self.model.playhead_seconds)
+            if fraction is not None:
+                painter.setPen(QPen(QColor(theme.ACCENT), 2))
+                for box in {(roll.left(), roll.width()), (wave.left(), wave.width())}:
+                    x = box[0] + 3 + fraction * (box[1] - 6)
+                    painter.drawLine(QPointF(x, thumbs.top()), QPointF(x, thumbs.bottom()))
         painter.restore()
+
+
+def playhead_fraction(item: VariantItem, state: VariantsState, seconds: float) -> float | None:
+    """Where the playhead is within the variant (0..1), or None while the region before it plays."""
+    if item.duration_seconds <= 0:
+        return None
+    offset = max(0.0, state.take_seconds - item.duration_seconds) if state.playing.endswith("+region") else 0.0
+    fraction = (seconds - offset) / item.duration_seconds
+    return fraction if 0.0 <= fraction <= 1.0 else None
 
 
 def _whole_bars(length_beats: float, meter: Meter) -> float:
@@ -249,6 +276,7 @@ class QtVariantsPanel(QtCard):
         stems_row.addWidget(self.audition)
         self.body.addLayout(stems_row)
         models.variants.subscribe(self.show_variants)
+        models.playhead.subscribe(self.show_playhead)
 
     def show_variants(self, state: VariantsState) -> None:
         self.list_model.show(state)
@@ -286,6 +314,12 @@ class QtVariantsPanel(QtCard):
         self.drag_stems.setEnabled(selected is not None and bool(selected.stems))
         self._show_stems(selected)
         self.audition.setText(state.audition_message)
+
+    def show_playhead(self, seconds: float) -> None:
+        self.list_model.playhead_seconds = seconds
+        viewport = self.list.viewport()
+        if viewport is not None:
+            viewport.update()
 
     def _show_stems(self, item: VariantItem | None) -> None:
         parts = sorted(item.stems) if item is not None else []

@@ -224,6 +224,9 @@ class Session:
     # -- events from other threads, applied on the GUI thread ------------------------------------------------
 
     def apply(self, event: object) -> None:
+        if self._closed:  # late news from a worker thread: the window may be gone
+            log.debug("closed: dropped %r", event)
+            return
         handler = self._HANDLERS.get(type(event))
         if handler is None:
             log.debug("no handler for %r", event)
@@ -298,7 +301,8 @@ class Session:
         if isinstance(event, AuditionStarted):
             waited = f" (started on the DAW's bar after {event.waited_seconds:.1f} s)" if event.waited_seconds else ""
             name = take_name(event.key, self.models.variants.value)
-            self.models.variants.update(playing=event.key, audition_message=f"Playing {name}{waited}")
+            self.models.variants.update(playing=event.key, audition_message=f"Playing {name}{waited}",
+                                        take_seconds=event.seconds)
         elif isinstance(event, AuditionStopped):
             if self.models.variants.value.playing == event.key:
                 self.models.variants.update(playing="", audition_message="")
@@ -340,7 +344,8 @@ class Session:
         return TransportState(tempo_bpm=region.tempo_bpm if region is not None else 0.0)
 
     def tick(self) -> None:
-        """Refresh the transport display (a timer calls this a few times a second)."""
+        """Refresh the transport display and the playhead (a timer calls this a few times a second)."""
+        self.models.playhead.set(self.player.position_seconds() if self.models.variants.value.playing else 0.0)
         state = self.transport()
         region = self.models.region.value.region
         meter = region.meter if region is not None else Meter()

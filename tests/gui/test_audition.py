@@ -28,6 +28,7 @@ from gui.audition import (
     SoundDeviceOutput,
     seconds_to_next_bar,
 )
+from gui.panel_variants import playhead_fraction
 from gui.window import QtMainWindow
 
 MakeRig = Callable[..., Rig]
@@ -137,6 +138,11 @@ def test_the_variants_panel_plays_stops_and_switches(
     assert panel.audition.text() == "Playing V1" and panel.stop_button.isEnabled()
     output = rig.outputs[0]
     output.advance(1.0)
+    rig.session.tick()  # the window's timer does this: the playhead follows the output
+    assert rig.models.playhead.value == pytest.approx(1.0)
+    item = rig.models.variants.value.item("v01")
+    assert item is not None and playhead_fraction(item, rig.models.variants.value, 1.0) == pytest.approx(0.125)
+    assert panel.list_model.playhead_seconds == pytest.approx(1.0)
     qtbot.mouseClick(panel.ab_button, Qt.MouseButton.LeftButton)  # A is v01: B takes over
     qtbot.waitUntil(lambda: rig.models.variants.value.playing == "v02", timeout=2000)
     assert rig.session.player.playhead.position == 8000
@@ -149,6 +155,12 @@ def test_the_variants_panel_plays_stops_and_switches(
     qtbot.mouseClick(panel.play_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: rig.models.variants.value.playing == "v02+region", timeout=2000)
     assert panel.audition.text() == "Playing the region, then V2"
+    state = rig.models.variants.value  # full.wav: 8 s of region, then the 8 s variant
+    second = state.item("v02")
+    assert second is not None and state.take_seconds == pytest.approx(16.0)
+    assert playhead_fraction(second, state, 4.0) is None  # the region is playing
+    assert playhead_fraction(second, state, 10.0) == pytest.approx(0.25)
+    panel.list.grab()  # paints the playing row with its playhead
     assert rig.outputs == [output]  # one output, reused
 
 

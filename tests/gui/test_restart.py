@@ -81,3 +81,16 @@ def test_the_settings_live_in_the_users_config_folder(monkeypatch: pytest.Monkey
     assert default_out_dir() == platformdirs.user_data_path("segue") / "jobs"
     monkeypatch.setenv("SEGUE_GUI_SETTINGS", str(tmp_path / "s.json"))
     assert default_settings_path() == tmp_path / "s.json"
+
+
+def test_news_after_closing_never_reaches_the_gone_window(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    from bridge.service import JobFailed
+
+    rig = make_rig()
+    window = make_window(rig)
+    window.close()  # closes the session too
+    rig.pump.post(JobFailed("20260101-000000-x-continue-0000", "late", "failed"))  # a worker thread's late event
+    qtbot.wait(20)  # delivered on the GUI thread: dropped, no error
+    assert rig.models.message.value is None
