@@ -641,6 +641,13 @@ class Session:
     def stop(self) -> None:
         self.player.stop()
 
+    def toggle_play(self) -> None:
+        """Space: stop what plays, else play the selected variant."""
+        if self.models.variants.value.playing:
+            self.stop()
+        else:
+            self.play()
+
     def set_loop(self, loop: bool) -> None:
         self.player.set_loop(loop)
         self.models.variants.update(loop=loop)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PyQt6.QtCore import Qt, QTimer
-from PyQt6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QResizeEvent, QShowEvent
+from PyQt6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QKeySequence,
+    QResizeEvent,
+    QShortcut,
+    QShowEvent,
+)
 from PyQt6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -138,6 +148,7 @@ class QtMainWindow(QMainWindow):
         outer.addLayout(body, 1)
         self.setCentralWidget(central)
         self._menu()
+        self._shortcuts()
         models.message.subscribe(self.message_bar.show_message, now=False)
         models.clock.subscribe(self.show_transport)
         models.link.subscribe(self.show_link)
@@ -170,6 +181,22 @@ class QtMainWindow(QMainWindow):
         for light in lights:
             layout.addWidget(light)
         return bar
+
+    def _shortcuts(self) -> None:
+        """The keys a producer reaches for: Space plays/stops, Ctrl+Enter generates, Ctrl+B switches A/B."""
+        keys: list[tuple[str, Callable[[], object], QPushButton]] = [
+            ("Space", self.session.toggle_play, self.variants.play_button),
+            ("Ctrl+Return", self.session.generate, self.generate.generate_button),
+            ("Ctrl+B", self.session.toggle_ab, self.variants.ab_button),
+        ]
+        self.shortcuts: list[QShortcut] = []
+        for key, action, button in keys:
+            shortcut = QShortcut(QKeySequence(key), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(action)
+            self.shortcuts.append(shortcut)
+            shown = QKeySequence(key).toString(QKeySequence.SequenceFormat.NativeText)
+            button.setToolTip(f"{button.toolTip() or button.text().strip()} ({shown})")
 
     def _menu(self) -> None:
         menu = self.menuBar()

@@ -184,3 +184,23 @@ def test_a_broken_output_shows_a_message(
     assert "No sound output" in window.variants.audition.text()
     message = rig.models.message.value
     assert message is not None and message.level == "warning"
+
+
+def test_space_plays_and_stops_and_ctrl_enter_generates(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    window.show()
+    qtbot.waitExposed(window)
+    window.activateWindow()
+    wait_engine(qtbot, rig)
+    rig.session.open_files([region_file])
+    window.variants.list.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: len(rig.models.variants.value.items) == 4, timeout=5000)
+    qtbot.keyClick(window.variants.list, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: rig.models.variants.value.playing == "v01", timeout=2000)
+    qtbot.keyClick(window.variants.list, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: rig.models.variants.value.playing == "", timeout=2000)
+    assert "(Space)" in window.variants.play_button.toolTip()
