@@ -20,9 +20,11 @@ so the rules and the error messages are the OSC ones. A placed file holds what `
     {"segue": 1, "job_id": "...", "variant_id": "v01", "file_path": "/abs/.../place/vocal_3f2a_v01_mix.wav",
      "position_beats": 32.0, "position_seconds": 16.0, "track_name": "Vocal (Segue v01)", "kind": "audio"}
 
-Names sort in the order the placements happened (``<UTC time>-<counter>-<job>-<variant>-<kind>.json``), and
-every file is written to a hidden temp file first and then renamed, so a reader never sees half a file. The DAW
-script moves a placed file into ``placed/done/`` once imported. The folder is polled (:attr:`poll_s`), which
+Placed files are numbered in the order the placements happened, ``placed/000001.json``, ``000002.json``...,
+going on after the highest number in ``placed/`` and ``placed/done/`` (so a Lua script without a directory
+listing finds them by trying the next number). Every file is written to a hidden temp file first and then given
+its name by a hard link (never overwriting), so a reader never sees half a file. The DAW script moves a placed
+file into ``placed/done/`` once imported. The folder is polled (:attr:`poll_s`), which
 works on every file system, network shares included.
 """
 
@@ -32,9 +34,9 @@ import contextlib
 import json
 import logging
 import os
+import re
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,6 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bridge.osc import OscBridge
-from bridge.placement import job_short, slug
 from bridge.service import BridgeEvent, BridgeService, Placement
 from engine.errors import BadInputError
 
@@ -60,6 +61,7 @@ _REGION_FIELDS = (  # (name, OSC type, default) in /segue/region's order
     ("meter_den", "i", 4),
     ("track", "s", ""),
 )
+_PLACED_NAME = re.compile(r"\d{6,}\.json")
 _GENERATE_FIELDS = (("mode", "s", "continue"), ("bars", "i", 4), ("variants", "i", 2))
 
 
@@ -246,12 +248,39 @@ class WatchFolder:
             self.write_placement(event)
 
     def write_placement(self, event: Placement) -> Path | None:
-        with self._lock:
-            self._counter += 1
-            counter = self._counter
-        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-        name = f"{stamp}-{counter:05d}-{job_short(event.job_id)}-{slug(event.variant_id, 'v')}-{event.kind}.json"
-        return self._write_text(self.placed / name, json.dumps(placement_record(event), ensure_ascii=False) + "\n")
+        """Write ``placed/NNNNNN.json`` for ``event`` under the next free number; None (logged) if it cannot."""
+        text = json.dumps(placement_record(event), ensure_ascii=False) + "\n"
+        with self._lock:  # one number at a time, so that the numbers have no gaps
+            if self._counter == 0:
+                self._counter = self._highest_placed()
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=".placed.", suffix=".tmp", dir=self.placed)
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    out.write(text)
+            except OSError as e:
+                log.warning("watch folder: cannot write in %s: %s", self.placed, e.strerror or e)
+                return None
+            try:
+                while True:
+                    number = self._counter + 1
+                    target = self.placed / f"{number:06d}.json"
+                    if not (self.placed / "done" / target.name).exists() and _link_new(tmp, target):
+                        self._counter = number
+                        return target
+                    self._counter = number
+            except OSError as e:
+                log.warning("watch folder: cannot write %s: %s", target, e.strerror or e)
+                return None
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+    def _highest_placed(self) -> int:
+        numbers = [0]
+        for folder in (self.placed, self.placed / "done"):
+            with contextlib.suppress(OSError):
+                numbers += [int(p.stem) for p in folder.iterdir() if _PLACED_NAME.fullmatch(p.name)]
+        return max(numbers)
 
     # -- files --------------------------------------------------------------------------------------------
 
@@ -291,3 +320,20 @@ class WatchFolder:
             path.unlink(missing_ok=True)
             return
         log.warning("watch folder: %s holds 999 copies of %s; leaving it", folder, path.name)
+
+
+def _link_new(tmp: str, target: Path) -> bool:
+    """Give ``tmp``'s content the name ``target`` if it is free (a hard link; else an exclusive create + copy)."""
+    try:
+        os.link(tmp, target)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links here (some network or FAT mounts)
+        try:
+            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as out, open(tmp, "rb") as src:
+            out.write(src.read())
+        return True

@@ -73,6 +73,25 @@ def test_a_request_becomes_a_job_and_every_placed_file_a_json(watch: WatchFolder
         assert record["track_name"].startswith("Piano (Segue v0")
     assert _wait(lambda: json.loads((watch.folder / "status.json").read_text())["event"] == "done")
     assert not list(watch.placed.glob(".*.tmp"))  # temp files renamed, none left
+    assert sorted(p.name for p in watch.placed.glob("*.json")) == [f"00000{n}.json" for n in (1, 2, 3, 4)]
+
+
+def test_placed_numbers_go_on_after_the_highest_one_there(watch: WatchFolder, tmp_path: Path) -> None:
+    (watch.placed / "done" / "000007.json").write_text("{}")
+    (watch.placed / "000009.json").write_text("{}")  # not imported yet: kept as it is
+    midi = write_midi_region(tmp_path / "region.mid").resolve()
+    request = {
+        "midi_path": str(midi),
+        "start_beats": 0,
+        "length_beats": 8,
+        "tempo_bpm": 120,
+        "generate": {"mode": "continue", "bars": 1, "variants": 1},
+    }
+    _drop(watch, "r.json", request)
+    assert _wait(lambda: (watch.placed / "000011.json").is_file())
+    assert json.loads((watch.placed / "000010.json").read_text())["kind"] == "audio"
+    assert json.loads((watch.placed / "000011.json").read_text())["kind"] == "midi"
+    assert (watch.placed / "000009.json").read_text() == "{}"
 
 
 def test_a_region_without_generate_only_sets_the_region(watch: WatchFolder, tmp_path: Path) -> None:
