@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from gui_rig import Rig, generate_and_wait, wait_engine
-from PyQt6.QtCore import QMimeData
+from PyQt6.QtCore import QMimeData, Qt
 from pytestqt.qtbot import QtBot
 
 from gui.window import QtMainWindow
@@ -68,3 +69,46 @@ def test_a_missing_file_is_never_dragged(
     rig.session.select(item.variant_id)
     assert window.variants.drag_midi.mime_data() is None
     assert [p.name for p in _files(window.variants.drag_audio.mime_data())] == ["continuation.wav"]
+
+
+def test_pressing_and_moving_on_a_chip_starts_a_drag_with_the_files(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PyQt6.QtCore import QPoint
+    from PyQt6.QtWidgets import QApplication
+
+    from gui import widgets
+
+    started: list[tuple[list[Path], object]] = []
+
+    class FakeDrag:  # QDrag.exec runs the platform's drag loop, which needs a real desktop
+        def __init__(self, source: object) -> None:
+            self.mime: QMimeData | None = None
+
+        def setMimeData(self, mime: QMimeData) -> None:
+            self.mime = mime
+
+        def exec(self, action: object) -> object:
+            started.append((_files(self.mime), action))
+            return action
+
+    monkeypatch.setattr(widgets, "QDrag", FakeDrag)
+    rig, window = _with_variants(qtbot, make_rig, make_window, region_file)
+    window.show()
+    chip = window.variants.drag_midi
+    qtbot.mousePress(chip, Qt.MouseButton.LeftButton, pos=QPoint(5, 5))
+    far = QPoint(5 + 3 * QApplication.startDragDistance(), 5)
+    qtbot.mouseMove(chip, far)
+    chip.mouseMoveEvent(_move(far))  # offscreen Qt may not deliver a move with the button held
+    assert len(started) == 1
+    files, action = started[0]
+    assert [p.name for p in files] == ["continuation.mid"] and action == Qt.DropAction.CopyAction
+
+
+def _move(pos: object) -> object:
+    from PyQt6.QtCore import QEvent, QPointF
+    from PyQt6.QtGui import QMouseEvent
+
+    point = QPointF(pos)  # type: ignore[call-overload]
+    return QMouseEvent(QEvent.Type.MouseMove, point, point, Qt.MouseButton.LeftButton,
+                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)

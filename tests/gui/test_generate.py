@@ -212,3 +212,29 @@ def test_showing_a_job_does_not_wait_for_its_thumbnails(
     assert window.variants.list_model.rowCount() == 2
     release.set()
     qtbot.waitUntil(lambda: all(i.audio is not None for i in rig.models.variants.value.items), timeout=3000)
+
+
+def test_an_unexpected_error_opens_a_report_and_the_window_goes_on(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from PyQt6.QtWidgets import QMessageBox
+
+    from gui.adapters import install_excepthook
+
+    rig = make_rig()
+    window = make_window(rig)
+    window.show()
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    install_excepthook(window)
+    try:
+        raise KeyError("v09")
+    except KeyError as e:
+        sys.excepthook(type(e), e, e.__traceback__)
+    boxes = [b for b in window.findChildren(QMessageBox) if b.isVisible()]
+    assert len(boxes) == 1 and "kept running" in boxes[0].text() and "v09" in boxes[0].text()
+    assert "Traceback" in boxes[0].detailedText()
+    boxes[0].close()
+    qtbot.mouseClick(window.generate.generate_button, Qt.MouseButton.LeftButton)  # still answers
+    assert "Open a MIDI or audio file" in window.message_bar.text.text()
