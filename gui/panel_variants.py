@@ -270,10 +270,12 @@ class QtVariantsPanel(QtCard):
         ))
         self.stems_label = label("One stem", "dim")
         self.audition = label("", "dim")
+        self.clock = label("", "value", mono=True)
         stems_row = row(self.stems_label, spacing=6)
         stems_row.addLayout(self.stem_box)
         stems_row.addStretch(1)
         stems_row.addWidget(self.audition)
+        stems_row.addWidget(self.clock)
         self.body.addLayout(stems_row)
         models.variants.subscribe(self.show_variants)
         models.playhead.subscribe(self.show_playhead)
@@ -314,9 +316,12 @@ class QtVariantsPanel(QtCard):
         self.drag_stems.setEnabled(selected is not None and bool(selected.stems))
         self._show_stems(selected)
         self.audition.setText(state.audition_message)
+        self.show_playhead(self.list_model.playhead_seconds)
 
     def show_playhead(self, seconds: float) -> None:
         self.list_model.playhead_seconds = seconds
+        state = self.list_model.state
+        self.clock.setText(f"{_clock(seconds)} / {_clock(state.take_seconds)}" if state.playing else "")
         viewport = self.list.viewport()
         if viewport is not None:
             viewport.update()
@@ -354,6 +359,12 @@ class QtVariantsPanel(QtCard):
         value = combo.currentData()
         if value:
             self.session.set_slot(slot, str(value))
+
+
+def _clock(seconds: float) -> str:
+    """``3.25`` -> ``0:03.2``."""
+    minutes, rest = divmod(max(0.0, seconds), 60.0)
+    return f"{int(minutes)}:{rest:04.1f}"
 
 
 def _toggle(text: str) -> QPushButton:

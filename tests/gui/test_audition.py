@@ -143,6 +143,7 @@ def test_the_variants_panel_plays_stops_and_switches(
     item = rig.models.variants.value.item("v01")
     assert item is not None and playhead_fraction(item, rig.models.variants.value, 1.0) == pytest.approx(0.125)
     assert panel.list_model.playhead_seconds == pytest.approx(1.0)
+    assert panel.clock.text() == "0:01.0 / 0:08.0"
     qtbot.mouseClick(panel.ab_button, Qt.MouseButton.LeftButton)  # A is v01: B takes over
     qtbot.waitUntil(lambda: rig.models.variants.value.playing == "v02", timeout=2000)
     assert rig.session.player.playhead.position == 8000
