@@ -1,0 +1,203 @@
+"""The Ardour scripts in a real, headless Ardour 7.3 (``ardour7-lua``), talking to a real Segue bridge.
+
+A session at 100 BPM holds a "Vocal" region (clicks at known samples) at bar 3. Inside ``ardour7-lua`` the shipped
+``segue_send.lua`` runs on that region, as the editor would run it: only ``Editor:get_selection`` is stubbed (it
+returns the real region); the script reads the track's audio through Ardour's playlist, writes the WAV, reads
+position, tempo and meter from Ardour's tempo map and sends ``/segue/region`` and ``/segue/generate`` over
+Ardour's own OSC (``ARDOUR.LuaOSC``) to ``segue bridge --watch`` (the real command line and OSC server, in this
+process, with the fake engine of tests/bridge). The bridge places the first variant and writes
+``placed/000001.json``; then ``segue_place.lua`` runs in the same Ardour and computes the import position from
+Ardour's tempo map. ``Editor:do_import`` needs the GUI, so the stub records its call: the file, the position and
+the track name given to the new track.
+
+Checked: the exported WAV is the region's audio sample for sample; the region reached the bridge with its
+timeline position (beat 8), length, tempo and meter; the placed file is imported at the bar after the region
+(bar 4, beat 12 = sample 345600 at 100 BPM / 48 kHz), which is also where the file's BWF time reference puts it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile
+from ardour_procs import edit_session, lua_string, need_ardour, new_session, run_offline
+from fake_engine import FakeEngine
+
+from bridge.adapters.ardour_session import insert_audio_file
+from bridge.bwf import read_bext
+from bridge.cli import main
+from bridge.daemon import BridgeRunning
+from engine.api import GenerationRequest, GenerationResult
+
+pytestmark = pytest.mark.integration
+
+ARDOUR_DIR = Path(__file__).resolve().parents[2] / "daw_templates" / "ardour"
+RATE = 48_000
+TEMPO = 100.0
+BEAT = RATE * 60.0 / TEMPO  # 28800 samples
+REGION_AT = round(8 * BEAT)  # bar 3 in 4/4
+REGION_LEN = 2 * RATE  # 2 s = 3.333 beats
+CLICKS = [100, 12_345, 48_000, REGION_LEN - 500]  # outside the region's default 64-sample fades
+
+DRIVER = """\
+local session = load_session({folder}, {name})
+if not session then print("DRIVER|load failed") quit() end
+ardour = function(info) end  -- the script header
+Editing = {{ ImportDistinctFiles = "ImportDistinctFiles", ImportAsTrack = "ImportAsTrack" }}
+local function list(items)
+  return {{ iter = function(self) local i = 0 return function() i = i + 1 return items[i] end end }}
+end
+local regions = {{}}
+for route in Session:get_tracks():iter() do
+  for r in route:to_track():playlist():region_list():iter() do regions[#regions + 1] = r end
+end
+local empty_range = {{ start_sample = function() return 0 end, end_sample = function() return 0 end }}
+Editor = {{
+  get_selection = function(self)
+    return {{ regions = {{ regionlist = function() return list(regions) end }}, time = empty_range,
+             tracks = {{ routelist = function() return list({{}}) end }} }}
+  end,
+  do_import = function(self, files, mode, disposition, quality, names, tempo, pos, instrument, track, replace)
+    for f in files:iter() do
+      print(string.format("IMPORT|%s|%d|%s|%s", f, pos:samples(), mode, disposition))
+    end
+  end,
+}}
+dofile({send})
+factory({{}})()
+print("DRIVER|sent")
+io.stdout:flush()
+local placed = {watch} .. "/placed/000001.json"
+for i = 1, 400 do
+  local f = io.open(placed) if f then f:close() break end
+  ARDOUR.LuaAPI.usleep(50000)
+end
+dofile({place})
+factory({{}})()
+print("DRIVER|done")
+quit()
+"""
+
+
+class RegionEngine(FakeEngine):
+    """The fake engine, placing its variants on the bar line after the region (as the real engine does)."""
+
+    def generate(self, request: GenerationRequest, job_dir: Path, *args: Any, **kwargs: Any) -> GenerationResult:
+        result = super().generate(request, job_dir, *args, **kwargs)
+        prompt = request.prompt
+        bar = prompt.meter.numerator * 4 / prompt.meter.denominator
+        place_at = math.ceil(prompt.length_beats / bar - 1e-9) * bar
+        return dataclasses.replace(result, place_at_beats=place_at, place_at_seconds=place_at * 60 / prompt.tempo_bpm)
+
+
+def _click_region(path: Path) -> np.ndarray:
+    audio = np.zeros(REGION_LEN, dtype=np.float32)
+    for k, at in enumerate(CLICKS):
+        audio[at] = 0.1 * (k + 1)
+    soundfile.write(path, audio, RATE, subtype="FLOAT")
+    return audio
+
+
+@pytest.fixture
+def bridge(tmp_path: Path) -> Iterator[tuple[BridgeRunning, Path, Path, RegionEngine]]:
+    """``segue bridge --watch`` with the fake engine, on a free loopback port, in this process."""
+    jobs, watch = tmp_path / "jobs", tmp_path / "watch"
+    engine = RegionEngine()
+    running: list[BridgeRunning] = []
+    ready = threading.Event()
+
+    def on_ready(run: BridgeRunning) -> None:
+        running.append(run)
+        ready.set()
+
+    argv = ["bridge", "--osc-port", "0", "--out", str(jobs), "--watch", str(watch), "--place", "first"]
+    thread = threading.Thread(
+        target=main, args=(argv,), kwargs={"engine_factory": lambda *a, **k: engine, "bridge_ready": on_ready}
+    )
+    thread.start()
+    assert ready.wait(20), "segue bridge did not start"
+    try:
+        yield running[0], jobs, watch, engine
+    finally:
+        running[0].stop()
+        thread.join(15)
+
+
+def test_a_region_sent_from_ardour_comes_back_placed_at_the_bar_after_it(
+    tmp_path: Path, bridge: tuple[BridgeRunning, Path, Path, RegionEngine]
+) -> None:
+    need_ardour()
+    run, jobs, watch, engine = bridge
+    session_file = new_session(tmp_path, "song", osc=False)
+    edit_session(session_file, tempo_bpm=TEMPO)
+    audio = _click_region(tmp_path / "vocal.wav")
+    insert_audio_file(session_file, tmp_path / "vocal.wav", position_samples=REGION_AT, track_name="Vocal")
+
+    driver = tmp_path / "driver.lua"
+    driver.write_text(
+        DRIVER.format(
+            folder=lua_string(str(session_file.parent)),
+            name=lua_string(session_file.stem),
+            send=lua_string(str(ARDOUR_DIR / "segue_send.lua")),
+            place=lua_string(str(ARDOUR_DIR / "segue_place.lua")),
+            watch=lua_string(str(watch)),
+        )
+    )
+    env_osc = f"osc.udp://127.0.0.1:{run.osc_address[1]}"
+    t0 = time.monotonic()
+    result = _run_ardour(driver, tmp_path, {"SEGUE_OSC": env_osc, "SEGUE_WATCH": str(watch)})
+    elapsed = time.monotonic() - t0
+    out = result.stdout
+    print(f"\nardour7-lua ran the send and place scripts in {elapsed:.1f} s")
+    assert "DRIVER|done" in out, out[-3000:] + result.stderr[-2000:]
+
+    # the WAV the send script wrote is what the track plays (the region, its fades included), sample for sample
+    exported = sorted((session_file.parent / "export").glob("segue-Vocal-*.wav"))
+    assert len(exported) == 1, out[-2000:]
+    data, rate = soundfile.read(exported[0], dtype="float32")
+    assert rate == RATE and data.shape == (REGION_LEN,)
+    np.testing.assert_allclose(data, audio, atol=1e-7)
+
+    # the bridge got the region as Ardour's tempo map says it is
+    assert len(engine.requests) == 1
+    prompt = engine.requests[0].prompt
+    assert prompt.audio_path == exported[0].resolve() and prompt.midi_path is None
+    assert prompt.start_beats == pytest.approx(8.0, abs=1e-6)
+    assert prompt.length_beats == pytest.approx(REGION_LEN / BEAT, abs=1e-3)
+    assert prompt.tempo_bpm == pytest.approx(TEMPO) and (prompt.meter.numerator, prompt.meter.denominator) == (4, 4)
+    assert engine.requests[0].params.bars == 4 and engine.requests[0].params.variants == 2
+
+    # what came back: the first variant's mix and MIDI, imported at bar 4 (beat 12) on tracks named after Vocal
+    imports = [line.split("|") for line in out.splitlines() if line.startswith("IMPORT|")]
+    placed = [json.loads((watch / "placed" / "done" / f"00000{n}.json").read_text()) for n in (1, 2)]
+    assert [p["kind"] for p in placed] == ["audio", "midi"]
+    expected_at = round(12 * BEAT)
+    assert [(Path(i[1]), int(i[2])) for i in imports] == [(Path(p["file_path"]), expected_at) for p in placed]
+    assert all(i[3:] == ["ImportDistinctFiles", "ImportAsTrack"] for i in imports)
+    assert {p["track_name"] for p in placed} == {"Vocal (Segue v01)"}
+    assert not list((watch / "placed").glob("*.json"))  # all moved to done/
+    # the placed WAV's BWF time reference says the same position (at its own sample rate)
+    placed_wav = Path(placed[0]["file_path"])
+    bext = read_bext(placed_wav)
+    assert bext is not None
+    wav_rate = soundfile.info(str(placed_wav)).samplerate
+    assert bext.time_reference == round(12 * 60.0 / TEMPO * wav_rate)
+    assert bext.time_reference * RATE / wav_rate == pytest.approx(expected_at, abs=1)
+
+
+def _run_ardour(driver: Path, workdir: Path, env: dict[str, str]) -> Any:
+    """``ardour7-lua DRIVER`` offline (its Dummy backend), with the scripts' settings in the environment."""
+    import os
+    from unittest import mock
+
+    with mock.patch.dict(os.environ, env):
+        return run_offline(["ardour7-lua", str(driver)], workdir, timeout=60)
