@@ -48,9 +48,7 @@ DEFAULT_OUT = Path("segue-jobs")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 _EXIT_BY_STATUS = {"done": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 _TRACEBACK_HINT = "run again with --verbose (or SEGUE_DEBUG=1) to see the traceback"
-_LATER = {
-    "serve": "the remote engine server",
-}
+_LATER: dict[str, str] = {}  # commands announced but not built yet: name -> what it will be
 
 
 def main(
@@ -118,7 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=defaults.top_p, help="(%(default)s)")
     p.add_argument("--seed", type=int, help="variants get seeds S, S+1, ... (default: random, stored)")
     _add_engine_args(p)
-    p.add_argument("--token", default=os.environ.get("SEGUE_TOKEN"), help="remote engine token ($SEGUE_TOKEN)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for job folders (./%(default)s)")
     p.add_argument("--json", action="store_true", help="print the job manifest (job.json) on stdout")
     p.set_defaults(handler=cmd_continue)
@@ -275,6 +272,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo-job", type=Path, metavar="DIR", help="with --screenshot: show this job folder's variants")
     p.set_defaults(handler=cmd_gui)
 
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run the engine as an HTTP server for Segue on other computers (docs/remote.md; Ctrl-C stops)",
+        description="Serve this machine's engine over HTTP: submit jobs, follow their progress, cancel, download. "
+        "Listens on 127.0.0.1 unless --host says otherwise, and any other address needs --token. Jobs are kept "
+        "in --data; a restart keeps finished jobs and fails the ones it interrupted.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s; 0.0.0.0: every one)")
+    p.add_argument("--port", type=int, default=8750, help="TCP port; 0: any free one (%(default)s)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("SEGUE_TOKEN"),
+        help="the bearer token clients must send ($SEGUE_TOKEN, which keeps it out of the process list); "
+        "required unless --host is a loopback address",
+    )
+    p.add_argument(
+        "--devices",
+        metavar="cpu|cuda:0,cuda:1",
+        help="one worker per device, comma-separated (default: every CUDA device, else cpu)",
+    )
+    p.add_argument("--data", type=Path, metavar="DIR", help="where jobs are kept (default: the user's data folder)")
+    p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest region upload (%(default)g MiB)")
+    p.add_argument(
+        "--server-id",
+        default="",
+        metavar="NAME",
+        help="prefix of this server's job ids (a-z, 0-9), for a load balancer that routes by job id",
+    )
+    p.set_defaults(handler=cmd_serve)
+
     for name, what in _LATER.items():
         p = sub.add_parser(name, help=f"{what} (not available in this version yet)")
         p.set_defaults(handler=cmd_not_yet)
@@ -286,7 +314,11 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
         "--engine",
         default=os.environ.get("SEGUE_ENGINE", "local"),
         metavar="local|URL",
-        help="where the model runs: 'local' (this computer) or a server URL ($SEGUE_ENGINE; default local)",
+        help="where the model runs: 'local' (this computer) or the URL of a `segue serve`, e.g. "
+        "http://gpu-box:8750 ($SEGUE_ENGINE; default local)",
+    )
+    p.add_argument(
+        "--token", default=os.environ.get("SEGUE_TOKEN"), help="the remote engine's token ($SEGUE_TOKEN)"
     )
 
 
@@ -437,7 +469,7 @@ def _print_done(record: JobRecord, job_dir: Path) -> None:
 
 
 def cmd_models(args: argparse.Namespace, factory: EngineFactory) -> int:
-    models = _open(factory, args.engine).models()
+    models = _open(factory, args.engine, args.token).models()
     if args.json:
         print(json.dumps([api.to_jsonable(m) for m in models], indent=2))
         return EXIT_OK
@@ -511,8 +543,25 @@ def cmd_bridge(args: argparse.Namespace, factory: EngineFactory) -> int:
         ),
         watch_dir=args.watch.expanduser().resolve() if args.watch is not None else None,
     )
-    serve(options, lambda: _open(factory, args.engine), _err, args.bridge_ready)
+    serve(options, lambda: _open(factory, args.engine, args.token), _err, args.bridge_ready)
     return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, factory: EngineFactory) -> int:
+    """``segue serve``: the engine over HTTP until Ctrl-C or SIGTERM (engine.server, the server extra)."""
+    if not 0 < args.max_upload_mb <= 100_000:
+        raise BadInputError(f"--max-upload-mb must be a positive number of MiB, got {args.max_upload_mb:g}")
+    logging.getLogger("engine").setLevel(logging.INFO)
+    return api.run_server(
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        devices=args.devices,
+        data_dir=args.data.expanduser().resolve() if args.data else None,
+        say=_err,
+        max_upload_bytes=int(args.max_upload_mb * 2**20),
+        server_id=args.server_id,
+    )
 
 
 def _device(text: str | None) -> str | int | None:

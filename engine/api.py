@@ -13,12 +13,12 @@ import dataclasses
 import importlib
 import math
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from engine.errors import BadInputError, CancelledError
+from engine.errors import BadInputError, CancelledError, EngineError
 
 Mode = Literal["continue", "accompany"]
 Kind = Literal["midi", "audio"]
@@ -231,16 +231,50 @@ class Engine(Protocol):
 
 
 def open_engine(spec: str = "local", **options: Any) -> Engine:
-    """Return the engine named by ``spec``: ``"local"`` (in-process; needs the ``engine`` extra)."""
+    """Return the engine named by ``spec``: ``"local"`` (in-process; needs the ``engine`` extra) or the URL of
+    a ``segue serve`` (``http://host:8750``; ``token=...``), which gives an :class:`engine.remote.RemoteEngine`."""
     if spec == "local":
         local = importlib.import_module("engine.local")
         engine: Engine = local.LocalEngine(**options)
         return engine
-    if spec.startswith(("http://", "https://")):
-        raise BadInputError(
-            f"remote engines ({spec}) are not available in this version yet; use --engine local"
-        )
+    if spec.startswith(("http://", "https://")):  # `segue serve` elsewhere (engine.remote; needs httpx)
+        try:
+            remote = importlib.import_module("engine.remote")
+        except ImportError as e:
+            raise EngineError(
+                f"a remote engine needs httpx ({e.name} is missing): pip install httpx, or 'segue[server]'"
+            ) from e
+        remote_engine: Engine = remote.RemoteEngine(spec, **options)
+        return remote_engine
     raise BadInputError(f"unknown engine {spec!r}: use 'local' or a server URL")
+
+
+def run_server(
+    host: str,
+    port: int,
+    token: str | None,
+    devices: str | None,
+    data_dir: Path | None,
+    say: Callable[[str], None],
+    **limits: Any,
+) -> int:
+    """Entry point of ``segue serve``: checks the settings (:class:`BadInputError` says what is wrong), then
+    serves until Ctrl-C or SIGTERM. ``devices``: ``"cpu"`` or ``"cuda:0,cuda:1"`` (None: every CUDA device, else
+    the CPU). ``limits``: ``max_upload_bytes``, ``max_queued_jobs``, ``server_id`` (see engine.server.config)."""
+    try:
+        config_module = importlib.import_module("engine.server.config")
+        server = importlib.import_module("engine.server")
+    except ImportError as e:
+        missing = e.name or "a module"
+        raise EngineError(
+            f"segue serve needs the server extra ({missing} is missing): pip install 'segue[server]'"
+        ) from e
+    options: dict[str, Any] = {"host": host, "port": port, "token": token or None, **limits}
+    options["devices"] = config_module.parse_devices(devices)
+    if data_dir is not None:
+        options["data_dir"] = data_dir
+    code: int = server.serve(config_module.ServerConfig(**options), say=say)
+    return code
 
 
 def run_training(kind: str, argv: list[str]) -> int:

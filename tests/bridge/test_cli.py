@@ -240,10 +240,10 @@ def test_train_audio_checks_its_data_folder(run: Run) -> None:
     assert code == 2 and "is not a folder; give a folder of audio files" in err
 
 
-@pytest.mark.parametrize("command", ["serve"])
-def test_later_commands_say_so(run: Run, command: str) -> None:
-    code, _, err = run(command, "--port", "1")
-    assert code == 1 and "not available in this version yet" in err
+def test_serve_refuses_other_addresses_without_a_token(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEGUE_TOKEN", raising=False)
+    code, _, err = run("serve", "--host", "0.0.0.0", "--port", "1", "--data", str(run.tmp_path / "srv"))
+    assert code == 2 and "refusing to listen on 0.0.0.0 without a token" in err and "--token" in err
 
 
 def test_version_help_and_usage_errors(run: Run) -> None:

@@ -1,0 +1,471 @@
+"""The HTTP API of ``segue serve`` (FastAPI): submit, follow, cancel, download, list models and devices.
+
+Every route but ``GET /v1/health`` needs ``Authorization: Bearer TOKEN`` when the server has a token (compared
+in constant time). Requests from browsers (an ``Origin`` header) are refused, and a server without a token
+answers only requests addressed to a loopback name, so a web page cannot drive it. Uploads are limited in size
+before and while they are read, recognised by their content, and stored under names the server picks.
+"""
+
+
+import asyncio
+import dataclasses
+import hmac
+import json
+import logging
+import tempfile
+import zipfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from engine.api import GenerationRequest
+from engine.errors import BadInputError
+from engine.server.config import ServerConfig
+from engine.server.store import FINAL, REGION_DIR, JobStore, ServerJob, sha256_file
+from engine.server.workers import EngineFactory, Workers, local_engine_factory
+from engine.wire import API_PREFIX, check_upload_name, request_from_json, sniff_upload
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+HEALTH_PATH = f"{API_PREFIX}/health"
+SSE_POLL_S = 0.1
+SSE_KEEPALIVE_S = 1.0
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+PUBLIC_KEYS = ("id", "status", "created", "updated", "started", "finished", "device", "progress", "error",
+               "request", "result", "files")  # fmt: skip
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class Progress(BaseModel):
+    fraction: float
+    message: str
+
+
+class JobError(BaseModel):
+    message: str
+    type: str
+
+
+class ResultFile(BaseModel):
+    path: str
+    size_bytes: int
+    sha256: str
+
+
+class JobView(BaseModel):
+    id: str
+    status: str
+    created: str
+    updated: str
+    started: str | None = None
+    finished: str | None = None
+    device: str | None = None
+    progress: Progress | None = None
+    error: JobError | None = None
+    request: dict[str, Any] = {}
+    result: dict[str, Any] | None = None
+    files: list[ResultFile] = []
+
+
+class ModelView(BaseModel):
+    name: str
+    kind: str
+    description: str = ""
+    parameters: int = 0
+    modes: list[str] = []
+
+
+class DeviceView(BaseModel):
+    name: str
+    busy: bool
+    job_id: str | None = None
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("segue")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None) -> FastAPI:
+    """The app for ``config`` (checked first). Jobs are loaded and the workers started when the app starts."""
+    config.check()
+    store = JobStore(config.data_dir, config.server_id)
+    workers = Workers(store, config.devices, engine_factory or local_engine_factory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for job in store.load():
+            try:
+                workers.submit(job, _request_of(job))
+            except BadInputError as e:
+                job.update(status="failed", error={"message": f"cannot run again: {e}", "type": "bad_input"})
+        workers.start()
+        app.state.running = True
+        yield
+        app.state.running = False
+        await asyncio.to_thread(workers.stop)
+
+    app = FastAPI(
+        title="Segue engine server",
+        version=_version(),
+        description="Continue a DAW region with Segue's engines on this machine (docs/remote.md).",
+        lifespan=lifespan,
+        openapi_url=None,  # served below, behind the token
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.store, app.state.workers, app.state.running = store, workers, False
+    bearer = HTTPBearer(auto_error=False, description="the token given to `segue serve --token`")
+
+    def require_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if config.token is None:
+            return
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if credentials is None or not hmac.compare_digest(given, config.token.encode()):
+            what = "a missing" if credentials is None else "a wrong"
+            raise HTTPException(401, detail=_token_detail(what), headers={"WWW-Authenticate": "Bearer"})
+
+    public = APIRouter(prefix=API_PREFIX)
+    private = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
+
+    @public.get("/health", response_model=Health, summary="is the server up (no token needed)")
+    def health() -> Health:
+        return Health(status="ok" if app.state.running else "starting", version=_version())
+
+    @private.get("/models", response_model=list[ModelView], summary="the models installed on this server")
+    def models() -> list[ModelView]:
+        return [
+            ModelView(name=m.name, kind=m.kind, description=m.description, parameters=m.parameters,
+                      modes=list(m.modes))  # fmt: skip
+            for m in workers.engine().models()
+        ]
+
+    @private.get("/devices", response_model=list[DeviceView], summary="the devices and what each one runs")
+    def devices() -> list[DeviceView]:
+        return [DeviceView(**d) for d in workers.device_states()]
+
+    @private.get("/jobs", response_model=list[JobView], summary="every job on this server, oldest first")
+    def list_jobs() -> list[JobView]:
+        views = [_view(job) for job in store.all()]
+        return sorted(views, key=lambda v: (v.created, v.id))
+
+    @private.post("/jobs", response_model=JobView, status_code=201, summary="submit a job")
+    def submit(
+        request: Annotated[str, Form(description="the parameters, JSON (see engine/wire.py request_to_json)")],
+        midi: Annotated[UploadFile | None, File(description="the region as a Standard MIDI File")] = None,
+        audio: Annotated[UploadFile | None, File(description="the region as WAV, FLAC or AIFF")] = None,
+    ) -> JobView:
+        uploads = {"midi": midi, "audio": audio}
+        suffixes = {role: _check_upload(role, up) for role, up in uploads.items() if up is not None}
+        try:
+            data = json.loads(request)
+        except json.JSONDecodeError as e:
+            raise HTTPException(400, detail=f"the 'request' field is not JSON: {e}") from e
+        if not isinstance(data, dict):
+            raise HTTPException(400, detail="the 'request' field must be a JSON object")
+        placeholders = {f"{role}_path": Path(f"{role}{s}") for role, s in suffixes.items()}
+        try:
+            parsed = request_from_json(data, **placeholders)
+        except BadInputError as e:
+            raise HTTPException(400, detail=str(e)) from e
+        _check_model(parsed.model)
+        if store.queued_count() >= config.max_queued_jobs:
+            raise HTTPException(503, detail=f"the server's queue is full ({config.max_queued_jobs} jobs); try later")
+        job = store.create({"request": data, "inputs": {}})
+        inputs: dict[str, Any] = {}
+        for role, upload in uploads.items():
+            if upload is None:
+                continue
+            rel = f"{REGION_DIR}/region{suffixes[role]}"
+            _save_upload(upload, job.folder / rel)
+            path = job.folder / rel
+            inputs[role] = {"file": rel, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
+        job.update(inputs=inputs)
+        workers.submit(job, _request_of(job))
+        log.info("job %s queued (%s)", job.id, ", ".join(inputs))
+        return _view(job)
+
+    def _check_model(name: str) -> None:
+        if name in ("", "default"):
+            return
+        names = [m.name for m in workers.engine().models()]
+        if name not in names:  # never a path or another loader on the server
+            raise HTTPException(
+                400,
+                detail=f"model {name!r} is not installed on this server; its models: {', '.join(names) or 'none'}",
+            )
+
+    def _job(job_id: str) -> ServerJob:
+        job = store.get(job_id)
+        if job is None:
+            raise HTTPException(404, detail=f"no job {job_id!r} on this server")
+        return job
+
+    @private.get("/jobs/{job_id}", response_model=JobView, summary="a job's status, progress and result")
+    def get_job(job_id: str) -> JobView:
+        return _view(_job(job_id))
+
+    @private.get(
+        "/jobs/{job_id}/events",
+        summary="a job's status and progress as server-sent events (resume with Last-Event-ID)",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def job_events(
+        job_id: str,
+        after: Annotated[int, Query(ge=0, description="send only events after this id")] = 0,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ) -> StreamingResponse:
+        job = _job(job_id)
+        start = after
+        if last_event_id is not None and last_event_id.strip().isdigit():
+            start = max(start, int(last_event_id.strip()))
+        return StreamingResponse(
+            _event_stream(job, start, lambda: bool(app.state.running)),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @private.post("/jobs/{job_id}/cancel", response_model=JobView, status_code=202, summary="cancel a job")
+    def cancel_job(job_id: str) -> JobView:
+        job = _job(job_id)
+        if job.status in FINAL:
+            raise HTTPException(409, detail=f"job {job_id} is already {job.status}")
+        job.cancel.cancel()
+        if job.status == "queued":
+            job.update(status="cancelled", error={"message": "cancelled by the user", "type": "cancelled"})
+        return _view(job)
+
+    @private.delete("/jobs/{job_id}", status_code=204, summary="delete a finished job and its files")
+    def delete_job(job_id: str) -> Response:
+        job = _job(job_id)
+        if job.status not in FINAL:
+            raise HTTPException(409, detail=f"job {job_id} is {job.status}; cancel it first")
+        store.delete(job)
+        return Response(status_code=204)
+
+    def _done_files(job: ServerJob) -> list[dict[str, Any]]:
+        record = job.snapshot()
+        if record["status"] != "done":
+            raise HTTPException(409, detail=f"job {job.id} is {record['status']}; its files exist once it is done")
+        files: list[dict[str, Any]] = record.get("files") or []
+        return files
+
+    @private.get("/jobs/{job_id}/files", response_model=list[ResultFile], summary="a finished job's files")
+    def list_files(job_id: str) -> list[ResultFile]:
+        return [ResultFile(**f) for f in _done_files(_job(job_id))]
+
+    @private.get(
+        "/jobs/{job_id}/files/{file_path:path}",
+        summary="download one file of a finished job (a path from its file list)",
+        response_class=FileResponse,
+        responses={200: {"content": {"application/octet-stream": {}}}},
+    )
+    def download(job_id: str, file_path: str) -> FileResponse:
+        job = _job(job_id)
+        listed = {f["path"]: f for f in _done_files(job)}
+        if file_path not in listed:  # only paths the engine wrote; the client's text never builds a path
+            raise HTTPException(404, detail=f"job {job_id} has no file {file_path!r}")
+        rel = listed[file_path]["path"]
+        media = "audio/midi" if rel.endswith(".mid") else "audio/wav" if rel.endswith(".wav") else None
+        return FileResponse(job.folder / rel, media_type=media or "application/octet-stream")
+
+    @private.get(
+        "/jobs/{job_id}/result.zip",
+        summary="every file of a finished job in one zip (job folder layout)",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"application/zip": {}}}},
+    )
+    def download_zip(job_id: str) -> StreamingResponse:
+        job = _job(job_id)
+        files = _done_files(job)
+        spool = tempfile.TemporaryFile()
+        with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED) as archive:
+            for f in files:
+                archive.write(job.folder / f["path"], arcname=f["path"])
+        spool.seek(0)
+        return StreamingResponse(
+            _chunks(spool),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{job.id}.zip"'},
+        )
+
+    app.include_router(public)
+    app.include_router(private)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    app.add_middleware(GuardMiddleware, config=config)
+    return app
+
+
+def _view(job: ServerJob) -> JobView:
+    record = job.snapshot()
+    return JobView(**{k: record[k] for k in PUBLIC_KEYS if record.get(k) is not None})
+
+
+def _request_of(job: ServerJob) -> GenerationRequest:
+    record = job.snapshot()
+    paths = {f"{role}_path": job.folder / info["file"] for role, info in record.get("inputs", {}).items()}
+    return request_from_json(record["request"], **paths)
+
+
+def _check_upload(role: str, upload: UploadFile) -> str:
+    """The suffix the server stores the upload with; 400/415 with what is wrong."""
+    try:
+        check_upload_name(upload.filename)
+    except BadInputError as e:
+        raise HTTPException(400, detail=str(e)) from e
+    upload.file.seek(0)
+    head = upload.file.read(16)
+    upload.file.seek(0)
+    if not head:
+        raise HTTPException(400, detail=f"the {role} upload is empty")
+    sniffed = sniff_upload(head)
+    if sniffed is None or sniffed[0] != role:
+        expected = "a Standard MIDI File (MThd)" if role == "midi" else "WAV, FLAC or AIFF audio"
+        found = f"{sniffed[0]} data" if sniffed else "an unknown format"
+        raise HTTPException(415, detail=f"the {role} upload is not {expected}: it holds {found}")
+    return sniffed[1]
+
+
+def _save_upload(upload: UploadFile, path: Path) -> None:
+    with path.open("xb") as out:  # never over an existing file
+        while block := upload.file.read(1 << 20):
+            out.write(block)
+
+
+def _chunks(spool: Any) -> Iterator[bytes]:
+    try:
+        while block := spool.read(1 << 20):
+            yield block
+    finally:
+        spool.close()
+
+
+async def _event_stream(job: ServerJob, after: int, running: Callable[[], bool]) -> AsyncIterator[bytes]:
+    """``id``/``event``/``data`` records; ends after the job's final status, or when the server stops."""
+    seq = after
+    idle = 0.0
+    while True:
+        final = job.status in FINAL
+        for event in job.events_after(seq):
+            seq = int(event["seq"])
+            payload = json.dumps(event["data"], ensure_ascii=False)
+            yield f"id: {seq}\nevent: {event['event']}\ndata: {payload}\n\n".encode()
+            idle = 0.0
+        if final:
+            yield b"event: end\ndata: {}\n\n"
+            return
+        if not running():
+            return  # the server is stopping: the client reconnects (to this server restarted, or gives up)
+        await asyncio.sleep(SSE_POLL_S)
+        idle += SSE_POLL_S
+        if idle >= SSE_KEEPALIVE_S:
+            yield b": keepalive\n\n"
+            idle = 0.0
+
+
+class BodyTooLarge(HTTPException):
+    pass
+
+
+@dataclasses.dataclass
+class GuardMiddleware:
+    """Refuses browsers, foreign Host names on a token-less server, and bodies over the upload limit (from the
+    Content-Length before reading, and while reading a body sent without one)."""
+
+    app: ASGIApp
+    config: ServerConfig
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        limit = self.config.max_upload_bytes
+        if "origin" in headers:
+            await _refuse(send, 403, "this server does not answer browsers (requests with an Origin header)")
+            return
+        if self.config.token is None and _host_name(headers.get("host", "")) not in LOOPBACK_HOSTS:
+            await _refuse(send, 421, "a server without a token answers only requests to 127.0.0.1 or localhost")
+            return
+        if self.config.token is not None and scope.get("path") != HEALTH_PATH:  # before any body is read
+            scheme, _, given = headers.get("authorization", "").partition(" ")
+            expected = self.config.token.encode()
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+                what = "a missing" if not given else "a wrong"
+                await _refuse(send, 401, _token_detail(what), [(b"www-authenticate", b"Bearer")])
+                return
+        length = headers.get("content-length")
+        if length is not None:
+            if not length.strip().isdigit():
+                await _refuse(send, 400, "bad Content-Length")
+                return
+            if int(length) > limit:
+                await _refuse(send, 413, _too_large(int(length), limit))
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(413, detail=_too_large(received, limit))
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _token_detail(what: str) -> str:
+    return f"{what} token: this server needs the header 'Authorization: Bearer TOKEN' with its --token"
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"the upload is too large ({size / 2**20:.2f} MiB; this server takes at most {limit / 2**20:.2f} MiB): "
+        "send a shorter region, or start the server with a larger --max-upload-mb"
+    )
+
+
+def _host_name(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.split("]")[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+async def _refuse(send: Send, status: int, detail: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += extra or []
+    if status == 413:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,101 @@
+"""``segue serve`` settings, checked before anything listens: where, who may connect, which devices, limits."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import BadInputError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8750
+DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # a 5-minute 24-bit stereo region at 96 kHz fits
+MIN_TOKEN_CHARS = 16
+_DEVICE = re.compile(r"^(cpu|cuda(:[0-9]{1,2})?|mps)$")
+_SERVER_ID = re.compile(r"^[a-z0-9]{1,16}$")
+TOKEN_HINT = "e.g. --token \"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\""
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("SEGUE_SERVER_DATA")
+    if env:
+        return Path(env)
+    try:
+        import platformdirs
+
+        return Path(platformdirs.user_data_dir("segue")) / "server"
+    except ImportError:  # pragma: no cover - platformdirs is a base dependency
+        return Path.home() / ".segue-server"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """``host``/``port``: where to listen. ``token``: the bearer token every route but health needs (None: no
+    token, allowed on a loopback address only). ``devices``: one worker thread per device, in this order.
+    ``server_id``: a short prefix of this server's job ids, so a load balancer can route a job's requests to the
+    server that has it (docs/remote.md)."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    token: str | None = None
+    devices: tuple[str, ...] = ("cpu",)
+    data_dir: Path = field(default_factory=default_data_dir)
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_queued_jobs: int = 64
+    server_id: str = ""
+
+    def check(self) -> None:
+        """Raise :class:`BadInputError` naming the problem and what to do."""
+        if not is_loopback(self.host) and not self.token:
+            raise BadInputError(
+                f"refusing to listen on {self.host} without a token: anyone who can reach that address could run "
+                f"jobs on this machine and read their results. Give a token with --token TOKEN or $SEGUE_TOKEN "
+                f"({TOKEN_HINT}), or listen on 127.0.0.1 only (the default)"
+            )
+        if self.token is not None and (len(self.token) < MIN_TOKEN_CHARS or not self.token.isprintable()):
+            raise BadInputError(
+                f"the token must be at least {MIN_TOKEN_CHARS} printable characters (got {len(self.token)}); "
+                f"{TOKEN_HINT}"
+            )
+        if not 0 <= self.port <= 65535:
+            raise BadInputError(f"port must be in 0..65535, got {self.port}")
+        if not self.devices:
+            raise BadInputError("--devices needs at least one device, e.g. cpu or cuda:0,cuda:1")
+        for device in self.devices:
+            if not _DEVICE.match(device):
+                raise BadInputError(f"unknown device {device!r}: use cpu, cuda:0, cuda:1, ... (comma-separated)")
+        if len(set(self.devices)) != len(self.devices):
+            raise BadInputError(f"--devices names a device twice: {','.join(self.devices)}")
+        if self.server_id and not _SERVER_ID.match(self.server_id):
+            raise BadInputError(f"--server-id must be 1-16 characters a-z and 0-9, got {self.server_id!r}")
+        if self.max_upload_bytes < 1024:
+            raise BadInputError(f"the upload limit must be at least 1 KiB, got {self.max_upload_bytes} bytes")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_devices(text: str | None) -> tuple[str, ...]:
+    """``"cuda:0,cuda:1"`` -> ``("cuda:0", "cuda:1")``; None or ``"auto"``: every CUDA device, else the CPU."""
+    if text is None or text.strip() in ("", "auto"):
+        return auto_devices()
+    return tuple(d.strip() for d in text.split(",") if d.strip())
+
+
+def auto_devices() -> tuple[str, ...]:
+    try:
+        import torch
+
+        count = int(torch.cuda.device_count())
+    except Exception:  # no torch or no driver: the CPU
+        count = 0
+    return tuple(f"cuda:{i}" for i in range(count)) or ("cpu",)

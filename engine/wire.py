@@ -1,0 +1,190 @@
+"""What the remote engine's server and client send each other: requests and results as JSON, file checks.
+
+No torch, no HTTP here: :mod:`engine.server` and :mod:`engine.remote` share these functions so both ends agree.
+A request travels as JSON without its file paths (the files are uploaded beside it); a result travels as
+:func:`engine.api.to_jsonable` makes it and comes back as the same frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import PurePosixPath
+from typing import Any, Literal, cast
+
+from engine.api import (
+    GenerationParams,
+    GenerationRequest,
+    GenerationResult,
+    Kind,
+    Meter,
+    Mode,
+    ModelInfo,
+    Prompt,
+    RegionInfo,
+    VariantResult,
+)
+from engine.errors import BadInputError
+
+API_PREFIX = "/v1"
+JOB_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,95}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
+# a result file's path relative to the job folder: v01/continuation.mid, v01/stems/piano.wav
+_RESULT_PATH = re.compile(r"^v[0-9]{2,3}/(?:stems/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+UploadKind = Literal["midi", "audio"]
+MIDI_SUFFIX = ".mid"
+
+
+def request_to_json(request: GenerationRequest) -> dict[str, Any]:
+    """The request without its file paths: the files travel as uploads."""
+    prompt, params = request.prompt, request.params
+    return {
+        "mode": params.mode,
+        "bars": params.bars,
+        "variants": params.variants,
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "seed": params.seed,
+        "model": request.model,
+        "sample_rate": request.sample_rate,
+        "tempo_bpm": prompt.tempo_bpm,
+        "meter": str(prompt.meter) if prompt.meter is not None else None,
+        "length_beats": prompt.length_beats,
+        "start_beats": prompt.start_beats,
+    }
+
+
+def request_from_json(
+    data: Mapping[str, Any], midi_path: Any = None, audio_path: Any = None
+) -> GenerationRequest:
+    """Rebuild a request around the server's own copies of the uploaded files; :class:`BadInputError` says
+    what is wrong (the dataclasses check every value)."""
+    meter = data.get("meter")
+    sample_rate = data.get("sample_rate")
+    if sample_rate is not None and (
+        isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or not 8000 <= sample_rate <= 192_000
+    ):
+        raise BadInputError(f"sample_rate must be a whole number of Hz in 8000..192000, got {sample_rate!r}")
+    try:
+        params = GenerationParams(
+            mode=data.get("mode", "continue"),
+            bars=data.get("bars", 4),
+            variants=data.get("variants", 4),
+            temperature=float(data.get("temperature", 1.0)),
+            top_p=float(data.get("top_p", 0.95)),
+            seed=data.get("seed"),
+        )
+        prompt = Prompt(
+            midi_path=midi_path,
+            audio_path=audio_path,
+            tempo_bpm=_float_or_none(data.get("tempo_bpm"), "tempo_bpm"),
+            meter=Meter.parse(meter) if isinstance(meter, str) else None,
+            length_beats=_float_or_none(data.get("length_beats"), "length_beats"),
+            start_beats=_float_or_none(data.get("start_beats"), "start_beats"),
+        )
+    except (TypeError, ValueError) as e:
+        if isinstance(e, BadInputError):
+            raise
+        raise BadInputError(f"bad request parameter: {e}") from e
+    model = data.get("model", "default")
+    if not isinstance(model, str):
+        raise BadInputError(f"model must be a model name, got {model!r}")
+    return GenerationRequest(prompt=prompt, params=params, model=model, sample_rate=sample_rate)
+
+
+def _float_or_none(value: Any, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInputError(f"{name} must be a number or null, got {value!r}")
+    return float(value)
+
+
+def result_from_json(data: Mapping[str, Any]) -> GenerationResult:
+    """The inverse of ``to_jsonable(result)``; :class:`BadInputError` if the server sent something else."""
+    try:
+        region = data["region"]
+        return GenerationResult(
+            kind=cast(Kind, data["kind"]),
+            mode=cast(Mode, data["mode"]),
+            model=str(data["model"]),
+            region=RegionInfo(
+                tempo_bpm=float(region["tempo_bpm"]),
+                meter=Meter.parse(str(region["meter"])),
+                length_beats=float(region["length_beats"]),
+                length_bars=int(region["length_bars"]),
+                sample_rate=int(region["sample_rate"]),
+                parts=tuple(str(p) for p in region.get("parts", ())),
+                notes=str(region.get("notes", "")),
+            ),
+            place_at_beats=float(data["place_at_beats"]),
+            place_at_seconds=float(data["place_at_seconds"]),
+            variants=tuple(
+                VariantResult(
+                    id=str(v["id"]),
+                    seed=int(v["seed"]),
+                    files={str(k): str(p) for k, p in v["files"].items()},
+                    duration_seconds=float(v["duration_seconds"]),
+                    parts=tuple(str(p) for p in v.get("parts", ())),
+                )
+                for v in data["variants"]
+            ),
+            timings={str(k): float(v) for k, v in data.get("timings", {}).items()},
+            file_sources={str(k): str(v) for k, v in data.get("file_sources", {}).items()},
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise BadInputError(f"the server's result is not a Segue result: {type(e).__name__}: {e}") from e
+
+
+def model_from_json(data: Mapping[str, Any]) -> ModelInfo:
+    return ModelInfo(
+        name=str(data["name"]),
+        kind=cast(Kind, data["kind"]),
+        path=str(data.get("path", "")),
+        description=str(data.get("description", "")),
+        parameters=int(data.get("parameters", 0)),
+        modes=tuple(cast(Mode, m) for m in data.get("modes", ("continue",))),
+    )
+
+
+def is_job_id(text: str) -> bool:
+    return bool(_JOB_ID.match(text))
+
+
+def check_result_path(path: str) -> PurePosixPath:
+    """A result file's path, relative to the job folder: ``vNN/name`` or ``vNN/stems/name``, nothing else
+    (no absolute paths, no ``..``, no hidden files). Raises :class:`BadInputError`."""
+    if not isinstance(path, str) or not _RESULT_PATH.match(path) or ".." in path.split("/"):
+        raise BadInputError(f"not a result file path: {path!r}")
+    return PurePosixPath(path)
+
+
+def sniff_upload(head: bytes) -> tuple[UploadKind, str] | None:
+    """The kind and the suffix the server names an upload by, from its first bytes; None if it is neither a
+    Standard MIDI File nor WAV (RIFF/RF64), FLAC or AIFF."""
+    if head.startswith(b"MThd"):
+        return "midi", MIDI_SUFFIX
+    if len(head) >= 12 and head[:4] in (b"RIFF", b"RF64") and head[8:12] == b"WAVE":
+        return "audio", ".wav"
+    if head.startswith(b"fLaC"):
+        return "audio", ".flac"
+    if len(head) >= 12 and head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        return "audio", ".aiff"
+    return None
+
+
+def check_upload_name(name: str | None) -> None:
+    """Uploaded files are stored under names the server picks; a client name that tries to reach elsewhere
+    (a path, ``..``, a drive, control characters) is refused all the same, as a sign of a confused client."""
+    if not name:
+        return
+    if (
+        "/" in name
+        or "\\" in name
+        or name in (".", "..")
+        or name.startswith("..")
+        or ":" in name
+        or any(ord(c) < 32 for c in name)
+        or len(name) > 255
+    ):
+        raise BadInputError(f"upload file name {name!r} is not a plain file name; send the file's base name only")
