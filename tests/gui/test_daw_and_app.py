@@ -65,3 +65,24 @@ def test_the_screenshot_renders_the_window_and_exits(
     assert "screenshot saved" in said[-1]
     assert not (tmp_path / "gui.json").exists()  # the demo never touches the user's settings
     assert list((tmp_path / "jobs").iterdir())  # the demo's job folders
+
+
+def test_segue_gui_screenshot_of_an_existing_job_from_the_command_line(
+    qtbot: QtBot, make_rig: MakeRig, tmp_path: Path, region_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gui_rig import generate_and_wait
+
+    from bridge import cli
+
+    rig = make_rig()
+    wait_engine(qtbot, rig)
+    rig.session.open_files([region_file])
+    generate_and_wait(qtbot, rig, variants=3)
+    job_dir = rig.models.variants.value.job_dir
+    assert job_dir is not None
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    png = tmp_path / "job.png"
+    argv = ["gui", "--screenshot", str(png), "--demo-job", str(job_dir), "--out", str(tmp_path / "other")]
+    assert cli.main(argv, engine_factory=lambda spec, **kw: StemEngine()) == 0
+    assert QImage(str(png)).width() == 1440
+    assert not (tmp_path / "other").exists() or not list((tmp_path / "other").iterdir())  # nothing generated
