@@ -24,6 +24,7 @@ splits and converts in memory), so ``segue train audio --data ~/Music`` works wi
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -175,6 +176,21 @@ class RenderOptions:
     soundfonts: tuple[str, ...] = ()  # paths; empty: engine.render.soundfont.find_soundfont()
 
 
+# Licences of the General MIDI soundfonts Segue knows by file name, for a data manifest (and the model cards made
+# from it) when a soundfont is given by path (--soundfont), which find_soundfont() reports as user-supplied.
+KNOWN_SOUNDFONT_LICENCES = {
+    "TimGM6mb.sf2": "GPL-2.0 (TimGM6mb by Tim Brechbill; Debian timgm6mb-soundfont, also in the pretty_midi wheel)",
+    "FluidR3_GM.sf2": "MIT (FluidR3 GM by Frank Wen; Debian fluid-soundfont-gm)",
+}
+
+
+def _with_known_licence(font: Any) -> Any:
+    licence = KNOWN_SOUNDFONT_LICENCES.get(font.path.name)
+    if licence is None or not str(font.licence).startswith("unknown"):
+        return font
+    return dataclasses.replace(font, licence=licence)
+
+
 def render_corpus(corpus_dir: Path, out_dir: Path, options: RenderOptions) -> dict[str, Any]:
     """Render corpus pieces into ``out_dir`` until it holds ``options.minutes`` of audio (resumable)."""
     from symusic import Score
@@ -191,6 +207,7 @@ def render_corpus(corpus_dir: Path, out_dir: Path, options: RenderOptions) -> di
         )
     corpus = json.loads(corpus_manifest_path.read_text(encoding="utf-8"))
     fonts = [find_soundfont(p) for p in options.soundfonts] if options.soundfonts else [find_soundfont()]
+    fonts = [_with_known_licence(f) for f in fonts]
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = _read_manifest(out_dir)
     if manifest["files"] and manifest.get("sample_rate") != options.sample_rate:
