@@ -86,3 +86,27 @@ def test_segue_gui_screenshot_of_an_existing_job_from_the_command_line(
     assert cli.main(argv, engine_factory=lambda spec, **kw: StemEngine()) == 0
     assert QImage(str(png)).width() == 1440
     assert not (tmp_path / "other").exists() or not list((tmp_path / "other").iterdir())  # nothing generated
+
+
+def test_choosing_a_daw_adapter_reopens_the_link(qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow) -> None:
+    import socket
+
+    rig = make_rig(osc=True)
+    window = make_window(rig)
+    panel = window.connections
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as fake_reaper:
+        fake_reaper.bind(("127.0.0.1", 0))
+        panel.daw_combo.setCurrentIndex(panel.daw_combo.findData("reaper"))
+        panel.daw_port.setValue(fake_reaper.getsockname()[1])
+        qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+        link = rig.models.link.value
+        assert link.status == "listening" and link.daw == "reaper"
+        assert f"talking to reaper at 127.0.0.1:{fake_reaper.getsockname()[1]}" in panel.daw_status.text()
+    # a port that is taken: a red light and a message, never a crash
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        panel.daw_combo.setCurrentIndex(panel.daw_combo.findData("generic"))
+        panel.osc_port.setValue(taken.getsockname()[1])
+        qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+        assert rig.models.link.value.status == "error" and panel.daw_light.status == "error"
+        assert "DAW connection" in (rig.models.message.value.text if rig.models.message.value else "")
