@@ -395,8 +395,15 @@ class Session:
             bridge = _WatchedOscBridge(self.service, daw_address, self._post)
             try:
                 server = OscServer(bridge, s.osc_host, s.osc_port)
-            except BaseException:
+            except BaseException as e:
                 self.service.remove_listener(bridge.on_event)
+                if isinstance(e, SegueError) and isinstance(e.__cause__, OSError):  # the port is taken
+                    why = e.__cause__.strerror or str(e.__cause__)
+                    raise SegueError(
+                        f"Segue cannot listen for your DAW on UDP {s.osc_host}:{s.osc_port} ({why}). Is another "
+                        "Segue or `segue bridge` running? Close it, or choose another port under Connections > DAW "
+                        "and press Apply (and tell the DAW script the new port)."
+                    ) from e
                 raise
             server.start()
             if adapter is not None:
@@ -404,7 +411,7 @@ class Session:
         except (SegueError, OSError, ValueError) as e:
             if adapter is not None:
                 adapter.close()
-            self.models.link.update(status="error", detail=str(e))
+            self.models.link.update(status="error", detail="not listening (see the message above)")
             self.say("error", f"DAW connection: {e}")
             return
         self._links.osc, self._links.server, self._links.adapter = bridge, server, adapter

@@ -109,4 +109,6 @@ def test_choosing_a_daw_adapter_reopens_the_link(qtbot: QtBot, make_rig: MakeRig
         panel.osc_port.setValue(taken.getsockname()[1])
         qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
         assert rig.models.link.value.status == "error" and panel.daw_light.status == "error"
-        assert "DAW connection" in (rig.models.message.value.text if rig.models.message.value else "")
+        said = rig.models.message.value.text if rig.models.message.value else ""
+        assert f"cannot listen for your DAW on UDP 127.0.0.1:{taken.getsockname()[1]}" in said
+        assert "choose another port under Connections > DAW" in said and "--osc-port" not in said
