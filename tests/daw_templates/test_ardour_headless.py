@@ -17,9 +17,7 @@ timeline position (beat 8), length, tempo and meter; the placed file is imported
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import threading
 import time
 from collections.abc import Iterator
@@ -30,13 +28,12 @@ import numpy as np
 import pytest
 import soundfile
 from ardour_procs import edit_session, lua_string, need_ardour, new_session, run_offline
-from fake_engine import FakeEngine
+from region_engine import RegionEngine
 
 from bridge.adapters.ardour_session import insert_audio_file
 from bridge.bwf import read_bext
 from bridge.cli import main
 from bridge.daemon import BridgeRunning
-from engine.api import GenerationRequest, GenerationResult
 
 pytestmark = pytest.mark.integration
 
@@ -86,17 +83,6 @@ factory({{}})()
 print("DRIVER|done")
 quit()
 """
-
-
-class RegionEngine(FakeEngine):
-    """The fake engine, placing its variants on the bar line after the region (as the real engine does)."""
-
-    def generate(self, request: GenerationRequest, job_dir: Path, *args: Any, **kwargs: Any) -> GenerationResult:
-        result = super().generate(request, job_dir, *args, **kwargs)
-        prompt = request.prompt
-        bar = prompt.meter.numerator * 4 / prompt.meter.denominator
-        place_at = math.ceil(prompt.length_beats / bar - 1e-9) * bar
-        return dataclasses.replace(result, place_at_beats=place_at, place_at_seconds=place_at * 60 / prompt.tempo_bpm)
 
 
 def _click_region(path: Path) -> np.ndarray:

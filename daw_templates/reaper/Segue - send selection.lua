@@ -1,0 +1,31 @@
+-- @description Segue: send the time selection of the selected tracks to Segue
+-- @about Renders the time selection of the selected tracks (through the master, as a WAV) and writes MIDI items'
+--   notes as a .mid, then drops a request with the position, tempo and meter into Segue's watched folder
+--   (`segue bridge --watch DIR`). See daw_templates/reaper/README.md.
+
+-- Settings: the watched folder ($SEGUE_WATCH, else ~/Segue/watch) and what to ask for (nil: only the region).
+local WATCH = nil
+local GENERATE = { mode = "continue", bars = 4, variants = 2 }
+
+local dir = ({ reaper.get_action_context() })[2]:match("^(.*[/\\])") or ""
+local core = dofile(dir .. "segue_core.lua")
+local segue = dofile(dir .. "segue_reaper.lua")(core, reaper)
+
+local watch = WATCH or core.default_watch_dir()
+local region, why = segue.region_of_selection()
+if not region then
+  segue.message("Nothing sent: " .. why, true)
+  return
+end
+local req, err = core.request(region, GENERATE)
+local path
+if req then
+  path, err = core.drop_request(watch, req)
+end
+if not path then
+  segue.message("Nothing sent: " .. err, true)
+  return
+end
+segue.message(string.format("sent %s (%.3f beats from beat %.3f, %.2f BPM, %d/%d) as %s",
+  region.audio_path or region.midi_path, region.length_beats, region.start_beats, region.tempo_bpm,
+  region.meter_num, region.meter_den, path))
