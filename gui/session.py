@@ -12,20 +12,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pythonosc.osc_message import OscMessage
-
-from bridge.adapters import ADAPTERS, DEFAULT_DAW_PORTS, DawAdapter, open_adapter
+from bridge.adapters import DawAdapter, open_adapter
 from bridge.daemon import MidiClockIn, combined_transport
 from bridge.jobs import list_jobs, load_job
 from bridge.midiports import input_names
-from bridge.osc import OscBridge, OscServer, Sender
+from bridge.osc import OscServer
 from bridge.service import (
     BridgeEvent,
     BridgeService,
@@ -51,43 +47,20 @@ from gui.audition import (
     Player,
     SoundDeviceOutput,
 )
+from gui.daw_link import OscHeard, OscRejected, RegionFromDaw, WatchedOscBridge, open_link
 from gui.engines import EngineFactory, EngineHandle, EngineState
-from gui.media import MediaSummary, classify_dropped, read_media, region_from_files, tempo_from_name
-from gui.models import JobRow, Message, Models, VariantItem, VariantsState
+from gui.media import classify_dropped, read_media, region_from_files, tempo_from_name
+from gui.models import JobRow, Message, Models, VariantsState
+from gui.readers import RegionAudioRead, ThumbnailsRead, read_region_audio, read_thumbnails
 from gui.settings import GuiSettings, save_settings
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class OscHeard:
-    sender: Sender
-    address: str
-    summary: str
-    when: str  # "14:03:22"
-
-
-@dataclass(frozen=True)
-class OscRejected:
-    sender: Sender
-    message: str
-
-
-@dataclass(frozen=True)
-class RegionFromDaw:
-    region: DawRegion
-
-
-@dataclass(frozen=True)
-class ThumbnailsRead:
-    """A variant's thumbnails, read on a worker thread after its job was shown."""
-
-    key: str  # VariantItem.key
-    midi: MediaSummary | None
-    audio: MediaSummary | None
-
-
-SessionEvent = BridgeEvent | AuditionEvent | EngineState | OscHeard | OscRejected | RegionFromDaw | ThumbnailsRead
+SessionEvent = (
+    BridgeEvent | AuditionEvent | EngineState | OscHeard | OscRejected | RegionFromDaw
+    | ThumbnailsRead | RegionAudioRead
+)
 Post = Callable[[object], None]
 
 
@@ -103,41 +76,9 @@ class SessionDeps:
     osc: bool = True  # open the embedded OSC server
 
 
-class _WatchedOscBridge(OscBridge):
-    """Segue's OSC, also telling the app what it heard; replies without a sender go to the last DAW heard."""
-
-    def __init__(self, service: BridgeService, daw_address: Sender | None, post: Post) -> None:
-        super().__init__(service, daw_address)
-        self._post = post
-        self.peer: Sender | None = None
-
-    def dispatch(self, sender: Sender, message: OscMessage) -> None:
-        before = self.service.region
-        if message.address.startswith("/segue/"):
-            self.peer = sender
-        super().dispatch(sender, message)
-        args = " ".join(_short_arg(a) for a in message.params)
-        self._post(OscHeard(sender, message.address, f"{message.address} {args}".strip(), time.strftime("%H:%M:%S")))
-        after = self.service.region
-        if after is not None and after is not before:
-            self._post(RegionFromDaw(after))
-
-    def reject(self, sender: Sender, message: str) -> None:
-        super().reject(sender, message)
-        self._post(OscRejected(sender, message))
-
-    def reply(self, sender: Sender | None, address: str, args: Any) -> None:
-        super().reply(sender if sender is not None else self.peer, address, args)
-
-
-def _short_arg(value: Any) -> str:
-    text = Path(value).name if isinstance(value, str) and value.startswith("/") else str(value)
-    return text if len(text) <= 24 else text[:21] + "..."
-
-
 @dataclass
 class _Links:
-    osc: _WatchedOscBridge | None = None
+    osc: WatchedOscBridge | None = None
     server: OscServer | None = None
     adapter: DawAdapter | None = None
     clock: MidiClockIn | None = None
@@ -316,6 +257,15 @@ class Session:
                       for i in state.items)
         self.models.variants.update(items=items)
 
+    def _on_region_audio(self, event: RegionAudioRead) -> None:
+        state = self.models.region.value
+        if state.region is None or state.region.audio_path != event.path:
+            return  # another region is shown by now
+        if event.audio is None:
+            self.say("warning", f"The region's waveform cannot be drawn: {event.error}")
+            return
+        self.models.region.update(audio=event.audio)
+
     _HANDLERS: dict[type, Callable[[Session, Any], None]] = {
         JobStarted: _on_started,
         JobProgress: _on_progress,
@@ -328,6 +278,7 @@ class Session:
         OscRejected: _on_rejected,
         RegionFromDaw: _on_daw_region,
         ThumbnailsRead: _on_thumbnails,
+        RegionAudioRead: _on_region_audio,
         AuditionStarted: _on_audition,
         AuditionStopped: _on_audition,
         AuditionFailed: _on_audition,
@@ -384,40 +335,14 @@ class Session:
         if not self.deps.osc:
             self.models.link.update(status="off", detail="OSC is off")
             return
-        host = s.daw_host or "127.0.0.1"
-        adapter: DawAdapter | None = None
-        daw_address: Sender | None = None
         try:
-            if s.daw in ADAPTERS:
-                adapter = self.deps.adapter_factory(s.daw, (host, s.daw_port or DEFAULT_DAW_PORTS[s.daw]))
-            elif s.daw_port:
-                daw_address = (host, s.daw_port)
-            bridge = _WatchedOscBridge(self.service, daw_address, self._post)
-            try:
-                server = OscServer(bridge, s.osc_host, s.osc_port)
-            except BaseException as e:
-                self.service.remove_listener(bridge.on_event)
-                if isinstance(e, SegueError) and isinstance(e.__cause__, OSError):  # the port is taken
-                    why = e.__cause__.strerror or str(e.__cause__)
-                    raise SegueError(
-                        f"Segue cannot listen for your DAW on UDP {s.osc_host}:{s.osc_port} ({why}). Is another "
-                        "Segue or `segue bridge` running? Close it, or choose another port under Connections > DAW "
-                        "and press Apply (and tell the DAW script the new port)."
-                    ) from e
-                raise
-            server.start()
-            if adapter is not None:
-                adapter.start()
-        except (SegueError, OSError, ValueError) as e:
-            if adapter is not None:
-                adapter.close()
+            link = open_link(self.service, s, self.deps.adapter_factory, self._post)
+        except SegueError as e:
             self.models.link.update(status="error", detail="not listening (see the message above)")
             self.say("error", f"DAW connection: {e}")
             return
-        self._links.osc, self._links.server, self._links.adapter = bridge, server, adapter
-        shown = f"{server.address[0]}:{server.address[1]}"
-        talking = f"; talking to {s.daw} at {host}:{s.daw_port or DEFAULT_DAW_PORTS[s.daw]}" if adapter else ""
-        self.models.link.update(status="listening", detail=f"listening on {shown}{talking}", osc_port=server.address[1])
+        self._links.osc, self._links.server, self._links.adapter = link.bridge, link.server, link.adapter
+        self.models.link.update(status="listening", detail=link.detail, osc_port=link.server.address[1])
 
     def _close_osc(self) -> None:
         links = self._links
@@ -509,19 +434,20 @@ class Session:
         except SegueError as e:
             self.say("error", f"Cannot use that region: {e}")
             return
-        midi = audio = None
-        try:
+        midi = None
+        try:  # MIDI regions are small: read at once (the key and the notes); audio on a worker thread
             midi = read_media(region.midi_path) if region.midi_path is not None else None
-            audio = read_media(region.audio_path) if region.audio_path is not None else None
         except SegueError as e:
             self.say("warning", f"The region cannot be drawn: {e}")
+        if region.audio_path is not None:
+            read_region_audio(region.audio_path, self._post)
         bars = region.length_beats / region.meter.quarters_per_bar
         self.models.region.update(
             region=region,
             origin=origin,
             name=region.track or (region.midi_path or region.audio_path or Path("region")).stem,
             midi=midi,
-            audio=audio,
+            audio=None,
             key=midi.key if midi is not None else "",
             bars=bars,
         )
@@ -609,23 +535,7 @@ class Session:
                 audition_message="" if record.status == "done" else catalog.status_text(record),
             )
         )
-        self._read_thumbnails(items)
-
-    def _read_thumbnails(self, items: tuple[VariantItem, ...]) -> None:
-        """Read the variants' MIDI and audio for their thumbnails off the GUI thread (long takes, many variants)."""
-        post = self._post
-
-        def read() -> None:
-            for item in items:
-                try:
-                    midi, audio = catalog.thumbnails_of(item.files)
-                except Exception:  # a thumbnail is not worth a crash; the row shows without it
-                    log.exception("reading the thumbnails of %s failed", item.key)
-                    continue
-                post(ThumbnailsRead(item.key, midi, audio))
-
-        threading.Thread(target=read, name="segue-thumbnails", daemon=True).start()
-
+        read_thumbnails(items, self._post)
 
     def select(self, variant_id: str) -> None:
         self.models.variants.update(selected=variant_id)

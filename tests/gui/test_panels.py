@@ -276,7 +276,8 @@ def test_an_audio_region_takes_its_tempo_from_the_name_or_asks(
     named = write_wav(tmp_path / "loop_96bpm.wav", 10.0)  # 16 beats at 96 BPM: 4 bars
     rig.session.open_files([named])
     panel = window.region
-    assert panel.tempo.value() == 96.0 and panel.bars.text() == "4" and len(panel.view.peaks) > 100
+    assert panel.tempo.value() == 96.0 and panel.bars.text() == "4"
+    qtbot.waitUntil(lambda: len(panel.view.peaks) > 100, timeout=3000)  # the waveform, read on a worker thread
     assert "96 BPM, 4/4 from its file name" in window.message_bar.text.text()
     unnamed = write_wav(tmp_path / "take.wav", 10.0)
     rig.session.open_files([unnamed])
@@ -286,3 +287,24 @@ def test_an_audio_region_takes_its_tempo_from_the_name_or_asks(
     panel.tempo.setValue(96.0)  # the user corrects it: the length in bars follows
     panel.tempo.editingFinished.emit()
     assert panel.bars.text() == "4"
+
+
+def test_an_unreadable_audio_region_is_a_warning_not_a_freeze(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, tmp_path: Path
+) -> None:
+    from fake_engine import write_wav
+
+    from gui.readers import RegionAudioRead
+
+    rig = make_rig()
+    window = make_window(rig)
+    window.show()
+    take = write_wav(tmp_path / "take_90bpm.wav", 4.0)
+    rig.session.open_files([take])
+    assert window.region.name.text() == "take_90bpm"  # shown at once; the waveform follows
+    qtbot.waitUntil(lambda: bool(window.region.view.peaks), timeout=3000)
+    rig.session.apply(RegionAudioRead(tmp_path / "older.wav", None, "gone"))  # news about another region: ignored
+    assert "gone" not in window.message_bar.text.text()
+    rig.session.apply(RegionAudioRead(take.resolve(), None, "take_90bpm.wav could not be read as audio (truncated)"))
+    assert "The region's waveform cannot be drawn: take_90bpm.wav could not be read" in window.message_bar.text.text()
+    assert window.region.name.text() == "take_90bpm"  # still the region: it can be generated from
