@@ -452,14 +452,17 @@ function core.write_smf(path, notes, tempo_bpm, meter_num, meter_den, length_bea
     local ch = (n.channel or 0) & 0x0F
     local pitch = math.max(0, math.min(127, math.floor(n.pitch)))
     local vel = math.max(1, math.min(127, math.floor(n.velocity or 100)))
-    events[#events + 1] = { off, 0, string.char(0x80 | ch, pitch, 0) }
-    events[#events + 1] = { on, 1, string.char(0x90 | ch, pitch, vel) }
+    events[#events + 1] = { off, 0, string.char(0x80 | ch, pitch, 0), #events }
+    events[#events + 1] = { on, 1, string.char(0x90 | ch, pitch, vel), #events }
   end
   table.sort(events, function(a, b)
     if a[1] ~= b[1] then
       return a[1] < b[1]
     end
-    return a[2] < b[2] -- note-offs before note-ons at the same tick
+    if a[2] ~= b[2] then
+      return a[2] < b[2] -- note-offs before note-ons at the same tick
+    end
+    return a[4] < b[4] -- else in the order given (table.sort is not stable)
   end)
   local usec = math.floor(60000000 / tempo_bpm + 0.5)
   local den_pow = math.floor(math.log(meter_den, 2) + 0.5)
