@@ -52,9 +52,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NO_AUDIO_MODEL = (
-    "no audio model is installed (the default audio model, segue-audio-small, does not ship with this version "
-    "yet): train one on a folder of your own audio with `segue train audio --data AUDIO_DIR --out MODEL_DIR`, "
-    "then give it with --model MODEL_DIR (or add its parent folder to $SEGUE_MODELS_DIR)"
+    "no audio model is installed (the default audio model, segue-audio-small, ships in engine/models/: "
+    "reinstall Segue to get it back): train one on a folder of your own audio with "
+    "`segue train audio --data AUDIO_DIR --out MODEL_DIR`, then give it with --model MODEL_DIR (or add its "
+    "parent folder to $SEGUE_MODELS_DIR)"
 )
 MAX_AUDITION_LEAD_IN_SECONDS = 300.0  # full.wav holds the whole region up to this length...
 LONG_REGION_LEAD_IN_BARS = 8  # ...else only its last bars

@@ -41,8 +41,9 @@ def engine() -> LocalEngine:
 
 
 @pytest.fixture
-def only_shipped_models(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checkpoints, "search_dirs", lambda: [checkpoints.SHIPPED_DIR])
+def no_installed_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if no model were installed (not even the shipped ones in engine/models)."""
+    monkeypatch.setattr(checkpoints, "search_dirs", lambda: [])
 
 
 def segue(engine: LocalEngine, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -87,7 +88,7 @@ def test_cli_writes_the_audio_job_folder(
 
 
 def test_without_an_audio_model_the_cli_says_how_to_get_one(
-    tmp_path: Path, engine: LocalEngine, only_shipped_models: None, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, engine: LocalEngine, no_installed_models: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     region = write_region(tmp_path / "take.wav", musical_region(2.0, RATE, 2), RATE)
     code, _, err = segue(engine, capsys, "continue", str(region), "--tempo", "120", "--out", str(tmp_path / "out"))
@@ -188,7 +189,7 @@ def test_audio_and_midi_of_one_region_in_one_job(
 
 
 def test_audio_and_midi_without_an_audio_model_continue_the_midi(
-    tmp_path: Path, engine: LocalEngine, midi_model: Path, only_shipped_models: None
+    tmp_path: Path, engine: LocalEngine, midi_model: Path, no_installed_models: None
 ) -> None:
     midi = write_midi(tmp_path / "take.mid", 2, TEMPO)
     audio = write_region(tmp_path / "take.wav", musical_region(1.0, RATE, 2), RATE)
