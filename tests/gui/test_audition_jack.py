@@ -1,0 +1,65 @@
+"""Audition through the real sound path: sounddevice (PortAudio) into a JACK dummy server, no sound card needed.
+An integration test (`make test-integ` style): it starts jackd, and skips where jackd or PortAudio is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_engine import write_wav
+
+from gui.audition import AuditionEvent, AuditionStarted, AuditionStopped, Player, SoundDeviceOutput
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def jack(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    if shutil.which("jackd") is None or shutil.which("jack_wait") is None:
+        pytest.skip("needs jackd and jack_wait (apt install jackd2)")
+    sd = pytest.importorskip("sounddevice", reason="needs PortAudio (apt install libportaudio2)")
+    name = f"segue-gui-{os.getpid()}"
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+    proc = subprocess.Popen(
+        ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    try:
+        subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], env=env, capture_output=True, timeout=15)
+        monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
+        sd._terminate()  # PortAudio finds JACK servers when it starts: start it again, now that ours runs
+        sd._initialize()
+        yield name
+    finally:
+        sd._terminate()  # PortAudio lets go of the server before it stops
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        monkeypatch.delenv("JACK_DEFAULT_SERVER", raising=False)
+        sd._initialize()
+
+
+def test_a_take_plays_to_its_end_through_portaudio(jack: str, tmp_path: Path) -> None:
+    take = write_wav(tmp_path / "take.wav", 0.5, sample_rate=48000)
+    events: list[AuditionEvent] = []
+    player = Player(SoundDeviceOutput, listener=events.append)
+    try:
+        started = time.monotonic()
+        player.play("v01", (take,))
+        deadline = started + 10
+        while not any(isinstance(e, AuditionStopped) for e in events) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        elapsed = time.monotonic() - started
+    finally:
+        player.close()
+    assert [type(e) for e in events] == [AuditionStarted, AuditionStopped], events
+    stopped = events[-1]
+    assert isinstance(stopped, AuditionStopped) and stopped.finished  # the device pulled every frame
+    assert 0.45 < elapsed < 3.0  # at the device's pace, not all at once
