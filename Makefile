@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-pins.txt 2>/
 OUT ?= out
 PYTEST_FLAGS ?=
 
-.PHONY: all venv system-deps demo test test-unit test-slow test-integ test-all lint typecheck bench train-default clean-venv
+.PHONY: all venv system-deps demo demo-audio test test-unit test-slow test-integ test-all lint typecheck bench \
+	bench-audio train-default train-audio-default clean-venv
 
 all: test
 
@@ -28,6 +29,14 @@ venv: $(STAMP)
 
 demo: venv
 	$(VENV)/bin/segue continue examples/regions/pop_100bpm_4-4.mid --bars 8 --variants 4 --seed 7 --out $(OUT)/demo
+
+# Audio continuation with the shipped audio model: a 4-bar 48 kHz stereo region (rendered from the example MIDI,
+# as a DAW would bounce it) continued by 8 bars in 4 variants.
+demo-audio: venv
+	test -f $(OUT)/demo-audio/region.wav || $(PY) -m engine.audio.example_region examples/regions/pop_100bpm_4-4.mid \
+	  --rate 48000 --out $(OUT)/demo-audio/region.wav
+	$(VENV)/bin/segue continue $(OUT)/demo-audio/region.wav --tempo 100 --meter 4/4 --bars 8 --variants 4 --seed 7 \
+	  --out $(OUT)/demo-audio
 
 # Everything but the slow and GPU tests, the integration tests (real JACK, jack_midi_clock, headless Ardour, the
 # segue bridge process) included: system-deps installs their Debian packages first.
@@ -73,6 +82,10 @@ lint: venv
 bench: venv
 	$(PY) bench/bench_symbolic.py
 
+# The shipped audio model against MusicGen's small architecture (random weights) on this CPU.
+bench-audio: venv
+	$(PY) bench/bench_audio.py
+
 # How the shipped default model was made (see engine/models/segue-midi-small/MODEL_CARD.md).
 train-default: venv
 	$(PY) -m pip install --quiet 'music21>=9'
@@ -82,6 +95,24 @@ train-default: venv
 	  --eval-windows 48 --threads 2 --seed 0
 	$(PY) -m engine.symbolic.export --src runs/segue-midi-small --out runs/segue-midi-small-export \
 	  --token-cache data/tokens --threads 2
+
+# How the shipped audio model was made (see engine/models/segue-audio-small/MODEL_CARD.md); about 80 minutes on
+# two CPU cores. Installs Debian's soundfonts when root (the data is rendered through FluidR3 GM and TimGM6mb).
+train-audio-default: venv
+	$(PY) -m pip install --quiet 'music21>=9'
+	test -f /usr/share/sounds/sf2/FluidR3_GM.sf2 -a -f /usr/share/sounds/sf2/TimGM6mb.sf2 || { [ "$$(id -u)" = 0 ] && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  fluid-soundfont-gm timgm6mb-soundfont; }
+	$(PY) -m engine.symbolic.corpus --out data/corpus --max-minutes 12
+	$(PY) -m engine.audio.data --out data/audio --minutes 150 --max-piece-seconds 20 \
+	  --soundfont /usr/share/sounds/sf2/TimGM6mb.sf2 --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2
+	$(PY) -m engine.audio.train_codec --data data/audio --out runs/audio-codec --preset small --max-minutes 35 \
+	  --threads 1 --eval-every 250 --seed 0
+	$(PY) -m engine.audio.train_prior --data data/audio --codec runs/audio-codec --out runs/audio-prior \
+	  --preset small --block-size 512 --batch-size 8 --warmup-steps 50 --max-minutes 38 --eval-every 100 \
+	  --eval-windows 16 --threads 1 --seed 0
+	$(PY) -m engine.audio.export_model --codec runs/audio-codec --prior runs/audio-prior --data data/audio \
+	  --out runs/segue-audio-small-export
 
 clean-venv:
 	rm -rf $(VENV)
