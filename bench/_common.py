@@ -6,10 +6,12 @@ Not a benchmark: ``from _common import machine, write_json`` (the scripts put ``
 from __future__ import annotations
 
 import datetime as _dt
+import importlib.metadata
 import json
 import math
 import os
 import platform
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,15 +30,26 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine(threads: int | None = None) -> dict[str, Any]:
-    """CPU model, cores, torch version (if installed), date, load average: where and when a figure was taken."""
-    try:
-        import torch
+def machine(threads: int | None = None, probe_gpu: bool = False) -> dict[str, Any]:
+    """CPU model, cores, torch version (if installed), date, load average: where and when a figure was taken.
 
-        torch_version: str | None = torch.__version__
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    except ImportError:
-        torch_version, gpu = None, None
+    torch is imported (seconds) only when ``probe_gpu`` asks whether a CUDA device is there or it is imported
+    already; else its version comes from the installed package's metadata."""
+    torch_version: str | None = None
+    gpu: str | None = None
+    if probe_gpu or "torch" in sys.modules:
+        try:
+            import torch
+
+            torch_version = torch.__version__
+            gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        except ImportError:
+            pass
+    else:
+        try:
+            torch_version = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:
+            pass
     info: dict[str, Any] = {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),

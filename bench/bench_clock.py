@@ -141,11 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--beats", type=int, default=32, help="length of each stream in beats (default 8 bars)")
-    parser.add_argument("--quick", action="store_true", help="2 seeds of 24 beats")
+    parser.add_argument("--quick", action="store_true", help="2 seeds of 16 beats")
     parser.add_argument("--out", type=Path, default=RESULTS / "clock.json")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seeds, args.beats = 2, 24
+        args.seeds, args.beats = 2, 16
     kinds = ("jitter 1 ms", "JACK 256", "JACK 1024")
     rows = run(args.seeds, args.beats, kinds)
     worst = [r["segue"]["worst_beats"] for r in rows]
