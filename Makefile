@@ -79,8 +79,11 @@ lint: venv
 	$(VENV)/bin/ruff check engine bridge gui tests bench examples
 	$(VENV)/bin/mypy
 
+# Every part's benchmark against its baseline, one table; JSON in bench/results/ (docs/benchmarks.md).
+# About a quarter of an hour on 2 cores; `make bench BENCH_FLAGS=--quick` takes a few minutes.
+BENCH_FLAGS ?=
 bench: venv
-	$(PY) bench/bench_symbolic.py
+	$(PY) bench/run_all.py $(BENCH_FLAGS)
 
 # The shipped audio model against MusicGen's small architecture (random weights) on this CPU.
 bench-audio: venv
