@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 from PyQt6.QtGui import QIntValidator
 from PyQt6.QtWidgets import (
     QComboBox,
@@ -132,7 +130,7 @@ class QtGeneratePanel(QtCard):
         self.temperature.valueChanged.connect(lambda v: session.update_form(temperature=round(v, 3)))
         self.top_p.valueChanged.connect(lambda v: session.update_form(top_p=round(v, 3)))
         self.seed.textEdited.connect(self._seed_edited)
-        self.dice.clicked.connect(lambda: session.update_form(seed=random.randrange(0, 2**31)))
+        self.dice.clicked.connect(session.new_seed)
         self.model.currentIndexChanged.connect(self._model_chosen)
         self.generate_button.clicked.connect(lambda: session.generate())
         self.cancel_button.clicked.connect(lambda: session.cancel())

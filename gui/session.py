@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -466,6 +467,10 @@ class Session:
             seed=form.seed,
             model=form.model,
         )
+
+    def new_seed(self) -> None:
+        """A fresh random seed in the form (variants get seed, seed+1, ...)."""
+        self.update_form(seed=random.randrange(0, 2**31 - 64))
 
     def generate(self, **overrides: Any) -> bool:
         """Queue a job on the region with the form's parameters (``overrides`` replace some). True if queued."""
