@@ -51,9 +51,9 @@ test-slow: venv
 	$(PY) -m pytest -m "slow" $(PYTEST_FLAGS)
 
 # Debian packages for the integration tests (real JACK dummy server, jack_midi_clock, headless Ardour 7, PortAudio
-# for sounddevice, Lua 5.4 for the DAW scripts' tests); installed when missing and we are root, else the tests that
-# need them skip with a hint.
-SYSTEM_PACKAGES := jackd2 jack-midi-clock ardour libportaudio2 lua5.4
+# for sounddevice, Lua 5.4 and node for the DAW scripts' tests); installed when missing and we are root, else the
+# tests that need them skip with a hint.
+SYSTEM_PACKAGES := jackd2 jack-midi-clock ardour libportaudio2 lua5.4 nodejs
 system-deps:
 	@missing=""; \
 	command -v jackd >/dev/null || missing="$$missing jackd2"; \
@@ -61,6 +61,7 @@ system-deps:
 	command -v ardour7-lua >/dev/null || missing="$$missing ardour"; \
 	ldconfig -p | grep -q libportaudio.so.2 || missing="$$missing libportaudio2"; \
 	command -v lua5.4 >/dev/null || missing="$$missing lua5.4"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
