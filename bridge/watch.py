@@ -160,6 +160,7 @@ class WatchFolder:
     def close(self) -> None:
         self._stop.set()
         self.service.remove_listener(self.on_event)
+        self.service.remove_listener(self._osc.on_event)
         if self._thread is not None:
             self._thread.join(5.0)
 

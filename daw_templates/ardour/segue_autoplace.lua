@@ -373,7 +373,8 @@ function core.pending_placements(watch_dir, state)
     if core.file_exists(path) then
       local text = core.read_file(path)
       local ok, record = pcall(core.json_decode, text or "")
-      if ok and type(record) == "table" and record.file_path and record.kind then
+      if ok and type(record) == "table" and type(record.file_path) == "string" and type(record.kind) == "string"
+          and type(record.position_beats) == "number" then
         found[#found + 1] = { name = name, path = path, record = record }
       else
         found[#found + 1] = { name = name, path = path, error = ok and "not a placement" or record }

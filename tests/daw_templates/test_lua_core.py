@@ -106,8 +106,9 @@ def test_pending_placements_in_number_order_past_small_gaps(tmp_path: Path) -> N
     (placed / "done" / "000001.json").write_text(json.dumps(record))
     (placed / "000002.json").write_text(json.dumps(record))
     (placed / "000003.json").write_text("{broken")
-    (placed / "000005.json").write_text(json.dumps(dict(record, file_path="/y.wav")))  # 000004 is missing
-    (placed / "000009.json").write_text(json.dumps(record))  # too far past the gap: later
+    (placed / "000004.json").write_text(json.dumps(dict(record, position_beats=None)))  # not a placement
+    (placed / "000006.json").write_text(json.dumps(dict(record, file_path="/y.wav")))  # 000005 is missing
+    (placed / "000010.json").write_text(json.dumps(record))  # too far past the gap: later
     out = core_lua(
         """
 local state = {}
@@ -123,9 +124,10 @@ print("again", #core.pending_placements("w", state))
     lines = out.splitlines()
     assert lines[0] == "000002.json\t/x.wav"
     assert lines[1].startswith("000003.json\terror: bad JSON")
-    assert lines[2] == "000005.json\t/y.wav"
-    assert lines[3:] == ["next\t6", "again\t0"]
-    assert sorted(p.name for p in (placed / "done").iterdir()) == ["000001.json", "000002.json", "000005.json"]
+    assert lines[2] == "000004.json\terror: not a placement"
+    assert lines[3] == "000006.json\t/y.wav"
+    assert lines[4:] == ["next\t7", "again\t0"]
+    assert sorted(p.name for p in (placed / "done").iterdir()) == ["000001.json", "000002.json", "000006.json"]
 
 
 def test_musical_time_helpers(tmp_path: Path) -> None:
