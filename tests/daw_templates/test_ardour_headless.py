@@ -13,6 +13,9 @@ the track name given to the new track.
 Checked: the exported WAV is the region's audio sample for sample; the region reached the bridge with its
 timeline position (beat 8), length, tempo and meter; the placed file is imported at the bar after the region
 (bar 4, beat 12 = sample 345600 at 100 BPM / 48 kHz), which is also where the file's BWF time reference puts it.
+Last, the placed mix (a click track) is put into the closed session at the sample the script imported it at
+(Segue's closed-session writer standing in for ``do_import``) and Ardour renders the session: every click of the
+region and of the continuation is at its exact sample. About 5-13 s here.
 """
 
 from __future__ import annotations
@@ -27,8 +30,8 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile
-from ardour_procs import edit_session, lua_string, need_ardour, new_session, run_offline
-from region_engine import RegionEngine
+from ardour_procs import edit_session, export, lua_string, need_ardour, new_session, run_offline
+from region_engine import CLICK_AT, RegionEngine
 
 from bridge.adapters.ardour_session import insert_audio_file
 from bridge.bwf import read_bext
@@ -97,7 +100,7 @@ def _click_region(path: Path) -> np.ndarray:
 def bridge(tmp_path: Path) -> Iterator[tuple[BridgeRunning, Path, Path, RegionEngine]]:
     """``segue bridge --watch`` with the fake engine, on a free loopback port, in this process."""
     jobs, watch = tmp_path / "jobs", tmp_path / "watch"
-    engine = RegionEngine()
+    engine = RegionEngine(click_rate=RATE)
     running: list[BridgeRunning] = []
     ready = threading.Event()
 
@@ -178,6 +181,18 @@ def test_a_region_sent_from_ardour_comes_back_placed_at_the_bar_after_it(
     wav_rate = soundfile.info(str(placed_wav)).samplerate
     assert bext.time_reference == round(12 * 60.0 / TEMPO * wav_rate)
     assert bext.time_reference * RATE / wav_rate == pytest.approx(expected_at, abs=1)
+
+    # and in the session: the placed mix put on a track where the script imported it (Editor:do_import needs the
+    # GUI, so Segue's closed-session writer stands in for it), rendered by Ardour itself
+    insert_audio_file(session_file, placed_wav, position_samples=int(imports[0][2]), track_name=placed[0]["track_name"])
+    export(session_file, tmp_path / "render.wav")
+    render, rate = soundfile.read(tmp_path / "render.wav", dtype="float32", always_2d=True)
+    assert rate == RATE
+    found = [int(i) for i in np.flatnonzero(np.abs(render).max(axis=1) > 0.05)]
+    continuation = [CLICK_AT + round(k * BEAT) for k in range(16)]  # 4 bars of 4/4
+    want = sorted([REGION_AT + c for c in CLICKS] + [expected_at + c for c in continuation])
+    assert found == want, f"clicks at {found}, expected {want}"
+    print(f"render: the continuation's first click at sample {found[len(CLICKS)]} = bar 4 ({expected_at}) + {CLICK_AT}")
 
 
 def _run_ardour(driver: Path, workdir: Path, env: dict[str, str]) -> Any:
