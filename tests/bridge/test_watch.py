@@ -160,3 +160,37 @@ def test_request_messages_are_segue_osc() -> None:
     ]
     with pytest.raises(BadInputError, match="format 2"):
         request_messages({"segue": 2})
+
+
+def test_segue_bridge_watch_takes_requests_and_places(tmp_path: Path) -> None:
+    """The command line: ``segue bridge --watch DIR`` (in this process, with the fake engine)."""
+    import threading
+
+    from bridge.cli import main
+    from bridge.daemon import BridgeRunning
+
+    running: list[BridgeRunning] = []
+    ready = threading.Event()
+    argv = ["bridge", "--osc-port", "0", "--out", str(tmp_path / "jobs"), "--watch", str(tmp_path / "w")]
+    thread = threading.Thread(
+        target=main,
+        args=(argv,),
+        kwargs={
+            "engine_factory": lambda *a, **k: FakeEngine(),
+            "bridge_ready": lambda run: (running.append(run), ready.set()),
+        },
+    )
+    thread.start()
+    try:
+        assert ready.wait(20), "segue bridge did not start"
+        midi = write_midi_region(tmp_path / "region.mid").resolve()
+        request = {"midi_path": str(midi), "start_beats": 4, "length_beats": 8, "tempo_bpm": 120, "generate": {}}
+        (tmp_path / "w" / "requests" / "r.json").write_text(json.dumps(request))
+        placed = tmp_path / "w" / "placed" / "000001.json"
+        assert _wait(placed.is_file)
+        assert json.loads(placed.read_text())["kind"] == "audio"
+    finally:
+        if running:
+            running[0].stop()
+        thread.join(15)
+    assert not thread.is_alive()
