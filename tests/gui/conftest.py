@@ -28,6 +28,7 @@ from fake_engine import FakeEngine, write_midi  # noqa: E402
 from gui_rig import FakeClock, Rig, StemEngine  # noqa: E402
 from pytestqt.qtbot import QtBot  # noqa: E402
 
+from engine import api  # noqa: E402
 from gui.adapters import QtEventPump  # noqa: E402
 from gui.audition import FakeOutput  # noqa: E402
 from gui.session import Session, SessionDeps  # noqa: E402
@@ -69,6 +70,7 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         ports: tuple[str, ...] = ("Clock A", "Clock B"),
         start: bool = True,
         factory_error: Exception | None = None,
+        real_engine: bool = False,
     ) -> Rig:
         engine = engine or StemEngine()
         out_dir = tmp_path / "jobs"
@@ -92,7 +94,7 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
             return clocks[-1]
 
         deps = SessionDeps(
-            engine_factory=engine_factory,
+            engine_factory=api.open_engine if real_engine else engine_factory,
             output_factory=output_factory,
             midi_inputs=lambda: list(ports),
             clock_factory=clock_factory,  # type: ignore[arg-type]
