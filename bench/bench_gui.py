@@ -1,7 +1,7 @@
 """GUI event-loop stalls while a job runs, against the same window idle, side by side.
 
     python bench/bench_gui.py [--engine local|fake] [--bars 8] [--variants 4] [--rounds 3] [--interval-ms 5]
-                              [--quick] [--out bench/results/gui.json]
+                              [--threads 0] [--quick] [--out bench/results/gui.json]
 
 The desktop app's real window (:class:`gui.window.QtMainWindow` over :class:`gui.session.Session`, offscreen Qt,
 no sound card: the tests' fake output; no OSC socket; settings in a temporary folder) opens
@@ -11,10 +11,10 @@ while it generates ``--variants`` x ``--bars`` bars from the click to the varian
 long as that job took; rounds alternate so the machine's noise hits both alike.
 
 ``--engine local`` (default): the real in-process engine (the shipped MIDI model: torch sampling, MIDI writing,
-audio rendering on the service's worker thread). ``--engine fake``: the tests' fake engine (no torch). Figures: the
-median over rounds of each phase's longest gap, the worst gap, the 99th percentile of gaps, and the number of gaps
-over 50 ms (a stall a producer sees as a frozen meter or a late click). Prints a table and writes
-bench/results/gui.json.
+audio rendering on the service's worker thread; ``--threads`` torch threads, 0: torch's default, as the app runs).
+``--engine fake``: the tests' fake engine (no torch). Figures: the median over rounds of each phase's longest
+gap, the worst gap, the 99th percentile of gaps, and the number of gaps over 50 ms (a stall a producer sees as a
+frozen meter or a late click). Prints a table and writes bench/results/gui.json.
 """
 
 from __future__ import annotations
@@ -111,6 +111,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from gui.theme import apply_theme
     from gui.window import QtMainWindow
 
+    if args.threads and args.engine == "local":
+        import torch
+
+        torch.set_num_threads(args.threads)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     apply_theme(app)  # type: ignore[arg-type]
     if args.engine == "fake":
@@ -182,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--interval-ms", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, as the app)")
     parser.add_argument("--quick", action="store_true", help="2 bars x 2 variants, 1 round")
     parser.add_argument("--out", type=Path, default=RESULTS / "gui.json")
     args = parser.parse_args(argv)

@@ -174,7 +174,9 @@ def rows_clock(d: dict[str, Any]) -> list[Row]:
 
 
 def cmd_gui(args: argparse.Namespace, out: Path) -> list[str]:
-    return ["bench/bench_gui.py", *(["--quick"] if args.quick else []), "--engine", args.gui_engine, "--out", str(out)]
+    quick = ["--quick"] if args.quick else []
+    threads = ["--threads", str(args.threads)]
+    return ["bench/bench_gui.py", *quick, "--engine", args.gui_engine, *threads, "--out", str(out)]
 
 
 def rows_gui(d: dict[str, Any]) -> list[Row]:
@@ -267,7 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="every part shrunk: a few minutes in all")
     parser.add_argument("--only", nargs="+", choices=PARTS, help="run these parts only")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes (default bench/results)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for the engine benches")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for the engine and GUI benches (default 1: on a shared 2-core machine "
+                        "two threads contend; use 2 on an idle one)")  # fmt: skip
     parser.add_argument("--gui-engine", choices=("local", "fake"), default="local")
     parser.add_argument("--token-cache", default="", help="for the loss part (default data/tokens)")
     parser.add_argument("--corpus", default="", help="for the loss part (default data/corpus)")
