@@ -12,7 +12,7 @@ from gui.settings import DAW_CHOICES
 from gui.widgets import QtCard, field, label, row, set_quietly
 
 _DAW_NAMES = {
-    "generic": "Segue script (generic)",
+    "generic": "Segue DAW script",
     "ardour": "Ardour",
     "reaper": "REAPER",
     "live": "Ableton Live (AbletonOSC)",

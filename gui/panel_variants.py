@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
+    QLabel,
     QListView,
     QPushButton,
     QStyle,
@@ -37,7 +38,7 @@ from gui import theme
 from gui.drawing import paint_piano_roll, paint_waveform
 from gui.models import Models, VariantItem, VariantsState
 from gui.session import Session
-from gui.widgets import QtCard, QtDragChip, label, mime_for_paths, row, set_quietly
+from gui.widgets import QtCard, QtDragChip, QtElidedLabel, label, mime_for_paths, row, set_quietly
 
 ROW_HEIGHT = 66
 ItemRole = Qt.ItemDataRole.UserRole + 1
@@ -225,16 +226,17 @@ class QtVariantsPanel(QtCard):
         self.body.addWidget(self.empty)
         self.body.addWidget(self.list, 1)
         # transport
-        self.play_button = QPushButton("▶  Play")
-        self.stop_button = QPushButton("■  Stop")
-        self.loop_button = _toggle("⟲  Loop")
-        self.region_first_button = _toggle("Region → variant")
+        self.play_button = QPushButton("▶ Play")
+        self.stop_button = QPushButton("■ Stop")
+        self.loop_button = _toggle("⟲ Loop")
+        self.region_first_button = _toggle("Region first")
+        self.region_first_button.setToolTip("Play the region, then the variant (full.wav)")
         self.slot_a = QComboBox()
         self.slot_b = QComboBox()
         for combo in (self.slot_a, self.slot_b):
-            combo.setMaximumWidth(72)
+            combo.setMaximumWidth(60)
         self.ab_button = QPushButton("A ⇄ B")
-        self.star_button = QPushButton("☆  Star")
+        self.star_button = QPushButton("☆ Star")
         self.play_button.clicked.connect(lambda: session.play())
         self.stop_button.clicked.connect(session.stop)
         self.loop_button.toggled.connect(session.set_loop)
@@ -251,8 +253,10 @@ class QtVariantsPanel(QtCard):
         # actions
         self.regenerate_button = QPushButton("↻ Same seed")
         self.regenerate_button.setToolTip("Generate this variant again: its region, settings and seed")
-        self.continue_button = QPushButton("Continue from this")
-        self.continue_button.setToolTip("The region followed by this variant becomes the region, and is continued")
+        self.continue_button = QPushButton("Continue it")
+        self.continue_button.setToolTip(
+            "Continue from this variant: the region followed by it becomes the region, and is continued"
+        )
         self.place_button = QPushButton("Place in DAW")
         self.place_button.setObjectName("primary")
         self.regenerate_button.clicked.connect(lambda: session.regenerate(self._selected()))
@@ -265,16 +269,17 @@ class QtVariantsPanel(QtCard):
         self.stem_box.setSpacing(6)
         self.stem_chips: list[QtDragChip] = []
         self.body.addLayout(row(
-            label("Drag to DAW", "dim"), self.drag_audio, self.drag_midi, self.drag_stems, 1,
+            _drag_caption(), self.drag_audio, self.drag_midi, self.drag_stems, 1,
             self.regenerate_button, self.continue_button, self.place_button, spacing=6,
         ))
         self.stems_label = label("One stem", "dim")
-        self.audition = label("", "dim")
+        self.audition = QtElidedLabel()  # a long message must not widen the window; the whole text is its tooltip
+        self.audition.setObjectName("dim")
+        self.audition.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.clock = label("", "value", mono=True)
         stems_row = row(self.stems_label, spacing=6)
         stems_row.addLayout(self.stem_box)
-        stems_row.addStretch(1)
-        stems_row.addWidget(self.audition)
+        stems_row.addWidget(self.audition, 1)
         stems_row.addWidget(self.clock)
         self.body.addLayout(stems_row)
         models.variants.subscribe(self.show_variants)
@@ -312,10 +317,10 @@ class QtVariantsPanel(QtCard):
                        self.place_button, self.drag_audio, self.drag_midi, self.ab_button):
             widget.setEnabled(selected is not None)
         self.stop_button.setEnabled(bool(state.playing))
-        self.star_button.setText("★  Starred" if selected is not None and selected.starred else "☆  Star")
+        self.star_button.setText("★ Starred" if selected is not None and selected.starred else "☆ Star")
         self.drag_stems.setEnabled(selected is not None and bool(selected.stems))
         self._show_stems(selected)
-        self.audition.setText(state.audition_message)
+        self.audition.set_full_text(state.audition_message)
         self.show_playhead(self.list_model.playhead_seconds)
 
     def show_playhead(self, seconds: float) -> None:
@@ -365,6 +370,12 @@ def _clock(seconds: float) -> str:
     """``3.25`` -> ``0:03.2``."""
     minutes, rest = divmod(max(0.0, seconds), 60.0)
     return f"{int(minutes)}:{rest:04.1f}"
+
+
+def _drag_caption() -> QLabel:
+    caption = label("Drag:", "dim")
+    caption.setToolTip("Drag these onto a DAW track: they carry the variant's files")
+    return caption
 
 
 def _toggle(text: str) -> QPushButton:

@@ -135,7 +135,7 @@ def test_the_variants_panel_plays_stops_and_switches(
     generate_and_wait(qtbot, rig, variants=2)
     qtbot.mouseClick(panel.play_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: rig.models.variants.value.playing == "v01", timeout=2000)
-    assert panel.audition.text() == "Playing V1" and panel.stop_button.isEnabled()
+    assert panel.audition.full_text == "Playing V1" and panel.stop_button.isEnabled()
     output = rig.outputs[0]
     output.advance(1.0)
     rig.session.tick()  # the window's timer does this: the playhead follows the output
@@ -155,7 +155,7 @@ def test_the_variants_panel_plays_stops_and_switches(
     qtbot.mouseClick(panel.region_first_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(panel.play_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: rig.models.variants.value.playing == "v02+region", timeout=2000)
-    assert panel.audition.text() == "Playing the region, then V2"
+    assert panel.audition.full_text == "Playing the region, then V2"
     state = rig.models.variants.value  # full.wav: 8 s of region, then the 8 s variant
     second = state.item("v02")
     assert second is not None and state.take_seconds == pytest.approx(16.0)
@@ -182,7 +182,7 @@ def test_a_broken_output_shows_a_message(
     qtbot.mouseClick(window.variants.play_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "No sound output" in window.message_bar.text.text(), timeout=2000)
     assert rig.models.variants.value.playing == ""
-    assert "No sound output" in window.variants.audition.text()
+    assert "No sound output" in window.variants.audition.full_text
     message = rig.models.message.value
     assert message is not None and message.level == "warning"
 

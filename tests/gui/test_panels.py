@@ -221,7 +221,7 @@ def test_variants_show_a_job_and_the_buttons_change_the_model(
     # star it (and it is remembered)
     qtbot.mouseClick(panel.star_button, Qt.MouseButton.LeftButton)
     assert rig.models.variants.value.item("v03").starred  # type: ignore[union-attr]
-    assert panel.star_button.text() == "★  Starred"
+    assert panel.star_button.text() == "★ Starred"
     assert f"{item.job_id}/v03" in rig.session.settings.starred
     # loop and region-first toggles
     qtbot.mouseClick(panel.loop_button, Qt.MouseButton.LeftButton)
@@ -308,3 +308,16 @@ def test_an_unreadable_audio_region_is_a_warning_not_a_freeze(
     rig.session.apply(RegionAudioRead(take.resolve(), None, "take_90bpm.wav could not be read as audio (truncated)"))
     assert "The region's waveform cannot be drawn: take_90bpm.wav could not be read" in window.message_bar.text.text()
     assert window.region.name.text() == "take_90bpm"  # still the region: it can be generated from
+
+
+def test_the_window_fits_a_1280_pixel_laptop_screen(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    wait_engine(qtbot, rig)
+    rig.session.open_files([region_file])
+    generate_and_wait(qtbot, rig, variants=4)  # stems shown as chips
+    rig.models.variants.update(audition_message="No sound output is available (no device). " * 4)
+    rig.session.say("error", "a long message for the bar above the panels " * 6)
+    assert window.minimumSizeHint().width() <= 1280
