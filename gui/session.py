@@ -47,6 +47,7 @@ from gui.audition import (
     AuditionStopped,
     Player,
     SoundDeviceOutput,
+    seconds_to_next_bar,
 )
 from gui.daw_link import OscHeard, OscRejected, RegionFromDaw, WatchedOscBridge, open_link
 from gui.engines import EngineFactory, EngineHandle, EngineState
@@ -557,7 +558,9 @@ class Session:
             return
         key = f"{item.variant_id}+region" if state.region_first and "full_audio" in item.files else item.variant_id
         meter = Meter.parse(state.job.region.meter) if state.job is not None and state.job.region.meter else None
-        self.models.variants.update(selected=item.variant_id)
+        wait = seconds_to_next_bar(self.transport(), meter or Meter())
+        waiting = f"V{item.number} starts on the DAW's next bar (in {wait:.1f} s)..." if wait > 0.05 else ""
+        self.models.variants.update(selected=item.variant_id, audition_message=waiting or state.audition_message)
         self.player.play(key, paths, meter)
 
     def stop(self) -> None:

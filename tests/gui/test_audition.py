@@ -187,6 +187,22 @@ def test_a_broken_output_shows_a_message(
     assert message is not None and message.level == "warning"
 
 
+def test_with_midi_clock_playing_a_take_waits_for_the_bar_and_says_so(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    wait_engine(qtbot, rig)
+    rig.session.open_files([region_file])
+    generate_and_wait(qtbot, rig, variants=1)
+    rig.session.set_clock_port("Clock A")
+    rig.clocks[0].state = TransportState(120.0, True, 11.4, "midi-clock:Clock A")  # 0.3 s before bar 4
+    qtbot.mouseClick(window.variants.play_button, Qt.MouseButton.LeftButton)
+    assert window.variants.audition.full_text == "V1 starts on the DAW's next bar (in 0.3 s)..."
+    qtbot.waitUntil(lambda: rig.models.variants.value.playing == "v01", timeout=3000)
+    assert "started on the DAW's bar after 0.3 s" in window.variants.audition.full_text
+
+
 def test_space_plays_and_stops_and_ctrl_enter_generates(
     qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
 ) -> None:
