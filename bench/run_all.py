@@ -221,14 +221,12 @@ def _reason(stderr: str, stdout: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def run_part(part: str, args: argparse.Namespace, results: Path) -> tuple[list[Row], dict[str, Any], bool]:
-    """Rows, the part's JSON (or why there is none) and whether it failed."""
-    label, measure = MEASURES[part]
-    command, to_rows = RUNNERS[part]
+def run_part(part: str, args: argparse.Namespace, results: Path) -> tuple[dict[str, Any], bool]:
+    """The part's JSON (or why there is none: ``not_measured`` / ``failed``) and whether it failed."""
+    command, _ = RUNNERS[part]
     script = ROOT / command(args, Path("-"))[0]
     if not script.is_file():
-        reason = f"not measured: {script.relative_to(ROOT)} is not in this checkout yet"
-        return [not_measured(label, measure, reason)], {"not_measured": reason}, False
+        return {"not_measured": f"{script.relative_to(ROOT)} is not in this checkout yet"}, False
     out = results / OWN_RESULT.get(part, f"{part}.json")
     out.unlink(missing_ok=True)
     argv = [sys.executable, *command(args, out)]
@@ -237,37 +235,56 @@ def run_part(part: str, args: argparse.Namespace, results: Path) -> tuple[list[R
     try:
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=args.timeout)
     except subprocess.TimeoutExpired:
-        reason = f"failed: still running after {args.timeout} s"
-        return [not_measured(label, measure, reason)], {"failed": reason}, True
+        return {"failed": f"still running after {args.timeout:.0f} s"}, True
     seconds = round(time.monotonic() - t0, 1)
     if proc.stdout:
         print(proc.stdout.rstrip(), flush=True)
     if proc.returncode != 0 or not out.is_file():
         reason = _reason(proc.stderr, proc.stdout)
         if part == "audio":  # the audio engine's bench: its model may not be shipped yet
-            reason = f"not measured: {reason}"
-            print(f"   {reason}", flush=True)
-            return [not_measured(label, measure, reason)], {"not_measured": reason, "seconds": seconds}, False
+            print(f"   not measured: {reason}", flush=True)
+            return {"not_measured": reason, "wall_seconds": seconds}, False
         print(f"   failed (exit {proc.returncode}): {reason}", flush=True)
-        return [not_measured(label, measure, f"failed: {reason}")], {"failed": reason, "seconds": seconds}, True
-    data = json.loads(out.read_text())
+        return {"failed": reason, "wall_seconds": seconds}, True
+    data: dict[str, Any] = json.loads(out.read_text())
     data["wall_seconds"] = seconds
+    return data, False
+
+
+def rows_for(part: str, data: dict[str, Any]) -> list[Row]:
+    if part == "gpu":
+        return [not_measured("GPU", "tokens/s vs memory-bandwidth bound", f"not measured: {data['not_measured']}")]
+    label, measure = MEASURES[part]
     if "not_measured" in data:
-        return [not_measured(label, measure, f"not measured: {data['not_measured']}")], data, False
-    return to_rows(data), data, False
+        return [not_measured(label, measure, f"not measured: {data['not_measured']}")]
+    if "failed" in data:
+        return [not_measured(label, measure, f"failed: {data['failed']}")]
+    return RUNNERS[part][1](data)
 
 
-def gpu_row(info: dict[str, Any]) -> Row:
+def gpu_reason(info: dict[str, Any]) -> str:
     if info.get("gpu"):
-        return not_measured("GPU", "tokens/s vs memory-bandwidth bound",
-                            f"not measured: {info['gpu']} present, but no GPU benchmark is written yet")  # fmt: skip
-    return not_measured("GPU", "tokens/s vs memory-bandwidth bound", "not measured: no GPU in this session")
+        return f"{info['gpu']} present, but no GPU benchmark is written yet"
+    return "no GPU in this session"
+
+
+def describe_runs(parts_json: dict[str, Any], single: str) -> str:
+    """``single`` when every part comes from one run, else which parts come from which run."""
+    runs: dict[tuple[str, str], list[str]] = {}
+    for part, data in parts_json.items():
+        run = data.get("run", {})
+        runs.setdefault((run.get("mode", "?"), run.get("date", "?")), []).append(part)
+    if len(runs) <= 1:
+        return single
+    return "; ".join(f"{', '.join(names)}: {mode} run of {date}" for (mode, date), names in sorted(runs.items()))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="every part shrunk: a few minutes in all")
     parser.add_argument("--only", nargs="+", choices=PARTS, help="run these parts only")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the other parts of the last all.json (with --only: re-run some parts)")  # fmt: skip
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes (default bench/results)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for the engine and GUI benches (default 1: on a shared 2-core machine "
@@ -281,33 +298,40 @@ def main(argv: list[str] | None = None) -> int:
     results = args.results.resolve()
     results.mkdir(parents=True, exist_ok=True)
     info = machine(args.threads, probe_gpu=True)
-    t0 = time.monotonic()
-    rows: list[Row] = []
+    mode = "quick" if args.quick else "full"
     parts_json: dict[str, Any] = {}
+    earlier: dict[str, Any] = {}
+    if args.merge and (results / "all.json").is_file():
+        earlier = json.loads((results / "all.json").read_text())
+        parts_json = dict(earlier.get("parts", {}))
+    t0 = time.monotonic()
     failed = []
     for part in parts:
         if part == "gpu":
-            rows.append(gpu_row(info))
-            parts_json["gpu"] = {"not_measured": rows[-1][-1]}
-            continue
-        part_rows, data, bad = run_part(part, args, results)
-        rows += part_rows
+            data: dict[str, Any] = {"not_measured": gpu_reason(info)}
+        else:
+            data, bad = run_part(part, args, results)
+            if bad:
+                failed.append(part)
+        data["run"] = {"mode": mode, "date": info["date"], "threads": args.threads}
         parts_json[part] = data
-        if bad:
-            failed.append(part)
     total = round(time.monotonic() - t0, 1)
-    mode = "quick" if args.quick else "full"
-    threads = f"{info['threads']} torch threads"
+    rows = [row for part in PARTS if part in parts_json for row in rows_for(part, parts_json[part])]
     info["load_average_end"] = machine()["load_average"]
-    head = (f"Segue benchmarks ({mode} run, {total:.0f} s): {info['cpu']}, {info['cores']} cores, "
-            f"torch {info['torch']}, {threads}, GPU {info['gpu'] or 'none'}; {info['date']}; "
-            f"load average {info['load_average']} at the start, {info['load_average_end']} at the end")  # fmt: skip
+    what = describe_runs(parts_json, f"{mode} run, {total:.0f} s")
+    head = (f"Segue benchmarks ({what}): {info['cpu']}, {info['cores']} cores, torch {info['torch']}, "
+            f"{args.threads} torch thread(s), GPU {info['gpu'] or 'none'}; {info['date']}; load average "
+            f"{info['load_average']} at the start, {info['load_average_end']} at the end")  # fmt: skip
     table = markdown_table(HEADER, rows)
     print()
     print(head)
     print(table)
-    write_json(results / "all.json", {"mode": mode, "seconds": total, "machine": info, "header": HEADER,
-                                      "rows": rows, "failed": failed, "parts": parts_json})  # fmt: skip
+    all_failed = sorted({*failed, *(p for p, d in parts_json.items() if "failed" in d)})
+    summary = {"mode": mode, "seconds": total, "machine": info, "header": HEADER, "rows": rows,
+               "failed": all_failed, "parts": parts_json}  # fmt: skip
+    if earlier:
+        summary["merged_into"] = {"machine": earlier.get("machine"), "mode": earlier.get("mode")}
+    write_json(results / "all.json", summary)
     (results / "all.md").write_text(head + "\n\n" + table + "\n", encoding="utf-8")
     print(f"(json: {results / 'all.json'}; table: {results / 'all.md'})")
     if failed:
