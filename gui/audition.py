@@ -407,4 +407,3 @@ class FakeOutput:
         if self.pull is None:
             return np.zeros((0, CHANNELS), dtype=np.float32)
         return self.pull(max(1, int(seconds * self.rate)))
-

@@ -40,7 +40,6 @@ class RegionFromDaw:
     region: DawRegion
 
 
-
 class WatchedOscBridge(OscBridge):
     """Segue's OSC, also telling the app what it heard; replies without a sender go to the last DAW heard."""
 
@@ -81,9 +80,7 @@ class OpenLink:
     detail: str  # "listening on 127.0.0.1:9750; talking to reaper at 127.0.0.1:8000"
 
 
-def open_link(
-    service: BridgeService, settings: GuiSettings, adapter_factory: AdapterFactory, post: Post
-) -> OpenLink:
+def open_link(service: BridgeService, settings: GuiSettings, adapter_factory: AdapterFactory, post: Post) -> OpenLink:
     """Open the OSC server (and the DAW adapter the settings name) and start them; :class:`SegueError` with a
     message for the producer when that cannot be (a taken port, an unknown adapter)."""
     s = settings

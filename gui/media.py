@@ -94,9 +94,7 @@ def read_midi(path: Path) -> MediaSummary:
             elif msg.type in ("note_off", "note_on"):
                 started = open_notes.pop((msg.channel, msg.note), None)
                 if started is not None:
-                    notes.append(
-                        Note(msg.note, started[0] / tpq, tick / tpq, started[1], drum=msg.channel == 9)
-                    )
+                    notes.append(Note(msg.note, started[0] / tpq, tick / tpq, started[1], drum=msg.channel == 9))
         end_tick = max(end_tick, tick)
     notes.sort(key=lambda n: (n.start_beats, n.pitch))
     tempo_bpm = mido.tempo2bpm(tempo_us) if tempo_us else None

@@ -180,8 +180,10 @@ class QtConnectionsPanel(QWidget):
         self.engine_name.setText(device)
         self.engine_message.setText(state.message)
         self.engine_message.setVisible(bool(state.message))
-        lines = [f"{m.name}  {m.kind}  {m.parameters / 1e6:.1f}M" if m.parameters else f"{m.name}  {m.kind}"
-                 for m in state.models]
+        lines = [
+            f"{m.name}  {m.kind}  {m.parameters / 1e6:.1f}M" if m.parameters else f"{m.name}  {m.kind}"
+            for m in state.models
+        ]
         self.model_list.setText("\n".join(lines) or ("loading..." if state.status == "opening" else "none"))
 
     def _kind_changed(self, index: int) -> None:

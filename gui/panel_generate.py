@@ -179,7 +179,7 @@ class QtGeneratePanel(QtCard):
         for widget, job in zip(self.job_rows, reversed(jobs.rows), strict=False):
             widget.show_row(job)
             widget.setVisible(True)
-        for widget in self.job_rows[len(jobs.rows):]:
+        for widget in self.job_rows[len(jobs.rows) :]:
             widget.setVisible(False)
         self.waiting.setText(f"{jobs.waiting} job(s) waiting to start" if jobs.waiting else "")
         self.waiting.setVisible(bool(jobs.waiting))

@@ -50,9 +50,19 @@ class QtRegionPanel(QtCard):
         self.files = label("", "dim")
         self.files.setWordWrap(False)
         strip = row(
-            label("Tempo", "dim"), self.tempo, label("Meter", "dim"), self.meter,
-            label("Bars", "dim"), self.bars, label("Key", "dim"), self.key,
-            label("Starts", "dim"), self.position, 1, self.files, spacing=10,
+            label("Tempo", "dim"),
+            self.tempo,
+            label("Meter", "dim"),
+            self.meter,
+            label("Bars", "dim"),
+            self.bars,
+            label("Key", "dim"),
+            self.key,
+            label("Starts", "dim"),
+            self.position,
+            1,
+            self.files,
+            spacing=10,
         )
         self.body.addLayout(strip)
         self._set_enabled(False)

@@ -141,17 +141,22 @@ class QtVariantDelegate(QStyledItemDelegate):
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, slot)
         painter.setFont(_font(13))
         painter.setPen(QColor(theme.ACCENT if item.starred else theme.FAINT))
-        painter.drawText(QRectF(left.left() + 64, left.top(), 24, 22), Qt.AlignmentFlag.AlignCenter,
-                         "★" if item.starred else "☆")
+        painter.drawText(
+            QRectF(left.left() + 64, left.top(), 24, 22), Qt.AlignmentFlag.AlignCenter, "★" if item.starred else "☆"
+        )
         if playing:
             painter.setPen(QColor(theme.ACCENT))
             painter.drawText(QRectF(left.left() + 88, left.top(), 24, 22), Qt.AlignmentFlag.AlignCenter, "▶")
         painter.setFont(theme.mono_font(8.5))
         painter.setPen(QColor(theme.DIM))
-        painter.drawText(QRectF(left.left(), left.top() + 26, left.width(), 16), Qt.AlignmentFlag.AlignVCenter,
-                         f"seed {item.seed}")
-        painter.drawText(QRectF(left.left(), left.top() + 40, left.width(), 14), Qt.AlignmentFlag.AlignVCenter,
-                         f"{item.duration_seconds:.1f} s")
+        painter.drawText(
+            QRectF(left.left(), left.top() + 26, left.width(), 16), Qt.AlignmentFlag.AlignVCenter, f"seed {item.seed}"
+        )
+        painter.drawText(
+            QRectF(left.left(), left.top() + 40, left.width(), 14),
+            Qt.AlignmentFlag.AlignVCenter,
+            f"{item.duration_seconds:.1f} s",
+        )
         # thumbnails
         thumbs = QRectF(left.right() + 8, rect.top() + 6, rect.right() - left.right() - 16, rect.height() - 12)
         if item.midi is not None and item.audio is not None:
@@ -245,11 +250,23 @@ class QtVariantsPanel(QtCard):
         self.slot_b.currentIndexChanged.connect(lambda _: self._slot_changed("b", self.slot_b))
         self.ab_button.clicked.connect(session.toggle_ab)
         self.star_button.clicked.connect(lambda: session.toggle_star(self._selected()))
-        self.body.addLayout(row(
-            self.play_button, self.stop_button, self.loop_button, self.region_first_button, 1,
-            label("A", "dim"), self.slot_a, label("B", "dim"), self.slot_b, self.ab_button, 1, self.star_button,
-            spacing=6,
-        ))
+        self.body.addLayout(
+            row(
+                self.play_button,
+                self.stop_button,
+                self.loop_button,
+                self.region_first_button,
+                1,
+                label("A", "dim"),
+                self.slot_a,
+                label("B", "dim"),
+                self.slot_b,
+                self.ab_button,
+                1,
+                self.star_button,
+                spacing=6,
+            )
+        )
         # actions
         self.regenerate_button = QPushButton("↻ Same seed")
         self.regenerate_button.setToolTip("Generate this variant again: its region, settings and seed")
@@ -268,10 +285,19 @@ class QtVariantsPanel(QtCard):
         self.stem_box = QHBoxLayout()
         self.stem_box.setSpacing(6)
         self.stem_chips: list[QtDragChip] = []
-        self.body.addLayout(row(
-            _drag_caption(), self.drag_audio, self.drag_midi, self.drag_stems, 1,
-            self.regenerate_button, self.continue_button, self.place_button, spacing=6,
-        ))
+        self.body.addLayout(
+            row(
+                _drag_caption(),
+                self.drag_audio,
+                self.drag_midi,
+                self.drag_stems,
+                1,
+                self.regenerate_button,
+                self.continue_button,
+                self.place_button,
+                spacing=6,
+            )
+        )
         self.stems_label = label("One stem", "dim")
         self.audition = QtElidedLabel()  # a long message must not widen the window; the whole text is its tooltip
         self.audition.setObjectName("dim")
@@ -313,8 +339,16 @@ class QtVariantsPanel(QtCard):
         index = next((n for n, i in enumerate(state.items) if i.variant_id == state.selected), -1)
         if index >= 0 and self.list.currentIndex().row() != index:
             self.list.setCurrentIndex(self.list_model.index(index))
-        for widget in (self.play_button, self.star_button, self.regenerate_button, self.continue_button,
-                       self.place_button, self.drag_audio, self.drag_midi, self.ab_button):
+        for widget in (
+            self.play_button,
+            self.star_button,
+            self.regenerate_button,
+            self.continue_button,
+            self.place_button,
+            self.drag_audio,
+            self.drag_midi,
+            self.ab_button,
+        ):
             widget.setEnabled(selected is not None)
         self.stop_button.setEnabled(bool(state.playing))
         self.star_button.setText("★ Starred" if selected is not None and selected.starred else "☆ Star")

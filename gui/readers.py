@@ -28,7 +28,6 @@ class ThumbnailsRead:
     audio: MediaSummary | None
 
 
-
 @dataclass(frozen=True)
 class RegionAudioRead:
     """The waveform of the region's audio file (``audio`` None and ``error`` set when it cannot be read)."""

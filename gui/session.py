@@ -60,8 +60,14 @@ log = logging.getLogger(__name__)
 
 
 SessionEvent = (
-    BridgeEvent | AuditionEvent | EngineState | OscHeard | OscRejected | RegionFromDaw
-    | ThumbnailsRead | RegionAudioRead
+    BridgeEvent
+    | AuditionEvent
+    | EngineState
+    | OscHeard
+    | OscRejected
+    | RegionFromDaw
+    | ThumbnailsRead
+    | RegionAudioRead
 )
 Post = Callable[[object], None]
 
@@ -213,8 +219,11 @@ class Session:
 
     def _on_placement(self, event: Placement) -> None:
         where = self.models.link.value.peer or "the DAW"
-        self.say("info", f"Sent {event.variant_id} ({event.kind}) to {where}: {event.file_path.name} at beat "
-                 f"{event.position_beats:g}, track {event.track_name!r}")
+        self.say(
+            "info",
+            f"Sent {event.variant_id} ({event.kind}) to {where}: {event.file_path.name} at beat "
+            f"{event.position_beats:g}, track {event.track_name!r}",
+        )
 
     def _set_row(self, job_id: str, **changes: Any) -> None:
         jobs = self.models.jobs.value
@@ -244,8 +253,9 @@ class Session:
         if isinstance(event, AuditionStarted):
             waited = f" (started on the DAW's bar after {event.waited_seconds:.1f} s)" if event.waited_seconds else ""
             name = take_name(event.key, self.models.variants.value)
-            self.models.variants.update(playing=event.key, audition_message=f"Playing {name}{waited}",
-                                        take_seconds=event.seconds)
+            self.models.variants.update(
+                playing=event.key, audition_message=f"Playing {name}{waited}", take_seconds=event.seconds
+            )
         elif isinstance(event, AuditionStopped):
             if self.models.variants.value.playing == event.key:
                 self.models.variants.update(playing="", audition_message="")
@@ -255,8 +265,9 @@ class Session:
 
     def _on_thumbnails(self, event: ThumbnailsRead) -> None:
         state = self.models.variants.value
-        items = tuple(dataclasses.replace(i, midi=event.midi, audio=event.audio) if i.key == event.key else i
-                      for i in state.items)
+        items = tuple(
+            dataclasses.replace(i, midi=event.midi, audio=event.audio) if i.key == event.key else i for i in state.items
+        )
         self.models.variants.update(items=items)
 
     def _on_region_audio(self, event: RegionAudioRead) -> None:
@@ -408,8 +419,11 @@ class Session:
         if midi is None and audio is not None:  # audio has no tempo map: say what was assumed
             named = tempo_from_name(audio) is not None
             where = "from its file name" if named else "assumed (audio files carry no tempo)"
-            self.say("warning", f"{audio.name}: {region.tempo_bpm:g} BPM, {region.meter} {where}. If the DAW's "
-                     "tempo differs, set Tempo in the Region panel before you generate.")
+            self.say(
+                "warning",
+                f"{audio.name}: {region.tempo_bpm:g} BPM, {region.meter} {where}. If the DAW's "
+                "tempo differs, set Tempo in the Region panel before you generate.",
+            )
             return
         self.say("info", f"Region: {region.track}. Choose bars and variants, then Generate.")
 
@@ -625,8 +639,15 @@ class Session:
             return
         self._show_region(region, "file")
         p = job.params
-        self.generate(mode=job.mode, bars=p.bars, variants=1, temperature=p.temperature, top_p=p.top_p,
-                      seed=item.seed, model=job.model)
+        self.generate(
+            mode=job.mode,
+            bars=p.bars,
+            variants=1,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            seed=item.seed,
+            model=job.model,
+        )
 
     def continue_from(self, variant_id: str) -> None:
         """The region followed by this variant becomes the region, and is continued."""
@@ -649,8 +670,11 @@ class Session:
             return
         link = self.models.link.value
         if not link.peer and not (link.daw_port and link.daw == "generic"):
-            self.say("warning", "No DAW has talked to Segue yet. Send a region from your DAW's Segue script first "
-                     "(or drag the variant's files onto a track).")
+            self.say(
+                "warning",
+                "No DAW has talked to Segue yet. Send a region from your DAW's Segue script first "
+                "(or drag the variant's files onto a track).",
+            )
             return
         try:
             self.service.submit_choice(item.job_id, item.number)

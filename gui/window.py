@@ -81,7 +81,6 @@ class QtMessageBar(QFrame):
         else:
             self.timer.stop()
 
-
     def resizeEvent(self, event: QResizeEvent | None) -> None:
         super().resizeEvent(event)
         self._fit()
@@ -231,8 +230,12 @@ class QtMainWindow(QMainWindow):
 
     def show_link(self, link: DawLinkState) -> None:
         self.daw_light.set_status(link.status)
-        words = {"connected": f"DAW {link.peer}", "listening": f"DAW: waiting on :{link.osc_port}",
-                 "error": "DAW: not listening", "off": "DAW: off"}
+        words = {
+            "connected": f"DAW {link.peer}",
+            "listening": f"DAW: waiting on :{link.osc_port}",
+            "error": "DAW: not listening",
+            "off": "DAW: off",
+        }
         self.daw_text.setText(words.get(link.status, link.status))
 
     def show_engine(self, engine: EngineView) -> None:

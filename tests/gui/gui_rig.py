@@ -82,7 +82,6 @@ class Rig:
         return self.session.models
 
 
-
 def wait_engine(qtbot: QtBot, rig: Rig) -> None:
     qtbot.waitUntil(lambda: rig.models.engine.value.status == "ready", timeout=5000)
 

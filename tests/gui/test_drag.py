@@ -110,5 +110,11 @@ def _move(pos: object) -> object:
     from PyQt6.QtGui import QMouseEvent
 
     point = QPointF(pos)  # type: ignore[call-overload]
-    return QMouseEvent(QEvent.Type.MouseMove, point, point, Qt.MouseButton.LeftButton,
-                       Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    return QMouseEvent(
+        QEvent.Type.MouseMove,
+        point,
+        point,
+        Qt.MouseButton.LeftButton,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )

@@ -25,9 +25,15 @@ def test_connections_show_the_link_clock_and_engine(qtbot: QtBot, make_rig: Make
     window = make_window(rig)
     panel = window.connections
     wait_engine(qtbot, rig)
-    rig.models.link.update(daw="reaper", osc_port=9761, status="connected", detail="listening on 127.0.0.1:9761",
-                           last_message="/segue/region verse.mid", last_message_time="14:03:22",
-                           peer="127.0.0.1:53211")
+    rig.models.link.update(
+        daw="reaper",
+        osc_port=9761,
+        status="connected",
+        detail="listening on 127.0.0.1:9761",
+        last_message="/segue/region verse.mid",
+        last_message_time="14:03:22",
+        peer="127.0.0.1:53211",
+    )
     assert panel.daw_combo.currentData() == "reaper"
     assert panel.osc_port.value() == 9761
     assert panel.daw_light.status == "connected" and window.daw_light.status == "connected"
@@ -122,12 +128,22 @@ def test_region_from_a_file_dropped_on_the_window(
     rig = make_rig()
     window = make_window(rig)
     mime = mime_for_paths([region_file])
-    enter = QDragEnterEvent(window.rect().center(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
+    enter = QDragEnterEvent(
+        window.rect().center(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dragEnterEvent(enter)
     assert enter.isAccepted()
-    drop = QDropEvent(QPointF(window.rect().center()), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPointF(window.rect().center()),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
     window.dropEvent(drop)
     assert window.region.name.text() == "verse"
     assert rig.session.settings.last_open_dir == str(region_file.parent)
