@@ -84,7 +84,7 @@ def run(options: GuiOptions, engine_factory: EngineFactory = api.open_engine, sa
     demo_output = FakeOutput()  # the screenshot plays a variant without a sound card
     if options.screenshot is not None:
         deps = dataclasses.replace(deps, output_factory=lambda: demo_output)
-    session = Session(settings, settings_path, deps, post=pump.post)
+    session = Session(settings, settings_path, deps, post=pump.post, saved=loaded.settings)
     pump.set_handler(session.apply)
     window = QtMainWindow(session)
     install_excepthook(window)

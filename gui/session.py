@@ -102,9 +102,17 @@ class Session:
         settings_path: Path | None = None,
         deps: SessionDeps | None = None,
         post: Post | None = None,
+        saved: GuiSettings | None = None,
     ) -> None:
+        """``saved``: the settings as stored, when ``settings`` carries this run's command-line overrides
+        (``--out``, ``--engine``, ``--osc-port``): those are not written back unless changed in the window."""
         self.settings = settings
         self.settings_path = settings_path
+        self._overrides = {
+            f.name: (getattr(settings, f.name), getattr(saved, f.name))
+            for f in dataclasses.fields(GuiSettings)
+            if saved is not None and getattr(settings, f.name) != getattr(saved, f.name)
+        }
         self.deps = deps or SessionDeps()
         self.models = Models()
         self._post: Post = post or self.apply
@@ -158,8 +166,12 @@ class Session:
     def save(self) -> None:
         if self.settings_path is None:
             return
+        stored = self.settings
+        for name, (override, original) in self._overrides.items():
+            if getattr(stored, name) == override:  # still this run's override: keep what was stored
+                stored = dataclasses.replace(stored, **{name: original})
         try:
-            save_settings(self.settings_path, self.settings)
+            save_settings(self.settings_path, stored)
         except OSError as e:
             self.say("warning", f"Settings could not be saved to {self.settings_path}: {e.strerror or e}")
 

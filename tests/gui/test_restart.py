@@ -3,6 +3,7 @@ stars stay; a damaged settings file never stops the app."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -94,3 +95,22 @@ def test_news_after_closing_never_reaches_the_gone_window(
     rig.pump.post(JobFailed("20260101-000000-x-continue-0000", "late", "failed"))  # a worker thread's late event
     qtbot.wait(20)  # delivered on the GUI thread: dropped, no error
     assert rig.models.message.value is None
+
+
+def test_command_line_overrides_are_for_this_run_only(tmp_path: Path) -> None:
+    from gui.session import Session, SessionDeps
+
+    path = tmp_path / "gui.json"
+    save_settings(path, GuiSettings(out_dir=str(tmp_path / "mine"), engine="local", bars=4))
+    stored = load_settings(path).settings
+    run = dataclasses.replace(
+        stored, out_dir=str(tmp_path / "elsewhere"), engine="http://gpu-box:8750"
+    )  # --out, --engine
+    deps = SessionDeps(osc=False, midi_inputs=lambda: [])
+    session = Session(run, path, deps, saved=stored)
+    session.update_form(bars=8)  # changed in the window: kept
+    session.settings = dataclasses.replace(session.settings, engine="http://other:8750")  # changed in Connections
+    session.save()
+    again = load_settings(path).settings
+    assert again.out_dir == str(tmp_path / "mine")  # --out was for that run
+    assert again.bars == 8 and again.engine == "http://other:8750"
