@@ -14,18 +14,21 @@ from PyQt6.QtCore import (
     QModelIndex,
     QObject,
     QPersistentModelIndex,
+    QPoint,
     QPointF,
     QRectF,
     QSize,
     Qt,
+    QUrl,
 )
-from PyQt6.QtGui import QColor, QFont, QPainter, QPen
+from PyQt6.QtGui import QColor, QDesktopServices, QFont, QPainter, QPen
 from PyQt6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QHBoxLayout,
     QLabel,
     QListView,
+    QMenu,
     QPushButton,
     QStyle,
     QStyledItemDelegate,
@@ -227,6 +230,8 @@ class QtVariantsPanel(QtCard):
         if selection is not None:
             selection.currentChanged.connect(self._current_changed)
         self.list.doubleClicked.connect(lambda index: session.play(self._id_at(index)))
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._show_row_menu)
         self.empty = label("Generated variants appear here.", "dim")
         self.body.addWidget(self.empty)
         self.body.addWidget(self.list, 1)
@@ -382,6 +387,40 @@ class QtVariantsPanel(QtCard):
 
     def _stem_paths(self, part: str) -> Callable[[], list[Path]]:
         return lambda: self.session.drag_paths(self._selected(), f"stem:{part}")
+
+    def row_menu(self, variant_id: str) -> QMenu:
+        """The right-click menu of a variant's row: what the buttons do, for that row."""
+        s = self.session
+        state = s.models.variants.value
+        item = state.item(variant_id)
+        menu = QMenu(self)
+        if item is None:
+            return menu
+        entries: list[tuple[str, Callable[[], object]]] = [
+            ("Play", lambda: s.play(variant_id)),
+            ("Set as A", lambda: s.set_slot("a", variant_id)),
+            ("Set as B", lambda: s.set_slot("b", variant_id)),
+            ("Unstar" if item.starred else "Star", lambda: s.toggle_star(variant_id)),
+            ("Make again with the same seed", lambda: s.regenerate(variant_id)),
+            ("Continue from this variant", lambda: s.continue_from(variant_id)),
+            ("Place in DAW", lambda: s.place(variant_id)),
+            ("Show the files", lambda: self._reveal(item)),
+        ]
+        for text, action in entries:
+            menu.addAction(text).triggered.connect(lambda _checked=False, act=action: act())  # type: ignore[union-attr]
+        return menu
+
+    def _show_row_menu(self, point: QPoint) -> None:
+        variant_id = self._id_at(self.list.indexAt(point))
+        if variant_id:
+            self.session.select(variant_id)
+            viewport = self.list.viewport()
+            self.row_menu(variant_id).popup(viewport.mapToGlobal(point) if viewport is not None else point)
+
+    def _reveal(self, item: VariantItem) -> None:
+        folder = next(iter(item.files.values())).parent if item.files else None
+        if folder is not None and not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self.session.say("info", f"{item.variant_id}'s files are in {folder}")
 
     def _selected(self) -> str:
         return self.session.models.variants.value.selected

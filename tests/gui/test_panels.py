@@ -337,3 +337,32 @@ def test_the_window_fits_a_1280_pixel_laptop_screen(
     rig.models.variants.update(audition_message="No sound output is available (no device). " * 4)
     rig.session.say("error", "a long message for the bar above the panels " * 6)
     assert window.minimumSizeHint().width() <= 1280
+
+
+def test_a_rows_context_menu_acts_on_that_row(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    wait_engine(qtbot, rig)
+    rig.session.open_files([region_file])
+    generate_and_wait(qtbot, rig, variants=3)
+    menu = window.variants.row_menu("v03")
+    actions = {a.text(): a for a in menu.actions()}
+    assert list(actions) == [
+        "Play",
+        "Set as A",
+        "Set as B",
+        "Star",
+        "Make again with the same seed",
+        "Continue from this variant",
+        "Place in DAW",
+        "Show the files",
+    ]
+    actions["Set as B"].trigger()
+    actions["Star"].trigger()
+    state = rig.models.variants.value
+    assert state.slot_b == "v03" and state.item("v03").starred  # type: ignore[union-attr]
+    assert window.variants.row_menu("v03").actions()[3].text() == "Unstar"
+    actions["Play"].trigger()
+    qtbot.waitUntil(lambda: rig.models.variants.value.playing == "v03", timeout=2000)
