@@ -8,3 +8,23 @@ from pathlib import Path
 _TESTS_DIR = str(Path(__file__).resolve().parent)
 if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
+
+
+import signal  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Each test starts with the process's SIGINT/SIGTERM handlers as they were, and gets them back: a test that
+    leaves its own handler behind (a daemon stopped on a thread, a Qt app) would make Ctrl-C tests that run after it
+    fail. A leak is reported as a warning naming the test."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for signum, handler in before.items():
+        if signal.getsignal(signum) is not handler:
+            warnings.warn(f"{request.node.nodeid} left a {signal.Signals(signum).name} handler behind", stacklevel=1)
+            signal.signal(signum, handler)
