@@ -80,6 +80,10 @@ def run(options: GuiOptions, engine_factory: EngineFactory = api.open_engine, sa
     app.setApplicationName("Segue")
     apply_theme(app)  # type: ignore[arg-type]
     pump = QtEventPump()
+    if engine_factory is api.open_engine:  # the real engine: the local one in its own process
+        from gui.engine_process import process_engine_factory
+
+        engine_factory = process_engine_factory
     deps = SessionDeps(engine_factory=engine_factory)
     demo_output = FakeOutput()  # the screenshot plays a variant without a sound card
     if options.screenshot is not None:

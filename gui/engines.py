@@ -60,8 +60,9 @@ class EngineHandle:
         with self._lock:
             self._generation += 1
             generation = self._generation
-            self._engine = None
+            previous, self._engine = self._engine, None
             self._ready.clear()
+        _close(previous)
         self._set(EngineState(spec, "opening", name=f"{spec} (starting)"), generation)
         thread = threading.Thread(
             target=self._open, args=(spec, options, generation), name="segue-engine-open", daemon=True
@@ -83,11 +84,22 @@ class EngineHandle:
             self._fail(spec, f"the engine could not start: {type(e).__name__}: {e}{hint}", generation)
             return
         with self._lock:
-            if generation != self._generation:
-                return  # the user chose another engine meanwhile
-            self._engine = engine
-            self._ready.set()
+            current = generation == self._generation
+            if current:
+                self._engine = engine
+                self._ready.set()
+        if not current:  # the user chose another engine meanwhile
+            _close(engine)
+            return
         self._set(EngineState(spec, "ready", name=engine.name, models=models), generation)
+
+    def close(self) -> None:
+        """Let go of the engine (an engine process is stopped)."""
+        with self._lock:
+            self._generation += 1
+            engine, self._engine = self._engine, None
+            self._ready.set()
+        _close(engine)
 
     def _fail(self, spec: str, message: str, generation: int) -> None:
         log.warning("engine %s: %s", spec, message)
@@ -139,3 +151,13 @@ class EngineHandle:
         cancel: CancelToken | None = None,
     ) -> GenerationResult:
         return self._current().generate(request, job_dir, progress, cancel)
+
+
+def _close(engine: object) -> None:
+    """Close an engine that has ``close()`` (an engine process); others have nothing to let go of."""
+    close = getattr(engine, "close", None)
+    if callable(close):
+        try:
+            close()
+        except Exception:
+            log.exception("closing the engine failed")

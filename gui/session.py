@@ -162,6 +162,7 @@ class Session:
         self.player.close()
         self._close_links()
         self.service.close(timeout=2.0)
+        self.engine.close()
 
     def save(self) -> None:
         if self.settings_path is None:

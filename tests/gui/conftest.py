@@ -71,6 +71,7 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         start: bool = True,
         factory_error: Exception | None = None,
         real_engine: bool = False,
+        engine_factory: Callable[..., Any] | None = None,
     ) -> Rig:
         engine = engine or StemEngine()
         out_dir = tmp_path / "jobs"
@@ -79,7 +80,7 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
         clocks: list[FakeClock] = []
         specs: list[tuple[str, dict[str, Any]]] = []
 
-        def engine_factory(spec: str, **options: Any) -> FakeEngine:
+        def fake_factory(spec: str, **options: Any) -> FakeEngine:
             specs.append((spec, options))
             if factory_error is not None:
                 raise factory_error
@@ -94,7 +95,7 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
             return clocks[-1]
 
         deps = SessionDeps(
-            engine_factory=api.open_engine if real_engine else engine_factory,
+            engine_factory=api.open_engine if real_engine else engine_factory or fake_factory,
             output_factory=output_factory,
             midi_inputs=lambda: list(ports),
             clock_factory=clock_factory,  # type: ignore[arg-type]

@@ -9,7 +9,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-QT_FREE = ("models", "session", "engines", "audition", "catalog", "media", "settings", "daw_link", "readers", "app")
+QT_FREE = (
+    "models",
+    "session",
+    "engines",
+    "audition",
+    "catalog",
+    "media",
+    "settings",
+    "daw_link",
+    "readers",
+    "engine_process",
+    "app",
+)
 
 
 def _imports(path: Path) -> list[str]:

@@ -11,6 +11,7 @@ from gui_rig import Rig
 from PyQt6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from gui.engine_process import process_engine_factory
 from gui.window import QtMainWindow
 
 pytestmark = pytest.mark.slow
@@ -22,7 +23,7 @@ def test_generate_with_the_shipped_model_from_the_window(
 ) -> None:
     pytest.importorskip("torch")
     monkeypatch.setenv("SEGUE_THREADS", "1")
-    rig = make_rig(real_engine=True)  # the fakes stay for sound and MIDI ports
+    rig = make_rig(engine_factory=process_engine_factory)  # as the app runs it: in its own process
     window = make_window(rig)
     window.show()
     qtbot.waitUntil(lambda: rig.models.engine.value.status == "ready", timeout=120_000)
