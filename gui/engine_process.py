@@ -62,6 +62,10 @@ class ProcessEngine:
         return str(self._name)
 
     @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid
 

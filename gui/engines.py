@@ -93,6 +93,19 @@ class EngineHandle:
             return
         self._set(EngineState(spec, "ready", name=engine.name, models=models), generation)
 
+    def check(self) -> None:
+        """After a failure: an engine that can tell it is gone (an engine process that died) is marked failed, so
+        the Connections panel shows it and Connect starts it again."""
+        with self._lock:
+            engine, state, generation = self._engine, self._state, self._generation
+        if engine is None or getattr(engine, "alive", True):
+            return
+        with self._lock:
+            if self._engine is engine:
+                self._engine = None
+        message = "the engine process stopped; press Connect to start it again"
+        self._set(EngineState(state.spec, "failed", name=state.name, message=message), generation)
+
     def close(self) -> None:
         """Let go of the engine (an engine process is stopped)."""
         with self._lock:

@@ -222,6 +222,7 @@ class Session:
         if event.status == "cancelled":
             self.say("info", "Generation cancelled.")
         else:
+            self.engine.check()  # an engine process that died shows as failed
             self.say("error", f"Generation failed: {event.message}")
 
     def _on_request_failed(self, event: RequestFailed) -> None:

@@ -94,8 +94,13 @@ def test_a_child_that_dies_mid_job_is_explained(
     assert pid is not None
     os.kill(pid, signal.SIGKILL)  # the kernel's out-of-memory killer, say
     qtbot.waitUntil(lambda: any(r.status == "failed" for r in rig.models.jobs.value.rows), timeout=15_000)
-    said = window.message_bar.text.text()
-    assert "the engine process stopped while generating (exit code -9)" in said and "Press Connect" in said
+    row = window.generate.job_rows[0]
+    assert "the engine process stopped while generating (exit code -9)" in row.message.full_text
+    qtbot.waitUntil(lambda: window.engine_light.status == "failed", timeout=5_000)  # and the engine shows it
+    assert "Engine: the engine process stopped; press Connect" in window.message_bar.text.text()
+    qtbot.mouseClick(window.connections.connect_button, Qt.MouseButton.LeftButton)  # start it again
+    qtbot.waitUntil(lambda: rig.models.engine.value.status == "ready", timeout=30_000)
+    assert len(engines) == 2 and engines[1].alive
 
 
 def test_a_child_that_cannot_build_its_engine_says_why() -> None:
