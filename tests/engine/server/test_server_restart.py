@@ -1,0 +1,105 @@
+"""Killing the server mid-job loses no finished job: a server process is killed (SIGKILL) while a job runs and a
+client follows it, then started again on the same port and data folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from server_rig import SLOW_MODEL, TOKEN, WAIT_S, free_port, start_process, write_midi
+
+from engine.api import GenerationParams, GenerationRequest, Prompt
+from engine.errors import EngineError
+from engine.remote import RemoteEngine, Timeouts
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_a_killed_server_keeps_finished_jobs_and_fails_the_interrupted_one(tmp_path: Path) -> None:
+    data, port = tmp_path / "data", free_port()
+    url = f"http://127.0.0.1:{port}"
+    region = write_midi(tmp_path / "region.mid")
+    proc = start_process(data, port)
+    try:
+        client = httpx.Client(base_url=url, headers=AUTH, timeout=10)
+        files = {"midi": ("region.mid", region.read_bytes())}
+        finished = client.post("/v1/jobs", data={"request": '{"bars": 1, "variants": 2}'}, files=files).json()["id"]
+        deadline = time.monotonic() + WAIT_S
+        while client.get(f"/v1/jobs/{finished}").json()["status"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        before = {f["path"]: f["sha256"] for f in client.get(f"/v1/jobs/{finished}/files").json()}
+
+        # a client follows a slow job; the server dies under it
+        outcome: list[BaseException] = []
+        progress: list[float] = []
+        job_dir = tmp_path / "job"
+        job_dir.mkdir()
+        request = GenerationRequest(Prompt(midi_path=region), GenerationParams(bars=1, variants=1), SLOW_MODEL)
+        engine = RemoteEngine(url, TOKEN, timeouts=Timeouts(read_s=5, reconnect_s=WAIT_S))
+
+        def follow() -> None:
+            try:
+                engine.generate(request, job_dir, lambda f, m: progress.append(f))
+            except BaseException as e:
+                outcome.append(e)
+
+        thread = threading.Thread(target=follow)
+        thread.start()
+        deadline = time.monotonic() + WAIT_S
+        while not any(0 < f < 1 for f in progress):  # the slow job is running and reporting
+            assert time.monotonic() < deadline and thread.is_alive()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(WAIT_S)
+        time.sleep(0.3)  # the client has lost its stream and is retrying
+        assert thread.is_alive()
+
+        proc = start_process(data, port)
+        thread.join(WAIT_S)
+        assert not thread.is_alive()
+        assert isinstance(outcome[0], EngineError)
+        assert "stopped while this job was running" in str(outcome[0]) and "submit the job again" in str(outcome[0])
+        assert list(job_dir.iterdir()) == []
+
+        jobs = {j["id"]: j for j in client.get("/v1/jobs").json()}
+        assert jobs[finished]["status"] == "done"
+        (interrupted,) = [j for j in jobs.values() if j["id"] != finished]
+        assert interrupted["status"] == "failed" and interrupted["error"]["type"] == "interrupted"
+        manifest = json.loads((data / "jobs" / interrupted["id"] / "job.json").read_text())
+        assert manifest["status"] == "failed"
+        for path, sha in before.items():  # the finished job is still whole and downloadable
+            body = client.get(f"/v1/jobs/{finished}/files/{path}").content
+            assert hashlib.sha256(body).hexdigest() == sha
+        client.close()
+    finally:
+        proc.kill()
+        proc.wait(WAIT_S)
+
+
+def test_a_client_gives_up_on_a_server_that_stays_away(tmp_path: Path) -> None:
+    data, port = tmp_path / "data", free_port()
+    url = f"http://127.0.0.1:{port}"
+    region = write_midi(tmp_path / "region.mid")
+    proc = start_process(data, port)
+    engine = RemoteEngine(url, TOKEN, timeouts=Timeouts(read_s=2, reconnect_s=1.0))
+    request = GenerationRequest(Prompt(midi_path=region), GenerationParams(bars=1, variants=1), SLOW_MODEL)
+    timer = threading.Timer(1.0, proc.kill)
+    timer.start()
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    try:
+        with pytest.raises(EngineError) as error:
+            engine.generate(request, job_dir)
+        message = str(error.value)
+        assert f"lost the Segue server at {url}" in message and "check that `segue serve` still runs there" in message
+    finally:
+        timer.cancel()
+        proc.kill()
+        proc.wait(WAIT_S)
