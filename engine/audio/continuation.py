@@ -222,13 +222,14 @@ def encode_prompt(model: AudioModel, region: RegionAudio, plan: PromptPlan) -> t
 
 
 def match_loudness(
-    mono: npt.NDArray[np.float32], reference: Audio, sample_rate: int
+    mono: npt.NDArray[np.float32], reference: Audio, sample_rate: int, peak_ceiling: float | None = PEAK_CEILING
 ) -> tuple[npt.NDArray[np.float64], str]:
     """Per-channel gains for a mono signal so that it has ``reference``'s loudness ``[C, m]``, and a note.
 
     The channels keep the reference's balance (each gets the reference channel's RMS); the whole is then set to
     the reference's BS.1770 integrated loudness (:mod:`engine.audio.loudness`). The gain is capped at
-    :data:`MAX_GAIN_DB` and lowered so the peak stays under :data:`PEAK_CEILING`.
+    :data:`MAX_GAIN_DB` and, unless ``peak_ceiling`` is None (the caller limits peaks itself, see
+    :func:`limit_peaks`), lowered so the peak stays under ``peak_ceiling``.
     """
     out_rms = float(np.sqrt(np.mean(np.square(mono, dtype=np.float64)))) if mono.size else 0.0
     ref_rms = np.sqrt(np.mean(np.square(reference, dtype=np.float64), axis=1))
@@ -246,10 +247,43 @@ def match_loudness(
         gains *= cap / top
         note = f"quieter than the region (its gain was capped at +{MAX_GAIN_DB:.0f} dB)"
     peak = float(np.max(np.abs(mono), initial=0.0)) * float(gains.max())
-    if peak > PEAK_CEILING:
-        gains *= PEAK_CEILING / peak
-        note = f"{20 * math.log10(peak / PEAK_CEILING):.1f} dB below the region's loudness, to avoid clipping"
+    if peak_ceiling is not None and peak > peak_ceiling:
+        gains *= peak_ceiling / peak
+        note = f"{20 * math.log10(peak / peak_ceiling):.1f} dB below the region's loudness, to avoid clipping"
     return gains, note
+
+
+LIMITER_BLOCK_SECONDS = 0.0025  # the limiter's gain moves in steps of this, looking one step ahead
+LIMITER_RELEASE_SECONDS = 0.05  # time for its gain to recover most of the way to 1 after a peak
+MAX_LIMIT_DB = 12.0  # beyond this much peak reduction the continuation is made quieter instead
+
+
+def limit_peaks(audio: npt.NDArray[np.float64], sample_rate: int, ceiling: float = PEAK_CEILING) -> tuple[
+        npt.NDArray[np.float64], float]:  # fmt: skip
+    """A look-ahead peak limiter: ``audio [C, n]`` with every sample within ``ceiling``, and the largest gain
+    reduction in dB. One gain for all channels (their balance is kept); it falls ahead of a peak (one block of
+    :data:`LIMITER_BLOCK_SECONDS`), ramps linearly between block centres and recovers exponentially
+    (:data:`LIMITER_RELEASE_SECONDS`), so only the peaks are turned down, not the whole continuation."""
+    n = audio.shape[1]
+    peak = np.abs(audio).max(axis=0) if n else np.zeros(0)
+    if n == 0 or float(peak.max()) <= ceiling:
+        return audio, 0.0
+    block = max(1, round(LIMITER_BLOCK_SECONDS * sample_rate))
+    blocks = math.ceil(n / block)
+    padded = np.concatenate([peak, np.zeros(blocks * block - n)])
+    need = np.minimum(1.0, ceiling / np.maximum(padded.reshape(blocks, block).max(axis=1), 1e-12))
+    ahead = need.copy()  # the gain of a block also covers its neighbours' peaks (the ramps cross them)
+    ahead[1:] = np.minimum(ahead[1:], need[:-1])
+    ahead[:-1] = np.minimum(ahead[:-1], need[1:])
+    recover = 1.0 - math.exp(-block / (LIMITER_RELEASE_SECONDS * sample_rate))
+    gain = np.empty(blocks)
+    level = 1.0
+    for i, g in enumerate(ahead.tolist()):  # release: recover towards 1, never above what a block allows
+        level = min(g, level + (1.0 - level) * recover)
+        gain[i] = level
+    centres = (np.arange(blocks) + 0.5) * block
+    curve = np.interp(np.arange(n), centres, gain)
+    return audio * curve[None, :], float(-20 * math.log10(max(1e-12, float(gain.min()))))
 
 
 def loudness_db(audio: Audio, sample_rate: int) -> float:
@@ -278,6 +312,27 @@ def fade_out(audio: npt.NDArray[np.float64], sample_rate: int) -> npt.NDArray[np
     out = audio.copy()
     out[:, -length:] *= 0.5 * (1.0 + np.cos(np.pi * (np.arange(length) + 1) / length))
     return out
+
+
+def _loud_without_clipping(
+    audio: npt.NDArray[np.float64], seam: int, target: float, sample_rate: int
+) -> tuple[npt.NDArray[np.float64], float]:
+    """``audio [C, n]`` (decoded lead-in, then the continuation from ``seam``) at loudness ``target`` with its peaks
+    limited (:func:`limit_peaks`); make-up gain after limiting, twice at most. When that would take more than
+    :data:`MAX_LIMIT_DB` of limiting, the whole is turned down instead (and is quieter than the region)."""
+    if target <= SILENT_LUFS or not np.any(audio[:, seam:]):
+        return audio, 0.0
+    limited, reduction = limit_peaks(audio, sample_rate)
+    for _ in range(2):
+        ours = loudness_db(limited[:, seam:].astype(np.float32), sample_rate)
+        if ours <= SILENT_LUFS or abs(target - ours) < 0.1:
+            break
+        audio = audio * 10 ** ((target - ours) / 20)
+        limited, reduction = limit_peaks(audio, sample_rate)
+    if reduction > MAX_LIMIT_DB:
+        limited, _ = limit_peaks(audio * 10 ** (-(reduction - MAX_LIMIT_DB) / 20), sample_rate)
+        reduction = MAX_LIMIT_DB
+    return limited, reduction
 
 
 @dataclass(frozen=True)
@@ -328,17 +383,25 @@ def continue_audio(
     region_last = region.audio[:, -1]
     variants: list[Audio] = []
     notes: list[str] = []
+    target = loudness_db(reference, rate)
     for index, row in enumerate(decoded.astype(np.float64), start=1):
-        body = row[seam : seam + out_samples]
-        if body.shape[0] < out_samples:  # never expected: EXTRA_FRAMES covers the resampler's rounding
-            body = np.concatenate([body, np.zeros(out_samples - body.shape[0])])
-        gains, note = match_loudness(body.astype(np.float32), reference, rate)
+        row = row[: seam + out_samples]
+        if row.shape[0] < seam + out_samples:  # never expected: EXTRA_FRAMES covers the resampler's rounding
+            row = np.concatenate([row, np.zeros(seam + out_samples - row.shape[0])])
+        body = row[seam:]
+        gains, note = match_loudness(body.astype(np.float32), reference, rate, peak_ceiling=None)
         if note == "silent":
             notes.append(f"variant {index} is silent: the model returned silence")
         elif note:
             notes.append(f"variant {index}: {note}")
-        audio = gains[:, None] * body[None, :]
-        audio = join_at_seam(audio, gains * row[seam - 1], region_last, rate)
-        variants.append(np.ascontiguousarray(fade_out(audio, rate), dtype=np.float32))
+        audio, reduction = _loud_without_clipping(gains[:, None] * row[None, :], seam, target, rate)
+        if reduction > 0.5:
+            notes.append(f"variant {index}: its peaks were limited by up to {reduction:.1f} dB to keep the region's "
+                         "loudness without clipping")  # fmt: skip
+        quieter = target - loudness_db(audio[:, seam:].astype(np.float32), rate)
+        if note != "silent" and quieter > 0.5:
+            notes.append(f"variant {index}: {quieter:.1f} dB below the region's loudness, to avoid clipping")
+        joined = join_at_seam(audio[:, seam:], audio[:, seam - 1], region_last, rate)
+        variants.append(np.ascontiguousarray(fade_out(joined, rate), dtype=np.float32))
     timings["decode_seconds"] = time.perf_counter() - t0
     return AudioContinuation(tuple(variants), plan, plan.notes + tuple(notes), timings)

@@ -14,6 +14,7 @@ from engine.audio.continuation import (
     BarGrid,
     RegionAudio,
     continue_audio,
+    limit_peaks,
     locate_region,
     loudness_db,
     match_loudness,
@@ -118,3 +119,21 @@ def test_bs1770_reference_tone(rate: int) -> None:
     quiet_start = np.concatenate([np.zeros(2 * rate), tone])[None]
     assert loudness_db(quiet_start, rate) == pytest.approx(-23.01, abs=0.5), "the gates drop the silence"
     assert loudness_db(np.zeros((2, rate)), rate) == -120.0
+
+
+def test_the_limiter_turns_down_peaks_only() -> None:
+    """A continuation whose peaks stand far above its loudness (a crest the region does not have) keeps the
+    region's loudness: only the peaks are limited, under the ceiling, with one gain for both channels."""
+    rate = 48_000
+    rng = np.random.default_rng(0)
+    body = 0.03 * rng.standard_normal(rate * 2)
+    body[::12000] = 0.9  # a spike every 0.25 s
+    audio = np.stack([body, 0.5 * body]) * 3.0
+    limited, reduction = limit_peaks(audio, rate)
+    assert float(np.abs(limited).max()) <= 0.98 + 1e-9 and 8.0 < reduction < 10.0
+    assert np.allclose(limited[1], 0.5 * limited[0]), "the channels' balance is kept"
+    quiet = np.abs(audio[0]) < 0.5
+    assert float(np.median(limited[0][quiet] / audio[0][quiet])) > 0.9, "most of the signal is untouched"
+    assert abs(loudness_db(limited.astype(np.float32), rate) - loudness_db(audio.astype(np.float32), rate)) < 1.5
+    same, none = limit_peaks(audio * 0.2, rate)
+    assert none == 0.0 and np.array_equal(same, audio * 0.2), "nothing to do under the ceiling"
