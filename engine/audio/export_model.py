@@ -255,12 +255,18 @@ in Jukebox's lineage made fast the MusicGen way. A **codec** (`codec/`, 24 kHz m
 1024 codes) turns audio into codes and back; a **prior** (a 6-layer GPT, Segue's one transformer with four input
 and output streams) continues the region's codes with MusicGen's delay interleaving, one frame per step.
 
-**What to expect: this is a tiny model trained for about an hour on two CPU cores, and it sounds like it.** The
-continuations keep the region's level, register and rough texture and join it without a click, but they are
-coded, smeared soundfont timbres without a convincing melody or harmony; they do not follow the region's
-rhythm bar by bar. It exists so that `segue continue region.wav` works out of the box and the pipeline (bar lock,
-windows, join, loudness) is exercised by a real trained model; for music worth keeping, train on your own audio
-(`segue train audio`) with a GPU, or use `--model musicgen:DIR` with MusicGen weights you have on disk.
+**What to expect.** This is a tiny model (a {config["parameters"] / 1e6:.1f}M-parameter prior, a
+{codec_config["parameters"] / 1e6:.2f}M-parameter codec) trained for about {float(t.get("minutes") or 0) +
+float(ct.get("total_minutes_run") or ct.get("minutes") or 0):.0f} minutes on one CPU thread each. What was measured
+is below: the codec reconstructs held-out audio roughly (mel distance {cm["mel_distance"]:.2f}, SI-SDR
+{cm["si_sdr"]:.0f} dB: magnitudes approximately, phase not at all), and the prior predicts held-out codes far
+better than a unigram guess but is still uncertain ({shipped["nats_per_code"]:.2f} nats per code). No listening
+test was run for this card. Expect coded, smeared soundfont timbres and no convincing melody, harmony or groove;
+what the engine around the model guarantees (and `tests/engine/audio/test_shipped_audio_model.py` checks on
+unseen regions) is that the continuations are exactly N bars at the region's rate and channel count, non-silent,
+different from each other, within 3 dB of the region's loudness and joined without a click. The model exists so
+that `segue continue region.wav` works out of the box with a real trained model; for music worth keeping, train
+on your own audio (`segue train audio`) on a GPU, or use `--model musicgen:DIR` with MusicGen weights you have.
 
 **Licence of these weights: non-commercial use only** (derived from the music21 corpus, see below).
 
@@ -342,14 +348,15 @@ rate {t.get("lr", "?")}, warmup + cosine decay, one CPU thread, seed {t.get("see
 ## Reproduce
 
 ```bash
-make train-audio-default   # the commands below
+make train-audio-default   # the commands below (and apt-get install fluid-soundfont-gm timgm6mb-soundfont)
 .venv/bin/python -m engine.symbolic.corpus --out data/corpus --max-minutes 12
 .venv/bin/python -m engine.audio.data --out data/audio --minutes 150 --max-piece-seconds 20 \\
   --soundfont /usr/share/sounds/sf2/TimGM6mb.sf2 --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2
 .venv/bin/python -m engine.audio.train_codec --data data/audio --out runs/audio-codec --preset small \\
   --max-minutes 35 --threads 1 --eval-every 250 --seed 0
 .venv/bin/python -m engine.audio.train_prior --data data/audio --codec runs/audio-codec --out runs/audio-prior \\
-  --preset small --max-minutes {t.get("max_minutes", 35)} --threads 1 --seed 0
+  --preset small --block-size {gpt["block_size"]} --batch-size {t.get("batch_size", 8)} --warmup-steps 50 \\
+  --max-minutes 38 --eval-every 100 --eval-windows 16 --threads 1 --seed {t.get("seed", 0)}
 .venv/bin/python -m engine.audio.export_model --codec runs/audio-codec --prior runs/audio-prior --data data/audio \\
   --out engine/models/{name}
 ```
