@@ -183,7 +183,7 @@ class QtGeneratePanel(QtCard):
             widget.setVisible(False)
         self.waiting.setText(f"{jobs.waiting} job(s) waiting to start" if jobs.waiting else "")
         self.waiting.setVisible(bool(jobs.waiting))
-        self.cancel_button.setEnabled(bool(jobs.running))
+        self.cancel_button.setEnabled(bool(jobs.running) or jobs.waiting > 0)
 
     def _seed_edited(self, text: str) -> None:
         self.session.update_form(seed=int(text) if text.strip().isdigit() else None)

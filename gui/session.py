@@ -124,6 +124,7 @@ class Session:
         self._links = _Links()
         self._started = False
         self._closed = False
+        self._cancel_on_start = 0  # waiting jobs to stop as they start
         self._init_models()
 
     def _init_models(self) -> None:
@@ -205,6 +206,13 @@ class Session:
         rows = (*[r for r in jobs.rows if r.job_id != event.job_id], JobRow(event.job_id, "running", 0.0, "starting"))
         self.models.jobs.set(dataclasses.replace(jobs, rows=rows[-8:], waiting=waiting))
         self.refresh_history()
+        if event.origin is None and self._cancel_on_start > 0:  # Cancel was pressed while it waited
+            self._cancel_on_start -= 1
+            try:
+                self.service.cancel(event.job_id)
+            except SegueError:  # it finished before this news arrived
+                return
+            self._set_row(event.job_id, message="cancelling...")
 
     def _on_progress(self, event: JobProgress) -> None:
         self._set_row(event.job_id, status="running", fraction=event.fraction, message=event.message)
@@ -527,12 +535,18 @@ class Session:
         return True
 
     def cancel(self, job_id: str | None = None) -> None:
-        """Cancel ``job_id``, or every running job."""
+        """Cancel ``job_id``, or every job: the running one now, the waiting ones as they start (the bridge's
+        queue cannot drop them, so each is stopped at once and recorded as cancelled)."""
         running = self.service.running_jobs
         targets = [job_id] if job_id else list(running)
+        waiting = 0 if job_id else self.models.jobs.value.waiting
+        if not job_id:
+            self._cancel_on_start = waiting
+        if waiting:
+            self.say("info", f"Cancelling{' the running job and' if targets else ''} {waiting} waiting job(s).")
         if not targets:
-            waiting = self.models.jobs.value.waiting
-            self.say("info", "Nothing is running." if not waiting else "The job has not started yet.")
+            if not waiting:
+                self.say("info", "Nothing is running.")
             return
         for target in targets:
             try:

@@ -238,3 +238,20 @@ def test_an_unexpected_error_opens_a_report_and_the_window_goes_on(
     boxes[0].close()
     qtbot.mouseClick(window.generate.generate_button, Qt.MouseButton.LeftButton)  # still answers
     assert "Open a MIDI or audio file" in window.message_bar.text.text()
+
+
+def test_cancel_also_stops_the_jobs_waiting_behind_the_running_one(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    engine = StemEngine(hold_at=1)  # every job holds until cancelled
+    rig, window = _ready(qtbot, make_rig, make_window, region_file, engine=engine)
+    panel = window.generate
+    qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: engine.holding.is_set(), timeout=5000)
+    qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
+    assert rig.models.jobs.value.waiting == 2 and panel.waiting.text() == "2 job(s) waiting to start"
+    qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
+    assert "Cancelling the running job and 2 waiting job(s)" in window.message_bar.text.text()
+    qtbot.waitUntil(lambda: [r.status for r in rig.models.jobs.value.rows] == ["cancelled"] * 3, timeout=8000)
+    assert rig.models.variants.value.items == () and not panel.cancel_button.isEnabled()
