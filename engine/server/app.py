@@ -91,6 +91,25 @@ class ModelView(BaseModel):
     modes: list[str] = []
 
 
+class ErrorView(BaseModel):
+    detail: str
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    words = {
+        400: "bad request (the detail says what to change)",
+        401: "a missing or wrong token",
+        403: "a browser (requests with an Origin header are refused)",
+        404: "no such job, or no such file in it",
+        409: "the job is not in a state for this (not done yet, or already finished)",
+        413: "the upload is larger than the server's limit",
+        415: "an upload is not MIDI (MThd) or WAV/FLAC/AIFF audio",
+        421: "a server without a token answers only requests addressed to a loopback name",
+        503: "the server's queue is full",
+    }
+    return {code: {"model": ErrorView, "description": words[code]} for code in codes}
+
+
 class DeviceView(BaseModel):
     name: str
     busy: bool
@@ -147,8 +166,10 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
             what = "a missing" if credentials is None else "a wrong"
             raise HTTPException(401, detail=_token_detail(what), headers={"WWW-Authenticate": "Bearer"})
 
-    public = APIRouter(prefix=API_PREFIX)
-    private = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_token)])
+    public = APIRouter(prefix=API_PREFIX, responses=_errors(403, 421))
+    private = APIRouter(
+        prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=_errors(400, 401, 403, 413, 421)
+    )
 
     @public.get("/health", response_model=Health, summary="is the server up (no token needed)")
     def health() -> Health:
@@ -171,7 +192,9 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         views = [_view(job) for job in store.all()]
         return sorted(views, key=lambda v: (v.created, v.id))
 
-    @private.post("/jobs", response_model=JobView, status_code=201, summary="submit a job")
+    @private.post(
+        "/jobs", response_model=JobView, status_code=201, summary="submit a job", responses=_errors(415, 503)
+    )
     def submit(
         request: Annotated[str, Form(description="the parameters, JSON (see engine/wire.py request_to_json)")],
         midi: Annotated[UploadFile | None, File(description="the region as a Standard MIDI File")] = None,
@@ -223,7 +246,9 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
             raise HTTPException(404, detail=f"no job {job_id!r} on this server")
         return job
 
-    @private.get("/jobs/{job_id}", response_model=JobView, summary="a job's status, progress and result")
+    @private.get(
+        "/jobs/{job_id}", response_model=JobView, summary="a job's status, progress and result", responses=_errors(404)
+    )
     def get_job(job_id: str) -> JobView:
         return _view(_job(job_id))
 
@@ -231,7 +256,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         "/jobs/{job_id}/events",
         summary="a job's status and progress as server-sent events (resume with Last-Event-ID)",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
+        responses={200: {"content": {"text/event-stream": {}}}, **_errors(404)},
     )
     async def job_events(
         job_id: str,
@@ -248,7 +273,13 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @private.post("/jobs/{job_id}/cancel", response_model=JobView, status_code=202, summary="cancel a job")
+    @private.post(
+        "/jobs/{job_id}/cancel",
+        response_model=JobView,
+        status_code=202,
+        summary="cancel a job",
+        responses=_errors(404, 409),
+    )
     def cancel_job(job_id: str) -> JobView:
         job = _job(job_id)
         if job.status in FINAL:
@@ -258,7 +289,9 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
             job.update(status="cancelled", error={"message": "cancelled by the user", "type": "cancelled"})
         return _view(job)
 
-    @private.delete("/jobs/{job_id}", status_code=204, summary="delete a finished job and its files")
+    @private.delete(
+        "/jobs/{job_id}", status_code=204, summary="delete a finished job and its files", responses=_errors(404, 409)
+    )
     def delete_job(job_id: str) -> Response:
         job = _job(job_id)
         if job.status not in FINAL:
@@ -273,7 +306,12 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         files: list[dict[str, Any]] = record.get("files") or []
         return files
 
-    @private.get("/jobs/{job_id}/files", response_model=list[ResultFile], summary="a finished job's files")
+    @private.get(
+        "/jobs/{job_id}/files",
+        response_model=list[ResultFile],
+        summary="a finished job's files",
+        responses=_errors(404, 409),
+    )
     def list_files(job_id: str) -> list[ResultFile]:
         return [ResultFile(**f) for f in _done_files(_job(job_id))]
 
@@ -281,7 +319,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         "/jobs/{job_id}/files/{file_path:path}",
         summary="download one file of a finished job (a path from its file list)",
         response_class=FileResponse,
-        responses={200: {"content": {"application/octet-stream": {}}}},
+        responses={200: {"content": {"application/octet-stream": {}}}, **_errors(404, 409)},
     )
     def download(job_id: str, file_path: str) -> FileResponse:
         job = _job(job_id)
@@ -296,7 +334,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         "/jobs/{job_id}/result.zip",
         summary="every file of a finished job in one zip (job folder layout)",
         response_class=StreamingResponse,
-        responses={200: {"content": {"application/zip": {}}}},
+        responses={200: {"content": {"application/zip": {}}}, **_errors(404, 409)},
     )
     def download_zip(job_id: str) -> StreamingResponse:
         job = _job(job_id)
