@@ -71,6 +71,8 @@ class DawLinkState:
     last_message: str = ""  # "/segue/region from 127.0.0.1:53211"
     last_message_time: str = ""  # "14:03:22"
     peer: str = ""  # "127.0.0.1:53211": where replies go
+    watch_dir: str = ""  # the watched folder ("" = off)
+    watch_detail: str = ""  # "watching ~/Segue/watch/requests", or why not
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,14 @@ class QtConnectionsPanel(QWidget):
         self.daw_port.setRange(0, 65535)
         self.daw_port.setSpecialValueText("default")
         self.daw_port.setFont(theme.mono_font())
+        self.watch_dir = QLineEdit()
+        self.watch_dir.setPlaceholderText("watched folder: off (REAPER: ~/Segue/watch)")
+        self.watch_dir.setToolTip(
+            "For DAW scripts that cannot use the network (REAPER): they drop region requests into this folder and "
+            "import what Segue places (daw_templates/)"
+        )
+        self.watch_detail = label("", "dim")
+        self.watch_detail.setWordWrap(True)
         self.apply_button = QPushButton("Apply")
         self.apply_button.clicked.connect(self._apply_link)
         self.last_message = label("nothing heard yet", "dim", mono=True, size=8.5)
@@ -65,6 +73,8 @@ class QtConnectionsPanel(QWidget):
         ports.addLayout(field("Listen on (UDP)", self.osc_port))
         ports.addLayout(field("DAW port", self.daw_port))
         card.body.addLayout(ports)
+        card.body.addWidget(self.watch_dir)
+        card.body.addWidget(self.watch_detail)
         card.body.addLayout(row(self.daw_host, self.apply_button))
         card.body.addWidget(label("Last message", "sectionTitle"))
         card.body.addWidget(self.last_message)
@@ -77,10 +87,16 @@ class QtConnectionsPanel(QWidget):
         set_quietly(self.osc_port, state.osc_port)
         set_quietly(self.daw_host, state.daw_host)
         set_quietly(self.daw_port, state.daw_port)
+        set_quietly(self.watch_dir, state.watch_dir)
+        self.watch_detail.setText(state.watch_detail)
+        self.watch_detail.setVisible(bool(state.watch_detail))
         if state.last_message:
             self.last_message.setText(f"{state.last_message_time}  {state.last_message}\nfrom {state.peer}")
 
     def _apply_link(self) -> None:
+        folder = self.watch_dir.text().strip()
+        if folder != self.session.settings.watch_dir:
+            self.session.set_watch_dir(folder)
         self.session.apply_link(
             daw=str(self.daw_combo.currentData()),
             osc_port=self.osc_port.value(),

@@ -35,6 +35,7 @@ from bridge.service import (
     RequestFailed,
     TransportState,
 )
+from bridge.watch import WatchFolder
 from engine import api
 from engine.api import GenerationParams, Meter
 from engine.errors import SegueError
@@ -90,6 +91,7 @@ class _Links:
     server: OscServer | None = None
     adapter: DawAdapter | None = None
     clock: MidiClockIn | None = None
+    watch: WatchFolder | None = None
     extra: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -125,6 +127,7 @@ class Session:
         self._started = False
         self._closed = False
         self._cancel_on_start = 0  # waiting jobs to stop as they start
+        self._last_watch_region: DawRegion | None = None
         self._init_models()
 
     def _init_models(self) -> None:
@@ -152,6 +155,8 @@ class Session:
         self.refresh_ports()
         if self.settings.midi_clock_in:
             self.set_clock_port(self.settings.midi_clock_in)
+        if self.settings.watch_dir:
+            self.set_watch_dir(self.settings.watch_dir)
         self.refresh_history(show_latest=True)
 
     def close(self) -> None:
@@ -330,7 +335,13 @@ class Session:
         return TransportState(tempo_bpm=region.tempo_bpm if region is not None else 0.0)
 
     def tick(self) -> None:
-        """Refresh the transport display and the playhead (a timer calls this a few times a second)."""
+        """Refresh the transport display and the playhead (a timer calls this a few times a second); show a region
+        that reached the service another way (the watched folder)."""
+        latest = self.service.region
+        if latest is not None and latest is not self.models.region.value.region and self._links.watch is not None:
+            if latest is not self._last_watch_region:
+                self._last_watch_region = latest
+                self._show_region(latest, "daw")
         self.models.playhead.set(self.player.position_seconds() if self.models.variants.value.playing else 0.0)
         state = self.transport()
         region = self.models.region.value.region
@@ -389,7 +400,33 @@ class Session:
             links.adapter.close()
         links.osc, links.server, links.adapter = None, None, None
 
+    def set_watch_dir(self, folder: str) -> None:
+        """Watch ``folder`` for region requests from DAW scripts that cannot use sockets (REAPER), and write the
+        placements there; "" turns it off."""
+        folder = folder.strip()
+        if self._links.watch is not None:
+            self._links.watch.close()
+            self._links.watch = None
+        self._remember(watch_dir=folder)
+        self.models.link.update(watch_dir=folder, watch_detail="")
+        if not folder:
+            return
+        path = Path(folder).expanduser().resolve()
+        watch = WatchFolder(self.service, path)
+        try:
+            watch.start()
+        except SegueError as e:
+            watch.close()
+            self.models.link.update(watch_detail=f"not watching: {e}")
+            self.say("error", f"Watched folder: {e}")
+            return
+        self._links.watch = watch
+        self.models.link.update(watch_detail=f"watching {watch.requests}")
+
     def _close_links(self) -> None:
+        if self._links.watch is not None:
+            self._links.watch.close()
+            self._links.watch = None
         self._close_osc()
         if self._links.clock is not None:
             self._links.clock.close()
@@ -697,7 +734,7 @@ class Session:
         if item is None or state.job is None:
             return
         link = self.models.link.value
-        if not link.peer and not (link.daw_port and link.daw == "generic"):
+        if not link.peer and not (link.daw_port and link.daw == "generic") and self._links.watch is None:
             self.say(
                 "warning",
                 "No DAW has talked to Segue yet. Send a region from your DAW's Segue script first "

@@ -57,6 +57,7 @@ class GuiSettings:
     daw_host: str = ""
     daw_port: int = 0  # 0 = none (generic) / the DAW's default port (adapters)
     midi_clock_in: str = ""  # "" = no MIDI clock
+    watch_dir: str = ""  # "" = off; the watched folder for DAW scripts without sockets (REAPER)
     # generation
     mode: str = "continue"
     bars: int = 4

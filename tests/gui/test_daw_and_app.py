@@ -112,3 +112,38 @@ def test_choosing_a_daw_adapter_reopens_the_link(qtbot: QtBot, make_rig: MakeRig
         said = rig.models.message.value.text if rig.models.message.value else ""
         assert f"cannot listen for your DAW on UDP 127.0.0.1:{taken.getsockname()[1]}" in said
         assert "choose another port under Connections > DAW" in said and "--osc-port" not in said
+
+
+def test_a_watched_folder_takes_regions_from_reaper_and_gets_the_placements(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path, tmp_path: Path
+) -> None:
+    import json
+
+    rig = make_rig()
+    window = make_window(rig)
+    panel = window.connections
+    wait_engine(qtbot, rig)
+    folder = tmp_path / "watch"
+    panel.watch_dir.setText(str(folder))
+    qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+    assert rig.session.settings.watch_dir == str(folder) and "watching" in panel.watch_detail.text()
+    request = {
+        "segue": 1, "audio_path": "", "midi_path": str(region_file), "start_beats": 8.0, "length_beats": 8.0,
+        "tempo_bpm": 120.0, "meter_num": 4, "meter_den": 4, "track": "Piano",
+        "generate": {"mode": "continue", "bars": 2, "variants": 2},
+    }  # fmt: skip
+    tmp = folder / "requests" / "take.json.tmp"
+    tmp.write_text(json.dumps(request))
+    tmp.rename(folder / "requests" / "take.json")  # as the REAPER script does
+    window.show()  # the window's timer shows a region that came this way
+    qtbot.waitUntil(lambda: window.region.name.text() == "Piano", timeout=5000)
+    assert window.region.origin.text() == "FROM DAW"
+    qtbot.waitUntil(lambda: len(rig.models.variants.value.items) == 2, timeout=5000)  # its generate ran
+    qtbot.mouseClick(window.variants.place_button, Qt.MouseButton.LeftButton)  # no OSC peer: the folder will do
+    qtbot.waitUntil(lambda: bool(list((folder / "placed").glob("*.json"))), timeout=5000)
+    placed = [json.loads(p.read_text()) for p in sorted((folder / "placed").glob("*.json"))]
+    assert {p["kind"] for p in placed} == {"audio", "midi"} and all(Path(p["file_path"]).is_file() for p in placed)
+    assert placed[0]["position_beats"] == 16.0 and "Piano" in placed[0]["track_name"]
+    panel.watch_dir.setText("")
+    qtbot.mouseClick(panel.apply_button, Qt.MouseButton.LeftButton)
+    assert rig.session.settings.watch_dir == "" and not panel.watch_detail.isVisible()
