@@ -20,6 +20,7 @@ from engine.wire import check_result_path
 
 log = logging.getLogger(__name__)
 
+STOPPED = "the Segue server was stopped while this job was running; submit the job again"
 EngineFactory = Callable[[str], Engine]
 """``factory(device) -> Engine``: the local engine on that device, or a test's fake."""
 
@@ -95,7 +96,10 @@ class Workers:
             result = engine.generate(request, job.folder, job.progress, job.cancel)
             files = _result_files(job, result.variants)
         except CancelledError:
-            job.update(status="cancelled", error={"message": "cancelled by the user", "type": "cancelled"})
+            if self._stop.is_set():  # the server is stopping, not the user cancelling
+                job.update(status="failed", error={"message": STOPPED, "type": "interrupted"})
+            else:
+                job.update(status="cancelled", error={"message": "cancelled by the user", "type": "cancelled"})
             return
         except BadInputError as e:
             job.update(status="failed", error={"message": str(e), "type": "bad_input"})
@@ -107,9 +111,6 @@ class Workers:
             log.exception("job %s failed", job.id)
             message = f"unexpected error on the server: {type(e).__name__}: {e}"
             job.update(status="failed", error={"message": message, "type": "engine"})
-            return
-        if job.cancel.cancelled:
-            job.update(status="cancelled", error={"message": "cancelled by the user", "type": "cancelled"})
             return
         job.update(status="done", result=to_jsonable(result), files=files, progress={"fraction": 1.0,
                    "message": "done"})  # fmt: skip

@@ -103,3 +103,34 @@ def test_a_client_gives_up_on_a_server_that_stays_away(tmp_path: Path) -> None:
         timer.cancel()
         proc.kill()
         proc.wait(WAIT_S)
+
+
+def test_a_stopped_server_fails_the_running_job_and_runs_the_queued_one_after_a_restart(tmp_path: Path) -> None:
+    from server_rig import FakeEngines, thread_server
+
+    data = tmp_path / "data"
+    region = write_midi(tmp_path / "region.mid").read_bytes()
+    engines = FakeEngines()
+    with thread_server(data, engines) as server:
+        client = httpx.Client(base_url=server.url, headers=AUTH, timeout=10)
+        ids = [
+            client.post("/v1/jobs", data={"request": json.dumps({"model": model, "bars": 1, "variants": 1})},
+                        files={"midi": ("r.mid", region)}).json()["id"]  # fmt: skip
+            for model in (SLOW_MODEL, "fake-midi")
+        ]
+        deadline = time.monotonic() + WAIT_S
+        while not ("cpu" in engines.engines and engines.engines["cpu"].holding.is_set()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        client.close()
+    running, queued = (json.loads((data / "jobs" / i / "job.json").read_text()) for i in ids)
+    assert running["status"] == "failed" and "was stopped while this job was running" in running["error"]["message"]
+    assert queued["status"] == "queued"
+    with thread_server(data, FakeEngines()) as server:
+        client = httpx.Client(base_url=server.url, headers=AUTH, timeout=10)
+        deadline = time.monotonic() + WAIT_S
+        while client.get(f"/v1/jobs/{ids[1]}").json()["status"] != "done":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.get(f"/v1/jobs/{ids[0]}").json()["status"] == "failed"
+        client.close()
