@@ -178,8 +178,9 @@ def _export_into(
         raise BadInputError(f"the prior's weights are {size / 1e6:.1f} MB; a shipped model must be at most 15 MB")
     config = dict(shipped_ckpt.config)
     config.update({
-        "description": "Segue's default audio model: a 6M-parameter prior over a 1.25M-parameter 24 kHz codec, "
-                       "trained briefly on CPU on soundfont renderings of the music21 corpus (non-commercial)",
+        "description": f"Continues audio regions: a {model.num_parameters() / 1e6:.1f}M-parameter prior over a "
+                       f"{codec.num_parameters() / 1e6:.2f}M-parameter 24 kHz codec, trained briefly on CPU on "
+                       "soundfont renderings of the music21 corpus. Non-commercial use only.",
         "weights_dtype": "float16",
         "weights_bytes": size,
         "val_loss": shipped["nats_per_code"],
