@@ -56,7 +56,7 @@ class QtConnectionsPanel(QWidget):
         self.daw_port.setSpecialValueText("default")
         self.daw_port.setFont(theme.mono_font())
         self.watch_dir = QLineEdit()
-        self.watch_dir.setPlaceholderText("watched folder: off (REAPER: ~/Segue/watch)")
+        self.watch_dir.setPlaceholderText("watched folder (REAPER): off")
         self.watch_dir.setToolTip(
             "For DAW scripts that cannot use the network (REAPER): they drop region requests into this folder and "
             "import what Segue places (daw_templates/)"
