@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from engine.server.config import ServerConfig, is_loopback, parse_devices
 from engine.server.workers import EngineFactory
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ServerConfig", "create_app", "serve", "parse_devices"]
 
 
-def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None):  # type: ignore[no-untyped-def]
+def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None) -> FastAPI:
+    """The FastAPI app (imports FastAPI only when called)."""
     from engine.server.app import create_app as _create
 
     return _create(config, engine_factory)
@@ -58,5 +63,9 @@ def serve(
         f"jobs in {config.data_dir})")  # fmt: skip
     if not is_loopback(config.host):
         say("segue serve: plain HTTP; put it behind TLS (a reverse proxy) or a VPN off a trusted network")
-    uvicorn.Server(uv_config).run(sockets=[sock])
+    try:
+        uvicorn.Server(uv_config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn stops gracefully, then re-raises Ctrl-C
+        pass
+    say("segue serve: stopped")
     return 0
