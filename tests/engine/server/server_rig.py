@@ -41,6 +41,7 @@ from engine.server.config import ServerConfig  # noqa: E402
 
 TOKEN = "test-token-0123456789abcdef"
 SLOW_MODEL = "fake-slow"
+STEADY_MODEL = "fake-steady"  # reports progress 20 times over about a second, then writes its files
 WAIT_S = 20.0  # every wait in these tests is bounded
 
 
@@ -78,7 +79,7 @@ class FakeEngine:
         return f"fake ({self.device})"
 
     def models(self) -> list[ModelInfo]:
-        return [ModelInfo("fake-midi", "midi", "/srv/fake-midi"), ModelInfo(SLOW_MODEL, "midi", "/srv/slow")]
+        return [ModelInfo(name, "midi", f"/srv/{name}") for name in ("fake-midi", SLOW_MODEL, STEADY_MODEL)]
 
     def generate(
         self,
@@ -97,6 +98,11 @@ class FakeEngine:
                 report(min(0.5, step / 200), "thinking slowly")
                 self.holding.set()
                 step += 1
+                time.sleep(0.05)
+        if request.model == STEADY_MODEL:
+            for step in range(20):
+                cancel.raise_if_cancelled()
+                report(step / 40, f"step {step}")
                 time.sleep(0.05)
         params = request.params
         seed0 = params.seed if params.seed is not None else 99

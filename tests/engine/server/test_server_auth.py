@@ -52,17 +52,19 @@ def test_every_route_but_health_refuses_a_missing_or_wrong_token(server: Running
     paths = {p for _, p in routes}
     assert {"/v1/health", "/v1/jobs", "/v1/models", "/v1/devices", "/openapi.json", "/v1/jobs/x1/events",
             "/v1/jobs/x1/files/x1", "/v1/jobs/x1/result.zip", "/v1/jobs/x1/cancel"} <= paths  # fmt: skip
+    client = httpx.Client(base_url=server.url, timeout=5)
     for method, path in routes:
         for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN}):
-            response = httpx.request(method, server.url + path, headers=headers, timeout=5)
+            response = client.request(method, path, headers=headers)
             if path == "/v1/health":
                 assert response.status_code == 200, (method, path)
             else:
                 assert response.status_code == 401, (method, path, headers, response.text)
                 assert response.headers["www-authenticate"] == "Bearer"
                 assert "token" in response.json()["detail"]
-        right = httpx.request(method, server.url + path, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        right = client.request(method, path, headers={"Authorization": f"Bearer {TOKEN}"})
         assert right.status_code in (200, 404, 422), (method, path, right.status_code, right.text)
+    client.close()
 
 
 def test_the_schema_is_served_behind_the_token_and_declares_bearer_auth(server: RunningServer) -> None:
@@ -92,7 +94,8 @@ def test_the_client_says_the_token_is_wrong_and_what_to_do(server: RunningServer
         engine.models()
     message = str(error.value)
     assert server.url in message and "refused the token" in message and "--token" in message
-    assert [m.name for m in api.open_engine(server.url, token=TOKEN).models()] == ["fake-midi", "fake-slow"]
+    names = [m.name for m in api.open_engine(server.url, token=TOKEN).models()]
+    assert names == ["fake-midi", "fake-slow", "fake-steady"]
 
 
 def test_the_client_says_when_no_server_answers() -> None:

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_rig import SLOW_MODEL, TOKEN, WAIT_S, FakeEngine, FakeEngines, RunningServer, thread_server, write_midi
+from server_rig import (
+    SLOW_MODEL,
+    STEADY_MODEL,
+    TOKEN,
+    WAIT_S,
+    FakeEngine,
+    FakeEngines,
+    RunningServer,
+    thread_server,
+    write_midi,
+)
 
 from bridge.runner import run_job
 from engine.api import CancelToken, GenerationParams, GenerationRequest, Prompt
@@ -70,6 +80,49 @@ def test_a_remote_job_folder_is_the_one_the_engine_writes_here(tmp_path: Path, s
     ]
     assert (0.5, "variant 1") in seen and seen[-1] == (1.0, "done")
     assert server_jobs(server) == []  # deleted on the server once downloaded
+
+
+class DroppingTransport(httpx.HTTPTransport):
+    """Drops the first event stream after a few chunks, as a flaky network or a proxy would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resumed_from: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if not request.url.path.endswith("/events"):
+            return response
+        self.resumed_from.append(request.headers.get("last-event-id", ""))
+        if len(self.resumed_from) > 1:
+            return response
+        inner = response.stream
+
+        class Dropping(httpx.SyncByteStream):
+            def __iter__(self) -> Iterator[bytes]:
+                for index, chunk in enumerate(inner):  # type: ignore[union-attr]
+                    yield chunk
+                    if index >= 4:
+                        raise httpx.ReadError("dropped by the test")
+
+            def close(self) -> None:
+                inner.close()  # type: ignore[union-attr]
+
+        return httpx.Response(response.status_code, headers=response.headers, stream=Dropping(), request=request)
+
+
+def test_a_dropped_event_stream_is_resumed_from_the_last_event(tmp_path: Path, server: RunningServer) -> None:
+    transport = DroppingTransport()
+    seen: list[float] = []
+    job_dir = tmp_path / "job"
+    job_dir.mkdir()
+    engine = RemoteEngine(server.url, TOKEN, transport=transport)
+    result = engine.generate(request_for(tmp_path, STEADY_MODEL), job_dir, lambda f, m: seen.append(f))
+    assert len(transport.resumed_from) >= 2 and transport.resumed_from[0] == "0"
+    assert int(transport.resumed_from[1]) > 0  # resumed where it stopped, not from the start
+    steps = [f for f in seen if 0 < f < 0.5]
+    assert steps == sorted(steps) and len(steps) == len(set(steps))  # nothing missed twice, nothing replayed
+    assert [v.id for v in result.variants] == ["v01", "v02"] and (job_dir / "v02" / "continuation.wav").is_file()
 
 
 def test_keep_on_server_leaves_the_job_downloadable(tmp_path: Path, server: RunningServer) -> None:
