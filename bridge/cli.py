@@ -552,16 +552,16 @@ def cmd_serve(args: argparse.Namespace, factory: EngineFactory) -> int:
     if not 0 < args.max_upload_mb <= 100_000:
         raise BadInputError(f"--max-upload-mb must be a positive number of MiB, got {args.max_upload_mb:g}")
     logging.getLogger("engine").setLevel(logging.INFO)
-    return api.run_server(
-        host=args.host,
-        port=args.port,
-        token=args.token,
-        devices=args.devices,
-        data_dir=args.data.expanduser().resolve() if args.data else None,
-        say=_err,
-        max_upload_bytes=int(args.max_upload_mb * 2**20),
-        server_id=args.server_id,
-    )
+    options = {
+        "host": args.host,
+        "port": args.port,
+        "token": args.token or None,
+        "devices": args.devices,
+        "data_dir": args.data.expanduser().resolve() if args.data else None,
+        "max_upload_bytes": int(args.max_upload_mb * 2**20),
+        "server_id": args.server_id,
+    }
+    return api.run_server(options, say=_err)
 
 
 def _device(text: str | None) -> str | int | None:

@@ -249,18 +249,11 @@ def open_engine(spec: str = "local", **options: Any) -> Engine:
     raise BadInputError(f"unknown engine {spec!r}: use 'local' or a server URL")
 
 
-def run_server(
-    host: str,
-    port: int,
-    token: str | None,
-    devices: str | None,
-    data_dir: Path | None,
-    say: Callable[[str], None],
-    **limits: Any,
-) -> int:
+def run_server(options: Mapping[str, Any], say: Callable[[str], None]) -> int:
     """Entry point of ``segue serve``: checks the settings (:class:`BadInputError` says what is wrong), then
-    serves until Ctrl-C or SIGTERM. ``devices``: ``"cpu"`` or ``"cuda:0,cuda:1"`` (None: every CUDA device, else
-    the CPU). ``limits``: ``max_upload_bytes``, ``max_queued_jobs``, ``server_id`` (see engine.server.config)."""
+    serves until Ctrl-C or SIGTERM. ``options`` are :class:`engine.server.config.ServerConfig`'s fields, with
+    ``devices`` as text: ``"cpu"`` or ``"cuda:0,cuda:1"`` (None: every CUDA device, else the CPU), and
+    ``data_dir`` None for the default folder."""
     try:
         config_module = importlib.import_module("engine.server.config")
         server = importlib.import_module("engine.server")
@@ -269,11 +262,9 @@ def run_server(
         raise EngineError(
             f"segue serve needs the server extra ({missing} is missing): pip install 'segue[server]'"
         ) from e
-    options: dict[str, Any] = {"host": host, "port": port, "token": token or None, **limits}
-    options["devices"] = config_module.parse_devices(devices)
-    if data_dir is not None:
-        options["data_dir"] = data_dir
-    code: int = server.serve(config_module.ServerConfig(**options), say=say)
+    settings = {k: v for k, v in options.items() if not (k == "data_dir" and v is None)}
+    settings["devices"] = config_module.parse_devices(options.get("devices"))
+    code: int = server.serve(config_module.ServerConfig(**settings), say=say)
     return code
 
 
