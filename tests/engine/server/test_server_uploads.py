@@ -190,3 +190,16 @@ def test_a_zip_holds_the_job_folder_layout(client: httpx.Client, midi_bytes: byt
     (tmp_path / "r.zip").write_bytes(response.content)
     with zipfile.ZipFile(tmp_path / "r.zip") as archive:
         assert archive.namelist() == ["v01/continuation.mid", "v01/continuation.wav"]
+
+
+def test_the_client_says_a_region_is_over_the_servers_limit(server: RunningServer, tmp_path: Path) -> None:
+    from engine.api import GenerationParams, GenerationRequest, Prompt
+    from engine.errors import BadInputError
+    from engine.remote import RemoteEngine
+
+    big = tmp_path / "big.mid"
+    big.write_bytes(write_midi(tmp_path / "r.mid").read_bytes() + b"\0" * (2 * 1024 * 1024))
+    request = GenerationRequest(Prompt(midi_path=big), GenerationParams(bars=1, variants=1))
+    with pytest.raises(BadInputError) as error:
+        RemoteEngine(server.url, TOKEN).generate(request, tmp_path)
+    assert f"the Segue server at {server.url} refused the job: the upload is too large" in str(error.value)
