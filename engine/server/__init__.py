@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from engine.server.config import ServerConfig, is_loopback, parse_devices
+from engine.server.config import ServerConfig, check_devices_exist, is_loopback, parse_devices
 from engine.server.workers import EngineFactory
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ def serve(
         raise EngineError(
             f"segue serve needs the server extra ({e.name} is missing): pip install 'segue[server]'"
         ) from e
+    if engine_factory is None:  # the local engine: its devices must exist here
+        check_devices_exist(config.devices)
     app = _create(config, engine_factory)
     uv_config = uvicorn.Config(
         app,

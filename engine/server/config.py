@@ -99,3 +99,23 @@ def auto_devices() -> tuple[str, ...]:
     except Exception:  # no torch or no driver: the CPU
         count = 0
     return tuple(f"cuda:{i}" for i in range(count)) or ("cpu",)
+
+
+def check_devices_exist(devices: tuple[str, ...]) -> None:
+    """For the real engine: every ``cuda:N`` must be a device torch sees here (BadInputError otherwise)."""
+    wanted = [d for d in devices if d.startswith("cuda")]
+    if not wanted:
+        return
+    try:
+        import torch
+
+        count = int(torch.cuda.device_count())
+    except Exception:  # no torch, or no driver
+        count = 0
+    for device in wanted:
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= count:
+            raise BadInputError(
+                f"--devices names {device}, but this machine has {count} CUDA device(s) that torch can use; "
+                f"give --devices {','.join(f'cuda:{i}' for i in range(count)) or 'cpu'}"
+            )

@@ -129,3 +129,14 @@ def test_loopback_needs_no_token_and_devices_parse(tmp_path: Path) -> None:
         ServerConfig(host=host, data_dir=tmp_path).check()
     ServerConfig(host="0.0.0.0", token=TOKEN, data_dir=tmp_path).check()
     assert parse_devices("cuda:0, cuda:1") == ("cuda:0", "cuda:1")
+
+
+def test_cuda_devices_must_exist_for_the_local_engine() -> None:
+    torch = pytest.importorskip("torch")
+    from engine.server.config import check_devices_exist
+
+    count = torch.cuda.device_count()
+    check_devices_exist(("cpu",))
+    check_devices_exist(tuple(f"cuda:{i}" for i in range(count)))
+    with pytest.raises(BadInputError, match=f"names cuda:{count}, but this machine has {count} CUDA device"):
+        check_devices_exist((f"cuda:{count}",))
