@@ -296,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, metavar="DIR", help="where jobs are kept (default: the user's data folder)")
     p.add_argument("--max-upload-mb", type=float, default=200.0, help="largest region upload (%(default)g MiB)")
     p.add_argument(
+        "--keep-days",
+        type=float,
+        default=7.0,
+        help="delete finished jobs this long after they finished; clients delete theirs once downloaded "
+        "(%(default)g)",
+    )
+    p.add_argument(
         "--server-id",
         default="",
         metavar="NAME",
@@ -560,6 +567,7 @@ def cmd_serve(args: argparse.Namespace, factory: EngineFactory) -> int:
         "data_dir": args.data.expanduser().resolve() if args.data else None,
         "max_upload_bytes": int(args.max_upload_mb * 2**20),
         "server_id": args.server_id,
+        "keep_days": args.keep_days,
     }
     return api.run_server(options, say=_err)
 

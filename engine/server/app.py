@@ -41,6 +41,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 HEALTH_PATH = f"{API_PREFIX}/health"
 SSE_POLL_S = 0.1
+PRUNE_EVERY_S = 3600.0
 SSE_KEEPALIVE_S = 1.0
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 PUBLIC_KEYS = ("id", "status", "created", "updated", "started", "finished", "device", "progress", "error",
@@ -140,8 +141,10 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
                 job.update(status="failed", error={"message": f"cannot run again: {e}", "type": "bad_input"})
         workers.start()
         app.state.running = True
+        pruner = asyncio.create_task(_prune_now_and_then(store, config.keep_days * 86400))
         yield
         app.state.running = False
+        pruner.cancel()
         await asyncio.to_thread(workers.stop)
 
     app = FastAPI(
@@ -359,6 +362,16 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
 
     app.add_middleware(GuardMiddleware, config=config)
     return app
+
+
+async def _prune_now_and_then(store: JobStore, keep_s: float) -> None:
+    """Old finished jobs go at start and then every hour."""
+    while True:
+        try:
+            await asyncio.to_thread(store.prune, keep_s)
+        except OSError as e:
+            log.warning("could not remove old jobs: %s", e)
+        await asyncio.sleep(PRUNE_EVERY_S)
 
 
 def _view(job: ServerJob) -> JobView:

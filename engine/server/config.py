@@ -36,7 +36,8 @@ class ServerConfig:
     """``host``/``port``: where to listen. ``token``: the bearer token every route but health needs (None: no
     token, allowed on a loopback address only). ``devices``: one worker thread per device, in this order.
     ``server_id``: a short prefix of this server's job ids, so a load balancer can route a job's requests to the
-    server that has it (docs/remote.md)."""
+    server that has it (docs/remote.md). ``keep_days``: finished jobs are deleted this long after they finished
+    (clients delete theirs once downloaded; this cleans up after clients that went away)."""
 
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
@@ -45,6 +46,7 @@ class ServerConfig:
     data_dir: Path = field(default_factory=default_data_dir)
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_queued_jobs: int = 64
+    keep_days: float = 7.0  # finished jobs nobody deleted (a client that went away) are removed after this
     server_id: str = ""
 
     def check(self) -> None:
@@ -71,6 +73,8 @@ class ServerConfig:
             raise BadInputError(f"--devices names a device twice: {','.join(self.devices)}")
         if self.server_id and not _SERVER_ID.match(self.server_id):
             raise BadInputError(f"--server-id must be 1-16 characters a-z and 0-9, got {self.server_id!r}")
+        if not self.keep_days > 0:
+            raise BadInputError(f"--keep-days must be a positive number of days, got {self.keep_days:g}")
         if self.max_upload_bytes < 1024:
             raise BadInputError(f"the upload limit must be at least 1 KiB, got {self.max_upload_bytes} bytes")
 

@@ -149,6 +149,8 @@ class JobStore:
             from engine.errors import BadInputError
 
             raise BadInputError(f"cannot create the server's data folder {self.root}: {e.strerror or e}") from e
+        for trash in self.root.glob(".deleted-*"):  # a deletion the last server did not finish
+            shutil.rmtree(trash, ignore_errors=True)
         requeue: list[ServerJob] = []
         restarted = now_iso()
         for folder in sorted(self.root.iterdir()):
@@ -209,6 +211,25 @@ class JobStore:
 
     def queued_count(self) -> int:
         return sum(1 for job in self.all() if job.status == "queued")
+
+    def prune(self, keep_s: float) -> list[str]:
+        """Delete the finished jobs that finished more than ``keep_s`` seconds ago; returns their ids."""
+        cutoff = datetime.now(UTC).timestamp() - keep_s
+        removed = []
+        for job in self.all():
+            record = job.snapshot()
+            if record.get("status") not in FINAL:
+                continue
+            try:
+                finished = datetime.fromisoformat(str(record.get("finished") or record.get("updated"))).timestamp()
+            except ValueError:
+                continue
+            if finished < cutoff:
+                self.delete(job)
+                removed.append(job.id)
+        if removed:
+            log.info("removed %d finished job(s) older than %.1f days", len(removed), keep_s / 86400)
+        return removed
 
     def delete(self, job: ServerJob) -> None:
         with self._lock:

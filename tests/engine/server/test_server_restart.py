@@ -134,3 +134,35 @@ def test_a_stopped_server_fails_the_running_job_and_runs_the_queued_one_after_a_
             time.sleep(0.05)
         assert client.get(f"/v1/jobs/{ids[0]}").json()["status"] == "failed"
         client.close()
+
+
+def test_finished_jobs_nobody_deleted_go_after_keep_days(tmp_path: Path) -> None:
+    from server_rig import thread_server
+
+    data = tmp_path / "data"
+    region = write_midi(tmp_path / "region.mid").read_bytes()
+    with thread_server(data) as server:
+        client = httpx.Client(base_url=server.url, headers=AUTH, timeout=10)
+        ids = [
+            client.post("/v1/jobs", data={"request": '{"bars": 1, "variants": 1}'},
+                        files={"midi": ("r.mid", region)}).json()["id"]  # fmt: skip
+            for _ in range(2)
+        ]
+        deadline = time.monotonic() + WAIT_S
+        while any(client.get(f"/v1/jobs/{i}").json()["status"] != "done" for i in ids):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        client.close()
+    manifest = data / "jobs" / ids[0] / "job.json"
+    record = json.loads(manifest.read_text())
+    record["finished"] = "2020-01-01T00:00:00.000+00:00"  # long ago
+    manifest.write_text(json.dumps(record))
+    with thread_server(data, keep_days=7) as server:
+        client = httpx.Client(base_url=server.url, headers=AUTH, timeout=10)
+        deadline = time.monotonic() + WAIT_S
+        while client.get(f"/v1/jobs/{ids[0]}").status_code != 404:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.get(f"/v1/jobs/{ids[1]}").json()["status"] == "done"
+        client.close()
+    assert sorted(p.name for p in (data / "jobs").iterdir()) == [ids[1]]
