@@ -157,6 +157,7 @@ def test_finished_jobs_nobody_deleted_go_after_keep_days(tmp_path: Path) -> None
     record = json.loads(manifest.read_text())
     record["finished"] = "2020-01-01T00:00:00.000+00:00"  # long ago
     manifest.write_text(json.dumps(record))
+    (data / "jobs" / f".deleted-{ids[1]}x").mkdir()  # a deletion a crashed server did not finish
     with thread_server(data, keep_days=7) as server:
         client = httpx.Client(base_url=server.url, headers=AUTH, timeout=10)
         deadline = time.monotonic() + WAIT_S
