@@ -102,7 +102,7 @@ class DroppingTransport(httpx.HTTPTransport):
             def __iter__(self) -> Iterator[bytes]:
                 for index, chunk in enumerate(inner):  # type: ignore[union-attr]
                     yield chunk
-                    if index >= 4:
+                    if index >= 1:
                         raise httpx.ReadError("dropped by the test")
 
             def close(self) -> None:
@@ -152,7 +152,7 @@ def test_cancel_mid_job_reaches_the_engine(tmp_path: Path, server: RunningServer
     cancel.cancel()
     thread.join(WAIT_S)
     assert not thread.is_alive() and isinstance(outcome[0], CancelledError)
-    assert time.monotonic() - started < 3.0
+    assert time.monotonic() - started < 5.0
     (job,) = server_jobs(server)
     assert job["status"] == "cancelled"
     assert list(job_dir.iterdir()) == []  # nothing half-downloaded

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 from server_rig import SLOW_MODEL, TOKEN, WAIT_S, free_port, start_process, write_midi
 
 from engine.api import GenerationParams, GenerationRequest, Prompt
@@ -90,17 +89,30 @@ def test_a_client_gives_up_on_a_server_that_stays_away(tmp_path: Path) -> None:
     proc = start_process(data, port)
     engine = RemoteEngine(url, TOKEN, timeouts=Timeouts(read_s=2, reconnect_s=1.0))
     request = GenerationRequest(Prompt(midi_path=region), GenerationParams(bars=1, variants=1), SLOW_MODEL)
-    timer = threading.Timer(1.0, proc.kill)
-    timer.start()
     job_dir = tmp_path / "job"
     job_dir.mkdir()
+    progress: list[float] = []
+    outcome: list[BaseException] = []
+
+    def follow() -> None:
+        try:
+            engine.generate(request, job_dir, lambda f, m: progress.append(f))
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=follow)
+    thread.start()
     try:
-        with pytest.raises(EngineError) as error:
-            engine.generate(request, job_dir)
-        message = str(error.value)
+        deadline = time.monotonic() + WAIT_S
+        while not any(0 < f < 1 for f in progress):  # the job runs on the server
+            assert time.monotonic() < deadline and thread.is_alive()
+            time.sleep(0.02)
+        proc.kill()
+        thread.join(WAIT_S)
+        assert not thread.is_alive() and isinstance(outcome[0], EngineError)
+        message = str(outcome[0])
         assert f"lost the Segue server at {url}" in message and "check that `segue serve` still runs there" in message
     finally:
-        timer.cancel()
         proc.kill()
         proc.wait(WAIT_S)
 
