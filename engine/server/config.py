@@ -57,9 +57,11 @@ class ServerConfig:
                 f"jobs on this machine and read their results. Give a token with --token TOKEN or $SEGUE_TOKEN "
                 f"({TOKEN_HINT}), or listen on 127.0.0.1 only (the default)"
             )
-        if self.token is not None and (len(self.token) < MIN_TOKEN_CHARS or not self.token.isprintable()):
+        if self.token is not None and (
+            len(self.token) < MIN_TOKEN_CHARS or not (self.token.isascii() and self.token.isprintable())
+        ):
             raise BadInputError(
-                f"the token must be at least {MIN_TOKEN_CHARS} printable characters (got {len(self.token)}); "
+                f"the token must be at least {MIN_TOKEN_CHARS} printable ASCII characters (got {len(self.token)}); "
                 f"{TOKEN_HINT}"
             )
         if not 0 <= self.port <= 65535:

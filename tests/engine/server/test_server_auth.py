@@ -114,6 +114,7 @@ def test_the_client_says_when_no_server_answers() -> None:
         ({"host": "192.168.1.20"}, "refusing to listen on 192.168.1.20 without a token"),
         ({"host": "::"}, "without a token"),
         ({"host": "0.0.0.0", "token": "short"}, "at least 16"),
+        ({"token": "ünïcödé-töken-0123456789"}, "printable ASCII"),
         ({"devices": ("gpu0",)}, "unknown device 'gpu0'"),
         ({"devices": ("cpu", "cpu")}, "names a device twice"),
         ({"server_id": "Node 1"}, "--server-id"),
