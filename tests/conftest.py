@@ -17,6 +17,13 @@ from collections.abc import Iterator  # noqa: E402
 import pytest  # noqa: E402
 
 
+# A test run started in the background of a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored, and
+# Python then installs no KeyboardInterrupt handler: the Ctrl-C tests (which send SIGINT to this process) need the
+# handler an interactive start gets.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 @pytest.fixture(autouse=True)
 def _signal_handlers_restored(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each test starts with the process's SIGINT/SIGTERM handlers as they were, and gets them back: a test that

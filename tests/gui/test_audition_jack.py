@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_engine import write_wav
@@ -16,6 +17,12 @@ from fake_engine import write_wav
 from gui.audition import AuditionEvent, AuditionStarted, AuditionStopped, Player, SoundDeviceOutput
 
 pytestmark = pytest.mark.integration
+
+
+def _shut_down(sd: Any) -> None:
+    """Terminate PortAudio however often it was started (an earlier test may have shut it down already)."""
+    while getattr(sd, "_initialized", 0) > 0:
+        sd._terminate()
 
 
 @pytest.fixture
@@ -34,11 +41,11 @@ def jack(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     try:
         subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], env=env, capture_output=True, timeout=15)
         monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
-        sd._terminate()  # PortAudio finds JACK servers when it starts: start it again, now that ours runs
+        _shut_down(sd)  # PortAudio finds JACK servers when it starts: start it again, now that ours runs
         sd._initialize()
         yield name
     finally:
-        sd._terminate()  # PortAudio lets go of the server before it stops
+        _shut_down(sd)  # PortAudio lets go of the server before it stops
         proc.terminate()
         try:
             proc.wait(5)

@@ -147,8 +147,11 @@ def test_last_sample_is_faded_to_zero(soundfont: SoundFont) -> None:
     assert rms(result.mix[:, -4 * fade : -2 * fade]) > 1e-2  # still loud just before the fade
     assert np.all(result.mix[:, -1] == 0.0)
     assert float(np.max(np.abs(result.mix[:, -3:]))) < 1e-2
+    # no click: the fade never steps further than the organ itself does just before it (FluidR3's organ is bright
+    # enough to step 0.07 per sample on its own, TimGM6mb's about 0.03)
     step = np.max(np.abs(np.diff(result.mix[:, -fade:], axis=1)))
-    assert step < 0.05  # no click
+    own = np.max(np.abs(np.diff(result.mix[:, -4 * fade : -fade], axis=1)))
+    assert step <= own
 
 
 def onset_seconds(audio: np.ndarray, sample_rate: int, after_seconds: float = 0.0) -> float:
