@@ -73,6 +73,10 @@ class Workers:
         return [{"name": d, "busy": self._busy[d] is not None, "job_id": self._busy[d]} for d in self.devices]
 
     def _run(self, device: str) -> None:
+        try:  # load the engine now, not on the first job (the local engine imports torch)
+            self.engine(device)
+        except Exception:  # each job will report it
+            log.exception("the engine for %s could not start", device)
         while not self._stop.is_set():
             try:
                 job, request = self._queue.get(timeout=0.2)
