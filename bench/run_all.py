@@ -18,7 +18,8 @@ Every figure is a ratio against a baseline measured in the same run (alternating
 timed), so a loaded machine moves both; nothing here asserts a time. ``--quick`` shrinks every part (fewer bars,
 pings, seeds, rounds; a few minutes in all instead of about a quarter of an hour). A part that cannot run (the
 audio model not shipped yet, no token cache) says why in its row instead of giving a number. Prints the table and
-writes ``bench/results/all.json`` (the machine, the rows, each part's own JSON) and ``bench/results/all.md``.
+writes ``bench/results/all.json`` (the machine, the rows, each part's own JSON; also in ``bench/results/parts/``)
+and ``bench/results/all.md``.
 Exit status 1 when a part failed (not when it was not measurable).
 """
 
@@ -199,7 +200,6 @@ RUNNERS: dict[str, PartRun] = {
     "clock": (cmd_clock, rows_clock),
     "gui": (cmd_gui, rows_gui),
 }
-OWN_RESULT = {"audio": "audio.json"}  # parts whose script owns its default result name
 
 
 def not_measured(part: str, measure: str, reason: str) -> Row:
@@ -227,7 +227,8 @@ def run_part(part: str, args: argparse.Namespace, results: Path) -> tuple[dict[s
     script = ROOT / command(args, Path("-"))[0]
     if not script.is_file():
         return {"not_measured": f"{script.relative_to(ROOT)} is not in this checkout yet"}, False
-    out = results / OWN_RESULT.get(part, f"{part}.json")
+    out = results / "parts" / f"{part}.json"  # not the scripts' own default files: a part's owner may be using them
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
     argv = [sys.executable, *command(args, out)]
     print(f"== {part}: {' '.join(argv[1:])}", flush=True)

@@ -33,23 +33,23 @@ def test_run_all_quick_writes_every_parts_json_and_one_table(tmp_path: Path) -> 
     for row in summary["rows"]:
         by_part.setdefault(row[0], []).append(row)
 
-    osc = json.loads((tmp_path / "osc.json").read_text())
+    osc = json.loads((tmp_path / "parts" / "osc.json").read_text())
     assert osc["segue"]["count"] > 0 and osc["baseline"]["count"] > 0
     assert osc["segue"]["median_us"] > 0 and osc["ratio"]["median"] > 0
     assert len(by_part["OSC bridge"]) == 2
 
-    clock = json.loads((tmp_path / "clock.json").read_text())
+    clock = json.loads((tmp_path / "parts" / "clock.json").read_text())
     assert {r["tempo_bpm"] for r in clock["rows"]} == {97.5, 120.0, 140.0}
     assert all(r["segue"]["converged"] == r["seeds"] for r in clock["rows"])  # the follower settles on every stream
     assert len(by_part["MIDI clock"]) == 3
 
-    loss = json.loads((tmp_path / "loss.json").read_text())  # no token cache and no corpus: says how to make one
+    loss = json.loads((tmp_path / "parts" / "loss.json").read_text())  # no token cache, no corpus: how to make one
     assert "engine.symbolic.corpus" in loss["not_measured"]
     assert by_part["MIDI model"][0][2] == "not measured"
 
     assert by_part["GPU"][0][5].startswith("not measured")
     if "gui" in parts:
-        gui = json.loads((tmp_path / "gui.json").read_text())
+        gui = json.loads((tmp_path / "parts" / "gui.json").read_text())
         assert gui["job"]["worst_gap_ms"] > 0 and gui["idle"]["worst_gap_ms"] > 0
         assert len(by_part["GUI"]) == 1
     assert (tmp_path / "all.md").read_text().startswith("Segue benchmarks (quick run")
