@@ -32,6 +32,7 @@ from engine.audio.codec import PRESETS, Codec, CodecConfig, save_codec
 from engine.audio.codec_losses import reconstruction_loss, reconstruction_metrics
 from engine.audio.data import Int16Audio, audio_seconds, load_split
 from engine.errors import BadInputError
+from engine.symbolic.train import budget_progress, budget_spent
 
 log = logging.getLogger(__name__)
 
@@ -301,17 +302,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     count = 0
     while True:
         elapsed = time.monotonic() - started
-        progress = max(
-            state["step"] / args.max_steps if args.max_steps else 0.0,
-            elapsed / (60 * args.max_minutes) if args.max_minutes else 0.0,
-        )
-        stop = torch.tensor([1.0 if progress >= 1.0 else 0.0])
-        if world > 1:  # rank 0's clock decides for everyone
-            shared = stop.to(device)
-            torch.distributed.broadcast(shared, 0)
-            stop = shared.cpu()
+        progress = budget_progress(state["step"], elapsed, args.max_steps, args.max_minutes)
+        stop = budget_spent(progress, world, device)
         step = state["step"]
-        if rank == 0 and count and (step % args.eval_every == 0 or stop.item()):
+        if rank == 0 and count and (step % args.eval_every == 0 or stop):
             metrics = evaluate(codec, eval_clips, device)
             state["elapsed_s"] = elapsed
             record = {
@@ -329,7 +323,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 state["best"], state["best_step"] = metrics["mel_distance"], step
                 save_codec(codec, args.out, extra=_extra(args, data, state, metrics))
             _save_resume(args.out, codec, opt, {**state, "numpy_rng": rng.bit_generator.state})
-        if stop.item():
+        if stop:
             break
         lr = lr_at(step, progress, args)
         for group in opt.param_groups:

@@ -42,6 +42,8 @@ from engine.symbolic.train import (
     _optimizer,
     _save_resume,
     _setup_distributed,
+    budget_progress,
+    budget_spent,
     evaluate,
     lr_at,
 )
@@ -257,17 +259,10 @@ def main(argv: list[str]) -> int:
     losses: list[float] = []
     while True:
         elapsed = time.monotonic() - started
-        progress = max(
-            state["step"] / args.max_steps if args.max_steps else 0.0,
-            elapsed / (60 * args.max_minutes) if args.max_minutes else 0.0,
-        )
-        stop = torch.tensor([1.0 if progress >= 1.0 else 0.0])
-        if world > 1:  # rank 0's clock decides for everyone
-            shared = stop.to(device)
-            torch.distributed.broadcast(shared, 0)
-            stop = shared.cpu()
+        progress = budget_progress(state["step"], elapsed, args.max_steps, args.max_minutes)
+        stop = budget_spent(progress, world, device)
         step = state["step"]
-        if rank == 0 and losses and ((step % args.eval_every == 0) or stop.item()):
+        if rank == 0 and losses and ((step % args.eval_every == 0) or stop):
             val = evaluate(model, eval_windows, device, autocast)
             state["elapsed_s"] = elapsed
             record = {"step": step, "tokens_seen": state["tokens_seen"], "train_loss": float(np.mean(losses)),
@@ -280,7 +275,7 @@ def main(argv: list[str]) -> int:
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 save_prior(model, codec, args.out, _codec_ref(args.out, codec_dir), _extra(args, summary, state, val))
             _save_resume(args.out, model, opt, {**state, "numpy_rng": rng.bit_generator.state})
-        if stop.item():
+        if stop:
             break
         lr = lr_at(step, progress, args)
         for group in opt.param_groups:

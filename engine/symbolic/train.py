@@ -67,6 +67,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def budget_progress(step: int, elapsed_s: float, max_steps: int | None, max_minutes: float | None) -> float:
+    """How much of the training budget is used: steps or minutes, whichever ends first (1.0: spent)."""
+    return max(
+        step / max_steps if max_steps else 0.0,
+        elapsed_s / (60 * max_minutes) if max_minutes else 0.0,
+    )
+
+
+def budget_spent(progress: float, world: int, device: torch.device) -> bool:
+    """Whether the budget is spent; under DDP rank 0's clock decides for every rank, so all stop on the same step.
+    Shared by the MIDI, codec and audio-prior trainers."""
+    stop = torch.tensor([1.0 if progress >= 1.0 else 0.0])
+    if world > 1:
+        shared = stop.to(device)
+        torch.distributed.broadcast(shared, 0)
+        stop = shared.cpu()
+    return bool(stop.item())
+
+
 def lr_at(step: int, progress: float, args: argparse.Namespace) -> float:
     """Linear warmup over ``warmup_steps``, then cosine from ``lr`` to ``lr/10`` as ``progress`` goes 0 -> 1."""
     if step < args.warmup_steps:
@@ -206,18 +225,11 @@ def main(argv: list[str]) -> int:
     losses: list[float] = []
     while True:
         elapsed = time.monotonic() - started
-        progress = max(
-            state["step"] / args.max_steps if args.max_steps else 0.0,
-            elapsed / (60 * args.max_minutes) if args.max_minutes else 0.0,
-        )
-        stop = torch.tensor([1.0 if progress >= 1.0 else 0.0])
-        if world > 1:  # rank 0's clock decides for everyone
-            shared = stop.to(device)
-            torch.distributed.broadcast(shared, 0)
-            stop = shared.cpu()
+        progress = budget_progress(state["step"], elapsed, args.max_steps, args.max_minutes)
+        stop = budget_spent(progress, world, device)
         step = state["step"]
         last_eval = step % args.eval_every == 0 and step > 0
-        if rank == 0 and losses and (last_eval or stop.item()):
+        if rank == 0 and losses and (last_eval or stop):
             val = evaluate(model, eval_windows, device, autocast)
             state["elapsed_s"] = elapsed
             record = {
@@ -237,7 +249,7 @@ def main(argv: list[str]) -> int:
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 save_symbolic(model, tokenizer, args.out, _extra(args, summary, state, val))
             _save_resume(args.out, model, opt, {**state, "numpy_rng": rng.bit_generator.state})
-        if stop.item():
+        if stop:
             break
         lr = lr_at(step, progress, args)
         for group in opt.param_groups:
