@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,13 @@ from engine.errors import BadInputError, CancelledError, EngineError
 
 Mode = Literal["continue", "accompany"]
 Kind = Literal["midi", "audio"]
+# What an audio region becomes: "audio" (the audio engine continues the sound), "midi" (transcribed, then the
+# MIDI engine: notes, stems and a rendered mix), "both" (one job, both kinds), "auto" (audio when an audio model
+# is installed, else MIDI). MIDI regions are always MIDI jobs.
+Output = Literal["auto", "audio", "midi", "both"]
+OUTPUTS: tuple[str, ...] = ("auto", "audio", "midi", "both")
+MAX_PARTS = 8
+_PART_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
 MAX_BARS = 64
 MAX_VARIANTS = 16
@@ -103,8 +111,27 @@ class GenerationParams:
     temperature: float = 1.0
     top_p: float = 0.95
     seed: int | None = None
+    # accompany: the parts to write under the region, by name ("bass", "piano", "alto", ...); () = the model's
+    # default set. The model says which names it knows (BadInputError otherwise).
+    parts: tuple[str, ...] = ()
+    output: Output = "auto"
 
     def __post_init__(self) -> None:
+        if isinstance(self.parts, str) or not isinstance(self.parts, tuple):
+            raise BadInputError(f"parts must be a tuple of part names, got {self.parts!r}")
+        if len(self.parts) > MAX_PARTS:
+            raise BadInputError(f"at most {MAX_PARTS} parts can be asked for, got {len(self.parts)}")
+        for name in self.parts:
+            if not isinstance(name, str) or not _PART_NAME.match(name):
+                raise BadInputError(
+                    f"a part name is lowercase letters, digits, '-' or '_' (e.g. bass, piano), got {name!r}"
+                )
+        if len(set(self.parts)) != len(self.parts):
+            raise BadInputError(f"a part is named twice in {','.join(self.parts)}")
+        if self.parts and self.mode != "accompany":
+            raise BadInputError("parts are only for --mode accompany (continue keeps the region's own parts)")
+        if self.output not in OUTPUTS:
+            raise BadInputError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
         if self.mode not in ("continue", "accompany"):
             raise BadInputError(f"mode must be 'continue' or 'accompany', got {self.mode!r}")
         if isinstance(self.bars, bool) or not isinstance(self.bars, int) or not 1 <= self.bars <= MAX_BARS:

@@ -45,6 +45,8 @@ def request_to_json(request: GenerationRequest) -> dict[str, Any]:
         "temperature": params.temperature,
         "top_p": params.top_p,
         "seed": params.seed,
+        "parts": list(params.parts),
+        "output": params.output,
         "model": request.model,
         "sample_rate": request.sample_rate,
         "tempo_bpm": prompt.tempo_bpm,
@@ -52,6 +54,12 @@ def request_to_json(request: GenerationRequest) -> dict[str, Any]:
         "length_beats": prompt.length_beats,
         "start_beats": prompt.start_beats,
     }
+
+
+def _parts(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadInputError(f"parts must be a list of part names, got {value!r}")
+    return tuple(value)
 
 
 def request_from_json(
@@ -73,6 +81,8 @@ def request_from_json(
             temperature=float(data.get("temperature", 1.0)),
             top_p=float(data.get("top_p", 0.95)),
             seed=data.get("seed"),
+            parts=_parts(data.get("parts", [])),
+            output=data.get("output", "auto"),
         )
         prompt = Prompt(
             midi_path=midi_path,
