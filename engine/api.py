@@ -213,6 +213,8 @@ class ModelInfo:
     description: str = ""
     parameters: int = 0
     modes: tuple[Mode, ...] = ("continue",)
+    # accompany models: the part names they can write (GenerationParams.parts); () for other models
+    parts: tuple[str, ...] = ()
 
 
 class ProgressCallback(Protocol):
