@@ -36,7 +36,7 @@ from bridge.progress import ProgressPrinter
 from bridge.runner import create_job, execute_job, mark_stopped
 from bridge.service import PLACE_POLICIES
 from engine import api
-from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Prompt
+from engine.api import OUTPUTS, CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Prompt
 from engine.errors import BadInputError, SegueError
 
 log = logging.getLogger(__name__)
@@ -106,8 +106,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("continue", parents=[common], help="continue a region (MIDI and/or audio)")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=ACCEPTED_FORMATS + " of one region")
-    p.add_argument("--mode", choices=("continue", "accompany"), default=defaults.mode)
-    p.add_argument("--bars", type=int, default=defaults.bars, help="length of each variant in bars (%(default)s)")
+    p.add_argument(
+        "--mode",
+        choices=("continue", "accompany"),
+        default=defaults.mode,
+        help="continue: the bars after the region; accompany: new parts under the region's own bars, placed at "
+        "its start (%(default)s)",
+    )
+    p.add_argument(
+        "--parts",
+        metavar="P1,P2",
+        help="with --mode accompany: the parts to write, comma-separated, e.g. bass,piano (default: the model's "
+        "own set; `segue models` lists the parts each model knows)",
+    )
+    p.add_argument(
+        "--as",
+        dest="output",
+        choices=OUTPUTS,
+        default=defaults.output,
+        help="what an audio region becomes: audio (the audio engine continues the sound), midi (transcribed, then "
+        "MIDI, stems and a rendered mix), both, or auto (audio when an audio model is installed, else midi; "
+        "%(default)s). MIDI regions are always MIDI jobs",
+    )
+    p.add_argument(
+        "--bars",
+        type=int,
+        default=defaults.bars,
+        help="length of each variant in bars (%(default)s; accompany writes the region's own bars)",
+    )
     p.add_argument("--variants", type=int, default=defaults.variants, help="how many variants (%(default)s)")
     p.add_argument("--tempo", type=float, metavar="BPM", help="override the MIDI file's tempo (needed for audio)")
     p.add_argument("--meter", metavar="N/D", help="override the MIDI file's time signature, e.g. 6/8")
@@ -372,8 +398,23 @@ def build_request(args: argparse.Namespace) -> GenerationRequest:
         temperature=args.temperature,
         top_p=args.top_p,
         seed=args.seed,
+        parts=parse_parts(args.parts, args.mode),
+        output=args.output,
     )
     return GenerationRequest(prompt=prompt, params=params, model=args.model)
+
+
+def parse_parts(text: str | None, mode: str) -> tuple[str, ...]:
+    """``--parts bass,piano`` as part names; :class:`BadInputError` for an empty name or the wrong mode.
+    (Whether the model knows them is the engine's to say.)"""
+    if text is None:
+        return ()
+    if mode != "accompany":
+        raise BadInputError("--parts is only for --mode accompany (continue keeps the region's own parts)")
+    names = [name.strip().lower() for name in text.split(",")]
+    if not text.strip() or any(not name for name in names):
+        raise BadInputError(f"--parts takes part names separated by commas, e.g. --parts bass,piano; got {text!r}")
+    return tuple(names)
 
 
 def cmd_continue(args: argparse.Namespace, factory: EngineFactory) -> int:
@@ -453,14 +494,19 @@ def _print_manifest(job_dir: Path) -> None:
 def _print_done(record: JobRecord, job_dir: Path) -> None:
     region = record.region
     seconds = record.timings.get("wall_seconds", 0.0)
-    print(
-        f"done: {len(record.variants)} variant(s) of {record.params.bars} bar(s) "
-        f"at {region.tempo_bpm:g} BPM, {region.meter}, in {seconds:.1f} s"
-    )
+    if record.mode == "accompany":
+        parts = sorted({part for variant in record.variants for part in variant.parts}) or list(record.params.parts)
+        what = f"accompaniment(s) ({', '.join(parts) or 'default parts'}) over {region.length_bars or '?'} bar(s)"
+    else:
+        what = f"variant(s) of {record.params.bars} bar(s)"
+    print(f"done: {len(record.variants)} {what} at {region.tempo_bpm:g} BPM, {region.meter}, in {seconds:.1f} s")
     if region.notes:
         print(f"note: {region.notes}")
     if record.place_at is not None:
-        print(f"place at: {record.place_at.beats:g} beats after the region start ({record.place_at.seconds:.3f} s)")
+        if record.place_at.beats == 0:
+            print("place at: the region start (same bars as the region)")
+        else:
+            print(f"place at: {record.place_at.beats:g} beats after the region start ({record.place_at.seconds:.3f} s)")
     print(f"job folder: {job_dir}")
     for variant in record.variants:
         print(f"  {variant.id}  seed {variant.seed}")
@@ -525,7 +571,7 @@ def cmd_jobs(args: argparse.Namespace, factory: EngineFactory) -> int:
         detail = f"{len(record.variants)} variant(s)" if record.status == "done" else ""
         if record.error is not None:
             detail = record.error.message
-        print(f"{record.id:56} {record.status:9} {record.kind:5} {detail}")
+        print(f"{record.id:56} {record.status:9} {record.mode:9} {record.kind:5} {detail}")
     print(f"({len(jobs)} job(s) in {out_dir})")
     return EXIT_OK
 

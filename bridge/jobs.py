@@ -42,6 +42,8 @@ class ParamsRecord:
     temperature: float
     top_p: float
     seed: int | None  # as requested; None: random (each variant's seed is in its record)
+    parts: tuple[str, ...] = ()  # accompany: the parts asked for; () = the model's default set
+    output: str = "auto"  # what an audio region becomes: auto | audio | midi | both
 
 
 @dataclass(frozen=True)
@@ -226,7 +228,10 @@ def job_from_json(data: Any) -> JobRecord:
     region["sources"] = tuple(SourceRecord(**_known(SourceRecord, s)) for s in region["sources"])
     region["parts"] = tuple(region.get("parts", ()))
     job = _known(JobRecord, data)
-    job["params"] = ParamsRecord(**_known(ParamsRecord, data["params"]))
+    params = _known(ParamsRecord, data["params"])
+    params["parts"] = tuple(str(p) for p in params.get("parts", ()))  # job.json files before parts: ()
+    params["output"] = str(params.get("output", "auto"))
+    job["params"] = ParamsRecord(**params)
     job["region"] = RegionRecord(**region)
     if job.get("place_at") is not None:
         job["place_at"] = PlaceAt(**_known(PlaceAt, job["place_at"]))

@@ -67,7 +67,9 @@ def create_job(request: GenerationRequest, out_dir: Path, engine_name: str) -> J
         kind="midi" if prompt.midi_path is not None else "audio",
         model=request.model,
         engine=engine_name,
-        params=ParamsRecord(params.bars, params.variants, params.temperature, params.top_p, params.seed),
+        params=ParamsRecord(
+            params.bars, params.variants, params.temperature, params.top_p, params.seed, params.parts, params.output
+        ),
         region=RegionRecord(
             sources=tuple(sources),
             tempo_bpm=prompt.tempo_bpm,

@@ -31,6 +31,8 @@ from engine.api import (
 TEMPO_BPM = 120.0
 SAMPLE_RATE = 8000
 TPQ = 96
+REGION_BARS = 2  # the region every fake result describes (8 beats at 120 BPM)
+ACCOMPANY_PARTS = ("bass", "piano")  # the fake model's default accompaniment
 
 
 def write_midi(path: Path, bars: int, tempo_bpm: float = TEMPO_BPM, notes: bool = True) -> Path:
@@ -65,7 +67,8 @@ def write_wav(path: Path, seconds: float, sample_rate: int = SAMPLE_RATE, fmt: s
 
 @dataclass
 class FakeEngine:
-    """Writes ``vNN/continuation.mid`` and ``vNN/continuation.wav`` per variant, reporting progress.
+    """Writes ``vNN/continuation.mid`` and ``vNN/continuation.wav`` per variant, reporting progress. For
+    ``mode="accompany"`` also ``stems/<part>.mid|.wav`` and ``full.wav``, over the region's bars, placed at 0.
 
     ``fail``: raised before writing variant number ``fail_at`` (1-based). ``cancel_at``: the engine cancels
     its own token before variant ``cancel_at`` (as a user would), then honours it. ``interrupt_at``: sends
@@ -93,7 +96,8 @@ class FakeEngine:
         return "fake"
 
     def models(self) -> list[ModelInfo]:
-        return [ModelInfo("fake-midi", "midi", "/models/fake-midi", "a fake model", 1_200_000)]
+        modes = ("continue", "accompany")
+        return [ModelInfo("fake-midi", "midi", "/models/fake-midi", "a fake model", 1_200_000, modes)]
 
     def generate(
         self,
@@ -107,7 +111,10 @@ class FakeEngine:
         self.seen_status.append(json.loads((job_dir / "job.json").read_text())["status"])
         params = request.params
         seed0 = params.seed if params.seed is not None else 1234
-        seconds = params.bars * 4 * 60.0 / TEMPO_BPM
+        accompany = params.mode == "accompany"
+        bars = REGION_BARS if accompany else params.bars  # accompany writes the region's own bars
+        parts = (params.parts or ACCOMPANY_PARTS) if accompany else ("piano",)
+        seconds = bars * 4 * 60.0 / TEMPO_BPM
         variants = []
         for index in range(1, params.variants + 1):
             if index == self.interrupt_at:
@@ -129,12 +136,19 @@ class FakeEngine:
             if self.fail is not None and index == self.fail_at:
                 raise self.fail
             vid = f"v{index:02d}"
-            write_midi(job_dir / vid / "continuation.mid", params.bars)
+            write_midi(job_dir / vid / "continuation.mid", bars)
             write_wav(job_dir / vid / "continuation.wav", seconds)
             files = {"midi": f"{vid}/continuation.mid", "audio": f"{vid}/continuation.wav"}
+            if accompany:  # as the accompany engine writes them: a stem per part, the mix with the region
+                for part in parts:
+                    write_midi(job_dir / vid / "stems" / f"{part}.mid", bars)
+                    write_wav(job_dir / vid / "stems" / f"{part}.wav", seconds)
+                    files[f"stem:{part}"] = f"{vid}/stems/{part}.wav"
+                write_wav(job_dir / vid / "full.wav", seconds)
+                files["full_audio"] = f"{vid}/full.wav"
             if self.lie:
                 files["stem:piano"] = f"{vid}/stems/piano.wav"
-            variants.append(VariantResult(vid, seed0 + index - 1, files, seconds, ("piano",)))
+            variants.append(VariantResult(vid, seed0 + index - 1, files, seconds, parts))
             if progress is not None:
                 fraction = index / params.variants
                 self.progress_seen.append(fraction)
@@ -144,8 +158,8 @@ class FakeEngine:
             mode=params.mode,
             model="fake-midi",
             region=RegionInfo(TEMPO_BPM, Meter(4, 4), 8.0, 2, SAMPLE_RATE, ("piano",), "used the last tempo"),
-            place_at_beats=8.0,
-            place_at_seconds=4.0,
+            place_at_beats=0.0 if accompany else 8.0,  # accompany: the region's start; continue: the bar after
+            place_at_seconds=0.0 if accompany else 4.0,
             variants=tuple(variants),
             timings={"generate_seconds": 0.01},
         )

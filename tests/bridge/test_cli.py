@@ -210,6 +210,50 @@ def test_jobs_lists_every_job(run: Run) -> None:
     assert code == 0 and "no jobs" in out
 
 
+def test_accompany_with_parts_and_audio_output(run: Run) -> None:
+    code, out, err = run.cont("--mode", "accompany", "--parts", "bass, Piano", "--variants", "2", "--seed", "3")
+    assert code == 0, err
+    params = run.engine.requests[0].params
+    assert params.mode == "accompany" and params.parts == ("bass", "piano") and params.output == "auto"
+    (job_dir,) = run.job_dirs()
+    record = load_job(job_dir)
+    assert record.mode == "accompany" and record.params.parts == ("bass", "piano")
+    assert record.place_at is not None and record.place_at.beats == 0.0
+    assert "accompaniment(s) (bass, piano) over 2 bar(s)" in out and "place at: the region start" in out
+    assert "stems: 2 in" in out
+    wav = write_wav(run.tmp_path / "vocal.wav", 1.0)
+    code, _, err = run("continue", str(wav), "--tempo", "92", "--as", "midi", "--out", str(run.out))
+    assert code == 0, err
+    assert run.engine.requests[1].params.output == "midi" and run.engine.requests[1].params.parts == ()
+    assert load_job(run.job_dirs()[-1]).params.output == "midi"
+    code, out, _ = run("jobs", "--out", str(run.out))
+    assert " accompany " in out and " continue " in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--parts", "bass"], "--parts is only for --mode accompany"),
+        (["--mode", "accompany", "--parts", "bass,,piano"], "part names separated by commas"),
+        (["--mode", "accompany", "--parts", " "], "part names separated by commas"),
+        (["--mode", "accompany", "--parts", "bass,bass"], "a part is named twice"),
+        (["--mode", "accompany", "--parts", "double bass"], "a part name is lowercase letters"),
+        (["--mode", "accompany", "--parts", ",".join(f"p{i}" for i in range(9))], "at most 8 parts"),
+        (["--as", "video"], "invalid choice"),
+    ],
+)
+def test_bad_parts_and_output_exit_2(run: Run, args: list[str], message: str) -> None:
+    code, out, err = run.cont(*args)
+    assert code == 2 and message in err and out == "", err
+    assert run.job_dirs() == [] and run.opened == []
+
+
+def test_help_names_parts_and_as(run: Run) -> None:
+    code, out, _ = run("continue", "--help")
+    assert code == 0
+    assert "--parts P1,P2" in out and "--as {auto,audio,midi,both}" in out
+
+
 def test_models(run: Run) -> None:
     code, out, _ = run("models")
     assert code == 0 and "fake-midi" in out and "1.2M params" in out

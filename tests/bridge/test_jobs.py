@@ -138,12 +138,29 @@ def test_json_round_trip_and_schema(tmp_path: Path) -> None:
         "segue_version",
     ):
         assert key in data
-    assert set(data["params"]) == {"bars", "variants", "temperature", "top_p", "seed"}
+    assert set(data["params"]) == {"bars", "variants", "temperature", "top_p", "seed", "parts", "output"}
     assert data["region"]["sources"][0]["sha256"] == "ab" * 32
     assert data["error"]["message"] == "boom"
     assert load_job(tmp_path) == record
     assert load_job(tmp_path / "job.json") == record
     assert job_from_json({**job_to_json(record), "added_in_a_later_version": 1}) == record
+
+
+def test_accompany_parts_and_output_round_trip_and_old_manifests_load(tmp_path: Path) -> None:
+    import dataclasses
+
+    record = dataclasses.replace(
+        _record(), mode="accompany", params=ParamsRecord(2, 3, 1.0, 0.95, None, ("bass", "alto"), "midi")
+    )
+    write_job(tmp_path, record)
+    data = json.loads((tmp_path / "job.json").read_text())
+    assert data["params"]["parts"] == ["bass", "alto"] and data["params"]["output"] == "midi"
+    loaded = load_job(tmp_path)
+    assert loaded == record and loaded.params.parts == ("bass", "alto")
+    old = job_to_json(_record())  # a job.json written before parts and output existed
+    del old["params"]["parts"], old["params"]["output"]
+    params = job_from_json(old).params
+    assert params.parts == () and params.output == "auto" and params.bars == 4
 
 
 @pytest.mark.parametrize("content", ["not json", "[]", '{"status": "finished"}', '{"status": "done"}'])
