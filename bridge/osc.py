@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message import OscMessage
@@ -59,7 +59,7 @@ from bridge.service import (
     Placement,
     RequestFailed,
 )
-from engine.api import MAX_BARS, MAX_VARIANTS, Meter
+from engine.api import MAX_BARS, MAX_VARIANTS, OUTPUTS, Meter, Output
 from engine.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -87,10 +87,14 @@ class Route:
     types: str
     names: tuple[str, ...]
     handler: Handler
+    optional: int = 0  # how many of the last arguments may be left out (the handler gets fewer values)
 
     @property
     def signature(self) -> str:
-        return " ".join(f"{t}:{n}" for t, n in zip(self.types, self.names, strict=True)) or "no arguments"
+        shown = [f"{t}:{n}" for t, n in zip(self.types, self.names, strict=True)]
+        if self.optional:
+            shown[-self.optional :] = [f"[{text}]" for text in shown[-self.optional :]]
+        return " ".join(shown) or "no arguments"
 
 
 class OscBridge:
@@ -111,7 +115,9 @@ class OscBridge:
         region_names = "audio_path midi_path start_beats length_beats tempo_bpm meter_num meter_den track"
         self.routes: dict[str, Route] = {
             "/segue/region": Route("ssfffiis", tuple(region_names.split()), self._on_region),
-            "/segue/generate": Route("sii", ("mode", "bars", "variants"), self._on_generate),
+            "/segue/generate": Route(
+                "siiss", ("mode", "bars", "variants", "parts", "output"), self._on_generate, optional=2
+            ),
             "/segue/cancel": Route("s", ("job_id",), self._on_cancel),
             "/segue/choose": Route("si", ("job_id", "variant"), self._on_choose),
             "/segue/status": Route("", (), self._on_status),
@@ -194,14 +200,20 @@ class OscBridge:
         self.service.set_region(DawRegion(audio_path, midi_path, start, length, tempo, meter, track))
 
     def _on_generate(self, sender: Sender, values: list[Any]) -> None:
-        mode, bars, variants = values
+        mode, bars, variants = values[:3]
+        parts_text = values[3] if len(values) > 3 else ""
+        output = values[4] if len(values) > 4 else "auto"
         if mode not in ("continue", "accompany"):
             raise BadInputError(f"/segue/generate: mode must be 'continue' or 'accompany', got {_short(mode)!r}")
         if not 1 <= bars <= MAX_BARS:
             raise BadInputError(f"/segue/generate: bars must be in 1..{MAX_BARS}, got {bars}")
         if not 1 <= variants <= MAX_VARIANTS:
             raise BadInputError(f"/segue/generate: variants must be in 1..{MAX_VARIANTS}, got {variants}")
-        self.service.generate(mode, bars, variants, origin=sender)
+        if output not in OUTPUTS:
+            raise BadInputError(f"/segue/generate: output must be one of {', '.join(OUTPUTS)}, got {_short(output)!r}")
+        parts = _parts(parts_text, mode)
+        chosen = cast(Output, output)  # checked against OUTPUTS above
+        self.service.generate(mode, bars, variants, origin=sender, parts=parts, output=chosen)
 
     def _on_cancel(self, sender: Sender, values: list[Any]) -> None:
         self.service.cancel(values[0])
@@ -294,11 +306,16 @@ class OscBridge:
 
 
 def check_arguments(address: str, route: Route, args: Sequence[Any]) -> list[Any]:
-    """The arguments as Python values of the route's types; :class:`BadInputError` naming the first problem."""
-    if len(args) != len(route.types):
-        raise BadInputError(f"{address} expects {len(route.types)} argument(s) ({route.signature}), got {len(args)}")
+    """The arguments as Python values of the route's types; :class:`BadInputError` naming the first problem.
+    A route with optional trailing arguments takes any count from the required ones to all of them."""
+    most = len(route.types)
+    least = most - route.optional
+    if not least <= len(args) <= most:
+        expected = f"{least} to {most}" if route.optional else str(most)
+        raise BadInputError(f"{address} expects {expected} argument(s) ({route.signature}), got {len(args)}")
     values: list[Any] = []
-    for position, (kind, name, value) in enumerate(zip(route.types, route.names, args, strict=True), start=1):
+    given = zip(route.types[: len(args)], route.names[: len(args)], args, strict=True)
+    for position, (kind, name, value) in enumerate(given, start=1):
         where = f"{address}: argument {position} ({kind}:{name})"
         if kind == "s":
             if not isinstance(value, str):
@@ -321,6 +338,18 @@ def check_arguments(address: str, route: Route, args: Sequence[Any]) -> list[Any
         else:  # a programming error in the table, not bad input
             raise ValueError(f"unknown type {kind!r} in the route of {address}")
     return values
+
+
+def _parts(text: str, mode: str) -> tuple[str, ...]:
+    """``s:parts`` of ``/segue/generate``: ``"bass,piano"``, or ``""`` for the model's default set."""
+    if not text.strip():
+        return ()
+    if mode != "accompany":
+        raise BadInputError(f"/segue/generate: parts are only for mode 'accompany', got {_short(text)!r} with {mode!r}")
+    names = tuple(name.strip().lower() for name in text.split(","))
+    if any(not name for name in names):
+        raise BadInputError(f"/segue/generate: parts are names separated by commas (bass,piano), got {_short(text)!r}")
+    return names
 
 
 def _region_file(text: str, role: str) -> Path:

@@ -40,7 +40,7 @@ from typing import Literal, get_args
 from bridge.jobs import ErrorRecord, JobRecord, VariantRecord, load_job, now_iso, write_job
 from bridge.placement import PlacedFile, place_or_original
 from bridge.runner import create_job, execute_job
-from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Mode, Prompt
+from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Mode, Output, Prompt
 from engine.errors import BadInputError, SegueError
 
 log = logging.getLogger(__name__)
@@ -247,12 +247,23 @@ class BridgeService:
                 self._place_worker = threading.Thread(target=self._place_work, name="segue-place", daemon=True)
                 self._place_worker.start()
 
-    def generate(self, mode: Mode, bars: int, variants: int, origin: Origin = None) -> GenerationRequest:
+    def generate(
+        self,
+        mode: Mode,
+        bars: int,
+        variants: int,
+        origin: Origin = None,
+        parts: tuple[str, ...] = (),
+        output: Output = "auto",
+    ) -> GenerationRequest:
         """Queue a job on the last region and return its request; :class:`BadInputError` if that cannot be.
+        ``parts`` (accompany: the parts to write, () = the model's default) and ``output`` (what an audio region
+        becomes) are :class:`~engine.api.GenerationParams`'s.
 
         Returns at once: the job folder is made and the engine runs on the worker thread.
         """
-        return self.submit(GenerationParams(mode=mode, bars=bars, variants=variants), origin=origin)
+        params = GenerationParams(mode=mode, bars=bars, variants=variants, parts=parts, output=output)
+        return self.submit(params, origin=origin)
 
     def submit(self, params: GenerationParams, model: str | None = None, origin: Origin = None) -> GenerationRequest:
         """Like :meth:`generate`, with every generation parameter (temperature, top-p, seed: what the GUI offers)
@@ -275,7 +286,14 @@ class BridgeService:
             if self._queue.qsize() >= MAX_WAITING_JOBS:
                 raise BadInputError(f"{MAX_WAITING_JOBS} jobs are already waiting; wait or cancel one")
             self._queue.put(_Pending(request, region, origin))
-        log.info("queued a %s job: %d bar(s), %d variant(s)", params.mode, params.bars, params.variants)
+        log.info(
+            "queued a %s job: %d bar(s), %d variant(s), parts %s, output %s",
+            params.mode,
+            params.bars,
+            params.variants,
+            ",".join(params.parts) or "default",
+            params.output,
+        )
         return request
 
     def cancel(self, job_id: str) -> None:

@@ -14,6 +14,9 @@ A request holds Segue's ``/segue/region`` fields and, optionally, what ``/segue/
      "tempo_bpm": 120.0, "meter_num": 4, "meter_den": 4, "track": "Vocal",
      "generate": {"mode": "continue", "bars": 4, "variants": 2}}
 
+(``generate`` may also hold ``"parts": "bass,piano"`` for ``"mode": "accompany"`` and ``"output"``:
+``auto|audio|midi|both``, as ``/segue/generate``'s optional arguments.)
+
 It is turned into those OSC messages and checked by the same table as UDP input (:class:`bridge.osc.OscBridge`),
 so the rules and the error messages are the OSC ones. A placed file holds what ``/segue/place`` says, with names::
 
@@ -62,7 +65,13 @@ _REGION_FIELDS = (  # (name, OSC type, default) in /segue/region's order
     ("track", "s", ""),
 )
 _PLACED_NAME = re.compile(r"\d{6,}\.json")
-_GENERATE_FIELDS = (("mode", "s", "continue"), ("bars", "i", 4), ("variants", "i", 2))
+_GENERATE_FIELDS = (  # /segue/generate's order; parts "" = the model's default set (accompany)
+    ("mode", "s", "continue"),
+    ("bars", "i", 4),
+    ("variants", "i", 2),
+    ("parts", "s", ""),
+    ("output", "s", "auto"),
+)
 
 
 def request_messages(request: Any) -> list[tuple[str, list[tuple[str, Any]]]]:

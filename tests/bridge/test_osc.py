@@ -85,6 +85,32 @@ def test_region_then_generate_runs_a_job_and_places_it(osc: Harness) -> None:
     assert (request.params.bars, request.params.variants, request.prompt.start_beats) == (2, 2, 16.0)
 
 
+def test_accompany_with_parts_is_placed_at_the_region_start(osc: Harness) -> None:
+    osc.send_region(start=16.0, tempo=100.0)
+    osc.send("/segue/generate", "accompany", 2, 2, "Bass, piano", "midi")
+    places = osc.sent.wait_for("/segue/place", count=2)
+    assert osc.errors() == []
+    params = osc.engine.requests[0].params
+    assert (params.mode, params.parts, params.output, params.variants) == ("accompany", ("bass", "piano"), "midi", 2)
+    (job_id,) = [args[0] for args in osc.sent.of("/segue/job/started")]
+    record = json.loads((osc.out / job_id / "job.json").read_text())
+    assert record["mode"] == "accompany" and record["place_at"]["beats"] == 0.0
+    assert record["place_at"]["timeline_beats"] == 16.0 and record["params"]["parts"] == ["bass", "piano"]
+    # the accompaniment goes where the region is: beat 16 = 9.6 s at 100 BPM (not the bar after it)
+    assert [(args[1], args[2], args[4]) for args in places] == [
+        (16.0, pytest.approx(9.6), "audio"),
+        (16.0, pytest.approx(9.6), "midi"),
+    ]
+    assert all(Path(args[0]).is_file() for args in places)
+    osc.sent.clear()
+    osc.send("/segue/generate", "accompany", 2, 1, "")  # "": the model's default parts; output left out: auto
+    osc.sent.wait_for("/segue/job/done")
+    assert osc.engine.requests[1].params.parts == () and osc.engine.requests[1].params.output == "auto"
+    osc.send("/segue/generate", "continue", 2, 1)  # the three-argument form still works
+    osc.sent.wait_for("/segue/job/done", count=2)
+    assert osc.errors() == []
+
+
 def test_choose_places_the_chosen_variant(osc: Harness) -> None:
     osc.send_region()
     osc.send("/segue/generate", "continue", 1, 2)
@@ -202,8 +228,15 @@ def test_too_many_waiting_placements_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("continue", 4), "expects 3 argument(s) (s:mode i:bars i:variants), got 2"),
-        (("continue", 4, 2, 1), "expects 3 argument(s)"),
+        (("continue", 4), "expects 3 to 5 argument(s) (s:mode i:bars i:variants [s:parts] [s:output]), got 2"),
+        (("accompany", 4, 2, "bass", "midi", 1), "expects 3 to 5 argument(s)"),
+        (("continue", 4, 2, 1), "argument 4 (s:parts) must be a string, got an int"),
+        (("accompany", 4, 2, "bass", 3), "argument 5 (s:output) must be a string, got an int"),
+        (("accompany", 4, 2, "bass", "video"), "output must be one of auto, audio, midi, both, got 'video'"),
+        (("continue", 4, 2, "bass"), "parts are only for mode 'accompany'"),
+        (("accompany", 4, 2, "bass,,piano"), "parts are names separated by commas"),
+        (("accompany", 4, 2, "double bass"), "a part name is lowercase letters"),
+        (("accompany", 4, 2, "bass,bass"), "a part is named twice"),
         (("continue", "4", 2), "argument 2 (i:bars) must be a whole number, got a string"),
         (("continue", 4.5, 2), "argument 2 (i:bars) must be a whole number, got a float 4.5"),
         (("continue", True, 2), "must be a whole number, got a bool"),
@@ -330,7 +363,7 @@ def test_udp_malformed_packets_never_stop_the_bridge(udp: tuple[Harness, DawSock
     osc, daw = udp
     rng = random.Random(7)
     daw.send("/segue/generate", "continue")  # missing arguments
-    assert "expects 3 argument(s)" in daw.expect("/segue/error")[0]
+    assert "expects 3 to 5 argument(s)" in daw.expect("/segue/error")[0]
     daw.send("/segue/generate", 1, 2, 3)  # wrong types
     assert "must be a string, got an int" in daw.expect("/segue/error")[0]
     daw.send("/nope")

@@ -76,6 +76,24 @@ def test_a_request_becomes_a_job_and_every_placed_file_a_json(watch: WatchFolder
     assert sorted(p.name for p in watch.placed.glob("*.json")) == [f"00000{n}.json" for n in (1, 2, 3, 4)]
 
 
+def test_an_accompany_request_with_parts_lands_at_the_region_start(watch: WatchFolder, tmp_path: Path) -> None:
+    midi = write_midi_region(tmp_path / "melody.mid").resolve()
+    generate = {"mode": "accompany", "bars": 2, "variants": 1, "parts": "bass", "output": "midi"}
+    request = {"midi_path": str(midi), "start_beats": 16, "length_beats": 8, "tempo_bpm": 120, "generate": generate}
+    _drop(watch, "acc.json", request)
+    assert _wait(lambda: len(list(watch.placed.glob("*.json"))) == 2), list(watch.placed.iterdir())
+    placed = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(watch.placed.glob("*.json"))]
+    assert [(p["kind"], p["position_beats"], p["position_seconds"]) for p in placed] == [
+        ("audio", 16.0, 8.0),
+        ("midi", 16.0, 8.0),
+    ]
+    messages = request_messages(request)
+    assert messages[1] == (
+        "/segue/generate",
+        [("s", "accompany"), ("i", 2), ("i", 1), ("s", "bass"), ("s", "midi")],
+    )
+
+
 def test_placed_numbers_go_on_after_the_highest_one_there(watch: WatchFolder, tmp_path: Path) -> None:
     (watch.placed / "done" / "000007.json").write_text("{}")
     (watch.placed / "000009.json").write_text("{}")  # not imported yet: kept as it is
