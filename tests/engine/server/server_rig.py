@@ -73,6 +73,7 @@ class FakeEngine:
     device: str = "cpu"
     holding: threading.Event = field(default_factory=threading.Event)
     started: list[str] = field(default_factory=list)
+    requests: list[GenerationRequest] = field(default_factory=list)  # as the server handed them over
 
     @property
     def name(self) -> str:
@@ -91,6 +92,7 @@ class FakeEngine:
         cancel = cancel or CancelToken()
         report = progress or (lambda f, m: None)
         self.started.append(job_dir.name)
+        self.requests.append(request)
         if request.model == SLOW_MODEL:
             deadline = time.monotonic() + WAIT_S
             step = 0
@@ -112,18 +114,19 @@ class FakeEngine:
             vid = f"v{index:02d}"
             write_midi(job_dir / vid / "continuation.mid", params.bars, pitch=60 + (seed0 + index) % 12)
             write_wav(job_dir / vid / "continuation.wav")
-            variants.append(
-                VariantResult(vid, seed0 + index - 1, {"midi": f"{vid}/continuation.mid",
-                              "audio": f"{vid}/continuation.wav"}, 2.0 * params.bars, ("piano",))  # fmt: skip
-            )
+            files = {"midi": f"{vid}/continuation.mid", "audio": f"{vid}/continuation.wav"}
+            for part in params.parts:  # accompany: a stem per part asked for
+                write_wav(job_dir / vid / "stems" / f"{part}.wav")
+                files[f"stem:{part}"] = f"{vid}/stems/{part}.wav"
+            variants.append(VariantResult(vid, seed0 + index - 1, files, 2.0 * params.bars, params.parts or ("piano",)))
             report(index / params.variants, f"variant {index}")
         return GenerationResult(
             kind="midi",
             mode=params.mode,
             model=request.model,
             region=RegionInfo(120.0, Meter(4, 4), 8.0, 2, 8000, ("piano",), ""),
-            place_at_beats=8.0,
-            place_at_seconds=4.0,
+            place_at_beats=0.0 if params.mode == "accompany" else 8.0,  # accompany: at the region's start
+            place_at_seconds=0.0 if params.mode == "accompany" else 4.0,
             variants=tuple(variants),
             timings={"generate_seconds": 0.01},
         )

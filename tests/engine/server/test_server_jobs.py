@@ -82,6 +82,23 @@ def test_a_remote_job_folder_is_the_one_the_engine_writes_here(tmp_path: Path, s
     assert server_jobs(server) == []  # deleted on the server once downloaded
 
 
+def test_an_accompany_request_reaches_the_server_engine_with_its_parts(
+    tmp_path: Path, server: RunningServer, engines: FakeEngines
+) -> None:
+    region = write_midi(tmp_path / "in" / "melody.mid")
+    params = GenerationParams(mode="accompany", bars=2, variants=1, seed=3, parts=("bass", "alto"), output="midi")
+    record = run_job(RemoteEngine(server.url, TOKEN), GenerationRequest(Prompt(midi_path=region), params), tmp_path)
+    assert record.status == "done", record.error
+    (seen,) = engines.engines["cpu"].requests
+    assert seen.params == params  # parts, output and the rest, as sent
+    assert record.mode == "accompany" and record.params.parts == ("bass", "alto") and record.params.output == "midi"
+    assert record.place_at is not None and record.place_at.beats == 0.0
+    (variant,) = record.variants
+    assert variant.parts == ("bass", "alto")
+    assert {"stem:bass", "stem:alto"} <= set(variant.files)
+    assert (tmp_path / record.id / "v01" / "stems" / "alto.wav").is_file()  # downloaded with the rest
+
+
 class DroppingTransport(httpx.HTTPTransport):
     """Drops the first event stream after a few chunks, as a flaky network or a proxy would."""
 
