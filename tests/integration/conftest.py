@@ -34,7 +34,7 @@ def jack_server_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..
         clean_stale_jack_servers()  # else jackd may refuse: "Too many servers already active"
         name = next_server_name()
         env = dict(os.environ, JACK_DEFAULT_SERVER=name, MIDO_BACKEND=JACK_BACKEND, JACK_NO_AUDIO_RESERVATION="1")
-        log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would block jackd
+        log = tempfile.TemporaryFile(mode="a+b")  # a file, not a pipe (a full pipe would block jackd); appended to
         logs.append(log)
         proc = subprocess.Popen(
             # realtime (-R, SCHED_FIFO 70, as root here): a loaded 2-core machine cannot starve the dummy driver
@@ -44,7 +44,7 @@ def jack_server_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..
             stderr=subprocess.STDOUT,
             env=env,
         )
-        server = JackServer(name, rate, period, env, proc)
+        server = JackServer(name, rate, period, env, proc, log)
         started.append(server)
         try:
             subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], env=env, capture_output=True, timeout=15)

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -125,6 +126,23 @@ class JackServer:
     period: int
     env: dict[str, str]
     proc: subprocess.Popen[bytes]
+    log: IO[bytes] | None = None  # jackd's stdout and stderr (a file)
+
+    def log_offset(self) -> int:
+        """Where jackd's log ends now: pass it to :meth:`xruns_since`."""
+        return 0 if self.log is None else os.fstat(self.log.fileno()).st_size
+
+    def log_since(self, offset: int) -> str:
+        if self.log is None:
+            return ""
+        fd = self.log.fileno()  # pread: the shared file offset jackd writes at is left alone
+        return os.pread(fd, max(0, os.fstat(fd).st_size - offset), offset).decode(errors="replace")
+
+    def xruns_since(self, offset: int) -> list[str]:
+        """The xruns jackd itself logged since ``offset``: a cycle that ran late ("JackTimedDriver::Process XRun")
+        or a client that did not finish in time ("JackEngine::XRun: client = ... was not finished"). On a loaded
+        machine under a CPU quota they happen even with realtime scheduling; they are the machine's, not ours."""
+        return [line for line in self.log_since(offset).splitlines() if "XRun" in line]
 
     @property
     def period_s(self) -> float:

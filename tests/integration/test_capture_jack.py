@@ -20,12 +20,19 @@ loaded 2-core machine starves the dummy driver and our callbacks, and JACK loses
 mid-take (seen in 3 takes of 3 at load 4: grids stepping by 256 frames). Segue refuses such takes (audio gaps are
 found on PortAudio's device timeline, lost clocks in the fit); a take that hits one here is retried, at most
 ``ATTEMPTS`` times, and every retry is printed.
+
+Realtime scheduling does not help once the machine's CPU quota is spent (a shared CI box: every thread waits,
+jackd's too). jackd then logs xruns itself ("JackTimedDriver::Process XRun", "client = beat was not finished"),
+and Segue refuses the take, as it must. When jackd logged xruns during every one of the ``ATTEMPTS`` refused takes,
+the test skips and says so: the machine could not run real-time audio, which is not a fault of Segue's. A take
+refused while jackd logged no xrun still fails the test, and so does a take accepted but off the grid.
 """
 
 from __future__ import annotations
 
 import faulthandler
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -43,13 +50,14 @@ from jack_procs import MIDI_CLOCK_PORT, JackServer, need, stop_process, wait_unt
 from bridge.capture import release_audio
 from bridge.capture_take import TakeOptions, TakeResult, record_take
 from bridge.daemon import MidiClockIn
+from engine.api import CancelToken
 from engine.errors import BadInputError
 
 pytestmark = pytest.mark.integration
 
 RATE = 48_000
 ALIGN_TOLERANCE_FRAMES = 24
-ATTEMPTS = 3
+ATTEMPTS = 4
 DROPOUT_WORDS = ("dropped out", "out of step", "stopped arriving")
 ClockFactory = Callable[..., subprocess.Popen[bytes]]
 REPO = Path(__file__).resolve().parents[2]
@@ -135,6 +143,40 @@ def _clock(server: JackServer) -> MidiClockIn:
     return clock
 
 
+class Tries:
+    """``for attempt in Tries(server): ...`` with :meth:`refused` deciding whether a refused take is tried again."""
+
+    def __init__(self, server: JackServer, attempts: int = ATTEMPTS) -> None:
+        self.server, self.attempts = server, attempts
+        self.with_xruns = 0
+        self._mark = 0
+
+    def __iter__(self) -> Iterator[int]:
+        for attempt in range(1, self.attempts + 1):
+            self._mark = self.server.log_offset()
+            yield attempt
+
+    def refused(self, attempt: int, message: str) -> bool:
+        """Segue refused take ``attempt`` with ``message``: True to try again; skips the test when jackd logged
+        xruns during every refused take (the machine's, see the module doc); False: a failure of ours."""
+        xruns = self.server.xruns_since(self._mark)
+        dropout = any(w in message for w in DROPOUT_WORDS)
+        if not dropout and not xruns:
+            return False
+        self.with_xruns += bool(xruns)
+        seen = f"jackd logged {len(xruns)} xrun(s), e.g. {xruns[0]!r}" if xruns else "jackd logged no xrun"
+        print(f"  take {attempt} refused ({seen}; load {os.getloadavg()[0]:.1f}): {message[-300:]}")
+        if attempt < self.attempts:
+            return True
+        if self.with_xruns == self.attempts:
+            pytest.skip(
+                f"this machine could not run real-time audio now: jackd itself logged xruns during all "
+                f"{self.attempts} takes (load average {os.getloadavg()[0]:.1f}), and Segue refused each take, as it "
+                f"must; the last refusal: {message[-300:]}"
+            )
+        return False
+
+
 # -- measuring the take --------------------------------------------------------------------------------------------
 
 
@@ -192,32 +234,40 @@ def _take(
     timeout: float,
 ) -> TakeResult:
     """Arm on a thread, wire the inputs, play; retried on a dropout that Segue detected (printed)."""
-    for attempt in range(1, ATTEMPTS + 1):
+    tries = Tries(server)
+    for attempt in tries:
         outcome: dict[str, Any] = {}
         path = out.with_name(f"{out.stem}-{attempt}.wav")
 
-        def run(path: Path = path, outcome: dict[str, Any] = outcome) -> None:
+        cancel = CancelToken()
+
+        def run(path: Path = path, outcome: dict[str, Any] = outcome, cancel: CancelToken = cancel) -> None:
             try:
-                outcome["result"] = record_take(clock, path, options)
+                outcome["result"] = record_take(clock, path, options, cancel=cancel)
             except BaseException as e:
                 outcome["error"] = e
 
         server.transport("stop", "locate 0")
         thread = threading.Thread(target=run, name="capture-take", daemon=True)
         thread.start()
-        _wire(server, sources)
-        time.sleep(0.3)  # pre-roll
-        play()
-        thread.join(timeout)
-        server.transport("stop")
-        assert not thread.is_alive(), f"the take did not finish within {timeout} s"
+        try:
+            _wire(server, sources)
+            time.sleep(0.3)  # pre-roll
+            play()
+            thread.join(timeout)
+        finally:  # never leave a take running into the clock's close (PortAudio and rtmidi would crash pytest)
+            server.transport("stop")
+            hung = thread.is_alive()
+            if hung:
+                cancel.cancel()
+                thread.join(10)
+        assert not hung, f"the take did not finish within {timeout} s (cancelled: {outcome.get('error')!r})"
         error = outcome.get("error")
         if error is None:
             result: TakeResult = outcome["result"]
             print(f"  take {attempt}: {result.length_bars} bar(s), {result.frames} frames at {result.tempo_bpm:g} BPM")
             return result
-        if isinstance(error, BadInputError) and any(w in str(error) for w in DROPOUT_WORDS) and attempt < ATTEMPTS:
-            print(f"  take {attempt} refused (a JACK dropout on this loaded machine), retrying: {error}")
+        if isinstance(error, BadInputError) and tries.refused(attempt, str(error)):
             continue
         raise error
     raise AssertionError("unreachable")
@@ -263,7 +313,7 @@ def test_the_daws_stop_keeps_the_whole_bars(
     tmp_path: Path,
 ) -> None:
     bpm = 120
-    server = rt_jack_server_factory(256)
+    server = rt_jack_server_factory(1024)  # 21 ms of slack per cycle: fewer xruns on a loaded machine
     midi_clock_factory(server, bpm)
     beat, bar = metro_factory(server, bpm)
     clock = _clock(server)
@@ -290,12 +340,13 @@ def test_segue_capture_command(
 ) -> None:
     """``segue capture`` in its own process; ``--input beat`` names the JACK client, which PortAudio connects."""
     bpm = 120
-    server = rt_jack_server_factory(256)
+    server = rt_jack_server_factory(1024)  # 21 ms of slack per cycle: fewer xruns on a loaded machine
     midi_clock_factory(server, bpm)
     metro_factory(server, bpm)
     observer = _clock(server)  # sees the DAW start; segue capture has its own clock input
     try:
-        for attempt in range(1, ATTEMPTS + 1):
+        tries = Tries(server)
+        for attempt in tries:
             out = tmp_path / f"take-{attempt}.wav"
             argv = [sys.executable, "-m", "bridge.cli", "capture", "--bars", "1", "--midi-clock-in", MIDI_CLOCK_PORT]
             argv += ["--input", "beat", "--out", str(out), "--json", "--wait", "20"]
@@ -314,8 +365,7 @@ def test_segue_capture_command(
                     proc.kill()
                     proc.communicate()
                 server.transport("stop")
-            if proc.returncode == 2 and any(w in stderr for w in DROPOUT_WORDS) and attempt < ATTEMPTS:
-                print(f"  segue capture attempt {attempt} refused a dropout, retrying: {stderr.strip()[-300:]}")
+            if proc.returncode == 2 and tries.refused(attempt, stderr.strip()):
                 continue
             break
     finally:
@@ -346,7 +396,7 @@ def test_bridge_capture_becomes_the_region(
     from bridge.daemon import BridgeRunning
 
     bpm = 120
-    server = rt_jack_server_factory(256)
+    server = rt_jack_server_factory(1024)  # 21 ms of slack per cycle: fewer xruns on a loaded machine
     midi_clock_factory(server, bpm)
     metro_factory(server, bpm)
     engine = FakeEngine()
@@ -365,7 +415,8 @@ def test_bridge_capture_becomes_the_region(
     daw = DawSocket(running[0].osc_address)
     try:
         daw.ping()
-        for attempt in range(1, ATTEMPTS + 1):
+        tries = Tries(server)
+        for attempt in tries:
             server.transport("stop", "locate 0")
             daw.send("/segue/capture/arm", 1)
             assert daw.expect("/segue/capture/armed", timeout=5) == [1]
@@ -374,8 +425,7 @@ def test_bridge_capture_becomes_the_region(
             _play(server, observer)
             reply = _next_of(daw, ("/segue/capture/done", "/segue/capture/failed"), timeout=20)
             server.transport("stop")
-            if reply[0] == "/segue/capture/failed" and any(w in reply[1][0] for w in DROPOUT_WORDS):
-                print(f"  bridge take {attempt} refused a dropout, retrying: {reply[1][0]}")
+            if reply[0] == "/segue/capture/failed" and tries.refused(attempt, reply[1][0]):
                 continue
             break
         address, args = reply
@@ -458,7 +508,8 @@ def test_capture_from_ardours_master_output(rt_jack_server_factory: Callable[...
             raise AssertionError("Ardour's transport did not start")
 
         result = None
-        for attempt in range(1, ATTEMPTS + 1):
+        tries = Tries(server)
+        for attempt in tries:
             daw.send("/transport_stop")
             daw.send("/goto_start")
             time.sleep(0.5)
@@ -484,8 +535,7 @@ def test_capture_from_ardours_master_output(rt_jack_server_factory: Callable[...
             if error is None:
                 result = outcome["result"]
                 break
-            if isinstance(error, BadInputError) and any(w in str(error) for w in DROPOUT_WORDS) and attempt < ATTEMPTS:
-                print(f"  take {attempt} refused (a JACK dropout on this loaded machine), retrying: {error}")
+            if isinstance(error, BadInputError) and tries.refused(attempt, str(error)):
                 continue
             raise error
         assert result is not None
