@@ -154,6 +154,7 @@ def model_from_json(data: Mapping[str, Any]) -> ModelInfo:
         description=str(data.get("description", "")),
         parameters=int(data.get("parameters", 0)),
         modes=tuple(cast(Mode, m) for m in data.get("modes", ("continue",))),
+        parts=tuple(str(p) for p in data.get("parts", ())),  # servers before ModelInfo.parts send none
     )
 
 

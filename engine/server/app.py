@@ -82,6 +82,7 @@ class ModelView(BaseModel):
     description: str = ""
     parameters: int = 0
     modes: list[str] = []
+    parts: list[str] = []  # accompany models: the part names they can write
 
 
 class ErrorView(BaseModel):
@@ -173,7 +174,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
     def models() -> list[ModelView]:
         return [
             ModelView(name=m.name, kind=m.kind, description=m.description, parameters=m.parameters,
-                      modes=list(m.modes))  # fmt: skip
+                      modes=list(m.modes), parts=list(m.parts))  # fmt: skip
             for m in workers.engine().models()
         ]
 

@@ -42,6 +42,7 @@ from engine.server.config import ServerConfig  # noqa: E402
 TOKEN = "test-token-0123456789abcdef"
 SLOW_MODEL = "fake-slow"
 STEADY_MODEL = "fake-steady"  # reports progress 20 times over about a second, then writes its files
+PARTS = ("bass", "alto", "tenor")  # the part names fake-midi says it can write (accompany)
 WAIT_S = 20.0  # every wait in these tests is bounded
 
 
@@ -80,7 +81,8 @@ class FakeEngine:
         return f"fake ({self.device})"
 
     def models(self) -> list[ModelInfo]:
-        return [ModelInfo(name, "midi", f"/srv/{name}") for name in ("fake-midi", SLOW_MODEL, STEADY_MODEL)]
+        accompany = ModelInfo("fake-midi", "midi", "/srv/fake-midi", modes=("continue", "accompany"), parts=PARTS)
+        return [accompany, *[ModelInfo(name, "midi", f"/srv/{name}") for name in (SLOW_MODEL, STEADY_MODEL)]]
 
     def generate(
         self,

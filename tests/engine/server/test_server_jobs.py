@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from server_rig import (
+    PARTS,
     SLOW_MODEL,
     STEADY_MODEL,
     TOKEN,
@@ -97,6 +98,8 @@ def test_an_accompany_request_reaches_the_server_engine_with_its_parts(
     assert variant.parts == ("bass", "alto")
     assert {"stem:bass", "stem:alto"} <= set(variant.files)
     assert (tmp_path / record.id / "v01" / "stems" / "alto.wav").is_file()  # downloaded with the rest
+    (model, *_) = RemoteEngine(server.url, TOKEN).models()  # the parts a model knows come over too
+    assert model.modes == ("continue", "accompany") and model.parts == PARTS
 
 
 class DroppingTransport(httpx.HTTPTransport):
