@@ -534,6 +534,8 @@ def cmd_models(args: argparse.Namespace, factory: EngineFactory) -> int:
         print(f"{m.name:24} {m.kind:5} {size:>14}  {','.join(m.modes):18} {m.path}")
         if m.description:
             print(f"{'':24} {m.description}")
+        if m.parts:
+            print(f"{'':24} accompany parts: {', '.join(m.parts)}")
     return EXIT_OK
 
 

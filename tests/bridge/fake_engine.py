@@ -33,6 +33,7 @@ SAMPLE_RATE = 8000
 TPQ = 96
 REGION_BARS = 2  # the region every fake result describes (8 beats at 120 BPM)
 ACCOMPANY_PARTS = ("bass", "piano")  # the fake model's default accompaniment
+MODEL_PARTS = ("bass", "piano", "strings", "drums")  # the parts the fake model says it can write
 
 
 def write_midi(path: Path, bars: int, tempo_bpm: float = TEMPO_BPM, notes: bool = True) -> Path:
@@ -97,7 +98,7 @@ class FakeEngine:
 
     def models(self) -> list[ModelInfo]:
         modes = ("continue", "accompany")
-        return [ModelInfo("fake-midi", "midi", "/models/fake-midi", "a fake model", 1_200_000, modes)]
+        return [ModelInfo("fake-midi", "midi", "/models/fake-midi", "a fake model", 1_200_000, modes, MODEL_PARTS)]
 
     def generate(
         self,

@@ -257,6 +257,7 @@ def test_help_names_parts_and_as(run: Run) -> None:
 def test_models(run: Run) -> None:
     code, out, _ = run("models")
     assert code == 0 and "fake-midi" in out and "1.2M params" in out
+    assert "continue,accompany" in out and "accompany parts: bass, piano, strings, drums" in out
     code, out, _ = run("models", "--json")
     assert json.loads(out)[0]["name"] == "fake-midi"
 
