@@ -304,14 +304,14 @@ def _texture(events: list[NoteEvent], seconds: float) -> tuple[float, float, int
             m is not n and n.start_seconds - ONSET_TOGETHER_SECONDS < m.start_seconds < core_end for m in events
         )
         alone += not others
-    counts = active.sum(axis=1)
-    sounding = counts > 0
+    counts: npt.NDArray[np.int64] = active.sum(axis=1)
+    sounding: npt.NDArray[np.bool_] = np.asarray(counts > 0)
     if not sounding.any():
         return alone / len(events), 0.0, 0, 0.0, 0.0
     cluster_counts = np.zeros((steps, 125), np.int32)
     for shift in range(4):
         cluster_counts += active[:, shift : 125 + shift]
-    clustered = (cluster_counts >= 3).any(axis=1)
+    clustered: npt.NDArray[np.bool_] = np.asarray((cluster_counts >= 3).any(axis=1))
     return (
         alone / len(events),
         float(np.mean(counts[sounding])),
