@@ -45,6 +45,7 @@ from engine.symbolic.continuation import SymbolicModel, continue_region
 from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
 from engine.symbolic.naming import part_names_for
 from engine.symbolic.region import Region, read_region, seconds_at
+from engine.transcribe_job import generate_transcribed, transcription_route
 
 if TYPE_CHECKING:
     from engine.audio.prior import AudioModel
@@ -136,10 +137,19 @@ class LocalEngine:
         cancel = cancel or CancelToken()
         params = request.params
         prompt = request.prompt
-        if params.mode != "continue":
-            raise BadInputError("accompany mode is not available in this version yet; use --mode continue")
+        if params.mode == "accompany":  # the accompany model writes the other parts (engine.symbolic.accompany_job)
+            from engine.symbolic.accompany_job import generate_accompaniment
+
+            device, soundfont = self.device, self._soundfont_path
+            return generate_accompaniment(request, job_dir, report, cancel, device, soundfont, self._lock)
         if prompt.audio_path is None:
             return self._generate_midi(request, job_dir, report, cancel)
+        if params.output == "midi" and prompt.midi_path is not None:  # audio and MIDI of one region, as MIDI
+            midi_request = replace(request, prompt=replace(prompt, audio_path=None))
+            return self._generate_midi(midi_request, job_dir, report, cancel)
+        route, route_notes = transcription_route(self, request)
+        if route is not None:  # an audio-only region as MIDI (or both): transcribed first (engine.transcribe_job)
+            return generate_transcribed(self, request, route, job_dir, report, cancel, route_notes)
         audio_name, midi_name = self._model_names(request)
         if audio_name is None:  # MIDI and audio of one region, no audio model: continue the MIDI, say why
             note = "the audio was not continued: " + NO_AUDIO_MODEL

@@ -1,0 +1,122 @@
+"""An audio region as MIDI: transcribe it (:mod:`engine.transcribe`), then let the MIDI engine continue it.
+
+:class:`engine.local.LocalEngine` sends an audio-only region here when ``GenerationParams.output`` asks for MIDI:
+
+- ``"midi"``: the transcription is continued by the MIDI engine: ``continuation.mid``, ``stems/<part>.wav``,
+  ``continuation.wav`` (the rendered mix) and ``full.mid``/``full.wav`` per variant; the job's kind is ``midi``.
+- ``"both"``: the audio engine continues the audio (``continuation.wav``, ``full.wav``) and the MIDI engine the
+  transcription, in the same variant folders (``continuation.mid``, ``stems/``, ``continuation_midi.wav``,
+  ``full.mid``, ``full_midi.wav``), as for a region given as audio and MIDI; ``file_sources`` says which engine
+  wrote each file.
+- ``"auto"``: ``"audio"`` when an audio model is installed (or named), else ``"midi"``, with a note saying so.
+
+The transcription is kept as ``<job>/region/transcribed.mid`` (beside the uploaded region on a server), and the
+region's notes start with what it holds ("transcribed from audio: 24 notes, monophonic ...").
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from engine.api import CancelToken, GenerationRequest, GenerationResult, ProgressCallback
+from engine.checkpoints import SYMBOLIC_TYPE, find_checkpoint
+from engine.errors import EngineError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from engine.local import LocalEngine
+
+TRANSCRIBED_MIDI = Path("region") / "transcribed.mid"
+TRANSCRIBE_SHARE = 0.15  # of the progress bar
+Route = Literal["midi", "both"]
+
+
+def _names_a_midi_model(name: str) -> bool:
+    if name in ("", "default") or name.startswith("musicgen:"):
+        return False
+    try:
+        return find_checkpoint(name, kind="audio").type == SYMBOLIC_TYPE
+    except ModelNotFoundError:
+        return False
+
+
+def transcription_route(engine: LocalEngine, request: GenerationRequest) -> tuple[Route | None, tuple[str, ...]]:
+    """(what to do with an audio-only region, notes): "midi", "both", or None for the audio engine alone."""
+    prompt, output = request.prompt, request.params.output
+    if prompt.audio_path is None or prompt.midi_path is not None or output == "audio":
+        return None, ()
+    if output in ("midi", "both"):
+        return output, ()
+    # auto: the audio engine when an audio model is named or installed; a MIDI model named, or none installed: MIDI
+    if _names_a_midi_model(request.model):
+        return "midi", (f"the audio was transcribed to MIDI because --model {request.model} is a MIDI model",)
+    if request.model in ("", "default") and engine._installed_audio_default() is None:
+        from engine.local import NO_AUDIO_MODEL
+
+        return "midi", ("the audio was transcribed and continued as MIDI: " + NO_AUDIO_MODEL,)
+    return None, ()
+
+
+def generate_transcribed(
+    engine: LocalEngine,
+    request: GenerationRequest,
+    route: Route,
+    job_dir: Path,
+    report: ProgressCallback,
+    cancel: CancelToken,
+    extra_notes: tuple[str, ...] = (),
+) -> GenerationResult:
+    """Transcribe the audio region into ``job_dir/region/transcribed.mid``, then run the MIDI engine (route
+    "midi") or both engines (route "both") on it."""
+    from engine.audio.audio_io import probe_audio
+    from engine.audio.job import audio_grid
+    from engine.local import NO_AUDIO_MODEL
+    from engine.transcribe import transcribe_region
+
+    prompt, params = request.prompt, request.params
+    assert prompt.audio_path is not None
+    grid, grid_notes = audio_grid(prompt, None)  # BadInputError without --tempo
+    midi_out = job_dir / TRANSCRIBED_MIDI
+    taken = [p for p in [midi_out] + [job_dir / f"v{i:02d}" for i in range(1, params.variants + 1)] if p.exists()]
+    if taken:  # before any work: Segue never overwrites
+        raise EngineError(f"{taken[0]} already exists; Segue never overwrites files")
+    info = probe_audio(prompt.audio_path)
+    report(0.0, "transcribing the audio")
+    transcription = transcribe_region(prompt.audio_path, grid.tempo_bpm, grid.meter, prompt.length_beats, midi_out)
+    cancel.raise_if_cancelled()
+    notes = (transcription.summary,) + transcription.notes + extra_notes + grid_notes
+    if route == "midi":
+        notes += transcription.region_notes  # the audio engine says these itself in a "both" job
+
+    def rest(fraction: float, message: str) -> None:
+        report(TRANSCRIBE_SHARE + (1.0 - TRANSCRIBE_SHARE) * fraction, message)
+
+    midi_prompt = replace(
+        prompt, midi_path=midi_out, tempo_bpm=grid.tempo_bpm, meter=grid.meter,
+        length_beats=transcription.length_beats,
+    )  # fmt: skip
+    with_midi = replace(request, prompt=midi_prompt, sample_rate=request.sample_rate or info.sample_rate)
+    audio_name: str | None = None
+    midi_name = "default"
+    if route == "both":
+        audio_name, midi_name = engine._model_names(with_midi)
+        if audio_name is None:
+            notes += ("the audio was not continued as audio (only as MIDI): " + NO_AUDIO_MODEL,)
+    elif _names_a_midi_model(request.model):
+        midi_name = request.model
+    if audio_name is None:
+        midi_request = replace(with_midi, prompt=replace(midi_prompt, audio_path=None), model=midi_name)
+        result = engine._generate_midi(midi_request, job_dir, rest, cancel)
+        sources = {role: f"midi:{result.model}" for role in result.variants[0].files} if result.variants else {}
+    else:
+        result = engine._generate_audio(with_midi, audio_name, midi_name, job_dir, rest, cancel)
+        sources = dict(result.file_sources)
+    region_notes = "; ".join(n for n in (*notes, result.region.notes) if n)
+    timings = {**result.timings, **{f"transcription_{k}": v for k, v in transcription.timings.items()}}
+    return replace(
+        result,
+        region=replace(result.region, notes=region_notes),
+        timings=timings,
+        file_sources=sources,
+    )
