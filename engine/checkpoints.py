@@ -20,7 +20,7 @@ from engine.errors import ModelNotFoundError
 log = logging.getLogger(__name__)
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_MODELS = {"midi": "segue-midi-small", "audio": "segue-audio-small"}
+DEFAULT_MODELS = {"midi": "segue-midi-small", "audio": "segue-audio-small", "accompany": "segue-accompany-small"}
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_NAME = "tokenizer.json"
@@ -116,6 +116,7 @@ def model_info(ckpt: Checkpoint) -> ModelInfo:
         description=str(cfg.get("description", "")),
         parameters=int(cfg.get("parameters", 0)),
         modes=tuple(cfg.get("modes", ["continue"])),
+        parts=tuple(str(p) for p in cfg.get("parts", ())),  # accompany models: the parts they write
     )
 
 

@@ -1,0 +1,457 @@
+"""Train an accompany model (track infilling): ``segue train accompany --data DIR [--data DIR2] --out OUT [...]``.
+
+The pieces are the multi-part MIDI files under the ``--data`` folders (single-line melodies and the ``__drums``
+copies are left out); each is read into per-role, per-bar tokens once (cached in ``OUT/pieces.json``) and split
+by piece (a hash of its path, as :mod:`engine.symbolic.dataset` does). Every training example is drawn afresh:
+a window of 2..8 bars, which tracks are known and which are missing (half the time: the top voice alone is known,
+as when harmonising a melody), and a transposition of -5..+6 semitones. The loss is the cross-entropy of the
+missing tracks' tokens only (:func:`engine.symbolic.accompany.build_sequence`).
+
+``--init CHECKPOINT`` starts from a MIDI model (by default the shipped segue-midi-small) with its vocabulary
+extended by the two layout tokens; ``--init none`` trains from scratch (``--preset``). AdamW, warmup then cosine
+over the budget (``--max-steps`` / ``--max-minutes``, whichever ends first, with the helpers of
+:mod:`engine.symbolic.train`). ``OUT`` gets the best-by-validation checkpoint, ``train_log.jsonl`` and ``resume/``
+(``--resume`` continues a killed run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from engine.checkpoints import find_checkpoint, write_json_atomic
+from engine.errors import BadInputError
+from engine.symbolic.accompany import (
+    ROLES,
+    Piece,
+    Sequence_,
+    Tokens,
+    encode_piece,
+    extend_vocabulary,
+    load_accompany,
+    sample_example,
+    save_accompany,
+)
+from engine.symbolic.dataset import find_midi_files, is_val
+from engine.symbolic.model import GPT, PRESETS
+from engine.symbolic.train import budget_progress, budget_spent, lr_at
+
+log = logging.getLogger(__name__)
+
+LOG_NAME = "train_log.jsonl"
+RESUME_DIR = "resume"
+PIECES_NAME = "pieces.json"
+TRANSPOSE = (-5, 6)
+WEIGHT_CAP_BARS = 64
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="segue train accompany", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--data", type=Path, action="append", required=True, help="folder of MIDI files (repeatable)")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint folder (its name is the model name)")
+    p.add_argument("--init", default="segue-midi-small", help="MIDI model to start from, or 'none'")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="small", help="architecture with --init none")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--warmup-steps", type=int, default=50)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None, help="total training time, resumed runs included")
+    p.add_argument("--max-bars", type=int, default=8, help="longest training window in bars")
+    p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--eval-examples", type=int, default=96, help="val examples per periodic eval (final: all)")
+    p.add_argument("--val-per-piece", type=int, default=6, help="val examples drawn from each held-out piece")
+    p.add_argument("--val-fraction", type=float, default=0.1)
+    p.add_argument("--resume", action="store_true", help="continue from OUT/resume")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--description", default="")
+    args = p.parse_args(argv)
+    if args.max_steps is None and args.max_minutes is None:
+        p.error("give --max-steps and/or --max-minutes")
+    return args
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def collect_files(folders: list[Path]) -> list[tuple[str, Path]]:
+    """(key, path) of every MIDI file under the folders, except ``__variant`` copies (synthetic drums)."""
+    out = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise BadInputError(f"training data folder {folder} does not exist: pass a folder of .mid files")
+        for path in find_midi_files(folder):
+            rel = str(path.relative_to(folder))
+            if "__" in path.stem:
+                continue
+            out.append((rel, path))
+    return out
+
+
+def load_pieces(folders: list[Path], tokenizer: Any, tokens: Tokens, cache: Path | None) -> list[Piece]:
+    """Every multi-part piece of the folders (cached as JSON: per-role per-bar token ids)."""
+    files = collect_files(folders)
+    signature = [[k, p.stat().st_size] for k, p in files]
+    if cache is not None and cache.is_file():
+        data = json.loads(cache.read_text())
+        if data.get("signature") == signature and data.get("vocab_size") == tokens.vocab_size:
+            return [Piece(**p) for p in data["pieces"]]
+    pieces = []
+    for n, (key, path) in enumerate(files):
+        try:
+            piece = encode_piece(tokenizer, tokens, path, key)
+        except Exception as e:  # noqa: BLE001 - one unreadable file must not stop training
+            log.warning("skipping %s: %s", path, e)
+            continue
+        if piece is not None:
+            pieces.append(piece)
+        if (n + 1) % 100 == 0:
+            log.info("read %d/%d files, %d multi-part pieces", n + 1, len(files), len(pieces))
+    if not pieces:
+        where = ", ".join(map(str, folders))
+        raise BadInputError(f"no multi-part MIDI files (two or more pitched parts) under {where}")
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(
+            cache,
+            {
+                "signature": signature,
+                "vocab_size": tokens.vocab_size,
+                "pieces": [p.__dict__ for p in pieces],
+            },
+        )
+    return pieces
+
+
+def split_pieces(pieces: list[Piece], val_fraction: float) -> tuple[list[Piece], list[Piece]]:
+    val = [p for p in pieces if is_val(p.key, val_fraction)]
+    train = [p for p in pieces if not is_val(p.key, val_fraction)]
+    if not val:  # tiny folders: one piece for validation
+        val = [train.pop()] if len(train) > 1 else list(train)
+    return train, val
+
+
+class ShiftTable:
+    """Transposition of token ids: ``table[shift][id]``; pitch range per example to keep shifts in the vocabulary."""
+
+    def __init__(self, tokenizer: Any, vocab_size: int) -> None:
+        self.pitch_of = np.full(vocab_size, -1, dtype=np.int32)
+        id_of: dict[int, int] = {}
+        for token, idx in tokenizer.vocab.items():
+            if token.startswith("Pitch_"):
+                self.pitch_of[idx] = int(token.split("_", 1)[1])
+                id_of[int(token.split("_", 1)[1])] = idx
+        self.low, self.high = min(id_of), max(id_of)
+        self.table: dict[int, np.ndarray] = {}
+        for s in range(TRANSPOSE[0], TRANSPOSE[1] + 1):
+            row = np.arange(vocab_size, dtype=np.int64)
+            for pitch, idx in id_of.items():
+                if self.low <= pitch + s <= self.high:
+                    row[idx] = id_of[pitch + s]
+            self.table[s] = row
+
+    def transpose(self, seq: Sequence_, rng: np.random.Generator) -> Sequence_:
+        ids = np.asarray(seq.ids)
+        pitches = self.pitch_of[ids]
+        pitches = pitches[pitches >= 0]
+        if pitches.size == 0:
+            return seq
+        low = max(TRANSPOSE[0], self.low - int(pitches.min()))
+        high = min(TRANSPOSE[1], self.high - int(pitches.max()))
+        shift = int(rng.integers(low, high + 1)) if high >= low else 0
+        if shift == 0:
+            return seq
+        return Sequence_(self.table[shift][ids].tolist(), seq.loss_mask)
+
+
+def draw_examples(
+    pieces: list[Piece], tokens: Tokens, rng: np.random.Generator, n: int, block: int, max_bars: int
+) -> list[Sequence_]:
+    """``n`` examples from pieces drawn in proportion to their length in bars, up to :data:`WEIGHT_CAP_BARS`
+    (so that a few long movements do not crowd out the short chorales)."""
+    weights = np.asarray([min(p.bar_count, WEIGHT_CAP_BARS) for p in pieces], dtype=np.float64)
+    weights /= weights.sum()
+    out: list[Sequence_] = []
+    attempts = 0
+    while len(out) < n and attempts < 50 * n:
+        attempts += 1
+        piece = pieces[int(rng.choice(len(pieces), p=weights))]
+        example = sample_example(piece, tokens, rng, block, max_bars)
+        if example is not None:
+            out.append(example)
+    if not out:
+        raise BadInputError("no training window fits the model's context; the pieces may be too dense")
+    return out
+
+
+def val_examples(pieces: list[Piece], tokens: Tokens, per_piece: int, block: int, max_bars: int) -> list[Sequence_]:
+    """A fixed set: ``per_piece`` untransposed examples from each held-out piece (seeded by its key)."""
+    out = []
+    for piece in pieces:
+        rng = np.random.default_rng(int.from_bytes(piece.key.encode()[:8].ljust(8, b"\0"), "little") % 2**32)
+        for _ in range(per_piece):
+            example = sample_example(piece, tokens, rng, block, max_bars)
+            if example is not None:
+                out.append(example)
+    return out
+
+
+def collate(examples: list[Sequence_], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs [B, T] and targets [B, T] (``-100`` where not scored or padded)."""
+    length = max(len(e.ids) for e in examples) - 1
+    x = torch.full((len(examples), length), pad, dtype=torch.long)
+    y = torch.full((len(examples), length), -100, dtype=torch.long)
+    for i, e in enumerate(examples):
+        ids = torch.tensor(e.ids, dtype=torch.long)
+        mask = torch.tensor(e.loss_mask[1:], dtype=torch.bool)
+        n = len(e.ids) - 1
+        x[i, :n] = ids[:-1]
+        y[i, :n] = torch.where(mask, ids[1:], torch.full_like(ids[1:], -100))
+    return x, y
+
+
+@torch.no_grad()
+def evaluate_examples(model: GPT, examples: list[Sequence_], pad: int, device: torch.device, batch: int = 8) -> float:
+    """Mean cross-entropy (nats/token) over the scored tokens of ``examples``."""
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    ordered = sorted(examples, key=lambda e: len(e.ids))
+    for start in range(0, len(ordered), batch):
+        x, y = collate(ordered[start : start + batch], pad)
+        logits, _ = model(x.to(device))
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)), y.to(device).reshape(-1), ignore_index=-100, reduction="sum"
+        )
+        total += float(loss)
+        count += int((y != -100).sum())
+    model.train(was_training)
+    return total / max(1, count)
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def initial_model(args: argparse.Namespace, tokens: Tokens, device: torch.device) -> tuple[GPT, Any, str]:
+    """The model to train (warm-started from ``--init`` with its vocabulary extended) and its tokenizer."""
+    from dataclasses import replace
+
+    from engine.symbolic.tokenizer import make_tokenizer
+    from engine.symbolic.weights import load_symbolic
+
+    if args.init == "none":
+        tokenizer = make_tokenizer()
+        config = replace(PRESETS[args.preset], vocab_size=Tokens.from_tokenizer(tokenizer).vocab_size)
+        return GPT(config).to(device), tokenizer, "none"
+    ckpt = find_checkpoint(args.init, kind="midi")
+    if ckpt.config.get("task") == "accompany":
+        model, tokenizer = load_accompany(ckpt, device)
+        return model, tokenizer, ckpt.name
+    base, tokenizer = load_symbolic(ckpt, device)
+    model = extend_vocabulary(base, Tokens.from_tokenizer(tokenizer).vocab_size, args.seed).to(device)
+    return model, tokenizer, ckpt.name
+
+
+def _optimizer(model: GPT, args: argparse.Namespace) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95))
+
+
+def _save_resume(out: Path, model: GPT, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    folder = out / RESUME_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    tmp = folder / f".model.tmp-{os.getpid()}"
+    save_file(weights, str(tmp))
+    os.replace(tmp, folder / "model.safetensors")
+    tmp = folder / f".state.tmp-{os.getpid()}"
+    torch.save({"optimizer": opt.state_dict(), **state}, tmp)
+    os.replace(tmp, folder / "state.pt")
+
+
+def _load_resume(out: Path, model: GPT, opt: torch.optim.Optimizer, device: torch.device) -> dict[str, Any]:
+    folder = out / RESUME_DIR
+    if not (folder / "state.pt").is_file():
+        raise BadInputError(f"--resume: {folder} holds no resume state; start without --resume")
+    model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)), strict=False)
+    state: dict[str, Any] = torch.load(folder / "state.pt", map_location=device, weights_only=False)
+    opt.load_state_dict(state.pop("optimizer"))
+    return state
+
+
+def _append_log(out: Path, record: dict[str, Any]) -> None:
+    with open(out / LOG_NAME, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    from engine.symbolic.tokenizer import make_tokenizer
+
+    tokens = Tokens.from_tokenizer(make_tokenizer())
+    args.out.mkdir(parents=True, exist_ok=True)
+    model, tokenizer, init_name = initial_model(args, tokens, device)
+    tokens = Tokens.from_tokenizer(tokenizer)
+    block = model.config.block_size
+    pieces = load_pieces(args.data, tokenizer, tokens, args.out / PIECES_NAME)
+    train, val = split_pieces(pieces, args.val_fraction)
+    shifts = ShiftTable(tokenizer, tokens.vocab_size)
+    val_set = val_examples(val, tokens, args.val_per_piece, block, args.max_bars)
+    eval_rng = np.random.default_rng(12345)
+    eval_subset = [val_set[i] for i in sorted(eval_rng.permutation(len(val_set))[: args.eval_examples])]
+    summary = {
+        "sources": [str(d.resolve()) for d in args.data],
+        "train_pieces": len(train),
+        "val_pieces": len(val),
+        "train_bars": sum(p.bar_count for p in train),
+        "val_bars": sum(p.bar_count for p in val),
+        "train_notes": sum(sum(p.notes.get(r, 0) for r in ("soprano", "alto", "tenor", "bass")) for p in train),
+        "val_examples": len(val_set),
+        "val_scored_tokens": sum(sum(e.loss_mask) for e in val_set),
+        "val_fraction": args.val_fraction,
+        "val_piece_keys": sorted(p.key for p in val),
+    }
+    log.info(
+        "%.2fM parameters (init %s); %d train pieces (%d bars), %d val pieces, %d val examples",
+        model.num_parameters() / 1e6, init_name, len(train), summary["train_bars"], len(val), len(val_set),
+    )  # fmt: skip
+    opt = _optimizer(model, args)
+    state: dict[str, Any] = {"step": 0, "examples_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
+    if args.resume:
+        state.update(_load_resume(args.out, model, opt, device))
+        if "numpy_rng" in state:
+            rng.bit_generator.state = state.pop("numpy_rng")
+        log.info("resumed at step %d (%.1f minutes trained)", state["step"], state["elapsed_s"] / 60)
+    elif "init_val" not in state:
+        state["init_val"] = evaluate_examples(model, eval_subset, tokens.pad, device)
+        log.info("val loss before training: %.4f", state["init_val"])
+    started = time.monotonic() - state["elapsed_s"]
+    losses: list[float] = []
+    best_state: dict[str, torch.Tensor] | None = None
+    model.train()
+    while True:
+        elapsed = time.monotonic() - started
+        progress = budget_progress(state["step"], elapsed, args.max_steps, args.max_minutes)
+        stop = budget_spent(progress, 1, device)
+        step = state["step"]
+        if losses and (step % args.eval_every == 0 or stop):
+            val_loss = evaluate_examples(model, eval_subset, tokens.pad, device)
+            state["elapsed_s"] = time.monotonic() - started
+            record = {
+                "step": step,
+                "examples_seen": state["examples_seen"],
+                "train_loss": float(np.mean(losses)),
+                "val_loss": val_loss,
+                "lr": opt.param_groups[0]["lr"],
+                "minutes": state["elapsed_s"] / 60,
+            }
+            losses = []
+            _append_log(args.out, record)
+            print(json.dumps(record), flush=True)  # noqa: T201 - progress on the console/log
+            if val_loss < state["best_val"]:
+                state["best_val"], state["best_step"] = val_loss, step
+                state["best_elapsed_s"], state["best_examples"] = state["elapsed_s"], state["examples_seen"]
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                save_accompany(model, tokenizer, args.out, _extra(args, summary, state, init_name, val_loss))
+            _save_resume(args.out, model, opt, {**state, "numpy_rng": rng.bit_generator.state})
+        if stop:
+            break
+        lr = lr_at(step, progress, args)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        drawn = draw_examples(train, tokens, rng, args.batch_size, block, args.max_bars)
+        batch = [shifts.transpose(e, rng) for e in drawn]
+        x, y = collate(batch, tokens.pad)
+        _, loss = model(x.to(device), y.to(device))
+        assert loss is not None
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(loss.item())
+        state["step"] += 1
+        state["examples_seen"] += len(batch)
+        if state["step"] % 10 == 0:
+            log.info("step %d loss %.3f lr %.2e (%.1f min)", state["step"], np.mean(losses[-10:]), lr, elapsed / 60)
+    _finish(args, model, tokenizer, val_set, tokens, summary, state, best_state, init_name, device)
+    return 0
+
+
+def _extra(
+    args: argparse.Namespace, summary: dict[str, Any], state: dict[str, Any], init_name: str, val: float
+) -> dict[str, Any]:
+    return {
+        "description": args.description
+        or "Writes the missing parts of a region (accompaniment by track infilling), trained on the music21 corpus.",
+        "training": {
+            **summary,
+            "init": init_name,
+            "steps": state.get("best_step", state["step"]),
+            "examples_seen": state.get("best_examples", state["examples_seen"]),
+            "minutes": round(state.get("best_elapsed_s", state["elapsed_s"]) / 60, 2),
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "max_bars": args.max_bars,
+            "transpose_augmentation": list(TRANSPOSE),
+            "seed": args.seed,
+            "val_loss_before_training": state.get("init_val"),
+        },
+        "val_loss": val,
+        "roles_note": "parts are roles by register: " + ", ".join(f"{r.name} (program {r.program})" for r in ROLES),
+    }
+
+
+def _finish(
+    args: argparse.Namespace,
+    model: GPT,
+    tokenizer: Any,
+    val_set: list[Sequence_],
+    tokens: Tokens,
+    summary: dict[str, Any],
+    state: dict[str, Any],
+    best_state: dict[str, torch.Tensor] | None,
+    init_name: str,
+    device: torch.device,
+) -> None:
+    """Score the best weights on every val example and store that figure in config.json."""
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    elif (args.out / "model.safetensors").is_file():
+        model.load_state_dict(load_file(str(args.out / "model.safetensors"), device=str(device)), strict=False)
+    else:
+        return
+    full = evaluate_examples(model, val_set, tokens.pad, device)
+    extra = _extra(args, summary, state, init_name, full)
+    extra["val_loss_subset"] = state["best_val"]
+    extra["training"]["total_steps_run"] = state["step"]
+    save_accompany(model, tokenizer, args.out, extra)
+    _append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
+    log.info("best step %d: val loss %.4f nats/token on %d val examples", state["best_step"], full, len(val_set))
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
