@@ -278,13 +278,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_capture)
 
     p = sub.add_parser(
-        "train", help="train a model on your own data: segue train symbolic|audio --data DIR --out DIR"
+        "train", help="train a model on your own data: segue train symbolic|audio|accompany --data DIR --out DIR"
     )
     p.add_argument(
         "kind",
-        choices=("symbolic", "audio"),
-        help="symbolic: a MIDI model from MIDI files; audio: a codec, then a prior, from audio files "
-        "(`segue train audio --help` lists its options)",
+        choices=("symbolic", "audio", "accompany"),
+        help="symbolic: a MIDI model from MIDI files; audio: a codec, then a prior, from audio files; "
+        "accompany: an accompany model from multi-part MIDI files (`segue train KIND --help` lists its options)",
     )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="--data DIR --out DIR and the trainer's options")
     p.set_defaults(handler=cmd_train)
@@ -676,6 +676,12 @@ def _print_take(result: TakeResult) -> None:
 
 
 def cmd_train(args: argparse.Namespace, factory: EngineFactory) -> int:
+    if args.kind == "accompany":  # lazily: the trainer imports torch
+        import importlib
+
+        trainer = importlib.import_module("engine.symbolic.train_accompany")
+        code: int = trainer.main(list(args.rest))
+        return code
     return api.run_training(args.kind, list(args.rest))
 
 
