@@ -8,7 +8,9 @@
   transcription, in the same variant folders (``continuation.mid``, ``stems/``, ``continuation_midi.wav``,
   ``full.mid``, ``full_midi.wav``), as for a region given as audio and MIDI; ``file_sources`` says which engine
   wrote each file.
-- ``"auto"``: ``"audio"`` when an audio model is installed (or named), else ``"midi"``, with a note saying so.
+- ``"auto"``: ``"audio"`` when an audio model is installed or named, else ``"midi"`` (when a MIDI model is),
+  with a note saying so.
+  (``--as midi`` with ``--model`` naming a MIDI model continues the transcription with that model.)
 
 The transcription is kept as ``<job>/region/transcribed.mid`` (beside the uploaded region on a server), and the
 region's notes start with what it holds ("transcribed from audio: 24 notes, monophonic ...").
@@ -41,6 +43,13 @@ def _names_a_midi_model(name: str) -> bool:
         return False
 
 
+def _midi_default_installed() -> bool:
+    try:
+        return find_checkpoint("default", kind="midi").type == SYMBOLIC_TYPE
+    except ModelNotFoundError:
+        return False
+
+
 def transcription_route(engine: LocalEngine, request: GenerationRequest) -> tuple[Route | None, tuple[str, ...]]:
     """(what to do with an audio-only region, notes): "midi", "both", or None for the audio engine alone."""
     prompt, output = request.prompt, request.params.output
@@ -48,10 +57,8 @@ def transcription_route(engine: LocalEngine, request: GenerationRequest) -> tupl
         return None, ()
     if output in ("midi", "both"):
         return output, ()
-    # auto: the audio engine when an audio model is named or installed; a MIDI model named, or none installed: MIDI
-    if _names_a_midi_model(request.model):
-        return "midi", (f"the audio was transcribed to MIDI because --model {request.model} is a MIDI model",)
-    if request.model in ("", "default") and engine._installed_audio_default() is None:
+    # auto: the audio engine as before, unless no audio model is installed (and none is named) but a MIDI one is
+    if request.model in ("", "default") and engine._installed_audio_default() is None and _midi_default_installed():
         from engine.local import NO_AUDIO_MODEL
 
         return "midi", ("the audio was transcribed and continued as MIDI: " + NO_AUDIO_MODEL,)
