@@ -77,7 +77,7 @@ def history_row(job_dir: Path, record: JobRecord) -> HistoryRow:
         created=record.created,
         status=record.status,
         mode=record.mode,
-        bars=record.params.bars,
+        bars=(record.region.length_bars or record.params.bars) if record.mode == "accompany" else record.params.bars,
         variants=record.params.variants,
         model=record.model,
         region_name=name,

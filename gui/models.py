@@ -127,6 +127,20 @@ class GenerateForm:
     top_p: float = 0.95
     seed: int | None = None  # None: random
     model: str = "default"
+    parts: tuple[str, ...] = ()  # accompany: the parts to write; () = the model's default set
+    output: str = "auto"  # what an audio region becomes: auto | audio | midi | both
+
+
+# the accompany model's roles (engine/symbolic/accompany.py), offered when no model lists the parts it writes
+FALLBACK_PARTS = ("soprano", "alto", "tenor", "bass", "piano")
+
+
+def known_parts(models: tuple[ModelInfo, ...], chosen: str = "default") -> tuple[str, ...]:
+    """The part names to offer for accompany: the chosen model's (``ModelInfo.parts``); for ``"default"``
+    those of every model that accompanies, in order; :data:`FALLBACK_PARTS` when none says."""
+    offering = [m for m in models if "accompany" in m.modes and (chosen == "default" or m.name == chosen)]
+    names = tuple(dict.fromkeys(part for m in offering for part in m.parts))
+    return names or FALLBACK_PARTS
 
 
 JobStatus = Literal["waiting", "queued", "running", "done", "failed", "cancelled"]
@@ -191,6 +205,12 @@ class VariantsState:
 
     def item(self, variant_id: str) -> VariantItem | None:
         return next((i for i in self.items if i.variant_id == variant_id), None)
+
+
+def plays_together(state: VariantsState) -> bool:
+    """True when "region first" plays the region and the variant at once: an accompaniment's ``full.wav`` is the
+    region mixed with the parts written under it (a continuation's is the region followed by the variant)."""
+    return state.job is not None and state.job.mode == "accompany"
 
 
 # -- History -------------------------------------------------------------------------------------------------

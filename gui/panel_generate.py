@@ -1,4 +1,5 @@
-"""Generate: mode, bars, variants, temperature, top-p, seed, model; Generate and Cancel; a progress bar per job."""
+"""Generate: mode, bars, variants, temperature, top-p, seed, model, the parts to accompany with and what an audio
+region becomes; Generate and Cancel; a progress bar per job."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from PyQt6.QtWidgets import (
 
 from engine.api import MAX_BARS, MAX_VARIANTS
 from gui import theme
-from gui.models import EngineView, GenerateForm, JobRow, JobsState, Models
+from gui.models import EngineView, GenerateForm, JobRow, JobsState, Models, known_parts
 from gui.session import Session
 from gui.widgets import QtCard, QtElidedLabel, field, label, row, set_quietly
 
 _MODES = {"continue": "Continue", "accompany": "Accompany"}
+_OUTPUTS = {"auto": "Auto", "audio": "Audio", "midi": "MIDI", "both": "Audio + MIDI"}
+_PART_COLUMNS = 3
 _STATUS_TEXT = {"running": "", "done": "done", "failed": "failed", "cancelled": "cancelled", "queued": "queued"}
 
 
@@ -90,6 +93,25 @@ class QtGeneratePanel(QtCard):
         self.seed.setToolTip("Variants get seed, seed+1, ...: the same seed makes the same variants again")
         self.model = QComboBox()
         self.model.setToolTip("default: the engine picks the model that fits the region")
+        self.output = QComboBox()
+        for output, text in _OUTPUTS.items():
+            self.output.addItem(text, output)
+        self.output.setToolTip(
+            "What an audio region becomes: Audio (the audio engine continues the sound), MIDI (transcribed, then "
+            "notes, stems and a rendered mix), both, or Auto (audio when an audio model is installed). "
+            "MIDI regions are always MIDI jobs."
+        )
+        self.parts_box = QWidget()
+        parts_layout = QVBoxLayout(self.parts_box)
+        parts_layout.setContentsMargins(0, 0, 0, 0)
+        parts_layout.setSpacing(3)
+        self.parts_label = label("Parts to write (none = the model's default)", "dim")
+        parts_layout.addWidget(self.parts_label)
+        self.parts_grid = QGridLayout()
+        self.parts_grid.setHorizontalSpacing(4)
+        self.parts_grid.setVerticalSpacing(4)
+        parts_layout.addLayout(self.parts_grid)
+        self.part_buttons: dict[str, QPushButton] = {}
         for widget in (self.bars, self.variants, self.temperature, self.top_p, self.seed):
             widget.setFont(theme.mono_font(10.5))
         grid = QGridLayout()
@@ -107,6 +129,8 @@ class QtGeneratePanel(QtCard):
         seed_box.addWidget(label("Seed (empty = random)", "dim"))
         seed_box.addLayout(seed_row)
         grid.addLayout(seed_box, 3, 0, 1, 2)
+        grid.addWidget(self.parts_box, 4, 0, 1, 2)
+        grid.addLayout(field("Audio region as", self.output), 5, 0)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
         self.body.addLayout(grid)
@@ -132,6 +156,7 @@ class QtGeneratePanel(QtCard):
         self.seed.textEdited.connect(self._seed_edited)
         self.dice.clicked.connect(session.new_seed)
         self.model.currentIndexChanged.connect(self._model_chosen)
+        self.output.currentIndexChanged.connect(lambda _: session.update_form(output=str(self.output.currentData())))
         self.generate_button.clicked.connect(lambda: session.generate())
         self.cancel_button.clicked.connect(lambda: session.cancel())
         # model -> widgets
@@ -149,6 +174,11 @@ class QtGeneratePanel(QtCard):
         if self.model.findData(form.model) < 0:
             self.model.addItem(form.model, form.model)
         set_quietly(self.model, form.model)
+        set_quietly(self.output, form.output)
+        accompany = form.mode == "accompany"
+        self.bars.setEnabled(not accompany)
+        self.bars.setToolTip("Accompany writes under the region's own bars" if accompany else "")
+        self._show_parts(form, self.session.models.engine.value)
 
     def show_engine(self, engine: EngineView) -> None:
         names = ["default", *[m.name for m in engine.models]]
@@ -162,6 +192,42 @@ class QtGeneratePanel(QtCard):
         self.model.blockSignals(blocked)
         set_quietly(self.model, current)
         self._update_modes(engine)
+        self._show_parts(self.session.models.form.value, engine)
+
+    def _show_parts(self, form: GenerateForm, engine: EngineView) -> None:
+        """A checkable button per part the model writes (and any asked for that it does not list), shown when
+        accompanying."""
+        self.parts_box.setVisible(form.mode == "accompany")
+        offered = known_parts(engine.models, form.model)
+        names = [*offered, *[p for p in form.parts if p not in offered]]
+        if list(self.part_buttons) != names:
+            for button in self.part_buttons.values():
+                self.parts_grid.removeWidget(button)
+                button.deleteLater()
+            self.part_buttons = {}
+            for index, name in enumerate(names):
+                button = QPushButton(name)
+                button.setCheckable(True)
+                button.toggled.connect(lambda _, part=name: self._part_toggled(part))
+                self.parts_grid.addWidget(button, index // _PART_COLUMNS, index % _PART_COLUMNS)
+                self.part_buttons[name] = button
+        listed = any("accompany" in m.modes and m.parts for m in engine.models)
+        for name, button in self.part_buttons.items():
+            set_quietly(button, name in form.parts)
+            known = name in offered
+            button.setToolTip(
+                f"Write a {name} part under the region"
+                if known
+                else f"{form.model} does not list {name}; generating will say which parts it knows"
+            )
+        self.parts_label.setToolTip(
+            "" if listed else "The engine has not said which parts its models write; these are the usual ones"
+        )
+
+    def _part_toggled(self, part: str) -> None:
+        """The form's parts in the order the buttons show them (a part unchecked goes, one checked comes)."""
+        chosen = tuple(name for name, button in self.part_buttons.items() if button.isChecked())
+        self.session.update_form(parts=chosen)
 
     def _update_modes(self, engine: EngineView) -> None:
         """Accompany only when a model offers it."""

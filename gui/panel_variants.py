@@ -39,7 +39,7 @@ from PyQt6.QtWidgets import (
 from engine.api import Meter
 from gui import theme
 from gui.drawing import paint_piano_roll, paint_waveform
-from gui.models import Models, VariantItem, VariantsState
+from gui.models import Models, VariantItem, VariantsState, plays_together
 from gui.session import Session
 from gui.widgets import QtCard, QtDragChip, QtElidedLabel, label, mime_for_paths, row, set_quietly
 
@@ -193,7 +193,8 @@ def playhead_fraction(item: VariantItem, state: VariantsState, seconds: float) -
     """Where the playhead is within the variant (0..1), or None while the region before it plays."""
     if item.duration_seconds <= 0:
         return None
-    offset = max(0.0, state.take_seconds - item.duration_seconds) if state.playing.endswith("+region") else 0.0
+    after_region = state.playing.endswith("+region") and not plays_together(state)  # accompany: at once
+    offset = max(0.0, state.take_seconds - item.duration_seconds) if after_region else 0.0
     fraction = (seconds - offset) / item.duration_seconds
     return fraction if 0.0 <= fraction <= 1.0 else None
 
@@ -324,11 +325,21 @@ class QtVariantsPanel(QtCard):
         if job is not None:
             info = job.region
             tempo = f"{info.tempo_bpm:.2f} BPM" if info.tempo_bpm else ""
-            self.job_label.setText(
-                f"{job.mode} · {job.params.bars} bars · {tempo} {info.meter or ''} · {job.model} · {job.id}"
-            )
+            if job.mode == "accompany":
+                parts = sorted({p for v in job.variants for p in v.parts}) or list(job.params.parts)
+                what = f"accompany {', '.join(parts) or ''} · {info.length_bars or '?'} bars".replace("  ", " ")
+            else:
+                what = f"{job.mode} · {job.params.bars} bars"
+            self.job_label.setText(f"{what} · {tempo} {info.meter or ''} · {job.model} · {job.id}")
         else:
             self.job_label.setText("")
+        together = plays_together(state)
+        self.region_first_button.setText("With region" if together else "Region first")
+        self.region_first_button.setToolTip(
+            "Play the region and the accompaniment together (full.wav)"
+            if together
+            else "Play the region, then the variant (full.wav)"
+        )
         for combo, value in ((self.slot_a, state.slot_a), (self.slot_b, state.slot_b)):
             wanted = [i.variant_id for i in state.items]
             if [combo.itemData(i) for i in range(combo.count())] != wanted:

@@ -53,7 +53,7 @@ from gui.audition import (
 from gui.daw_link import OscHeard, OscRejected, RegionFromDaw, WatchedOscBridge, open_link
 from gui.engines import EngineFactory, EngineHandle, EngineState
 from gui.media import classify_dropped, read_media, region_from_files, tempo_from_name
-from gui.models import JobRow, Message, Models, VariantsState
+from gui.models import JobRow, Message, Models, VariantsState, plays_together
 from gui.readers import RegionAudioRead, ThumbnailsRead, read_region_audio, read_thumbnails
 from gui.settings import GuiSettings, save_settings
 
@@ -139,7 +139,7 @@ class Session:
         m.form.update(
             mode=s.mode, bars=s.bars, variants=s.variants, temperature=s.temperature, top_p=s.top_p, seed=s.seed
         )
-        m.form.update(model=s.model)
+        m.form.update(model=s.model, parts=s.parts, output=s.output)
         m.variants.update(loop=s.loop, region_first=s.region_first)
         self.player.set_loop(s.loop)
 
@@ -540,6 +540,8 @@ class Session:
             top_p=form.top_p,
             seed=form.seed,
             model=form.model,
+            parts=form.parts,
+            output=form.output,
         )
 
     def new_seed(self) -> None:
@@ -560,6 +562,8 @@ class Session:
                 temperature=form.temperature,
                 top_p=form.top_p,
                 seed=form.seed,
+                parts=form.parts if form.mode == "accompany" else (),  # kept in the form for the next accompany
+                output=form.output,  # type: ignore[arg-type]
             )
             self.service.submit(params, model=form.model)
         except SegueError as e:
@@ -568,7 +572,11 @@ class Session:
         jobs = self.models.jobs.value
         self.models.jobs.update(waiting=jobs.waiting + 1)
         self.save()
-        self.say("info", f"Generating {form.variants} variant(s) of {form.bars} bar(s)...")
+        if form.mode == "accompany":
+            parts = ", ".join(form.parts) or "the model's default parts"
+            self.say("info", f"Generating {form.variants} accompaniment(s) ({parts}) under the region...")
+        else:
+            self.say("info", f"Generating {form.variants} variant(s) of {form.bars} bar(s)...")
         return True
 
     def cancel(self, job_id: str | None = None) -> None:
@@ -712,6 +720,8 @@ class Session:
             top_p=p.top_p,
             seed=item.seed,
             model=job.model,
+            parts=p.parts,
+            output=p.output,
         )
 
     def continue_from(self, variant_id: str) -> None:
@@ -763,11 +773,14 @@ class Session:
 
 
 def take_name(key: str, state: VariantsState) -> str:
-    """``"v02+region"`` -> ``"the region, then V2"``, as the audition line says it."""
+    """``"v02+region"`` -> ``"the region, then V2"`` (an accompaniment: ``"V2 with the region"``), as the
+    audition line says it."""
     variant_id, _, extra = key.partition("+")
     item = state.item(variant_id)
     name = f"V{item.number}" if item is not None else variant_id
-    return f"the region, then {name}" if extra == "region" else name
+    if extra != "region":
+        return name
+    return f"{name} with the region" if plays_together(state) else f"the region, then {name}"
 
 
 def bar_and_beat(position_beats: float, meter: Meter) -> tuple[int, int]:

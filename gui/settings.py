@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +22,14 @@ from typing import Any
 
 import platformdirs
 
-from engine.api import MAX_BARS, MAX_VARIANTS
+from engine.api import MAX_BARS, MAX_PARTS, MAX_VARIANTS, OUTPUTS
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "segue"
 SETTINGS_FILE = "gui.json"
 DAW_CHOICES = ("generic", "ardour", "reaper", "live", "bitwig")
+_PART = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # a part name, as engine.api.GenerationParams checks it
 
 
 def default_settings_path() -> Path:
@@ -66,6 +68,8 @@ class GuiSettings:
     top_p: float = 0.95
     seed: int | None = None
     model: str = "default"
+    parts: tuple[str, ...] = field(default_factory=tuple)  # accompany: the parts to write; () = the model's
+    output: str = "auto"  # what an audio region becomes: auto | audio | midi | both
     # audition
     loop: bool = False
     region_first: bool = False
@@ -134,10 +138,14 @@ def _check(key: str, value: Any, default: Any) -> Any:
         if value is None:
             return None
         default = 0
-    if key == "starred":
+    if key in ("starred", "parts"):
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            if key == "parts" and (len(value) > MAX_PARTS or not all(_PART.match(v) for v in value)):
+                return _BAD
             return tuple(value)
         return _BAD
+    if key == "output":
+        return value if value in OUTPUTS else _BAD
     if isinstance(default, bool):
         return value if isinstance(value, bool) else _BAD
     if isinstance(default, int):
@@ -156,6 +164,7 @@ def _check(key: str, value: Any, default: Any) -> Any:
 def settings_to_json(settings: GuiSettings) -> str:
     data = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
     data["starred"] = list(settings.starred)
+    data["parts"] = list(settings.parts)
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
 
 

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from fake_engine import FakeEngine, write_midi, write_wav
+from fake_engine import REGION_BARS, FakeEngine, write_midi, write_wav
 from pytestqt.qtbot import QtBot
 
 from engine.api import CancelToken, GenerationRequest, GenerationResult, ProgressCallback
@@ -17,7 +17,7 @@ from gui.session import Session
 
 class StemEngine(FakeEngine):
     """The bridge tests' fake engine, plus what the real MIDI engine also writes: two stems per variant and
-    ``full.mid`` / ``full.wav`` (the region, then the variant)."""
+    ``full.mid`` / ``full.wav`` (the region, then the variant; for accompany the region and the parts at once)."""
 
     def generate(
         self,
@@ -27,6 +27,13 @@ class StemEngine(FakeEngine):
         cancel: CancelToken | None = None,
     ) -> GenerationResult:
         result = super().generate(request, job_dir, progress, cancel)
+        if request.params.mode == "accompany":  # the fake already wrote its stems; full.* = region + parts, at once
+            variants = []
+            for variant in result.variants:
+                write_midi(job_dir / variant.id / "full.mid", REGION_BARS)
+                files = {**variant.files, "full_midi": f"{variant.id}/full.mid"}
+                variants.append(dataclasses.replace(variant, files=files))
+            return dataclasses.replace(result, variants=tuple(variants))
         bars = request.params.bars
         variants = []
         for variant in result.variants:
