@@ -321,9 +321,9 @@ def _texture(events: list[NoteEvent], seconds: float) -> tuple[float, float, int
     )
 
 
-def _snap(beats: float, use_triplets: bool, margin: float) -> tuple[int, bool]:
-    """(tick, on a triplet) of the grid point nearest to ``beats``: 16ths, or 8th-note triplets when closer by
-    the margin and triplets are in use."""
+def _snap(beats: float, use_triplets: bool) -> tuple[int, bool]:
+    """(tick, on a triplet) of the grid point nearest to ``beats``: 16ths, or when triplets are in use, the
+    nearest of the 16ths and the 8th-note triplets (a tie goes to the 16th)."""
     sixteenth = TICKS_PER_QUARTER // 4
     triplet = TICKS_PER_QUARTER // 3
     tick = beats * TICKS_PER_QUARTER
@@ -331,7 +331,7 @@ def _snap(beats: float, use_triplets: bool, margin: float) -> tuple[int, bool]:
     if not use_triplets:
         return int(straight), False
     swung = round(tick / triplet) * triplet
-    if abs(tick - swung) <= abs(tick - straight) - margin * sixteenth:
+    if abs(tick - swung) < abs(tick - straight):
         return int(swung), swung % sixteenth != 0
     return int(straight), False
 
@@ -401,8 +401,8 @@ def quantise(
     placed: dict[tuple[int, int], Note] = {}
     dropped = 0
     for e in events:
-        start, start_triplet = _snap(e.start_seconds * beats_per_second, use_triplets, options.triplet_margin)
-        end, end_triplet = _snap(e.end_seconds * beats_per_second, use_triplets, options.triplet_margin)
+        start, start_triplet = _snap(e.start_seconds * beats_per_second, use_triplets)
+        end, end_triplet = _snap(e.end_seconds * beats_per_second, use_triplets)
         this_step = TICKS_PER_QUARTER // 3 if (start_triplet or end_triplet) else step
         raw_ticks = (e.end_seconds - e.start_seconds) * beats_per_second * TICKS_PER_QUARTER
         if raw_ticks < 0.5 * this_step or start >= end_tick:
@@ -525,9 +525,9 @@ def transcribe_region(
     if messy:
         notes.append(
             f"the audio is densely polyphonic and transcribes to a mess (confidence {confidence:.2f}, "
-            f"{mean_poly:.1f} notes at once on average, {100 * cluster_share:.0f}% of the time 3+ notes within 3 "
-            "semitones): the MIDI and its continuation are rough; a single melody or a cleaner mix transcribes "
-            "far better"
+            f"{mean_poly:.1f} notes at once on average"
+            + (f", {100 * cluster_share:.0f}% of the time 3+ notes within 3 semitones" if cluster_share else "")
+            + "): the MIDI and its continuation are rough; a single melody or a cleaner mix transcribes far better"
         )
     if latency >= 0.015:
         notes.append(f"the notes were heard {1000 * latency:.0f} ms late (soft attacks) and moved onto the grid")
