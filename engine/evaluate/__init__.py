@@ -12,6 +12,10 @@
   (audio, in ``full.wav``);
 * **variety** between the variants.
 
+An accompany job (``mode: accompany``) is scored over the region's own bars: the generated parts
+(``continuation.*``) against the region they play with (``full.mid`` less the parts), every stem exactly that
+long, the parts asked for written; there is no join and no loudness against the region (n/a).
+
 The region is read from the job's own files (``full.*`` minus the continuation), so a job folder is scored on its
 own even after its sources have moved. numpy, soundfile and mido only: no torch.
 """

@@ -52,6 +52,31 @@ class MidiContent:
         return MidiContent(self.path, self.ticks_per_beat, notes, end_tick - start_tick, self.tempos_bpm, self.meters)
 
 
+def without(content: MidiContent, other: MidiContent) -> MidiContent:
+    """``content``'s notes less one matching note of ``other`` each (same pitch, onset within
+    :data:`GRID_TOLERANCE_BEATS`; ``other`` may use another resolution): an accompaniment's ``full.mid`` less its
+    generated parts is the region."""
+    unit = GRID_TOLERANCE_BEATS
+
+    def key(note: Note, ticks_per_beat: int) -> tuple[int, int]:
+        return round(note.start / ticks_per_beat / unit), note.pitch
+
+    left: dict[tuple[int, int], int] = {}
+    for n in other.notes:
+        k = key(n, other.ticks_per_beat)
+        left[k] = left.get(k, 0) + 1
+    kept = []
+    for n in content.notes:
+        k = key(n, content.ticks_per_beat)
+        if left.get(k, 0) > 0:
+            left[k] -= 1
+        else:
+            kept.append(n)
+    return MidiContent(
+        content.path, content.ticks_per_beat, tuple(kept), content.end_tick, content.tempos_bpm, content.meters
+    )
+
+
 def read_midi(path: Path) -> MidiContent:
     """Notes (note-on/off pairs per channel and pitch), tempos, meters and the length of ``path``."""
     try:

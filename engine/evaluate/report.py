@@ -102,11 +102,19 @@ def evaluate_job(job_dir: Path) -> JobScore:
     job_dir = Path(job_dir)
     job = _load_job(job_dir)
     region = job.get("region", {})
-    bars = int(job["params"]["bars"])
     tempo = float(region["tempo_bpm"])
     meter = Meter.parse(str(region.get("meter", "4/4")))
-    expected_beats = bars * meter.quarters_per_bar
+    accompany = job.get("mode") == "accompany"
     notes: list[str] = []
+    if accompany:  # the parts are written under the region: its own bars, not the bars asked for
+        bars = _region_bars(region, meter)
+        notes.append(
+            "accompany: the parts are scored against the region they play with (full.mid less the parts); "
+            "join_click and loudness against the region are n/a (nothing follows the region)"
+        )
+    else:
+        bars = int(job["params"]["bars"])
+    expected_beats = bars * meter.quarters_per_bar
     variant_scores: list[VariantScore] = []
     midi_conts: list[midi_measures.MidiContent] = []
     audio_conts: list[np.ndarray] = []
@@ -114,14 +122,16 @@ def evaluate_job(job_dir: Path) -> JobScore:
     for variant in job["variants"]:
         files: dict[str, str] = variant.get("files", {})
         checks: list[Check] = []
+        if accompany:
+            checks += _accompany_checks(job_dir, variant, job, expected_beats, tempo, meter)
         if "midi" in files:
-            cont, region_midi, midi_checks = _midi_checks(job_dir, files, expected_beats, tempo, meter)
+            cont, region_midi, midi_checks = _midi_checks(job_dir, files, expected_beats, tempo, meter, accompany)
             checks += midi_checks
             midi_conts.append(cont)
             if region_midi is not None and grid_division is None:
                 grid_division = midi_measures.onset_grid(region_midi)
         if "audio" in files:
-            signal, audio_checks = _audio_checks(job_dir, files, expected_beats, tempo, job)
+            signal, audio_checks = _audio_checks(job_dir, files, expected_beats, tempo, job, accompany)
             checks += audio_checks
             audio_conts.append(signal)
         variant_scores.append(VariantScore(str(variant["id"]), tuple(checks)))
@@ -176,8 +186,63 @@ def _check_names(scores: list[VariantScore]) -> list[str]:
     return names
 
 
+def _region_bars(region: dict[str, Any], meter: Meter) -> int:
+    """An accompany job's length: the region's whole bars, as the engine read them (job.json ``region``)."""
+    if region.get("length_bars"):
+        return int(region["length_bars"])
+    if region.get("length_beats"):
+        return max(1, round(float(region["length_beats"]) / meter.quarters_per_bar))
+    raise BadInputError("this accompany job's job.json does not say how long the region is (region.length_bars)")
+
+
+def _accompany_checks(
+    job_dir: Path, variant: dict[str, Any], job: dict[str, Any], expected_beats: float, tempo: float, meter: Meter
+) -> list[Check]:
+    """The parts asked for came back, and every stem (MIDI and audio) is exactly the region's bars long."""
+    checks: list[Check] = []
+    asked = [str(p) for p in job.get("params", {}).get("parts", [])]
+    written = [str(p) for p in variant.get("parts", [])]
+    checks.append(
+        Check(
+            "parts",
+            ",".join(written) or None,
+            sorted(asked) == sorted(written) if asked else bool(written),
+            f"parts written; asked: {','.join(asked) or 'the model default'}",
+        )
+    )
+    files: dict[str, str] = variant.get("files", {})
+    stems = sorted(role for role in files if role.startswith(("stem:", "stem_midi:")))
+    if not stems:
+        checks.append(Check("stems_length", None, False, "stems of the exact length (none were written)"))
+        return checks
+    exact = 0
+    for role in stems:
+        path = job_dir / files[role]
+        if role.startswith("stem_midi:"):
+            content = midi_measures.read_midi(path)
+            exact += abs(content.end_tick - expected_beats * content.ticks_per_beat) <= 1
+        else:
+            info = sf.info(str(path))
+            exact += abs(info.frames - expected_beats * 60.0 / tempo * info.samplerate) <= 1.0
+    checks.append(
+        Check(
+            "stems_length",
+            f"{exact}/{len(stems)}",
+            exact == len(stems),
+            f"stems (.mid end of track, .wav frames) exactly the region's {expected_beats / meter.quarters_per_bar:g} "
+            "bar(s)",
+        )
+    )
+    return checks
+
+
 def _midi_checks(
-    job_dir: Path, files: dict[str, str], expected_beats: float, tempo: float, meter: Meter
+    job_dir: Path,
+    files: dict[str, str],
+    expected_beats: float,
+    tempo: float,
+    meter: Meter,
+    accompany: bool = False,
 ) -> tuple[midi_measures.MidiContent, midi_measures.MidiContent | None, list[Check]]:
     cont = midi_measures.read_midi(job_dir / files["midi"])
     tpb = cont.ticks_per_beat
@@ -210,8 +275,11 @@ def _midi_checks(
     region: midi_measures.MidiContent | None = None
     if "full_midi" in files and (job_dir / files["full_midi"]).is_file():
         full = midi_measures.read_midi(job_dir / files["full_midi"])
-        scale = full.ticks_per_beat / tpb
-        region = full.window(0, int(round(full.end_tick - cont.end_tick * scale)))
+        if accompany:  # full.mid: the region's parts and the generated ones over the same bars
+            region = midi_measures.without(full, cont)
+        else:  # full.mid: the region, then the continuation
+            scale = full.ticks_per_beat / tpb
+            region = full.window(0, int(round(full.end_tick - cont.end_tick * scale)))
     bar_beats = meter.quarters_per_bar
     bars = round(expected_beats / bar_beats)
     filled = midi_measures.bars_with_notes(cont, bar_beats, bars)
@@ -256,7 +324,12 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
 
 
 def _audio_checks(
-    job_dir: Path, files: dict[str, str], expected_beats: float, tempo: float, job: dict[str, Any]
+    job_dir: Path,
+    files: dict[str, str],
+    expected_beats: float,
+    tempo: float,
+    job: dict[str, Any],
+    accompany: bool = False,
 ) -> tuple[np.ndarray, list[Check]]:
     cont, rate = _read(job_dir / files["audio"])
     expected_frames = expected_beats * 60.0 / tempo * rate
@@ -277,7 +350,9 @@ def _audio_checks(
             checks.append(Check("channels", int(cont.shape[0]), cont.shape[0] == channels, f"region {channels}"))
     mono = audio_measures.mono(cont)
     region_audio = None
-    if "full_audio" in files and (job_dir / files["full_audio"]).is_file():
+    if accompany:
+        checks.append(Check("join_click", "n/a", None, "accompany: the parts play with the region; there is no join"))
+    elif "full_audio" in files and (job_dir / files["full_audio"]).is_file():
         full, full_rate = _read(job_dir / files["full_audio"])
         seam = full.shape[1] - cont.shape[1]
         if full_rate == rate and seam > 0:
@@ -361,9 +436,9 @@ def format_table(score: JobScore) -> str:
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
+    bars = f"the region's {score.bars} bar(s)" if score.mode == "accompany" else f"{score.bars} bar(s)"
     out = [
-        f"job {score.job_id}: {score.kind} {score.mode}, {score.bars} bar(s) of {score.meter} "
-        f"at {score.tempo_bpm:g} BPM",
+        f"job {score.job_id}: {score.kind} {score.mode}, {bars} of {score.meter} at {score.tempo_bpm:g} BPM",
         "",
         line(header),
         "|" + "|".join("-" * (w + 2) for w in widths) + "|",
