@@ -264,22 +264,28 @@ def note_events(
 
 CORE_SHARE = 0.5  # a note's second half may be its release: a legato line's notes overlap only there
 ONSET_TOGETHER_SECONDS = 0.05
+OVERTONES = (12, 19, 24)  # semitones above a note where the model hears its 2nd, 3rd and 4th harmonics
 MAX_LATENCY_SECONDS = 0.05
 MONOPHONIC_SHARE = 0.85  # this share of the notes sound alone: a monophonic line
 
 
-def drop_echoes(events: list[NoteEvent]) -> tuple[list[NoteEvent], int]:
-    """Drop faint short notes that start with a much stronger, longer one (overtones and attack noise the model
-    hears as notes, and a note's release heard again at the next onset); (kept, dropped)."""
+def drop_echoes(events: list[NoteEvent], overtones: bool = False) -> tuple[list[NoteEvent], int]:
+    """Drop faint short notes that start with a much stronger, longer one (attack noise the model hears as
+    notes, a note's release heard again at the next onset); with ``overtones``, also a weaker note an octave, a
+    twelfth or two octaves above a note that starts with it and outlasts it (a bass's overtones); (kept, dropped)."""
     kept = []
     for e in events:
         echo = any(
             f is not e
             and f.start_seconds - 0.1 <= e.start_seconds <= f.start_seconds + 0.1
-            and e.amplitude < 0.65 * f.amplitude
-            and (e.end_seconds - e.start_seconds) < 0.5 * (f.end_seconds - f.start_seconds)
+            and (
+                (e.amplitude < 0.65 * f.amplitude
+                 and (e.end_seconds - e.start_seconds) < 0.5 * (f.end_seconds - f.start_seconds))
+                or (overtones and e.pitch - f.pitch in OVERTONES and e.amplitude < 0.75 * f.amplitude
+                    and e.end_seconds <= f.end_seconds + 0.05)
+            )
             for f in events
-        )
+        )  # fmt: skip
         if not echo:
             kept.append(e)
     return kept, len(events) - len(kept)
@@ -497,8 +503,11 @@ def transcribe_region(
     if out_of_range:
         notes.append(f"{out_of_range} note(s) outside MIDI {options.min_pitch}..{options.max_pitch} were left out")
 
-    in_range, echoes = drop_echoes(in_range)
     seconds = seam / info.sample_rate
+    in_range, echoes = drop_echoes(in_range)
+    line, more = drop_echoes(in_range, overtones=True)
+    if more and _texture(line, seconds)[0] >= MONOPHONIC_SHARE:  # a single line once its overtones are gone
+        in_range, echoes = line, echoes + more
     mono_share, mean_poly, max_poly, cluster_share, coverage = _texture(in_range, seconds)
     confidence = float(np.mean([e.amplitude for e in in_range])) if in_range else 0.0
     if len(in_range) < options.min_notes:
@@ -534,8 +543,8 @@ def transcribe_region(
     dropped += echoes
     if dropped:
         notes.append(
-            f"{dropped} note(s) were dropped: faint echoes of stronger notes, shorter than half a grid step, or "
-            "doubled on one grid point"
+            f"{dropped} note(s) were dropped: faint echoes or overtones of stronger notes, shorter than half a "
+            "grid step, or doubled on one grid point"
         )
     program, name = (LEAD_PROGRAM, LEAD_NAME) if monophonic else (POLY_PROGRAM, POLY_NAME)
     conductor = Conductor(tempos=((0, float(tempo_bpm)),), meters=((0, meter),))

@@ -76,6 +76,14 @@ def test_a_rendered_melody_comes_back_on_its_grid(tmp_path: Path, rate: int, cha
     assert "transcribed from audio: " in result.summary and "monophonic" in result.summary
 
 
+def test_a_bass_line_is_one_line_without_its_overtones(tmp_path: Path) -> None:
+    expected = [Note(n.start, n.duration, n.pitch - 24, n.velocity) for n in notes_of(MELODY)]  # C2..C3
+    wav = render_region(tmp_path / "bass.wav", expected, 33, 44_100, 2, bars=4)  # GM fingered bass
+    result = transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "t.mid")
+    assert result.monophonic, result.summary
+    assert grid_f1(expected, tmp_path / "t.mid") >= 0.85
+
+
 def test_the_midi_file_has_tempo_meter_and_end_at_the_region_end(tmp_path: Path) -> None:
     expected = notes_of(MELODY)
     wav = render_region(tmp_path / "m.wav", expected, 73, 44_100, 2, bars=4)
