@@ -16,6 +16,7 @@ from pythonosc.osc_message_builder import build_msg
 from pythonosc.udp_client import SimpleUDPClient
 
 from bridge import segue_version
+from bridge.bwf import read_bext
 from bridge.jobs import JobRecord, VariantRecord
 from bridge.osc import MAX_STRING_CHARS, OscBridge, OscServer, check_arguments
 from bridge.placement import PlacedFile, place_or_original
@@ -102,6 +103,8 @@ def test_accompany_with_parts_is_placed_at_the_region_start(osc: Harness) -> Non
         (16.0, pytest.approx(9.6), "midi"),
     ]
     assert all(Path(args[0]).is_file() for args in places)
+    bext = read_bext(Path(places[0][0]))  # the placed mix is stamped with the region's start, for "spot"
+    assert bext is not None and bext.time_reference == round(9.6 * 8000)  # the fake's 8 kHz
     osc.sent.clear()
     osc.send("/segue/generate", "accompany", 2, 1, "")  # "": the model's default parts; output left out: auto
     osc.sent.wait_for("/segue/job/done")
