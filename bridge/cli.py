@@ -495,7 +495,7 @@ def _print_done(record: JobRecord, job_dir: Path) -> None:
     region = record.region
     seconds = record.timings.get("wall_seconds", 0.0)
     if record.mode == "accompany":
-        parts = sorted({part for variant in record.variants for part in variant.parts}) or list(record.params.parts)
+        parts = list(dict.fromkeys(p for v in record.variants for p in v.parts)) or list(record.params.parts)
         what = f"accompaniment(s) ({', '.join(parts) or 'default parts'}) over {region.length_bars or '?'} bar(s)"
     else:
         what = f"variant(s) of {record.params.bars} bar(s)"

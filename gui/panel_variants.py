@@ -326,7 +326,7 @@ class QtVariantsPanel(QtCard):
             info = job.region
             tempo = f"{info.tempo_bpm:.2f} BPM" if info.tempo_bpm else ""
             if job.mode == "accompany":
-                parts = sorted({p for v in job.variants for p in v.parts}) or list(job.params.parts)
+                parts = list(dict.fromkeys(p for v in job.variants for p in v.parts)) or list(job.params.parts)
                 what = f"accompany {', '.join(parts) or ''} · {info.length_bars or '?'} bars".replace("  ", " ")
             else:
                 what = f"{job.mode} · {job.params.bars} bars"
