@@ -11,6 +11,7 @@ loss      bench/bench_loss.py: the MIDI model's held-out loss against Kneser-Ney
 osc       bench/bench_osc.py: the bridge's /segue/ping -> /segue/pong round trip against a plain UDP echo
 clock     bench/bench_clock.py: beats until the MIDI clock follower is within 0.1 BPM, against naive estimators
 gui       bench/bench_gui.py: the window's longest event-loop gap while a job runs, against the idle window
+transcribe bench/bench_transcribe.py: audio -> MIDI seconds per 10 s of audio, against basic-pitch's own predict()
 gpu       only on a machine with a CUDA device (none here: the row says so)
 ========  =====================================================================================================
 
@@ -40,7 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
 
-PARTS = ("symbolic", "audio", "loss", "osc", "clock", "gui", "gpu")
+PARTS = ("symbolic", "audio", "loss", "osc", "clock", "gui", "transcribe", "gpu")
 HEADER = ["part", "measure", "Segue", "baseline", "ratio", "notes"]
 Row = list[str]
 
@@ -191,6 +192,22 @@ def rows_gui(d: dict[str, Any]) -> list[Row]:
     ]]  # fmt: skip
 
 
+def cmd_transcribe(args: argparse.Namespace, out: Path) -> list[str]:
+    return ["bench/bench_transcribe.py", *(["--quick"] if args.quick else []), "--threads", str(args.threads),
+            "--out", str(out)]  # fmt: skip
+
+
+def rows_transcribe(d: dict[str, Any]) -> list[Row]:
+    per10, f1, s = d["seconds_per_10s"], d["note_f1"], d["settings"]
+    return [[
+        "transcription", "audio -> MIDI, s per 10 s of audio", f"{per10['segue']:.3f} (note F1 {f1['segue']:.3f})",
+        f"{per10['basic_pitch']:.3f} (basic-pitch predict, F1 {f1['basic_pitch']:.3f})", _ratio(d["ratio"], "lower"),
+        f"same nmp.onnx; {s['audio_seconds']:.1f} s melody at 44.1 kHz stereo, warm, best of {s['repeats']}, "
+        f"{s['threads']} thread(s); first call {d['cold_first_call_seconds']['segue']:.1f} s "
+        f"(basic-pitch {d['cold_first_call_seconds']['basic_pitch']:.1f} s)",
+    ]]  # fmt: skip
+
+
 PartRun = tuple[Callable[[argparse.Namespace, Path], list[str]], Callable[[dict[str, Any]], list[Row]]]
 RUNNERS: dict[str, PartRun] = {
     "symbolic": (cmd_symbolic, rows_symbolic),
@@ -199,6 +216,7 @@ RUNNERS: dict[str, PartRun] = {
     "osc": (cmd_osc, rows_osc),
     "clock": (cmd_clock, rows_clock),
     "gui": (cmd_gui, rows_gui),
+    "transcribe": (cmd_transcribe, rows_transcribe),
 }
 
 
@@ -213,6 +231,7 @@ MEASURES = {
     "osc": ("OSC bridge", "round trip"),
     "clock": ("MIDI clock", "beats to within 0.1 BPM"),
     "gui": ("GUI", "longest event-loop gap"),
+    "transcribe": ("transcription", "audio -> MIDI, s per 10 s of audio"),
 }
 
 
