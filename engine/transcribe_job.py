@@ -13,7 +13,8 @@
   (``--as midi`` with ``--model`` naming a MIDI model continues the transcription with that model.)
 
 The transcription is kept as ``<job>/region/transcribed.mid`` (beside the uploaded region on a server), and the
-region's notes start with what it holds ("transcribed from audio: 24 notes, monophonic ...").
+region's notes start with what it holds ("transcribed from audio: 24 notes, monophonic ..."). Other modes (accompany)
+turn an audio region into a MIDI prompt with :func:`transcribe_prompt`.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from engine.api import CancelToken, GenerationRequest, GenerationResult, ProgressCallback
+from engine.api import CancelToken, GenerationRequest, GenerationResult, ProgressCallback, Prompt
 from engine.checkpoints import SYMBOLIC_TYPE, find_checkpoint
-from engine.errors import EngineError, ModelNotFoundError
+from engine.errors import BadInputError, EngineError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from engine.local import LocalEngine
+    from engine.transcribe import Transcription
 
 TRANSCRIBED_MIDI = Path("region") / "transcribed.mid"
 TRANSCRIBE_SHARE = 0.15  # of the progress bar
@@ -65,6 +67,29 @@ def transcription_route(engine: LocalEngine, request: GenerationRequest) -> tupl
     return None, ()
 
 
+def transcribe_prompt(prompt: Prompt, job_dir: Path) -> tuple[Prompt, Transcription, tuple[str, ...]]:
+    """Transcribe an audio-only region into ``job_dir/region/transcribed.mid`` (never over an existing file):
+    (the region as a MIDI prompt, the transcription, notes for the manifest). The MIDI prompt keeps the audio path
+    and carries the region's tempo, meter and whole-bar length, so ``read_region`` reads it on the same grid; drop
+    ``audio_path`` for the MIDI engine alone. :class:`BadInputError` without a tempo, for unreadable audio and for
+    audio with no pitched content (:func:`engine.transcribe.transcribe_region`)."""
+    from engine.audio.job import audio_grid
+    from engine.transcribe import transcribe_region
+
+    if prompt.audio_path is None:
+        raise BadInputError("only an audio region is transcribed; this region has no audio file")
+    grid, grid_notes = audio_grid(prompt, None)  # BadInputError without --tempo
+    midi_out = job_dir / TRANSCRIBED_MIDI
+    if midi_out.exists():
+        raise EngineError(f"{midi_out} already exists; Segue never overwrites files")
+    transcription = transcribe_region(prompt.audio_path, grid.tempo_bpm, grid.meter, prompt.length_beats, midi_out)
+    midi_prompt = replace(
+        prompt, midi_path=midi_out, tempo_bpm=grid.tempo_bpm, meter=grid.meter,
+        length_beats=transcription.length_beats,
+    )  # fmt: skip
+    return midi_prompt, transcription, (transcription.summary, *transcription.notes, *grid_notes)
+
+
 def generate_transcribed(
     engine: LocalEngine,
     request: GenerationRequest,
@@ -77,32 +102,24 @@ def generate_transcribed(
     """Transcribe the audio region into ``job_dir/region/transcribed.mid``, then run the MIDI engine (route
     "midi") or both engines (route "both") on it."""
     from engine.audio.audio_io import probe_audio
-    from engine.audio.job import audio_grid
     from engine.local import NO_AUDIO_MODEL
-    from engine.transcribe import transcribe_region
 
     prompt, params = request.prompt, request.params
     assert prompt.audio_path is not None
-    grid, grid_notes = audio_grid(prompt, None)  # BadInputError without --tempo
-    midi_out = job_dir / TRANSCRIBED_MIDI
-    taken = [p for p in [midi_out] + [job_dir / f"v{i:02d}" for i in range(1, params.variants + 1)] if p.exists()]
+    taken = [job_dir / f"v{i:02d}" for i in range(1, params.variants + 1) if (job_dir / f"v{i:02d}").exists()]
     if taken:  # before any work: Segue never overwrites
         raise EngineError(f"{taken[0]} already exists; Segue never overwrites files")
     info = probe_audio(prompt.audio_path)
     report(0.0, "transcribing the audio")
-    transcription = transcribe_region(prompt.audio_path, grid.tempo_bpm, grid.meter, prompt.length_beats, midi_out)
+    midi_prompt, transcription, notes = transcribe_prompt(prompt, job_dir)
     cancel.raise_if_cancelled()
-    notes = (transcription.summary,) + transcription.notes + extra_notes + grid_notes
+    notes += extra_notes
     if route == "midi":
         notes += transcription.region_notes  # the audio engine says these itself in a "both" job
 
     def rest(fraction: float, message: str) -> None:
         report(TRANSCRIBE_SHARE + (1.0 - TRANSCRIBE_SHARE) * fraction, message)
 
-    midi_prompt = replace(
-        prompt, midi_path=midi_out, tempo_bpm=grid.tempo_bpm, meter=grid.meter,
-        length_beats=transcription.length_beats,
-    )  # fmt: skip
     with_midi = replace(request, prompt=midi_prompt, sample_rate=request.sample_rate or info.sample_rate)
     audio_name: str | None = None
     midi_name = "default"
