@@ -158,6 +158,24 @@ class JackServer:
         """``jack_transport`` commands, e.g. ``transport("locate 0", "play")``."""
         self.run("jack_transport", input="\n".join(commands) + "\nquit\n")
 
+    def showtime(self) -> tuple[int, int]:
+        """(transport frame, JACK's microsecond clock) now, from ``jack_showtime``'s first line."""
+        proc = subprocess.Popen(["jack_showtime"], stdout=subprocess.PIPE, text=True, env=self.env)
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()  # "frame = 4096  frame_time = 78768 usecs = 11862959986  state: Rolling"
+        finally:
+            proc.kill()
+            proc.wait(5)
+        fields = line.replace("=", " ").split()
+        return int(fields[fields.index("frame") + 1]), int(fields[fields.index("usecs") + 1])
+
+    def timeline_speed(self, start: tuple[int, int], end: tuple[int, int]) -> float:
+        """How fast the rolling transport advanced between two :meth:`showtime` readings, in real time (1.0: on
+        time). The dummy driver falls behind when the machine is short of CPU, and every JACK client's sense of
+        time (jack_midi_clock's tempo) with it."""
+        return (end[0] - start[0]) / ((end[1] - start[1]) / 1e6 * self.rate)
+
     def midi_ports(self) -> list[str]:
         """All JACK MIDI port names, listed by ``jack_lsp -t`` in a child process.
 
