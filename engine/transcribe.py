@@ -14,6 +14,7 @@ TensorFlow on Linux with Python 3.11, which it does not need for the ONNX model)
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import importlib.util
 import logging
@@ -273,18 +274,21 @@ def drop_echoes(events: list[NoteEvent], overtones: bool = False) -> tuple[list[
     """Drop faint short notes that start with a much stronger, longer one (attack noise the model hears as
     notes, a note's release heard again at the next onset); with ``overtones``, also a weaker note an octave, a
     twelfth or two octaves above a note that starts with it and outlasts it (a bass's overtones); (kept, dropped)."""
+    events = sorted(events, key=lambda n: n.start_seconds)
+    starts = [n.start_seconds for n in events]
     kept = []
     for e in events:
+        lo, hi = bisect.bisect_left(starts, e.start_seconds - 0.1), bisect.bisect_right(starts, e.start_seconds + 0.1)
+        near = events[lo:hi]
         echo = any(
             f is not e
-            and f.start_seconds - 0.1 <= e.start_seconds <= f.start_seconds + 0.1
             and (
                 (e.amplitude < 0.65 * f.amplitude
                  and (e.end_seconds - e.start_seconds) < 0.5 * (f.end_seconds - f.start_seconds))
                 or (overtones and e.pitch - f.pitch in OVERTONES and e.amplitude < 0.75 * f.amplitude
                     and e.end_seconds <= f.end_seconds + 0.05)
             )
-            for f in events
+            for f in near
         )  # fmt: skip
         if not echo:
             kept.append(e)
@@ -301,14 +305,16 @@ def _texture(events: list[NoteEvent], seconds: float) -> tuple[float, float, int
         return 0.0, 0.0, 0, 0.0, 0.0
     steps = max(1, math.ceil(seconds * 100))
     active = np.zeros((steps, 128), bool)
+    events = sorted(events, key=lambda n: n.start_seconds)
+    starts = [n.start_seconds for n in events]
     alone = 0
     for n in events:
         core_end = n.start_seconds + max(0.05, CORE_SHARE * (n.end_seconds - n.start_seconds))
         a = max(0, int(n.start_seconds * 100))
         active[a : min(steps, max(a + 1, int(core_end * 100))), n.pitch] = True
-        others = any(
-            m is not n and n.start_seconds - ONSET_TOGETHER_SECONDS < m.start_seconds < core_end for m in events
-        )
+        lo = bisect.bisect_right(starts, n.start_seconds - ONSET_TOGETHER_SECONDS)
+        hi = bisect.bisect_left(starts, core_end)
+        others = any(m is not n for m in events[lo:hi])
         alone += not others
     counts: npt.NDArray[np.int64] = active.sum(axis=1)
     sounding: npt.NDArray[np.bool_] = np.asarray(counts > 0)

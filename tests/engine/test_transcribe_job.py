@@ -144,3 +144,13 @@ def test_both_gives_audio_and_midi_in_one_job(
     job_dir = tmp_path / "out" / job["id"]
     for role in ("audio", "midi_audio"):
         assert sf.info(str(job_dir / files[role])).frames == BAR_SAMPLES, role
+
+
+def test_midi_output_of_a_region_given_as_audio_and_midi_uses_its_midi(
+    engine: LocalEngine, melody_wav: Path, tmp_path: Path
+) -> None:
+    prompt = Prompt(audio_path=melody_wav, midi_path=melody_wav.with_suffix(".mid"))  # render_region wrote both
+    request = GenerationRequest(prompt, GenerationParams(bars=1, variants=1, seed=2, output="midi"))
+    result = engine.generate(request, tmp_path)
+    assert result.kind == "midi" and not (tmp_path / TRANSCRIBED_MIDI).exists()
+    assert "transcribed" not in result.region.notes and "midi" in result.variants[0].files
