@@ -252,9 +252,7 @@ def encode_piece(tokenizer: REMI, tokens: Tokens, path: Path, key: str) -> Piece
     if "alto" in roles and "tenor" in roles:
         roles["piano"] = sorted(roles["alto"] + roles["tenor"])
     bars = {
-        name: encode_track_bars(
-            tokenizer, tokens, notes, ROLE_BY_NAME[name].program, tpq, sigs, bar_count, timesigs
-        )
+        name: encode_track_bars(tokenizer, tokens, notes, ROLE_BY_NAME[name].program, tpq, sigs, bar_count, timesigs)
         for name, notes in roles.items()
     }
     for per_bar in bars.values():  # the REMI bars must line up with the meter's bar lines
@@ -448,7 +446,7 @@ def load_accompany(ckpt: Checkpoint, device: str | torch.device = "cpu") -> tupl
 
     if not is_accompany_checkpoint(ckpt):
         raise ModelNotFoundError(
-            f"{ckpt.name!r} is not an accompany model (its config.json has no \"task\": \"accompany\"); "
+            f'{ckpt.name!r} is not an accompany model (its config.json has no "task": "accompany"); '
             "accompany mode needs one: see `segue models`"
         )
     try:

@@ -241,9 +241,7 @@ def sample_fill(
                 masks[v.part].advance(v.row, token)
         steps += 1
         if progress is not None and steps % 8 == 0:
-            done = sum(
-                total if v.done else v.part * bars + max(0, (v.row.bar if v.row else 0) - 1) for v in variants
-            )
+            done = sum(total if v.done else v.part * bars + max(0, (v.row.bar if v.row else 0) - 1) for v in variants)
             progress(min(1.0, done / (total * batch)))
         if all(v.done for v in variants):
             break
@@ -363,8 +361,7 @@ def accompany_region(
                 out[v][f].extend(decode_part(ids, tokenizer, region, offset, end))
     return [
         tuple(
-            PartNotes(name, ROLE_BY_NAME[name].program, tuple(sorted(v[name], key=lambda n: n.start)))
-            for name in parts
+            PartNotes(name, ROLE_BY_NAME[name].program, tuple(sorted(v[name], key=lambda n: n.start))) for name in parts
         )
         for v in out
     ]
