@@ -119,5 +119,18 @@ train-audio-default: venv
 	$(PY) -m engine.audio.export_model --codec runs/audio-codec --prior runs/audio-prior --data data/audio \
 	  --out runs/segue-audio-small-export
 
+# How the shipped accompany model was made (see engine/models/segue-accompany-small/MODEL_CARD.md): the multi-part
+# works of data/corpus plus the ones it left out, then 44 minutes of fine-tuning segue-midi-small on one thread.
+.PHONY: train-accompany-default
+train-accompany-default: venv
+	$(PY) -m pip install --quiet 'music21>=9'
+	test -f data/corpus/manifest.json || $(PY) -m engine.symbolic.corpus --out data/corpus --max-minutes 24
+	$(PY) -m engine.symbolic.accompany_data --out data/accompany/corpus --skip-done data/corpus/manifest.json
+	SEGUE_THREADS=1 $(PY) -m engine.symbolic.train_accompany --data data/corpus --data data/accompany/corpus \
+	  --out runs/segue-accompany-small --init segue-midi-small --batch-size 8 --lr 5e-4 --warmup-steps 50 \
+	  --max-minutes 44 --eval-every 100 --threads 1 --seed 0
+	$(PY) -m engine.symbolic.accompany_eval --src runs/segue-accompany-small \
+	  --out runs/segue-accompany-small-export --data data/corpus --data data/accompany/corpus --chorales 16
+
 clean-venv:
 	rm -rf $(VENV)
