@@ -97,6 +97,8 @@ class LocalEngine:
         ckpt = find_checkpoint(name, kind="midi")
         if ckpt.type != SYMBOLIC_TYPE:
             raise BadInputError(f"model {ckpt.name!r} is a {ckpt.type} model; this region needs a MIDI model")
+        if "continue" not in ckpt.config.get("modes", ["continue"]):  # an accompany model
+            raise BadInputError(f"model {ckpt.name!r} only accompanies: use --mode accompany, or another model")
         key = str(ckpt.path)
         if key not in self._models:
             self._models[key] = SymbolicModel.load(ckpt, self.device)

@@ -384,3 +384,12 @@ def test_shipped_model_harmonises_a_g_major_melody(tmp_path: Path, engine: Local
             audio, _ = sf.read(folder / "stems" / f"{name}.wav")
             assert np.sqrt(np.mean(audio**2)) > 1e-3
     assert in_key / notes >= 0.85
+
+
+def test_an_accompany_model_cannot_continue(tmp_path: Path, engine: LocalEngine, tiny_checkpoint: Path) -> None:
+    midi = write_parts(tmp_path / "melody.mid", [melody_part()], 4)
+    request = GenerationRequest(
+        prompt=Prompt(midi_path=midi), params=GenerationParams(bars=2), model=str(tiny_checkpoint)
+    )
+    with pytest.raises(BadInputError, match="only accompanies"):
+        engine.generate(request, tmp_path / "job")
