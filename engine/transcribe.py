@@ -45,6 +45,8 @@ FFT_HOP = 256  # its frame hop: 86.13 frames per second
 WINDOW_SAMPLES = MODEL_SAMPLE_RATE * 2 - FFT_HOP  # one model call sees 2 s (43844 samples)
 OVERLAP_FRAMES = 30  # windows overlap by 30 frames; half of it is cut from each side
 BATCH_WINDOWS = 8
+MIDI_OFFSET = 21  # the model's lowest key, A0
+ATTACK_FRAMES = 8  # a note's start moves back at most this many frames (93 ms) onto its attack
 LEAD_PROGRAM = 73  # GM flute: the lead voice a monophonic line (a vocal, a solo) becomes
 LEAD_NAME = "melody"
 POLY_PROGRAM = 0  # GM acoustic grand piano, for polyphonic audio
@@ -254,17 +256,30 @@ def note_events(
     if not events:
         return []
     times = creation.model_frames_to_time(output["note"].shape[0] + 1)
-    return sorted(
-        (NoteEvent(float(times[s]), float(times[min(e, len(times) - 1)]), int(p), float(a)) for s, e, p, a in events),
-        key=lambda n: (n.start_seconds, n.pitch),
-    )
+    note = output["note"]
+    found = []
+    for start, end, pitch, amplitude in events:
+        start = _attack_start(note[:, int(pitch) - MIDI_OFFSET], int(start), options.frame_threshold)
+        end_seconds = float(times[min(end, len(times) - 1)])
+        found.append(NoteEvent(float(times[start]), end_seconds, int(pitch), float(amplitude)))
+    return sorted(found, key=lambda n: (n.start_seconds, n.pitch))
+
+
+def _attack_start(activation: npt.NDArray[np.float32], onset_frame: int, frame_threshold: float) -> int:
+    """The frame where a note really starts: a slow attack (a voice, a bowed string) already sounds at its pitch
+    before the model's onset peak; walk back while the note's own activation holds (at most ~90 ms)."""
+    frame = onset_frame
+    while frame > 0 and onset_frame - frame < ATTACK_FRAMES and activation[frame - 1] >= frame_threshold:
+        frame -= 1
+    return frame
 
 
 # -- the grid -------------------------------------------------------------------------------------------------
 
 
 CORE_SHARE = 0.5  # a note's second half may be its release: a legato line's notes overlap only there
-ONSET_TOGETHER_SECONDS = 0.05
+FRAGMENT_SECONDS = 0.13  # a note's attack heard alone is this short...
+FRAGMENT_GAP_SECONDS = 0.015  # ...and the note follows it within about a frame (11.6 ms)
 OVERTONES = (12, 19, 24)  # semitones above a note where the model hears its 2nd, 3rd and 4th harmonics
 MAX_LATENCY_SECONDS = 0.05
 MONOPHONIC_SHARE = 0.85  # this share of the notes sound alone: a monophonic line
@@ -295,28 +310,42 @@ def drop_echoes(events: list[NoteEvent], overtones: bool = False) -> tuple[list[
     return kept, len(events) - len(kept)
 
 
+def join_fragments(events: list[NoteEvent]) -> tuple[list[NoteEvent], int]:
+    """A slow attack (a voice, a bowed string) is often heard as a short fragment and then the note again at the
+    same pitch right where the fragment ends: one note. (joined events, fragments merged)"""
+    by_pitch: dict[int, list[NoteEvent]] = {}
+    for e in sorted(events, key=lambda n: n.start_seconds):
+        line = by_pitch.setdefault(e.pitch, [])
+        if line:
+            prev = line[-1]
+            short = prev.end_seconds - prev.start_seconds <= FRAGMENT_SECONDS
+            if short and 0.0 <= e.start_seconds - prev.end_seconds <= FRAGMENT_GAP_SECONDS:
+                line[-1] = NoteEvent(prev.start_seconds, e.end_seconds, e.pitch, max(prev.amplitude, e.amplitude))
+                continue
+        line.append(e)
+    joined = sorted((e for line in by_pitch.values() for e in line), key=lambda n: (n.start_seconds, n.pitch))
+    return joined, len(events) - len(joined)
+
+
 def _texture(events: list[NoteEvent], seconds: float) -> tuple[float, float, int, float, float]:
     """(share of notes that sound alone, mean notes at once, most at once, share of sounding time with a 3-note
     cluster, share of the region's time with a note sounding).
 
-    A note sounds alone when no other note starts with it or during its first half; the counts are taken on a
-    10 ms raster of those first halves, and a cluster is 3+ notes within 3 semitones sounding together."""
+    A note sounds alone when no other note sounds during its first half; the counts are taken on a 10 ms raster
+    of the notes' first halves, and a cluster is 3+ notes within 3 semitones sounding together."""
     if not events:
         return 0.0, 0.0, 0, 0.0, 0.0
     steps = max(1, math.ceil(seconds * 100))
     active = np.zeros((steps, 128), bool)
-    events = sorted(events, key=lambda n: n.start_seconds)
-    starts = [n.start_seconds for n in events]
-    alone = 0
+    cores = []
     for n in events:
         core_end = n.start_seconds + max(0.05, CORE_SHARE * (n.end_seconds - n.start_seconds))
-        a = max(0, int(n.start_seconds * 100))
-        active[a : min(steps, max(a + 1, int(core_end * 100))), n.pitch] = True
-        lo = bisect.bisect_right(starts, n.start_seconds - ONSET_TOGETHER_SECONDS)
-        hi = bisect.bisect_left(starts, core_end)
-        others = any(m is not n for m in events[lo:hi])
-        alone += not others
+        a = min(steps - 1, max(0, int(n.start_seconds * 100)))
+        b = min(steps, max(a + 1, int(core_end * 100)))
+        active[a:b, n.pitch] = True
+        cores.append((a, b))
     counts: npt.NDArray[np.int64] = active.sum(axis=1)
+    alone = sum(int(counts[a:b].max()) <= 1 for a, b in cores)
     sounding: npt.NDArray[np.bool_] = np.asarray(counts > 0)
     if not sounding.any():
         return alone / len(events), 0.0, 0, 0.0, 0.0
@@ -510,7 +539,9 @@ def transcribe_region(
         notes.append(f"{out_of_range} note(s) outside MIDI {options.min_pitch}..{options.max_pitch} were left out")
 
     seconds = seam / info.sample_rate
+    in_range, fragments = join_fragments(in_range)
     in_range, echoes = drop_echoes(in_range)
+    echoes += fragments
     line, more = drop_echoes(in_range, overtones=True)
     if more and _texture(line, seconds)[0] >= MONOPHONIC_SHARE:  # a single line once its overtones are gone
         in_range, echoes = line, echoes + more
@@ -549,8 +580,8 @@ def transcribe_region(
     dropped += echoes
     if dropped:
         notes.append(
-            f"{dropped} note(s) were dropped: faint echoes or overtones of stronger notes, shorter than half a "
-            "grid step, or doubled on one grid point"
+            f"{dropped} note(s) were dropped or joined: a note's attack heard apart from it, faint echoes or "
+            "overtones of stronger notes, shorter than half a grid step, or doubled on one grid point"
         )
     program, name = (LEAD_PROGRAM, LEAD_NAME) if monophonic else (POLY_PROGRAM, POLY_NAME)
     conductor = Conductor(tempos=((0, float(tempo_bpm)),), meters=((0, meter),))

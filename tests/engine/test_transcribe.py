@@ -76,6 +76,16 @@ def test_a_rendered_melody_comes_back_on_its_grid(tmp_path: Path, rate: int, cha
     assert "transcribed from audio: " in result.summary and "monophonic" in result.summary
 
 
+@pytest.mark.parametrize(("program", "least_f1"), [(53, 0.9), (65, 0.85)])  # GM voice oohs, alto sax
+def test_a_slow_attack_line_is_on_its_grid(tmp_path: Path, program: int, least_f1: float) -> None:
+    """A voice's slow attack is heard late and split in two: the note starts where its attack does."""
+    expected = notes_of(MELODY)
+    wav = render_region(tmp_path / "voice.wav", expected, program, 44_100, 2, bars=4)
+    result = transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "t.mid")
+    assert result.monophonic, result.summary
+    assert grid_f1(expected, tmp_path / "t.mid") >= least_f1
+
+
 def test_a_bass_line_is_one_line_without_its_overtones(tmp_path: Path) -> None:
     expected = [Note(n.start, n.duration, n.pitch - 24, n.velocity) for n in notes_of(MELODY)]  # C2..C3
     wav = render_region(tmp_path / "bass.wav", expected, 33, 44_100, 2, bars=4)  # GM fingered bass
