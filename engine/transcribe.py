@@ -258,18 +258,22 @@ def note_events(
     times = creation.model_frames_to_time(output["note"].shape[0] + 1)
     note = output["note"]
     found = []
-    for start, end, pitch, amplitude in events:
-        start = _attack_start(note[:, int(pitch) - MIDI_OFFSET], int(start), options.frame_threshold)
+    previous_end: dict[int, int] = {}  # per pitch: a note never starts before the one before it ended
+    for start, end, pitch, amplitude in sorted(events, key=lambda e: (e[2], e[0])):
+        floor = previous_end.get(int(pitch), 0)
+        previous_end[int(pitch)] = int(end)
+        start = _attack_start(note[:, int(pitch) - MIDI_OFFSET], int(start), options.frame_threshold, floor)
         end_seconds = float(times[min(end, len(times) - 1)])
         found.append(NoteEvent(float(times[start]), end_seconds, int(pitch), float(amplitude)))
     return sorted(found, key=lambda n: (n.start_seconds, n.pitch))
 
 
-def _attack_start(activation: npt.NDArray[np.float32], onset_frame: int, frame_threshold: float) -> int:
+def _attack_start(activation: npt.NDArray[np.float32], onset_frame: int, frame_threshold: float, floor: int) -> int:
     """The frame where a note really starts: a slow attack (a voice, a bowed string) already sounds at its pitch
-    before the model's onset peak; walk back while the note's own activation holds (at most ~90 ms)."""
+    before the model's onset peak; walk back while the note's own activation holds (at most ~90 ms, never into
+    the previous note of that pitch, which ends at ``floor``)."""
     frame = onset_frame
-    while frame > 0 and onset_frame - frame < ATTACK_FRAMES and activation[frame - 1] >= frame_threshold:
+    while frame > max(0, floor) and onset_frame - frame < ATTACK_FRAMES and activation[frame - 1] >= frame_threshold:
         frame -= 1
     return frame
 
