@@ -561,7 +561,7 @@ def transcribe_region(
         )  # fmt: skip
     monophonic = mono_share >= MONOPHONIC_SHARE
     end_tick = round(bars * meter.quarters_per_bar * TICKS_PER_QUARTER)
-    mono_for_velocity = mono if start == 0 else None
+    mono_for_velocity = mono if start == 0 else None  # (a long region's tail: velocities from the model's amplitude)
     quantised, grid_name, dropped, latency = quantise(in_range, grid, end_tick, mono_for_velocity, options, monophonic)
     if len(quantised) < options.min_notes:
         raise BadInputError(
@@ -580,7 +580,10 @@ def transcribe_region(
             + "): the MIDI and its continuation are rough; a single melody or a cleaner mix transcribes far better"
         )
     if latency >= 0.015:
-        notes.append(f"the notes were heard {1000 * latency:.0f} ms late (soft attacks) and moved onto the grid")
+        notes.append(
+            f"the notes were heard {1000 * latency:.0f} ms late (soft attacks, or audio starting late) and were "
+            "moved onto the grid"
+        )
     dropped += echoes
     if dropped:
         notes.append(

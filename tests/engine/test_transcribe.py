@@ -122,6 +122,18 @@ def test_the_length_from_the_daw_wins(tmp_path: Path) -> None:
     assert mido.MidiFile(tmp_path / "t.mid").length == pytest.approx(2 * 4 * 60 / TEMPO)
 
 
+def test_a_long_region_is_transcribed_from_its_last_minutes(tmp_path: Path) -> None:
+    expected = notes_of(MELODY)
+    wav = render_region(tmp_path / "m.wav", expected, 0, 44_100, 2, bars=4)
+    options = transcribe.TranscriptionOptions(max_seconds=4.8)  # the last 2 bars of 4
+    result = transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "t.mid", options)
+    assert result.length_bars == 4 and any("only its last 5 s" in n for n in result.notes)
+    late = [n for n in expected if n.start >= 8 * TPQ]
+    ticks = {(int(n.time), int(n.pitch)) for t in Score(str(tmp_path / "t.mid")).tracks for n in t.notes}
+    assert min(t for t, _ in ticks) >= 8 * TPQ - TPQ // 4, "nothing from before the last 4.8 s"
+    assert len(ticks & {(n.start, n.pitch) for n in late}) >= 0.9 * len(late), "on the region's own timeline"
+
+
 def test_triplets_are_kept_when_the_playing_asks_for_them(tmp_path: Path) -> None:
     third = TPQ // 3  # 8th-note triplets, eight bars' worth of beats in 2 bars
     expected = [Note(i * third, third - 10, 60 + 2 * (i % 5), 96) for i in range(24)]
