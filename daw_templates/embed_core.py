@@ -15,7 +15,7 @@ BLOCKS = {  # marker name -> (source file, how the script binds it)
     "segue_core.lua": (HERE / "reaper" / "segue_core.lua", "local core = (function()\n{body}\nend)()"),
     "segue_ardour.lua": (HERE / "ardour" / "segue_ardour.lua", "local segue = (function(core)\n{body}\nend)(core)"),
 }
-SCRIPTS = ("segue_send.lua", "segue_place.lua", "segue_autoplace.lua")
+SCRIPTS = ("segue_send.lua", "segue_accompany.lua", "segue_place.lua", "segue_autoplace.lua")
 
 
 def embedded(text: str) -> str:

@@ -193,13 +193,69 @@ function segue.send(url, region, generate)
   end
   local messages = { { "/segue/region", types, args } }
   if generate then
-    messages[2] = { "/segue/generate", "sii", { generate.mode or "continue", generate.bars or 4, generate.variants or 2 } }
+    if type(generate) == "function" then -- what to ask for, knowing the region (an accompaniment's bars)
+      generate = generate(region)
+    end
+    local gtypes, gargs = core.generate_args(generate)
+    if not gtypes then
+      return nil, gargs
+    end
+    messages[2] = { "/segue/generate", gtypes, gargs }
   end
   local address = ARDOUR.LuaOSC.Address(url)
   for _, m in ipairs(messages) do
     address:send(m[1], m[2], table.unpack(m[3]))
   end
   return messages
+end
+
+-- Ask which parts to write and how many variants (LuaDialog: an entry and a number), starting from what was
+-- chosen last (kept in `memory`, a small JSON file: the session's export/segue-accompany.json), else `defaults`
+-- ({parts=, variants=}). Input Segue would refuse is said and asked again, as typed; only valid answers are kept.
+-- Returns {parts=normalised, variants=n}, or nil when cancelled. Without a dialog (a headless Ardour): the
+-- remembered or default answer, said.
+function segue.ask_accompany(defaults, memory)
+  local last = { parts = defaults.parts or "", variants = defaults.variants or 2 }
+  local text = memory and core.read_file(memory)
+  if text then
+    local ok, saved = pcall(core.json_decode, text)
+    if ok and type(saved) == "table" and type(saved.parts) == "string" and type(saved.variants) == "number" then
+      last = saved
+    end
+  end
+  if not (LuaDialog and LuaDialog.Dialog) then
+    local parts, why = core.normalise_parts(last.parts)
+    if not parts then
+      say("cannot accompany with the parts " .. tostring(last.parts) .. ": " .. why)
+      return nil
+    end
+    print("Segue: no dialog here; accompanying with " .. (parts == "" and "the model's default parts" or parts))
+    return { parts = parts, variants = math.floor(last.variants) }
+  end
+  while true do
+    local rv = LuaDialog.Dialog("Segue: accompany selection", {
+      { type = "entry", key = "parts", title = "Parts (comma-separated, e.g. bass,piano; empty: the model's default)",
+        default = last.parts },
+      { type = "number", key = "variants", title = "Variants", min = 1, max = 16, step = 1, digits = 0,
+        default = last.variants },
+    }):run()
+    if not rv then
+      return nil
+    end
+    local parts, why = core.normalise_parts(rv.parts or "")
+    local variants = math.floor((tonumber(rv.variants) or 0) + 0.5)
+    if parts and (variants < 1 or variants > 16) then
+      parts, why = nil, "variants must be 1..16, got " .. tostring(rv.variants)
+    end
+    if parts then
+      if memory then
+        core.write_atomic(memory, core.json_encode({ parts = parts, variants = variants }) .. "\n")
+      end
+      return { parts = parts, variants = variants }
+    end
+    say("not that: " .. why)
+    last = { parts = rv.parts or "", variants = math.max(1, math.min(16, variants)) }
+  end
 end
 
 -- Import every placement waiting in WATCH/placed/ at its position, each on a new track named as Segue says.

@@ -323,6 +323,80 @@ function core.region_args(r)
   }
 end
 
+-- What to generate (/segue/generate s:mode i:bars i:variants [s:parts]) -----------------------------------------
+
+core.MAX_PARTS = 8 -- as many part names as Segue takes
+core.MAX_PART_NAME = 32 -- characters in one name
+core.MAX_BARS = 64
+
+-- A parts list as a producer types it (" Bass, PIANO ", "bass,piano,") as Segue wants it ("bass,piano"): names
+-- trimmed and lowercased, empty items dropped; "" (or nil) is the model's default set. Returns nil and why for
+-- what Segue would refuse: a name with spaces or characters other than letters, digits, - and _ (or not starting
+-- with a letter, or longer than 32), a name given twice, more than core.MAX_PARTS names. Whether the model knows
+-- a name is the engine's to say (the job fails naming the parts it knows).
+function core.normalise_parts(text)
+  if text == nil then
+    return ""
+  end
+  if type(text) ~= "string" then
+    return nil, "the parts must be text (names separated by commas, e.g. bass,piano), got " .. type(text)
+  end
+  local names, seen = {}, {}
+  for item in (text .. ","):gmatch("([^,]*),") do
+    local name = item:match("^%s*(.-)%s*$"):lower()
+    if name ~= "" then
+      if not name:match("^[a-z][a-z0-9_%-]*$") or #name > core.MAX_PART_NAME then
+        return nil, string.format("'%s' is not a part name: a name is a letter, then letters, digits, - or _ " ..
+          "(at most %d), and commas go between names (e.g. bass,piano)", name, core.MAX_PART_NAME)
+      end
+      if seen[name] then
+        return nil, string.format("'%s' is given twice", name)
+      end
+      seen[name] = true
+      names[#names + 1] = name
+    end
+  end
+  if #names > core.MAX_PARTS then
+    return nil, string.format("at most %d parts, got %d", core.MAX_PARTS, #names)
+  end
+  return table.concat(names, ",")
+end
+
+-- How many bars a region of `length_beats` quarter notes covers in its meter (rounded up, 1..core.MAX_BARS): what
+-- an accompany request gives as its bars (Segue checks the value; an accompaniment is as long as the region).
+function core.bars_of(region)
+  local per_bar = core.quarters_per_bar(region.meter_num or 4, region.meter_den or 4)
+  local bars = math.ceil((region.length_beats or 0) / per_bar - 1e-9)
+  return math.floor(math.max(1, math.min(core.MAX_BARS, bars)))
+end
+
+-- /segue/generate's types and arguments for `generate` ({mode=, bars=, variants=, parts=}): "sii" and three
+-- values, or "siis" with the normalised parts when there are some (accompany only). nil and why otherwise.
+function core.generate_args(generate)
+  local mode = generate.mode or "continue"
+  if mode ~= "continue" and mode ~= "accompany" then
+    return nil, "the mode must be continue or accompany, got " .. tostring(mode)
+  end
+  local parts, why = core.normalise_parts(generate.parts)
+  if not parts then
+    return nil, why
+  end
+  if parts ~= "" and mode ~= "accompany" then
+    return nil, "parts (" .. parts .. ") are only for accompany, not " .. mode
+  end
+  local bars, variants = math.floor(generate.bars or 4), math.floor(generate.variants or 2)
+  if bars < 1 or bars > core.MAX_BARS then
+    return nil, string.format("bars must be 1..%d, got %d", core.MAX_BARS, bars)
+  end
+  if variants < 1 or variants > 16 then
+    return nil, "variants must be 1..16, got " .. variants
+  end
+  if parts == "" then
+    return "sii", { mode, bars, variants }
+  end
+  return "siis", { mode, bars, variants, parts }
+end
+
 -- A watched-folder request (bridge/watch.py) for a region, with what to generate.
 function core.request(r, generate)
   local types, args = core.region_args(r)
@@ -341,7 +415,11 @@ function core.request(r, generate)
     track = args[8],
   }
   if generate then
-    req.generate = { mode = generate.mode or "continue", bars = generate.bars or 4, variants = generate.variants or 2 }
+    local gtypes, gargs = core.generate_args(generate)
+    if not gtypes then
+      return nil, gargs
+    end
+    req.generate = { mode = gargs[1], bars = gargs[2], variants = gargs[3], parts = gargs[4] }
   end
   return req
 end
@@ -689,13 +767,69 @@ function segue.send(url, region, generate)
   end
   local messages = { { "/segue/region", types, args } }
   if generate then
-    messages[2] = { "/segue/generate", "sii", { generate.mode or "continue", generate.bars or 4, generate.variants or 2 } }
+    if type(generate) == "function" then -- what to ask for, knowing the region (an accompaniment's bars)
+      generate = generate(region)
+    end
+    local gtypes, gargs = core.generate_args(generate)
+    if not gtypes then
+      return nil, gargs
+    end
+    messages[2] = { "/segue/generate", gtypes, gargs }
   end
   local address = ARDOUR.LuaOSC.Address(url)
   for _, m in ipairs(messages) do
     address:send(m[1], m[2], table.unpack(m[3]))
   end
   return messages
+end
+
+-- Ask which parts to write and how many variants (LuaDialog: an entry and a number), starting from what was
+-- chosen last (kept in `memory`, a small JSON file: the session's export/segue-accompany.json), else `defaults`
+-- ({parts=, variants=}). Input Segue would refuse is said and asked again, as typed; only valid answers are kept.
+-- Returns {parts=normalised, variants=n}, or nil when cancelled. Without a dialog (a headless Ardour): the
+-- remembered or default answer, said.
+function segue.ask_accompany(defaults, memory)
+  local last = { parts = defaults.parts or "", variants = defaults.variants or 2 }
+  local text = memory and core.read_file(memory)
+  if text then
+    local ok, saved = pcall(core.json_decode, text)
+    if ok and type(saved) == "table" and type(saved.parts) == "string" and type(saved.variants) == "number" then
+      last = saved
+    end
+  end
+  if not (LuaDialog and LuaDialog.Dialog) then
+    local parts, why = core.normalise_parts(last.parts)
+    if not parts then
+      say("cannot accompany with the parts " .. tostring(last.parts) .. ": " .. why)
+      return nil
+    end
+    print("Segue: no dialog here; accompanying with " .. (parts == "" and "the model's default parts" or parts))
+    return { parts = parts, variants = math.floor(last.variants) }
+  end
+  while true do
+    local rv = LuaDialog.Dialog("Segue: accompany selection", {
+      { type = "entry", key = "parts", title = "Parts (comma-separated, e.g. bass,piano; empty: the model's default)",
+        default = last.parts },
+      { type = "number", key = "variants", title = "Variants", min = 1, max = 16, step = 1, digits = 0,
+        default = last.variants },
+    }):run()
+    if not rv then
+      return nil
+    end
+    local parts, why = core.normalise_parts(rv.parts or "")
+    local variants = math.floor((tonumber(rv.variants) or 0) + 0.5)
+    if parts and (variants < 1 or variants > 16) then
+      parts, why = nil, "variants must be 1..16, got " .. tostring(rv.variants)
+    end
+    if parts then
+      if memory then
+        core.write_atomic(memory, core.json_encode({ parts = parts, variants = variants }) .. "\n")
+      end
+      return { parts = parts, variants = variants }
+    end
+    say("not that: " .. why)
+    last = { parts = rv.parts or "", variants = math.max(1, math.min(16, variants)) }
+  end
 end
 
 -- Import every placement waiting in WATCH/placed/ at its position, each on a new track named as Segue says.

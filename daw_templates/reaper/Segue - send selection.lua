@@ -12,18 +12,9 @@ local core = dofile(dir .. "segue_core.lua")
 local segue = dofile(dir .. "segue_reaper.lua")(core, reaper)
 
 local watch = WATCH or core.default_watch_dir()
-local region, why = segue.region_of_selection()
-if not region then
-  segue.message("Nothing sent: " .. why, true)
-  return
-end
-local req, err = core.request(region, GENERATE)
-local path
-if req then
-  path, err = core.drop_request(watch, req)
-end
+local path, region = segue.send_selection(watch, GENERATE)
 if not path then
-  segue.message("Nothing sent: " .. err, true)
+  segue.message("Nothing sent: " .. region, true)
   return
 end
 segue.message(string.format("sent %s (%.3f beats from beat %.3f, %.2f BPM, %d/%d) as %s",

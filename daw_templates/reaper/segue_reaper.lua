@@ -153,6 +153,74 @@ return function(core, reaper)
     return region
   end
 
+  -- Send the time selection of the selected tracks: the region (rendered, notes written) and a request asking for
+  -- `generate` ({mode=, bars=, variants=, parts=}, or a function of the region returning it) dropped into the
+  -- watched folder. Returns the request's path and the region, or nil and why. What both send scripts do.
+  function segue.send_selection(watch_dir, generate, stamp)
+    local region, why = segue.region_of_selection(stamp)
+    if not region then
+      return nil, why
+    end
+    if type(generate) == "function" then
+      generate = generate(region)
+    end
+    local req, err = core.request(region, generate)
+    if not req then
+      return nil, err
+    end
+    local path, derr = core.drop_request(watch_dir, req)
+    if not path then
+      return nil, derr
+    end
+    return path, region, req
+  end
+
+  segue.EXT_SECTION = "Segue" -- REAPER's ExtState section (reaper-extstate.ini) for what the dialogs remember
+  segue.MAX_VARIANTS = 16
+
+  -- Ask which parts to write and how many variants (REAPER's GetUserInputs; "|" separates its fields, since the
+  -- parts hold commas), starting from what was used last (ExtState, kept across restarts), else `defaults`
+  -- ({parts=, variants=}). Input Segue would refuse is said and asked again, as typed; nothing is remembered
+  -- until it is valid. Returns {parts=normalised, variants=n}, or nil when the dialog is cancelled.
+  function segue.ask_accompany(defaults)
+    local function remembered(key, fallback)
+      if reaper.HasExtState(segue.EXT_SECTION, key) then
+        return reaper.GetExtState(segue.EXT_SECTION, key)
+      end
+      return tostring(fallback)
+    end
+    local parts = remembered("accompany_parts", defaults.parts or "")
+    local variants = remembered("accompany_variants", defaults.variants or 2)
+    while true do
+      local ok, answer = reaper.GetUserInputs("Segue: accompany selection", 2,
+        "Parts (comma-separated; empty: the model's default),Variants (1-" .. segue.MAX_VARIANTS ..
+        "),extrawidth=160,separator=|", parts .. "|" .. variants)
+      if not ok then
+        return nil
+      end
+      local fields = {}
+      for field in (answer .. "|"):gmatch("([^|]*)|") do
+        fields[#fields + 1] = field
+      end
+      variants = (table.remove(fields) or ""):match("^%s*(.-)%s*$")
+      parts = table.concat(fields, ",") -- a "|" typed in the parts split them: put a comma back
+      local n = tonumber(variants)
+      local clean, why = core.normalise_parts(parts)
+      if #fields ~= 1 then
+        clean, why = nil, "separate the parts with commas (e.g. bass,piano), not '|'"
+      elseif clean and not (n and n == math.floor(n) and n >= 1 and n <= segue.MAX_VARIANTS) then
+        clean, why = nil, "variants must be a whole number from 1 to " .. segue.MAX_VARIANTS .. ", got '" ..
+          variants .. "'"
+      end
+      if clean then
+        reaper.SetExtState(segue.EXT_SECTION, "accompany_parts", clean, true)
+        reaper.SetExtState(segue.EXT_SECTION, "accompany_variants", tostring(math.floor(n)), true)
+        return { parts = clean, variants = math.floor(n) }
+      end
+      segue.message("Not that: " .. why, true)
+    end
+  end
+
   -- Insert `file` at `seconds` on a new track named `name`; returns the new track (or nil).
   function segue.insert(file, seconds, name)
     local before = {}

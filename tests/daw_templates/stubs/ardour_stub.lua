@@ -4,6 +4,8 @@
 --     range={start, stop}, range_tracks={names} } }
 -- A region: { pos=sample, len=samples, channels=n, value=k } (audio: sample i of channel c reads k + c/10 + i/1e6)
 -- or { pos=, len=, midi={ start_beats=, notes={ {time=, length=, note=, velocity=, channel=} } } }.
+-- WORLD.dialogs (optional): what LuaDialog.Dialog(...):run() answers, one per call ({key=value}, or false:
+-- cancelled; none left: cancelled); without it there is no LuaDialog (as in a headless ardour7-lua).
 -- CALLS holds the calls; stub_report() prints them (and the routes) as JSON.
 local core = dofile(CORE)
 CALLS = {}
@@ -157,6 +159,29 @@ LuaSignal = { LuaTimerDS = "LuaTimerDS", Set = function()
   function set:add(t) for k, v in pairs(t) do self[k] = v end return self end
   return set
 end }
+
+if W.dialogs then
+  local asked = 0
+  LuaDialog = {
+    MessageType = { Info = "Info", Error = "Error" },
+    ButtonType = { Close = "Close" },
+    Message = function(title, text, kind, buttons)
+      record("message", { title, text })
+      return { run = function() return 0 end }
+    end,
+    Dialog = function(title, fields)
+      local shown = {}
+      for _, f in ipairs(fields) do
+        shown[#shown + 1] = { f.type, f.key, f.default, f.min or -1, f.max or -1 }
+      end
+      record("dialog", { title, shown })
+      return { run = function()
+        asked = asked + 1
+        return W.dialogs[asked] or nil
+      end }
+    end,
+  }
+end
 
 local function find_region(spec)
   for _, t in ipairs(W.tracks) do

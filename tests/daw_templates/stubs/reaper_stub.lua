@@ -2,7 +2,9 @@
 -- Before dofile'ing a Segue script, set SCRIPT (its path), CORE (segue_core.lua's path) and PROJECT:
 --   { media_dir=, bpm=, num=, den=, selection={t0, t1}, cursor=, tracks={ {name=, selected=, items={...}} } }
 -- An item is { pos=seconds, len=seconds, midi={ {qn=, len_qn=, pitch=, vel=, chan=, muted=} } } or
--- { pos=, len=, audio=true }. After the script, CALLS holds the calls; stub_report() prints them as JSON.
+-- { pos=, len=, audio=true }. PROJECT.ext holds ExtState ({ ["Section/key"] = value }, persisted or not alike);
+-- PROJECT.inputs the answers GetUserInputs gives, one per call (a string, or false: cancelled; none left: cancelled).
+-- After the script, CALLS holds the calls; stub_report() prints them as JSON.
 local core = dofile(CORE)
 CALLS = {}
 local function record(name, args) CALLS[#CALLS + 1] = { name = name, args = args } end
@@ -80,6 +82,22 @@ function reaper.Main_OnCommand(cmd, flag)
     end)
   end
 end
+P.ext = P.ext or {}
+P.inputs = P.inputs or {}
+local asked = 0
+function reaper.HasExtState(section, key) return P.ext[section .. "/" .. key] ~= nil end
+function reaper.GetExtState(section, key) return P.ext[section .. "/" .. key] or "" end
+function reaper.SetExtState(section, key, value, persist)
+  P.ext[section .. "/" .. key] = value
+  record("SetExtState", { section, key, value, persist })
+end
+function reaper.GetUserInputs(title, n, captions, defaults)
+  record("GetUserInputs", { title, n, captions, defaults })
+  asked = asked + 1
+  local answer = P.inputs[asked]
+  if not answer then return false, "" end
+  return true, answer
+end
 function reaper.GetCursorPosition() return P.cursor or 0 end
 function reaper.SetEditCurPos(t, view, play) P.cursor = t record("SetEditCurPos", { t }) end
 function reaper.InsertMedia(file, mode)
@@ -97,5 +115,6 @@ function stub_report()
   for _, t in ipairs(P.tracks) do
     tracks[#tracks + 1] = { name = t.name, guid = t.guid, file = t.items and t.items[1] and t.items[1].file or "" }
   end
-  print("REPORT " .. core.json_encode({ calls = CALLS, tracks = tracks, render = P.render, render_n = P.render_n }))
+  print("REPORT " .. core.json_encode({ calls = CALLS, tracks = tracks, render = P.render, render_n = P.render_n,
+    ext = P.ext }))
 end

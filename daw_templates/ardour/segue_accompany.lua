@@ -1,0 +1,909 @@
+ardour {
+	["type"]    = "EditorAction",
+	name        = "Segue: accompany selection",
+	license     = "MIT",
+	author      = "Segue",
+	description = [[Ask Segue for accompaniments of the selected region (or the time range on the selected tracks):
+a dialog asks which parts to write (e.g. bass,piano) and how many variants, remembering your answer; then the
+selection is sent as "Segue: send selection" sends it, asking for new parts under the region's own bars. They
+come back ("Segue: place results") at the region's start, on new tracks. Needs `segue bridge --watch DIR`
+running (see daw_templates/ardour/README.md).]]
+}
+
+-- Settings: where Segue's bridge listens, and what the dialog offers the first time (afterwards: what you chose
+-- last, kept in the session's export/segue-accompany.json).
+local SEGUE_OSC = os.getenv("SEGUE_OSC") or "osc.udp://127.0.0.1:9750"
+local ACCOMPANY = { parts = "bass,piano", variants = 2 }
+
+-- >>> segue_core.lua
+local core = (function()
+-- segue_core.lua: the DAW-independent part of Segue's Lua scripts (REAPER and Ardour).
+-- Plain Lua 5.3/5.4 (REAPER ships 5.4, Ardour 7 ships 5.3); it touches no DAW API, so it is tested under a
+-- stock `lua5.4` (tests/daw_templates). The Ardour scripts carry a copy of it between the "segue_core" markers
+-- (daw_templates/embed_core.py refreshes them); REAPER's scripts load this file with dofile.
+local core = {}
+
+core.VERSION = 1
+core.TICKS_PER_BEAT = 1920 -- Ardour's ticks per quarter note; also the MIDI files' resolution
+
+-- paths and files ----------------------------------------------------------------------------------------------
+
+core.SEP = package.config:sub(1, 1) -- "/" or "\"
+
+function core.join(...)
+  local parts = { ... }
+  local out = parts[1]
+  for i = 2, #parts do
+    local p = parts[i]
+    if out:sub(-1) == "/" or out:sub(-1) == "\\" then
+      out = out .. p
+    else
+      out = out .. core.SEP .. p
+    end
+  end
+  return out
+end
+
+function core.file_exists(path)
+  local f = io.open(path, "rb")
+  if f then
+    f:close()
+    return true
+  end
+  return false
+end
+
+function core.read_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then
+    return nil, err
+  end
+  local text = f:read("a")
+  f:close()
+  return text
+end
+
+-- Write `text` to `path` through a temp file and a rename, so that a reader never sees half a file.
+function core.write_atomic(path, text)
+  local tmp = path .. ".tmp"
+  local f, err = io.open(tmp, "wb")
+  if not f then
+    return nil, err
+  end
+  f:write(text)
+  f:close()
+  local ok, rerr = os.rename(tmp, path)
+  if not ok then
+    os.remove(tmp)
+    return nil, rerr
+  end
+  return true
+end
+
+-- The default watched folder (`segue bridge --watch DIR`): $SEGUE_WATCH, else ~/Segue/watch.
+function core.default_watch_dir(getenv)
+  getenv = getenv or os.getenv
+  local dir = getenv("SEGUE_WATCH")
+  if dir and dir ~= "" then
+    return dir
+  end
+  local home = getenv("HOME") or getenv("USERPROFILE") or "."
+  return core.join(home, "Segue", "watch")
+end
+
+-- JSON (what Segue's watched folder holds: objects, arrays, strings, numbers, booleans, null) ------------------
+
+local function utf8_char(code)
+  if utf8 and utf8.char then
+    return utf8.char(code)
+  end
+  return "?"
+end
+
+function core.json_decode(text)
+  local pos = 1
+  local function fail(what)
+    error(string.format("bad JSON at character %d: %s", pos, what), 0)
+  end
+  local function skip()
+    pos = text:find("[^ \t\r\n]", pos) or (#text + 1)
+  end
+  local value
+  local function str()
+    local out = {}
+    pos = pos + 1 -- the opening quote
+    while true do
+      local c = text:sub(pos, pos)
+      if c == "" then
+        fail("unterminated string")
+      elseif c == '"' then
+        pos = pos + 1
+        return table.concat(out)
+      elseif c == "\\" then
+        local e = text:sub(pos + 1, pos + 1)
+        local map = { ['"'] = '"', ["\\"] = "\\", ["/"] = "/", b = "\b", f = "\f", n = "\n", r = "\r", t = "\t" }
+        if map[e] then
+          out[#out + 1] = map[e]
+          pos = pos + 2
+        elseif e == "u" then
+          local hex = text:sub(pos + 2, pos + 5)
+          if not hex:match("^%x%x%x%x$") then
+            fail("bad \\u escape")
+          end
+          local code = tonumber(hex, 16)
+          pos = pos + 6
+          if code >= 0xD800 and code <= 0xDBFF and text:sub(pos, pos + 1) == "\\u" then
+            local low = tonumber(text:sub(pos + 2, pos + 5), 16)
+            if low and low >= 0xDC00 and low <= 0xDFFF then
+              code = 0x10000 + (code - 0xD800) * 0x400 + (low - 0xDC00)
+              pos = pos + 6
+            end
+          end
+          out[#out + 1] = utf8_char(code)
+        else
+          fail("bad escape")
+        end
+      else
+        local stop = text:find('["\\]', pos) or (#text + 1)
+        out[#out + 1] = text:sub(pos, stop - 1)
+        pos = stop
+      end
+    end
+  end
+  function value()
+    skip()
+    local c = text:sub(pos, pos)
+    if c == "{" then
+      local obj = {}
+      pos = pos + 1
+      skip()
+      if text:sub(pos, pos) == "}" then
+        pos = pos + 1
+        return obj
+      end
+      while true do
+        skip()
+        if text:sub(pos, pos) ~= '"' then
+          fail("a key string expected")
+        end
+        local key = str()
+        skip()
+        if text:sub(pos, pos) ~= ":" then
+          fail("':' expected")
+        end
+        pos = pos + 1
+        obj[key] = value()
+        skip()
+        local d = text:sub(pos, pos)
+        pos = pos + 1
+        if d == "}" then
+          return obj
+        elseif d ~= "," then
+          fail("',' or '}' expected")
+        end
+      end
+    elseif c == "[" then
+      local arr = {}
+      pos = pos + 1
+      skip()
+      if text:sub(pos, pos) == "]" then
+        pos = pos + 1
+        return arr
+      end
+      while true do
+        arr[#arr + 1] = value()
+        skip()
+        local d = text:sub(pos, pos)
+        pos = pos + 1
+        if d == "]" then
+          return arr
+        elseif d ~= "," then
+          fail("',' or ']' expected")
+        end
+      end
+    elseif c == '"' then
+      return str()
+    elseif text:sub(pos, pos + 3) == "true" then
+      pos = pos + 4
+      return true
+    elseif text:sub(pos, pos + 4) == "false" then
+      pos = pos + 5
+      return false
+    elseif text:sub(pos, pos + 3) == "null" then
+      pos = pos + 4
+      return nil
+    else
+      local num = text:match("^-?%d+%.?%d*[eE]?[-+]?%d*", pos)
+      if not num or num == "" or num == "-" then
+        fail("a value expected")
+      end
+      pos = pos + #num
+      return tonumber(num) or fail("bad number")
+    end
+  end
+  local result = value()
+  skip()
+  if pos <= #text then
+    fail("trailing characters")
+  end
+  return result
+end
+
+local function json_string(s)
+  local escaped = s:gsub('[%c"\\]', function(c)
+    local map = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+    return map[c] or string.format("\\u%04x", c:byte())
+  end)
+  return '"' .. escaped .. '"'
+end
+
+-- Encode a table of strings, numbers, booleans and nested tables (a table with [1] is an array), keys sorted.
+function core.json_encode(v)
+  local t = type(v)
+  if t == "string" then
+    return json_string(v)
+  elseif t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then
+      error("cannot encode a non-finite number", 0)
+    end
+    if math.type and math.type(v) == "integer" then
+      return tostring(v)
+    end
+    return string.format("%.17g", v)
+  elseif t == "boolean" then
+    return tostring(v)
+  elseif t == "nil" then
+    return "null"
+  elseif t == "table" then
+    if v[1] ~= nil then
+      local items = {}
+      for i = 1, #v do
+        items[i] = core.json_encode(v[i])
+      end
+      return "[" .. table.concat(items, ",") .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do
+      keys[#keys + 1] = tostring(k)
+    end
+    table.sort(keys)
+    local items = {}
+    for i, k in ipairs(keys) do
+      items[i] = json_string(k) .. ":" .. core.json_encode(v[k])
+    end
+    return "{" .. table.concat(items, ",") .. "}"
+  end
+  error("cannot encode a " .. t, 0)
+end
+
+-- musical time ---------------------------------------------------------------------------------------------------
+
+-- The first bar line at or after `beats` (quarter notes from the timeline's start, bars of `beats_per_bar`).
+function core.next_bar_line(beats, beats_per_bar)
+  local bars = math.ceil(beats / beats_per_bar - 1e-9)
+  return bars * beats_per_bar
+end
+
+-- Quarter notes per bar of a meter: 4/4 -> 4, 6/8 -> 3, 3/4 -> 3.
+function core.quarters_per_bar(num, den)
+  return num * 4 / den
+end
+
+-- "4:960" (Ardour's Temporal.Beats:str(), beats:ticks) -> 4.5
+function core.beats_from_str(text)
+  local b, t = tostring(text):match("^%s*(-?%d+):(%d+)")
+  if not b then
+    error("not a beats:ticks string: " .. tostring(text), 0)
+  end
+  local beats = tonumber(b)
+  local ticks = tonumber(t) / core.TICKS_PER_BEAT
+  return beats < 0 and beats - ticks or beats + ticks
+end
+
+-- A region as Segue's /segue/region arguments: types "ssfffiis" and the values, checked like the bridge checks.
+function core.region_args(r)
+  local problems = {}
+  if (r.audio_path or "") == "" and (r.midi_path or "") == "" then
+    problems[#problems + 1] = "nothing to send (no audio and no MIDI)"
+  end
+  if not (r.length_beats and r.length_beats > 0) then
+    problems[#problems + 1] = "the region is empty"
+  end
+  if not (r.tempo_bpm and r.tempo_bpm >= 10 and r.tempo_bpm <= 400) then
+    problems[#problems + 1] = "the tempo must be 10..400 BPM, got " .. tostring(r.tempo_bpm)
+  end
+  if #problems > 0 then
+    return nil, table.concat(problems, "; ")
+  end
+  return "ssfffiis", {
+    r.audio_path or "",
+    r.midi_path or "",
+    math.max(0.0, r.start_beats + 0.0),
+    r.length_beats + 0.0,
+    r.tempo_bpm + 0.0,
+    math.floor(r.meter_num or 4),
+    math.floor(r.meter_den or 4),
+    r.track or "",
+  }
+end
+
+-- What to generate (/segue/generate s:mode i:bars i:variants [s:parts]) -----------------------------------------
+
+core.MAX_PARTS = 8 -- as many part names as Segue takes
+core.MAX_PART_NAME = 32 -- characters in one name
+core.MAX_BARS = 64
+
+-- A parts list as a producer types it (" Bass, PIANO ", "bass,piano,") as Segue wants it ("bass,piano"): names
+-- trimmed and lowercased, empty items dropped; "" (or nil) is the model's default set. Returns nil and why for
+-- what Segue would refuse: a name with spaces or characters other than letters, digits, - and _ (or not starting
+-- with a letter, or longer than 32), a name given twice, more than core.MAX_PARTS names. Whether the model knows
+-- a name is the engine's to say (the job fails naming the parts it knows).
+function core.normalise_parts(text)
+  if text == nil then
+    return ""
+  end
+  if type(text) ~= "string" then
+    return nil, "the parts must be text (names separated by commas, e.g. bass,piano), got " .. type(text)
+  end
+  local names, seen = {}, {}
+  for item in (text .. ","):gmatch("([^,]*),") do
+    local name = item:match("^%s*(.-)%s*$"):lower()
+    if name ~= "" then
+      if not name:match("^[a-z][a-z0-9_%-]*$") or #name > core.MAX_PART_NAME then
+        return nil, string.format("'%s' is not a part name: a name is a letter, then letters, digits, - or _ " ..
+          "(at most %d), and commas go between names (e.g. bass,piano)", name, core.MAX_PART_NAME)
+      end
+      if seen[name] then
+        return nil, string.format("'%s' is given twice", name)
+      end
+      seen[name] = true
+      names[#names + 1] = name
+    end
+  end
+  if #names > core.MAX_PARTS then
+    return nil, string.format("at most %d parts, got %d", core.MAX_PARTS, #names)
+  end
+  return table.concat(names, ",")
+end
+
+-- How many bars a region of `length_beats` quarter notes covers in its meter (rounded up, 1..core.MAX_BARS): what
+-- an accompany request gives as its bars (Segue checks the value; an accompaniment is as long as the region).
+function core.bars_of(region)
+  local per_bar = core.quarters_per_bar(region.meter_num or 4, region.meter_den or 4)
+  local bars = math.ceil((region.length_beats or 0) / per_bar - 1e-9)
+  return math.floor(math.max(1, math.min(core.MAX_BARS, bars)))
+end
+
+-- /segue/generate's types and arguments for `generate` ({mode=, bars=, variants=, parts=}): "sii" and three
+-- values, or "siis" with the normalised parts when there are some (accompany only). nil and why otherwise.
+function core.generate_args(generate)
+  local mode = generate.mode or "continue"
+  if mode ~= "continue" and mode ~= "accompany" then
+    return nil, "the mode must be continue or accompany, got " .. tostring(mode)
+  end
+  local parts, why = core.normalise_parts(generate.parts)
+  if not parts then
+    return nil, why
+  end
+  if parts ~= "" and mode ~= "accompany" then
+    return nil, "parts (" .. parts .. ") are only for accompany, not " .. mode
+  end
+  local bars, variants = math.floor(generate.bars or 4), math.floor(generate.variants or 2)
+  if bars < 1 or bars > core.MAX_BARS then
+    return nil, string.format("bars must be 1..%d, got %d", core.MAX_BARS, bars)
+  end
+  if variants < 1 or variants > 16 then
+    return nil, "variants must be 1..16, got " .. variants
+  end
+  if parts == "" then
+    return "sii", { mode, bars, variants }
+  end
+  return "siis", { mode, bars, variants, parts }
+end
+
+-- A watched-folder request (bridge/watch.py) for a region, with what to generate.
+function core.request(r, generate)
+  local types, args = core.region_args(r)
+  if not types then
+    return nil, args
+  end
+  local req = {
+    segue = core.VERSION,
+    audio_path = args[1],
+    midi_path = args[2],
+    start_beats = args[3],
+    length_beats = args[4],
+    tempo_bpm = args[5],
+    meter_num = args[6],
+    meter_den = args[7],
+    track = args[8],
+  }
+  if generate then
+    local gtypes, gargs = core.generate_args(generate)
+    if not gtypes then
+      return nil, gargs
+    end
+    req.generate = { mode = gargs[1], bars = gargs[2], variants = gargs[3], parts = gargs[4] }
+  end
+  return req
+end
+
+-- Drop a request into DIR/requests/ (written as NAME.json.tmp, then renamed); returns its path.
+function core.drop_request(watch_dir, req, stamp)
+  local name = string.format("%s-%04d.json", stamp or os.date("!%Y%m%d-%H%M%S"), math.random(0, 9999))
+  local path = core.join(watch_dir, "requests", name)
+  local ok, err = core.write_atomic(path, core.json_encode(req) .. "\n")
+  if not ok then
+    return nil, "cannot write " .. path .. ": " .. tostring(err) .. " (is `segue bridge --watch " .. watch_dir ..
+        "` running? it makes the folder)"
+  end
+  return path
+end
+
+-- placed files (DIR/placed/000001.json ...) -----------------------------------------------------------------------
+
+-- The placements not imported yet, in order: a list of {name=, path=, record=} (or {name=, path=, error=}).
+-- `state.next` remembers the first number not looked at yet (start at 1).
+function core.pending_placements(watch_dir, state)
+  state.next = state.next or 1
+  local found = {}
+  local misses = 0
+  local n = state.next
+  while misses < 3 do -- a short look past a gap (a file moved away by hand)
+    local name = string.format("%06d.json", n)
+    local path = core.join(watch_dir, "placed", name)
+    if core.file_exists(path) then
+      local text = core.read_file(path)
+      local ok, record = pcall(core.json_decode, text or "")
+      if ok and type(record) == "table" and type(record.file_path) == "string" and type(record.kind) == "string"
+          and type(record.position_beats) == "number" then
+        found[#found + 1] = { name = name, path = path, record = record }
+      else
+        found[#found + 1] = { name = name, path = path, error = ok and "not a placement" or record }
+      end
+      misses = 0
+      state.next = n + 1
+    elseif core.file_exists(core.join(watch_dir, "placed", "done", name)) then
+      misses = 0
+      state.next = n + 1
+    else
+      misses = misses + 1
+    end
+    n = n + 1
+  end
+  return found
+end
+
+-- Move an imported placement into placed/done/.
+function core.mark_done(watch_dir, item)
+  return os.rename(item.path, core.join(watch_dir, "placed", "done", item.name))
+end
+
+-- WAV (32-bit float) ------------------------------------------------------------------------------------------------
+
+-- Write `frames` frames of `channels` channels at `rate` Hz. `read(offset, count)` returns one Lua array per
+-- channel holding `count` samples (1-based) from frame `offset` (0-based); it is asked block by block.
+function core.write_wav(path, rate, channels, frames, read, block)
+  block = block or 65536
+  local f, err = io.open(path, "wb")
+  if not f then
+    return nil, err
+  end
+  local data_bytes = frames * channels * 4
+  f:write("RIFF", string.pack("<I4", 4 + 26 + 12 + 8 + data_bytes), "WAVE")
+  f:write("fmt ", string.pack("<I4I2I2I4I4I2I2I2", 18, 3, channels, rate, rate * channels * 4, channels * 4, 32, 0))
+  f:write("fact", string.pack("<I4I4", 4, frames))
+  f:write("data", string.pack("<I4", data_bytes))
+  local offset = 0
+  while offset < frames do
+    local count = math.min(block, frames - offset)
+    local data = read(offset, count)
+    local out = {}
+    for i = 1, count do
+      for c = 1, channels do
+        out[#out + 1] = string.pack("<f", data[c][i] or 0.0)
+      end
+    end
+    f:write(table.concat(out))
+    offset = offset + count
+  end
+  f:close()
+  return true
+end
+
+-- Standard MIDI file (format 0) -------------------------------------------------------------------------------------
+
+local function vlq(n)
+  n = math.floor(n)
+  local bytes = { string.char(n & 0x7F) }
+  n = n >> 7
+  while n > 0 do
+    table.insert(bytes, 1, string.char((n & 0x7F) | 0x80))
+    n = n >> 7
+  end
+  return table.concat(bytes)
+end
+
+-- Write notes ({start_beats=, length_beats=, pitch=, velocity=, channel=}, beats from the region's start) as a
+-- one-track SMF with the tempo and meter at tick 0 and the end of track at `length_beats`.
+function core.write_smf(path, notes, tempo_bpm, meter_num, meter_den, length_beats, tpq)
+  tpq = tpq or 480
+  local events = {}
+  for _, n in ipairs(notes) do
+    local on = math.max(0, math.floor(n.start_beats * tpq + 0.5))
+    local off = math.max(on + 1, math.floor((n.start_beats + n.length_beats) * tpq + 0.5))
+    local ch = (n.channel or 0) & 0x0F
+    local pitch = math.max(0, math.min(127, math.floor(n.pitch)))
+    local vel = math.max(1, math.min(127, math.floor(n.velocity or 100)))
+    events[#events + 1] = { off, 0, string.char(0x80 | ch, pitch, 0), #events }
+    events[#events + 1] = { on, 1, string.char(0x90 | ch, pitch, vel), #events }
+  end
+  table.sort(events, function(a, b)
+    if a[1] ~= b[1] then
+      return a[1] < b[1]
+    end
+    if a[2] ~= b[2] then
+      return a[2] < b[2] -- note-offs before note-ons at the same tick
+    end
+    return a[4] < b[4] -- else in the order given (table.sort is not stable)
+  end)
+  local usec = math.floor(60000000 / tempo_bpm + 0.5)
+  local den_pow = math.floor(math.log(meter_den, 2) + 0.5)
+  local body = {
+    vlq(0), "\xFF\x51\x03", string.char((usec >> 16) & 0xFF, (usec >> 8) & 0xFF, usec & 0xFF),
+    vlq(0), "\xFF\x58\x04", string.char(meter_num, den_pow, 24, 8),
+  }
+  local now = 0
+  for _, e in ipairs(events) do
+    body[#body + 1] = vlq(e[1] - now) .. e[3]
+    now = e[1]
+  end
+  local last = math.max(now, math.floor(length_beats * tpq + 0.5))
+  body[#body + 1] = vlq(last - now) .. "\xFF\x2F\x00"
+  local track = table.concat(body)
+  local f, err = io.open(path, "wb")
+  if not f then
+    return nil, err
+  end
+  f:write("MThd", string.pack(">I4I2I2I2", 6, 0, 1, tpq), "MTrk", string.pack(">I4", #track), track)
+  f:close()
+  return true
+end
+
+return core
+end)()
+-- <<< segue_core.lua
+
+-- >>> segue_ardour.lua
+local segue = (function(core)
+-- segue_ardour.lua: what Segue's Ardour scripts do with Ardour's Lua API (Ardour 7). Embedded into each script
+-- (segue_send.lua, segue_place.lua, segue_autoplace.lua) by daw_templates/embed_core.py, after segue_core.lua.
+-- Only the Editor calls (Editor:get_selection, Editor:do_import) need Ardour's GUI; everything else runs in a
+-- headless `ardour7-lua` session too, which is how tests/daw_templates checks it against a real Ardour 7.3.
+local segue = {}
+
+segue.BLOCK = 65536 -- samples read at a time
+
+local function say(text)
+  print("Segue: " .. text)
+  if LuaDialog and LuaDialog.Message then
+    LuaDialog.Message("Segue", text, LuaDialog.MessageType.Info, LuaDialog.ButtonType.Close):run()
+  end
+end
+segue.say = say
+
+-- Quarter notes from the timeline's start at `sample` (through Ardour's tempo map, tempo changes included).
+function segue.beats_at(tm, sample)
+  return core.beats_from_str(tm:quarters_at_sample(sample):str())
+end
+
+-- The sample where `beats` quarter notes from the timeline's start fall (through the tempo map).
+function segue.sample_at_beats(beats)
+  return Temporal.timepos_t.from_ticks(math.floor(beats * core.TICKS_PER_BEAT + 0.5)):samples()
+end
+
+-- The route (track) that plays `playlist`, by playlist name; nil if none.
+local function route_of(playlist)
+  local name = playlist:name()
+  for route in Session:get_tracks():iter() do
+    local track = route:to_track()
+    if not track:isnil() and track:playlist():name() == name then
+      return route
+    end
+  end
+  return nil
+end
+
+local function audio_channels(playlist)
+  local channels = 0
+  for r in playlist:region_list():iter() do
+    local ar = r:to_audioregion()
+    if not ar:isnil() then
+      channels = math.max(channels, ar:n_channels())
+    end
+  end
+  return channels
+end
+
+-- What the editor has selected, as a plain table:
+-- {start=sample, length=samples, track=name, audio={ {playlist=, channels=}... }, midi={region=, ...} or nil}.
+-- Selected regions win over a time range; nil and a reason when nothing usable is selected.
+function segue.selection(editor)
+  local sel = editor:get_selection()
+  local first, last, track = nil, nil, nil
+  local audio, seen, midi = {}, {}, nil
+  for r in sel.regions:regionlist():iter() do
+    local pos = r:position():samples()
+    local stop = pos + r:length():samples()
+    first = first and math.min(first, pos) or pos
+    last = last and math.max(last, stop) or stop
+    local playlist = r:playlist()
+    local route = route_of(playlist)
+    track = track or (route and route:name()) or playlist:name()
+    local mr = r:to_midiregion()
+    if not mr:isnil() then
+      midi = midi or { region = mr, start = pos, length = stop - pos }
+    elseif not seen[playlist:name()] then
+      seen[playlist:name()] = true
+      audio[#audio + 1] = { playlist = playlist:to_audioplaylist(), channels = audio_channels(playlist) }
+    end
+  end
+  if first == nil and sel.time:start_sample() < sel.time:end_sample() then
+    first, last = sel.time:start_sample(), sel.time:end_sample()
+    for route in sel.tracks:routelist():iter() do
+      local t = route:to_track()
+      if not t:isnil() then
+        track = track or route:name()
+        local channels = audio_channels(t:playlist())
+        if channels > 0 then
+          audio[#audio + 1] = { playlist = t:playlist():to_audioplaylist(), channels = channels }
+        end
+      end
+    end
+    if #audio == 0 then
+      return nil, "the time range has no audio on the selected tracks (select tracks, or a region)"
+    end
+  end
+  if first == nil then
+    return nil, "select a region, or a time range on one or more tracks, first"
+  end
+  return { start = first, length = last - first, track = track or "", audio = audio, midi = midi }
+end
+
+-- Write what the tracks play from `start` for `length` samples (summed, at most 2 channels) as a float WAV.
+function segue.export_audio(path, sources, start, length, rate)
+  local channels = 1
+  for _, s in ipairs(sources) do
+    channels = math.max(channels, math.min(2, s.channels))
+  end
+  local block = math.min(segue.BLOCK, math.max(1, length))
+  local buf, mix, gain = ARDOUR.DSP.DspShm(block), ARDOUR.DSP.DspShm(block), ARDOUR.DSP.DspShm(block)
+  local function read(offset, count)
+    local out = {}
+    for c = 1, channels do
+      local acc = {}
+      for i = 1, count do
+        acc[i] = 0.0
+      end
+      out[c] = acc
+    end
+    for _, s in ipairs(sources) do
+      for c = 1, channels do
+        local chan = math.min(c, s.channels) - 1 -- a mono track goes to both channels
+        buf:clear()
+        s.playlist:read(buf:to_float(0), mix:to_float(0), gain:to_float(0),
+          Temporal.timepos_t(start + offset), Temporal.timecnt_t(count), chan)
+        local data = buf:to_float(0):array()
+        local acc = out[c]
+        for i = 1, count do
+          acc[i] = acc[i] + data[i]
+        end
+      end
+    end
+    return out
+  end
+  return core.write_wav(path, rate, channels, length, read, block)
+end
+
+-- Write a MIDI region's notes (from the region's start, in quarter notes) as a MIDI file.
+function segue.export_midi(path, mr, tempo_bpm, meter_num, meter_den, length_beats)
+  local offset = core.beats_from_str(mr:start():beats():str()) -- where the region starts in its source
+  local notes = {}
+  for note in ARDOUR.LuaAPI.note_list(mr:model()):iter() do
+    local at = core.beats_from_str(note:time():str()) - offset
+    if at >= 0 and at < length_beats then
+      notes[#notes + 1] = {
+        start_beats = at,
+        length_beats = core.beats_from_str(note:length():str()),
+        pitch = note:note(),
+        velocity = note:velocity(),
+        channel = note:channel(),
+      }
+    end
+  end
+  return core.write_smf(path, notes, tempo_bpm, meter_num, meter_den, length_beats)
+end
+
+-- The selection as a Segue region: export its audio (and MIDI) into the session's export folder and describe it.
+-- Returns the region table (core.region_args's fields) or nil and a reason.
+function segue.region_of_selection(editor, stamp)
+  local s, why = segue.selection(editor)
+  if not s then
+    return nil, why
+  end
+  local tm = Temporal.TempoMap.read()
+  local at = Temporal.timepos_t(s.start)
+  local meter = tm:meter_at(at)
+  local region = {
+    start_beats = segue.beats_at(tm, s.start),
+    tempo_bpm = tm:quarters_per_minute_at(at),
+    meter_num = meter:divisions_per_bar(),
+    meter_den = meter:note_value(),
+    track = s.track,
+  }
+  region.length_beats = segue.beats_at(tm, s.start + s.length) - region.start_beats
+  local base = ARDOUR.LuaAPI.build_filename(Session:path(), "export",
+    string.format("segue-%s-%s", (s.track:gsub("[^%w%-]+", "-")), stamp or os.date("%Y%m%d-%H%M%S")))
+  if #s.audio > 0 then
+    region.audio_path = base .. ".wav"
+    local ok, err = segue.export_audio(region.audio_path, s.audio, s.start, s.length, Session:nominal_sample_rate())
+    if not ok then
+      return nil, "cannot write " .. region.audio_path .. ": " .. tostring(err)
+    end
+  end
+  if s.midi then
+    region.midi_path = base .. ".mid"
+    local ok, err = segue.export_midi(region.midi_path, s.midi.region, region.tempo_bpm, region.meter_num,
+      region.meter_den, region.length_beats)
+    if not ok then
+      return nil, "cannot write " .. region.midi_path .. ": " .. tostring(err)
+    end
+  end
+  return region
+end
+
+-- Send a region (and what to generate) to the bridge at `url` ("osc.udp://127.0.0.1:9750") over OSC.
+-- Returns the OSC messages sent, as {address, types, args} (for the caller to show, and for tests).
+function segue.send(url, region, generate)
+  local types, args = core.region_args(region)
+  if not types then
+    return nil, args
+  end
+  local messages = { { "/segue/region", types, args } }
+  if generate then
+    if type(generate) == "function" then -- what to ask for, knowing the region (an accompaniment's bars)
+      generate = generate(region)
+    end
+    local gtypes, gargs = core.generate_args(generate)
+    if not gtypes then
+      return nil, gargs
+    end
+    messages[2] = { "/segue/generate", gtypes, gargs }
+  end
+  local address = ARDOUR.LuaOSC.Address(url)
+  for _, m in ipairs(messages) do
+    address:send(m[1], m[2], table.unpack(m[3]))
+  end
+  return messages
+end
+
+-- Ask which parts to write and how many variants (LuaDialog: an entry and a number), starting from what was
+-- chosen last (kept in `memory`, a small JSON file: the session's export/segue-accompany.json), else `defaults`
+-- ({parts=, variants=}). Input Segue would refuse is said and asked again, as typed; only valid answers are kept.
+-- Returns {parts=normalised, variants=n}, or nil when cancelled. Without a dialog (a headless Ardour): the
+-- remembered or default answer, said.
+function segue.ask_accompany(defaults, memory)
+  local last = { parts = defaults.parts or "", variants = defaults.variants or 2 }
+  local text = memory and core.read_file(memory)
+  if text then
+    local ok, saved = pcall(core.json_decode, text)
+    if ok and type(saved) == "table" and type(saved.parts) == "string" and type(saved.variants) == "number" then
+      last = saved
+    end
+  end
+  if not (LuaDialog and LuaDialog.Dialog) then
+    local parts, why = core.normalise_parts(last.parts)
+    if not parts then
+      say("cannot accompany with the parts " .. tostring(last.parts) .. ": " .. why)
+      return nil
+    end
+    print("Segue: no dialog here; accompanying with " .. (parts == "" and "the model's default parts" or parts))
+    return { parts = parts, variants = math.floor(last.variants) }
+  end
+  while true do
+    local rv = LuaDialog.Dialog("Segue: accompany selection", {
+      { type = "entry", key = "parts", title = "Parts (comma-separated, e.g. bass,piano; empty: the model's default)",
+        default = last.parts },
+      { type = "number", key = "variants", title = "Variants", min = 1, max = 16, step = 1, digits = 0,
+        default = last.variants },
+    }):run()
+    if not rv then
+      return nil
+    end
+    local parts, why = core.normalise_parts(rv.parts or "")
+    local variants = math.floor((tonumber(rv.variants) or 0) + 0.5)
+    if parts and (variants < 1 or variants > 16) then
+      parts, why = nil, "variants must be 1..16, got " .. tostring(rv.variants)
+    end
+    if parts then
+      if memory then
+        core.write_atomic(memory, core.json_encode({ parts = parts, variants = variants }) .. "\n")
+      end
+      return { parts = parts, variants = variants }
+    end
+    say("not that: " .. why)
+    last = { parts = rv.parts or "", variants = math.max(1, math.min(16, variants)) }
+  end
+end
+
+-- Import every placement waiting in WATCH/placed/ at its position, each on a new track named as Segue says.
+-- `state` keeps the next number to look at between calls. Returns the list of imports done, as
+-- {file=, sample=, track=, kind=}.
+function segue.place_pending(editor, watch_dir, state)
+  local done = {}
+  for _, item in ipairs(core.pending_placements(watch_dir, state)) do
+    local rec = item.record
+    if item.error then
+      print("Segue: skipping " .. item.path .. ": " .. tostring(item.error))
+    elseif not core.file_exists(rec.file_path) then
+      print("Segue: " .. rec.file_path .. " is gone; skipping it")
+      core.mark_done(watch_dir, item)
+    else
+      local sample = segue.sample_at_beats(rec.position_beats)
+      local before = {}
+      for route in Session:get_routes():iter() do
+        before[route:name()] = true
+      end
+      local files = C.StringVector()
+      files:push_back(rec.file_path)
+      local instrument = ARDOUR.PluginInfo()
+      if rec.kind == "midi" then
+        local synth = ARDOUR.LuaAPI.new_plugin_info("ACE Reasonable Synth", ARDOUR.PluginType.LV2)
+        if synth and not synth:isnil() then
+          instrument = synth
+        end
+      end
+      editor:do_import(files, Editing.ImportDistinctFiles, Editing.ImportAsTrack, ARDOUR.SrcQuality.SrcBest,
+        ARDOUR.MidiTrackNameSource.SMFTrackName, ARDOUR.MidiTempoMapDisposition.SMFTempoIgnore,
+        Temporal.timepos_t(sample), instrument, ARDOUR.Track(), false)
+      for route in Session:get_routes():iter() do
+        if not before[route:name()] and rec.track_name and rec.track_name ~= "" then
+          route:set_name(rec.track_name)
+        end
+      end
+      core.mark_done(watch_dir, item)
+      done[#done + 1] = { file = rec.file_path, sample = sample, track = rec.track_name, kind = rec.kind }
+    end
+  end
+  return done
+end
+
+return segue
+end)(core)
+-- <<< segue_ardour.lua
+
+function factory (params) return function ()
+	local memory = ARDOUR.LuaAPI.build_filename(Session:path(), "export", "segue-accompany.json")
+	local choice = segue.ask_accompany(ACCOMPANY, memory)
+	if not choice then
+		print("Segue: accompany cancelled; nothing sent")
+		return
+	end
+	local region, why = segue.region_of_selection(Editor)
+	if not region then
+		segue.say("nothing sent: " .. why)
+		return
+	end
+	local sent, err = segue.send(SEGUE_OSC, region, function(r)
+		return { mode = "accompany", bars = core.bars_of(r), variants = choice.variants, parts = choice.parts }
+	end)
+	if not sent then
+		segue.say("nothing sent: " .. err)
+		return
+	end
+	print(string.format("Segue: asked %s for %d accompaniment(s) with %s of %s (%.3f beats from beat %.3f, %.2f BPM, " ..
+		"%d/%d); they come back at beat %.3f", SEGUE_OSC, choice.variants,
+		choice.parts == "" and "the model's default parts" or choice.parts, region.audio_path or region.midi_path,
+		region.length_beats, region.start_beats, region.tempo_bpm, region.meter_num, region.meter_den,
+		region.start_beats))
+end end
