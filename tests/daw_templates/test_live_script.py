@@ -16,10 +16,12 @@ from typing import Any
 
 import mido
 import pytest
+from fake_engine import FakeEngine
 from lua_helpers import TEMPLATES
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message_builder import OscMessageBuilder
 from region_engine import RegionEngine
+from test_accompany_actions import PARTS_CASES, check_parts
 
 from bridge.osc import OscBridge, OscServer
 from bridge.service import BridgeService
@@ -293,7 +295,8 @@ def test_the_midi_trigger_and_its_map(tmp_path: Path) -> None:
     song = Song()
     script = make(tmp_path, song)
     script.build_midi_map(99)
-    assert fake_live.forwarded[-16:] == [(7, 99, ch, 0) for ch in range(16)]  # type: ignore[attr-defined]
+    # the send note (C-2) and the accompany note (C#-2), on every channel
+    assert fake_live.forwarded[-32:] == [(7, 99, ch, n) for n in (0, 1) for ch in range(16)]  # type: ignore[attr-defined]
     script.receive_midi((0x90, 0, 100))
     assert script.messages[-1] == "Segue: select a clip first (it shows in the Detail View)"
     script.handle_datagram(b"garbage", ("127.0.0.1", 1))  # ignored, logged
@@ -324,3 +327,114 @@ def test_osc_and_midi_files_round_trip(tmp_path: Path) -> None:
     mid.save(tmp_path / "two.mid")
     notes, end = smf.read(str(tmp_path / "two.mid"))
     assert notes == [(60, 0.5, 1.0, 90), (72, 0.5, 1.0, 90)] and end == 1.5
+
+
+# -- accompany ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def accompany_bridge(tmp_path: Path) -> Iterator[tuple[tuple[str, int], FakeEngine]]:
+    """The real OSC bridge with the bridge tests' fake engine, which accompanies at the region's start."""
+    engine = FakeEngine()
+    service = BridgeService(engine, tmp_path / "jobs", place="first")
+    server = OscServer(OscBridge(service), "127.0.0.1", 0)
+    service.start()
+    server.start()
+    yield server.address, engine
+    server.close()
+    service.close()
+
+
+def _osc(script: Any, address: str, *args: Any) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as tool:
+        message = OscMessageBuilder(address)
+        for value in args:
+            message.add_arg(value)
+        tool.sendto(message.build().dgram, ("127.0.0.1", script.port))
+
+
+def test_accompany_over_osc_asks_for_the_parts_and_the_results_land_at_the_clips_start(
+    tmp_path: Path, accompany_bridge: tuple[tuple[str, int], FakeEngine]
+) -> None:
+    address, engine = accompany_bridge
+    song = Song(modern=True)
+    _arrangement_clip(song)  # 8 beats at beat 16, 4/4
+    script = make(tmp_path, song, address)
+    try:
+        _osc(script, "/live/segue/accompany", " Bass, PIANO ", 1)
+        assert pump(script, lambda: len(song.tracks) == 3), script.messages
+    finally:
+        script.disconnect()
+    (request,) = engine.requests
+    assert (request.params.mode, request.params.parts, request.params.variants) == ("accompany", ("bass", "piano"), 1)
+    assert request.params.bars == 2  # the clip's 8 beats in 4/4
+    assert (request.prompt.start_beats, request.prompt.length_beats) == (16.0, 8.0)
+    audio, midi = song.tracks[1], song.tracks[2]
+    assert [c.start_time for c in audio.arrangement_clips] == [16.0]  # under the clip, not after it
+    assert [c.start_time for c in midi.arrangement_clips] == [16.0]
+    assert any("come back at beat 16 (the clip's start)" in m for m in script.messages)
+
+
+def _handled(script: Any, address: str, *args: Any) -> None:
+    """Send ``address`` to the script and give it a few ticks to handle it."""
+    _osc(script, address, *args)
+    pump(script, lambda: False, 0.2)
+
+
+def _sent_to(script: Any, action: Any) -> list[tuple[str, list[Any]]]:
+    """What the script sends to a fake bridge while ``action`` runs (nothing: [])."""
+    module = sys.modules["SegueLiveScript"]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as fake_bridge:
+        fake_bridge.bind(("127.0.0.1", 0))
+        fake_bridge.settimeout(0.3)
+        script.bridge = fake_bridge.getsockname()
+        action()
+        out = []
+        try:
+            while True:
+                out += module.oscmini.decode(fake_bridge.recv(65535))
+        except TimeoutError:
+            return out
+
+
+def test_the_accompany_note_and_defaults(tmp_path: Path) -> None:
+    song = Song(modern=True)
+    _arrangement_clip(song)
+    script = make(tmp_path, song)
+    sent = _sent_to(script, lambda: script.receive_midi((0x91, 1, 100)))  # C#-2 on channel 2
+    assert [a for a, _ in sent] == ["/segue/region", "/segue/generate"]
+    assert sent[1][1] == ["accompany", 2, 2, "bass,piano"]  # ACCOMPANY: bass,piano, 2 variants
+    sent = _sent_to(script, lambda: _handled(script, "/live/segue/accompany", ""))
+    assert sent[1][1] == ["accompany", 2, 2]  # "": the model's default set, the 3-argument form
+    sent = _sent_to(script, lambda: _handled(script, "/live/segue/send"))
+    assert sent[1][1] == ["continue", 4, 2]  # the continue action is unchanged
+    script.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("address", "args", "says"),
+    [
+        ("/live/segue/accompany", ["double bass"], "nothing sent: 'double bass' is not a part name"),
+        ("/live/segue/accompany", ["bass,BASS", 2], "nothing sent: 'bass' is given twice"),
+        ("/live/segue/send", ["continue", 4, 2, "bass"], "parts (bass) are only for accompany"),
+    ],
+)
+def test_bad_parts_are_refused_in_the_status_bar(tmp_path: Path, address: str, args: list[Any], says: str) -> None:
+    song = Song(modern=True)
+    _arrangement_clip(song)
+    script = make(tmp_path, song)
+    sent = _sent_to(script, lambda: _handled(script, address, *args))
+    script.disconnect()
+    assert sent == []
+    assert says in script.messages[-1], script.messages
+
+
+def test_the_live_script_normalises_parts_like_the_lua_core() -> None:
+    module = load_script()
+    results: list[tuple[str | None, str]] = []
+    for typed, _, _ in PARTS_CASES:
+        try:
+            results.append((module.segue_script.normalise_parts(typed), ""))
+        except ValueError as e:
+            results.append((None, str(e)))
+    check_parts(results)

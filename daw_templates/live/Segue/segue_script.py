@@ -4,9 +4,12 @@ clip sent to Segue's bridge, and Segue's ``/segue/place`` turned into clips.
 Addresses it answers, in AbletonOSC's ``/live/<object>/<verb>`` style, on UDP 127.0.0.1:11002 (AbletonOSC itself
 has 11000/11001; both can run at once):
 
-- ``/live/segue/send [s:mode i:bars i:variants]``: send the clip shown in Live's Detail View (a MIDI clip's notes as
-  a .mid; an audio clip's file) with its position, Live's tempo and meter, then ask for a job. A MIDI note
-  (``TRIGGER_NOTE`` on any channel, from the control surface's MIDI input) does the same.
+- ``/live/segue/send [s:mode i:bars i:variants [s:parts]]``: send the clip shown in Live's Detail View (a MIDI
+  clip's notes as a .mid; an audio clip's file) with its position, Live's tempo and meter, then ask for a job. A
+  MIDI note (``TRIGGER_NOTE`` on any channel, from the control surface's MIDI input) does the same.
+- ``/live/segue/accompany [s:parts [i:variants]]``: the same clip, asking for accompaniments (new parts under the
+  clip's own bars, e.g. ``"bass,piano"``; ``""``: the model's default set); without arguments, ``ACCOMPANY``. The
+  MIDI note ``ACCOMPANY_NOTE`` does the same. They come back at the clip's start.
 - ``/live/segue/place s:file_path f:position_beats s:track_name s:kind``, and Segue's own
   ``/segue/place s:file_path f:position_beats f:position_seconds s:track_name s:kind`` (what the bridge sends back
   to this script, since it asked): a new track, named as given, holding the file as a clip.
@@ -20,7 +23,9 @@ so and names the file to drag in from Segue.
 """
 
 import errno
+import math
 import os
+import re
 import socket
 import time
 
@@ -35,6 +40,12 @@ LISTEN_PORT = int(os.environ.get("SEGUE_LIVE_PORT", "11002"))
 BRIDGE = (os.environ.get("SEGUE_HOST", "127.0.0.1"), int(os.environ.get("SEGUE_PORT", "9750")))
 GENERATE = ("continue", 4, 2)  # mode, bars, variants asked for by the MIDI trigger
 TRIGGER_NOTE = 0  # C-2 (note 0), any channel
+# parts, variants asked for by /live/segue/accompany without arguments and by the accompany note
+ACCOMPANY = (os.environ.get("SEGUE_ACCOMPANY_PARTS", "bass,piano"), 2)
+ACCOMPANY_NOTE = 1  # C#-2 (note 1), any channel
+MAX_PARTS = 8
+MAX_BARS = 64
+_PART_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 OUT_DIR = os.environ.get("SEGUE_LIVE_DIR") or os.path.join(os.path.expanduser("~"), "Segue", "live")
 MAX_DATAGRAMS_PER_TICK = 64
 
@@ -53,6 +64,7 @@ class SegueScript:
         self.sock.bind(("127.0.0.1", LISTEN_PORT if listen_port is None else listen_port))
         self.handlers = {
             "/live/segue/send": self._on_send,
+            "/live/segue/accompany": self._on_accompany,
             "/live/segue/place": self._on_live_place,
             "/segue/place": self._on_segue_place,
             "/segue/job/started": lambda a: self.say(f"Segue: job {a[0]} started"),
@@ -129,18 +141,28 @@ class SegueScript:
 
     def build_midi_map(self, midi_map_handle):
         if Live is not None:
-            for channel in range(16):
-                Live.MidiMap.forward_midi_note(self._c.handle(), midi_map_handle, channel, TRIGGER_NOTE)
+            for note in (TRIGGER_NOTE, ACCOMPANY_NOTE):
+                for channel in range(16):
+                    Live.MidiMap.forward_midi_note(self._c.handle(), midi_map_handle, channel, note)
 
     def receive_midi(self, midi_bytes):
-        if len(midi_bytes) == 3 and midi_bytes[0] & 0xF0 == 0x90 and midi_bytes[1] == TRIGGER_NOTE and midi_bytes[2]:
+        if not (len(midi_bytes) == 3 and midi_bytes[0] & 0xF0 == 0x90 and midi_bytes[2]):
+            return
+        if midi_bytes[1] == TRIGGER_NOTE:
             self.send_selected_clip(*GENERATE)
+        elif midi_bytes[1] == ACCOMPANY_NOTE:
+            self.accompany_selected_clip(*ACCOMPANY)
 
     # -- send ------------------------------------------------------------------------------------------------
 
     def _on_send(self, args):
         mode, bars, variants = (list(args) + list(GENERATE)[len(args) :])[:3]
-        self.send_selected_clip(str(mode), int(bars), int(variants))
+        parts = str(args[3]) if len(args) > 3 else ""
+        self.send_selected_clip(str(mode), int(bars), int(variants), parts)
+
+    def _on_accompany(self, args):
+        parts, variants = (list(args) + list(ACCOMPANY)[len(args) :])[:2]
+        self.accompany_selected_clip(str(parts), int(variants))
 
     def send_osc(self, address, args):
         self.sock.sendto(oscmini.encode(address, args), self.bridge)
@@ -185,7 +207,16 @@ class SegueScript:
                 self.say(f"Segue: sending the whole file {audio} (its clip start and warping are not applied)")
         return [audio, midi, start, length, float(song.tempo), meter[0], meter[1], name]
 
-    def send_selected_clip(self, mode, bars, variants):
+    def send_selected_clip(self, mode, bars, variants, parts=""):
+        """Send the selected clip and ask for ``mode`` (parts: accompany only); /segue/region's arguments, or None."""
+        try:
+            parts = normalise_parts(parts)
+        except ValueError as e:
+            self.say(f"Segue: nothing sent: {e}")
+            return None
+        if parts and mode != "accompany":
+            self.say(f"Segue: nothing sent: parts ({parts}) are only for accompany, not {mode}")
+            return None
         clip, where = self.selected_clip()
         if clip is None:
             self.say("Segue: select a clip first (it shows in the Detail View)")
@@ -193,9 +224,24 @@ class SegueScript:
         region = self.region_of_clip(clip, where)
         self.last_source = where
         self.send_osc("/segue/region", region)
-        self.send_osc("/segue/generate", [mode, bars, variants])
+        self.send_osc("/segue/generate", [mode, bars, variants] + ([parts] if parts else []))
         self.say(f"Segue: sent {region[7]} ({region[3]:.2f} beats) to {self.bridge[0]}:{self.bridge[1]}")
+        if mode == "accompany":
+            self.say(
+                f"Segue: asked for {variants} accompaniment(s) with {parts or 'the model default parts'}; they come "
+                f"back at beat {region[2]:g} (the clip's start)"
+            )
         return region
+
+    def accompany_selected_clip(self, parts, variants):
+        """Ask for accompaniments of the selected clip: as many bars as the clip covers (Segue checks the value;
+        an accompaniment is as long as the region)."""
+        clip, _where = self.selected_clip()
+        song = self.song()
+        per_bar = int(song.signature_numerator) * 4 / int(song.signature_denominator)
+        length = float(clip.length) if clip is not None else 0.0
+        bars = max(1, min(MAX_BARS, int(math.ceil(length / per_bar - 1e-9))))
+        return self.send_selected_clip("accompany", bars, int(variants), parts)
 
     # -- place -----------------------------------------------------------------------------------------------
 
@@ -247,6 +293,28 @@ class SegueScript:
             f"{os.path.basename(path)} from Segue onto a track at beat {position_beats:g}"
         )
         return None
+
+
+def normalise_parts(text):
+    """A parts list as typed (" Bass, PIANO ", "bass,piano,") as Segue wants it ("bass,piano"): names trimmed and
+    lowercased, empty items dropped; "" is the model's default set. ValueError, saying why, for what Segue would
+    refuse (the rules of daw_templates/reaper/segue_core.lua's core.normalise_parts, which the tests share)."""
+    names = []
+    for item in str(text).split(","):
+        name = item.strip().lower()
+        if not name:
+            continue
+        if not _PART_NAME.fullmatch(name):
+            raise ValueError(
+                f"'{name}' is not a part name: a name is a letter, then letters, digits, - or _ (at most 32), and "
+                "commas go between names (e.g. bass,piano)"
+            )
+        if name in names:
+            raise ValueError(f"'{name}' is given twice")
+        names.append(name)
+    if len(names) > MAX_PARTS:
+        raise ValueError(f"at most {MAX_PARTS} parts, got {len(names)}")
+    return ",".join(names)
 
 
 def _index_of(items, item):
