@@ -154,3 +154,34 @@ def test_midi_output_of_a_region_given_as_audio_and_midi_uses_its_midi(
     result = engine.generate(request, tmp_path)
     assert result.kind == "midi" and not (tmp_path / TRANSCRIBED_MIDI).exists()
     assert "transcribed" not in result.region.notes and "midi" in result.variants[0].files
+
+
+def test_a_remote_midi_job_gives_the_local_files(
+    melody_wav: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--as midi through `segue serve`: the same variant files, byte for byte, and the same manifest (the
+    transcription itself stays in the server's job folder)."""
+    rig_dir = str(Path(__file__).parent / "server")
+    if rig_dir not in sys.path:
+        sys.path.insert(0, rig_dir)
+    from server_rig import TOKEN, thread_server
+
+    from engine.server.workers import local_engine_factory
+
+    monkeypatch.setenv("SEGUE_THREADS", "1")
+    args = ["continue", str(melody_wav), "--tempo", "100", "--bars", "1", "--variants", "2", "--as", "midi",
+            "--seed", "3", "--json"]  # fmt: skip
+    runs = {}
+    with thread_server(tmp_path / "data", local_engine_factory, devices=("cpu",)) as server:
+        for name, extra in (("local", []), ("remote", ["--engine", server.url, "--token", TOKEN])):
+            assert cli.main([*args, "--out", str(tmp_path / name), *extra]) == 0
+            job = json.loads(capsys.readouterr().out)
+            job_dir = tmp_path / name / job["id"]
+            runs[name] = job, {str(p.relative_to(job_dir)): p.read_bytes() for p in sorted(job_dir.rglob("*"))
+                                if p.is_file() and p.name != "job.json"}  # fmt: skip
+    (local, local_files), (remote, remote_files) = runs["local"], runs["remote"]
+    assert local_files.pop(str(TRANSCRIBED_MIDI)) and remote_files == local_files
+    assert {"v01/continuation.mid", "v01/continuation.wav", "v02/stems/melody.wav"} <= set(remote_files)
+    for key in ("kind", "model", "variants", "file_sources", "place_at"):
+        assert remote[key] == local[key], key
+    assert remote["region"]["notes"] == local["region"]["notes"]
