@@ -185,3 +185,16 @@ def test_a_remote_midi_job_gives_the_local_files(
     for key in ("kind", "model", "variants", "file_sources", "place_at"):
         assert remote[key] == local[key], key
     assert remote["region"]["notes"] == local["region"]["notes"]
+
+
+def test_auto_without_an_audio_model_transcribes_and_says_so(
+    engine: LocalEngine, melody_wav: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "_installed_audio_default", lambda: None)
+    request = GenerationRequest(Prompt(audio_path=melody_wav, tempo_bpm=TEMPO), GenerationParams(bars=1, variants=1))
+    result = engine.generate(request, tmp_path)
+    assert result.kind == "midi" and (tmp_path / TRANSCRIBED_MIDI).is_file()
+    assert result.region.notes.startswith("transcribed from audio: ")
+    assert "the audio was transcribed and continued as MIDI: no audio model is installed" in result.region.notes
+    info = sf.info(str(tmp_path / result.variants[0].files["audio"]))
+    assert info.frames == BAR_SAMPLES and info.samplerate == RATE
