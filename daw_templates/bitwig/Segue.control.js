@@ -1,5 +1,6 @@
 // Segue.control.js: a Bitwig Studio controller script (Controller API 17, Bitwig 5.x) that sends the selected
-// launcher clip's notes to Segue and puts Segue's results into new tracks' launcher slots.
+// launcher clip's notes to Segue (to continue, or to accompany: new parts under the clip) and puts Segue's results
+// into new tracks' launcher slots.
 // No sockets of its own beyond Bitwig's OSC module; nothing of Segue's is imported. See README.md.
 //
 // What Bitwig's API cannot do, and what we do instead:
@@ -16,13 +17,16 @@ host.defineMidiPorts(0, 0);
 
 var SEGUE_HOST = "127.0.0.1";
 var SEGUE_PORT = 9750;     // `segue bridge` (Segue's OSC)
-var LISTEN_PORT = 11003;   // this script's OSC: /bitwig/segue/send, /bitwig/segue/place
+var LISTEN_PORT = 11003;   // this script's OSC: /bitwig/segue/send, /bitwig/segue/accompany, /bitwig/segue/place
+var GENERATE = { mode: "continue", bars: 4, variants: 2 };  // what "Send to Segue" asks for
+var ACCOMPANY = { parts: "bass,piano", variants: 2 };      // "Accompany": the parts setting's first value
+var MAX_PARTS = 8, MAX_BARS = 64;
 var GRID_STEPS_PER_BEAT = 16;
 var GRID_BEATS = 64;       // the clip grid this script reads (64 beats at 1/16 beat)
 var MAX_TRACKS = 128;
 
 var segue = {
-  tempo: 120, num: 4, den: 4, playStart: 0, trackName: "Bitwig", clipLength: 0, notes: {},
+  tempo: 120, num: 4, den: 4, playStart: 0, trackName: "Bitwig", clipLength: 0, notes: {}, parts: ACCOMPANY.parts,
   pending: [], messages: [],
 };
 
@@ -95,7 +99,46 @@ function regionArgs(path) {
   return [ "", path, segue.playStart, segue.clipLength, segue.tempo, segue.num, segue.den, segue.trackName ];
 }
 
-function sendClip(mode, bars, variants) {
+// A parts list as typed (" Bass, PIANO ", "bass,piano,") as Segue wants it ("bass,piano"): names trimmed and
+// lowercased, empty items dropped; "" is the model's default set. {parts: ...}, or {error: why} for what Segue
+// would refuse (the rules of daw_templates/reaper/segue_core.lua's core.normalise_parts; the tests share them).
+function normaliseParts(text) {
+  var items = String(text === undefined || text === null ? "" : text).split(","), names = [];
+  for (var i = 0; i < items.length; i++) {
+    var name = items[i].replace(/^\s+|\s+$/g, "").toLowerCase();
+    if (name === "") continue;
+    if (!/^[a-z][a-z0-9_-]{0,31}$/.test(name)) {
+      return { error: "'" + name + "' is not a part name: a name is a letter, then letters, digits, - or _ " +
+                      "(at most 32), and commas go between names (e.g. bass,piano)" };
+    }
+    if (names.indexOf(name) >= 0) return { error: "'" + name + "' is given twice" };
+    names.push(name);
+  }
+  if (names.length > MAX_PARTS) return { error: "at most " + MAX_PARTS + " parts, got " + names.length };
+  return { parts: names.join(",") };
+}
+
+// Ask for accompaniments of the selected clip: as many bars as the clip covers (Segue checks the value; an
+// accompaniment is as long as the region), with `parts` (else the "Accompany parts" setting).
+function accompanyClip(parts, variants) {
+  var checked = normaliseParts(parts === undefined ? segue.parts : parts);
+  if (checked.error !== undefined) { say("Segue: nothing sent: " + checked.error); return null; }
+  if (variants !== undefined && !(variants >= 1 && variants <= 16 && variants === Math.floor(variants))) {
+    say("Segue: nothing sent: variants must be 1..16, got " + variants);
+    return null;
+  }
+  var perBar = segue.num * 4 / segue.den;
+  var bars = Math.max(1, Math.min(MAX_BARS, Math.ceil(segue.clipLength / perBar - 1e-9)));
+  var args = sendClip("accompany", bars, variants || ACCOMPANY.variants, checked.parts);
+  if (args) {
+    say("Segue: asked for " + (variants || ACCOMPANY.variants) + " accompaniment(s) with " +
+        (checked.parts || "the model's default parts") + "; they come back at beat " + segue.playStart +
+        " (the clip's start)");
+  }
+  return args;
+}
+
+function sendClip(mode, bars, variants, parts) {
   if (!segue.clip.exists().get()) { say("Segue: select a launcher clip first"); return null; }
   if (segue.cursorTrack.trackType().get() === "Audio") {
     say("Segue: Bitwig's API does not give an audio clip's file: drag the file into Segue instead");
@@ -107,7 +150,8 @@ function sendClip(mode, bars, variants) {
   writeBytes(path, smfBytes(notes, segue.tempo, segue.num, segue.den, segue.clipLength));
   var args = regionArgs(path);
   segue.connection.sendMessage("/segue/region", args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7]);
-  segue.connection.sendMessage("/segue/generate", mode, bars, variants);
+  if (parts) segue.connection.sendMessage("/segue/generate", mode, bars, variants, parts);
+  else segue.connection.sendMessage("/segue/generate", mode, bars, variants);
   say("Segue: sent " + notes.length + " notes (" + segue.clipLength + " beats) to " + SEGUE_HOST + ":" + SEGUE_PORT);
   return args;
 }
@@ -177,8 +221,13 @@ function init() {
     place(msg.getString(0), msg.getFloat(1), msg.getString(2), msg.getString(3));
   });
   space.registerMethod("/bitwig/segue/send", "*", "send the selected clip", function (source, msg) {
-    sendClip("continue", 4, 2);
+    sendClip(GENERATE.mode, GENERATE.bars, GENERATE.variants);
   });
+  space.registerMethod("/bitwig/segue/accompany", "*", "accompany the selected clip [s:parts i:variants]",
+    function (source, msg) {
+      var n = msg.getArguments().size();
+      accompanyClip(n > 0 ? msg.getString(0) : undefined, n > 1 ? msg.getInt(1) : undefined);
+    });
   space.registerMethod("/segue/job/done", "*", "job done", function (source, msg) {
     say("Segue: job " + msg.getString(0) + " done");
   });
@@ -189,8 +238,13 @@ function init() {
   osc.createUdpServer(LISTEN_PORT, space);
   segue.connection = osc.connectToUdpServer(SEGUE_HOST, SEGUE_PORT, space); // Segue answers on this connection
 
-  var send = host.getDocumentState().getSignalSetting("Send the selected clip", "Segue", "Send to Segue");
-  send.addSignalObserver(function () { sendClip("continue", 4, 2); });
+  var doc = host.getDocumentState();  // shown in the Studio I/O panel; saved with the project
+  var send = doc.getSignalSetting("Send the selected clip", "Segue", "Send to Segue");
+  send.addSignalObserver(function () { sendClip(GENERATE.mode, GENERATE.bars, GENERATE.variants); });
+  var parts = doc.getStringSetting("Accompany parts", "Segue", 64, ACCOMPANY.parts);
+  parts.addValueObserver(function (text) { segue.parts = text; });
+  var accompany = doc.getSignalSetting("Accompany the selected clip", "Segue", "Accompany");
+  accompany.addSignalObserver(function () { accompanyClip(); });
   println("Segue: ready (OSC " + LISTEN_PORT + " in, Segue at " + SEGUE_HOST + ":" + SEGUE_PORT + ")");
 }
 

@@ -14,6 +14,7 @@ import mido
 import pytest
 from fake_engine import FakeEngine
 from lua_helpers import TEMPLATES
+from test_accompany_actions import PARTS_CASES, check_parts
 
 from bridge.osc import OscBridge, check_arguments
 from bridge.service import BridgeService
@@ -100,3 +101,61 @@ def test_bad_region_values_would_be_refused_by_the_bridge() -> None:
     bridge = OscBridge(BridgeService(FakeEngine(), Path("unused")))
     with pytest.raises(BadInputError, match="meter_num"):
         check_arguments("/segue/region", bridge.routes["/segue/region"], ["", "/a.mid", 0.0, 4.0, 120.0, 3.5, 4.0, ""])
+
+
+# -- accompany ----------------------------------------------------------------------------------------------------
+
+CLIP = SEND["steps"][:2]  # the clip of SEND: 6 beats of 3/4 at play start 12 (2 bars), on "Lead"
+
+
+def _generate(report: dict[str, Any]) -> list[Any]:
+    region, generate = report["sent"]
+    assert region[2] == "/segue/region" and generate[:3] == ["127.0.0.1", 9750, "/segue/generate"]
+    args: list[Any] = generate[3]
+    return args
+
+
+def test_the_accompany_button_sends_the_parts_setting(tmp_path: Path) -> None:
+    steps = [*CLIP, {"set_string": ["Accompany parts", " Soprano , BASS "]}, {"press": "Accompany the selected clip"}]
+    report = run({"steps": steps}, tmp_path)
+    assert ["string", "Accompany parts", "bass,piano"] in report["settings"]  # the setting's first value
+    assert ["signal", "Accompany the selected clip", "Accompany"] in report["settings"]
+    args = _generate(report)
+    assert args == ["accompany", 2, 2, "soprano,bass"]
+    bridge = OscBridge(BridgeService(FakeEngine(), Path("unused")))  # the bridge takes it, numbers as floats too
+    floats = [float(a) if isinstance(a, int) else a for a in args]
+    assert check_arguments("/segue/generate", bridge.routes["/segue/generate"], floats) == args
+    assert any("come back at beat 12 (the clip's start)" in p for p in report["popups"])
+
+
+def test_accompany_over_osc_with_parts_and_variants_or_the_setting(tmp_path: Path) -> None:
+    report = run({"steps": [*CLIP, {"osc": ["/bitwig/segue/accompany", "Piano", 3]}]}, tmp_path)
+    assert _generate(report) == ["accompany", 2, 3, "piano"]
+    report = run({"steps": [*CLIP, {"osc": ["/bitwig/segue/accompany"]}]}, tmp_path)
+    assert _generate(report) == ["accompany", 2, 2, "bass,piano"]  # no arguments: the setting, 2 variants
+    report = run({"steps": [*CLIP, {"osc": ["/bitwig/segue/accompany", "  "]}]}, tmp_path)
+    assert _generate(report) == ["accompany", 2, 2]  # "": the model's default set, the 3-argument form
+    report = run({"steps": [*CLIP, {"press": True}]}, tmp_path)
+    assert _generate(report) == ["continue", 4, 2]  # "Send to Segue" still continues
+
+
+@pytest.mark.parametrize(
+    ("step", "says"),
+    [
+        ({"osc": ["/bitwig/segue/accompany", "double bass"]}, "nothing sent: 'double bass' is not a part name"),
+        ({"osc": ["/bitwig/segue/accompany", "bass", 0]}, "nothing sent: variants must be 1..16, got 0"),
+        ({"set_string": ["Accompany parts", "bass,Bass"]}, "nothing sent: 'bass' is given twice"),
+    ],
+)
+def test_bad_accompany_input_is_refused(tmp_path: Path, step: dict[str, Any], says: str) -> None:
+    steps = [*CLIP, step] + ([{"press": "Accompany the selected clip"}] if "set_string" in step else [])
+    report = run({"steps": steps}, tmp_path)
+    assert not report["sent"]
+    assert says in report["popups"][-1]
+
+
+def test_the_bitwig_script_normalises_parts_like_the_lua_core(tmp_path: Path) -> None:
+    typed = json.dumps([case[0] for case in PARTS_CASES])
+    report = run({"steps": [{"call": f"JSON.stringify({typed}.map(normaliseParts))"}]}, tmp_path)
+    rows = json.loads(report["called"][0])
+    check_parts([(row.get("parts"), row.get("error", "")) for row in rows])

@@ -25,7 +25,9 @@ function value(initial) {
 const observers = { steps: [] };
 const tasks = [];
 const methods = {};
-let signal = null;
+const signals = {};  // label -> observer ("press": true presses the first one defined)
+let firstSignal = null;
+const strings = {};  // label -> value
 const tempo = value(120), num = value(4), den = value(4), playStart = value(0);
 const trackName = value(""), trackType = value("Instrument"), clipExists = value(true), loopLength = value(0);
 const tracks = [];
@@ -77,7 +79,17 @@ const host = {
     createUdpServer: (port) => { record.listenPort = port; },
     connectToUdpServer: (h, p) => ({ sendMessage: (address, ...args) => record.sent.push([h, p, address, args]) }),
   }),
-  getDocumentState: () => ({ getSignalSetting: () => ({ addSignalObserver: (f) => { signal = f; } }) }),
+  getDocumentState: () => ({
+    getSignalSetting: (label, category, action) => ({ addSignalObserver: (f) => {
+      signals[label] = f; firstSignal = firstSignal || label; record.settings = (record.settings || []).concat([["signal", label, action]]);
+    } }),
+    getStringSetting: (label, category, numChars, initial) => {
+      const v = value(initial);
+      strings[label] = v;
+      record.settings = (record.settings || []).concat([["string", label, initial]]);
+      return v;
+    },
+  }),
 };
 
 const Java = {
@@ -94,7 +106,10 @@ vm.createContext(sandbox);
 vm.runInContext(fs.readFileSync(script, "utf8"), sandbox, { filename: script });
 sandbox.init();
 
-function msg(args) { return { getString: (i) => String(args[i]), getFloat: (i) => Number(args[i]), getInt: (i) => args[i] | 0 }; }
+function msg(args) {
+  return { getString: (i) => String(args[i]), getFloat: (i) => Number(args[i]), getInt: (i) => args[i] | 0,
+           getArguments: () => ({ size: () => args.length, get: (i) => args[i] }) };
+}
 function runTasks() { for (let n = 0; n < 100 && tasks.length; n++) tasks.shift()(); }
 
 for (const step of scenario.steps) {
@@ -110,7 +125,9 @@ for (const step of scenario.steps) {
                  velocity: () => s.velocity, state: () => s.state || "NoteOn" };
     observers.steps.forEach((f) => f(st));
   }
-  if (step.press) signal();
+  if (step.set_string) strings[step.set_string[0]]._fire(step.set_string[1]);
+  if (step.press) signals[step.press === true ? firstSignal : step.press]();
+  if (step.call) record.called = (record.called || []).concat([vm.runInContext(step.call, sandbox)]);
   if (step.osc) { methods[step.osc[0]]({}, msg(step.osc.slice(1))); runTasks(); }
 }
 process.stdout.write("REPORT " + JSON.stringify(record) + "\n");
