@@ -24,6 +24,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import numpy as np
 import pytest
 import soundfile
 from ardour_procs import edit_session, export, lua_string, need_ardour, new_session, run_offline
+from fake_engine import FakeEngine
 from region_engine import CLICK_AT, RegionEngine
 
 from bridge.adapters.ardour_session import insert_audio_file
@@ -99,8 +101,14 @@ def _click_region(path: Path) -> np.ndarray:
 @pytest.fixture
 def bridge(tmp_path: Path) -> Iterator[tuple[BridgeRunning, Path, Path, RegionEngine]]:
     """``segue bridge --watch`` with the fake engine, on a free loopback port, in this process."""
-    jobs, watch = tmp_path / "jobs", tmp_path / "watch"
     engine = RegionEngine(click_rate=RATE)
+    with _bridge(tmp_path, engine) as (run, jobs, watch):
+        yield run, jobs, watch, engine
+
+
+@contextmanager
+def _bridge(tmp_path: Path, engine: FakeEngine) -> Iterator[tuple[BridgeRunning, Path, Path]]:
+    jobs, watch = tmp_path / "jobs", tmp_path / "watch"
     running: list[BridgeRunning] = []
     ready = threading.Event()
 
@@ -115,7 +123,7 @@ def bridge(tmp_path: Path) -> Iterator[tuple[BridgeRunning, Path, Path, RegionEn
     thread.start()
     assert ready.wait(20), "segue bridge did not start"
     try:
-        yield running[0], jobs, watch, engine
+        yield running[0], jobs, watch
     finally:
         running[0].stop()
         thread.join(15)
@@ -193,6 +201,42 @@ def test_a_region_sent_from_ardour_comes_back_placed_at_the_bar_after_it(
     want = sorted([REGION_AT + c for c in CLICKS] + [expected_at + c for c in continuation])
     assert found == want, f"clicks at {found}, expected {want}"
     print(f"render: the continuation's first click at sample {found[len(CLICKS)]} = bar 4 ({expected_at}) + {CLICK_AT}")
+
+
+def test_accompany_from_ardour_asks_for_the_parts_and_comes_back_at_the_regions_start(tmp_path: Path) -> None:
+    """segue_accompany.lua in the real headless Ardour (no LuaDialog there: it uses the remembered answer, as
+    written by the dialog in the GUI), against the real bridge with the bridge tests' fake engine, which
+    accompanies at the region's start."""
+    need_ardour()
+    engine = FakeEngine()
+    session_file = new_session(tmp_path, "song", osc=False)
+    edit_session(session_file, tempo_bpm=TEMPO)
+    _click_region(tmp_path / "vocal.wav")
+    insert_audio_file(session_file, tmp_path / "vocal.wav", position_samples=REGION_AT, track_name="Vocal")
+    (session_file.parent / "export").mkdir(exist_ok=True)
+    (session_file.parent / "export" / "segue-accompany.json").write_text('{"parts": " Bass, PIANO", "variants": 1}')
+    with _bridge(tmp_path, engine) as (run, _jobs, watch):
+        driver = tmp_path / "driver.lua"
+        driver.write_text(
+            DRIVER.format(
+                folder=lua_string(str(session_file.parent)),
+                name=lua_string(session_file.stem),
+                send=lua_string(str(ARDOUR_DIR / "segue_accompany.lua")),
+                place=lua_string(str(ARDOUR_DIR / "segue_place.lua")),
+                watch=lua_string(str(watch)),
+            )
+        )
+        env = {"SEGUE_OSC": f"osc.udp://127.0.0.1:{run.osc_address[1]}", "SEGUE_WATCH": str(watch)}
+        result = _run_ardour(driver, tmp_path, env)
+    out = result.stdout
+    assert "DRIVER|done" in out, out[-3000:] + result.stderr[-2000:]
+    assert "no dialog here; accompanying with bass,piano" in out
+    (request,) = engine.requests
+    assert (request.params.mode, request.params.parts, request.params.variants) == ("accompany", ("bass", "piano"), 1)
+    assert request.params.bars == 1  # the region's 3.333 beats: one bar of 4/4
+    assert request.prompt.start_beats == pytest.approx(8.0, abs=1e-6)
+    imports = [line.split("|") for line in out.splitlines() if line.startswith("IMPORT|")]
+    assert [int(i[2]) for i in imports] == [REGION_AT, REGION_AT]  # the mix and the MIDI, under the region
 
 
 def _run_ardour(driver: Path, workdir: Path, env: dict[str, str]) -> Any:
