@@ -24,6 +24,7 @@ from engine.checkpoints import Checkpoint
 from engine.errors import BadInputError, EngineError
 from engine.symbolic.accompany import (
     ROLE_BY_NAME,
+    ROLES,
     VOICES,
     Tokens,
     build_sequence,
@@ -38,6 +39,7 @@ from engine.symbolic.midifile import Note, PartNotes
 from engine.symbolic.model import GPT
 from engine.symbolic.region import Region
 from engine.symbolic.sampling import (
+    AFTER_NOTE,
     BAR,
     DONE,
     PITCH_MARGIN,
@@ -191,6 +193,9 @@ def sample_fill(
     if len(prompt) >= block:
         raise EngineError("the region's known parts do not fit the model's context")
     variants = [_Variant(row=_Row(), forced=[], parts=[]) for _ in range(batch)]
+    program_mask = torch.zeros(model.vocab.size, dtype=torch.bool, device=device)
+    program_mask[list(tokens.programs.values())] = True
+    monophonic = [all(r.program != p or r.name in VOICES for r in ROLES) for p in fill_programs]
     history = torch.tensor([list(prompt)] * batch, dtype=torch.long, device=device)
     cache = net.new_cache(batch)
     logits_all, _ = net(history, cache=cache)
@@ -208,6 +213,8 @@ def sample_fill(
                 continue
             assert v.row is not None
             mask, bias = masks[v.part].for_row(v.row)
+            if v.row.state == AFTER_NOTE and monophonic[v.part]:
+                mask = mask & ~program_mask  # a voice sings one note at a time: no second note at this position
             if v.row.bar == bars and bool(mask[tokens.bar]):
                 mask = mask.clone()
                 mask[tokens.bar] = False  # the part ends here: TRACK of the next part, or EOS after the last
@@ -266,15 +273,17 @@ def decode_part(tokens: Sequence[int], tokenizer: REMI, region: Region, offset: 
     except Exception as e:  # miditok raises a variety of errors on malformed sequences
         raise EngineError(f"could not decode a generated part: {e}") from e
     scale = region.ticks_per_quarter / int(score.ticks_per_quarter)
-    notes = []
+    notes: dict[tuple[int, int], Note] = {}  # one note per onset and pitch (the longer one)
     for track in score.tracks:
         for n in track.notes:
             start = offset + round(int(n.time) * scale)
             if start >= end:
                 continue
             duration = max(1, min(round(int(n.duration) * scale), end - start))
-            notes.append(Note(start, duration, int(n.pitch), int(n.velocity)))
-    return notes
+            note = Note(start, duration, int(n.pitch), int(n.velocity))
+            if (start, note.pitch) not in notes or notes[(start, note.pitch)].duration < duration:
+                notes[(start, note.pitch)] = note
+    return sorted(notes.values(), key=lambda n: (n.start, n.pitch))
 
 
 def accompany_region(

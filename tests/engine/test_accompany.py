@@ -227,6 +227,9 @@ def test_sampler_writes_exactly_the_region_bars_per_part(tmp_path: Path, tiny_ch
             role = ROLE_BY_NAME[p.name]
             assert all(role.low <= n.pitch <= role.high for n in p.notes)
             assert p.program == role.program
+            assert len({(n.start, n.pitch) for n in p.notes}) == len(p.notes)  # no doubled notes
+        bass = parts[1]
+        assert len({n.start for n in bass.notes}) == len(bass.notes)  # a voice: one note at a time
     again = accompany_region(model, region, ["piano", "bass"], seeds=[1])
     assert again[0] == variants[0]  # a seed gives the same variant in any batch
 
