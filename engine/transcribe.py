@@ -23,7 +23,7 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,13 +31,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from engine.api import Meter
+from engine.api import CancelToken, Meter
 from engine.audio.audio_io import SILENCE_PEAK, check_audio, probe_audio, read_audio, resample, to_mono
 from engine.audio.continuation import BarGrid, locate_region
 from engine.errors import BadInputError, EngineError
 from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
 
 log = logging.getLogger(__name__)
+Progress = Callable[[float], None]
 
 TICKS_PER_QUARTER = 480
 MODEL_SAMPLE_RATE = 22_050  # basic-pitch's input rate
@@ -205,9 +206,12 @@ def _note_creation() -> Any:
     return note_creation
 
 
-def model_output(mono: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float32]]:
+def model_output(
+    mono: npt.NDArray[np.float32], progress: Progress | None = None, cancel: CancelToken | None = None
+) -> dict[str, npt.NDArray[np.float32]]:
     """basic-pitch's activations for ``[samples]`` at 22.05 kHz: ``note``, ``onset`` ``[frames, 88]`` and
-    ``contour`` ``[frames, 264]``, windowed and unwrapped as basic-pitch's ``run_inference`` does."""
+    ``contour`` ``[frames, 264]``, windowed and unwrapped as basic-pitch's ``run_inference`` does; ``progress``
+    gets the share done and ``cancel`` is polled after each batch of windows."""
     session = _session()
     overlap = OVERLAP_FRAMES * FFT_HOP
     hop = WINDOW_SAMPLES - overlap
@@ -220,6 +224,10 @@ def model_output(mono: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.floa
     outputs: dict[str, list[npt.NDArray[np.float32]]] = {"note": [], "onset": [], "contour": []}
     names = ["StatefulPartitionedCall:1", "StatefulPartitionedCall:2", "StatefulPartitionedCall:0"]
     for b in range(0, len(starts), BATCH_WINDOWS):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if progress is not None:
+            progress(b / len(starts))
         batch = windows[b : b + BATCH_WINDOWS]
         for key, value in zip(("note", "onset", "contour"), session.run(names, {"serving_default_input_2:0": batch}),
                               strict=True):  # fmt: skip
@@ -234,10 +242,14 @@ def model_output(mono: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.floa
 
 
 def note_events(
-    mono: npt.NDArray[np.float32], min_note_seconds: float, options: TranscriptionOptions
+    mono: npt.NDArray[np.float32],
+    min_note_seconds: float,
+    options: TranscriptionOptions,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> list[NoteEvent]:
     """Note events of ``[samples]`` at 22.05 kHz, by basic-pitch's decoder (onsets, then the melodia trick)."""
-    output = model_output(mono)
+    output = model_output(mono, progress, cancel)
     creation = _note_creation()
     frames_per_second = MODEL_SAMPLE_RATE / FFT_HOP
     min_frames = max(3, round(min_note_seconds * frames_per_second))
@@ -503,13 +515,16 @@ def transcribe_region(
     length_beats: float | None,
     midi_out: Path,
     options: TranscriptionOptions | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> Transcription:
     """Transcribe the audio region ``audio_path`` (its first sample on a bar line) to a one-part MIDI file at
     ``midi_out`` (written atomically, never over an existing file) on the grid of ``tempo_bpm`` and ``meter``.
 
     ``length_beats`` (quarter notes, from the DAW) is the region's length; None: the audio's, rounded to whole
     bars as the audio engine rounds it. :class:`BadInputError` when the audio is unreadable, silent, or holds no
-    pitched content; :class:`EngineError` when basic-pitch is not installed.
+    pitched content; :class:`EngineError` when basic-pitch is not installed. ``progress`` gets the share of the
+    model's work done (0..1); ``cancel`` stops it (:class:`CancelledError`) between batches of 8 windows (16 s).
     """
     options = options or TranscriptionOptions()
     started = time.perf_counter()
@@ -533,7 +548,7 @@ def transcribe_region(
 
     t0 = time.perf_counter()
     sixteenth_seconds = grid.beat_seconds * meter.denominator / 16
-    heard = note_events(mono, min(0.1277, 0.6 * sixteenth_seconds), options)
+    heard = note_events(mono, min(0.1277, 0.6 * sixteenth_seconds), options, progress, cancel)
     offset = start / info.sample_rate
     heard = [NoteEvent(e.start_seconds + offset, e.end_seconds + offset, e.pitch, e.amplitude) for e in heard]
     timings["model_seconds"] = time.perf_counter() - t0

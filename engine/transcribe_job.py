@@ -29,7 +29,7 @@ from engine.errors import BadInputError, EngineError, ModelNotFoundError
 
 if TYPE_CHECKING:
     from engine.local import LocalEngine
-    from engine.transcribe import Transcription
+    from engine.transcribe import Progress, Transcription
 
 TRANSCRIBED_MIDI = Path("region") / "transcribed.mid"
 TRANSCRIBE_SHARE = 0.15  # of the progress bar
@@ -67,12 +67,15 @@ def transcription_route(engine: LocalEngine, request: GenerationRequest) -> tupl
     return None, ()
 
 
-def transcribe_prompt(prompt: Prompt, job_dir: Path) -> tuple[Prompt, Transcription, tuple[str, ...]]:
+def transcribe_prompt(
+    prompt: Prompt, job_dir: Path, progress: Progress | None = None, cancel: CancelToken | None = None
+) -> tuple[Prompt, Transcription, tuple[str, ...]]:
     """Transcribe an audio-only region into ``job_dir/region/transcribed.mid`` (never over an existing file):
     (the region as a MIDI prompt, the transcription, notes for the manifest). The MIDI prompt keeps the audio path
     and carries the region's tempo, meter and whole-bar length, so ``read_region`` reads it on the same grid; drop
     ``audio_path`` for the MIDI engine alone. :class:`BadInputError` without a tempo, for unreadable audio and for
-    audio with no pitched content (:func:`engine.transcribe.transcribe_region`)."""
+    audio with no pitched content (:func:`engine.transcribe.transcribe_region`, which ``progress`` and ``cancel``
+    are handed to)."""
     from engine.audio.job import audio_grid
     from engine.transcribe import transcribe_region
 
@@ -82,7 +85,9 @@ def transcribe_prompt(prompt: Prompt, job_dir: Path) -> tuple[Prompt, Transcript
     midi_out = job_dir / TRANSCRIBED_MIDI
     if midi_out.exists():
         raise EngineError(f"{midi_out} already exists; Segue never overwrites files")
-    transcription = transcribe_region(prompt.audio_path, grid.tempo_bpm, grid.meter, prompt.length_beats, midi_out)
+    transcription = transcribe_region(
+        prompt.audio_path, grid.tempo_bpm, grid.meter, prompt.length_beats, midi_out, None, progress, cancel
+    )
     midi_prompt = replace(
         prompt, midi_path=midi_out, tempo_bpm=grid.tempo_bpm, meter=grid.meter,
         length_beats=transcription.length_beats,
@@ -111,7 +116,9 @@ def generate_transcribed(
         raise EngineError(f"{taken[0]} already exists; Segue never overwrites files")
     info = probe_audio(prompt.audio_path)
     report(0.0, "transcribing the audio")
-    midi_prompt, transcription, notes = transcribe_prompt(prompt, job_dir)
+    midi_prompt, transcription, notes = transcribe_prompt(
+        prompt, job_dir, lambda f: report(TRANSCRIBE_SHARE * f, "transcribing the audio"), cancel
+    )
     cancel.raise_if_cancelled()
     notes += extra_notes
     if route == "midi":

@@ -205,3 +205,18 @@ def test_without_basic_pitch_the_error_says_how_to_install_it(monkeypatch: pytes
 
 def test_the_session_is_made_once_per_process() -> None:
     assert transcribe._session() is transcribe._session()
+
+
+def test_progress_is_reported_and_cancel_stops_before_any_file(tmp_path: Path) -> None:
+    from engine.api import CancelToken
+    from engine.errors import CancelledError
+
+    wav = render_region(tmp_path / "m.wav", notes_of(MELODY), 0, 44_100, 2, bars=4)
+    seen: list[float] = []
+    transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "t.mid", progress=seen.append)
+    assert seen and seen == sorted(seen) and 0.0 <= seen[0] and seen[-1] < 1.0
+    cancel = CancelToken()
+    cancel.cancel()
+    with pytest.raises(CancelledError):
+        transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "c.mid", cancel=cancel)
+    assert not (tmp_path / "c.mid").exists()
