@@ -5,8 +5,9 @@ runs basic-pitch's ICASSP 2022 model (the ``nmp.onnx`` file inside the basic-pit
 no TensorFlow, nothing downloaded), decodes note events with basic-pitch's own decoder, and writes a one-track
 MIDI file on the region's grid: onsets and ends snapped to 16ths (and 8th-note triplets when the playing asks for
 them), notes shorter than half a step dropped, tempo and meter at tick 0, end of track at the region's last bar
-line. It says how monophonic and how confident the transcription is; silence, noise or drums alone are a
-:class:`BadInputError`; a dense polyphonic mess is a plain note (an error only when nothing usable is left).
+line (the clean-up and the grid: :mod:`engine.transcribe_grid`). It says how monophonic and how confident the
+transcription is; silence, noise or drums alone are a :class:`BadInputError`; a dense polyphonic mess is a plain
+note (an error only when nothing usable is left).
 
 Install: ``pip install 'segue[transcribe]'`` and ``pip install --no-deps basic-pitch`` (its metadata demands
 TensorFlow on Linux with Python 3.11, which it does not need for the ONNX model).
@@ -14,7 +15,6 @@ TensorFlow on Linux with Python 3.11, which it does not need for the ONNX model)
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import importlib.util
 import logging
@@ -35,13 +35,22 @@ from engine.api import CancelToken, Meter
 from engine.audio.audio_io import SILENCE_PEAK, check_audio, probe_audio, read_audio, resample, to_mono
 from engine.audio.continuation import BarGrid, locate_region
 from engine.errors import BadInputError, EngineError
-from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
+from engine.symbolic.midifile import Conductor, PartNotes, build_midi, save_midi
+from engine.transcribe_grid import (
+    MODEL_SAMPLE_RATE,
+    MONOPHONIC_SHARE,
+    TICKS_PER_QUARTER,
+    NoteEvent,
+    TranscriptionOptions,
+    drop_echoes,
+    join_fragments,
+    quantise,
+    texture,
+)
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float], None]
 
-TICKS_PER_QUARTER = 480
-MODEL_SAMPLE_RATE = 22_050  # basic-pitch's input rate
 FFT_HOP = 256  # its frame hop: 86.13 frames per second
 WINDOW_SAMPLES = MODEL_SAMPLE_RATE * 2 - FFT_HOP  # one model call sees 2 s (43844 samples)
 OVERLAP_FRAMES = 30  # windows overlap by 30 frames; half of it is cut from each side
@@ -63,38 +72,6 @@ NO_PITCHED = (
 
 
 @dataclass(frozen=True)
-class TranscriptionOptions:
-    onset_threshold: float = 0.5  # basic-pitch's defaults
-    frame_threshold: float = 0.3
-    min_pitch: int = 28  # E1, a bass guitar's lowest string...
-    max_pitch: int = 108  # ...to C8, a piano's top key
-    max_seconds: float = 600.0  # a longer region: only its last 10 minutes are transcribed
-    # a note whose onset is this much closer (as a share of a 16th; at most 1/3) to an 8th-note triplet point than
-    # to a 16th counts as a triplet; triplets are used when at least `triplet_share` of the onsets are
-    triplet_margin: float = 0.15
-    triplet_share: float = 0.3
-    min_notes: int = 2  # fewer notes than this (after quantising) is "no pitched content"
-    min_confidence: float = 0.3  # a transcription whose mean note activation is below this is noise
-    # polyphonic audio is a mess when the model is unsure of its notes (clean piano chords score ~0.53, a
-    # semitone cluster ~0.4), when more than 4 notes sound at once on average, or when 30% of the sounding time
-    # holds 3+ notes within 3 semitones; a faint transcription with notes sounding less than 10% of the time is
-    # noise, not music
-    messy_confidence: float = 0.47
-    messy_polyphony: float = 4.0
-    messy_cluster_share: float = 0.3
-
-
-@dataclass(frozen=True)
-class NoteEvent:
-    """A note as the model heard it, in seconds from the region's start; ``amplitude`` is its mean activation."""
-
-    start_seconds: float
-    end_seconds: float
-    pitch: int
-    amplitude: float
-
-
-@dataclass(frozen=True)
 class Transcription:
     """What :func:`transcribe_region` wrote and how much to trust it."""
 
@@ -108,7 +85,7 @@ class Transcription:
     heard_notes: int  # note events the model found in range (before quantising)
     dropped_notes: int  # echoes, shorter than half a grid step, or merged into another on one grid point
     out_of_range_notes: int
-    monophonic_fraction: float  # share of notes that sound alone (see _texture)
+    monophonic_fraction: float  # share of notes that sound alone (see engine.transcribe_grid.texture)
     mean_polyphony: float  # notes sounding at once, averaged over sounding time
     max_polyphony: int
     confidence: float  # mean activation of the notes kept, 0..1
@@ -290,221 +267,6 @@ def _attack_start(activation: npt.NDArray[np.float32], onset_frame: int, frame_t
     return frame
 
 
-# -- the grid -------------------------------------------------------------------------------------------------
-
-
-CORE_SHARE = 0.5  # a note's second half may be its release: a legato line's notes overlap only there
-FRAGMENT_SECONDS = 0.13  # a note's attack heard alone is this short...
-FRAGMENT_GAP_SECONDS = 0.015  # ...and the note follows it within about a frame (11.6 ms)
-OVERTONES = (12, 19, 24)  # semitones above a note where the model hears its 2nd, 3rd and 4th harmonics
-MAX_LATENCY_SECONDS = 0.05
-MONOPHONIC_SHARE = 0.85  # this share of the notes sound alone: a monophonic line
-
-
-def drop_echoes(events: list[NoteEvent], overtones: bool = False) -> tuple[list[NoteEvent], int]:
-    """Drop faint short notes that start with a much stronger, longer one (attack noise the model hears as
-    notes, a note's release heard again at the next onset); with ``overtones``, also a weaker note an octave, a
-    twelfth or two octaves above a note that starts with it and outlasts it (a bass's overtones); (kept, dropped)."""
-    events = sorted(events, key=lambda n: n.start_seconds)
-    starts = [n.start_seconds for n in events]
-    kept = []
-    for e in events:
-        lo, hi = bisect.bisect_left(starts, e.start_seconds - 0.1), bisect.bisect_right(starts, e.start_seconds + 0.1)
-        near = events[lo:hi]
-        echo = any(
-            f is not e
-            and (
-                (e.amplitude < 0.65 * f.amplitude
-                 and (e.end_seconds - e.start_seconds) < 0.5 * (f.end_seconds - f.start_seconds))
-                or (overtones and e.pitch - f.pitch in OVERTONES and e.amplitude < 0.75 * f.amplitude
-                    and e.end_seconds <= f.end_seconds + 0.05)
-            )
-            for f in near
-        )  # fmt: skip
-        if not echo:
-            kept.append(e)
-    return kept, len(events) - len(kept)
-
-
-def join_fragments(events: list[NoteEvent]) -> tuple[list[NoteEvent], int]:
-    """A slow attack (a voice, a bowed string) is often heard as a short fragment and then the note again at the
-    same pitch right where the fragment ends: one note. (joined events, fragments merged)"""
-    by_pitch: dict[int, list[NoteEvent]] = {}
-    for e in sorted(events, key=lambda n: n.start_seconds):
-        line = by_pitch.setdefault(e.pitch, [])
-        if line:
-            prev = line[-1]
-            short = prev.end_seconds - prev.start_seconds <= FRAGMENT_SECONDS
-            if short and 0.0 <= e.start_seconds - prev.end_seconds <= FRAGMENT_GAP_SECONDS:
-                line[-1] = NoteEvent(prev.start_seconds, e.end_seconds, e.pitch, max(prev.amplitude, e.amplitude))
-                continue
-        line.append(e)
-    joined = sorted((e for line in by_pitch.values() for e in line), key=lambda n: (n.start_seconds, n.pitch))
-    return joined, len(events) - len(joined)
-
-
-def _texture(events: list[NoteEvent], seconds: float) -> tuple[float, float, int, float, float]:
-    """(share of notes that sound alone, mean notes at once, most at once, share of sounding time with a 3-note
-    cluster, share of the region's time with a note sounding).
-
-    A note sounds alone when no other note sounds during its first half; the counts are taken on a 10 ms raster
-    of the notes' first halves, and a cluster is 3+ notes within 3 semitones sounding together."""
-    if not events:
-        return 0.0, 0.0, 0, 0.0, 0.0
-    steps = max(1, math.ceil(seconds * 100))
-    active = np.zeros((steps, 128), bool)
-    cores = []
-    for n in events:
-        core_end = n.start_seconds + max(0.05, CORE_SHARE * (n.end_seconds - n.start_seconds))
-        a = min(steps - 1, max(0, int(n.start_seconds * 100)))
-        b = min(steps, max(a + 1, int(core_end * 100)))
-        active[a:b, n.pitch] = True
-        cores.append((a, b))
-    counts: npt.NDArray[np.int64] = active.sum(axis=1)
-    alone = sum(int(counts[a:b].max()) <= 1 for a, b in cores)
-    sounding: npt.NDArray[np.bool_] = np.asarray(counts > 0)
-    if not sounding.any():
-        return alone / len(events), 0.0, 0, 0.0, 0.0
-    cluster_counts = np.zeros((steps, 125), np.int32)
-    for shift in range(4):
-        cluster_counts += active[:, shift : 125 + shift]
-    clustered: npt.NDArray[np.bool_] = np.asarray((cluster_counts >= 3).any(axis=1))
-    return (
-        alone / len(events),
-        float(np.mean(counts[sounding])),
-        int(counts.max()),
-        float(np.mean(clustered[sounding])),
-        float(np.mean(sounding)),
-    )
-
-
-def _snap(beats: float, use_triplets: bool) -> tuple[int, bool]:
-    """(tick, on a triplet) of the grid point nearest to ``beats``: 16ths, or when triplets are in use, the
-    nearest of the 16ths and the 8th-note triplets (a tie goes to the 16th)."""
-    sixteenth = TICKS_PER_QUARTER // 4
-    triplet = TICKS_PER_QUARTER // 3
-    tick = beats * TICKS_PER_QUARTER
-    straight = round(tick / sixteenth) * sixteenth
-    if not use_triplets:
-        return int(straight), False
-    swung = round(tick / triplet) * triplet
-    if abs(tick - swung) < abs(tick - straight):
-        return int(swung), swung % sixteenth != 0
-    return int(straight), False
-
-
-def _grid_errors(onsets_beats: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Distances (beats) of each onset to the nearest 16th and the nearest 8th-note triplet point."""
-    e16 = np.abs(onsets_beats - np.round(onsets_beats * 4) / 4)
-    e3 = np.abs(onsets_beats - np.round(onsets_beats * 3) / 3)
-    return e16, e3
-
-
-def fit_grid(onsets_seconds: list[float], grid: BarGrid, options: TranscriptionOptions) -> tuple[float, bool]:
-    """(latency in seconds, use triplets): how late the model hears the onsets (a soft attack is heard up to
-    ~50 ms late; the shift that puts the onsets nearest the grid), and whether enough onsets sit clearly nearer
-    an 8th-note triplet point than a 16th. Compound meters (6/8, 9/8, 12/8) split their beat in three on the
-    16th grid already, so they never use triplets."""
-    if not onsets_seconds:
-        return 0.0, False
-    beats_per_second = grid.tempo_bpm / 60.0
-    onsets = np.asarray(onsets_seconds, np.float64)
-    lags = np.arange(0.0, MAX_LATENCY_SECONDS + 1e-9, 0.005)
-    straight, mixed = [], []
-    for lag in lags:
-        e16, e3 = _grid_errors((onsets - lag) * beats_per_second)
-        straight.append(float(np.mean(e16)))
-        mixed.append(float(np.mean(np.minimum(e16, e3))))
-    lag_straight = float(lags[int(np.argmin(straight))])
-    compound = grid.meter.denominator == 8 and grid.meter.numerator % 3 == 0
-    if compound or len(onsets) < 2:
-        return lag_straight, False
-    lag_mixed = float(lags[int(np.argmin(mixed))])
-    e16, e3 = _grid_errors((onsets - lag_mixed) * beats_per_second)
-    near = int(np.sum(e16 - e3 >= options.triplet_margin * 0.25 - 1e-9))
-    triplets = near >= max(2, options.triplet_share * len(onsets)) and min(mixed) < 0.6 * min(straight)
-    return (lag_mixed, True) if triplets else (lag_straight, False)
-
-
-def _velocity(mono: npt.NDArray[np.float32], start_seconds: float, loudest_rms: float) -> int:
-    a = int(start_seconds * MODEL_SAMPLE_RATE)
-    chunk = mono[a : a + int(0.06 * MODEL_SAMPLE_RATE)]
-    rms = float(np.sqrt(np.mean(np.square(chunk, dtype=np.float64)))) if chunk.size else 0.0
-    level_db = 20 * math.log10(max(rms, 1e-9) / max(loudest_rms, 1e-9))
-    return int(np.clip(round(112 + 1.6 * level_db), 24, 127))
-
-
-def quantise(
-    events: list[NoteEvent],
-    grid: BarGrid,
-    end_tick: int,
-    mono: npt.NDArray[np.float32] | None,
-    options: TranscriptionOptions,
-    monophonic: bool,
-) -> tuple[list[Note], str, int, float]:
-    """(notes on the grid, the grid's name, notes dropped, latency corrected in seconds): onsets and ends
-    snapped, notes shorter than half a step dropped, a note shorter than a step lengthened to one, same-pitch
-    overlaps cut; a monophonic line is made strictly one note at a time (each note ends where the next begins)."""
-    beats_per_second = grid.tempo_bpm / 60.0
-    latency, use_triplets = fit_grid([e.start_seconds for e in events], grid, options)
-    events = [NoteEvent(e.start_seconds - latency, e.end_seconds - latency, e.pitch, e.amplitude) for e in events]
-    step = TICKS_PER_QUARTER // 4
-    loudest = 0.0
-    if mono is not None and events:
-        loudest = max(
-            float(np.sqrt(np.mean(np.square(mono[int(e.start_seconds * MODEL_SAMPLE_RATE) :][: int(0.06 *
-                  MODEL_SAMPLE_RATE)], dtype=np.float64)))) if mono.size else 0.0 for e in events
-        )  # fmt: skip
-    placed: dict[tuple[int, int], Note] = {}
-    dropped = 0
-    for e in events:
-        start, start_triplet = _snap(e.start_seconds * beats_per_second, use_triplets)
-        end, end_triplet = _snap(e.end_seconds * beats_per_second, use_triplets)
-        this_step = TICKS_PER_QUARTER // 3 if (start_triplet or end_triplet) else step
-        raw_ticks = (e.end_seconds - e.start_seconds) * beats_per_second * TICKS_PER_QUARTER
-        if raw_ticks < 0.5 * this_step or start >= end_tick:
-            dropped += 1
-            continue
-        end = min(max(end, start + this_step), end_tick)
-        velocity = _velocity(mono, e.start_seconds, loudest) if mono is not None else round(127 * e.amplitude)
-        key = (start, e.pitch)
-        if key in placed:  # two events on one grid point: one note, the longer and louder
-            dropped += 1
-            old = placed[key]
-            placed[key] = Note(start, max(old.duration, end - start), e.pitch, max(old.velocity, velocity))
-            continue
-        placed[key] = Note(start, end - start, e.pitch, velocity)
-    notes = sorted(placed.values(), key=lambda n: (n.start, n.pitch))
-    # same pitch: a note ends where the next one of that pitch starts
-    last_of_pitch: dict[int, int] = {}
-    trimmed: list[Note] = list(notes)
-    for i, n in enumerate(trimmed):
-        j = last_of_pitch.get(n.pitch)
-        if j is not None:
-            prev = trimmed[j]
-            if prev.start + prev.duration > n.start:
-                trimmed[j] = Note(prev.start, n.start - prev.start, prev.pitch, prev.velocity)
-        last_of_pitch[n.pitch] = i
-    if monophonic:  # one voice: the strongest note wins an onset; each note ends where the next begins
-        by_start: dict[int, Note] = {}
-        for n in trimmed:
-            held = by_start.get(n.start)
-            if held is None or n.velocity * n.duration > held.velocity * held.duration:
-                if held is not None:
-                    dropped += 1
-                by_start[n.start] = n
-            else:
-                dropped += 1
-        line = [by_start[s] for s in sorted(by_start)]
-        trimmed = [
-            Note(n.start, min(n.duration, line[i + 1].start - n.start) if i + 1 < len(line) else n.duration,
-                 n.pitch, n.velocity)
-            for i, n in enumerate(line)
-        ]  # fmt: skip
-    grid_name = "16ths and 8th-note triplets" if use_triplets else "16ths"
-    return [n for n in trimmed if n.duration > 0], grid_name, dropped, latency
-
-
 # -- the region -----------------------------------------------------------------------------------------------
 
 
@@ -562,9 +324,9 @@ def transcribe_region(
     in_range, echoes = drop_echoes(in_range)
     echoes += fragments
     line, more = drop_echoes(in_range, overtones=True)
-    if more and _texture(line, seconds)[0] >= MONOPHONIC_SHARE:  # a single line once its overtones are gone
+    if more and texture(line, seconds)[0] >= MONOPHONIC_SHARE:  # a single line once its overtones are gone
         in_range, echoes = line, echoes + more
-    mono_share, mean_poly, max_poly, cluster_share, coverage = _texture(in_range, seconds)
+    mono_share, mean_poly, max_poly, cluster_share, coverage = texture(in_range, seconds)
     confidence = float(np.mean([e.amplitude for e in in_range])) if in_range else 0.0
     if len(in_range) < options.min_notes:
         why = "the model heard no notes" if not in_range else f"the model heard only {len(in_range)} note"
