@@ -396,3 +396,14 @@ def test_an_accompany_model_cannot_continue(tmp_path: Path, engine: LocalEngine,
     )
     with pytest.raises(BadInputError, match="only accompanies"):
         engine.generate(request, tmp_path / "job")
+
+
+def test_segue_train_accompany_reaches_the_trainer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bridge.cli import main
+
+    data = tmp_path / "solo"
+    data.mkdir()
+    write_parts(data / "solo.mid", [melody_part()], 4)
+    code = main(["train", "accompany", "--data", str(data), "--out", str(tmp_path / "o"), "--init", "none",
+                 "--preset", "tiny", "--max-steps", "1"])  # fmt: skip
+    assert code == 2 and "multi-part" in capsys.readouterr().err
