@@ -407,3 +407,30 @@ def test_segue_train_accompany_reaches_the_trainer(tmp_path: Path, capsys: pytes
     code = main(["train", "accompany", "--data", str(data), "--out", str(tmp_path / "o"), "--init", "none",
                  "--preset", "tiny", "--max-steps", "1"])  # fmt: skip
     assert code == 2 and "multi-part" in capsys.readouterr().err
+
+
+def test_an_audio_melody_is_transcribed_then_accompanied(
+    tmp_path: Path, engine: LocalEngine, tiny_checkpoint: Path
+) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("basic_pitch") is None or importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("basic-pitch is not installed (make venv installs it)")
+    from symusic import Score
+
+    from engine.render.synth import render
+    from engine.render.wavfile import write_wav
+
+    midi = write_parts(tmp_path / "sung.mid", [melody_part(program=73)], 4)
+    wav = write_wav(tmp_path / "sung.wav", render(Score(str(midi)), 44100, 16 * 60 / 90, None).mix, 44100)
+    request = GenerationRequest(
+        prompt=Prompt(audio_path=wav, tempo_bpm=90.0),
+        params=GenerationParams(mode="accompany", variants=1, parts=("bass",), seed=1),
+        model=str(tiny_checkpoint),
+    )
+    result = engine.generate(request, tmp_path / "job")
+    assert result.mode == "accompany" and result.region.length_bars == 4
+    assert "transcribed from audio" in result.region.notes
+    assert (tmp_path / "job" / "region" / "transcribed.mid").is_file()
+    cont = mido.MidiFile(tmp_path / "job" / "v01" / "continuation.mid")
+    assert [t.name for t in cont.tracks[1:]] == ["bass"] and sum(m.time for m in cont.tracks[1]) == 16 * TPQ
