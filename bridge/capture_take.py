@@ -36,16 +36,9 @@ from typing import Any, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from bridge.capture import (
-    BlockSink,
-    Capture,
-    CaptureSession,
-    SoundDeviceRecorder,
-    StampMap,
-    release_audio,
-    save_capture,
-)
+from bridge.capture import Capture, CaptureSession, StampMap, save_capture
 from bridge.clock import PPQN, ClockState
+from bridge.sound_devices import BlockSink, SoundDeviceRecorder, release_audio
 from engine.api import CancelToken, Meter
 from engine.errors import BadInputError, CancelledError, EngineError
 

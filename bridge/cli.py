@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from bridge import segue_version
-from bridge.capture import audio_inputs_check
 from bridge.capture_take import (
     DEFAULT_WAIT_START_S,
     MAX_CAPTURE_BARS,
@@ -35,6 +34,7 @@ from bridge.osc import DEFAULT_HOST, DEFAULT_PORT
 from bridge.progress import ProgressPrinter
 from bridge.runner import create_job, execute_job, mark_stopped
 from bridge.service import PLACE_POLICIES
+from bridge.sound_devices import audio_inputs_check
 from engine import api
 from engine.api import OUTPUTS, CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Prompt
 from engine.errors import BadInputError, SegueError

@@ -16,7 +16,6 @@ from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
-
 # A test run started in the background of a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored, and
 # Python then installs no KeyboardInterrupt handler: the Ctrl-C tests (which send SIGINT to this process) need the
 # handler an interactive start gets.

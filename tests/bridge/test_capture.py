@@ -24,17 +24,9 @@ from fake_engine import FakeEngine
 from osc_helpers import CLIENT, Recorder
 from pythonosc.osc_message_builder import build_msg
 
-import bridge.capture as capture_module
-from bridge.capture import (
-    CaptureSession,
-    SoundDeviceRecorder,
-    StampMap,
-    find_audio_gaps,
-    fit_tempo_map,
-    release_audio,
-    save_capture,
-    snap_tempo,
-)
+import bridge.capture_tempo as capture_tempo
+import bridge.sound_devices as sound_devices
+from bridge.capture import CaptureSession, StampMap, save_capture
 from bridge.capture_take import (
     CaptureArmed,
     CaptureController,
@@ -48,11 +40,13 @@ from bridge.capture_take import (
     default_capture_path,
     record_take,
 )
+from bridge.capture_tempo import find_audio_gaps, fit_tempo_map, snap_tempo
 from bridge.cli import main
 from bridge.clock import ClockState
 from bridge.daemon import region_of_take
 from bridge.osc import OscBridge
 from bridge.service import BridgeService
+from bridge.sound_devices import SoundDeviceRecorder, release_audio
 from engine.api import CancelToken, Meter
 from engine.errors import BadInputError, CancelledError
 
@@ -597,7 +591,7 @@ def test_recorder_close_does_not_hang_on_a_stuck_stream(monkeypatch: pytest.Monk
     recorder._queue = queue.SimpleQueue()
     recorder._stream = StuckStream()
     stuck: list[Any] = []
-    monkeypatch.setattr(capture_module, "_STUCK", stuck)
+    monkeypatch.setattr(sound_devices, "_STUCK", stuck)
     began = time.monotonic()
     recorder.close(timeout_s=0.2)
     assert time.monotonic() - began < 2 and stuck == [recorder]
@@ -804,7 +798,7 @@ def test_jack_quantized_clocks_near_the_period_give_the_true_tempo(bpm: float, p
     for clocks in (4 * 24, 16 * 24):
         true = 1234.5 + spacing * np.arange(clocks)
         quantized = np.floor(true / period) * period + (period - 1) / 2.0
-        [segment] = capture_module.fit_tempo_map(
+        [segment] = capture_tempo.fit_tempo_map(
             list(quantized), 0.0, rate, tolerance_frames=0.75 * period, quantum_frames=period
         )
         assert segment.tempo_bpm == pytest.approx(bpm, abs=0.01), (clocks, segment)
@@ -814,4 +808,4 @@ def test_jack_quantized_clocks_near_the_period_give_the_true_tempo(bpm: float, p
     true[100:] -= 1024  # JACK lost a period of our audio: the clocks land a period early from there on
     quantized = np.floor(true / 1024) * 1024 + 511.5
     with pytest.raises(BadInputError, match="out of step"):
-        capture_module.fit_tempo_map(list(quantized), 0.0, 48_000, tolerance_frames=768, quantum_frames=1024)
+        capture_tempo.fit_tempo_map(list(quantized), 0.0, 48_000, tolerance_frames=768, quantum_frames=1024)

@@ -47,9 +47,9 @@ import pytest
 import soundfile as sf
 from jack_procs import MIDI_CLOCK_PORT, JackServer, need, stop_process, wait_until
 
-from bridge.capture import release_audio
 from bridge.capture_take import TakeOptions, TakeResult, record_take
 from bridge.daemon import MidiClockIn
+from bridge.sound_devices import release_audio
 from engine.api import CancelToken
 from engine.errors import BadInputError
 
