@@ -8,11 +8,14 @@
    :func:`engine.symbolic.accompany.build_sequence`) on the trainer's fixed validation examples, for the exported
    model, for the model it was warm-started from (its vocabulary extended, not fine-tuned) and for a 4-gram
    Kneser-Ney model (:mod:`engine.symbolic.ngram`) fit on training examples.
-3. Musical figures on held-out Bach chorales: the soprano of a 4-bar window is the region; the model writes bass
-   and piano (2 variants); measured on the generated notes and, for reference, on Bach's own lower voices in the
-   same window: share of notes in the chorale's key (Krumhansl-Kessler estimate over the whole chorale), bars and
-   length exact, notes inside each part's range, bass onsets consonant with the sounding melody note, and the
-   share of Bach's bass onsets where the generated bass has Bach's pitch class (against a tonic-pedal bass).
+3. Musical figures on held-out Bach chorales, with the engine's sampling defaults and again without the harmony
+   rule (:class:`engine.symbolic.accompany_gen.HarmonyBias`). The soprano of a 4-bar window is the region; the
+   model writes bass and piano (2 variants). Measured on the generated notes and, for reference, on Bach's own
+   lower voices in the same window: share of notes in the chorale's key (Krumhansl-Kessler estimate over the
+   whole chorale); bars and length exact; notes inside each part's range; bass onsets consonant with the sounding
+   melody note; Bach's bass onsets where the generated bass has Bach's pitch class (against a tonic-pedal bass);
+   piano notes that clash (second, seventh, tritone) with the melody or bass sounding at their onset (Bach's alto
+   and tenor against his soprano and bass, for reference).
 
 The figures are written into ``config.json`` (``evaluation``) and printed as JSON.
 """
@@ -58,6 +61,7 @@ from engine.symbolic.train_accompany import (
 log = logging.getLogger(__name__)
 
 CONSONANT = frozenset({0, 3, 4, 7, 8, 9})  # intervals mod 12: unison/octave, thirds, fifth, sixths
+CLASH = frozenset({1, 2, 6, 10, 11})  # seconds, sevenths, tritone (against the melody or the bass)
 WINDOW_BARS = 4
 
 
@@ -130,11 +134,16 @@ def _window(notes: list[tuple[int, int, int, int]], start: int, end: int) -> lis
     return [(s - start, min(d, end - s), p, v) for s, d, p, v in notes if start <= s < end]
 
 
-def musical_figures(model: AccompanyModel, windows: list[Any], seeds: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+def musical_figures(
+    model: AccompanyModel, windows: list[Any], seeds: tuple[int, ...] = (1, 2), harmony_penalty: float | None = None
+) -> dict[str, Any]:
+    """The figures of the module docstring; ``harmony_penalty`` None: the engine's default."""
+    options = {} if harmony_penalty is None else {"harmony_penalty": harmony_penalty}
     counts: dict[str, float] = {
         "notes": 0, "in_key": 0, "in_range": 0, "bass_onsets": 0, "bass_consonant": 0,
         "ref_notes": 0, "ref_in_key": 0, "ref_bass_onsets": 0, "ref_bass_consonant": 0,
         "agree_points": 0, "agree": 0, "pedal_agree": 0, "variants": 0, "bars_exact": 0, "length_exact": 0,
+        "piano_onsets": 0, "piano_clash": 0, "ref_inner_onsets": 0, "ref_inner_clash": 0,
     }  # fmt: skip
     seconds = 0.0
     with tempfile.TemporaryDirectory() as tmp:
@@ -153,7 +162,7 @@ def musical_figures(model: AccompanyModel, windows: list[Any], seeds: tuple[int,
             save_midi(build_midi(tpq, conductor, [part], WINDOW_BARS * bar), path)
             region = read_region(Prompt(midi_path=path))
             t0 = time.perf_counter()
-            variants = accompany_region(model, region, ["bass", "piano"], [s + 1000 * n for s in seeds])
+            variants = accompany_region(model, region, ["bass", "piano"], [s + 1000 * n for s in seeds], **options)
             seconds += time.perf_counter() - t0
             ref_bass = _window(roles["bass"], start, end)
             for _s, _, p, _ in _window(roles["alto"], start, end) + _window(roles["tenor"], start, end) + ref_bass:
@@ -164,8 +173,17 @@ def musical_figures(model: AccompanyModel, windows: list[Any], seeds: tuple[int,
                 if m is not None:
                     counts["ref_bass_onsets"] += 1
                     counts["ref_bass_consonant"] += (m - p) % 12 in CONSONANT
+            for _s, _, p, _ in _window(roles["alto"], start, end) + _window(roles["tenor"], start, end):
+                outer = [x for x in (_sounding(melody, _s), _sounding(ref_bass, _s)) if x is not None]
+                counts["ref_inner_onsets"] += 1
+                counts["ref_inner_clash"] += any((x - p) % 12 in CLASH for x in outer)
             for parts in variants:
                 counts["variants"] += 1
+                gen_bass = [(x.start, x.duration, x.pitch, x.velocity) for x in parts[0].notes]
+                for x in parts[1].notes:
+                    outer = [y for y in (_sounding(melody, x.start), _sounding(gen_bass, x.start)) if y is not None]
+                    counts["piano_onsets"] += 1
+                    counts["piano_clash"] += any((y - x.pitch) % 12 in CLASH for y in outer)
                 exact = region.length_bars == WINDOW_BARS and region.place_at_tick == WINDOW_BARS * bar
                 counts["length_exact"] += exact and all(
                     note.start + note.duration <= region.place_at_tick for p in parts for note in p.notes
@@ -209,6 +227,8 @@ def musical_figures(model: AccompanyModel, windows: list[Any], seeds: tuple[int,
         "bach_bass_consonant_share": share("ref_bass_consonant", "ref_bass_onsets"),
         "bass_matches_bach_share": share("agree", "agree_points"),
         "tonic_pedal_matches_bach_share": share("pedal_agree", "agree_points"),
+        "piano_clash_share": share("piano_clash", "piano_onsets"),
+        "bach_inner_voices_clash_share": share("ref_inner_clash", "ref_inner_onsets"),
         "generate_seconds_per_window": round(seconds / max(1, len(windows)), 2),
     }
 
@@ -263,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     windows = chorale_windows(args.data, sorted(p.key for p in val))[: args.chorales]
     figures["chorale_keys"] = [w[0] for w in windows]
     figures["chorales"] = musical_figures(model, windows)
+    figures["chorales_without_harmony_rule"] = musical_figures(model, windows, harmony_penalty=0.0)
     config["val_loss"] = figures["val_loss"]
     config["evaluation"] = figures
     write_json_atomic(args.out / "config.json", config)

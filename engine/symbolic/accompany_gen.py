@@ -42,6 +42,7 @@ from engine.symbolic.sampling import (
     AFTER_NOTE,
     BAR,
     DONE,
+    PITCH,
     PITCH_MARGIN,
     Vocabulary,
     _Masks,
@@ -160,6 +161,83 @@ def _chunk_bars(known_tokens_per_bar: float, fill: Sequence[str], block: int, to
 # ---------------------------------------------------------------------------------------------- sampling
 
 
+# Intervals (semitones mod 12, from the part's note up to a sounding region note) the harmony bias discourages:
+# for the bass everything but unisons, thirds, fifths and sixths (a fourth above the bass is a dissonance too);
+# for other parts seconds, sevenths and the tritone.
+BASS_DISSONANT = frozenset({1, 2, 5, 6, 10, 11})
+UPPER_DISSONANT = frozenset({1, 2, 6, 10, 11})
+DEFAULT_HARMONY_PENALTY = 1.5  # nats
+
+
+class HarmonyBias:
+    """A rule, not learned: at each grid point, pitches that clash with the region's notes sounding there get
+    ``penalty`` nats less (the shipped model, trained for 44 CPU minutes, follows the melody's harmony only
+    weakly; see its model card)."""
+
+    def __init__(
+        self,
+        vocab: Vocabulary,
+        sounding: dict[tuple[int, int], frozenset[int]],
+        bass_parts: Sequence[bool],
+        penalty: float,
+        device: torch.device,
+    ) -> None:
+        self.vocab = vocab
+        self.sounding = sounding  # (bar in chunk, position) -> pitch classes of the region sounding there
+        self.bass_parts = list(bass_parts)
+        self.penalty = penalty
+        self.device = device
+        self._cache: dict[tuple[bool, frozenset[int]], torch.Tensor] = {}
+        self._zero = torch.zeros(vocab.size, device=device)
+        self._written: dict[int, dict[tuple[int, int], frozenset[int]]] = {}  # variant -> its parts written so far
+
+    def add_part(
+        self, variant: int, ids: Sequence[int], tokenizer: REMI, meter_quarters: float, positions: int
+    ) -> None:
+        """A part the variant has finished: the parts written after it are kept consonant with it too."""
+        try:
+            score = tokenizer.decode(TokSequence(ids=list(ids)))
+        except Exception:  # noqa: BLE001 - a part that does not decode only loses its harmony bias
+            return
+        tpq = int(score.ticks_per_quarter)
+        notes = [(int(n.time), int(n.duration), int(n.pitch), 0) for t in score.tracks for n in t.notes]
+        bars = 1 + max((n[0] for n in notes), default=0) // max(1, round(meter_quarters * tpq))
+        written = sounding_classes(notes, 0, bars, round(meter_quarters * tpq), positions)
+        mine = self._written.setdefault(variant, {})
+        for key, classes in written.items():
+            mine[key] = mine.get(key, frozenset()) | classes
+
+    def bias(self, part: int, bar: int, position: int, variant: int = -1) -> torch.Tensor:
+        classes = self.sounding.get((bar, position), frozenset()) | self._written.get(variant, {}).get(
+            (bar, position), frozenset()
+        )
+        if not classes or self.penalty <= 0:
+            return self._zero
+        key = (self.bass_parts[part], classes)
+        if key not in self._cache:
+            dissonant = BASS_DISSONANT if key[0] else UPPER_DISSONANT
+            out = torch.zeros(self.vocab.size, device=self.device)
+            for pitch, index in self.vocab.pitches.items():
+                if any((c - pitch) % 12 in dissonant for c in classes):
+                    out[index] = -self.penalty
+            self._cache[key] = out
+        return self._cache[key]
+
+
+def sounding_classes(
+    notes: Sequence[tuple[int, int, int, int]], start: int, bars: int, bar_ticks: int, positions: int
+) -> dict[tuple[int, int], frozenset[int]]:
+    """(bar, position) -> pitch classes of ``notes`` sounding at that grid point of the chunk at ``start``."""
+    unit = bar_ticks / positions
+    out: dict[tuple[int, int], set[int]] = {}
+    for onset, duration, pitch, _ in notes:
+        first = max(0, math.ceil((onset - start) / unit - 1e-9))
+        last = min(bars * positions, math.ceil((onset + duration - start) / unit - 1e-9))
+        for g in range(first, last):
+            out.setdefault((g // positions, g % positions), set()).add(pitch % 12)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
 @dataclass
 class _Variant:
     part: int = 0  # index into the fill list
@@ -182,9 +260,11 @@ def sample_fill(
     top_p: float,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
+    harmony: HarmonyBias | None = None,
 ) -> list[list[list[int]]]:
     """Sample the missing tracks after ``prompt`` (which ends with ``TRACK Program`` of the first); returns per
-    variant the token ids of each part (``Bar TimeSig ...``, exactly ``bars`` bars)."""
+    variant the token ids of each part (``Bar TimeSig ...``, exactly ``bars`` bars). ``harmony`` adds a logit
+    bias to each part's pitches at each grid point (see :class:`HarmonyBias`)."""
     net = model.model
     tokens = model.tokens
     device = next(net.parameters()).device
@@ -222,6 +302,8 @@ def sample_fill(
             allowed[i] = mask
             if bias is not None:
                 scaled[i] += bias
+            if harmony is not None and v.row.state == PITCH:
+                scaled[i] += harmony.bias(v.part, v.row.bar - 1, v.row.position, i)
         scaled = scaled.masked_fill(~allowed, float("-inf"))
         probs = _top_p_filter(torch.softmax(scaled, dim=-1), top_p).cpu()
         next_tokens = torch.full((batch,), tokens.pad, dtype=torch.long)
@@ -238,6 +320,10 @@ def sample_fill(
                 masks[v.part].advance(v.row, tokens.bar)
                 assert v.row.state == DONE
                 v.parts.append(list(v.row.tokens))
+                if harmony is not None and token == tokens.track:
+                    constraints = masks[v.part].constraints
+                    quarters = constraints.meter.quarters_per_bar
+                    harmony.add_part(i, v.row.tokens, model.tokenizer, quarters, constraints.positions_per_bar)
                 if token == tokens.eos:
                     v.done = True
                 else:
@@ -296,6 +382,7 @@ def accompany_region(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     key_penalty: float = DEFAULT_KEY_PENALTY,
+    harmony_penalty: float = DEFAULT_HARMONY_PENALTY,
 ) -> list[tuple[PartNotes, ...]]:
     """K variants (one per seed) of ``parts`` over exactly the region's bars; each a tuple in ``parts`` order."""
     tokens, tokenizer = model.tokens, model.tokenizer
@@ -360,10 +447,20 @@ def accompany_region(
             if progress is not None:
                 progress((c + f) / len(starts))
 
-        rows = sample_fill(
-            model, prompt, programs, masks, bars, seeds, generators, temperature, top_p, chunk_progress, cancel
-        )
         offset = first * region.bar_ticks
+        positions = masks[0].constraints.positions_per_bar
+        all_known = [n for notes in known.values() for n in notes]
+        harmony = HarmonyBias(
+            model.vocab,
+            sounding_classes(all_known, offset, bars, region.bar_ticks, positions),
+            [f == "bass" for f in fill],
+            harmony_penalty,
+            next(model.model.parameters()).device,
+        )
+        rows = sample_fill(
+            model, prompt, programs, masks, bars, seeds, generators, temperature, top_p, chunk_progress, cancel,
+            harmony,
+        )  # fmt: skip
         end = offset + bars * region.bar_ticks
         for v, part_tokens in enumerate(rows):
             for f, ids in zip(fill, part_tokens, strict=True):

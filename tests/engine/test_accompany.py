@@ -434,3 +434,22 @@ def test_an_audio_melody_is_transcribed_then_accompanied(
     assert (tmp_path / "job" / "region" / "transcribed.mid").is_file()
     cont = mido.MidiFile(tmp_path / "job" / "v01" / "continuation.mid")
     assert [t.name for t in cont.tracks[1:]] == ["bass"] and sum(m.time for m in cont.tracks[1]) == 16 * TPQ
+
+
+def test_harmony_bias_penalises_clashes_with_the_sounding_notes(tokenizer) -> None:  # noqa: ANN001
+    from dataclasses import replace as dc_replace
+
+    from engine.symbolic.accompany_gen import HarmonyBias, sounding_classes
+    from engine.symbolic.sampling import Vocabulary
+
+    vocab = dc_replace(Vocabulary.from_tokenizer(tokenizer), size=Tokens.from_tokenizer(tokenizer).vocab_size)
+    # a G4 held for the first half of a 4/4 bar (32 positions), then nothing
+    sounding = sounding_classes([(0, 2 * TPQ, 67, 90)], 0, 1, 4 * TPQ, 32)
+    assert sounding[(0, 0)] == frozenset({7}) and (0, 15) in sounding and (0, 16) not in sounding
+    bias = HarmonyBias(vocab, sounding, [True, False], 1.5, torch.device("cpu"))
+    bass = bias.bias(0, 0, 0)
+    assert bass[vocab.pitches[43]] == 0.0 and bass[vocab.pitches[40]] == 0.0  # G and E under G: consonant
+    assert bass[vocab.pitches[45]] == -1.5 and bass[vocab.pitches[38]] == -1.5  # A (a 7th), D (a 4th below G)
+    upper = bias.bias(1, 0, 0)
+    assert upper[vocab.pitches[62]] == 0.0 and upper[vocab.pitches[66]] == -1.5  # a fourth is fine above the bass
+    assert not bias.bias(0, 0, 20).any()  # nothing sounds there
