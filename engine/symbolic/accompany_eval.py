@@ -6,8 +6,9 @@
 1. Export: the weights as float16 (``model.safetensors``), ``config.json``, ``tokenizer.json``, ``train_log.jsonl``.
 2. Held-out loss (nats per scored token: the missing tracks' tokens, see
    :func:`engine.symbolic.accompany.build_sequence`) on the trainer's fixed validation examples, for the exported
-   model, for the model it was warm-started from (its vocabulary extended, not fine-tuned) and for a 4-gram
-   Kneser-Ney model (:mod:`engine.symbolic.ngram`) fit on training examples.
+   model, for the model it was warm-started from (its vocabulary extended, not fine-tuned) and for 4- and
+   7-gram Kneser-Ney models (:mod:`engine.symbolic.ngram`) fit on training examples; and on the first 120
+   examples with the known tracks' notes removed (how much the model uses the region).
 3. Musical figures on held-out Bach chorales, with the engine's sampling defaults and again without the harmony
    rule (:class:`engine.symbolic.accompany_gen.HarmonyBias`). The soprano of a 4-bar window is the region; the
    model writes bass and piano (2 variants). Measured on the generated notes and, for reference, on Bach's own
@@ -38,6 +39,8 @@ from engine.api import Meter, Prompt
 from engine.checkpoints import find_checkpoint, read_checkpoint, write_json_atomic
 from engine.symbolic.accompany import (
     ROLE_BY_NAME,
+    Sequence_,
+    Tokens,
     assign_roles,
     extend_vocabulary,
     load_accompany,
@@ -87,6 +90,22 @@ def ngram_loss(train_examples: list[Any], val_set: list[Any], vocab_size: int, o
         total -= float(np.log(probs).sum())
         count += int(mask.sum())
     return total / max(1, count)
+
+
+def without_known_notes(seq: Sequence_, tokens: Tokens) -> Sequence_:
+    """``seq`` with the known tracks' notes removed (their headers and bar lines kept): what the missing tracks
+    cost when the model cannot see the region."""
+    fill = seq.ids.index(tokens.fill)
+    known = seq.ids[:fill]
+    kept = [
+        t
+        for j, t in enumerate(known)
+        if t in (tokens.bos, tokens.track, tokens.bar)
+        or t in tokens.drop
+        or t in tokens.time_signatures.values()
+        or (j > 0 and known[j - 1] == tokens.track)
+    ]
+    return Sequence_(kept + seq.ids[fill:], [False] * len(kept) + seq.loss_mask[fill:])
 
 
 def _sounding(notes: list[tuple[int, int, int, int]], tick: int) -> int | None:
@@ -264,6 +283,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     figures["val_loss"] = evaluate_examples(model.model, val_set, tokens.pad, device)
     log.info("val loss %.4f (%.0fs)", figures["val_loss"], time.perf_counter() - t0)
+    first = val_set[:120]
+    figures["conditioning"] = {
+        "examples": len(first),
+        "val_loss": evaluate_examples(model.model, first, tokens.pad, device),
+        "val_loss_known_notes_removed": evaluate_examples(
+            model.model, [without_known_notes(e, tokens) for e in first], tokens.pad, device
+        ),
+    }
     if not args.skip_baselines:
         from engine.symbolic.weights import load_symbolic
 
@@ -279,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             shifts.transpose(e, rng) for e in draw_examples(train, tokens, rng, args.ngram_examples, block, max_bars)
         ]
         figures["val_loss_4gram"] = ngram_loss(drawn, val_set, tokens.vocab_size)
+        figures["val_loss_7gram"] = ngram_loss(drawn, val_set, tokens.vocab_size, order=7)
         figures["ngram_train_examples"] = len(drawn)
     windows = chorale_windows(args.data, sorted(p.key for p in val))[: args.chorales]
     figures["chorale_keys"] = [w[0] for w in windows]

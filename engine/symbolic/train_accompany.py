@@ -404,7 +404,11 @@ def _extra(
 ) -> dict[str, Any]:
     return {
         "description": args.description
-        or "Writes the missing parts of a region (accompaniment by track infilling), trained on the music21 corpus.",
+        or (
+            "Writes the parts a region lacks (bass, piano = inner voices, or soprano/alto/tenor/bass voices) under "
+            "its own bars: a GPT trained for track infilling on the music21 corpus's multi-part works (mostly Bach "
+            "chorales). Non-commercial use only."
+        ),
         "training": {
             **summary,
             "init": init_name,
