@@ -453,3 +453,20 @@ def test_harmony_bias_penalises_clashes_with_the_sounding_notes(tokenizer) -> No
     upper = bias.bias(1, 0, 0)
     assert upper[vocab.pitches[62]] == 0.0 and upper[vocab.pitches[66]] == -1.5  # a fourth is fine above the bass
     assert not bias.bias(0, 0, 20).any()  # nothing sounds there
+
+
+@pytest.mark.skipif(not SHIPPED.is_dir(), reason="segue-accompany-small is not installed")
+def test_segue_continue_mode_accompany_with_the_shipped_model(tmp_path: Path) -> None:
+    from bridge.cli import main
+
+    midi = write_parts(tmp_path / "melody.mid", [melody_part()], 4)
+    argv = ["continue", str(midi), "--mode", "accompany", "--parts", "bass,piano", "--variants", "2", "--seed", "3"]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--json"]) == 0
+    (job,) = [p for p in (tmp_path / "out").iterdir() if p.is_dir()]
+    record = json.loads((job / "job.json").read_text())
+    assert record["mode"] == "accompany" and record["status"] == "done"
+    assert record["place_at"]["beats"] == 0.0 and record["model"] == "segue-accompany-small"
+    for v in record["variants"]:
+        assert v["parts"] == ["bass", "piano"]
+        for path in v["files"].values():
+            assert (job / path).is_file()
