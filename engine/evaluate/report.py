@@ -303,13 +303,17 @@ def _midi_checks(
                 )
         division = midi_measures.onset_grid(region)
         if division is not None:
-            share = midi_measures.grid_share(cont, division)
+            # parts under a region may move one subdivision finer than it (eighth-note passing tones under a
+            # quarter-note tune, as in Bach's basses); a continuation keeps the region's own grid
+            grid = 2 * division if accompany else division
+            share = midi_measures.grid_share(cont, grid)
+            what = "one subdivision finer than the region's grid" if accompany else "the region's grid"
             checks.append(
                 Check(
                     "on_grid",
                     round(share, 3) if share is not None else None,
                     share is not None and share >= GRID_MIN,
-                    f"onsets on the region's grid (1/{division} beat)",
+                    f"onsets on {what} (1/{grid} beat)",
                 )
             )
     return cont, region, checks

@@ -158,3 +158,14 @@ def test_segue_eval_on_an_accompany_folder(tmp_path: Path, capsys: pytest.Captur
         "detail": first["join_click"]["detail"],
     }
     assert np.isclose(first["midi_length"]["value"], 2.0)
+
+
+def test_parts_may_move_one_subdivision_finer_than_the_region(tmp_path: Path) -> None:
+    """Under a crotchet tune, a quaver walking bass is on the accompany grid (1/2 beat); semiquavers are not."""
+    walking = [(0.5 * i, 0.5, [48, 50, 52, 53][i % 4]) for i in range(16)]
+    semiquavers = [(0.25 * i, 0.25, [48, 50, 52, 53][i % 4]) for i in range(32)]
+    variants = [{"parts": {"bass": walking, "piano": piano()}}, {"parts": {"bass": semiquavers, "piano": piano()}}]
+    score = evaluate_job(make_accompany_job(tmp_path, variants, asked=["bass", "piano"]))
+    on_grid = [{c.name: c for c in v.checks}["on_grid"] for v in score.variants]
+    assert on_grid[0].ok and on_grid[0].value == 1.0 and "(1/2 beat)" in on_grid[0].detail
+    assert not on_grid[1].ok and on_grid[1].value < 0.8
