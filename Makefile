@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements-pins.txt 2>/
 OUT ?= out
 PYTEST_FLAGS ?=
 
-.PHONY: all venv system-deps demo demo-audio test test-unit test-slow test-integ test-all lint typecheck bench \
+.PHONY: all venv system-deps demo demo-audio demo-accompany test test-unit test-slow test-integ test-all lint typecheck bench \
 	bench-audio train-default train-audio-default clean-venv
 
 all: test
@@ -30,6 +30,12 @@ venv: $(STAMP)
 
 demo: venv
 	$(VENV)/bin/segue continue examples/regions/pop_100bpm_4-4.mid --bars 8 --variants 4 --seed 7 --out $(OUT)/demo
+
+# Accompaniment with the shipped accompany model: bass and piano under a 4-bar tune, 4 variants, placed at the
+# region's start.
+demo-accompany: venv
+	$(VENV)/bin/segue continue examples/regions/melody_96bpm_4-4.mid --mode accompany --parts bass,piano \
+	  --variants 4 --seed 7 --out $(OUT)/demo-accompany
 
 # Audio continuation with the shipped audio model: a 4-bar 48 kHz stereo region (rendered from the example MIDI,
 # as a DAW would bounce it) continued by 8 bars in 4 variants.

@@ -256,9 +256,24 @@ def chorale() -> Path:
     )
 
 
+# --- melody_96bpm_4-4: a G major tune alone (what a producer hums or plays), for accompany --------------------
+
+
+def melody() -> Path:
+    # G major, crotchets and quavers, a phrase of 4 bars ending on the tonic
+    tune = [
+        (0.0, 1.0, 67), (1.0, 0.5, 71), (1.5, 0.5, 72), (2.0, 1.0, 74), (3.0, 1.0, 71),
+        (4.0, 1.0, 72), (5.0, 0.5, 71), (5.5, 0.5, 69), (6.0, 2.0, 67),
+        (8.0, 1.0, 69), (9.0, 0.5, 71), (9.5, 0.5, 72), (10.0, 1.0, 74), (11.0, 1.0, 76),
+        (12.0, 1.0, 74), (13.0, 1.0, 72), (14.0, 0.5, 69), (14.5, 0.5, 66), (15.0, 1.0, 67),
+    ]
+    notes = [(s, d, p, 88 if s % 4 == 0 else 76) for s, d, p in tune]
+    return write_region("melody_96bpm_4-4.mid", 96, (4, 4), 4, [("Melody (Flute)", 0, 73, notes)])
+
+
 def main() -> None:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    for make in (pop, waltz, compound, chorale):
+    for make in (pop, waltz, compound, chorale, melody):
         print(make().relative_to(OUT_DIR.parent.parent))
 
 
