@@ -51,8 +51,8 @@ from engine.symbolic.midifile import Conductor, PartNotes, build_midi, save_midi
 from engine.symbolic.midifile import Note as MidiNote
 from engine.symbolic.ngram import NGramModel
 from engine.symbolic.region import read_region
+from engine.symbolic.train import LOG_NAME
 from engine.symbolic.train_accompany import (
-    LOG_NAME,
     ShiftTable,
     draw_examples,
     evaluate_examples,

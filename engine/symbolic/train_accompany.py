@@ -19,14 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from engine.checkpoints import find_checkpoint, write_json_atomic
 from engine.errors import BadInputError
@@ -43,12 +42,18 @@ from engine.symbolic.accompany import (
 )
 from engine.symbolic.dataset import find_midi_files, is_val
 from engine.symbolic.model import GPT, PRESETS
-from engine.symbolic.train import budget_progress, budget_spent, lr_at
+from engine.symbolic.train import (  # the MIDI trainer's loop pieces: same optimiser, resume files and log
+    _append_log,
+    _load_resume,
+    _optimizer,
+    _save_resume,
+    budget_progress,
+    budget_spent,
+    lr_at,
+)
 
 log = logging.getLogger(__name__)
 
-LOG_NAME = "train_log.jsonl"
-RESUME_DIR = "resume"
 PIECES_NAME = "pieces.json"
 TRANSPOSE = (-5, 6)
 WEIGHT_CAP_BARS = 64
@@ -263,40 +268,6 @@ def initial_model(args: argparse.Namespace, tokens: Tokens, device: torch.device
     base, tokenizer = load_symbolic(ckpt, device)
     model = extend_vocabulary(base, Tokens.from_tokenizer(tokenizer).vocab_size, args.seed).to(device)
     return model, tokenizer, ckpt.name
-
-
-def _optimizer(model: GPT, args: argparse.Namespace) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95))
-
-
-def _save_resume(out: Path, model: GPT, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    folder = out / RESUME_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    tmp = folder / f".model.tmp-{os.getpid()}"
-    save_file(weights, str(tmp))
-    os.replace(tmp, folder / "model.safetensors")
-    tmp = folder / f".state.tmp-{os.getpid()}"
-    torch.save({"optimizer": opt.state_dict(), **state}, tmp)
-    os.replace(tmp, folder / "state.pt")
-
-
-def _load_resume(out: Path, model: GPT, opt: torch.optim.Optimizer, device: torch.device) -> dict[str, Any]:
-    folder = out / RESUME_DIR
-    if not (folder / "state.pt").is_file():
-        raise BadInputError(f"--resume: {folder} holds no resume state; start without --resume")
-    model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)), strict=False)
-    state: dict[str, Any] = torch.load(folder / "state.pt", map_location=device, weights_only=False)
-    opt.load_state_dict(state.pop("optimizer"))
-    return state
-
-
-def _append_log(out: Path, record: dict[str, Any]) -> None:
-    with open(out / LOG_NAME, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
 
 
 def main(argv: list[str]) -> int:
