@@ -196,10 +196,11 @@ class QtConnectionsPanel(QWidget):
         self.engine_name.setText(device)
         self.engine_message.setText(state.message)
         self.engine_message.setVisible(bool(state.message))
-        lines = [
-            f"{m.name}  {m.kind}  {m.parameters / 1e6:.1f}M" if m.parameters else f"{m.name}  {m.kind}"
-            for m in state.models
-        ]
+        lines = []
+        for m in state.models:  # what a model does: an accompany model writes MIDI parts, it does not continue
+            role = "accompany" if "accompany" in m.modes and "continue" not in m.modes else m.kind
+            size = f", {m.parameters / 1e6:.1f}M parameters" if m.parameters else ""
+            lines.append(f"{m.name}\n   {role}{size}")  # two lines: long names do not wrap mid-entry
         self.model_list.setText("\n".join(lines) or ("loading..." if state.status == "opening" else "none"))
 
     def _kind_changed(self, index: int) -> None:
