@@ -40,7 +40,7 @@ def test_connections_show_the_link_clock_and_engine(qtbot: QtBot, make_rig: Make
     assert "/segue/region verse.mid" in panel.last_message.text() and "127.0.0.1:53211" in panel.last_message.text()
     assert [panel.port_combo.itemText(i) for i in range(panel.port_combo.count())] == ["Off", "Clock A", "Clock B"]
     assert panel.engine_name.text() == "fake" and panel.engine_light.status == "ready"
-    assert "fake-midi\n   midi, 1.2M parameters" in panel.model_list.text()  # it continues (and accompanies): a MIDI model
+    assert "fake-midi\n   midi, 1.2M parameters" in panel.model_list.text()  # continues (and accompanies): MIDI
     acc = ModelInfo("acc", "midi", "/models/acc", "writes parts", 5_000_000, ("accompany",), ("bass", "piano"))
     rig.models.engine.update(models=(*rig.models.engine.value.models, acc))
     assert "acc\n   accompany, 5.0M parameters" in panel.model_list.text()  # what it does, not only its kind
