@@ -53,7 +53,7 @@ from bridge.sound_devices import release_audio
 from engine.api import CancelToken
 from engine.errors import BadInputError
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.realtime]  # not in `make test`: see the Makefile
 
 RATE = 48_000
 ALIGN_TOLERANCE_FRAMES = 24
@@ -259,6 +259,7 @@ def _take(
             server.transport("stop")
             hung = thread.is_alive()
             if hung:
+                faulthandler.dump_traceback(all_threads=True)  # where the take is stuck
                 cancel.cancel()
                 thread.join(10)
         assert not hung, f"the take did not finish within {timeout} s (cancelled: {outcome.get('error')!r})"
