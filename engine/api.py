@@ -115,8 +115,46 @@ class GenerationParams:
     # default set. The model says which names it knows (BadInputError otherwise).
     parts: tuple[str, ...] = ()
     output: Output = "auto"
+    # Controls a producer understands. ``None`` means "the engine's default", which is the setting that measured
+    # best (see docs/audio-engine.md and docs/symbolic-engine.md); the engine records what it used in job.json.
+    # similarity: 1.0 stays close to the region, 0.0 recombines / invents freely (audio and MIDI).
+    similarity: float | None = None
+    # audio continuation: open the continuation with the region's first bar (a phrase restart) or not.
+    keep_opening: bool | None = None
+    # MIDI continuation: notes per bar relative to the region's own (1.0 = as dense as the region), for every
+    # part, and per part by name ("bass", "piano", ...), which overrides the global value for that part.
+    density: float | None = None
+    part_density: tuple[tuple[str, float], ...] = ()
+    # MIDI continuation: keep the region's note lengths per part (held chords and pads stay held).
+    hold_notes: bool | None = None
+    # MIDI continuation: end on the region's tonic (a cadence in the last bar).
+    end_on_tonic: bool | None = None
 
     def __post_init__(self) -> None:
+        if self.similarity is not None and (
+            isinstance(self.similarity, bool)
+            or not isinstance(self.similarity, (int, float))
+            or not (math.isfinite(self.similarity) and 0.0 <= self.similarity <= 1.0)
+        ):
+            raise BadInputError(
+                f"similarity must be a number in 0..1 (1 = stay close to the region, 0 = free), got {self.similarity!r}"
+            )
+        for name, flag in (("keep_opening", self.keep_opening), ("hold_notes", self.hold_notes),
+                           ("end_on_tonic", self.end_on_tonic)):
+            if flag is not None and not isinstance(flag, bool):
+                raise BadInputError(f"{name} must be true or false, got {flag!r}")
+        _check_density("density", self.density)
+        if not isinstance(self.part_density, tuple):
+            raise BadInputError(f"part_density must be a tuple of (part, factor) pairs, got {self.part_density!r}")
+        seen: set[str] = set()
+        for item in self.part_density:
+            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+                    and _PART_NAME.match(item[0])):
+                raise BadInputError(f"a part density is (part name, factor), e.g. ('bass', 0.5), got {item!r}")
+            if item[0] in seen:
+                raise BadInputError(f"the density of part {item[0]!r} is given twice")
+            seen.add(item[0])
+            _check_density(f"density of {item[0]}", item[1])
         if isinstance(self.parts, str) or not isinstance(self.parts, tuple):
             raise BadInputError(f"parts must be a tuple of part names, got {self.parts!r}")
         if len(self.parts) > MAX_PARTS:
@@ -150,6 +188,23 @@ class GenerationParams:
             raise BadInputError(f"top-p must be in (0, 1], got {self.top_p!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not 0 <= self.seed < 2**63):
             raise BadInputError(f"seed must be a whole number in 0..2**63-1, got {self.seed!r}")
+
+
+MIN_DENSITY, MAX_DENSITY = 0.25, 4.0
+
+
+def _check_density(name: str, value: object) -> None:
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (math.isfinite(value) and MIN_DENSITY <= value <= MAX_DENSITY)
+    ):
+        raise BadInputError(
+            f"{name} must be a factor in {MIN_DENSITY}..{MAX_DENSITY} of the region's notes per bar "
+            f"(1 = as dense as the region), got {value!r}"
+        )
 
 
 @dataclass(frozen=True)
