@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bridge import segue_version
+from bridge import controls, segue_version
 from bridge.capture_take import (
     DEFAULT_WAIT_START_S,
     MAX_CAPTURE_BARS,
@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=defaults.temperature, help="(%(default)s)")
     p.add_argument("--top-p", type=float, default=defaults.top_p, help="(%(default)s)")
     p.add_argument("--seed", type=int, help="variants get seeds S, S+1, ... (default: random, stored)")
+    controls.add_arguments(p)
     _add_engine_args(p)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for job folders (./%(default)s)")
     p.add_argument("--json", action="store_true", help="print the job manifest (job.json) on stdout")
@@ -400,6 +401,7 @@ def build_request(args: argparse.Namespace) -> GenerationRequest:
         seed=args.seed,
         parts=parse_parts(args.parts, args.mode),
         output=args.output,
+        **controls.from_arguments(args),
     )
     return GenerationRequest(prompt=prompt, params=params, model=args.model)
 

@@ -44,6 +44,13 @@ class ParamsRecord:
     seed: int | None  # as requested; None: random (each variant's seed is in its record)
     parts: tuple[str, ...] = ()  # accompany: the parts asked for; () = the model's default set
     output: str = "auto"  # what an audio region becomes: auto | audio | midi | both
+    # the producer's controls as asked for (engine.api.GenerationParams); None: the engine's measured default
+    similarity: float | None = None
+    keep_opening: bool | None = None
+    density: float | None = None
+    part_density: Mapping[str, float] = field(default_factory=dict)  # part -> factor
+    hold_notes: bool | None = None
+    end_on_tonic: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -231,6 +238,7 @@ def job_from_json(data: Any) -> JobRecord:
     params = _known(ParamsRecord, data["params"])
     params["parts"] = tuple(str(p) for p in params.get("parts", ()))  # job.json files before parts: ()
     params["output"] = str(params.get("output", "auto"))
+    params["part_density"] = {str(k): float(v) for k, v in (params.get("part_density") or {}).items()}
     job["params"] = ParamsRecord(**params)
     job["region"] = RegionRecord(**region)
     if job.get("place_at") is not None:

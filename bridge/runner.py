@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bridge import segue_version
+from bridge.controls import controls_of
 from bridge.inputs import sha256_file
 from bridge.jobs import (
     FINAL_STATUSES,
@@ -68,7 +69,14 @@ def create_job(request: GenerationRequest, out_dir: Path, engine_name: str) -> J
         model=request.model,
         engine=engine_name,
         params=ParamsRecord(
-            params.bars, params.variants, params.temperature, params.top_p, params.seed, params.parts, params.output
+            params.bars,
+            params.variants,
+            params.temperature,
+            params.top_p,
+            params.seed,
+            params.parts,
+            params.output,
+            **controls_of(params),
         ),
         region=RegionRecord(
             sources=tuple(sources),

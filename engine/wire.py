@@ -47,6 +47,13 @@ def request_to_json(request: GenerationRequest) -> dict[str, Any]:
         "seed": params.seed,
         "parts": list(params.parts),
         "output": params.output,
+        # the producer's controls; null: the engine's default (a server older than these ignores them)
+        "similarity": params.similarity,
+        "keep_opening": params.keep_opening,
+        "density": params.density,
+        "part_density": dict(params.part_density),
+        "hold_notes": params.hold_notes,
+        "end_on_tonic": params.end_on_tonic,
         "model": request.model,
         "sample_rate": request.sample_rate,
         "tempo_bpm": prompt.tempo_bpm,
@@ -60,6 +67,15 @@ def _parts(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise BadInputError(f"parts must be a list of part names, got {value!r}")
     return tuple(value)
+
+
+def _part_density(value: Any) -> tuple[tuple[str, float], ...]:
+    """``{"bass": 0.5}`` as ``(("bass", 0.5),)``; GenerationParams checks the names and factors."""
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise BadInputError(f"part_density must be an object {{part: factor}}, got {value!r}")
+    return tuple(value.items())
 
 
 def request_from_json(
@@ -83,6 +99,12 @@ def request_from_json(
             seed=data.get("seed"),
             parts=_parts(data.get("parts", [])),
             output=data.get("output", "auto"),
+            similarity=data.get("similarity"),
+            keep_opening=data.get("keep_opening"),
+            density=data.get("density"),
+            part_density=_part_density(data.get("part_density")),
+            hold_notes=data.get("hold_notes"),
+            end_on_tonic=data.get("end_on_tonic"),
         )
         prompt = Prompt(
             midi_path=midi_path,

@@ -138,7 +138,8 @@ def test_json_round_trip_and_schema(tmp_path: Path) -> None:
         "segue_version",
     ):
         assert key in data
-    assert set(data["params"]) == {"bars", "variants", "temperature", "top_p", "seed", "parts", "output"}
+    controls = {"similarity", "keep_opening", "density", "part_density", "hold_notes", "end_on_tonic"}
+    assert set(data["params"]) == {"bars", "variants", "temperature", "top_p", "seed", "parts", "output", *controls}
     assert data["region"]["sources"][0]["sha256"] == "ab" * 32
     assert data["error"]["message"] == "boom"
     assert load_job(tmp_path) == record
