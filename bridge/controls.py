@@ -24,6 +24,7 @@ CONTROL_KEYS = ("similarity", "keep_opening", "density", "hold_notes", "end_on_t
 _TRUE = ("true", "yes", "on", "1")
 _FALSE = ("false", "no", "off", "0")
 _SHOWN_CHARS = 40
+_DECIMALS = 6
 
 # What each control does, for help texts (CLI, docs, tooltips say the same).
 HELP = {
@@ -162,7 +163,7 @@ def _number(value: Any, where: str) -> float:
         raise BadInputError(f"{where} must be a number (OSC i or f), got {_kind(value)} {_short(repr(value))}")
     if not math.isfinite(value):
         raise BadInputError(f"{where} must be a finite number, got {value}")
-    return float(value)
+    return round(float(value), _DECIMALS)  # an OSC float is 32-bit: 0.7 arrives as 0.699999988
 
 
 def _flag(value: Any, where: str) -> bool:
@@ -196,7 +197,7 @@ def pairs_from_json(generate: Mapping[str, Any], known: Sequence[str]) -> list[t
     other key is passed on as it is (so an unknown key is refused by name, as over OSC)."""
     pairs: list[tuple[str, Any]] = []
     for key, value in generate.items():
-        if key in known:
+        if key in known or value is None:  # null: the engine's default
             continue
         if key == "part_density":
             if not isinstance(value, Mapping):

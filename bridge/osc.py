@@ -47,6 +47,7 @@ from bridge.capture_take import (
     CaptureFailed,
     CaptureProgress,
 )
+from bridge.controls import controls_from_pairs
 from bridge.inputs import ACCEPTED_FORMATS, sniff_format
 from bridge.service import (
     BridgeEvent,
@@ -88,12 +89,17 @@ class Route:
     names: tuple[str, ...]
     handler: Handler
     optional: int = 0  # how many of the last arguments may be left out (the handler gets fewer values)
+    # then any number of ``s:key value`` pairs, after every typed argument (optional ones included); the handler
+    # gets them as one more value, a list of (key, value), when there are any
+    pairs: bool = False
 
     @property
     def signature(self) -> str:
         shown = [f"{t}:{n}" for t, n in zip(self.types, self.names, strict=True)]
         if self.optional:
             shown[-self.optional :] = [f"[{text}]" for text in shown[-self.optional :]]
+        if self.pairs:
+            shown.append("[s:key value ...]")
         return " ".join(shown) or "no arguments"
 
 
@@ -116,7 +122,7 @@ class OscBridge:
         self.routes: dict[str, Route] = {
             "/segue/region": Route("ssfffiis", tuple(region_names.split()), self._on_region),
             "/segue/generate": Route(
-                "siiss", ("mode", "bars", "variants", "parts", "output"), self._on_generate, optional=2
+                "siiss", ("mode", "bars", "variants", "parts", "output"), self._on_generate, optional=2, pairs=True
             ),
             "/segue/cancel": Route("s", ("job_id",), self._on_cancel),
             "/segue/choose": Route("si", ("job_id", "variant"), self._on_choose),
@@ -203,6 +209,7 @@ class OscBridge:
         mode, bars, variants = values[:3]
         parts_text = values[3] if len(values) > 3 else ""
         output = values[4] if len(values) > 4 else "auto"
+        chosen_controls = controls_from_pairs(values[5], "/segue/generate") if len(values) > 5 else {}
         if mode not in ("continue", "accompany"):
             raise BadInputError(f"/segue/generate: mode must be 'continue' or 'accompany', got {_short(mode)!r}")
         if not 1 <= bars <= MAX_BARS:
@@ -213,7 +220,7 @@ class OscBridge:
             raise BadInputError(f"/segue/generate: output must be one of {', '.join(OUTPUTS)}, got {_short(output)!r}")
         parts = _parts(parts_text, mode)
         chosen = cast(Output, output)  # checked against OUTPUTS above
-        self.service.generate(mode, bars, variants, origin=sender, parts=parts, output=chosen)
+        self.service.generate(mode, bars, variants, origin=sender, parts=parts, output=chosen, controls=chosen_controls)
 
     def _on_cancel(self, sender: Sender, values: list[Any]) -> None:
         self.service.cancel(values[0])
@@ -310,6 +317,9 @@ def check_arguments(address: str, route: Route, args: Sequence[Any]) -> list[Any
     A route with optional trailing arguments takes any count from the required ones to all of them."""
     most = len(route.types)
     least = most - route.optional
+    pairs = _key_value_pairs(address, route, args[most:]) if route.pairs and len(args) > most else None
+    if pairs is not None:
+        args = args[:most]
     if not least <= len(args) <= most:
         expected = f"{least} to {most}" if route.optional else str(most)
         raise BadInputError(f"{address} expects {expected} argument(s) ({route.signature}), got {len(args)}")
@@ -337,7 +347,28 @@ def check_arguments(address: str, route: Route, args: Sequence[Any]) -> list[Any
             values.append(value)
         else:  # a programming error in the table, not bad input
             raise ValueError(f"unknown type {kind!r} in the route of {address}")
-    return values
+    return values if pairs is None else [*values, pairs]
+
+
+def _key_value_pairs(address: str, route: Route, rest: Sequence[Any]) -> list[tuple[str, Any]]:
+    """The ``s:key value`` pairs after a route's typed arguments (values are checked by whoever reads them)."""
+    most = len(route.types)
+    if len(rest) % 2:
+        raise BadInputError(
+            f"{address} expects {most - route.optional} to {most} argument(s) ({route.signature}), then key/value "
+            f"pairs after all {most} of them; got {most + len(rest)}, so the last key has no value"
+        )
+    pairs = []
+    for index in range(0, len(rest), 2):
+        key = rest[index]
+        if not isinstance(key, str) or not key or len(key) > MAX_STRING_CHARS:
+            raise BadInputError(
+                f"{address}: argument {most + index + 1} must be a key (a string such as 'similarity'), got "
+                f"{_osc_type(key)} {_short(repr(key))}; key/value pairs go after all {most} typed arguments "
+                f"({route.signature})"
+            )
+        pairs.append((key, rest[index + 1]))
+    return pairs
 
 
 def _parts(text: str, mode: str) -> tuple[str, ...]:

@@ -32,10 +32,10 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from bridge.jobs import ErrorRecord, JobRecord, VariantRecord, load_job, now_iso, write_job
 from bridge.placement import PlacedFile, place_or_original
@@ -255,14 +255,19 @@ class BridgeService:
         origin: Origin = None,
         parts: tuple[str, ...] = (),
         output: Output = "auto",
+        controls: Mapping[str, Any] | None = None,
     ) -> GenerationRequest:
         """Queue a job on the last region and return its request; :class:`BadInputError` if that cannot be.
         ``parts`` (accompany: the parts to write, () = the model's default) and ``output`` (what an audio region
-        becomes) are :class:`~engine.api.GenerationParams`'s.
+        becomes) are :class:`~engine.api.GenerationParams`'s, and so are the producer's ``controls``
+        (``similarity``, ``keep_opening``, ``density``, ``part_density``, ``hold_notes``, ``end_on_tonic``, as
+        :func:`bridge.controls.controls_from_pairs` makes them; checked there, by GenerationParams).
 
         Returns at once: the job folder is made and the engine runs on the worker thread.
         """
-        params = GenerationParams(mode=mode, bars=bars, variants=variants, parts=parts, output=output)
+        params = GenerationParams(
+            mode=mode, bars=bars, variants=variants, parts=parts, output=output, **dict(controls or {})
+        )
         return self.submit(params, origin=origin)
 
     def submit(self, params: GenerationParams, model: str | None = None, origin: Origin = None) -> GenerationRequest:

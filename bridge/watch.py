@@ -15,7 +15,10 @@ A request holds Segue's ``/segue/region`` fields and, optionally, what ``/segue/
      "generate": {"mode": "continue", "bars": 4, "variants": 2}}
 
 (``generate`` may also hold ``"parts": "bass,piano"`` for ``"mode": "accompany"`` and ``"output"``:
-``auto|audio|midi|both``, as ``/segue/generate``'s optional arguments.)
+``auto|audio|midi|both``, as ``/segue/generate``'s optional arguments, and the producer's controls, as its
+key/value pairs: ``"similarity": 0.7``, ``"keep_opening": true``, ``"density": 1.5``,
+``"part_density": {"bass": 0.5}``, ``"hold_notes": true``, ``"end_on_tonic": false``; ``null`` or left out:
+the engine's default.)
 
 It is turned into those OSC messages and checked by the same table as UDP input (:class:`bridge.osc.OscBridge`),
 so the rules and the error messages are the OSC ones. A placed file holds what ``/segue/place`` says, with names::
@@ -46,6 +49,7 @@ from typing import Any
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
+from bridge.controls import pairs_from_json
 from bridge.osc import OscBridge
 from bridge.service import BridgeEvent, BridgeService, Placement
 from engine.errors import BadInputError
@@ -94,7 +98,10 @@ def request_messages(request: Any) -> list[tuple[str, list[tuple[str, Any]]]]:
     if generate is not None:
         if not isinstance(generate, dict):
             raise BadInputError("'generate' must be an object with mode, bars and variants")
-        messages.append(("/segue/generate", _fields(generate, _GENERATE_FIELDS, "generate")))
+        args = _fields(generate, _GENERATE_FIELDS, "generate")
+        for key, value in pairs_from_json(generate, [name for name, _, _ in _GENERATE_FIELDS]):
+            args += [("s", key), _control_value(key, value)]
+        messages.append(("/segue/generate", args))
     return messages
 
 
@@ -116,6 +123,17 @@ def _fields(values: dict[str, Any], fields: tuple[tuple[str, str, Any], ...], wh
             value = float(value)
         args.append((kind, value))
     return args
+
+
+def _control_value(key: str, value: Any) -> tuple[str, Any]:
+    """A control's JSON value as an OSC argument (checked by the OSC table, which names the key)."""
+    if isinstance(value, bool):
+        return ("T" if value else "F", value)
+    if isinstance(value, int):
+        return ("i", value)
+    if isinstance(value, (float, str)):
+        return ("f" if isinstance(value, float) else "s", value)
+    raise BadInputError(f"generate: {key!r} must be a number or true/false, got {value!r}")
 
 
 def placement_record(event: Placement) -> dict[str, Any]:

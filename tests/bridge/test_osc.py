@@ -231,7 +231,10 @@ def test_too_many_waiting_placements_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("continue", 4), "expects 3 to 5 argument(s) (s:mode i:bars i:variants [s:parts] [s:output]), got 2"),
+        (
+            ("continue", 4),
+            "expects 3 to 5 argument(s) (s:mode i:bars i:variants [s:parts] [s:output] [s:key value ...]), got 2",
+        ),
         (("accompany", 4, 2, "bass", "midi", 1), "expects 3 to 5 argument(s)"),
         (("continue", 4, 2, 1), "argument 4 (s:parts) must be a string, got an int"),
         (("accompany", 4, 2, "bass", 3), "argument 5 (s:output) must be a string, got an int"),
