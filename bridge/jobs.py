@@ -1,28 +1,35 @@
 """Jobs on disk: one folder per job, ``OUT/<job_id>/job.json`` as its manifest (see shared/DESIGN.md).
 
-``job.json`` is rewritten atomically (a temp file in the same folder, then :func:`os.replace`) at every status
-change: ``queued`` -> ``running`` -> ``done`` | ``failed`` | ``cancelled``. A job folder is never reused or
-overwritten: it is created with ``mkdir(exist_ok=False)`` and a new random suffix is tried on a collision.
-Job ids sort by time and say what the job is: ``20261121-235959-myregion-continue-3f2a``.
+``job.json`` is rewritten atomically (:func:`engine.atomic.write_bytes`: a temp file in the same folder, checked,
+then renamed) at every status change: ``queued`` -> ``running`` -> ``done`` | ``failed`` | ``cancelled``. A job
+folder is never reused or overwritten: it is created with ``mkdir(exist_ok=False)`` and a new random suffix is
+tried on a collision. Job ids sort by time and say what the job is: ``20261121-235959-myregion-continue-3f2a``.
+
+The process that makes a job folder owns it (:mod:`engine.ownership`: a lock on ``.owner``) until it writes the
+job's final status, so a job whose owner died (``kill -9``, a power cut) can be told from one that another Segue
+is running: :func:`recover_jobs`, called when the CLI, the bridge and the app start, marks the dead ones
+``failed`` ("interrupted: ...") and removes the temp files they left. When the disk fills up mid-job, the folder's
+reserve is given back so that the final ``failed`` status can still be written.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
-import os
 import re
 import secrets
-import tempfile
+import shutil
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from engine.errors import BadInputError
+from engine import atomic
+from engine.errors import BadInputError, DiskFullError
+from engine.ownership import FolderClaim, stale_folders
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +39,9 @@ Status = Literal["queued", "running", "done", "failed", "cancelled"]
 STATUSES: tuple[str, ...] = get_args(Status)
 FINAL_STATUSES = ("done", "failed", "cancelled")
 _CREATE_ATTEMPTS = 20
+INTERRUPTED = "interrupted: Segue stopped while this job ran; run it again"
+_claims: dict[Path, FolderClaim] = {}  # the job folders this process owns (absolute path -> claim)
+_claims_lock = threading.Lock()
 _STEM_MAX_CHARS = 32
 
 
@@ -153,6 +163,8 @@ def create_job_dir(out_dir: Path, stem: str, mode: str) -> tuple[str, Path]:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
+        if atomic.is_disk_full(e):
+            raise atomic.disk_full_error(out_dir, None) from e
         raise BadInputError(
             f"cannot create the output folder {out_dir}: {e.strerror or e}; choose another one (--out DIR)"
         ) from e
@@ -165,7 +177,16 @@ def create_job_dir(out_dir: Path, stem: str, mode: str) -> tuple[str, Path]:
             log.debug("job folder %s exists; trying another suffix", job_dir)
             continue
         except OSError as e:
+            if atomic.is_disk_full(e):
+                raise atomic.disk_full_error(out_dir, None) from e
             raise BadInputError(f"cannot create a job folder in {out_dir}: {e.strerror or e}") from e
+        try:
+            claim = FolderClaim.take(job_dir)
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)  # only what we just made: the folder and its .owner
+            raise
+        with _claims_lock:
+            _claims[job_dir.absolute()] = claim
         return job_id, job_dir
     raise BadInputError(f"could not find a free job folder name in {out_dir} after {_CREATE_ATTEMPTS} tries")
 
@@ -191,22 +212,70 @@ def dumps_job(record: JobRecord) -> str:
 
 
 def write_job(job_dir: Path, record: JobRecord) -> Path:
-    """Write ``job_dir/job.json`` atomically: readers see the old or the new manifest, never half of one."""
+    """Write ``job_dir/job.json`` atomically: readers see the old or the new manifest, never half of one.
+
+    A final status ends this process's ownership of the folder. When the disk is full, the folder's reserve is
+    used for a final status; :class:`~engine.errors.DiskFullError` if even that does not fit.
+    """
     target = job_dir / JOB_FILE
-    text = dumps_job(record)
-    fd, tmp_name = tempfile.mkstemp(dir=job_dir, prefix=f".{JOB_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
+    data = dumps_job(record).encode("utf-8")
+    with _claims_lock:
+        claim = _claims.get(job_dir.absolute())
+    if claim is not None and record.status in FINAL_STATUSES:
+        claim.retry_on_full(lambda: atomic.write_bytes(target, data))
+        release_job(job_dir)
+    else:
+        atomic.write_bytes(target, data)
     log.debug("job %s: wrote %s (%s)", record.id, target, record.status)
     return target
+
+
+def release_job(job_dir: Path) -> None:
+    """Stop owning ``job_dir`` (its final status is written, or it is being removed). Safe to call twice."""
+    with _claims_lock:
+        claim = _claims.pop(job_dir.absolute(), None)
+    if claim is not None:
+        claim.release()
+
+
+def discard_job_dir(job_dir: Path) -> None:
+    """Remove a job folder this process has just made and could not start (nothing of the user's is in it)."""
+    release_job(job_dir)
+    shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def recover_jobs(out_dir: Path) -> list[str]:
+    """Mark the jobs under ``out_dir`` that say ``queued`` or ``running`` but that no live Segue owns (their
+    process was killed) ``failed`` with :data:`INTERRUPTED`, and remove the temp files dead writers left.
+    Returns the ids of the jobs recovered. Never raises: what cannot be recovered is logged."""
+    recovered: list[str] = []
+    try:
+        for job_dir, _status, claim in stale_folders(out_dir, _status_of):
+            try:
+                record = load_job(job_dir)
+                now = now_iso()
+                partial = partial_variant_dirs(job_dir)
+                error = ErrorRecord(message=INTERRUPTED, type="interrupted", partial_variants=partial)
+                done = dataclasses.replace(record, status="failed", updated=now, finished=now, error=error)
+                atomic.write_bytes(job_dir / JOB_FILE, dumps_job(done).encode("utf-8"))
+                recovered.append(record.id)
+                log.warning("job %s was %s when its Segue stopped: marked failed", record.id, record.status)
+            except (BadInputError, DiskFullError, OSError) as e:
+                log.warning("could not recover the job in %s: %s", job_dir, e)
+            finally:
+                claim.release()
+    except OSError as e:
+        log.warning("could not look for interrupted jobs in %s: %s", out_dir, e)
+    return recovered
+
+
+def _status_of(job_dir: Path) -> str | None:
+    try:
+        data = json.loads((job_dir / JOB_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    status = data.get("status") if isinstance(data, dict) else None
+    return status if isinstance(status, str) else None
 
 
 def load_job(path: Path) -> JobRecord:

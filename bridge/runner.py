@@ -28,6 +28,7 @@ from bridge.jobs import (
     Status,
     VariantRecord,
     create_job_dir,
+    discard_job_dir,
     load_job,
     now_iso,
     partial_variant_dirs,
@@ -45,7 +46,8 @@ def create_job(request: GenerationRequest, out_dir: Path, engine_name: str) -> J
     """Hash the region's files, create ``out_dir/<job_id>/`` and write its ``queued`` manifest.
 
     The job folder is ``out_dir / record.id``. Raises :class:`BadInputError` (and creates nothing) if a
-    source file cannot be read or the output folder cannot be created.
+    source file cannot be read or the output folder cannot be created, :class:`~engine.errors.DiskFullError`
+    (and leaves no folder) if the disk is full.
     """
     prompt = request.prompt
     sources = []
@@ -90,7 +92,11 @@ def create_job(request: GenerationRequest, out_dir: Path, engine_name: str) -> J
         updated=created,
         segue_version=segue_version(),
     )
-    write_job(job_dir, record)
+    try:
+        write_job(job_dir, record)
+    except BaseException:  # a full disk: no job folder stays behind claiming a job
+        discard_job_dir(job_dir)
+        raise
     log.info("job %s queued in %s", job_id, job_dir)
     return record
 

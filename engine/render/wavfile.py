@@ -1,22 +1,24 @@
 """Write 24-bit PCM WAV files atomically, never over an existing file unless asked; read a file's sample rate.
 
-The audio goes to a hidden temp file in the target's folder, is flushed to disk, and then appears under its name
-in one step (a hard link, which fails if the name is taken, or ``os.replace`` when overwriting is allowed). A
-reader never sees a half-written file, and a crash leaves at most a ``.*.tmp`` file of our own behind.
+The WAV is encoded in memory and written through :func:`engine.atomic.write_bytes`: a hidden temp file in the
+target's folder, flushed to disk, read back (its frames, channels and rate must be the ones asked for), and only
+then given its name. A reader never sees a half-written or short file, a full disk is
+:class:`~engine.errors.DiskFullError`, and a crash leaves at most a temp file of our own behind.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
+from engine.atomic import write_bytes
 from engine.errors import BadInputError, EngineError
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,8 @@ def write_wav(
     """Write float ``audio [channels, samples]`` as a 24-bit PCM WAV at ``path``, atomically; returns the path.
 
     Missing parent folders are created. Raises :class:`EngineError` if ``path`` exists and ``overwrite`` is
-    False (the existing file is left untouched), or if the audio holds NaN/inf. Samples beyond +-1.0 are clipped
+    False (the existing file is left untouched), if the audio holds NaN/inf, or if the file does not read back
+    as written; :class:`~engine.errors.DiskFullError` when the disk is full. Samples beyond +-1.0 are clipped
     with a warning.
     """
     target = Path(path)
@@ -72,53 +75,29 @@ def write_wav(
         raise EngineError(f"{target} already exists; choose another output folder or pass overwrite=True")
     if target.is_dir():
         raise EngineError(f"{target} is a folder; give a file name ending in .wav")
-    target.parent.mkdir(parents=True, exist_ok=True)
-
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
+    buffer = io.BytesIO()  # made in memory: soundfile's own writes cannot tell a full disk (it asserts)
     try:
-        with os.fdopen(fd, "w+b") as f:
-            sf.write(f, frames, int(sample_rate), subtype=SUBTYPE, format="WAV")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
-        if overwrite:
-            os.replace(tmp, target)
-        else:
-            _link_no_clobber(tmp, target)
-    except FileExistsError as e:
-        raise EngineError(
-            f"{target} appeared while it was being written; it was left untouched. Choose another output folder"
-        ) from e
-    except (OSError, sf.SoundFileError, RuntimeError) as e:
-        raise EngineError(f"could not write {target}: {e}; check the folder is writable and has free space") from e
-    finally:
-        tmp.unlink(missing_ok=True)
+        sf.write(buffer, frames, int(sample_rate), subtype=SUBTYPE, format="WAV")
+    except (sf.SoundFileError, RuntimeError) as e:
+        raise EngineError(f"could not encode {target} as WAV: {e}") from e
+    expected = (frames.shape[0], frames.shape[1], int(sample_rate))
+
+    def check(tmp: Path) -> str | None:
+        """Read the written file's header back: its frames, channels and rate must be the ones asked for."""
+        try:
+            info = sf.info(str(tmp))
+        except (sf.SoundFileError, RuntimeError) as e:
+            return f"the file does not read back as WAV ({e})"
+        found = (int(info.frames), int(info.channels), int(info.samplerate))
+        if found != expected:
+            return "it reads back as {} frames, {} channels at {} Hz, not {} frames, {} channels at {} Hz".format(
+                *found, *expected
+            )
+        return None
+
+    write_bytes(target, buffer.getbuffer(), overwrite=overwrite, check=check)
     log.debug("wrote %s (%d channels, %d samples, %d Hz)", target, frames.shape[1], frames.shape[0], sample_rate)
     return target
-
-
-def _link_no_clobber(tmp: Path, target: Path) -> None:
-    """Give ``tmp`` the name ``target`` only if that name is free (atomic on POSIX via ``link``)."""
-    try:
-        os.link(tmp, target)
-    except FileExistsError:
-        raise
-    except OSError:  # file systems without hard links (some network or FAT mounts)
-        if target.exists():
-            raise FileExistsError(target) from None
-        os.replace(tmp, target)
-
-
-def _umask() -> int:
-    """The process umask, read without changing it (``os.umask`` would race with other threads)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022
 
 
 def read_sample_rate(path: str | os.PathLike[str]) -> int:

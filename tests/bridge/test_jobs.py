@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -25,7 +26,8 @@ from bridge.jobs import (
     sanitize_stem,
     write_job,
 )
-from engine.errors import BadInputError
+from engine import atomic
+from engine.errors import BadInputError, EngineError
 
 
 def _record(job_id: str = "20261121-235959-region-continue-3f2a", status: str = "done") -> JobRecord:
@@ -83,7 +85,7 @@ def test_never_reuses_an_existing_job_folder(tmp_path: Path, monkeypatch: pytest
     second_id, second = create_job_dir(tmp_path, "region", "continue")
     assert first_id.endswith("-aaaa") and second_id.endswith("-bbbb") and first != second
     assert (first / "keep.txt").read_text() == "the user's"
-    assert list(second.iterdir()) == []
+    assert [p.name for p in second.iterdir()] == [".owner"]  # only its owner lock: nothing of the first job
 
 
 def test_gives_up_with_a_clear_error_when_every_name_is_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -107,10 +109,10 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path, monkeypatch: p
     before = (tmp_path / "job.json").read_text()
 
     def broken_replace(src: str, dst: str) -> None:
-        raise OSError("disk full")
+        raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(jobs.os, "replace", broken_replace)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(atomic.os, "replace", broken_replace)
+    with pytest.raises(EngineError, match="Input/output error"):
         write_job(tmp_path, _record(status="failed"))
     assert (tmp_path / "job.json").read_text() == before  # the old manifest is intact
     assert [p.name for p in tmp_path.iterdir()] == ["job.json"]
