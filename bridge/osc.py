@@ -60,7 +60,16 @@ from bridge.service import (
     Placement,
     RequestFailed,
 )
-from engine.api import MAX_BARS, MAX_VARIANTS, OUTPUTS, Meter, Output
+from engine.api import (
+    MAX_AUDIO_FILE_BYTES,
+    MAX_BARS,
+    MAX_MIDI_FILE_BYTES,
+    MAX_VARIANTS,
+    OUTPUTS,
+    Meter,
+    Output,
+    Prompt,
+)
 from engine.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -192,15 +201,15 @@ class OscBridge:
 
     def _on_region(self, sender: Sender, values: list[Any]) -> None:
         audio, midi, start, length, tempo, num, den, track = values
-        if start < 0 or length <= 0:
-            raise BadInputError(f"/segue/region: start_beats must be >= 0 and length_beats > 0, got {start}, {length}")
-        if not 10.0 <= tempo <= 400.0:
-            raise BadInputError(f"/segue/region: tempo_bpm must be in 10..400, got {tempo:g}")
         if den <= 0 or den & (den - 1):
             raise BadInputError(f"/segue/region: meter_den must be a power of two (1, 2, 4, 8, ...), got {den}")
         meter = Meter(num, den)  # checks the ranges, BadInputError names them
         if not audio and not midi:
             raise BadInputError("/segue/region: give an audio path, a MIDI path, or both (both were empty)")
+        try:  # the engine's own bounds (engine.api.Prompt), checked now rather than when a job starts
+            Prompt(Path(midi or audio), None, tempo_bpm=tempo, meter=meter, length_beats=length, start_beats=start)
+        except BadInputError as e:
+            raise BadInputError(f"/segue/region: {e}") from e
         audio_path = _region_file(audio, "audio") if audio else None
         midi_path = _region_file(midi, "midi") if midi else None
         self.service.set_region(DawRegion(audio_path, midi_path, start, length, tempo, meter, track))
@@ -384,11 +393,23 @@ def _parts(text: str, mode: str) -> tuple[str, ...]:
 
 
 def _region_file(text: str, role: str) -> Path:
-    """An existing file of the expected role (by content), absolute; :class:`BadInputError` otherwise."""
-    path = Path(text).expanduser()
+    """An existing regular file of the expected role (by content), absolute; :class:`BadInputError` otherwise.
+
+    The path is taken as it is (no ``~``: that is the DAW's to expand). Whatever is wrong with it (missing, not a
+    regular file, unreadable, not MIDI or audio, too large) gets the same answer, so that OSC cannot be used to
+    learn which files exist; the reason is logged here. A FIFO or device is refused without being opened."""
+    path = Path(text)
     if not path.is_absolute():
         raise BadInputError(f"/segue/region: the {role} path must be absolute, got {_short(text)!r}")
-    found = sniff_format(path)  # says "no such file" etc., naming the path
+    try:
+        found = sniff_format(path)
+    except BadInputError as e:
+        log.info("/segue/region: %s", _short(str(e)))
+        raise BadInputError(
+            f"/segue/region: cannot read a region at {_short(text)}: it does not exist or is not a MIDI/audio file "
+            f"Segue reads (a Standard MIDI File up to {MAX_MIDI_FILE_BYTES // 2**20} MiB; WAV, FLAC or AIFF up to "
+            f"{MAX_AUDIO_FILE_BYTES // 2**30} GiB)"
+        ) from e
     if found != role:
         raise BadInputError(f"/segue/region: {path} is a {found} file, given as the {role} path; {ACCEPTED_FORMATS}")
     return path.resolve()

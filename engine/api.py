@@ -36,6 +36,20 @@ MAX_VARIANTS = 16
 DEFAULT_SAMPLE_RATE = 44_100
 VALID_DENOMINATORS = (1, 2, 4, 8, 16, 32)
 
+# The bounds of every number that places a region on the DAW timeline, checked here once (Prompt), so the CLI,
+# OSC, HTTP and the GUI refuse the same values with the same words. A region is at most MAX_REGION_BEATS quarter
+# notes long: 8192 bars of 4/4, four and a half hours at 120 BPM (a whole three-hour MIDI file is read, and the
+# engines keep only its last bars), so nothing sized by the region's bars (the bar grid: at most a few hundred
+# thousand entries, even in 1/32) can grow without bound. It starts at most MAX_START_BEATS quarter notes into
+# the timeline (over 40 hours at 400 BPM). NaN, infinities and non-numbers are refused.
+MIN_TEMPO_BPM, MAX_TEMPO_BPM = 10.0, 400.0
+MAX_REGION_BEATS = 32_768.0
+MAX_START_BEATS = 1_000_000.0
+# The largest region files read, checked from the file's size before anything reads or hashes it: a MIDI region
+# is far smaller; an hour of 24-bit stereo at 48 kHz is about 1 GB.
+MAX_MIDI_FILE_BYTES = 64 * 1024 * 1024
+MAX_AUDIO_FILE_BYTES = 1024 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class Meter:
@@ -91,14 +105,54 @@ class Prompt:
     def __post_init__(self) -> None:
         if self.midi_path is None and self.audio_path is None:
             raise BadInputError("a region needs a MIDI file, an audio file, or both")
-        if self.tempo_bpm is not None and not (
-            math.isfinite(self.tempo_bpm) and 10.0 <= self.tempo_bpm <= 400.0
-        ):
-            raise BadInputError(f"tempo must be between 10 and 400 BPM, got {self.tempo_bpm!r}")
-        if self.length_beats is not None and not (math.isfinite(self.length_beats) and self.length_beats > 0):
-            raise BadInputError(
-                f"region length must be a positive number of beats, got {self.length_beats!r}"
-            )
+        check_tempo_bpm(self.tempo_bpm)
+        check_length_beats(self.length_beats)
+        check_start_beats(self.start_beats)
+
+
+def _in_range(value: object, low: float, high: float, low_open: bool = False) -> bool:
+    """A real number (not a bool, not NaN or infinite) in ``low..high``; exact for ints of any size."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return (low < value if low_open else low <= value) and value <= high
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` cut to 40 characters (a huge int has no repr in Python 3.11: it says so)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "a number too long to show"
+    return text if len(text) <= 40 else f"{text[:40]}..."
+
+
+def check_tempo_bpm(value: object) -> None:
+    """A tempo in MIN_TEMPO_BPM..MAX_TEMPO_BPM, or None (from the file); :class:`BadInputError` otherwise."""
+    if value is not None and not _in_range(value, MIN_TEMPO_BPM, MAX_TEMPO_BPM):
+        raise BadInputError(
+            f"tempo must be between {MIN_TEMPO_BPM:g} and {MAX_TEMPO_BPM:g} BPM, got {_shown(value)}"
+        )
+
+
+def check_length_beats(value: object) -> None:
+    """A region length in quarter notes, in (0, MAX_REGION_BEATS], or None (from the files)."""
+    if value is not None and not _in_range(value, 0.0, MAX_REGION_BEATS, low_open=True):
+        raise BadInputError(
+            f"region length (length_beats) must be a positive number of beats (quarter notes) up to "
+            f"{MAX_REGION_BEATS:g} ({MAX_REGION_BEATS / 4:.0f} bars of 4/4), got {_shown(value)}; "
+            "select a shorter region"
+        )
+
+
+def check_start_beats(value: object) -> None:
+    """A region's position on the DAW timeline in quarter notes, in 0..MAX_START_BEATS, or None (unknown)."""
+    if value is not None and not _in_range(value, 0.0, MAX_START_BEATS):
+        raise BadInputError(
+            f"region start (start_beats) must be a number of beats (quarter notes) from the timeline's start, in "
+            f"0..{MAX_START_BEATS:.0f}, got {_shown(value)}"
+        )
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ import mido
 from symusic import Score, Tempo, TimeSignature
 from symusic.core import ScoreTick, TempoTick, TimeSignatureTick
 
-from engine.api import Meter, Prompt
+from engine.api import MAX_MIDI_FILE_BYTES, MAX_REGION_BEATS, MAX_TEMPO_BPM, MIN_TEMPO_BPM, Meter, Prompt
 from engine.errors import BadInputError
 
 log = logging.getLogger(__name__)
 
-MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_FILE_BYTES = MAX_MIDI_FILE_BYTES
 MIDO_END_OF_TRACK_LIMIT = 4 * 1024 * 1024  # read end-of-track markers with mido only for files this small
 SNAP_FRACTION = 1 / 64  # a region ending this little past a bar line (in bars) still ends on that bar line
 
@@ -111,8 +111,21 @@ def _tempo_at(score: ScoreTick, tick: int) -> float:
 
 
 def bar_lines(score: ScoreTick, end_tick: int, meter_override: Meter | None = None) -> list[int]:
-    """Bar-line ticks from 0 up to and including the first one at or after ``end_tick``."""
+    """Bar-line ticks from 0 up to and including the first one at or after ``end_tick``.
+
+    Bounded by construction: ``end_tick`` past :data:`~engine.api.MAX_REGION_BEATS` quarter notes is a
+    :class:`BadInputError` before anything is allocated, and every bar is at least one tick, so the list holds at
+    most ``MAX_REGION_BEATS * ticks_per_quarter / shortest bar`` entries (a few hundred thousand in 1/32, whose
+    bar is an eighth of a quarter note; 8193 in 4/4)."""
     tpq = int(score.ticks_per_quarter)
+    if tpq <= 0:
+        raise BadInputError(f"invalid time division ({tpq} ticks per quarter note)")
+    if end_tick > MAX_REGION_BEATS * tpq:
+        raise BadInputError(
+            f"the region runs for {end_tick / tpq:.0f} beats (quarter notes); Segue reads regions of at most "
+            f"{MAX_REGION_BEATS:g} beats ({MAX_REGION_BEATS / 4:.0f} bars of 4/4): select a shorter region or give its "
+            "length"
+        )
     changes: list[tuple[int, Meter]] = []
     if meter_override is not None:
         changes = [(0, meter_override)]
@@ -190,7 +203,7 @@ def read_region(prompt: Prompt) -> Region:
     tempo_bpm = prompt.tempo_bpm or _tempo_at(score, max(0, place_at - 1))
     if prompt.tempo_bpm is None and len(tempos) > 1:
         notes.append(f"tempo changes inside the region: continuing at the last tempo, {tempo_bpm:.2f} BPM")
-    if not (10.0 <= tempo_bpm <= 400.0):
+    if not (MIN_TEMPO_BPM <= tempo_bpm <= MAX_TEMPO_BPM):
         raise BadInputError(f"{path}: tempo {tempo_bpm:.1f} BPM is out of range; give --tempo")
     parts = _parts(score)
     seconds = seconds_at(score, place_at, prompt.tempo_bpm)

@@ -263,13 +263,13 @@ def test_generate_rejects_bad_arguments(osc: Harness, args: tuple[Any, ...], exp
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        ({1: "/no/such/file.mid"}, "/no/such/file.mid: no such file"),
+        ({1: "/no/such/file.mid"}, "cannot read a region at /no/such/file.mid: it does not exist"),
         ({1: "relative.mid"}, "must be absolute"),
         ({0: "WAV"}, "is a midi file, given as the audio path"),
         ({0: "", 1: ""}, "both were empty"),
-        ({2: -1.0}, "start_beats must be >= 0"),
+        ({2: -1.0}, "region start (start_beats) must be a number of beats"),
         ({2: float("inf")}, "argument 3 (f:start_beats) must be a finite number"),
-        ({4: 5.0}, "tempo_bpm must be in 10..400"),
+        ({4: 5.0}, "tempo must be between 10 and 400 BPM, got 5.0"),
         ({6: 3}, "meter_den must be a power of two"),
         ({5: 0}, "meter numerator must be a whole number in 1..32"),
         ({7: "x" * (MAX_STRING_CHARS + 1)}, f"is {MAX_STRING_CHARS + 1} characters long; the limit is 4096"),

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import midi_fixtures as fx
+import mido
 import pytest
+from symusic import Score
 
-from engine.api import Meter, Prompt
+from engine.api import MAX_REGION_BEATS, Meter, Prompt
 from engine.errors import BadInputError
-from engine.symbolic.region import prompt_window, read_region
+from engine.symbolic.region import bar_lines, prompt_window, read_region
 
 
 def read(path: Path, **kwargs: object) -> object:
@@ -84,3 +86,34 @@ def test_missing_file_and_folder(tmp_path: Path) -> None:
         read_region(Prompt(midi_path=tmp_path / "nope.mid"))
     with pytest.raises(BadInputError, match="not a file"):
         read_region(Prompt(midi_path=tmp_path))
+
+
+def _one_note_then_silence(path: Path, last_beat: float, tpq: int = 96) -> Path:
+    """A note on beat 0 and one ending ``last_beat`` quarter notes later (a DAW export with a stray late note)."""
+    mid = mido.MidiFile(ticks_per_beat=tpq)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.Message("note_on", note=60, velocity=90, time=0))
+    track.append(mido.Message("note_off", note=60, velocity=0, time=tpq))
+    track.append(mido.Message("note_on", note=62, velocity=90, time=round((last_beat - 2) * tpq)))
+    track.append(mido.Message("note_off", note=62, velocity=0, time=tpq))
+    mid.save(path)
+    return path
+
+
+def test_a_region_longer_than_the_bound_is_refused_before_its_bar_grid_is_built(tmp_path: Path) -> None:
+    path = _one_note_then_silence(tmp_path / "late.mid", MAX_REGION_BEATS + 64)
+    with pytest.raises(BadInputError, match="Segue reads regions of at most 32768 beats"):
+        read_region(Prompt(midi_path=path))
+    ok = read_region(Prompt(midi_path=_one_note_then_silence(tmp_path / "long.mid", MAX_REGION_BEATS)))
+    assert ok.length_bars == MAX_REGION_BEATS / 4
+
+
+def test_bar_lines_are_bounded_whatever_the_end_tick(tmp_path: Path) -> None:
+    score = Score(str(_one_note_then_silence(tmp_path / "r.mid", 8)))
+    tpq = int(score.ticks_per_quarter)
+    for end_tick in (round((MAX_REGION_BEATS + 1) * tpq), 10**15, 2**62):  # 10**15 was one list entry per bar
+        with pytest.raises(BadInputError, match="at most 32768 beats"):
+            bar_lines(score, end_tick)
+    lines = bar_lines(score, round(MAX_REGION_BEATS * tpq), Meter(1, 32))  # the shortest bar there is
+    assert len(lines) == MAX_REGION_BEATS * 8 + 1
