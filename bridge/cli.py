@@ -29,7 +29,7 @@ from bridge.capture_take import (
 )
 from bridge.daemon import DAW_ADAPTERS, BridgeOptions, BridgeRunning, midi_ports_check, serve
 from bridge.inputs import ACCEPTED_FORMATS, classify_inputs
-from bridge.jobs import JOB_FILE, JobRecord, job_to_json, list_jobs
+from bridge.jobs import JOB_FILE, JobRecord, job_to_json, list_jobs, recover_jobs
 from bridge.osc import DEFAULT_HOST, DEFAULT_PORT
 from bridge.progress import ProgressPrinter
 from bridge.runner import create_job, execute_job, mark_stopped
@@ -422,6 +422,7 @@ def parse_parts(text: str | None, mode: str) -> tuple[str, ...]:
 def cmd_continue(args: argparse.Namespace, factory: EngineFactory) -> int:
     request = build_request(args)  # before opening the engine: bad input fails fast
     out_dir: Path = args.out.expanduser().resolve()
+    recover_jobs(out_dir)  # jobs a killed Segue left running there: failed, "interrupted"; stray temp files go
     engine = _open(factory, args.engine, args.token)
     record = create_job(request, out_dir, engine.name)
     job_dir = out_dir / record.id

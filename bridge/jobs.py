@@ -182,8 +182,10 @@ def create_job_dir(out_dir: Path, stem: str, mode: str) -> tuple[str, Path]:
             raise BadInputError(f"cannot create a job folder in {out_dir}: {e.strerror or e}") from e
         try:
             claim = FolderClaim.take(job_dir)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(job_dir, ignore_errors=True)  # only what we just made: the folder and its .owner
+            if isinstance(e, DiskFullError):
+                raise DiskFullError(str(out_dir), e.free_mb) from e
             raise
         with _claims_lock:
             _claims[job_dir.absolute()] = claim

@@ -302,6 +302,8 @@ class OscBridge:
         elif isinstance(event, JobFailed):
             self._forget(event.job_id)
             self.reply(to, "/segue/job/failed", [event.job_id, event.message[:MAX_STRING_CHARS]])
+            if event.error_type == "DiskFullError":  # not the job's fault: the DAW shows it as an error
+                self.reply(to, "/segue/error", [event.message[:MAX_STRING_CHARS]])
         elif isinstance(event, Placement):
             args = [str(event.file_path), event.position_beats, event.position_seconds, event.track_name, event.kind]
             self.reply(to, "/segue/place", args)

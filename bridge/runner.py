@@ -35,7 +35,7 @@ from bridge.jobs import (
     write_job,
 )
 from engine.api import CancelToken, Engine, GenerationRequest, GenerationResult
-from engine.errors import BadInputError, CancelledError, EngineError
+from engine.errors import BadInputError, CancelledError, DiskFullError, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,10 @@ def create_job(request: GenerationRequest, out_dir: Path, engine_name: str) -> J
     )
     try:
         write_job(job_dir, record)
-    except BaseException:  # a full disk: no job folder stays behind claiming a job
+    except BaseException as e:  # a full disk: no job folder stays behind claiming a job
         discard_job_dir(job_dir)
+        if isinstance(e, DiskFullError):
+            raise DiskFullError(str(out_dir), e.free_mb) from e
         raise
     log.info("job %s queued in %s", job_id, job_dir)
     return record
@@ -173,10 +175,21 @@ def _update(job_dir: Path, record: JobRecord, status: Status, **changes: Any) ->
     return new
 
 
-def _finish(job_dir: Path, record: JobRecord, status: Status, error: BaseException, started: float) -> JobRecord:
-    message = str(error) or type(error).__name__
+def failure_message(error: BaseException) -> str:
+    """What a failed job says about ``error``, for people."""
+    if isinstance(error, MemoryError):
+        detail = f" ({error})" if str(error) else ""
+        return (
+            f"Segue ran out of memory{detail}: ask for fewer bars or variants, or close other programs, and run "
+            "it again"
+        )
     if isinstance(error, KeyboardInterrupt):
-        message = "cancelled by the user (interrupted)"
+        return "cancelled by the user (interrupted)"
+    return str(error) or type(error).__name__
+
+
+def _finish(job_dir: Path, record: JobRecord, status: Status, error: BaseException, started: float) -> JobRecord:
+    message = failure_message(error)
     partial = partial_variant_dirs(job_dir)
     if partial:
         message += f" (incomplete variant folders left in the job folder: {', '.join(partial)})"

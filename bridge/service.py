@@ -37,9 +37,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from bridge.jobs import ErrorRecord, JobRecord, VariantRecord, load_job, now_iso, write_job
+from bridge.jobs import (
+    ErrorRecord,
+    JobRecord,
+    VariantRecord,
+    load_job,
+    now_iso,
+    recover_jobs,
+    release_job,
+    write_job,
+)
 from bridge.placement import PlacedFile, place_or_original
-from bridge.runner import create_job, execute_job
+from bridge.runner import create_job, execute_job, failure_message
 from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Mode, Output, Prompt
 from engine.errors import BadInputError, SegueError
 
@@ -115,6 +124,7 @@ class JobFailed:
     message: str
     status: Literal["failed", "cancelled"]
     origin: Origin = None
+    error_type: str = ""  # the error's class name, e.g. "DiskFullError" (the OSC layer also sends /segue/error)
 
 
 @dataclass(frozen=True)
@@ -237,7 +247,10 @@ class BridgeService:
     # -- jobs ------------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the worker thread (once)."""
+        """Recover the jobs a killed Segue left ``running`` in the output folder (:func:`bridge.jobs.recover_jobs`),
+        then start the worker thread (once)."""
+        if self._worker is None:
+            recover_jobs(self.out_dir)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the bridge service is closed")
@@ -394,15 +407,16 @@ class BridgeService:
                 return
             try:
                 self._run(item)
-            except Exception:  # the worker must survive anything one job does
-                log.exception("the bridge worker failed on a job")
+            except BaseException as e:  # the worker survives anything one job does (_run already reported it)
+                del item  # a MemoryError: let the job's memory go first
+                _log_quietly("the bridge worker failed on a job", e)
 
     def _run(self, pending: _Pending) -> None:
         try:
             record = create_job(pending.request, self.out_dir, self.engine.name)
-        except BadInputError as e:
-            log.warning("cannot start a job: %s", e)
-            self._emit(RequestFailed(str(e), pending.origin))
+        except BaseException as e:  # no job folder exists: the requester hears why
+            log.warning("cannot start a job: %s", failure_message(e))
+            self._emit(RequestFailed(failure_message(e), pending.origin))
             return
         job_id = record.id
         job_dir = self.out_dir / job_id
@@ -422,15 +436,16 @@ class BridgeService:
 
         try:
             record = execute_job(self.engine, pending.request, self.out_dir, record, on_progress, token)
-        except BadInputError as e:  # recorded as failed by execute_job
-            record = dataclasses.replace(record, status="failed", error=ErrorRecord(str(e), type(e).__name__))
+        except BaseException as e:  # BadInputError (recorded by execute_job), MemoryError, anything at all
+            record = _ensure_failed(job_dir, record, e)
         finally:
             with self._lock:
                 self._tokens.pop(job_id, None)
         if record.status != "done":
             message = record.error.message if record.error is not None else record.status
+            kind = record.error.type if record.error is not None else ""
             status: Literal["failed", "cancelled"] = "cancelled" if record.status == "cancelled" else "failed"
-            self._emit(JobFailed(job_id, message, status, pending.origin))
+            self._emit(JobFailed(job_id, message, status, pending.origin, kind))
             return
         self._emit(JobDone(job_id, job_dir / "job.json", pending.origin))
         chosen = {"first": record.variants[:1], "all": record.variants, "none": ()}[self.place]
@@ -513,6 +528,37 @@ class BridgeService:
 
 def _who(origin: Origin) -> str:
     return f"{origin[0]}:{origin[1]}" if origin is not None else "a local caller"
+
+
+def _ensure_failed(job_dir: Path, record: JobRecord, error: BaseException) -> JobRecord:
+    """The job's final record after ``error`` escaped :func:`execute_job`: what job.json says when it is final
+    (execute_job recorded it), else ``failed`` with the reason, written when the disk and memory allow (if not,
+    the job is let go, and the next start recovers it as interrupted)."""
+    try:
+        on_disk = load_job(job_dir)
+        if on_disk.status in ("done", "failed", "cancelled"):
+            return on_disk
+    except BaseException:  # noqa: S110 - unreadable: write the failure below
+        pass
+    now = now_iso()
+    message = failure_message(error)
+    failed = dataclasses.replace(
+        record, status="failed", updated=now, finished=now, error=ErrorRecord(message, type(error).__name__)
+    )
+    try:
+        write_job(job_dir, failed)
+    except BaseException as e:
+        release_job(job_dir)
+        _log_quietly(f"job {record.id}: could not record its failure ({message})", e)
+    return failed
+
+
+def _log_quietly(what: str, error: BaseException) -> None:
+    """Log an error with its traceback, or, when even that fails (no memory left), as little as possible."""
+    try:
+        log.error("%s", what, exc_info=error)
+    except BaseException:  # noqa: S110 - logging itself failed: nothing more can be done
+        pass
 
 
 def _record_cancelled(job_dir: Path, record: JobRecord, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -27,7 +28,7 @@ def _job(root: Path, name: str, status: str) -> Path:
 def test_a_claim_records_its_process_and_a_reserve_it_can_give_back(tmp_path: Path) -> None:
     claim = FolderClaim.take(tmp_path)
     owner = owner_of(tmp_path)
-    assert owner is not None and owner["pid"] == __import__("os").getpid()
+    assert owner is not None and owner["pid"] == os.getpid()
     assert (tmp_path / OWNER_FILE).stat().st_size > RESERVE_BYTES
     assert claim.free_reserve() and not claim.free_reserve()
     assert (tmp_path / OWNER_FILE).stat().st_size == 0
