@@ -24,7 +24,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from engine.api import GenerationRequest
-from engine.errors import BadInputError
+from engine.atomic import write_stream
+from engine.errors import BadInputError, DiskFullError
 from engine.server.config import ServerConfig
 from engine.server.guard import GuardMiddleware, token_detail, token_matches
 from engine.server.store import FINAL, REGION_DIR, JobStore, ServerJob, sha256_file
@@ -213,14 +214,18 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
             raise HTTPException(503, detail=f"the server's queue is full ({config.max_queued_jobs} jobs); try later")
         job = store.create({"request": data, "inputs": {}})
         inputs: dict[str, Any] = {}
-        for role, upload in uploads.items():
-            if upload is None:
-                continue
-            rel = f"{REGION_DIR}/region{suffixes[role]}"
-            _save_upload(upload, job.folder / rel)
-            path = job.folder / rel
-            inputs[role] = {"file": rel, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
-        job.update(inputs=inputs)
+        try:
+            for role, upload in uploads.items():
+                if upload is None:
+                    continue
+                rel = f"{REGION_DIR}/region{suffixes[role]}"
+                _save_upload(upload, job.folder / rel)
+                path = job.folder / rel
+                inputs[role] = {"file": rel, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            job.update(inputs=inputs)
+        except DiskFullError:  # the upload did not fit: no job is left waiting for it (507 below)
+            store.delete(job)
+            raise
         workers.submit(job, _request_of(job))
         log.info("job %s queued (%s)", job.id, ", ".join(inputs))
         return _view(job)
@@ -352,6 +357,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
+    app.add_exception_handler(DiskFullError, _disk_full)
     app.add_middleware(GuardMiddleware, config=config)
     return app
 
@@ -397,9 +403,14 @@ def _check_upload(role: str, upload: UploadFile) -> str:
 
 
 def _save_upload(upload: UploadFile, path: Path) -> None:
-    with path.open("xb") as out:  # never over an existing file
-        while block := upload.file.read(1 << 20):
-            out.write(block)
+    write_stream(path, iter(lambda: upload.file.read(1 << 20), b""), overwrite=False)  # never over a file
+
+
+async def _disk_full(request: Any, exc: Exception) -> JSONResponse:
+    """507 Insufficient Storage, in the words every Segue client uses; the server's own path stays in its log."""
+    log.error("the disk is full: %s", exc)
+    free_mb = exc.free_mb if isinstance(exc, DiskFullError) else 1
+    return JSONResponse(status_code=507, content={"detail": str(DiskFullError("the Segue server", free_mb))})
 
 
 def _chunks(spool: Any) -> Iterator[bytes]:

@@ -8,21 +8,21 @@
     DATA/jobs/<id>/v01/...           what the engine wrote, exactly as in a local job folder
 
 Each job also lives in memory as a :class:`ServerJob` with its events (status and progress, numbered, so a
-client that lost its stream can ask for what it missed). When the server starts, jobs left ``running`` by a
-server that stopped are marked ``failed`` with a message that says so; ``queued`` ones are queued again.
-Finished jobs keep their files until a client deletes them.
+client that lost its stream can ask for what it missed). The server owns each job folder until the job is final
+(:mod:`engine.ownership`, as local jobs are owned). When the server starts, jobs left ``running`` by a server
+that stopped are marked ``failed`` with a message that says so; ``queued`` ones are queued again; a job that
+another live server owns (two servers on one data folder) is left to it. The temp files a stopped server left
+are removed. Finished jobs keep their files until a client deletes them.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import os
 import secrets
 import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import CancelToken
+from engine.atomic import disk_full_error, is_disk_full, write_json
+from engine.errors import DiskFullError
+from engine.ownership import FolderClaim, stale_folders
 from engine.wire import is_job_id
 
 log = logging.getLogger(__name__)
@@ -48,18 +51,7 @@ def now_iso() -> str:
 
 
 def write_json_atomically(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_json(path, data)
 
 
 def sha256_file(path: Path) -> str:
@@ -73,8 +65,9 @@ def sha256_file(path: Path) -> str:
 class ServerJob:
     """One job: its folder, its manifest (a plain dict, saved as job.json) and its numbered events."""
 
-    def __init__(self, folder: Path, record: dict[str, Any]) -> None:
+    def __init__(self, folder: Path, record: dict[str, Any], claim: FolderClaim | None = None) -> None:
         self.folder = folder
+        self.claim = claim  # this server owns the folder until the job is final
         self.cancel = CancelToken()
         self._record = record
         self._lock = threading.Lock()
@@ -105,9 +98,16 @@ class ServerJob:
             if old_status in FINAL and changes.get("status", old_status) != old_status:
                 return dict(self._record)  # a final status is final (a cancel racing the end)
             self._record.update(changes, updated=now_iso())
-            if self._record["status"] in FINAL and not self._record.get("finished"):
+            final = self._record["status"] in FINAL
+            if final and not self._record.get("finished"):
                 self._record["finished"] = self._record["updated"]
-            write_json_atomically(self.folder / JOB_FILE, self._record)
+            record = self._record
+            if final and self.claim is not None:  # a full disk: the folder's reserve makes room for the last word
+                self.claim.retry_on_full(lambda: write_json_atomically(self.folder / JOB_FILE, record))
+                self.claim.release()
+                self.claim = None
+            else:
+                write_json_atomically(self.folder / JOB_FILE, self._record)
             if self._record["status"] != old_status:
                 self._add_event("status", self._status_data())
             return dict(self._record)
@@ -153,6 +153,7 @@ class JobStore:
             shutil.rmtree(trash, ignore_errors=True)
         requeue: list[ServerJob] = []
         restarted = now_iso()
+        stale = {folder: claim for folder, _status, claim in stale_folders(self.root, _status_of)}
         for folder in sorted(self.root.iterdir()):
             manifest = folder / JOB_FILE
             if not folder.is_dir() or not is_job_id(folder.name) or not manifest.is_file():
@@ -164,7 +165,11 @@ class JobStore:
             except (OSError, ValueError) as e:
                 log.warning("skipping job folder %s: %s", folder, e)
                 continue
-            job = ServerJob(folder, record)
+            claim = stale.pop(folder, None)
+            if record.get("status") in ("running", "queued") and claim is None:
+                log.warning("job %s belongs to another running server; left to it", folder.name)
+                continue
+            job = ServerJob(folder, record, claim)
             if record.get("status") == "running":
                 for partial in folder.glob("v[0-9][0-9]*"):
                     shutil.rmtree(partial, ignore_errors=True)
@@ -189,11 +194,18 @@ class JobStore:
                 folder.mkdir(parents=True, exist_ok=False)
             except FileExistsError:
                 continue
-            (folder / REGION_DIR).mkdir()
             created = now_iso()
             full = {"id": job_id, "status": "queued", "created": created, "updated": created, **record}
-            write_json_atomically(folder / JOB_FILE, full)
-            job = ServerJob(folder, full)
+            try:
+                claim = FolderClaim.take(folder)
+                (folder / REGION_DIR).mkdir()
+                write_json_atomically(folder / JOB_FILE, full)
+            except BaseException as e:  # a full disk: no folder is left claiming a job
+                shutil.rmtree(folder, ignore_errors=True)
+                if is_disk_full(e) and not isinstance(e, DiskFullError):
+                    raise disk_full_error(folder, None) from e
+                raise
+            job = ServerJob(folder, full, claim)
             with self._lock:
                 self._jobs[job_id] = job
             return job
@@ -231,12 +243,32 @@ class JobStore:
             log.info("removed %d finished job(s) older than %.1f days", len(removed), keep_s / 86400)
         return removed
 
+    def close(self) -> None:
+        """Stop owning the job folders (the server stops): what is still queued or running is another server's
+        to take. Safe to call twice."""
+        for job in self.all():
+            claim, job.claim = job.claim, None
+            if claim is not None:
+                claim.release()
+
     def delete(self, job: ServerJob) -> None:
         with self._lock:
             self._jobs.pop(job.id, None)
+        if job.claim is not None:  # a job that could not be stored (its upload did not fit)
+            job.claim.release()
+            job.claim = None
         trash = job.folder.with_name(f".deleted-{job.id}")
         os.replace(job.folder, trash)  # atomic: a half-deleted job is never listed
         shutil.rmtree(trash, ignore_errors=True)
 
     def __iter__(self) -> Iterator[ServerJob]:
         return iter(self.all())
+
+
+def _status_of(folder: Path) -> str | None:
+    try:
+        record = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    status = record.get("status") if isinstance(record, dict) else None
+    return status if isinstance(status, str) else None

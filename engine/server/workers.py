@@ -57,6 +57,7 @@ class Workers:
                 job.cancel.cancel()
         for thread in self._threads:
             thread.join(timeout_s / max(1, len(self._threads)))
+        self.store.close()  # the queued jobs stay queued on disk, for the next server to take
 
     def submit(self, job: ServerJob, request: GenerationRequest) -> None:
         self._queue.put((job, request))
