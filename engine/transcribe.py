@@ -43,6 +43,7 @@ from engine.transcribe_grid import (
     NoteEvent,
     TranscriptionOptions,
     drop_echoes,
+    drop_ghosts,
     join_fragments,
     quantise,
     texture,
@@ -50,6 +51,9 @@ from engine.transcribe_grid import (
 
 log = logging.getLogger(__name__)
 Progress = Callable[[float], None]
+Activations = dict[str, npt.NDArray[np.float32]]
+# runs the model on [samples] at 22.05 kHz: model_output, or a stand-in a test hands to transcribe_region
+ModelRunner = Callable[[npt.NDArray[np.float32], "Progress | None", "CancelToken | None"], Activations]
 
 FFT_HOP = 256  # its frame hop: 86.13 frames per second
 WINDOW_SAMPLES = MODEL_SAMPLE_RATE * 2 - FFT_HOP  # one model call sees 2 s (43844 samples)
@@ -57,6 +61,10 @@ OVERLAP_FRAMES = 30  # windows overlap by 30 frames; half of it is cut from each
 BATCH_WINDOWS = 8
 MIDI_OFFSET = 21  # the model's lowest key, A0
 ATTACK_FRAMES = 8  # a note's start moves back at most this many frames (93 ms) onto its attack
+BLEED_KEYS = 2  # an attack's onset bleeds into the keys up to a whole tone away...
+BLEED_FRAMES = 2  # ...within two frames either side
+BLEED_SHARE = 0.75  # bleed is weaker than this share of the attack it comes from
+BLEED_RISE = 0.15  # and sits on a key whose activation rises less than this over +-2 frames (a new note: ~0.5)
 LEAD_PROGRAM = 73  # GM flute: the lead voice a monophonic line (a vocal, a solo) becomes
 LEAD_NAME = "melody"
 POLY_PROGRAM = 0  # GM acoustic grand piano, for polyphonic audio
@@ -85,7 +93,7 @@ class Transcription:
     heard_notes: int  # note events the model found in range (before quantising)
     dropped_notes: int  # echoes, shorter than half a grid step, or merged into another on one grid point
     out_of_range_notes: int
-    monophonic_fraction: float  # share of notes that sound alone (see engine.transcribe_grid.texture)
+    monophonic_fraction: float  # share of the sounding time with one note (see engine.transcribe_grid.texture)
     mean_polyphony: float  # notes sounding at once, averaged over sounding time
     max_polyphony: int
     confidence: float  # mean activation of the notes kept, 0..1
@@ -108,7 +116,7 @@ class Transcription:
     @property
     def texture(self) -> str:
         if self.monophonic:
-            return f"monophonic ({100 * self.monophonic_fraction:.0f}% of the notes alone)"
+            return f"monophonic (one note at a time {100 * self.monophonic_fraction:.0f}% of the time)"
         return f"polyphonic (up to {self.max_polyphony} notes at once, {self.mean_polyphony:.1f} on average)"
 
     @property
@@ -218,22 +226,47 @@ def model_output(
     return unwrapped
 
 
+def quiet_onset_bleed(onset: npt.NDArray[np.float32], note: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The model's onsets without the bleed of one attack into the keys next to it: an onset within a whole tone
+    and two frames of a clearly stronger one (under ``BLEED_SHARE`` of it), on a key whose own note activation does
+    not rise there (it is sounding already and fading: the attack is its neighbour's), is zeroed. basic-pitch's
+    decoder walks the onsets backwards in time and a note takes the keys beside it, so such a bleed onset (0.53 to
+    0.57 where the attack next to it scores 0.94 to 0.97, measured on a rendered piano melody) one frame after the
+    real attack took the real note's key away or re-struck the fading note, and a change in the third decimal (as
+    between CPUs' kernels) decides whether it crosses the 0.5 onset threshold. A new note's activation rises by
+    ~0.5 over its onset, a fading one's falls: ``BLEED_RISE`` is far from both."""
+    from scipy.ndimage import maximum_filter
+
+    around = np.ones((2 * BLEED_FRAMES + 1, 2 * BLEED_KEYS + 1), bool)
+    around[:, BLEED_KEYS] = False  # the neighbouring keys only
+    neighbours = maximum_filter(onset, footprint=around, mode="constant", cval=0.0)
+    later = np.concatenate([note[BLEED_FRAMES:], np.repeat(note[-1:], BLEED_FRAMES, axis=0)])
+    earlier = np.concatenate([np.repeat(note[:1], BLEED_FRAMES, axis=0), note[:-BLEED_FRAMES]])
+    bleed = (onset < BLEED_SHARE * neighbours) & (later - earlier < BLEED_RISE)
+    return np.where(bleed, np.float32(0.0), onset).astype(np.float32)
+
+
 def note_events(
     mono: npt.NDArray[np.float32],
     min_note_seconds: float,
     options: TranscriptionOptions,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    model: ModelRunner | None = None,
 ) -> list[NoteEvent]:
-    """Note events of ``[samples]`` at 22.05 kHz, by basic-pitch's decoder (onsets, then the melodia trick)."""
-    output = model_output(mono, progress, cancel)
+    """Note events of ``[samples]`` at 22.05 kHz, by basic-pitch's decoder (onsets, then the melodia trick) on the
+    activations of ``model`` (default :func:`model_output`) with the onset bleed quieted; each event carries the
+    model's support for it: its mean and peak note activation and its onset activation."""
+    output = (model or model_output)(mono, progress, cancel)
     creation = _note_creation()
     frames_per_second = MODEL_SAMPLE_RATE / FFT_HOP
     min_frames = max(3, round(min_note_seconds * frames_per_second))
+    note = np.asarray(output["note"], np.float32)
+    onset = quiet_onset_bleed(np.asarray(output["onset"], np.float32), note)
     with np.errstate(divide="ignore", invalid="ignore"):
         events = creation.output_to_notes_polyphonic(
-            output["note"].copy(),
-            output["onset"].copy(),
+            note.copy(),
+            onset.copy(),
             onset_thresh=options.onset_threshold,
             frame_thresh=options.frame_threshold,
             min_note_len=min_frames,
@@ -244,16 +277,18 @@ def note_events(
         )
     if not events:
         return []
-    times = creation.model_frames_to_time(output["note"].shape[0] + 1)
-    note = output["note"]
+    times = creation.model_frames_to_time(note.shape[0] + 1)
     found = []
     previous_end: dict[int, int] = {}  # per pitch: a note never starts before the one before it ended
     for start, end, pitch, amplitude in sorted(events, key=lambda e: (e[2], e[0])):
+        key = int(pitch) - MIDI_OFFSET
         floor = previous_end.get(int(pitch), 0)
         previous_end[int(pitch)] = int(end)
-        start = _attack_start(note[:, int(pitch) - MIDI_OFFSET], int(start), options.frame_threshold, floor)
+        struck = float(onset[max(0, int(start) - BLEED_FRAMES) : int(start) + BLEED_FRAMES + 1, key].max())
+        peak = float(note[int(start) : max(int(end), int(start) + 1), key].max())
+        start = _attack_start(note[:, key], int(start), options.frame_threshold, floor)
         end_seconds = float(times[min(end, len(times) - 1)])
-        found.append(NoteEvent(float(times[start]), end_seconds, int(pitch), float(amplitude)))
+        found.append(NoteEvent(float(times[start]), end_seconds, int(pitch), float(amplitude), peak, struck))
     return sorted(found, key=lambda n: (n.start_seconds, n.pitch))
 
 
@@ -279,6 +314,7 @@ def transcribe_region(
     options: TranscriptionOptions | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    model: ModelRunner | None = None,
 ) -> Transcription:
     """Transcribe the audio region ``audio_path`` (its first sample on a bar line) to a one-part MIDI file at
     ``midi_out`` (written atomically, never over an existing file) on the grid of ``tempo_bpm`` and ``meter``.
@@ -287,6 +323,7 @@ def transcribe_region(
     bars as the audio engine rounds it. :class:`BadInputError` when the audio is unreadable, silent, or holds no
     pitched content; :class:`EngineError` when basic-pitch is not installed. ``progress`` gets the share of the
     model's work done (0..1); ``cancel`` stops it (:class:`CancelledError`) between batches of 8 windows (16 s).
+    ``model`` runs the model (default :func:`model_output`; tests hand in a stand-in that perturbs its output).
     """
     options = options or TranscriptionOptions()
     started = time.perf_counter()
@@ -310,9 +347,9 @@ def transcribe_region(
 
     t0 = time.perf_counter()
     sixteenth_seconds = grid.beat_seconds * meter.denominator / 16
-    heard = note_events(mono, min(0.1277, 0.6 * sixteenth_seconds), options, progress, cancel)
+    heard = note_events(mono, min(0.1277, 0.6 * sixteenth_seconds), options, progress, cancel, model)
     offset = start / info.sample_rate
-    heard = [NoteEvent(e.start_seconds + offset, e.end_seconds + offset, e.pitch, e.amplitude) for e in heard]
+    heard = [e.shifted(offset) for e in heard]
     timings["model_seconds"] = time.perf_counter() - t0
     in_range = [e for e in heard if options.min_pitch <= e.pitch <= options.max_pitch]
     out_of_range = len(heard) - len(in_range)
@@ -320,9 +357,10 @@ def transcribe_region(
         notes.append(f"{out_of_range} note(s) outside MIDI {options.min_pitch}..{options.max_pitch} were left out")
 
     seconds = seam / info.sample_rate
-    in_range, fragments = join_fragments(in_range)
+    in_range, fragments = join_fragments(in_range, options.onset_threshold)
+    in_range, ghosts = drop_ghosts(in_range, options.onset_threshold)
     in_range, echoes = drop_echoes(in_range)
-    echoes += fragments
+    echoes += fragments + ghosts
     line, more = drop_echoes(in_range, overtones=True)
     if more and texture(line, seconds)[0] >= MONOPHONIC_SHARE:  # a single line once its overtones are gone
         in_range, echoes = line, echoes + more
@@ -341,9 +379,7 @@ def transcribe_region(
     mono_for_velocity = mono if start == 0 else None  # (a long region's tail: velocities from the model's amplitude)
     quantised, grid_name, dropped, latency = quantise(in_range, grid, end_tick, mono_for_velocity, options, monophonic)
     if len(quantised) < options.min_notes:
-        raise BadInputError(
-            f"{audio_path} " + NO_PITCHED.format(why=f"no notes last a 16th at {tempo_bpm:g} BPM")
-        )
+        raise BadInputError(f"{audio_path} " + NO_PITCHED.format(why=f"no notes last a 16th at {tempo_bpm:g} BPM"))
     messy = not monophonic and (
         mean_poly > options.messy_polyphony
         or cluster_share > options.messy_cluster_share

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -45,20 +45,37 @@ class TranscriptionOptions:
 
 @dataclass(frozen=True)
 class NoteEvent:
-    """A note as the model heard it, in seconds from the region's start; ``amplitude`` is its mean activation."""
+    """A note as the model heard it, in seconds from the region's start, and the model's support for it:
+    ``amplitude`` its mean note activation, ``peak`` its highest, ``onset`` the onset activation at its start."""
 
     start_seconds: float
     end_seconds: float
     pitch: int
     amplitude: float
+    peak: float
+    onset: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end_seconds - self.start_seconds
+
+    def shifted(self, seconds: float) -> NoteEvent:
+        return replace(self, start_seconds=self.start_seconds + seconds, end_seconds=self.end_seconds + seconds)
 
 
 CORE_SHARE = 0.5  # a note's second half may be its release: a legato line's notes overlap only there
 FRAGMENT_SECONDS = 0.13  # a note's attack heard alone is this short...
 FRAGMENT_GAP_SECONDS = 0.015  # ...and the note follows it within about a frame (11.6 ms)
 OVERTONES = (12, 19, 24)  # semitones above a note where the model hears its 2nd, 3rd and 4th harmonics
+HARMONICS = (12, 19, 24, 28)  # semitones between a note and its 2nd, 3rd, 4th and 5th harmonics
+GHOST_SLACK_SECONDS = 0.1
+GHOST_PEAK_SHARE = 0.75  # ghosts peak at 0.45-0.66 of the note they lie in (a rendered piano melody), real notes
+ONSET_MARGIN = 0.25  # a confident onset: this far above the decoder's threshold (re-strikes of a held note and
+# bleeds score 0.51-0.62 on rendered material, struck notes 0.8-0.98)
 MAX_LATENCY_SECONDS = 0.05
-MONOPHONIC_SHARE = 0.85  # this share of the notes sound alone: a monophonic line
+# one note sounds (in the notes' first halves) this share of the sounding time: a monophonic line (rendered lines
+# score 0.98-1.00 and piano triads 0.04, also with the model's activations perturbed)
+MONOPHONIC_SHARE = 0.85
 
 
 def drop_echoes(events: list[NoteEvent], overtones: bool = False) -> tuple[list[NoteEvent], int]:
@@ -86,17 +103,66 @@ def drop_echoes(events: list[NoteEvent], overtones: bool = False) -> tuple[list[
     return kept, len(events) - len(kept)
 
 
-def join_fragments(events: list[NoteEvent]) -> tuple[list[NoteEvent], int]:
-    """A slow attack (a voice, a bowed string) is often heard as a short fragment and then the note again at the
-    same pitch right where the fragment ends: one note. (joined events, fragments merged)"""
+def drop_ghosts(events: list[NoteEvent], onset_threshold: float) -> tuple[list[NoteEvent], int]:
+    """Drop the notes that the model's own figures do not support beside a stronger line. A ghost sounds only
+    while stronger notes (higher peak activation) sound: they cover its span but for ``GHOST_SLACK_SECONDS`` at
+    either end. It is either faint (peaks under ``GHOST_PEAK_SHARE`` of the strongest of them) and a harmonic away
+    from one of them (an octave, a twelfth, two octaves or two octaves and a third, above: its overtones; below:
+    the sub-harmonics a CPU's kernels or a soundfont's body resonance let through) or has no confident onset of its
+    own (under ``onset_threshold`` + ``ONSET_MARGIN``: a release, a bleed, not a note struck); or it lies at least an
+    octave below all of them, has no confident onset and is shorter than the longest (a rumble under the line, not a
+    bass: a bass is struck, or outlasts the notes above it). (kept, dropped)"""
+    events = sorted(events, key=lambda n: n.start_seconds)
+    longest = max((e.seconds for e in events), default=0.0)
+    starts = [n.start_seconds for n in events]
+    confident = onset_threshold + ONSET_MARGIN
+    kept = []
+    for e in events:
+        lo = bisect.bisect_left(starts, e.start_seconds - longest)
+        hi = bisect.bisect_left(starts, e.end_seconds)
+        over = [f for f in events[lo:hi] if f is not e and f.end_seconds > e.start_seconds and f.peak > e.peak]
+        if not over or not _covers(over, e.start_seconds + GHOST_SLACK_SECONDS, e.end_seconds - GHOST_SLACK_SECONDS):
+            kept.append(e)
+            continue
+        strongest = max(f.peak for f in over)
+        faint = e.peak < GHOST_PEAK_SHARE * strongest and (
+            any(abs(e.pitch - f.pitch) in HARMONICS for f in over) or e.onset < confident
+        )
+        rumble = (
+            e.onset < confident
+            and all(f.pitch - e.pitch >= 12 for f in over)
+            and e.seconds < max(f.seconds for f in over)
+        )
+        if not (faint or rumble):
+            kept.append(e)
+    return kept, len(events) - len(kept)
+
+
+def _covers(notes: list[NoteEvent], start: float, end: float) -> bool:
+    """Whether ``notes`` together sound all the time from ``start`` to ``end`` (gaps under 20 ms, two frames)."""
+    reach = start
+    for n in sorted(notes, key=lambda n: n.start_seconds):
+        if n.start_seconds > reach + 0.02:
+            break
+        reach = max(reach, n.end_seconds)
+    return reach >= end
+
+
+def join_fragments(events: list[NoteEvent], onset_threshold: float) -> tuple[list[NoteEvent], int]:
+    """One note heard as two at the same pitch, the second starting right where the first ends: a slow attack (a
+    voice, a bowed string) heard as a short fragment before its note, or a held note split where its activation
+    wobbles or a neighbour's onset bleeds into it (the second part has no confident onset of its own: under
+    ``onset_threshold`` + ``ONSET_MARGIN``). (joined events, fragments merged)"""
     by_pitch: dict[int, list[NoteEvent]] = {}
     for e in sorted(events, key=lambda n: n.start_seconds):
         line = by_pitch.setdefault(e.pitch, [])
         if line:
             prev = line[-1]
-            short = prev.end_seconds - prev.start_seconds <= FRAGMENT_SECONDS
-            if short and 0.0 <= e.start_seconds - prev.end_seconds <= FRAGMENT_GAP_SECONDS:
-                line[-1] = NoteEvent(prev.start_seconds, e.end_seconds, e.pitch, max(prev.amplitude, e.amplitude))
+            held_on = prev.seconds <= FRAGMENT_SECONDS or e.onset < onset_threshold + ONSET_MARGIN
+            if held_on and 0.0 <= e.start_seconds - prev.end_seconds <= FRAGMENT_GAP_SECONDS:
+                mean = (prev.amplitude * prev.seconds + e.amplitude * e.seconds) / max(prev.seconds + e.seconds, 1e-9)
+                line[-1] = NoteEvent(prev.start_seconds, e.end_seconds, e.pitch, mean, max(prev.peak, e.peak),
+                                     max(prev.onset, e.onset))  # fmt: skip
                 continue
         line.append(e)
     joined = sorted((e for line in by_pitch.values() for e in line), key=lambda n: (n.start_seconds, n.pitch))
@@ -104,33 +170,32 @@ def join_fragments(events: list[NoteEvent]) -> tuple[list[NoteEvent], int]:
 
 
 def texture(events: list[NoteEvent], seconds: float) -> tuple[float, float, int, float, float]:
-    """(share of notes that sound alone, mean notes at once, most at once, share of sounding time with a 3-note
-    cluster, share of the region's time with a note sounding).
+    """(share of the sounding time with one note, mean notes at once, most at once, share of sounding time with a
+    3-note cluster, share of the region's time with a note sounding).
 
-    A note sounds alone when no other note sounds during its first half; the counts are taken on a 10 ms raster
-    of the notes' first halves, and a cluster is 3+ notes within 3 semitones sounding together."""
+    Counted on a 10 ms raster of the notes' first halves (a note's second half may be its release, which a legato
+    or ringing line overlaps with the next note); a cluster is 3+ notes within 3 semitones sounding together. The
+    figures are shares of time, so one faint extra note moves them by its own length, never by a whole note's
+    share."""
     if not events:
         return 0.0, 0.0, 0, 0.0, 0.0
     steps = max(1, math.ceil(seconds * 100))
     active = np.zeros((steps, 128), bool)
-    cores = []
     for n in events:
-        core_end = n.start_seconds + max(0.05, CORE_SHARE * (n.end_seconds - n.start_seconds))
+        core_end = n.start_seconds + max(0.05, CORE_SHARE * n.seconds)
         a = min(steps - 1, max(0, int(n.start_seconds * 100)))
         b = min(steps, max(a + 1, int(core_end * 100)))
         active[a:b, n.pitch] = True
-        cores.append((a, b))
     counts: npt.NDArray[np.int64] = active.sum(axis=1)
-    alone = sum(int(counts[a:b].max()) <= 1 for a, b in cores)
     sounding: npt.NDArray[np.bool_] = np.asarray(counts > 0)
     if not sounding.any():
-        return alone / len(events), 0.0, 0, 0.0, 0.0
+        return 0.0, 0.0, 0, 0.0, 0.0
     cluster_counts = np.zeros((steps, 125), np.int32)
     for shift in range(4):
         cluster_counts += active[:, shift : 125 + shift]
     clustered: npt.NDArray[np.bool_] = np.asarray((cluster_counts >= 3).any(axis=1))
     return (
-        alone / len(events),
+        float(np.mean(counts[sounding] == 1)),
         float(np.mean(counts[sounding])),
         int(counts.max()),
         float(np.mean(clustered[sounding])),
@@ -207,7 +272,7 @@ def quantise(
     overlaps cut; a monophonic line is made strictly one note at a time (each note ends where the next begins)."""
     beats_per_second = grid.tempo_bpm / 60.0
     latency, use_triplets = fit_grid([e.start_seconds for e in events], grid, options)
-    events = [NoteEvent(e.start_seconds - latency, e.end_seconds - latency, e.pitch, e.amplitude) for e in events]
+    events = [e.shifted(-latency) for e in events]
     step = TICKS_PER_QUARTER // 4
     loudest = 0.0
     if mono is not None and events:

@@ -34,3 +34,19 @@ def _signal_handlers_restored(request: pytest.FixtureRequest) -> Iterator[None]:
         if signal.getsignal(signum) is not handler:
             warnings.warn(f"{request.node.nodeid} left a {signal.Signals(signum).name} handler behind", stacklevel=1)
             signal.signal(signum, handler)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _bundled_soundfont() -> Iterator[None]:
+    """Every test renders with pretty_midi's TimGM6mb.sf2 (through $SEGUE_SOUNDFONT, which subprocesses inherit),
+    so results do not depend on the soundfonts a machine has installed: the search would otherwise take FluidR3 or
+    MuseScore_General (Debian's musescore-general-soundfont-small, which MuseScore pulls in), whose pianos sound
+    differently (MuseScore's adds low resonances the transcription model hears as notes). Tests of the search
+    itself pass ``environ=`` or set the variable themselves."""
+    from engine.render.soundfont import ENV_VAR, bundled_soundfont_path
+
+    bundled = bundled_soundfont_path()
+    with pytest.MonkeyPatch.context() as patch:
+        if bundled is not None:
+            patch.setenv(ENV_VAR, str(bundled))
+        yield
