@@ -129,7 +129,17 @@ class GenerateForm:
     model: str = "default"
     parts: tuple[str, ...] = ()  # accompany: the parts to write; () = the model's default set
     output: str = "auto"  # what an audio region becomes: auto | audio | midi | both
+    # the producer's controls (engine.api.GenerationParams); None: auto, the engine's measured default
+    similarity: float | None = None  # 1 = close to the region, 0 = free
+    keep_opening: bool | None = None  # audio
+    density: float | None = None  # MIDI, a factor of the region's notes per bar
+    hold_notes: bool | None = None  # MIDI
+    end_on_tonic: bool | None = None  # MIDI
+    part_density: tuple[tuple[str, float], ...] = ()  # MIDI, per part: only "Same seed" of a CLI/OSC job sets it
 
+
+# GenerateForm's (and GuiSettings') fields that are GenerationParams's producer's controls, by the same names
+CONTROLS = ("similarity", "keep_opening", "density", "hold_notes", "end_on_tonic")
 
 # the accompany model's roles (engine/symbolic/accompany.py), offered when no model lists the parts it writes
 FALLBACK_PARTS = ("soprano", "alto", "tenor", "bass", "piano")

@@ -1,8 +1,10 @@
-"""Generate: mode, bars, variants, temperature, top-p, seed, model, the parts to accompany with and what an audio
+"""Generate: mode, bars, variants, the producer's controls (gui/panel_controls.py: similarity, density, hold notes,
+end on the tonic, keep the opening), temperature, top-p, seed, model, the parts to accompany with and what an audio
 region becomes; Generate and Cancel; a progress bar per job."""
 
 from __future__ import annotations
 
+from PyQt6.QtCore import Qt
 from PyQt6.QtGui import QIntValidator
 from PyQt6.QtWidgets import (
     QComboBox,
@@ -20,8 +22,9 @@ from PyQt6.QtWidgets import (
 from engine.api import MAX_BARS, MAX_VARIANTS
 from gui import theme
 from gui.models import EngineView, GenerateForm, JobRow, JobsState, Models, known_parts
+from gui.panel_controls import QtControls
 from gui.session import Session
-from gui.widgets import QtCard, QtElidedLabel, field, label, row, set_quietly
+from gui.widgets import QtCard, QtElidedLabel, QtFormScroll, field, label, row, set_quietly
 
 _MODES = {"continue": "Continue", "accompany": "Accompany"}
 _OUTPUTS = {"auto": "Auto", "audio": "Audio", "midi": "MIDI", "both": "Audio + MIDI"}
@@ -121,19 +124,26 @@ class QtGeneratePanel(QtCard):
         grid.addLayout(field("Model", self.model), 0, 1)
         grid.addLayout(field("Bars", self.bars), 1, 0)
         grid.addLayout(field("Variants", self.variants), 1, 1)
-        grid.addLayout(field("Temperature", self.temperature), 2, 0)
-        grid.addLayout(field("Top-p", self.top_p), 2, 1)
+        self.controls = QtControls(session.update_form)
+        grid.addWidget(self.controls.box, 2, 0, 1, 2)
+        grid.addLayout(field("Temperature", self.temperature), 3, 0)
+        grid.addLayout(field("Top-p", self.top_p), 3, 1)
         seed_row = row(self.seed, self.dice, spacing=4)
         seed_box = QVBoxLayout()
         seed_box.setSpacing(3)
         seed_box.addWidget(label("Seed (empty = random)", "dim"))
         seed_box.addLayout(seed_row)
-        grid.addLayout(seed_box, 3, 0, 1, 2)
-        grid.addWidget(self.parts_box, 4, 0, 1, 2)
-        grid.addLayout(field("Audio region as", self.output), 5, 0)
+        grid.addLayout(seed_box, 4, 0, 1, 2)
+        grid.addWidget(self.parts_box, 5, 0, 1, 2)
+        grid.addLayout(field("Audio region as", self.output), 6, 0)
+        grid.addWidget(self.controls.keep_opening, 6, 1, Qt.AlignmentFlag.AlignBottom)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
-        self.body.addLayout(grid)
+        grid.setContentsMargins(0, 0, 0, 0)
+        form = QWidget()
+        form.setLayout(grid)
+        self.form_scroll = QtFormScroll(form)  # scrolls only in a short window; Generate stays in view
+        self.body.addWidget(self.form_scroll)
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("primary")
         self.cancel_button = QPushButton("Cancel")
@@ -175,6 +185,7 @@ class QtGeneratePanel(QtCard):
             self.model.addItem(form.model, form.model)
         set_quietly(self.model, form.model)
         set_quietly(self.output, form.output)
+        self.controls.show_form(form)
         accompany = form.mode == "accompany"
         self.bars.setEnabled(not accompany)
         self.bars.setToolTip("Accompany writes under the region's own bars" if accompany else "")

@@ -53,7 +53,7 @@ from gui.audition import (
 from gui.daw_link import OscHeard, OscRejected, RegionFromDaw, WatchedOscBridge, open_link
 from gui.engines import EngineFactory, EngineHandle, EngineState
 from gui.media import classify_dropped, read_media, region_from_files, tempo_from_name
-from gui.models import JobRow, Message, Models, VariantsState, plays_together
+from gui.models import CONTROLS, JobRow, Message, Models, VariantsState, plays_together
 from gui.readers import RegionAudioRead, ThumbnailsRead, read_region_audio, read_thumbnails
 from gui.settings import GuiSettings, save_settings
 
@@ -140,6 +140,7 @@ class Session:
             mode=s.mode, bars=s.bars, variants=s.variants, temperature=s.temperature, top_p=s.top_p, seed=s.seed
         )
         m.form.update(model=s.model, parts=s.parts, output=s.output)
+        m.form.update(**{name: getattr(s, name) for name in CONTROLS})
         m.variants.update(loop=s.loop, region_first=s.region_first)
         self.player.set_loop(s.loop)
 
@@ -542,6 +543,7 @@ class Session:
             model=form.model,
             parts=form.parts,
             output=form.output,
+            **{name: getattr(form, name) for name in CONTROLS},
         )
 
     def new_seed(self) -> None:
@@ -564,6 +566,8 @@ class Session:
                 seed=form.seed,
                 parts=form.parts if form.mode == "accompany" else (),  # kept in the form for the next accompany
                 output=form.output,  # type: ignore[arg-type]
+                **{name: getattr(form, name) for name in CONTROLS},
+                part_density=form.part_density,
             )
             self.service.submit(params, model=form.model)
         except SegueError as e:
@@ -722,6 +726,8 @@ class Session:
             model=job.model,
             parts=p.parts,
             output=p.output,
+            **{name: getattr(p, name) for name in CONTROLS},
+            part_density=tuple(p.part_density.items()),  # a job from the CLI or OSC may have one; the form has none
         )
 
     def continue_from(self, variant_id: str) -> None:

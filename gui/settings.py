@@ -22,7 +22,7 @@ from typing import Any
 
 import platformdirs
 
-from engine.api import MAX_BARS, MAX_PARTS, MAX_VARIANTS, OUTPUTS
+from engine.api import MAX_BARS, MAX_DENSITY, MAX_PARTS, MAX_VARIANTS, MIN_DENSITY, OUTPUTS
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,12 @@ class GuiSettings:
     model: str = "default"
     parts: tuple[str, ...] = field(default_factory=tuple)  # accompany: the parts to write; () = the model's
     output: str = "auto"  # what an audio region becomes: auto | audio | midi | both
+    # the producer's controls; None: auto (the engine's measured default)
+    similarity: float | None = None
+    keep_opening: bool | None = None
+    density: float | None = None
+    hold_notes: bool | None = None
+    end_on_tonic: bool | None = None
     # audition
     loop: bool = False
     region_first: bool = False
@@ -95,7 +101,11 @@ _RANGES: dict[str, tuple[float, float]] = {
     "temperature": (0.05, 3.0),
     "top_p": (0.01, 1.0),
     "seed": (0, 2**63 - 1),
+    "similarity": (0.0, 1.0),
+    "density": (MIN_DENSITY, MAX_DENSITY),
 }
+_OPTIONAL_NUMBERS = ("similarity", "density")  # None (auto) or a number in _RANGES
+_OPTIONAL_FLAGS = ("keep_opening", "hold_notes", "end_on_tonic")  # None (auto), true or false
 
 
 def load_settings(path: Path) -> LoadedSettings:
@@ -134,10 +144,12 @@ _BAD = object()
 
 
 def _check(key: str, value: Any, default: Any) -> Any:
-    if key == "seed":
+    if key in _OPTIONAL_FLAGS:
+        return value if value is None or isinstance(value, bool) else _BAD
+    if key == "seed" or key in _OPTIONAL_NUMBERS:
         if value is None:
             return None
-        default = 0
+        default = 0 if key == "seed" else 0.0
     if key in ("starred", "parts"):
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             if key == "parts" and (len(value) > MAX_PARTS or not all(_PART.match(v) for v in value)):

@@ -99,6 +99,15 @@ QMenu {{ background: {PANEL}; border: 1px solid {BORDER}; }}
 QCheckBox::indicator {{ width: 14px; height: 14px; border: 1px solid {BORDER}; border-radius: 3px;
   background: {INPUT}; }}
 QCheckBox::indicator:checked {{ background: {ACCENT}; border-color: {ACCENT}; }}
+QCheckBox::indicator:indeterminate {{ border-color: {DIM}; background: qlineargradient(x1: 0, y1: 1, x2: 1, y2: 0,
+  stop: 0 {DIM}, stop: 0.5 {DIM}, stop: 0.51 {INPUT}, stop: 1 {INPUT}); }}
+QScrollArea#formScrollArea, QWidget#formScroll {{ background: transparent; }}
+QSlider::groove:horizontal {{ height: 4px; background: {BORDER}; border-radius: 2px; }}
+QSlider::sub-page:horizontal {{ background: {ACCENT_DARK}; border-radius: 2px; }}
+QSlider::handle:horizontal {{ background: {ACCENT}; width: 12px; margin: -5px 0; border-radius: 6px; }}
+QSlider#auto::sub-page:horizontal {{ background: {BORDER}; }}
+QSlider#auto::handle:horizontal {{ background: {DIM}; }}
+QPushButton#small {{ padding: 2px 8px; font-size: 8.5pt; }}
 """
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PyQt6.QtCore import QMimeData, QPoint, Qt, QUrl
+from PyQt6.QtCore import QEvent, QMimeData, QObject, QPoint, QSize, Qt, QUrl
 from PyQt6.QtGui import QDrag, QMouseEvent, QResizeEvent
 from PyQt6.QtWidgets import (
     QApplication,
@@ -16,6 +16,7 @@ from PyQt6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSpinBox,
     QVBoxLayout,
@@ -44,6 +45,43 @@ class QtCard(QFrame):
         self.body = QVBoxLayout()
         self.body.setSpacing(8)
         outer.addLayout(self.body)
+
+
+class QtFormScroll(QScrollArea):
+    """A form that scrolls vertically only when its panel is shorter than the form: it asks for the form's full
+    height, but can shrink to :attr:`MIN_HEIGHT`, so a longer form never raises the window's minimum height."""
+
+    MIN_HEIGHT = 120
+
+    def __init__(self, form: QWidget, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidget(form)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.setObjectName("formScrollArea")
+        self.viewport().setAutoFillBackground(False)  # type: ignore[union-attr]
+        form.setObjectName("formScroll")
+        form.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:
+        if watched is self.widget() and event is not None and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()  # the form's height changed (a row shown or hidden): ask the panel again
+        return super().eventFilter(watched, event)
+
+    def sizeHint(self) -> QSize:
+        form = self.widget()
+        if form is None:
+            return super().sizeHint()
+        hint = form.sizeHint()
+        bar = self.verticalScrollBar()
+        return QSize(hint.width() + (bar.sizeHint().width() if bar is not None else 0), hint.height())
+
+    def minimumSizeHint(self) -> QSize:
+        form = self.widget()
+        width = form.minimumSizeHint().width() if form is not None else 0
+        return QSize(width, min(self.MIN_HEIGHT, self.sizeHint().height()))
 
 
 class QtElidedLabel(QLabel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PyQt6.QtCore import Qt, QTimer
+from PyQt6.QtCore import QEvent, QObject, Qt, QTimer
 from PyQt6.QtGui import (
     QAction,
     QCloseEvent,
@@ -143,6 +143,9 @@ class QtMainWindow(QMainWindow):
         split.setSizes([260, 830, 330])
         center.setSizes([330, 480])
         right.setSizes([430, 380])
+        self.right_split = right
+        right.installEventFilter(self)  # resized (the window, the message bar): fit the Generate form again
+        self.generate.installEventFilter(self)  # its form grew (accompany's parts, a job row): the same
         body.addWidget(split, 1)
         outer.addLayout(body, 1)
         self.setCentralWidget(central)
@@ -244,6 +247,24 @@ class QtMainWindow(QMainWindow):
         self.engine_text.setText(words.get(engine.status, engine.status))
 
     # -- window events ---------------------------------------------------------------------------------------
+
+    def eventFilter(self, watched: QObject | None, event: QEvent | None) -> bool:
+        if event is not None and (
+            (watched is self.right_split and event.type() == QEvent.Type.Resize)
+            or (watched is self.generate and event.type() == QEvent.Type.LayoutRequest)
+        ):
+            QTimer.singleShot(0, self.fit_generate)  # once the layouts have settled
+        return super().eventFilter(watched, event)
+
+    def fit_generate(self) -> None:
+        """Give the Generate form its whole height from the history below it when there is room (its form scrolls
+        only in a short window; growing the window again brings it back)."""
+        generate, history = self.right_split.sizes()
+        missing = self.generate.sizeHint().height() - generate
+        spare = history - self.history.minimumSizeHint().height()
+        if missing > 0 and spare > 0:
+            moved = min(missing, spare)
+            self.right_split.setSizes([generate + moved, history - moved])
 
     def showEvent(self, event: QShowEvent | None) -> None:
         super().showEvent(event)
