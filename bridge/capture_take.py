@@ -38,7 +38,14 @@ import numpy.typing as npt
 
 from bridge.capture import Capture, CaptureSession, StampMap, save_capture
 from bridge.clock import PPQN, ClockState
-from bridge.sound_devices import BlockSink, SoundDeviceRecorder, release_audio
+from bridge.sound_devices import (
+    PORTAUDIO_TIMEOUT_S,
+    BlockSink,
+    DeviceNotAnsweringError,
+    SoundDeviceRecorder,
+    release_audio,
+    watched,
+)
 from engine.api import CancelToken, Meter
 from engine.errors import BadInputError, CancelledError, EngineError
 
@@ -408,10 +415,16 @@ def record_take(
     # holds it hand it over after 1 ms instead of 5, so that a callback does not miss its cycle (an xrun)
     sys.setswitchinterval(min(switch_interval, 0.001))
     undo_realtime = _realtime_thread() if options.realtime else _nothing
+    stuck = False  # a PortAudio call on this recorder was abandoned: it is not called again
     try:
-        recorder = open_recorder(options)
+        # PortAudio can block for good: each call is watched, so that a cancel is answered within 2 s
+        recorder = watched("opening the audio input", lambda: open_recorder(options), cancel=cancel)
         take = _Take(recorder, options, say)
-        recorder.start()
+        try:
+            watched(f"starting the audio input {recorder.device_name!r}", recorder.start, cancel=cancel)
+        except (DeviceNotAnsweringError, CancelledError):
+            stuck = True
+            raise
         armed_at = now()
         bars = f"{options.bars} bar(s)" if options.bars is not None else "until the DAW stops"
         say(0.0, f"armed ({bars}, {recorder.device_name}, {take.rate} Hz): press play in the DAW")
@@ -456,7 +469,12 @@ def record_take(
                 take.report()
                 last_report = t
             sleep(POLL_S)
-        recorder.close(take.on_block)
+        closing = recorder
+        try:  # the recorder bounds its own close; this bounds any other recorder's
+            watched("closing the audio input", lambda: closing.close(take.on_block), timeout_s=PORTAUDIO_TIMEOUT_S + 1)
+        except DeviceNotAnsweringError:
+            stuck = True
+            raise
         undo_realtime()
         if take.session.failure is not None:
             raise BadInputError(f"capture failed: {take.session.failure}; play the region again")
@@ -469,7 +487,10 @@ def record_take(
         clock.remove_tap(tap)
         if recorder is not None:
             try:
-                recorder.close()
+                if not stuck:
+                    watched("closing the audio input", recorder.close)
+            except Exception as e:  # the take's own outcome (or error) is what the caller hears
+                log.warning("closing the audio input failed: %s", e)
             finally:
                 if release:
                     release_audio()

@@ -1,6 +1,12 @@
 """Sound devices for capture, through sounddevice (PortAudio): listing inputs (``segue doctor``), shutting PortAudio
 down cleanly, and :class:`SoundDeviceRecorder`, whose stream callback only queues stamped blocks for the owner
 thread to drain into a :class:`bridge.capture.CaptureSession`.
+
+PortAudio can block for good (a JACK server that dropped our client, a driver that hangs), so every call into it
+that the user waits on (opening, starting, stopping and closing a stream, listing devices, shutting PortAudio
+down) goes through :func:`watched`: it runs on a daemon thread, and after :data:`PORTAUDIO_TIMEOUT_S` (or at once
+when the user cancels) that thread is abandoned and :class:`DeviceNotAnsweringError` says "the audio device
+stopped answering: ...". An abandoned call keeps PortAudio from being shut down (:func:`release_audio`).
 """
 
 from __future__ import annotations
@@ -10,14 +16,67 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
-from engine.errors import BadInputError
+from engine.api import CancelToken
+from engine.errors import BadInputError, CancelledError
 
 log = logging.getLogger(__name__)
+_STUCK: list[Any] = []  # PortAudio calls (threads) and recorders that did not return: PortAudio is not shut down
+
+PORTAUDIO_TIMEOUT_S = 1.5  # a PortAudio call that takes longer is abandoned, so a cancel is answered within 2 s
+_WATCH_POLL_S = 0.02
+T = TypeVar("T")
+
+
+class DeviceNotAnsweringError(BadInputError):
+    """A PortAudio call did not return in time; its thread was abandoned (the producer checks the device)."""
+
+
+def watched(
+    what: str, call: Callable[[], T], *, timeout_s: float | None = None, cancel: CancelToken | None = None
+) -> T:
+    """``call()`` on a daemon thread, waited for at most ``timeout_s`` (default :data:`PORTAUDIO_TIMEOUT_S`) and
+    not at all once ``cancel`` is set. Its result, or its exception, is passed on. When it does not return in
+    time: :class:`DeviceNotAnsweringError` ("the audio device stopped answering: ``what`` ..."), or
+    :class:`~engine.errors.CancelledError` when cancelled; the thread is left behind and PortAudio counts as stuck."""
+    limit = PORTAUDIO_TIMEOUT_S if timeout_s is None else timeout_s
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append((True, call()))
+        except BaseException as e:  # handed to the waiting thread
+            outcome.append((False, e))
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, name=f"segue-portaudio ({what})", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + limit
+    while not done.wait(max(0.0, min(_WATCH_POLL_S, deadline - time.monotonic()))):
+        if cancel is not None and cancel.cancelled:
+            _STUCK.append(thread)
+            log.warning("cancelled while %s did not return; its thread is left behind", what)
+            raise CancelledError(f"cancelled while {what} did not return (the audio device is not answering)")
+        if time.monotonic() >= deadline:
+            _STUCK.append(thread)
+            log.warning("%s did not return within %g s; its thread is left behind", what, limit)
+            raise DeviceNotAnsweringError(
+                f"the audio device stopped answering: {what} did not return within {limit:g} s. Check the audio "
+                "interface (or the JACK server: it may have dropped Segue's client), then try again; if it keeps "
+                "happening, restart Segue"
+            )
+    ok, value = outcome[0]
+    if not ok:
+        raise value
+    result: T = value
+    return result
+
 
 def _sounddevice() -> Any:
     """The sounddevice module with PortAudio initialized; :class:`BadInputError` saying what to install."""
@@ -45,8 +104,15 @@ def release_audio() -> None:
     if _STUCK:
         log.warning("not shutting PortAudio down: an audio stream is stuck (restart Segue to recover it)")
         return
-    while getattr(sd, "_initialized", 0) > 0:
-        sd._terminate()
+
+    def terminate() -> None:
+        while getattr(sd, "_initialized", 0) > 0:
+            sd._terminate()
+
+    try:
+        watched("shutting PortAudio down", terminate)
+    except DeviceNotAnsweringError as e:
+        log.warning("%s", e)
 
 
 def _rescan(sd: Any) -> None:
@@ -57,7 +123,12 @@ def _rescan(sd: Any) -> None:
 
 
 def input_devices() -> list[dict[str, Any]]:
-    """The audio inputs PortAudio sees: index, name, host API, input channels, default rate."""
+    """The audio inputs PortAudio sees: index, name, host API, input channels, default rate.
+    :class:`DeviceNotAnsweringError` when PortAudio does not answer in time."""
+    return watched("listing the audio devices", _input_devices)
+
+
+def _input_devices() -> list[dict[str, Any]]:
     sd = _sounddevice()
     apis = sd.query_hostapis()
     return [
@@ -101,8 +172,6 @@ def audio_inputs_check() -> dict[str, Any]:
     shown = ", ".join(f"{d['name']!r} ({d['hostapi']}, {d['channels']} ch, {d['sample_rate_hz']} Hz)" for d in devices)
     return {"ok": True, "detail": f"inputs: {shown}"}
 
-
-_STUCK: list[Any] = []  # recorders whose stream did not stop (see SoundDeviceRecorder.close)
 
 BlockSink = Callable[[npt.NDArray[np.float32], int, bool, float, float], None]
 """``sink(block [frames, channels], start_frame, overflow, stamp, device_time)``: one audio callback's block (stamp:
@@ -205,36 +274,30 @@ class SoundDeviceRecorder:
             sink(block, start, overflow, stamp, device_time)
             count += 1
 
-    def close(self, sink: BlockSink | None = None, timeout_s: float = 3.0) -> None:
-        """Stop and close the stream; the last blocks go to ``sink`` (or are dropped).
+    def close(self, sink: BlockSink | None = None, timeout_s: float = PORTAUDIO_TIMEOUT_S) -> None:
+        """Stop and close the stream; the last blocks go to ``sink`` (or are dropped). Never raises.
 
         Bounded: PortAudio's JACK host waits for one more process callback to stop a stream, and JACK may have
-        dropped an overloaded client, so the stop runs on a helper thread; after ``timeout_s`` the stream is left
+        dropped an overloaded client, so the stop is :func:`watched`; after ``timeout_s`` the stream is left
         behind (logged) and PortAudio is not shut down while it hangs (:func:`release_audio` skips it)."""
         if self._closed:
             return
         self._closed = True
-        done = threading.Event()
 
         def stop() -> None:
-            try:
-                if self._started:
-                    self._stream.stop()
-                self._stream.close()
-            except Exception:
-                log.warning("closing the audio input failed", exc_info=True)
-            finally:
-                done.set()
+            if self._started:
+                self._stream.stop()
+            self._stream.close()
 
         try:
-            threading.Thread(target=stop, name="segue-capture-close", daemon=True).start()
-            if not done.wait(timeout_s):
-                _STUCK.append(self)
-                log.warning(
-                    "the audio input %r did not stop within %g s (JACK may have dropped its client); left behind",
-                    self.device_name,
-                    timeout_s,
-                )
+            watched(f"closing the audio input {self.device_name!r}", stop, timeout_s=timeout_s)
+        except DeviceNotAnsweringError:
+            _STUCK.append(self)
+            log.warning(
+                "the audio input %r did not stop (JACK may have dropped its client); left behind", self.device_name
+            )
+        except Exception:
+            log.warning("closing the audio input failed", exc_info=True)
         finally:
             if sink is not None:
                 self.pump(sink)

@@ -28,6 +28,7 @@ import numpy.typing as npt
 import soundfile
 
 from bridge.service import TransportState
+from bridge.sound_devices import watched
 from engine.api import Meter
 from engine.errors import SegueError
 
@@ -101,7 +102,7 @@ class SoundDeviceOutput:
         def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
             outdata[:] = self._pull(frames)
 
-        try:
+        def start() -> Any:
             stream = sd.OutputStream(
                 samplerate=sample_rate,
                 channels=CHANNELS,
@@ -111,6 +112,10 @@ class SoundDeviceOutput:
                 callback=callback,
             )
             stream.start()
+            return stream
+
+        try:  # watched: PortAudio can block for good ("the audio device stopped answering: ...")
+            stream = watched("opening the sound output", start)
         except Exception as e:  # sounddevice.PortAudioError, ValueError for a bad device
             raise AuditionError(
                 f"No sound output is available ({e}). Connect an audio interface or headphones (or start JACK), "
@@ -122,8 +127,7 @@ class SoundDeviceOutput:
         stream, self._stream = self._stream, None
         if stream is not None:
             try:
-                stream.stop()
-                stream.close()
+                watched("closing the sound output", lambda: (stream.stop(), stream.close()))
             except Exception:
                 log.debug("closing the audio stream failed", exc_info=True)
 

@@ -594,7 +594,7 @@ def test_recorder_close_does_not_hang_on_a_stuck_stream(monkeypatch: pytest.Monk
     monkeypatch.setattr(sound_devices, "_STUCK", stuck)
     began = time.monotonic()
     recorder.close(timeout_s=0.2)
-    assert time.monotonic() - began < 2 and stuck == [recorder]
+    assert time.monotonic() - began < 2 and recorder in stuck
     release_audio()  # does not shut PortAudio down under a stuck stream (it would hang too)
 
 
