@@ -26,7 +26,7 @@ import httpx
 
 from engine.api import CancelToken, GenerationRequest, GenerationResult, ModelInfo, ProgressCallback
 from engine.errors import BadInputError, CancelledError, EngineError
-from engine.wire import API_PREFIX, check_result_path, model_from_json, request_to_json, result_from_json
+from engine.wire import API_PREFIX, check_result_path, check_token, model_from_json, request_to_json, result_from_json
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,8 @@ class RemoteEngine:
         if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
             raise BadInputError(f"{url!r} is not a server URL; use http://HOST:PORT (e.g. http://gpu-box:8750)")
         self.url = url.rstrip("/")
+        if token:
+            check_token(token, "the remote engine")  # one the server could never match is refused here
         self._token = token or None
         self.timeouts = timeouts or Timeouts()
         self.keep_on_server = keep_on_server

@@ -7,6 +7,7 @@ A request travels as JSON without its file paths (the files are uploaded beside 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import PurePosixPath
@@ -114,7 +115,7 @@ def request_from_json(
             length_beats=_float_or_none(data.get("length_beats"), "length_beats"),
             start_beats=_float_or_none(data.get("start_beats"), "start_beats"),
         )
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, OverflowError) as e:  # OverflowError: float() of a 400-digit integer
         if isinstance(e, BadInputError):
             raise
         raise BadInputError(f"bad request parameter: {e}") from e
@@ -124,12 +125,85 @@ def request_from_json(
     return GenerationRequest(prompt=prompt, params=params, model=model, sample_rate=sample_rate)
 
 
+MAX_REQUEST_CHARS = 64 * 1024  # a request is a few hundred characters of JSON
+MAX_REQUEST_DEPTH = 8  # {"part_density": {"bass": 0.5}} is 2 deep
+
+
+def parse_request_json(text: str) -> dict[str, Any]:
+    """The ``request`` form field as a JSON object; :class:`BadInputError` says what is wrong. Refused before
+    anything uses them: more than :data:`MAX_REQUEST_CHARS` characters, ``NaN``/``Infinity`` (not JSON, though
+    Python's parser takes them), nesting deeper than :data:`MAX_REQUEST_DEPTH` (5000 levels would exhaust the
+    parser's recursion), integers too long to convert."""
+    if len(text) > MAX_REQUEST_CHARS:
+        raise BadInputError(f"the 'request' field is {len(text)} characters long; the limit is {MAX_REQUEST_CHARS}")
+
+    def no_constants(name: str) -> Any:
+        raise BadInputError(f"the 'request' field holds {name}, which is not a JSON number; send a finite number")
+
+    try:
+        data = json.loads(text, parse_constant=no_constants)
+    except RecursionError as e:
+        raise BadInputError(f"the 'request' field is nested too deeply (at most {MAX_REQUEST_DEPTH} levels)") from e
+    except json.JSONDecodeError as e:
+        raise BadInputError(f"the 'request' field is not JSON: {e}") from e
+    except ValueError as e:  # BadInputError from no_constants, or an integer of more than 4300 digits
+        if isinstance(e, BadInputError):
+            raise
+        raise BadInputError("the 'request' field holds a number too long to read") from e
+    if not isinstance(data, dict):
+        raise BadInputError("the 'request' field must be a JSON object")
+    if _depth(data) > MAX_REQUEST_DEPTH:
+        raise BadInputError(f"the 'request' field is nested too deeply (at most {MAX_REQUEST_DEPTH} levels)")
+    return data
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (iteratively: no recursion limit to hit)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+MIN_TOKEN_CHARS = 16
+_TOKEN = re.compile(r"^[!-~]+$")  # printable ASCII, no spaces
+
+
+def check_token(token: str, where: str) -> None:
+    """A bearer token both ends can use: at least :data:`MIN_TOKEN_CHARS` printable ASCII characters and no
+    spaces. HTTP drops spaces at the ends of a header (so the server sees another token than the one given),
+    some servers split the header at inner ones, and anything else cannot travel in a header at all: such a
+    token could never work, so ``where`` (the server's settings, the client) refuses it with
+    :class:`BadInputError`."""
+    problem = ""
+    if not isinstance(token, str):
+        problem = f"it is {type(token).__name__}, not text"
+    elif token != token.strip():
+        problem = "it starts or ends with a space or another blank, which HTTP drops on the way"
+    elif not _TOKEN.match(token):
+        problem = "it holds a space, a control character or a non-ASCII character, which cannot travel in a header"
+    elif len(token) < MIN_TOKEN_CHARS:
+        problem = f"it has {len(token)}"
+    if problem:
+        raise BadInputError(
+            f"{where}: the token must be at least {MIN_TOKEN_CHARS} printable ASCII characters without spaces "
+            f"({problem})"
+        )
+
+
 def _float_or_none(value: Any, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BadInputError(f"{name} must be a number or null, got {value!r}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError as e:  # an integer of hundreds of digits
+        raise BadInputError(f"{name} must be a finite number, got an integer too large for one") from e
 
 
 def result_from_json(data: Mapping[str, Any]) -> GenerationResult:

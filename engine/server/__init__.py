@@ -39,6 +39,7 @@ def serve(
         import uvicorn
 
         from engine.server.app import create_app as _create
+        from engine.server.guard import http_protocol
     except ImportError as e:
         from engine.errors import EngineError
 
@@ -56,6 +57,7 @@ def serve(
         timeout_graceful_shutdown=3,
         proxy_headers=False,
         server_header=False,
+        http=http_protocol(config),  # stalled request headers are timed out (uvicorn times out idle ones only)
     )
     sock = uv_config.bind_socket()
     port = sock.getsockname()[1]

@@ -11,6 +11,8 @@ before and while they are read, recognised by their content, and stored under na
 import asyncio
 import json
 import logging
+import os
+import re
 import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -18,7 +20,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
@@ -30,13 +33,14 @@ from engine.server.config import ServerConfig
 from engine.server.guard import GuardMiddleware, token_detail, token_matches
 from engine.server.store import FINAL, REGION_DIR, JobStore, ServerJob, sha256_file
 from engine.server.workers import EngineFactory, Workers, local_engine_factory
-from engine.wire import API_PREFIX, check_upload_name, request_from_json, sniff_upload
+from engine.wire import API_PREFIX, check_upload_name, parse_request_json, request_from_json, sniff_upload
 
 log = logging.getLogger(__name__)
 
 SSE_POLL_S = 0.1
 PRUNE_EVERY_S = 3600.0
 SSE_KEEPALIVE_S = 1.0
+INTERNAL_ERROR = "internal error on the server; its log has the details"
 PUBLIC_KEYS = ("id", "status", "created", "updated", "started", "finished", "device", "progress", "error",
                "request", "result", "files")  # fmt: skip
 
@@ -198,14 +202,9 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
     ) -> JobView:
         uploads = {"midi": midi, "audio": audio}
         suffixes = {role: _check_upload(role, up) for role, up in uploads.items() if up is not None}
-        try:
-            data = json.loads(request)
-        except json.JSONDecodeError as e:
-            raise HTTPException(400, detail=f"the 'request' field is not JSON: {e}") from e
-        if not isinstance(data, dict):
-            raise HTTPException(400, detail="the 'request' field must be a JSON object")
         placeholders = {f"{role}_path": Path(f"{role}{s}") for role, s in suffixes.items()}
-        try:
+        try:  # NaN, deep nesting and numbers no region can have are refused here, before anything is stored
+            data = parse_request_json(request)
             parsed = request_from_json(data, **placeholders)
         except BadInputError as e:
             raise HTTPException(400, detail=str(e)) from e
@@ -357,6 +356,18 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
     def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer repeats what was sent ("input"), which may be the bytes of an uploaded file
+        detail = [{"type": str(e.get("type", "")), "loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))}
+                  for e in exc.errors()]  # fmt: skip
+        return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)  # the detail stays here
+        return JSONResponse(status_code=500, content={"detail": INTERNAL_ERROR})
+
     app.add_exception_handler(DiskFullError, _disk_full)
     app.add_middleware(GuardMiddleware, config=config)
     return app
@@ -373,8 +384,32 @@ async def _prune_now_and_then(store: JobStore, keep_s: float) -> None:
 
 
 def _view(job: ServerJob) -> JobView:
-    record = job.snapshot()
+    record = _public(job.snapshot(), job.folder)
     return JobView(**{k: record[k] for k in PUBLIC_KEYS if record.get(k) is not None})
+
+
+_SERVER_PATH = re.compile(r"(?<![\w.~-])/[^\s/'\"]+(?:/[^\s/'\"]*)*")
+_EXCEPTION_NAME = re.compile(r"\b(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Interrupt|Exit)\b:?\s*")
+
+
+def public_message(message: str, folder: Path) -> str:
+    """A message the engine wrote for the job in ``folder`` as a client may see it: no path on the server (an
+    upload is named by its role, anything else by a placeholder) and no exception class names. job.json and the
+    server log keep the full text."""
+    message = message.replace(f"{folder / REGION_DIR}{os.sep}", "the uploaded ").replace(f"{folder}{os.sep}", "")
+    message = _SERVER_PATH.sub("(a file on the server)", message)
+    return _EXCEPTION_NAME.sub("", message).strip() or "the engine failed; the server's log has the details"
+
+
+def _public(record: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``record`` (a job view or an event's data) with its error and progress messages made public."""
+    for key in ("error", "progress"):
+        part = record.get(key)
+        if isinstance(part, dict) and isinstance(part.get("message"), str):
+            record[key] = {**part, "message": public_message(part["message"], folder)}
+    if isinstance(record.get("message"), str):  # a progress event's data
+        record["message"] = public_message(record["message"], folder)
+    return record
 
 
 def _request_of(job: ServerJob) -> GenerationRequest:
@@ -429,7 +464,7 @@ async def _event_stream(job: ServerJob, after: int, running: Callable[[], bool])
         final = job.status in FINAL
         for event in job.events_after(seq):
             seq = int(event["seq"])
-            payload = json.dumps(event["data"], ensure_ascii=False)
+            payload = json.dumps(_public(dict(event["data"]), job.folder), ensure_ascii=False)
             yield f"id: {seq}\nevent: {event['event']}\ndata: {payload}\n\n".encode()
             idle = 0.0
         if final:

@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import BadInputError
+from engine.wire import check_token
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8750
 DEFAULT_MAX_UPLOAD_BYTES = 200 * 1024 * 1024  # a 5-minute 24-bit stereo region at 96 kHz fits
-MIN_TOKEN_CHARS = 16
 _DEVICE = re.compile(r"^(cpu|cuda(:[0-9]{1,2})?|mps)$")
 _SERVER_ID = re.compile(r"^[a-z0-9]{1,16}$")
 TOKEN_HINT = "e.g. --token \"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\""
@@ -48,6 +48,10 @@ class ServerConfig:
     max_queued_jobs: int = 64
     keep_days: float = 7.0  # finished jobs nobody deleted (a client that went away) are removed after this
     server_id: str = ""
+    # a connection that has not sent its request headers this long after its first byte is closed; a request
+    # body that stops arriving for body_timeout_s is answered 408 (engine/server/guard.py)
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
 
     def check(self) -> None:
         """Raise :class:`BadInputError` naming the problem and what to do."""
@@ -57,13 +61,11 @@ class ServerConfig:
                 f"jobs on this machine and read their results. Give a token with --token TOKEN or $SEGUE_TOKEN "
                 f"({TOKEN_HINT}), or listen on 127.0.0.1 only (the default)"
             )
-        if self.token is not None and (
-            len(self.token) < MIN_TOKEN_CHARS or not (self.token.isascii() and self.token.isprintable())
-        ):
-            raise BadInputError(
-                f"the token must be at least {MIN_TOKEN_CHARS} printable ASCII characters (got {len(self.token)}); "
-                f"{TOKEN_HINT}"
-            )
+        if self.token is not None:
+            try:  # a token no client can send (spaces at its ends, control characters) would refuse everyone
+                check_token(self.token, "segue serve")
+            except BadInputError as e:
+                raise BadInputError(f"{e}; {TOKEN_HINT}") from e
         if not 0 <= self.port <= 65535:
             raise BadInputError(f"port must be in 0..65535, got {self.port}")
         if not self.devices:
@@ -77,6 +79,10 @@ class ServerConfig:
             raise BadInputError(f"--server-id must be 1-16 characters a-z and 0-9, got {self.server_id!r}")
         if not self.keep_days > 0:
             raise BadInputError(f"--keep-days must be a positive number of days, got {self.keep_days:g}")
+        for name in ("header_timeout_s", "body_timeout_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 < value <= 3600):
+                raise BadInputError(f"{name} must be a number of seconds in (0, 3600], got {value!r}")
         if self.max_upload_bytes < 1024:
             raise BadInputError(f"the upload limit must be at least 1 KiB, got {self.max_upload_bytes} bytes")
 

@@ -159,10 +159,13 @@ def thread_server(
     import uvicorn
 
     from engine.server.app import create_app
+    from engine.server.guard import http_protocol
 
     settings = {"token": TOKEN, "data_dir": data_dir, "port": 0, **config}
-    app = create_app(ServerConfig(**settings), factory or FakeEngines())  # type: ignore[arg-type]
-    uv = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1)
+    server_config = ServerConfig(**settings)  # type: ignore[arg-type]
+    app = create_app(server_config, factory or FakeEngines())  # type: ignore[arg-type]
+    uv = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=1,
+                        http=http_protocol(server_config))  # fmt: skip
     sock = uv.bind_socket()
     server = uvicorn.Server(uv)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="test-uvicorn", daemon=True)
