@@ -41,8 +41,8 @@ import json
 import logging
 import os
 import re
-import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from bridge.controls import pairs_from_json
 from bridge.osc import OscBridge
 from bridge.service import BridgeEvent, BridgeService, Placement
-from engine.errors import BadInputError
+from engine.atomic import write_first_free, write_text
+from engine.errors import BadInputError, SegueError
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ _REGION_FIELDS = (  # (name, OSC type, default) in /segue/region's order
     ("track", "s", ""),
 )
 _PLACED_NAME = re.compile(r"\d{6,}\.json")
+_MAX_PLACED_TRIES = 100_000
 _GENERATE_FIELDS = (  # /segue/generate's order; parts "" = the model's default set (accompany)
     ("mode", "s", "continue"),
     ("bars", "i", 4),
@@ -246,8 +248,9 @@ class WatchFolder:
         if problem:
             log.warning("watch folder: refused %s: %s", path.name, problem)
             self._move(path, self.requests / "failed")
-            self._write_text(self.requests / "failed" / f"{path.name}.error.txt", problem + "\n")
+            # the status first: a DAW script that sees the .error.txt finds the status already saying so
             self._write_status({"event": "error", "job_id": "", "message": problem, "request": path.name})
+            self._write_text(self.requests / "failed" / f"{path.name}.error.txt", problem + "\n")
             return False
         log.info("watch folder: took %s", path.name)
         self._move(path, self.requests / "done")
@@ -277,31 +280,27 @@ class WatchFolder:
 
     def write_placement(self, event: Placement) -> Path | None:
         """Write ``placed/NNNNNN.json`` for ``event`` under the next free number; None (logged) if it cannot."""
-        text = json.dumps(placement_record(event), ensure_ascii=False) + "\n"
+        data = (json.dumps(placement_record(event), ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:  # one number at a time, so that the numbers have no gaps
             if self._counter == 0:
                 self._counter = self._highest_placed()
+
+            def free_names() -> Iterator[str]:
+                for number in range(self._counter + 1, self._counter + _MAX_PLACED_TRIES):
+                    name = f"{number:06d}.json"
+                    if not (self.placed / "done" / name).exists():
+                        yield name
+
             try:
-                fd, tmp = tempfile.mkstemp(prefix=".placed.", suffix=".tmp", dir=self.placed)
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(text)
-            except OSError as e:
-                log.warning("watch folder: cannot write in %s: %s", self.placed, e.strerror or e)
+                target = write_first_free(self.placed, free_names(), lambda out: out.write(data))
+            except SegueError as e:  # a full disk included: the placement is logged, the bridge goes on
+                log.warning("watch folder: cannot write in %s: %s", self.placed, e)
                 return None
-            try:
-                while True:
-                    number = self._counter + 1
-                    target = self.placed / f"{number:06d}.json"
-                    if not (self.placed / "done" / target.name).exists() and _link_new(tmp, target):
-                        self._counter = number
-                        return target
-                    self._counter = number
-            except OSError as e:
-                log.warning("watch folder: cannot write %s: %s", target, e.strerror or e)
+            if target is None:
+                log.warning("watch folder: no free placement number in %s", self.placed)
                 return None
-            finally:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+            self._counter = int(target.stem)
+            return target
 
     def _highest_placed(self) -> int:
         numbers = [0]
@@ -317,15 +316,9 @@ class WatchFolder:
 
     def _write_text(self, target: Path, text: str) -> Path | None:
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-            os.replace(tmp, target)
-            return target
-        except OSError as e:
-            log.warning("watch folder: cannot write %s: %s", target, e.strerror or e)
-            with contextlib.suppress(OSError, UnboundLocalError):
-                os.unlink(tmp)
+            return write_text(target, text)
+        except SegueError as e:  # a full disk included: logged, the bridge goes on
+            log.warning("watch folder: cannot write %s: %s", target, e)
             return None
 
     def _move(self, path: Path, folder: Path) -> None:
@@ -348,20 +341,3 @@ class WatchFolder:
             path.unlink(missing_ok=True)
             return
         log.warning("watch folder: %s holds 999 copies of %s; leaving it", folder, path.name)
-
-
-def _link_new(tmp: str, target: Path) -> bool:
-    """Give ``tmp``'s content the name ``target`` if it is free (a hard link; else an exclusive create + copy)."""
-    try:
-        os.link(tmp, target)
-        return True
-    except FileExistsError:
-        return False
-    except OSError:  # no hard links here (some network or FAT mounts)
-        try:
-            fd = os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "wb") as out, open(tmp, "rb") as src:
-            out.write(src.read())
-        return True

@@ -32,6 +32,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from engine.errors import DiskFullError, EngineError, SegueError
 
@@ -76,11 +77,14 @@ def write_json(path: str | os.PathLike[str], data: object, *, overwrite: bool = 
     return write_text(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n", overwrite=overwrite)
 
 
-def write_stream(path: str | os.PathLike[str], blocks: Iterable[bytes], *, overwrite: bool = False) -> Path:
+def write_stream(
+    path: str | os.PathLike[str], blocks: Iterable[bytes], *, overwrite: bool = False, check: Check | None = None
+) -> Path:
     """Write the blocks as they come (an upload, a download) to ``path`` atomically; returns the path.
 
-    The size check compares the file with the number of bytes handed over. Errors as :func:`write_bytes`;
-    an exception raised by ``blocks`` itself is passed on unchanged (and nothing is left behind).
+    The size check compares the file with the number of bytes handed over; ``check`` may look further (a hash).
+    Errors as :func:`write_bytes`; an exception raised by ``blocks`` itself is passed on unchanged (and nothing
+    is left behind).
     """
     total = 0
 
@@ -91,7 +95,40 @@ def write_stream(path: str | os.PathLike[str], blocks: Iterable[bytes], *, overw
             total += len(block)
         return total
 
-    return _write(Path(path), fill, None, overwrite, None)
+    return _write(Path(path), fill, None, overwrite, check)
+
+
+def write_first_free(folder: Path, names: Iterable[str], fill: Callable[[BinaryIO], object]) -> Path | None:
+    """Write once (``fill(file)`` writes the content), then give the file the first of ``names`` in ``folder``
+    that is free; None when every name is taken (nothing is left behind). Never overwrites. A full disk is
+    :class:`~engine.errors.DiskFullError`; other OS errors are :class:`~engine.errors.EngineError`."""
+    first = folder / "segue-file"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _os_error(first, e, None) from e
+    tmp = temp_path(first)
+    written = None
+    try:
+        with open(tmp, "xb") as out:
+            fill(out)
+            out.flush()
+            written = out.tell()
+            os.fsync(out.fileno())
+        for name in names:
+            target = folder / name
+            try:
+                _commit_checked(tmp, target, written, False, None)
+            except EngineError as e:
+                if isinstance(e.__cause__, FileExistsError):
+                    continue
+                raise
+            return target
+        return None
+    except OSError as e:
+        raise _os_error(folder, e, written if written is not None else _size(tmp)) from e
+    finally:
+        _discard(tmp)
 
 
 def write_with(

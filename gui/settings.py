@@ -8,14 +8,12 @@ No Qt here.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,8 @@ from typing import Any
 import platformdirs
 
 from engine.api import MAX_BARS, MAX_DENSITY, MAX_PARTS, MAX_VARIANTS, MIN_DENSITY, OUTPUTS
+from engine.atomic import write_text
+from engine.errors import SegueError
 
 log = logging.getLogger(__name__)
 
@@ -181,17 +181,10 @@ def settings_to_json(settings: GuiSettings) -> str:
 
 
 def save_settings(path: Path, settings: GuiSettings) -> None:
-    """Write atomically: a reader (or a crash) sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write atomically (:func:`engine.atomic.write_text`): a reader (or a crash) sees the old file or the new one,
+    never half of one. :class:`OSError` with the reason (a full disk says so) when it cannot be written."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(settings_to_json(settings))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
+        write_text(path, settings_to_json(settings))
+    except SegueError as e:
+        raise OSError(str(e)) from e
     log.debug("settings saved to %s", path)

@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import struct
-import tempfile
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -38,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.bwf import read_bext, read_chunks, read_format
-from engine.errors import BadInputError, EngineError
+from engine.atomic import write_first_free, write_with
+from engine.errors import BadInputError, DiskFullError, EngineError
 
 DEFAULT_SUPERCLOCK_RATE = 282_240_000
 MIN_SESSION_VERSION = 7000  # Ardour 7's format: superclock times ("a<ticks>")
@@ -578,24 +578,14 @@ def _extend_session_range(root: ET.Element, start: int, end: int, clock: _Clock,
 
 def _copy_new(source: Path, folder: Path) -> Path:
     """Copy ``source`` into ``folder`` under its own name or ``<stem>-N<suffix>``; never overwrites."""
+    names = (f"{source.stem}{'' if n == 1 else f'-{n}'}{source.suffix or '.wav'}" for n in range(1, MAX_COPIES + 1))
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{source.stem}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise EngineError(f"cannot write in {folder}: {e.strerror or e}; check the session folder is writable") from e
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-        for number in range(1, MAX_COPIES + 1):
-            target = folder / f"{source.stem}{'' if number == 1 else f'-{number}'}{source.suffix or '.wav'}"
-            if _claim(tmp, target):
-                return target
+        with source.open("rb") as src:
+            target = write_first_free(folder, names, lambda out: shutil.copyfileobj(src, out, 1 << 20))
     except OSError as e:
         raise EngineError(f"could not copy {source} into {folder}: {e.strerror or e}") from e
-    finally:
-        tmp.unlink(missing_ok=True)
+    if target is not None:
+        return target
     raise EngineError(f"{folder} already holds {source.name} and {MAX_COPIES - 1} numbered copies; rename the file")
 
 
@@ -629,19 +619,18 @@ def _write_session(tree: ET.ElementTree[ET.Element], session_file: Path) -> Path
             break
     if backup is None:
         raise EngineError(f"{session_file.parent} holds {MAX_COPIES} Segue backups of {session_file.name}; remove some")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{session_file.name}.", suffix=".tmp", dir=session_file.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
+
+    def fill(tmp: Path) -> None:
+        with tmp.open("xb") as out:
             tree.write(out, encoding="UTF-8", xml_declaration=True)
             out.write(b"\n")
-            out.flush()
-            os.fsync(out.fileno())
         with contextlib.suppress(OSError):
             shutil.copymode(session_file, tmp)
-        os.replace(tmp, session_file)
-    except OSError as e:
-        raise EngineError(f"could not write {session_file}: {e.strerror or e} (the original is in {backup})") from e
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    try:
+        write_with(session_file, fill)
+    except DiskFullError:
+        raise
+    except (OSError, EngineError) as e:
+        raise EngineError(f"could not write {session_file}: {e} (the original is in {backup})") from e
     return backup

@@ -25,6 +25,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
+from engine.atomic import write_with
 from engine.errors import BadInputError, ModelNotFoundError
 
 CODEC_TYPE = "segue-audio-codec"
@@ -463,10 +464,8 @@ def save_codec(
         if value.is_floating_point():
             value = value.to(dtype)
         state[key] = value.contiguous()
-    tmp = folder / f".{WEIGHTS_NAME}.tmp-{os.getpid()}"
-    save_file(state, str(tmp), metadata={"format": "pt", "type": CODEC_TYPE})
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, folder / WEIGHTS_NAME)
+    metadata = {"format": "pt", "type": CODEC_TYPE}
+    write_with(folder / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata=metadata))
     config: dict[str, Any] = {
         "type": CODEC_TYPE,
         "name": folder.name,

@@ -26,9 +26,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import io
 import json
 import logging
-import os
 import random
 import re
 import time
@@ -40,6 +40,7 @@ from typing import Any, cast
 import numpy as np
 import numpy.typing as npt
 
+from engine.atomic import write_bytes
 from engine.errors import BadInputError, EngineError
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,9 @@ def _slug(text: str) -> str:
 def _write_flac_atomic(path: Path, audio: npt.NDArray[np.floating], sample_rate: int) -> None:
     import soundfile as sf
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="FLAC")
-    os.replace(tmp, path)
+    buffer = io.BytesIO()  # encoded in memory: soundfile's own writes cannot tell a full disk
+    sf.write(buffer, np.clip(audio, -1.0, 1.0), sample_rate, subtype="PCM_16", format="FLAC")
+    write_bytes(path, buffer.getbuffer())
 
 
 def _read_manifest(out_dir: Path) -> dict[str, Any]:

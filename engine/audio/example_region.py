@@ -11,7 +11,6 @@ tempo from its start). The file is written atomically and never over an existing
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import cast
 
@@ -21,11 +20,11 @@ from engine.errors import BadInputError
 def render_region(
     midi: Path, out: Path, sample_rate: int = 48_000, tempo: float | None = None, soundfont: str | None = None
 ) -> Path:
-    import soundfile as sf
     from symusic import Score, Tempo
     from symusic.core import ScoreTick
 
     from engine.render.synth import render
+    from engine.render.wavfile import write_wav
 
     if out.exists():
         raise BadInputError(f"{out} already exists; give another --out (files are never overwritten)")
@@ -44,10 +43,7 @@ def render_region(
     if seconds <= 0:
         raise BadInputError(f"{midi} holds no notes")
     rendering = render(score, sample_rate, seconds, soundfont)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}{out.suffix}")
-    sf.write(str(tmp), rendering.mix.T, sample_rate, subtype="PCM_24")
-    os.replace(tmp, out)
+    write_wav(out, rendering.mix, sample_rate)
     return out
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from engine.atomic import write_text
 from engine.audio.codec import load_codec
 from engine.audio.export_codec import export_codec
 from engine.audio.prior import CODEC_DIR, load_prior, save_prior
@@ -210,9 +211,7 @@ def refresh_speed(model_dir: Path, bench: Path = BENCH_RESULTS) -> None:
     config["speed"] = json.loads(bench.read_text(encoding="utf-8"))
     write_json_atomic(model_dir / CONFIG_NAME, config)
     card = model_dir / "MODEL_CARD.md"
-    tmp = card.with_name(f".{card.name}.tmp-{os.getpid()}")
-    tmp.write_text(model_card(model_dir.name, config, codec_config), encoding="utf-8")
-    os.replace(tmp, card)
+    write_text(card, model_card(model_dir.name, config, codec_config))
 
 
 def _speed_text(config: dict[str, Any]) -> str:

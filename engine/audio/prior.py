@@ -18,7 +18,6 @@ An audio model is a folder, found like any checkpoint (by name among the install
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from safetensors.torch import load_file, save_file
 
+from engine.atomic import write_with
 from engine.checkpoints import AUDIO_PRIOR_TYPE, CONFIG_NAME, WEIGHTS_NAME, Checkpoint, write_json_atomic
 from engine.errors import ModelNotFoundError
 from engine.symbolic.model import GPT, GPTConfig
@@ -101,9 +101,8 @@ def save_prior(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    tmp = out_dir / f".{WEIGHTS_NAME}.tmp-{os.getpid()}"
-    save_file(state, str(tmp), metadata={"format": "pt", "type": AUDIO_PRIOR_TYPE})
-    os.replace(tmp, out_dir / WEIGHTS_NAME)
+    metadata = {"format": "pt", "type": AUDIO_PRIOR_TYPE}
+    write_with(out_dir / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata=metadata))
     config: dict[str, Any] = {
         "type": AUDIO_PRIOR_TYPE,
         "name": out_dir.name,

@@ -16,6 +16,7 @@ state) so that ``--resume`` continues a killed run.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine.atomic import write_bytes, write_with
 from engine.audio.codec import PRESETS, Codec, CodecConfig, save_codec
 from engine.audio.codec_losses import reconstruction_loss, reconstruction_metrics
 from engine.audio.data import Int16Audio, audio_seconds, load_split
@@ -178,12 +180,11 @@ def _save_resume(out: Path, codec: Codec, opt: torch.optim.Optimizer, state: dic
 
     folder = out / RESUME_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".model.tmp-{os.getpid()}"
-    save_file({k: v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}, str(tmp))
-    os.replace(tmp, folder / "model.safetensors")
-    tmp = folder / f".state.tmp-{os.getpid()}"
-    torch.save({"optimizer": opt.state_dict(), **state}, tmp)
-    os.replace(tmp, folder / "state.pt")
+    weights = {k: v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
+    write_with(folder / "model.safetensors", lambda tmp: save_file(weights, str(tmp)))
+    buffer = io.BytesIO()  # in memory: torch's own file writer does not say when the disk is full
+    torch.save({"optimizer": opt.state_dict(), **state}, buffer)
+    write_bytes(folder / "state.pt", buffer.getbuffer())
 
 
 def _load_resume(out: Path, codec: Codec, opt: torch.optim.Optimizer, device: torch.device) -> dict[str, Any]:

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from engine.atomic import write_bytes
 from engine.audio.prior import PRESETS, Codec, prior_config, save_prior, special_token
 from engine.checkpoints import write_json_atomic
 from engine.errors import BadInputError
@@ -150,12 +151,10 @@ class CodeSet:
                     "is drawn by file)"
                 )
             starts = np.cumsum([0] + [c.shape[1] for c in coded]).astype(np.int64)
-            tmp = cache / f".{split}.tmp-{os.getpid()}.npy"
-            np.save(tmp, np.concatenate(coded, axis=1))
-            os.replace(tmp, cache / f"{split}.npy")
-            tmp = cache / f".{split}_starts.tmp-{os.getpid()}.npy"
-            np.save(tmp, starts)
-            os.replace(tmp, cache / f"{split}_starts.npy")
+            for name, array in ((split, np.concatenate(coded, axis=1)), (f"{split}_starts", starts)):
+                buffer = io.BytesIO()
+                np.save(buffer, array)
+                write_bytes(cache / f"{name}.npy", buffer.getbuffer())
             meta["splits"][split] = {"files": len(coded), "frames": int(starts[-1])}
         write_json_atomic(meta_path, meta)
         return cls.load(cache, codec.codebook_size)

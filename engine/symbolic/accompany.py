@@ -408,18 +408,14 @@ def is_accompany_checkpoint(ckpt: Checkpoint) -> bool:
 
 def save_accompany(model: Any, tokenizer: REMI, out_dir: Path, extra: dict[str, Any]) -> None:
     """Write an accompany checkpoint: ``model.safetensors``, ``tokenizer.json`` (REMI) and ``config.json``."""
-    import os
-
     from safetensors.torch import save_file
+
+    from engine.atomic import write_with
 
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    tmp = out_dir / f".model.safetensors.tmp-{os.getpid()}"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, out_dir / "model.safetensors")
-    tok_tmp = out_dir / f".tokenizer.tmp-{os.getpid()}.json"
-    tokenizer.save(tok_tmp)
-    os.replace(tok_tmp, out_dir / TOKENIZER_NAME)
+    write_with(out_dir / "model.safetensors", lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+    write_with(out_dir / TOKENIZER_NAME, tokenizer.save)
     tokens = Tokens.from_tokenizer(tokenizer)
     config: dict[str, Any] = {
         "type": SYMBOLIC_TYPE,

@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import logging
-import os
 import random
 import re
 import time
@@ -30,6 +29,7 @@ from typing import Any
 
 from symusic.core import NoteTick, ScoreTick, TempoTick, TimeSignatureTick, TrackTick
 
+from engine.atomic import write_with
 from engine.checkpoints import write_json_atomic
 from engine.symbolic.drums import drum_track
 from engine.symbolic.tokenizer import TIME_SIGNATURES
@@ -226,10 +226,7 @@ def work_to_score(work: Any, key: str) -> tuple[ScoreTick, dict[str, Any]] | Non
 
 
 def _dump_atomic(score: ScoreTick, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    score.dump_midi(str(tmp))
-    os.replace(tmp, path)
+    write_with(path, lambda tmp: score.dump_midi(str(tmp)))
 
 
 def _works(parsed: Any) -> list[Any]:

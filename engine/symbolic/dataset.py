@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from miditok import REMI
 
+from engine.atomic import write_with
 from engine.checkpoints import write_json_atomic
 from engine.errors import BadInputError
 
@@ -68,9 +68,7 @@ def encode_file(tokenizer: REMI, path: Path) -> list[int]:
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
+    write_with(path, lambda tmp: np.save(tmp, array))
 
 
 def build_token_cache(

@@ -6,7 +6,7 @@ channel 10), a track name and a program change, so every DAW shows one track per
 
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +14,7 @@ from pathlib import Path
 import mido
 
 from engine.api import Meter
+from engine.atomic import write_bytes
 from engine.errors import EngineError
 
 DRUM_CHANNEL = 9
@@ -117,11 +118,6 @@ def save_midi(mid: mido.MidiFile, path: Path) -> None:
     """Write ``mid`` to ``path`` atomically; never overwrites an existing file."""
     if path.exists():
         raise EngineError(f"{path} already exists; Segue never overwrites files")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        mid.save(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    buffer = io.BytesIO()
+    mid.save(file=buffer)
+    write_bytes(path, buffer.getbuffer(), overwrite=False)

@@ -10,6 +10,7 @@ AdamW with linear warmup and a cosine decay over whichever budget ends first (``
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from engine.atomic import write_bytes, write_with
 from engine.errors import BadInputError
 from engine.symbolic.dataset import TokenSet, build_token_cache
 from engine.symbolic.model import GPT, PRESETS
@@ -122,12 +124,10 @@ def _save_resume(out: Path, model: GPT, opt: torch.optim.Optimizer, state: dict[
     folder = out / RESUME_DIR
     folder.mkdir(parents=True, exist_ok=True)
     weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    tmp = folder / f".model.tmp-{os.getpid()}"
-    save_file(weights, str(tmp))
-    os.replace(tmp, folder / "model.safetensors")
-    tmp = folder / f".state.tmp-{os.getpid()}"
-    torch.save({"optimizer": opt.state_dict(), **state}, tmp)
-    os.replace(tmp, folder / "state.pt")
+    write_with(folder / "model.safetensors", lambda tmp: save_file(weights, str(tmp)))
+    buffer = io.BytesIO()  # in memory: torch's own file writer does not say when the disk is full
+    torch.save({"optimizer": opt.state_dict(), **state}, buffer)
+    write_bytes(folder / "state.pt", buffer.getbuffer())
 
 
 def _load_resume(out: Path, model: GPT, opt: torch.optim.Optimizer, device: torch.device) -> dict[str, Any]:

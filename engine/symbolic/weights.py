@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,7 @@ import torch
 from miditok import REMI
 from safetensors.torch import load_file, save_file
 
+from engine.atomic import write_with
 from engine.checkpoints import (
     CONFIG_NAME,
     SYMBOLIC_TYPE,
@@ -27,12 +27,8 @@ def save_symbolic(model: GPT, tokenizer: REMI, out_dir: Path, extra: dict[str, A
     """Write ``model.safetensors``, ``tokenizer.json`` and ``config.json`` into ``out_dir`` (atomically each)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    tmp = out_dir / f".{WEIGHTS_NAME}.tmp-{os.getpid()}"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, out_dir / WEIGHTS_NAME)
-    tok_tmp = out_dir / f".tokenizer.tmp-{os.getpid()}.json"
-    tokenizer.save(tok_tmp)
-    os.replace(tok_tmp, out_dir / TOKENIZER_NAME)
+    write_with(out_dir / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata={"format": "pt"}))
+    write_with(out_dir / TOKENIZER_NAME, tokenizer.save)
     config: dict[str, Any] = {
         "type": SYMBOLIC_TYPE,
         "name": out_dir.name,

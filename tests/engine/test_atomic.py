@@ -178,3 +178,21 @@ def test_disk_full_is_recognised_through_chained_errors() -> None:
     except RuntimeError as outer:
         assert atomic.is_disk_full(outer)
     assert not atomic.is_disk_full(OSError(errno.EACCES, "Permission denied"))
+
+
+def test_a_new_file_takes_the_first_free_name_and_never_overwrites(tmp_path: Path) -> None:
+    (tmp_path / "take.wav").write_bytes(b"the user's")
+    names = ["take.wav", "take-2.wav", "take-3.wav"]
+    first = atomic.write_first_free(tmp_path, iter(names), lambda out: out.write(b"ours"))
+    second = atomic.write_first_free(tmp_path, iter(names), lambda out: out.write(b"ours too"))
+    assert (first, second) == (tmp_path / "take-2.wav", tmp_path / "take-3.wav")
+    assert atomic.write_first_free(tmp_path, iter(names), lambda out: out.write(b"no room")) is None
+    assert (tmp_path / "take.wav").read_bytes() == b"the user's"
+    assert _names(tmp_path) == sorted(names)  # no temp file left
+
+
+def test_a_new_file_on_a_full_disk_is_a_disk_full_error(tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", "12k") as disk:
+        with pytest.raises(DiskFullError, match=DISK_FULL):
+            atomic.write_first_free(disk, iter(["a.wav"]), lambda out: out.write(b"x" * 64_000))
+        assert _names(disk) == []
