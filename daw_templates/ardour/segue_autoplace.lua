@@ -323,7 +323,7 @@ function core.region_args(r)
   }
 end
 
--- What to generate (/segue/generate s:mode i:bars i:variants [s:parts]) -----------------------------------------
+-- What to generate (/segue/generate s:mode i:bars i:variants [s:parts s:output] [s:key value ...]) ----------------
 
 core.MAX_PARTS = 8 -- as many part names as Segue takes
 core.MAX_PART_NAME = 32 -- characters in one name
@@ -370,8 +370,99 @@ function core.bars_of(region)
   return math.floor(math.max(1, math.min(core.MAX_BARS, bars)))
 end
 
--- /segue/generate's types and arguments for `generate` ({mode=, bars=, variants=, parts=}): "sii" and three
--- values, or "siis" with the normalised parts when there are some (accompany only). nil and why otherwise.
+-- The producer's controls (/segue/generate's key/value pairs, docs/osc.md), as a `generate` table may hold them
+-- (nil, or left out: the engine's measured default; Segue checks the ranges, with the same words everywhere):
+--   similarity = 0..1       how close the variants stay to the region: 1 = close, 0 = free (audio and MIDI)
+--   keep_opening = bool     audio: open the continuation with the region's first bar
+--   density = 0.25..4       MIDI: notes per bar as a factor of the region's own (1 = as dense as the region)
+--   part_density = {bass = 0.5} or "bass=0.5,piano=1.5"   the same per part (wins over density for that part)
+--   hold_notes = bool       MIDI: keep the region's note lengths per part (held chords stay held)
+--   end_on_tonic = bool     MIDI: end on the region's tonic (a cadence in the last bar)
+core.CONTROL_NUMBERS = { "similarity", "density" }
+core.CONTROL_FLAGS = { "keep_opening", "hold_notes", "end_on_tonic" }
+
+-- Part densities as a list of {name, factor}: from {bass = 0.5} (sorted by name) or "bass=0.5, Piano=1.5" (in
+-- its order; names trimmed and lowercased). nil and why for anything else.
+function core.part_density(value)
+  local list = {}
+  if value == nil then
+    return list
+  elseif type(value) == "string" then
+    for item in (value .. ","):gmatch("([^,]*),") do
+      local text = item:match("^%s*(.-)%s*$")
+      if text ~= "" then
+        local name, factor = text:match("^(.-)%s*=%s*(.-)$")
+        local number = factor and tonumber(factor)
+        if not name or name == "" or not number then
+          return nil, "part densities look like bass=0.5,piano=1.5 (a part, =, a factor), got '" .. text .. "'"
+        end
+        list[#list + 1] = { name:lower(), number + 0.0 }
+      end
+    end
+  elseif type(value) == "table" then
+    for name, factor in pairs(value) do
+      if type(name) ~= "string" or type(factor) ~= "number" then
+        return nil, "part_density maps part names to factors, e.g. {bass = 0.5}; got " .. tostring(name) .. " = " ..
+            tostring(factor)
+      end
+      list[#list + 1] = { name:lower(), factor + 0.0 }
+    end
+    table.sort(list, function(a, b) return a[1] < b[1] end)
+  else
+    return nil, "part_density is a table {bass = 0.5} or text bass=0.5,piano=1.5, got " .. type(value)
+  end
+  return list
+end
+
+-- The controls in `generate` as an ordered list of {key, value} pairs (numbers, booleans; one "density:<part>"
+-- key per part density); {} when there are none. nil and why for a value of the wrong kind.
+function core.controls(generate)
+  local list = {}
+  for _, key in ipairs(core.CONTROL_NUMBERS) do
+    local value = generate[key]
+    if value ~= nil then
+      if type(value) ~= "number" or value ~= value or value == math.huge or value == -math.huge then
+        return nil, key .. " must be a number (or nil: Segue's default), got " .. tostring(value)
+      end
+      list[#list + 1] = { key, value + 0.0 }
+    end
+  end
+  for _, key in ipairs(core.CONTROL_FLAGS) do
+    local value = generate[key]
+    if value ~= nil then
+      if type(value) ~= "boolean" then
+        return nil, key .. " must be true or false (or nil: Segue's default), got " .. tostring(value)
+      end
+      list[#list + 1] = { key, value }
+    end
+  end
+  local parts, why = core.part_density(generate.part_density)
+  if not parts then
+    return nil, why
+  end
+  for _, part in ipairs(parts) do
+    list[#list + 1] = { "density:" .. part[1], part[2] }
+  end
+  return list
+end
+
+-- `generate` with the controls of `controls` it does not set itself (a script's CONTROLS settings); `generate`
+-- itself is left as it is.
+function core.with_controls(generate, controls)
+  local out = {}
+  for key, value in pairs(controls or {}) do
+    out[key] = value
+  end
+  for key, value in pairs(generate) do
+    out[key] = value
+  end
+  return out
+end
+
+-- /segue/generate's types and arguments for `generate` ({mode=, bars=, variants=, parts=} and the controls above):
+-- "sii" and three values, or "siis" with the normalised parts when there are some (accompany only); with controls,
+-- "siiss" (parts "" for the default set, output "auto") then a key ("s") and a value per control: "f" for a number,
+-- "i" 1/0 for a flag (DAWs' Lua OSC has no booleans; Segue takes 1/0). nil and why otherwise.
 function core.generate_args(generate)
   local mode = generate.mode or "continue"
   if mode ~= "continue" and mode ~= "accompany" then
@@ -390,6 +481,24 @@ function core.generate_args(generate)
   end
   if variants < 1 or variants > 16 then
     return nil, "variants must be 1..16, got " .. variants
+  end
+  local controls, bad = core.controls(generate)
+  if not controls then
+    return nil, bad
+  end
+  if #controls > 0 then
+    local types, args = "siiss", { mode, bars, variants, parts, generate.output or "auto" }
+    for _, pair in ipairs(controls) do
+      local value = pair[2]
+      if type(value) == "boolean" then
+        types, value = types .. "si", value and 1 or 0
+      else
+        types = types .. "sf"
+      end
+      args[#args + 1] = pair[1]
+      args[#args + 1] = value
+    end
+    return types, args
   end
   if parts == "" then
     return "sii", { mode, bars, variants }
@@ -420,6 +529,12 @@ function core.request(r, generate)
       return nil, gargs
     end
     req.generate = { mode = gargs[1], bars = gargs[2], variants = gargs[3], parts = gargs[4] }
+    if req.generate.parts == "" then
+      req.generate.parts = nil -- the model's default set, as when there are no controls
+    end
+    for _, pair in ipairs(core.controls(generate)) do -- checked by generate_args; booleans stay JSON booleans
+      req.generate[pair[1]] = pair[2]
+    end
   end
   return req
 end

@@ -20,6 +20,18 @@ var SEGUE_PORT = 9750;     // `segue bridge` (Segue's OSC)
 var LISTEN_PORT = 11003;   // this script's OSC: /bitwig/segue/send, /bitwig/segue/accompany, /bitwig/segue/place
 var GENERATE = { mode: "continue", bars: 4, variants: 2 };  // what "Send to Segue" asks for
 var ACCOMPANY = { parts: "bass,piano", variants: 2 };      // "Accompany": the parts setting's first value
+// The producer's controls: the first values of the "Segue controls" settings (saved with the project). Empty or
+// "auto": Segue's measured default. Similarity 0..1 (1 = stay close to the clip, 0 = free); density as a factor of
+// the clip's notes per bar, for every part ("1.5") and/or per part ("bass=0.5,piano=1.5"); the flags auto/on/off.
+var CONTROLS = { similarity: "", density: "", keep_opening: "auto", hold_notes: "auto", end_on_tonic: "auto" };
+var CONTROL_LABELS = {
+  similarity: "Similarity (1 close .. 0 free; empty: auto)",
+  density: "Density (MIDI: 1.5 and/or bass=0.5; empty: auto)",
+  keep_opening: "Keep opening (audio)",
+  hold_notes: "Hold notes (MIDI)",
+  end_on_tonic: "End on tonic (MIDI)",
+};
+var FLAG_CHOICES = ["auto", "on", "off"];
 var MAX_PARTS = 8, MAX_BARS = 64;
 var GRID_STEPS_PER_BEAT = 16;
 var GRID_BEATS = 64;       // the clip grid this script reads (64 beats at 1/16 beat)
@@ -27,7 +39,7 @@ var MAX_TRACKS = 128;
 
 var segue = {
   tempo: 120, num: 4, den: 4, playStart: 0, trackName: "Bitwig", clipLength: 0, notes: {}, parts: ACCOMPANY.parts,
-  pending: [], messages: [],
+  controls: {}, pending: [], messages: [],
 };
 
 function say(text) {
@@ -138,7 +150,46 @@ function accompanyClip(parts, variants) {
   return args;
 }
 
+// The controls settings as /segue/generate's key/value pairs ([key, value, ...]; flags as 1/0), or {error}. Only
+// the form is checked here; Segue checks the ranges (and answers /segue/error with its words).
+function controlPairs(settings) {
+  var pairs = [], text, key;
+  text = String(settings.similarity || "").trim();
+  if (text !== "") {
+    if (isNaN(Number(text))) {
+      return { error: "Similarity must be a number from 0 (free) to 1 (close), or empty for auto; got '" + text + "'" };
+    }
+    pairs.push("similarity", Number(text));
+  }
+  var items = String(settings.density || "").split(",");
+  for (var i = 0; i < items.length; i++) {
+    var item = items[i].trim();
+    if (item === "") continue;
+    var eq = item.indexOf("="), name = eq < 0 ? "" : item.slice(0, eq).trim().toLowerCase();
+    var factor = eq < 0 ? item : item.slice(eq + 1).trim();
+    if (isNaN(Number(factor)) || factor === "" || (eq >= 0 && name === "")) {
+      return { error: "Density is a factor (1.5) and/or part=factor pairs (bass=0.5), separated by commas; got '" +
+                      item + "'" };
+    }
+    pairs.push(eq < 0 ? "density" : "density:" + name, Number(factor));
+  }
+  var flags = ["keep_opening", "hold_notes", "end_on_tonic"];
+  for (var f = 0; f < flags.length; f++) {
+    key = flags[f];
+    var choice = String(settings[key] || "auto");
+    if (choice === "on" || choice === "off") pairs.push(key, choice === "on" ? 1 : 0);
+  }
+  return { pairs: pairs };
+}
+
+// Send one OSC message with any number of arguments (Bitwig's sendMessage takes them as Java varargs).
+function sendArgs(address, args) {
+  segue.connection.sendMessage(address, Java.to(args, "java.lang.Object[]"));
+}
+
 function sendClip(mode, bars, variants, parts) {
+  var controls = controlPairs(segue.controls);
+  if (controls.error !== undefined) { say("Segue: nothing sent: " + controls.error); return null; }
   if (!segue.clip.exists().get()) { say("Segue: select a launcher clip first"); return null; }
   if (segue.cursorTrack.trackType().get() === "Audio") {
     say("Segue: Bitwig's API does not give an audio clip's file: drag the file into Segue instead");
@@ -150,8 +201,13 @@ function sendClip(mode, bars, variants, parts) {
   writeBytes(path, smfBytes(notes, segue.tempo, segue.num, segue.den, segue.clipLength));
   var args = regionArgs(path);
   segue.connection.sendMessage("/segue/region", args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7]);
-  if (parts) segue.connection.sendMessage("/segue/generate", mode, bars, variants, parts);
-  else segue.connection.sendMessage("/segue/generate", mode, bars, variants);
+  if (controls.pairs.length > 0) {
+    sendArgs("/segue/generate", [mode, bars, variants, parts || "", "auto"].concat(controls.pairs));
+  } else if (parts) {
+    segue.connection.sendMessage("/segue/generate", mode, bars, variants, parts);
+  } else {
+    segue.connection.sendMessage("/segue/generate", mode, bars, variants);
+  }
   say("Segue: sent " + notes.length + " notes (" + segue.clipLength + " beats) to " + SEGUE_HOST + ":" + SEGUE_PORT);
   return args;
 }
@@ -245,6 +301,16 @@ function init() {
   parts.addValueObserver(function (text) { segue.parts = text; });
   var accompany = doc.getSignalSetting("Accompany the selected clip", "Segue", "Accompany");
   accompany.addSignalObserver(function () { accompanyClip(); });
+  ["similarity", "density"].forEach(function (key) {
+    var setting = doc.getStringSetting(CONTROL_LABELS[key], "Segue controls", 64, CONTROLS[key]);
+    segue.controls[key] = CONTROLS[key];
+    setting.addValueObserver(function (text) { segue.controls[key] = text; });
+  });
+  ["keep_opening", "hold_notes", "end_on_tonic"].forEach(function (key) {
+    var setting = doc.getEnumSetting(CONTROL_LABELS[key], "Segue controls", FLAG_CHOICES, CONTROLS[key]);
+    segue.controls[key] = CONTROLS[key];
+    setting.addValueObserver(function (choice) { segue.controls[key] = choice; });
+  });
   println("Segue: ready (OSC " + LISTEN_PORT + " in, Segue at " + SEGUE_HOST + ":" + SEGUE_PORT + ")");
 }
 

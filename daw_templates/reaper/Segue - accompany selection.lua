@@ -8,6 +8,12 @@
 -- (afterwards it offers what you chose last; REAPER keeps it in reaper-extstate.ini, section "Segue").
 local WATCH = nil
 local ACCOMPANY = { parts = "bass,piano", variants = 2 }
+-- The producer's controls (left nil: Segue's measured default; Segue checks the ranges): similarity 0..1
+-- (1 = stay close to the region, 0 = free), keep_opening = true/false (audio: open with the region's first bar),
+-- density 0.25..4 (MIDI notes per bar as a factor of the region's) and part_density = { bass = 0.5 } per part,
+-- hold_notes = true/false (keep the region's note lengths), end_on_tonic = true/false (a cadence in the last bar).
+local CONTROLS = { similarity = nil, keep_opening = nil, density = nil, part_density = nil, hold_notes = nil,
+  end_on_tonic = nil }
 
 local dir = ({ reaper.get_action_context() })[2]:match("^(.*[/\\])") or ""
 local core = dofile(dir .. "segue_core.lua")
@@ -20,7 +26,8 @@ if not choice then
   return
 end
 local path, region = segue.send_selection(watch, function(r)
-  return { mode = "accompany", bars = core.bars_of(r), variants = choice.variants, parts = choice.parts }
+  local generate = { mode = "accompany", bars = core.bars_of(r), variants = choice.variants, parts = choice.parts }
+  return core.with_controls(generate, CONTROLS)
 end)
 if not path then
   segue.message("Nothing sent: " .. region, true)

@@ -6,13 +6,19 @@
 -- Settings: the watched folder ($SEGUE_WATCH, else ~/Segue/watch) and what to ask for (nil: only the region).
 local WATCH = nil
 local GENERATE = { mode = "continue", bars = 4, variants = 2 }
+-- The producer's controls (left nil: Segue's measured default; Segue checks the ranges): similarity 0..1
+-- (1 = stay close to the region, 0 = free), keep_opening = true/false (audio: open with the region's first bar),
+-- density 0.25..4 (MIDI notes per bar as a factor of the region's) and part_density = { bass = 0.5 } per part,
+-- hold_notes = true/false (keep the region's note lengths), end_on_tonic = true/false (a cadence in the last bar).
+local CONTROLS = { similarity = nil, keep_opening = nil, density = nil, part_density = nil, hold_notes = nil,
+  end_on_tonic = nil }
 
 local dir = ({ reaper.get_action_context() })[2]:match("^(.*[/\\])") or ""
 local core = dofile(dir .. "segue_core.lua")
 local segue = dofile(dir .. "segue_reaper.lua")(core, reaper)
 
 local watch = WATCH or core.default_watch_dir()
-local path, region = segue.send_selection(watch, GENERATE)
+local path, region = segue.send_selection(watch, GENERATE and core.with_controls(GENERATE, CONTROLS))
 if not path then
   segue.message("Nothing sent: " .. region, true)
   return

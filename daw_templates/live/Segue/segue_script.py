@@ -4,9 +4,11 @@ clip sent to Segue's bridge, and Segue's ``/segue/place`` turned into clips.
 Addresses it answers, in AbletonOSC's ``/live/<object>/<verb>`` style, on UDP 127.0.0.1:11002 (AbletonOSC itself
 has 11000/11001; both can run at once):
 
-- ``/live/segue/send [s:mode i:bars i:variants [s:parts]]``: send the clip shown in Live's Detail View (a MIDI
-  clip's notes as a .mid; an audio clip's file) with its position, Live's tempo and meter, then ask for a job. A
-  MIDI note (``TRIGGER_NOTE`` on any channel, from the control surface's MIDI input) does the same.
+- ``/live/segue/send [s:mode i:bars i:variants [s:parts [s:key value ...]]]``: send the clip shown in Live's Detail
+  View (a MIDI clip's notes as a .mid; an audio clip's file) with its position, Live's tempo and meter, then ask for
+  a job. Key/value pairs (``similarity 0.3``, ``hold_notes 1``, ``density:bass 0.5``: /segue/generate's, see
+  docs/osc.md) go to Segue as they are, over ``CONTROLS``. A MIDI note (``TRIGGER_NOTE`` on any channel, from the
+  control surface's MIDI input) does the same with ``GENERATE`` and ``CONTROLS``.
 - ``/live/segue/accompany [s:parts [i:variants]]``: the same clip, asking for accompaniments (new parts under the
   clip's own bars, e.g. ``"bass,piano"``; ``""``: the model's default set); without arguments, ``ACCOMPANY``. The
   MIDI note ``ACCOMPANY_NOTE`` does the same. They come back at the clip's start.
@@ -43,6 +45,12 @@ TRIGGER_NOTE = 0  # C-2 (note 0), any channel
 # parts, variants asked for by /live/segue/accompany without arguments and by the accompany note
 ACCOMPANY = (os.environ.get("SEGUE_ACCOMPANY_PARTS", "bass,piano"), 2)
 ACCOMPANY_NOTE = 1  # C#-2 (note 1), any channel
+# The producer's controls sent with every request (None: Segue's measured default; Segue checks the ranges):
+# similarity 0..1 (1 = stay close to the clip, 0 = free), keep_opening True/False (audio: open with the clip's first
+# bar), density 0.25..4 (MIDI notes per bar as a factor of the clip's), hold_notes True/False (keep the clip's note
+# lengths), end_on_tonic True/False (a cadence in the last bar); PART_DENSITY per part, e.g. {"bass": 0.5}.
+CONTROLS = {"similarity": None, "keep_opening": None, "density": None, "hold_notes": None, "end_on_tonic": None}
+PART_DENSITY = {}
 MAX_PARTS = 8
 MAX_BARS = 64
 _PART_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -158,7 +166,10 @@ class SegueScript:
     def _on_send(self, args):
         mode, bars, variants = (list(args) + list(GENERATE)[len(args) :])[:3]
         parts = str(args[3]) if len(args) > 3 else ""
-        self.send_selected_clip(str(mode), int(bars), int(variants), parts)
+        if len(args) > 4 and len(args) % 2:
+            self.say(f"Segue: nothing sent: after the parts come key/value pairs (similarity 0.3 ...), got {args[4:]}")
+            return
+        self.send_selected_clip(str(mode), int(bars), int(variants), parts, list(args[4:]))
 
     def _on_accompany(self, args):
         parts, variants = (list(args) + list(ACCOMPANY)[len(args) :])[:2]
@@ -207,8 +218,9 @@ class SegueScript:
                 self.say(f"Segue: sending the whole file {audio} (its clip start and warping are not applied)")
         return [audio, midi, start, length, float(song.tempo), meter[0], meter[1], name]
 
-    def send_selected_clip(self, mode, bars, variants, parts=""):
-        """Send the selected clip and ask for ``mode`` (parts: accompany only); /segue/region's arguments, or None."""
+    def send_selected_clip(self, mode, bars, variants, parts="", pairs=()):
+        """Send the selected clip and ask for ``mode`` (parts: accompany only) with the controls (``CONTROLS``,
+        ``PART_DENSITY``, then ``pairs``: key, value, ...); /segue/region's arguments, or None."""
         try:
             parts = normalise_parts(parts)
         except ValueError as e:
@@ -224,7 +236,11 @@ class SegueScript:
         region = self.region_of_clip(clip, where)
         self.last_source = where
         self.send_osc("/segue/region", region)
-        self.send_osc("/segue/generate", [mode, bars, variants] + ([parts] if parts else []))
+        controls = control_pairs(CONTROLS, PART_DENSITY, pairs)
+        if controls:
+            self.send_osc("/segue/generate", [mode, bars, variants, parts, "auto"] + controls)
+        else:
+            self.send_osc("/segue/generate", [mode, bars, variants] + ([parts] if parts else []))
         self.say(f"Segue: sent {region[7]} ({region[3]:.2f} beats) to {self.bridge[0]}:{self.bridge[1]}")
         if mode == "accompany":
             self.say(
@@ -293,6 +309,28 @@ class SegueScript:
             f"{os.path.basename(path)} from Segue onto a track at beat {position_beats:g}"
         )
         return None
+
+
+def control_pairs(controls, part_density, pairs=()):
+    """The controls as /segue/generate's key/value arguments: ``controls`` and ``part_density`` (None: left out),
+    overridden by ``pairs`` (key, value, ... as an OSC message gave them). Flags go as 1/0, numbers as floats; the
+    values are Segue's to check."""
+    chosen = {}
+    for key, value in controls.items():
+        if value is not None:
+            chosen[key] = value
+    for part, factor in part_density.items():
+        chosen["density:" + part] = factor
+    for index in range(0, len(pairs) - 1, 2):
+        chosen[str(pairs[index])] = pairs[index + 1]
+    out = []
+    for key, value in chosen.items():
+        if isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, int):
+            value = float(value)
+        out += [key, value]
+    return out
 
 
 def normalise_parts(text):

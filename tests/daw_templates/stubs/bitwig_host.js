@@ -77,7 +77,8 @@ const host = {
       registerDefaultMethod: () => {},
     }),
     createUdpServer: (port) => { record.listenPort = port; },
-    connectToUdpServer: (h, p) => ({ sendMessage: (address, ...args) => record.sent.push([h, p, address, args]) }),
+    connectToUdpServer: (h, p) => ({ sendMessage: (address, ...args) => record.sent.push(
+      [h, p, address, args.length === 1 && args[0] && args[0].javaArray ? Array.from(args[0]) : args]) }),
   }),
   getDocumentState: () => ({
     getSignalSetting: (label, category, action) => ({ addSignalObserver: (f) => {
@@ -89,10 +90,22 @@ const host = {
       record.settings = (record.settings || []).concat([["string", label, initial]]);
       return v;
     },
+    getEnumSetting: (label, category, options, initial) => {
+      const v = value(initial);
+      strings[label] = v;  // set_string chooses an option
+      record.settings = (record.settings || []).concat([["enum", label, options, initial]]);
+      return v;
+    },
   }),
 };
 
 const Java = {
+  to: (array, type) => {  // a JS array as a Java array (what a varargs call takes)
+    if (type !== "java.lang.Object[]") throw new Error("Java.to to " + type);
+    const out = Array.from(array);
+    out.javaArray = true;
+    return out;
+  },
   type: (name) => {
     if (name === "java.io.File") return function (p) { this.getParentFile = () => ({ mkdirs: () => fs.mkdirSync(path.dirname(p), { recursive: true }) }); };
     if (name === "java.io.FileOutputStream") return function (p) { const bytes = []; this.write = (b) => bytes.push(b & 255); this.close = () => fs.writeFileSync(p, Buffer.from(bytes)); };
