@@ -120,11 +120,14 @@ def _in_range(value: object, low: float, high: float, low_open: bool = False) ->
 
 
 def _shown(value: object) -> str:
-    """``repr(value)`` cut to 40 characters (a huge int has no repr in Python 3.11: it says so)."""
+    """``repr(value)`` cut to 40 characters; a float as OSC's 32 bits make it, to 6 digits (1e+30, not
+    1.0000000150474662e+30); a huge int has no repr in Python 3.11: it says so."""
     try:
         text = repr(value)
     except ValueError:
         return "a number too long to show"
+    if isinstance(value, float) and len(text) > 12:
+        text = f"{value:.6g}"
     return text if len(text) <= 40 else f"{text[:40]}..."
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import ModelInfo
+from engine.atomic import write_text
 from engine.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,4 @@ def model_info(ckpt: Checkpoint) -> ModelInfo:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2) + "\n")

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from engine.api import CancelToken, GenerationRequest, GenerationResult, ModelInfo, ProgressCallback
+from engine.atomic import write_stream
 from engine.errors import BadInputError, CancelledError, EngineError
 from engine.wire import API_PREFIX, check_result_path, check_token, model_from_json, request_to_json, result_from_json
 
@@ -265,26 +265,25 @@ class RemoteEngine:
                     time.sleep(0.5 * (attempt + 1))
 
     def _download_one(self, client: httpx.Client, job_id: str, rel: str, target: Path, info: dict[str, Any]) -> None:
-        part = target.with_name(f".{target.name}.part-{os.getpid()}-{threading.get_ident()}")
         digest = hashlib.sha256()
-        try:
-            with client.stream("GET", f"/jobs/{job_id}/files/{rel}") as response:
-                if response.status_code != 200:
-                    response.read()
-                    self._raise_for(response, f"downloading {rel}")
-                with part.open("xb") as out:
-                    for block in response.iter_bytes(1 << 20):
-                        digest.update(block)
-                        out.write(block)
-            size = part.stat().st_size
+
+        def damaged(tmp: Path) -> str | None:  # read back before the file gets its name
+            size = tmp.stat().st_size
             if size != info.get("size_bytes") or digest.hexdigest() != info.get("sha256"):
-                raise EngineError(f"{rel} of job {job_id} arrived damaged ({size} bytes, hash differs); try again")
-            if target.exists():
-                raise EngineError(f"{target} already exists; Segue never overwrites files")
-            os.replace(part, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                part.unlink()
+                return f"{rel} of job {job_id} arrived damaged ({size} bytes, hash differs); try again"
+            return None
+
+        with client.stream("GET", f"/jobs/{job_id}/files/{rel}") as response:
+            if response.status_code != 200:
+                response.read()
+                self._raise_for(response, f"downloading {rel}")
+
+            def blocks() -> Iterator[bytes]:
+                for block in response.iter_bytes(1 << 20):
+                    digest.update(block)
+                    yield block
+
+            write_stream(target, blocks(), overwrite=False, check=damaged)  # never over an existing file
 
     # -- HTTP ----------------------------------------------------------------------------------------------
 

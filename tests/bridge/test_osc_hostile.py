@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fake_engine import FakeEngine, write_midi_region, write_wav
 from osc_helpers import CLIENT, DawSocket, Recorder
-from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.osc_message_builder import OscMessageBuilder, build_msg
 
 from bridge import segue_version
 from bridge.osc import OscBridge, OscServer
@@ -81,6 +81,13 @@ def test_a_region_no_engine_can_read_is_refused_when_it_is_sent(
     assert "no region yet: send /segue/region before /segue/generate" in generate_error
     assert osc.service.region is None and osc.engine.requests == []
     assert not osc.out.exists() or not any(osc.out.iterdir())  # no job folder was made
+
+
+def test_a_32_bit_float_is_shown_as_sent(osc: Bridge) -> None:
+    message = build_msg("/segue/region", ["", str(osc.region), 0.0, 1e30, 100.0, 4, 4, "t"])  # OSC 'f': 32 bits
+    osc.bridge.handle_datagram(message.dgram, CLIENT)
+    (error,) = osc.errors()
+    assert error.endswith("got 1e+30; select a shorter region")
 
 
 def test_the_same_path_problems_get_the_same_answer(osc: Bridge, tmp_path: Path) -> None:
