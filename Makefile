@@ -19,7 +19,7 @@ $(STAMP):
 	# torch first and pinned: the CPU wheel; a bare `torch` would pull several GB of CUDA packages
 	$(PY) -m pip install --quiet torch==2.13.0
 	# musicgen (transformers, ~20 s) so the MusicGen backend's tests run in make test
-	$(PY) -m pip install --quiet -e '.[engine,gui,dev,musicgen,server,transcribe]' -r requirements-pins.txt
+	$(PY) -m pip install --quiet -e '.[engine,gui,dev,musicgen,server,transcribe,provenance]' -r requirements-pins.txt
 	# tinysoundfont declares pyaudio, which does not build here and is not needed to render offline; basic-pitch
 	# (audio -> MIDI) demands TensorFlow, which its ONNX model does not need (its runtime is the transcribe extra)
 	$(PY) -m pip install --quiet --no-deps tinysoundfont basic-pitch==0.4.0

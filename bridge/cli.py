@@ -7,6 +7,7 @@ Only this module prints. It uses the engine through :mod:`engine.api` alone and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import logging
@@ -38,6 +39,8 @@ from bridge.sound_devices import audio_inputs_check
 from engine import api
 from engine.api import OUTPUTS, CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Prompt
 from engine.errors import BadInputError, SegueError
+from engine.provenance.record import ProvenanceSettings
+from engine.provenance.report import format_report, inspect_file
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_args(p)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for job folders (./%(default)s)")
     p.add_argument("--json", action="store_true", help="print the job manifest (job.json) on stdout")
+    _add_provenance_args(p)
     p.set_defaults(handler=cmd_continue)
+
+    p = sub.add_parser(
+        "provenance", parents=[common], help="what a WAV or MIDI file says about where it came from, and whether "
+        "its C2PA signature holds (exit 1 when it does not, or the file has no Segue record)"
+    )  # fmt: skip
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a WAV or MIDI file Segue wrote")
+    p.add_argument("--json", action="store_true", help="print what was found as JSON")
+    p.set_defaults(handler=cmd_provenance)
 
     p = sub.add_parser("models", parents=[common], help="list installed models")
     _add_engine_args(p)
@@ -343,6 +355,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_provenance_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-region-name",
+        action="store_true",
+        help="leave the region's file name out of the files' provenance (its SHA-256 stays; the 'generated' mark "
+        "always stays)",
+    )
+    p.add_argument(
+        "--no-sign", action="store_true", help="write no C2PA manifest (bext, iXML and MIDI meta events are kept)"
+    )
+
+
+def provenance_settings(args: argparse.Namespace) -> ProvenanceSettings:
+    """The provenance settings file and ``SEGUE_PROVENANCE_*``, then ``--no-region-name``/``--no-sign``."""
+    settings = ProvenanceSettings.load()
+    if getattr(args, "no_region_name", False):
+        settings = dataclasses.replace(settings, region_name=False)
+    if getattr(args, "no_sign", False):
+        settings = dataclasses.replace(settings, sign=False)
+    return settings
+
+
+def cmd_provenance(args: argparse.Namespace, factory: EngineFactory) -> int:
+    """Print what each file carries; exit 1 when a signature does not hold or a file has no Segue record."""
+    found = [inspect_file(path) for path in args.files]
+    if args.json:
+        print(json.dumps([f.to_json() for f in found], indent=2, ensure_ascii=False))
+    else:
+        print("\n\n".join(format_report(f) for f in found))
+    bad = [f for f in found if f.record is None or f.signature_holds is False]
+    for f in bad:
+        why = "its C2PA signature does not hold" if f.signature_holds is False else "it has no Segue record"
+        _err(f"segue: {f.path}: {why}")
+    return EXIT_FAILED if bad else EXIT_OK
+
+
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--engine",
@@ -421,6 +469,7 @@ def parse_parts(text: str | None, mode: str) -> tuple[str, ...]:
 
 def cmd_continue(args: argparse.Namespace, factory: EngineFactory) -> int:
     request = build_request(args)  # before opening the engine: bad input fails fast
+    provenance = provenance_settings(args)
     out_dir: Path = args.out.expanduser().resolve()
     recover_jobs(out_dir)  # jobs a killed Segue left running there: failed, "interrupted"; stray temp files go
     engine = _open(factory, args.engine, args.token)
@@ -429,7 +478,7 @@ def cmd_continue(args: argparse.Namespace, factory: EngineFactory) -> int:
     printer = ProgressPrinter(sys.stderr)
     printer.note(f"segue: job {record.id} ({engine.name}) in {job_dir}")
     try:
-        record = _run_interruptibly(engine, request, out_dir, record, printer)
+        record = _run_interruptibly(engine, request, out_dir, record, printer, provenance)
     except BadInputError:
         printer.close()
         if args.json:
@@ -453,7 +502,12 @@ def cmd_continue(args: argparse.Namespace, factory: EngineFactory) -> int:
 
 
 def _run_interruptibly(
-    engine: Engine, request: GenerationRequest, out_dir: Path, record: JobRecord, printer: ProgressPrinter
+    engine: Engine,
+    request: GenerationRequest,
+    out_dir: Path,
+    record: JobRecord,
+    printer: ProgressPrinter,
+    provenance: ProvenanceSettings | None = None,
 ) -> JobRecord:
     """Run the job on a worker thread; the first Ctrl-C cancels it cleanly, a second one stops at once."""
     cancel = CancelToken()
@@ -463,7 +517,7 @@ def _run_interruptibly(
 
     def work() -> None:
         try:
-            outcome["record"] = execute_job(engine, request, out_dir, record, printer, cancel)
+            outcome["record"] = execute_job(engine, request, out_dir, record, printer, cancel, provenance)
         except BaseException as e:  # handed to the main thread
             outcome["error"] = e
         finally:

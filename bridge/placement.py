@@ -16,7 +16,8 @@ fails when the name is taken (no overwrite, no half-written file under a real na
 WAV copies carry a BWF ``bext`` chunk (:mod:`bridge.bwf`) whose ``TimeReference`` is the placement's position on
 the DAW timeline in samples at the file's rate, so a DAW can put the file back at its original position; that
 only happens when the position is known (the DAW sent the region's start). Otherwise the copy is plain, and a
-note is logged.
+note is logged. A file that carries Segue's provenance (:mod:`engine.provenance`) keeps it: its ``bext`` fields
+but the time reference, its ``iXML``, and a C2PA manifest signed again over the new bytes.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from bridge import __version__
 from bridge.bwf import Bext, ascii_text, coding_history, copy_plain, copy_with_bext, read_format
 from bridge.jobs import JobRecord, VariantRecord
 from engine.errors import BadInputError, EngineError, SegueError
+from engine.provenance.record import ProvenanceSettings
+from engine.provenance.stamp import placed_copy
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +172,11 @@ def _place_wav(
         fmt = read_format(source)
         if fmt.sample_rate <= 0:
             raise BadInputError(f"{source} declares a sample rate of {fmt.sample_rate} Hz")
+        time_reference = round(position_seconds * fmt.sample_rate)
+        placed = placed_copy(source, time_reference, _provenance_settings())
+        if placed is not None:  # a generated file: its bext and iXML kept, a new time reference, signed again
+            copy = _claim_new(place_dir, name, suffix, lambda out: out.write(placed), source)
+            return copy, time_reference
         now = datetime.now()
         bext = Bext(
             description=f"Segue {record.mode} {variant.id} {part} for track {track}; job {record.id}",
@@ -176,13 +184,21 @@ def _place_wav(
             originator_reference=f"SEGUE-{job_short(record.id)}-{variant.id}",
             origination_date=f"{now:%Y-%m-%d}",
             origination_time=f"{now:%H-%M-%S}",
-            time_reference=round(position_seconds * fmt.sample_rate),
+            time_reference=time_reference,
             coding_history=coding_history(fmt, f"Segue {__version__}"),
         )
         return _write_claimed(place_dir, name, suffix, source, bext), bext.time_reference
     except BadInputError as e:
         log.warning("%s: cannot add a bext chunk (%s); writing a plain copy", variant.id, e)
         return _write_claimed(place_dir, name, suffix, source, None), None
+
+
+def _provenance_settings() -> ProvenanceSettings:
+    try:
+        return ProvenanceSettings.load()
+    except BadInputError as e:
+        log.warning("%s; using the default provenance settings", e)
+        return ProvenanceSettings()
 
 
 def _write_claimed(place_dir: Path, stem: str, suffix: str, source: Path, bext: Bext | None) -> Path:

@@ -29,6 +29,7 @@ from bridge.jobs import (
     VariantRecord,
     create_job_dir,
     discard_job_dir,
+    job_to_json,
     load_job,
     now_iso,
     partial_variant_dirs,
@@ -36,6 +37,8 @@ from bridge.jobs import (
 )
 from engine.api import CancelToken, Engine, GenerationRequest, GenerationResult
 from engine.errors import BadInputError, CancelledError, DiskFullError, EngineError
+from engine.provenance.record import ProvenanceSettings
+from engine.provenance.stamp import StampReport, stamp_job
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +113,12 @@ def execute_job(
     record: JobRecord,
     on_progress: OnProgress | None = None,
     cancel: CancelToken | None = None,
+    provenance: ProvenanceSettings | None = None,
 ) -> JobRecord:
     """Run a job made by :func:`create_job` and return its final record.
+
+    Before the job is ``done``, its WAV and MIDI files get their provenance (:mod:`engine.provenance`) as
+    ``provenance`` says (None: the settings file and ``SEGUE_PROVENANCE_*``).
 
     Returns the record when the job is ``done``, ``cancelled`` (:class:`CancelledError` from the engine), or
     ``failed`` with an engine error (the traceback is logged at DEBUG). Records ``failed`` and re-raises on
@@ -150,7 +157,28 @@ def execute_job(
     if problem:
         return _finish(job_dir, record, "failed", EngineError(problem), started)
     record = _with_result(record, request, result, time.perf_counter() - started)
+    record = _stamp(job_dir, record, provenance)
     return _update(job_dir, record, status="done")
+
+
+def _stamp(job_dir: Path, record: JobRecord, settings: ProvenanceSettings | None) -> JobRecord:
+    """Write provenance into the job's files; what could not be written is said in the region's notes."""
+    if settings is None:
+        try:
+            settings = ProvenanceSettings.load()
+        except BadInputError as e:
+            log.warning("%s; using the default provenance settings", e)
+            settings = ProvenanceSettings()
+    try:
+        report = stamp_job(job_dir, job_to_json(record), settings)
+    except Exception as e:  # the job's files are all there: a provenance bug must not fail it
+        log.warning("job %s: provenance not written (%s: %s)", record.id, type(e).__name__, e, exc_info=True)
+        report = StampReport(problems=(f"not written ({type(e).__name__}: {e})",))
+    if not report.problems:
+        return record
+    said = "; ".join("provenance: " + p for p in report.problems[:3])
+    notes = f"{record.region.notes}; {said}" if record.region.notes else said
+    return dataclasses.replace(record, region=dataclasses.replace(record.region, notes=notes))
 
 
 def run_job(

@@ -99,6 +99,7 @@ class Workers:
         try:
             engine = self.engine(device)
             result = engine.generate(request, job.folder, job.progress, job.cancel)
+            _stamp(job, request, result)
             files = _result_files(job, result.variants)
         except CancelledError:
             if self._stop.is_set():  # the server is stopping, not the user cancelling
@@ -120,6 +121,21 @@ class Workers:
         job.update(status="done", result=to_jsonable(result), files=files, progress={"fraction": 1.0,
                    "message": "done"})  # fmt: skip
         log.info("job %s: done (%d file(s))", job.id, len(files))
+
+
+def _stamp(job: ServerJob, request: GenerationRequest, result: Any) -> None:
+    """Provenance in the job's files (engine.provenance), before they are hashed for the client; a failure is
+    logged, never the job's end."""
+    try:
+        import socket
+
+        from engine.provenance.record import ProvenanceSettings
+        from engine.provenance.stamp import stamp_result
+
+        engine_name = f"segue serve on {socket.gethostname()}"
+        stamp_result(job.folder, job.id, request, result, engine_name, ProvenanceSettings.load())
+    except Exception:  # the files are all there; a provenance bug must not fail the job
+        log.warning("job %s: provenance not written", job.id, exc_info=True)
 
 
 def _result_files(job: ServerJob, variants: Any) -> list[dict[str, Any]]:

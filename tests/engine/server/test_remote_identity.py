@@ -2,8 +2,8 @@
 
 `segue continue` with the shipped model (2 bars, 2 variants), once with the local engine and once with
 `--engine URL --token T` against a real uvicorn serving the local engine: the same files, byte for byte (MIDI and
-WAV; the WAV samples are compared as well, so a failure says which), and the same manifest apart from ids, times
-and the engine's name.
+WAV without the provenance stamped into them afterwards; the WAV samples are compared as well, so a failure says
+which), and the same manifest apart from ids, times and the engine's name.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import soundfile as sf
 from server_rig import TOKEN, RunningServer, thread_server
 
 from bridge.cli import main as segue
+from engine.provenance.report import inspect_file
+from engine.provenance.stamp import strip_provenance
 from engine.server.workers import local_engine_factory
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -66,7 +68,13 @@ def test_a_remote_run_gives_exactly_the_files_of_a_local_run(
             here, there = sf.read(path, always_2d=True), sf.read(remote_files[rel], always_2d=True)
             assert here[1] == there[1], rel
             np.testing.assert_array_equal(here[0], there[0], err_msg=rel)
-        assert path.read_bytes() == remote_files[rel].read_bytes(), rel
+        # byte for byte as the engine wrote them; the provenance stamped afterwards names each side's job
+        assert strip_provenance(path.read_bytes()) == strip_provenance(remote_files[rel].read_bytes()), rel
+        here_record, there_record = inspect_file(path).record, inspect_file(remote_files[rel]).record
+        assert here_record is not None and there_record is not None, rel
+        assert (here_record.model, here_record.seed, here_record.region_sha256) == (
+            there_record.model, there_record.seed, there_record.region_sha256)  # fmt: skip
+        assert here_record.engine == "local" and there_record.engine.startswith("remote 127.0.0.1:"), rel
 
     for key in ("status", "mode", "kind", "model", "params", "place_at", "variants", "file_sources"):
         assert remote[key] == local[key], key

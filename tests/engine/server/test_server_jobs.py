@@ -26,6 +26,7 @@ from server_rig import (
 from bridge.runner import run_job
 from engine.api import CancelToken, GenerationParams, GenerationRequest, Prompt
 from engine.errors import BadInputError, CancelledError
+from engine.provenance.stamp import strip_provenance
 from engine.remote import RemoteEngine
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -48,7 +49,9 @@ def request_for(tmp_path: Path, model: str = "default", variants: int = 2) -> Ge
 
 
 def folder_files(job_dir: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(job_dir)): p.read_bytes() for p in sorted(job_dir.rglob("*")) if p.is_file()}
+    """The files as the engine wrote them: without the provenance stamped into them afterwards."""
+    files = sorted(p for p in job_dir.rglob("*") if p.is_file())
+    return {str(p.relative_to(job_dir)): strip_provenance(p.read_bytes()) for p in files}
 
 
 def server_jobs(server: RunningServer) -> list[dict[str, object]]:
