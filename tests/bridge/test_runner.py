@@ -59,7 +59,8 @@ def test_done_job_records_everything(tmp_path: Path, request_: GenerationRequest
     assert data["status"] == "done" and data["error"] is None
     assert (data["mode"], data["kind"], data["model"], data["engine"]) == ("continue", "midi", "fake-midi", "fake")
     expected = {"bars": 2, "variants": 2, "temperature": 0.9, "top_p": 0.8, "seed": 7, "parts": [], "output": "auto"}
-    assert data["params"] == expected
+    controls = {"similarity": None, "keep_opening": None, "density": None, "part_density": {}, "hold_notes": None}
+    assert data["params"] == {**expected, **controls, "end_on_tonic": None}  # None: the engine's default
     source = data["region"]["sources"][0]
     midi_bytes = (tmp_path / "in" / "My Region.mid").read_bytes()
     assert source["role"] == "midi" and source["sha256"] == hashlib.sha256(midi_bytes).hexdigest()
