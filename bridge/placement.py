@@ -24,10 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +34,7 @@ from typing import BinaryIO, Literal
 from bridge import __version__
 from bridge.bwf import Bext, ascii_text, coding_history, copy_plain, copy_with_bext, read_format
 from bridge.jobs import JobRecord, VariantRecord
+from engine.atomic import write_first_free
 from engine.errors import BadInputError, EngineError, SegueError
 from engine.provenance.record import ProvenanceSettings
 from engine.provenance.stamp import placed_copy
@@ -211,43 +209,10 @@ def _write_claimed(place_dir: Path, stem: str, suffix: str, source: Path, bext: 
 
 
 def _claim_new(place_dir: Path, stem: str, suffix: str, write: Callable[[BinaryIO], object], mode_from: Path) -> Path:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.", suffix=".tmp", dir=place_dir)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        shutil.copymode(mode_from, tmp)
-        for number in range(1, MAX_COPIES + 1):
-            target = place_dir / f"{stem}{'' if number == 1 else f'-{number}'}{suffix}"
-            if _link_no_clobber(tmp, target):
-                log.debug("wrote %s", target)
-                return target
-    except OSError as e:
-        raise EngineError(
-            f"could not write a copy in {place_dir}: {e.strerror or e}; check the folder is writable and has space"
-        ) from e
-    finally:
-        tmp.unlink(missing_ok=True)
-    raise EngineError(f"{place_dir} already holds {stem}{suffix} and {MAX_COPIES - 1} numbered copies; move some")
-
-
-def _link_no_clobber(tmp: Path, target: Path) -> bool:
-    """Give ``tmp``'s content the name ``target`` if that name is free; False if it is taken."""
-    try:
-        os.link(tmp, target)
-        return True
-    except FileExistsError:
-        return False
-    except OSError:  # no hard links here (some network or FAT mounts): reserve the name, then swap the content in
-        try:
-            os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:
-            return False
-        try:
-            os.replace(tmp, target)
-        except OSError:
-            target.unlink(missing_ok=True)  # the empty file we just made
-            raise
-        return True
+    """Write once (engine.atomic: checked, fsynced; a full disk says so), under the first free numbered name."""
+    names = (f"{stem}{'' if number == 1 else f'-{number}'}{suffix}" for number in range(1, MAX_COPIES + 1))
+    target = write_first_free(place_dir, names, write, like=mode_from)
+    if target is None:
+        raise EngineError(f"{place_dir} already holds {stem}{suffix} and {MAX_COPIES - 1} numbered copies; move some")
+    log.debug("wrote %s", target)
+    return target

@@ -98,10 +98,13 @@ def write_stream(
     return _write(Path(path), fill, None, overwrite, check)
 
 
-def write_first_free(folder: Path, names: Iterable[str], fill: Callable[[BinaryIO], object]) -> Path | None:
+def write_first_free(
+    folder: Path, names: Iterable[str], fill: Callable[[BinaryIO], object], *, like: Path | None = None
+) -> Path | None:
     """Write once (``fill(file)`` writes the content), then give the file the first of ``names`` in ``folder``
-    that is free; None when every name is taken (nothing is left behind). Never overwrites. A full disk is
-    :class:`~engine.errors.DiskFullError`; other OS errors are :class:`~engine.errors.EngineError`."""
+    that is free; None when every name is taken (nothing is left behind). Never overwrites. ``like``: a file
+    whose permission bits the new one takes. A full disk is :class:`~engine.errors.DiskFullError`; other OS
+    errors are :class:`~engine.errors.EngineError`."""
     first = folder / "segue-file"
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -115,6 +118,8 @@ def write_first_free(folder: Path, names: Iterable[str], fill: Callable[[BinaryI
             out.flush()
             written = out.tell()
             os.fsync(out.fileno())
+        if like is not None:
+            shutil.copymode(like, tmp)
         for name in names:
             target = folder / name
             try:
@@ -208,9 +213,13 @@ def link_no_clobber(tmp: Path, target: Path) -> None:
     except OSError as e:
         if e.errno in DISK_FULL_ERRNOS:
             raise
-        if target.exists():  # file systems without hard links (some network or FAT mounts)
-            raise FileExistsError(target) from None
-        os.replace(tmp, target)
+        # no hard links here (some network or FAT mounts): reserve the name (FileExistsError if taken), swap in
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            target.unlink(missing_ok=True)
+            raise
 
 
 def temp_owner(name: str) -> tuple[bool, int | None]:
