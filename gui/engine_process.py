@@ -80,11 +80,11 @@ class ProcessEngine:
         cancel: CancelToken | None = None,
     ) -> GenerationResult:
         with self._lock:
-            self._send(("generate", request, job_dir))
+            self._send(("generate", request, job_dir), "generating")
             asked_to_cancel = False
             while True:
                 if cancel is not None and cancel.cancelled and not asked_to_cancel:
-                    self._send(("cancel",))
+                    self._send(("cancel",), "generating")
                     asked_to_cancel = True
                 reply = self._receive(_POLL_S, "generating", wait=False)
                 if reply[0] == "none":
@@ -110,11 +110,13 @@ class ProcessEngine:
             self._process.join(2.0)
         self._conn.close()
 
-    def _send(self, message: tuple[Any, ...]) -> None:
+    def _send(self, message: tuple[Any, ...], doing: str = "") -> None:
+        """A child that died while we wrote to it is explained like one that died while we read (the same
+        event: which end of the pipe notices first is a race)."""
         try:
             self._conn.send(message)
         except (OSError, ValueError) as e:
-            raise EngineError(self._gone("") + f" ({e})") from e
+            raise EngineError(self._gone(doing)) from e
 
     def _receive(self, timeout_s: float, doing: str, wait: bool = True) -> tuple[Any, ...]:
         """The child's next message; ``("none",)`` when ``wait`` is False and nothing came within the timeout."""
