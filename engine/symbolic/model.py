@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from engine.symbolic import model_fast
+
 
 @dataclass(frozen=True)
 class GPTConfig:
@@ -59,7 +61,11 @@ PRESETS: dict[str, GPTConfig] = {
 
 
 class KVCache:
-    """Preallocated keys and values for every layer: ``[layers, B, heads, block_size, head_dim]``."""
+    """Preallocated keys and values for every layer: ``[layers, B, heads, block_size, head_dim]``.
+
+    ``shared`` > 0: the first ``shared`` positions hold a prompt every row shares, stored in row 0 only
+    (:func:`engine.symbolic.model_fast.prefill_shared`); :meth:`materialize` copies it into every row.
+    """
 
     def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype) -> None:
         head_dim = config.n_embd // config.n_head
@@ -67,10 +73,27 @@ class KVCache:
         self.keys = torch.zeros(shape, device=device, dtype=dtype)
         self.values = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0  # positions filled so far (the same for every row of the batch)
+        self.shared = 0  # leading positions stored in row 0 only
+        self.plan: model_fast.DecodePlan | None = None  # the fast path's weights for this cache's job
+
+    @classmethod
+    def view_of(cls, cache: KVCache, rows: slice) -> KVCache:
+        """A cache over some rows of ``cache``'s tensors (writes land in ``cache``); its own length."""
+        view = cls.__new__(cls)
+        view.keys, view.values = cache.keys[:, rows], cache.values[:, rows]
+        view.length, view.shared, view.plan = cache.length, 0, cache.plan
+        return view
 
     @property
     def capacity(self) -> int:
         return int(self.keys.shape[3])
+
+    def materialize(self) -> None:
+        """Copy the shared prompt's keys/values from row 0 into every row (the module path reads them there)."""
+        if self.shared:
+            self.keys[:, 1:, :, : self.shared] = self.keys[:, :1, :, : self.shared]
+            self.values[:, 1:, :, : self.shared] = self.values[:, :1, :, : self.shared]
+            self.shared = 0
 
 
 class CausalSelfAttention(nn.Module):
@@ -148,6 +171,7 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.n_streams * config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying (stream by stream)
+        self.fast_decode = model_fast.enabled_by_default()  # decode steps through engine.symbolic.model_fast
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if name.endswith("proj.weight"):
@@ -187,9 +211,17 @@ class GPT(nn.Module):
             B, _, T = idx.shape
         start = cache.length if cache is not None else 0
         if start + T > self.config.block_size:
-            raise ValueError(
-                f"sequence of {start + T} tokens exceeds the context of {self.config.block_size}"
-            )
+            raise ValueError(f"sequence of {start + T} tokens exceeds the context of {self.config.block_size}")
+        if cache is not None and targets is None and model_fast.usable(self):
+            if start == 0:  # a new job's cache: check the weights once, the steps reuse the plan
+                cache.plan = model_fast.plan_for(self)
+            plan = cache.plan
+            if plan is not None and T == 1:
+                return model_fast.decode_step(self, plan, idx, cache), None
+            if plan is not None and start == 0 and model_fast.rows_identical(idx):
+                return model_fast.prefill_shared(self, idx, cache), None
+        if cache is not None:
+            cache.materialize()
         pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)
         x = self.drop(self._embed(idx) + self.wpe(pos))
         for layer, block in enumerate(self.blocks):

@@ -1,0 +1,215 @@
+"""The GPT's decode step without the module tree: fewer, larger tensor ops per token, and a shared prompt.
+
+Sampling spends almost all of its time in one-token steps against the KV cache. On a CPU such a step is bound by
+memory traffic (every weight and every cached key/value is read once per step) and by per-op overhead, not by
+arithmetic. :func:`decode_step` computes exactly what the module path (:meth:`engine.symbolic.model.GPT.forward`
+with a cache) computes, with the same weights, in about a third as many torch ops: no module calls, the residual
+additions folded into ``addmm``, attention as two small matmuls on the cache (for one query the CPU flash-attention
+kernel is several times slower than plain matmuls), and no copies of the weights.
+
+A shared prompt (:func:`prefill_shared`): when every row of a batch starts from the same tokens (K variants of one
+region), the prompt is run through the model once and its keys/values are stored once, in row 0 of the cache; each
+step then reads them once for all rows (one matmul per head with the rows as its M dimension) and only the rows'
+own tokens row by row. That removes (K-1)/K of the prompt's share of both the prefill and every step's cache reads.
+Whatever needs the full per-row cache (the module path) first calls :meth:`KVCache.materialize`.
+
+Weights are read from the model's parameters at every step (``DecodePlan`` holds references, re-taken when a
+parameter object is replaced), so weights adapted in place before or between jobs, by fine-tuning or by merged
+low-rank adapters, are used as they are. A model whose blocks are not the plain modules this code knows (a wrapped
+``nn.Linear``, a forward hook) is not eligible: it falls back to the module path, which is always correct.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import TYPE_CHECKING, cast
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+if TYPE_CHECKING:  # model.py imports this module
+    from engine.symbolic.model import GPT, Block, KVCache
+
+ENV_VAR = "SEGUE_FAST_DECODE"  # "0" turns the fast path off (the module path; a benchmark's baseline)
+
+
+def enabled_by_default() -> bool:
+    return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+_Layer = tuple[
+    torch.Tensor, torch.Tensor | None,  # ln_1 weight, bias
+    torch.Tensor, torch.Tensor | None,  # qkv
+    torch.Tensor, torch.Tensor | None,  # attention output projection
+    torch.Tensor, torch.Tensor | None,  # ln_2
+    torch.Tensor, torch.Tensor | None,  # mlp fc
+    torch.Tensor, torch.Tensor | None,  # mlp output projection
+]  # fmt: skip
+
+
+def _blocks(model: GPT) -> list[Block]:
+    return cast("list[Block]", list(model.blocks))
+
+
+def _plain(module: nn.Module, kind: type[nn.Module]) -> bool:
+    """Exactly ``kind`` (not a subclass or wrapper) and no hooks: its forward is what we reimplement."""
+    return (
+        type(module) is kind
+        and not module._forward_hooks
+        and not module._forward_pre_hooks
+        and not getattr(module, "_backward_hooks", None)
+    )
+
+
+def eligible(model: GPT) -> bool:
+    """Can :func:`decode_step` stand in for ``model``'s module path? (plain modules, no hooks)"""
+    if type(model).__name__ != "GPT" or model._forward_hooks or model._forward_pre_hooks:
+        return False
+    for block in _blocks(model):
+        parts = (
+            (block, None),
+            (block.ln_1, nn.LayerNorm),
+            (block.ln_2, nn.LayerNorm),
+            (block.attn.qkv, nn.Linear),
+            (block.attn.proj, nn.Linear),
+            (block.mlp.fc, nn.Linear),
+            (block.mlp.proj, nn.Linear),
+        )
+        for module, kind in parts:
+            if kind is None:
+                if module._forward_hooks or module._forward_pre_hooks:
+                    return False
+            elif not _plain(module, kind):
+                return False
+        if block.attn._forward_hooks or block.mlp._forward_hooks:
+            return False
+        if block.attn._forward_pre_hooks or block.mlp._forward_pre_hooks:
+            return False
+    return _plain(model.ln_f, nn.LayerNorm) and _plain(model.lm_head, nn.Linear) and _plain(model.wte, nn.Embedding)
+
+
+class DecodePlan:
+    """References to the weights one decode step reads, in the order it reads them.
+
+    Built from the model's parameters; :meth:`current` says whether the model still holds the same parameter
+    objects (in-place changes need nothing: the references see them).
+    """
+
+    def __init__(self, model: GPT) -> None:
+        self.layers: list[_Layer] = []
+        for block in _blocks(model):
+            self.layers.append(
+                (
+                    block.ln_1.weight, block.ln_1.bias,
+                    block.attn.qkv.weight, block.attn.qkv.bias,
+                    block.attn.proj.weight, block.attn.proj.bias,
+                    block.ln_2.weight, block.ln_2.bias,
+                    block.mlp.fc.weight, block.mlp.fc.bias,
+                    block.mlp.proj.weight, block.mlp.proj.bias,
+                )
+            )  # fmt: skip
+        self.ln_f = (model.ln_f.weight, model.ln_f.bias)
+        self.eps = (
+            [(b.ln_1.eps, b.ln_2.eps) for b in _blocks(model)],
+            model.ln_f.eps,
+        )
+        self.sources = self._sources(model)
+        self.n_head = model.config.n_head
+        self.n_embd = model.config.n_embd
+
+    @staticmethod
+    def _sources(model: GPT) -> list[torch.Tensor | None]:
+        return [p for p in model.parameters()] + [model.lm_head.weight, model.wte.weight, model.wpe.weight]
+
+    def current(self, model: GPT) -> bool:
+        sources = self._sources(model)
+        return len(sources) == len(self.sources) and all(a is b for a, b in zip(sources, self.sources, strict=True))
+
+
+def plan_for(model: GPT) -> DecodePlan | None:
+    """The model's decode plan, built (or rebuilt after a parameter was replaced) on demand; None if not eligible.
+
+    Called once per job (a new cache); the job's steps reuse the plan it returns."""
+    plan: DecodePlan | None = model.__dict__.get("_decode_plan")
+    if plan is not None and plan.current(model):
+        return plan
+    model.__dict__.pop("_decode_plan", None)
+    if not eligible(model):
+        return None
+    plan = DecodePlan(model)
+    model.__dict__["_decode_plan"] = plan
+    return plan
+
+
+def usable(model: GPT) -> bool:
+    """The fast path applies now: switched on, not training (dropout), no gradients wanted."""
+    if not model.fast_decode or (model.training and model.config.dropout > 0.0):
+        return False
+    return not torch.is_grad_enabled() or torch.is_inference_mode_enabled()
+
+
+def decode_step(model: GPT, plan: DecodePlan, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """One token per row (``idx`` [B, 1], or [B, Q, 1] with Q streams) -> logits as the module path returns them
+    ([B, 1, vocab] or [B, Q, 1, vocab]); writes this step's keys/values and advances the cache."""
+    B = idx.shape[0]
+    C = plan.n_embd
+    H = plan.n_head
+    hd = C // H
+    pos = cache.length
+    L = pos + 1
+    shared = cache.shared
+    scale = 1.0 / math.sqrt(hd)
+    x = model._embed(idx).view(B, C) + model.wpe.weight[pos]
+    keys, values = cache.keys, cache.values
+    layer_eps, final_eps = plan.eps
+    for layer, (ln1w, ln1b, wqkv, bqkv, wp, bp, ln2w, ln2b, wfc, bfc, wp2, bp2) in enumerate(plan.layers):
+        h = F.layer_norm(x, (C,), ln1w, ln1b, layer_eps[layer][0])
+        qkv = F.linear(h, wqkv, bqkv).view(B, 3, H, hd)
+        k_layer, v_layer = keys[layer], values[layer]
+        k_layer[:, :, pos] = qkv[:, 1]
+        v_layer[:, :, pos] = qkv[:, 2]
+        q = qkv[:, 0] * scale  # [B, H, hd]
+        if shared:
+            # the prompt's keys once for all rows: per head, [B, hd] @ [hd, P]
+            s_shared = torch.matmul(q.transpose(0, 1), k_layer[0, :, :shared].transpose(-1, -2))  # [H, B, P]
+            s_own = torch.matmul(q.unsqueeze(2), k_layer[:, :, shared:L].transpose(-1, -2))  # [B, H, 1, S]
+            probs = torch.softmax(torch.cat((s_shared.transpose(0, 1), s_own.squeeze(2)), dim=-1), dim=-1)
+            y = torch.matmul(probs[..., :shared].transpose(0, 1), v_layer[0, :, :shared]).transpose(0, 1)
+            y = y + torch.matmul(probs[..., shared:].unsqueeze(2), v_layer[:, :, shared:L]).squeeze(2)
+        else:
+            s = torch.matmul(q.unsqueeze(2), k_layer[:, :, :L].transpose(-1, -2))  # [B, H, 1, L]
+            y = torch.matmul(torch.softmax(s, dim=-1), v_layer[:, :, :L])
+        y = y.reshape(B, C)
+        x = _residual_linear(x, y, wp, bp)
+        h = F.layer_norm(x, (C,), ln2w, ln2b, layer_eps[layer][1])
+        x = _residual_linear(x, F.gelu(F.linear(h, wfc, bfc)), wp2, bp2)
+    x = F.layer_norm(x, (C,), plan.ln_f[0], plan.ln_f[1], final_eps)
+    cache.length += 1
+    return model._head(x.unsqueeze(1))
+
+
+def _residual_linear(x: torch.Tensor, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``x + h @ weight.T (+ bias)`` in one op."""
+    out = torch.addmm(x, h, weight.t())
+    return out if bias is None else out + bias
+
+
+def rows_identical(idx: torch.Tensor) -> bool:
+    """Every row of the batch holds the same tokens (the same prompt for K variants)."""
+    return idx.shape[0] > 1 and bool((idx == idx[:1]).all())
+
+
+def prefill_shared(model: GPT, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    """Prefill an empty cache with a prompt that every row shares: run one row, keep its keys/values once.
+
+    Returns the logits the module path would return for the whole batch (the one row's, expanded).
+    """
+    from engine.symbolic.model import KVCache  # noqa: PLC0415 (model.py imports this module)
+
+    one = KVCache.view_of(cache, rows=slice(0, 1))
+    logits: torch.Tensor = model(idx[:1], cache=one)[0]
+    cache.length = one.length
+    cache.shared = int(idx.shape[-1])
+    return logits.repeat(idx.shape[0], *([1] * (logits.dim() - 1)))  # [B, 1, V]: small, and safe to modify

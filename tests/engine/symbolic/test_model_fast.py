@@ -1,0 +1,264 @@
+"""The fast decode path (engine.symbolic.model_fast) computes what the module path computes.
+
+Checked on the shipped checkpoints (engine/models/segue-midi-small and segue-accompany-small, our own models; see
+their model cards) with a real prompt (examples/regions/pop_100bpm_4-4.mid, our own example region), and on small
+random models for the cases the shipped ones do not cover (several streams, biases). Tolerances are float32
+rounding differences between two orders of summation, not timings; nothing here depends on machine load.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from engine.api import Prompt
+from engine.checkpoints import SHIPPED_DIR, read_checkpoint
+from engine.symbolic import model_fast
+from engine.symbolic.model import GPT, GPTConfig, KVCache
+
+ROOT = Path(__file__).resolve().parents[3]
+REGION = ROOT / "examples/regions/pop_100bpm_4-4.mid"
+ATOL = 2e-4  # logits are O(10); float32 reorderings differ by ~1e-5
+
+
+@functools.lru_cache(maxsize=2)
+def _shipped(name: str) -> GPT:
+    path = SHIPPED_DIR / name
+    if not (path / "model.safetensors").is_file():
+        pytest.skip(f"{name} is not installed")
+    ckpt = read_checkpoint(path)
+    if name == "segue-accompany-small":
+        from engine.symbolic.accompany import load_accompany
+
+        model, _ = load_accompany(ckpt)
+    else:
+        from engine.symbolic.weights import load_symbolic
+
+        model, _ = load_symbolic(ckpt)
+    return model
+
+
+@functools.lru_cache(maxsize=1)
+def _region_ids() -> tuple[int, ...]:
+    from engine.symbolic.continuation import SymbolicModel, encode_prompt
+    from engine.symbolic.region import read_region
+
+    ckpt = read_checkpoint(SHIPPED_DIR / "segue-midi-small")
+    sm = SymbolicModel.load(ckpt)
+    return tuple(encode_prompt(read_region(Prompt(midi_path=REGION)), sm.tokenizer, sm.vocab, 384))
+
+
+def _region_prompt(model: GPT, length: int = 200) -> torch.Tensor:
+    """The example region's tokens (the MIDI tokenizer's ids), the last ``length``, as one row."""
+    ids = [i % model.config.vocab_size for i in _region_ids()][-length:]
+    return torch.tensor([ids], dtype=torch.long)
+
+
+def _run(model: GPT, prompt: torch.Tensor, steps: torch.Tensor, fast: bool) -> list[torch.Tensor]:
+    """Prefill ``prompt`` [B, T] then feed ``steps`` [n, B, 1]: the logits after the prefill and every step."""
+    model.fast_decode = fast
+    try:
+        with torch.inference_mode():
+            cache = model.new_cache(prompt.shape[0])
+            logits, _ = model(prompt, cache=cache)
+            out = [logits[..., -1, :].clone()]
+            for token in steps:
+                step, _ = model(token, cache=cache)
+                out.append(step[..., -1, :].clone())
+            assert cache.length == prompt.shape[-1] + len(steps)
+    finally:
+        model.fast_decode = True
+    return out
+
+
+def _assert_close(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
+    assert len(a) == len(b)
+    for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        assert x.shape == y.shape
+        assert torch.allclose(x, y, atol=ATOL, rtol=1e-4), f"step {i}: max diff {(x - y).abs().max().item():.2e}"
+
+
+@pytest.mark.parametrize("name", ["segue-midi-small", "segue-accompany-small"])
+def test_decode_steps_give_the_module_paths_logits_on_the_shipped_models(name: str) -> None:
+    model = _shipped(name)
+    prompt = _region_prompt(model).expand(4, -1)  # K variants of one region: the shared-prompt prefill
+    steps = torch.randint(0, model.config.vocab_size, (24, 4, 1), generator=torch.Generator().manual_seed(1))
+    _assert_close(_run(model, prompt, steps, fast=True), _run(model, prompt, steps, fast=False))
+
+
+def test_decode_steps_after_a_prompt_that_differs_between_rows_match_too() -> None:
+    model = _shipped("segue-midi-small")
+    prompt = _region_prompt(model, 120).repeat(3, 1)
+    prompt[1, -5:] = prompt[1, -5:].flip(0)  # rows differ: no shared prompt
+    steps = torch.randint(0, model.config.vocab_size, (10, 3, 1), generator=torch.Generator().manual_seed(2))
+    _assert_close(_run(model, prompt, steps, fast=True), _run(model, prompt, steps, fast=False))
+
+
+def test_decode_steps_match_a_full_forward_without_cache() -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=97, block_size=64, n_layer=2, n_head=4, n_embd=32, bias=True)).eval()
+    tokens = torch.randint(0, 97, (1, 30)).repeat(3, 1)
+    tokens[:, 12:] = torch.randint(0, 97, (3, 18))
+    fast = _run(model, tokens[:, :12], tokens[:, 12:].T.unsqueeze(-1), fast=True)
+    with torch.inference_mode():
+        full, _ = model(tokens)
+    _assert_close(fast, [full[:, t] for t in range(11, 30)])
+
+
+def test_several_streams_decode_like_the_module_path() -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=33, block_size=48, n_layer=2, n_head=2, n_embd=32, n_streams=4)).eval()
+    prompt = torch.randint(0, 33, (1, 4, 10)).expand(2, -1, -1)
+    steps = torch.randint(0, 33, (8, 2, 4, 1))
+    fast, slow = _run(model, prompt, steps, fast=True), _run(model, prompt, steps, fast=False)
+    assert fast[-1].shape == (2, 4, 33)
+    _assert_close(fast, slow)
+
+
+def test_the_shared_prompt_is_stored_once_and_materialized_for_the_module_path() -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=32)).eval()
+    prompt = torch.randint(0, 50, (1, 9)).expand(3, -1)
+    with torch.inference_mode():
+        cache = model.new_cache(3)
+        model(prompt, cache=cache)
+        assert cache.shared == 9 and not cache.keys[:, 1:, :, :9].any()  # rows 1.. hold nothing yet
+        chunk = torch.randint(0, 50, (3, 4))
+        logits, _ = model(chunk, cache=cache)  # a chunk of several tokens: the module path, after materialize()
+        assert cache.shared == 0 and torch.equal(cache.keys[:, 1, :, :9], cache.keys[:, 0, :, :9])
+        full, _ = model(torch.cat([prompt, chunk], dim=1))
+    assert torch.allclose(logits[:, -1], full[:, -1], atol=ATOL, rtol=1e-4)
+
+
+def _adapt_in_place(model: GPT, seed: int) -> None:
+    """What test-time adaptation does to the weights: change every one of them in place."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.02)
+
+
+def test_weights_adapted_in_place_between_jobs_are_used() -> None:
+    model = _shipped("segue-midi-small")
+    prompt = _region_prompt(model, 80).expand(2, -1)
+    steps = torch.randint(0, model.config.vocab_size, (6, 2, 1), generator=torch.Generator().manual_seed(3))
+    before = _run(model, prompt, steps, fast=True)
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    try:
+        _adapt_in_place(model, 4)
+        after = _run(model, prompt, steps, fast=True)
+        _assert_close(after, _run(model, prompt, steps, fast=False))
+        assert (after[-1] - before[-1]).abs().max() > 100 * ATOL  # the adaptation shows in the fast path
+    finally:
+        model.load_state_dict(saved)
+    _assert_close(_run(model, prompt, steps, fast=True), before)  # restored weights: the original logits
+
+
+def test_weights_changed_during_a_job_are_used_from_the_next_step() -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=40, block_size=32, n_layer=2, n_head=2, n_embd=16)).eval()
+    with torch.inference_mode():
+        cache = model.new_cache(2)
+        model(torch.randint(0, 40, (2, 5)), cache=cache)
+    _adapt_in_place(model, 5)
+    token = torch.randint(0, 40, (2, 1))
+    with torch.inference_mode():
+        slow_cache = KVCache.view_of(cache, slice(0, 2))
+        slow_cache.keys, slow_cache.values = cache.keys.clone(), cache.values.clone()
+        fast, _ = model(token, cache=cache)
+        model.fast_decode = False
+        slow, _ = model(token, cache=slow_cache)
+        model.fast_decode = True
+    assert torch.allclose(fast, slow, atol=ATOL, rtol=1e-4)
+
+
+def test_a_replaced_parameter_object_is_picked_up_at_the_next_job() -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=40, block_size=32, n_layer=2, n_head=2, n_embd=16)).eval()
+    prompt = torch.randint(0, 40, (1, 6)).expand(2, -1)
+    steps = torch.randint(0, 40, (4, 2, 1))
+    before = _run(model, prompt, steps, fast=True)
+    fc = model.blocks[1].mlp.fc
+    fc.weight = nn.Parameter(fc.weight.detach() * 3.0)  # a new tensor object, not an in-place change
+    after = _run(model, prompt, steps, fast=True)
+    _assert_close(after, _run(model, prompt, steps, fast=False))
+    assert (after[-1] - before[-1]).abs().max() > 100 * ATOL
+
+
+class _LowRank(nn.Linear):
+    """A low-rank adapter that wraps a linear layer instead of merging into its weight."""
+
+    def __init__(self, base: nn.Linear) -> None:
+        super().__init__(base.in_features, base.out_features, bias=base.bias is not None)
+        self.weight = base.weight
+        self.down = nn.Parameter(torch.randn(base.in_features, 2) * 0.5)
+        self.up = nn.Parameter(torch.randn(2, base.out_features) * 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + x @ self.down @ self.up
+
+
+def test_a_model_with_wrapped_layers_or_hooks_keeps_the_module_path() -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=40, block_size=32, n_layer=2, n_head=2, n_embd=16)).eval()
+    assert model_fast.eligible(model)
+    prompt = torch.randint(0, 40, (1, 6)).expand(2, -1)
+    steps = torch.randint(0, 40, (4, 2, 1))
+    plain = _run(model, prompt, steps, fast=True)
+    model.blocks[0].attn.qkv = _LowRank(model.blocks[0].attn.qkv)
+    assert not model_fast.eligible(model)
+    adapted = _run(model, prompt, steps, fast=True)
+    _assert_close(adapted, _run(model, prompt, steps, fast=False))
+    assert (adapted[-1] - plain[-1]).abs().max() > 100 * ATOL  # the adapter is applied, not skipped
+
+    hooked = GPT(GPTConfig(vocab_size=40, block_size=32, n_layer=2, n_head=2, n_embd=16)).eval()
+    hooked.blocks[1].mlp.register_forward_hook(lambda module, args, out: out * 0.5)
+    assert not model_fast.eligible(hooked)
+
+
+def test_gradients_and_dropout_in_training_keep_the_module_path() -> None:
+    model = GPT(GPTConfig(vocab_size=40, block_size=32, n_layer=2, n_head=2, n_embd=16, dropout=0.1))
+    model.eval()
+    assert not model_fast.usable(model)  # gradients wanted (grad mode): the module path
+    with torch.no_grad():
+        assert model_fast.usable(model)
+        model.train()
+        assert not model_fast.usable(model)  # dropout is on
+    model.eval()
+    with torch.inference_mode():
+        cache = model.new_cache(1)
+        model(torch.randint(0, 40, (1, 3)), cache=cache)
+        assert cache.plan is not None
+
+
+def test_the_environment_switch_turns_the_fast_path_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(model_fast.ENV_VAR, "0")
+    assert GPT(GPTConfig(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8)).fast_decode is False
+    monkeypatch.setenv(model_fast.ENV_VAR, "1")
+    assert GPT(GPTConfig(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8)).fast_decode is True
+
+
+def test_the_sampler_draws_the_same_tokens_with_either_path() -> None:
+    from engine.api import Meter
+    from engine.symbolic.sampling import Vocabulary, constraints_for, sample_continuations
+    from engine.symbolic.tokenizer import make_tokenizer
+
+    tokenizer = make_tokenizer()
+    vocab = Vocabulary.from_tokenizer(tokenizer)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(tokenizer), block_size=128, n_layer=2, n_head=2, n_embd=64)).eval()
+    v = tokenizer.vocab
+    prompt = [v[t] for t in ("Bar_None", "TimeSig_4/4", "Position_0", "Program_0", "Pitch_60", "Velocity_79")]
+    prompt.append(v["Duration_1.0.8"])
+    constraints = constraints_for(vocab, Meter(4, 4), 2, {0: (55, 70)}, [], [1] * 12, 1.5)
+    rows = {}
+    for fast in (True, False):
+        model.fast_decode = fast
+        rows[fast] = sample_continuations(model, prompt, vocab, constraints, seeds=[1, 2, 3])
+    model.fast_decode = True
+    assert rows[True] == rows[False]
+    assert all(len(r) > 10 for r in rows[True])
