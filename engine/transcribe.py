@@ -61,6 +61,7 @@ OVERLAP_FRAMES = 30  # windows overlap by 30 frames; half of it is cut from each
 BATCH_WINDOWS = 8
 MIDI_OFFSET = 21  # the model's lowest key, A0
 ATTACK_FRAMES = 8  # a note's start moves back at most this many frames (93 ms) onto its attack
+INFER_FRAMES = 2  # basic-pitch infers an onset from a rise over 1 and 2 frames
 BLEED_KEYS = 2  # an attack's onset bleeds into the keys up to a whole tone away...
 BLEED_FRAMES = 2  # ...within two frames either side
 BLEED_SHARE = 0.75  # bleed is weaker than this share of the attack it comes from
@@ -226,15 +227,24 @@ def model_output(
     return unwrapped
 
 
-def quiet_onset_bleed(onset: npt.NDArray[np.float32], note: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """The model's onsets without the bleed of one attack into the keys next to it: an onset within a whole tone
-    and two frames of a clearly stronger one (under ``BLEED_SHARE`` of it), on a key whose own note activation does
-    not rise there (it is sounding already and fading: the attack is its neighbour's), is zeroed. basic-pitch's
-    decoder walks the onsets backwards in time and a note takes the keys beside it, so such a bleed onset (0.53 to
-    0.57 where the attack next to it scores 0.94 to 0.97, measured on a rendered piano melody) one frame after the
-    real attack took the real note's key away or re-struck the fading note, and a change in the third decimal (as
-    between CPUs' kernels) decides whether it crosses the 0.5 onset threshold. A new note's activation rises by
-    ~0.5 over its onset, a fading one's falls: ``BLEED_RISE`` is far from both."""
+def onset_support(
+    onset: npt.NDArray[np.float32], note: npt.NDArray[np.float32], frame_threshold: float, creation: Any
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """(the model's onsets without bleed, the onsets for the decoder: those and basic-pitch's onsets inferred from
+    jumps in the note activation where a note appears).
+
+    Bleed: one attack's onset spills into the keys beside it. An onset within ``BLEED_KEYS`` and ``BLEED_FRAMES``
+    of one it is under ``BLEED_SHARE`` of, on a key whose own note activation does not rise there (it is sounding
+    already and fading: the attack is its neighbour's), is zeroed. basic-pitch's decoder walks the onsets backwards
+    in time and a note takes the keys beside it, so such a bleed (0.53 to 0.57 where the attack beside it scored
+    0.94 to 0.97, on a rendered piano melody) one frame after the real attack took the real note's key away or
+    re-struck the fading note, and a change in the third decimal (as between CPUs' kernels) decided whether it
+    crossed the 0.5 onset threshold. A new note's activation rises by ~0.5 over its onset, a fading one's falls:
+    ``BLEED_RISE`` is far from both.
+
+    Inferred onsets count only where the note's activation two frames before is under ``frame_threshold``:
+    basic-pitch scales the jumps to the strongest onset, and a held chord tone's activation wobbling up by 0.15 in
+    one frame scored 0.88."""
     from scipy.ndimage import maximum_filter
 
     around = np.ones((2 * BLEED_FRAMES + 1, 2 * BLEED_KEYS + 1), bool)
@@ -243,7 +253,24 @@ def quiet_onset_bleed(onset: npt.NDArray[np.float32], note: npt.NDArray[np.float
     later = np.concatenate([note[BLEED_FRAMES:], np.repeat(note[-1:], BLEED_FRAMES, axis=0)])
     earlier = np.concatenate([np.repeat(note[:1], BLEED_FRAMES, axis=0), note[:-BLEED_FRAMES]])
     bleed = (onset < BLEED_SHARE * neighbours) & (later - earlier < BLEED_RISE)
-    return np.where(bleed, np.float32(0.0), onset).astype(np.float32)
+    quiet = np.where(bleed, np.float32(0.0), onset).astype(np.float32)
+    before = np.concatenate([np.zeros((INFER_FRAMES, note.shape[1]), np.float32), note[:-INFER_FRAMES]])
+    inferred = np.asarray(creation.get_infered_onsets(quiet, note, n_diff=INFER_FRAMES), np.float32)
+    return quiet, np.where(before < frame_threshold, inferred, quiet).astype(np.float32)
+
+
+def onset_peaks(support: npt.NDArray[np.float32], min_frames: int) -> npt.NDArray[np.float32]:
+    """``support`` with only its peaks left: the frames that are the highest on their key within ``min_frames``
+    either side, the first frame of a flat top. Two onsets on one key closer than the shortest note kept are one
+    attack (the decoder, walking back in time, let a noise-born second peak a few frames after a re-struck chord
+    tone end that note before it reached its shortest length, and the re-strike was lost), and basic-pitch's peak
+    picking needs a strict maximum (two saturated frames in a row were no onset at all)."""
+    from scipy.ndimage import maximum_filter1d
+
+    highest = maximum_filter1d(support, size=2 * min_frames + 1, axis=0, mode="constant", cval=0.0)
+    peak = (support >= highest) & (support > 0)
+    peak[1:] &= ~peak[:-1]  # a flat top (a saturated onset: 1.0 twice) is one peak, at its first frame
+    return np.where(peak, support, np.float32(0.0)).astype(np.float32)
 
 
 def note_events(
@@ -255,22 +282,23 @@ def note_events(
     model: ModelRunner | None = None,
 ) -> list[NoteEvent]:
     """Note events of ``[samples]`` at 22.05 kHz, by basic-pitch's decoder (onsets, then the melodia trick) on the
-    activations of ``model`` (default :func:`model_output`) with the onset bleed quieted; each event carries the
-    model's support for it: its mean and peak note activation and its onset activation."""
+    activations of ``model`` (default :func:`model_output`), its onsets cleaned (:func:`onset_support`,
+    :func:`onset_peaks`); each event carries the model's support for it: its mean and peak note activation and its
+    own onset activation (without bleed; basic-pitch's inferred onsets start notes but are no witness)."""
     output = (model or model_output)(mono, progress, cancel)
     creation = _note_creation()
     frames_per_second = MODEL_SAMPLE_RATE / FFT_HOP
     min_frames = max(3, round(min_note_seconds * frames_per_second))
     note = np.asarray(output["note"], np.float32)
-    onset = quiet_onset_bleed(np.asarray(output["onset"], np.float32), note)
     with np.errstate(divide="ignore", invalid="ignore"):
+        onset, decoded = onset_support(np.asarray(output["onset"], np.float32), note, options.frame_threshold, creation)
         events = creation.output_to_notes_polyphonic(
             note.copy(),
-            onset.copy(),
+            onset_peaks(decoded, min_frames),
             onset_thresh=options.onset_threshold,
             frame_thresh=options.frame_threshold,
             min_note_len=min_frames,
-            infer_onsets=True,
+            infer_onsets=False,  # inferred in onset_support
             max_freq=None,
             min_freq=None,
             melodia_trick=True,
@@ -294,10 +322,18 @@ def note_events(
 
 def _attack_start(activation: npt.NDArray[np.float32], onset_frame: int, frame_threshold: float, floor: int) -> int:
     """The frame where a note really starts: a slow attack (a voice, a bowed string) already sounds at its pitch
-    before the model's onset peak; walk back while the note's own activation holds (at most ~90 ms, never into
-    the previous note of that pitch, which ends at ``floor``)."""
+    before the model's onset peak; walk back while the note's own activation (over 3 frames) holds and rises into
+    the onset (at most ~90 ms, never into the previous note of that pitch, which ends at ``floor``, nor back over
+    that note's release: a flute's re-struck note walked 93 ms back over it, half a 16th early)."""
+    offset = max(0, onset_frame - ATTACK_FRAMES - 2)
+    smooth = np.convolve(activation[offset : onset_frame + 2], np.ones(3) / 3, "same")
     frame = onset_frame
-    while frame > max(0, floor) and onset_frame - frame < ATTACK_FRAMES and activation[frame - 1] >= frame_threshold:
+    while (
+        frame > max(0, floor)
+        and onset_frame - frame < ATTACK_FRAMES
+        and activation[frame - 1] >= frame_threshold
+        and smooth[frame - 1 - offset] <= smooth[frame - offset]
+    ):
         frame -= 1
     return frame
 
