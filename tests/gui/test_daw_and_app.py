@@ -140,7 +140,7 @@ def test_a_watched_folder_takes_regions_from_reaper_and_gets_the_placements(
     assert window.region.origin.text() == "FROM DAW"
     qtbot.waitUntil(lambda: len(rig.models.variants.value.items) == 2, timeout=5000)  # its generate ran
     qtbot.mouseClick(window.variants.place_button, Qt.MouseButton.LeftButton)  # no OSC peer: the folder will do
-    qtbot.waitUntil(lambda: bool(list((folder / "placed").glob("*.json"))), timeout=5000)
+    qtbot.waitUntil(lambda: len(list((folder / "placed").glob("*.json"))) >= 2, timeout=5000)  # the mix and MIDI
     placed = [json.loads(p.read_text()) for p in sorted((folder / "placed").glob("*.json"))]
     assert {p["kind"] for p in placed} == {"audio", "midi"} and all(Path(p["file_path"]).is_file() for p in placed)
     assert placed[0]["position_beats"] == 16.0 and "Piano" in placed[0]["track_name"]
