@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ import httpx
 
 from engine.api import CancelToken, GenerationRequest, GenerationResult, ModelInfo, ProgressCallback
 from engine.atomic import write_stream
-from engine.errors import BadInputError, CancelledError, EngineError
+from engine.errors import BadInputError, CancelledError, DiskFullError, EngineError
 from engine.wire import API_PREFIX, check_result_path, check_token, model_from_json, request_to_json, result_from_json
 
 log = logging.getLogger(__name__)
@@ -308,6 +309,9 @@ class RemoteEngine:
             raise EngineError(f"the Segue server at {self.url} refused the token ({detail}); {TOKEN_HINT}")
         if code in (400, 413, 415, 422):
             raise BadInputError(f"the Segue server at {self.url} refused the job: {detail}")
+        if code == 507:  # the server's disk is full: the same words as a full disk here
+            free = re.search(r"free (\d+) MB", detail)
+            raise DiskFullError(f"the Segue server at {self.url}", int(free.group(1)) if free else 1)
         raise EngineError(f"the Segue server at {self.url} answered {code} while {what}: {detail}")
 
 

@@ -72,3 +72,25 @@ def test_a_second_server_leaves_the_queued_jobs_of_a_live_one_alone(tmp_path: Pa
     third = JobStore(tmp_path)
     assert [j.id for j in third.load()] == [job.id]
     third.close()
+
+
+def test_a_remote_engine_hears_a_full_server_disk_in_the_same_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.api import GenerationParams, GenerationRequest, Prompt
+    from engine.errors import DiskFullError
+    from engine.remote import RemoteEngine
+
+    region = write_midi(tmp_path / "r.mid")
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:  # the server's disk is full (the client writes nothing before it asks)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with thread_server(tmp_path / "data") as server:
+        monkeypatch.setattr(atomic.os, "write", write)
+        request = GenerationRequest(Prompt(midi_path=region), GenerationParams(bars=1, variants=1))
+        full = r"^the disk is full at the Segue server at http://127\.0\.0\.1:\d+: free \d+ MB and run again$"
+        with pytest.raises(DiskFullError, match=full):
+            RemoteEngine(server.url, TOKEN).generate(request, tmp_path / "job")
+        monkeypatch.setattr(atomic.os, "write", real_write)
