@@ -21,12 +21,14 @@ from engine.errors import ModelNotFoundError
 log = logging.getLogger(__name__)
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "models"
-DEFAULT_MODELS = {"midi": "segue-midi-small", "audio": "segue-audio-small", "accompany": "segue-accompany-small"}
+DEFAULT_MODELS = {"midi": "segue-midi-small", "audio": "segue-concat", "accompany": "segue-accompany-small"}
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 TOKENIZER_NAME = "tokenizer.json"
 SYMBOLIC_TYPE = "symbolic-gpt"
 AUDIO_PRIOR_TYPE = "segue-audio-prior"  # an audio model: the prior over codec codes, with its codec in codec/
+CONCAT_TYPE = "segue-concat"  # the concatenative audio engine (engine/audio/concat): fitted per region, no weights
+WEIGHTLESS_TYPES = (CONCAT_TYPE,)  # checkpoint types whose folder holds only config.json
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def read_checkpoint(path: Path, name: str | None = None) -> Checkpoint:
         raise ModelNotFoundError(f"cannot read {config_path}: {e}") from e
     if not isinstance(config, dict) or "type" not in config:
         raise ModelNotFoundError(f"{config_path} has no 'type' field; is it a Segue checkpoint?")
-    if not (path / WEIGHTS_NAME).is_file():
+    if not (path / WEIGHTS_NAME).is_file() and config.get("type") not in WEIGHTLESS_TYPES:
         raise ModelNotFoundError(f"{path} has no {WEIGHTS_NAME}")
     return Checkpoint(name=name or str(config.get("name", path.name)), path=path, config=config)
 

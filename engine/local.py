@@ -32,6 +32,7 @@ from engine.api import (
 )
 from engine.checkpoints import (
     AUDIO_PRIOR_TYPE,
+    CONCAT_TYPE,
     SYMBOLIC_TYPE,
     find_checkpoint,
     installed_checkpoints,
@@ -41,20 +42,21 @@ from engine.errors import BadInputError, EngineError, ModelNotFoundError
 from engine.render.soundfont import SoundFont, find_soundfont
 from engine.render.synth import Rendering, render
 from engine.render.wavfile import write_wav
-from engine.symbolic.continuation import SymbolicModel, continue_region
+from engine.symbolic.continuation import SymbolicModel, ContinuationInfo, continue_region
 from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
 from engine.symbolic.naming import part_names_for
 from engine.symbolic.region import Region, read_region, seconds_at
 from engine.transcribe_job import generate_transcribed, transcription_route
 
 if TYPE_CHECKING:
+    from engine.audio.concat.job import ConcatModel
     from engine.audio.prior import AudioModel
 
 log = logging.getLogger(__name__)
 
 NO_AUDIO_MODEL = (
-    "no audio model is installed (the default audio model, segue-audio-small, ships in engine/models/: "
-    "reinstall Segue to get it back): train one on a folder of your own audio with "
+    "no audio model is installed (the default audio engine, segue-concat, and the neural segue-audio-small ship in "
+    "engine/models/: reinstall Segue to get them back): train one on a folder of your own audio with "
     "`segue train audio --data AUDIO_DIR --out MODEL_DIR`, then give it with --model MODEL_DIR (or add its "
     "parent folder to $SEGUE_MODELS_DIR)"
 )
@@ -83,7 +85,7 @@ class LocalEngine:
             torch.set_num_threads(threads)
         self._soundfont_path = soundfont
         self._models: dict[str, SymbolicModel] = {}
-        self._audio_models: dict[str, AudioModel] = {}
+        self._audio_models: dict[str, AudioModel | ConcatModel] = {}
         self._lock = threading.Lock()
 
     @property
@@ -104,7 +106,8 @@ class LocalEngine:
             self._models[key] = SymbolicModel.load(ckpt, self.device)
         return self._models[key]
 
-    def _audio(self, name: str) -> AudioModel:
+    def _audio(self, name: str) -> AudioModel | ConcatModel:
+        from engine.audio.concat.job import ConcatModel
         from engine.audio.musicgen import is_musicgen_spec, load_musicgen
         from engine.audio.prior import AudioModel
 
@@ -118,10 +121,12 @@ class LocalEngine:
             if name in ("", "default"):
                 raise ModelNotFoundError(NO_AUDIO_MODEL) from e
             raise
+        if ckpt.type == CONCAT_TYPE:  # segue-concat: fitted on each region, nothing to load
+            return ConcatModel(ckpt.config)
         if ckpt.type != AUDIO_PRIOR_TYPE:
             raise BadInputError(
                 f"model {ckpt.name!r} is a {ckpt.type or 'unknown'} model; an audio region needs an audio model "
-                f"({AUDIO_PRIOR_TYPE}): see `segue models`, or train one with `segue train audio`"
+                f"({CONCAT_TYPE} or {AUDIO_PRIOR_TYPE}): see `segue models`, or train one with `segue train audio`"
             )
         key = str(ckpt.path)
         if key not in self._audio_models:
@@ -178,7 +183,7 @@ class LocalEngine:
             ckpt = find_checkpoint("default", kind="audio")
         except ModelNotFoundError:
             return None
-        return str(ckpt.path) if ckpt.type == AUDIO_PRIOR_TYPE else None
+        return str(ckpt.path) if ckpt.type in (AUDIO_PRIOR_TYPE, CONCAT_TYPE) else None
 
     def _generate_midi(
         self,
@@ -208,6 +213,7 @@ class LocalEngine:
             seeds = [base_seed + i for i in range(params.variants)]
             names = part_names_for(region.parts)
             t0 = time.perf_counter()
+            used = ContinuationInfo()  # what the region guidance, candidates and adaptation did (job.json)
             variants = continue_region(
                 model,
                 region,
@@ -216,8 +222,12 @@ class LocalEngine:
                 names,
                 progress=lambda f: report(0.05 + 0.6 * f, "generating"),
                 cancel=cancel,
+                info=used,
             )
             timings["generate_seconds"] = time.perf_counter() - t0
+            seeds = used.seeds or seeds  # candidates: the kept variants' own seeds
+            extra_notes += used.notes()
+            timings.update(used.timings())
         t0 = time.perf_counter()
         job = _JobFiles(job_dir, region, params.bars, sample_rate, soundfont, prompt.tempo_bpm)
         results = []
@@ -260,7 +270,9 @@ class LocalEngine:
         """An audio region (and its MIDI file, when given): the audio engine continues the audio; the MIDI, if
         any, is continued by the symbolic engine into the same variant folders (:mod:`engine.audio.job`)."""
         from engine.audio.audio_io import probe_audio
+        from engine.audio.concat.job import ConcatContinuation, ConcatModel
         from engine.audio.continuation import (
+            AudioContinuation,
             continue_audio,
             locate_region,
             plan_prompt,
@@ -292,32 +304,32 @@ class LocalEngine:
         with self._lock:
             report(0.02, "loading the audio model")
             model = self._audio(audio_name)
-            options = SamplingOptions(step_threads=model.step_threads)
             symbolic = self._symbolic(midi_name) if midi_region is not None else None
             timings["load_seconds"] = time.perf_counter() - started
-            plan = plan_prompt(model, grid, bars, options)
             lead_in = seam
             if seam / info.sample_rate > MAX_AUDITION_LEAD_IN_SECONDS:
                 lead_in = min(seam, grid.samples(LONG_REGION_LEAD_IN_BARS, info.sample_rate))
                 notes += (f"the region is long: full.wav starts {LONG_REGION_LEAD_IN_BARS} bars before its end",)
-            region = read_region_tail(
-                info, grid, bars, seam, max(lead_in, prompt_samples_needed(model, plan, info.sample_rate))
-            )
             base_seed = params.seed if params.seed is not None else random.randrange(2**31)
             seeds = [base_seed + i for i in range(params.variants)]
             span = 0.6 if symbolic is not None else 0.8
             t0 = time.perf_counter()
-            continuation = continue_audio(
-                model,
-                region,
-                params.bars,
-                seeds,
-                params.temperature,
-                params.top_p,
-                options,
-                progress=lambda f: report(0.05 + span * f, "generating audio"),
-                cancel=cancel,
-            )
+            progress = lambda f: report(0.05 + span * f, "generating audio")  # noqa: E731
+            if isinstance(model, ConcatModel):  # segue-concat: the region's own sound, recombined
+                region = read_region_tail(info, grid, bars, seam, max(lead_in, model.samples_needed(
+                    grid, bars, info.sample_rate)))  # fmt: skip
+                continuation: AudioContinuation | ConcatContinuation = model.continue_region(
+                    region, params.bars, seeds, params.similarity, params.keep_opening, progress, cancel
+                )
+            else:
+                options = SamplingOptions(step_threads=model.step_threads)
+                plan = plan_prompt(model, grid, bars, options)
+                region = read_region_tail(
+                    info, grid, bars, seam, max(lead_in, prompt_samples_needed(model, plan, info.sample_rate))
+                )
+                continuation = continue_audio(
+                    model, region, params.bars, seeds, params.temperature, params.top_p, options, progress, cancel
+                )
             timings["generate_seconds"] = time.perf_counter() - t0
             timings.update({f"audio_{k}": float(v) for k, v in continuation.timings.items()})
             midi_variants: list[tuple[PartNotes, ...]] = []
@@ -356,7 +368,8 @@ class LocalEngine:
                 midi_result = midi_files.write_variant(variant_id, seed, midi_variants[index - 1])
                 files.update(midi_result.files)
                 parts = midi_result.parts
-            files.update(audio_files.write_variant(variant_id, audio, folder_exists=midi_files is not None))
+            record = continuation.units[index - 1] if isinstance(continuation, ConcatContinuation) else None
+            files.update(audio_files.write_variant(variant_id, audio, midi_files is not None, record))
             results.append(
                 VariantResult(variant_id, seed, files, audio_files.duration_seconds, parts)
             )

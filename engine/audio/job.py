@@ -4,9 +4,12 @@ and each variant's ``continuation.wav`` and ``full.wav`` (see :mod:`engine.local
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,6 +21,7 @@ from engine.render.wavfile import write_wav
 from engine.symbolic.region import Region, read_region
 
 AUDIO_ROLES = ("audio", "full_audio")  # the audio engine's files; a MIDI + audio job adds the MIDI engine's
+UNITS_NAME = "units.json"  # segue-concat: each variant's plan and joins, beside continuation.wav
 
 
 def audio_grid(prompt: Prompt, midi_region: Region | None) -> tuple[BarGrid, tuple[str, ...]]:
@@ -65,7 +69,11 @@ class AudioJobFiles:
     def duration_seconds(self) -> float:
         return self.region.grid.samples(self.bars, self.sample_rate) / self.sample_rate
 
-    def write_variant(self, variant_id: str, audio: np.ndarray, folder_exists: bool = False) -> dict[str, str]:
+    def write_variant(
+        self, variant_id: str, audio: np.ndarray, folder_exists: bool = False, units: dict[str, Any] | None = None
+    ) -> dict[str, str]:
+        """Write the variant's audio files; ``units`` (segue-concat: the plan and its joins) goes to
+        ``units.json`` beside them, which ``segue eval`` reads to measure a click at every join."""
         folder = self.job_dir / variant_id
         try:
             folder.mkdir(parents=True, exist_ok=folder_exists)
@@ -80,6 +88,13 @@ class AudioJobFiles:
             full = resample(full, region_rate, self.sample_rate)
         write_wav(folder / "continuation.wav", audio, self.sample_rate)
         write_wav(folder / "full.wav", full, self.sample_rate)
+        if units is not None:
+            record = dict(units, sample_rate=region_rate)
+            if self.sample_rate != region_rate:  # the joins, in samples of the files written
+                scale = self.sample_rate / region_rate
+                record["joins"] = [dict(j, at=round(j["at"] * scale)) for j in units.get("joins", [])]
+                record["sample_rate"] = self.sample_rate
+            _write_new_json(folder / UNITS_NAME, record)
         return {"audio": f"{variant_id}/continuation.wav", "full_audio": f"{variant_id}/full.wav"}
 
 
@@ -87,3 +102,12 @@ def _exactly(audio: np.ndarray, samples: int) -> np.ndarray:
     if audio.shape[1] >= samples:
         return audio[:, :samples]
     return np.pad(audio, ((0, 0), (0, samples - audio.shape[1])))
+
+
+def _write_new_json(path: Path, data: Any) -> None:
+    """Write JSON atomically, never over an existing file."""
+    if path.exists():
+        raise EngineError(f"{path} already exists; Segue never overwrites files")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)

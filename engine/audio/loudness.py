@@ -63,14 +63,27 @@ def channel_weights(channels: int) -> npt.NDArray[np.float64]:
 
 def integrated_loudness(audio: npt.NDArray[np.floating], sample_rate: int) -> float:
     """BS.1770-4 integrated loudness of ``audio [channels, samples]`` in LUFS (:data:`SILENT_LUFS` for silence)."""
+    return gated_loudness(k_weighted(audio, sample_rate), sample_rate)
+
+
+def k_weighted(audio: npt.NDArray[np.floating], sample_rate: int) -> npt.NDArray[np.float64]:
+    """``audio [channels, samples]`` through BS.1770's K-weighting filter (in the frequency domain)."""
     audio = np.asarray(audio, dtype=np.float64)
-    channels, samples = audio.shape
+    samples = audio.shape[1]
     if samples == 0:
-        return SILENT_LUFS
+        return np.zeros_like(audio, dtype=np.float64)
     pad = int(0.5 * sample_rate)  # room for the filters' ring-down before the circular wrap
     n_fft = 1 << math.ceil(math.log2(samples + pad))
     weighted = np.fft.irfft(np.fft.rfft(audio, n_fft, axis=1) * k_weighting(sample_rate, n_fft), n_fft, axis=1)
-    weighted = weighted[:, :samples]
+    return np.asarray(weighted[:, :samples])
+
+
+def gated_loudness(weighted: npt.NDArray[np.floating], sample_rate: int) -> float:
+    """BS.1770-4's gated loudness (LUFS) of an already K-weighted ``[channels, samples]`` signal."""
+    weighted = np.asarray(weighted, dtype=np.float64)
+    channels, samples = weighted.shape
+    if samples == 0:
+        return SILENT_LUFS
     block = min(samples, round(BLOCK_SECONDS * sample_rate))
     step = max(1, round(STEP_SECONDS * sample_rate))
     starts = np.arange(0, samples - block + 1, step)

@@ -7,6 +7,7 @@ for sparse or rubato material, and the report prints its estimates so a reader c
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from dataclasses import dataclass
@@ -129,9 +130,10 @@ def join_click(full: npt.NDArray[np.floating], seam: int, sample_rate: int) -> J
     hp = np.abs(np.diff(a, n=2, axis=1)).max(axis=0) ** 2
     w = max(1, int(CLICK_WINDOW_S * sample_rate))
     lo, hi = max(0, seam - context), min(len(hp), seam + context)
-    windows = [hp[s : s + w].sum() for s in range(lo, hi - w, w)]
+    count = max(0, -(-(hi - w - lo) // w))  # the windows starting at lo, lo + w, ... before hi - w
+    windows = hp[lo : lo + count * w].reshape(count, w).sum(axis=1) if count else np.zeros(0)
     at_seam = float(hp[max(0, seam - w // 2 - 1) : seam + w // 2 + 1].sum())
-    median = float(np.median(windows)) if windows else 0.0
+    median = float(np.median(windows)) if len(windows) else 0.0
     burst_db = 10 * math.log10((at_seam + 1e-20) / (median + 1e-20))
     return Join(step_ratio, burst_db)
 
@@ -154,3 +156,324 @@ def variety(signals: list[Array]) -> tuple[float | None, int]:
         distances.append(num / den)
         identical += bool(len(signals[i]) == len(signals[j]) and np.array_equal(signals[i], signals[j]))
     return (float(np.mean(distances)) if distances else None), identical
+
+
+# -- measures of a continuation made of its region's own sound (issue 15; also used by engine.audio.concat) --------
+
+FD_MARGIN = 15.0  # log-mel Frechet distance to the region <= the region's first-half vs second-half distance + this
+COPY_CORRELATION = 0.98  # a continuation bar this correlated (zero lag) with a region bar is a verbatim copy
+MAX_COPY_SHARE = 0.5
+HF_CUTOFF_HZ = 11_000.0
+HF_TOLERANCE_DB = 3.0
+HF_FLOOR_DB = -60.0  # band energy this far below the full band's counts as "none" (both sides: a pass)
+GRID_WINDOW_S = 0.025
+GRID_SLACK = 0.1  # the continuation's share of onsets on the 1/16 grid may be this much lower than the region's
+LOUDNESS_LU = 1.0
+MIN_GRID_ONSETS = 4
+RISE_OVER_MEDIAN = 1.5  # an onset's flux stands this far over the median around it (steady noise: about 1.2)
+
+
+def frame_params(sample_rate: int) -> tuple[int, int]:
+    """(n_fft, hop) of about 46 ms and 11.6 ms at any rate (2048 / 512 at 44.1 kHz)."""
+    n_fft = 1 << max(8, round(math.log2(sample_rate * 0.0464)))
+    return n_fft, n_fft // 4
+
+
+def power_spectrogram(x: Array, n_fft: int, hop: int) -> Array:
+    """|STFT|^2 [frames, bins] of mono ``x`` with a Hann window (zero-padded to one frame at least)."""
+    if len(x) < n_fft:
+        x = np.pad(x, (0, n_fft - len(x)))
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    frames = 1 + (len(x) - n_fft) // hop
+    strided = np.lib.stride_tricks.as_strided(x, (frames, n_fft), (x.strides[0] * hop, x.strides[0]), writeable=False)
+    spectrum = np.fft.rfft(strided * np.hanning(n_fft), axis=1)
+    return np.asarray(spectrum.real**2 + spectrum.imag**2, dtype=np.float64)
+
+
+def mel_filterbank(n_fft: int, sample_rate: int, n_mels: int, fmin: float = 30.0, fmax: float | None = None) -> Array:
+    """Triangular mel filters [n_mels, bins] (HTK mel scale), each summing the power of its band."""
+    fmax = min(fmax or sample_rate / 2, sample_rate / 2)
+    mel = np.linspace(2595 * np.log10(1 + fmin / 700), 2595 * np.log10(1 + fmax / 700), n_mels + 2)
+    hz = 700 * (10 ** (mel / 2595) - 1)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    bank = np.zeros((n_mels, len(freqs)))
+    for m in range(n_mels):
+        lo, mid, hi = hz[m], hz[m + 1], hz[m + 2]
+        rise = (freqs - lo) / max(mid - lo, 1e-9)
+        fall = (hi - freqs) / max(hi - mid, 1e-9)
+        bank[m] = np.maximum(0.0, np.minimum(rise, fall))
+        if not bank[m].any():  # a band narrower than a bin: the nearest bin
+            bank[m, int(np.argmin(np.abs(freqs - mid)))] = 1.0
+    return bank
+
+
+def log_mel(x: Array, sample_rate: int, n_mels: int = 64) -> Array:
+    """Natural log of 64-band mel power [frames, n_mels] (frames of :func:`frame_params`; floor 1e-10)."""
+    n_fft, hop = frame_params(sample_rate)
+    power = power_spectrogram(x, n_fft, hop)
+    return np.log(power @ mel_filterbank(n_fft, sample_rate, n_mels).T + 1e-10)
+
+
+def _sqrtm_psd(m: Array) -> Array:
+    values, vectors = np.linalg.eigh((m + m.T) / 2)
+    return np.asarray((vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T)
+
+
+def frechet_distance(a: Array, b: Array) -> float:
+    """Frechet distance between Gaussians fitted to the rows of ``a`` and ``b`` [frames, dims] (FAD's formula)."""
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    root_a = _sqrtm_psd(cov_a)
+    cross = _sqrtm_psd(root_a @ cov_b @ root_a)
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(cross))
+
+
+def mel_distances(region: Array, continuation: Array, sample_rate: int) -> tuple[float, float]:
+    """(log-mel Frechet distance continuation vs region, region's first half vs its second half); mono input."""
+    reg, cont = log_mel(region, sample_rate), log_mel(continuation, sample_rate)
+    half = len(reg) // 2
+    return frechet_distance(reg, cont), frechet_distance(reg[:half], reg[half:])
+
+
+def detect_onsets(x: Array, sample_rate: int) -> Array:
+    """Onset times in seconds of mono ``x``: peaks of the log spectral flux (frames of ~23 ms, hop ~5.8 ms) over
+    an adaptive threshold (median of the surrounding 0.5 s + half its spread, and at least 1.5 x that median:
+    steady noise has no onsets), at least 30 ms apart."""
+    peak = float(np.max(np.abs(x), initial=0.0))
+    if peak <= 1e-6:
+        return np.zeros(0)
+    n_fft = 1 << max(7, round(math.log2(sample_rate * 0.0232)))
+    hop = n_fft // 4
+    mag = np.sqrt(power_spectrogram(x / peak, n_fft, hop))
+    flux = np.maximum(0.0, np.diff(np.log1p(1000.0 * mag), axis=0)).mean(axis=1)
+    if len(flux) < 3:
+        return np.zeros(0)
+    radius = max(1, round(0.25 * sample_rate / hop))
+    padded = np.pad(flux, radius, mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1)
+    median = np.median(windows, axis=1)
+    spread = np.percentile(windows, 90, axis=1) - median
+    threshold = np.maximum(median + 0.5 * spread, RISE_OVER_MEDIAN * median) + 0.02 * float(flux.max())
+    near = max(1, round(0.03 * sample_rate / hop))
+    local = np.lib.stride_tricks.sliding_window_view(np.pad(flux, near, mode="edge"), 2 * near + 1).max(axis=1)
+    frames = np.flatnonzero((flux >= local) & (flux > threshold))
+    kept: list[int] = []
+    for f in frames.tolist():
+        if not kept or f - kept[-1] >= near:
+            kept.append(f)
+    # flux frame f compares STFT frames f and f+1: an attack shows once it is inside the later frame
+    times = (np.asarray(kept, dtype=np.float64) + 1) * hop + n_fft - hop  # (calibrated on clicks: +-3 ms)
+    return np.asarray(times / sample_rate)
+
+
+def grid_share(onsets_s: Array, step_s: float, origin_s: float = 0.0, window_s: float = GRID_WINDOW_S) -> float | None:
+    """Share of onsets within ``window_s`` of the grid ``origin_s + k * step_s`` (None without onsets)."""
+    if len(onsets_s) == 0:
+        return None
+    phase = np.mod(onsets_s - origin_s, step_s)
+    distance = np.minimum(phase, step_s - phase)
+    return float(np.mean(distance <= window_s))
+
+
+def bar_copies(
+    region: npt.NDArray[np.floating], continuation: npt.NDArray[np.floating], bar_samples: float
+) -> list[float]:
+    """For each whole bar of ``continuation [C, n]``, its largest zero-lag normalised correlation with a whole bar
+    of ``region [C, m]`` (region bars counted back from its end, which is a bar line)."""
+    reg = np.asarray(region, dtype=np.float64)
+    cont = np.asarray(continuation, dtype=np.float64)
+    reg, cont = (reg if reg.ndim == 2 else reg[None]), (cont if cont.ndim == 2 else cont[None])
+    length = int(math.floor(bar_samples))
+    n_reg, n_cont = int(reg.shape[1] // bar_samples), int(cont.shape[1] // bar_samples + 1e-9)
+    if n_reg == 0 or length == 0:
+        return []
+    ends = [reg.shape[1] - round(k * bar_samples) for k in range(n_reg)]
+    rows = np.stack([reg[:, e - length : e].ravel() for e in ends])
+    rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+    best = []
+    for b in range(n_cont):
+        start = round(b * bar_samples)
+        v = cont[:, start : start + length].ravel()
+        norm = float(np.linalg.norm(v))
+        best.append(float((rows @ v).max() / norm) if norm > 1e-12 else 0.0)
+    return best
+
+
+def band_energy_db(
+    audio: npt.NDArray[np.floating], sample_rate: int, cutoff_hz: float = HF_CUTOFF_HZ
+) -> tuple[float, float]:
+    """(mean power above ``cutoff_hz`` in dB, the same band relative to the whole spectrum in dB)."""
+    x = mono(audio)
+    n_fft, hop = frame_params(sample_rate)
+    power = power_spectrogram(x, n_fft, hop).mean(axis=0)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    band = float(power[freqs >= cutoff_hz].sum())
+    total = float(power.sum())
+    return 10 * math.log10(band + 1e-20), 10 * math.log10((band + 1e-20) / (total + 1e-20))
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One of :func:`sound_measures`: ``ok`` None when not measurable (said in ``detail``)."""
+
+    name: str
+    value: float | str | None
+    ok: bool | None
+    detail: str
+
+
+def _clicks_at(audio: Array, at: int, sample_rate: int, context: int) -> bool:
+    if not 0 <= at < audio.shape[1]:
+        return False
+    lo = max(0, at - context)
+    found = join_click(audio[:, lo : at + context], at - lo, sample_rate)
+    return found is not None and found.click
+
+
+def unit_clicks(
+    region: npt.NDArray[np.floating],
+    continuation: npt.NDArray[np.floating],
+    sample_rate: int,
+    joins: list[dict[str, int]],
+) -> tuple[int, int]:
+    """(joins heard as a click, joins measured): the join measure (:func:`join_click`) at every join of a
+    concatenative continuation; a join counts when it clicks and the region, at the same moment of the sound
+    that comes in or goes out, does not (a drum hit on the grid is not a click of ours)."""
+    reg = np.asarray(region, dtype=np.float64)
+    cont = np.asarray(continuation, dtype=np.float64)
+    reg, cont = (reg if reg.ndim == 2 else reg[None]), (cont if cont.ndim == 2 else cont[None])
+    context = int(CLICK_CONTEXT_S * sample_rate) + 4
+    clicks = measured = 0
+    for join in joins:
+        at = int(join["at"])
+        lo = max(0, at - context)
+        found = join_click(cont[:, lo : at + context], at - lo, sample_rate)
+        if found is None:
+            continue
+        measured += 1
+        if not found.click:
+            continue
+        if any(
+            _clicks_at(reg, reg.shape[1] + int(join[key]), sample_rate, context)
+            for key in ("source_from_seam", "source_out_from_seam")
+            if key in join
+        ):
+            continue
+        clicks += 1
+    return clicks, measured
+
+
+@dataclass(frozen=True)
+class _RegionProfile:
+    mel: Array
+    halves_fd: float
+    onsets: Array
+    band: tuple[float, float]
+    lufs: float
+
+
+_PROFILES: dict[bytes, _RegionProfile] = {}
+
+
+def _region_profile(region: Array, sample_rate: int) -> _RegionProfile:
+    """What the measures need of the region, computed once for all the variants of a job."""
+    key = hashlib.blake2b(np.ascontiguousarray(region).tobytes(), digest_size=16).digest() + str(sample_rate).encode()
+    if key not in _PROFILES:
+        reg_m = mono(region)
+        mel = log_mel(reg_m, sample_rate)
+        half = len(mel) // 2
+        band = band_energy_db(region, sample_rate) if sample_rate / 2 >= HF_CUTOFF_HZ + 1000 else (0.0, 0.0)
+        profile = _RegionProfile(mel, frechet_distance(mel[:half], mel[half:]), detect_onsets(reg_m, sample_rate),
+                                 band, loudness_lufs(region, sample_rate))  # fmt: skip
+        _PROFILES.clear()  # one job at a time
+        _PROFILES[key] = profile
+    return _PROFILES[key]
+
+
+def sound_measures(
+    region: npt.NDArray[np.floating],
+    continuation: npt.NDArray[np.floating],
+    sample_rate: int,
+    tempo_bpm: float,
+    bar_quarters: float,
+    joins: list[dict[str, int]] | None = None,
+) -> list[Measure]:
+    """Issue 15's measures of an audio continuation against its region (both ``[C, n]``, the region ending on the
+    bar line where the continuation starts): it sounds like the region, is more than a copy, keeps the region's
+    bandwidth, groove and loudness, and (with the engine's ``joins``) has no click at any join."""
+    out: list[Measure] = []
+    reg = np.asarray(region, dtype=np.float64)
+    profile = _region_profile(reg, sample_rate)
+    cont_m = mono(continuation)
+    fd, halves = frechet_distance(profile.mel, log_mel(cont_m, sample_rate)), profile.halves_fd
+    out.append(Measure("mel_fd", round(fd, 2), fd <= halves + FD_MARGIN,
+                       f"log-mel (64 bands) Frechet distance to the region; <= the region's halves' {halves:.1f} + "
+                       f"{FD_MARGIN:g}"))  # fmt: skip
+    bar_samples = bar_quarters * 60.0 / tempo_bpm * sample_rate
+    best = bar_copies(region, continuation, bar_samples)
+    if best:
+        share = float(np.mean(np.asarray(best) >= COPY_CORRELATION))
+        out.append(Measure("copied_bars", round(share, 3), share <= MAX_COPY_SHARE,
+                           f"share of bars that are verbatim region bars (correlation >= {COPY_CORRELATION}); at "
+                           f"most {MAX_COPY_SHARE}"))  # fmt: skip
+    if sample_rate / 2 < HF_CUTOFF_HZ + 1000:
+        out.append(Measure("hf_db", "n/a", None, f"no band above {HF_CUTOFF_HZ / 1000:g} kHz at {sample_rate} Hz"))
+    else:
+        (reg_db, reg_rel), (cont_db, cont_rel) = profile.band, band_energy_db(continuation, sample_rate)
+        none = reg_rel < HF_FLOOR_DB and cont_rel < HF_FLOOR_DB
+        out.append(Measure("hf_db", round(cont_db - reg_db, 2), none or abs(cont_db - reg_db) <= HF_TOLERANCE_DB,
+                           f"energy above {HF_CUTOFF_HZ / 1000:g} kHz, continuation minus region (within "
+                           f"{HF_TOLERANCE_DB:g} dB, or both under {HF_FLOOR_DB:g} dB of the whole)"))  # fmt: skip
+    step = 60.0 / tempo_bpm / 4
+    if len(profile.onsets) < MIN_GRID_ONSETS:
+        out.append(Measure("grid_share_diff", "n/a", None, f"the region has {len(profile.onsets)} clear onsets"))
+    else:
+        reg_share = grid_share(profile.onsets, step, origin_s=reg.shape[-1] / sample_rate) or 0.0
+        cont_share = grid_share(detect_onsets(cont_m, sample_rate), step) or 0.0
+        out.append(Measure("grid_share_diff", round(cont_share - reg_share, 3), cont_share >= reg_share - GRID_SLACK,
+                           f"share of onsets within {GRID_WINDOW_S * 1000:g} ms of the 1/16 grid, continuation "
+                           f"{cont_share:.2f} minus region {reg_share:.2f} (>= -{GRID_SLACK:g})"))  # fmt: skip
+    diff = loudness_lufs(continuation, sample_rate) - profile.lufs
+    out.append(
+        Measure(
+            "loudness_lu",
+            round(diff, 2),
+            abs(diff) <= LOUDNESS_LU,
+            f"BS.1770 loudness, continuation minus region (within {LOUDNESS_LU:g} LU)",
+        )
+    )
+    if joins is not None:
+        clicks, measured = unit_clicks(region, continuation, sample_rate, joins)
+        out.append(Measure("unit_clicks", clicks, clicks == 0,
+                           f"joins that click (the join measure at each of {measured} joins; a click the region "
+                           "has at the same moment does not count)"))  # fmt: skip
+    return out
+
+
+def max_pairwise_correlation(signals: list[Array]) -> float | None:
+    """The largest zero-lag normalised correlation between two of the (mono) signals."""
+    best = None
+    for a, b in itertools.combinations(signals, 2):
+        n = min(len(a), len(b))
+        den = float(np.linalg.norm(a[:n]) * np.linalg.norm(b[:n]))
+        value = float(a[:n] @ b[:n]) / den if den > 0 else 0.0
+        best = value if best is None else max(best, value)
+    return best
+
+
+def bar_line_click(region: npt.NDArray[np.floating], bar_samples: float, sample_rate: int) -> float | None:
+    """The loudest click (burst dB of :func:`join_click`) the region makes at one of its own bar lines (counted
+    back from its end, which is a bar line), or None when it makes none."""
+    reg = np.asarray(region, dtype=np.float64)
+    reg = reg if reg.ndim == 2 else reg[None]
+    context = int(CLICK_CONTEXT_S * sample_rate) + 4
+    loudest = None
+    k = 1
+    while reg.shape[1] - round(k * bar_samples) > 2:
+        at = reg.shape[1] - round(k * bar_samples)
+        lo = max(0, at - context)
+        found = join_click(reg[:, lo : at + context], at - lo, sample_rate)
+        if found is not None and found.click:
+            loudest = found.burst_db if loudest is None else max(loudest, found.burst_db)
+        k += 1
+    return loudest

@@ -162,8 +162,8 @@ def test_audio_and_midi_of_one_region_in_one_job(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """The MIDI goes through the symbolic engine, the audio through the audio engine (the installed default),
-    into the same variant folders; the manifest says which files came from which."""
+    """The MIDI goes through the symbolic engine, the audio through the audio engine (the installed default,
+    segue-concat since issue 15), into the same variant folders; the manifest says which files came from which."""
     monkeypatch.setenv("SEGUE_MODELS_DIR", str(audio_model.parent))
     midi = write_midi(tmp_path / "take.mid", 3, TEMPO)
     audio = write_region(tmp_path / "take.wav", musical_region(2.0, RATE, 2), RATE)  # a quiet 4th bar
@@ -174,13 +174,13 @@ def test_audio_and_midi_of_one_region_in_one_job(
     assert code == 0, err
     job = json.loads(out)
     folder = tmp_path / "out" / job["id"] / "v01"
-    assert job["kind"] == "audio" and job["model"] == "segue-audio-small + tiny-midi"
+    assert job["kind"] == "audio" and job["model"] == "segue-concat + tiny-midi"
     assert job["region"]["length_bars"] == 4 and "the audio lasts 1 bar(s) longer" in job["region"]["notes"]
     files = job["variants"][0]["files"]
     assert {"audio", "full_audio", "midi", "full_midi", "midi_audio", "full_midi_audio"} <= set(files)
     assert files["audio"] == "v01/continuation.wav" and files["midi_audio"] == "v01/continuation_midi.wav"
     sources = job["file_sources"]
-    assert sources["audio"] == sources["full_audio"] == "audio:segue-audio-small"
+    assert sources["audio"] == sources["full_audio"] == "audio:segue-concat"
     assert sources["midi"] == sources["midi_audio"] == "midi:tiny-midi"
     assert all(sources[role] == "midi:tiny-midi" for role in files if role.startswith("stem:"))
     assert sf.info(str(folder / "continuation.wav")).frames == RATE // 2

@@ -1,4 +1,5 @@
-"""The shipped default audio model (segue-audio-small) on audio regions it has never seen: issue 4's "Done when".
+"""The shipped neural audio model (segue-audio-small, named with --model since segue-concat became the default audio
+engine) on audio regions it has never seen: issue 4's "Done when".
 
 The regions are rendered here from MIDI files that are not in the training corpus (examples/regions, written for
 Segue): a 4-part pop region at 100 BPM in 4/4 as 48 kHz stereo, and the 6/8 region with drums re-timed to 84 BPM
@@ -25,9 +26,10 @@ from bridge.cli import main as segue
 from engine.api import Meter
 from engine.audio.example_region import render_region
 from engine.audio.loudness import integrated_loudness
-from engine.checkpoints import DEFAULT_MODELS, SHIPPED_DIR, find_checkpoint
+from engine.checkpoints import SHIPPED_DIR, find_checkpoint
 
 ROOT = Path(__file__).resolve().parents[3]
+NEURAL = "segue-audio-small"
 REGIONS = ROOT / "examples" / "regions"
 
 CASES = {
@@ -43,7 +45,7 @@ def continue_region(
     """``wall_clock``: the real-time check times the whole CLI call (imports, engine and model loading included);
     otherwise the job's own time (reading the region to writing the files), which short runs need: there the
     first call's fixed costs would outweigh the few seconds of audio."""
-    assert find_checkpoint("default", kind="audio").path == SHIPPED_DIR / DEFAULT_MODELS["audio"]
+    assert find_checkpoint(NEURAL, kind="audio").path == SHIPPED_DIR / NEURAL
     midi, tempo, meter, rate = CASES[case]
     region_path = render_region(REGIONS / midi, tmp_path / f"{case}.wav", rate, tempo)
     region, region_rate = sf.read(str(region_path), always_2d=True, dtype="float32")
@@ -51,8 +53,8 @@ def continue_region(
     bar_seconds = Meter(*meter).quarters_per_bar * 60.0 / tempo
     started = time.perf_counter()
     code = segue(["continue", str(region_path), "--tempo", f"{tempo:g}", "--meter", f"{meter[0]}/{meter[1]}",
-                  "--bars", str(bars), "--variants", str(variants), "--seed", "11", "--out", str(tmp_path / "out"),
-                  "--json"])  # fmt: skip
+                  "--bars", str(bars), "--variants", str(variants), "--seed", "11", "--model", NEURAL,
+                  "--out", str(tmp_path / "out"), "--json"])  # fmt: skip
     elapsed = time.perf_counter() - started
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -60,7 +62,7 @@ def continue_region(
     produced = variants * bars * bar_seconds
     print(f"{case}: {variants} x {bars} bars = {produced:.1f} s of audio in {elapsed:.1f} s "  # noqa: T201
           f"(real-time factor {produced / elapsed:.2f}; job timings {job['timings']})")
-    assert job["status"] == "done" and job["kind"] == "audio" and job["model"] == DEFAULT_MODELS["audio"]
+    assert job["status"] == "done" and job["kind"] == "audio" and job["model"] == NEURAL
     assert len(job["variants"]) == variants
     job_dir = tmp_path / "out" / job["id"]
     expected = round(bars * bar_seconds * rate)

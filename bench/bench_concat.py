@@ -1,0 +1,178 @@
+"""segue-concat on real loops: issue 15's measures for each variant of each job, and its speed against the neural
+engine on the same region.
+
+    python bench/bench_concat.py [--loops 909beat01,break03,...] [--grooves colombo:97,millo:133] [--bars 16]
+                                 [--variants 4] [--seed 1] [--similarity 0.6] [--keep-opening auto|yes|no]
+                                 [--speed-repeats 3] [--no-neural] [--out bench/results/concat.json]
+
+Material (tests/engine/audio/concat_material.py): Debian lmms-common loops (GPL-2+) tiled to 4-bar regions, and
+hydrogen-drumkits hits (GPL-2/GPL-2+) sequenced into humanised 4-bar grooves. Each region is continued through
+the local engine exactly as ``segue continue region.wav --tempo T --meter 4/4 --bars 16 --variants 4`` does, and
+the job folder is scored by ``segue eval`` (:func:`engine.evaluate.evaluate_job`): log-mel Frechet distance (limit:
+the region's halves + 15), share of bars copied (<= 0.5), energy above 11 kHz (within 3 dB), onsets on the 1/16 grid
+(no less than the region's - 0.1), loudness (within 1 LU), exact length, clicks at the joins, variants distinct.
+
+Speed: 4 variants x 16 bars at 120 BPM (128 s of audio) from a 4-bar region (electro_beat01 when installed, else a
+synthetic groove), the whole job (reading, analysing, planning, rendering, writing 8 WAV files), best of
+``--speed-repeats``; then the neural engine (``segue-audio-small``) on the same region and request, once.
+Prints the tables and writes ``--out`` atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "engine" / "audio"))
+
+from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
+from concat_material import LOOPS, MaterialMissing, hydrogen_groove, lmms_loop, synthetic_groove  # noqa: E402
+
+from engine.api import GenerationParams, GenerationRequest, Meter, Prompt  # noqa: E402
+from engine.evaluate import evaluate_job  # noqa: E402
+from engine.local import LocalEngine  # noqa: E402
+from engine.render.wavfile import write_wav  # noqa: E402
+
+MEASURES = ("mel_fd", "copied_bars", "hf_db", "grid_share_diff", "loudness_lu", "unit_clicks", "audio_length",
+            "join_click")  # fmt: skip
+DEFAULT_LOOPS = ",".join(LOOPS)
+
+
+def regions(loops: str, grooves: str, folder: Path) -> list[tuple[str, Path, float]]:
+    out = []
+    for name in [n for n in loops.split(",") if n]:
+        try:
+            audio, rate, tempo = lmms_loop(name)
+        except MaterialMissing as e:
+            print(f"skipped {name}: {e}")  # noqa: T201
+            continue
+        out.append((name, write_wav(folder / f"{name}.wav", audio, rate), tempo))
+    for spec in [g for g in grooves.split(",") if g]:
+        kit, tempo_text = spec.split(":")
+        try:
+            audio = hydrogen_groove(kit, float(tempo_text))
+        except MaterialMissing as e:
+            print(f"skipped {kit}: {e}")  # noqa: T201
+            continue
+        out.append((f"hydrogen-{kit}", write_wav(folder / f"{kit}.wav", audio, 44_100), float(tempo_text)))
+    return out
+
+
+def run_job(engine: LocalEngine, region: Path, tempo: float, params: GenerationParams, model: str,
+            job_dir: Path) -> tuple[Any, float]:  # fmt: skip
+    request = GenerationRequest(prompt=Prompt(audio_path=region, tempo_bpm=tempo, meter=Meter(4, 4)), params=params,
+                                model=model)  # fmt: skip
+    job_dir.mkdir(parents=True)
+    started = time.perf_counter()
+    result = engine.generate(request, job_dir)
+    return result, time.perf_counter() - started
+
+
+def write_manifest(job_dir: Path, region: Path, result: Any, params: GenerationParams) -> None:
+    """The job.json ``segue eval`` reads (the bridge writes it for real jobs)."""
+    import json
+
+    from engine.api import to_jsonable
+
+    job = {"id": job_dir.name, "status": "done", "mode": "continue", "kind": result.kind, "model": result.model,
+           "params": to_jsonable(params), "region": {**to_jsonable(result.region),
+           "sources": [{"role": "audio", "path": str(region)}]},
+           "variants": [to_jsonable(v) for v in result.variants]}  # fmt: skip
+    (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
+
+
+def cell(check: Any) -> str:
+    if check is None:
+        return "-"
+    mark = "" if check.ok is None else (" ok" if check.ok else " NO")
+    return f"{check.value}{mark}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--loops", default=DEFAULT_LOOPS)
+    parser.add_argument("--grooves", default="colombo:97,millo:133")
+    parser.add_argument("--bars", type=int, default=16)
+    parser.add_argument("--variants", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--similarity", type=float, default=None)
+    parser.add_argument("--keep-opening", choices=("auto", "yes", "no"), default="auto")
+    parser.add_argument("--speed-repeats", type=int, default=3)
+    parser.add_argument("--no-neural", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS / "concat.json")
+    args = parser.parse_args(argv)
+    keep = {"auto": None, "yes": True, "no": False}[args.keep_opening]
+    params = GenerationParams(bars=args.bars, variants=args.variants, seed=args.seed, similarity=args.similarity,
+                              keep_opening=keep)  # fmt: skip
+    engine = LocalEngine(device="cpu")
+    rows: list[list[str]] = []
+    jobs: list[dict[str, Any]] = []
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name, region, tempo in regions(args.loops, args.grooves, folder):
+            job_dir = folder / "jobs" / name
+            result, seconds = run_job(engine, region, tempo, params, "segue-concat", job_dir)
+            write_manifest(job_dir, region, result, params)
+            score = evaluate_job(job_dir)
+            summary = {c.name: c for c in score.summary}
+            distinct = summary.get("variants_distinct")
+            record: dict[str, Any] = {"job": name, "tempo_bpm": round(tempo, 2), "seconds": round(seconds, 3),
+                                      "variants": [], "variants_distinct": distinct.value if distinct else None}  # fmt: skip
+            for v in score.variants:
+                checks = {m: v.check(m) for m in MEASURES}
+                failed += any(c is not None and c.ok is False for c in checks.values())
+                rows.append([name, f"{tempo:.1f}", v.id] + [cell(checks[m]) for m in MEASURES]
+                            + [cell(distinct) if v.id == "v01" else ""])  # fmt: skip
+                record["variants"].append({m: (c.value if c else None) for m, c in checks.items()})
+            failed += bool(distinct is not None and distinct.ok is False)
+            jobs.append(record)
+        header = ["job", "BPM", "variant", *MEASURES, "variants_distinct"]
+        print(markdown_table(header, rows))  # noqa: T201
+        speed = measure_speed(engine, folder, args)
+    print()  # noqa: T201
+    print(markdown_table(["engine", "job", "seconds", "audio seconds", "real-time factor"], speed["rows"]))  # noqa: T201
+    if speed.get("ratio"):
+        print(f"\nneural / concat time: {speed['ratio']:.0f}x")  # noqa: T201
+    write_json(args.out, {"machine": machine(), "params": vars(args) | {"out": str(args.out)}, "jobs": jobs,
+                          "speed": speed, "failed_variants": failed})  # fmt: skip
+    print(f"\n{failed} variant(s) or job(s) failed a measure; wrote {args.out}")  # noqa: T201
+    return 0
+
+
+def measure_speed(engine: LocalEngine, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    try:
+        audio, rate, _ = lmms_loop("electro_beat01")  # 4.0 s for 2 bars: 120 BPM exactly
+        name = "electro_beat01 (lmms)"
+    except MaterialMissing:
+        audio, rate, name = synthetic_groove(120.0, 4, 44_100), 44_100, "synthetic groove"
+    region = write_wav(folder / "speed.wav", audio, rate)
+    params = GenerationParams(bars=16, variants=4, seed=args.seed)
+    produced = 4 * 16 * 2.0
+    times = []
+    for i in range(args.speed_repeats):
+        _, seconds = run_job(engine, region, 120.0, params, "segue-concat", folder / "speed" / f"concat{i}")
+        times.append(seconds)
+    best = min(times)
+    rows = [["segue-concat", f"4 x 16 bars at 120 BPM, {name}", f"{best:.2f} (best of {len(times)}: "
+             + ", ".join(f"{t:.2f}" for t in times) + ")", f"{produced:.0f}", f"{produced / best:.0f}"]]  # fmt: skip
+    out: dict[str, Any] = {"region": name, "concat_seconds": times, "audio_seconds": produced}
+    if not args.no_neural:
+        _, seconds = run_job(engine, region, 120.0, params, "segue-audio-small", folder / "speed" / "neural")
+        rows.append(["segue-audio-small", "the same", f"{seconds:.2f}", f"{produced:.0f}", f"{produced / seconds:.1f}"])
+        out["neural_seconds"] = seconds
+        out["ratio"] = seconds / best
+    out["rows"] = rows
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
