@@ -196,6 +196,16 @@ def test_no_pitched_content_is_bad_input(tmp_path: Path, kind: str) -> None:
     assert not out.exists()
 
 
+def test_the_tests_render_with_the_bundled_soundfont() -> None:
+    """tests/conftest.py pins $SEGUE_SOUNDFONT to pretty_midi's TimGM6mb.sf2: what these tests transcribe does not
+    depend on the soundfonts installed (with MuseScore General's piano the model also hears low notes, MIDI 39, 41
+    and 44, under this melody)."""
+    from engine.render.soundfont import bundled_soundfont_path, find_soundfont
+
+    bundled = bundled_soundfont_path()
+    assert bundled is not None and find_soundfont().path == bundled.resolve()
+
+
 def test_without_basic_pitch_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "basic_pitch" else real(name, *a))

@@ -1,13 +1,9 @@
 """Audio -> MIDI (engine/transcribe.py) gives the same notes when the model's activations move by as much as they
 differ between CPUs: noise on every activation, a gain per key, and faint ghost notes at sub-harmonic pitches
-(an octave, a twelfth, two octaves or two octaves and a third under a real note, as an AMD EPYC and MuseScore's
-piano produced). The perturbation goes in through transcribe_region's ``model`` seam, on the activations the model
-gave for audio rendered here with the bundled TimGM6mb soundfont (GPL-2, from the pretty_midi wheel).
-
-Sizes, measured on this project's machines (see docs/transcription.md): onnxruntime's graph optimisation changes the
-activations by up to 3e-5; the same audio with -100 dBFS of noise added changes them by up to 0.02-0.03 (99.9th
-percentile 0.009-0.012); the onset that split a note on an AMD EPYC sat 0.035 above the 0.5 threshold. The noise
-here (0.02 on every activation plus 3 % of it, and up to 5 % gain per key) covers all of these."""
+(an octave, a twelfth, two octaves or two octaves and a third under a real note). The perturbations
+(tests/engine/transcribe_perturb.py, which says how their sizes were measured) go in through transcribe_region's
+``model`` seam, on the activations the model gave for audio rendered here with the bundled TimGM6mb soundfont
+(GPL-2, from the pretty_midi wheel)."""
 
 from __future__ import annotations
 
@@ -28,15 +24,12 @@ if importlib.util.find_spec("basic_pitch") is None:
     pytest.skip("basic-pitch is not installed (make venv installs it)", allow_module_level=True)
 
 from test_transcribe import MELODY, TEMPO, TPQ, grid_f1, notes_of, render_region  # noqa: E402
+from transcribe_perturb import jittered, stand_in, with_ghosts  # noqa: E402
 
 from engine import transcribe  # noqa: E402
-from engine.transcribe import Activations, ModelRunner, Progress, transcribe_region  # noqa: E402
-from engine.transcribe_grid import HARMONICS, MODEL_SAMPLE_RATE, TranscriptionOptions  # noqa: E402
+from engine.transcribe import Activations, Progress, transcribe_region  # noqa: E402
+from engine.transcribe_grid import TranscriptionOptions  # noqa: E402
 
-FRAMES_PER_SECOND = MODEL_SAMPLE_RATE / transcribe.FFT_HOP
-NOISE = 0.02  # absolute, on every activation and frame
-RELATIVE = 0.03  # multiplicative, on every activation and frame
-KEY_GAIN = 0.05  # a kernel's systematic error: each key's activations scaled by up to +-5 %
 SEEDS = range(5)
 
 
@@ -88,48 +81,6 @@ def triads(tmp_path_factory: pytest.TempPathFactory) -> Case:
     return make_case(tmp_path_factory.mktemp("triads"), expected, 0, bars=2)
 
 
-def jittered(activations: Activations, rng: np.random.Generator) -> Activations:
-    out = {}
-    for name, value in activations.items():
-        gain = 1.0 + KEY_GAIN * rng.uniform(-1.0, 1.0, value.shape[1])
-        noisy = value * gain * (1.0 + RELATIVE * rng.standard_normal(value.shape))
-        out[name] = np.clip(noisy + NOISE * rng.standard_normal(value.shape), 0.0, 1.0).astype(np.float32)
-    return out
-
-
-def with_ghosts(activations: Activations, case: Case, rng: np.random.Generator, count: int) -> list[int]:
-    """Add ``count`` faint notes a harmonic under notes of ``case`` that its unperturbed transcription has (peak
-    0.35-0.55, within the real note's span, some with an onset of up to 0.7) to ``activations`` in place; their
-    pitches."""
-    note, onset = activations["note"], activations["onset"]
-    seconds_per_tick = 60.0 / case.tempo / TPQ
-    heard = {(start, pitch) for start, pitch, _ in case.notes}
-    lowest = transcribe.MIDI_OFFSET + max(HARMONICS)  # a ghost stays on the model's keys
-    under = [n for n in case.expected if (n.start, n.pitch) in heard and n.pitch >= lowest]
-    pitches = []
-    for i in rng.choice(len(under), size=count, replace=False):
-        real = under[int(i)]
-        pitch = real.pitch - int(rng.choice(HARMONICS))
-        real_frames = real.duration * seconds_per_tick * FRAMES_PER_SECOND
-        first = round(real.start * seconds_per_tick * FRAMES_PER_SECOND) + int(rng.integers(0, 3))
-        length = max(14, round(real_frames * rng.uniform(0.6, 0.9)))  # the decoder keeps notes over 8 frames
-        key = pitch - transcribe.MIDI_OFFSET
-        span = note[first : first + length, key]
-        ramp = np.minimum(np.arange(1, span.shape[0] + 1), np.arange(span.shape[0], 0, -1))
-        bump = rng.uniform(0.35, 0.55) * np.minimum(1.0, ramp / 2.0)  # up and down over 2 frames
-        note[first : first + length, key] = np.maximum(span, bump.astype(np.float32))
-        onset[first, key] = max(float(onset[first, key]), float(rng.uniform(0.1, 0.7)))
-        pitches.append(pitch)
-    return pitches
-
-
-def stand_in(activations: Activations) -> ModelRunner:
-    def run(mono: npt.NDArray[np.float32], progress: Progress | None, cancel: CancelToken | None) -> Activations:
-        return {name: value.copy() for name, value in activations.items()}
-
-    return run
-
-
 def check_same(case: Case, activations: Activations, out: Path) -> None:
     """The same notes on the same grid positions as unperturbed, each as long or a grid step (a 16th or a triplet
     8th) longer or shorter: where a decaying note falls under the model's frame threshold moves with the noise."""
@@ -166,7 +117,11 @@ def test_faint_sub_harmonic_ghosts_are_dropped(
     case: Case = request.getfixturevalue(name)
     rng = np.random.default_rng(100 + seed)
     activations = jittered(case.activations, rng)
-    ghosts = with_ghosts(activations, case, rng, count=3)
-    heard = transcribe.note_events(np.zeros(1, np.float32), 0.09, TranscriptionOptions(), model=stand_in(activations))
-    assert {e.pitch for e in heard} & set(ghosts), "the decoder hears the ghosts (else this test tests nothing)"
+    seconds_per_tick = 60.0 / case.tempo / TPQ
+    heard = {(start, pitch) for start, pitch, _ in case.notes}
+    under = [(n.start * seconds_per_tick, n.duration * seconds_per_tick, n.pitch) for n in case.expected
+             if (n.start, n.pitch) in heard]  # fmt: skip
+    ghosts = with_ghosts(activations, under, rng, count=3)
+    events = transcribe.note_events(np.zeros(1, np.float32), 0.09, TranscriptionOptions(), model=stand_in(activations))
+    assert {e.pitch for e in events} & set(ghosts), "the decoder hears the ghosts (else this test tests nothing)"
     check_same(case, activations, tmp_path / "t.mid")
