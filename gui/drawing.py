@@ -136,7 +136,7 @@ class QtRegionView(QWidget):
         self.length_beats = 0.0
         self.meter = Meter()
         self.placeholder = "Drop a MIDI or audio file here, open one, or send a region from your DAW"
-        self.setMinimumHeight(130)
+        self.setMinimumHeight(70)  # a 640 px high window still shows the bars; it grows with the window
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def sizeHint(self) -> QSize:

@@ -12,7 +12,7 @@ from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QPushButton, QTreeWi
 from gui import theme
 from gui.models import HistoryRow, HistoryState, Models
 from gui.session import Session
-from gui.widgets import QtCard, label
+from gui.widgets import QtCard, QtElidedLabel
 
 _STATUS_COLORS = {"done": theme.GOOD, "failed": theme.BAD, "cancelled": theme.DIM, "running": theme.WARN}
 
@@ -32,8 +32,8 @@ class QtHistoryPanel(QtCard):
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.itemActivated.connect(self._open)
         self.tree.itemDoubleClicked.connect(self._open)
-        self.folder = label("", "dim")
-        self.folder.setWordWrap(True)
+        self.folder = QtElidedLabel(mode=Qt.TextElideMode.ElideMiddle)  # a long path never widens the window
+        self.folder.setObjectName("dim")
         self.body.addWidget(self.tree, 1)
         self.body.addWidget(self.folder)
         header = self.tree.header()
@@ -60,7 +60,7 @@ class QtHistoryPanel(QtCard):
             item.setFont(2, mono)
             item.setForeground(3, QColor(_STATUS_COLORS.get(job.status, theme.DIM)))
             self.tree.addTopLevelItem(item)
-        self.folder.setText(f"Jobs folder: {state.out_dir}" if state.out_dir else "")
+        self.folder.set_full_text(f"Jobs folder: {state.out_dir}" if state.out_dir else "")
 
     def _open(self, item: QTreeWidgetItem | None, column: int = 0) -> None:
         if item is None:

@@ -9,9 +9,10 @@ from PyQt6.QtWidgets import QComboBox, QDoubleSpinBox, QFileDialog, QPushButton,
 from engine.api import Meter
 from gui import theme
 from gui.drawing import QtRegionView
+from gui.flow import QtFlowRow
 from gui.models import Models, RegionState
 from gui.session import Session
-from gui.widgets import QtCard, label, row, set_quietly
+from gui.widgets import QtCard, QtElidedLabel, label, set_quietly
 
 METERS = ("4/4", "3/4", "2/4", "6/8", "12/8", "5/4", "7/8", "9/8")
 _ORIGINS = {"daw": "FROM DAW", "file": "FILE", "variant": "FROM VARIANT"}
@@ -47,24 +48,19 @@ class QtRegionPanel(QtCard):
         self.bars = label("--", "value", mono=True, size=10.5)
         self.key = label("--", "value", mono=True, size=10.5)
         self.position = label("--", "value", mono=True, size=10.5)
-        self.files = label("", "dim")
-        self.files.setWordWrap(False)
-        strip = row(
-            label("Tempo", "dim"),
-            self.tempo,
-            label("Meter", "dim"),
-            self.meter,
-            label("Bars", "dim"),
-            self.bars,
-            label("Key", "dim"),
-            self.key,
-            label("Starts", "dim"),
-            self.position,
-            1,
-            self.files,
-            spacing=10,
-        )
-        self.body.addLayout(strip)
+        self.files = QtElidedLabel(cap=280)  # a long file name is cut, never widens the window
+        self.files.setObjectName("dim")
+        self.strip = QtFlowRow(spacing=8, group_spacing=14, spread=False)
+        for caption, widget in (
+            ("Tempo", self.tempo),
+            ("Meter", self.meter),
+            ("Bars", self.bars),
+            ("Key", self.key),
+            ("Starts", self.position),
+        ):
+            self.strip.add_group(label(caption, "dim"), widget)
+        self.strip.add_group(self.files)
+        self.body.addWidget(self.strip)
         self._set_enabled(False)
         models.region.subscribe(self.show_region)
 
@@ -77,7 +73,7 @@ class QtRegionPanel(QtCard):
             set_quietly(self.tempo, self.tempo.minimum())
             for text in (self.bars, self.key, self.position):
                 text.setText("--")
-            self.files.setText("")
+            self.files.set_full_text("")
             self.view.show_media((), (), 0.0, Meter())
             return
         self.name.setText(state.name)
@@ -93,7 +89,7 @@ class QtRegionPanel(QtCard):
         bar = region.start_beats / region.meter.quarters_per_bar + 1
         self.position.setText(f"bar {bar:g}" if state.origin == "daw" else "--")
         names = [p.name for p in (region.midi_path, region.audio_path) if p is not None]
-        self.files.setText("  +  ".join(names))
+        self.files.set_full_text("  +  ".join(names))
         notes = state.midi.notes if state.midi is not None else ()
         peaks = state.audio.peaks if state.audio is not None else ()
         self.view.show_media(notes, peaks, _display_length(state), region.meter)

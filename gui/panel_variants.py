@@ -25,7 +25,6 @@ from PyQt6.QtGui import QColor, QDesktopServices, QFont, QPainter, QPen
 from PyQt6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
-    QHBoxLayout,
     QLabel,
     QListView,
     QMenu,
@@ -39,6 +38,7 @@ from PyQt6.QtWidgets import (
 from engine.api import Meter
 from gui import theme
 from gui.drawing import paint_piano_roll, paint_waveform
+from gui.flow import QtFlowRow
 from gui.models import Models, VariantItem, VariantsState, plays_together
 from gui.session import Session
 from gui.widgets import QtCard, QtDragChip, QtElidedLabel, label, mime_for_paths, row, set_quietly
@@ -215,8 +215,9 @@ class QtVariantsPanel(QtCard):
     def __init__(self, models: Models, session: Session, parent: QWidget | None = None) -> None:
         super().__init__("Variants", parent)
         self.session = session
-        self.job_label = label("", "dim")
-        self.header.insertWidget(1, self.job_label)
+        self.job_label = QtElidedLabel()  # a long job name is cut, never widens the window; all of it in the tooltip
+        self.job_label.setObjectName("dim")
+        self.header.insertWidget(1, self.job_label, 1)
         self.list_model = QtVariantListModel(session, self)  # owned by the panel: deleted after the view
         self.list = QListView()
         self.list.setModel(self.list_model)
@@ -226,7 +227,7 @@ class QtVariantsPanel(QtCard):
         self.list.setDefaultDropAction(Qt.DropAction.CopyAction)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list.setSpacing(2)
-        self.list.setMinimumHeight(ROW_HEIGHT * 2 + 16)
+        self.list.setMinimumHeight(ROW_HEIGHT + 10)  # one row in a 640 px high window; more as it grows
         selection = self.list.selectionModel()
         if selection is not None:
             selection.currentChanged.connect(self._current_changed)
@@ -234,7 +235,7 @@ class QtVariantsPanel(QtCard):
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._show_row_menu)
         self.empty = label("Generated variants appear here.", "dim")
-        self.body.addWidget(self.empty)
+        self.header.insertWidget(2, self.empty)
         self.body.addWidget(self.list, 1)
         # transport
         self.play_button = QPushButton("▶ Play")
@@ -244,8 +245,6 @@ class QtVariantsPanel(QtCard):
         self.region_first_button.setToolTip("Play the region, then the variant (full.wav)")
         self.slot_a = QComboBox()
         self.slot_b = QComboBox()
-        for combo in (self.slot_a, self.slot_b):
-            combo.setMaximumWidth(60)
         self.ab_button = QPushButton("A ⇄ B")
         self.star_button = QPushButton("☆ Star")
         self.play_button.clicked.connect(lambda: session.play())
@@ -256,23 +255,14 @@ class QtVariantsPanel(QtCard):
         self.slot_b.currentIndexChanged.connect(lambda _: self._slot_changed("b", self.slot_b))
         self.ab_button.clicked.connect(session.toggle_ab)
         self.star_button.clicked.connect(lambda: session.toggle_star(self._selected()))
-        self.body.addLayout(
-            row(
-                self.play_button,
-                self.stop_button,
-                self.loop_button,
-                self.region_first_button,
-                1,
-                label("A", "dim"),
-                self.slot_a,
-                label("B", "dim"),
-                self.slot_b,
-                self.ab_button,
-                1,
-                self.star_button,
-                spacing=6,
-            )
-        )
+        for combo in (self.slot_a, self.slot_b):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(3)  # "V16"
+        self.transport_row = QtFlowRow()
+        self.transport_row.add_group(self.play_button, self.stop_button, self.loop_button, self.region_first_button)
+        self.transport_row.add_group(label("A", "dim"), self.slot_a, label("B", "dim"), self.slot_b, self.ab_button)
+        self.transport_row.add_group(self.star_button)
+        self.body.addWidget(self.transport_row)
         # actions
         self.regenerate_button = QPushButton("↻ Same seed")
         self.regenerate_button.setToolTip("Generate this variant again: its region, settings and seed")
@@ -288,32 +278,21 @@ class QtVariantsPanel(QtCard):
         self.drag_audio = QtDragChip("⇱ Audio", lambda: session.drag_paths(self._selected(), "audio"))
         self.drag_midi = QtDragChip("⇱ MIDI", lambda: session.drag_paths(self._selected(), "midi"))
         self.drag_stems = QtDragChip("⇱ All stems", lambda: session.drag_paths(self._selected(), "stems"))
-        self.stem_box = QHBoxLayout()
-        self.stem_box.setSpacing(6)
         self.stem_chips: list[QtDragChip] = []
-        self.body.addLayout(
-            row(
-                _drag_caption(),
-                self.drag_audio,
-                self.drag_midi,
-                self.drag_stems,
-                1,
-                self.regenerate_button,
-                self.continue_button,
-                self.place_button,
-                spacing=6,
-            )
-        )
+        self.actions_row = QtFlowRow()
+        self.actions_row.add_group(_drag_caption(), self.drag_audio, self.drag_midi, self.drag_stems)
+        self.actions_row.add_group(self.regenerate_button, self.continue_button, self.place_button)
+        self.body.addWidget(self.actions_row)
         self.stems_label = label("One stem", "dim")
+        self.stems_row = QtFlowRow(spread=False, group_spacing=6)
+        self.stems_row.add_group(self.stems_label)
         self.audition = QtElidedLabel()  # a long message must not widen the window; the whole text is its tooltip
         self.audition.setObjectName("dim")
         self.audition.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.clock = label("", "value", mono=True)
-        stems_row = row(self.stems_label, spacing=6)
-        stems_row.addLayout(self.stem_box)
-        stems_row.addWidget(self.audition, 1)
-        stems_row.addWidget(self.clock)
-        self.body.addLayout(stems_row)
+        bottom = row(self.stems_row, self.audition, self.clock, spacing=8)
+        bottom.setStretchFactor(self.audition, 1)
+        self.body.addLayout(bottom)
         models.variants.subscribe(self.show_variants)
         models.playhead.subscribe(self.show_playhead)
 
@@ -330,9 +309,9 @@ class QtVariantsPanel(QtCard):
                 what = f"accompany {', '.join(parts) or ''} · {info.length_bars or '?'} bars".replace("  ", " ")
             else:
                 what = f"{job.mode} · {job.params.bars} bars"
-            self.job_label.setText(f"{what} · {tempo} {info.meter or ''} · {job.model} · {job.id}")
+            self.job_label.set_full_text(f"{what} · {tempo} {info.meter or ''} · {job.model} · {job.id}")
         else:
-            self.job_label.setText("")
+            self.job_label.set_full_text("")
         together = plays_together(state)
         self.region_first_button.setText("With region" if together else "Region first")
         self.region_first_button.setToolTip(
@@ -387,13 +366,13 @@ class QtVariantsPanel(QtCard):
         if [c.text() for c in self.stem_chips] == [f"⇱ {_part_name(p)}" for p in parts]:
             return
         for chip in self.stem_chips:
-            self.stem_box.removeWidget(chip)
+            self.stems_row.remove(chip)
             chip.deleteLater()
         self.stem_chips = []
         for part in parts:
             chip = QtDragChip(f"⇱ {_part_name(part)}", self._stem_paths(part))
             chip.setToolTip(f"Drag the {part} stem onto a DAW track")
-            self.stem_box.addWidget(chip)
+            self.stems_row.add_group(chip)
             self.stem_chips.append(chip)
 
     def _stem_paths(self, part: str) -> Callable[[], list[Path]]:

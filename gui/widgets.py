@@ -87,9 +87,19 @@ class QtFormScroll(QScrollArea):
 class QtElidedLabel(QLabel):
     """One line of text, cut with "…" to fit; the whole text is its tooltip."""
 
-    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        text: str = "",
+        parent: QWidget | None = None,
+        cap: int = 0,
+        mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight,
+    ) -> None:
+        """``cap``: the widest it asks to be (its whole text up to that many pixels); 0: no wish. ``mode``: where
+        the "…" goes (the middle keeps a path's both ends)."""
         super().__init__(parent)
         self.full_text = ""
+        self.cap = cap
+        self.mode = mode
         self.setMinimumWidth(40)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.set_full_text(text)
@@ -97,15 +107,23 @@ class QtElidedLabel(QLabel):
     def set_full_text(self, text: str) -> None:
         self.full_text = text
         self.setToolTip(text if text else "")
+        if self.cap:
+            self.updateGeometry()
         self._elide()
 
     def resizeEvent(self, event: QResizeEvent | None) -> None:
         super().resizeEvent(event)
         self._elide()
 
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        if self.cap:
+            hint.setWidth(min(self.cap, self.fontMetrics().horizontalAdvance(self.full_text) + 4))
+        return hint
+
     def _elide(self) -> None:
         width = max(10, self.width())
-        self.setText(self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideRight, width))
+        self.setText(self.fontMetrics().elidedText(self.full_text, self.mode, width))
 
 
 def label(text: str = "", name: str = "", mono: bool = False, size: float = 0.0) -> QLabel:

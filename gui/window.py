@@ -42,6 +42,7 @@ from gui.widgets import label
 
 _LEVEL_COLORS = {"info": theme.WAVE, "warning": theme.WARN, "error": theme.BAD}
 INFO_SHOWN_MS = 10_000
+WIDE_WINDOW = 1280  # narrower: the side columns shrink to what they need
 
 
 class QtMessageBar(QFrame):
@@ -53,7 +54,7 @@ class QtMessageBar(QFrame):
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.close_button = QPushButton("✕")
-        self.close_button.setFixedWidth(30)
+        self.close_button.setToolTip("Close this message")
         self.close_button.clicked.connect(self.hide)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(12, 6, 6, 6)
@@ -120,8 +121,9 @@ class QtMainWindow(QMainWindow):
         left.setWidgetResizable(True)
         left.setFrameShape(QFrame.Shape.NoFrame)
         left.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        left.setMinimumWidth(self.connections.minimumSizeHint().width() + 2)
-        self.generate.setMinimumWidth(290)
+        scroll_bar = left.verticalScrollBar()
+        bar_width = scroll_bar.sizeHint().width() if scroll_bar is not None else 12
+        left.setMinimumWidth(self.connections.minimumSizeHint().width() + bar_width + 2)
         center = QSplitter(Qt.Orientation.Vertical)
         center.addWidget(self.region)
         center.addWidget(self.variants)
@@ -144,6 +146,7 @@ class QtMainWindow(QMainWindow):
         center.setSizes([330, 480])
         right.setSizes([430, 380])
         self.right_split = right
+        self.split = split
         right.installEventFilter(self)  # resized (the window, the message bar): fit the Generate form again
         self.generate.installEventFilter(self)  # its form grew (accompany's parts, a job row): the same
         body.addWidget(split, 1)
@@ -255,6 +258,24 @@ class QtMainWindow(QMainWindow):
         ):
             QTimer.singleShot(0, self.fit_generate)  # once the layouts have settled
         return super().eventFilter(watched, event)
+
+    def resizeEvent(self, event: QResizeEvent | None) -> None:
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self.fit_columns)
+
+    def fit_columns(self) -> None:
+        """In a narrow window the side columns keep only what they need, so the region and the variants get the
+        rest (fewer wrapped rows of buttons); a wide window keeps the user's own split."""
+        sizes = self.split.sizes()
+        if len(sizes) != 3 or self.width() >= WIDE_WINDOW:
+            return
+        left, right = (self.split.widget(i) for i in (0, 2))
+        if left is None or right is None:
+            return
+        want = [left.minimumSizeHint().width(), 0, right.minimumSizeHint().width()]
+        want[1] = sum(sizes) - want[0] - want[2]
+        if want[1] > sizes[1]:
+            self.split.setSizes(want)
 
     def fit_generate(self) -> None:
         """Give the Generate form its whole height from the history below it when there is room (its form scrolls

@@ -138,7 +138,7 @@ def test_an_accompaniment_shows_its_stems_and_plays_with_the_region(
     assert [c.text() for c in panel.stem_chips] == ["⇱ bass", "⇱ drums"]
     assert panel.drag_stems.isEnabled()
     assert [p.name for p in rig.session.drag_paths("v01", "stems")] == ["bass.wav", "drums.wav"]
-    assert panel.job_label.text().startswith("accompany bass, drums · 2 bars")
+    assert panel.job_label.full_text.startswith("accompany bass, drums · 2 bars")
     assert panel.region_first_button.text() == "With region"
     assert "together" in panel.region_first_button.toolTip()
     qtbot.mouseClick(panel.region_first_button, Qt.MouseButton.LeftButton)

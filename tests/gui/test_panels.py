@@ -231,7 +231,7 @@ def test_variants_show_a_job_and_the_buttons_change_the_model(
     qtbot.waitUntil(lambda: all(i.midi and i.audio for i in panel.list_model.items), timeout=3000)
     item = panel.list_model.items[0]
     assert item.midi is not None and item.audio is not None and item.audio.peaks and item.midi.notes
-    assert "continue · 4 bars · 120.00 BPM 4/4 · fake-midi" in panel.job_label.text()
+    assert "continue · 4 bars · 120.00 BPM 4/4 · fake-midi" in panel.job_label.full_text
     assert (panel.slot_a.currentData(), panel.slot_b.currentData()) == ("v01", "v02")
     assert [c.text() for c in panel.stem_chips] == ["⇱ bass", "⇱ piano"]
     # select a row
@@ -271,7 +271,7 @@ def test_history_lists_jobs_and_opens_one(
     assert panel.tree.topLevelItemCount() == 2
     newest = panel.tree.topLevelItem(0)
     assert newest is not None and newest.text(1) == "verse" and newest.text(2) == "4 × 2" and newest.text(3) == "done"
-    assert str(rig.out_dir) in panel.folder.text()
+    assert str(rig.out_dir) in panel.folder.full_text
     oldest = panel.tree.topLevelItem(1)
     assert oldest is not None
     panel.tree.itemDoubleClicked.emit(oldest, 0)

@@ -1,0 +1,45 @@
+"""The window from a 1024x640 laptop beside the DAW to a 2560x1440 screen, in Continue and Accompany, with variants,
+stems and a long message shown: every text widget as wide as its text, nothing cut off or covered, and the window
+shrinks to 1024x640 (its minimum width was 1271 px)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from gui_rig import Rig, generate_and_wait, wait_engine
+from layout_check import layout_faults
+from pytestqt.qtbot import QtBot
+
+from gui.window import QtMainWindow
+
+MakeRig = Callable[..., Rig]
+MakeWindow = Callable[[Rig], QtMainWindow]
+
+
+def _settle(qtbot: QtBot, window: QtMainWindow, width: int, height: int) -> None:
+    window.resize(width, height)
+    qtbot.wait(80)  # the flow rows and the column split settle on the next turns of the event loop
+    window.resize(width, height)
+    qtbot.wait(80)
+
+
+@pytest.mark.parametrize("mode", ["continue", "accompany"])
+def test_the_window_lays_out_cleanly_from_1024x640_to_2560x1440(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path, mode: str
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    window.show()
+    wait_engine(qtbot, rig)
+    rig.session.open_files([region_file])
+    rig.session.update_form(mode=mode, parts=("bass", "drums") if mode == "accompany" else ())
+    generate_and_wait(qtbot, rig, variants=4)  # buttons enabled, stems as chips, a long job name
+    rig.session.say("error", "a long message for the bar above the panels " * 3)
+    assert window.minimumSizeHint().width() <= 1024 and window.minimumSizeHint().height() <= 640
+    for width, height in ((1024, 640), (1440, 900), (2560, 1440), (1024, 640)):
+        _settle(qtbot, window, width, height)
+        assert (window.width(), window.height()) == (width, height)
+        assert layout_faults(window) == [], f"at {width}x{height}"
+    assert window.variants.list.height() >= window.variants.list.minimumHeight()  # a variant row stays in view
