@@ -62,7 +62,7 @@ def build_ixml(record: ProvenanceRecord) -> bytes:
 
 def _text(value: object) -> str:
     if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
     return str(value)
 
 

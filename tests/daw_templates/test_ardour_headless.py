@@ -39,6 +39,8 @@ from bridge.adapters.ardour_session import insert_audio_file
 from bridge.bwf import read_bext
 from bridge.cli import main
 from bridge.daemon import BridgeRunning
+from engine.provenance.report import inspect_file
+from engine.provenance.signing import c2pa_available
 
 pytestmark = pytest.mark.integration
 
@@ -189,6 +191,11 @@ def test_a_region_sent_from_ardour_comes_back_placed_at_the_bar_after_it(
     wav_rate = soundfile.info(str(placed_wav)).samplerate
     assert bext.time_reference == round(12 * 60.0 / TEMPO * wav_rate)
     assert bext.time_reference * RATE / wav_rate == pytest.approx(expected_at, abs=1)
+    # it carries all of Segue's provenance (bext, iXML, a C2PA manifest that still holds after placement)
+    carried = inspect_file(placed_wav)
+    assert carried.record is not None and carried.record.generated and bext.description.startswith("AI-generated")
+    assert {"bext", "iXML"} <= set(carried.chunk_sizes)
+    assert carried.signature_holds is (True if c2pa_available() else None)
 
     # and in the session: the placed mix put on a track where the script imported it (Editor:do_import needs the
     # GUI, so Segue's closed-session writer stands in for it), rendered by Ardour itself
