@@ -1,8 +1,10 @@
 """Render a ``symusic`` score to audio with a General MIDI soundfont (TinySoundFont): one stem per part, and a mix.
 
-Audio is float32 ``[channels=2, samples]``, exactly ``round(length_seconds * sample_rate)`` samples long. Ticks
-become seconds through the score's tempo map, so tempo changes are honoured to the sample. Every part (track) is
-rendered on its own synthesizer, so stems never bleed into each other; drums use the GM drum bank (channel 10).
+Audio is float32 ``[channels=2, samples]``, exactly ``round(length_seconds * sample_rate)`` samples long, stored frame
+by frame (L R L R ..., as the synthesizer writes it and a WAV file holds it: ``audio.T`` is C-contiguous, so nothing is
+reordered on the way to a file). Ticks become seconds through the score's tempo map, so tempo changes are honoured
+to the sample. Every part (track) is rendered on its own synthesizer, so stems never bleed into each other; drums
+use the GM drum bank (channel 10).
 Notes that still sound at the end are cut with a short fade, so the last sample is zero and there is no click.
 
 What the synthesizer cannot do (lyrics, key signatures, most controllers) is ignored. Notes, programs, velocities,
@@ -264,7 +266,14 @@ def _render_events(synth: tsf.SoundFont, events: _Events, channel: int, num_samp
             synth.channel_set_pitch_wheel(channel, arg1)
     if cursor < num_samples:
         synth.render(raw[cursor * frame_bytes :], False)
-    return np.ascontiguousarray(interleaved.reshape(num_samples, CHANNELS).T)
+    return interleaved.reshape(num_samples, CHANNELS).T  # a [2, N] view: no copy here, none in the WAV writer
+
+
+def _frames(num_samples: int) -> Audio:
+    """Zeros shaped ``[2, num_samples]`` laid out frame by frame (L R L R ...), like the synthesizer's output:
+    sums over stems run in memory order and a WAV writer takes ``audio.T`` without reordering."""
+    frames: Audio = np.zeros((num_samples, CHANNELS), dtype=np.float32).T
+    return frames
 
 
 def _fade_out(audio: Audio, sample_rate: int) -> None:
@@ -328,7 +337,7 @@ def mix_stems(
     When the mix, or any stem, peaks above ``headroom_dbfs``, the mix and every stem are scaled by the same
     ``gain`` (< 1), so the stems still add up to the mix and nothing clips. Stems are ``[2, num_samples]``.
     """
-    mix = np.zeros((CHANNELS, num_samples), dtype=np.float32)
+    mix = _frames(num_samples)
     for name, stem in stems.items():
         if stem.shape != mix.shape:
             raise EngineError(f"stem {name} has shape {stem.shape}; every stem must be {mix.shape}")
@@ -347,7 +356,7 @@ def mix_stems(
             headroom_dbfs,
         )
         mix *= np.float32(gain)
-        stems = {name: (stem * np.float32(gain)).astype(np.float32) for name, stem in stems.items()}
+        stems = {name: stem * np.float32(gain) for name, stem in stems.items()}  # float32, same layout
     return mix, dict(stems), gain
 
 
