@@ -329,9 +329,9 @@ def test_a_second_segue_leaves_a_job_that_a_live_segue_is_running_alone(
 ) -> None:
     region = write_midi_region(tmp_path / "region.mid")
     out = tmp_path / "out"
-    child = _spawn("running", region, out)
+    child = _spawn("writing", region, out)  # running, and stays so for a minute (its write stalls)
     try:
-        _wait_for(lambda: REACHED["running"](out), child)
+        _wait_for(lambda: REACHED["writing"](out), child)
         (live,) = [p for p in out.iterdir()]
         code = cli.main(["continue", str(region), "--out", str(out)], engine_factory=lambda spec, **o: FakeEngine())
         assert code == 0, capsys.readouterr().err
