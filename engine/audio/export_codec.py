@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from engine.atomic import write_text
 from engine.audio.codec import CONFIG_NAME, WEIGHTS_NAME, Codec, load_codec, read_codec_config, save_codec
 from engine.audio.data import load_split
 from engine.audio.train_codec import LOG_NAME, evaluate, held_out_clips
@@ -137,7 +138,7 @@ def export_codec(
         }
     )
     write_json_atomic(out / CONFIG_NAME, config)
-    (out / "MODEL_CARD.md").write_text(model_card(out.name, config, shipped), encoding="utf-8")
+    write_text(out / "MODEL_CARD.md", model_card(out.name, config, shipped))
     return config
 
 

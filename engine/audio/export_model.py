@@ -198,7 +198,7 @@ def _export_into(
     write_json_atomic(tmp / CONFIG_NAME, config)
     if (prior_src / "train_log.jsonl").is_file():
         shutil.copyfile(prior_src / "train_log.jsonl", tmp / "train_log.jsonl")
-    (tmp / "MODEL_CARD.md").write_text(model_card(name, config, codec_config), encoding="utf-8")
+    write_text(tmp / "MODEL_CARD.md", model_card(name, config, codec_config))
     return config
 
 
