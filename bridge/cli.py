@@ -619,6 +619,7 @@ def cmd_eval(args: argparse.Namespace, factory: EngineFactory) -> int:
 
 def cmd_jobs(args: argparse.Namespace, factory: EngineFactory) -> int:
     out_dir: Path = args.out.expanduser().resolve()
+    recover_jobs(out_dir)  # a job a killed Segue left "running" is listed as what it is: interrupted
     jobs = list_jobs(out_dir)
     if args.json:
         print(json.dumps([job_to_json(record) for _, record in jobs], indent=2, ensure_ascii=False))

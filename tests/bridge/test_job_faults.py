@@ -347,3 +347,19 @@ def test_a_second_segue_leaves_a_job_that_a_live_segue_is_running_alone(
         child.wait(10)
     assert recover_jobs(out) == [live.name]
     assert load_job(live).status == "failed"
+
+
+def test_segue_jobs_lists_a_killed_job_as_interrupted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    region = write_midi_region(tmp_path / "region.mid")
+    out = tmp_path / "out"
+    child = _spawn("running", region, out)
+    try:
+        _wait_for(lambda: REACHED["running"](out), child)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        child.kill()
+        child.wait(10)
+    assert cli.main(["jobs", "--out", str(out), "--json"]) == 0
+    (listed,) = json.loads(capsys.readouterr().out)
+    assert listed["status"] == "failed" and listed["error"]["message"] == INTERRUPTED
