@@ -14,6 +14,7 @@ reserve is given back so that the job's last word ("failed: the disk is full ...
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ OWNER_FILE = ".owner"
 RESERVE_BYTES = 32 * 1024  # a failed job.json with its message fits many times over
 ACTIVE_STATUSES = ("queued", "running")
 _STARTED = time.time()
+_NO_LOCKS = {e for e in (errno.ENOLCK, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", None), errno.EINVAL) if e}
 T = TypeVar("T")
 
 
@@ -164,10 +166,19 @@ def _lock(fd: int, path: Path) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
+        except OSError as e:  # a file system without flock (some network mounts): the pid decides
+            if e.errno not in _NO_LOCKS:
+                raise
+            return _no_live_owner(path)
         return True
-    owner = owner_of(path.parent)  # pragma: no cover - no flock: a live pid in .owner means owned
+    return _no_live_owner(path)  # pragma: no cover - no fcntl (Windows)
+
+
+def _no_live_owner(path: Path) -> bool:
+    """Without locks: the folder is free unless ``.owner`` names a live process (this one included)."""
+    owner = owner_of(path.parent)
     pid = owner.get("pid") if owner else None
-    return not (isinstance(pid, int) and pid != os.getpid() and pid_alive(pid))
+    return not (isinstance(pid, int) and pid_alive(pid))
 
 
 def _write_owner(fd: int, path: Path, reserve_bytes: int) -> None:

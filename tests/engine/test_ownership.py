@@ -8,6 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from engine.ownership import OWNER_FILE, RESERVE_BYTES, FolderClaim, owner_of, stale_folders
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,3 +90,28 @@ def test_a_job_that_ends_between_the_look_and_the_lock_is_left_alone(tmp_path: P
 
     assert list(stale_folders(tmp_path, status_of)) == []
     assert not (folder / OWNER_FILE).exists()
+
+
+def test_without_flock_the_pid_in_the_owner_file_decides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from engine import ownership
+
+    def no_flock(fd: int, operation: int) -> None:  # a network mount without locks
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(ownership.fcntl, "flock", no_flock)
+    (tmp_path / "mine").mkdir()
+    mine = FolderClaim.take(tmp_path / "mine")
+    owner = owner_of(tmp_path / "mine")
+    assert owner is not None and owner["pid"] == os.getpid()
+    assert FolderClaim.try_take(tmp_path / "mine") is None  # held by a live process: this one
+    (tmp_path / "dead").mkdir()
+    (tmp_path / "dead" / OWNER_FILE).write_text('{"pid": 999999999}\n')
+    claim = FolderClaim.try_take(tmp_path / "dead")
+    assert claim is not None  # its owner is gone
+    claim.release()
+    (tmp_path / "live").mkdir()
+    (tmp_path / "live" / OWNER_FILE).write_text('{"pid": 1}\n')  # init: always alive
+    assert FolderClaim.try_take(tmp_path / "live") is None
+    mine.release()
