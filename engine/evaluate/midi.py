@@ -181,3 +181,49 @@ def variety(contents: list[MidiContent], division: int) -> tuple[float | None, i
         identical += d == 0.0
         distances.append(d)
     return (float(np.mean(distances)) if distances else None), identical
+
+
+# --- fit to the region: the measures of bench/bench_midi_quality.py and `segue eval` ---------------------------
+ONSET_BINS_PER_BEAT = 12  # onset positions in the bar, in twelfths of a quarter note (16ths and triplets)
+
+
+def histogram_overlap(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Shared mass of two histograms, each normalised to 1 (1: the same shape, 0: disjoint); None if one is empty."""
+    sa, sb = float(np.sum(a)), float(np.sum(b))
+    if sa <= 0 or sb <= 0:
+        return None
+    return float(np.minimum(a / sa, b / sb).sum())
+
+
+def pitch_class_overlap(content: MidiContent, region: MidiContent) -> float | None:
+    """How much of ``content``'s (duration-weighted) pitch-class histogram the region's shares."""
+    return histogram_overlap(pitch_class_histogram(content), pitch_class_histogram(region))
+
+
+def onset_position_histogram(content: MidiContent, bar_beats: float) -> np.ndarray:
+    """Onsets per position in the bar (twelfths of a quarter note); a chord's notes in one part count once."""
+    bins = max(1, round(bar_beats * ONSET_BINS_PER_BEAT))
+    step = content.ticks_per_beat / ONSET_BINS_PER_BEAT
+    h = np.zeros(bins)
+    for _channel, start in {(n.channel, n.start) for n in content.notes}:
+        h[round(start / step) % bins] += 1
+    return h
+
+
+def onset_position_overlap(content: MidiContent, region: MidiContent, bar_beats: float) -> float | None:
+    """How much of ``content``'s onset-position-in-bar histogram the region's shares (rhythm, not pitch)."""
+    return histogram_overlap(onset_position_histogram(content, bar_beats), onset_position_histogram(region, bar_beats))
+
+
+def notes_per_bar(content: MidiContent, bar_beats: float, bars: int) -> dict[int, float]:
+    """Notes started per bar, per channel (a part)."""
+    counts: dict[int, int] = {}
+    for n in content.notes:
+        counts[n.channel] = counts.get(n.channel, 0) + 1
+    return {channel: count / max(1, bars) for channel, count in sorted(counts.items())}
+
+
+def region_scale_share(region: MidiContent) -> tuple[Key | None, float | None]:
+    """The region's estimated key and the share of its own pitched notes in that key's scale."""
+    key = midi_key(region)
+    return key, (in_scale_share(region, key) if key is not None else None)

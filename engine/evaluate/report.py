@@ -307,6 +307,22 @@ def _midi_checks(
                 checks.append(
                     Check("in_key", round(share, 3), share >= IN_KEY_MIN, f"pitched notes in {region_key}'s scale")
                 )
+                _, own = midi_measures.region_scale_share(region)
+                if own is not None and not accompany:
+                    checks.append(
+                        Check(
+                            "in_scale_vs_region",
+                            round(share - own, 3),
+                            share >= own - 0.1,
+                            f"share in {region_key}'s scale minus the region's own ({own:.2f}); at least -0.1",
+                        )
+                    )
+        if not accompany:  # how close to the region's language (the composer's own continuations: 0.8-0.95)
+            pc = midi_measures.pitch_class_overlap(cont, region)
+            onset = midi_measures.onset_position_overlap(cont, region, meter.quarters_per_bar)
+            detail = "overlap of the normalised histograms with the region's (1: the same)"
+            checks.append(Check("pitch_class_overlap", _round(pc), None, f"pitch classes: {detail}"))
+            checks.append(Check("onset_overlap", _round(onset), None, f"onset positions in the bar: {detail}"))
         division = midi_measures.onset_grid(region)
         if division is not None:
             # parts under a region may move one subdivision finer than it (eighth-note passing tones under a
@@ -489,3 +505,7 @@ def format_table(score: JobScore) -> str:
     out += [f"note: {n}" for n in score.notes]
     out.append(f"result: {'all checks passed' if score.passed else 'some checks failed (NO)'}")
     return "\n".join(out)
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None

@@ -11,7 +11,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from miditok import REMI, TokSequence
@@ -20,6 +20,10 @@ from symusic.core import ScoreTick
 from engine.api import CancelToken, GenerationParams
 from engine.checkpoints import Checkpoint
 from engine.errors import BadInputError, EngineError
+from engine.evaluate import midi as measures
+from engine.symbolic.adapt import AdaptReport, AdaptSettings, adapted
+from engine.symbolic.candidates import candidate_seeds, channel_of, content_from_parts, content_from_score, fit, select
+from engine.symbolic.guidance import GuidanceSettings, guided_constraints, region_stats, settings_from_params
 from engine.symbolic.midifile import Note, PartNotes
 from engine.symbolic.model import GPT
 from engine.symbolic.region import Region, prompt_window
@@ -38,6 +42,32 @@ log = logging.getLogger(__name__)
 MAX_PROMPT_BARS = 32
 DEFAULT_KEY_PENALTY = 1.5  # nats; see engine.symbolic.sampling
 DEFAULT_ARRANGEMENT_BONUS = float(os.environ.get("SEGUE_ARRANGEMENT_BONUS", "3.0"))  # nats; 0 turns it off
+DEFAULT_CANDIDATES = 3  # candidates sampled per variant (bench/bench_midi_quality.py)
+MAX_CANDIDATE_ROWS = 32  # rows of one sampling batch, whatever the variants x candidates
+DEFAULT_ADAPT: AdaptSettings | None = None  # measured: it does not pay (docs/symbolic-engine.md)
+
+
+@dataclass
+class ContinuationInfo:
+    """What :func:`continue_region` used, for job.json: its notes and timings."""
+
+    guidance: str = ""
+    candidates: int = 0
+    seeds: list[int] = field(default_factory=list)  # of the kept variants, in order
+    adapt: AdaptReport | None = None
+
+    def notes(self) -> tuple[str, ...]:
+        out = [f"region guidance: {self.guidance}"] if self.guidance else []
+        if self.candidates > len(self.seeds) > 0:
+            out.append(f"{len(self.seeds)} variants kept of {self.candidates} candidates (best fit, all different)")
+        if self.adapt is not None:
+            out.append(self.adapt.describe())
+        return tuple(out)
+
+    def timings(self) -> dict[str, float]:
+        if self.adapt is None:
+            return {}
+        return {"adapt_seconds": self.adapt.seconds, "adapt_steps": float(self.adapt.steps)}
 
 
 @dataclass(frozen=True)
@@ -165,21 +195,73 @@ def continue_region(
     key_penalty: float = DEFAULT_KEY_PENALTY,
     use_cache: bool = True,
     arrangement_bonus: float = DEFAULT_ARRANGEMENT_BONUS,
+    guidance: GuidanceSettings | None = None,
+    candidates: int | None = None,
+    adapt: AdaptSettings | None | bool = True,
+    info: ContinuationInfo | None = None,
 ) -> list[tuple[PartNotes, ...]]:
-    """Sample ``len(seeds)`` continuations of ``region``, each exactly ``params.bars`` bars."""
+    """Sample ``len(seeds)`` continuations of ``region``, each exactly ``params.bars`` bars.
+
+    ``guidance`` (default: from ``params``, None meaning the measured defaults of
+    :mod:`engine.symbolic.guidance`; ``GuidanceSettings(enabled=False)`` for none), ``candidates`` (candidates
+    sampled per variant, default :data:`DEFAULT_CANDIDATES`) and ``adapt`` (``True``: the measured default,
+    ``None``/``False``: none) say how the region steers the model. ``info``, when given, receives what was used:
+    the settings in words, the seeds of the kept variants (in order) and the adaptation's report.
+    """
     block = model.model.config.block_size
     prompt_ids = encode_prompt(region, model.tokenizer, model.vocab, max_tokens=block // 2)
     constraints = region_constraints(region, model.vocab, params.bars, key_penalty, arrangement_bonus)
-    rows = sample_continuations(
-        model.model,
-        prompt_ids,
-        model.vocab,
-        constraints,
-        seeds,
-        temperature=params.temperature,
-        top_p=params.top_p,
-        progress=progress,
-        cancel=cancel,
-        use_cache=use_cache,
-    )
-    return [decode_variant(tokens, model.tokenizer, region, params.bars, part_names) for tokens in rows]
+    settings = guidance if guidance is not None else settings_from_params(params, part_names)
+    if settings.enabled:
+        stats = region_stats(prompt_ids, model.vocab, constraints.positions_per_bar)
+        constraints = guided_constraints(constraints, stats, model.vocab, settings)
+    factor = DEFAULT_CANDIDATES if candidates is None else max(1, int(candidates))
+    factor = max(1, min(factor, MAX_CANDIDATE_ROWS // max(1, len(seeds))))
+    pool_seeds = candidate_seeds(seeds, factor)
+    adapt_settings = DEFAULT_ADAPT if adapt is True else (adapt or None)
+    with adapted(model.model, prompt_ids, model.tokenizer, adapt_settings, cancel) as adapt_report:
+        rows = sample_continuations(
+            model.model,
+            prompt_ids,
+            model.vocab,
+            constraints,
+            pool_seeds,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            progress=progress,
+            cancel=cancel,
+            use_cache=use_cache,
+        )
+    decoded = [decode_variant(tokens, model.tokenizer, region, params.bars, part_names) for tokens in rows]
+    order = list(range(len(seeds)))
+    if factor > 1:
+        order = choose(region, decoded, params.bars, len(seeds), settings)
+    if info is not None:
+        info.guidance = settings.describe() if settings.enabled else "off"
+        info.candidates = len(pool_seeds)
+        info.seeds = [pool_seeds[i] for i in order]
+        info.adapt = adapt_report
+    return [decoded[i] for i in order]
+
+
+def choose(
+    region: Region,
+    decoded: Sequence[tuple[PartNotes, ...]],
+    bars: int,
+    keep: int,
+    settings: GuidanceSettings,
+) -> list[int]:
+    """Indices of the ``keep`` candidates that fit the region best while differing (engine.symbolic.candidates)."""
+    tpq = region.ticks_per_quarter
+    bar_beats = region.meter.quarters_per_bar
+    start = max(0, region.place_at_tick - region.length_bars * region.bar_ticks)
+    region_content = content_from_score(region.score, start, region.place_at_tick)
+    scale = measures.region_scale_share(region_content)
+    density = {
+        channel_of(p.program): settings.part_density.get(p.program, settings.density) for p in region.parts
+    }
+    contents = [content_from_parts(parts, tpq, bars * region.bar_ticks) for parts in decoded]
+    fits = [fit(c, region_content, bar_beats, bars, region.length_bars, scale, density) for c in contents]
+    division = measures.onset_grid(region_content) or 4
+    note_sets = [measures.note_set(c, division) for c in contents]
+    return select(fits, note_sets, keep)

@@ -17,6 +17,7 @@ region's key without forbidding chromatic notes.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -101,6 +102,13 @@ class Constraints:
     part_density: dict[int, float] = field(default_factory=dict)  # program -> notes per bar in the region
     arrangement_bonus: float = 0.0  # nats added to a part's Program token while it is behind its density
     max_tokens_per_bar: int = 640
+    # guidance from the region (engine.symbolic.guidance); empty = none
+    pitch_bias: dict[int, tuple[float, ...]] = field(default_factory=dict)  # program -> nats per MIDI pitch
+    position_bias: tuple[float, ...] = ()  # nats per position in the bar
+    duration_bias: dict[int, tuple[float, ...]] = field(default_factory=dict)  # program -> nats per Duration token
+    density_target: dict[int, float] = field(default_factory=dict)  # program -> notes per bar to steer to
+    chord_size: dict[int, float] = field(default_factory=dict)  # program -> notes per onset in the region
+    final_bar_pitch_bias: dict[int, tuple[float, ...]] = field(default_factory=dict)  # last bar (-inf: never)
 
     @property
     def positions_per_bar(self) -> int:
@@ -192,9 +200,33 @@ class _Masks:
             self.pitch[program] = mask([table[p] for p in allowed])
             bias = torch.zeros(vocab.size, device=device)
             if program != -1:
+                prior = constraints.pitch_bias.get(program)
                 for p in allowed:
-                    bias[table[p]] = -constraints.pitch_class_penalty[p % 12]
+                    bias[table[p]] = -constraints.pitch_class_penalty[p % 12] + (prior[p] if prior else 0.0)
             self.pitch_bias[program] = bias
+        self.final_pitch: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for program, extra in constraints.final_bar_pitch_bias.items():
+            if program not in self.pitch:
+                continue
+            final = self.pitch_bias[program].clone()
+            final_mask = self.pitch[program].clone()
+            for p in constraints.parts[program]:
+                if math.isinf(extra[p]):
+                    final_mask[vocab.pitches[p]] = False
+                else:
+                    final[vocab.pitches[p]] += extra[p]
+            if bool(final_mask.any()):
+                self.final_pitch[program] = (final_mask, final)
+        self.position_bias: torch.Tensor | None = None
+        if any(constraints.position_bias):
+            self.position_bias = torch.zeros(vocab.size, device=device)
+            for p, nats in enumerate(constraints.position_bias[: len(vocab.positions)]):
+                self.position_bias[vocab.positions[p]] = nats
+        self.duration_bias: dict[int, torch.Tensor] = {}
+        for program, nats in constraints.duration_bias.items():
+            bias = torch.zeros(vocab.size, device=device)
+            bias[list(vocab.durations)] = torch.tensor(nats[: len(vocab.durations)], dtype=bias.dtype)
+            self.duration_bias[program] = bias
         self.position_index = {tid: p for p, tid in enumerate(vocab.positions)}
         self.program_index = {tid: p for p, tid in vocab.programs.items()}
         ppb = constraints.positions_per_bar
@@ -210,26 +242,33 @@ class _Masks:
         if row.state == TIMESIG:
             return self.timesig, None
         if row.state == POSITION:
-            return self.positions_from[0], None
+            return self.positions_from[0], self.position_bias
         if row.state == PROGRAM:
             return self.programs, self._arrangement_bias(row)
         if row.state == PITCH:
+            if row.bar == self.constraints.bars and row.program in self.final_pitch:
+                return self.final_pitch[row.program]
             return self.pitch[row.program], self.pitch_bias[row.program]
         if row.state == VELOCITY:
             return self.velocity, None
         if row.state == DURATION:
-            return self.duration, None
+            return self.duration, self.duration_bias.get(row.program)
         # after a note: another note here, a later position, or the next bar
         if row.tokens_in_bar >= self.constraints.max_tokens_per_bar:
             return self.bar, None
         allowed = self.programs | self.bar | self.positions_from[row.position + 1]
-        return allowed, self._arrangement_bias(row)
+        bias = self._arrangement_bias(row)
+        if self.position_bias is not None:
+            bias = self.position_bias if bias is None else bias + self.position_bias
+        return allowed, bias
 
     def _arrangement_bias(self, row: _Row) -> torch.Tensor | None:
         """Keep the region's parts playing: a part that is behind the share of its region density expected
         by this point of the bar gets a bonus on its Program token; ending a bar in which a steady part
         (at least one note per bar in the region) has not played yet is discouraged by the same amount."""
         bonus = self.constraints.arrangement_bonus
+        if self.constraints.density_target and bonus > 0.0:
+            return self._density_bias(row, bonus)
         if bonus <= 0.0 or not self.constraints.part_density:
             return None
         fraction = (row.position + 1) / self.constraints.positions_per_bar
@@ -239,6 +278,26 @@ class _Masks:
             if density >= 0.5 and played < max(1.0, density * fraction) and program not in row.at_position:
                 bias[self.vocab.programs[program]] = bonus
             if density >= 1.0 and played == 0 and row.state == AFTER_NOTE:
+                bias[self.vocab.bar] = -bonus
+        return bias
+
+    def _density_bias(self, row: _Row, bonus: float) -> torch.Tensor:
+        """Steer each part to its target notes per bar: a bonus on its Program token while it is behind the
+        share expected by this point of the bar, a penalty once it is a chord (its usual notes per onset) ahead;
+        ending a bar is discouraged while a part of at least one note per bar is under half its target."""
+        c = self.constraints
+        fraction = (row.position + 1) / c.positions_per_bar
+        bias = torch.zeros(self.vocab.size, device=self.bar.device)
+        for program, target in c.density_target.items():
+            played = row.notes_in_bar.get(program, 0)
+            expected = target * fraction
+            need = max(1.0, expected) if target >= 1.0 else expected
+            token = self.vocab.programs[program]
+            if target >= 0.5 and played < need and program not in row.at_position:
+                bias[token] = bonus
+            elif played >= expected + c.chord_size.get(program, 1.0):
+                bias[token] = -bonus
+            if target >= 1.0 and played < 0.5 * target and row.state == AFTER_NOTE:
                 bias[self.vocab.bar] = -bonus
         return bias
 

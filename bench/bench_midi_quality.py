@@ -1,0 +1,269 @@
+"""MIDI continuation quality on held-out real pieces: does a continuation speak its region's language?
+
+    python bench/bench_midi_quality.py [--configs baseline,final] [--pieces 12] [--variants 4] [--bars 8]
+                                       [--seed 1] [--threads 2] [--model default]
+
+The pieces (bench/data/midi_quality/, built once by bench/midi_quality_set.py) are music21 corpus works on the
+validation side of the shipped model's training split: string quartet, orchestral chorale, piano, madrigals,
+Bach chorales, a lead sheet; 6/8, 3/4, 4/4, 2/4. Region = the first 4-8 bars, reference = the composer's next 8.
+For every configuration (an idea alone, or together) it continues each region with the same seeds and prints
+one row per configuration. Columns (means over the pieces; "ok" counts pieces/parts/variants meeting the target):
+
+- pc: variants' pitch-class overlap with the region minus the composer's (target |.| <= 0.05)
+- onset: the same for the onset-position-in-bar overlap (target |.| <= 0.05)
+- dens: notes per bar per part, variants / composer (median; ok = parts within x0.67-1.5)
+- len: mean note length per part, variants / composer (median)
+- scale: variants whose share of pitched notes in the region's scale >= the region's own share - 0.1
+- var: mean pairwise note-set distance between variants (target >= 0.5), identical pairs
+- loss: the composer's continuation given the region, nats/token, without -> with adaptation (target -10 %)
+- s: seconds per job (sampling, candidates and adaptation; not rendering)
+
+Writes bench/results/midi_quality.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from symusic import Score
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _common import machine, write_json  # noqa: E402
+
+from engine.api import GenerationParams, Prompt  # noqa: E402
+from engine.checkpoints import find_checkpoint  # noqa: E402
+from engine.evaluate import midi as measures  # noqa: E402
+from engine.symbolic import continuation as cont  # noqa: E402
+from engine.symbolic.adapt import AdaptSettings, adapted, continuation_loss  # noqa: E402
+from engine.symbolic.candidates import content_from_parts, content_from_score  # noqa: E402
+from engine.symbolic.guidance import GuidanceSettings  # noqa: E402
+from engine.symbolic.naming import part_names_for  # noqa: E402
+from engine.symbolic.region import Region, read_region  # noqa: E402
+
+SET_DIR = ROOT / "bench" / "data" / "midi_quality"
+OFF = GuidanceSettings(enabled=False)
+ONLY = GuidanceSettings(
+    pitch_weight=0.0, position_weight=0.0, duration_weight=0.0, hold_notes=False, density_control=False
+)
+# name -> (guidance, candidates per variant, adaptation)
+CONFIGS: dict[str, tuple[GuidanceSettings, int, AdaptSettings | None]] = {
+    "baseline": (OFF, 1, None),
+    "pitch": (replace(ONLY, pitch_weight=1.0), 1, None),
+    "rhythm": (replace(ONLY, position_weight=1.0), 1, None),
+    "lengths": (replace(ONLY, duration_weight=1.0, hold_notes=True), 1, None),
+    "density": (replace(ONLY, density_control=True), 1, None),
+    "guided": (GuidanceSettings(), 1, None),
+    "candidates": (OFF, 3, None),
+    "adapt": (OFF, 1, AdaptSettings(steps=8, max_seconds=600.0)),  # the loss figure: 8 steps, whatever the load
+    "adapt-1e-4": (OFF, 1, AdaptSettings(steps=8, lr=1e-4, max_seconds=600.0)),
+    "adapt-3e-5": (OFF, 1, AdaptSettings(steps=8, lr=3e-5, max_seconds=600.0)),
+    "adapt-head": (OFF, 1, AdaptSettings(steps=8, lr=1e-4, max_seconds=600.0, what="head")),
+    "final": (GuidanceSettings(), 3, None),
+}
+
+
+def load_piece(path: Path, meta: dict[str, Any], tmp: Path) -> tuple[Region, Any, Any, Score]:
+    score = Score(str(path))
+    ts = score.time_signatures[0]
+    bar_ticks = round(ts.numerator * 4 / ts.denominator * score.ticks_per_quarter)
+    end = meta["region_bars"] * bar_ticks
+    region_file = tmp / path.name
+    score.clip(0, end, clip_end=True).dump_midi(str(region_file))
+    region = read_region(Prompt(midi_path=region_file, length_beats=end / score.ticks_per_quarter))
+    region_content = content_from_score(score, 0, end)
+    reference = content_from_score(score, end, end + meta["reference_bars"] * bar_ticks)
+    return region, region_content, reference, score
+
+
+def target_tokens(model: cont.SymbolicModel, score: Score, region: Region, bars: int) -> list[int]:
+    """The composer's next ``bars`` bars as tokens, read from one encoding of region + reference."""
+    full = score.clip(0, region.place_at_tick + bars * region.bar_ticks, clip_end=True)
+    ids = [int(i) for i in model.tokenizer.encode(full)[0].ids] if isinstance(
+        model.tokenizer.encode(full), list
+    ) else [int(i) for i in model.tokenizer.encode(full).ids]
+    bar_indices = [i for i, t in enumerate(ids) if t == model.vocab.bar]
+    if len(bar_indices) <= region.length_bars:
+        return []
+    return ids[bar_indices[region.length_bars] :]
+
+
+def composer_loss(
+    model: cont.SymbolicModel, score: Score, region: Region, adapt: AdaptSettings | None, bars: int
+) -> tuple[float | None, float | None, float]:
+    """The composer's continuation's loss given the region, without and with adaptation (and its seconds)."""
+    prompt = cont.encode_prompt(region, model.tokenizer, model.vocab, model.model.config.block_size // 2)
+    target = target_tokens(model, score, region, bars)
+    if not target:
+        return None, None, 0.0
+    loss = continuation_loss(model.model, prompt, target)
+    if adapt is None:
+        return loss, None, 0.0
+    with adapted(model.model, prompt, model.tokenizer, adapt) as report:
+        return loss, continuation_loss(model.model, prompt, target), report.seconds
+
+
+def measure_piece(
+    model: cont.SymbolicModel, name: str, meta: dict[str, Any], tmp: Path, config: str, args: argparse.Namespace
+) -> dict[str, Any]:
+    guidance, factor, adapt = CONFIGS[config]
+    region, region_content, reference, score = load_piece(SET_DIR / name, meta, tmp)
+    bar_beats = region.meter.quarters_per_bar
+    names = part_names_for(region.parts)
+    params = GenerationParams(bars=args.bars, variants=args.variants, seed=args.seed)
+    seeds = [args.seed + i for i in range(args.variants)]
+    info = cont.ContinuationInfo()
+    t0 = time.perf_counter()
+    variants = [] if args.loss_only else cont.continue_region(
+        model, region, params, seeds, names, guidance=guidance, candidates=factor, adapt=adapt, info=info
+    )
+    seconds = time.perf_counter() - t0
+    if args.loss_only:
+        loss, loss_adapted, adapt_seconds = composer_loss(model, score, region, adapt, args.bars)
+        empty: dict[str, Any] = {"density": {}, "lengths": {}, "in_scale": [], "identical": 0, "seeds": []}
+        return {"piece": name, "seconds": 0.0, "pc_gap": None, "onset_gap": None, "variety": None, **empty,
+                "loss": loss, "loss_adapted": loss_adapted, "adapt_steps": adapt.steps if adapt else 0,
+                "adapt_seconds": adapt_seconds}  # fmt: skip
+    contents = [content_from_parts(v, region.ticks_per_quarter, args.bars * region.bar_ticks) for v in variants]
+    composer_pc = measures.pitch_class_overlap(reference, region_content)
+    composer_onset = measures.onset_position_overlap(reference, region_content, bar_beats)
+    pcs = [measures.pitch_class_overlap(c, region_content) for c in contents]
+    onsets = [measures.onset_position_overlap(c, region_content, bar_beats) for c in contents]
+    composer_rate = measures.notes_per_bar(reference, bar_beats, args.bars)
+    rates = [measures.notes_per_bar(c, bar_beats, args.bars) for c in contents]
+    density = {
+        ch: statistics.mean(r.get(ch, 0.0) for r in rates) / rate for ch, rate in composer_rate.items() if rate > 0
+    }
+    lengths = {}
+    for ch in composer_rate:
+        ref = [n.end - n.start for n in reference.notes if n.channel == ch]
+        own = [n.end - n.start for c in contents for n in c.notes if n.channel == ch]
+        if ref and own:
+            lengths[ch] = statistics.mean(own) / statistics.mean(ref)
+    key, region_share = measures.region_scale_share(region_content)
+    shares = [measures.in_scale_share(c, key) for c in contents] if key is not None else []
+    in_scale = [s >= region_share - 0.1 for s in shares if s is not None and region_share is not None]
+    division = measures.onset_grid(region_content) or 4
+    distance, identical = measures.variety(contents, division)
+    loss, loss_adapted, _ = composer_loss(model, score, region, adapt, args.bars)
+    report = info.adapt
+    return {
+        "piece": name,
+        "seconds": seconds,
+        "pc_gap": statistics.mean(x for x in pcs if x is not None) - composer_pc if composer_pc else None,
+        "onset_gap": statistics.mean(x for x in onsets if x is not None) - composer_onset if composer_onset else None,
+        "density": density,
+        "lengths": lengths,
+        "in_scale": in_scale,
+        "variety": distance,
+        "identical": identical,
+        "loss": loss,
+        "loss_adapted": loss_adapted,
+        "adapt_steps": report.steps if report else 0,
+        "adapt_seconds": report.seconds if report else 0.0,
+        "seeds": info.seeds,
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in rows if r[key] is not None]
+        return statistics.mean(values) if values else None
+
+    ratios = [x for r in rows for x in r["density"].values()]
+    lengths = [x for r in rows for x in r["lengths"].values()]
+    scale = [x for r in rows for x in r["in_scale"]]
+    losses = [(r["loss"], r["loss_adapted"]) for r in rows if r["loss"] is not None and r["loss_adapted"] is not None]
+    return {
+        "pc_gap": mean("pc_gap"),
+        "pc_ok": sum(abs(r["pc_gap"]) <= 0.05 for r in rows if r["pc_gap"] is not None),
+        "onset_gap": mean("onset_gap"),
+        "onset_ok": sum(abs(r["onset_gap"]) <= 0.05 for r in rows if r["onset_gap"] is not None),
+        "density_median": statistics.median(ratios) if ratios else None,
+        "density_ok": sum(0.67 <= x <= 1.5 for x in ratios),
+        "density_parts": len(ratios),
+        "length_median": statistics.median(lengths) if lengths else None,
+        "scale_ok": sum(scale),
+        "scale_variants": len(scale),
+        "variety": mean("variety"),
+        "variety_ok": sum(r["variety"] is not None and r["variety"] >= 0.5 for r in rows),
+        "identical": sum(r["identical"] for r in rows),
+        "loss": mean("loss"),
+        "loss_adapted": statistics.mean(b for _, b in losses) if losses else None,
+        "loss_change": (statistics.mean(b / a - 1 for a, b in losses) if losses else None),
+        "seconds": mean("seconds"),
+        "adapt_seconds": mean("adapt_seconds"),
+        "pieces": len(rows),
+    }
+
+
+def format_row(name: str, s: dict[str, Any]) -> str:
+    def f(x: float | None, spec: str = "+.3f") -> str:
+        return "-" if x is None else format(x, spec)
+
+    loss = f(s["loss"], ".3f")
+    if s["loss_adapted"] is not None:
+        loss += f" -> {s['loss_adapted']:.3f} ({100 * s['loss_change']:+.0f} %)"
+    n = s["pieces"]
+    return (
+        f"| {name} | {f(s['pc_gap'])} ({s['pc_ok']}/{n}) | {f(s['onset_gap'])} ({s['onset_ok']}/{n}) | "
+        f"x{f(s['density_median'], '.2f')} ({s['density_ok']}/{s['density_parts']}) | "
+        f"x{f(s['length_median'], '.2f')} | {s['scale_ok']}/{s['scale_variants']} | "
+        f"{f(s['variety'], '.2f')} ({s['variety_ok']}/{n}, {s['identical']} id.) | "
+        f"{loss} | {f(s['seconds'], '.1f')} |"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
+    parser.add_argument("--pieces", type=int, default=None, help="only the first N pieces")
+    parser.add_argument("--variants", type=int, default=4)
+    parser.add_argument("--bars", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="1 is fastest on a loaded machine")
+    parser.add_argument("--loss-only", action="store_true", help="only the adaptation loss figure (no sampling)")
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--out", default=str(ROOT / "bench/results/midi_quality.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    configs = [c for c in args.configs.split(",") if c]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
+    manifest = json.loads((SET_DIR / "manifest.json").read_text())
+    pieces = list(manifest["pieces"].items())[: args.pieces]
+    model = cont.SymbolicModel.load(find_checkpoint(args.model))
+    results: dict[str, Any] = {"machine": machine(args.threads), "args": vars(args), "configs": {}}
+    header = "| config | pc vs composer | onset vs composer | notes/bar | note length | in scale | variety | loss | s |"
+    print(header)  # noqa: T201
+    print("|" + "---|" * 9)  # noqa: T201
+    with tempfile.TemporaryDirectory() as tmp:
+        for config in configs:
+            rows = []
+            for name, meta in pieces:
+                rows.append(measure_piece(model, name, meta, Path(tmp), config, args))
+                row = rows[-1]
+                progress = f"  {config} {name}: {row['seconds']:.1f} s, loss {row['loss']} -> {row['loss_adapted']}"
+                print(progress, file=sys.stderr, flush=True)  # noqa: T201
+            summary = summarise(rows)
+            results["configs"][config] = {"summary": summary, "pieces": rows}
+            print(format_row(config, summary), flush=True)  # noqa: T201
+    write_json(Path(args.out), results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""Choose among candidates: sample more continuations than variants, keep those that fit the region best while
+staying different from each other (greedy max-min diversity).
+
+Fit is measured as :mod:`engine.evaluate.midi` measures it (bench/bench_midi_quality.py): the pitch-class and
+onset-position overlap with the region, notes per bar per part against the region's (times the asked density),
+and the share of pitched notes in the region's scale. Distance is one minus the Jaccard similarity of the
+(grid onset, pitch) note sets. Every candidate is sampled with its own seed, so a kept variant depends only on
+its seed (and the job's settings), as before.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from symusic.core import ScoreTick
+
+from engine.evaluate import midi as measures
+from engine.symbolic.midifile import PartNotes
+
+SEED_STRIDE = 1_000_003  # candidate j of a variant seeded s is seeded s + j * SEED_STRIDE
+MIN_DISTANCE = 0.05  # candidates closer than this to a kept one are taken only when nothing else is left
+DIVERSITY_WEIGHT = 1.0  # fit points one unit of min-distance is worth
+
+
+def candidate_seeds(seeds: Sequence[int], factor: int) -> list[int]:
+    """The variants' own seeds first, then ``factor - 1`` more per variant."""
+    out = [int(s) for s in seeds]
+    for j in range(1, max(1, factor)):
+        out += [(int(s) + j * SEED_STRIDE) % 2**63 for s in seeds]
+    return out
+
+
+def channel_of(program: int) -> int:
+    """A channel per part for the measures: drums 9, a pitched program its own number above 15."""
+    return 9 if program == -1 else 16 + program
+
+
+def content_from_parts(parts: Sequence[PartNotes], ticks_per_quarter: int, end_tick: int) -> measures.MidiContent:
+    notes = sorted(
+        (
+            measures.Note(n.start, n.start + n.duration, n.pitch, channel_of(p.program))
+            for p in parts
+            for n in p.notes
+        ),
+        key=lambda n: (n.start, n.pitch, n.channel),
+    )
+    return measures.MidiContent(None, ticks_per_quarter, tuple(notes), end_tick, (), ())  # type: ignore[arg-type]
+
+
+def content_from_score(score: ScoreTick, start_tick: int, end_tick: int) -> measures.MidiContent:
+    """The notes of ``score`` starting in ``[start_tick, end_tick)``, moved to 0, a part per program."""
+    notes = []
+    for track in score.tracks:
+        channel = channel_of(-1 if track.is_drum else int(track.program))
+        for n in track.notes:
+            if start_tick <= int(n.time) < end_tick:
+                s = int(n.time) - start_tick
+                notes.append(measures.Note(s, s + int(n.duration), int(n.pitch), channel))
+    notes.sort(key=lambda n: (n.start, n.pitch, n.channel))
+    return measures.MidiContent(
+        None, int(score.ticks_per_quarter), tuple(notes), end_tick - start_tick, (), ()  # type: ignore[arg-type]
+    )
+
+
+def fit(
+    candidate: measures.MidiContent,
+    region: measures.MidiContent,
+    bar_beats: float,
+    bars: int,
+    region_bars: int,
+    region_scale: tuple[measures.Key | None, float | None],
+    density: dict[int, float],
+) -> float:
+    """How well a candidate fits the region (higher is better; about 0..4)."""
+    score = 0.0
+    pc = measures.pitch_class_overlap(candidate, region)
+    score += pc if pc is not None else 0.5
+    onset = measures.onset_position_overlap(candidate, region, bar_beats)
+    score += onset if onset is not None else 0.5
+    own = measures.notes_per_bar(candidate, bar_beats, bars)
+    theirs = measures.notes_per_bar(region, bar_beats, region_bars)
+    errors = []
+    for channel, rate in theirs.items():
+        want = rate * density.get(channel, 1.0)
+        if want > 0:
+            errors.append(min(2.0, abs(math.log((own.get(channel, 0.0) + 0.1) / (want + 0.1)))))
+    score += 1.0 - (sum(errors) / len(errors) if errors else 0.0)
+    key, region_share = region_scale
+    if key is not None and region_share is not None:
+        share = measures.in_scale_share(candidate, key)
+        if share is not None:
+            score += min(0.0, share - (region_share - 0.05)) * 4  # only a shortfall costs
+    return score
+
+
+def distance(a: set[tuple[int, int, bool]], b: set[tuple[int, int, bool]]) -> float:
+    union = a | b
+    return 1.0 - len(a & b) / len(union) if union else 0.0
+
+
+def select(fits: Sequence[float], note_sets: Sequence[set[tuple[int, int, bool]]], keep: int) -> list[int]:
+    """Indices of ``keep`` candidates: the best fit first, then each time the one maximising fit plus
+    :data:`DIVERSITY_WEIGHT` x its distance to the nearest kept one; identical ones last."""
+    chosen: list[int] = []
+    left = list(range(len(fits)))
+    while left and len(chosen) < keep:
+        def value(i: int) -> tuple[bool, float]:
+            nearest = min((distance(note_sets[i], note_sets[j]) for j in chosen), default=1.0)
+            return nearest >= MIN_DISTANCE or not chosen, fits[i] + DIVERSITY_WEIGHT * nearest
+
+        best = max(left, key=value)
+        chosen.append(best)
+        left.remove(best)
+    return chosen

@@ -1,0 +1,229 @@
+"""Guidance from the region: its own statistics, read from the prompt's tokens, become logit biases for the sampler.
+
+The model was trained on folk tunes and chorales; a producer's region speaks its own language. These priors pull
+every variant towards it, each scaled by ``similarity`` (1 = close to the region, 0 = free):
+
+- **pitch**: the region's pitch-class profile, per part (blended with the whole region's), as a smoothed
+  log-prior added to the ``Pitch_`` logits (not only a penalty on absent classes);
+- **rhythm**: the region's onset positions in the bar, as a log-prior on ``Position_`` tokens;
+- **note lengths** (``hold_notes``): each part's ``Duration_`` histogram as a log-prior, and with ``hold_notes``
+  durations under half of the part's shortest usual length are all but forbidden, so held chords stay held;
+- **density**: each part's notes per bar times ``density`` / ``part_density`` becomes a target the sampler
+  steers to (a bonus while a part is behind it, a penalty once it is a chord ahead);
+- **end on the tonic**: in the last bar the lowest part plays only the tonic and the others favour the tonic
+  triad (the tonic from the region's pitch-class profile, Krumhansl-Kessler).
+
+Every statistic comes from the prompt's token ids, so it is in the model's own units (positions, duration
+tokens) and needs no second parse of the file. Numbers are in nats; the defaults are the settings measured best
+by ``bench/bench_midi_quality.py`` (docs/symbolic-engine.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from engine.api import GenerationParams
+from engine.evaluate.music import estimate_key
+from engine.symbolic.sampling import Constraints, Vocabulary
+
+# Measured defaults (bench/bench_midi_quality.py; docs/symbolic-engine.md "Fitting the region")
+DEFAULT_SIMILARITY = 0.7
+DEFAULT_DENSITY = 1.0
+DEFAULT_HOLD_NOTES = True
+DEFAULT_END_ON_TONIC = False
+PITCH_WEIGHT = 1.0  # nats per unit of log-prior at similarity 1
+POSITION_WEIGHT = 1.0
+DURATION_WEIGHT = 1.0
+PART_BLEND = 8.0  # pseudo-notes of the whole region's profile mixed into each part's
+SMOOTHING = 0.5  # pseudo-counts per pitch class / position / duration
+HOLD_FLOOR = -8.0  # nats on durations a held part never plays (with hold_notes)
+TONIC_BONUS = 2.0  # nats for tonic-triad pitch classes in the last bar (end_on_tonic)
+TONIC_PENALTY = 2.0  # nats off other pitch classes in the last bar
+
+
+@dataclass(frozen=True)
+class GuidanceSettings:
+    """What the sampler is told beyond the grammar; :func:`settings_from_params` fills it from the job."""
+
+    enabled: bool = True  # False: the sampler as it was (grammar, key penalty, arrangement bonus) - the baseline
+    similarity: float = DEFAULT_SIMILARITY
+    pitch_weight: float = PITCH_WEIGHT
+    position_weight: float = POSITION_WEIGHT
+    duration_weight: float = DURATION_WEIGHT
+    hold_notes: bool = DEFAULT_HOLD_NOTES
+    density: float = DEFAULT_DENSITY
+    part_density: dict[int, float] = field(default_factory=dict)  # program -> factor (overrides density)
+    density_control: bool = True  # steer each part to its target notes per bar (else: only the old bonus)
+    end_on_tonic: bool = DEFAULT_END_ON_TONIC
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{p}: {f:g}" for p, f in sorted(self.part_density.items()))
+        return (
+            f"similarity {self.similarity:g}, density {self.density:g}"
+            + (f" (parts {parts})" if parts else "")
+            + f", hold_notes {'on' if self.hold_notes else 'off'}, end_on_tonic {'on' if self.end_on_tonic else 'off'}"
+        )
+
+
+def settings_from_params(params: GenerationParams, part_names: dict[int, str]) -> GuidanceSettings:
+    """The job's controls, ``None`` replaced by the measured defaults; part densities by part name -> program."""
+    by_name = {name: program for program, name in part_names.items()}
+    part_density: dict[int, float] = {}
+    for name, factor in params.part_density:
+        if name in by_name:
+            part_density[by_name[name]] = float(factor)
+    return GuidanceSettings(
+        similarity=DEFAULT_SIMILARITY if params.similarity is None else float(params.similarity),
+        hold_notes=DEFAULT_HOLD_NOTES if params.hold_notes is None else bool(params.hold_notes),
+        density=DEFAULT_DENSITY if params.density is None else float(params.density),
+        part_density=part_density,
+        end_on_tonic=DEFAULT_END_ON_TONIC if params.end_on_tonic is None else bool(params.end_on_tonic),
+    )
+
+
+@dataclass
+class RegionStats:
+    """Counts read from the prompt's tokens: what the region plays, where in the bar and how long."""
+
+    bars: int
+    pitch_classes: dict[int, np.ndarray]  # program -> [12] note counts (pitched parts)
+    pitches: dict[int, list[int]]  # program -> MIDI pitches played (drums: drum notes)
+    positions: np.ndarray  # [positions per bar] onsets (distinct position per part)
+    durations: dict[int, np.ndarray]  # program -> [len(vocab.durations)] counts
+    notes: dict[int, int]  # program -> notes
+    onsets: dict[int, int]  # program -> distinct onset positions (chords count once)
+
+    def chord_size(self, program: int) -> float:
+        return self.notes.get(program, 0) / max(1, self.onsets.get(program, 0))
+
+    def total_pitch_classes(self) -> np.ndarray:
+        total = np.zeros(12)
+        for counts in self.pitch_classes.values():
+            total += counts
+        return total
+
+
+def region_stats(prompt_ids: Sequence[int], vocab: Vocabulary, positions_per_bar: int) -> RegionStats:
+    """Walk the prompt's REMI tokens (Bar, Position, Program, Pitch, Velocity, Duration) and count."""
+    position_of = {tid: p for p, tid in enumerate(vocab.positions)}
+    program_of = {tid: p for p, tid in vocab.programs.items()}
+    pitch_of = {tid: p for p, tid in vocab.pitches.items()}
+    drum_of = {tid: p for p, tid in vocab.drum_pitches.items()}
+    duration_index = {tid: i for i, tid in enumerate(vocab.durations)}
+    stats = RegionStats(0, {}, {}, np.zeros(max(1, positions_per_bar)), {}, {}, {})
+    position, program = 0, None
+    onset_seen: set[tuple[int, int, int]] = set()
+    for tid in prompt_ids:
+        if tid == vocab.bar:
+            stats.bars += 1
+        elif tid in position_of:
+            position = position_of[tid]
+        elif tid in program_of:
+            program = program_of[tid]
+        elif program is not None and (tid in pitch_of or tid in drum_of):
+            pitch = pitch_of.get(tid, drum_of.get(tid, 0))
+            stats.pitches.setdefault(program, []).append(pitch)
+            stats.notes[program] = stats.notes.get(program, 0) + 1
+            if program != -1 and tid in pitch_of:
+                stats.pitch_classes.setdefault(program, np.zeros(12))[pitch % 12] += 1
+            onset = (stats.bars, position, program)
+            if onset not in onset_seen:
+                onset_seen.add(onset)
+                stats.onsets[program] = stats.onsets.get(program, 0) + 1
+                if position < len(stats.positions):
+                    stats.positions[position] += 1
+        elif program is not None and tid in duration_index:
+            stats.durations.setdefault(program, np.zeros(len(vocab.durations)))[duration_index[tid]] += 1
+    stats.bars = max(1, stats.bars)
+    return stats
+
+
+def _log_prior(counts: np.ndarray, smoothing: float = SMOOTHING) -> np.ndarray:
+    """log p of a smoothed histogram, shifted so its most likely bin is 0 (a prior only takes away)."""
+    p = (counts + smoothing) / (counts.sum() + smoothing * len(counts))
+    logp = np.log(p)
+    out: np.ndarray = logp - logp.max()
+    return out
+
+
+def tonic_of(stats: RegionStats) -> int | None:
+    """The region's tonic pitch class (Krumhansl-Kessler on its pitch-class profile), None without pitches."""
+    key = estimate_key(stats.total_pitch_classes())
+    return key.tonic if key is not None else None
+
+
+def tonic_triad(stats: RegionStats) -> tuple[int, frozenset[int]] | None:
+    key = estimate_key(stats.total_pitch_classes())
+    if key is None:
+        return None
+    third = 4 if key.mode == "major" else 3
+    return key.tonic, frozenset({key.tonic, (key.tonic + third) % 12, (key.tonic + 7) % 12})
+
+
+def guided_constraints(
+    constraints: Constraints, stats: RegionStats, vocab: Vocabulary, settings: GuidanceSettings
+) -> Constraints:
+    """``constraints`` with the region's priors, density targets and cadence as the settings ask."""
+    s = settings.similarity
+    pitch_bias: dict[int, tuple[float, ...]] = {}
+    total = stats.total_pitch_classes()
+    overall = total / total.sum() if total.sum() > 0 else np.full(12, 1 / 12)
+    for program in constraints.parts:
+        if program == -1:
+            continue
+        counts = stats.pitch_classes.get(program, np.zeros(12)) + PART_BLEND * overall
+        prior = _log_prior(counts) * settings.pitch_weight * s
+        pitch_bias[program] = tuple(float(prior[p % 12]) for p in range(128))
+    positions = _log_prior(stats.positions) * settings.position_weight * s
+    position_bias = tuple(float(x) for x in positions)
+    duration_bias: dict[int, tuple[float, ...]] = {}
+    all_durations = sum(stats.durations.values(), np.zeros(len(vocab.durations)))
+    for program in constraints.parts:
+        counts = stats.durations.get(program)
+        if counts is None or counts.sum() == 0:
+            continue
+        weight = settings.duration_weight * (max(s, 0.5) if settings.hold_notes else s)
+        blended = counts + 0.25 * all_durations / max(1.0, all_durations.sum()) * counts.sum()
+        # neighbouring duration tokens share a little mass (a held whole note also makes a dotted half likely)
+        kernel = np.convolve(blended, [0.25, 0.5, 0.25], mode="same") + 0.5 * blended
+        bias = _log_prior(kernel) * weight
+        if settings.hold_notes:
+            used = np.flatnonzero(counts)
+            shortest = int(np.percentile(used, 10, method="lower")) if used.size else 0
+            # forbid (all but) durations under half the part's shortest usual one: about two tokens per halving
+            cut = max(0, shortest - 4)
+            bias[:cut] = np.minimum(bias[:cut], HOLD_FLOOR)
+        duration_bias[program] = tuple(float(x) for x in bias)
+    density_target: dict[int, float] = {}
+    chord_size: dict[int, float] = {}
+    for program in constraints.parts:
+        factor = settings.part_density.get(program, settings.density)
+        density_target[program] = stats.notes.get(program, 0) / stats.bars * factor
+        chord_size[program] = max(1.0, stats.chord_size(program))
+    final_bias: dict[int, tuple[float, ...]] = {}
+    if settings.end_on_tonic:
+        triad = tonic_triad(stats)
+        pitched = [p for p in constraints.parts if p != -1]
+        if triad is not None and pitched:
+            tonic, chord = triad
+            lowest = min(pitched, key=lambda p: float(np.mean(stats.pitches.get(p, [60]))))
+            for program in pitched:
+                if program == lowest and any(x % 12 == tonic for x in constraints.parts[program]):
+                    final_bias[program] = tuple(0.0 if p % 12 == tonic else -math.inf for p in range(128))
+                else:
+                    final_bias[program] = tuple(
+                        TONIC_BONUS if p % 12 in chord else -TONIC_PENALTY for p in range(128)
+                    )
+    return replace(
+        constraints,
+        pitch_bias=pitch_bias,
+        position_bias=position_bias,
+        duration_bias=duration_bias,
+        density_target=density_target if settings.density_control else {},
+        chord_size=chord_size,
+        final_bar_pitch_bias=final_bias,
+    )
