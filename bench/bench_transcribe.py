@@ -1,15 +1,20 @@
 """Audio -> MIDI speed and accuracy: Segue's transcribe_region against basic-pitch's own predict(), same ONNX model.
 
-    python bench/bench_transcribe.py [--bars 12] [--repeats 3] [--threads 1] [--quick] [--out FILE.json]
+    python bench/bench_transcribe.py [--bars 12] [--repeats 3] [--threads 1] [--perturb 10] [--soundfont SF2]
+                                     [--quick] [--out FILE.json]
 
-A melody (quarters, 8ths and 16ths) is rendered through the soundfont at 44.1 kHz stereo, ``--bars`` bars of 4/4
+A melody (quarters, 8ths and 16ths) is rendered through a soundfont (default: the bundled TimGM6mb, so that machines
+compare; ``--soundfont system`` takes the soundfont search's first hit) at 44.1 kHz stereo, ``--bars`` bars of 4/4
 at 100 BPM (12 bars: 28.8 s). Segue: :func:`engine.transcribe.transcribe_region` (soxr to 22.05 kHz, the model in
 batches, basic-pitch's decoder, echo and overtone clean-up, grid quantisation, the MIDI file written). Baseline:
-``basic_pitch.inference.predict`` on the same file with the same ``nmp.onnx`` (librosa loading, one window per
-call, its decoder, no quantisation). Each is warmed up once (the first call builds the session and imports
-librosa), then timed best of ``--repeats``, alternating; figures are seconds per 10 s of audio. The first (cold)
-call of each is reported too. Accuracy: note F1 (onset within 50 ms and pitch, offsets ignored; mir_eval) of
-each against the notes rendered. Prints a table and writes bench/results/transcribe.json (or ``--out``).
+``basic_pitch.inference.predict`` on the same file with the same ``nmp.onnx`` (librosa loading, one window per call,
+its decoder, no quantisation). Each is warmed up once (the first call builds the session and imports librosa), then
+timed best of ``--repeats``, alternating; figures are seconds per 10 s of audio. The first (cold) call of each is
+reported too. Accuracy: note F1 (onset within 50 ms and pitch, offsets ignored; mir_eval) of each against the notes
+rendered. Stability: the model's activations for the melody perturbed as CPUs differ
+(tests/engine/transcribe_perturb.py: 0.5x to 3x its noise, alone and with 3 faint sub-harmonic ghosts),
+``--perturb`` seeds each; how many runs change any note (onset tick or pitch) against the unperturbed transcription,
+and the lowest note F1. Prints tables and writes bench/results/transcribe.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "engine"))  # transcribe_perturb
 
 from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
 
@@ -37,7 +43,7 @@ PHRASE = [  # (start beats, length beats, pitch), 4 bars
 ]  # fmt: skip
 
 
-def render_melody(path: Path, bars: int) -> list[tuple[float, float, int]]:
+def render_melody(path: Path, bars: int, soundfont: str) -> list[tuple[float, float, int]]:
     """Write the melody (the phrase repeated, transposed each time) and return its notes in seconds."""
     from symusic import Score
 
@@ -55,7 +61,10 @@ def render_melody(path: Path, bars: int) -> list[tuple[float, float, int]]:
     midi = path.with_suffix(".mid")
     save_midi(build_midi(TPQ, Conductor(((0, TEMPO),), ((0, Meter(4, 4)),)), [PartNotes("m", 0, tuple(notes))], end),
               midi)  # fmt: skip
-    write_wav(path, render(Score(str(midi)), 44_100, bars * 4 * spb, None).mix, 44_100)
+    from engine.render.soundfont import bundled_soundfont_path, find_soundfont
+
+    font = find_soundfont(None if soundfont == "system" else soundfont or bundled_soundfont_path())
+    write_wav(path, render(Score(str(midi)), 44_100, bars * 4 * spb, font).mix, 44_100)
     return [(n.start / TPQ * spb, (n.start + n.duration) / TPQ * spb, n.pitch) for n in notes]
 
 
@@ -75,16 +84,56 @@ def note_f1(reference: list[tuple[float, float, int]], estimated: list[tuple[flo
     return float(f1)
 
 
+def perturbation_sweep(
+    segue: Any, truth: list[tuple[float, float, int]], seeds: int, scales: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
+) -> list[dict[str, Any]]:
+    """Transcribe the melody with its activations perturbed (tests/engine/transcribe_perturb.py): per size, with
+    and without ghosts, how many of ``seeds`` runs change a note against the unperturbed run, and the lowest F1."""
+    import numpy as np
+    from transcribe_perturb import jittered, stand_in, with_ghosts
+
+    from engine import transcribe
+
+    seen: dict[str, Any] = {}
+
+    def recording(mono: Any, progress: Any, cancel: Any) -> Any:
+        seen.update(transcribe.model_output(mono, progress, cancel))
+        return seen
+
+    def onsets(notes: list[tuple[float, float, int]]) -> set[tuple[int, int]]:
+        return {(round(a * 1000), p) for a, _, p in notes}
+
+    plain = onsets(segue(1000, recording))
+    heard = [(a, b - a, p) for a, b, p in truth if (round(a * 1000), p) in plain]
+    rows, run = [], 2000
+    for scale in scales:
+        for ghosts in (0, 3):
+            changed, lowest = 0, 1.0
+            for seed in range(seeds):
+                rng = np.random.default_rng(seed)
+                activations = jittered(seen, rng, scale)
+                if ghosts:
+                    with_ghosts(activations, heard, rng, ghosts)
+                run += 1
+                notes = segue(run, stand_in(activations))
+                changed += onsets(notes) != plain
+                lowest = min(lowest, note_f1(truth, notes))
+            rows.append({"scale": scale, "ghosts": ghosts, "runs": seeds, "changed": changed, "lowest_f1": lowest})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bars", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="4 bars, 2 repeats")
+    parser.add_argument("--perturb", type=int, default=10, help="seeds per perturbation size (0: none)")
+    parser.add_argument("--soundfont", default="", help="a .sf2/.sf3 path, or 'system'; default: bundled TimGM6mb")
+    parser.add_argument("--quick", action="store_true", help="4 bars, 2 repeats, 4 seeds")
     parser.add_argument("--out", type=Path, default=RESULTS / "transcribe.json")
     args = parser.parse_args(argv)
     if args.quick:
-        args.bars, args.repeats = 4, 2
+        args.bars, args.repeats, args.perturb = 4, 2, min(args.perturb, 4)
     os.environ["SEGUE_THREADS"] = str(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
@@ -98,15 +147,15 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "melody.wav"
-        truth = render_melody(wav, args.bars)
+        truth = render_melody(wav, args.bars, args.soundfont)
         seconds = args.bars * 4 * 60.0 / TEMPO
         runs: dict[str, list[float]] = {"segue": [], "basic_pitch": []}
         estimates: dict[str, list[tuple[float, float, int]]] = {}
         cold: dict[str, float] = {}
 
-        def segue(i: int) -> list[tuple[float, float, int]]:
+        def segue(i: int, model: Any = None) -> list[tuple[float, float, int]]:
             out = Path(tmp) / f"t{i}.mid"
-            transcribe.transcribe_region(wav, TEMPO, Meter(4, 4), None, out)
+            transcribe.transcribe_region(wav, TEMPO, Meter(4, 4), None, out, model=model)
             spq = 60.0 / TEMPO
             score = Score(str(out))
             tpq = score.ticks_per_quarter
@@ -132,17 +181,27 @@ def main(argv: list[str] | None = None) -> int:
                 fn(r + 1)
                 runs[name].append(time.perf_counter() - t0)
 
+        stability = perturbation_sweep(segue, truth, args.perturb) if args.perturb else []
+
     per10 = {k: min(v) / seconds * 10 for k, v in runs.items()}
     data = {
         "machine": machine(args.threads),
-        "settings": {"bars": args.bars, "tempo_bpm": TEMPO, "audio_seconds": seconds, "repeats": args.repeats,
-                     "threads": args.threads, "sample_rate": 44_100, "channels": 2},  # fmt: skip
+        "settings": {
+            "bars": args.bars,
+            "tempo_bpm": TEMPO,
+            "audio_seconds": seconds,
+            "repeats": args.repeats,
+            "threads": args.threads,
+            "sample_rate": 44_100,
+            "channels": 2,
+        },  # fmt: skip
         "seconds_per_10s": per10,
         "cold_first_call_seconds": cold,
         "runs_seconds": runs,
         "note_f1": {k: note_f1(truth, v) for k, v in estimates.items()},
         "notes": {"reference": len(truth), **{k: len(v) for k, v in estimates.items()}},
         "ratio": per10["segue"] / per10["basic_pitch"],
+        "stability": stability,
     }
     write_json(args.out, data)
     rows = [
@@ -151,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     print(markdown_table(["", "s per 10 s audio (warm)", "first call s", "note F1", "notes"], rows))
     print(f"{seconds:.1f} s of audio, {len(truth)} notes, {args.threads} thread(s); ratio {data['ratio']:.3g}")
+    if stability:
+        rows = [[r["scale"], r["ghosts"], f"{r['changed']}/{r['runs']}", f"{r['lowest_f1']:.3f}"] for r in stability]
+        print()
+        print(markdown_table(["noise x", "ghosts", "runs with any note changed", "lowest note F1"], rows))
     return 0
 
 

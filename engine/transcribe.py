@@ -322,19 +322,24 @@ def note_events(
 
 def _attack_start(activation: npt.NDArray[np.float32], onset_frame: int, frame_threshold: float, floor: int) -> int:
     """The frame where a note really starts: a slow attack (a voice, a bowed string) already sounds at its pitch
-    before the model's onset peak; walk back while the note's own activation (over 3 frames) holds and rises into
-    the onset (at most ~90 ms, never into the previous note of that pitch, which ends at ``floor``, nor back over
-    that note's release: a flute's re-struck note walked 93 ms back over it, half a 16th early)."""
+    before the model's onset peak. Walk back over the rise into the onset (the activation over 3 frames falling as
+    we go back; at most ~90 ms, never into the previous note of that pitch, which ends at ``floor``) to its
+    trough, and start where the activation has risen ``frame_threshold`` above it: for a note out of silence where
+    it crosses about the frame threshold; for one struck while that pitch still rings (its trough is the release
+    of the note before), where it rises clear of that release (walking back over the release to a fixed threshold
+    put such notes 70-90 ms early, on the midpoint between two 16ths)."""
     offset = max(0, onset_frame - ATTACK_FRAMES - 2)
     smooth = np.convolve(activation[offset : onset_frame + 2], np.ones(3) / 3, "same")
     frame = onset_frame
     while (
         frame > max(0, floor)
         and onset_frame - frame < ATTACK_FRAMES
-        and activation[frame - 1] >= frame_threshold
         and smooth[frame - 1 - offset] <= smooth[frame - offset]
     ):
         frame -= 1
+    level = float(activation[frame]) + frame_threshold
+    while frame < onset_frame and activation[frame] < level:
+        frame += 1
     return frame
 
 
