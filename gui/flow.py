@@ -9,7 +9,7 @@ follows the lines its width needs: when that changes it asks its parent layout a
 
 from __future__ import annotations
 
-from PyQt6.QtCore import QEvent, QObject, QRect, QSize, QTimer
+from PyQt6.QtCore import QEvent, QObject, QRect, QSize, Qt, QTimer
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 
@@ -28,18 +28,16 @@ class QtFlowRow(QWidget):
 
     def add_group(self, *widgets: QWidget) -> None:
         for widget in widgets:
-            widget.setParent(self)
-            widget.installEventFilter(self)  # shown, hidden or its text changed: lay out again
+            self._adopt(widget)
         self.groups.append(list(widgets))
         self._relayout()
 
-    def add_to_group(self, index: int, widget: QWidget) -> None:
-        """Append ``widget`` to group ``index`` (a stem chip made for the selected variant)."""
-        widget.setParent(self)
-        widget.installEventFilter(self)
-        self.groups[index].append(widget)
-        widget.show()
-        self._relayout()
+    def _adopt(self, widget: QWidget) -> None:
+        hidden = widget.isHidden() and widget.testAttribute(Qt.WidgetAttribute.WA_WState_ExplicitShowHide)
+        widget.setParent(self)  # hides it (Qt): show it again unless it was hidden on purpose
+        if not hidden:
+            widget.show()
+        widget.installEventFilter(self)  # shown, hidden or its text changed: lay out again
 
     def remove(self, widget: QWidget) -> None:
         for group in self.groups:

@@ -40,19 +40,22 @@ class QtJobRow(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 2, 0, 2)
         layout.setSpacing(3)
-        self.name = label("", "value")
+        self.name = QtElidedLabel()  # a long job name is cut, never widens the window
+        self.name.setObjectName("value")
         self.status = label("", "dim", mono=True, size=8.5)
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setFixedHeight(8)
         self.message = QtElidedLabel()
         self.message.setObjectName("dim")
-        layout.addLayout(row(self.name, 1, self.status))
+        top = row(self.name, self.status)
+        top.setStretchFactor(self.name, 1)
+        layout.addLayout(top)
         layout.addWidget(self.bar)
         layout.addWidget(self.message)
 
     def show_row(self, job: JobRow) -> None:
-        self.name.setText(_short_job(job.job_id))
+        self.name.set_full_text(_short_job(job.job_id))
         self.name.setToolTip(job.job_id)
         percent = f"{job.fraction * 100:3.0f}%"
         self.status.setText(percent if job.status == "running" else _STATUS_TEXT.get(job.status, job.status))

@@ -23,7 +23,8 @@ class QtRegionPanel(QtCard):
     def __init__(self, models: Models, session: Session, parent: QWidget | None = None) -> None:
         super().__init__("Region", parent)
         self.session = session
-        self.name = label("No region yet", "big")
+        self.name = QtElidedLabel("No region yet", cap=480)  # a long region name is cut, never widens the window
+        self.name.setObjectName("big")
         self.origin = label("", "badge")
         self.open_button = QPushButton("Open file…")
         self.open_button.clicked.connect(self.choose_file)
@@ -68,7 +69,7 @@ class QtRegionPanel(QtCard):
         region = state.region
         self._set_enabled(region is not None)
         if region is None:
-            self.name.setText("No region yet")
+            self.name.set_full_text("No region yet")
             self.origin.setVisible(False)
             set_quietly(self.tempo, self.tempo.minimum())
             for text in (self.bars, self.key, self.position):
@@ -76,7 +77,7 @@ class QtRegionPanel(QtCard):
             self.files.set_full_text("")
             self.view.show_media((), (), 0.0, Meter())
             return
-        self.name.setText(state.name)
+        self.name.set_full_text(state.name)
         self.origin.setText(_ORIGINS.get(state.origin, state.origin.upper()))
         self.origin.setVisible(bool(state.origin))
         set_quietly(self.tempo, region.tempo_bpm)

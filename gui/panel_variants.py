@@ -111,7 +111,7 @@ class QtVariantDelegate(QStyledItemDelegate):
         self.model = model
 
     def sizeHint(self, option: QStyleOptionViewItem, index: _AnyIndex) -> QSize:
-        return QSize(400, ROW_HEIGHT)
+        return QSize(240, ROW_HEIGHT)  # as wide as the list: the thumbnails take what is left
 
     def paint(self, painter: QPainter | None, option: QStyleOptionViewItem, index: _AnyIndex) -> None:
         if painter is None:
@@ -234,7 +234,8 @@ class QtVariantsPanel(QtCard):
         self.list.doubleClicked.connect(lambda index: session.play(self._id_at(index)))
         self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.list.customContextMenuRequested.connect(self._show_row_menu)
-        self.empty = label("Generated variants appear here.", "dim")
+        self.empty = QtElidedLabel("Generated variants appear here.", cap=260)
+        self.empty.setObjectName("dim")
         self.header.insertWidget(2, self.empty)
         self.body.addWidget(self.list, 1)
         # transport
@@ -259,7 +260,8 @@ class QtVariantsPanel(QtCard):
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(3)  # "V16"
         self.transport_row = QtFlowRow()
-        self.transport_row.add_group(self.play_button, self.stop_button, self.loop_button, self.region_first_button)
+        self.transport_row.add_group(self.play_button, self.stop_button)
+        self.transport_row.add_group(self.loop_button, self.region_first_button)
         self.transport_row.add_group(label("A", "dim"), self.slot_a, label("B", "dim"), self.slot_b, self.ab_button)
         self.transport_row.add_group(self.star_button)
         self.body.addWidget(self.transport_row)
@@ -281,7 +283,8 @@ class QtVariantsPanel(QtCard):
         self.stem_chips: list[QtDragChip] = []
         self.actions_row = QtFlowRow()
         self.actions_row.add_group(_drag_caption(), self.drag_audio, self.drag_midi, self.drag_stems)
-        self.actions_row.add_group(self.regenerate_button, self.continue_button, self.place_button)
+        self.actions_row.add_group(self.regenerate_button, self.continue_button)
+        self.actions_row.add_group(self.place_button)
         self.body.addWidget(self.actions_row)
         self.stems_label = label("One stem", "dim")
         self.stems_row = QtFlowRow(spread=False, group_spacing=6)

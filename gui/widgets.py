@@ -80,7 +80,10 @@ class QtFormScroll(QScrollArea):
 
     def minimumSizeHint(self) -> QSize:
         form = self.widget()
-        width = form.minimumSizeHint().width() if form is not None else 0
+        bar = self.verticalScrollBar()  # when it scrolls, the bar takes its width from the form's
+        width = (form.minimumSizeHint().width() if form is not None else 0) + (
+            bar.sizeHint().width() if bar is not None else 0
+        )
         return QSize(width, min(self.MIN_HEIGHT, self.sizeHint().height()))
 
 
@@ -101,7 +104,10 @@ class QtElidedLabel(QLabel):
         self.cap = cap
         self.mode = mode
         self.setMinimumWidth(40)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        # with a cap it asks for its text (up to the cap) and gives way when room is short; without, it takes what
+        # it is given
+        horizontal = QSizePolicy.Policy.Preferred if cap else QSizePolicy.Policy.Ignored
+        self.setSizePolicy(horizontal, QSizePolicy.Policy.Preferred)
         self.set_full_text(text)
 
     def set_full_text(self, text: str) -> None:

@@ -38,11 +38,12 @@ from gui.panel_history import QtHistoryPanel
 from gui.panel_region import QtRegionPanel
 from gui.panel_variants import QtVariantsPanel
 from gui.session import Session
-from gui.widgets import label
+from gui.widgets import label, set_quietly
 
 _LEVEL_COLORS = {"info": theme.WAVE, "warning": theme.WARN, "error": theme.BAD}
 INFO_SHOWN_MS = 10_000
 WIDE_WINDOW = 1280  # narrower: the side columns shrink to what they need
+NARROW_WINDOW = 1200  # narrower: the Connections column hides (the top bar's Connections button shows it)
 
 
 class QtMessageBar(QFrame):
@@ -147,6 +148,9 @@ class QtMainWindow(QMainWindow):
         right.setSizes([430, 380])
         self.right_split = right
         self.split = split
+        self.left = left
+        self._left_auto_hidden = False  # hidden because the window is narrow (not by the user)
+        self._left_user_shown = False  # shown by the user in a narrow window
         right.installEventFilter(self)  # resized (the window, the message bar): fit the Generate form again
         self.generate.installEventFilter(self)  # its form grew (accompany's parts, a job row): the same
         body.addWidget(split, 1)
@@ -169,6 +173,12 @@ class QtMainWindow(QMainWindow):
         layout.setSpacing(10)
         layout.addWidget(label("SEGUE", "logo"))
         layout.addSpacing(18)
+        self.connections_button = QPushButton("Connections")
+        self.connections_button.setCheckable(True)
+        self.connections_button.setChecked(True)
+        self.connections_button.setToolTip("Show or hide the DAW, MIDI clock and engine settings")
+        self.connections_button.toggled.connect(self.toggle_connections)
+        layout.addWidget(self.connections_button)
         self.tempo_readout = label("---.-- BPM", "readout", mono=True, size=12)
         self.meter_readout = label("4/4", "readout", mono=True, size=12)
         self.position_readout = label("001.1", "readout", mono=True, size=12)
@@ -263,9 +273,28 @@ class QtMainWindow(QMainWindow):
         super().resizeEvent(event)
         QTimer.singleShot(0, self.fit_columns)
 
+    def toggle_connections(self, shown: bool) -> None:
+        """The Connections button: show or hide the left column (the user's choice, kept until the window is made
+        narrow or wide again)."""
+        self._left_auto_hidden = False
+        self._left_user_shown = shown and self.width() < NARROW_WINDOW
+        self.left.setVisible(shown)
+        set_quietly(self.connections_button, shown)
+
     def fit_columns(self) -> None:
-        """In a narrow window the side columns keep only what they need, so the region and the variants get the
-        rest (fewer wrapped rows of buttons); a wide window keeps the user's own split."""
+        """A narrow window (a laptop beside the DAW) hides the Connections column (the top bar's button and lights
+        still show it) and gives the side columns only what they need, so the region and the variants get the rest
+        (fewer wrapped rows of buttons); a wide window shows it again and keeps the user's own split."""
+        narrow = self.width() < NARROW_WINDOW
+        if narrow and self.left.isVisible() and not self._left_auto_hidden and not self._left_user_shown:
+            self._left_auto_hidden = True
+            self.left.hide()
+        elif not narrow:
+            self._left_user_shown = False
+            if self._left_auto_hidden:
+                self._left_auto_hidden = False
+                self.left.show()
+        set_quietly(self.connections_button, self.left.isVisible())
         sizes = self.split.sizes()
         if len(sizes) != 3 or self.width() >= WIDE_WINDOW:
             return

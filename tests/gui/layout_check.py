@@ -1,7 +1,7 @@
 """What a producer would call a broken layout, found by walking the window's visible widgets: text cut short (a
 widget narrower than its size hint: buttons that read "Pl", fields narrower than their contents), text cut low (a
 widget shorter than a line of its font), a widget cut off by its panel or covered by a neighbour. Widgets inside a
-scroll area may be scrolled out of view; that is not a fault."""
+scroll area may be scrolled up or down out of view; that is not a fault, but cut at the side is."""
 
 from __future__ import annotations
 
@@ -54,8 +54,10 @@ def layout_faults(window: QWidget) -> list[str]:
             faults.append(f"{name} is {size.width()} px wide, needs {need_w}")
         if size.height() < need_h:
             faults.append(f"{name} is {size.height()} px high, needs {need_h}")
-        if not _scrolled(widget, window):
-            seen = widget.visibleRegion().boundingRect().size()
-            if seen != size:
-                faults.append(f"{name} shows {seen.width()}x{seen.height()} of {size.width()}x{size.height()} px")
+        seen = widget.visibleRegion().boundingRect().size()
+        if _scrolled(widget, window):  # scrolled up or down out of view is fine, cut at the side is not
+            if not seen.isEmpty() and seen.width() != size.width():
+                faults.append(f"{name} shows {seen.width()} of {size.width()} px across (inside a scroll area)")
+        elif seen != size:
+            faults.append(f"{name} shows {seen.width()}x{seen.height()} of {size.width()}x{size.height()} px")
     return faults

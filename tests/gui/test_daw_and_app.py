@@ -32,7 +32,7 @@ def test_a_region_from_the_daw_is_generated_and_placed_back(
     try:
         daw.send("/segue/region", "", str(region_file), 16.0, 8.0, 96.0, 4, 4, "Keys")
         qtbot.waitUntil(lambda: rig.models.region.value.origin == "daw", timeout=5000)
-        assert window.region.origin.text() == "FROM DAW" and window.region.name.text() == "Keys"
+        assert window.region.origin.text() == "FROM DAW" and window.region.name.full_text == "Keys"
         assert window.region.position.text() == "bar 5" and window.region.tempo.value() == 96.0
         assert window.connections.daw_light.status == "connected"
         assert "/segue/region" in window.connections.last_message.text()
@@ -136,7 +136,7 @@ def test_a_watched_folder_takes_regions_from_reaper_and_gets_the_placements(
     tmp.write_text(json.dumps(request))
     tmp.rename(folder / "requests" / "take.json")  # as the REAPER script does
     window.show()  # the window's timer shows a region that came this way
-    qtbot.waitUntil(lambda: window.region.name.text() == "Piano", timeout=5000)
+    qtbot.waitUntil(lambda: window.region.name.full_text == "Piano", timeout=5000)
     assert window.region.origin.text() == "FROM DAW"
     qtbot.waitUntil(lambda: len(rig.models.variants.value.items) == 2, timeout=5000)  # its generate ran
     qtbot.mouseClick(window.variants.place_button, Qt.MouseButton.LeftButton)  # no OSC peer: the folder will do

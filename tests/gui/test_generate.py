@@ -146,7 +146,7 @@ def test_continue_from_a_variant_continues_the_region_and_the_variant(
     first = rig.models.variants.value.job
     full = rig.models.variants.value.items[0].files["full_midi"]
     qtbot.mouseClick(window.variants.continue_button, Qt.MouseButton.LeftButton)
-    assert window.region.origin.text() == "FROM VARIANT" and window.region.name.text() == "verse + v01"
+    assert window.region.origin.text() == "FROM VARIANT" and window.region.name.full_text == "verse + v01"
     qtbot.waitUntil(lambda: rig.models.variants.value.job is not first, timeout=5000)
     prompt = rig.engine.requests[-1].prompt
     assert prompt.midi_path == full and prompt.length_beats == 8 + 16  # the region's 2 bars, then the 4 made
@@ -248,6 +248,7 @@ def test_cancel_also_stops_the_jobs_waiting_behind_the_running_one(
     panel = window.generate
     qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: engine.holding.is_set(), timeout=5000)
+    qtbot.waitUntil(lambda: bool(rig.models.jobs.value.running), timeout=5000)  # its start reached the window
     qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
     qtbot.mouseClick(panel.generate_button, Qt.MouseButton.LeftButton)
     assert rig.models.jobs.value.waiting == 2 and panel.waiting.text() == "2 job(s) waiting to start"

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fake_engine import write_midi
 from gui_rig import Rig, generate_and_wait, wait_engine
 from layout_check import layout_faults
 from pytestqt.qtbot import QtBot
@@ -43,3 +44,29 @@ def test_the_window_lays_out_cleanly_from_1024x640_to_2560x1440(
         assert (window.width(), window.height()) == (width, height)
         assert layout_faults(window) == [], f"at {width}x{height}"
     assert window.variants.list.height() >= window.variants.list.minimumHeight()  # a variant row stays in view
+
+
+def test_the_window_never_grows_by_itself_after_a_long_named_job(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, tmp_path: Path
+) -> None:
+    long_name = "verse-take-" + "with-a-very-long-name-" * 6
+    region = write_midi(tmp_path / "regions" / f"{long_name}.mid", 2)
+    rig = make_rig()
+    window = make_window(rig)
+    window.show()
+    wait_engine(qtbot, rig)
+    rig.session.open_files([region])
+    rig.session.update_form(mode="accompany", parts=("bass", "drums"))
+    generate_and_wait(qtbot, rig, variants=2)
+    qtbot.wait(80)
+    shown = window.variants.job_label
+    assert "verse-take-with-a-very-long-name" in shown.full_text and shown.toolTip() == shown.full_text
+    assert (window.width(), window.height()) == (1440, 900)
+    assert window.minimumSizeHint().width() <= 1024
+    rig.session.close()
+    again = make_rig()  # a restart: the latest job opens at start
+    window = make_window(again)
+    window.show()
+    qtbot.waitUntil(lambda: again.models.variants.value.job is not None, timeout=3000)
+    qtbot.wait(80)
+    assert (window.width(), window.height()) == (1440, 900) and window.minimumSizeHint().width() <= 1024

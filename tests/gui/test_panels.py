@@ -95,9 +95,9 @@ def test_region_shows_a_file(qtbot: QtBot, make_rig: MakeRig, make_window: MakeW
     rig = make_rig()
     window = make_window(rig)
     panel = window.region
-    assert panel.name.text() == "No region yet" and not panel.tempo.isEnabled() and panel.tempo.text() == "--"
+    assert panel.name.full_text == "No region yet" and not panel.tempo.isEnabled() and panel.tempo.text() == "--"
     rig.session.open_files([region_file])
-    assert panel.name.text() == "verse" and panel.origin.text() == "FILE"
+    assert panel.name.full_text == "verse" and panel.origin.text() == "FILE"
     assert panel.tempo.value() == 120.0 and panel.meter.currentData() == "4/4"
     assert panel.bars.text() == "2" and panel.key.text() == "C major"
     assert len(panel.view.notes) == 2 and panel.view.length_beats == 8.0
@@ -148,7 +148,7 @@ def test_region_from_a_file_dropped_on_the_window(
         Qt.KeyboardModifier.NoModifier,
     )
     window.dropEvent(drop)
-    assert window.region.name.text() == "verse"
+    assert window.region.name.full_text == "verse"
     assert rig.session.settings.last_open_dir == str(region_file.parent)
 
 
@@ -320,13 +320,13 @@ def test_an_unreadable_audio_region_is_a_warning_not_a_freeze(
     window.show()
     take = write_wav(tmp_path / "take_90bpm.wav", 4.0)
     rig.session.open_files([take])
-    assert window.region.name.text() == "take_90bpm"  # shown at once; the waveform follows
+    assert window.region.name.full_text == "take_90bpm"  # shown at once; the waveform follows
     qtbot.waitUntil(lambda: bool(window.region.view.peaks), timeout=3000)
     rig.session.apply(RegionAudioRead(tmp_path / "older.wav", None, "gone"))  # news about another region: ignored
     assert "gone" not in window.message_bar.text.text()
     rig.session.apply(RegionAudioRead(take.resolve(), None, "take_90bpm.wav could not be read as audio (truncated)"))
     assert "The region's waveform cannot be drawn: take_90bpm.wav could not be read" in window.message_bar.text.text()
-    assert window.region.name.text() == "take_90bpm"  # still the region: it can be generated from
+    assert window.region.name.full_text == "take_90bpm"  # still the region: it can be generated from
 
 
 def test_the_window_fits_a_1280_pixel_laptop_screen(
