@@ -241,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also take region requests from DIR/requests/*.json and write a JSON per placed file to DIR/placed/ "
         "(for DAW scripts that cannot send OSC, e.g. REAPER's; see daw_templates/any/README.md)",
     )
+    _add_provenance_args(p)
     p.set_defaults(handler=cmd_bridge)
 
     p = sub.add_parser(
@@ -655,6 +656,7 @@ def cmd_bridge(args: argparse.Namespace, factory: EngineFactory) -> int:
             channels=args.capture_channels,
         ),
         watch_dir=args.watch.expanduser().resolve() if args.watch is not None else None,
+        provenance=provenance_settings(args),
     )
     serve(options, lambda: _open(factory, args.engine, args.token), _err, args.bridge_ready)
     return EXIT_OK

@@ -29,6 +29,7 @@ from bridge.service import BridgeService, DawRegion, PlacePolicy, TransportProvi
 from bridge.watch import WatchFolder
 from engine.api import Engine
 from engine.errors import BadInputError
+from engine.provenance.record import ProvenanceSettings
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class BridgeOptions:
     midi_clock_in: str | None = None  # input port name
     capture: TakeOptions = TakeOptions()  # how /segue/capture/arm records (device, latency, meter)
     watch_dir: Path | None = None  # the "any DAW" watched folder (bridge.watch), when set
+    provenance: ProvenanceSettings | None = None  # None: the provenance settings file (engine.provenance)
 
 
 ClockTap = Callable[[mido.Message, float, ClockState], None]
@@ -199,6 +201,7 @@ def serve(
     adapter = open_adapter(options.daw, daw_address) if daw_address and options.daw in ADAPTERS else None
     transport = combined_transport(clock, adapter)
     service = BridgeService(engine, options.out_dir, place=options.place, model=options.model, transport=transport)
+    service.provenance = options.provenance
     capture = CaptureController(
         clock,
         options.out_dir / "captures",

@@ -51,6 +51,7 @@ from bridge.placement import PlacedFile, place_or_original
 from bridge.runner import create_job, execute_job, failure_message
 from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Mode, Output, Prompt
 from engine.errors import BadInputError, SegueError
+from engine.provenance.record import ProvenanceSettings
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,8 @@ class BridgeService:
         self.out_dir = out_dir
         self.place = place
         self.model = model
+        # what the files say about where they came from (None: the provenance settings file); the app sets it
+        self.provenance: ProvenanceSettings | None = None
         self._transport = transport
         self._placer = placer
         self._lock = threading.Lock()
@@ -435,7 +438,9 @@ class BridgeService:
             self._emit(JobProgress(job_id, fraction, message, pending.origin))
 
         try:
-            record = execute_job(self.engine, pending.request, self.out_dir, record, on_progress, token)
+            record = execute_job(
+                self.engine, pending.request, self.out_dir, record, on_progress, token, self.provenance
+            )
         except BaseException as e:  # BadInputError (recorded by execute_job), MemoryError, anything at all
             record = _ensure_failed(job_dir, record, e)
         finally:

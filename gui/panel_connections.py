@@ -1,8 +1,9 @@
-"""Connections: the DAW (adapter, OSC ports, status light, last message), MIDI clock in, and the engine."""
+"""Connections: the DAW (adapter, OSC ports, status light, last message), MIDI clock in, the engine, and what the
+generated files say about where they came from."""
 
 from __future__ import annotations
 
-from PyQt6.QtWidgets import QComboBox, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from gui import theme
 from gui.drawing import QtStatusLight
@@ -30,6 +31,7 @@ class QtConnectionsPanel(QWidget):
         layout.addWidget(self._daw_card())
         layout.addWidget(self._clock_card())
         layout.addWidget(self._engine_card())
+        layout.addWidget(self._files_card())
         layout.addStretch(1)
         models.link.subscribe(self.show_link)
         models.clock.subscribe(self.show_clock)
@@ -202,6 +204,28 @@ class QtConnectionsPanel(QWidget):
             size = f", {m.parameters / 1e6:.1f}M parameters" if m.parameters else ""
             lines.append(f"{m.name}\n   {role}{size}")  # two lines: long names do not wrap mid-entry
         self.model_list.setText("\n".join(lines) or ("loading..." if state.status == "opening" else "none"))
+
+    # -- files ---------------------------------------------------------------------------------------------------
+
+    def _files_card(self) -> QtCard:
+        """Provenance in the files: every file always says it was generated, by which model and seed."""
+        card = QtCard("Files")
+        settings = self.session.settings
+        self.region_name_check = QCheckBox("Name the region")
+        self.region_name_check.setChecked(settings.provenance_region_name)
+        self.sign_check = QCheckBox("Sign WAVs (C2PA)")
+        self.sign_check.setChecked(settings.provenance_sign)
+        for check in (self.region_name_check, self.sign_check):
+            check.toggled.connect(self._provenance_changed)
+        note = label("Files always say they were generated, by which model and seed.", "dim")
+        note.setWordWrap(True)
+        card.body.addWidget(self.region_name_check)
+        card.body.addWidget(self.sign_check)
+        card.body.addWidget(note)
+        return card
+
+    def _provenance_changed(self, _checked: bool) -> None:
+        self.session.set_provenance(self.region_name_check.isChecked(), self.sign_check.isChecked())
 
     def _kind_changed(self, index: int) -> None:
         remote = self.engine_kind.itemData(index) == "remote"

@@ -38,7 +38,8 @@ from bridge.service import (
 from bridge.watch import WatchFolder
 from engine import api
 from engine.api import GenerationParams, Meter
-from engine.errors import SegueError
+from engine.errors import BadInputError, SegueError
+from engine.provenance.record import ProvenanceSettings
 from gui import catalog
 from gui.audition import (
     AudioOutput,
@@ -122,6 +123,7 @@ class Session:
         self.engine = EngineHandle(self.deps.engine_factory, self._post)
         self.service = BridgeService(self.engine, self.out_dir, place="none", transport=self.transport)
         self.service.add_listener(self._post)
+        self.service.provenance = self._provenance()
         self.player = Player(self.deps.output_factory, self.transport, self._post)
         self._links = _Links()
         self._started = False
@@ -668,6 +670,22 @@ class Session:
         self.player.set_loop(loop)
         self.models.variants.update(loop=loop)
         self._remember(loop=loop)
+
+    def set_provenance(self, region_name: bool, sign: bool) -> None:
+        """What the next jobs' files say: the region's name or not, a C2PA signature or not (never without the
+        "generated" mark)."""
+        self._remember(provenance_region_name=region_name, provenance_sign=sign)
+        self.service.provenance = self._provenance()
+
+    def _provenance(self) -> ProvenanceSettings:
+        """The provenance settings file (the signing key), with this app's two choices on top."""
+        try:
+            base = ProvenanceSettings.load()
+        except BadInputError as e:
+            self.say("warning", f"{e}; files are signed with Segue's local key")
+            base = ProvenanceSettings()
+        s = self.settings
+        return dataclasses.replace(base, region_name=s.provenance_region_name, sign=s.provenance_sign)
 
     def set_region_first(self, region_first: bool) -> None:
         self.models.variants.update(region_first=region_first)

@@ -80,6 +80,9 @@ class GuiSettings:
     loop: bool = False
     region_first: bool = False
     starred: tuple[str, ...] = field(default_factory=tuple)  # "<job_id>/<variant_id>"
+    # what generated files say about where they came from (engine.provenance): the "generated" mark always stays
+    provenance_region_name: bool = True  # name the region's file (its SHA-256 is always there)
+    provenance_sign: bool = True  # a C2PA signature in each WAV
     # window
     last_open_dir: str = ""
 

@@ -36,6 +36,7 @@ SETTINGS_FILE = "provenance.json"
 UNKNOWN_LICENCE = "unknown: see the model's card"
 _LICENCE_SENTENCE = re.compile(r"[^.]*\b(non-commercial|licen[cs]e[ds]?)\b[^.]*\.?", re.IGNORECASE)
 _WEIGHTS = ("model.safetensors", "model.pt")
+_JOB_ID = re.compile(r"(?P<when>\d{8}-\d{6})(-.+)?-(?P<mode>continue|accompany)-(?P<suffix>[a-z0-9]{2,12})")
 
 
 def segue_version() -> str:
@@ -60,7 +61,7 @@ def config_dir() -> Path:
 class ProvenanceSettings:
     """How much a generated file says. The "generated" mark cannot be switched off."""
 
-    region_name: bool = True  # False: the region's file name is left out (its SHA-256 stays)
+    region_name: bool = True  # False: the region's file name is left out, of the job id too (its SHA-256 stays)
     sign: bool = True  # False: no C2PA manifest (bext, iXML and MIDI events are still written)
     key_file: str = ""  # a PEM private key (a studio's); "" = Segue's local key, made on first use
     certificate_file: str = ""  # the PEM certificate chain that goes with key_file (signer first)
@@ -189,8 +190,9 @@ def records_for_job(
         for role, rel in (variant.get("files") or {}).items():
             model = _model_of(str(job.get("model", "")), file_sources.get(role))
             licence, version = model_facts(model)
+            job_id = str(job.get("id", ""))
             records[str(rel)] = ProvenanceRecord(
-                job=str(job.get("id", "")),
+                job=job_id if settings.region_name else job_without_region_name(job_id),
                 variant=str(variant.get("id", "")),
                 role=str(role),
                 mode=str(job.get("mode", "")),
@@ -210,6 +212,15 @@ def records_for_job(
                 created=when.isoformat(timespec="seconds"),
             )
     return records
+
+
+def job_without_region_name(job_id: str) -> str:
+    """A job id without the region's file name in it (``20261207-120000-my-song-continue-3f2a`` ->
+    ``20261207-120000-continue-3f2a``); another id's first 12 hex digits of SHA-256."""
+    match = _JOB_ID.fullmatch(job_id)
+    if match:
+        return f"{match.group('when')}-{match.group('mode')}-{match.group('suffix')}"
+    return "job-" + hashlib.sha256(job_id.encode("utf-8")).hexdigest()[:12]
 
 
 def _model_of(job_model: str, source: str | None) -> str:

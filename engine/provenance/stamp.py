@@ -23,7 +23,13 @@ from engine import atomic
 from engine.errors import BadInputError, EngineError, SegueError
 from engine.provenance.ixml import IXML_ID, build_ixml, parse_ixml
 from engine.provenance.midi import stamp_midi_bytes, strip_midi_bytes
-from engine.provenance.record import UNKNOWN_LICENCE, ProvenanceRecord, ProvenanceSettings, records_for_job
+from engine.provenance.record import (
+    UNKNOWN_LICENCE,
+    ProvenanceRecord,
+    ProvenanceSettings,
+    job_without_region_name,
+    records_for_job,
+)
 from engine.provenance.riff import (
     BEXT_ID,
     Bext,
@@ -193,8 +199,8 @@ def placed_copy(source: Path, time_reference: int, settings: ProvenanceSettings)
     record = read_record(data, str(source))
     if record is None:
         return None
-    if not settings.region_name and record.region_name:
-        record = dataclasses.replace(record, region_name=None)
+    if not settings.region_name:
+        record = dataclasses.replace(record, region_name=None, job=job_without_region_name(record.job))
     old = chunk_bytes(data, BEXT_ID)
     base = unpack_bext(old) if old is not None else bext_for(record, _format_of(data, str(source)))
     bext = dataclasses.replace(base, time_reference=time_reference)

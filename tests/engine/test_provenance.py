@@ -196,7 +196,8 @@ def test_the_region_name_can_be_left_out_but_never_the_generated_mark(tmp_path: 
     path = tmp_path / "v.wav"
     path.write_bytes(stamp_wav_bytes(wav_bytes(tmp_path), rec, None, "v.wav"))
     data = path.read_bytes()
-    assert b"Secret" not in data and b"tok@" not in data
+    assert b"Secret" not in data and b"secret" not in data and b"tok@" not in data  # nor in the job id
+    assert rec.job == "20261207-120000-continue-3f2a"
     found = inspect_file(path)
     assert found.c2pa is not None and not found.c2pa.present
     assert found.record is not None and found.record.generated
