@@ -7,50 +7,42 @@ switch swaps the buffer and keeps the position. Files are read and the output op
 thread, never on the caller's. With a transport (the DAW's MIDI clock) that is playing, a take starts on the
 DAW's next bar line.
 
-``sounddevice`` is imported only when a take is first played. Where there is no PortAudio or no output device,
-:class:`SoundDeviceOutput` raises :class:`AuditionError` with a message that says what to do, and the player
-reports it as :class:`AuditionFailed`: the app goes on without sound. Tests use a fake output.
+``sounddevice`` is imported only when a take is first played (:mod:`gui.sound_output`). A take is resampled to the
+rate the device plays at. Where there is no PortAudio or no output device, :class:`SoundDeviceOutput` raises
+:class:`AuditionError` with a message that says what to do, and the player reports it as :class:`AuditionFailed`:
+the app goes on without sound, and the next Play looks for a device again. Tests use a fake output.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import soundfile
 
 from bridge.service import TransportState
-from bridge.sound_devices import watched
 from engine.api import Meter
-from engine.errors import SegueError
+from gui.sound_output import (  # noqa: F401 (AudioOutput, FakeOutput, SoundDeviceOutput: imported from here too)
+    CHANNELS,
+    Audio,
+    AudioOutput,
+    AuditionError,
+    FakeOutput,
+    SoundDeviceOutput,
+    resample,
+)
 
 log = logging.getLogger(__name__)
 
-Audio = npt.NDArray[np.float32]
-"""float32 ``[frames, 2]``."""
-CHANNELS = 2
 _POLL_S = 0.05
 MAX_BAR_WAIT_S = 8.0
-
-
-class AuditionError(SegueError):
-    """Sound cannot be played (no PortAudio, no output device, unreadable file); the message says what to do."""
-
-
-class AudioOutput(Protocol):
-    """An open-able sound output that pulls ``[frames, 2]`` float32 from ``pull`` on its own thread."""
-
-    def open(self, sample_rate: int, pull: Callable[[int], Audio]) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -75,61 +67,6 @@ class AuditionFailed:
 AuditionEvent = AuditionStarted | AuditionStopped | AuditionFailed
 AuditionListener = Callable[[AuditionEvent], None]
 Transport = Callable[[], TransportState]
-
-
-class SoundDeviceOutput:
-    """The default output: a low-latency sounddevice stream on ``device`` (None: the system default)."""
-
-    def __init__(self, device: str | int | None = None) -> None:
-        self.device = device
-        self._stream: Any = None
-        self._rate = 0
-
-    def open(self, sample_rate: int, pull: Callable[[int], Audio]) -> None:
-        if self._stream is not None and self._rate == sample_rate:
-            self._pull = pull
-            return
-        self.close()
-        try:
-            sd = importlib.import_module("sounddevice")
-        except (ImportError, OSError) as e:
-            raise AuditionError(
-                f"Audition needs PortAudio, which is not installed ({e}). Install it (Debian/Ubuntu: "
-                "apt install libportaudio2) and restart Segue; you can still drag the variants into your DAW."
-            ) from e
-        self._pull = pull
-
-        def callback(outdata: Any, frames: int, time_info: Any, status: Any) -> None:
-            outdata[:] = self._pull(frames)
-
-        def start() -> Any:
-            stream = sd.OutputStream(
-                samplerate=sample_rate,
-                channels=CHANNELS,
-                dtype="float32",
-                latency="low",
-                device=self.device,
-                callback=callback,
-            )
-            stream.start()
-            return stream
-
-        try:  # watched: PortAudio can block for good ("the audio device stopped answering: ...")
-            stream = watched("opening the sound output", start)
-        except Exception as e:  # sounddevice.PortAudioError, ValueError for a bad device
-            raise AuditionError(
-                f"No sound output is available ({e}). Connect an audio interface or headphones (or start JACK), "
-                "then press Play again; you can still drag the variants into your DAW."
-            ) from e
-        self._stream, self._rate = stream, sample_rate
-
-    def close(self) -> None:
-        stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                watched("closing the sound output", lambda: (stream.stop(), stream.close()))
-            except Exception:
-                log.debug("closing the audio stream failed", exc_info=True)
 
 
 class Playhead:
@@ -198,7 +135,7 @@ def load_take(paths: tuple[Path, ...]) -> tuple[Audio, int]:
         if rate == 0:
             rate = int(file_rate)
         elif file_rate != rate:
-            audio = _resample(audio, int(file_rate), rate)
+            audio = resample(audio, int(file_rate), rate)
         parts.append(audio)
     if not parts or rate <= 0:
         raise AuditionError("nothing to play")
@@ -209,14 +146,6 @@ def _stereo(audio: npt.NDArray[Any]) -> Audio:
     if audio.shape[1] == 1:
         return np.repeat(audio, 2, axis=1).astype(np.float32)
     return audio[:, :2].astype(np.float32)
-
-
-def _resample(audio: Audio, rate_in: int, rate_out: int) -> Audio:
-    """Linear interpolation: good enough to audition a region recorded at another rate."""
-    frames_out = int(round(len(audio) * rate_out / rate_in))
-    x_in = np.arange(len(audio)) / rate_in
-    x_out = np.arange(frames_out) / rate_out
-    return np.stack([np.interp(x_out, x_in, audio[:, c]) for c in range(audio.shape[1])], axis=1).astype(np.float32)
 
 
 def seconds_to_next_bar(state: TransportState, meter: Meter) -> float:
@@ -353,6 +282,10 @@ class Player:
         try:
             if self._output is None:
                 self._output = self._output_factory()
+            rate_for = getattr(self._output, "rate_for", None)
+            device_rate = int(rate_for(rate)) if rate_for is not None else rate
+            if device_rate != rate:  # the device plays at its own rate (JACK at 48 kHz): resample, never refuse
+                buffer, rate = resample(buffer, rate, device_rate), device_rate
             self.playhead.load(buffer, keep_position=command.keep_position and previous is not None)
             self._output.open(rate, self.playhead.pull)
         except AuditionError as e:
@@ -389,25 +322,3 @@ class Player:
             listener(event)
         except Exception:
             log.exception("an audition listener failed")
-
-
-class FakeOutput:
-    """An output without a device, for tests and the screenshot: ``pull`` it by hand to advance time."""
-
-    def __init__(self) -> None:
-        self.rate = 0
-        self.pull: Callable[[int], Audio] | None = None
-        self.opened = 0
-        self.closed = 0
-
-    def open(self, sample_rate: int, pull: Callable[[int], Audio]) -> None:
-        self.rate, self.pull = sample_rate, pull
-        self.opened += 1
-
-    def close(self) -> None:
-        self.closed += 1
-
-    def advance(self, seconds: float) -> Audio:
-        if self.pull is None:
-            return np.zeros((0, CHANNELS), dtype=np.float32)
-        return self.pull(max(1, int(seconds * self.rate)))

@@ -72,3 +72,20 @@ def test_a_take_plays_to_its_end_through_portaudio(jack: str, tmp_path: Path) ->
     stopped = events[-1]
     assert isinstance(stopped, AuditionStopped) and stopped.finished  # the device pulled every frame
     assert 0.45 < elapsed < 3.0  # at the device's pace, not all at once
+
+
+def test_a_44k_take_plays_through_a_48k_jack_server(jack: str, tmp_path: Path) -> None:
+    """JACK runs at one rate (48 kHz here); PortAudio refuses a stream at the file's 44.1 kHz: the take is resampled."""
+    take = write_wav(tmp_path / "take.wav", 0.5, sample_rate=44100)
+    events: list[AuditionEvent] = []
+    player = Player(SoundDeviceOutput, listener=events.append)
+    try:
+        player.play("v01", (take,))
+        deadline = time.monotonic() + 10
+        while not any(isinstance(e, AuditionStopped) for e in events) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        player.close()
+    assert [type(e) for e in events] == [AuditionStarted, AuditionStopped], events
+    stopped = events[-1]
+    assert isinstance(stopped, AuditionStopped) and stopped.finished
