@@ -57,7 +57,7 @@ def _is_ours(msg: mido.Message | mido.MetaMessage) -> bool:
     if msg.type == "sequencer_specific":
         return bytes(msg.data[: 1 + len(MAGIC)]) == bytes([MANUFACTURER_ID]) + MAGIC
     if msg.type == "text":
-        return str(msg.text).startswith(_TEXT_PREFIX)
+        return _TEXT_PREFIX in str(msg.text)[:40]
     if msg.type == "copyright":
         return str(msg.text).startswith(_COPYRIGHT_PREFIX)
     return False

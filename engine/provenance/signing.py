@@ -26,7 +26,7 @@ from typing import Any
 
 from engine import atomic
 from engine.errors import BadInputError, EngineError
-from engine.provenance.record import DIGITAL_SOURCE_TYPE_URI, ProvenanceRecord, ProvenanceSettings, config_dir
+from engine.provenance.record import IPTC_SOURCE_TYPES, ProvenanceRecord, ProvenanceSettings, config_dir
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def manifest_for(record: ProvenanceRecord, title: str) -> dict[str, Any]:
                     "actions": [
                         {
                             "action": "c2pa.created",
-                            "digitalSourceType": DIGITAL_SOURCE_TYPE_URI,
+                            "digitalSourceType": IPTC_SOURCE_TYPES + record.digital_source_type,
                             "softwareAgent": agent,
                             "description": record.short,
                         }
