@@ -14,7 +14,6 @@ from PyQt6.QtWidgets import (
     QListView,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -24,7 +23,7 @@ from gui import theme
 from gui.models import EngineView, GenerateForm, JobRow, JobsState, Models, known_parts
 from gui.panel_controls import QtControls
 from gui.session import Session
-from gui.widgets import QtCard, QtElidedLabel, QtFormScroll, field, label, row, set_quietly
+from gui.widgets import QtCard, QtElidedLabel, QtFormScroll, QtRangeSpinBox, field, label, row, set_quietly
 
 _MODES = {"continue": "Continue", "accompany": "Accompany"}
 _OUTPUTS = {"auto": "Auto", "audio": "Audio", "midi": "MIDI", "both": "Audio + MIDI"}
@@ -81,10 +80,10 @@ class QtGeneratePanel(QtCard):
         self.mode = QComboBox()
         for mode, text in _MODES.items():
             self.mode.addItem(text, mode)
-        self.bars = QSpinBox()
-        self.bars.setRange(1, MAX_BARS)
-        self.variants = QSpinBox()
-        self.variants.setRange(1, MAX_VARIANTS)
+        self.bars = QtRangeSpinBox(1, MAX_BARS, lambda typed, kept: self._clamped("Bars", typed, kept))
+        self.bars.setToolTip(f"How many bars to continue by: 1 to {MAX_BARS}")
+        self.variants = QtRangeSpinBox(1, MAX_VARIANTS, lambda typed, kept: self._clamped("Variants", typed, kept))
+        self.variants.setToolTip(f"How many variants to make at once: 1 to {MAX_VARIANTS}")
         self.temperature = QDoubleSpinBox()
         self.temperature.setRange(0.05, 3.0)
         self.temperature.setSingleStep(0.05)
@@ -125,8 +124,8 @@ class QtGeneratePanel(QtCard):
         grid.setVerticalSpacing(8)
         grid.addLayout(field("Mode", self.mode), 0, 0)
         grid.addLayout(field("Model", self.model), 0, 1)
-        grid.addLayout(field("Bars", self.bars), 1, 0)
-        grid.addLayout(field("Variants", self.variants), 1, 1)
+        grid.addLayout(field(f"Bars (1–{MAX_BARS})", self.bars), 1, 0)
+        grid.addLayout(field(f"Variants (1–{MAX_VARIANTS})", self.variants), 1, 1)
         self.controls = QtControls(session.update_form)
         grid.addWidget(self.controls.box, 2, 0, 1, 2)
         grid.addLayout(field("Temperature", self.temperature), 3, 0)
@@ -264,6 +263,10 @@ class QtGeneratePanel(QtCard):
         self.waiting.setText(f"{jobs.waiting} job(s) waiting to start" if jobs.waiting else "")
         self.waiting.setVisible(bool(jobs.waiting))
         self.cancel_button.setEnabled(bool(jobs.running) or jobs.waiting > 0)
+
+    def _clamped(self, what: str, typed: int, kept: int) -> None:
+        high = MAX_BARS if what == "Bars" else MAX_VARIANTS
+        self.session.say("info", f"{what} go from 1 to {high}: {typed} became {kept}.")
 
     def _seed_edited(self, text: str) -> None:
         self.session.update_form(seed=int(text) if text.strip().isdigit() else None)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PyQt6.QtCore import QEvent, QMimeData, QObject, QPoint, QSize, Qt, QUrl
-from PyQt6.QtGui import QDrag, QMouseEvent, QResizeEvent
+from PyQt6.QtGui import QDrag, QMouseEvent, QResizeEvent, QValidator
 from PyQt6.QtWidgets import (
     QApplication,
     QComboBox,
@@ -85,6 +85,35 @@ class QtFormScroll(QScrollArea):
             bar.sizeHint().width() if bar is not None else 0
         )
         return QSize(width, min(self.MIN_HEIGHT, self.sizeHint().height()))
+
+
+class QtRangeSpinBox(QSpinBox):
+    """A whole-number box that keeps every digit typed, even past its range ("100" in a 1-64 box stays "100" while
+    typed, where QSpinBox silently drops the last digit), and brings an out-of-range number into range when the
+    typing ends, saying so through ``on_clamped(typed, kept)``."""
+
+    def __init__(self, low: int, high: int, on_clamped: Callable[[int, int], None] | None = None) -> None:
+        super().__init__()
+        self.setRange(low, high)
+        self.on_clamped = on_clamped
+
+    def validate(self, text: str | None, pos: int) -> tuple[QValidator.State, str, int]:
+        typed = (text or "").strip()
+        if typed == "":
+            return QValidator.State.Intermediate, text or "", pos
+        if not typed.isdigit() or len(typed) > 9:
+            return QValidator.State.Invalid, text or "", pos
+        inside = self.minimum() <= int(typed) <= self.maximum()
+        return QValidator.State.Acceptable if inside else QValidator.State.Intermediate, text or "", pos
+
+    def fixup(self, text: str | None) -> str:
+        typed = (text or "").strip()
+        if not typed.isdigit():
+            return str(self.value())
+        kept = min(self.maximum(), max(self.minimum(), int(typed)))
+        if kept != int(typed) and self.on_clamped is not None:
+            self.on_clamped(int(typed), kept)
+        return str(kept)
 
 
 class QtElidedLabel(QLabel):
@@ -173,7 +202,8 @@ def set_quietly(widget: QWidget, value: object) -> None:
         if isinstance(widget, QDoubleSpinBox) and isinstance(value, (int, float)):
             widget.setValue(float(value))
         elif isinstance(widget, QSpinBox) and isinstance(value, int):
-            widget.setValue(value)
+            if widget.value() != value:  # the same value would rewrite the text being typed
+                widget.setValue(value)
         elif isinstance(widget, QComboBox):
             index = widget.findData(value)
             if index < 0:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from gui_rig import Rig, generate_and_wait, wait_engine
 from PyQt6.QtCore import Qt
+from PyQt6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 from gui.panel_controls import SLIDER_STEPS, position_of, similarity_of
@@ -174,3 +175,24 @@ def test_the_generate_form_gets_its_whole_height_when_the_history_has_room(
 
     qtbot.waitUntil(fitted, timeout=2000)
     assert window.generate.minimumSizeHint().height() < window.generate.sizeHint().height()  # the form scrolls
+
+
+def test_the_bars_field_keeps_typed_digits_and_shows_its_range(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    window.show()
+    wait_engine(qtbot, rig)
+    bars = window.generate.bars
+    captions = [w.text() for w in window.generate.findChildren(QLabel)]
+    assert "Bars (1–64)" in captions and "Variants (1–16)" in captions
+    for typed, kept in (("12", 12), ("8", 8), ("100", 64), ("65", 64)):
+        bars.setFocus()
+        bars.selectAll()
+        qtbot.keyClicks(bars, typed)
+        assert bars.text() == typed  # every digit stays while typing (QSpinBox dropped the last: 100 -> 10)
+        qtbot.keyClick(bars, Qt.Key.Key_Return)
+        assert bars.value() == kept and rig.models.form.value.bars == kept
+    message = rig.models.message.value
+    assert message is not None and message.text == "Bars go from 1 to 64: 65 became 64."
