@@ -68,9 +68,29 @@ def status_text(record: JobRecord) -> str:
     return record.status
 
 
-def history_row(job_dir: Path, record: JobRecord) -> HistoryRow:
+def region_name(record: JobRecord) -> str:
+    """The name of a job's region: its file's name, or for a region that was a variant's ``full.*`` (after
+    "Continue it") the job's region and that variant: ``verse + v01``, never "full"."""
     sources = record.region.sources
-    name = Path(sources[0].path).stem if sources else "region"
+    if not sources:
+        return "region"
+    path = Path(sources[0].path)
+    variant, job_id = path.parent.name, path.parent.parent.name
+    if path.stem == "full" and variant.startswith("v") and variant[1:].isdigit() and job_id:
+        return f"{_job_region(job_id)} + {variant}"
+    return path.stem
+
+
+def _job_region(job_id: str) -> str:
+    """``20261122-015119-pop-100bpm-4-4-continue-4e33`` -> ``pop-100bpm-4-4`` (the job folder's region part)."""
+    parts = job_id.split("-")
+    if len(parts) >= 5 and len(parts[1]) == 6 and parts[0].isdigit():
+        return "-".join(parts[2:-2])
+    return job_id
+
+
+def history_row(job_dir: Path, record: JobRecord) -> HistoryRow:
+    name = region_name(record)
     return HistoryRow(
         job_id=record.id,
         job_dir=job_dir,
@@ -132,7 +152,8 @@ def region_of_job(record: JobRecord) -> DawRegion | None:
 
 def region_after_variant(record: JobRecord, item: VariantItem) -> DawRegion | None:
     """The region followed by the variant (``full.mid`` for a MIDI job, ``full.wav`` for an audio job), on the
-    same timeline as the original region, to continue from."""
+    same timeline as the original region, to continue from; for an accompaniment, the region and its parts together
+    (the same bars)."""
     role = "full_midi" if record.kind == "midi" else "full_audio"
     path = item.files.get(role)
     if path is None or not path.is_file():
@@ -148,5 +169,11 @@ def region_after_variant(record: JobRecord, item: VariantItem) -> DawRegion | No
         length_beats=region_beats + added if region_beats else meter.quarters_per_bar,
         tempo_bpm=info.tempo_bpm or 120.0,
         meter=meter,
-        track=f"{Path(record.region.sources[0].path).stem if record.region.sources else 'region'} + {item.variant_id}",
+        track=_after_name(record, item),
     )
+
+
+def _after_name(record: JobRecord, item: VariantItem) -> str:
+    """``verse + v01``; an accompaniment (the region and its parts at once): ``verse + v01 (bass, drums)``."""
+    name = f"{region_name(record)} + {item.variant_id}"
+    return f"{name} ({', '.join(item.parts)})" if record.mode == "accompany" and item.parts else name

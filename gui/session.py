@@ -749,7 +749,8 @@ class Session:
         )
 
     def continue_from(self, variant_id: str) -> None:
-        """The region followed by this variant becomes the region, and is continued."""
+        """The region followed by this variant becomes the region, and is continued; after an accompaniment, the
+        region with its parts (full.mid / full.wav) is continued, in Continue mode (not accompanied again)."""
         state = self.models.variants.value
         item, job = state.item(variant_id), state.job
         if item is None or job is None:
@@ -759,6 +760,8 @@ class Session:
             self.say("error", f"{variant_id} has no full region file (full.mid / full.wav) to continue from.")
             return
         self._show_region(region, "variant")
+        if job.mode == "accompany":  # the region and its new parts are the piece now: continue it, all parts
+            self.update_form(mode="continue")
         self.generate()
 
     def place(self, variant_id: str) -> None:

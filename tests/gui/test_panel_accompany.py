@@ -157,3 +157,27 @@ def test_an_accompaniment_shows_its_stems_and_plays_with_the_region(
     assert state.job is not None
     rig.models.variants.set(dataclasses.replace(state, job=dataclasses.replace(state.job, mode="continue")))
     assert panel.region_first_button.text() == "Region first"  # a continuation: the region, then the variant
+
+
+def test_continue_it_on_an_accompaniment_continues_the_whole_piece(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    wait_engine(qtbot, rig)
+    rig.session.open_files([region_file])
+    rig.session.update_form(bars=3)
+    generate_and_wait(qtbot, rig, mode="accompany", parts=("bass", "drums"), variants=2)
+    first = rig.models.variants.value.job
+    item = rig.models.variants.value.item("v01")
+    assert item is not None
+    qtbot.mouseClick(window.variants.continue_button, Qt.MouseButton.LeftButton)
+    assert window.region.name.full_text == "verse + v01 (bass, drums)"  # not "full"
+    assert rig.models.form.value.mode == "continue" and window.generate.mode.currentData() == "continue"
+    qtbot.waitUntil(lambda: rig.models.variants.value.job is not first, timeout=5000)
+    request = rig.engine.requests[-1]
+    assert request.params.mode == "continue" and request.params.parts == () and request.params.bars == 3
+    assert request.prompt.midi_path == item.files["full_midi"]  # the region and its parts, together
+    assert request.prompt.length_beats == 8  # the region's own 2 bars: the parts are under it, not after
+    history = rig.models.history.value.rows
+    assert history[0].mode == "continue" and history[0].region_name == "verse + v01"  # its region: a variant's full.mid
