@@ -19,6 +19,7 @@ import functools
 import io
 import json
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,8 +180,8 @@ def _make_local_signer(path: Path) -> None:
                             serialization.NoEncryption())  # fmt: skip
     pem += leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
 
-    def fill(tmp: Path) -> None:
-        with open(tmp, "xb", opener=lambda p, flags: __import__("os").open(p, flags, 0o600)) as f:
+    def fill(tmp: Path) -> None:  # readable by its owner only, from the first byte
+        with open(tmp, "xb", opener=lambda name, flags: os.open(name, flags, 0o600)) as f:
             f.write(pem)
 
     try:
