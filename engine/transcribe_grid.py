@@ -126,7 +126,9 @@ def drop_ghosts(events: list[NoteEvent], onset_threshold: float) -> tuple[list[N
         lo = bisect.bisect_left(starts, e.start_seconds - longest)
         hi = bisect.bisect_left(starts, e.end_seconds)
         over = [f for f in events[lo:hi] if f is not e and f.end_seconds > e.start_seconds and f.peak > e.peak]
-        if not over or not _covers(over, e.start_seconds + GHOST_SLACK_SECONDS, e.end_seconds - GHOST_SLACK_SECONDS):
+        middle = (e.start_seconds + e.end_seconds) / 2  # a note under 0.2 s: its middle must be covered
+        inner = min(e.start_seconds + GHOST_SLACK_SECONDS, middle), max(e.end_seconds - GHOST_SLACK_SECONDS, middle)
+        if not over or not _covers(over, *inner):
             kept.append(e)
             continue
         strongest = max(f.peak for f in over)

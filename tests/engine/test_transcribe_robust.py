@@ -125,3 +125,27 @@ def test_faint_sub_harmonic_ghosts_are_dropped(
     events = transcribe.note_events(np.zeros(1, np.float32), 0.09, TranscriptionOptions(), model=stand_in(activations))
     assert {e.pitch for e in events} & set(ghosts), "the decoder hears the ghosts (else this test tests nothing)"
     check_same(case, activations, tmp_path / "t.mid")
+
+
+def test_ghosts_are_judged_by_the_models_own_support() -> None:
+    """drop_ghosts on hand-made events: what the notes sounding over a note and the model's figures for it say."""
+    from engine.transcribe_grid import NoteEvent, drop_ghosts
+
+    melody = [NoteEvent(0.0, 0.6, 67, 0.75, 0.88, 0.95), NoteEvent(0.6, 1.2, 72, 0.75, 0.9, 0.95)]
+    ghosts = [
+        NoteEvent(0.05, 0.5, 67 - 28, 0.4, 0.5, 0.6),  # faint, two octaves and a third under: a sub-harmonic
+        NoteEvent(0.7, 1.0, 72 + 12, 0.4, 0.5, 0.85),  # faint overtone, even with an onset bled from the attack
+        NoteEvent(0.2, 0.5, 69, 0.4, 0.5, 0.55),  # faint, not struck: a release or a bleed
+        NoteEvent(0.3, 0.8, 67 - 33, 0.6, 0.8, 0.6),  # not faint but not struck, short, far under the line: a rumble
+    ]
+    real = [
+        NoteEvent(0.0, 0.6, 60, 0.7, 0.85, 0.93),  # a chord tone as strong as the note over it
+        NoteEvent(0.05, 0.5, 50, 0.45, 0.55, 0.9),  # a faint bass, struck, not a harmonic away
+        NoteEvent(0.0, 1.2, 43, 0.6, 0.8, 0.4),  # an unstruck pad under the line, as long as all of it
+        NoteEvent(1.3, 1.6, 55, 0.4, 0.45, 0.3),  # faint, but nothing sounds over it
+    ]
+    kept, dropped = drop_ghosts(melody + ghosts + real, onset_threshold=0.5)
+    assert sorted(kept, key=lambda e: (e.start_seconds, e.pitch)) == sorted(
+        melody + real, key=lambda e: (e.start_seconds, e.pitch)
+    )
+    assert dropped == len(ghosts)
