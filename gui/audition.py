@@ -29,15 +29,10 @@ import soundfile
 
 from bridge.service import TransportState
 from engine.api import Meter
-from gui.sound_output import (  # noqa: F401 (AudioOutput, FakeOutput, SoundDeviceOutput: imported from here too)
-    CHANNELS,
-    Audio,
-    AudioOutput,
-    AuditionError,
-    FakeOutput,
-    SoundDeviceOutput,
-    resample,
-)
+from gui.sound_output import CHANNELS, Audio, AuditionError, resample
+from gui.sound_output import AudioOutput as AudioOutput  # the outputs, importable from here too
+from gui.sound_output import FakeOutput as FakeOutput
+from gui.sound_output import SoundDeviceOutput as SoundDeviceOutput
 
 log = logging.getLogger(__name__)
 

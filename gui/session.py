@@ -20,7 +20,7 @@ from typing import Any
 
 from bridge.adapters import DawAdapter, open_adapter
 from bridge.daemon import MidiClockIn, combined_transport
-from bridge.jobs import list_jobs, load_job
+from bridge.jobs import list_jobs
 from bridge.midiports import input_names
 from bridge.osc import OscServer
 from bridge.service import (
@@ -38,8 +38,7 @@ from bridge.service import (
 from bridge.watch import WatchFolder
 from engine import api
 from engine.api import GenerationParams, Meter
-from engine.errors import BadInputError, SegueError
-from engine.provenance.record import ProvenanceSettings
+from engine.errors import SegueError
 from gui import catalog
 from gui.audition import (
     AudioOutput,
@@ -49,13 +48,14 @@ from gui.audition import (
     AuditionStopped,
     Player,
     SoundDeviceOutput,
-    seconds_to_next_bar,
 )
-from gui.daw_link import OscHeard, OscRejected, RegionFromDaw, WatchedOscBridge, open_link
+from gui.daw_link import OscHeard, OscRejected, RegionFromDaw, WatchedOscBridge
 from gui.engines import EngineFactory, EngineHandle, EngineState
 from gui.media import classify_dropped, read_media, region_from_files, tempo_from_name
-from gui.models import CONTROLS, JobRow, Message, Models, VariantsState, plays_together
-from gui.readers import RegionAudioRead, ThumbnailsRead, read_region_audio, read_thumbnails
+from gui.models import CONTROLS, JobRow, Message, Models
+from gui.readers import RegionAudioRead, ThumbnailsRead, read_region_audio
+from gui.session_links import SessionLinks
+from gui.session_variants import SessionVariants, take_name
 from gui.settings import GuiSettings, save_settings
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class _Links:
     extra: list[Callable[[], None]] = field(default_factory=list)
 
 
-class Session:
+class Session(SessionLinks, SessionVariants):
     """Everything behind the window. Call :meth:`start` once, :meth:`close` at the end."""
 
     def __init__(
@@ -361,111 +361,6 @@ class Session:
             connected=clock.connected if clock is not None else False,
         )
 
-    # -- connections ------------------------------------------------------------------------------------------
-
-    def apply_link(
-        self,
-        daw: str | None = None,
-        osc_port: int | None = None,
-        daw_host: str | None = None,
-        daw_port: int | None = None,
-    ) -> None:
-        """(Re)open the embedded OSC server and the DAW adapter with these settings."""
-        s = self.settings
-        self._remember(
-            daw=s.daw if daw is None else daw,
-            osc_port=s.osc_port if osc_port is None else osc_port,
-            daw_host=s.daw_host if daw_host is None else daw_host,
-            daw_port=s.daw_port if daw_port is None else daw_port,
-        )
-        s = self.settings
-        self.models.link.update(daw=s.daw, osc_port=s.osc_port, daw_host=s.daw_host, daw_port=s.daw_port)
-        self._close_osc()
-        if not self.deps.osc:
-            self.models.link.update(status="off", detail="OSC is off")
-            return
-        try:
-            link = open_link(self.service, s, self.deps.adapter_factory, self._post)
-        except SegueError as e:
-            self.models.link.update(status="error", detail="not listening (see the message above)")
-            self.say("error", f"DAW connection: {e}")
-            return
-        self._links.osc, self._links.server, self._links.adapter = link.bridge, link.server, link.adapter
-        self.models.link.update(status="listening", detail=link.detail, osc_port=link.server.address[1])
-
-    def _close_osc(self) -> None:
-        links = self._links
-        if links.server is not None:
-            links.server.close()
-        if links.osc is not None:
-            self.service.remove_listener(links.osc.on_event)
-        if links.adapter is not None:
-            links.adapter.close()
-        links.osc, links.server, links.adapter = None, None, None
-
-    def set_watch_dir(self, folder: str) -> None:
-        """Watch ``folder`` for region requests from DAW scripts that cannot use sockets (REAPER), and write the
-        placements there; "" turns it off."""
-        folder = folder.strip()
-        if self._links.watch is not None:
-            self._links.watch.close()
-            self._links.watch = None
-        self._remember(watch_dir=folder)
-        self.models.link.update(watch_dir=folder, watch_detail="")
-        if not folder:
-            return
-        path = Path(folder).expanduser().resolve()
-        watch = WatchFolder(self.service, path)
-        try:
-            watch.start()
-        except SegueError as e:
-            watch.close()
-            self.models.link.update(watch_detail=f"not watching: {e}")
-            self.say("error", f"Watched folder: {e}")
-            return
-        self._links.watch = watch
-        self.models.link.update(watch_detail=f"watching {watch.requests}")
-
-    def _close_links(self) -> None:
-        if self._links.watch is not None:
-            self._links.watch.close()
-            self._links.watch = None
-        self._close_osc()
-        if self._links.clock is not None:
-            self._links.clock.close()
-            self._links.clock = None
-
-    def refresh_ports(self) -> None:
-        try:
-            ports = tuple(self.deps.midi_inputs())
-            self.models.clock.update(ports=ports, ports_message="" if ports else "no MIDI inputs found")
-        except Exception as e:  # MidiPortError, or a backend that cannot load
-            self.models.clock.update(ports=(), ports_message=f"MIDI ports unavailable: {e}")
-
-    def set_clock_port(self, port: str) -> None:
-        """Follow MIDI clock from ``port`` ("" turns it off); a missing port is retried in the background."""
-        if self._links.clock is not None:
-            self._links.clock.close()
-            self._links.clock = None
-        self._remember(midi_clock_in=port)
-        self.models.clock.update(port=port, connected=False)
-        if not port:
-            return
-        try:
-            clock = self.deps.clock_factory(port)
-            clock.start()
-        except Exception as e:
-            self.say("error", f"MIDI clock from {port!r} is unavailable: {e}")
-            return
-        self._links.clock = clock
-
-    def set_engine(self, spec: str, token: str = "") -> None:
-        spec = spec.strip() or "local"
-        self._remember(engine=spec, token=token)
-        self.models.engine.update(spec=spec, token=token, status="opening", models=(), message="")
-        self.engine.open(spec, token)
-        self.save()
-
     # -- region ------------------------------------------------------------------------------------------------
 
     def open_files(self, paths: list[Path]) -> None:
@@ -607,187 +502,6 @@ class Session:
                 continue
             self._set_row(target, message="cancelling...")
 
-    # -- variants ----------------------------------------------------------------------------------------------
-
-    def open_job(self, job_dir: Path) -> None:
-        """Show a job's variants (a finished job, or one from the history)."""
-        try:
-            record = load_job(job_dir)
-        except SegueError as e:
-            self.say("error", f"Cannot open that job: {e}")
-            return
-        starred = set(self.settings.starred)
-        items = catalog.variant_items(job_dir, record, starred, thumbnails=False)
-        current = self.models.variants.value
-        if current.playing:
-            self.player.stop()
-        self.models.variants.set(
-            dataclasses.replace(
-                current,
-                job=record,
-                job_dir=job_dir,
-                items=items,
-                selected=items[0].variant_id if items else "",
-                slot_a=items[0].variant_id if items else "",
-                slot_b=items[1].variant_id if len(items) > 1 else "",
-                playing="",
-                audition_message="" if record.status == "done" else catalog.status_text(record),
-            )
-        )
-        read_thumbnails(items, self._post)
-
-    def select(self, variant_id: str) -> None:
-        self.models.variants.update(selected=variant_id)
-
-    def play(self, variant_id: str | None = None) -> None:
-        state = self.models.variants.value
-        item = state.item(variant_id or state.selected)
-        if item is None:
-            self.say("info", "Choose a variant to play.")
-            return
-        paths = catalog.audition_paths(item, state.region_first)
-        if not paths:
-            self.say("warning", f"{item.variant_id} has no audio to play; drag its MIDI into your DAW instead.")
-            return
-        key = f"{item.variant_id}+region" if state.region_first and "full_audio" in item.files else item.variant_id
-        meter = Meter.parse(state.job.region.meter) if state.job is not None and state.job.region.meter else None
-        wait = seconds_to_next_bar(self.transport(), meter or Meter())
-        waiting = f"V{item.number} starts on the DAW's next bar (in {wait:.1f} s)..." if wait > 0.05 else ""
-        self.models.variants.update(selected=item.variant_id, audition_message=waiting or state.audition_message)
-        self.player.play(key, paths, meter)
-
-    def stop(self) -> None:
-        self.player.stop()
-
-    def toggle_play(self) -> None:
-        """Space: stop what plays, else play the selected variant."""
-        if self.models.variants.value.playing:
-            self.stop()
-        else:
-            self.play()
-
-    def set_loop(self, loop: bool) -> None:
-        self.player.set_loop(loop)
-        self.models.variants.update(loop=loop)
-        self._remember(loop=loop)
-
-    def set_provenance(self, region_name: bool, sign: bool) -> None:
-        """What the next jobs' files say: the region's name or not, a C2PA signature or not (never without the
-        "generated" mark)."""
-        self._remember(provenance_region_name=region_name, provenance_sign=sign)
-        self.service.provenance = self._provenance()
-
-    def _provenance(self) -> ProvenanceSettings:
-        """The provenance settings file (the signing key), with this app's two choices on top."""
-        try:
-            base = ProvenanceSettings.load()
-        except BadInputError as e:
-            self.say("warning", f"{e}; files are signed with Segue's local key")
-            base = ProvenanceSettings()
-        s = self.settings
-        return dataclasses.replace(base, region_name=s.provenance_region_name, sign=s.provenance_sign)
-
-    def set_region_first(self, region_first: bool) -> None:
-        self.models.variants.update(region_first=region_first)
-        self._remember(region_first=region_first)
-
-    def set_slot(self, slot: str, variant_id: str) -> None:
-        self.models.variants.update(**{"slot_a" if slot == "a" else "slot_b": variant_id})
-
-    def toggle_ab(self) -> None:
-        """Switch between the A and B variants, keeping the position (starts A when nothing plays)."""
-        state = self.models.variants.value
-        a, b = state.item(state.slot_a), state.item(state.slot_b)
-        if a is None or b is None:
-            self.say("info", "Mark two variants as A and B first.")
-            return
-        playing = state.playing.split("+")[0]
-        target = b if playing == a.variant_id else a
-        paths = catalog.audition_paths(target, state.region_first)
-        if not state.playing:
-            self.play(target.variant_id)
-            return
-        self.models.variants.update(selected=target.variant_id)
-        self.player.switch(target.variant_id + ("+region" if state.playing.endswith("+region") else ""), paths)
-
-    def toggle_star(self, variant_id: str) -> None:
-        state = self.models.variants.value
-        item = state.item(variant_id)
-        if item is None:
-            return
-        starred = set(self.settings.starred)
-        starred.symmetric_difference_update({item.key})
-        self._remember(starred=tuple(sorted(starred)))
-        items = tuple(dataclasses.replace(i, starred=i.key in starred) for i in state.items)
-        self.models.variants.update(items=items)
-        self.save()
-
-    def regenerate(self, variant_id: str) -> None:
-        """Make this variant again: its job's region and parameters, its seed, one variant."""
-        state = self.models.variants.value
-        item, job = state.item(variant_id), state.job
-        if item is None or job is None or state.job_dir is None:
-            return
-        region = catalog.region_of_job(job)
-        if region is None:
-            self.say("error", "The region files of that job are gone; open the region again.")
-            return
-        self._show_region(region, "file")
-        p = job.params
-        self.generate(
-            mode=job.mode,
-            bars=p.bars,
-            variants=1,
-            temperature=p.temperature,
-            top_p=p.top_p,
-            seed=item.seed,
-            model=job.model,
-            parts=p.parts,
-            output=p.output,
-            **{name: getattr(p, name) for name in CONTROLS},
-            part_density=tuple(p.part_density.items()),  # a job from the CLI or OSC may have one; the form has none
-        )
-
-    def continue_from(self, variant_id: str) -> None:
-        """The region followed by this variant becomes the region, and is continued; after an accompaniment, the
-        region with its parts (full.mid / full.wav) is continued, in Continue mode (not accompanied again)."""
-        state = self.models.variants.value
-        item, job = state.item(variant_id), state.job
-        if item is None or job is None:
-            return
-        region = catalog.region_after_variant(job, item)
-        if region is None:
-            self.say("error", f"{variant_id} has no full region file (full.mid / full.wav) to continue from.")
-            return
-        self._show_region(region, "variant")
-        if job.mode == "accompany":  # the region and its new parts are the piece now: continue it, all parts
-            self.update_form(mode="continue")
-        self.generate()
-
-    def place(self, variant_id: str) -> None:
-        """Ask the DAW to put this variant on new tracks (what /segue/choose does)."""
-        state = self.models.variants.value
-        item = state.item(variant_id)
-        if item is None or state.job is None:
-            return
-        link = self.models.link.value
-        if not link.peer and not (link.daw_port and link.daw == "generic") and self._links.watch is None:
-            self.say(
-                "warning",
-                "No DAW has talked to Segue yet. Send a region from your DAW's Segue script first "
-                "(or drag the variant's files onto a track).",
-            )
-            return
-        try:
-            self.service.submit_choice(item.job_id, item.number)
-        except SegueError as e:
-            self.say("error", f"Cannot place: {e}")
-
-    def drag_paths(self, variant_id: str, what: str = "audio") -> list[Path]:
-        """The existing files to drag out for ``what``: "audio", "midi", "stems" or "stem:<part>"."""
-        item = self.models.variants.value.item(variant_id)
-        return catalog.drag_paths(item, what) if item is not None else []
-
     # -- history ------------------------------------------------------------------------------------------------
 
     def refresh_history(self, show_latest: bool = False) -> None:
@@ -797,17 +511,6 @@ class Session:
             done = next((r for r in rows if r.status == "done"), None)
             if done is not None:
                 self.open_job(done.job_dir)
-
-
-def take_name(key: str, state: VariantsState) -> str:
-    """``"v02+region"`` -> ``"the region, then V2"`` (an accompaniment: ``"V2 with the region"``), as the
-    audition line says it."""
-    variant_id, _, extra = key.partition("+")
-    item = state.item(variant_id)
-    name = f"V{item.number}" if item is not None else variant_id
-    if extra != "region":
-        return name
-    return f"{name} with the region" if plays_together(state) else f"the region, then {name}"
 
 
 def bar_and_beat(position_beats: float, meter: Meter) -> tuple[int, int]:

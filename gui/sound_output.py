@@ -98,7 +98,7 @@ class SoundDeviceOutput:
                 return int(info["default_samplerate"])
 
         try:
-            return self._with_rescan("asking the sound output for its rate", choose)
+            return int(self._with_rescan("asking the sound output for its rate", choose))
         except Exception as e:
             raise AuditionError(f"No sound output is available ({e}). {NO_OUTPUT_ADVICE}") from e
 

@@ -1,0 +1,218 @@
+"""The session's variant actions (a part of :class:`gui.session.Session`): show a job's variants, audition them
+(play, stop, loop, region first, A/B), star, make again, continue from one, place in the DAW, the files to drag.
+Runs on the GUI thread like the rest of the session; errors become messages."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bridge.jobs import load_job
+from engine.api import Meter
+from engine.errors import SegueError
+from gui import catalog
+from gui.audition import seconds_to_next_bar
+from gui.models import CONTROLS, VariantsState, plays_together
+from gui.readers import read_thumbnails
+
+if TYPE_CHECKING:
+    from bridge.service import BridgeService, DawRegion, TransportState
+    from gui.audition import Player
+    from gui.models import Models
+    from gui.session import Post, _Links
+    from gui.settings import GuiSettings
+
+
+class SessionVariants:
+    """The Variants panel's actions."""
+
+    if TYPE_CHECKING:
+        settings: GuiSettings
+        models: Models
+        service: BridgeService
+        player: Player
+        _links: _Links
+        _post: Post
+
+        def _remember(self, **changes: Any) -> None: ...
+        def say(self, level: str, text: str) -> None: ...
+        def save(self) -> None: ...
+        def transport(self) -> TransportState: ...
+        def _show_region(self, region: DawRegion, origin: str) -> None: ...
+        def generate(self, **overrides: Any) -> bool: ...
+        def update_form(self, **changes: Any) -> None: ...
+
+    def open_job(self, job_dir: Path) -> None:
+        """Show a job's variants (a finished job, or one from the history)."""
+        try:
+            record = load_job(job_dir)
+        except SegueError as e:
+            self.say("error", f"Cannot open that job: {e}")
+            return
+        starred = set(self.settings.starred)
+        items = catalog.variant_items(job_dir, record, starred, thumbnails=False)
+        current = self.models.variants.value
+        if current.playing:
+            self.player.stop()
+        self.models.variants.set(
+            dataclasses.replace(
+                current,
+                job=record,
+                job_dir=job_dir,
+                items=items,
+                selected=items[0].variant_id if items else "",
+                slot_a=items[0].variant_id if items else "",
+                slot_b=items[1].variant_id if len(items) > 1 else "",
+                playing="",
+                audition_message="" if record.status == "done" else catalog.status_text(record),
+            )
+        )
+        read_thumbnails(items, self._post)
+
+    def select(self, variant_id: str) -> None:
+        self.models.variants.update(selected=variant_id)
+
+    def play(self, variant_id: str | None = None) -> None:
+        state = self.models.variants.value
+        item = state.item(variant_id or state.selected)
+        if item is None:
+            self.say("info", "Choose a variant to play.")
+            return
+        paths = catalog.audition_paths(item, state.region_first)
+        if not paths:
+            self.say("warning", f"{item.variant_id} has no audio to play; drag its MIDI into your DAW instead.")
+            return
+        key = f"{item.variant_id}+region" if state.region_first and "full_audio" in item.files else item.variant_id
+        meter = Meter.parse(state.job.region.meter) if state.job is not None and state.job.region.meter else None
+        wait = seconds_to_next_bar(self.transport(), meter or Meter())
+        waiting = f"V{item.number} starts on the DAW's next bar (in {wait:.1f} s)..." if wait > 0.05 else ""
+        self.models.variants.update(selected=item.variant_id, audition_message=waiting or state.audition_message)
+        self.player.play(key, paths, meter)
+
+    def stop(self) -> None:
+        self.player.stop()
+
+    def toggle_play(self) -> None:
+        """Space: stop what plays, else play the selected variant."""
+        if self.models.variants.value.playing:
+            self.stop()
+        else:
+            self.play()
+
+    def set_loop(self, loop: bool) -> None:
+        self.player.set_loop(loop)
+        self.models.variants.update(loop=loop)
+        self._remember(loop=loop)
+
+    def set_region_first(self, region_first: bool) -> None:
+        self.models.variants.update(region_first=region_first)
+        self._remember(region_first=region_first)
+
+    def set_slot(self, slot: str, variant_id: str) -> None:
+        self.models.variants.update(**{"slot_a" if slot == "a" else "slot_b": variant_id})
+
+    def toggle_ab(self) -> None:
+        """Switch between the A and B variants, keeping the position (starts A when nothing plays)."""
+        state = self.models.variants.value
+        a, b = state.item(state.slot_a), state.item(state.slot_b)
+        if a is None or b is None:
+            self.say("info", "Mark two variants as A and B first.")
+            return
+        playing = state.playing.split("+")[0]
+        target = b if playing == a.variant_id else a
+        paths = catalog.audition_paths(target, state.region_first)
+        if not state.playing:
+            self.play(target.variant_id)
+            return
+        self.models.variants.update(selected=target.variant_id)
+        self.player.switch(target.variant_id + ("+region" if state.playing.endswith("+region") else ""), paths)
+
+    def toggle_star(self, variant_id: str) -> None:
+        state = self.models.variants.value
+        item = state.item(variant_id)
+        if item is None:
+            return
+        starred = set(self.settings.starred)
+        starred.symmetric_difference_update({item.key})
+        self._remember(starred=tuple(sorted(starred)))
+        items = tuple(dataclasses.replace(i, starred=i.key in starred) for i in state.items)
+        self.models.variants.update(items=items)
+        self.save()
+
+    def regenerate(self, variant_id: str) -> None:
+        """Make this variant again: its job's region and parameters, its seed, one variant."""
+        state = self.models.variants.value
+        item, job = state.item(variant_id), state.job
+        if item is None or job is None or state.job_dir is None:
+            return
+        region = catalog.region_of_job(job)
+        if region is None:
+            self.say("error", "The region files of that job are gone; open the region again.")
+            return
+        self._show_region(region, "file")
+        p = job.params
+        self.generate(
+            mode=job.mode,
+            bars=p.bars,
+            variants=1,
+            temperature=p.temperature,
+            top_p=p.top_p,
+            seed=item.seed,
+            model=job.model,
+            parts=p.parts,
+            output=p.output,
+            **{name: getattr(p, name) for name in CONTROLS},
+            part_density=tuple(p.part_density.items()),  # a job from the CLI or OSC may have one; the form has none
+        )
+
+    def continue_from(self, variant_id: str) -> None:
+        """The region followed by this variant becomes the region, and is continued; after an accompaniment, the
+        region with its parts (full.mid / full.wav) is continued, in Continue mode (not accompanied again)."""
+        state = self.models.variants.value
+        item, job = state.item(variant_id), state.job
+        if item is None or job is None:
+            return
+        region = catalog.region_after_variant(job, item)
+        if region is None:
+            self.say("error", f"{variant_id} has no full region file (full.mid / full.wav) to continue from.")
+            return
+        self._show_region(region, "variant")
+        if job.mode == "accompany":  # the region and its new parts are the piece now: continue it, all parts
+            self.update_form(mode="continue")
+        self.generate()
+
+    def place(self, variant_id: str) -> None:
+        """Ask the DAW to put this variant on new tracks (what /segue/choose does)."""
+        state = self.models.variants.value
+        item = state.item(variant_id)
+        if item is None or state.job is None:
+            return
+        link = self.models.link.value
+        if not link.peer and not (link.daw_port and link.daw == "generic") and self._links.watch is None:
+            self.say(
+                "warning",
+                "No DAW has talked to Segue yet. Send a region from your DAW's Segue script first "
+                "(or drag the variant's files onto a track).",
+            )
+            return
+        try:
+            self.service.submit_choice(item.job_id, item.number)
+        except SegueError as e:
+            self.say("error", f"Cannot place: {e}")
+
+    def drag_paths(self, variant_id: str, what: str = "audio") -> list[Path]:
+        """The existing files to drag out for ``what``: "audio", "midi", "stems" or "stem:<part>"."""
+        item = self.models.variants.value.item(variant_id)
+        return catalog.drag_paths(item, what) if item is not None else []
+
+
+def take_name(key: str, state: VariantsState) -> str:
+    """``"v02+region"`` -> ``"the region, then V2"`` (an accompaniment: ``"V2 with the region"``), as the
+    audition line says it."""
+    variant_id, _, extra = key.partition("+")
+    item = state.item(variant_id)
+    name = f"V{item.number}" if item is not None else variant_id
+    if extra != "region":
+        return name
+    return f"{name} with the region" if plays_together(state) else f"the region, then {name}"
