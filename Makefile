@@ -37,13 +37,14 @@ demo-accompany: venv
 	$(VENV)/bin/segue continue examples/regions/melody_96bpm_4-4.mid --mode accompany --parts bass,piano \
 	  --variants 4 --seed 7 --out $(OUT)/demo-accompany
 
-# Audio continuation with the shipped audio model: a 4-bar 48 kHz stereo region (rendered from the example MIDI,
-# as a DAW would bounce it) continued by 8 bars in 4 variants.
+# Audio continuation with the default audio engine, segue-concat (the region's own sound, recombined; the neural
+# model is --model segue-audio-small): a 4-bar 48 kHz stereo region (rendered from the example MIDI, as a DAW would
+# bounce it) continued by 8 bars in 4 variants.
 demo-audio: venv
 	test -f $(OUT)/demo-audio/region.wav || $(PY) -m engine.audio.example_region examples/regions/pop_100bpm_4-4.mid \
 	  --rate 48000 --out $(OUT)/demo-audio/region.wav
 	$(VENV)/bin/segue continue $(OUT)/demo-audio/region.wav --tempo 100 --meter 4/4 --bars 8 --variants 4 --seed 7 \
-	  --out $(OUT)/demo-audio
+	  --model segue-concat --out $(OUT)/demo-audio
 
 # Everything but the slow and GPU tests, the integration tests (real JACK, jack_midi_clock, headless Ardour, the
 # segue bridge process) included: system-deps installs their Debian packages first.

@@ -3,7 +3,7 @@ engine on the same region.
 
     python bench/bench_concat.py [--loops 909beat01,break03,...] [--grooves colombo:97,millo:133] [--bars 16]
                                  [--variants 4] [--seed 1] [--similarity 0.6] [--keep-opening auto|yes|no]
-                                 [--speed-repeats 3] [--no-neural] [--out bench/results/concat.json]
+                                 [--speed-repeats 3] [--no-neural] [--no-speed] [--out bench/results/concat.json]
 
 Material (tests/engine/audio/concat_material.py): Debian lmms-common loops (GPL-2+) tiled to 4-bar regions, and
 hydrogen-drumkits hits (GPL-2/GPL-2+) sequenced into humanised 4-bar grooves. Each region is continued through
@@ -26,8 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -107,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-opening", choices=("auto", "yes", "no"), default="auto")
     parser.add_argument("--speed-repeats", type=int, default=3)
     parser.add_argument("--no-neural", action="store_true")
+    parser.add_argument("--no-speed", action="store_true", help="only the measures (e.g. to compare settings)")
     parser.add_argument("--out", type=Path, default=RESULTS / "concat.json")
     args = parser.parse_args(argv)
     keep = {"auto": None, "yes": True, "no": False}[args.keep_opening]
@@ -125,8 +124,13 @@ def main(argv: list[str] | None = None) -> int:
             score = evaluate_job(job_dir)
             summary = {c.name: c for c in score.summary}
             distinct = summary.get("variants_distinct")
-            record: dict[str, Any] = {"job": name, "tempo_bpm": round(tempo, 2), "seconds": round(seconds, 3),
-                                      "variants": [], "variants_distinct": distinct.value if distinct else None}  # fmt: skip
+            record: dict[str, Any] = {
+                "job": name,
+                "tempo_bpm": round(tempo, 2),
+                "seconds": round(seconds, 3),
+                "variants": [],
+                "variants_distinct": distinct.value if distinct else None,
+            }
             for v in score.variants:
                 checks = {m: v.check(m) for m in MEASURES}
                 failed += any(c is not None and c.ok is False for c in checks.values())
@@ -137,9 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             jobs.append(record)
         header = ["job", "BPM", "variant", *MEASURES, "variants_distinct"]
         print(markdown_table(header, rows))  # noqa: T201
-        speed = measure_speed(engine, folder, args)
-    print()  # noqa: T201
-    print(markdown_table(["engine", "job", "seconds", "audio seconds", "real-time factor"], speed["rows"]))  # noqa: T201
+        speed = {} if args.no_speed else measure_speed(engine, folder, args)
+    if speed:
+        print()  # noqa: T201
+        print(markdown_table(["engine", "job", "seconds", "audio seconds", "real-time factor"], speed["rows"]))  # noqa: T201
     if speed.get("ratio"):
         print(f"\nneural / concat time: {speed['ratio']:.0f}x")  # noqa: T201
     write_json(args.out, {"machine": machine(), "params": vars(args) | {"out": str(args.out)}, "jobs": jobs,

@@ -30,7 +30,7 @@ CONCAT_TYPE = "segue-concat"
 NAME = "segue-concat"
 # Defaults (GenerationParams None), chosen on the measures of docs/audio-engine.md ("Choosing the defaults")
 DEFAULT_SIMILARITY = 0.6
-OPENING_MIN_BARS = 4  # keep_opening's default: the region's first bar opens continuations of 4 bars or more
+DEFAULT_KEEP_OPENING = False
 RESEED = 1_000_003  # a variant too like an earlier one is planned again with seed + k x this...
 DISTINCT = 0.95  # ...when its (estimated) correlation with it reaches this (segue eval's "the same": 0.98)
 MAX_REPLANS = 6
@@ -46,10 +46,10 @@ class ConcatContinuation:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def settings_for(similarity: float | None, keep_opening: bool | None, bars: int) -> tuple[float, bool, str]:
+def settings_for(similarity: float | None, keep_opening: bool | None) -> tuple[float, bool, str]:
     """(similarity, keep_opening, a note saying which values were used and whether they were defaults)."""
     s = DEFAULT_SIMILARITY if similarity is None else float(similarity)
-    k = bars >= OPENING_MIN_BARS if keep_opening is None else bool(keep_opening)
+    k = DEFAULT_KEEP_OPENING if keep_opening is None else bool(keep_opening)
     note = (
         f"segue-concat: similarity {s:g}{' (default)' if similarity is None else ''}, "
         f"keep_opening {'true' if k else 'false'}{' (default)' if keep_opening is None else ''}"
@@ -89,7 +89,7 @@ class ConcatModel:
         units = analyse_region(region.audio, region.sample_rate, region.grid, region.bars, own)
         codes, explained = quantise(units.features)
         timings["analyse_seconds"] = time.perf_counter() - t0
-        s, opening, setting_note = settings_for(similarity, keep_opening, bars)
+        s, opening, setting_note = settings_for(similarity, keep_opening)
         knobs = Knobs(s, opening, phrase_bars(units.bars))
         notes = [
             setting_note,
