@@ -166,6 +166,7 @@ def test_a_remote_midi_job_gives_the_local_files(
         sys.path.insert(0, rig_dir)
     from server_rig import TOKEN, thread_server
 
+    from engine.provenance.stamp import strip_provenance
     from engine.server.workers import local_engine_factory
 
     monkeypatch.setenv("SEGUE_THREADS", "1")
@@ -177,8 +178,9 @@ def test_a_remote_midi_job_gives_the_local_files(
             assert cli.main([*args, "--out", str(tmp_path / name), *extra]) == 0
             job = json.loads(capsys.readouterr().out)
             job_dir = tmp_path / name / job["id"]
-            runs[name] = job, {str(p.relative_to(job_dir)): p.read_bytes() for p in sorted(job_dir.rglob("*"))
-                                if p.is_file() and p.name != "job.json"}  # fmt: skip
+            # as the engine wrote them: the provenance stamped afterwards names each side's job
+            files = [p for p in sorted(job_dir.rglob("*")) if p.is_file() and p.name != "job.json"]
+            runs[name] = job, {str(p.relative_to(job_dir)): strip_provenance(p.read_bytes()) for p in files}
     (local, local_files), (remote, remote_files) = runs["local"], runs["remote"]
     assert local_files.pop(str(TRANSCRIBED_MIDI)) and remote_files == local_files
     assert {"v01/continuation.mid", "v01/continuation.wav", "v02/stems/melody.wav"} <= set(remote_files)
