@@ -15,7 +15,7 @@ from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 class QtFlowRow(QWidget):
     def __init__(
-        self, spacing: int = 6, group_spacing: int = 14, spread: bool = True, parent: QWidget | None = None
+        self, spacing: int = 6, group_spacing: int = 10, spread: bool = True, parent: QWidget | None = None
     ) -> None:
         """``spread``: share a line's spare room between its groups; else pack them at the left."""
         super().__init__(parent)

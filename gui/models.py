@@ -104,15 +104,22 @@ class EngineView:
 # -- Region ----------------------------------------------------------------------------------------------------
 
 
+# whose tempo the region has: the DAW's, the user's (typed or tapped), its file's name, a MIDI file's tempo map
+# ("file"), the job's it came from, an estimate from the audio, or an assumed 120 BPM
+TempoSource = Literal["daw", "user", "name", "file", "job", "estimate", "assumed"]
+
+
 @dataclass(frozen=True)
 class RegionState:
     region: DawRegion | None = None
-    origin: Literal["", "daw", "file", "variant"] = ""
+    origin: Literal["", "daw", "file", "variant", "job"] = ""
     name: str = ""
     midi: MediaSummary | None = None
     audio: MediaSummary | None = None
     key: str = ""
     bars: float = 0.0
+    tempo_source: TempoSource = "file"
+    tempo_estimate: float | None = None  # from the audio (beat tracking), when it is an audio region
 
 
 # -- Generate ----------------------------------------------------------------------------------------------

@@ -15,7 +15,17 @@ from gui.session import Session
 from gui.widgets import QtCard, QtElidedLabel, label, set_quietly
 
 METERS = ("4/4", "3/4", "2/4", "6/8", "12/8", "5/4", "7/8", "9/8")
-_ORIGINS = {"daw": "FROM DAW", "file": "FILE", "variant": "FROM VARIANT"}
+_ORIGINS = {"daw": "FROM DAW", "file": "FILE", "variant": "FROM VARIANT", "job": "FROM HISTORY"}
+_TEMPO_SOURCES = {"daw": "DAW", "user": "yours", "name": "file name", "estimate": "estimated", "assumed": "assumed"}
+_TEMPO_TIPS = {
+    "daw": "the DAW's",
+    "user": "yours (typed or tapped)",
+    "name": "from the file's name",
+    "file": "from the MIDI file",
+    "job": "the one its job used",
+    "estimate": "estimated from the audio's beat; type or tap yours if the DAW says otherwise",
+    "assumed": "assumed (audio files carry no tempo); type or tap yours",
+}
 FILE_FILTER = "Regions (*.mid *.midi *.wav *.flac *.aif *.aiff);;MIDI (*.mid *.midi);;Audio (*.wav *.flac *.aif *.aiff)"
 
 
@@ -41,6 +51,11 @@ class QtRegionPanel(QtCard):
         self.tempo.setFont(theme.mono_font(10.5))
         self.tempo.setMinimumWidth(110)
         self.tempo.editingFinished.connect(self._tempo_changed)
+        self.tap_button = QPushButton("Tap")
+        self.tap_button.setObjectName("small")
+        self.tap_button.setToolTip("Tap the beat (three taps or more) to set the region's tempo")
+        self.tap_button.clicked.connect(session.tap_tempo)
+        self.tempo_source = label("", "dim")
         self.meter = QComboBox()
         for text in METERS:
             self.meter.addItem(text, text)
@@ -52,8 +67,8 @@ class QtRegionPanel(QtCard):
         self.files = QtElidedLabel(cap=280)  # a long file name is cut, never widens the window
         self.files.setObjectName("dim")
         self.strip = QtFlowRow(spacing=8, group_spacing=14, spread=False)
+        self.strip.add_group(label("Tempo", "dim"), self.tempo, self.tap_button, self.tempo_source)
         for caption, widget in (
-            ("Tempo", self.tempo),
             ("Meter", self.meter),
             ("Bars", self.bars),
             ("Key", self.key),
@@ -71,6 +86,7 @@ class QtRegionPanel(QtCard):
         if region is None:
             self.name.set_full_text("No region yet")
             self.origin.setVisible(False)
+            self.tempo_source.setVisible(False)
             set_quietly(self.tempo, self.tempo.minimum())
             for text in (self.bars, self.key, self.position):
                 text.setText("--")
@@ -81,6 +97,11 @@ class QtRegionPanel(QtCard):
         self.origin.setText(_ORIGINS.get(state.origin, state.origin.upper()))
         self.origin.setVisible(bool(state.origin))
         set_quietly(self.tempo, region.tempo_bpm)
+        source = _TEMPO_SOURCES.get(state.tempo_source, "")
+        self.tempo_source.setText(source)
+        self.tempo_source.setVisible(bool(source))
+        estimate = f" The audio's beat says {state.tempo_estimate:.1f} BPM." if state.tempo_estimate else ""
+        self.tempo.setToolTip(f"The region's tempo: {_TEMPO_TIPS.get(state.tempo_source, '')}.{estimate}")
         meter = str(region.meter)
         if self.meter.findData(meter) < 0:
             self.meter.addItem(meter, meter)
@@ -96,7 +117,7 @@ class QtRegionPanel(QtCard):
         self.view.show_media(notes, peaks, _display_length(state), region.meter)
 
     def _set_enabled(self, enabled: bool) -> None:
-        for widget in (self.tempo, self.meter):
+        for widget in (self.tempo, self.meter, self.tap_button):
             widget.setEnabled(enabled)
 
     def _tempo_changed(self) -> None:

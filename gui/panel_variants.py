@@ -217,7 +217,7 @@ class QtVariantsPanel(QtCard):
         self.session = session
         self.job_label = QtElidedLabel()  # a long job name is cut, never widens the window; all of it in the tooltip
         self.job_label.setObjectName("dim")
-        self.header.insertWidget(1, self.job_label, 1)
+        self.header.insertWidget(1, self.job_label, 10)
         self.list_model = QtVariantListModel(session, self)  # owned by the panel: deleted after the view
         self.list = QListView()
         self.list.setModel(self.list_model)
@@ -257,8 +257,7 @@ class QtVariantsPanel(QtCard):
         self.ab_button.clicked.connect(session.toggle_ab)
         self.star_button.clicked.connect(lambda: session.toggle_star(self._selected()))
         for combo in (self.slot_a, self.slot_b):
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(3)  # "V16"
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # "V1".."V16"
         self.transport_row = QtFlowRow()
         self.transport_row.add_group(self.play_button, self.stop_button)
         self.transport_row.add_group(self.loop_button, self.region_first_button)

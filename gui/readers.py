@@ -11,7 +11,7 @@ from pathlib import Path
 
 from engine.errors import SegueError
 from gui import catalog
-from gui.media import MediaSummary, read_audio
+from gui.media import MediaSummary, estimate_audio_tempo, read_audio
 from gui.models import VariantItem
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class RegionAudioRead:
     path: Path
     audio: MediaSummary | None
     error: str = ""
+    tempo_bpm: float | None = None  # estimated from the audio, when asked and it could be
 
 
 def read_thumbnails(items: tuple[VariantItem, ...], post: Post) -> None:
@@ -52,12 +53,14 @@ def read_thumbnails(items: tuple[VariantItem, ...], post: Post) -> None:
     threading.Thread(target=read, name="segue-thumbnails", daemon=True).start()
 
 
-def read_region_audio(path: Path, post: Post) -> None:
-    """Read an audio region's waveform on a worker thread; post a :class:`RegionAudioRead`."""
+def read_region_audio(path: Path, post: Post, estimate: bool = False) -> None:
+    """Read an audio region's waveform (and with ``estimate`` its tempo: :func:`gui.media.estimate_audio_tempo`) on
+    a worker thread; post a :class:`RegionAudioRead`."""
 
     def read() -> None:
         try:
-            post(RegionAudioRead(path, read_audio(path)))
+            audio = read_audio(path)
+            post(RegionAudioRead(path, audio, tempo_bpm=estimate_audio_tempo(path) if estimate else None))
         except SegueError as e:
             post(RegionAudioRead(path, None, str(e)))
         except Exception as e:  # an odd file must not take the window down

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,10 +50,10 @@ from gui.audition import (
 )
 from gui.daw_link import OscHeard, OscRejected, RegionFromDaw, WatchedOscBridge
 from gui.engines import EngineFactory, EngineHandle, EngineState
-from gui.media import classify_dropped, read_media, region_from_files, tempo_from_name
 from gui.models import CONTROLS, JobRow, Message, Models
-from gui.readers import RegionAudioRead, ThumbnailsRead, read_region_audio
+from gui.readers import RegionAudioRead, ThumbnailsRead
 from gui.session_links import SessionLinks
+from gui.session_region import SessionRegion, TapTempo
 from gui.session_variants import SessionVariants, take_name
 from gui.settings import GuiSettings, save_settings
 
@@ -96,7 +95,7 @@ class _Links:
     extra: list[Callable[[], None]] = field(default_factory=list)
 
 
-class Session(SessionLinks, SessionVariants):
+class Session(SessionLinks, SessionRegion, SessionVariants):
     """Everything behind the window. Call :meth:`start` once, :meth:`close` at the end."""
 
     def __init__(
@@ -130,6 +129,7 @@ class Session(SessionLinks, SessionVariants):
         self._closed = False
         self._cancel_on_start = 0  # waiting jobs to stop as they start
         self._last_watch_region: DawRegion | None = None
+        self.tapper = TapTempo()
         self._init_models()
 
     def _init_models(self) -> None:
@@ -228,7 +228,7 @@ class Session(SessionLinks, SessionVariants):
     def _on_done(self, event: JobDone) -> None:
         self._set_row(event.job_id, status="done", fraction=1.0, message="done")
         self.refresh_history()
-        self.open_job(event.job_json_path.parent)
+        self.open_job(event.job_json_path.parent, show_region=False)  # its region is the one shown
         count = len(self.models.variants.value.items)
         self.say("info", f"{count} variant(s) ready. Play them, star the keepers, drag one into your DAW.")
 
@@ -300,15 +300,6 @@ class Session(SessionLinks, SessionVariants):
         )
         self.models.variants.update(items=items)
 
-    def _on_region_audio(self, event: RegionAudioRead) -> None:
-        state = self.models.region.value
-        if state.region is None or state.region.audio_path != event.path:
-            return  # another region is shown by now
-        if event.audio is None:
-            self.say("warning", f"The region's waveform cannot be drawn: {event.error}")
-            return
-        self.models.region.update(audio=event.audio)
-
     _HANDLERS: dict[type, Callable[[Session, Any], None]] = {
         JobStarted: _on_started,
         JobProgress: _on_progress,
@@ -321,7 +312,7 @@ class Session(SessionLinks, SessionVariants):
         OscRejected: _on_rejected,
         RegionFromDaw: _on_daw_region,
         ThumbnailsRead: _on_thumbnails,
-        RegionAudioRead: _on_region_audio,
+        RegionAudioRead: SessionRegion._on_region_audio,
         AuditionStarted: _on_audition,
         AuditionStopped: _on_audition,
         AuditionFailed: _on_audition,
@@ -359,70 +350,6 @@ class Session(SessionLinks, SessionVariants):
             beat=beat,
             source=state.clock_source,
             connected=clock.connected if clock is not None else False,
-        )
-
-    # -- region ------------------------------------------------------------------------------------------------
-
-    def open_files(self, paths: list[Path]) -> None:
-        """A file (MIDI and/or audio) opened or dropped becomes the region."""
-        try:
-            midi, audio = classify_dropped(paths)
-            region = region_from_files(midi, audio)
-        except SegueError as e:
-            self.say("error", f"Cannot use that file: {e}")
-            return
-        self._remember(last_open_dir=str(paths[0].parent))
-        self._show_region(region, "file")
-        if midi is None and audio is not None:  # audio has no tempo map: say what was assumed
-            named = tempo_from_name(audio) is not None
-            where = "from its file name" if named else "assumed (audio files carry no tempo)"
-            self.say(
-                "warning",
-                f"{audio.name}: {region.tempo_bpm:g} BPM, {region.meter} {where}. If the DAW's "
-                "tempo differs, set Tempo in the Region panel before you generate.",
-            )
-            return
-        self.say("info", f"Region: {region.track}. Choose bars and variants, then Generate.")
-
-    def set_region_timing(self, tempo_bpm: float | None = None, meter: Meter | None = None) -> None:
-        """The user corrected the region's tempo or meter (an audio file has neither)."""
-        state = self.models.region.value
-        if state.region is None:
-            return
-        region = state.region
-        if tempo_bpm is not None and math.isfinite(tempo_bpm) and 10.0 <= tempo_bpm <= 400.0:
-            if region.midi_path is None:  # audio only: the length in beats follows the tempo
-                length = region.length_beats * tempo_bpm / region.tempo_bpm
-                region = dataclasses.replace(region, tempo_bpm=tempo_bpm, length_beats=length)
-            else:
-                region = dataclasses.replace(region, tempo_bpm=tempo_bpm)
-        if meter is not None:
-            region = dataclasses.replace(region, meter=meter)
-        if region != state.region:
-            self._show_region(region, state.origin or "file")
-
-    def _show_region(self, region: DawRegion, origin: str) -> None:
-        try:
-            self.service.set_region(region)
-        except SegueError as e:
-            self.say("error", f"Cannot use that region: {e}")
-            return
-        midi = None
-        try:  # MIDI regions are small: read at once (the key and the notes); audio on a worker thread
-            midi = read_media(region.midi_path) if region.midi_path is not None else None
-        except SegueError as e:
-            self.say("warning", f"The region cannot be drawn: {e}")
-        if region.audio_path is not None:
-            read_region_audio(region.audio_path, self._post)
-        bars = region.length_beats / region.meter.quarters_per_bar
-        self.models.region.update(
-            region=region,
-            origin=origin,
-            name=region.track or (region.midi_path or region.audio_path or Path("region")).stem,
-            midi=midi,
-            audio=None,
-            key=midi.key if midi is not None else "",
-            bars=bars,
         )
 
     # -- generate ------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from engine.api import Meter
 from engine.errors import SegueError
 from gui import catalog
 from gui.audition import seconds_to_next_bar
-from gui.models import CONTROLS, VariantsState, plays_together
+from gui.models import CONTROLS, TempoSource, VariantsState, plays_together
 from gui.readers import read_thumbnails
 
 if TYPE_CHECKING:
@@ -39,17 +39,26 @@ class SessionVariants:
         def say(self, level: str, text: str) -> None: ...
         def save(self) -> None: ...
         def transport(self) -> TransportState: ...
-        def _show_region(self, region: DawRegion, origin: str) -> None: ...
+        def _show_region(
+            self, region: DawRegion, origin: str, tempo_source: TempoSource = "file", name: str = ""
+        ) -> None: ...
         def generate(self, **overrides: Any) -> bool: ...
         def update_form(self, **changes: Any) -> None: ...
 
-    def open_job(self, job_dir: Path) -> None:
-        """Show a job's variants (a finished job, or one from the history)."""
+    def open_job(self, job_dir: Path, show_region: bool = True) -> None:
+        """Show a job's variants (a finished job, or one from the history) and, with ``show_region``, the region
+        it was made from (its tempo and meter) above them, as the region to generate from next."""
         try:
             record = load_job(job_dir)
         except SegueError as e:
             self.say("error", f"Cannot open that job: {e}")
             return
+        if show_region:
+            region = catalog.region_of_job(record)
+            if region is not None:
+                self._show_region(region, "job", "job", name=catalog.region_name(record))
+            else:
+                self.say("info", f"The region files of {record.id} are gone; its variants are shown without it.")
         starred = set(self.settings.starred)
         items = catalog.variant_items(job_dir, record, starred, thumbnails=False)
         current = self.models.variants.value
@@ -150,7 +159,7 @@ class SessionVariants:
         if region is None:
             self.say("error", "The region files of that job are gone; open the region again.")
             return
-        self._show_region(region, "file")
+        self._show_region(region, "job", "job", name=catalog.region_name(job))
         p = job.params
         self.generate(
             mode=job.mode,

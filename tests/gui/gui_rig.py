@@ -17,7 +17,8 @@ from gui.session import Session
 
 class StemEngine(FakeEngine):
     """The bridge tests' fake engine, plus what the real MIDI engine also writes: two stems per variant and
-    ``full.mid`` / ``full.wav`` (the region, then the variant; for accompany the region and the parts at once)."""
+    ``full.mid`` / ``full.wav`` (the region, then the variant; for accompany the region and the parts at once); the
+    job's region has the tempo and meter the app sent."""
 
     def generate(
         self,
@@ -27,6 +28,10 @@ class StemEngine(FakeEngine):
         cancel: CancelToken | None = None,
     ) -> GenerationResult:
         result = super().generate(request, job_dir, progress, cancel)
+        prompt = request.prompt  # the region as the app sent it (the bridge's fake says 120 BPM 4/4 whatever it got)
+        meter = prompt.meter or result.region.meter
+        region = dataclasses.replace(result.region, tempo_bpm=prompt.tempo_bpm or result.region.tempo_bpm, meter=meter)
+        result = dataclasses.replace(result, region=region)
         if request.params.mode == "accompany":  # the fake already wrote its stems; full.* = region + parts, at once
             variants = []
             for variant in result.variants:
