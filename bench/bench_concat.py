@@ -12,9 +12,10 @@ the job folder is scored by ``segue eval`` (:func:`engine.evaluate.evaluate_job`
 the region's halves + 15), share of bars copied (<= 0.5), energy above 11 kHz (within 3 dB), onsets on the 1/16 grid
 (no less than the region's - 0.1), loudness (within 1 LU), exact length, clicks at the joins, variants distinct.
 
-Speed: 4 variants x 16 bars at 120 BPM (128 s of audio) from a 4-bar region (electro_beat01 when installed, else a
-synthetic groove), the whole job (reading, analysing, planning, rendering, writing 8 WAV files), best of
-``--speed-repeats``; then the neural engine (``segue-audio-small``) on the same region and request, once.
+Speed: 4 variants x 16 bars at 120 BPM (128 s of audio) from 4-bar regions (electro_beat01, 22.05 kHz stereo; a
+hydrogen groove at 48 kHz stereo, or numpy drums without hydrogen-drumkits), the whole job (reading, analysing,
+planning, rendering, writing 8 WAV files), best of ``--speed-repeats``; then the neural engine
+(``segue-audio-small``) on the 48 kHz region with the same request, once.
 Prints the tables and writes ``--out`` atomically.
 """
 
@@ -153,26 +154,45 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def measure_speed(engine: LocalEngine, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+def speed_regions(folder: Path) -> list[tuple[str, Path]]:
+    """4-bar regions at 120 BPM: an lmms loop (22.05 kHz stereo) and a 48 kHz stereo hydrogen groove (or, without
+    those packages, numpy drums at 48 kHz)."""
+    out = []
     try:
         audio, rate, _ = lmms_loop("electro_beat01")  # 4.0 s for 2 bars: 120 BPM exactly
-        name = "electro_beat01 (lmms)"
+        out.append(("electro_beat01 (lmms, 22.05 kHz stereo)", write_wav(folder / "speed1.wav", audio, rate)))
     except MaterialMissing:
-        audio, rate, name = synthetic_groove(120.0, 4, 44_100), 44_100, "synthetic groove"
-    region = write_wav(folder / "speed.wav", audio, rate)
+        pass
+    try:
+        audio, name = hydrogen_groove("colombo", 120.0, rate=48_000), "colombo groove (hydrogen, 48 kHz stereo)"
+    except MaterialMissing:
+        audio, name = synthetic_groove(120.0, 4, 48_000), "numpy drums (48 kHz stereo)"
+    out.append((name, write_wav(folder / "speed2.wav", audio, 48_000)))
+    return out
+
+
+def measure_speed(engine: LocalEngine, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The whole job, 4 x 16 bars at 120 BPM, best of ``--speed-repeats``; the neural engine once on the last."""
     params = GenerationParams(bars=16, variants=4, seed=args.seed)
     produced = 4 * 16 * 2.0
-    times = []
-    for i in range(args.speed_repeats):
-        _, seconds = run_job(engine, region, 120.0, params, "segue-concat", folder / "speed" / f"concat{i}")
-        times.append(seconds)
-    best = min(times)
-    rows = [["segue-concat", f"4 x 16 bars at 120 BPM, {name}", f"{best:.2f} (best of {len(times)}: "
-             + ", ".join(f"{t:.2f}" for t in times) + ")", f"{produced:.0f}", f"{produced / best:.0f}"]]  # fmt: skip
-    out: dict[str, Any] = {"region": name, "concat_seconds": times, "audio_seconds": produced}
+    rows: list[list[str]] = []
+    out: dict[str, Any] = {"audio_seconds": produced, "regions": []}
+    best = 0.0
+    region = folder
+    for index, (name, region) in enumerate(speed_regions(folder)):
+        times = []
+        for i in range(args.speed_repeats):
+            _, seconds = run_job(engine, region, 120.0, params, "segue-concat", folder / "speed" / f"c{index}-{i}")
+            times.append(seconds)
+        best = min(times)
+        listed = ", ".join(f"{t:.2f}" for t in times)
+        rows.append(["segue-concat", f"4 x 16 bars at 120 BPM, {name}", f"{best:.2f} (best of {len(times)}: {listed})",
+                     f"{produced:.0f}", f"{produced / best:.0f}"])  # fmt: skip
+        out["regions"].append({"region": name, "concat_seconds": times})
     if not args.no_neural:
         _, seconds = run_job(engine, region, 120.0, params, "segue-audio-small", folder / "speed" / "neural")
-        rows.append(["segue-audio-small", "the same", f"{seconds:.2f}", f"{produced:.0f}", f"{produced / seconds:.1f}"])
+        rows.append(["segue-audio-small", "the last region", f"{seconds:.2f}", f"{produced:.0f}",
+                     f"{produced / seconds:.1f}"])  # fmt: skip
         out["neural_seconds"] = seconds
         out["ratio"] = seconds / best
     out["rows"] = rows

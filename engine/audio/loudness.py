@@ -87,8 +87,13 @@ def gated_loudness(weighted: npt.NDArray[np.floating], sample_rate: int) -> floa
     block = min(samples, round(BLOCK_SECONDS * sample_rate))
     step = max(1, round(STEP_SECONDS * sample_rate))
     starts = np.arange(0, samples - block + 1, step)
-    power = np.concatenate([np.zeros((channels, 1)), np.cumsum(weighted**2, axis=1)], axis=1)
-    mean_square = (power[:, starts + block] - power[:, starts]) / block  # [channels, blocks]
+    if block == 4 * step:  # a block is four steps: sum the steps once (the same figures, without a cumsum)
+        steps = (samples // step) * step
+        per_step = np.einsum("cij,cij->ci", *(weighted[:, :steps].reshape(channels, -1, step),) * 2)
+        mean_square = sum(per_step[:, k : k + len(starts)] for k in range(4)) / block  # [channels, blocks]
+    else:
+        power = np.concatenate([np.zeros((channels, 1)), np.cumsum(weighted**2, axis=1)], axis=1)
+        mean_square = (power[:, starts + block] - power[:, starts]) / block  # [channels, blocks]
     z = channel_weights(channels) @ mean_square  # weighted sum over channels, per block
     with np.errstate(divide="ignore"):
         loudness = -0.691 + 10 * np.log10(z)

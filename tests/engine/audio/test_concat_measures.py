@@ -37,7 +37,7 @@ def continue_and_score(tmp_path: Path, capsys: pytest.CaptureFixture[str], audio
                        tempo: float) -> None:  # fmt: skip
     region = write_wav(tmp_path / "region.wav", audio, rate)
     code = segue(["continue", str(region), "--tempo", f"{tempo:.4f}", "--meter", "4/4", "--bars", "8",
-                  "--variants", "3", "--seed", "21", "--out", str(tmp_path / "out"), "--json"])  # fmt: skip
+                  "--variants", "2", "--seed", "21", "--out", str(tmp_path / "out"), "--json"])  # fmt: skip
     captured = capsys.readouterr()
     assert code == 0, captured.err
     job = json.loads(captured.out)
