@@ -109,14 +109,14 @@ def drop_echoes(events: list[NoteEvent], overtones: bool = False) -> tuple[list[
 
 
 def drop_ghosts(events: list[NoteEvent], onset_threshold: float) -> tuple[list[NoteEvent], int]:
-    """Drop the notes that the model's own figures do not support beside a stronger line. A ghost sounds only
-    while stronger notes (higher peak activation) sound: they cover its span but for ``GHOST_SLACK_SECONDS`` at
-    either end. It is either faint (peaks under ``GHOST_PEAK_SHARE`` of the strongest of them) and a harmonic away
-    from one of them (an octave, a twelfth, two octaves or two octaves and a third, above: its overtones; below:
-    the sub-harmonics a CPU's kernels or a soundfont's body resonance let through) or has no confident onset of its
-    own (under ``onset_threshold`` + ``ONSET_MARGIN``: a release, a bleed, not a note struck); or it lies at least an
-    octave below all of them, has no confident onset and is shorter than the longest (a rumble under the line, not a
-    bass: a bass is struck, or outlasts the notes above it). (kept, dropped)"""
+    """Drop the notes that the model's own figures do not support beside a stronger line. A ghost sounds only while
+    stronger notes (higher peak activation) sound: they cover its span but for ``GHOST_SLACK_SECONDS`` at either
+    end. It is either faint (peaks under ``GHOST_PEAK_SHARE`` of the strongest of them) and a harmonic away from one
+    of them (an octave, a twelfth, two octaves or two octaves and a third, above: its overtones; below:
+    sub-harmonics, such as MuseScore General's piano gives, mostly two octaves and a third down) or has no confident
+    onset of its own (under ``onset_threshold`` + ``ONSET_MARGIN``: a release, a bleed, not a note struck); or it
+    lies at least an octave below all of them, has no confident onset and is shorter than the longest (a rumble
+    under the line, not a bass: a bass is struck, or outlasts the notes above it). (kept, dropped)"""
     events = sorted(events, key=lambda n: n.start_seconds)
     longest = max((e.seconds for e in events), default=0.0)
     starts = [n.start_seconds for n in events]
