@@ -101,10 +101,14 @@ class Prompt:
     meter: Meter | None = None
     length_beats: float | None = None
     start_beats: float | None = None
+    # several tracks' audio of the same region, (name, path) per track (drums, bass, keys): continued together with
+    # one structure by segue-concat, each returned as a stem beside the mix (``audio_path``, or their sum)
+    stems: tuple[tuple[str, Path], ...] = ()
 
     def __post_init__(self) -> None:
-        if self.midi_path is None and self.audio_path is None:
+        if self.midi_path is None and self.audio_path is None and not self.stems:
             raise BadInputError("a region needs a MIDI file, an audio file, or both")
+        _check_stems(self.stems)
         check_tempo_bpm(self.tempo_bpm)
         check_length_beats(self.length_beats)
         check_start_beats(self.start_beats)
@@ -156,6 +160,24 @@ def check_start_beats(value: object) -> None:
             f"region start (start_beats) must be a number of beats (quarter notes) from the timeline's start, in "
             f"0..{MAX_START_BEATS:.0f}, got {_shown(value)}"
         )
+
+
+MAX_STEMS = 16
+
+
+def _check_stems(stems: object) -> None:
+    if not isinstance(stems, tuple) or any(not (isinstance(s, tuple) and len(s) == 2) for s in stems):
+        raise BadInputError(f"stems are (name, path) pairs, e.g. (('drums', 'drums.wav'),), got {stems!r}")
+    if len(stems) > MAX_STEMS:
+        raise BadInputError(f"at most {MAX_STEMS} stems per region, got {len(stems)}")
+    names = [name for name, _ in stems]
+    for name, path in stems:
+        if not isinstance(name, str) or not _PART_NAME.match(name):
+            raise BadInputError(f"a stem name is lowercase letters, digits, '-' or '_' (e.g. drums), got {name!r}")
+        if not isinstance(path, (str, Path)) or not str(path):
+            raise BadInputError(f"stem {name!r} needs the path of its audio file, got {path!r}")
+    if len(set(names)) != len(names):
+        raise BadInputError(f"a stem name is given twice in {', '.join(names)}")
 
 
 @dataclass(frozen=True)

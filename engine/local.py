@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import torch
 from symusic import Score
@@ -27,6 +27,7 @@ from engine.api import (
     Meter,
     ModelInfo,
     ProgressCallback,
+    Prompt,
     RegionInfo,
     VariantResult,
 )
@@ -42,14 +43,16 @@ from engine.errors import BadInputError, EngineError, ModelNotFoundError
 from engine.render.soundfont import SoundFont, find_soundfont
 from engine.render.synth import Rendering, render
 from engine.render.wavfile import write_wav
-from engine.symbolic.continuation import SymbolicModel, ContinuationInfo, continue_region
+from engine.symbolic.continuation import ContinuationInfo, SymbolicModel, continue_region
 from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
 from engine.symbolic.naming import part_names_for
 from engine.symbolic.region import Region, read_region, seconds_at
 from engine.transcribe_job import generate_transcribed, transcription_route
 
 if TYPE_CHECKING:
+    from engine.audio.audio_io import Audio, AudioInfo
     from engine.audio.concat.job import ConcatModel
+    from engine.audio.continuation import BarGrid
     from engine.audio.prior import AudioModel
 
 log = logging.getLogger(__name__)
@@ -149,6 +152,15 @@ class LocalEngine:
 
             device, soundfont = self.device, self._soundfont_path
             return generate_accompaniment(request, job_dir, report, cancel, device, soundfont, self._lock)
+        stem_notes: tuple[str, ...] = ()
+        if prompt.stems:  # several tracks of one region: segue-concat continues them together
+            if params.output not in ("auto", "audio"):
+                raise BadInputError("stems are continued as audio (by segue-concat): leave out --as midi/both")
+            if prompt.audio_path is None:
+                from engine.audio.concat.stems import mix_stems
+
+                prompt, stem_notes = mix_stems(prompt, job_dir)
+                request = replace(request, prompt=prompt)
         if prompt.audio_path is None:
             return self._generate_midi(request, job_dir, report, cancel)
         if params.output == "midi" and prompt.midi_path is not None:  # audio and MIDI of one region, as MIDI
@@ -162,7 +174,7 @@ class LocalEngine:
             note = "the audio was not continued: " + NO_AUDIO_MODEL
             midi_request = replace(request, prompt=replace(prompt, audio_path=None), model=midi_name)
             return self._generate_midi(midi_request, job_dir, report, cancel, (note,))
-        return self._generate_audio(request, audio_name, midi_name, job_dir, report, cancel)
+        return self._generate_audio(request, audio_name, midi_name, job_dir, report, cancel, stem_notes)
 
     def _model_names(self, request: GenerationRequest) -> tuple[str | None, str]:
         """(audio model, MIDI model) for an audio region; ``--model`` names one, the other is the default.
@@ -266,9 +278,11 @@ class LocalEngine:
         job_dir: Path,
         report: ProgressCallback,
         cancel: CancelToken,
+        extra_notes: tuple[str, ...] = (),
     ) -> GenerationResult:
         """An audio region (and its MIDI file, when given): the audio engine continues the audio; the MIDI, if
-        any, is continued by the symbolic engine into the same variant folders (:mod:`engine.audio.job`)."""
+        any, is continued by the symbolic engine into the same variant folders (:mod:`engine.audio.job`); the
+        region's stems, if any, by segue-concat with the mix (:mod:`engine.audio.concat.stems`)."""
         from engine.audio.audio_io import probe_audio
         from engine.audio.concat.job import ConcatContinuation, ConcatModel
         from engine.audio.continuation import (
@@ -290,6 +304,7 @@ class LocalEngine:
         info = probe_audio(prompt.audio_path)
         midi_region = read_region(prompt) if prompt.midi_path is not None else None
         grid, notes = audio_grid(prompt, midi_region)
+        notes = extra_notes + notes
         if midi_region is not None:
             midi_region, align_notes = align_midi_to_audio(prompt, midi_region, info.seconds, grid)
             _, seam, located = locate_region(info, grid, seam_seconds=midi_region.place_at_seconds)
@@ -315,11 +330,14 @@ class LocalEngine:
             span = 0.6 if symbolic is not None else 0.8
             t0 = time.perf_counter()
             progress = lambda f: report(0.05 + span * f, "generating audio")  # noqa: E731
+            if prompt.stems and not isinstance(model, ConcatModel):
+                raise BadInputError(f"stems are continued by segue-concat, not by {model.name}: leave out --model")
             if isinstance(model, ConcatModel):  # segue-concat: the region's own sound, recombined
                 region = read_region_tail(info, grid, bars, seam, max(lead_in, model.samples_needed(
                     grid, bars, info.sample_rate)))  # fmt: skip
+                stems = _region_stems(prompt, info, grid, seam, region.audio.shape[1])
                 continuation: AudioContinuation | ConcatContinuation = model.continue_region(
-                    region, params.bars, seeds, params.similarity, params.keep_opening, progress, cancel
+                    region, params.bars, seeds, params.similarity, params.keep_opening, progress, cancel, stems
                 )
             else:
                 options = SamplingOptions(step_threads=model.step_threads)
@@ -368,8 +386,14 @@ class LocalEngine:
                 midi_result = midi_files.write_variant(variant_id, seed, midi_variants[index - 1])
                 files.update(midi_result.files)
                 parts = midi_result.parts
-            record = continuation.units[index - 1] if isinstance(continuation, ConcatContinuation) else None
-            files.update(audio_files.write_variant(variant_id, audio, midi_files is not None, record))
+            record: dict[str, Any] | None = None
+            stem_audio: tuple[tuple[str, Audio], ...] = ()
+            if isinstance(continuation, ConcatContinuation):
+                record = continuation.units[index - 1]
+                if continuation.stems:
+                    stem_audio = tuple(zip(continuation.stem_names, continuation.stems[index - 1], strict=True))
+                    parts = continuation.stem_names
+            files.update(audio_files.write_variant(variant_id, audio, midi_files is not None, record, stem_audio))
             results.append(
                 VariantResult(variant_id, seed, files, audio_files.duration_seconds, parts)
             )
@@ -377,6 +401,8 @@ class LocalEngine:
         timings["total_seconds"] = time.perf_counter() - started
         report(1.0, "done")
         sources = {role: f"audio:{model.name}" for role in AUDIO_ROLES}
+        sources.update({role: f"audio:{model.name}" for role in results[0].files if role.startswith("stem:")
+                        and symbolic is None})  # fmt: skip
         if symbolic is not None:
             sources.update({role: f"midi:{symbolic.name}" for role in results[0].files if role not in AUDIO_ROLES})
         length_beats = (
@@ -394,7 +420,8 @@ class LocalEngine:
                 length_beats=length_beats,
                 length_bars=bars,
                 sample_rate=out_rate,
-                parts=tuple(names[p.program] for p in midi_region.parts) if midi_region is not None else (),
+                parts=tuple(names[p.program] for p in midi_region.parts) if midi_region is not None
+                else tuple(name for name, _ in prompt.stems),
                 notes="; ".join(
                     notes
                     + (midi_region.notes if midi_region is not None else ())
@@ -539,3 +566,14 @@ def _meter_of(ts: TimeSignatureTick) -> Meter:
         return Meter(int(ts.numerator), int(ts.denominator))
     except BadInputError:
         return Meter(4, 4)
+
+
+def _region_stems(prompt: Prompt, info: AudioInfo, grid: BarGrid, seam: int, samples: int) -> list[tuple[str, Audio]]:
+    """The region's stems (``Prompt.stems``), checked against the mix and read on the same samples."""
+    if not prompt.stems:
+        return []
+    from engine.audio.concat.stems import check_stems, probe_stems, read_stem_tails
+
+    stems = probe_stems(prompt)
+    check_stems(stems, info, grid)
+    return read_stem_tails(stems, seam, samples, info.channels)

@@ -70,10 +70,16 @@ class AudioJobFiles:
         return self.region.grid.samples(self.bars, self.sample_rate) / self.sample_rate
 
     def write_variant(
-        self, variant_id: str, audio: np.ndarray, folder_exists: bool = False, units: dict[str, Any] | None = None
+        self,
+        variant_id: str,
+        audio: np.ndarray,
+        folder_exists: bool = False,
+        units: dict[str, Any] | None = None,
+        stems: tuple[tuple[str, np.ndarray], ...] = (),
     ) -> dict[str, str]:
         """Write the variant's audio files; ``units`` (segue-concat: the plan and its joins) goes to
-        ``units.json`` beside them, which ``segue eval`` reads to measure a click at every join."""
+        ``units.json`` beside them, which ``segue eval`` reads to measure a click at every join; ``stems``
+        (name, audio) to ``stems/<name>.wav`` (role ``stem:<name>``), on the continuation's timeline."""
         folder = self.job_dir / variant_id
         try:
             folder.mkdir(parents=True, exist_ok=folder_exists)
@@ -88,6 +94,12 @@ class AudioJobFiles:
             full = resample(full, region_rate, self.sample_rate)
         write_wav(folder / "continuation.wav", audio, self.sample_rate)
         write_wav(folder / "full.wav", full, self.sample_rate)
+        files = {"audio": f"{variant_id}/continuation.wav", "full_audio": f"{variant_id}/full.wav"}
+        for name, stem in stems:
+            if self.sample_rate != region_rate:
+                stem = _exactly(resample(stem, region_rate, self.sample_rate), audio.shape[1])
+            write_wav(folder / "stems" / f"{name}.wav", stem, self.sample_rate)
+            files[f"stem:{name}"] = f"{variant_id}/stems/{name}.wav"
         if units is not None:
             record = dict(units, sample_rate=region_rate)
             if self.sample_rate != region_rate:  # the joins, in samples of the files written
@@ -95,7 +107,7 @@ class AudioJobFiles:
                 record["joins"] = [dict(j, at=round(j["at"] * scale)) for j in units.get("joins", [])]
                 record["sample_rate"] = self.sample_rate
             _write_new_json(folder / UNITS_NAME, record)
-        return {"audio": f"{variant_id}/continuation.wav", "full_audio": f"{variant_id}/full.wav"}
+        return files
 
 
 def _exactly(audio: np.ndarray, samples: int) -> np.ndarray:

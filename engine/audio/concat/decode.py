@@ -208,18 +208,26 @@ def render_plan(
     bars: int,
     region_last: npt.NDArray[np.float32],
     weighted: npt.NDArray[np.floating] | None = None,
-) -> tuple[Rendering, npt.NDArray[np.float64] | None]:
+    stems: Sequence[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = (),
+) -> tuple[Rendering, npt.NDArray[np.float64] | None, list[npt.NDArray[np.float64]]]:
     """The continuation ``[C, bars x bar]`` for ``plan`` (a region slice per slot), before loudness matching; with
     ``weighted`` (the region K-weighted, :func:`engine.audio.loudness.k_weighted`), the same plan rendered from
     it too, which measures the continuation's loudness without filtering it again (the filter is linear; only
-    the few milliseconds of each crossfade differ)."""
+    the few milliseconds of each crossfade differ). ``stems``: (each track's analysed region audio, its last
+    sample before the seam), rendered with the same cuts and crossfades as the mix (one structure)."""
     layout = _layout(units, plan, bars)
-    out = _mix(units.audio, layout)
-    shift = layout.shifts[0]
-    before_seam = _segment(units.audio, shift - 1, shift)[:, 0]
-    out = join_at_seam(out, before_seam, region_last, units.sample_rate)
+    out = _from(units.audio, layout, region_last, units.sample_rate)
     loud = _mix(weighted, layout) if weighted is not None else None
-    return Rendering(np.asarray(out, dtype=np.float32), layout.joins), loud
+    tracks = [_from(audio, layout, last, units.sample_rate) for audio, last in stems]
+    return Rendering(np.asarray(out, dtype=np.float32), layout.joins), loud, tracks
+
+
+def _from(source: npt.NDArray[np.float32], layout: _Layout, region_last: npt.NDArray[np.float32], rate: int
+          ) -> npt.NDArray[np.float64]:  # fmt: skip
+    """``source`` (audio on the analysed region's samples) through the layout, joined to the region at the seam."""
+    out = _mix(source, layout)
+    shift = layout.shifts[0]
+    return join_at_seam(out, _segment(source, shift - 1, shift)[:, 0], region_last, rate)
 
 
 def match_region_loudness(

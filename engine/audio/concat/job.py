@@ -23,7 +23,7 @@ from engine.audio.concat.codes import quantise
 from engine.audio.concat.decode import match_region_loudness, render_plan
 from engine.audio.concat.prior import Knobs, Plan, phrase_bars, plan_continuation, plan_similarity
 from engine.audio.concat.units import MAX_BARS, RegionUnits, analyse_region
-from engine.audio.continuation import BarGrid, RegionAudio
+from engine.audio.continuation import BarGrid, RegionAudio, fade_out
 from engine.audio.loudness import gated_loudness, k_weighted
 
 CONCAT_TYPE = "segue-concat"
@@ -44,6 +44,8 @@ class ConcatContinuation:
     keep_opening: bool
     notes: tuple[str, ...] = ()
     timings: dict[str, float] = field(default_factory=dict)
+    stem_names: tuple[str, ...] = ()
+    stems: tuple[tuple[Audio, ...], ...] = ()  # per variant, one [C_i, N bars] per stem name
 
 
 def settings_for(similarity: float | None, keep_opening: bool | None) -> tuple[float, bool, str]:
@@ -79,8 +81,13 @@ class ConcatModel:
         keep_opening: bool | None = None,
         progress: Callable[[float], None] | None = None,
         cancel: CancelToken | None = None,
+        stems: Sequence[tuple[str, Audio]] = (),
     ) -> ConcatContinuation:
-        """``len(seeds)`` continuations of ``region``, each exactly ``bars`` bars at the region's rate and channels."""
+        """``len(seeds)`` continuations of ``region``, each exactly ``bars`` bars at the region's rate and channels.
+
+        ``stems``: (name, audio) of each track of the region, on the same samples as ``region.audio`` (the mix):
+        the plan is made on the mix and each stem is cut and crossfaded the same way (one structure), with the
+        mix's loudness gain, so the stems still add up to the mix."""
         report = progress or (lambda f: None)
         cancel = cancel or CancelToken()
         timings: dict[str, float] = {}
@@ -120,17 +127,28 @@ class ConcatModel:
         weighted_region = k_weighted(units.audio, region.sample_rate)
         target = gated_loudness(weighted_region, region.sample_rate)
         peak = float(np.abs(units.audio).max(initial=0.0))
+        length = units.audio.shape[1]
+        stem_sources = [(np.ascontiguousarray(a[:, a.shape[1] - length :]), a[:, -1]) for _, a in stems]
+        stem_variants: list[tuple[Audio, ...]] = []
         for index, plan in enumerate(plans):
             cancel.raise_if_cancelled()
-            rendering, weighted = render_plan(units, plan.slices, bars, region.audio[:, -1], weighted_region)
+            rendering, weighted, tracks = render_plan(
+                units, plan.slices, bars, region.audio[:, -1], weighted_region, stem_sources
+            )
             rendering = match_region_loudness(rendering, target, weighted, region.sample_rate, peak)
             if rendering.limited_db > 0.5:
-                notes.append(f"variant {index + 1}: peaks limited by up to {rendering.limited_db:.1f} dB")
+                notes.append(f"variant {index + 1}: peaks limited by up to {rendering.limited_db:.1f} dB"
+                             + (" (in the mix; the stems are not limited)" if stems else ""))  # fmt: skip
+            gain = 10 ** (rendering.gain_db / 20)
+            stem_variants.append(tuple(np.asarray(fade_out(t * gain, region.sample_rate), np.float32) for t in tracks))
             variants.append(rendering.audio)
             records.append(_record(units, plan, rendering, s, opening, codes))
             report(0.3 + 0.7 * (index + 1) / len(plans))
         timings["render_seconds"] = time.perf_counter() - t0
-        return ConcatContinuation(tuple(variants), tuple(records), s, opening, tuple(notes), timings)
+        names = tuple(name for name, _ in stems)
+        return ConcatContinuation(
+            tuple(variants), tuple(records), s, opening, tuple(notes), timings, names, tuple(stem_variants)
+        )
 
 
 def _record(
