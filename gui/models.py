@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,6 +264,10 @@ class Message:
     level: Literal["info", "warning", "error"]
     text: str
     serial: int = field(default_factory=lambda: next(_serial))  # two equal texts are two messages
+    when: str = field(default_factory=lambda: time.strftime("%H:%M:%S"), compare=False)
+
+
+MESSAGES_KEPT = 100  # the message log keeps the latest this many
 
 
 @dataclass
@@ -278,4 +283,5 @@ class Models:
     variants: Observable[VariantsState] = field(default_factory=lambda: Observable(VariantsState()))
     history: Observable[HistoryState] = field(default_factory=lambda: Observable(HistoryState()))
     message: Observable[Message | None] = field(default_factory=lambda: Observable[Message | None](None))
+    messages: Observable[tuple[Message, ...]] = field(default_factory=lambda: Observable[tuple[Message, ...]](()))
     playhead: Observable[float] = field(default_factory=lambda: Observable(0.0))  # seconds into the take playing

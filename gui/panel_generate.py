@@ -28,6 +28,7 @@ from gui.widgets import QtCard, QtElidedLabel, QtFormScroll, QtRangeSpinBox, fie
 _MODES = {"continue": "Continue", "accompany": "Accompany"}
 _OUTPUTS = {"auto": "Auto", "audio": "Audio", "midi": "MIDI", "both": "Audio + MIDI"}
 _PART_COLUMNS = 3
+JOB_ROWS_SHOWN = 3  # the latest jobs with their progress; the History lists them all
 _STATUS_TEXT = {"running": "", "done": "done", "failed": "failed", "cancelled": "cancelled", "queued": "queued"}
 
 
@@ -156,6 +157,11 @@ class QtGeneratePanel(QtCard):
         self.body.addWidget(self.waiting)
         self.job_box = QVBoxLayout()
         self.job_box.setSpacing(6)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setObjectName("small")
+        self.clear_button.clicked.connect(session.clear_jobs)
+        self.clear_button.hide()
+        self.body.addLayout(row(label("Jobs", "dim"), 1, self.clear_button))
         self.body.addLayout(self.job_box)
         self.body.addStretch(1)
         self.job_rows: list[QtJobRow] = []
@@ -251,15 +257,21 @@ class QtGeneratePanel(QtCard):
             view.setRowHidden(index, "accompany" not in offered)
 
     def show_jobs(self, jobs: JobsState) -> None:
-        while len(self.job_rows) < len(jobs.rows):
+        """The latest :data:`JOB_ROWS_SHOWN` jobs, newest first (the History has them all); Clear drops the finished
+        ones."""
+        shown = tuple(reversed(jobs.rows))[:JOB_ROWS_SHOWN]
+        while len(self.job_rows) < len(shown):
             widget = QtJobRow()
             self.job_rows.append(widget)
             self.job_box.addWidget(widget)
-        for widget, job in zip(self.job_rows, reversed(jobs.rows), strict=False):
+        for widget, job in zip(self.job_rows, shown, strict=False):
             widget.show_row(job)
             widget.setVisible(True)
-        for widget in self.job_rows[len(jobs.rows) :]:
+        for widget in self.job_rows[len(shown) :]:
             widget.setVisible(False)
+        finished = sum(1 for r in jobs.rows if r.status != "running")
+        self.clear_button.setVisible(finished > 0)
+        self.clear_button.setToolTip(f"Clear the {finished} finished job(s) from this list (the History keeps them)")
         self.waiting.setText(f"{jobs.waiting} job(s) waiting to start" if jobs.waiting else "")
         self.waiting.setVisible(bool(jobs.waiting))
         self.cancel_button.setEnabled(bool(jobs.running) or jobs.waiting > 0)

@@ -10,7 +10,7 @@ from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QPushButton, QTreeWidget, QTreeWidgetItem, QWidget
 
 from gui import theme
-from gui.models import HistoryRow, HistoryState, Models
+from gui.models import HistoryRow, HistoryState, JobsState, Models
 from gui.session import Session
 from gui.widgets import QtCard, QtElidedLabel
 
@@ -46,6 +46,7 @@ class QtHistoryPanel(QtCard):
         self.tree.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.tree.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         models.history.subscribe(self.show_history)
+        models.jobs.subscribe(self.show_live)
 
     def show_history(self, state: HistoryState) -> None:
         self.tree.clear()
@@ -59,8 +60,21 @@ class QtHistoryPanel(QtCard):
             item.setFont(0, mono)
             item.setFont(2, mono)
             item.setForeground(3, QColor(_STATUS_COLORS.get(job.status, theme.DIM)))
+            item.setData(3, Qt.ItemDataRole.UserRole, job.job_id)
             self.tree.addTopLevelItem(item)
+        self.show_live(self.session.models.jobs.value)
         self.folder.set_full_text(f"Jobs folder: {state.out_dir}" if state.out_dir else "")
+
+    def show_live(self, jobs: JobsState) -> None:
+        """A job running here shows its real status ("running 67%"): its job.json says "queued" until it ends."""
+        live = {r.job_id: r for r in jobs.rows if r.status == "running"}
+        for index in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(index)
+            row = live.get(str(item.data(3, Qt.ItemDataRole.UserRole))) if item is not None else None
+            if item is None or row is None:
+                continue
+            item.setText(3, f"running {row.fraction * 100:.0f}%")
+            item.setForeground(3, QColor(_STATUS_COLORS["running"]))
 
     def _open(self, item: QTreeWidgetItem | None, column: int = 0) -> None:
         if item is None:

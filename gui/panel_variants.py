@@ -4,211 +4,33 @@ file URLs."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PyQt6.QtCore import (
-    QAbstractListModel,
-    QMimeData,
     QModelIndex,
-    QObject,
-    QPersistentModelIndex,
     QPoint,
-    QPointF,
-    QRectF,
-    QSize,
     Qt,
     QUrl,
 )
-from PyQt6.QtGui import QColor, QDesktopServices, QFont, QPainter, QPen
+from PyQt6.QtGui import QDesktopServices
 from PyQt6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QComboBox,
     QLabel,
     QListView,
     QMenu,
     QPushButton,
-    QStyle,
-    QStyledItemDelegate,
-    QStyleOptionViewItem,
     QWidget,
 )
 
-from engine.api import Meter
-from gui import theme
-from gui.drawing import paint_piano_roll, paint_waveform
 from gui.flow import QtFlowRow
 from gui.models import Models, VariantItem, VariantsState, plays_together
 from gui.session import Session
-from gui.widgets import QtCard, QtDragChip, QtElidedLabel, label, mime_for_paths, row, set_quietly
-
-ROW_HEIGHT = 66
-ItemRole = Qt.ItemDataRole.UserRole + 1
-_AnyIndex = QModelIndex | QPersistentModelIndex
-
-
-class QtVariantListModel(QAbstractListModel):
-    """The variants as a Qt list model; dragging rows gives the variants' audio files as file URLs."""
-
-    def __init__(self, session: Session, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.session = session
-        self.items: tuple[VariantItem, ...] = ()
-        self.state = VariantsState()
-        self.playhead_seconds = 0.0
-
-    def show(self, state: VariantsState) -> None:
-        same_rows = [i.key for i in state.items] == [i.key for i in self.items]
-        self.state = state
-        if same_rows:
-            self.items = state.items
-            if self.items:
-                self.dataChanged.emit(self.index(0), self.index(len(self.items) - 1))
-            return
-        self.beginResetModel()
-        self.items = state.items
-        self.endResetModel()
-
-    def rowCount(self, parent: _AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.items)
-
-    def data(self, index: _AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self.items):
-            return None
-        item = self.items[index.row()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            return f"V{item.number}"
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{item.variant_id}, seed {item.seed}: drag onto a DAW track"
-        if role == ItemRole:
-            return item
-        return None
-
-    def flags(self, index: _AnyIndex) -> Qt.ItemFlag:
-        base = super().flags(index)  # type: ignore[arg-type]
-        return base | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else base
-
-    def mimeTypes(self) -> list[str]:
-        return ["text/uri-list"]
-
-    def supportedDragActions(self) -> Qt.DropAction:
-        return Qt.DropAction.CopyAction
-
-    def mimeData(self, indexes: Iterable[QModelIndex]) -> QMimeData | None:
-        paths = []
-        for index in indexes:
-            if index.isValid():
-                paths.extend(self.session.drag_paths(self.items[index.row()].variant_id, "audio"))
-        return mime_for_paths(paths) if paths else None
-
-
-class QtVariantDelegate(QStyledItemDelegate):
-    """Paints a row: number, star, seed and length, then a piano-roll and a waveform thumbnail."""
-
-    def __init__(self, model: QtVariantListModel, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.model = model
-
-    def sizeHint(self, option: QStyleOptionViewItem, index: _AnyIndex) -> QSize:
-        return QSize(240, ROW_HEIGHT)  # as wide as the list: the thumbnails take what is left
-
-    def paint(self, painter: QPainter | None, option: QStyleOptionViewItem, index: _AnyIndex) -> None:
-        if painter is None:
-            return
-        item = index.data(ItemRole)
-        if not isinstance(item, VariantItem):
-            return
-        state = self.model.state
-        rect = QRectF(option.rect).adjusted(2, 2, -2, -2)
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        playing = state.playing.split("+")[0] == item.variant_id
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(QPen(QColor(theme.ACCENT if playing else theme.DIM if selected else theme.BORDER), 1))
-        painter.setBrush(QColor(theme.RAISED if selected else theme.PANEL))
-        painter.drawRoundedRect(rect, 6, 6)
-        # left column: number, A/B, star, seed
-        left = QRectF(rect.left() + 10, rect.top() + 6, 118, rect.height() - 12)
-        painter.setFont(_font(12, bold=True))
-        painter.setPen(QColor(theme.ACCENT if playing else theme.TEXT))
-        painter.drawText(QRectF(left.left(), left.top(), 40, 22), Qt.AlignmentFlag.AlignVCenter, f"V{item.number}")
-        slot = "A" if state.slot_a == item.variant_id else "B" if state.slot_b == item.variant_id else ""
-        if slot:
-            badge = QRectF(left.left() + 40, left.top() + 3, 18, 16)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(theme.WAVE if slot == "A" else theme.NOTE))
-            painter.drawRoundedRect(badge, 3, 3)
-            painter.setPen(QColor(theme.BACKGROUND))
-            painter.setFont(_font(8, bold=True))
-            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, slot)
-        painter.setFont(_font(13))
-        painter.setPen(QColor(theme.ACCENT if item.starred else theme.FAINT))
-        painter.drawText(
-            QRectF(left.left() + 64, left.top(), 24, 22), Qt.AlignmentFlag.AlignCenter, "★" if item.starred else "☆"
-        )
-        if playing:
-            painter.setPen(QColor(theme.ACCENT))
-            painter.drawText(QRectF(left.left() + 88, left.top(), 24, 22), Qt.AlignmentFlag.AlignCenter, "▶")
-        painter.setFont(theme.mono_font(8.5))
-        painter.setPen(QColor(theme.DIM))
-        painter.drawText(
-            QRectF(left.left(), left.top() + 26, left.width(), 16), Qt.AlignmentFlag.AlignVCenter, f"seed {item.seed}"
-        )
-        painter.drawText(
-            QRectF(left.left(), left.top() + 40, left.width(), 14),
-            Qt.AlignmentFlag.AlignVCenter,
-            f"{item.duration_seconds:.1f} s",
-        )
-        # thumbnails
-        thumbs = QRectF(left.right() + 8, rect.top() + 6, rect.right() - left.right() - 16, rect.height() - 12)
-        if item.midi is not None and item.audio is not None:
-            roll = QRectF(thumbs.left(), thumbs.top(), thumbs.width() * 0.55 - 4, thumbs.height())
-            wave = QRectF(roll.right() + 8, thumbs.top(), thumbs.right() - roll.right() - 8, thumbs.height())
-        else:
-            roll = wave = thumbs
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(QColor(theme.INPUT))
-        if item.midi is not None:
-            painter.drawRoundedRect(roll, 4, 4)
-            meter = item.midi.meter or Meter()
-            length = _whole_bars(item.midi.length_beats, meter)
-            paint_piano_roll(painter, roll.adjusted(3, 3, -3, -3), item.midi.notes, length, meter)
-        if item.audio is not None:
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor(theme.INPUT))
-            painter.drawRoundedRect(wave, 4, 4)
-            paint_waveform(painter, wave.adjusted(3, 3, -3, -3), item.audio.peaks)
-        if playing:
-            fraction = playhead_fraction(item, state, self.model.playhead_seconds)
-            if fraction is not None:
-                painter.setPen(QPen(QColor(theme.ACCENT), 2))
-                for box in {(roll.left(), roll.width()), (wave.left(), wave.width())}:
-                    x = box[0] + 3 + fraction * (box[1] - 6)
-                    painter.drawLine(QPointF(x, thumbs.top()), QPointF(x, thumbs.bottom()))
-        painter.restore()
-
-
-def playhead_fraction(item: VariantItem, state: VariantsState, seconds: float) -> float | None:
-    """Where the playhead is within the variant (0..1), or None while the region before it plays."""
-    if item.duration_seconds <= 0:
-        return None
-    after_region = state.playing.endswith("+region") and not plays_together(state)  # accompany: at once
-    offset = max(0.0, state.take_seconds - item.duration_seconds) if after_region else 0.0
-    fraction = (seconds - offset) / item.duration_seconds
-    return fraction if 0.0 <= fraction <= 1.0 else None
-
-
-def _whole_bars(length_beats: float, meter: Meter) -> float:
-    bar = meter.quarters_per_bar
-    return max(1, round(length_beats / bar)) * bar
-
-
-def _font(points: float, bold: bool = False) -> QFont:
-    font = QFont("DejaVu Sans")
-    font.setPointSizeF(points)
-    font.setBold(bold)
-    return font
+from gui.variant_list import ROW_HEIGHT, QtVariantDelegate, QtVariantListModel
+from gui.variant_list import playhead_fraction as playhead_fraction  # where the tests look for it
+from gui.widgets import QtCard, QtDragChip, QtElidedLabel, label, row, set_quietly
 
 
 class QtVariantsPanel(QtCard):
@@ -296,6 +118,7 @@ class QtVariantsPanel(QtCard):
         bottom.setStretchFactor(self.audition, 1)
         self.body.addLayout(bottom)
         models.variants.subscribe(self.show_variants)
+        models.link.subscribe(lambda _: self._show_place())
         models.playhead.subscribe(self.show_playhead)
 
     def show_variants(self, state: VariantsState) -> None:
@@ -350,9 +173,26 @@ class QtVariantsPanel(QtCard):
         self.stop_button.setEnabled(bool(state.playing))
         self.star_button.setText("★ Starred" if selected is not None and selected.starred else "☆ Star")
         self.drag_stems.setEnabled(selected is not None and bool(selected.stems))
+        self.drag_midi.setVisible(selected is None or "midi" in selected.files)  # an audio-only variant has no .mid
+        self._show_place()
         self._show_stems(selected)
         self.audition.set_full_text(state.audition_message)
         self.show_playhead(self.list_model.playhead_seconds)
+
+    def _show_place(self) -> None:
+        """Place in DAW is the primary action only when a placement has somewhere to go; else it says why."""
+        ready = self.session.can_place()
+        if (self.place_button.objectName() == "primary") != ready:
+            self.place_button.setObjectName("primary" if ready else "")
+            style = self.place_button.style()
+            if style is not None:
+                style.unpolish(self.place_button)
+                style.polish(self.place_button)
+        self.place_button.setToolTip(
+            "Insert the variant on new tracks at the right position in the DAW"
+            if ready
+            else "No DAW has talked to Segue yet: send a region from your DAW's Segue script (or drag the files)"
+        )
 
     def show_playhead(self, seconds: float) -> None:
         self.list_model.playhead_seconds = seconds
@@ -410,9 +250,18 @@ class QtVariantsPanel(QtCard):
             self.row_menu(variant_id).popup(viewport.mapToGlobal(point) if viewport is not None else point)
 
     def _reveal(self, item: VariantItem) -> None:
+        """Open the variant's folder in the file manager, and always say where it is (copied to the clipboard):
+        with no file manager registered, opening it fails without a word from the system."""
         folder = next(iter(item.files.values())).parent if item.files else None
-        if folder is not None and not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
-            self.session.say("info", f"{item.variant_id}'s files are in {folder}")
+        if folder is None:
+            self.session.say("info", f"{item.variant_id} has no files.")
+            return
+        clipboard = QApplication.clipboard()
+        if clipboard is not None:
+            clipboard.setText(str(folder))
+        opened = QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        how = "opening it in the file manager" if opened else "no file manager answered"
+        self.session.say("info", f"{item.variant_id}'s files are in {folder} (copied to the clipboard; {how}).")
 
     def _selected(self) -> str:
         return self.session.models.variants.value.selected

@@ -50,7 +50,7 @@ from gui.audition import (
 )
 from gui.daw_link import OscHeard, OscRejected, RegionFromDaw, WatchedOscBridge
 from gui.engines import EngineFactory, EngineHandle, EngineState
-from gui.models import CONTROLS, JobRow, Message, Models
+from gui.models import CONTROLS, MESSAGES_KEPT, JobRow, Message, Models
 from gui.readers import RegionAudioRead, ThumbnailsRead
 from gui.session_links import SessionLinks
 from gui.session_region import SessionRegion, TapTempo
@@ -130,6 +130,7 @@ class Session(SessionLinks, SessionRegion, SessionVariants):
         self._cancel_on_start = 0  # waiting jobs to stop as they start
         self._last_watch_region: DawRegion | None = None
         self.tapper = TapTempo()
+        self._placed: dict[tuple[str, str], list[Placement]] = {}  # the files sent for the latest placement
         self._init_models()
 
     def _init_models(self) -> None:
@@ -190,7 +191,9 @@ class Session(SessionLinks, SessionRegion, SessionVariants):
 
     def say(self, level: str, text: str) -> None:
         log.log(logging.ERROR if level == "error" else logging.INFO, "%s", text)
-        self.models.message.set(Message(level, text))  # type: ignore[arg-type]
+        message = Message(level, text)  # type: ignore[arg-type]
+        self.models.message.set(message)
+        self.models.messages.set((*self.models.messages.value, message)[-MESSAGES_KEPT:])  # every one stays reachable
 
     # -- events from other threads, applied on the GUI thread ------------------------------------------------
 
@@ -248,12 +251,13 @@ class Session(SessionLinks, SessionRegion, SessionVariants):
         self.say("error", f"Could not start: {event.message}")
 
     def _on_placement(self, event: Placement) -> None:
+        """One message for a variant's placement that names every file sent (they arrive one by one)."""
+        key = (event.job_id, event.variant_id)
+        sent = [*self._placed.get(key, []), event]
+        self._placed = {key: sent}
         where = self.models.link.value.peer or "the DAW"
-        self.say(
-            "info",
-            f"Sent {event.variant_id} ({event.kind}) to {where}: {event.file_path.name} at beat "
-            f"{event.position_beats:g}, track {event.track_name!r}",
-        )
+        files = "; ".join(f"{p.file_path.name} ({p.kind}, track {p.track_name!r})" for p in sent)
+        self.say("info", f"Sent {event.variant_id} to {where} at beat {event.position_beats:g}: {files}")
 
     def _set_row(self, job_id: str, **changes: Any) -> None:
         jobs = self.models.jobs.value
@@ -406,6 +410,11 @@ class Session(SessionLinks, SessionRegion, SessionVariants):
         else:
             self.say("info", f"Generating {form.variants} variant(s) of {form.bars} bar(s)...")
         return True
+
+    def clear_jobs(self) -> None:
+        """Drop the finished jobs from the Generate panel's list (running ones stay; the History keeps them all)."""
+        jobs = self.models.jobs.value
+        self.models.jobs.update(rows=tuple(r for r in jobs.rows if r.status == "running"))
 
     def cancel(self, job_id: str | None = None) -> None:
         """Cancel ``job_id``, or every job: the running one now, the waiting ones as they start (the bridge's

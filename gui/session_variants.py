@@ -17,7 +17,7 @@ from gui.models import CONTROLS, TempoSource, VariantsState, plays_together
 from gui.readers import read_thumbnails
 
 if TYPE_CHECKING:
-    from bridge.service import BridgeService, DawRegion, TransportState
+    from bridge.service import BridgeService, DawRegion, Placement, TransportState
     from gui.audition import Player
     from gui.models import Models
     from gui.session import Post, _Links
@@ -34,6 +34,7 @@ class SessionVariants:
         player: Player
         _links: _Links
         _post: Post
+        _placed: dict[tuple[str, str], list[Placement]]
 
         def _remember(self, **changes: Any) -> None: ...
         def say(self, level: str, text: str) -> None: ...
@@ -191,20 +192,25 @@ class SessionVariants:
             self.update_form(mode="continue")
         self.generate()
 
+    def can_place(self) -> bool:
+        """Whether a placement has somewhere to go: a DAW that talked to Segue, a DAW port set, the watched folder."""
+        link = self.models.link.value
+        return bool(link.peer or (link.daw_port and link.daw == "generic") or self._links.watch is not None)
+
     def place(self, variant_id: str) -> None:
         """Ask the DAW to put this variant on new tracks (what /segue/choose does)."""
         state = self.models.variants.value
         item = state.item(variant_id)
         if item is None or state.job is None:
             return
-        link = self.models.link.value
-        if not link.peer and not (link.daw_port and link.daw == "generic") and self._links.watch is None:
+        if not self.can_place():
             self.say(
                 "warning",
                 "No DAW has talked to Segue yet. Send a region from your DAW's Segue script first "
                 "(or drag the variant's files onto a track).",
             )
             return
+        self._placed = {}  # a new placement: its message names its own files
         try:
             self.service.submit_choice(item.job_id, item.number)
         except SegueError as e:

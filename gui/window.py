@@ -19,8 +19,8 @@ from PyQt6.QtGui import (
 from PyQt6.QtWidgets import (
     QFrame,
     QHBoxLayout,
-    QLabel,
     QMainWindow,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -31,7 +31,8 @@ from PyQt6.QtWidgets import (
 from gui import theme
 from gui.adapters import QtTicker
 from gui.drawing import QtStatusLight
-from gui.models import ClockStateView, DawLinkState, EngineView, Message, RegionState
+from gui.messages import QtMessageBar, QtMessageLog
+from gui.models import ClockStateView, DawLinkState, EngineView, RegionState
 from gui.panel_connections import QtConnectionsPanel
 from gui.panel_generate import QtGeneratePanel
 from gui.panel_history import QtHistoryPanel
@@ -40,57 +41,14 @@ from gui.panel_variants import QtVariantsPanel
 from gui.session import Session
 from gui.widgets import label, set_quietly
 
-_LEVEL_COLORS = {"info": theme.WAVE, "warning": theme.WARN, "error": theme.BAD}
-INFO_SHOWN_MS = 10_000
+SHORTCUTS = (  # (keys, what they do): the shortcuts window lists these and File's
+    ("Space", "play / stop the selected variant"),
+    ("Ctrl+Return", "generate"),
+    ("Ctrl+B", "switch between the A and B variants at the same position"),
+    ("Ctrl+T", "tap the region's tempo (three taps or more)"),
+)
 WIDE_WINDOW = 1280  # narrower: the side columns shrink to what they need
 NARROW_WINDOW = 1200  # narrower: the Connections column hides (the top bar's Connections button shows it)
-
-
-class QtMessageBar(QFrame):
-    """The latest message for the user: errors and warnings stay until closed, information fades out."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.text = QLabel("")
-        self.text.setWordWrap(True)
-        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.close_button = QPushButton("✕")
-        self.close_button.setToolTip("Close this message")
-        self.close_button.clicked.connect(self.hide)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(12, 6, 6, 6)
-        layout.addWidget(self.text, 1)
-        layout.addWidget(self.close_button)
-        self.timer = QTimer(self)
-        self.timer.setSingleShot(True)
-        self.timer.timeout.connect(self.hide)
-        self.hide()
-
-    def show_message(self, message: Message | None) -> None:
-        if message is None:
-            self.hide()
-            return
-        color = _LEVEL_COLORS.get(message.level, theme.DIM)
-        self.setStyleSheet(
-            f"QtMessageBar {{ background: {theme.PANEL}; border: 1px solid {color}; border-left: 4px solid {color};"
-            f" border-radius: 6px; }}"
-        )
-        self.text.setText(message.text)
-        self.show()
-        self._fit()
-        if message.level == "info":
-            self.timer.start(INFO_SHOWN_MS)
-        else:
-            self.timer.stop()
-
-    def resizeEvent(self, event: QResizeEvent | None) -> None:
-        super().resizeEvent(event)
-        self._fit()
-
-    def _fit(self) -> None:
-        """A word-wrapped label in nested layouts does not grow by itself: make room for every line."""
-        width = max(100, self.text.width())
-        self.text.setMinimumHeight(self.text.heightForWidth(width))
 
 
 class QtMainWindow(QMainWindow):
@@ -159,6 +117,9 @@ class QtMainWindow(QMainWindow):
         self._menu()
         self._shortcuts()
         models.message.subscribe(self.message_bar.show_message, now=False)
+        models.messages.subscribe(self.message_bar.show_log_count)
+        self.message_bar.log_button.clicked.connect(self.show_message_log)
+        self.message_log: QtMessageLog | None = None
         models.clock.subscribe(self.show_transport)
         models.link.subscribe(self.show_link)
         models.engine.subscribe(self.show_engine)
@@ -203,6 +164,7 @@ class QtMainWindow(QMainWindow):
             ("Space", self.session.toggle_play, self.variants.play_button),
             ("Ctrl+Return", self.session.generate, self.generate.generate_button),
             ("Ctrl+B", self.session.toggle_ab, self.variants.ab_button),
+            ("Ctrl+T", self.session.tap_tempo, self.region.tap_button),
         ]
         self.shortcuts: list[QShortcut] = []
         for key, action, button in keys:
@@ -212,6 +174,13 @@ class QtMainWindow(QMainWindow):
             self.shortcuts.append(shortcut)
             shown = QKeySequence(key).toString(QKeySequence.SequenceFormat.NativeText)
             button.setToolTip(f"{button.toolTip() or button.text().strip()} ({shown})")
+
+    def show_message_log(self) -> None:
+        """Every message of the session in a window of its own."""
+        if self.message_log is not None:
+            self.message_log.close()
+        self.message_log = QtMessageLog(self.session.models.messages.value, self)
+        self.message_log.show()
 
     def _menu(self) -> None:
         menu = self.menuBar()
@@ -228,6 +197,35 @@ class QtMainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
+        view_menu = menu.addMenu("&View")
+        if view_menu is None:
+            return
+        for text, action in (
+            ("&Messages…", self.show_message_log),
+            ("&Keyboard shortcuts…", self.show_shortcuts),
+        ):
+            item = QAction(text, self)
+            item.triggered.connect(action)
+            view_menu.addAction(item)
+        self.view_menu = view_menu
+
+    def shortcut_list(self) -> list[tuple[str, str]]:
+        """(keys, what they do), as the shortcuts window lists them."""
+        native = QKeySequence.SequenceFormat.NativeText
+        listed = [(QKeySequence(key).toString(native), what) for key, what in SHORTCUTS]
+        listed.append((QKeySequence(QKeySequence.StandardKey.Open).toString(native), "open a region file"))
+        listed.append((QKeySequence(QKeySequence.StandardKey.Quit).toString(native), "quit"))
+        return listed
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(
+            f"<tr><td><b>{keys}</b>&nbsp;&nbsp;</td><td>{what}</td></tr>" for keys, what in self.shortcut_list()
+        )
+        box = QMessageBox(self)
+        box.setWindowTitle("Segue: keyboard shortcuts")
+        box.setText(f"<table>{rows}</table>")
+        box.show()
+        self.shortcuts_box = box
 
     # -- model -> widgets --------------------------------------------------------------------------------------
 

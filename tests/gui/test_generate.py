@@ -166,7 +166,7 @@ def test_place_in_daw_needs_a_daw_then_sends_the_variant(
     rig.models.link.update(peer="127.0.0.1:53211")  # a DAW script has sent something
     rig.session.select("v02")
     qtbot.mouseClick(window.variants.place_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: "Sent v02" in window.message_bar.text.text(), timeout=5000)
+    qtbot.waitUntil(lambda: "(midi" in window.message_bar.text.text() and "(audio" in window.message_bar.text.text())
     kinds = {p.kind for p in placed if isinstance(p, Placement)}
     assert kinds == {"audio", "midi"}
     assert all(p.file_path.is_file() and p.variant_id == "v02" for p in placed if isinstance(p, Placement))
