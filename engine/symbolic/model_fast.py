@@ -21,6 +21,7 @@ low-rank adapters, are used as they are. A model whose blocks are not the plain 
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from typing import TYPE_CHECKING, cast
@@ -32,11 +33,36 @@ from torch.nn import functional as F
 if TYPE_CHECKING:  # model.py imports this module
     from engine.symbolic.model import GPT, Block, KVCache
 
+log = logging.getLogger(__name__)
+
 ENV_VAR = "SEGUE_FAST_DECODE"  # "0" turns the fast path off (the module path; a benchmark's baseline)
+THREADS_ENV_VAR = "SEGUE_STEP_THREADS"  # torch threads for one decode step; 0 = the process's setting
+DEFAULT_STEP_THREADS = 1  # measured: see docs/benchmarks.md (two threads contend badly on a busy machine)
 
 
 def enabled_by_default() -> bool:
     return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def step_threads() -> int:
+    """Torch threads for a decode step (``SEGUE_STEP_THREADS``, default 1; 0 leaves the process's setting).
+
+    A step is about a hundred small ops: with two threads each op pays a synchronisation that, on a machine that
+    is busy with anything else (a DAW playing, another job), costs far more than the op itself."""
+    raw = os.environ.get(THREADS_ENV_VAR, "").strip()
+    if not raw:
+        return DEFAULT_STEP_THREADS
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        log.warning(
+            "ignoring %s=%r: give a whole number of threads (0: torch's setting); using %d",
+            THREADS_ENV_VAR, raw, DEFAULT_STEP_THREADS,
+        )  # fmt: skip
+        return DEFAULT_STEP_THREADS
+    return value
 
 
 _Layer = tuple[
@@ -118,6 +144,7 @@ class DecodePlan:
         self.sources = self._sources(model)
         self.n_head = model.config.n_head
         self.n_embd = model.config.n_embd
+        self.threads = step_threads()
 
     @staticmethod
     def _sources(model: GPT) -> list[torch.Tensor | None]:
@@ -152,7 +179,20 @@ def usable(model: GPT) -> bool:
 
 def decode_step(model: GPT, plan: DecodePlan, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
     """One token per row (``idx`` [B, 1], or [B, Q, 1] with Q streams) -> logits as the module path returns them
-    ([B, 1, vocab] or [B, Q, 1, vocab]); writes this step's keys/values and advances the cache."""
+    ([B, 1, vocab] or [B, Q, 1, vocab]); writes this step's keys/values and advances the cache.
+
+    Runs on ``plan.threads`` torch threads (:func:`step_threads`) and restores the process's setting."""
+    previous = torch.get_num_threads()
+    if not plan.threads or plan.threads == previous:
+        return _decode_step(model, plan, idx, cache)
+    torch.set_num_threads(plan.threads)
+    try:
+        return _decode_step(model, plan, idx, cache)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _decode_step(model: GPT, plan: DecodePlan, idx: torch.Tensor, cache: KVCache) -> torch.Tensor:
     B = idx.shape[0]
     C = plan.n_embd
     H = plan.n_head

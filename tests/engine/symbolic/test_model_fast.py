@@ -262,3 +262,22 @@ def test_the_sampler_draws_the_same_tokens_with_either_path() -> None:
     model.fast_decode = True
     assert rows[True] == rows[False]
     assert all(len(r) > 10 for r in rows[True])
+
+
+def test_a_decode_step_runs_on_the_step_threads_and_restores_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=40, block_size=32, n_layer=2, n_head=2, n_embd=16)).eval()
+    calls: list[int] = []
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
+    with torch.inference_mode():
+        cache = model.new_cache(2)
+        model(torch.randint(0, 40, (2, 4)), cache=cache)
+        model(torch.randint(0, 40, (2, 1)), cache=cache)
+    assert calls == [1, 2]  # one thread for the step, then the process's two again
+
+
+@pytest.mark.parametrize(("raw", "threads"), [("", 1), ("0", 0), ("2", 2), ("two", 1), ("-3", 1)])
+def test_the_step_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, raw: str, threads: int) -> None:
+    monkeypatch.setenv(model_fast.THREADS_ENV_VAR, raw)
+    assert model_fast.step_threads() == threads
