@@ -50,3 +50,15 @@ def _bundled_soundfont() -> Iterator[None]:
         if bundled is not None:
             patch.setenv(ENV_VAR, str(bundled))
         yield
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_config_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Segue's config folder (provenance settings, the local signing key made on first use) is one of the test
+    run's own, through $SEGUE_CONFIG_DIR, which subprocesses inherit: a test run never writes into the user's
+    ~/.config/segue, and what is there (a studio's key, provenance.json) never changes what the tests see. Tests
+    of the config folder itself set the variable themselves."""
+    folder = tmp_path_factory.mktemp("segue-config")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SEGUE_CONFIG_DIR", str(folder))
+        yield
