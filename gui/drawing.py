@@ -135,6 +135,7 @@ class QtRegionView(QWidget):
         self.peaks: tuple[float, ...] = ()
         self.length_beats = 0.0
         self.meter = Meter()
+        self.first_bar = 1
         self.placeholder = "Drop a MIDI or audio file here, open one, or send a region from your DAW"
         self.setMinimumHeight(70)  # a 640 px high window still shows the bars; it grows with the window
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -142,8 +143,12 @@ class QtRegionView(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(600, 180)
 
-    def show_media(self, notes: tuple[Note, ...], peaks: tuple[float, ...], length_beats: float, meter: Meter) -> None:
+    def show_media(
+        self, notes: tuple[Note, ...], peaks: tuple[float, ...], length_beats: float, meter: Meter, first_bar: int = 1
+    ) -> None:
+        """``first_bar``: the number of the region's first bar on the DAW's timeline (bar 17, not 1)."""
         self.notes, self.peaks, self.length_beats, self.meter = notes, peaks, length_beats, meter
+        self.first_bar = first_bar
         self.update()
 
     def paintEvent(self, event: QPaintEvent | None) -> None:
@@ -179,11 +184,14 @@ class QtRegionView(QWidget):
             return
         painter.setFont(theme.mono_font(7.5))
         painter.setPen(QColor(theme.FAINT))
-        bar = self.meter.quarters_per_bar
         per_beat = rect.width() / self.length_beats
-        number, position = 1, 0.0
-        while position < self.length_beats - 1e-6:
+        for position, number in bar_numbers(self.length_beats, self.meter, self.first_bar):
             x = rect.left() + position * per_beat
             painter.drawText(QRectF(x + 3, rect.top(), 40, rect.height()), Qt.AlignmentFlag.AlignVCenter, str(number))
-            number += 1
-            position += bar
+
+
+def bar_numbers(length_beats: float, meter: Meter, first_bar: int = 1) -> list[tuple[float, int]]:
+    """(position in quarter notes, bar number) of each bar line the ruler numbers, from ``first_bar``."""
+    bar = meter.quarters_per_bar
+    count = max(0, -int(-(length_beats - 1e-6) // bar)) if length_beats > 0 else 0
+    return [(index * bar, first_bar + index) for index in range(count)]

@@ -78,6 +78,14 @@ class QtConnectionsPanel(QWidget):
         card.body.addWidget(self.watch_dir)
         card.body.addWidget(self.watch_detail)
         card.body.addLayout(row(self.daw_host, self.apply_button))
+        self.place_first = QCheckBox("Place variant 1 by itself")
+        self.place_first.setToolTip(
+            "On: when a job is done, its first variant goes into the DAW at once (as `segue bridge` does). Off (the "
+            "default): you audition the variants and place the one you want (Place in DAW, or drag it)."
+        )
+        self.place_first.setChecked(self.session.settings.place_first)
+        self.place_first.toggled.connect(self.session.set_place_first)
+        card.body.addWidget(self.place_first)
         card.body.addWidget(label("Last message", "sectionTitle"))
         card.body.addWidget(self.last_message)
         return card

@@ -114,7 +114,8 @@ class QtRegionPanel(QtCard):
         self.files.set_full_text("  +  ".join(names))
         notes = state.midi.notes if state.midi is not None else ()
         peaks = state.audio.peaks if state.audio is not None else ()
-        self.view.show_media(notes, peaks, _display_length(state), region.meter)
+        first_bar = int(round(region.start_beats / region.meter.quarters_per_bar)) + 1
+        self.view.show_media(notes, peaks, _display_length(state), region.meter, first_bar)
 
     def _set_enabled(self, enabled: bool) -> None:
         for widget in (self.tempo, self.meter, self.tap_button):

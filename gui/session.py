@@ -31,6 +31,7 @@ from bridge.service import (
     JobProgress,
     JobStarted,
     Placement,
+    PlacePolicy,
     RequestFailed,
     TransportState,
 )
@@ -120,7 +121,8 @@ class Session(SessionLinks, SessionRegion, SessionVariants):
         self._post: Post = post or self.apply
         self.out_dir = settings.jobs_dir().expanduser().resolve()
         self.engine = EngineHandle(self.deps.engine_factory, self._post)
-        self.service = BridgeService(self.engine, self.out_dir, place="none", transport=self.transport)
+        place: PlacePolicy = "first" if settings.place_first else "none"  # by default: audition, then place
+        self.service = BridgeService(self.engine, self.out_dir, place=place, transport=self.transport)
         self.service.add_listener(self._post)
         self.service.provenance = self._provenance()
         self.player = Player(self.deps.output_factory, self.transport, self._post)

@@ -140,6 +140,13 @@ class SessionLinks:
         self.engine.open(spec, token)
         self.save()
 
+    def set_place_first(self, on: bool) -> None:
+        """Place each finished job's first variant in the DAW by itself (``segue bridge``'s default), or only what
+        the producer chooses (Place in DAW; the app's default)."""
+        self._remember(place_first=on)
+        self.service.place = "first" if on else "none"
+        self.save()
+
     def set_provenance(self, region_name: bool, sign: bool) -> None:
         """What the next jobs' files say: the region's name or not, a C2PA signature or not (never without the
         "generated" mark)."""

@@ -60,6 +60,7 @@ class GuiSettings:
     daw_port: int = 0  # 0 = none (generic) / the DAW's default port (adapters)
     midi_clock_in: str = ""  # "" = no MIDI clock
     watch_dir: str = ""  # "" = off; the watched folder for DAW scripts without sockets (REAPER)
+    place_first: bool = False  # place each job's first variant in the DAW by itself (as `segue bridge` does)
     # generation
     mode: str = "continue"
     bars: int = 4
