@@ -141,7 +141,8 @@ def analyse_region(
 
 def check_tempo(onsets_s: Array, grid: BarGrid, seconds: float) -> list[str]:
     """Notes on how the onsets sit on the 1/16 grid; :class:`BadInputError` when they clearly fit another tempo
-    within +-12 % (the region was given the wrong tempo)."""
+    within +-12 % (the region was given the wrong tempo), or the same grid moved by a fraction of a sixteenth (the
+    region does not start on a bar line)."""
     if len(onsets_s) < TEMPO_MIN_ONSETS:
         return [f"only {len(onsets_s)} clear onsets in the region: its slices are cut on the grid alone"]
     sixteenth = 60.0 / grid.tempo_bpm / 4
@@ -162,6 +163,20 @@ def check_tempo(onsets_s: Array, grid: BarGrid, seconds: float) -> list[str]:
             f"{float(np.median(np.abs(offset_ms))):.0f} ms, drifting {drift:+.0f} ms per bar), while "
             f"{best_share:.0%} fit {best_tempo:.1f} BPM: give the region's real tempo (--tempo {best_tempo:.1f}?) "
             f"and check that it starts on a bar line"
+        )
+    shifts = np.arange(64) * sixteenth / 64
+    moved = [grid_share(onsets_s, sixteenth, origin_s=float(d)) or 0.0 for d in shifts]
+    best = int(np.argmax(moved))
+    if share < 0.6 and moved[best] >= max(0.75, share + 0.25):
+        rel = np.mod(onsets_s - shifts[best] + sixteenth / 2, sixteenth) - sixteenth / 2  # onsets around that grid
+        shift = float(shifts[best] + np.median(rel[np.abs(rel) <= GRID_WINDOW_S]))
+        shift_ms = 1000 * (shift - sixteenth * round(shift / sixteenth))
+        raise BadInputError(
+            f"the region's onsets sit {shift_ms:+.0f} ms off its 1/16 grid at {grid.tempo_bpm:g} BPM: "
+            f"{moved[best]:.0%} of its {len(onsets_s)} onsets fit a grid moved by that much, {share:.0%} the grid "
+            "itself, whose bar lines are counted back from the region's end (the file's first sample taken as a "
+            "bar line, unless the DAW gave the region's position): trim the region to start on a bar line, or give "
+            "its position in the DAW"
         )
     if share < 0.5:
         return [

@@ -154,3 +154,17 @@ def test_a_tempo_the_onsets_disagree_with_says_by_how_much(engine: LocalEngine, 
     assert "the onsets disagree with the grid at 111 BPM" in message and "ms per bar" in message
     found = re.search(r"fit (\d+\.\d) BPM", message)
     assert found is not None and 114.0 <= float(found.group(1)) <= 126.0, message  # near the real 120
+
+
+def test_a_region_that_does_not_start_on_a_bar_line_says_where_the_grid_was_taken_from(
+    engine: LocalEngine, tmp_path: Path
+) -> None:
+    rate = 44_100
+    groove = synthetic_groove(120.0, 5, rate, seed=7)
+    late = groove[:, round(0.45 * rate) : round(0.45 * rate) + 8 * rate]  # cut 50 ms before a 1/16 line, mid-bar
+    with pytest.raises(BadInputError) as caught:
+        generate(engine, tmp_path, region_file(tmp_path, late, rate), 120.0)
+    message = str(caught.value)
+    assert "off its 1/16 grid at 120 BPM" in message and "counted back from the region's end" in message, message
+    found = re.search(r"sit ([+-]\d+) ms", message)
+    assert found is not None and abs(int(found.group(1)) - 50) <= 12, message  # its hits come 50 ms after its grid
