@@ -27,6 +27,8 @@ def variant_items(
     items = []
     for number, variant in enumerate(record.variants, start=1):
         files = {role: (job_dir / rel).resolve() for role, rel in variant.files.items()}
+        if files and not any(path.exists() for path in files.values()):
+            continue  # deleted (moved to the trash): the others keep their numbers
         midi, audio = thumbnails_of(files) if thumbnails else (None, None)
         items.append(
             VariantItem(

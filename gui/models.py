@@ -197,6 +197,8 @@ class VariantItem:
     starred: bool = False
     midi: MediaSummary | None = None
     audio: MediaSummary | None = None
+    name: str = ""  # the producer's name for it ("" = none)
+    notes: str = ""
 
     @property
     def key(self) -> str:

@@ -5,9 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from PyQt6.QtCore import Qt
+from PyQt6.QtCore import QPoint, Qt
 from PyQt6.QtGui import QColor
-from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QPushButton, QTreeWidget, QTreeWidgetItem, QWidget
+from PyQt6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QMenu,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QWidget,
+)
 
 from gui import theme
 from gui.models import HistoryRow, HistoryState, JobsState, Models
@@ -32,6 +40,8 @@ class QtHistoryPanel(QtCard):
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.itemActivated.connect(self._open)
         self.tree.itemDoubleClicked.connect(self._open)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._show_menu)
         self.folder = QtElidedLabel(mode=Qt.TextElideMode.ElideMiddle)  # a long path never widens the window
         self.folder.setObjectName("dim")
         self.body.addWidget(self.tree, 1)
@@ -75,6 +85,23 @@ class QtHistoryPanel(QtCard):
                 continue
             item.setText(3, f"running {row.fraction * 100:.0f}%")
             item.setForeground(3, QColor(_STATUS_COLORS["running"]))
+
+    def job_menu(self, item: QTreeWidgetItem) -> QMenu:
+        """The right-click menu of a job: open it, or delete it to the trash."""
+        job_dir = Path(str(item.data(0, Qt.ItemDataRole.UserRole)))
+        menu = QMenu(self)
+        for text, action in (
+            ("Open", lambda: self.session.open_job(job_dir)),
+            ("Delete job (to the trash)", lambda: self.session.delete_job(job_dir)),
+        ):
+            menu.addAction(text).triggered.connect(lambda _checked=False, act=action: act())  # type: ignore[union-attr]
+        return menu
+
+    def _show_menu(self, point: QPoint) -> None:
+        item = self.tree.itemAt(point)
+        if item is not None:
+            viewport = self.tree.viewport()
+            self.job_menu(item).popup(viewport.mapToGlobal(point) if viewport is not None else point)
 
     def _open(self, item: QTreeWidgetItem | None, column: int = 0) -> None:
         if item is None:

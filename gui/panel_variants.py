@@ -18,6 +18,7 @@ from PyQt6.QtWidgets import (
     QAbstractItemView,
     QApplication,
     QComboBox,
+    QInputDialog,
     QLabel,
     QListView,
     QMenu,
@@ -237,10 +238,25 @@ class QtVariantsPanel(QtCard):
             ("Continue from this variant", lambda: s.continue_from(variant_id)),
             ("Place in DAW", lambda: s.place(variant_id)),
             ("Show the files", lambda: self._reveal(item)),
+            ("Rename…", lambda: self._ask(variant_id, "name")),
+            ("Notes…", lambda: self._ask(variant_id, "notes")),
+            ("Delete (to the trash)", lambda: s.delete_variant(variant_id)),
         ]
         for text, action in entries:
             menu.addAction(text).triggered.connect(lambda _checked=False, act=action: act())  # type: ignore[union-attr]
         return menu
+
+    def _ask(self, variant_id: str, what: str) -> None:
+        """Ask for a variant's name or notes (a small dialog) and keep them."""
+        item = self.session.models.variants.value.item(variant_id)
+        if item is None:
+            return
+        if what == "name":
+            text, ok = QInputDialog.getText(self, "Rename", f"A name for V{item.number}:", text=item.name)
+        else:
+            text, ok = QInputDialog.getMultiLineText(self, "Notes", f"Notes on V{item.number}:", item.notes)
+        if ok:
+            self.session.annotate(variant_id, **{what: text})
 
     def _show_row_menu(self, point: QPoint) -> None:
         variant_id = self._id_at(self.list.indexAt(point))

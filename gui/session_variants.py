@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 from bridge.jobs import load_job
 from engine.api import Meter
 from engine.errors import SegueError
-from gui import catalog
+from gui import catalog, library
 from gui.audition import seconds_to_next_bar
-from gui.models import CONTROLS, TempoSource, VariantsState, plays_together
+from gui.models import CONTROLS, TempoSource, VariantItem, VariantsState, plays_together
 from gui.readers import read_thumbnails
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ class SessionVariants:
     if TYPE_CHECKING:
         settings: GuiSettings
         models: Models
+        out_dir: Path
         service: BridgeService
         player: Player
         _links: _Links
@@ -45,6 +46,7 @@ class SessionVariants:
         ) -> None: ...
         def generate(self, **overrides: Any) -> bool: ...
         def update_form(self, **changes: Any) -> None: ...
+        def refresh_history(self, show_latest: bool = False) -> None: ...
 
     def open_job(self, job_dir: Path, show_region: bool = True) -> None:
         """Show a job's variants (a finished job, or one from the history) and, with ``show_region``, the region
@@ -61,7 +63,13 @@ class SessionVariants:
             else:
                 self.say("info", f"The region files of {record.id} are gone; its variants are shown without it.")
         starred = set(self.settings.starred)
-        items = catalog.variant_items(job_dir, record, starred, thumbnails=False)
+        notes = library.load_annotations(self.out_dir)
+        items = tuple(
+            dataclasses.replace(
+                i, name=notes.get(i.key, {}).get("name", ""), notes=notes.get(i.key, {}).get("notes", "")
+            )
+            for i in catalog.variant_items(job_dir, record, starred, thumbnails=False)
+        )
         current = self.models.variants.value
         if current.playing:
             self.player.stop()
@@ -216,10 +224,80 @@ class SessionVariants:
         except SegueError as e:
             self.say("error", f"Cannot place: {e}")
 
+    # -- keep and throw away --------------------------------------------------------------------------------------
+
+    def annotate(self, variant_id: str, **fields: str) -> None:
+        """Name a variant or write notes on it (``name=``, ``notes=``; "" clears), kept beside the jobs."""
+        state = self.models.variants.value
+        item = state.item(variant_id)
+        if item is None:
+            return
+        try:
+            library.save_annotation(self.out_dir, item.key, **{k: v.strip() for k, v in fields.items()})
+        except OSError as e:
+            self.say("error", f"The name could not be saved in {self.out_dir}: {e.strerror or e}")
+            return
+        changed = _annotated(item, {**{"name": item.name, "notes": item.notes}, **fields})
+        self.models.variants.update(items=tuple(changed if i.key == item.key else i for i in state.items))
+
+    def delete_variant(self, variant_id: str) -> None:
+        """Move a variant's folder to the trash (Edit > Restore brings it back)."""
+        state = self.models.variants.value
+        item = state.item(variant_id)
+        if item is None or state.job_dir is None:
+            return
+        if state.playing.split("+")[0] == variant_id:
+            self.player.stop()
+        try:
+            entry = library.move_to_trash(self.out_dir, state.job_dir / variant_id, item.key)
+        except SegueError as e:
+            self.say("error", f"Cannot delete V{item.number}: {e}")
+            return
+        self.open_job(state.job_dir, show_region=False)
+        self.say(
+            "info", f"V{item.number} moved to the trash ({entry.trashed}). Edit > Restore (Ctrl+Z) brings it back."
+        )
+
+    def delete_job(self, job_dir: Path) -> None:
+        """Move a whole job folder to the trash."""
+        shown = self.models.variants.value.job_dir
+        if shown is not None and shown.resolve() == job_dir.resolve():
+            self.player.stop()
+            self.models.variants.update(job=None, job_dir=None, items=(), selected="", slot_a="", slot_b="")
+        try:
+            entry = library.move_to_trash(self.out_dir, job_dir, job_dir.name)
+        except SegueError as e:
+            self.say("error", f"Cannot delete that job: {e}")
+            return
+        self.refresh_history()
+        self.say("info", f"Job {job_dir.name} moved to the trash. Edit > Restore (Ctrl+Z) brings it back.")
+        del entry
+
+    def restore_last(self) -> None:
+        """Bring back the latest thing deleted (a variant or a job)."""
+        entries = library.trash_entries(self.out_dir)
+        if not entries:
+            self.say("info", "The trash is empty.")
+            return
+        entry = entries[-1]
+        try:
+            place = library.restore(self.out_dir, entry)
+        except (SegueError, OSError) as e:
+            self.say("error", f"Cannot restore {entry.label}: {e}")
+            return
+        self.refresh_history()
+        job_dir = place.parent if "/" in entry.key else place
+        self.open_job(job_dir, show_region=False)
+        self.say("info", f"Restored {entry.label}.")
+
     def drag_paths(self, variant_id: str, what: str = "audio") -> list[Path]:
         """The existing files to drag out for ``what``: "audio", "midi", "stems" or "stem:<part>"."""
         item = self.models.variants.value.item(variant_id)
         return catalog.drag_paths(item, what) if item is not None else []
+
+
+def _annotated(item: VariantItem, fields: dict[str, str]) -> VariantItem:
+    return dataclasses.replace(item, name=fields.get("name", "").strip(), notes=fields.get("notes", "").strip())
 
 
 def take_name(key: str, state: VariantsState) -> str:

@@ -67,7 +67,9 @@ class QtVariantListModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return f"V{item.number}"
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{item.variant_id}, seed {item.seed}: drag onto a DAW track"
+            named = f"{item.name}\n" if item.name else ""
+            notes = f"\n{item.notes}" if item.notes else ""
+            return f"{named}{item.variant_id}, seed {item.seed}: drag onto a DAW track{notes}"
         if role == ItemRole:
             return item
         return None
@@ -157,9 +159,14 @@ class QtVariantDelegate(QStyledItemDelegate):
             painter.drawText(QRectF(left.left() + 88, left.top(), 24, 22), Qt.AlignmentFlag.AlignCenter, "▶")
         painter.setFont(theme.mono_font(8.5))
         painter.setPen(QColor(theme.DIM))
-        painter.drawText(
-            QRectF(left.left(), left.top() + 26, left.width(), 16), Qt.AlignmentFlag.AlignVCenter, f"seed {item.seed}"
-        )
+        second = QRectF(left.left(), left.top() + 26, left.width(), 16)
+        if item.name:  # the producer's name for it, else its seed
+            painter.setPen(QColor(theme.TEXT))
+            shown = painter.fontMetrics().elidedText(item.name, Qt.TextElideMode.ElideRight, int(left.width()))
+            painter.drawText(second, Qt.AlignmentFlag.AlignVCenter, shown)
+            painter.setPen(QColor(theme.DIM))
+        else:
+            painter.drawText(second, Qt.AlignmentFlag.AlignVCenter, f"seed {item.seed}")
         painter.drawText(
             QRectF(left.left(), left.top() + 40, left.width(), 14),
             Qt.AlignmentFlag.AlignVCenter,

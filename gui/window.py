@@ -197,6 +197,18 @@ class QtMainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
+        edit_menu = menu.addMenu("&Edit")
+        if edit_menu is not None:
+            restore = QAction("&Restore the last deleted", self)
+            restore.setShortcut(QKeySequence.StandardKey.Undo)
+            restore.setToolTip("Bring back the variant or job deleted last (they go to the jobs folder's .trash)")
+            restore.triggered.connect(self.session.restore_last)
+            edit_menu.addAction(restore)
+            delete = QAction("&Delete the selected variant", self)
+            delete.setShortcut(QKeySequence.StandardKey.Delete)
+            delete.triggered.connect(lambda: self.session.delete_variant(self.session.models.variants.value.selected))
+            edit_menu.addAction(delete)
+            self.edit_menu = edit_menu
         view_menu = menu.addMenu("&View")
         if view_menu is None:
             return
@@ -215,6 +227,8 @@ class QtMainWindow(QMainWindow):
         listed = [(QKeySequence(key).toString(native), what) for key, what in SHORTCUTS]
         listed.append((QKeySequence(QKeySequence.StandardKey.Open).toString(native), "open a region file"))
         listed.append((QKeySequence(QKeySequence.StandardKey.Quit).toString(native), "quit"))
+        listed.append((QKeySequence(QKeySequence.StandardKey.Delete).toString(native), "delete the selected variant"))
+        listed.append((QKeySequence(QKeySequence.StandardKey.Undo).toString(native), "restore the last deleted"))
         return listed
 
     def show_shortcuts(self) -> None:

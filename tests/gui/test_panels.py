@@ -361,6 +361,9 @@ def test_a_rows_context_menu_acts_on_that_row(
         "Continue from this variant",
         "Place in DAW",
         "Show the files",
+        "Rename…",
+        "Notes…",
+        "Delete (to the trash)",
     ]
     actions["Set as B"].trigger()
     actions["Star"].trigger()
