@@ -65,6 +65,8 @@ CONFIGS: dict[str, tuple[GuidanceSettings, int, AdaptSettings | None]] = {
     "lengths": (replace(ONLY, duration_weight=1.0, hold_notes=True), 1, None),
     "density": (replace(ONLY, density_control=True), 1, None),
     "guided": (GuidanceSettings(), 1, None),
+    "guided-p1": (GuidanceSettings(pitch_weight=1.0), 1, None),
+    "guided-c2": (GuidanceSettings(), 2, None),
     "candidates": (OFF, 3, None),
     "adapt": (OFF, 1, AdaptSettings(steps=8, max_seconds=600.0)),  # the loss figure: 8 steps, whatever the load
     "adapt-1e-4": (OFF, 1, AdaptSettings(steps=8, lr=1e-4, max_seconds=600.0)),
@@ -256,7 +258,10 @@ def main() -> int:
             for name, meta in pieces:
                 rows.append(measure_piece(model, name, meta, Path(tmp), config, args))
                 row = rows[-1]
-                progress = f"  {config} {name}: {row['seconds']:.1f} s, loss {row['loss']} -> {row['loss_adapted']}"
+                progress = (
+                    f"  {config} {name}: {row['seconds']:.1f} s, pc {row['pc_gap']}, onset {row['onset_gap']}, "
+                    f"density {row['density']}, loss {row['loss']} -> {row['loss_adapted']}"
+                )
                 print(progress, file=sys.stderr, flush=True)  # noqa: T201
             summary = summarise(rows)
             results["configs"][config] = {"summary": summary, "pieces": rows}

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 POSITIONS_PER_BEAT = 8  # the tokenizer's finest resolution: Position_p counts 1/8 of the meter's beat
 PITCH_MARGIN = 7  # semitones a part may move beyond the range it used in the region
+AHEAD_FACTOR = 2.0  # density control: a part ahead of its target costs this many arrangement bonuses
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,7 @@ class _Masks:
             bias[list(vocab.durations)] = torch.tensor(nats[: len(vocab.durations)], dtype=bias.dtype)
             self.duration_bias[program] = bias
         self.position_index = {tid: p for p, tid in enumerate(vocab.positions)}
+        self.position_ids = torch.tensor(vocab.positions, dtype=torch.long, device=device)
         self.program_index = {tid: p for p, tid in vocab.programs.items()}
         ppb = constraints.positions_per_bar
         step = constraints.position_step
@@ -296,9 +298,19 @@ class _Masks:
             if target >= 0.5 and played < need and program not in row.at_position:
                 bias[token] = bonus
             elif played >= expected + c.chord_size.get(program, 1.0):
-                bias[token] = -bonus
+                bias[token] = -AHEAD_FACTOR * bonus
             if target >= 1.0 and played < 0.5 * target and row.state == AFTER_NOTE:
                 bias[self.vocab.bar] = -bonus
+        if row.state == AFTER_NOTE:
+            # no part is due before `earliest` (each has played what its target asks up to there): skip ahead
+            ppb = c.positions_per_bar
+            earliest = ppb
+            for program, target in c.density_target.items():
+                if target > 0:
+                    played = row.notes_in_bar.get(program, 0)
+                    earliest = min(earliest, math.ceil((played - 0.5) * ppb / target - 1))
+            if earliest > row.position + 1:
+                bias[self.position_ids[row.position + 1 : min(earliest, ppb)]] = -AHEAD_FACTOR * bonus
         return bias
 
     def advance(self, row: _Row, token: int) -> None:
