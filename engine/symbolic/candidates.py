@@ -4,8 +4,8 @@ staying different from each other (greedy max-min diversity).
 Fit is measured as :mod:`engine.evaluate.midi` measures it (bench/bench_midi_quality.py): the pitch-class and
 onset-position overlap with the region, notes per bar per part against the region's (times the asked density),
 and the share of pitched notes in the region's scale. Distance is one minus the Jaccard similarity of the
-(grid onset, pitch) note sets. Every candidate is sampled with its own seed, so a kept variant depends only on
-its seed (and the job's settings), as before.
+(grid onset, pitch) note sets. Each variant chooses among its own candidates (seeded from its seed), so variant i
+still carries seed i; it depends on its seed, the job's settings and the variants chosen before it.
 """
 
 from __future__ import annotations
@@ -99,17 +99,19 @@ def distance(a: set[tuple[int, int, bool]], b: set[tuple[int, int, bool]]) -> fl
     return 1.0 - len(a & b) / len(union) if union else 0.0
 
 
-def select(fits: Sequence[float], note_sets: Sequence[set[tuple[int, int, bool]]], keep: int) -> list[int]:
-    """Indices of ``keep`` candidates: the best fit first, then each time the one maximising fit plus
-    :data:`DIVERSITY_WEIGHT` x its distance to the nearest kept one; identical ones last."""
+def select(
+    fits: Sequence[float], note_sets: Sequence[set[tuple[int, int, bool]]], groups: Sequence[Sequence[int]]
+) -> list[int]:
+    """One candidate index per group (a variant's own candidates), in order: the one maximising its fit plus
+    :data:`DIVERSITY_WEIGHT` x its distance to the nearest one kept so far; one closer than
+    :data:`MIN_DISTANCE` (the same notes) only when its group has nothing else.
+
+    Grouping by variant keeps each variant tied to its seed: variant i is drawn from the candidates of seed i."""
     chosen: list[int] = []
-    left = list(range(len(fits)))
-    while left and len(chosen) < keep:
+    for group in groups:
         def value(i: int) -> tuple[bool, float]:
             nearest = min((distance(note_sets[i], note_sets[j]) for j in chosen), default=1.0)
-            return nearest >= MIN_DISTANCE or not chosen, fits[i] + DIVERSITY_WEIGHT * nearest
+            return nearest >= MIN_DISTANCE, fits[i] + DIVERSITY_WEIGHT * nearest
 
-        best = max(left, key=value)
-        chosen.append(best)
-        left.remove(best)
+        chosen.append(max(group, key=value))
     return chosen

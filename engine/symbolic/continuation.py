@@ -206,7 +206,7 @@ def continue_region(
     :mod:`engine.symbolic.guidance`; ``GuidanceSettings(enabled=False)`` for none), ``candidates`` (candidates
     sampled per variant, default :data:`DEFAULT_CANDIDATES`) and ``adapt`` (``True``: the measured default,
     ``None``/``False``: none) say how the region steers the model. ``info``, when given, receives what was used:
-    the settings in words, the seeds of the kept variants (in order) and the adaptation's report.
+    the settings in words, the variants' seeds and the adaptation's report.
     """
     block = model.model.config.block_size
     prompt_ids = encode_prompt(region, model.tokenizer, model.vocab, max_tokens=block // 2)
@@ -235,11 +235,12 @@ def continue_region(
     decoded = [decode_variant(tokens, model.tokenizer, region, params.bars, part_names) for tokens in rows]
     order = list(range(len(seeds)))
     if factor > 1:
-        order = choose(region, decoded, params.bars, len(seeds), settings)
+        groups = [list(range(i, len(pool_seeds), len(seeds))) for i in range(len(seeds))]
+        order = choose(region, decoded, params.bars, groups, settings)
     if info is not None:
         info.guidance = settings.describe() if settings.enabled else "off"
         info.candidates = len(pool_seeds)
-        info.seeds = [pool_seeds[i] for i in order]
+        info.seeds = [int(s) for s in seeds]
         info.adapt = adapt_report
     return [decoded[i] for i in order]
 
@@ -248,10 +249,10 @@ def choose(
     region: Region,
     decoded: Sequence[tuple[PartNotes, ...]],
     bars: int,
-    keep: int,
+    groups: Sequence[Sequence[int]],
     settings: GuidanceSettings,
 ) -> list[int]:
-    """Indices of the ``keep`` candidates that fit the region best while differing (engine.symbolic.candidates)."""
+    """Indices of the candidates, one per group, fitting the region best while differing (symbolic.candidates)."""
     tpq = region.ticks_per_quarter
     bar_beats = region.meter.quarters_per_bar
     start = max(0, region.place_at_tick - region.length_bars * region.bar_ticks)
@@ -264,4 +265,4 @@ def choose(
     fits = [fit(c, region_content, bar_beats, bars, region.length_bars, scale, density) for c in contents]
     division = measures.onset_grid(region_content) or 4
     note_sets = [measures.note_set(c, division) for c in contents]
-    return select(fits, note_sets, keep)
+    return select(fits, note_sets, groups)

@@ -150,9 +150,10 @@ def test_end_on_tonic_puts_the_bass_on_the_tonic_in_the_last_bar(model: Symbolic
 
 
 def test_candidates_keep_distinct_variants(model: SymbolicModel, tmp_path: Path) -> None:
-    # the selection: an exact duplicate of the best candidate is skipped while anything else is left
+    # the selection: each variant takes its best-fitting candidate unless it repeats one already kept
     sets = [{(0, 60, False)}, {(0, 60, False)}, {(0, 62, False)}, {(0, 64, False), (1, 65, False)}]
-    assert select([3.0, 3.0, 1.0, 0.5], sets, 3) == [0, 2, 3]
+    assert select([3.0, 3.0, 1.0, 0.5], sets, [[0, 2], [1, 3]]) == [0, 3]
+    assert select([3.0, 3.0, 1.0, 0.5], sets, [[0], [1]]) == [0, 1]  # nothing else in the group: kept anyway
     region = read_region(Prompt(midi_path=midi_fixtures.region(tmp_path, parts=[(0, False), (33, False)])))
     variants = _run(model, region, GuidanceSettings(), bars=2, variants=3, candidates=3)
     contents = [content_from_parts(v, region.ticks_per_quarter, 2 * region.bar_ticks) for v in variants]
