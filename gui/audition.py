@@ -117,8 +117,11 @@ class Playhead:
         return out
 
 
-def load_take(paths: tuple[Path, ...]) -> tuple[Audio, int]:
-    """Read and join the files (one after another) as ``[frames, 2]`` at the first file's sample rate."""
+def load_take(paths: tuple[Path, ...], gains: tuple[float, ...] = ()) -> tuple[Audio, int]:
+    """Read and join the files (one after another) as ``[frames, 2]`` at the first file's sample rate; with
+    ``gains`` (one per file), layer them instead, each at its gain (stems with some muted or soloed)."""
+    if gains:
+        return _layer(paths, gains)
     parts: list[Audio] = []
     rate = 0
     for path in paths:
@@ -135,6 +138,18 @@ def load_take(paths: tuple[Path, ...]) -> tuple[Audio, int]:
     if not parts or rate <= 0:
         raise AuditionError("nothing to play")
     return np.ascontiguousarray(np.concatenate(parts, axis=0), dtype=np.float32), rate
+
+
+def _layer(paths: tuple[Path, ...], gains: tuple[float, ...]) -> tuple[Audio, int]:
+    if len(gains) != len(paths):
+        raise AuditionError(f"{len(gains)} gains for {len(paths)} stems")
+    layers = [load_take((path,)) for path in paths]
+    rate = layers[0][1]
+    audio = [a if r == rate else resample(a, r, rate) for a, r in layers]
+    mix = np.zeros((max(len(a) for a in audio), CHANNELS), dtype=np.float32)
+    for layer, gain in zip(audio, gains, strict=True):
+        mix[: len(layer)] += gain * layer
+    return mix, rate
 
 
 def _stereo(audio: npt.NDArray[Any]) -> Audio:
@@ -159,6 +174,8 @@ class _Play:
     paths: tuple[Path, ...]
     meter: Meter
     keep_position: bool  # an A/B switch: keep the position, start at once
+    gains: tuple[float, ...] = ()  # layer the files at these gains (stems), else play them one after another
+    audio: tuple[Audio, int] | None = None  # a take made in memory (the region's preview), instead of files
 
 
 class Player:
@@ -198,13 +215,20 @@ class Player:
     def set_loop(self, loop: bool) -> None:
         self.playhead.loop = loop
 
-    def play(self, key: str, paths: tuple[Path, ...], meter: Meter | None = None) -> None:
-        """Play the files one after another (from the DAW's next bar when its clock is running)."""
-        self._send(_Play(key, paths, meter or Meter(), keep_position=False))
+    def play(
+        self, key: str, paths: tuple[Path, ...], meter: Meter | None = None, gains: tuple[float, ...] = ()
+    ) -> None:
+        """Play the files one after another, or with ``gains`` layered (from the DAW's next bar when its clock
+        is running)."""
+        self._send(_Play(key, paths, meter or Meter(), keep_position=False, gains=gains))
 
-    def switch(self, key: str, paths: tuple[Path, ...]) -> None:
-        """A/B: play other files from the same position, at once."""
-        self._send(_Play(key, paths, Meter(), keep_position=True))
+    def play_audio(self, key: str, audio: Audio, rate: int, meter: Meter | None = None) -> None:
+        """Play a take made in memory (``[frames, 2]`` float32 at ``rate``)."""
+        self._send(_Play(key, (), meter or Meter(), keep_position=False, audio=(audio, rate)))
+
+    def switch(self, key: str, paths: tuple[Path, ...], gains: tuple[float, ...] = ()) -> None:
+        """A/B, or a stem muted or soloed: play other files (or the same at other gains) from the same position."""
+        self._send(_Play(key, paths, Meter(), keep_position=True, gains=gains))
 
     def stop(self) -> None:
         self._send("stop")
@@ -254,7 +278,7 @@ class Player:
     def _start(self, command: _Play) -> _Play | str | None:
         """Load and start a take; returns a command that arrived while waiting for the bar line."""
         try:
-            buffer, rate = load_take(command.paths)
+            buffer, rate = command.audio if command.audio is not None else load_take(command.paths, command.gains)
         except AuditionError as e:
             self._fail(command.key, str(e))
             return None

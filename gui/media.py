@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mido
 import numpy as np
+import numpy.typing as npt
 import soundfile
 
 from bridge.inputs import ACCEPTED_FORMATS, sniff_format
@@ -256,3 +257,31 @@ def estimate_audio_tempo(path: Path) -> float | None:
         return None
     tempo = estimate_tempo(audio.mean(axis=1).astype(np.float64), int(rate))
     return round(tempo, 1) if tempo is not None and 40.0 <= tempo <= 300.0 else None
+
+
+PREVIEW_RATE = 22_050
+
+
+def preview_notes(notes: tuple[Note, ...], tempo_bpm: float, length_beats: float) -> npt.NDArray[np.float32]:
+    """A plain sketch of MIDI notes to hear a region alone (no soundfont in the window's process): each note a sine
+    with two overtones and a decay, a drum hit a short noise burst; ``[frames, 2]`` float32 at :data:`PREVIEW_RATE`."""
+    seconds_per_beat = 60.0 / tempo_bpm
+    frames = int(max(length_beats, max((n.end_beats for n in notes), default=0.0)) * seconds_per_beat * PREVIEW_RATE)
+    out = np.zeros(frames + PREVIEW_RATE // 2, dtype=np.float32)
+    noise = np.random.default_rng(0).standard_normal(PREVIEW_RATE // 8).astype(np.float32)
+    for note in notes:
+        start = int(note.start_beats * seconds_per_beat * PREVIEW_RATE)
+        if note.drum:
+            burst = noise * np.exp(-np.arange(len(noise)) / (PREVIEW_RATE * 0.02)).astype(np.float32)
+            wave = burst[: len(out) - start]
+        else:
+            length = max(1, int((note.end_beats - note.start_beats) * seconds_per_beat * PREVIEW_RATE))
+            t = np.arange(min(length, len(out) - start)) / PREVIEW_RATE
+            hz = 440.0 * 2.0 ** ((note.pitch - 69) / 12.0)
+            tone = np.sin(2 * np.pi * hz * t) + 0.3 * np.sin(4 * np.pi * hz * t) + 0.1 * np.sin(6 * np.pi * hz * t)
+            wave = (tone * np.exp(-t * 3.0) * np.minimum(1.0, t * 200.0)).astype(np.float32)
+        out[start : start + len(wave)] += 0.15 * (note.velocity / 127.0) * wave
+    peak = float(np.abs(out).max()) if len(out) else 0.0
+    if peak > 0.95:
+        out *= 0.95 / peak
+    return np.stack([out, out], axis=1)

@@ -222,6 +222,8 @@ class VariantsState:
     slot_b: str = ""
     audition_message: str = ""
     take_seconds: float = 0.0  # the length of what plays (the region and the variant, with region first)
+    muted: tuple[str, ...] = ()  # stems (parts) muted in audition
+    soloed: tuple[str, ...] = ()  # stems soloed in audition (any soloed: only those play)
 
     def item(self, variant_id: str) -> VariantItem | None:
         return next((i for i in self.items if i.variant_id == variant_id), None)

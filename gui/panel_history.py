@@ -77,14 +77,19 @@ class QtHistoryPanel(QtCard):
 
     def show_live(self, jobs: JobsState) -> None:
         """A job running here shows its real status ("running 67%"): its job.json says "queued" until it ends."""
-        live = {r.job_id: r for r in jobs.rows if r.status == "running"}
+        live = {r.job_id: r for r in jobs.rows}
+        on_disk = {r.job_id: r.status for r in self.session.models.history.value.rows}
         for index in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(index)
-            row = live.get(str(item.data(3, Qt.ItemDataRole.UserRole))) if item is not None else None
-            if item is None or row is None:
+            if item is None:
                 continue
-            item.setText(3, f"running {row.fraction * 100:.0f}%")
-            item.setForeground(3, QColor(_STATUS_COLORS["running"]))
+            job_id = str(item.data(3, Qt.ItemDataRole.UserRole))
+            row = live.get(job_id)
+            # running here: its progress; ended here: how (job.json may not say it yet); else what job.json says
+            status = f"running {row.fraction * 100:.0f}%" if row is not None and row.status == "running" else ""
+            status = status or (row.status if row is not None else on_disk.get(job_id, ""))
+            item.setText(3, status)
+            item.setForeground(3, QColor(_STATUS_COLORS.get(status.split(" ")[0], theme.DIM)))
 
     def job_menu(self, item: QTreeWidgetItem) -> QMenu:
         """The right-click menu of a job: open it, or delete it to the trash."""

@@ -40,6 +40,9 @@ class QtRegionPanel(QtCard):
         self.open_button.clicked.connect(self.choose_file)
         self.header.insertWidget(1, self.name)
         self.header.insertWidget(2, self.origin)
+        self.play_button = QPushButton("▶ Region")
+        self.play_button.setToolTip("Hear the region alone (its audio, or a plain sketch of its notes); Space stops")
+        self.play_button.clicked.connect(session.play_region)
         self.header.addWidget(self.open_button)
         self.view = QtRegionView()
         self.body.addWidget(self.view, 1)
@@ -75,6 +78,7 @@ class QtRegionPanel(QtCard):
             ("Starts", self.position),
         ):
             self.strip.add_group(label(caption, "dim"), widget)
+        self.strip.add_group(self.play_button)
         self.strip.add_group(self.files)
         self.body.addWidget(self.strip)
         self._set_enabled(False)
@@ -118,7 +122,7 @@ class QtRegionPanel(QtCard):
         self.view.show_media(notes, peaks, _display_length(state), region.meter, first_bar)
 
     def _set_enabled(self, enabled: bool) -> None:
-        for widget in (self.tempo, self.meter, self.tap_button):
+        for widget in (self.tempo, self.meter, self.tap_button, self.play_button):
             widget.setEnabled(enabled)
 
     def _tempo_changed(self) -> None:

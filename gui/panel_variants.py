@@ -103,6 +103,8 @@ class QtVariantsPanel(QtCard):
         self.drag_midi = QtDragChip("⇱ MIDI", lambda: session.drag_paths(self._selected(), "midi"))
         self.drag_stems = QtDragChip("⇱ All stems", lambda: session.drag_paths(self._selected(), "stems"))
         self.stem_chips: list[QtDragChip] = []
+        self.stem_mutes: dict[str, QPushButton] = {}
+        self.stem_solos: dict[str, QPushButton] = {}
         self.actions_row = QtFlowRow()
         self.actions_row.add_group(_drag_caption(), self.drag_audio, self.drag_midi, self.drag_stems)
         self.actions_row.add_group(self.regenerate_button, self.continue_button)
@@ -176,7 +178,7 @@ class QtVariantsPanel(QtCard):
         self.drag_stems.setEnabled(selected is not None and bool(selected.stems))
         self.drag_midi.setVisible(selected is None or "midi" in selected.files)  # an audio-only variant has no .mid
         self._show_place()
-        self._show_stems(selected)
+        self._show_stems(selected, state)
         self.audition.set_full_text(state.audition_message)
         self.show_playhead(self.list_model.playhead_seconds)
 
@@ -203,20 +205,30 @@ class QtVariantsPanel(QtCard):
         if viewport is not None:
             viewport.update()
 
-    def _show_stems(self, item: VariantItem | None) -> None:
+    def _show_stems(self, item: VariantItem | None, state: VariantsState) -> None:
+        """A drag chip per stem, with Mute and Solo for audition."""
         parts = sorted(item.stems) if item is not None else []
         self.stems_label.setVisible(bool(parts))
-        if [c.text() for c in self.stem_chips] == [f"⇱ {_part_name(p)}" for p in parts]:
-            return
-        for chip in self.stem_chips:
-            self.stems_row.remove(chip)
-            chip.deleteLater()
-        self.stem_chips = []
+        if [c.text() for c in self.stem_chips] != [f"⇱ {_part_name(p)}" for p in parts]:
+            for widget in [*self.stem_chips, *self.stem_mutes.values(), *self.stem_solos.values()]:
+                self.stems_row.remove(widget)
+                widget.deleteLater()
+            self.stem_chips, self.stem_mutes, self.stem_solos = [], {}, {}
+            for part in parts:
+                chip = QtDragChip(f"⇱ {_part_name(part)}", self._stem_paths(part))
+                chip.setToolTip(f"Drag the {part} stem onto a DAW track")
+                mute, solo = (
+                    _stem_toggle("M", f"Mute the {part} stem in audition"),
+                    _stem_toggle("S", f"Solo the {part} stem in audition (only soloed stems play)"),
+                )
+                mute.toggled.connect(lambda _, p=part: self.session.toggle_stem(p, "mute"))
+                solo.toggled.connect(lambda _, p=part: self.session.toggle_stem(p, "solo"))
+                self.stems_row.add_group(chip, mute, solo)
+                self.stem_chips.append(chip)
+                self.stem_mutes[part], self.stem_solos[part] = mute, solo
         for part in parts:
-            chip = QtDragChip(f"⇱ {_part_name(part)}", self._stem_paths(part))
-            chip.setToolTip(f"Drag the {part} stem onto a DAW track")
-            self.stems_row.add_group(chip)
-            self.stem_chips.append(chip)
+            set_quietly(self.stem_mutes[part], part in state.muted)
+            set_quietly(self.stem_solos[part], part in state.soloed)
 
     def _stem_paths(self, part: str) -> Callable[[], list[Path]]:
         return lambda: self.session.drag_paths(self._selected(), f"stem:{part}")
@@ -306,6 +318,13 @@ def _drag_caption() -> QLabel:
     caption = label("Drag:", "dim")
     caption.setToolTip("Drag these onto a DAW track: they carry the variant's files")
     return caption
+
+
+def _stem_toggle(text: str, tip: str) -> QPushButton:
+    button = _toggle(text)
+    button.setObjectName("small")
+    button.setToolTip(tip)
+    return button
 
 
 def _toggle(text: str) -> QPushButton:

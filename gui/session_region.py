@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from engine.api import Meter
 from engine.errors import SegueError
-from gui.media import classify_dropped, read_media, region_from_files, tempo_from_name
+from gui.media import PREVIEW_RATE, classify_dropped, preview_notes, read_media, region_from_files, tempo_from_name
 from gui.models import TempoSource
 from gui.readers import RegionAudioRead, read_region_audio
 
 if TYPE_CHECKING:
     from bridge.service import BridgeService, DawRegion
+    from gui.audition import Player
     from gui.models import Models
     from gui.session import Post
 
@@ -57,6 +58,7 @@ class SessionRegion:
         service: BridgeService
         _post: Post
         tapper: TapTempo
+        player: Player
 
         def _remember(self, **changes: Any) -> None: ...
         def say(self, level: str, text: str) -> None: ...
@@ -104,6 +106,21 @@ class SessionRegion:
             region = dataclasses.replace(region, meter=meter)
         if region != state.region:
             self._show_region(region, state.origin or "file", tempo_source, name=state.name)
+
+    def play_region(self) -> None:
+        """Hear the region alone: its audio, or a plain sketch of its MIDI notes."""
+        state = self.models.region.value
+        region = state.region
+        if region is None:
+            self.say("info", "Open a region first.")
+            return
+        if region.audio_path is not None:
+            self.player.play("region", (region.audio_path,), region.meter)
+        elif state.midi is not None and state.midi.notes:
+            audio = preview_notes(state.midi.notes, region.tempo_bpm, region.length_beats)
+            self.player.play_audio("region", audio, PREVIEW_RATE, region.meter)
+        else:
+            self.say("warning", "The region has nothing to play.")
 
     def tap_tempo(self) -> None:
         """One tap of the Region panel's Tap button: from the third tap on, the taps' tempo is the region's."""

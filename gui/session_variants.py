@@ -83,6 +83,8 @@ class SessionVariants:
                 slot_a=items[0].variant_id if items else "",
                 slot_b=items[1].variant_id if len(items) > 1 else "",
                 playing="",
+                muted=() if current.job_dir != job_dir else current.muted,  # a new job: every stem heard again
+                soloed=() if current.job_dir != job_dir else current.soloed,
                 audition_message="" if record.status == "done" else catalog.status_text(record),
             )
         )
@@ -97,16 +99,28 @@ class SessionVariants:
         if item is None:
             self.say("info", "Choose a variant to play.")
             return
-        paths = catalog.audition_paths(item, state.region_first)
+        key, paths, gains = _take(item, state)
         if not paths:
             self.say("warning", f"{item.variant_id} has no audio to play; drag its MIDI into your DAW instead.")
             return
-        key = f"{item.variant_id}+region" if state.region_first and "full_audio" in item.files else item.variant_id
         meter = Meter.parse(state.job.region.meter) if state.job is not None and state.job.region.meter else None
         wait = seconds_to_next_bar(self.transport(), meter or Meter())
         waiting = f"V{item.number} starts on the DAW's next bar (in {wait:.1f} s)..." if wait > 0.05 else ""
         self.models.variants.update(selected=item.variant_id, audition_message=waiting or state.audition_message)
-        self.player.play(key, paths, meter)
+        self.player.play(key, paths, meter, gains)
+
+    def toggle_stem(self, part: str, how: str) -> None:
+        """Mute or solo (``how``) one stem in audition; what plays follows at once, from the same position."""
+        state = self.models.variants.value
+        field = "muted" if how == "mute" else "soloed"
+        chosen = set(getattr(state, field))
+        chosen.symmetric_difference_update({part})
+        self.models.variants.update(**{field: tuple(sorted(chosen))})
+        state = self.models.variants.value
+        item = state.item(state.playing.split("+")[0]) if state.playing else None
+        if item is not None and item.stems:
+            key, paths, gains = _take(item, state)
+            self.player.switch(key, paths, gains)
 
     def stop(self) -> None:
         self.player.stop()
@@ -294,6 +308,18 @@ class SessionVariants:
         """The existing files to drag out for ``what``: "audio", "midi", "stems" or "stem:<part>"."""
         item = self.models.variants.value.item(variant_id)
         return catalog.drag_paths(item, what) if item is not None else []
+
+
+def _take(item: VariantItem, state: VariantsState) -> tuple[str, tuple[Path, ...], tuple[float, ...]]:
+    """What plays for ``item``: its stems layered when some are muted or soloed, else its mix (or the region then
+    it, or with it): (the take's key, the files, their gains or () to play them one after another)."""
+    stems = item.stems
+    if stems and (state.muted or state.soloed):
+        parts = sorted(stems)
+        audible = [p in state.soloed if state.soloed else p not in state.muted for p in parts]
+        return f"{item.variant_id}+stems", tuple(stems[p] for p in parts), tuple(1.0 if a else 0.0 for a in audible)
+    key = f"{item.variant_id}+region" if state.region_first and "full_audio" in item.files else item.variant_id
+    return key, catalog.audition_paths(item, state.region_first), ()
 
 
 def _annotated(item: VariantItem, fields: dict[str, str]) -> VariantItem:

@@ -167,8 +167,7 @@ def test_place_in_daw_needs_a_daw_then_sends_the_variant(
     rig.session.select("v02")
     qtbot.mouseClick(window.variants.place_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "(midi" in window.message_bar.text.text() and "(audio" in window.message_bar.text.text())
-    kinds = {p.kind for p in placed if isinstance(p, Placement)}
-    assert kinds == {"audio", "midi"}
+    qtbot.waitUntil(lambda: {p.kind for p in placed if isinstance(p, Placement)} == {"audio", "midi"}, timeout=5000)
     assert all(p.file_path.is_file() and p.variant_id == "v02" for p in placed if isinstance(p, Placement))
 
 
