@@ -42,6 +42,8 @@ class GuiOptions:
     screenshot: Path | None = None
     demo_job: Path | None = None  # with --screenshot: show this job folder instead of generating one
     demo_region: Path = DEMO_REGION
+    screenshot_size: tuple[int, int] = (1440, 900)  # the window's size in the screenshot
+    screenshot_mode: str = "continue"  # the Generate panel's mode in the screenshot (continue | accompany)
 
 
 def _say(text: str) -> None:
@@ -69,6 +71,7 @@ def run(options: GuiOptions, engine_factory: EngineFactory = api.open_engine, sa
     if options.screenshot is not None:  # a clean, reproducible window: defaults, a fresh jobs folder
         settings, settings_path = GuiSettings(out_dir=str(_screenshot_out(options))), None
         settings = dataclasses.replace(settings, osc_port=9750 if _port_free(9750) else 0, bars=4, variants=4, seed=7)
+        settings = dataclasses.replace(settings, mode=options.screenshot_mode)
     if options.out_dir is not None:
         settings = dataclasses.replace(settings, out_dir=str(options.out_dir))
     if options.engine is not None:
@@ -155,7 +158,7 @@ def _screenshot(
     assert isinstance(window, QtMainWindow) and isinstance(session, Session)
     path = options.screenshot
     assert path is not None
-    window.resize(1440, 900)
+    window.resize(*options.screenshot_size)
     window.show()
 
     def wait(condition: Callable[[], bool], timeout: float) -> bool:
