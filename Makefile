@@ -65,9 +65,10 @@ test-slow: venv
 	$(PY) -m pytest -m "slow" $(PYTEST_FLAGS)
 
 # Debian packages for the integration tests (real JACK dummy server, jack_midi_clock, headless Ardour 7, PortAudio
-# for sounddevice, Lua 5.4 and node for the DAW scripts' tests); installed when missing and we are root, else the
+# for sounddevice, Lua 5.4 and node for the DAW scripts' tests; real recordings for the audio engine's tests:
+# lmms-common's loops and hydrogen-drumkits' recorded hits); installed when missing and we are root, else the
 # tests that need them skip with a hint.
-SYSTEM_PACKAGES := jackd2 jack-midi-clock ardour libportaudio2 lua5.4 nodejs
+SYSTEM_PACKAGES := jackd2 jack-midi-clock ardour libportaudio2 lua5.4 nodejs lmms-common hydrogen-drumkits
 system-deps:
 	@missing=""; \
 	command -v jackd >/dev/null || missing="$$missing jackd2"; \
@@ -76,6 +77,8 @@ system-deps:
 	ldconfig -p | grep -q libportaudio.so.2 || missing="$$missing libportaudio2"; \
 	command -v lua5.4 >/dev/null || missing="$$missing lua5.4"; \
 	command -v node >/dev/null || missing="$$missing nodejs"; \
+	test -d /usr/share/lmms/samples/beats || missing="$$missing lmms-common"; \
+	test -d /usr/share/hydrogen/data/drumkits || missing="$$missing hydrogen-drumkits"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
