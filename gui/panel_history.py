@@ -9,6 +9,7 @@ from PyQt6.QtCore import QPoint, Qt
 from PyQt6.QtGui import QColor
 from PyQt6.QtWidgets import (
     QAbstractItemView,
+    QFileDialog,
     QHeaderView,
     QMenu,
     QPushButton,
@@ -20,7 +21,7 @@ from PyQt6.QtWidgets import (
 from gui import theme
 from gui.models import HistoryRow, HistoryState, JobsState, Models
 from gui.session import Session
-from gui.widgets import QtCard, QtElidedLabel
+from gui.widgets import QtCard, QtElidedLabel, row
 
 _STATUS_COLORS = {"done": theme.GOOD, "failed": theme.BAD, "cancelled": theme.DIM, "running": theme.WARN}
 
@@ -31,6 +32,10 @@ class QtHistoryPanel(QtCard):
         self.session = session
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.clicked.connect(lambda: session.refresh_history())
+        self.folder_button = QPushButton("Folder…")
+        self.folder_button.setToolTip("Keep the jobs in another folder")
+        self.folder_button.clicked.connect(self.choose_folder)
+        self.folder_button.setObjectName("small")
         self.header.addWidget(self.refresh_button)
         self.tree = QTreeWidget()
         self.tree.setColumnCount(4)
@@ -45,7 +50,9 @@ class QtHistoryPanel(QtCard):
         self.folder = QtElidedLabel(mode=Qt.TextElideMode.ElideMiddle)  # a long path never widens the window
         self.folder.setObjectName("dim")
         self.body.addWidget(self.tree, 1)
-        self.body.addWidget(self.folder)
+        bottom = row(self.folder, self.folder_button, spacing=6)
+        bottom.setStretchFactor(self.folder, 1)
+        self.body.addLayout(bottom)
         header = self.tree.header()
         if header is not None:
             header.setStretchLastSection(False)
@@ -107,6 +114,12 @@ class QtHistoryPanel(QtCard):
         if item is not None:
             viewport = self.tree.viewport()
             self.job_menu(item).popup(viewport.mapToGlobal(point) if viewport is not None else point)
+
+    def choose_folder(self) -> None:
+        start = str(self.session.out_dir)
+        folder = QFileDialog.getExistingDirectory(self, "Keep the jobs in", start)
+        if folder:
+            self.session.set_jobs_dir(Path(folder))
 
     def _open(self, item: QTreeWidgetItem | None, column: int = 0) -> None:
         if item is None:

@@ -67,20 +67,17 @@ class QtRegionPanel(QtCard):
         self.bars = label("--", "value", mono=True, size=10.5)
         self.key = label("--", "value", mono=True, size=10.5)
         self.position = label("--", "value", mono=True, size=10.5)
-        self.files = QtElidedLabel(cap=280)  # a long file name is cut, never widens the window
+        self.files = QtElidedLabel()  # a long file name is cut, never widens the window
         self.files.setObjectName("dim")
         self.strip = QtFlowRow(spacing=8, group_spacing=14, spread=False)
         self.strip.add_group(label("Tempo", "dim"), self.tempo, self.tap_button, self.tempo_source)
-        for caption, widget in (
-            ("Meter", self.meter),
-            ("Bars", self.bars),
-            ("Key", self.key),
-            ("Starts", self.position),
-        ):
+        for caption, widget in (("Meter", self.meter), ("Bars", self.bars), ("Key", self.key)):
             self.strip.add_group(label(caption, "dim"), widget)
+        self.position_caption = label("Starts", "dim")
+        self.strip.add_group(self.position_caption, self.position)  # shown for a region from the DAW
         self.strip.add_group(self.play_button)
-        self.strip.add_group(self.files)
         self.body.addWidget(self.strip)
+        self.header.insertWidget(3, self.files, 1)  # beside the name: the files it was read from
         self._set_enabled(False)
         models.region.subscribe(self.show_region)
 
@@ -114,6 +111,8 @@ class QtRegionPanel(QtCard):
         self.key.setText(state.key or "--")
         bar = region.start_beats / region.meter.quarters_per_bar + 1
         self.position.setText(f"bar {bar:g}" if state.origin == "daw" else "--")
+        for widget in (self.position_caption, self.position):
+            widget.setVisible(state.origin == "daw")
         names = [p.name for p in (region.midi_path, region.audio_path) if p is not None]
         self.files.set_full_text("  +  ".join(names))
         notes = state.midi.notes if state.midi is not None else ()

@@ -442,6 +442,25 @@ class Session(SessionLinks, SessionRegion, SessionVariants):
 
     # -- history ------------------------------------------------------------------------------------------------
 
+    def set_jobs_dir(self, folder: Path) -> None:
+        """Keep the jobs in another folder from now on (kept in the settings); its History shows at once."""
+        if self.service.running_jobs or self.models.jobs.value.waiting:
+            self.say("warning", "Wait for the jobs to end (or cancel them) before changing the jobs folder.")
+            return
+        path = folder.expanduser().resolve()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self.say("error", f"The jobs folder cannot be {path}: {e.strerror or e}. Choose a folder you can write.")
+            return
+        self.out_dir = path
+        self.service.out_dir = path
+        self._remember(out_dir=str(path))
+        self.save()
+        self.models.variants.update(job=None, job_dir=None, items=(), selected="", slot_a="", slot_b="")
+        self.refresh_history(show_latest=True)
+        self.say("info", f"Jobs are kept in {path} from now on.")
+
     def refresh_history(self, show_latest: bool = False) -> None:
         rows = tuple(catalog.history_row(d, r) for d, r in reversed(list_jobs(self.out_dir)))
         self.models.history.update(rows=rows, out_dir=self.out_dir)

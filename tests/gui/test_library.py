@@ -13,6 +13,7 @@ from pytestqt.qtbot import QtBot
 
 from engine.errors import BadInputError
 from gui import library
+from gui.settings import load_settings
 from gui.window import QtMainWindow
 
 MakeRig = Callable[..., Rig]
@@ -96,3 +97,18 @@ def test_variants_are_named_and_annotated_and_keep_it_across_a_restart(
     again.session.annotate("v02", name="")
     assert again.models.variants.value.item("v02").name == ""  # type: ignore[union-attr]
     assert library.load_annotations(again.out_dir) == {kept.key: {"notes": "try it under the chorus"}}
+
+
+def test_the_jobs_folder_can_be_changed_from_the_window(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path, tmp_path: Path
+) -> None:
+    rig, window = _ready(qtbot, make_rig, make_window, region_file)
+    assert window.history.folder_button.text() == "Folder…"  # opens a folder dialog, then does what follows
+    elsewhere = tmp_path / "elsewhere" / "jobs"
+    rig.session.set_jobs_dir(elsewhere)
+    assert rig.models.history.value.rows == () and rig.models.history.value.out_dir == elsewhere.resolve()
+    assert rig.models.variants.value.items == ()
+    generate_and_wait(qtbot, rig, variants=1)
+    assert [r.job_dir.parent for r in rig.models.history.value.rows] == [elsewhere.resolve()]
+    rig.session.close()
+    assert load_settings(rig.settings_path).settings.out_dir == str(elsewhere.resolve())  # kept for the next start
