@@ -130,6 +130,8 @@ class OscBridge:
         region_names = "audio_path midi_path start_beats length_beats tempo_bpm meter_num meter_den track"
         self.routes: dict[str, Route] = {
             "/segue/region": Route("ssfffiis", tuple(region_names.split()), self._on_region),
+            # the same region, then one (s:name s:path) pair per track's audio (docs/osc.md)
+            "/segue/region/stems": Route("ssfffiis", tuple(region_names.split()), self._on_region_stems, pairs=True),
             "/segue/generate": Route(
                 "siiss", ("mode", "bars", "variants", "parts", "output"), self._on_generate, optional=2, pairs=True
             ),
@@ -200,19 +202,16 @@ class OscBridge:
     # -- handlers (values already checked against the route's types) -------------------------------------------
 
     def _on_region(self, sender: Sender, values: list[Any]) -> None:
-        audio, midi, start, length, tempo, num, den, track = values
-        if den <= 0 or den & (den - 1):
-            raise BadInputError(f"/segue/region: meter_den must be a power of two (1, 2, 4, 8, ...), got {den}")
-        meter = Meter(num, den)  # checks the ranges, BadInputError names them
-        if not audio and not midi:
-            raise BadInputError("/segue/region: give an audio path, a MIDI path, or both (both were empty)")
-        try:  # the engine's own bounds (engine.api.Prompt), checked now rather than when a job starts
-            Prompt(Path(midi or audio), None, tempo_bpm=tempo, meter=meter, length_beats=length, start_beats=start)
-        except BadInputError as e:
-            raise BadInputError(f"/segue/region: {e}") from e
-        audio_path = _region_file(audio, "audio") if audio else None
-        midi_path = _region_file(midi, "midi") if midi else None
-        self.service.set_region(DawRegion(audio_path, midi_path, start, length, tempo, meter, track))
+        self.service.set_region(_daw_region("/segue/region", values, ()))
+
+    def _on_region_stems(self, sender: Sender, values: list[Any]) -> None:
+        pairs: list[tuple[str, Any]] = values[8] if len(values) > 8 else []
+        if not pairs:
+            raise BadInputError(
+                "/segue/region/stems: give each track's audio after the region's 8 arguments, as pairs "
+                "s:name s:path (e.g. drums /abs/drums.wav bass /abs/bass.wav); none were given"
+            )
+        self.service.set_region(_daw_region("/segue/region/stems", values[:8], pairs))
 
     def _on_generate(self, sender: Sender, values: list[Any]) -> None:
         mode, bars, variants = values[:3]
@@ -394,26 +393,59 @@ def _parts(text: str, mode: str) -> tuple[str, ...]:
     return names
 
 
-def _region_file(text: str, role: str) -> Path:
+def _daw_region(address: str, values: list[Any], pairs: Sequence[tuple[str, Any]]) -> DawRegion:
+    """The region of ``/segue/region`` (``values``: its 8 arguments) or of ``/segue/region/stems`` (the same, and
+    the (name, path) ``pairs`` of its stems). Every bound is engine.api.Prompt's (checked here, before any file is
+    read): the stems' names, their count (at most engine.api.MAX_STEMS), the tempo, meter and positions. Then
+    every file must exist and be of its kind (:func:`_region_file`). Sample rates, lengths and channel counts of
+    the stems are the engine's to check when the job starts (the job fails naming each stem)."""
+    audio, midi, start, length, tempo, num, den, track = values
+    if den <= 0 or den & (den - 1):
+        raise BadInputError(f"{address}: meter_den must be a power of two (1, 2, 4, 8, ...), got {den}")
+    meter = Meter(num, den)  # checks the ranges, BadInputError names them
+    if not audio and not midi and not pairs:
+        raise BadInputError(f"{address}: give an audio path, a MIDI path, or both (both were empty)")
+    for position, (name, path) in enumerate(pairs):
+        if not isinstance(path, str):
+            raise BadInputError(
+                f"{address}: argument {9 + 2 * position + 1} (the path of stem {_short(name)!r}) must be a string, "
+                f"got {_osc_type(path)}"
+            )
+        if not path:
+            raise BadInputError(f"{address}: stem {_short(name)!r} needs the path of its audio file, got ''")
+    stems = tuple((name, Path(path)) for name, path in pairs)
+    try:  # the engine's own bounds (engine.api.Prompt), checked now rather than when a job starts
+        Prompt(Path(midi or audio or "stems"), None, tempo_bpm=tempo, meter=meter, length_beats=length,
+               start_beats=start, stems=stems)  # fmt: skip
+    except BadInputError as e:
+        raise BadInputError(f"{address}: {e}") from e
+    audio_path = _region_file(audio, "audio", address) if audio else None
+    midi_path = _region_file(midi, "midi", address) if midi else None
+    checked = tuple((name, _region_file(str(path), "audio", address, f"stem {name}")) for name, path in stems)
+    return DawRegion(audio_path, midi_path, start, length, tempo, meter, track, checked)
+
+
+def _region_file(text: str, role: str, address: str = "/segue/region", what: str = "") -> Path:
     """An existing regular file of the expected role (by content), absolute; :class:`BadInputError` otherwise.
 
     The path is taken as it is (no ``~``: that is the DAW's to expand). Whatever is wrong with it (missing, not a
     regular file, unreadable, not MIDI or audio, too large) gets the same answer, so that OSC cannot be used to
     learn which files exist; the reason is logged here. A FIFO or device is refused without being opened."""
+    what = what or f"the {role} path"
     path = Path(text)
     if not path.is_absolute():
-        raise BadInputError(f"/segue/region: the {role} path must be absolute, got {_short(text)!r}")
+        raise BadInputError(f"{address}: {what} must be absolute, got {_short(text)!r}")
     try:
         found = sniff_format(path)
     except BadInputError as e:
-        log.info("/segue/region: %s", _short(str(e)))
+        log.info("%s: %s", address, _short(str(e)))
         raise BadInputError(
-            f"/segue/region: cannot read a region at {_short(text)}: it does not exist or is not a MIDI/audio file "
+            f"{address}: cannot read a region at {_short(text)}: it does not exist or is not a MIDI/audio file "
             f"Segue reads (a Standard MIDI File up to {MAX_MIDI_FILE_BYTES // 2**20} MiB; WAV, FLAC or AIFF up to "
             f"{MAX_AUDIO_FILE_BYTES // 2**30} GiB)"
         ) from e
     if found != role:
-        raise BadInputError(f"/segue/region: {path} is a {found} file, given as the {role} path; {ACCEPTED_FORMATS}")
+        raise BadInputError(f"{address}: {path} is a {found} file, given as {what}; {ACCEPTED_FORMATS}")
     return path.resolve()
 
 

@@ -54,7 +54,10 @@ def create_job(request: GenerationRequest, out_dir: Path, engine_name: str) -> J
     """
     prompt = request.prompt
     sources = []
-    for role, path in (("midi", prompt.midi_path), ("audio", prompt.audio_path)):
+    # the stems (several tracks' audio of the region) are sources too, role "stem:<name>", in the order given
+    given = [("midi", prompt.midi_path), ("audio", prompt.audio_path)]
+    given += [(f"stem:{name}", Path(path)) for name, path in prompt.stems]
+    for role, path in given:
         if path is None:
             continue
         try:
@@ -63,6 +66,8 @@ def create_job(request: GenerationRequest, out_dir: Path, engine_name: str) -> J
             raise BadInputError(f"cannot read the region file {path}: {e.strerror or e}") from e
     stem_source = prompt.midi_path or prompt.audio_path
     stem = stem_source.stem if stem_source is not None else "region"
+    if stem_source is None and prompt.stems:  # stems only: the job is named after the tracks ("drums-bass")
+        stem = "-".join(name for name, _ in prompt.stems[:3])
     job_id, job_dir = create_job_dir(out_dir, stem, request.params.mode)
     params = request.params
     created = now_iso()

@@ -77,6 +77,9 @@ class DawRegion:
     tempo_bpm: float
     meter: Meter
     track: str = ""
+    # several tracks' audio of this region, (name, absolute path) per track (``/segue/region/stems``): continued
+    # together (engine.api.Prompt.stems); ``audio_path`` is then their mix when the DAW sent one, else None
+    stems: tuple[tuple[str, Path], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -224,8 +227,8 @@ class BridgeService:
 
     def set_region(self, region: DawRegion) -> None:
         """Remember the region that the next :meth:`generate` uses."""
-        if region.audio_path is None and region.midi_path is None:
-            raise BadInputError("a region needs an audio file, a MIDI file, or both")
+        if region.audio_path is None and region.midi_path is None and not region.stems:
+            raise BadInputError("a region needs an audio file, a MIDI file, or both (or its tracks' audio as stems)")
         self._region = region
         log.info(
             "region: %s (%g beats at %g, %g BPM)",
@@ -299,6 +302,7 @@ class BridgeService:
             meter=region.meter,
             length_beats=region.length_beats,
             start_beats=region.start_beats,
+            stems=region.stems,
         )
         request = GenerationRequest(prompt=prompt, params=params, model=model or self.model)
         with self._lock:

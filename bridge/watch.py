@@ -14,6 +14,10 @@ A request holds Segue's ``/segue/region`` fields and, optionally, what ``/segue/
      "tempo_bpm": 120.0, "meter_num": 4, "meter_den": 4, "track": "Vocal",
      "generate": {"mode": "continue", "bars": 4, "variants": 2}}
 
+A region given as several tracks' audio (drums, bass, keys: continued together, each coming back as a stem)
+adds ``"stems": [{"name": "drums", "path": "/abs/drums.wav"}, {"name": "bass", "path": "/abs/bass.wav"}]``
+(``audio_path`` is then their mix, or ``""``: Segue sums them); it stands for ``/segue/region/stems``.
+
 (``generate`` may also hold ``"parts": "bass,piano"`` for ``"mode": "accompany"`` and ``"output"``:
 ``auto|audio|midi|both``, as ``/segue/generate``'s optional arguments, and the producer's controls, as its
 key/value pairs: ``"similarity": 0.7``, ``"keep_opening": true``, ``"density": 1.5``,
@@ -91,11 +95,16 @@ def request_messages(request: Any) -> list[tuple[str, list[tuple[str, Any]]]]:
     version = request.get("segue", FORMAT_VERSION)
     if version != FORMAT_VERSION:
         raise BadInputError(f"request format {version!r} is not understood; this bridge reads 'segue': 1")
-    known = {name for name, _, _ in _REGION_FIELDS} | {"segue", "generate"}
+    known = {name for name, _, _ in _REGION_FIELDS} | {"segue", "generate", "stems"}
     unknown = sorted(set(request) - known)
     if unknown:
         raise BadInputError(f"unknown field(s) {', '.join(unknown)}; a request has {', '.join(sorted(known))}")
-    messages = [("/segue/region", _fields(request, _REGION_FIELDS, "request"))]
+    region = _fields(request, _REGION_FIELDS, "request")
+    stems = request.get("stems")
+    if stems is None:
+        messages = [("/segue/region", region)]
+    else:
+        messages = [("/segue/region/stems", region + _stem_args(stems))]
     generate = request.get("generate")
     if generate is not None:
         if not isinstance(generate, dict):
@@ -105,6 +114,29 @@ def request_messages(request: Any) -> list[tuple[str, list[tuple[str, Any]]]]:
             args += [("s", key), _control_value(key, value)]
         messages.append(("/segue/generate", args))
     return messages
+
+
+def _stem_args(stems: Any) -> list[tuple[str, Any]]:
+    """``"stems": [{"name": "drums", "path": "/abs/drums.wav"}, ...]`` as /segue/region/stems's name/path pairs
+    (names, paths and their count are checked by the OSC table, as for OSC)."""
+    shape = 'a list of {"name": "drums", "path": "/abs/drums.wav"} objects, one per track'
+    if not isinstance(stems, list) or not stems:
+        raise BadInputError(f"request: 'stems' must be {shape}, got {_shown(stems)}")
+    args: list[tuple[str, Any]] = []
+    for index, stem in enumerate(stems, start=1):
+        if not isinstance(stem, dict) or set(stem) != {"name", "path"}:
+            raise BadInputError(f"request: stem {index} must be an object with a name and a path ({shape}), got "
+                                f"{_shown(stem)}")  # fmt: skip
+        for key in ("name", "path"):
+            if not isinstance(stem[key], str):
+                raise BadInputError(f"request: the {key} of stem {index} must be a string, got {_shown(stem[key])}")
+        args += [("s", stem["name"]), ("s", stem["path"])]
+    return args
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:80] + "..."
 
 
 def _fields(values: dict[str, Any], fields: tuple[tuple[str, str, Any], ...], what: str) -> list[tuple[str, Any]]:

@@ -158,17 +158,19 @@ class RemoteEngine:
 
     def _submit(self, client: httpx.Client, request: GenerationRequest) -> str:
         prompt = request.prompt
-        files: dict[str, tuple[str, Any, str]] = {}
+        files: list[tuple[str, tuple[str, Any, str]]] = []  # a list: one "stem" field per stem, in their order
+        audio = "application/octet-stream"
+        given = [("midi", prompt.midi_path, "audio/midi", "region"), ("audio", prompt.audio_path, audio, "region")]
+        given += [("stem", path, audio, name) for name, path in prompt.stems]
         with contextlib.ExitStack() as stack:
-            for role, path, media in (("midi", prompt.midi_path, "audio/midi"),
-                                      ("audio", prompt.audio_path, "application/octet-stream")):  # fmt: skip
+            for role, path, media, base in given:
                 if path is None:
                     continue
                 try:
                     handle = stack.enter_context(Path(path).open("rb"))
                 except OSError as e:
                     raise BadInputError(f"cannot read the region file {path}: {e.strerror or e}") from e
-                files[role] = (f"region{Path(path).suffix.lower()}", handle, media)
+                files.append((role, (f"{base}{Path(path).suffix.lower()}", handle, media)))
             response = self._call(
                 client,
                 "POST",

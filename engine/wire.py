@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any, Literal, cast
 
 from engine.api import (
+    MAX_STEMS,
     GenerationParams,
     GenerationRequest,
     GenerationResult,
@@ -61,6 +62,8 @@ def request_to_json(request: GenerationRequest) -> dict[str, Any]:
         "meter": str(prompt.meter) if prompt.meter is not None else None,
         "length_beats": prompt.length_beats,
         "start_beats": prompt.start_beats,
+        # the stems' names, in the order of the "stem" uploads (one file per stem); absent: no stems
+        **({"stems": [name for name, _ in prompt.stems]} if prompt.stems else {}),
     }
 
 
@@ -79,11 +82,31 @@ def _part_density(value: Any) -> tuple[tuple[str, float], ...]:
     return tuple(value.items())
 
 
+def stem_names(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """The request's ``stems``: the names of the stems, in the order their files are uploaded (``()`` when there
+    are none). Only the shape is checked here; the names and their count are :class:`engine.api.Prompt`'s."""
+    names = data.get("stems", [])
+    if names is None:
+        return ()
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise BadInputError(f'stems must be a list of stem names (e.g. ["drums", "bass"]), got {names!r}'[:300])
+    if len(names) > MAX_STEMS:  # before anything is stored: Prompt says the same
+        raise BadInputError(f"at most {MAX_STEMS} stems per region, got {len(names)}")
+    return tuple(names)
+
+
 def request_from_json(
-    data: Mapping[str, Any], midi_path: Any = None, audio_path: Any = None
+    data: Mapping[str, Any], midi_path: Any = None, audio_path: Any = None, stem_paths: Sequence[Any] = ()
 ) -> GenerationRequest:
-    """Rebuild a request around the server's own copies of the uploaded files; :class:`BadInputError` says
-    what is wrong (the dataclasses check every value)."""
+    """Rebuild a request around the server's own copies of the uploaded files (``stem_paths``: one per name in
+    ``data["stems"]``, in that order); :class:`BadInputError` says what is wrong (the dataclasses check every
+    value)."""
+    names = stem_names(data)
+    if len(names) != len(stem_paths):
+        raise BadInputError(
+            f"the request names {len(names)} stem(s) ({', '.join(names) or 'none'}) and {len(stem_paths)} stem "
+            "file(s) came with it: upload one 'stem' file per name, in the same order"
+        )
     meter = data.get("meter")
     sample_rate = data.get("sample_rate")
     if sample_rate is not None and (
@@ -114,6 +137,7 @@ def request_from_json(
             meter=Meter.parse(meter) if isinstance(meter, str) else None,
             length_beats=_float_or_none(data.get("length_beats"), "length_beats"),
             start_beats=_float_or_none(data.get("start_beats"), "start_beats"),
+            stems=tuple(zip(names, stem_paths, strict=True)),
         )
     except (TypeError, ValueError, OverflowError) as e:  # OverflowError: float() of a 400-digit integer
         if isinstance(e, BadInputError):

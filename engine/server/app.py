@@ -26,14 +26,21 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from engine.api import GenerationRequest
+from engine.api import MAX_STEMS, GenerationRequest
 from engine.atomic import write_stream
 from engine.errors import BadInputError, DiskFullError
 from engine.server.config import ServerConfig
 from engine.server.guard import GuardMiddleware, token_detail, token_matches
 from engine.server.store import FINAL, REGION_DIR, JobStore, ServerJob, sha256_file
 from engine.server.workers import EngineFactory, Workers, local_engine_factory
-from engine.wire import API_PREFIX, check_upload_name, parse_request_json, request_from_json, sniff_upload
+from engine.wire import (
+    API_PREFIX,
+    check_upload_name,
+    parse_request_json,
+    request_from_json,
+    sniff_upload,
+    stem_names,
+)
 
 log = logging.getLogger(__name__)
 
@@ -199,12 +206,25 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         request: Annotated[str, Form(description="the parameters, JSON (see engine/wire.py request_to_json)")],
         midi: Annotated[UploadFile | None, File(description="the region as a Standard MIDI File")] = None,
         audio: Annotated[UploadFile | None, File(description="the region as WAV, FLAC or AIFF")] = None,
+        stem: Annotated[
+            list[UploadFile] | None,
+            File(
+                description="one track's audio of the region (WAV, FLAC or AIFF), once per name in the request's "
+                "'stems', in that order"
+            ),
+        ] = None,
     ) -> JobView:
         uploads = {"midi": midi, "audio": audio}
         suffixes = {role: _check_upload(role, up) for role, up in uploads.items() if up is not None}
-        placeholders = {f"{role}_path": Path(f"{role}{s}") for role, s in suffixes.items()}
+        placeholders: dict[str, Any] = {f"{role}_path": Path(f"{role}{s}") for role, s in suffixes.items()}
+        stems = list(stem or [])
         try:  # NaN, deep nesting and numbers no region can have are refused here, before anything is stored
             data = parse_request_json(request)
+            names = stem_names(data)
+            if len(stems) > MAX_STEMS:
+                raise BadInputError(f"at most {MAX_STEMS} stems per region, got {len(stems)} stem uploads")
+            stem_suffixes = [_check_upload("audio", up, f"stem {i + 1}") for i, up in enumerate(stems)]
+            placeholders["stem_paths"] = [Path(f"stem{s}") for s in stem_suffixes]
             parsed = request_from_json(data, **placeholders)
         except BadInputError as e:
             raise HTTPException(400, detail=str(e)) from e
@@ -221,6 +241,15 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
                 _save_upload(upload, job.folder / rel)
                 path = job.folder / rel
                 inputs[role] = {"file": rel, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            stored = []
+            for index, (name, upload) in enumerate(zip(names, stems, strict=True)):
+                rel = f"{REGION_DIR}/stem-{index + 1:02d}{stem_suffixes[index]}"  # the server's name, not the client's
+                path = job.folder / rel
+                _save_upload(upload, path)
+                stored.append({"name": name, "file": rel, "size_bytes": path.stat().st_size,
+                               "sha256": sha256_file(path)})  # fmt: skip
+            if stored:
+                inputs["stems"] = stored
             job.update(inputs=inputs)
         except DiskFullError:  # the upload did not fit: no job is left waiting for it (507 below)
             store.delete(job)
@@ -414,12 +443,17 @@ def _public(record: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 def _request_of(job: ServerJob) -> GenerationRequest:
     record = job.snapshot()
-    paths = {f"{role}_path": job.folder / info["file"] for role, info in record.get("inputs", {}).items()}
+    inputs = dict(record.get("inputs", {}))
+    stems = inputs.pop("stems", [])
+    paths: dict[str, Any] = {f"{role}_path": job.folder / info["file"] for role, info in inputs.items()}
+    paths["stem_paths"] = [job.folder / info["file"] for info in stems]
     return request_from_json(record["request"], **paths)
 
 
-def _check_upload(role: str, upload: UploadFile) -> str:
-    """The suffix the server stores the upload with; 400/415 with what is wrong."""
+def _check_upload(role: str, upload: UploadFile, what: str = "") -> str:
+    """The suffix the server stores the upload with; 400/415 with what is wrong (``what``: the upload's name in
+    the message, default its role)."""
+    what = what or role
     try:
         check_upload_name(upload.filename)
     except BadInputError as e:
@@ -428,12 +462,12 @@ def _check_upload(role: str, upload: UploadFile) -> str:
     head = upload.file.read(16)
     upload.file.seek(0)
     if not head:
-        raise HTTPException(400, detail=f"the {role} upload is empty")
+        raise HTTPException(400, detail=f"the {what} upload is empty")
     sniffed = sniff_upload(head)
     if sniffed is None or sniffed[0] != role:
         expected = "a Standard MIDI File (MThd)" if role == "midi" else "WAV, FLAC or AIFF audio"
         found = f"{sniffed[0]} data" if sniffed else "an unknown format"
-        raise HTTPException(415, detail=f"the {role} upload is not {expected}: it holds {found}")
+        raise HTTPException(415, detail=f"the {what} upload is not {expected}: it holds {found}")
     return sniffed[1]
 
 
