@@ -179,6 +179,7 @@ class QtConnectionsPanel(QWidget):
         self.connect_button = QPushButton("Connect")
         self.connect_button.clicked.connect(self._connect)
         self.engine_name = label("", "value")
+        self.engine_name.setWordWrap(True)  # a long engine name wraps, never widens the column
         self.engine_message = label("", "dim")
         self.engine_message.setWordWrap(True)
         self.model_list = label("", "dim", mono=True, size=8.5)

@@ -161,7 +161,9 @@ class QtGeneratePanel(QtCard):
         self.clear_button.setObjectName("small")
         self.clear_button.clicked.connect(session.clear_jobs)
         self.clear_button.hide()
-        self.body.addLayout(row(label("Jobs", "dim"), 1, self.clear_button))
+        self.jobs_caption = label("Jobs", "dim")
+        self.jobs_caption.hide()
+        self.body.addLayout(row(self.jobs_caption, 1, self.clear_button))
         self.body.addLayout(self.job_box)
         self.body.addStretch(1)
         self.job_rows: list[QtJobRow] = []
@@ -269,6 +271,7 @@ class QtGeneratePanel(QtCard):
             widget.setVisible(True)
         for widget in self.job_rows[len(shown) :]:
             widget.setVisible(False)
+        self.jobs_caption.setVisible(bool(jobs.rows))
         finished = sum(1 for r in jobs.rows if r.status != "running")
         self.clear_button.setVisible(finished > 0)
         self.clear_button.setToolTip(f"Clear the {finished} finished job(s) from this list (the History keeps them)")

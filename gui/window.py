@@ -39,7 +39,7 @@ from gui.panel_history import QtHistoryPanel
 from gui.panel_region import QtRegionPanel
 from gui.panel_variants import QtVariantsPanel
 from gui.session import Session
-from gui.widgets import label, set_quietly
+from gui.widgets import QtElidedLabel, label, set_quietly
 
 SHORTCUTS = (  # (keys, what they do): the shortcuts window lists these and File's
     ("Space", "play / stop the selected variant"),
@@ -49,6 +49,12 @@ SHORTCUTS = (  # (keys, what they do): the shortcuts window lists these and File
 )
 WIDE_WINDOW = 1280  # narrower: the side columns shrink to what they need
 NARROW_WINDOW = 1200  # narrower: the Connections column hides (the top bar's Connections button shows it)
+
+
+def _elided(cap: int, text: str = "") -> QtElidedLabel:
+    widget = QtElidedLabel(text, cap=cap)
+    widget.setObjectName("dim")
+    return widget
 
 
 class QtMainWindow(QMainWindow):
@@ -144,15 +150,15 @@ class QtMainWindow(QMainWindow):
         self.meter_readout = label("4/4", "readout", mono=True, size=12)
         self.position_readout = label("001.1", "readout", mono=True, size=12)
         self.play_readout = label("■", "readout", mono=True, size=12)
-        self.source_readout = label("", "dim")
+        self.source_readout = _elided(160)  # cut in a narrow window, whole in its tooltip
         for widget in (self.tempo_readout, self.meter_readout, self.position_readout, self.play_readout):
             layout.addWidget(widget)
         layout.addWidget(self.source_readout)
         layout.addStretch(1)
         self.daw_light = QtStatusLight()
-        self.daw_text = label("DAW", "dim")
+        self.daw_text = _elided(200, "DAW")
         self.engine_light = QtStatusLight()
-        self.engine_text = label("Engine", "dim")
+        self.engine_text = _elided(220, "Engine")
         lights: tuple[QWidget, ...] = (self.daw_light, self.daw_text, self.engine_light, self.engine_text)
         for light in lights:
             layout.addWidget(light)
@@ -248,7 +254,7 @@ class QtMainWindow(QMainWindow):
         self.position_readout.setText(f"{clock.bar:03d}.{clock.beat}")
         self.play_readout.setText("▶" if clock.playing else "■")
         self.play_readout.setStyleSheet(f"color: {theme.GOOD};" if clock.playing else "")
-        self.source_readout.setText(
+        self.source_readout.set_full_text(
             "tempo from the region" if clock.source == "none" and clock.tempo_bpm else clock.source.replace("none", "")
         )
 
@@ -264,12 +270,12 @@ class QtMainWindow(QMainWindow):
             "error": "DAW: not listening",
             "off": "DAW: off",
         }
-        self.daw_text.setText(words.get(link.status, link.status))
+        self.daw_text.set_full_text(words.get(link.status, link.status))
 
     def show_engine(self, engine: EngineView) -> None:
         self.engine_light.set_status(engine.status)
         words = {"ready": f"Engine: {engine.name}", "opening": "Engine: starting…", "failed": "Engine: unavailable"}
-        self.engine_text.setText(words.get(engine.status, engine.status))
+        self.engine_text.set_full_text(words.get(engine.status, engine.status))
 
     # -- window events ---------------------------------------------------------------------------------------
 

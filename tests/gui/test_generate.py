@@ -115,7 +115,7 @@ def test_an_engine_that_cannot_start_is_explained(
     window = make_window(rig)
     window.show()
     qtbot.waitUntil(lambda: rig.models.engine.value.status == "failed", timeout=5000)
-    assert window.engine_light.status == "failed" and window.engine_text.text() == "Engine: unavailable"
+    assert window.engine_light.status == "failed" and window.engine_text.full_text == "Engine: unavailable"
     assert "connection refused" in window.message_bar.text.text()
     rig.session.open_files([region_file])
     qtbot.mouseClick(window.generate.generate_button, Qt.MouseButton.LeftButton)

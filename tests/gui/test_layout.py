@@ -38,6 +38,8 @@ def test_the_window_lays_out_cleanly_from_1024x640_to_2560x1440(
     rig.session.update_form(mode=mode, parts=("bass", "drums") if mode == "accompany" else ())
     generate_and_wait(qtbot, rig, variants=4)  # buttons enabled, stems as chips, a long job name
     rig.session.say("error", "a long message for the bar above the panels " * 3)
+    rig.models.link.update(status="listening", osc_port=9750)  # the top bar as the real app fills it
+    rig.models.engine.update(name="segue-midi-small, segue-accompany-small (cuda:0)")
     assert window.minimumSizeHint().width() <= 1024 and window.minimumSizeHint().height() <= 640
     for width, height in ((1024, 640), (1440, 900), (2560, 1440), (1024, 640)):
         _settle(qtbot, window, width, height)
