@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from bridge.capture_take import (
     record_take,
 )
 from bridge.daemon import DAW_ADAPTERS, BridgeOptions, BridgeRunning, midi_ports_check, serve
-from bridge.inputs import ACCEPTED_FORMATS, classify_inputs
+from bridge.inputs import ACCEPTED_FORMATS, RegionFiles, classify_inputs, sniff_format
 from bridge.jobs import JOB_FILE, JobRecord, job_to_json, list_jobs, recover_jobs
 from bridge.osc import DEFAULT_HOST, DEFAULT_PORT
 from bridge.progress import ProgressPrinter
@@ -37,7 +38,7 @@ from bridge.runner import create_job, execute_job, mark_stopped
 from bridge.service import PLACE_POLICIES
 from bridge.sound_devices import audio_inputs_check
 from engine import api
-from engine.api import OUTPUTS, CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Prompt
+from engine.api import MAX_STEMS, OUTPUTS, CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Prompt
 from engine.errors import BadInputError, SegueError
 from engine.provenance.record import ProvenanceSettings
 from engine.provenance.report import format_report, inspect_file
@@ -109,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("continue", parents=[common], help="continue a region (MIDI and/or audio)")
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=ACCEPTED_FORMATS + " of one region")
+    p.add_argument(
+        "--stems",
+        action="store_true",
+        help="every INPUT is one track's audio of the same region (segue continue drums.wav bass.wav keys.wav "
+        f"--stems --tempo 120): continued together, each comes back as a stem beside the mix; named after its file "
+        f"(drums.wav: drums; lowercased, other characters as '-'), at most {MAX_STEMS}",
+    )
     p.add_argument(
         "--mode",
         choices=("continue", "accompany"),
@@ -429,10 +437,15 @@ def _open(factory: EngineFactory, spec: str, token: str | None = None) -> Engine
 
 def build_request(args: argparse.Namespace) -> GenerationRequest:
     """The engine request for ``segue continue``; :class:`BadInputError` says what is wrong."""
-    files = classify_inputs(list(args.inputs))
+    stems: tuple[tuple[str, Path], ...] = ()
+    if args.stems:
+        files, stems = RegionFiles(), stems_of(list(args.inputs))
+    else:
+        files = classify_inputs(list(args.inputs))
     if files.midi_path is None and args.tempo is None:
+        what = f"{files.audio_path} is audio only" if files.audio_path is not None else "stems are audio only"
         raise BadInputError(
-            f"{files.audio_path} is audio only, so Segue needs its tempo: add --tempo BPM "
+            f"{what}, so Segue needs its tempo: add --tempo BPM "
             "(and --meter N/D if it is not 4/4), or give the region's MIDI file as well"
         )
     prompt = Prompt(
@@ -440,6 +453,7 @@ def build_request(args: argparse.Namespace) -> GenerationRequest:
         audio_path=files.audio_path,
         tempo_bpm=args.tempo,
         meter=Meter.parse(args.meter) if args.meter is not None else None,
+        stems=stems,
     )
     params = GenerationParams(
         mode=args.mode,
@@ -453,6 +467,36 @@ def build_request(args: argparse.Namespace) -> GenerationRequest:
         **controls.from_arguments(args),
     )
     return GenerationRequest(prompt=prompt, params=params, model=args.model)
+
+
+def stem_name(path: Path) -> str:
+    """A stem's name from its file's name: ``01 Drums (L).wav`` -> ``drums-l``; lowercase letters, digits, '-'
+    and '_', starting with a letter, at most 32 characters (engine.api.Prompt's rule); "" when nothing is left."""
+    text = re.sub(r"[^a-z0-9_-]+", "-", path.stem.lower())
+    text = re.sub(r"^[^a-z]+", "", text).strip("-_")
+    return text[:32].rstrip("-_")
+
+
+def stems_of(paths: list[Path]) -> tuple[tuple[str, Path], ...]:
+    """``segue continue A.wav B.wav --stems``: each path one track's audio of the region, named after its file;
+    :class:`BadInputError` for a file that is not audio, a name that cannot be made, or one made twice. Their
+    count is :class:`engine.api.Prompt`'s to check, and their rates and lengths the engine's."""
+    stems: list[tuple[str, Path]] = []
+    for raw in paths:
+        path = raw.expanduser().resolve()
+        if sniff_format(path) != "audio":
+            raise BadInputError(f"{path} is a MIDI file; with --stems every input is one track's audio (WAV, FLAC "
+                                "or AIFF) of the region")  # fmt: skip
+        name = stem_name(path)
+        if not name:
+            raise BadInputError(f"{path}: a stem is named after its file, and {path.name!r} gives no name (it needs "
+                                "a letter); rename the file, e.g. drums.wav")  # fmt: skip
+        twice = [other for other, _ in stems if other == name]
+        if twice:
+            first = next(p for n, p in stems if n == name)
+            raise BadInputError(f"{first} and {path} both make the stem name {name!r}; rename one of the files")
+        stems.append((name, path))
+    return tuple(stems)
 
 
 def parse_parts(text: str | None, mode: str) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ class Harness:
     def __init__(self, tmp_path: Path) -> None:
         self.engine = FakeEngine()
         self.out = tmp_path / "out"
-        self.service = BridgeService(self.engine, self.out, place="none")  # type: ignore[arg-type]
+        self.service = BridgeService(self.engine, self.out, place="none")
         self.bridge = OscBridge(self.service)
         self.sent = Recorder()
         self.bridge.attach(self.sent)
@@ -132,8 +132,8 @@ def test_too_many_stems_are_refused_before_any_file_is_read(osc: Harness) -> Non
 
 
 def test_a_watched_folder_request_with_stems_is_the_stems_message(tmp_path: Path) -> None:
-    request = {"audio_path": "", "start_beats": 0, "length_beats": 8, "tempo_bpm": 120,
-               "stems": [{"name": "drums", "path": "/a/drums.wav"}, {"name": "bass", "path": "/a/bass.wav"}]}  # fmt: skip
+    stems = [{"name": "drums", "path": "/a/drums.wav"}, {"name": "bass", "path": "/a/bass.wav"}]
+    request = {"audio_path": "", "start_beats": 0, "length_beats": 8, "tempo_bpm": 120, "stems": stems}
     ((address, args),) = request_messages(request)
     assert address == "/segue/region/stems"
     assert args[8:] == [("s", "drums"), ("s", "/a/drums.wav"), ("s", "bass"), ("s", "/a/bass.wav")]
