@@ -135,12 +135,15 @@ def region_of_job(record: JobRecord) -> DawRegion | None:
     """The region a job was made from, when its source files still exist."""
     paths = {s.role: Path(s.path) for s in record.region.sources}
     midi, audio = paths.get("midi"), paths.get("audio")
-    if (midi is not None and not midi.is_file()) or (audio is not None and not audio.is_file()):
+    # several tracks' audio of the region (job.json's sources "stem:<name>", in the order they were given)
+    stems = tuple((role.split(":", 1)[1], path) for role, path in paths.items() if role.startswith("stem:"))
+    if any(path is not None and not path.is_file() for path in (midi, audio, *(p for _, p in stems))):
         return None
-    if midi is None and audio is None:
+    if midi is None and audio is None and not stems:
         return None
     info = record.region
     meter = Meter.parse(info.meter) if info.meter else Meter()
+    first = midi or audio
     return DawRegion(
         audio_path=audio,
         midi_path=midi,
@@ -148,7 +151,8 @@ def region_of_job(record: JobRecord) -> DawRegion | None:
         length_beats=info.length_beats or meter.quarters_per_bar,
         tempo_bpm=info.tempo_bpm or 120.0,
         meter=meter,
-        track=(midi or audio or Path("region")).stem,
+        track=first.stem if first is not None else "-".join(name for name, _ in stems),
+        stems=stems,
     )
 
 
