@@ -173,6 +173,7 @@ class _Row:
     tokens_in_bar: int = 0
     notes_in_bar: dict[int, int] = field(default_factory=dict)  # program -> notes started in this bar
     at_position: set[int] = field(default_factory=set)  # programs that started a note at this position
+    chord_notes: dict[int, int] = field(default_factory=dict)  # program -> notes started at this position
     tokens: list[int] = field(default_factory=list)
 
 
@@ -295,9 +296,13 @@ class _Masks:
             expected = target * fraction
             need = max(1.0, expected) if target >= 1.0 else expected
             token = self.vocab.programs[program]
+            chord = c.chord_size.get(program, 1.0)
+            here = row.chord_notes.get(program, 0)
             if target >= 0.5 and played < need and program not in row.at_position:
                 bias[token] = bonus
-            elif played >= expected + c.chord_size.get(program, 1.0):
+            elif 0 < here < round(chord):  # a chord under way: complete it to the region's usual size
+                bias[token] = bonus
+            elif played >= expected + chord:
                 bias[token] = -AHEAD_FACTOR * bonus
             if target >= 1.0 and played < 0.5 * target and row.state == AFTER_NOTE:
                 bias[self.vocab.bar] = -bonus
@@ -331,11 +336,13 @@ class _Masks:
         elif row.state in (POSITION, AFTER_NOTE) and token in self.position_index:
             row.position = self.position_index[token]
             row.at_position = set()
+            row.chord_notes = {}
             row.state = PROGRAM
         elif row.state in (PROGRAM, AFTER_NOTE):
             row.program = self.program_index[token]
             row.notes_in_bar[row.program] = row.notes_in_bar.get(row.program, 0) + 1
             row.at_position.add(row.program)
+            row.chord_notes[row.program] = row.chord_notes.get(row.program, 0) + 1
             row.state = PITCH
         elif row.state == PITCH:
             row.state = VELOCITY
