@@ -306,11 +306,41 @@ function core.beats_from_str(text)
   return beats < 0 and beats - ticks or beats + ticks
 end
 
+-- Stems: several tracks' audio of one region (/segue/region/stems, docs/osc.md) ----------------------------------
+
+core.MAX_STEMS = 16 -- as many stems as Segue takes for one region
+core.MAX_STEM_NAME = 32
+
+-- A track's name as a stem name Segue takes ("01 Drums (L)" -> "drums-l": lowercase letters, digits, - and _,
+-- starting with a letter, at most 32), made unique among the names in `taken` (a set, updated) by "-2", "-3"...;
+-- "track<index>" when nothing is left of the name.
+function core.stem_name(text, taken, index)
+  local name = tostring(text or ""):lower():gsub("[^a-z0-9_%-]+", "-")
+  name = name:gsub("^[^a-z]+", ""):gsub("[-_]+$", "")
+  name = name:sub(1, core.MAX_STEM_NAME - 4):gsub("[-_]+$", "")
+  if name == "" then
+    name = "track" .. tostring(index or 1)
+  end
+  local base, n = name, 2
+  while taken[name] do
+    name = base .. "-" .. n
+    n = n + 1
+  end
+  taken[name] = true
+  return name
+end
+
 -- A region as Segue's /segue/region arguments: types "ssfffiis" and the values, checked like the bridge checks.
+-- (A region with stems, r.stems = { {name=, path=}... }, is core.region_message's: these 8, then the stems.)
 function core.region_args(r)
   local problems = {}
-  if (r.audio_path or "") == "" and (r.midi_path or "") == "" then
+  local stems = r.stems or {}
+  if (r.audio_path or "") == "" and (r.midi_path or "") == "" and #stems == 0 then
     problems[#problems + 1] = "nothing to send (no audio and no MIDI)"
+  end
+  if #stems > core.MAX_STEMS then
+    problems[#problems + 1] = string.format("at most %d tracks' audio (stems) per region, got %d: select fewer tracks",
+      core.MAX_STEMS, #stems)
   end
   if not (r.length_beats and r.length_beats > 0) then
     problems[#problems + 1] = "the region is empty"
@@ -331,6 +361,24 @@ function core.region_args(r)
     math.floor(r.meter_den or 4),
     r.track or "",
   }
+end
+
+-- The OSC message of a region: "/segue/region" and its 8 arguments, or with r.stems (two tracks or more)
+-- "/segue/region/stems": the same 8 (the mix as the audio path, or ""), then s:name s:path per stem. nil and why.
+function core.region_message(r)
+  local types, args = core.region_args(r)
+  if not types then
+    return nil, args
+  end
+  if not r.stems or #r.stems == 0 then
+    return "/segue/region", types, args
+  end
+  for _, stem in ipairs(r.stems) do
+    types = types .. "ss"
+    args[#args + 1] = stem.name
+    args[#args + 1] = stem.path
+  end
+  return "/segue/region/stems", types, args
 end
 
 -- What to generate (/segue/generate s:mode i:bars i:variants [s:parts s:output] [s:key value ...]) ----------------
@@ -533,6 +581,12 @@ function core.request(r, generate)
     meter_den = args[7],
     track = args[8],
   }
+  if r.stems and #r.stems > 0 then
+    req.stems = {}
+    for i, stem in ipairs(r.stems) do
+      req.stems[i] = { name = stem.name, path = stem.path }
+    end
+  end
   if generate then
     local gtypes, gargs = core.generate_args(generate)
     if not gtypes then
@@ -747,7 +801,8 @@ local function audio_channels(playlist)
 end
 
 -- What the editor has selected, as a plain table:
--- {start=sample, length=samples, track=name, audio={ {playlist=, channels=}... }, midi={region=, ...} or nil}.
+-- {start=sample, length=samples, track=name, audio={ {playlist=, channels=, name=track}... }, midi={region=, ...}
+-- or nil} (one audio entry per track).
 -- Selected regions win over a time range; nil and a reason when nothing usable is selected.
 function segue.selection(editor)
   local sel = editor:get_selection()
@@ -766,7 +821,8 @@ function segue.selection(editor)
       midi = midi or { region = mr, start = pos, length = stop - pos }
     elseif not seen[playlist:name()] then
       seen[playlist:name()] = true
-      audio[#audio + 1] = { playlist = playlist:to_audioplaylist(), channels = audio_channels(playlist) }
+      audio[#audio + 1] = { playlist = playlist:to_audioplaylist(), channels = audio_channels(playlist),
+        name = (route and route:name()) or playlist:name() }
     end
   end
   if first == nil and sel.time:start_sample() < sel.time:end_sample() then
@@ -777,7 +833,7 @@ function segue.selection(editor)
         track = track or route:name()
         local channels = audio_channels(t:playlist())
         if channels > 0 then
-          audio[#audio + 1] = { playlist = t:playlist():to_audioplaylist(), channels = channels }
+          audio[#audio + 1] = { playlist = t:playlist():to_audioplaylist(), channels = channels, name = route:name() }
         end
       end
     end
@@ -846,8 +902,10 @@ function segue.export_midi(path, mr, tempo_bpm, meter_num, meter_den, length_bea
 end
 
 -- The selection as a Segue region: export its audio (and MIDI) into the session's export folder and describe it.
--- Returns the region table (core.region_args's fields) or nil and a reason.
-function segue.region_of_selection(editor, stamp)
+-- With `stems` and two or more tracks with audio, each track's audio is also exported alone, as a stem named after
+-- the track (region.stems = { {name=, path=}... }: Segue continues them together and returns each beside the mix).
+-- Returns the region table (core.region_message's fields) or nil and a reason.
+function segue.region_of_selection(editor, stamp, stems)
   local s, why = segue.selection(editor)
   if not s then
     return nil, why
@@ -872,6 +930,23 @@ function segue.region_of_selection(editor, stamp)
       return nil, "cannot write " .. region.audio_path .. ": " .. tostring(err)
     end
   end
+  if stems and #s.audio >= 2 then
+    if #s.audio > core.MAX_STEMS then
+      return nil, string.format("at most %d tracks' audio (stems) per region, got %d: select fewer tracks",
+        core.MAX_STEMS, #s.audio)
+    end
+    region.stems = {}
+    local taken = {}
+    for i, source in ipairs(s.audio) do
+      local name = core.stem_name(source.name, taken, i)
+      local path = base .. "-" .. name .. ".wav"
+      local ok, err = segue.export_audio(path, { source }, s.start, s.length, Session:nominal_sample_rate())
+      if not ok then
+        return nil, "cannot write " .. path .. ": " .. tostring(err)
+      end
+      region.stems[#region.stems + 1] = { name = name, path = path }
+    end
+  end
   if s.midi then
     region.midi_path = base .. ".mid"
     local ok, err = segue.export_midi(region.midi_path, s.midi.region, region.tempo_bpm, region.meter_num,
@@ -886,11 +961,11 @@ end
 -- Send a region (and what to generate) to the bridge at `url` ("osc.udp://127.0.0.1:9750") over OSC.
 -- Returns the OSC messages sent, as {address, types, args} (for the caller to show, and for tests).
 function segue.send(url, region, generate)
-  local types, args = core.region_args(region)
-  if not types then
-    return nil, args
+  local address, types, args = core.region_message(region) -- /segue/region, or /segue/region/stems with stems
+  if not address then
+    return nil, types
   end
-  local messages = { { "/segue/region", types, args } }
+  local messages = { { address, types, args } }
   if generate then
     if type(generate) == "function" then -- what to ask for, knowing the region (an accompaniment's bars)
       generate = generate(region)
@@ -901,9 +976,9 @@ function segue.send(url, region, generate)
     end
     messages[2] = { "/segue/generate", gtypes, gargs }
   end
-  local address = ARDOUR.LuaOSC.Address(url)
+  local target = ARDOUR.LuaOSC.Address(url)
   for _, m in ipairs(messages) do
-    address:send(m[1], m[2], table.unpack(m[3]))
+    target:send(m[1], m[2], table.unpack(m[3]))
   end
   return messages
 end

@@ -48,7 +48,8 @@ local function audio_channels(playlist)
 end
 
 -- What the editor has selected, as a plain table:
--- {start=sample, length=samples, track=name, audio={ {playlist=, channels=}... }, midi={region=, ...} or nil}.
+-- {start=sample, length=samples, track=name, audio={ {playlist=, channels=, name=track}... }, midi={region=, ...}
+-- or nil} (one audio entry per track).
 -- Selected regions win over a time range; nil and a reason when nothing usable is selected.
 function segue.selection(editor)
   local sel = editor:get_selection()
@@ -67,7 +68,8 @@ function segue.selection(editor)
       midi = midi or { region = mr, start = pos, length = stop - pos }
     elseif not seen[playlist:name()] then
       seen[playlist:name()] = true
-      audio[#audio + 1] = { playlist = playlist:to_audioplaylist(), channels = audio_channels(playlist) }
+      audio[#audio + 1] = { playlist = playlist:to_audioplaylist(), channels = audio_channels(playlist),
+        name = (route and route:name()) or playlist:name() }
     end
   end
   if first == nil and sel.time:start_sample() < sel.time:end_sample() then
@@ -78,7 +80,7 @@ function segue.selection(editor)
         track = track or route:name()
         local channels = audio_channels(t:playlist())
         if channels > 0 then
-          audio[#audio + 1] = { playlist = t:playlist():to_audioplaylist(), channels = channels }
+          audio[#audio + 1] = { playlist = t:playlist():to_audioplaylist(), channels = channels, name = route:name() }
         end
       end
     end
@@ -147,8 +149,10 @@ function segue.export_midi(path, mr, tempo_bpm, meter_num, meter_den, length_bea
 end
 
 -- The selection as a Segue region: export its audio (and MIDI) into the session's export folder and describe it.
--- Returns the region table (core.region_args's fields) or nil and a reason.
-function segue.region_of_selection(editor, stamp)
+-- With `stems` and two or more tracks with audio, each track's audio is also exported alone, as a stem named after
+-- the track (region.stems = { {name=, path=}... }: Segue continues them together and returns each beside the mix).
+-- Returns the region table (core.region_message's fields) or nil and a reason.
+function segue.region_of_selection(editor, stamp, stems)
   local s, why = segue.selection(editor)
   if not s then
     return nil, why
@@ -173,6 +177,23 @@ function segue.region_of_selection(editor, stamp)
       return nil, "cannot write " .. region.audio_path .. ": " .. tostring(err)
     end
   end
+  if stems and #s.audio >= 2 then
+    if #s.audio > core.MAX_STEMS then
+      return nil, string.format("at most %d tracks' audio (stems) per region, got %d: select fewer tracks",
+        core.MAX_STEMS, #s.audio)
+    end
+    region.stems = {}
+    local taken = {}
+    for i, source in ipairs(s.audio) do
+      local name = core.stem_name(source.name, taken, i)
+      local path = base .. "-" .. name .. ".wav"
+      local ok, err = segue.export_audio(path, { source }, s.start, s.length, Session:nominal_sample_rate())
+      if not ok then
+        return nil, "cannot write " .. path .. ": " .. tostring(err)
+      end
+      region.stems[#region.stems + 1] = { name = name, path = path }
+    end
+  end
   if s.midi then
     region.midi_path = base .. ".mid"
     local ok, err = segue.export_midi(region.midi_path, s.midi.region, region.tempo_bpm, region.meter_num,
@@ -187,11 +208,11 @@ end
 -- Send a region (and what to generate) to the bridge at `url` ("osc.udp://127.0.0.1:9750") over OSC.
 -- Returns the OSC messages sent, as {address, types, args} (for the caller to show, and for tests).
 function segue.send(url, region, generate)
-  local types, args = core.region_args(region)
-  if not types then
-    return nil, args
+  local address, types, args = core.region_message(region) -- /segue/region, or /segue/region/stems with stems
+  if not address then
+    return nil, types
   end
-  local messages = { { "/segue/region", types, args } }
+  local messages = { { address, types, args } }
   if generate then
     if type(generate) == "function" then -- what to ask for, knowing the region (an accompaniment's bars)
       generate = generate(region)
@@ -202,9 +223,9 @@ function segue.send(url, region, generate)
     end
     messages[2] = { "/segue/generate", gtypes, gargs }
   end
-  local address = ARDOUR.LuaOSC.Address(url)
+  local target = ARDOUR.LuaOSC.Address(url)
   for _, m in ipairs(messages) do
-    address:send(m[1], m[2], table.unpack(m[3]))
+    target:send(m[1], m[2], table.unpack(m[3]))
   end
   return messages
 end

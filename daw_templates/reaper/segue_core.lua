@@ -281,11 +281,41 @@ function core.beats_from_str(text)
   return beats < 0 and beats - ticks or beats + ticks
 end
 
+-- Stems: several tracks' audio of one region (/segue/region/stems, docs/osc.md) ----------------------------------
+
+core.MAX_STEMS = 16 -- as many stems as Segue takes for one region
+core.MAX_STEM_NAME = 32
+
+-- A track's name as a stem name Segue takes ("01 Drums (L)" -> "drums-l": lowercase letters, digits, - and _,
+-- starting with a letter, at most 32), made unique among the names in `taken` (a set, updated) by "-2", "-3"...;
+-- "track<index>" when nothing is left of the name.
+function core.stem_name(text, taken, index)
+  local name = tostring(text or ""):lower():gsub("[^a-z0-9_%-]+", "-")
+  name = name:gsub("^[^a-z]+", ""):gsub("[-_]+$", "")
+  name = name:sub(1, core.MAX_STEM_NAME - 4):gsub("[-_]+$", "")
+  if name == "" then
+    name = "track" .. tostring(index or 1)
+  end
+  local base, n = name, 2
+  while taken[name] do
+    name = base .. "-" .. n
+    n = n + 1
+  end
+  taken[name] = true
+  return name
+end
+
 -- A region as Segue's /segue/region arguments: types "ssfffiis" and the values, checked like the bridge checks.
+-- (A region with stems, r.stems = { {name=, path=}... }, is core.region_message's: these 8, then the stems.)
 function core.region_args(r)
   local problems = {}
-  if (r.audio_path or "") == "" and (r.midi_path or "") == "" then
+  local stems = r.stems or {}
+  if (r.audio_path or "") == "" and (r.midi_path or "") == "" and #stems == 0 then
     problems[#problems + 1] = "nothing to send (no audio and no MIDI)"
+  end
+  if #stems > core.MAX_STEMS then
+    problems[#problems + 1] = string.format("at most %d tracks' audio (stems) per region, got %d: select fewer tracks",
+      core.MAX_STEMS, #stems)
   end
   if not (r.length_beats and r.length_beats > 0) then
     problems[#problems + 1] = "the region is empty"
@@ -306,6 +336,24 @@ function core.region_args(r)
     math.floor(r.meter_den or 4),
     r.track or "",
   }
+end
+
+-- The OSC message of a region: "/segue/region" and its 8 arguments, or with r.stems (two tracks or more)
+-- "/segue/region/stems": the same 8 (the mix as the audio path, or ""), then s:name s:path per stem. nil and why.
+function core.region_message(r)
+  local types, args = core.region_args(r)
+  if not types then
+    return nil, args
+  end
+  if not r.stems or #r.stems == 0 then
+    return "/segue/region", types, args
+  end
+  for _, stem in ipairs(r.stems) do
+    types = types .. "ss"
+    args[#args + 1] = stem.name
+    args[#args + 1] = stem.path
+  end
+  return "/segue/region/stems", types, args
 end
 
 -- What to generate (/segue/generate s:mode i:bars i:variants [s:parts s:output] [s:key value ...]) ----------------
@@ -508,6 +556,12 @@ function core.request(r, generate)
     meter_den = args[7],
     track = args[8],
   }
+  if r.stems and #r.stems > 0 then
+    req.stems = {}
+    for i, stem in ipairs(r.stems) do
+      req.stems[i] = { name = stem.name, path = stem.path }
+    end
+  end
   if generate then
     local gtypes, gargs = core.generate_args(generate)
     if not gtypes then

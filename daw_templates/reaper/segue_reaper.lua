@@ -106,8 +106,28 @@ return function(core, reaper)
     return path
   end
 
-  -- The time selection on the selected tracks as a Segue region (audio rendered, MIDI notes written).
-  function segue.region_of_selection(stamp)
+  -- Each of `tracks` rendered alone (the others deselected, then the selection put back) as `name`-<stem>.wav:
+  -- the region's stems, { {name=, path=}... }, named after the tracks (core.stem_name). nil and why otherwise.
+  function segue.render_stems(dir, name, tracks)
+    local stems, taken, problem = {}, {}, nil
+    for i, track in ipairs(tracks) do
+      local _, track_name = reaper.GetTrackName(track)
+      local stem = core.stem_name(track_name, taken, i)
+      reaper.SetOnlyTrackSelected(track)
+      local path, err = segue.render(dir, name .. "-" .. stem)
+      if not path then
+        problem = err
+        break
+      end
+      stems[#stems + 1] = { name = stem, path = path }
+    end
+    return stems, problem
+  end
+
+  -- The time selection on the selected tracks as a Segue region (audio rendered, MIDI notes written). With
+  -- `stems` and two or more selected tracks with audio there, each of those tracks is also rendered alone and sent
+  -- as a stem of the region (region.stems), so Segue continues them together and returns each beside the mix.
+  function segue.region_of_selection(stamp, stems)
     local t0, t1 = reaper.GetSet_LoopTimeRange2(0, false, false, 0, 0, false)
     if not (t1 > t0) then
       return nil, "make a time selection first (the region to continue)"
@@ -123,13 +143,20 @@ return function(core, reaper)
       start_beats = qn0, length_beats = qn1 - qn0, tempo_bpm = bpm, meter_num = num, meter_den = den,
       track = track_name,
     }
-    local takes, has_audio = {}, false
+    local takes, has_audio, audio_tracks = {}, false, {}
     for _, track in ipairs(tracks) do
       local midi, audio = items_in(track, t0, t1)
       for _, take in ipairs(midi) do
         takes[#takes + 1] = take
       end
       has_audio = has_audio or #audio > 0
+      if #audio > 0 then
+        audio_tracks[#audio_tracks + 1] = track
+      end
+    end
+    if stems and #audio_tracks > core.MAX_STEMS then
+      return nil, string.format("at most %d tracks' audio (stems) per region, got %d: select fewer tracks",
+        core.MAX_STEMS, #audio_tracks)
     end
     local dir = segue.out_dir()
     local name = string.format("segue-%s-%s", (track_name:gsub("[^%w%-]+", "-")), stamp or os.date("%Y%m%d-%H%M%S"))
@@ -139,6 +166,16 @@ return function(core, reaper)
       if not ok then
         return nil, "cannot write " .. region.midi_path .. ": " .. tostring(err)
       end
+    end
+    if stems and #audio_tracks >= 2 then
+      local rendered, err = segue.render_stems(dir, name, audio_tracks)
+      for _, track in ipairs(tracks) do -- the producer's selection back, whatever happened
+        reaper.SetTrackSelected(track, true)
+      end
+      if err then
+        return nil, err
+      end
+      region.stems = rendered
     end
     if has_audio then
       local path, err = segue.render(dir, name)
@@ -153,11 +190,12 @@ return function(core, reaper)
     return region
   end
 
-  -- Send the time selection of the selected tracks: the region (rendered, notes written) and a request asking for
-  -- `generate` ({mode=, bars=, variants=, parts=}, or a function of the region returning it) dropped into the
-  -- watched folder. Returns the request's path and the region, or nil and why. What both send scripts do.
-  function segue.send_selection(watch_dir, generate, stamp)
-    local region, why = segue.region_of_selection(stamp)
+  -- Send the time selection of the selected tracks: the region (rendered, notes written; with `stems`, each track's
+  -- audio as a stem too) and a request asking for `generate` ({mode=, bars=, variants=, parts=}, or a function of
+  -- the region returning it) dropped into the watched folder. Returns the request's path and the region, or nil
+  -- and why. What both send scripts do.
+  function segue.send_selection(watch_dir, generate, stamp, stems)
+    local region, why = segue.region_of_selection(stamp, stems)
     if not region then
       return nil, why
     end

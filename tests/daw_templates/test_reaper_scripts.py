@@ -127,7 +127,7 @@ def test_send_renders_the_selection_writes_its_notes_and_drops_a_request(watch: 
     # the render: the time selection of the selected tracks through the master, as WAV; settings put back
     rendered = _calls(report, "Rendered")
     assert len(rendered) == 1
-    path, fmt, settings, bounds = rendered[0]
+    path, fmt, settings, bounds, _ = rendered[0]
     assert path == request["audio_path"] and fmt == "ZXZhdxgAAQ==" and settings == 128 and bounds == 2
     assert soundfile.info(path).duration == pytest.approx(4.0)
     assert report["render"] == {"RENDER_FILE": "/old/dir", "RENDER_PATTERN": "old", "RENDER_FORMAT": "b2dnZw=="}

@@ -59,6 +59,14 @@ function reaper.MIDI_GetNote(take, i)
   return true, false, n.muted or false, p0, p0 + n.len_qn * PPQ, n.chan or 0, n.pitch, n.vel or 100
 end
 function reaper.MIDI_GetProjQNFromPPQPos(take, ppq) return item_qn(take) + ppq / PPQ end
+function reaper.SetOnlyTrackSelected(track)
+  for _, t in ipairs(P.tracks) do t.selected = (t == track) end
+  record("SetOnlyTrackSelected", { track.name })
+end
+function reaper.SetTrackSelected(track, on)
+  track.selected = on
+  record("SetTrackSelected", { track.name, on })
+end
 function reaper.GetSetProjectInfo_String(proj, key, value, set)
   if set then P.render[key] = value record("SetProjectInfo_String", { key, value }) end
   return true, P.render[key] or ""
@@ -74,7 +82,10 @@ function reaper.Main_OnCommand(cmd, flag)
     local rate = 48000
     local frames = math.floor((t1 - t0) * rate + 0.5)
     local path = core.join(P.render.RENDER_FILE, P.render.RENDER_PATTERN .. ".wav")
-    record("Rendered", { path, P.render.RENDER_FORMAT, P.render_n.RENDER_SETTINGS, P.render_n.RENDER_BOUNDSFLAG })
+    local names = {}
+    for _, t in ipairs(selected()) do names[#names + 1] = t.name end
+    record("Rendered", { path, P.render.RENDER_FORMAT, P.render_n.RENDER_SETTINGS, P.render_n.RENDER_BOUNDSFLAG,
+      table.concat(names, ",") })
     core.write_wav(path, rate, 2, frames, function(offset, count)
       local l, r = {}, {}
       for i = 1, count do l[i] = 0.25 r[i] = -0.25 end
