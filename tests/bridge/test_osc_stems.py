@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import soundfile as sf
 from fake_engine import FakeEngine, write_midi_region, write_wav
 from osc_helpers import CLIENT, Recorder
 from pythonosc.osc_message_builder import build_msg
@@ -159,3 +160,40 @@ def test_the_watched_folder_runs_a_stems_job(tmp_path: Path) -> None:
     finally:
         folder.close()
         service.close()
+
+
+def test_a_real_job_accepts_a_mono_stem_and_fails_stems_of_other_lengths_or_rates_saying_which(
+    tmp_path: Path,
+) -> None:
+    """segue-concat itself (no fake): what /segue/job/done and /segue/job/failed say for stems the DAW got wrong.
+    Material: the numpy drums of tests/engine/audio/concat_material.py, split into tracks (test_cli_stems)."""
+    from test_cli_stems import _tracks
+
+    from engine.local import LocalEngine
+
+    service = BridgeService(LocalEngine(device="cpu"), tmp_path / "out", place="none")
+    bridge, sent = OscBridge(service), Recorder()
+    bridge.attach(sent)
+    service.start()
+    try:
+        for case, rate in (("good", 44_100), ("rates", 48_000), ("lengths", 44_100)):
+            (tmp_path / case).mkdir()
+            kick, snare, hats = _tracks(tmp_path / case, rate_of_hats=rate)  # hats: mono
+            if case == "lengths":
+                data, sr = sf.read(str(hats))
+                sf.write(str(hats), data[: len(data) // 2], sr)
+            pairs = [item for path in (kick, snare, hats) for item in (path.stem, str(path))]
+            message = build_msg("/segue/region/stems", ["", "", 0.0, 16.0, 110.0, 4, 4, "Drums", *pairs])
+            bridge.handle_datagram(message.dgram, CLIENT)
+            bridge.handle_datagram(build_msg("/segue/generate", ["continue", 1, 1]).dgram, CLIENT)
+        sent.wait_for("/segue/job/done", 1, timeout=60)
+        failed = sent.wait_for("/segue/job/failed", 2, timeout=60)
+    finally:
+        service.close()
+    assert [args[0] for args in sent.of("/segue/error")] == []
+    (done,) = sent.of("/segue/job/done")
+    files = json.loads(Path(done[1]).read_text())["variants"][0]["files"]
+    assert sf.info(str(Path(done[1]).parent / files["stem:hats"])).channels == 1  # the mono stem comes back mono
+    rates, lengths = sorted((args[1] for args in failed), key=lambda m: "rate" not in m)
+    assert "must share one sample rate: kick 44100 Hz, snare 44100 Hz, hats 48000 Hz" in rates
+    assert "the stems are of different lengths" in lengths and "hats 4.36" in lengths
