@@ -66,7 +66,7 @@ class ParamsRecord:
 @dataclass(frozen=True)
 class SourceRecord:
     path: str  # absolute
-    role: str  # "midi" | "audio"
+    role: str  # "midi" | "audio" | "stem:<name>" (one track's audio of the region, in the order given)
     sha256: str
     size_bytes: int
 
