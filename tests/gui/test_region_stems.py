@@ -79,3 +79,27 @@ def test_a_stems_job_shows_and_drags_each_stem(
     assert [p.name for p in _files(panel.drag_audio.mime_data())] == ["continuation.wav"]
     region = rig.models.region.value.region  # the region the job came from: its tracks, to continue again
     assert region is not None and region.stems == stems and region.audio_path is None
+
+
+def test_stems_from_the_daw_reach_the_engine_when_the_app_generates(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, tmp_path: Path
+) -> None:
+    from osc_helpers import DawSocket
+    from PyQt6.QtCore import Qt
+
+    rig = make_rig(osc=True)
+    window = make_window(rig)
+    wait_engine(qtbot, rig)
+    (tmp_path / "tracks").mkdir()
+    stems = _tracks(tmp_path / "tracks")
+    daw = DawSocket(("127.0.0.1", rig.models.link.value.osc_port))
+    try:
+        pairs = [item for name, path in stems for item in (name, str(path))]
+        daw.send("/segue/region/stems", "", "", 16.0, 16.0, TEMPO, 4, 4, "Drums", *pairs)
+        qtbot.waitUntil(lambda: rig.models.region.value.origin == "daw", timeout=5000)
+        assert window.region.name.full_text == "Drums"
+        qtbot.mouseClick(window.generate.generate_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: len(rig.engine.requests) == 1, timeout=5000)
+    finally:
+        daw.close()
+    assert rig.engine.requests[0].prompt.stems == stems
