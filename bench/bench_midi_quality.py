@@ -67,12 +67,13 @@ CONFIGS: dict[str, tuple[GuidanceSettings, int, AdaptSettings | None]] = {
     "guided": (GuidanceSettings(), 1, None),
     "guided-p1": (GuidanceSettings(pitch_weight=1.0), 1, None),
     "guided-c2": (GuidanceSettings(), 2, None),
+    "guided-c3": (GuidanceSettings(), 3, None),
     "candidates": (OFF, 3, None),
     "adapt": (OFF, 1, AdaptSettings(steps=8, max_seconds=600.0)),  # the loss figure: 8 steps, whatever the load
     "adapt-1e-4": (OFF, 1, AdaptSettings(steps=8, lr=1e-4, max_seconds=600.0)),
     "adapt-3e-5": (OFF, 1, AdaptSettings(steps=8, lr=3e-5, max_seconds=600.0)),
     "adapt-head": (OFF, 1, AdaptSettings(steps=8, lr=1e-4, max_seconds=600.0, what="head")),
-    "final": (GuidanceSettings(), 3, None),
+    "final": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None),  # the defaults
 }
 
 

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 MAX_PROMPT_BARS = 32
 DEFAULT_KEY_PENALTY = 1.5  # nats; see engine.symbolic.sampling
 DEFAULT_ARRANGEMENT_BONUS = float(os.environ.get("SEGUE_ARRANGEMENT_BONUS", "3.0"))  # nats; 0 turns it off
-DEFAULT_CANDIDATES = 3  # candidates sampled per variant (bench/bench_midi_quality.py)
+DEFAULT_CANDIDATES = 2  # candidates sampled per variant (bench/bench_midi_quality.py; each one costs sampling time)
 MAX_CANDIDATE_ROWS = 32  # rows of one sampling batch, whatever the variants x candidates
 DEFAULT_ADAPT: AdaptSettings | None = None  # measured: it does not pay (docs/symbolic-engine.md)
 
