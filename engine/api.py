@@ -293,6 +293,12 @@ class GenerationRequest:
     model: str = "default"
     sample_rate: int | None = None  # output sample rate; None: the region's, else 44.1 kHz
 
+    def __post_init__(self) -> None:
+        if self.prompt.stems and self.params.mode == "accompany":  # the accompany engine reads no stems
+            raise BadInputError(
+                "stems are continued together (mode continue); to accompany a region, give its mix or its MIDI"
+            )
+
 
 @dataclass(frozen=True)
 class RegionInfo:

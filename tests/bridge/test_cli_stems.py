@@ -62,6 +62,7 @@ def test_stem_names_follow_the_engine_rule() -> None:
         (("2024.wav",), ("--tempo", "120"), "gives no name (it needs a letter)"),
         (tuple(f"t{i}.wav" for i in range(MAX_STEMS + 1)), ("--tempo", "120"), f"at most {MAX_STEMS} stems"),
         (("drums.wav", "gone.wav"), ("--tempo", "120"), "gone.wav: no such file"),
+        (("drums.wav", "bass.wav"), ("--tempo", "120", "--mode", "accompany"), "stems are continued together (mode"),
     ],
 )
 def test_bad_stems_exit_2_before_any_job_folder(run: Run, names: tuple[str, ...], extra: tuple[str, ...],
