@@ -78,6 +78,13 @@ def test_stems_reach_the_engine_in_order_and_job_json_records_each_with_its_hash
     ]  # fmt: skip
 
 
+def test_an_accompaniment_of_stems_is_refused_at_once(osc: Harness) -> None:
+    osc.send_stems(osc.pairs())
+    osc.send("/segue/generate", "accompany", 2, 1)
+    (error,) = osc.errors()
+    assert "stems are continued together (mode continue)" in error and osc.engine.requests == []
+
+
 def test_a_mix_beside_the_stems_is_the_region_audio(osc: Harness, tmp_path: Path) -> None:
     mix = write_wav(tmp_path / "mix.wav", 0.5).resolve()
     osc.send_stems(osc.pairs(), mix=str(mix))
