@@ -198,6 +198,7 @@ def _screenshot(
         wait(lambda: _second_job_shown(session), DEMO_PROGRESS_TIMEOUT_S)
     session.models.message.set(None)
     session.tick()
+    window.resize(*options.screenshot_size)  # as it was asked for, now that the panels are filled
     wait(lambda: False, 0.3)
     image = window.grab()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -137,7 +137,7 @@ class QtRegionView(QWidget):
         self.meter = Meter()
         self.first_bar = 1
         self.placeholder = "Drop a MIDI or audio file here, open one, or send a region from your DAW"
-        self.setMinimumHeight(70)  # a 640 px high window still shows the bars; it grows with the window
+        self.setMinimumHeight(60)  # a 640 px high window still shows the bars; it grows with the window
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
     def sizeHint(self) -> QSize:

@@ -54,10 +54,10 @@ class QtFlowRow(QWidget):
         return [g for g in shown if g]
 
     def _group_width(self, group: list[QWidget]) -> int:
-        return sum(w.sizeHint().width() for w in group) + self.spacing * (len(group) - 1)
+        return sum(_hint(w).width() for w in group) + self.spacing * (len(group) - 1)
 
     def _line_height(self, line: list[list[QWidget]]) -> int:
-        return max((w.sizeHint().height() for g in line for w in g), default=0)
+        return max((_hint(w).height() for g in line for w in g), default=0)
 
     def _lines_for(self, width: int) -> list[list[list[QWidget]]]:
         lines: list[list[list[QWidget]]] = []
@@ -126,7 +126,7 @@ class QtFlowRow(QWidget):
             x = 0.0
             for group in line:
                 for widget in group:
-                    hint = widget.sizeHint()
+                    hint = _hint(widget)
                     widget.setGeometry(QRect(round(x), y + (height - hint.height()) // 2, hint.width(), hint.height()))
                     x += hint.width() + self.spacing
                 x += gap - self.spacing  # the last widget's spacing becomes the gap between groups
@@ -134,3 +134,9 @@ class QtFlowRow(QWidget):
         if len(lines) != self._lines:
             self._lines = len(lines)
             self.updateGeometry()  # more or fewer lines: a different height
+
+
+def _hint(widget: QWidget) -> QSize:
+    """Its size hint once its style sheet applies (a widget made after the window was shown is polished late)."""
+    widget.ensurePolished()
+    return widget.sizeHint()

@@ -12,6 +12,7 @@ from gui.models import Message
 
 _LEVEL_COLORS = {"info": theme.WAVE, "warning": theme.WARN, "error": theme.BAD}
 INFO_SHOWN_MS = 10_000
+MAX_LINES = 3  # a longer message is cut here (whole in its tooltip and in All messages)
 
 
 class QtMessageBar(QFrame):
@@ -66,9 +67,15 @@ class QtMessageBar(QFrame):
         self._fit()
 
     def _fit(self) -> None:
-        """A word-wrapped label in nested layouts does not grow by itself: make room for every line."""
+        """A word-wrapped label in nested layouts does not grow by itself: make room for its lines, up to
+        :data:`MAX_LINES` (a longer message must not push the window taller: all of it is in the tooltip and in
+        All messages)."""
         width = max(100, self.text.width())
-        self.text.setMinimumHeight(self.text.heightForWidth(width))
+        most = self.text.fontMetrics().lineSpacing() * MAX_LINES + 4
+        height = min(self.text.heightForWidth(width), most)
+        self.text.setMinimumHeight(height)
+        self.text.setMaximumHeight(most)
+        self.text.setToolTip(self.text.text() if self.text.heightForWidth(width) > most else "")
 
 
 def log_text(messages: tuple[Message, ...]) -> str:

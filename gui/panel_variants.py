@@ -215,7 +215,7 @@ class QtVariantsPanel(QtCard):
                 widget.deleteLater()
             self.stem_chips, self.stem_mutes, self.stem_solos = [], {}, {}
             for part in parts:
-                chip = QtDragChip(f"⇱ {_part_name(part)}", self._stem_paths(part))
+                chip = QtDragChip(f"⇱ {_part_name(part)}", self._stem_paths(part), slack=8)
                 chip.setToolTip(f"Drag the {part} stem onto a DAW track")
                 mute, solo = (
                     _stem_toggle("M", f"Mute the {part} stem in audition"),

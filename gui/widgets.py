@@ -229,13 +229,20 @@ def mime_for_paths(paths: list[Path]) -> QMimeData:
 class QtDragChip(QPushButton):
     """A button-like chip that drags files out of the window; ``paths()`` says which (existing) files."""
 
-    def __init__(self, text: str, paths: Callable[[], list[Path]], parent: QWidget | None = None) -> None:
+    def __init__(
+        self, text: str, paths: Callable[[], list[Path]], parent: QWidget | None = None, slack: int = 0
+    ) -> None:
         super().__init__(text, parent)
         self.paths = paths
+        self.slack = slack
         self._press: QPoint | None = None
         self.setObjectName("chip")
         self.setCursor(Qt.CursorShape.OpenHandCursor)
         self.setToolTip("Drag onto a DAW track")
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()  # a long chip's text can run past Qt's estimate: ``slack`` pixels more
+        return QSize(hint.width() + self.slack, hint.height())
 
     def mime_data(self) -> QMimeData | None:
         paths = self.paths()

@@ -289,7 +289,8 @@ class QtMainWindow(QMainWindow):
 
     def resizeEvent(self, event: QResizeEvent | None) -> None:
         super().resizeEvent(event)
-        QTimer.singleShot(0, self.fit_columns)
+        self.fit_columns()  # at once: the column hidden before the panels below wrap for a width they will not get
+        QTimer.singleShot(0, self.fit_columns)  # and once the layouts have settled
 
     def toggle_connections(self, shown: bool) -> None:
         """The Connections button: show or hide the left column (the user's choice, kept until the window is made
@@ -304,7 +305,7 @@ class QtMainWindow(QMainWindow):
         still show it) and gives the side columns only what they need, so the region and the variants get the rest
         (fewer wrapped rows of buttons); a wide window shows it again and keeps the user's own split."""
         narrow = self.width() < NARROW_WINDOW
-        if narrow and self.left.isVisible() and not self._left_auto_hidden and not self._left_user_shown:
+        if narrow and not self.left.isHidden() and not self._left_auto_hidden and not self._left_user_shown:
             self._left_auto_hidden = True
             self.left.hide()
         elif not narrow:
@@ -312,7 +313,7 @@ class QtMainWindow(QMainWindow):
             if self._left_auto_hidden:
                 self._left_auto_hidden = False
                 self.left.show()
-        set_quietly(self.connections_button, self.left.isVisible())
+        set_quietly(self.connections_button, not self.left.isHidden())
         sizes = self.split.sizes()
         if len(sizes) != 3 or self.width() >= WIDE_WINDOW:
             return

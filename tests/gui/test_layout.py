@@ -74,3 +74,38 @@ def test_the_window_never_grows_by_itself_after_a_long_named_job(
     qtbot.waitUntil(lambda: again.models.variants.value.job is not None, timeout=3000)
     qtbot.wait(80)
     assert (window.width(), window.height()) == (1440, 900) and window.minimumSizeHint().width() < NARROW_WINDOW
+
+
+def test_a_long_message_never_pushes_the_window_taller(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    window.show()
+    wait_engine(qtbot, rig)
+    rig.session.open_files([region_file])
+    generate_and_wait(qtbot, rig, variants=4)
+    _settle(qtbot, window, 1024, 640)
+    long = "the engine process stopped while generating: " + "a very long traceback line " * 60
+    rig.session.say("error", long)
+    qtbot.wait(80)
+    assert (window.width(), window.height()) == (1024, 640)
+    bar = window.message_bar
+    assert bar.text.toolTip() == long.strip() or bar.text.toolTip() == long  # whole in the tooltip
+    assert rig.models.messages.value[-1].text == long  # and in All messages
+
+
+@pytest.mark.parametrize("mode", ["continue", "accompany"])
+def test_variants_arriving_in_a_small_window_do_not_grow_it(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path, mode: str
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    window.show()
+    wait_engine(qtbot, rig)
+    _settle(qtbot, window, 1024, 640)
+    rig.session.open_files([region_file])
+    rig.session.update_form(mode=mode, parts=("bass", "drums") if mode == "accompany" else ())
+    generate_and_wait(qtbot, rig, variants=4)  # stems, a job row, messages, thumbnails
+    qtbot.wait(150)
+    assert (window.width(), window.height()) == (1024, 640)
