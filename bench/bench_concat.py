@@ -2,6 +2,7 @@
 engine on the same region.
 
     python bench/bench_concat.py [--loops 909beat01,break03,...] [--grooves colombo:97,millo:133] [--bars 16]
+                                 [--chords strings:100,space:120] [--no-demo] [--harmony-weight W]
                                  [--variants 4] [--seed 1] [--similarity 0.6] [--keep-opening auto|yes|no]
                                  [--speed-repeats 3] [--no-neural] [--no-speed] [--out bench/results/concat.json]
 
@@ -10,7 +11,15 @@ hydrogen-drumkits hits (GPL-2/GPL-2+) sequenced into humanised 4-bar grooves. Ea
 the local engine exactly as ``segue continue region.wav --tempo T --meter 4/4 --bars 16 --variants 4`` does, and
 the job folder is scored by ``segue eval`` (:func:`engine.evaluate.evaluate_job`): log-mel Frechet distance (limit:
 the region's halves + 15), share of bars copied (<= 0.5), energy above 11 kHz (within 3 dB), onsets on the 1/16 grid
-(no less than the region's - 0.1), loudness (within 1 LU), exact length, clicks at the joins, variants distinct.
+(no less than the region's - 0.1), loudness (within 1 LU), exact length, clicks at the joins, variants distinct;
+and harmony (per-beat chroma correlation of each bar with the region bar it follows best, mean >= 0.8 where the
+region is tonal) with the chroma key check of ``segue eval`` (``audio_key``).
+
+Chord-heavy regions (``--chords``; the harmony measure's material): lmms-common's pads and electric-piano chords
+pitch-shifted to C F G Bb, one chord a bar (``concat_material.chord_region``), and ``make demo-audio``'s region
+(examples/regions/pop_100bpm_4-4.mid through the General MIDI soundfont at 48 kHz, 8 bars x 4 variants, seed 7, as
+the make target; ``--no-demo`` leaves it out). ``--harmony-weight 0`` plans without harmony (the prior before it),
+for a side-by-side comparison.
 
 Speed: 4 variants x 16 bars at 120 BPM (128 s of audio) from 4-bar regions (electro_beat01, 22.05 kHz stereo; a
 hydrogen groove at 48 kHz stereo, or numpy drums without hydrogen-drumkits), the whole job (reading, analysing,
@@ -25,6 +34,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,27 +43,37 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "engine" / "audio"))
 
 from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
-from concat_material import LOOPS, MaterialMissing, hydrogen_groove, lmms_loop, synthetic_groove  # noqa: E402
+from concat_material import (  # noqa: E402
+    LOOPS,
+    MaterialMissing,
+    chord_region,
+    hydrogen_groove,
+    lmms_loop,
+    synthetic_groove,
+)
 
+import engine.audio.concat.prior as concat_prior  # noqa: E402
 from engine.api import GenerationParams, GenerationRequest, Meter, Prompt  # noqa: E402
 from engine.evaluate import evaluate_job  # noqa: E402
 from engine.local import LocalEngine  # noqa: E402
 from engine.render.wavfile import write_wav  # noqa: E402
 
 MEASURES = ("mel_fd", "copied_bars", "hf_db", "grid_share_diff", "loudness_lu", "unit_clicks", "audio_length",
-            "join_click")  # fmt: skip
+            "join_click", "harmony", "audio_key")  # fmt: skip
 DEFAULT_LOOPS = ",".join(LOOPS)
 
 
-def regions(loops: str, grooves: str, folder: Path) -> list[tuple[str, Path, float]]:
-    out = []
+def regions(loops: str, grooves: str, folder: Path, chords: str = "", demo: bool = False
+            ) -> list[tuple[str, Path, float, dict[str, Any]]]:  # fmt: skip
+    """(name, region file, tempo, overrides of the job's bars/seed) of each region."""
+    out: list[tuple[str, Path, float, dict[str, Any]]] = []
     for name in [n for n in loops.split(",") if n]:
         try:
             audio, rate, tempo = lmms_loop(name)
         except MaterialMissing as e:
             print(f"skipped {name}: {e}")  # noqa: T201
             continue
-        out.append((name, write_wav(folder / f"{name}.wav", audio, rate), tempo))
+        out.append((name, write_wav(folder / f"{name}.wav", audio, rate), tempo, {}))
     for spec in [g for g in grooves.split(",") if g]:
         kit, tempo_text = spec.split(":")
         try:
@@ -61,7 +81,24 @@ def regions(loops: str, grooves: str, folder: Path) -> list[tuple[str, Path, flo
         except MaterialMissing as e:
             print(f"skipped {kit}: {e}")  # noqa: T201
             continue
-        out.append((f"hydrogen-{kit}", write_wav(folder / f"{kit}.wav", audio, 44_100), float(tempo_text)))
+        out.append((f"hydrogen-{kit}", write_wav(folder / f"{kit}.wav", audio, 44_100), float(tempo_text), {}))
+    for spec in [c for c in chords.split(",") if c]:
+        sounds, tempo_text = spec.split(":")
+        try:
+            audio = chord_region(sounds, float(tempo_text))
+        except MaterialMissing as e:
+            print(f"skipped chords-{sounds}: {e}")  # noqa: T201
+            continue
+        out.append((f"chords-{sounds}", write_wav(folder / f"chords-{sounds}.wav", audio, 44_100), float(tempo_text),
+                    {}))  # fmt: skip
+    if demo:
+        from engine.audio.example_region import render_region
+
+        try:
+            path = render_region(ROOT / "examples/regions/pop_100bpm_4-4.mid", folder / "demo-audio.wav", 48_000)
+            out.append(("demo-audio (pop, soundfont)", path, 100.0, {"bars": 8, "seed": 7}))
+        except Exception as e:  # noqa: BLE001 - no soundfont here: said, and the rest goes on
+            print(f"skipped the demo-audio region: {e}")  # noqa: T201
     return out
 
 
@@ -99,6 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--loops", default=DEFAULT_LOOPS)
     parser.add_argument("--grooves", default="colombo:97,millo:133")
+    parser.add_argument("--chords", default="strings:100,space:120", help="chord-heavy lmms regions, SOUNDS:BPM")
+    parser.add_argument("--no-demo", action="store_true", help="leave out make demo-audio's region")
+    parser.add_argument(
+        "--harmony-weight",
+        type=float,
+        default=None,
+        help="the prior's harmony weight (0: plan without harmony; default: the engine's)",
+    )
     parser.add_argument("--bars", type=int, default=16)
     parser.add_argument("--variants", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
@@ -110,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "concat.json")
     args = parser.parse_args(argv)
     keep = {"auto": None, "yes": True, "no": False}[args.keep_opening]
+    if args.harmony_weight is not None:
+        concat_prior.HARMONY = args.harmony_weight
     params = GenerationParams(bars=args.bars, variants=args.variants, seed=args.seed, similarity=args.similarity,
                               keep_opening=keep)  # fmt: skip
     engine = LocalEngine(device="cpu")
@@ -118,10 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for name, region, tempo in regions(args.loops, args.grooves, folder):
+        for name, region, tempo, overrides in regions(args.loops, args.grooves, folder, args.chords, not args.no_demo):
             job_dir = folder / "jobs" / name
-            result, seconds = run_job(engine, region, tempo, params, "segue-concat", job_dir)
-            write_manifest(job_dir, region, result, params)
+            job_params = replace(params, **overrides)
+            result, seconds = run_job(engine, region, tempo, job_params, "segue-concat", job_dir)
+            write_manifest(job_dir, region, result, job_params)
             score = evaluate_job(job_dir)
             summary = {c.name: c for c in score.summary}
             distinct = summary.get("variants_distinct")
@@ -149,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if speed.get("ratio"):
         print(f"\nneural / concat time: {speed['ratio']:.0f}x")  # noqa: T201
     write_json(args.out, {"machine": machine(), "params": vars(args) | {"out": str(args.out)}, "jobs": jobs,
+                          "harmony_weight": concat_prior.HARMONY,
                           "speed": speed, "failed_variants": failed})  # fmt: skip
     print(f"\n{failed} variant(s) or job(s) failed a measure; wrote {args.out}")  # noqa: T201
     return 0

@@ -312,6 +312,94 @@ def band_energy_db(
     return 10 * math.log10(band + 1e-20), 10 * math.log10((band + 1e-20) / (total + 1e-20))
 
 
+HARMONY_MIN = 0.8  # a tonal region's continuation: each bar's beats correlate this well with a region bar's
+TONAL_MIN = 0.5  # a region is tonal when its beats' chroma has this clarity (1: one chord's notes, 0: noise)
+CHROMA_FMIN, CHROMA_FMAX = 80.0, 4000.0
+
+
+def beat_chromas(x: Array, sample_rate: int, beat_samples: float, beats: int, end: int | None = None) -> Array:
+    """Chroma of each of ``beats`` beats of mono ``x`` [beats, 12], each from one Hann-windowed spectrum of the
+    whole beat (a resolution of a few Hz: semitones apart down to 80 Hz) and summing to 1 (zeros for silence).
+    Beats start at sample 0, or, with ``end``, are counted back from that sample (a region ending on a bar line)."""
+    length = int(beat_samples)
+    if beats <= 0 or length < 16:
+        return np.zeros((max(0, beats), 12))
+    starts = [round(k * beat_samples) for k in range(beats)]
+    if end is not None:
+        starts = [end - round((beats - k) * beat_samples) for k in range(beats)]
+    frames = np.zeros((beats, length))
+    for k, a in enumerate(starts):
+        lo, hi = max(0, a), min(len(x), a + length)
+        if hi > lo:
+            frames[k, lo - a : hi - a] = x[lo:hi]
+    n_fft = 1 << math.ceil(math.log2(length))
+    power = np.abs(np.fft.rfft(frames * np.hanning(length), n=n_fft, axis=1)) ** 2
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
+    band = (freqs >= CHROMA_FMIN) & (freqs <= min(CHROMA_FMAX, sample_rate / 2))
+    pcs = (np.round(12 * np.log2(freqs[band] / 440.0)).astype(int) + 9) % 12
+    out = np.zeros((beats, 12))
+    for pc in range(12):
+        out[:, pc] = power[:, band][:, pcs == pc].sum(axis=1)
+    total = out.sum(axis=1, keepdims=True)
+    return np.asarray(np.where(total > 1e-20, out / np.maximum(total, 1e-30), 0.0))
+
+
+def chroma_clarity(chromas: Array) -> float:
+    """How clearly the beats hold a few pitch classes: the mean share of each beat's energy in its 4 strongest
+    pitch classes, from 0 (spread evenly, 4/12: noise, most drums) to 1 (four notes or fewer)."""
+    if not len(chromas) or not np.any(chromas.sum(axis=1) > 0):
+        return 0.0
+    top = np.sort(chromas, axis=1)[:, -4:].sum(axis=1)
+    return float(np.clip((np.mean(top) - 1 / 3) / (2 / 3), 0.0, 1.0))
+
+
+def _correlations(a: Array, b: Array) -> Array:
+    """Pearson correlation of every row of ``a`` with every row of ``b`` (12 pitch classes) [len(a), len(b)]."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    return np.asarray((a @ b.T) / np.maximum(np.outer(na, nb), 1e-20))
+
+
+@dataclass(frozen=True)
+class Harmony:
+    """Per bar of a continuation: how well its beats' chroma follows, beat by beat, the region bar it follows best
+    (mean Pearson correlation over the bar's beats, at the same beats of that region bar)."""
+
+    bars: tuple[float, ...]
+    clarity: float  # the region's chroma clarity (:func:`chroma_clarity`)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.bars)) if self.bars else 0.0
+
+    @property
+    def worst(self) -> float:
+        return float(min(self.bars)) if self.bars else 0.0
+
+
+def harmony(region: Array, continuation: Array, sample_rate: int, tempo_bpm: float, bar_quarters: float) -> Harmony:
+    """:class:`Harmony` of mono ``continuation`` (starting on a bar line) against mono ``region`` (ending on
+    one). Beats are quarter notes (eighths when a bar holds no whole number of quarters). A slice of one chord in a
+    bar of another lowers its bar's value; a continuation that plays the region's bars' chords in another order
+    does not."""
+    unit_quarters = 1.0 if abs(bar_quarters - round(bar_quarters)) < 1e-6 else 0.5
+    per_bar = max(1, round(bar_quarters / unit_quarters))
+    beat = unit_quarters * 60.0 / tempo_bpm * sample_rate
+    bar = per_bar * beat
+    n_reg, n_cont = int(len(region) / bar + 1e-6), int(len(continuation) / bar + 1e-6)
+    if n_reg == 0 or n_cont == 0:
+        return Harmony((), 0.0)
+    reg = beat_chromas(region, sample_rate, beat, n_reg * per_bar, end=len(region)).reshape(n_reg, per_bar, 12)
+    cont = beat_chromas(continuation, sample_rate, beat, n_cont * per_bar).reshape(n_cont, per_bar, 12)
+    scores = []
+    for b in range(n_cont):
+        # [per_bar, n_reg]: each beat of this bar against the same beat of every region bar
+        corr = np.stack([np.diag(_correlations(cont[b], reg[r])) for r in range(n_reg)], axis=1)
+        scores.append(float(corr.mean(axis=0).max()))
+    return Harmony(tuple(scores), chroma_clarity(reg.reshape(-1, 12)))
+
+
 @dataclass(frozen=True)
 class Measure:
     """One of :func:`sound_measures`: ``ok`` None when not measurable (said in ``detail``)."""
@@ -400,7 +488,8 @@ def sound_measures(
 ) -> list[Measure]:
     """Issue 15's measures of an audio continuation against its region (both ``[C, n]``, the region ending on the
     bar line where the continuation starts): it sounds like the region, is more than a copy, keeps the region's
-    bandwidth, groove and loudness, and (with the engine's ``joins``) has no click at any join."""
+    bandwidth, groove, loudness and (in a tonal region) harmony, and (with the engine's ``joins``) has no click at any
+    join."""
     out: list[Measure] = []
     reg = np.asarray(region, dtype=np.float64)
     profile = _region_profile(reg, sample_rate)
@@ -442,6 +531,14 @@ def sound_measures(
             f"BS.1770 loudness, continuation minus region (within {LOUDNESS_LU:g} LU)",
         )
     )
+    chords = harmony(mono(reg), cont_m, sample_rate, tempo_bpm, bar_quarters)
+    if chords.bars:
+        tonal = chords.clarity >= TONAL_MIN
+        out.append(Measure("harmony", round(chords.mean, 3), (chords.mean >= HARMONY_MIN) if tonal else None,
+                           f"per-beat chroma correlation of each bar with the region bar it follows best, mean over "
+                           f"the bars (worst {chords.worst:.2f}); at least {HARMONY_MIN:g} "
+                           + ("" if tonal else f"where the region is tonal (its chroma clarity {chords.clarity:.2f} "
+                              f"< {TONAL_MIN:g}: not checked)")))  # fmt: skip
     if joins is not None:
         clicks, measured = unit_clicks(region, continuation, sample_rate, joins)
         out.append(Measure("unit_clicks", clicks, clicks == 0,

@@ -8,6 +8,14 @@ variable-order Markov match of code histories (the longer the codes before the t
 played, the smoother: the oracle's suffix links) and by how much the target sounds like the slice that would have
 come next (The Infinite Jukebox's beat similarity).
 
+**Harmony**: in a tonal region (its slices' chroma clear: chords, a bass line; not drums or noise) a jump is also
+weighted by how well the target's chroma correlates with the harmony it lands in: the chroma the region has at the
+same place of its loop (slot ``t`` of bar ``b`` of the continuation: slot ``t`` of region bar ``b mod bars``), or,
+inside a bar, that of the slice that followed the previous one in the region where it belongs at this slot. So a
+slice of one chord does not land in a bar of another, and the continuation keeps the region's harmonic rhythm and
+progression (and its key). The walk goes on across a bar line only into that harmony, and a phrase's repeated bar
+is repeated only where it holds it.
+
 Above the walk, **phrases** of 2, 4 or 8 bars (the region's own length, as a power of two): in a phrase of 4 the
 third bar repeats the first (varied), the last bar is a **fill** (fewer continuations, louder attacks preferred);
 a phrase may restart on the region's opening bar. A bar that would be a verbatim copy of a region bar is varied
@@ -35,6 +43,10 @@ COPY_PLAN = 0.95  # the planner's copy threshold (the measure's is 0.98: a margi
 FILL_CONTINUE = 0.55  # the chance to continue is multiplied by this in a fill's second half
 FILL_ATTACK = 0.7  # weight exp(0.7 x onset strength z-score) on jump targets in a fill
 RESTART_CHANCE = 0.5  # a phrase (after the first) starts on the region's phrase opening this often
+HARMONY = 8.0  # a jump target's weight x exp(-HARMONY x gate x (1 - its chroma correlation with the reference))
+BAR_FIT = 0.7  # a bar (or a slice on a bar line) holds the region's harmony there from this chroma correlation
+FIT_MIN, FAR = 0.7, 0.0  # in a fully tonal region, a target under FIT_MIN weighs FAR x as much (when others fit)
+TONAL_FROM, TONAL_FULL = 0.45, 0.75  # the gate: 0 at this chroma clarity (drums, noise), 1 from this (chords)
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,13 @@ class _Walker:
         bar_index = np.arange(units.bars)[:, None] * self.n + np.arange(self.n)[None, :]
         self.bar_slices = bar_index  # [B, n]
         self.bar_energy = self.energy[bar_index].sum(axis=1)
+        self.bar = 0  # the continuation's bar being planned (the harmony's place in the region's loop)
+        gate = (units.clarity - TONAL_FROM) / (TONAL_FULL - TONAL_FROM)
+        self.harmony = HARMONY * float(np.clip(gate, 0.0, 1.0)) if units.chroma is not None else 0.0
+        self.chroma_corr = _chroma_correlations(units.chroma) if self.harmony > 0 else np.zeros((0, 0))
+        self.span_corr = _span_correlations(units) if self.harmony > 0 else np.zeros((0, 0))
+        self.far = 1.0 - float(np.clip(gate, 0.0, 1.0)) * (1.0 - FAR)
+        self.next_of = np.append(np.arange(1, self.count), _loop_follower(units))  # what followed each slice
 
     def weights(
         self, prev: int | None, slot: int, fill: bool, exclude: int | None, any_class: bool = False
@@ -114,11 +133,38 @@ class _Walker:
             follower = prev + 1 if prev + 1 < self.count else None
             if follower is not None:
                 w *= np.exp(-0.5 * (self.distance[follower] / self.tau) ** 2)
+            if self.harmony > 0:
+                fit = self.harmonic_fit(prev, slot)
+                w *= np.exp(-self.harmony * (1.0 - fit))
+                if float(w[fit >= FIT_MIN].sum()) > 0:  # harmony first: others only where nothing fits
+                    w[fit < FIT_MIN] *= self.far
         if fill:
             w *= np.exp(FILL_ATTACK * np.clip(self.u.onset_strength, -3, 3))
         if exclude is not None and w.sum() - w[exclude] > 0:
             w[exclude] = 0.0
         return w
+
+    def harmonic_fit(self, prev: int, slot: int) -> npt.NDArray[np.float64]:
+        """Each slice's chroma correlation with the harmony at ``slot`` after ``prev``: the region's own half bar
+        at this place of its loop, or, as well, what followed ``prev`` in the region when that belongs here."""
+        fit = self.span_corr[self.aligned(slot)]
+        follower = int(self.next_of[prev])
+        if slot > 0 and self.pos[follower] == slot:
+            fit = np.maximum(fit, self.chroma_corr[follower])
+        return np.asarray(fit)
+
+    def aligned(self, slot: int = 0) -> int:
+        """The region slice at ``slot`` of the bar being planned, in the region's loop (bar ``b mod bars``)."""
+        return (self.bar % self.u.bars) * self.n + slot
+
+    def bar_fits(self, bar: list[int]) -> bool:
+        """Whether ``bar`` holds the harmony the region has at this place of its loop (always, in a region that is
+        not tonal)."""
+        if self.harmony <= 0:
+            return True
+        region = self.u.chroma[self.aligned() : self.aligned() + self.n].mean(axis=0)  # type: ignore[index]
+        ours = self.u.chroma[np.asarray(bar)].mean(axis=0)  # type: ignore[index]
+        return float(_chroma_correlations(np.stack([region, ours]))[0, 1]) >= BAR_FIT
 
     def draw(self, w: npt.NDArray[np.float64]) -> int:
         total = float(w.sum())
@@ -129,6 +175,8 @@ class _Walker:
     def step(self, prev: int | None, slot: int, fill: bool) -> int:
         follower = prev + 1 if prev is not None and prev + 1 < self.count else None
         chance = self.k.continue_chance * (FILL_CONTINUE if fill else 1.0)
+        if slot == 0 and follower is not None and self.harmony > 0:  # a bar line: go on only in the region's harmony
+            chance *= float(self.chroma_corr[follower, self.aligned()] >= BAR_FIT)
         if follower is not None and self.pos[follower] == slot and self.rng.random() < chance:
             return follower
         return self.draw(self.weights(prev, slot, fill, follower))
@@ -180,6 +228,37 @@ def plan_similarity(units: RegionUnits, a: tuple[int, ...], b: tuple[int, ...]) 
     return float(units.gram[x, y].sum()) / den
 
 
+def _chroma_correlations(chroma: npt.NDArray[np.float64] | None) -> npt.NDArray[np.float64]:
+    """Pearson correlation of every pair of slices' chroma (0 where a slice is silent)."""
+    if chroma is None:
+        return np.zeros((0, 0))
+    c = chroma - chroma.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(c, axis=1)
+    return np.asarray((c @ c.T) / np.maximum(np.outer(norm, norm), 1e-20))
+
+
+def _span_correlations(units: RegionUnits) -> npt.NDArray[np.float64]:
+    """``[S, S]``: the chroma correlation of every slice with the half bar each slice lies in (its mean chroma): the
+    harmony at that place of the region, whatever the melody does inside it."""
+    chroma = units.chroma if units.chroma is not None else np.zeros((units.count, 12))
+    n = units.slices.slices_per_bar
+    half = max(1, n // 2)
+    span = np.arange(units.count) // half
+    means = np.stack([chroma[span == k].mean(axis=0) for k in range(int(span.max()) + 1)])[span]
+    return _chroma_correlations(np.concatenate([means, chroma]))[: units.count, units.count :]
+
+
+def _loop_follower(units: RegionUnits) -> int:
+    """What would follow the region's last slice: the slice after the one most like it at the same place of an
+    earlier bar (a looped region: one loop earlier), else the region's first slice."""
+    last = units.count - 1
+    same = [j for j in range(last) if units.positions[j] == units.positions[last]]
+    if not same:
+        return 0
+    norms = np.sqrt(np.maximum(np.diag(units.gram), 1e-20))
+    return max(same, key=lambda j: float(units.gram[j, last] / (norms[j] * norms[last]))) + 1
+
+
 def _context_matches(codes: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
     """``m[j, k]``: how many codes before slice ``k`` equal the codes ending at slice ``j`` (up to MAX_CONTEXT)."""
     count = len(codes)
@@ -205,12 +284,13 @@ def plan_continuation(units: RegionUnits, codes: npt.NDArray[np.int64], bars: in
     used = 0
     prev: int | None = units.count - 1  # the region's last slice
     for b in range(bars):
+        w.bar = b
         at = b % phrase
         fill_from = n // 2 if at == phrase - 1 and bars > 1 else n
         reference = _repeat_of(at, phrase)
         if b == 0 and knobs.keep_opening:
             bar, role = list(range(n)), "opening"
-        elif reference is not None and b - (at - reference) >= 0:
+        elif reference is not None and b - (at - reference) >= 0 and w.bar_fits(out[b - (at - reference)]):
             bar = _varied(w, out[b - (at - reference)], prev, knobs.repeat_variation)
             role = "repeat"
         elif at == 0 and b > 0 and w.rng.random() < RESTART_CHANCE:

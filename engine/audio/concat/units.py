@@ -21,6 +21,8 @@ from engine.audio.continuation import BarGrid
 from engine.errors import BadInputError
 from engine.evaluate.audio import (
     GRID_WINDOW_S,
+    beat_chromas,
+    chroma_clarity,
     detect_onsets,
     frame_params,
     grid_share,
@@ -88,6 +90,8 @@ class RegionUnits:
     onset_strength: Array  # [S], z-scored: how strong an attack the slice opens with
     gram: Array  # [S, S] inner products of the slices (the copy measure; decimated)
     notes: tuple[str, ...] = ()
+    chroma: Array | None = None  # [S, 12] each slice's pitch-class energy, summing to 1 (the harmony of the prior)
+    clarity: float = 0.0  # how clearly the slices hold a few pitch classes: 0 noise or drums, 1 chords and notes
 
     @property
     def count(self) -> int:
@@ -134,9 +138,11 @@ def analyse_region(
     onsets = np.round(onset_times * sample_rate).astype(np.int64)
     notes += check_tempo(onset_times, grid, audio.shape[1] / sample_rate)
     features, strength = _features(mono, sample_rate, starts, onsets)
+    chroma = beat_chromas(mono, sample_rate, length / count, count, end=length)
     return RegionUnits(
-        audio, sample_rate, grid, slices, bars, starts, onsets, features, strength, _gram(audio, starts), tuple(notes)
-    )
+        audio, sample_rate, grid, slices, bars, starts, onsets, features, strength, _gram(audio, starts), tuple(notes),
+        chroma, chroma_clarity(chroma),
+    )  # fmt: skip
 
 
 def check_tempo(onsets_s: Array, grid: BarGrid, seconds: float) -> list[str]:

@@ -21,6 +21,7 @@ import numpy as np
 import soundfile as sf
 
 from engine.audio.audio_io import resample
+from engine.evaluate.audio import detect_onsets
 
 
 class MaterialMissing(Exception):
@@ -133,3 +134,54 @@ def synthetic_groove(tempo: float, bars: int, rate: int, channels: int = 2, beat
         out[:, start : start + len(sound)] += gain * sound[None, :] * rng.uniform(0.8, 1.0)
     out = out[:, :length]
     return np.asarray(0.7 * out / np.abs(out).max(), dtype=np.float32)
+
+
+CHORD_SOUNDS = {
+    # name: (pad held through each bar, chord stabbed on a rhythm), both C major in lmms-common
+    "strings": ("stringsnpads/heaven_strings01.ogg", "instruments/e_piano_accord01.ogg"),
+    "space": ("stringsnpads/space_strings01.ogg", "instruments/e_piano_accord02.ogg"),
+}
+PROGRESSION = (0, 5, -5, -2)  # semitones from C: C, F, G, Bb (one chord a bar)
+STABS = (0, 3, 4, 6)  # the eighths of a bar a chord is stabbed on
+
+
+def _shifted(audio: np.ndarray, rate: int, semitones: float) -> np.ndarray:
+    """``audio`` played ``semitones`` higher (faster), by resampling."""
+    return np.asarray(resample(np.ascontiguousarray(audio), round(rate * 2 ** (semitones / 12)), rate), np.float32)
+
+
+def _trimmed(audio: np.ndarray) -> np.ndarray:
+    """``audio`` from its first sample within 40 dB of its peak (a sample's leading silence would put the chords
+    behind the grid)."""
+    level = np.abs(audio).max(axis=0)
+    return audio[:, int(np.argmax(level >= 0.01 * level.max())) :]
+
+
+def chord_region(sounds: str, tempo: float, bars: int = 4, rate: int = 44_100) -> np.ndarray:
+    """A chord-heavy 4/4 region of real recordings: lmms-common's C major pad held through each bar and its
+    electric-piano C major chord stabbed on the eighths of :data:`STABS`, both pitch-shifted to one chord of
+    :data:`PROGRESSION` per bar (stereo, peak 0.8). The material for the harmony measure."""
+    pad_file, stab_file = CHORD_SOUNDS[sounds]
+    if not (LMMS / pad_file).is_file() or not (LMMS / stab_file).is_file():
+        raise MaterialMissing(f"{LMMS / pad_file} is missing: install Debian's lmms-common for the chord regions")
+    pad, stab = (_trimmed(_hit(LMMS / f, rate, 2)) for f in (pad_file, stab_file))
+    bar = 240.0 / tempo * rate
+    eighth = round(bar / 8)
+    out = np.zeros((2, round(bars * bar) + 4 * rate), np.float32)
+    release = np.linspace(1.0, 0.0, round(0.03 * rate), dtype=np.float32)
+    for b in range(bars):
+        shift = PROGRESSION[b % len(PROGRESSION)]
+        start = round(b * bar)
+        held = _shifted(pad, rate, shift)[:, : round(bar)].copy()
+        held[:, -len(release) :] *= release
+        out[:, start : start + held.shape[1]] += 0.5 * held
+        chord = _shifted(stab, rate, shift)
+        found = detect_onsets(chord.mean(axis=0).astype(np.float64), rate)
+        lead = round(float(found[0]) * rate) if len(found) and found[0] < 0.1 else 0  # its attack on the grid
+        chord = chord[:, lead : lead + eighth + len(release)].copy()
+        chord[:, -len(release) :] *= release
+        for e in STABS:
+            at = start + e * eighth
+            out[:, at : at + chord.shape[1]] += chord
+    out = out[:, : round(bars * bar)]
+    return np.asarray(0.8 * out / np.abs(out).max(), dtype=np.float32)
