@@ -248,10 +248,24 @@ def match_region_loudness(
     if target_lufs > SILENT_LUFS and ours > SILENT_LUFS:
         gain_db = max(-12.0, min(12.0, target_lufs - ours))
         audio = audio * 10 ** (gain_db / 20)
+        before = audio
         audio, limited = limit_peaks(audio, rate, ceiling)
         if limited > 0.05:  # make-up once: the limiter took some loudness off
-            after = loudness_db(audio.astype(np.float32), rate)
+            after = _limited_loudness(before, audio, weighted, gain_db, rate)
             if after > SILENT_LUFS and target_lufs - after > 0.1:
                 audio, limited = limit_peaks(audio * 10 ** ((target_lufs - after) / 20), rate, ceiling)
     audio = fade_out(audio, rate)
     return Rendering(np.asarray(audio, dtype=np.float32), rendering.joins, gain_db, limited)
+
+
+def _limited_loudness(before: npt.NDArray[np.float64], after: npt.NDArray[np.float64],
+                      weighted: npt.NDArray[np.float64] | None, gain_db: float, rate: int) -> float:  # fmt: skip
+    """The loudness of ``after`` (``before`` through the peak limiter). With ``weighted`` (``before`` K-weighted,
+    less ``gain_db``), measured without filtering again: the limiter's gain is one slow curve for all channels
+    (recovered here as ``sum |after| / sum |before|`` at each sample), and a slow gain passes through the
+    K-weighting filter as it is."""
+    if weighted is None:
+        return loudness_db(after.astype(np.float32), rate)
+    level = np.abs(before).sum(axis=0)
+    curve = np.divide(np.abs(after).sum(axis=0), level, out=np.ones_like(level), where=level > 1e-12)
+    return gated_loudness(weighted * (10 ** (gain_db / 20) * curve)[None, :], rate)
