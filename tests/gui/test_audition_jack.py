@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fake_engine import write_wav
 
-from gui.audition import AuditionEvent, AuditionStarted, AuditionStopped, Player, SoundDeviceOutput
+from gui.audition import AuditionEvent, AuditionFailed, AuditionStarted, AuditionStopped, Player, SoundDeviceOutput
 
 pytestmark = pytest.mark.integration
 
@@ -89,3 +89,55 @@ def test_a_44k_take_plays_through_a_48k_jack_server(jack: str, tmp_path: Path) -
     assert [type(e) for e in events] == [AuditionStarted, AuditionStopped], events
     stopped = events[-1]
     assert isinstance(stopped, AuditionStopped) and stopped.finished
+
+
+def test_a_jack_server_started_after_the_first_play_is_found_on_the_next(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The producer presses Play before JACK runs ("No sound output"), starts JACK, presses Play again: it plays,
+    without restarting Segue (PortAudio lists devices only when it starts; the output starts it again)."""
+    if shutil.which("jackd") is None or shutil.which("jack_wait") is None:
+        pytest.skip("needs jackd and jack_wait (apt install jackd2)")
+    sd = pytest.importorskip("sounddevice", reason="needs PortAudio (apt install libportaudio2)")
+    name = f"segue-gui-late-{os.getpid()}"
+    env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
+    _shut_down(sd)
+    sd._initialize()  # PortAudio starts with no JACK server of that name
+    if any(d["max_output_channels"] > 0 for d in sd.query_devices()):
+        _shut_down(sd)
+        sd._initialize()
+        pytest.skip("this machine has a sound output already: nothing appears later")
+    take = write_wav(tmp_path / "take.wav", 0.3, sample_rate=48000)
+    events: list[AuditionEvent] = []
+    player = Player(SoundDeviceOutput, listener=events.append)
+    proc = None
+    try:
+        player.play("v01", (take,))
+        deadline = time.monotonic() + 10
+        while not events and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert events and isinstance(events[0], AuditionFailed) and "start JACK" in events[0].message
+        proc = subprocess.Popen(
+            ["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", "48000", "-p", "256"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        subprocess.run(["jack_wait", "-s", name, "-w", "-t", "10"], env=env, capture_output=True, timeout=15)
+        player.play("v01", (take,))
+        deadline = time.monotonic() + 10
+        while not any(isinstance(e, AuditionStopped) for e in events) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        player.close()
+        _shut_down(sd)  # PortAudio lets go of the server before it stops
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        monkeypatch.delenv("JACK_DEFAULT_SERVER", raising=False)
+        sd._initialize()
+    assert [type(e) for e in events] == [AuditionFailed, AuditionStarted, AuditionStopped], events
