@@ -5,9 +5,11 @@ every variant towards it, each scaled by ``similarity`` (1 = close to the region
 
 - **pitch**: the region's pitch-class profile, per part (blended with the whole region's), as a smoothed
   log-prior added to the ``Pitch_`` logits (not only a penalty on absent classes);
-- **rhythm**: the region's onset positions in the bar, as a log-prior on ``Position_`` tokens;
+- **rhythm**: the region's onset positions in the bar, as a log-prior on ``Position_`` tokens (each part's own
+  positions as a prior on its ``Program_`` token there is built but off: ``part_position_weight``);
 - **note lengths** (``hold_notes``): each part's ``Duration_`` histogram as a log-prior, and with ``hold_notes``
-  durations under half of the part's shortest usual length are all but forbidden, so held chords stay held;
+  durations more than four duration steps under the part's shortest usual one are forbidden (a pad of whole
+  notes holds at least 3.5 beats), so held chords stay held;
 - **density**: each part's notes per bar times ``density`` / ``part_density`` becomes a target the sampler
   steers to (a bonus while a part is behind it, a penalty once it is a chord ahead);
 - **end on the tonic**: in the last bar the lowest part plays only the tonic and the others favour the tonic
@@ -37,10 +39,11 @@ DEFAULT_HOLD_NOTES = True
 DEFAULT_END_ON_TONIC = False
 PITCH_WEIGHT = 0.3  # nats per unit of log-prior at similarity 1 (1.0 overshoots: bench)
 POSITION_WEIGHT = 1.0
+PART_POSITION_WEIGHT = 0.0  # each part's own positions on its Program token: off (make demo: the pad fell silent)
 DURATION_WEIGHT = 1.0
 PART_BLEND = 8.0  # pseudo-notes of the whole region's profile mixed into each part's
 SMOOTHING = 0.5  # pseudo-counts per pitch class / position / duration
-HOLD_FLOOR = -8.0  # nats on durations a held part never plays (with hold_notes)
+HOLD_FLOOR = -math.inf  # durations a held part never plays (with hold_notes): -8 nats still let 0.5-beat pads through
 TONIC_BONUS = 2.0  # nats for tonic-triad pitch classes in the last bar (end_on_tonic)
 TONIC_PENALTY = 2.0  # nats off other pitch classes in the last bar
 
@@ -53,6 +56,7 @@ class GuidanceSettings:
     similarity: float = DEFAULT_SIMILARITY
     pitch_weight: float = PITCH_WEIGHT
     position_weight: float = POSITION_WEIGHT
+    part_position_weight: float = PART_POSITION_WEIGHT
     duration_weight: float = DURATION_WEIGHT
     hold_notes: bool = DEFAULT_HOLD_NOTES
     density: float = DEFAULT_DENSITY
@@ -93,6 +97,7 @@ class RegionStats:
     pitch_classes: dict[int, np.ndarray]  # program -> [12] note counts (pitched parts)
     pitches: dict[int, list[int]]  # program -> MIDI pitches played (drums: drum notes)
     positions: np.ndarray  # [positions per bar] onsets (distinct position per part)
+    part_positions: dict[int, np.ndarray]  # program -> [positions per bar] its onsets
     durations: dict[int, np.ndarray]  # program -> [len(vocab.durations)] counts
     notes: dict[int, int]  # program -> notes
     onsets: dict[int, int]  # program -> distinct onset positions (chords count once)
@@ -114,7 +119,7 @@ def region_stats(prompt_ids: Sequence[int], vocab: Vocabulary, positions_per_bar
     pitch_of = {tid: p for p, tid in vocab.pitches.items()}
     drum_of = {tid: p for p, tid in vocab.drum_pitches.items()}
     duration_index = {tid: i for i, tid in enumerate(vocab.durations)}
-    stats = RegionStats(0, {}, {}, np.zeros(max(1, positions_per_bar)), {}, {}, {})
+    stats = RegionStats(0, {}, {}, np.zeros(max(1, positions_per_bar)), {}, {}, {}, {})
     position, program = 0, None
     onset_seen: set[tuple[int, int, int]] = set()
     for tid in prompt_ids:
@@ -136,6 +141,8 @@ def region_stats(prompt_ids: Sequence[int], vocab: Vocabulary, positions_per_bar
                 stats.onsets[program] = stats.onsets.get(program, 0) + 1
                 if position < len(stats.positions):
                     stats.positions[position] += 1
+                    own = stats.part_positions.setdefault(program, np.zeros(len(stats.positions)))
+                    own[position] += 1
         elif program is not None and tid in duration_index:
             stats.durations.setdefault(program, np.zeros(len(vocab.durations)))[duration_index[tid]] += 1
     stats.bars = max(1, stats.bars)
@@ -180,6 +187,14 @@ def guided_constraints(
         pitch_bias[program] = tuple(float(prior[p % 12]) for p in range(128))
     positions = _log_prior(stats.positions) * settings.position_weight * s
     position_bias = tuple(float(x) for x in positions)
+    # each part's own onset positions, as a prior on its Program token at each position (a pad on the downbeats)
+    part_position_bias: dict[int, tuple[float, ...]] = {}
+    overall_positions = stats.positions / max(1.0, stats.positions.sum())
+    for program in constraints.parts:
+        own = stats.part_positions.get(program)
+        if settings.part_position_weight > 0 and own is not None and own.sum() > 0:
+            prior = _log_prior(own + PART_BLEND * overall_positions) * settings.part_position_weight * s
+            part_position_bias[program] = tuple(float(x) for x in prior)
     duration_bias: dict[int, tuple[float, ...]] = {}
     all_durations = sum(stats.durations.values(), np.zeros(len(vocab.durations)))
     for program in constraints.parts:
@@ -194,7 +209,7 @@ def guided_constraints(
         if settings.hold_notes:
             used = np.flatnonzero(counts)
             shortest = int(np.percentile(used, 10, method="lower")) if used.size else 0
-            # forbid (all but) durations under half the part's shortest usual one: about two tokens per halving
+            # forbid durations more than four duration tokens under the part's shortest usual one
             cut = max(0, shortest - 4)
             bias[:cut] = np.minimum(bias[:cut], HOLD_FLOOR)
         duration_bias[program] = tuple(float(x) for x in bias)
@@ -222,6 +237,7 @@ def guided_constraints(
         constraints,
         pitch_bias=pitch_bias,
         position_bias=position_bias,
+        part_position_bias=part_position_bias,
         duration_bias=duration_bias,
         density_target=density_target if settings.density_control else {},
         chord_size=chord_size,

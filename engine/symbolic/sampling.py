@@ -106,6 +106,7 @@ class Constraints:
     # guidance from the region (engine.symbolic.guidance); empty = none
     pitch_bias: dict[int, tuple[float, ...]] = field(default_factory=dict)  # program -> nats per MIDI pitch
     position_bias: tuple[float, ...] = ()  # nats per position in the bar
+    part_position_bias: dict[int, tuple[float, ...]] = field(default_factory=dict)  # program -> nats per position
     duration_bias: dict[int, tuple[float, ...]] = field(default_factory=dict)  # program -> nats per Duration token
     density_target: dict[int, float] = field(default_factory=dict)  # program -> notes per bar to steer to
     chord_size: dict[int, float] = field(default_factory=dict)  # program -> notes per onset in the region
@@ -224,10 +225,19 @@ class _Masks:
             self.position_bias = torch.zeros(vocab.size, device=device)
             for p, nats in enumerate(constraints.position_bias[: len(vocab.positions)]):
                 self.position_bias[vocab.positions[p]] = nats
+        # [position, vocab]: nats on each part's Program token at each position
+        self.part_position: torch.Tensor | None = None
+        if constraints.part_position_bias:
+            ppb_rows = constraints.positions_per_bar
+            self.part_position = torch.zeros(ppb_rows, vocab.size, device=device)
+            for program, per_position in constraints.part_position_bias.items():
+                if program in constraints.parts:
+                    column = torch.tensor(per_position[:ppb_rows], dtype=self.part_position.dtype)
+                    self.part_position[: len(column), vocab.programs[program]] = column
         self.duration_bias: dict[int, torch.Tensor] = {}
-        for program, nats in constraints.duration_bias.items():
+        for program, per_duration in constraints.duration_bias.items():
             bias = torch.zeros(vocab.size, device=device)
-            bias[list(vocab.durations)] = torch.tensor(nats[: len(vocab.durations)], dtype=bias.dtype)
+            bias[list(vocab.durations)] = torch.tensor(per_duration[: len(vocab.durations)], dtype=bias.dtype)
             self.duration_bias[program] = bias
         self.position_index = {tid: p for p, tid in enumerate(vocab.positions)}
         self.position_ids = torch.tensor(vocab.positions, dtype=torch.long, device=device)
@@ -247,7 +257,7 @@ class _Masks:
         if row.state == POSITION:
             return self.positions_from[0], self.position_bias
         if row.state == PROGRAM:
-            return self.programs, self._arrangement_bias(row)
+            return self.programs, self._program_bias(row)
         if row.state == PITCH:
             if row.bar == self.constraints.bars and row.program in self.final_pitch:
                 return self.final_pitch[row.program]
@@ -260,10 +270,18 @@ class _Masks:
         if row.tokens_in_bar >= self.constraints.max_tokens_per_bar:
             return self.bar, None
         allowed = self.programs | self.bar | self.positions_from[row.position + 1]
-        bias = self._arrangement_bias(row)
+        bias = self._program_bias(row)
         if self.position_bias is not None:
             bias = self.position_bias if bias is None else bias + self.position_bias
         return allowed, bias
+
+    def _program_bias(self, row: _Row) -> torch.Tensor | None:
+        """The arrangement/density bias plus each part's own onset-position prior at the row's position."""
+        bias = self._arrangement_bias(row)
+        if self.part_position is None or not 0 <= row.position < self.part_position.shape[0]:
+            return bias
+        here = self.part_position[row.position]
+        return here if bias is None else bias + here
 
     def _arrangement_bias(self, row: _Row) -> torch.Tensor | None:
         """Keep the region's parts playing: a part that is behind the share of its region density expected
