@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from PyQt6.QtCore import QPointF, QRectF, QSize, Qt
-from PyQt6.QtGui import QColor, QPainter, QPaintEvent, QPen
+from PyQt6.QtGui import QColor, QMouseEvent, QPainter, QPaintEvent, QPen, QWheelEvent
 from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from engine.api import Meter
@@ -126,8 +126,12 @@ class QtStatusLight(QWidget):
         paint_light(painter, QPointF(8, 8), 4.0, theme.STATUS_COLORS.get(self.status, theme.OFF))
 
 
+MAX_ZOOM = 16.0
+
+
 class QtRegionView(QWidget):
-    """A large piano roll (MIDI) over a waveform (audio), with bar lines; draws what it is given."""
+    """A large piano roll (MIDI) over a waveform (audio), with bar lines; draws what it is given. Ctrl+wheel zooms
+    in and out around the pointer, the wheel then scrolls along the region, a double-click shows all of it."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -136,6 +140,9 @@ class QtRegionView(QWidget):
         self.length_beats = 0.0
         self.meter = Meter()
         self.first_bar = 1
+        self.zoom = 1.0  # 1: the whole region across the view
+        self.start = 0.0  # where the view starts, as a fraction of the region (0 .. 1 - 1/zoom)
+        self.setToolTip("Ctrl+wheel: zoom; wheel: scroll along; double-click: all of it")
         self.placeholder = "Drop a MIDI or audio file here, open one, or send a region from your DAW"
         self.setMinimumHeight(60)  # a 640 px high window still shows the bars; it grows with the window
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -147,8 +154,41 @@ class QtRegionView(QWidget):
         self, notes: tuple[Note, ...], peaks: tuple[float, ...], length_beats: float, meter: Meter, first_bar: int = 1
     ) -> None:
         """``first_bar``: the number of the region's first bar on the DAW's timeline (bar 17, not 1)."""
+        if (notes, peaks, length_beats) != (self.notes, self.peaks, self.length_beats):
+            self.zoom, self.start = 1.0, 0.0  # another region: all of it
         self.notes, self.peaks, self.length_beats, self.meter = notes, peaks, length_beats, meter
         self.first_bar = first_bar
+        self.update()
+
+    def zoom_at(self, factor: float, fraction: float) -> None:
+        """Zoom by ``factor`` keeping the point at ``fraction`` of the view's width where it is."""
+        anchor = self.start + fraction / self.zoom
+        self.zoom = min(MAX_ZOOM, max(1.0, self.zoom * factor))
+        self.scroll_to(anchor - fraction / self.zoom)
+
+    def scroll_to(self, start: float) -> None:
+        self.start = min(max(0.0, start), 1.0 - 1.0 / self.zoom)
+        self.update()
+
+    def visible_beats(self) -> tuple[float, float]:
+        """The stretch of the region in view, in quarter notes from its start."""
+        return self.start * self.length_beats, (self.start + 1.0 / self.zoom) * self.length_beats
+
+    def wheelEvent(self, event: QWheelEvent | None) -> None:
+        if event is None or not (self.notes or self.peaks):
+            return
+        steps = event.angleDelta().y() / 120.0 or -event.angleDelta().x() / 120.0
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            self.zoom_at(1.25**steps, event.position().x() / max(1, self.width()))
+        elif self.zoom > 1.0:
+            self.scroll_to(self.start - steps * 0.1 / self.zoom)
+        else:
+            event.ignore()
+            return
+        event.accept()
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent | None) -> None:
+        self.zoom, self.start = 1.0, 0.0
         self.update()
 
     def paintEvent(self, event: QPaintEvent | None) -> None:
@@ -163,6 +203,14 @@ class QtRegionView(QWidget):
             painter.setPen(QColor(theme.FAINT))
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self.placeholder)
             return
+        painter.setClipRect(inner)
+        # zoomed: draw the whole region wider than the view, shifted to the part in view
+        inner = QRectF(
+            inner.left() - self.start * inner.width() * self.zoom,
+            inner.top(),
+            inner.width() * self.zoom,
+            inner.height(),
+        )
         # bar numbers along the top
         ruler = QRectF(inner.left(), inner.top(), inner.width(), 14)
         body = inner.adjusted(0, 16, 0, 0)

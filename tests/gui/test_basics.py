@@ -7,6 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gui_rig import Rig, generate_and_wait, wait_engine
+from PyQt6.QtCore import QPoint, QPointF, Qt
+from PyQt6.QtGui import QWheelEvent
+from PyQt6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from bridge.service import DawRegion
@@ -54,3 +57,47 @@ def test_placing_by_itself_is_a_visible_setting_off_by_default(
     rig.session.close()
     again = make_rig()  # kept across a restart
     assert again.session.settings.place_first and again.session.service.place == "first"
+
+
+def test_the_region_view_zooms_and_scrolls(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    rig = make_rig()
+    window = make_window(rig)
+    window.show()
+    wait_engine(qtbot, rig)
+    rig.session.open_files([region_file])  # 2 bars: 8 quarter notes
+    view = window.region.view
+    assert view.visible_beats() == (0.0, 8.0)
+    view.zoom_at(4.0, 0.5)  # around the middle
+    assert view.zoom == 4.0 and view.visible_beats() == (3.0, 5.0)
+    middle = QPointF(view.width() / 2, view.height() / 2)
+    wheel = QWheelEvent(
+        middle,
+        view.mapToGlobal(middle),
+        QPoint(0, 0),
+        QPoint(0, -120),  # one notch towards the user: scroll on along the region
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(view, wheel)
+    start, end = view.visible_beats()
+    assert start > 3.0 and end - start == 2.0
+    ctrl = QWheelEvent(
+        middle,
+        view.mapToGlobal(middle),
+        QPoint(0, 0),
+        QPoint(0, -120),  # Ctrl: zoom out a step
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.ControlModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(view, ctrl)
+    assert view.zoom == 4.0 / 1.25
+    qtbot.mouseDClick(view, Qt.MouseButton.LeftButton)
+    assert view.visible_beats() == (0.0, 8.0)
+    view.zoom_at(100.0, 0.0)
+    assert view.zoom == 16.0  # at most 16 times
