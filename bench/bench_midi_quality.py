@@ -232,6 +232,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
     parser.add_argument("--pieces", type=int, default=None, help="only the first N pieces")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N pieces")
     parser.add_argument("--variants", type=int, default=4)
     parser.add_argument("--bars", type=int, default=8)
     parser.add_argument("--seed", type=int, default=1)
@@ -247,7 +248,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
     manifest = json.loads((SET_DIR / "manifest.json").read_text())
-    pieces = list(manifest["pieces"].items())[: args.pieces]
+    pieces = list(manifest["pieces"].items())[args.skip :][: args.pieces]
     model = cont.SymbolicModel.load(find_checkpoint(args.model))
     results: dict[str, Any] = {"machine": machine(args.threads), "args": vars(args), "configs": {}}
     header = "| config | pc vs composer | onset vs composer | notes/bar | note length | in scale | variety | loss | s |"
