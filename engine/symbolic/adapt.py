@@ -131,8 +131,9 @@ def _train(
             loss.backward()
             steps += 1
             with torch.no_grad():
-                norm = torch.sqrt(sum((p.grad.float() ** 2).sum() for p in trainable if p.grad is not None))
-                scale = min(1.0, 1.0 / (float(norm) + 1e-6))  # clip the gradient norm at 1
+                squares = [(p.grad.float() ** 2).sum() for p in trainable if p.grad is not None]
+                norm = float(torch.stack(squares).sum().sqrt()) if squares else 0.0
+                scale = min(1.0, 1.0 / (norm + 1e-6))  # clip the gradient norm at 1
                 for p, (m, v) in zip(trainable, moments, strict=True):
                     if p.grad is None:
                         continue

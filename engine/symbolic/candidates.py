@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from symusic.core import ScoreTick
 
 from engine.evaluate import midi as measures
+from engine.evaluate.music import Key
 from engine.symbolic.midifile import PartNotes
 
 SEED_STRIDE = 1_000_003  # candidate j of a variant seeded s is seeded s + j * SEED_STRIDE
@@ -69,7 +70,7 @@ def fit(
     bar_beats: float,
     bars: int,
     region_bars: int,
-    region_scale: tuple[measures.Key | None, float | None],
+    region_scale: tuple[Key | None, float | None],
     density: dict[int, float],
 ) -> float:
     """How well a candidate fits the region (higher is better; about 0..2)."""
