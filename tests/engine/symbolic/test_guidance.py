@@ -36,7 +36,6 @@ OFF = GuidanceSettings(enabled=False)
 
 @pytest.fixture(scope="module")
 def model() -> SymbolicModel:
-    torch.set_num_threads(2)
     return SymbolicModel.load(find_checkpoint("default"))
 
 
