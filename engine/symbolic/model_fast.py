@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 ENV_VAR = "SEGUE_FAST_DECODE"  # "0" turns the fast path off (the module path; a benchmark's baseline)
 THREADS_ENV_VAR = "SEGUE_STEP_THREADS"  # torch threads for one decode step; 0 = the process's setting
-DEFAULT_STEP_THREADS = 1  # measured: see docs/benchmarks.md (two threads contend badly on a busy machine)
+BUSY_LOAD_PER_CORE = 0.5  # measured (docs/benchmarks.md): above this 1-minute load, steps run on one thread
 
 
 def enabled_by_default() -> bool:
@@ -45,23 +45,29 @@ def enabled_by_default() -> bool:
 
 
 def step_threads() -> int:
-    """Torch threads for a decode step (``SEGUE_STEP_THREADS``, default 1; 0 leaves the process's setting).
+    """Torch threads for this job's decode steps: ``SEGUE_STEP_THREADS`` if set (0: the process's setting), else
+    the process's setting on an idle machine and one thread on a busy one (1-minute load average of at least
+    :data:`BUSY_LOAD_PER_CORE` per core).
 
-    A step is about a hundred small ops: with two threads each op pays a synchronisation that, on a machine that
-    is busy with anything else (a DAW playing, another job), costs far more than the op itself."""
+    A step is about a hundred small ops: with two threads each op waits for the other core, which on a machine
+    busy with anything else (a DAW playing, another job) costs far more than the op itself (measured: 4-8x slower
+    sampling); on an idle machine two threads were faster."""
     raw = os.environ.get(THREADS_ENV_VAR, "").strip()
     if not raw:
-        return DEFAULT_STEP_THREADS
+        try:
+            busy = os.getloadavg()[0] >= BUSY_LOAD_PER_CORE * (os.cpu_count() or 1)
+        except (OSError, AttributeError):  # no load average (Windows): assume a busy machine
+            busy = True
+        return 1 if busy else 0
     try:
         value = int(raw)
     except ValueError:
         value = -1
     if value < 0:
         log.warning(
-            "ignoring %s=%r: give a whole number of threads (0: torch's setting); using %d",
-            THREADS_ENV_VAR, raw, DEFAULT_STEP_THREADS,
-        )  # fmt: skip
-        return DEFAULT_STEP_THREADS
+            "ignoring %s=%r: give a whole number of threads (0: torch's setting); using 1", THREADS_ENV_VAR, raw
+        )
+        return 1
     return value
 
 
@@ -158,15 +164,16 @@ class DecodePlan:
 def plan_for(model: GPT) -> DecodePlan | None:
     """The model's decode plan, built (or rebuilt after a parameter was replaced) on demand; None if not eligible.
 
-    Called once per job (a new cache); the job's steps reuse the plan it returns."""
+    Called once per job (a new cache); the job's steps reuse the plan it returns, and its thread count
+    (:func:`step_threads`) is decided again for each job."""
     plan: DecodePlan | None = model.__dict__.get("_decode_plan")
-    if plan is not None and plan.current(model):
-        return plan
-    model.__dict__.pop("_decode_plan", None)
-    if not eligible(model):
-        return None
-    plan = DecodePlan(model)
-    model.__dict__["_decode_plan"] = plan
+    if plan is None or not plan.current(model):
+        model.__dict__.pop("_decode_plan", None)
+        if not eligible(model):
+            return None
+        plan = DecodePlan(model)
+        model.__dict__["_decode_plan"] = plan
+    plan.threads = step_threads()
     return plan
 
 

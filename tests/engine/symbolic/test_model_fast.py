@@ -268,6 +268,8 @@ def test_a_decode_step_runs_on_the_step_threads_and_restores_the_setting(monkeyp
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=40, block_size=32, n_layer=2, n_head=2, n_embd=16)).eval()
     calls: list[int] = []
+    monkeypatch.delenv(model_fast.THREADS_ENV_VAR, raising=False)
+    monkeypatch.setattr(model_fast.os, "getloadavg", lambda: (9.0, 9.0, 9.0))  # a busy machine
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
     with torch.inference_mode():
@@ -275,9 +277,25 @@ def test_a_decode_step_runs_on_the_step_threads_and_restores_the_setting(monkeyp
         model(torch.randint(0, 40, (2, 4)), cache=cache)
         model(torch.randint(0, 40, (2, 1)), cache=cache)
     assert calls == [1, 2]  # one thread for the step, then the process's two again
+    monkeypatch.setattr(model_fast.os, "getloadavg", lambda: (0.0, 0.0, 0.0))  # idle by the next job
+    with torch.inference_mode():
+        cache = model.new_cache(2)
+        model(torch.randint(0, 40, (2, 4)), cache=cache)
+        model(torch.randint(0, 40, (2, 1)), cache=cache)
+    assert calls == [1, 2]  # the process's threads: nothing set
 
 
-@pytest.mark.parametrize(("raw", "threads"), [("", 1), ("0", 0), ("2", 2), ("two", 1), ("-3", 1)])
+@pytest.mark.parametrize(("raw", "threads"), [("0", 0), ("2", 2), ("two", 1), ("-3", 1)])
 def test_the_step_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, raw: str, threads: int) -> None:
     monkeypatch.setenv(model_fast.THREADS_ENV_VAR, raw)
+    monkeypatch.setattr(model_fast.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert model_fast.step_threads() == threads
+
+
+@pytest.mark.parametrize(("load", "threads"), [(0.1, 0), (50.0, 1)])
+def test_without_a_setting_an_idle_machine_keeps_its_threads_and_a_busy_one_uses_one(
+    monkeypatch: pytest.MonkeyPatch, load: float, threads: int
+) -> None:
+    monkeypatch.delenv(model_fast.THREADS_ENV_VAR, raising=False)
+    monkeypatch.setattr(model_fast.os, "getloadavg", lambda: (load, load, load))
     assert model_fast.step_threads() == threads
