@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -119,12 +118,12 @@ def test_two_hour_file_reads_only_its_last_bars(tmp_path: Path) -> None:
     bars, seam, notes = locate_region(info, GRID)
     assert bars == 3600 and seam == info.frames and notes == ()
     tracemalloc.start()
-    started = time.perf_counter()
     region = read_region_tail(info, GRID, bars, seam, 4 * rate)
-    elapsed = time.perf_counter() - started
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert elapsed < 2.0 and peak < 20e6, "two hours are never read into memory"
+    # two hours of 16-bit stereo are 1.27 GB: a peak of 20 MB proves only the tail was read (no timing: the
+    # machine's load would decide a time limit, not the code)
+    assert peak < 20e6, "two hours are never read into memory"
     assert region.audio.shape == (2, 4 * rate)
     assert np.allclose(region.audio, tail[:, -4 * rate :], atol=1e-4)
     assert "only its last 4.0 s were read" in region.notes[-1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -217,11 +216,8 @@ def test_bad_arguments(soundfont: SoundFont, sample_rate: int, length_seconds: f
         render_parts(make_score(FOUR_PARTS), sample_rate, length_seconds, soundfont)
 
 
-def test_speed_eight_bars_four_parts(soundfont: SoundFont) -> None:
+def test_eight_bars_of_four_parts_render_four_stems(soundfont: SoundFont) -> None:
+    """Rendering speed is measured by bench/bench_midi_speed.py, side by side with a baseline, not asserted here."""
     score = make_score(FOUR_PARTS, bars=8, tempos=[(0, 96.0)])
-    render_parts(score, 44100, 1.0, soundfont)  # load the soundfont once
-    start = time.perf_counter()
     result = render(score, 44100, 20.0, soundfont)
-    elapsed = time.perf_counter() - start
     assert len(result.stems) == 4
-    assert elapsed < 2.0, f"rendering 20 s of 4 parts took {elapsed:.2f} s"
