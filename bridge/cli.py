@@ -197,8 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         choices=DAW_ADAPTERS,
         default="generic",
         help="the DAW's OSC dialect: 'generic' (Segue's own addresses), or the DAW's own OSC for transport and "
-        "position: 'ardour', 'reaper', 'live' (Ableton Live with the AbletonOSC remote script) or 'bitwig' "
-        "(Bitwig with DrivenByMoss's OSC controller)",
+        "position: 'ardour', 'reaper', 'live' (Ableton Live with the AbletonOSC remote script), 'bitwig' "
+        "(Bitwig with DrivenByMoss's OSC controller), or 'link' (the Segue Link plugin on a track: placed variants "
+        "play through it, in sync with the DAW)",
     )
     p.add_argument(
         "--daw-host",

@@ -33,7 +33,8 @@ from engine.provenance.record import ProvenanceSettings
 
 log = logging.getLogger(__name__)
 
-DAW_ADAPTERS = ("generic", "ardour", "reaper", "live", "bitwig")
+DAW_ADAPTERS = ("generic", "ardour", "reaper", "live", "bitwig", "link")
+"""``link``: the Segue Link plugin on a track (plugin/, docs/osc.md): placement plays the variant through it."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,13 @@ def check_options(options: BridgeOptions) -> tuple[str, int] | None:
     With ``--daw generic`` that is where replies and job events go; with an adapter (``ardour``, ``reaper``,
     ``live``, ``bitwig``) it is the DAW's own OSC port (default per DAW), and Segue's replies go to their sender.
     """
+    if options.daw == "link":
+        if options.daw_host is not None or options.daw_port is not None:
+            raise BadInputError(
+                "--daw link talks to the Segue Link plugins that say hello to Segue (they are found by themselves); "
+                "leave out --daw-host and --daw-port"
+            )
+        return None
     if options.daw != "generic" and options.daw not in ADAPTERS:
         raise BadInputError(
             f"--daw {options.daw}: the {options.daw} adapter is not available in this version yet; use --daw generic "

@@ -18,6 +18,7 @@ _DAW_NAMES = {
     "reaper": "REAPER",
     "live": "Ableton Live (AbletonOSC)",
     "bitwig": "Bitwig (DrivenByMoss)",
+    "link": "Segue Link plugin",
 }
 
 

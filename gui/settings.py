@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "segue"
 SETTINGS_FILE = "gui.json"
-DAW_CHOICES = ("generic", "ardour", "reaper", "live", "bitwig")
+DAW_CHOICES = ("generic", "ardour", "reaper", "live", "bitwig", "link")
 _PART = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # a part name, as engine.api.GenerationParams checks it
 
 

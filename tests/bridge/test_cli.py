@@ -349,3 +349,5 @@ def test_bridge_stop_hook_and_bad_options(run: Run) -> None:
     assert code == 2 and "--daw-host needs --daw-port" in err
     code, _, err = run("bridge", "--osc-port", "70000")
     assert code == 2 and "--osc-port must be in 0..65535" in err
+    code, _, err = run("bridge", "--daw", "link", "--daw-port", "3819", "--osc-port", "0")
+    assert code == 2 and "--daw link talks to the Segue Link plugins" in err
