@@ -103,7 +103,7 @@ def phase_summary(recorded: tuple[list[float], float], seconds: float) -> dict[s
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from PyQt6.QtWidgets import QApplication
 
-    from engine import api
+    from engine import entrypoints
     from gui.adapters import QtEventPump
     from gui.audition import FakeOutput
     from gui.session import Session, SessionDeps
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         def factory(spec: str, **options: Any) -> Any:
             return FakeEngine()
     else:
-        factory = api.open_engine
+        factory = entrypoints.open_engine
     rounds: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="segue-bench-gui-") as tmp:
         settings = GuiSettings(out_dir=str(Path(tmp) / "jobs"), osc_port=0, bars=args.bars, variants=args.variants,

@@ -35,7 +35,7 @@ def make_job(folder: Path, variants: int, stems: int, seconds: float) -> dict[st
         vid = f"v{v:02d}"
         files = {"midi": f"{vid}/continuation.mid", "audio": f"{vid}/continuation.wav", "full_audio": f"{vid}/full.wav"}
         files.update({f"stem:part{s}": f"{vid}/stems/part{s}.wav" for s in range(stems)})
-        for role, rel in files.items():
+        for rel in files.values():
             if rel.endswith(".wav"):
                 write_wav(folder / rel, audio, RATE)
             else:

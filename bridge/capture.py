@@ -50,7 +50,7 @@ import numpy.typing as npt
 
 from bridge.capture_tempo import find_audio_gaps, fit_tempo_map
 from bridge.clock import ClockState
-from engine import api
+from engine import entrypoints
 from engine.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -445,4 +445,4 @@ class CaptureSession:
 
 def save_capture(path: str | os.PathLike[str], audio: npt.NDArray[np.floating], sample_rate: int) -> Path:
     """Write ``audio [channels, samples]`` as a 24-bit WAV atomically, never over a file (the engine's writer)."""
-    return api.write_audio(Path(path), np.asarray(audio, dtype=np.float32), sample_rate)
+    return entrypoints.write_audio(Path(path), np.asarray(audio, dtype=np.float32), sample_rate)

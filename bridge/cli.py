@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
+import importlib.metadata
 import json
 import logging
 import os
@@ -37,7 +37,7 @@ from bridge.progress import ProgressPrinter
 from bridge.runner import create_job, execute_job, mark_stopped
 from bridge.service import PLACE_POLICIES
 from bridge.sound_devices import audio_inputs_check
-from engine import api
+from engine import api, entrypoints
 from engine.api import MAX_STEMS, OUTPUTS, CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Prompt
 from engine.errors import BadInputError, SegueError
 from engine.provenance.record import ProvenanceSettings
@@ -46,7 +46,7 @@ from engine.provenance.report import format_report, inspect_file
 log = logging.getLogger(__name__)
 
 EngineFactory = Callable[..., Engine]
-"""``factory(spec, **options) -> Engine``, like :func:`engine.api.open_engine` (tests pass a fake)."""
+"""``factory(spec, **options) -> Engine``, like :func:`engine.entrypoints.open_engine` (tests pass a fake)."""
 
 DEFAULT_OUT = Path("segue-jobs")
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
@@ -74,7 +74,7 @@ def main(
         return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
     verbose = bool(args.verbose) or os.environ.get("SEGUE_DEBUG", "") not in ("", "0")
     _setup_logging(verbose)
-    factory = engine_factory or api.open_engine
+    factory = engine_factory or entrypoints.open_engine
     args.bridge_ready = bridge_ready
     handler: Callable[[argparse.Namespace, EngineFactory], int] = args.handler
     try:
@@ -643,7 +643,7 @@ def cmd_models(args: argparse.Namespace, factory: EngineFactory) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, factory: EngineFactory) -> int:
-    checks = {"segue": {"ok": True, "detail": segue_version()}, **api.doctor()}
+    checks = {"segue": {"ok": True, "detail": segue_version()}, **entrypoints.doctor()}
     checks["midi_ports"] = midi_ports_check()
     checks["audio_devices"] = audio_inputs_check()
     if args.json:
@@ -658,7 +658,7 @@ def cmd_doctor(args: argparse.Namespace, factory: EngineFactory) -> int:
 
 def cmd_eval(args: argparse.Namespace, factory: EngineFactory) -> int:
     """``segue eval JOB_DIR``: numpy, soundfile and mido only, no torch (engine.evaluate)."""
-    scores, table, passed = api.evaluate(args.job_dir.expanduser().resolve())
+    scores, table, passed = entrypoints.evaluate(args.job_dir.expanduser().resolve())
     print(json.dumps(scores, indent=2, ensure_ascii=False) if args.json else table)
     return EXIT_FAILED if args.strict and not passed else EXIT_OK
 
@@ -722,7 +722,7 @@ def cmd_serve(args: argparse.Namespace, factory: EngineFactory) -> int:
         "server_id": args.server_id,
         "keep_days": args.keep_days,
     }
-    return api.run_server(options, say=_err)
+    return entrypoints.run_server(options, say=_err)
 
 
 def _device(text: str | None) -> str | int | None:
@@ -781,21 +781,12 @@ def _print_take(result: TakeResult) -> None:
 
 
 def cmd_train(args: argparse.Namespace, factory: EngineFactory) -> int:
-    if args.kind == "accompany":  # lazily: the trainer imports torch
-        import importlib
-
-        trainer = importlib.import_module("engine.symbolic.train_accompany")
-        code: int = trainer.main(list(args.rest))
-        return code
-    return api.run_training(args.kind, list(args.rest))
+    return entrypoints.run_training(args.kind, list(args.rest))
 
 
 def cmd_gui(args: argparse.Namespace, factory: EngineFactory) -> int:
-    """``segue gui``: the desktop app, imported only now (it needs PyQt6; the rest of the CLI does not)."""
-    try:
-        app = importlib.import_module("gui.app")
-    except ImportError as e:
-        raise BadInputError(f"the desktop app needs PyQt6 ({e}); install it with: pip install 'segue[gui]'") from e
+    """``segue gui``: the desktop app, loaded only now (it needs PyQt6; the rest of the CLI does not)."""
+    app = _desktop_app()
     options = app.GuiOptions(
         settings_path=args.settings,
         out_dir=args.out.expanduser().resolve() if args.out else None,
@@ -806,6 +797,18 @@ def cmd_gui(args: argparse.Namespace, factory: EngineFactory) -> int:
     )
     code: int = app.run(options, factory, say=_err)
     return code
+
+
+def _desktop_app() -> Any:
+    """The gui's ``gui.app`` module, found through the ``segue.app`` entry point it declares (pyproject.toml): the
+    layers point down, so the bridge names no gui module."""
+    found = list(importlib.metadata.entry_points(group="segue.app", name="gui"))
+    if not found:
+        raise BadInputError("the desktop app is not installed with this Segue: pip install -e '.[gui]'")
+    try:
+        return found[0].load()
+    except ImportError as e:
+        raise BadInputError(f"the desktop app needs PyQt6 ({e}); install it with: pip install 'segue[gui]'") from e
 
 
 def cmd_not_yet(args: argparse.Namespace, factory: EngineFactory) -> int:

@@ -5,21 +5,21 @@ use a remote engine. Everything here is a frozen dataclass; copy with :func:`dat
 
 An engine writes each variant's files into the job folder it is given (``v01/continuation.mid`` ...), relative
 paths in :attr:`VariantResult.files`, and reports progress through a callback; a :class:`CancelToken` stops it.
+The entry points that open an engine, serve, train or check the install are in :mod:`engine.entrypoints`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from engine.errors import BadInputError, CancelledError, EngineError
+from engine.errors import BadInputError, CancelledError
 
 Mode = Literal["continue", "accompany"]
 Kind = Literal["midi", "audio"]
@@ -62,9 +62,7 @@ class Meter:
         if not isinstance(self.numerator, int) or not 1 <= self.numerator <= 32:
             raise BadInputError(f"meter numerator must be a whole number in 1..32, got {self.numerator!r}")
         if self.denominator not in VALID_DENOMINATORS:
-            raise BadInputError(
-                f"meter denominator must be one of {VALID_DENOMINATORS}, got {self.denominator!r}"
-            )
+            raise BadInputError(f"meter denominator must be one of {VALID_DENOMINATORS}, got {self.denominator!r}")
 
     @property
     def quarters_per_bar(self) -> float:
@@ -138,9 +136,7 @@ def _shown(value: object) -> str:
 def check_tempo_bpm(value: object) -> None:
     """A tempo in MIN_TEMPO_BPM..MAX_TEMPO_BPM, or None (from the file); :class:`BadInputError` otherwise."""
     if value is not None and not _in_range(value, MIN_TEMPO_BPM, MAX_TEMPO_BPM):
-        raise BadInputError(
-            f"tempo must be between {MIN_TEMPO_BPM:g} and {MAX_TEMPO_BPM:g} BPM, got {_shown(value)}"
-        )
+        raise BadInputError(f"tempo must be between {MIN_TEMPO_BPM:g} and {MAX_TEMPO_BPM:g} BPM, got {_shown(value)}")
 
 
 def check_length_beats(value: object) -> None:
@@ -218,8 +214,11 @@ class GenerationParams:
             raise BadInputError(
                 f"similarity must be a number in 0..1 (1 = stay close to the region, 0 = free), got {self.similarity!r}"
             )
-        for name, flag in (("keep_opening", self.keep_opening), ("hold_notes", self.hold_notes),
-                           ("end_on_tonic", self.end_on_tonic)):
+        for name, flag in (
+            ("keep_opening", self.keep_opening),
+            ("hold_notes", self.hold_notes),
+            ("end_on_tonic", self.end_on_tonic),
+        ):
             if flag is not None and not isinstance(flag, bool):
                 raise BadInputError(f"{name} must be true or false, got {flag!r}")
         _check_density("density", self.density)
@@ -227,8 +226,9 @@ class GenerationParams:
             raise BadInputError(f"part_density must be a tuple of (part, factor) pairs, got {self.part_density!r}")
         seen: set[str] = set()
         for item in self.part_density:
-            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
-                    and _PART_NAME.match(item[0])):
+            if not (
+                isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and _PART_NAME.match(item[0])
+            ):
                 raise BadInputError(f"a part density is (part name, factor), e.g. ('bass', 0.5), got {item!r}")
             if item[0] in seen:
                 raise BadInputError(f"the density of part {item[0]!r} is given twice")
@@ -258,9 +258,7 @@ class GenerationParams:
             or not isinstance(self.variants, int)
             or not 1 <= self.variants <= MAX_VARIANTS
         ):
-            raise BadInputError(
-                f"variants must be a whole number in 1..{MAX_VARIANTS}, got {self.variants!r}"
-            )
+            raise BadInputError(f"variants must be a whole number in 1..{MAX_VARIANTS}, got {self.variants!r}")
         if not (math.isfinite(self.temperature) and 0.05 <= self.temperature <= 3.0):
             raise BadInputError(f"temperature must be in 0.05..3.0, got {self.temperature!r}")
         if not (math.isfinite(self.top_p) and 0.0 < self.top_p <= 1.0):
@@ -310,9 +308,7 @@ class RegionInfo:
     length_bars: int
     sample_rate: int
     parts: tuple[str, ...] = ()
-    notes: str = (
-        ""  # anything the engine adjusted, said plainly (e.g. "tempo changes: used the last, 96 BPM")
-    )
+    notes: str = ""  # anything the engine adjusted, said plainly (e.g. "tempo changes: used the last, 96 BPM")
 
 
 @dataclass(frozen=True)
@@ -397,101 +393,6 @@ class Engine(Protocol):
     ) -> GenerationResult:
         """Write every variant's files under ``job_dir`` (which exists and is empty of variants)."""
         ...
-
-
-def open_engine(spec: str = "local", **options: Any) -> Engine:
-    """Return the engine named by ``spec``: ``"local"`` (in-process; needs the ``engine`` extra) or the URL of
-    a ``segue serve`` (``http://host:8750``; ``token=...``), which gives an :class:`engine.remote.RemoteEngine`."""
-    if spec == "local":
-        local = importlib.import_module("engine.local")
-        engine: Engine = local.LocalEngine(**options)
-        return engine
-    if spec.startswith(("http://", "https://")):  # `segue serve` elsewhere (engine.remote; needs httpx)
-        try:
-            remote = importlib.import_module("engine.remote")
-        except ImportError as e:
-            raise EngineError(
-                f"a remote engine needs httpx ({e.name} is missing): pip install httpx, or 'segue[server]'"
-            ) from e
-        remote_engine: Engine = remote.RemoteEngine(spec, **options)
-        return remote_engine
-    raise BadInputError(f"unknown engine {spec!r}: use 'local' or a server URL")
-
-
-def run_server(options: Mapping[str, Any], say: Callable[[str], None]) -> int:
-    """Entry point of ``segue serve``: checks the settings (:class:`BadInputError` says what is wrong), then
-    serves until Ctrl-C or SIGTERM. ``options`` are :class:`engine.server.config.ServerConfig`'s fields, with
-    ``devices`` as text: ``"cpu"`` or ``"cuda:0,cuda:1"`` (None: every CUDA device, else the CPU), and
-    ``data_dir`` None for the default folder."""
-    try:
-        config_module = importlib.import_module("engine.server.config")
-        server = importlib.import_module("engine.server")
-    except ImportError as e:
-        missing = e.name or "a module"
-        raise EngineError(
-            f"segue serve needs the server extra ({missing} is missing): pip install 'segue[server]'"
-        ) from e
-    settings = {k: v for k, v in options.items() if not (k == "data_dir" and v is None)}
-    settings["devices"] = config_module.parse_devices(options.get("devices"))
-    code: int = server.serve(config_module.ServerConfig(**settings), say=say)
-    return code
-
-
-def run_training(kind: str, argv: list[str]) -> int:
-    """Entry point of ``segue train KIND ...``; imports the heavy training code lazily."""
-    if kind == "symbolic":
-        train = importlib.import_module("engine.symbolic.train")
-        code: int = train.main(argv)
-        return code
-    if kind == "audio":
-        audio = importlib.import_module("engine.audio.train_prior")
-        audio_code: int = audio.train_audio(argv)
-        return audio_code
-    raise BadInputError(f"unknown training kind {kind!r}: use 'symbolic' (MIDI) or 'audio'")
-
-
-def evaluate(job_dir: Path) -> tuple[dict[str, Any], str, bool]:
-    """Entry point of ``segue eval``: the scores of a finished job folder as (JSON, table, all passed).
-    Imports :mod:`engine.evaluate` lazily (numpy, soundfile, mido; no torch)."""
-    evaluation = importlib.import_module("engine.evaluate")
-    score = evaluation.evaluate_job(job_dir)
-    return score.to_json(), evaluation.format_table(score), bool(score.passed)
-
-
-def doctor() -> dict[str, dict[str, Any]]:
-    """Checks for ``segue doctor``: name -> ``{"ok": bool, "detail": str}``. Imports lazily."""
-    import platform
-    import sys
-
-    python = f"{platform.python_version()} ({sys.executable})"
-    checks: dict[str, dict[str, Any]] = {"python": {"ok": sys.version_info[:2] == (3, 11), "detail": python}}
-    try:
-        torch = importlib.import_module("torch")
-        cuda = bool(torch.cuda.is_available())
-        device = f"cuda ({torch.cuda.get_device_name(0)})" if cuda else "cpu"
-        checks["torch"] = {"ok": True, "detail": f"{torch.__version__}, device {device}"}
-    except Exception as e:  # a doctor reports, it never crashes
-        hint = "the local engine needs: pip install 'segue[engine]'"
-        checks["torch"] = {"ok": False, "detail": f"not usable ({e}); {hint}"}
-    try:
-        found = importlib.import_module("engine.render.soundfont").find_soundfont(None)
-        checks["soundfont"] = {"ok": True, "detail": str(getattr(found, "path", found))}
-    except Exception as e:
-        checks["soundfont"] = {"ok": False, "detail": f"{e}; set SEGUE_SOUNDFONT to a General MIDI .sf2 file"}
-    try:
-        names = [c.name for c in importlib.import_module("engine.checkpoints").installed_checkpoints()]
-        checks["models"] = {"ok": bool(names), "detail": ", ".join(names) or "none installed"}
-    except Exception as e:
-        checks["models"] = {"ok": False, "detail": str(e)}
-    return checks
-
-
-def write_audio(path: Path, audio: Any, sample_rate: int) -> Path:
-    """Write float audio ``[channels, samples]`` as a 24-bit WAV, atomically, never over an existing file
-    (the engine's writer, for the layers above; imports no torch)."""
-    wavfile = importlib.import_module("engine.render.wavfile")
-    written: Path = wavfile.write_wav(path, audio, sample_rate)
-    return written
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -1,6 +1,6 @@
 """The client of ``segue serve``: an :class:`engine.api.Engine` that runs jobs on a server (httpx, no torch).
 
-``api.open_engine("http://gpu-box:8750", token=...)`` returns a :class:`RemoteEngine`; the bridge and the GUI
+``entrypoints.open_engine("http://gpu-box:8750", token=...)`` returns a :class:`RemoteEngine`; the bridge and the GUI
 use it exactly as the local engine. :meth:`RemoteEngine.generate` uploads the region, follows the job's
 server-sent events into the progress callback (reconnecting when the stream drops), sends a cancel when the
 token is cancelled, and downloads every file into the local job folder, checked against the server's size and

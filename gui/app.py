@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine import api
+from engine import entrypoints
 from engine.errors import BadInputError
 from gui.engines import EngineFactory
 from gui.settings import GuiSettings, default_settings_path, load_settings
@@ -50,7 +50,9 @@ def _say(text: str) -> None:
     sys.stderr.write(text + "\n")
 
 
-def run(options: GuiOptions, engine_factory: EngineFactory = api.open_engine, say: Callable[[str], None] = _say) -> int:
+def run(
+    options: GuiOptions, engine_factory: EngineFactory = entrypoints.open_engine, say: Callable[[str], None] = _say
+) -> int:
     """Run the app (or take the screenshot); returns the exit code."""
     if options.screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -83,7 +85,7 @@ def run(options: GuiOptions, engine_factory: EngineFactory = api.open_engine, sa
     app.setApplicationName("Segue")
     apply_theme(app)  # type: ignore[arg-type]
     pump = QtEventPump()
-    if engine_factory is api.open_engine:  # the real engine: the local one in its own process
+    if engine_factory is entrypoints.open_engine:  # the real engine: the local one in its own process
         from gui.engine_process import process_engine_factory
 
         engine_factory = process_engine_factory

@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from engine import api
+from engine import entrypoints
 from engine.api import CancelToken, Engine, GenerationRequest, GenerationResult, ModelInfo, ProgressCallback
 from engine.errors import EngineError
 
@@ -37,7 +37,7 @@ class ProcessEngine:
     def __init__(
         self,
         spec: str = "local",
-        factory: EngineFactory = api.open_engine,
+        factory: EngineFactory = entrypoints.open_engine,
         options: dict[str, Any] | None = None,
         start_timeout_s: float = START_TIMEOUT_S,
     ) -> None:
@@ -221,8 +221,8 @@ def _portable(error: BaseException) -> BaseException:
 
 
 def process_engine_factory(spec: str, **options: Any) -> Engine:
-    """:func:`engine.api.open_engine` for the app: ``"local"`` runs in a child process, a server URL in-process
+    """:func:`engine.entrypoints.open_engine` for the app: ``"local"`` runs in a child process, a server URL in-process
     (it is only HTTP)."""
     if spec == "local":
-        return ProcessEngine(spec, api.open_engine, options)
-    return api.open_engine(spec, **options)
+        return ProcessEngine(spec, entrypoints.open_engine, options)
+    return entrypoints.open_engine(spec, **options)

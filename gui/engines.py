@@ -1,7 +1,7 @@
 """The engine as the app holds it: opened in the background (the local engine loads torch, which takes seconds),
 switchable between local and a server URL, and usable by the bridge service before it is ready.
 
-:class:`EngineHandle` is an :class:`engine.api.Engine` that forwards to whatever :func:`engine.api.open_engine`
+:class:`EngineHandle` is an :class:`engine.api.Engine` that forwards to whatever :func:`engine.entrypoints.open_engine`
 (or a test's factory) returned. The app never asks which kind it is. Its state changes go to a listener as
 :class:`EngineState` values, from the opening thread. No Qt.
 """
@@ -21,7 +21,7 @@ from engine.errors import EngineError, SegueError
 log = logging.getLogger(__name__)
 
 EngineFactory = Callable[..., Engine]
-"""``factory(spec, **options) -> Engine``, like :func:`engine.api.open_engine`."""
+"""``factory(spec, **options) -> Engine``, like :func:`engine.entrypoints.open_engine`."""
 OPEN_TIMEOUT_S = 120.0
 
 

@@ -36,7 +36,7 @@ from bridge.service import (
     TransportState,
 )
 from bridge.watch import WatchFolder
-from engine import api
+from engine import entrypoints
 from engine.api import GenerationParams, Meter
 from engine.errors import SegueError
 from gui import catalog
@@ -78,7 +78,7 @@ Post = Callable[[object], None]
 class SessionDeps:
     """What the session opens; tests replace the parts that need devices, sockets or torch."""
 
-    engine_factory: EngineFactory = api.open_engine
+    engine_factory: EngineFactory = entrypoints.open_engine
     output_factory: Callable[[], AudioOutput] = SoundDeviceOutput
     midi_inputs: Callable[[], list[str]] = input_names
     clock_factory: Callable[[str], MidiClockIn] = MidiClockIn

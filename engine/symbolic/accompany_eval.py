@@ -46,7 +46,13 @@ from engine.symbolic.accompany import (
     load_accompany,
     save_accompany,
 )
-from engine.symbolic.accompany_gen import AccompanyModel, accompany_region, estimate_key, key_pitch_classes
+from engine.symbolic.accompany_gen import (
+    DEFAULT_HARMONY_PENALTY,
+    AccompanyModel,
+    accompany_region,
+    estimate_key,
+    key_pitch_classes,
+)
 from engine.symbolic.midifile import Conductor, PartNotes, build_midi, save_midi
 from engine.symbolic.midifile import Note as MidiNote
 from engine.symbolic.ngram import NGramModel
@@ -128,7 +134,7 @@ def chorale_windows(
         path = next((f / key for f in folders if (f / key).is_file()), None)
         if path is None:
             continue
-        score = Score(str(path))
+        score: Any = Score(str(path))  # symusic's stubs leave the tick score's fields out
         sigs = {(int(t.numerator), int(t.denominator)) for t in score.time_signatures}
         if sigs != {(4, 4)}:
             continue
@@ -157,7 +163,7 @@ def musical_figures(
     model: AccompanyModel, windows: list[Any], seeds: tuple[int, ...] = (1, 2), harmony_penalty: float | None = None
 ) -> dict[str, Any]:
     """The figures of the module docstring; ``harmony_penalty`` None: the engine's default."""
-    options = {} if harmony_penalty is None else {"harmony_penalty": harmony_penalty}
+    penalty = DEFAULT_HARMONY_PENALTY if harmony_penalty is None else harmony_penalty
     counts: dict[str, float] = {
         "notes": 0, "in_key": 0, "in_range": 0, "bass_onsets": 0, "bass_consonant": 0,
         "ref_notes": 0, "ref_in_key": 0, "ref_bass_onsets": 0, "ref_bass_consonant": 0,
@@ -181,7 +187,9 @@ def musical_figures(
             save_midi(build_midi(tpq, conductor, [part], WINDOW_BARS * bar), path)
             region = read_region(Prompt(midi_path=path))
             t0 = time.perf_counter()
-            variants = accompany_region(model, region, ["bass", "piano"], [s + 1000 * n for s in seeds], **options)
+            variants = accompany_region(
+                model, region, ["bass", "piano"], [s + 1000 * n for s in seeds], harmony_penalty=penalty
+            )
             seconds += time.perf_counter() - t0
             ref_bass = _window(roles["bass"], start, end)
             for _s, _, p, _ in _window(roles["alto"], start, end) + _window(roles["tenor"], start, end) + ref_bass:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fake_engine import FakeEngine, write_midi_region, write_wav
 
-import engine.api
+import engine.entrypoints
 from bridge import cli
 from bridge.jobs import load_job
 from engine.api import Engine
@@ -263,18 +263,18 @@ def test_models(run: Run) -> None:
 
 
 def test_doctor(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine.api, "doctor", lambda: {"torch": {"ok": True, "detail": "2.13.0, device cpu"}})
+    monkeypatch.setattr(engine.entrypoints, "doctor", lambda: {"torch": {"ok": True, "detail": "2.13.0, device cpu"}})
     code, out, _ = run("doctor")
     assert code == 0 and "2.13.0, device cpu" in out
     assert "audio devices: " in out and "MIDI ports: " in out
-    monkeypatch.setattr(engine.api, "doctor", lambda: {"models": {"ok": False, "detail": "none installed"}})
+    monkeypatch.setattr(engine.entrypoints, "doctor", lambda: {"models": {"ok": False, "detail": "none installed"}})
     code, out, _ = run("doctor", "--json")
     assert code == 1 and json.loads(out)["models"]["detail"] == "none installed"
 
 
 def test_train_forwards_its_arguments(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, list[str]]] = []
-    monkeypatch.setattr(engine.api, "run_training", lambda kind, argv: calls.append((kind, argv)) or 3)
+    monkeypatch.setattr(engine.entrypoints, "run_training", lambda kind, argv: calls.append((kind, argv)) or 3)
     code, _, _ = run("train", "symbolic", "--data", "d", "--out", "o", "--steps", "5", "-v")
     assert code == 3
     assert calls == [("symbolic", ["--data", "d", "--out", "o", "--steps", "5", "-v"])]

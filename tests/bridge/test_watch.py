@@ -125,7 +125,10 @@ def test_a_region_without_generate_only_sets_the_region(watch: WatchFolder, tmp_
     [
         ("{not json", "Expecting property name"),
         ('{"midi_path": "/nowhere.mid", "start_beats": 0, "length_beats": 4, "tempo_bpm": 120}', "nowhere.mid"),
-        ('{"start_beats": 0, "length_beats": 4, "tempo_bpm": 5, "midi_path": "MIDI"}', "tempo must be between 10 and 400 BPM"),
+        (
+            '{"start_beats": 0, "length_beats": 4, "tempo_bpm": 5, "midi_path": "MIDI"}',
+            "tempo must be between 10 and 400 BPM",
+        ),
         ('{"start_beats": 0, "length_beats": 4}', "'tempo_bpm' is missing"),
         ('{"start_beats": "zero", "length_beats": 4, "tempo_bpm": 120, "midi_path": "MIDI"}', "must be a number"),
         ('{"tempo": 120}', "unknown field(s) tempo"),

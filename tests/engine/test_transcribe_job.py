@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 
 from bridge import cli
-from engine import api
+from engine import entrypoints
 from engine.api import Engine, GenerationParams, GenerationRequest, Prompt
 from engine.errors import EngineError
 from engine.local import LocalEngine
@@ -80,7 +80,7 @@ def test_cli_continues_an_audio_region_as_midi(
             info = sf.info(str(job_dir / files[role]))
             assert info.samplerate == RATE and info.frames == 2 * BAR_SAMPLES, role
         assert all(source.startswith("midi:") for source in job["file_sources"].values())
-    scores, _, _ = api.evaluate(job_dir)  # `segue eval` scores such a job
+    scores, _, _ = entrypoints.evaluate(job_dir)  # `segue eval` scores such a job
     assert scores["kind"] == "midi" and len(scores["variants"]) == 2
     checks = {c["name"]: c for c in scores["variants"][0]["checks"]}
     assert checks["midi_length"]["ok"] and checks["audio_length"]["ok"] and checks["midi_tempo"]["ok"]

@@ -28,7 +28,7 @@ from fake_engine import FakeEngine, write_midi  # noqa: E402
 from gui_rig import FakeClock, Rig, StemEngine  # noqa: E402
 from pytestqt.qtbot import QtBot  # noqa: E402
 
-from engine import api  # noqa: E402
+from engine import entrypoints  # noqa: E402
 from gui.adapters import QtEventPump  # noqa: E402
 from gui.audition import FakeOutput  # noqa: E402
 from gui.session import Session, SessionDeps  # noqa: E402
@@ -95,7 +95,7 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
             return clocks[-1]
 
         deps = SessionDeps(
-            engine_factory=api.open_engine if real_engine else engine_factory or fake_factory,
+            engine_factory=entrypoints.open_engine if real_engine else engine_factory or fake_factory,
             output_factory=output_factory,
             midi_inputs=lambda: list(ports),
             clock_factory=clock_factory,  # type: ignore[arg-type]

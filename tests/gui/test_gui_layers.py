@@ -47,6 +47,7 @@ def test_the_gui_uses_only_the_engines_public_api() -> None:
         not in (
             "engine",
             "engine.api",
+            "engine.entrypoints",
             "engine.errors",
             "engine.atomic",
             "engine.provenance.record",

@@ -11,11 +11,11 @@ import pytest
 import torch
 from audio_fakes import musical_region, write_region
 
-from engine.api import run_training
 from engine.audio.codec import PRESETS, Codec, save_codec
 from engine.audio.prior import AudioModel
 from engine.audio.train_prior import CodeSet, main
 from engine.checkpoints import read_checkpoint
+from engine.entrypoints import run_training
 from engine.errors import BadInputError
 
 

@@ -13,7 +13,7 @@ import pytest
 from server_rig import TOKEN, RunningServer, free_port, thread_server
 from starlette.routing import Route
 
-from engine import api
+from engine import entrypoints
 from engine.errors import BadInputError, EngineError
 from engine.remote import RemoteEngine
 from engine.server.config import ServerConfig, parse_devices
@@ -89,12 +89,12 @@ def test_a_server_without_a_token_answers_loopback_names_only(tmp_path: Path) ->
 
 
 def test_the_client_says_the_token_is_wrong_and_what_to_do(server: RunningServer) -> None:
-    engine = api.open_engine(server.url, token="not-the-token-0123456789")
+    engine = entrypoints.open_engine(server.url, token="not-the-token-0123456789")
     with pytest.raises(EngineError) as error:
         engine.models()
     message = str(error.value)
     assert server.url in message and "refused the token" in message and "--token" in message
-    names = [m.name for m in api.open_engine(server.url, token=TOKEN).models()]
+    names = [m.name for m in entrypoints.open_engine(server.url, token=TOKEN).models()]
     assert names == ["fake-midi", "fake-slow", "fake-steady"]
 
 
@@ -104,7 +104,7 @@ def test_the_client_says_when_no_server_answers() -> None:
         RemoteEngine(url, TOKEN).models()
     assert f"cannot reach the Segue server at {url}" in str(error.value) and "segue serve" in str(error.value)
     with pytest.raises(BadInputError, match="not a server URL"):
-        api.open_engine("http://")
+        entrypoints.open_engine("http://")
 
 
 @pytest.mark.parametrize(
