@@ -23,6 +23,7 @@ import mido
 from bridge.adapters import ADAPTERS, DEFAULT_DAW_PORTS, DawAdapter, open_adapter
 from bridge.capture_take import CaptureController, TakeOptions, TakeResult
 from bridge.clock import ClockFollower, ClockState
+from bridge.link import LinkEndpoint, LinkRegistry, link_transport
 from bridge.midiports import ClockInput, Lister, MidiPortError, Opener, ReconnectingInput, list_ports
 from bridge.osc import DEFAULT_HOST, OscBridge, OscServer, resolve_host
 from bridge.service import BridgeService, DawRegion, PlacePolicy, TransportProvider, TransportState
@@ -207,7 +208,8 @@ def serve(
     engine = open_engine()
     clock = MidiClockIn(options.midi_clock_in) if options.midi_clock_in is not None else None
     adapter = open_adapter(options.daw, daw_address) if daw_address and options.daw in ADAPTERS else None
-    transport = combined_transport(clock, adapter)
+    links = LinkRegistry()  # Segue Link plugins that say hello; their host's transport wins
+    transport = link_transport(links, combined_transport(clock, adapter))
     service = BridgeService(engine, options.out_dir, place=options.place, model=options.model, transport=transport)
     service.provenance = options.provenance
     capture = CaptureController(
@@ -217,6 +219,7 @@ def serve(
         on_done=lambda take: service.set_region(region_of_take(take)),
     )
     bridge = OscBridge(service, None if adapter is not None else daw_address, capture=capture)
+    LinkEndpoint(bridge, links, place_through_link=options.daw == "link")
     watch = WatchFolder(service, options.watch_dir) if options.watch_dir is not None else None
     try:
         server = OscServer(bridge, options.osc_host, options.osc_port)

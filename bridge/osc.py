@@ -153,6 +153,16 @@ class OscBridge:
     def attach(self, send: SendFunction) -> None:
         self._send = send
 
+    def add_route(self, address: str, route: Route) -> None:
+        """Understand one more address (bridge.link adds the Segue Link plugin's ``/segue/link/...``)."""
+        self.routes[address] = route
+        self.dispatcher.map(address, self._checked, route, needs_reply_address=True)
+
+    def send_to(self, to: Sender, address: str, args: Sequence[Any]) -> None:
+        """Send to ``to`` itself, never to the configured DAW address; dropped when no socket is attached."""
+        if self._send is not None:
+            self._send(to, address, args)
+
     # -- incoming --------------------------------------------------------------------------------------------
 
     def handle_datagram(self, data: bytes, sender: Sender) -> None:

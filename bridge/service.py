@@ -143,6 +143,7 @@ class Placement:
     track_name: str
     kind: Literal["audio", "midi"]
     origin: Origin = None
+    region_track: str = ""  # the track the region came from (a Segue Link plugin on it plays the variant)
 
 
 @dataclass(frozen=True)
@@ -521,6 +522,7 @@ class BridgeService:
                         track_name=f"{track} (Segue {variant.id})",
                         kind=by_role[role].kind,
                         origin=origin,
+                        region_track=region.track if region is not None else "",
                     )
                 )
         return placements
