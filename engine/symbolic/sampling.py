@@ -384,6 +384,9 @@ def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 ProgressFn = Callable[[float], None]
+# Called each step with the model's logits [rows, vocab] and every row's tokens so far; returns the logits to
+# sample from (engine.symbolic.cache mixes the region cache in here). Masks, biases and temperature apply after.
+LogitsHook = Callable[[torch.Tensor, Sequence[Sequence[int]]], torch.Tensor]
 
 
 @torch.inference_mode()
@@ -398,6 +401,7 @@ def sample_continuations(
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
     use_cache: bool = True,
+    logits_hook: LogitsHook | None = None,
 ) -> list[list[int]]:
     """Sample ``len(seeds)`` continuations of ``prompt_ids`` in one batch; returns each row's token ids,
     starting with ``Bar TimeSig`` and ending before the bar after the last one.
@@ -434,6 +438,8 @@ def sample_continuations(
         if cancel is not None:
             cancel.raise_if_cancelled()
         next_tokens = torch.full((batch,), vocab.pad, dtype=torch.long)
+        if logits_hook is not None:
+            logits = logits_hook(logits, [r.tokens for r in rows])
         scaled = logits.float() / temperature
         allowed = torch.zeros_like(scaled, dtype=torch.bool)
         for i, row in enumerate(rows):
