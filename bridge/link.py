@@ -98,7 +98,15 @@ class LinkFailed:
     origin: Sender | None
 
 
-LinkEvent = LinkPlaySent | LinkLoaded | LinkFailed
+@dataclass(frozen=True)
+class LinkChanged:
+    """An instance said its first hello (``connected``) or bye (an expiry shows in :meth:`LinkRegistry.instances`)."""
+
+    instance_id: str
+    connected: bool
+
+
+LinkEvent = LinkPlaySent | LinkLoaded | LinkFailed | LinkChanged
 LinkListener = Callable[[LinkEvent], None]
 
 
@@ -321,8 +329,10 @@ class LinkEndpoint:
             raise BadInputError(
                 f"/segue/link/hello: sample_rate must be in {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz, got {rate}"
             )
-        self.registry.hello(LinkInstance(instance_id, track, group, rate, version, sender, 0.0))
+        new = self.registry.hello(LinkInstance(instance_id, track, group, rate, version, sender, 0.0))
         self.bridge.send_to(sender, "/segue/link/welcome", [segue_version()])
+        if new:
+            self._emit(LinkChanged(instance_id, True))
 
     def _on_transport(self, sender: Sender, values: list[Any]) -> None:
         instance_id, tempo, num, den, beats, playing = values
@@ -340,7 +350,8 @@ class LinkEndpoint:
             log.debug("%s from %s:%s for %r, which has not said hello; ignored", where, *sender, instance_id)
 
     def _on_bye(self, sender: Sender, values: list[Any]) -> None:
-        self.registry.bye(values[0])
+        if self.registry.bye(values[0]):
+            self._emit(LinkChanged(values[0], False))
 
     def _on_loaded(self, sender: Sender, values: list[Any]) -> None:
         instance_id, path, seconds = values

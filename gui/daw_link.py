@@ -12,6 +12,7 @@ from typing import Any
 from pythonosc.osc_message import OscMessage
 
 from bridge.adapters import ADAPTERS, DEFAULT_DAW_PORTS, DawAdapter
+from bridge.link import LinkEndpoint
 from bridge.osc import OscBridge, OscServer, Sender
 from bridge.service import BridgeService, DawRegion
 from engine.errors import SegueError
@@ -49,6 +50,9 @@ class WatchedOscBridge(OscBridge):
         self.peer: Sender | None = None
 
     def dispatch(self, sender: Sender, message: OscMessage) -> None:
+        if message.address in _LINK_HEARTBEATS:  # a Segue Link plugin's hello and transport: many a second, and
+            super().dispatch(sender, message)  # the plugin is not where placements go (the Connections list it)
+            return
         before = self.service.region
         if message.address.startswith("/segue/"):
             self.peer = sender
@@ -67,6 +71,9 @@ class WatchedOscBridge(OscBridge):
         super().reply(sender if sender is not None else self.peer, address, args)
 
 
+_LINK_HEARTBEATS = frozenset(("/segue/link/hello", "/segue/link/transport"))
+
+
 def _short_arg(value: Any) -> str:
     text = Path(value).name if isinstance(value, str) and value.startswith("/") else str(value)
     return text if len(text) <= 24 else text[:21] + "..."
@@ -78,6 +85,7 @@ class OpenLink:
     server: OscServer
     adapter: DawAdapter | None
     detail: str  # "listening on 127.0.0.1:9750; talking to reaper at 127.0.0.1:8000"
+    link: LinkEndpoint | None = None  # the Segue Link plugins' addresses on this server
 
 
 def open_link(service: BridgeService, settings: GuiSettings, adapter_factory: AdapterFactory, post: Post) -> OpenLink:
@@ -105,6 +113,8 @@ def open_link(service: BridgeService, settings: GuiSettings, adapter_factory: Ad
                     "and press Apply (and tell the DAW script the new port)."
                 ) from e
             raise
+        link = LinkEndpoint(bridge, place_through_link=s.daw == "link")
+        link.add_listener(post)
         server.start()
         if adapter is not None:
             adapter.start()
@@ -118,4 +128,4 @@ def open_link(service: BridgeService, settings: GuiSettings, adapter_factory: Ad
         raise SegueError(str(e)) from e
     shown = f"{server.address[0]}:{server.address[1]}"
     talking = f"; talking to {s.daw} at {host}:{s.daw_port or DEFAULT_DAW_PORTS[s.daw]}" if adapter else ""
-    return OpenLink(bridge, server, adapter, f"listening on {shown}{talking}")
+    return OpenLink(bridge, server, adapter, f"listening on {shown}{talking}", link)

@@ -59,6 +59,16 @@ LinkStatus = Literal["off", "listening", "connected", "error"]
 
 
 @dataclass(frozen=True)
+class LinkPluginRow:
+    """A Segue Link plugin instance seen this session (Connections lists them)."""
+
+    instance_id: str
+    track: str
+    connected: bool  # said hello within the last 6 s
+    sample_rate: int = 0
+
+
+@dataclass(frozen=True)
 class DawLinkState:
     """The embedded OSC server and the DAW it talks to."""
 
@@ -74,6 +84,7 @@ class DawLinkState:
     peer: str = ""  # "127.0.0.1:53211": where replies go
     watch_dir: str = ""  # the watched folder ("" = off)
     watch_detail: str = ""  # "watching ~/Segue/watch/requests", or why not
+    plugins: tuple[LinkPluginRow, ...] = ()  # Segue Link instances, connected or not
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,10 @@ class QtConnectionsPanel(QWidget):
         self.place_first.setChecked(self.session.settings.place_first)
         self.place_first.toggled.connect(self.session.set_place_first)
         card.body.addWidget(self.place_first)
+        self.plugins = label("", "dim")  # the Segue Link plugins (connected or not)
+        self.plugins.setWordWrap(True)
+        self.plugins.setVisible(False)
+        card.body.addWidget(self.plugins)
         card.body.addWidget(label("Last message", "sectionTitle"))
         card.body.addWidget(self.last_message)
         return card
@@ -101,6 +105,8 @@ class QtConnectionsPanel(QWidget):
         set_quietly(self.watch_dir, state.watch_dir)
         self.watch_detail.setText(state.watch_detail)
         self.watch_detail.setVisible(bool(state.watch_detail))
+        self.plugins.setText(_plugins_text(state))
+        self.plugins.setVisible(bool(state.plugins))
         if state.last_message:
             self.last_message.setText(f"{state.last_message_time}  {state.last_message}\nfrom {state.peer}")
 
@@ -246,3 +252,12 @@ class QtConnectionsPanel(QWidget):
         remote = self.engine_kind.currentData() == "remote"
         spec = self.engine_url.text().strip() if remote else "local"
         self.session.set_engine(spec, self.engine_token.text().strip() if remote else "")
+
+
+def _plugins_text(state: DawLinkState) -> str:
+    """``Segue Link: ● Bass connected · ○ Keys not connected``."""
+    rows = []
+    for plugin in state.plugins:
+        name = plugin.track or plugin.instance_id
+        rows.append(f"● {name} connected" if plugin.connected else f"○ {name} not connected")
+    return "Segue Link: " + " · ".join(rows) if rows else ""

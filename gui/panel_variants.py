@@ -99,6 +99,13 @@ class QtVariantsPanel(QtCard):
         self.regenerate_button.clicked.connect(lambda: session.regenerate(self._selected()))
         self.continue_button.clicked.connect(lambda: session.continue_from(self._selected()))
         self.place_button.clicked.connect(lambda: session.place(self._selected()))
+        self.play_daw_button = QPushButton("Play in DAW")  # shown while a Segue Link plugin is connected
+        self.play_daw_button.setToolTip(
+            "Play the variant through the Segue Link plugin on the region's track, in sync with the DAW, from where "
+            "it belongs (mixed through the track's effects and fader); then drag it onto the track to keep it"
+        )
+        self.play_daw_button.clicked.connect(lambda: session.play_in_daw(self._selected()))
+        self.play_daw_button.setVisible(False)
         self.drag_audio = QtDragChip("⇱ Audio", lambda: session.drag_paths(self._selected(), "audio"))
         self.drag_midi = QtDragChip("⇱ MIDI", lambda: session.drag_paths(self._selected(), "midi"))
         self.drag_stems = QtDragChip("⇱ All stems", lambda: session.drag_paths(self._selected(), "stems"))
@@ -108,7 +115,7 @@ class QtVariantsPanel(QtCard):
         self.actions_row = QtFlowRow()
         self.actions_row.add_group(_drag_caption(), self.drag_audio, self.drag_midi, self.drag_stems)
         self.actions_row.add_group(self.regenerate_button, self.continue_button)
-        self.actions_row.add_group(self.place_button)
+        self.actions_row.add_group(self.play_daw_button, self.place_button)
         self.body.addWidget(self.actions_row)
         self.stems_label = label("One stem", "dim")
         self.stems_row = QtFlowRow(spread=False, group_spacing=6)
@@ -168,6 +175,7 @@ class QtVariantsPanel(QtCard):
             self.regenerate_button,
             self.continue_button,
             self.place_button,
+            self.play_daw_button,
             self.drag_audio,
             self.drag_midi,
             self.ab_button,
@@ -184,6 +192,7 @@ class QtVariantsPanel(QtCard):
 
     def _show_place(self) -> None:
         """Place in DAW is the primary action only when a placement has somewhere to go; else it says why."""
+        self.play_daw_button.setVisible(self.session.can_play_in_daw())
         ready = self.session.can_place()
         if (self.place_button.objectName() == "primary") != ready:
             self.place_button.setObjectName("primary" if ready else "")
@@ -249,6 +258,7 @@ class QtVariantsPanel(QtCard):
             ("Make again with the same seed", lambda: s.regenerate(variant_id)),
             ("Continue from this variant", lambda: s.continue_from(variant_id)),
             ("Place in DAW", lambda: s.place(variant_id)),
+            *([("Play in DAW (Segue Link)", lambda: s.play_in_daw(variant_id))] if s.can_play_in_daw() else []),
             ("Show the files", lambda: self._reveal(item)),
             ("Rename…", lambda: self._ask(variant_id, "name")),
             ("Notes…", lambda: self._ask(variant_id, "notes")),

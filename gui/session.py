@@ -20,6 +20,7 @@ from typing import Any
 from bridge.adapters import DawAdapter, open_adapter
 from bridge.daemon import MidiClockIn, combined_transport
 from bridge.jobs import list_jobs
+from bridge.link import LinkChanged, LinkEndpoint, LinkFailed, LinkLoaded, LinkPlaySent, link_transport
 from bridge.midiports import input_names
 from bridge.osc import OscServer
 from bridge.service import (
@@ -54,6 +55,7 @@ from gui.engines import EngineFactory, EngineHandle, EngineState
 from gui.models import CONTROLS, MESSAGES_KEPT, JobRow, Message, Models
 from gui.readers import RegionAudioRead, ThumbnailsRead
 from gui.session_links import SessionLinks
+from gui.session_plugins import SessionPlugins
 from gui.session_region import SessionRegion, TapTempo
 from gui.session_variants import SessionVariants, take_name
 from gui.settings import GuiSettings, save_settings
@@ -70,6 +72,10 @@ SessionEvent = (
     | RegionFromDaw
     | ThumbnailsRead
     | RegionAudioRead
+    | LinkPlaySent
+    | LinkLoaded
+    | LinkFailed
+    | LinkChanged
 )
 Post = Callable[[object], None]
 
@@ -93,10 +99,11 @@ class _Links:
     adapter: DawAdapter | None = None
     clock: MidiClockIn | None = None
     watch: WatchFolder | None = None
+    link: LinkEndpoint | None = None  # the Segue Link plugins' addresses on the OSC server
     extra: list[Callable[[], None]] = field(default_factory=list)
 
 
-class Session(SessionLinks, SessionRegion, SessionVariants):
+class Session(SessionLinks, SessionRegion, SessionVariants, SessionPlugins):
     """Everything behind the window. Call :meth:`start` once, :meth:`close` at the end."""
 
     def __init__(
@@ -322,13 +329,19 @@ class Session(SessionLinks, SessionRegion, SessionVariants):
         AuditionStarted: _on_audition,
         AuditionStopped: _on_audition,
         AuditionFailed: _on_audition,
+        LinkPlaySent: SessionPlugins._on_link_event,
+        LinkLoaded: SessionPlugins._on_link_event,
+        LinkFailed: SessionPlugins._on_link_event,
+        LinkChanged: SessionPlugins._on_link_event,
     }
 
     # -- transport ---------------------------------------------------------------------------------------------
 
     def transport(self) -> TransportState:
-        """The DAW's transport from the MIDI clock and/or the DAW adapter (any thread)."""
+        """The DAW's transport from a Segue Link plugin, the MIDI clock and/or the DAW adapter (any thread)."""
         provider = combined_transport(self._links.clock, self._links.adapter)
+        if self._links.link is not None:
+            provider = link_transport(self._links.link.registry, provider)
         if provider is not None:
             return provider()
         region = self.service.region if self._started else None
@@ -343,6 +356,7 @@ class Session(SessionLinks, SessionRegion, SessionVariants):
                 self._last_watch_region = latest
                 self._show_region(latest, "daw")
         self.models.playhead.set(self.player.position_seconds() if self.models.variants.value.playing else 0.0)
+        self.refresh_plugins()
         state = self.transport()
         region = self.models.region.value.region
         meter = region.meter if region is not None else Meter()

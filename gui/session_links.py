@@ -65,6 +65,7 @@ class SessionLinks:
             self.say("error", f"DAW connection: {e}")
             return
         self._links.osc, self._links.server, self._links.adapter = link.bridge, link.server, link.adapter
+        self._links.link = link.link
         self.models.link.update(status="listening", detail=link.detail, osc_port=link.server.address[1])
 
     def _close_osc(self) -> None:
@@ -75,7 +76,9 @@ class SessionLinks:
             self.service.remove_listener(links.osc.on_event)
         if links.adapter is not None:
             links.adapter.close()
-        links.osc, links.server, links.adapter = None, None, None
+        if links.link is not None:
+            links.link.close()
+        links.osc, links.server, links.adapter, links.link = None, None, None, None
 
     def set_watch_dir(self, folder: str) -> None:
         """Watch ``folder`` for region requests from DAW scripts that cannot use sockets (REAPER), and write the
