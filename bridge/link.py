@@ -235,6 +235,7 @@ class LinkEndpoint:
             "/segue/link/loaded": Route("ssf", ("instance_id", "audio_path", "seconds"), self._on_loaded),
             "/segue/link/error": Route("ss", ("instance_id", "message"), self._on_error),
             "/segue/link/capture": Route("i", ("bars",), self._on_capture),
+            "/segue/link/list": Route("", (), self._on_list),
         }
         for address, route in routes.items():
             bridge.add_route(address, route)
@@ -377,6 +378,14 @@ class LinkEndpoint:
             )
         if not self.capture(bars, skip=sender):
             raise BadInputError("/segue/link/capture: no Segue Link plugin is connected to capture with")
+
+    def _on_list(self, sender: Sender, values: list[Any]) -> None:
+        """``/segue/link/list`` -> ``/segue/link/list i:count`` then ``s:instance_id s:track_name`` per instance."""
+        live = self.registry.instances()
+        args: list[Any] = [len(live)]
+        for instance in live:
+            args += [instance.instance_id, instance.track_name]
+        self.bridge.reply(sender, "/segue/link/list", args)
 
     def _asker(self, instance_id: str, path: str | None) -> Sender | None:
         """Who asked for this instance's play of ``path`` (None: its latest play), forgotten once answered."""

@@ -204,6 +204,14 @@ def test_a_placement_with_no_instance_connected_says_so_to_the_asker(tmp_path: P
         osc.service.close()
 
 
+def test_list_names_the_live_instances(osc: Harness) -> None:
+    osc.send("/segue/link/list", sender=CLIENT)
+    osc.hello("i1", "Bass")
+    osc.hello("i2", "Keys", sender=("127.0.0.1", 50_002))
+    osc.send("/segue/link/list", sender=CLIENT)
+    assert osc.sent.of("/segue/link/list") == [[0], [2, "i1", "Bass", "i2", "Keys"]]
+
+
 def test_capture_is_sent_to_one_instance_per_group(osc: Harness) -> None:
     for name, group, port in (("a", "band", 50_021), ("b", "band", 50_022), ("c", "", 50_023)):
         osc.send("/segue/link/hello", name, name, group, 48000, "0", sender=("127.0.0.1", port))
