@@ -49,6 +49,8 @@ demo-audio: venv
 # Everything but the slow and GPU tests, the integration tests (real JACK, jack_midi_clock, headless Ardour, the
 # segue bridge process) included: system-deps installs their Debian packages first.
 test: venv system-deps
+	@if command -v g++ >/dev/null && command -v cc >/dev/null && [ -f /usr/share/dpf/Makefile.plugins.mk ]; then \
+	  $(MAKE) plugin; else echo "Segue Link (plugin/) not built: it needs g++ and dpf-source; its tests will skip"; fi
 	$(PY) -m pytest -m "not slow and not gpu and not realtime" $(PYTEST_FLAGS)
 
 # Capture through a real-time JACK graph (tests/integration/test_capture_jack.py): takes from jack_midi_clock,
@@ -68,7 +70,7 @@ test-slow: venv
 # for sounddevice, Lua 5.4 and node for the DAW scripts' tests; real recordings for the audio engine's tests:
 # lmms-common's loops and hydrogen-drumkits' recorded hits); installed when missing and we are root, else the
 # tests that need them skip with a hint.
-SYSTEM_PACKAGES := jackd2 jack-midi-clock ardour libportaudio2 lua5.4 nodejs lmms-common hydrogen-drumkits
+SYSTEM_PACKAGES := jackd2 jack-midi-clock ardour libportaudio2 lua5.4 nodejs lmms-common hydrogen-drumkits g++ dpf-source jalv
 system-deps:
 	@missing=""; \
 	command -v jackd >/dev/null || missing="$$missing jackd2"; \
@@ -79,6 +81,9 @@ system-deps:
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	test -d /usr/share/lmms/samples/beats || missing="$$missing lmms-common"; \
 	test -d /usr/share/hydrogen/data/drumkits || missing="$$missing hydrogen-drumkits"; \
+	command -v g++ >/dev/null || missing="$$missing g++"; \
+	test -f /usr/share/dpf/Makefile.plugins.mk || missing="$$missing dpf-source"; \
+	command -v jalv >/dev/null || missing="$$missing jalv"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
@@ -150,6 +155,12 @@ train-accompany-default: venv
 	  --max-minutes 44 --eval-every 100 --threads 1 --seed 0
 	$(PY) -m engine.symbolic.accompany_eval --src runs/segue-accompany-small \
 	  --out runs/segue-accompany-small-export --data data/corpus --data data/accompany/corpus --chorales 16
+
+# Segue Link, the plugin (plugin/README.md): CLAP, VST3 and LV2 bundles in plugin/build/bin. Needs g++ and DPF
+# (Debian's dpf-source, or DPF_PATH=/path/to/DPF).
+.PHONY: plugin
+plugin:
+	nice $(MAKE) -C plugin
 
 clean-venv:
 	rm -rf $(VENV)
