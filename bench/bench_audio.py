@@ -93,7 +93,7 @@ def timed_sampling(model: AudioModel, prompt: torch.Tensor, frames: int, seeds: 
 
 def bench_segue(args: argparse.Namespace, grid: BarGrid, region: RegionAudio, work: Path) -> dict[str, Any]:
     engine = LocalEngine(device="cpu")
-    model = engine._audio(args.model)  # loaded once, as the bridge keeps it loaded between jobs
+    model = engine.loaded.audio(args.model)  # loaded once, as the bridge keeps it loaded between jobs
     region_path = work / "region.wav"
     write_wav(region_path, region.audio, RATE)
     seconds = []

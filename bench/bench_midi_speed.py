@@ -102,23 +102,24 @@ def bench_render(
     region: Region, rows: list[list[int]], sm: SymbolicModel, bars: int, repeats: int
 ) -> dict[str, Timing]:
     """Render each variant's continuation and the region + continuation and write them, as a job does."""
-    import engine.local as local  # the job's own writer (_JobFiles): MIDI files, then the audio from them
+    import engine.pipelines.files as files_module  # the job's render helper, swapped for the baseline's
+    from engine.pipelines.midi import MidiJobFiles  # the job's own writer: MIDI files, then the audio from them
     from engine.render.soundfont import find_soundfont
 
     names = part_names_for(region.parts)
     variants = [decode_variant(r, sm.tokenizer, region, bars, names) for r in rows[:4]]
     soundfont = find_soundfont(None)
-    new_render = local.render
+    new_render = files_module.render
     out: dict[str, Timing] = {}
     for r in range(repeats):
         for key in ("baseline", "new") if r % 2 == 0 else ("new", "baseline"):
-            local.render = new_render if key == "new" else _channel_ordered_render  # type: ignore[assignment]
+            files_module.render = new_render if key == "new" else _channel_ordered_render  # type: ignore[assignment]
             try:
                 with tempfile.TemporaryDirectory() as tmp:
-                    files = local._JobFiles(Path(tmp), region, bars, 44_100, soundfont, None)
+                    files = MidiJobFiles(Path(tmp), region, bars, 44_100, soundfont, None)
                     _, t = timed(lambda: [files.write_variant(f"v{i + 1:02d}", i, v) for i, v in enumerate(variants)])  # noqa: B023
             finally:
-                local.render = new_render
+                files_module.render = new_render
             out[key] = best(out.get(key), t)
     return out
 
@@ -130,7 +131,7 @@ def bench_job(region_path: Path, bars: int, variants: int, repeats: int) -> dict
     request = GenerationRequest(
         prompt=Prompt(midi_path=region_path), params=GenerationParams(bars=bars, variants=variants, seed=7)
     )
-    model = engine._symbolic("default").model
+    model = engine.loaded.symbolic("default").model
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         engine.generate(request, Path(tmp) / "warm")  # loads the model and the soundfont

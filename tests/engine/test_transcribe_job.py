@@ -1,4 +1,4 @@
-"""An audio region continued as MIDI (engine/transcribe_job.py through LocalEngine and the CLI): `segue continue
+"""An audio region continued as MIDI (engine/pipelines/transcribed.py through LocalEngine and the CLI): `segue continue
 region.wav --as midi` writes the MIDI engine's files with the exact bar length, the transcription is kept in the
 job folder and named in the manifest, `segue eval` scores the job; routing for auto/audio/both; bad input."""
 
@@ -21,7 +21,7 @@ from engine.api import Engine, GenerationParams, GenerationRequest, Prompt
 from engine.errors import EngineError
 from engine.local import LocalEngine
 from engine.render.wavfile import write_wav
-from engine.transcribe_job import TRANSCRIBED_MIDI, transcription_route
+from engine.pipelines.transcribed import TRANSCRIBED_MIDI, transcription_route
 
 pytest.importorskip("onnxruntime")
 if importlib.util.find_spec("basic_pitch") is None:
@@ -109,12 +109,12 @@ def test_the_transcription_is_never_overwritten(engine: LocalEngine, melody_wav:
 def test_routing(engine: LocalEngine, melody_wav: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def route(output: str, midi: bool = False, model: str = "default") -> tuple[str | None, tuple[str, ...]]:
         prompt = Prompt(audio_path=melody_wav, midi_path=melody_wav if midi else None, tempo_bpm=TEMPO)
-        return transcription_route(engine, GenerationRequest(prompt, GenerationParams(output=output), model))
+        return transcription_route(engine.loaded, GenerationRequest(prompt, GenerationParams(output=output), model))
 
     assert route("midi") == ("midi", ()) and route("both") == ("both", ())
     assert route("audio") == (None, ()) and route("midi", midi=True) == (None, ())  # a MIDI file needs no transcribing
     assert route("auto") == (None, ())  # the shipped audio model continues the audio, as before
-    monkeypatch.setattr(engine, "_installed_audio_default", lambda: None)
+    monkeypatch.setattr(engine.loaded, "installed_audio_default", lambda: None)
     chosen, notes = route("auto")
     assert chosen == "midi" and "no audio model is installed" in notes[0]
     assert route("auto", model="musicgen:/nowhere") == (None, ())  # an audio model named: the audio engine
@@ -192,7 +192,7 @@ def test_a_remote_midi_job_gives_the_local_files(
 def test_auto_without_an_audio_model_transcribes_and_says_so(
     engine: LocalEngine, melody_wav: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine, "_installed_audio_default", lambda: None)
+    monkeypatch.setattr(engine.loaded, "installed_audio_default", lambda: None)
     request = GenerationRequest(Prompt(audio_path=melody_wav, tempo_bpm=TEMPO), GenerationParams(bars=1, variants=1))
     result = engine.generate(request, tmp_path)
     assert result.kind == "midi" and (tmp_path / TRANSCRIBED_MIDI).is_file()

@@ -23,12 +23,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from engine.api import CancelToken, GenerationRequest, GenerationResult, ProgressCallback, Prompt
+from engine.api import CancelToken, GenerationRequest, GenerationResult, Prompt
 from engine.checkpoints import SYMBOLIC_TYPE, find_checkpoint
 from engine.errors import BadInputError, EngineError, ModelNotFoundError
+from engine.pipelines import audio, midi
+from engine.pipelines.context import NO_AUDIO_MODEL, JobContext, Models, refuse_taken_variants
 
 if TYPE_CHECKING:
-    from engine.local import LocalEngine
     from engine.transcribe import Progress, Transcription
 
 TRANSCRIBED_MIDI = Path("region") / "transcribed.mid"
@@ -52,7 +53,7 @@ def _midi_default_installed() -> bool:
         return False
 
 
-def transcription_route(engine: LocalEngine, request: GenerationRequest) -> tuple[Route | None, tuple[str, ...]]:
+def transcription_route(models: Models, request: GenerationRequest) -> tuple[Route | None, tuple[str, ...]]:
     """(what to do with an audio-only region, notes): "midi", "both", or None for the audio engine alone."""
     prompt, output = request.prompt, request.params.output
     if prompt.audio_path is None or prompt.midi_path is not None or output == "audio":
@@ -60,9 +61,7 @@ def transcription_route(engine: LocalEngine, request: GenerationRequest) -> tupl
     if output in ("midi", "both"):
         return output, ()
     # auto: the audio engine as before, unless no audio model is installed (and none is named) but a MIDI one is
-    if request.model in ("", "default") and engine._installed_audio_default() is None and _midi_default_installed():
-        from engine.local import NO_AUDIO_MODEL
-
+    if request.model in ("", "default") and models.installed_audio_default() is None and _midi_default_installed():
         return "midi", ("the audio was transcribed and continued as MIDI: " + NO_AUDIO_MODEL,)
     return None, ()
 
@@ -76,12 +75,11 @@ def transcribe_prompt(
     ``audio_path`` for the MIDI engine alone. :class:`BadInputError` without a tempo, for unreadable audio and for
     audio with no pitched content (:func:`engine.transcribe.transcribe_region`, which ``progress`` and ``cancel``
     are handed to)."""
-    from engine.audio.job import audio_grid
     from engine.transcribe import transcribe_region
 
     if prompt.audio_path is None:
         raise BadInputError("only an audio region is transcribed; this region has no audio file")
-    grid, grid_notes = audio_grid(prompt, None)  # BadInputError without --tempo
+    grid, grid_notes = audio.audio_grid(prompt, None)  # BadInputError without --tempo
     midi_out = job_dir / TRANSCRIBED_MIDI
     if midi_out.exists():
         raise EngineError(f"{midi_out} already exists; Segue never overwrites files")
@@ -95,32 +93,21 @@ def transcribe_prompt(
     return midi_prompt, transcription, (transcription.summary, *transcription.notes, *grid_notes)
 
 
-def generate_transcribed(
-    engine: LocalEngine,
-    request: GenerationRequest,
-    route: Route,
-    job_dir: Path,
-    report: ProgressCallback,
-    cancel: CancelToken,
-    extra_notes: tuple[str, ...] = (),
-) -> GenerationResult:
-    """Transcribe the audio region into ``job_dir/region/transcribed.mid``, then run the MIDI engine (route
-    "midi") or both engines (route "both") on it."""
+def run(request: GenerationRequest, job_dir: Path, context: JobContext, route: Route = "midi") -> GenerationResult:
+    """Transcribe the audio region into ``job_dir/region/transcribed.mid``, then run the MIDI pipeline (route
+    "midi") or the audio pipeline with both engines (route "both") on it."""
     from engine.audio.audio_io import probe_audio
-    from engine.local import NO_AUDIO_MODEL
 
-    prompt, params = request.prompt, request.params
+    prompt, params, report, cancel = request.prompt, request.params, context.report, context.cancel
     assert prompt.audio_path is not None
-    taken = [job_dir / f"v{i:02d}" for i in range(1, params.variants + 1) if (job_dir / f"v{i:02d}").exists()]
-    if taken:  # before any work: Segue never overwrites
-        raise EngineError(f"{taken[0]} already exists; Segue never overwrites files")
+    refuse_taken_variants(job_dir, params.variants)  # before any work: Segue never overwrites
     info = probe_audio(prompt.audio_path)
     report(0.0, "transcribing the audio")
     midi_prompt, transcription, notes = transcribe_prompt(
         prompt, job_dir, lambda f: report(TRANSCRIBE_SHARE * f, "transcribing the audio"), cancel
     )
     cancel.raise_if_cancelled()
-    notes += extra_notes
+    notes += context.notes
     if route == "midi":
         notes += transcription.region_notes  # the audio engine says these itself in a "both" job
 
@@ -131,17 +118,17 @@ def generate_transcribed(
     audio_name: str | None = None
     midi_name = "default"
     if route == "both":
-        audio_name, midi_name = engine._model_names(with_midi)
+        audio_name, midi_name = context.models.names_for_audio(with_midi)
         if audio_name is None:
             notes += ("the audio was not continued as audio (only as MIDI): " + NO_AUDIO_MODEL,)
     elif _names_a_midi_model(request.model):
         midi_name = request.model
     if audio_name is None:
         midi_request = replace(with_midi, prompt=replace(midi_prompt, audio_path=None), model=midi_name)
-        result = engine._generate_midi(midi_request, job_dir, rest, cancel)
+        result = midi.run(midi_request, job_dir, replace(context, report=rest, notes=()))
         sources = {role: f"midi:{result.model}" for role in result.variants[0].files} if result.variants else {}
     else:
-        result = engine._generate_audio(with_midi, audio_name, midi_name, job_dir, rest, cancel)
+        result = audio.run(with_midi, job_dir, replace(context, report=rest, notes=()))
         sources = dict(result.file_sources)
     region_notes = "; ".join(n for n in (*notes, result.region.notes) if n)
     timings = {**result.timings, **{f"transcription_{k}": v for k, v in transcription.timings.items()}}

@@ -11,48 +11,34 @@ result's ``place_at`` is 0 beats: the bridge puts the files at the region's star
 - ``full.mid`` / ``full.wav``: the region's own parts with the generated ones (roles ``full_midi``,
   ``full_audio``).
 
-An audio-only region is transcribed to MIDI first (:mod:`engine.transcribe`; it needs ``--tempo``), the
-transcription kept as ``<job>/region/transcribed.mid``.
+An audio-only region is transcribed to MIDI first (:func:`engine.pipelines.transcribed.transcribe_prompt`; it
+needs ``--tempo``), the transcription kept as ``<job>/region/transcribed.mid``.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import cast
 
 import torch
-from symusic import Score
-from symusic.core import ScoreTick
 
-from engine.api import (
-    DEFAULT_SAMPLE_RATE,
-    CancelToken,
-    GenerationRequest,
-    GenerationResult,
-    Meter,
-    ProgressCallback,
-    RegionInfo,
-    VariantResult,
-)
+from engine.api import DEFAULT_SAMPLE_RATE, GenerationRequest, GenerationResult, RegionInfo, VariantResult
 from engine.checkpoints import find_checkpoint
-from engine.errors import BadInputError, EngineError, ModelNotFoundError
+from engine.errors import BadInputError, ModelNotFoundError
+from engine.pipelines.context import JobContext, refuse_taken_variants, variant_seeds
+from engine.pipelines.files import VariantFolder
 from engine.render.soundfont import SoundFont, find_soundfont
-from engine.render.synth import Rendering, render
-from engine.render.wavfile import write_wav
 from engine.symbolic.accompany import is_accompany_checkpoint
 from engine.symbolic.accompany_gen import AccompanyModel, accompany_region, check_model_parts, describe_key
-from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
+from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi
 from engine.symbolic.naming import part_names_for
 from engine.symbolic.region import Region, read_region, seconds_at
 
 log = logging.getLogger(__name__)
 
-TRANSCRIBED_MIDI = Path("region") / "transcribed.mid"
 NO_ACCOMPANY_MODEL = (
     "no accompany model is installed (segue-accompany-small ships in engine/models/: reinstall Segue to get it "
     "back), or train one with `segue train accompany --data MIDI_DIR --out MODEL_DIR` and give --model MODEL_DIR"
@@ -85,53 +71,31 @@ def load_model(name: str, device: torch.device) -> AccompanyModel:
 
 def _transcribe(request: GenerationRequest, job_dir: Path) -> tuple[GenerationRequest, tuple[str, ...]]:
     """An audio-only region as a MIDI file of its melody (basic-pitch), for the accompany model to read."""
-    prompt = request.prompt
-    assert prompt.audio_path is not None
-    try:
-        from engine.transcribe import transcribe_region
-    except ImportError as e:  # pragma: no cover - the module ships with Segue
-        raise BadInputError(
-            "accompanying an audio region needs audio-to-MIDI transcription, which this install lacks: "
-            "give the region as a MIDI file"
-        ) from e
-    if prompt.tempo_bpm is None:
+    from engine.pipelines.transcribed import transcribe_prompt
+
+    if request.prompt.tempo_bpm is None:
         raise BadInputError(
             "an audio region needs its tempo to be accompanied: give --tempo BPM (and --meter if not 4/4), "
             "or give the region's MIDI file"
         )
-    meter = prompt.meter or Meter(4, 4)
-    out = job_dir / TRANSCRIBED_MIDI
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result = transcribe_region(Path(prompt.audio_path), prompt.tempo_bpm, meter, prompt.length_beats, out)
-    midi_prompt = replace(
-        prompt, midi_path=Path(result.midi_path), audio_path=None, meter=meter, length_beats=result.length_beats
-    )
-    return replace(request, prompt=midi_prompt), (result.summary, *result.notes)
+    midi_prompt, _, notes = transcribe_prompt(request.prompt, job_dir)
+    return replace(request, prompt=replace(midi_prompt, audio_path=None)), notes
 
 
-def generate_accompaniment(
-    request: GenerationRequest,
-    job_dir: Path,
-    report: ProgressCallback,
-    cancel: CancelToken,
-    device: torch.device,
-    soundfont_path: str | None,
-    lock: threading.Lock,
-) -> GenerationResult:
+def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> GenerationResult:
     """Run one accompany job (see the module docstring)."""
-    params = request.params
+    params, report, cancel = request.params, context.report, context.cancel
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    notes: tuple[str, ...] = ()
-    taken = [f"v{i:02d}" for i in range(1, params.variants + 1) if (job_dir / f"v{i:02d}").exists()]
-    if taken:  # before any work: Segue never overwrites
-        raise EngineError(f"{job_dir / taken[0]} already exists; Segue never overwrites files")
+    notes = context.notes
+    refuse_taken_variants(job_dir, params.variants)  # before any work: Segue never overwrites
     report(0.0, "reading the region")
     if request.prompt.midi_path is None:
         if request.prompt.audio_path is None:
             raise BadInputError("give the region to accompany as a MIDI file (or an audio file with --tempo)")
         report(0.01, "transcribing the audio")
-        request, notes = _transcribe(request, job_dir)
+        request, transcribed = _transcribe(request, job_dir)
+        notes += transcribed
     prompt = request.prompt
     region = read_region(prompt)
     if not any(not p.is_drum for p in region.parts):
@@ -139,14 +103,13 @@ def generate_accompaniment(
             f"{region.path} has no pitched notes (only drums): accompany mode needs a melody or other pitched part"
         )
     sample_rate = request.sample_rate or DEFAULT_SAMPLE_RATE
-    soundfont = find_soundfont(soundfont_path)
-    with lock:
+    soundfont = find_soundfont(context.soundfont_path)
+    with context.lock:
         report(0.03, "loading the model")
-        model = load_model(request.model, device)
+        model = load_model(request.model, context.models.device)
         parts = check_model_parts(model, params.parts)
         timings["load_seconds"] = time.perf_counter() - started
-        base_seed = params.seed if params.seed is not None else random.randrange(2**31)
-        seeds = [base_seed + i for i in range(params.variants)]
+        seeds = variant_seeds(params)
         t0 = time.perf_counter()
         variants = accompany_region(
             model,
@@ -232,36 +195,18 @@ class AccompanyFiles:
 
     def write_variant(self, variant_id: str, seed: int, parts: tuple[PartNotes, ...]) -> VariantResult:
         region = self.region
-        folder = self.job_dir / variant_id
-        try:
-            folder.mkdir(parents=True, exist_ok=False)
-        except FileExistsError as e:
-            raise EngineError(f"{folder} already exists; Segue never overwrites files") from e
+        folder = VariantFolder(self.job_dir, variant_id)
         tpq = region.ticks_per_quarter
         end = region.place_at_tick
         duration = seconds_at(region.score, end, self.tempo_override_bpm)
         conductor = self.conductor()
-        save_midi(build_midi(tpq, conductor, parts, end), folder / "continuation.mid")
-        files = {"midi": f"{variant_id}/continuation.mid"}
+        continuation = folder.midi("continuation.mid", build_midi(tpq, conductor, parts, end), "midi")
         for part in parts:
-            save_midi(build_midi(tpq, conductor, [part], end), folder / "stems" / f"{part.name}.mid")
-            files[f"stem_midi:{part.name}"] = f"{variant_id}/stems/{part.name}.mid"
-        save_midi(build_midi(tpq, conductor, self.region_parts() + parts, end), folder / "full.mid")
-        files["full_midi"] = f"{variant_id}/full.mid"
-        rendering = _render_file(folder / "continuation.mid", self.sample_rate, duration, self.soundfont)
-        write_wav(folder / "continuation.wav", rendering.mix, self.sample_rate)
-        files["audio"] = f"{variant_id}/continuation.wav"
-        for name, stem in rendering.stems.items():
-            write_wav(folder / "stems" / f"{name}.wav", stem, self.sample_rate)
-            files[f"stem:{name}"] = f"{variant_id}/stems/{name}.wav"
-        full = _render_file(folder / "full.mid", self.sample_rate, duration, self.soundfont)
-        write_wav(folder / "full.wav", full.mix, self.sample_rate)
-        files["full_audio"] = f"{variant_id}/full.wav"
+            midi = build_midi(tpq, conductor, [part], end)
+            folder.midi(f"stems/{part.name}.mid", midi, f"stem_midi:{part.name}")
+        full = folder.midi("full.mid", build_midi(tpq, conductor, self.region_parts() + parts, end), "full_midi")
+        folder.rendered(continuation, self.sample_rate, duration, self.soundfont, ("continuation.wav", "audio"), True)
+        folder.rendered(full, self.sample_rate, duration, self.soundfont, ("full.wav", "full_audio"), False)
         return VariantResult(
-            id=variant_id, seed=seed, files=files, duration_seconds=duration, parts=tuple(p.name for p in parts)
+            id=variant_id, seed=seed, files=folder.files, duration_seconds=duration, parts=tuple(p.name for p in parts)
         )
-
-
-def _render_file(path: Path, sample_rate: int, length_seconds: float, soundfont: SoundFont) -> Rendering:
-    """Render the MIDI file just written, so the audio is exactly what the MIDI says."""
-    return render(cast(ScoreTick, Score(str(path))), sample_rate, length_seconds, soundfont)

@@ -1,0 +1,73 @@
+"""The one writer of a variant's folder (``v01/``, ``v02/`` ...) and the one render helper of the pipelines.
+
+A :class:`VariantFolder` is created once, never over an existing folder (unless a pipeline that shares it with
+another says so), and writes each file atomically, never over an existing file; it keeps the ``files`` map of the
+variant (role -> path relative to the job folder, as :class:`engine.api.VariantResult` has it). Audio rendered
+from MIDI is rendered from the MIDI file just written, so the audio is exactly what the MIDI says.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+import mido
+import numpy as np
+from symusic import Score
+from symusic.core import ScoreTick
+
+from engine.atomic import write_json
+from engine.errors import EngineError
+from engine.render.soundfont import SoundFont
+from engine.render.synth import Rendering, render
+from engine.render.wavfile import write_wav
+from engine.symbolic.midifile import save_midi
+
+
+def render_midi_file(path: Path, sample_rate: int, length_seconds: float, soundfont: SoundFont) -> Rendering:
+    """Render a MIDI file we wrote (mix and one stem per part), ``length_seconds`` long."""
+    return render(cast(ScoreTick, Score(str(path))), sample_rate, length_seconds, soundfont)
+
+
+class VariantFolder:
+    """One variant's folder in a job folder, and the files written into it so far (``files``: role -> path)."""
+
+    def __init__(self, job_dir: Path, variant_id: str, exist_ok: bool = False) -> None:
+        self.variant_id = variant_id
+        self.path = job_dir / variant_id
+        self.files: dict[str, str] = {}
+        try:
+            self.path.mkdir(parents=True, exist_ok=exist_ok)
+        except FileExistsError as e:
+            raise EngineError(f"{self.path} already exists; Segue never overwrites files") from e
+
+    def _add(self, role: str | None, name: str) -> Path:
+        if role is not None:
+            self.files[role] = f"{self.variant_id}/{name}"
+        return self.path / name
+
+    def midi(self, name: str, midi: mido.MidiFile, role: str | None) -> Path:
+        path = self._add(role, name)
+        save_midi(midi, path)
+        return path
+
+    def wav(self, name: str, audio: np.ndarray, sample_rate: int, role: str | None) -> Path:
+        path = self._add(role, name)
+        write_wav(path, audio, sample_rate)
+        return path
+
+    def json(self, name: str, data: Any) -> Path:
+        """A JSON file beside the audio (no role), e.g. segue-concat's ``units.json``."""
+        return write_json(self._add(None, name), data, overwrite=False, indent=1)
+
+    def rendered(
+        self, midi: Path, sample_rate: int, seconds: float, soundfont: SoundFont, mix: tuple[str, str], stems: bool
+    ) -> Rendering:
+        """Render ``midi`` (a file of this folder) and write its mix as ``mix`` (name, role) and, with ``stems``,
+        each part as ``stems/<part>.wav`` (role ``stem:<part>``)."""
+        rendering = render_midi_file(midi, sample_rate, seconds, soundfont)
+        self.wav(mix[0], rendering.mix, sample_rate, mix[1])
+        if stems:
+            for name, stem in rendering.stems.items():
+                self.wav(f"stems/{name}.wav", stem, sample_rate, f"stem:{name}")
+        return rendering
