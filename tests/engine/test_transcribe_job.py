@@ -20,8 +20,8 @@ from engine import entrypoints
 from engine.api import Engine, GenerationParams, GenerationRequest, Prompt
 from engine.errors import EngineError
 from engine.local import LocalEngine
-from engine.render.wavfile import write_wav
 from engine.pipelines.transcribed import TRANSCRIBED_MIDI, transcription_route
+from engine.render.wavfile import write_wav
 
 pytest.importorskip("onnxruntime")
 if importlib.util.find_spec("basic_pitch") is None:
