@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,11 +105,23 @@ def _locate(prompt: Prompt) -> _Located:
     return _Located(info, midi_region, grid, bars, seam, notes)
 
 
+@dataclass(frozen=True)
+class _Generated:
+    """What the engines made of the region: the audio continuation and, for a region with MIDI, the MIDI one."""
+
+    model_name: str
+    symbolic_name: str | None
+    region: RegionAudio  # the audio read before the seam: the audio prompt and full.wav's lead-in
+    lead_in: int  # samples of it that full.wav starts with
+    seeds: list[int]
+    audio: AudioContinuation | ConcatContinuation
+    midi: list[tuple[PartNotes, ...]]  # per variant, when the region has MIDI
+    part_names: dict[int, str]
+    notes: tuple[str, ...]
+
+
 def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> GenerationResult:
     """Continue the region's audio (and MIDI) and write every variant's folder (see the module docstring)."""
-    from engine.audio.concat.job import ConcatContinuation, ConcatModel
-    from engine.audio.continuation import continue_audio, plan_prompt, prompt_samples_needed, read_region_tail
-    from engine.audio.sampling import SamplingOptions
     from engine.pipelines.context import refuse_taken_variants
 
     params, prompt, report = request.params, request.prompt, context.report
@@ -119,9 +132,58 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
     started = time.perf_counter()
     report(0.0, "reading the region")
     at = _locate(prompt)
-    notes = context.notes + at.notes
-    grid, info = at.grid, at.info
     refuse_taken_variants(job_dir, params.variants)
+    made = _generate(request, at, audio_name, midi_name, context, started, timings)
+    t0 = time.perf_counter()
+    out_rate = request.sample_rate or at.info.sample_rate
+    results, midi_notes = _write_variants(request, job_dir, at, made, out_rate, context)
+    timings["write_seconds"] = time.perf_counter() - t0
+    timings["total_seconds"] = time.perf_counter() - started
+    report(1.0, "done")
+    midi_region = at.midi_region
+    if midi_region is not None:
+        parts = tuple(made.part_names[p.program] for p in midi_region.parts)
+    else:
+        parts = tuple(name for name, _ in prompt.stems)
+    notes = context.notes + at.notes + made.notes + (midi_region.notes if midi_region is not None else ())
+    return GenerationResult(
+        kind="audio",
+        mode=params.mode,
+        model=made.model_name if made.symbolic_name is None else f"{made.model_name} + {made.symbolic_name}",
+        region=RegionInfo(
+            tempo_bpm=at.grid.tempo_bpm,
+            meter=at.grid.meter,
+            length_beats=at.length_beats,
+            length_bars=at.bars,
+            sample_rate=out_rate,
+            parts=parts,
+            notes="; ".join(notes + made.region.notes + made.audio.notes + midi_notes),
+        ),
+        place_at_beats=at.length_beats,
+        place_at_seconds=at.seam / at.info.sample_rate,
+        variants=tuple(results),
+        timings=timings,
+        file_sources=_sources(made, results[0].files),
+    )
+
+
+def _generate(
+    request: GenerationRequest,
+    at: _Located,
+    audio_name: str,
+    midi_name: str,
+    context: JobContext,
+    started: float,
+    timings: dict[str, float],
+) -> _Generated:
+    """Load the models and continue the audio (then the MIDI, if any) under the engine's job lock."""
+    from engine.audio.concat.job import ConcatModel
+    from engine.audio.continuation import continue_audio, plan_prompt, prompt_samples_needed, read_region_tail
+    from engine.audio.sampling import SamplingOptions
+
+    params, prompt, report = request.params, request.prompt, context.report
+    grid, info = at.grid, at.info
+    notes: tuple[str, ...] = ()
     with context.lock:
         report(0.02, "loading the audio model")
         model = context.models.audio(audio_name)
@@ -169,24 +231,35 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
                 cancel=context.cancel,
             )
             timings["midi_generate_seconds"] = time.perf_counter() - t0
-    out_rate = request.sample_rate or info.sample_rate
-    t0 = time.perf_counter()
+    symbolic_name = symbolic.name if symbolic is not None else None
+    return _Generated(model.name, symbolic_name, region, lead_in, seeds, continuation, midi_variants, names, notes)
+
+
+def _write_variants(
+    request: GenerationRequest, job_dir: Path, at: _Located, made: _Generated, out_rate: int, context: JobContext
+) -> tuple[list[VariantResult], tuple[str, ...]]:
+    """Each variant's folder: the MIDI engine's files first (a region with MIDI), then the audio engine's.
+    Returns the variants and the MIDI writer's notes."""
+    from engine.audio.concat.job import ConcatContinuation
+
+    params, prompt = request.params, request.prompt
     midi_files = None
     if at.midi_region is not None:
         midi_files = MidiJobFiles(
             job_dir, at.midi_region, params.bars, out_rate, find_soundfont(context.soundfont_path), prompt.tempo_bpm,
             mix_name="continuation_midi.wav", full_mix_name="full_midi.wav",
         )  # fmt: skip
-    audio_files = AudioJobFiles(job_dir, region, lead_in, params.bars, out_rate)
+    audio_files = AudioJobFiles(job_dir, made.region, made.lead_in, params.bars, out_rate)
+    continuation = made.audio
     results = []
-    for index, (seed, audio) in enumerate(zip(seeds, continuation.variants, strict=True), start=1):
+    for index, (seed, audio) in enumerate(zip(made.seeds, continuation.variants, strict=True), start=1):
         context.cancel.raise_if_cancelled()
-        report(0.85 + 0.15 * (index - 1) / len(seeds), f"writing variant {index}")
+        context.report(0.85 + 0.15 * (index - 1) / len(made.seeds), f"writing variant {index}")
         variant_id = f"v{index:02d}"
         files: dict[str, str] = {}
         parts: tuple[str, ...] = ()
         if midi_files is not None:
-            midi_result = midi_files.write_variant(variant_id, seed, midi_variants[index - 1])
+            midi_result = midi_files.write_variant(variant_id, seed, made.midi[index - 1])
             files.update(midi_result.files)
             parts = midi_result.parts
         record: dict[str, Any] | None = None
@@ -198,42 +271,18 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
                 parts = continuation.stem_names
         files.update(audio_files.write_variant(variant_id, audio, midi_files is not None, record, stem_audio))
         results.append(VariantResult(variant_id, seed, files, audio_files.duration_seconds, parts))
-    timings["write_seconds"] = time.perf_counter() - t0
-    timings["total_seconds"] = time.perf_counter() - started
-    report(1.0, "done")
-    sources = {role: f"audio:{model.name}" for role in AUDIO_ROLES}
-    sources.update({role: f"audio:{model.name}" for role in results[0].files if role.startswith("stem:")
-                    and symbolic is None})  # fmt: skip
-    if symbolic is not None:
-        sources.update({role: f"midi:{symbolic.name}" for role in results[0].files if role not in AUDIO_ROLES})
-    midi_region = at.midi_region
-    return GenerationResult(
-        kind="audio",
-        mode=params.mode,
-        model=model.name if symbolic is None else f"{model.name} + {symbolic.name}",
-        region=RegionInfo(
-            tempo_bpm=grid.tempo_bpm,
-            meter=grid.meter,
-            length_beats=at.length_beats,
-            length_bars=at.bars,
-            sample_rate=out_rate,
-            parts=tuple(names[p.program] for p in midi_region.parts)
-            if midi_region is not None
-            else tuple(name for name, _ in prompt.stems),
-            notes="; ".join(
-                notes
-                + (midi_region.notes if midi_region is not None else ())
-                + region.notes
-                + continuation.notes
-                + (midi_files.notes if midi_files is not None else ())
-            ),
-        ),
-        place_at_beats=at.length_beats,
-        place_at_seconds=at.seam / info.sample_rate,
-        variants=tuple(results),
-        timings=timings,
-        file_sources=sources,
-    )
+    return results, (midi_files.notes if midi_files is not None else ())
+
+
+def _sources(made: _Generated, files: Mapping[str, str]) -> dict[str, str]:
+    """Which engine and model wrote each file role ("audio:<model>", "midi:<model>")."""
+    audio_source = f"audio:{made.model_name}"
+    sources = {role: audio_source for role in AUDIO_ROLES}
+    if made.symbolic_name is None:
+        sources.update({role: audio_source for role in files if role.startswith("stem:")})
+    else:
+        sources.update({role: f"midi:{made.symbolic_name}" for role in files if role not in AUDIO_ROLES})
+    return sources
 
 
 def _region_stems(prompt: Prompt, info: AudioInfo, grid: BarGrid, seam: int, samples: int) -> list[tuple[str, Audio]]:
