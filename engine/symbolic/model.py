@@ -88,6 +88,25 @@ class KVCache:
     def capacity(self) -> int:
         return int(self.keys.shape[3])
 
+    def keep_rows(self, rows: list[int]) -> None:
+        """Keep only ``rows`` (in that order) as rows ``0..len(rows)-1``: later steps run on fewer rows.
+
+        In place (no new allocation): the kept rows are copied to the front and the tensors become views of them.
+        A shared prompt stays in row 0, whichever rows are kept."""
+        if not rows:
+            raise ValueError("keep_rows needs at least one row")
+        if rows == list(range(len(rows))):
+            self.keys, self.values = self.keys[:, : len(rows)], self.values[:, : len(rows)]
+            return
+        length, shared = self.length, self.shared
+        index = torch.tensor(rows, dtype=torch.long, device=self.keys.device)
+        for tensor in (self.keys, self.values):
+            prompt = tensor[:, 0, :, :shared].clone() if shared else None
+            tensor[:, : len(rows), :, :length] = tensor[:, index, :, :length]  # the right side is a copy
+            if prompt is not None:
+                tensor[:, 0, :, :shared] = prompt
+        self.keys, self.values = self.keys[:, : len(rows)], self.values[:, : len(rows)]
+
     def materialize(self) -> None:
         """Copy the shared prompt's keys/values from row 0 into every row (the module path reads them there)."""
         if self.shared:

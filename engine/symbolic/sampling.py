@@ -140,9 +140,7 @@ def constraints_for(
         if program == -1:
             parts[-1] = tuple(p for p in sorted(set(drum_pitches)) if p in vocab.drum_pitches)
         else:
-            parts[program] = tuple(
-                p for p in range(low - PITCH_MARGIN, high + PITCH_MARGIN + 1) if p in vocab.pitches
-            )
+            parts[program] = tuple(p for p in range(low - PITCH_MARGIN, high + PITCH_MARGIN + 1) if p in vocab.pitches)
         if not parts[program] or program not in vocab.programs:
             del parts[program]
     if not parts:
@@ -402,28 +400,39 @@ def sample_continuations(
     cancel: CancelToken | None = None,
     use_cache: bool = True,
     logits_hook: LogitsHook | None = None,
+    drop_finished: bool = True,
 ) -> list[list[int]]:
     """Sample ``len(seeds)`` continuations of ``prompt_ids`` in one batch; returns each row's token ids,
     starting with ``Bar TimeSig`` and ending before the bar after the last one.
 
     ``use_cache=False`` recomputes the whole context every step (the baseline the benchmark compares with).
+    ``drop_finished`` (default) takes a row out of the batch (and its keys/values out of the cache) once it has
+    written its last bar, so the steps that remain run on the rows still writing; ``False`` keeps every row in
+    the batch to the end, feeding finished rows padding (what the sampler did before; the benchmark's baseline).
+    A row's tokens depend only on its seed, never on the batch it runs in.
     """
     device = next(model.parameters()).device
     block = model.config.block_size
     batch = len(seeds)
+    if batch == 0:
+        return []
     masks = _Masks(vocab, constraints, device)
     rows = [_Row() for _ in range(batch)]
     generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+    live = list(range(batch))  # the rows in the model's batch (and the cache), in order
+    no_bias = torch.zeros(vocab.size, device=device)
+    pad_only = torch.zeros(vocab.size, dtype=torch.bool, device=device)
+    pad_only[vocab.pad] = True
 
     prompt = list(prompt_ids)[-(block // 2) :]
-    history = torch.tensor([prompt] * batch, dtype=torch.long, device=device)  # [K, T]
+    history = torch.tensor([prompt] * batch, dtype=torch.long, device=device)  # [K, T], every row
     cache: KVCache | None = None
 
     def forward_context() -> torch.Tensor:
         nonlocal cache
-        context = history[:, -(block // 2) :] if history.shape[1] >= block else history
+        context = history[live, -(block // 2) :] if history.shape[1] >= block else history[live]
         if use_cache:
-            cache = model.new_cache(batch)
+            cache = model.new_cache(len(live))
             # the prompt is the same for every row at the start, but after a crop rows differ: prefill all
             logits, _ = model(context, cache=cache)
         else:
@@ -431,44 +440,64 @@ def sample_continuations(
         last: torch.Tensor = logits[:, -1, :]
         return last
 
-    logits = forward_context()
+    logits = forward_context()  # [live rows, vocab]
     steps = 0
     expected = constraints.bars * batch
-    while not all(r.state == DONE for r in rows):
+    while True:
         if cancel is not None:
             cancel.raise_if_cancelled()
-        next_tokens = torch.full((batch,), vocab.pad, dtype=torch.long)
-        if logits_hook is not None:
-            logits = logits_hook(logits, [r.tokens for r in rows])
-        scaled = logits.float() / temperature
-        allowed = torch.zeros_like(scaled, dtype=torch.bool)
-        for i, row in enumerate(rows):
+        if logits_hook is not None:  # the hook sees every row, in seed order (finished rows: zeros)
+            if len(live) < batch:
+                every = logits.new_zeros(batch, logits.shape[-1])
+                every[live] = logits
+                logits = logits_hook(every, [r.tokens for r in rows])[live]
+            else:
+                logits = logits_hook(logits, [r.tokens for r in rows])
+        # every live row's mask and bias at once: one masked softmax over the batch
+        allowed_rows: list[torch.Tensor] = []
+        bias_rows: list[torch.Tensor] = []
+        for i in live:
+            row = rows[i]
             if row.state == DONE:
-                allowed[i, vocab.pad] = True
+                allowed_rows.append(pad_only)
+                bias_rows.append(no_bias)
                 continue
             row_mask, bias = masks.for_row(row)
-            allowed[i] = row_mask
-            if bias is not None:
-                scaled[i] += bias
-        scaled = scaled.masked_fill(~allowed, float("-inf"))
+            allowed_rows.append(row_mask)
+            bias_rows.append(no_bias if bias is None else bias)
+        scaled = logits.float() / temperature
+        if any(b is not no_bias for b in bias_rows):
+            scaled = scaled + torch.stack(bias_rows)
+        scaled = scaled.masked_fill(~torch.stack(allowed_rows), float("-inf"))
         probs = _top_p_filter(torch.softmax(scaled, dim=-1), top_p).cpu()
-        for i, row in enumerate(rows):
+        next_tokens = [vocab.pad] * len(live)
+        for j, i in enumerate(live):
+            row = rows[i]
             if row.state == DONE:
                 continue
-            token = int(torch.multinomial(probs[i], 1, generator=generators[i]).item())
+            token = int(torch.multinomial(probs[j], 1, generator=generators[i]).item())
             masks.advance(row, token)
-            next_tokens[i] = token
+            next_tokens[j] = token
         steps += 1
         if progress is not None and steps % 8 == 0:
             done_bars = sum(max(0, r.bar - 1) if r.state != DONE else constraints.bars for r in rows)
             progress(min(1.0, done_bars / expected))
         if all(r.state == DONE for r in rows):
             break
-        history = torch.cat([history, next_tokens.to(device)[:, None]], dim=1)
+        every_token = torch.full((batch,), vocab.pad, dtype=torch.long)
+        every_token[live] = torch.tensor(next_tokens, dtype=torch.long)
+        history = torch.cat([history, every_token.to(device)[:, None]], dim=1)
+        if drop_finished and any(rows[i].state == DONE for i in live):
+            kept = [j for j, i in enumerate(live) if rows[i].state != DONE]
+            live = [live[j] for j in kept]
+            next_tokens = [next_tokens[j] for j in kept]
+            if cache is not None:
+                cache.keep_rows(kept)
         if not use_cache or cache is None or cache.length >= block:
             logits = forward_context()
         else:
-            step_logits, _ = model(next_tokens.to(device)[:, None], cache=cache)
+            step = torch.tensor(next_tokens, dtype=torch.long, device=device)[:, None]
+            step_logits, _ = model(step, cache=cache)
             logits = step_logits[:, -1, :]
     if progress is not None:
         progress(1.0)

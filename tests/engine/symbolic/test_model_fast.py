@@ -299,3 +299,30 @@ def test_without_a_setting_an_idle_machine_keeps_its_threads_and_a_busy_one_uses
     monkeypatch.delenv(model_fast.THREADS_ENV_VAR, raising=False)
     monkeypatch.setattr(model_fast.os, "getloadavg", lambda: (load, load, load))
     assert model_fast.step_threads() == threads
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_a_cache_keeping_some_rows_decodes_them_as_the_full_batch_does(shared: bool) -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=32)).eval()
+    generator = torch.Generator().manual_seed(1)
+    prompt = torch.randint(0, 50, (1, 12), generator=generator).repeat(4, 1)
+    if not shared:  # rows differ: no shared prompt, every row's keys are its own
+        prompt[:, -1] = torch.arange(4)
+    steps = torch.randint(0, 50, (6, 4, 1), generator=generator)
+    with torch.inference_mode():
+        full = model.new_cache(4)
+        model(prompt, cache=full)
+        part = model.new_cache(4)
+        model(prompt, cache=part)
+        assert (part.shared > 0) == shared
+        for token in steps[:3]:
+            model(token, cache=full)
+            model(token, cache=part)
+        part.keep_rows([1, 3])  # row 0, which holds a shared prompt, leaves
+        for token in steps[3:]:
+            want = model(token, cache=full)[0]
+            got = model(token[[1, 3]], cache=part)[0]
+            torch.testing.assert_close(got, want[[1, 3]], atol=ATOL, rtol=0)
+        with pytest.raises(ValueError, match="at least one row"):
+            part.keep_rows([])

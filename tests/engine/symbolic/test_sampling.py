@@ -44,9 +44,7 @@ def _prompt(tokenizer, meter: str = "4/4") -> list[int]:  # type: ignore[no-unty
 
 
 def _constraints(vocab: Vocabulary, meter: Meter, bars: int, parts: dict[int, tuple[int, int]]):  # type: ignore[no-untyped-def]
-    return constraints_for(
-        vocab, meter, bars, parts, [36, 38, 42], [10, 0, 5, 0, 5, 5, 0, 8, 0, 5, 0, 4], 1.5
-    )
+    return constraints_for(vocab, meter, bars, parts, [36, 38, 42], [10, 0, 5, 0, 5, 5, 0, 8, 0, 5, 0, 4], 1.5)
 
 
 def _decode(tokenizer, ids: list[int]) -> list[str]:  # type: ignore[no-untyped-def]
@@ -94,9 +92,7 @@ def test_seeds_reproduce_and_differ(model: GPT, tokenizer, vocab: Vocabulary) ->
 def test_cache_gives_the_same_tokens_as_full_recompute(model: GPT, tokenizer, vocab: Vocabulary) -> None:  # type: ignore[no-untyped-def]
     constraints = _constraints(vocab, Meter(4, 4), 4, {33: (40, 55), -1: (36, 42)})
     cached = sample_continuations(model, _prompt(tokenizer), vocab, constraints, seeds=[11, 12])
-    plain = sample_continuations(
-        model, _prompt(tokenizer), vocab, constraints, seeds=[11, 12], use_cache=False
-    )
+    plain = sample_continuations(model, _prompt(tokenizer), vocab, constraints, seeds=[11, 12], use_cache=False)
     assert cached == plain
 
 
@@ -161,8 +157,40 @@ def test_arrangement_bonus_keeps_a_quiet_part_playing(model: GPT, tokenizer, voc
     kwargs = {"part_density": {33: 2.0, 73: 2.0}}
     plain = constraints_for(vocab, Meter(4, 4), 4, parts, [], [1] * 12, 0.0, 2, **kwargs)  # type: ignore[arg-type]
     guided = constraints_for(
-        vocab, Meter(4, 4), 4, parts, [], [1] * 12, 0.0, 2, arrangement_bonus=20.0, **kwargs  # type: ignore[arg-type]
+        vocab,
+        Meter(4, 4),
+        4,
+        parts,
+        [],
+        [1] * 12,
+        0.0,
+        2,
+        arrangement_bonus=20.0,
+        **kwargs,  # type: ignore[arg-type]
     )
     assert bars_with(guided, 73) == 16, "with a strong bonus both parts play in every bar"
     assert bars_with(guided, 33) == 16
     assert bars_with(plain, 73) + bars_with(plain, 33) < 32
+
+
+def test_rows_that_finish_early_leave_the_batch_without_changing_any_rows_tokens(  # type: ignore[no-untyped-def]
+    model: GPT, tokenizer, vocab: Vocabulary
+) -> None:
+    # six rows of different lengths (their own seeds); the tiny model's context (128) is crossed too, so rows
+    # leave the batch both before and after the context is cropped and prefilled again
+    constraints = _constraints(vocab, Meter(4, 4), 6, {33: (40, 55), -1: (36, 42)})
+    seeds = [21, 22, 23, 24, 25, 26]
+    seen: list[int] = []
+
+    def hook(logits: torch.Tensor, tokens) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        assert logits.shape[0] == len(tokens) == len(seeds)  # the hook always sees every row
+        seen.append(len(tokens))
+        return logits
+
+    dropped = sample_continuations(model, _prompt(tokenizer), vocab, constraints, seeds, logits_hook=hook)
+    kept = sample_continuations(model, _prompt(tokenizer), vocab, constraints, seeds, drop_finished=False)
+    assert len({len(r) for r in kept}) > 1, "the rows must finish at different steps for this test to mean much"
+    assert max(len(r) for r in kept) > model.config.block_size
+    assert dropped == kept
+    assert len(seen) == max(len(r) for r in kept) + 1  # the last step draws the bar line that ends the row
+    assert sample_continuations(model, _prompt(tokenizer), vocab, constraints, seeds=[]) == []
