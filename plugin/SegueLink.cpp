@@ -51,7 +51,7 @@ public:
     SegueLink()
         : Plugin(kParamCount, 0, kStateCount), fRing(isDummyInstance() ? 16 : kRingFrames, 2) {
         static std::atomic<uint32_t> instances{0};
-        const uint32_t n = ++instances;
+        const uint32_t n = isDummyInstance() ? 0 : ++instances;
         char id[64];
         std::snprintf(id, sizeof(id), "link-%ld-%u", long(getpid()), n);
         fInstanceId = id;
@@ -704,7 +704,9 @@ void SegueLink::receiveOsc() {
         } else if (address == "/segue/link/play" && args.size() >= 3 && args[0].type == 's' && num(1) && num(2)) {
             loadVariant(args[0].s, args[1].d, args[2].i != 0);
         } else if (address == "/segue/link/stop") {
+            delete fPending.exchange(nullptr);  // not yet taken by the audio thread: never plays
             fStopPlay.store(true);
+            logLine("play: stopped");
         } else if (address == "/segue/link/capture" && num(0)) {
             std::lock_guard<std::mutex> lock(fConfigMutex);
             armGroup(hashName(fGroup), std::max(0, std::min(64, args[0].i)));

@@ -135,6 +135,10 @@ class SegueStub:
             builder.add_arg(arg)
         self.sock.sendto(builder.build().dgram, to)
 
+    def clear(self) -> None:
+        with self._cond:
+            self.messages.clear()
+
     def all(self, address: str) -> list[list[Any]]:
         with self._cond:
             return [params for addr, params, _ in self.messages if addr == address]
