@@ -1,21 +1,25 @@
 """MIDI continuation quality on held-out real pieces: does a continuation speak its region's language?
 
     python bench/bench_midi_quality.py [--configs baseline,final] [--pieces 12] [--variants 4] [--bars 8]
-                                       [--seed 1] [--threads 2] [--model default]
+                                       [--seed 1] [--threads 2] [--model default] [--set tuning] [--loss-only]
 
 The pieces (bench/data/midi_quality/, built once by bench/midi_quality_set.py) are music21 corpus works on the
 validation side of the shipped model's training split: string quartet, orchestral chorale, piano, madrigals,
 Bach chorales, a lead sheet; 6/8, 3/4, 4/4, 2/4. Region = the first 4-8 bars, reference = the composer's next 8.
 For every configuration (an idea alone, or together) it continues each region with the same seeds and prints
-one row per configuration. Columns (means over the pieces; "ok" counts pieces/parts/variants meeting the target):
+one row per configuration. ``--set tuning`` runs on the tuning pieces (bench/data/midi_quality/tuning/) instead:
+settings are chosen there, never on the bench's pieces. Columns (means over the pieces; "ok" counts
+pieces/parts/variants meeting the target):
 
-- pc: variants' pitch-class overlap with the region minus the composer's (target |.| <= 0.05)
-- onset: the same for the onset-position-in-bar overlap (target |.| <= 0.05)
+- pc: variants' pitch-class overlap with the region minus the composer's (target |.| <= 0.05; then, one-sided,
+  pieces whose variants are not further from the region than the composer's continuation - 0.05: gap >= -0.05)
+- onset: the same for the onset-position-in-bar overlap (target |.| <= 0.05; one-sided gap >= -0.05)
 - dens: notes per bar per part, variants / composer (median; ok = parts within x0.67-1.5)
 - len: mean note length per part, variants / composer (median)
 - scale: variants whose share of pitched notes in the region's scale >= the region's own share - 0.1
 - var: mean pairwise note-set distance between variants (target >= 0.5), identical pairs
-- loss: the composer's continuation given the region, nats/token, without -> with adaptation (target -10 %)
+- loss: the composer's continuation given the region, nats/token, without -> with the configuration's adaptation
+  and/or region cache (target -10 %)
 - s: seconds per job (sampling, candidates and adaptation; not rendering)
 
 Writes bench/results/midi_quality.json.
@@ -47,6 +51,7 @@ from engine.checkpoints import find_checkpoint  # noqa: E402
 from engine.evaluate import midi as measures  # noqa: E402
 from engine.symbolic import continuation as cont  # noqa: E402
 from engine.symbolic.adapt import AdaptSettings, adapted, continuation_loss  # noqa: E402
+from engine.symbolic.cache import DEFAULT_CACHE, CacheSettings, TokenKinds  # noqa: E402
 from engine.symbolic.candidates import content_from_parts, content_from_score  # noqa: E402
 from engine.symbolic.guidance import GuidanceSettings  # noqa: E402
 from engine.symbolic.naming import part_names_for  # noqa: E402
@@ -57,23 +62,27 @@ OFF = GuidanceSettings(enabled=False)
 ONLY = GuidanceSettings(
     pitch_weight=0.0, position_weight=0.0, duration_weight=0.0, hold_notes=False, density_control=False
 )
-# name -> (guidance, candidates per variant, adaptation)
-CONFIGS: dict[str, tuple[GuidanceSettings, int, AdaptSettings | None]] = {
-    "baseline": (OFF, 1, None),
-    "pitch": (replace(ONLY, pitch_weight=1.0), 1, None),
-    "rhythm": (replace(ONLY, position_weight=1.0), 1, None),
-    "lengths": (replace(ONLY, duration_weight=1.0, hold_notes=True), 1, None),
-    "density": (replace(ONLY, density_control=True), 1, None),
-    "guided": (GuidanceSettings(), 1, None),
-    "guided-p1": (GuidanceSettings(pitch_weight=1.0), 1, None),
-    "guided-c2": (GuidanceSettings(), 2, None),
-    "guided-c3": (GuidanceSettings(), 3, None),
-    "candidates": (OFF, 3, None),
-    "adapt": (OFF, 1, AdaptSettings(steps=8, max_seconds=600.0)),  # the loss figure: 8 steps, whatever the load
-    "adapt-1e-4": (OFF, 1, AdaptSettings(steps=8, lr=1e-4, max_seconds=600.0)),
-    "adapt-3e-5": (OFF, 1, AdaptSettings(steps=8, lr=3e-5, max_seconds=600.0)),
-    "adapt-head": (OFF, 1, AdaptSettings(steps=8, lr=1e-4, max_seconds=600.0, what="head")),
-    "final": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None),  # the defaults
+ADAPT_3E5 = AdaptSettings(steps=8, lr=3e-5, max_seconds=600.0)  # the loss figure: 8 steps, whatever the load
+# name -> (guidance, candidates per variant, adaptation, region cache)
+CONFIGS: dict[str, tuple[GuidanceSettings, int, AdaptSettings | None, CacheSettings | None]] = {
+    "baseline": (OFF, 1, None, None),
+    "pitch": (replace(ONLY, pitch_weight=1.0), 1, None, None),
+    "rhythm": (replace(ONLY, position_weight=1.0), 1, None, None),
+    "lengths": (replace(ONLY, duration_weight=1.0, hold_notes=True), 1, None, None),
+    "density": (replace(ONLY, density_control=True), 1, None, None),
+    "guided": (GuidanceSettings(), 1, None, None),
+    "guided-p1": (GuidanceSettings(pitch_weight=1.0), 1, None, None),
+    "guided-c2": (GuidanceSettings(), 2, None, None),
+    "guided-c3": (GuidanceSettings(), 3, None, None),
+    "candidates": (OFF, 3, None, None),
+    "adapt": (OFF, 1, AdaptSettings(steps=8, max_seconds=600.0), None),
+    "adapt-1e-4": (OFF, 1, AdaptSettings(steps=8, lr=1e-4, max_seconds=600.0), None),
+    "adapt-3e-5": (OFF, 1, ADAPT_3E5, None),
+    "adapt-head": (OFF, 1, AdaptSettings(steps=8, lr=1e-4, max_seconds=600.0, what="head"), None),
+    "cache": (OFF, 1, None, DEFAULT_CACHE),  # the region cache alone
+    "cache+adapt": (OFF, 1, ADAPT_3E5, DEFAULT_CACHE),
+    "final-nocache": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, None),  # the defaults before the cache
+    "final": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, DEFAULT_CACHE),  # the defaults
 }
 
 
@@ -93,9 +102,11 @@ def load_piece(path: Path, meta: dict[str, Any], tmp: Path) -> tuple[Region, Any
 def target_tokens(model: cont.SymbolicModel, score: Score, region: Region, bars: int) -> list[int]:
     """The composer's next ``bars`` bars as tokens, read from one encoding of region + reference."""
     full = score.clip(0, region.place_at_tick + bars * region.bar_ticks, clip_end=True)
-    ids = [int(i) for i in model.tokenizer.encode(full)[0].ids] if isinstance(
-        model.tokenizer.encode(full), list
-    ) else [int(i) for i in model.tokenizer.encode(full).ids]
+    ids = (
+        [int(i) for i in model.tokenizer.encode(full)[0].ids]
+        if isinstance(model.tokenizer.encode(full), list)
+        else [int(i) for i in model.tokenizer.encode(full).ids]
+    )
     bar_indices = [i for i, t in enumerate(ids) if t == model.vocab.bar]
     if len(bar_indices) <= region.length_bars:
         return []
@@ -103,37 +114,57 @@ def target_tokens(model: cont.SymbolicModel, score: Score, region: Region, bars:
 
 
 def composer_loss(
-    model: cont.SymbolicModel, score: Score, region: Region, adapt: AdaptSettings | None, bars: int
+    model: cont.SymbolicModel,
+    score: Score,
+    region: Region,
+    adapt: AdaptSettings | None,
+    cache: CacheSettings | None,
+    bars: int,
 ) -> tuple[float | None, float | None, float]:
-    """The composer's continuation's loss given the region, without and with adaptation (and its seconds)."""
+    """The composer's continuation's loss given the region, without and with adaptation and/or the region cache
+    (and the adaptation's seconds)."""
     prompt = cont.encode_prompt(region, model.tokenizer, model.vocab, model.model.config.block_size // 2)
     target = target_tokens(model, score, region, bars)
     if not target:
         return None, None, 0.0
     loss = continuation_loss(model.model, prompt, target)
+    mix = (TokenKinds.from_tokenizer(model.tokenizer), cache) if cache is not None else None
     if adapt is None:
-        return loss, None, 0.0
+        return loss, (continuation_loss(model.model, prompt, target, mix) if mix else None), 0.0
     with adapted(model.model, prompt, model.tokenizer, adapt) as report:
-        return loss, continuation_loss(model.model, prompt, target), report.seconds
+        return loss, continuation_loss(model.model, prompt, target, mix), report.seconds
 
 
 def measure_piece(
     model: cont.SymbolicModel, name: str, meta: dict[str, Any], tmp: Path, config: str, args: argparse.Namespace
 ) -> dict[str, Any]:
-    guidance, factor, adapt = CONFIGS[config]
-    region, region_content, reference, score = load_piece(SET_DIR / name, meta, tmp)
+    guidance, factor, adapt, cache = CONFIGS[config]
+    region, region_content, reference, score = load_piece(args.set_dir / name, meta, tmp)
     bar_beats = region.meter.quarters_per_bar
     names = part_names_for(region.parts)
     params = GenerationParams(bars=args.bars, variants=args.variants, seed=args.seed)
     seeds = [args.seed + i for i in range(args.variants)]
     info = cont.ContinuationInfo()
     t0 = time.perf_counter()
-    variants = [] if args.loss_only else cont.continue_region(
-        model, region, params, seeds, names, guidance=guidance, candidates=factor, adapt=adapt, info=info
+    variants = (
+        []
+        if args.loss_only
+        else cont.continue_region(
+            model,
+            region,
+            params,
+            seeds,
+            names,
+            guidance=guidance,
+            candidates=factor,
+            adapt=adapt,
+            info=info,
+            cache=cache,
+        )
     )
     seconds = time.perf_counter() - t0
     if args.loss_only:
-        loss, loss_adapted, adapt_seconds = composer_loss(model, score, region, adapt, args.bars)
+        loss, loss_adapted, adapt_seconds = composer_loss(model, score, region, adapt, cache, args.bars)
         empty: dict[str, Any] = {"density": {}, "lengths": {}, "in_scale": [], "identical": 0, "seeds": []}
         return {"piece": name, "seconds": 0.0, "pc_gap": None, "onset_gap": None, "variety": None, **empty,
                 "loss": loss, "loss_adapted": loss_adapted, "adapt_steps": adapt.steps if adapt else 0,
@@ -159,7 +190,7 @@ def measure_piece(
     in_scale = [s >= region_share - 0.1 for s in shares if s is not None and region_share is not None]
     division = measures.onset_grid(region_content) or 4
     distance, identical = measures.variety(contents, division)
-    loss, loss_adapted, _ = composer_loss(model, score, region, adapt, args.bars)
+    loss, loss_adapted, _ = composer_loss(model, score, region, adapt, cache, args.bars)
     report = info.adapt
     return {
         "piece": name,
@@ -191,8 +222,10 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "pc_gap": mean("pc_gap"),
         "pc_ok": sum(abs(r["pc_gap"]) <= 0.05 for r in rows if r["pc_gap"] is not None),
+        "pc_ok_one_sided": sum(r["pc_gap"] >= -0.05 for r in rows if r["pc_gap"] is not None),
         "onset_gap": mean("onset_gap"),
         "onset_ok": sum(abs(r["onset_gap"]) <= 0.05 for r in rows if r["onset_gap"] is not None),
+        "onset_ok_one_sided": sum(r["onset_gap"] >= -0.05 for r in rows if r["onset_gap"] is not None),
         "density_median": statistics.median(ratios) if ratios else None,
         "density_ok": sum(0.67 <= x <= 1.5 for x in ratios),
         "density_parts": len(ratios),
@@ -220,7 +253,8 @@ def format_row(name: str, s: dict[str, Any]) -> str:
         loss += f" -> {s['loss_adapted']:.3f} ({100 * s['loss_change']:+.0f} %)"
     n = s["pieces"]
     return (
-        f"| {name} | {f(s['pc_gap'])} ({s['pc_ok']}/{n}) | {f(s['onset_gap'])} ({s['onset_ok']}/{n}) | "
+        f"| {name} | {f(s['pc_gap'])} ({s['pc_ok']}/{n}; {s['pc_ok_one_sided']}) | "
+        f"{f(s['onset_gap'])} ({s['onset_ok']}/{n}; {s['onset_ok_one_sided']}) | "
         f"x{f(s['density_median'], '.2f')} ({s['density_ok']}/{s['density_parts']}) | "
         f"x{f(s['length_median'], '.2f')} | {s['scale_ok']}/{s['scale_variants']} | "
         f"{f(s['variety'], '.2f')} ({s['variety_ok']}/{n}, {s['identical']} id.) | "
@@ -239,7 +273,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="1 is fastest on a loaded machine")
     parser.add_argument("--loss-only", action="store_true", help="only the adaptation loss figure (no sampling)")
     parser.add_argument("--model", default="default")
-    parser.add_argument("--out", default=str(ROOT / "bench/results/midi_quality.json"))
+    parser.add_argument("--set", choices=("bench", "tuning"), default="bench", help="tuning: the tuning pieces")
+    parser.add_argument("--out", default=None, help="default bench/results/midi_quality[_tuning].json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -247,10 +282,14 @@ def main() -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         parser.error(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
-    manifest = json.loads((SET_DIR / "manifest.json").read_text())
+    args.set_dir = SET_DIR if args.set == "bench" else SET_DIR / "tuning"
+    suffix = "" if args.set == "bench" else "_tuning"
+    args.out = args.out or str(ROOT / f"bench/results/midi_quality{suffix}.json")
+    manifest = json.loads((args.set_dir / "manifest.json").read_text())
     pieces = list(manifest["pieces"].items())[args.skip :][: args.pieces]
     model = cont.SymbolicModel.load(find_checkpoint(args.model))
-    results: dict[str, Any] = {"machine": machine(args.threads), "args": vars(args), "configs": {}}
+    recorded = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    results: dict[str, Any] = {"machine": machine(args.threads), "args": recorded, "configs": {}}
     header = "| config | pc vs composer | onset vs composer | notes/bar | note length | in scale | variety | loss | s |"
     print(header)  # noqa: T201
     print("|" + "---|" * 9)  # noqa: T201

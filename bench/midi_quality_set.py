@@ -1,6 +1,7 @@
 """The held-out evaluation set of bench/bench_midi_quality.py: real multi-part pieces the shipped MIDI model never saw.
 
     python bench/midi_quality_set.py            # rebuild bench/data/midi_quality/ (needs music21: pip install music21)
+    python bench/midi_quality_set.py --tuning   # rebuild the tuning set, bench/data/midi_quality/tuning/
 
 Each piece is a music21 corpus file whose converted path falls on the validation side of the training split
 (:func:`engine.symbolic.dataset.is_val` on the path :mod:`engine.symbolic.corpus` would give it), so no bar of it
@@ -8,6 +9,9 @@ was trained on. It is converted exactly as the training corpus is (:func:`engine
 one GM program per part, a seeded tempo), shifted so that a pickup bar is a whole bar, and cut to its first
 ``region_bars + 8`` bars. ``manifest.json`` says where each piece came from and its licence. The set is built once
 and committed (about 60 KB), so the bench and the tests need neither music21 nor its parse time.
+
+The **tuning set** (``--tuning``) holds other held-out pieces, never the bench's: settings (the region cache's
+order and weights, engine/symbolic/cache.py) are chosen on it, so the bench pieces stay unseen by every choice.
 """
 
 from __future__ import annotations
@@ -41,6 +45,22 @@ PIECES = (
     ("bach/bwv311.mxl", "chorale"),
     ("bach/bwv425.mxl", "chorale"),
     ("leadSheet/fosterBrownHair.mxl", "lead-sheet melody, 4/4"),
+)
+# Held out from training too, but never measured by the bench: settings are chosen on these
+TUNING_DIR = SET_DIR / "tuning"
+TUNING_PIECES = (
+    ("bach/bwv148.6.mxl", "chorale"),
+    ("bach/bwv18.5-lz.mxl", "chorale"),
+    ("bach/bwv244.54.mxl", "St Matthew Passion chorale"),
+    ("bach/bwv262.mxl", "chorale"),
+    ("bach/bwv376.mxl", "chorale"),
+    ("bach/bwv420.mxl", "chorale"),
+    ("bach/bwv90.5.mxl", "chorale"),
+    ("josquin/petiteCamusette.abc", "Josquin chanson"),
+    ("monteverdi/madrigal.3.4.mxl", "five-voice madrigal"),
+    ("monteverdi/madrigal.4.17.mxl", "five-voice madrigal"),
+    ("trecento/PMFC_12_3-Gloria Gherardello.xml", "trecento Gloria"),
+    ("trecento/PMFC_23_19-Kyrie Perrinet.xml", "trecento Kyrie"),
 )
 
 
@@ -96,18 +116,21 @@ def build_piece(rel: str) -> tuple[Any, dict[str, Any]]:
 
 
 def main() -> int:
-    SET_DIR.mkdir(parents=True, exist_ok=True)
+    tuning = "--tuning" in sys.argv[1:]
+    out_dir, pieces = (TUNING_DIR, TUNING_PIECES) if tuning else (SET_DIR, PIECES)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    what_for = "choosing settings (never the bench's pieces)" if tuning else "bench/bench_midi_quality.py"
     manifest: dict[str, Any] = {
-        "description": "held-out pieces for bench/bench_midi_quality.py, built by bench/midi_quality_set.py",
+        "description": f"held-out pieces for {what_for}, built by bench/midi_quality_set.py",
         "pieces": {},
     }
-    for rel, what in PIECES:
+    for rel, what in pieces:
         score, meta = build_piece(rel)
         name = _slug(Path(rel).with_suffix("").as_posix().replace("/", "_")) + ".mid"
-        score.dump_midi(str(SET_DIR / name))
+        score.dump_midi(str(out_dir / name))
         manifest["pieces"][name] = {"what": what, **meta}
         print(f"{name}: {meta['meter']}, {len(meta['programs'])} parts, region {meta['region_bars']} bars")  # noqa: T201
-    (SET_DIR / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return 0
 
 

@@ -5,7 +5,7 @@ between (cancel, errors). The work is bounded by a step count and a time budget;
 was adapted, how many steps and how long, for job.json.
 
 :func:`continuation_loss` measures what adaptation is for: the model's loss on what the composer wrote next,
-given the region (bench/bench_midi_quality.py).
+given the region (bench/bench_midi_quality.py), with or without the region cache (:mod:`engine.symbolic.cache`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from miditok import REMI
 
 from engine.api import CancelToken
+from engine.symbolic.cache import CacheSettings, TokenKinds, mixed_nll
 from engine.symbolic.dataset import transposition_table
 from engine.symbolic.model import GPT
 
@@ -149,15 +149,38 @@ def _train(
 
 
 @torch.inference_mode()
-def continuation_loss(model: GPT, context: Sequence[int], target: Sequence[int]) -> float:
-    """Mean cross-entropy (nats per token) of ``target`` following ``context`` (cut from the left to fit)."""
+def continuation_loss(
+    model: GPT,
+    context: Sequence[int],
+    target: Sequence[int],
+    cache: tuple[TokenKinds, CacheSettings] | None = None,
+) -> float:
+    """Mean cross-entropy (nats per token) of ``target`` following ``context``, each token seen as the sampler
+    sees it: the context (its last half-block) and the target so far, and once the window is full its last half
+    (:func:`engine.symbolic.sampling.sample_continuations` slides the same way). So the region stays in view
+    however long the target is.
+
+    With ``cache`` (the vocabulary's token kinds and the settings), the model's distribution is mixed with the
+    region cache fitted on ``context`` and, token by token, on the target so far, as sampling does."""
     block = model.config.block_size
-    target = list(target)[: block - 1]
-    context = list(context)[-(block - len(target)) :]
-    ids = torch.tensor([context + target], dtype=torch.long, device=next(model.parameters()).device)
+    context = list(context)[-(block // 2) :]
+    if not context or not target:
+        raise ValueError("continuation_loss needs a context and a target of at least one token each")
+    sequence = context + list(target)
+    ids = torch.tensor([sequence], dtype=torch.long, device=next(model.parameters()).device)
     was_training = model.training
     model.eval()
-    logits, _ = model(ids[:, :-1])
+    pieces = []
+    start, first = 0, len(context)  # window start; first position still to score
+    while first < len(sequence):
+        end = min(len(sequence), start + block)
+        logits, _ = model(ids[:, start : end - 1])
+        pieces.append(torch.log_softmax(logits[0, first - start - 1 :].double(), dim=-1))
+        first, start = end, end - block // 2
     model.train(was_training)
-    start = len(context) - 1
-    return float(F.cross_entropy(logits[0, start:], ids[0, start + 1 :]))
+    log_probs = torch.cat(pieces).cpu()
+    targets = torch.tensor(list(target), dtype=torch.long)
+    if cache is None:
+        return float(-log_probs[torch.arange(len(targets)), targets].mean())
+    kinds, settings = cache
+    return float(mixed_nll(log_probs.numpy(), context, target, kinds, settings).mean())
