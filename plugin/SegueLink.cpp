@@ -561,10 +561,11 @@ void SegueLink::handleEvent(const Event& e) {
         const std::string dir = captureDir();
         fTmpPath = dir + "/." + fInstanceId + "-" + std::to_string(e.id) + ".wav.part";
         fFileFailed = !makeDirs(dir) || !fWav.open(fTmpPath, uint32_t(std::lround(fSampleRate)), 2);
+        const int err = errno;
         logLine("%s: capture %u started at %.4f quarter notes (%s), %.3f BPM %d/%d", track.c_str(), e.id, e.a,
                 e.loop ? "the loop's next pass" : (std::to_string(int(e.c)) + " bars").c_str(), e.b, e.num, e.den);
         if (fFileFailed)
-            logLine("%s: cannot write %s (%s)", track.c_str(), fTmpPath.c_str(), std::strerror(errno));
+            logLine("%s: cannot write %s (%s)", track.c_str(), fTmpPath.c_str(), std::strerror(err));
         return;
     }
     case evMidi:
@@ -618,7 +619,7 @@ void SegueLink::finishFile(const Event& e) {
     r.den = s.den;
     const uint64_t frames = fWav.frames();
     const bool wrote = !fFileFailed && fWav.isOpen() && fWav.finish();
-    const int err = errno;
+    const int err = fWav.error();
     bool notes = false;
     for (const MidiNote& n : fNotes)
         notes = notes || ((n.bytes[0] & 0xF0) == 0x90 && n.bytes[2] > 0);

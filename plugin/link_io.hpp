@@ -303,20 +303,24 @@ public:
         fChannels = channels;
         fFrames = 0;
         fOk = true;
+        fErr = 0;
         fFile = std::fopen(path.c_str(), "wb");
-        if (!fFile)
-            return fOk = false;
+        if (!fFile) {
+            fail();
+            return false;
+        }
         writeHeader();
         return fOk;
     }
     bool isOpen() const { return fFile != nullptr; }
     bool ok() const { return fOk; }
+    int error() const { return fErr; }  // errno of the first failure
     uint64_t frames() const { return fFrames; }
     void write(const float* interleaved, uint32_t frames) {
         if (!fFile || !fOk || frames == 0)
             return;
         if (std::fwrite(interleaved, sizeof(float) * fChannels, frames, fFile) != frames)
-            fOk = false;
+            fail();
         fFrames += frames;
     }
     // Rewrites the header with the final sizes, syncs and closes. False on any failure.
@@ -326,8 +330,9 @@ public:
         if (fOk && std::fseek(fFile, 0, SEEK_SET) == 0)
             writeHeader();
         else
-            fOk = false;
-        fOk = syncAndClose(fFile) && fOk;
+            fail();
+        if (!syncAndClose(fFile))
+            fail();
         fFile = nullptr;
         return fOk;
     }
@@ -341,7 +346,12 @@ public:
 private:
     void put32(uint32_t v) { const uint8_t b[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)}; raw(b, 4); }
     void put16(uint16_t v) { const uint8_t b[2] = {uint8_t(v), uint8_t(v >> 8)}; raw(b, 2); }
-    void raw(const void* p, size_t n) { if (std::fwrite(p, 1, n, fFile) != n) fOk = false; }
+    void raw(const void* p, size_t n) { if (std::fwrite(p, 1, n, fFile) != n) fail(); }
+    void fail() {
+        if (fOk || fErr == 0)
+            fErr = errno;
+        fOk = false;
+    }
     void writeHeader() {
         const uint64_t dataBytes64 = fFrames * fChannels * 4;
         const uint32_t dataBytes = dataBytes64 > 0xFFFFFF00u ? 0xFFFFFF00u : uint32_t(dataBytes64);
@@ -356,6 +366,7 @@ private:
     uint32_t fRate = 48000, fChannels = 2;
     uint64_t fFrames = 0;
     bool fOk = true;
+    int fErr = 0;
 };
 
 // A Standard MIDI File (format 0, 960 ticks per quarter note) of the notes that passed during a capture.

@@ -145,7 +145,7 @@ int main(int argc, char** argv) {
     }
     if (fsize >= 0) {  // a "full disk" for the plugin's writer: writes past fsize bytes fail with EFBIG
         signal(SIGXFSZ, SIG_IGN);
-        struct rlimit rl = {rlim_t(fsize), rlim_t(fsize)};
+        struct rlimit rl = {rlim_t(fsize), RLIM_INFINITY};
         setrlimit(RLIMIT_FSIZE, &rl);
     }
     std::vector<float> input;
@@ -277,11 +277,6 @@ int main(int argc, char** argv) {
             if (due > now) std::this_thread::sleep_for(std::chrono::duration<double>(due - now));
         }
     }
-    if (!outPath.empty()) {
-        FILE* f = fopen(outPath.c_str(), "wb");
-        if (!f || fwrite(output.data(), sizeof(float), output.size(), f) != output.size()) die("cannot write --out");
-        fclose(f);
-    }
     std::printf("{\"event\": \"processed\", \"blocks\": %ld, \"frames\": %ld, \"allocs\": %ld, \"frees\": %ld, "
                 "\"locks\": %ld, \"io\": %ld, \"wraps\": %ld, \"setup_allocs\": %ld}\n", blocks, frame, gAllocs.load(),
                 gFrees.load(), gLocks.load(), gIo.load(), wraps, setupAllocs);
@@ -291,6 +286,15 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(lingerMs));
+    if (fsize >= 0) {  // the host's own output is not part of the "full disk"
+        struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+        setrlimit(RLIMIT_FSIZE, &rl);
+    }
+    if (!outPath.empty()) {
+        FILE* f = fopen(outPath.c_str(), "wb");
+        if (!f || fwrite(output.data(), sizeof(float), output.size(), f) != output.size()) die("cannot write --out");
+        fclose(f);
+    }
     if (params0) {
         for (uint32_t i = 0; i < params0->count(plugins[0]); ++i) {
             clap_param_info_t info;
