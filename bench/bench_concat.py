@@ -6,7 +6,7 @@ engine on the same region.
                                  [--variants 4] [--seed 1] [--similarity 0.6] [--keep-opening auto|yes|no]
                                  [--speed-repeats 3] [--no-neural] [--no-speed] [--out bench/results/concat.json]
 
-Material (tests/engine/audio/concat_material.py): Debian lmms-common loops (GPL-2+) tiled to 4-bar regions, and
+Material (tests/support/concat_material.py): Debian lmms-common loops (GPL-2+) tiled to 4-bar regions, and
 hydrogen-drumkits hits (GPL-2/GPL-2+) sequenced into humanised 4-bar grooves. Each region is continued through
 the local engine exactly as ``segue continue region.wav --tempo T --meter 4/4 --bars 16 --variants 4`` does, and
 the job folder is scored by ``segue eval`` (:func:`engine.evaluate.evaluate_job`): log-mel Frechet distance (limit:
@@ -40,7 +40,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "engine" / "audio"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
 from concat_material import (  # noqa: E402

@@ -33,7 +33,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "bridge"))  # the tests' fake engine (--engine fake)
+sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine (--engine fake)
 
 from _common import RESULTS, machine, markdown_table, percentile, write_json  # noqa: E402
 

@@ -24,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "bridge"))  # the tests' fake engine
+sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine
 
 from _common import RESULTS, machine, markdown_table, percentile, write_json  # noqa: E402
 from pythonosc.osc_message_builder import build_msg  # noqa: E402

@@ -43,7 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "bridge"))  # the tests' fake engine
+sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine
 
 from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
 from pythonosc.osc_message_builder import build_msg  # noqa: E402
@@ -79,7 +79,7 @@ sys.exit(cli.main(["continue", {region!r}, "--out", {out!r}, "--variants", "3"],
 
 
 def _child(code: str, **values: Any) -> subprocess.Popen[str]:
-    text = textwrap.dedent(code).format(tests=str(ROOT / "tests" / "bridge"), **values)
+    text = textwrap.dedent(code).format(tests=str(ROOT / "tests" / "support"), **values)
     return subprocess.Popen(
         [sys.executable, "-c", text],
         cwd=ROOT,

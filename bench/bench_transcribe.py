@@ -12,7 +12,7 @@ its decoder, no quantisation). Each is warmed up once (the first call builds the
 timed best of ``--repeats``, alternating; figures are seconds per 10 s of audio. The first (cold) call of each is
 reported too. Accuracy: note F1 (onset within 50 ms and pitch, offsets ignored; mir_eval) of each against the notes
 rendered. Stability: the model's activations for the melody perturbed as CPUs differ
-(tests/engine/transcribe_perturb.py: 0.5x to 3x its noise, alone and with 3 faint sub-harmonic ghosts),
+(tests/support/transcribe_perturb.py: 0.5x to 3x its noise, alone and with 3 faint sub-harmonic ghosts),
 ``--perturb`` seeds each; how many runs change any note (onset tick or pitch) against the unperturbed transcription,
 and the lowest note F1. Prints tables and writes bench/results/transcribe.json (or ``--out``).
 """
@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "engine"))  # transcribe_perturb
+sys.path.insert(0, str(ROOT / "tests" / "support"))  # transcribe_perturb
 
 from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
 
@@ -87,7 +87,7 @@ def note_f1(reference: list[tuple[float, float, int]], estimated: list[tuple[flo
 def perturbation_sweep(
     segue: Any, truth: list[tuple[float, float, int]], seeds: int, scales: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
 ) -> list[dict[str, Any]]:
-    """Transcribe the melody with its activations perturbed (tests/engine/transcribe_perturb.py): per size, with
+    """Transcribe the melody with its activations perturbed (tests/support/transcribe_perturb.py): per size, with
     and without ghosts, how many of ``seeds`` runs change a note against the unperturbed run, and the lowest F1."""
     import numpy as np
     from transcribe_perturb import jittered, stand_in, with_ghosts

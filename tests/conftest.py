@@ -1,20 +1,13 @@
-"""Shared test setup: make helper modules in tests/ (``import midi_fixtures``) importable from any test folder."""
+"""Shared test setup. The helper modules are in tests/support (``import midi_fixtures``), which pytest puts on
+``sys.path`` (pyproject.toml's ``pythonpath``)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import signal
+import warnings
+from collections.abc import Iterator
 
-_TESTS_DIR = str(Path(__file__).resolve().parent)
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-
-import signal  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-
-import pytest  # noqa: E402
+import pytest
 
 # A test run started in the background of a non-interactive shell (`cmd &`, nohup) inherits SIGINT ignored, and
 # Python then installs no KeyboardInterrupt handler: the Ctrl-C tests (which send SIGINT to this process) need the

@@ -1,4 +1,4 @@
-"""The MIDI fixtures in tests/midi_fixtures.py write what they advertise."""
+"""The MIDI fixtures in tests/support/midi_fixtures.py write what they advertise."""
 
 from __future__ import annotations
 

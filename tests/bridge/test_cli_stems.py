@@ -3,25 +3,22 @@ named after its file; bad stems are refused before a job folder exists, and a re
 stem back beside the mix.
 
 Material: sine tones (fake_engine.write_wav) for the fake-engine tests; for the real engine, the numpy drums of
-tests/engine/audio/concat_material.py (synthetic_groove), split into tracks here."""
+tests/support/concat_material.py (synthetic_groove), split into tracks here."""
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from concat_material import synthetic_groove
 from fake_engine import write_wav
 from test_cli import Run
 
 from bridge.cli import stem_name
 from engine.api import MAX_STEMS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine" / "audio"))
-from concat_material import synthetic_groove  # noqa: E402
 
 
 @pytest.fixture

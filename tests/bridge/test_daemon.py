@@ -1,4 +1,4 @@
-"""`segue bridge --midi-clock-in` and `segue doctor` on the fake mido backend (tests/bridge/fake_midi.py)."""
+"""`segue bridge --midi-clock-in` and `segue doctor` on the fake mido backend (tests/support/fake_midi.py)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_doctor_lists_midi_ports_or_says_why(fake_backend: None, monkeypatch: py
     monkeypatch.setenv("MIDO_BACKEND", "mido.backends.no_such_backend")
     check = midi_ports_check()
     assert check["ok"] is None and "cannot be loaded" in check["detail"]
-    monkeypatch.setattr("engine.api.doctor", lambda: {})
+    monkeypatch.setattr("engine.entrypoints.doctor", lambda: {})
     assert cli.main(["doctor", "--json"]) == 0  # no MIDI is not a failure
 
 
@@ -110,6 +110,6 @@ def test_bridge_runs_on_without_a_midi_backend(
 
 
 def test_doctor_json_has_the_midi_entry(fake_backend: None, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    monkeypatch.setattr("engine.api.doctor", lambda: {})
+    monkeypatch.setattr("engine.entrypoints.doctor", lambda: {})
     assert cli.main(["doctor", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["midi_ports"]["ok"] is True

@@ -270,7 +270,7 @@ sys.exit(cli.main(["continue", {region!r}, "--out", {out!r}, "--variants", "3"],
 def _spawn(point: str, region: Path, out: Path) -> subprocess.Popen[bytes]:
     hold_at = {"queued": 0, "running": 1, "one variant written": 2, "writing": 0}[point]
     code = _CHILD.format(
-        tests=str(REPO / "tests" / "bridge"), point=point, hold_at=hold_at, region=str(region), out=str(out)
+        tests=str(REPO / "tests" / "support"), point=point, hold_at=hold_at, region=str(region), out=str(out)
     )
     return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, stderr=subprocess.DEVNULL)
 

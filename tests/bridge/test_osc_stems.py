@@ -173,7 +173,7 @@ def test_a_real_job_accepts_a_mono_stem_and_fails_stems_of_other_lengths_or_rate
     tmp_path: Path,
 ) -> None:
     """segue-concat itself (no fake): what /segue/job/done and /segue/job/failed say for stems the DAW got wrong.
-    Material: the numpy drums of tests/engine/audio/concat_material.py, split into tracks (test_cli_stems)."""
+    Material: the numpy drums of tests/support/concat_material.py, split into tracks (test_cli_stems)."""
     from test_cli_stems import _tracks
 
     from engine.local import LocalEngine

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -123,9 +122,6 @@ def test_routing(engine: LocalEngine, melody_wav: Path, monkeypatch: pytest.Monk
 def test_both_gives_audio_and_midi_in_one_job(
     engine: LocalEngine, melody_wav: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fakes_dir = str(Path(__file__).parent / "audio")
-    if fakes_dir not in sys.path:
-        sys.path.insert(0, fakes_dir)
     from audio_fakes import save_tiny_model_dir
 
     audio_model = save_tiny_model_dir(tmp_path / "models" / "tiny-audio")
@@ -161,9 +157,6 @@ def test_a_remote_midi_job_gives_the_local_files(
 ) -> None:
     """--as midi through `segue serve`: the same variant files, byte for byte, and the same manifest (the
     transcription itself stays in the server's job folder)."""
-    rig_dir = str(Path(__file__).parent / "server")
-    if rig_dir not in sys.path:
-        sys.path.insert(0, rig_dir)
     from server_rig import TOKEN, thread_server
 
     from engine.provenance.stamp import strip_provenance

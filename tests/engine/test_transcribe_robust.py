@@ -1,7 +1,7 @@
 """Audio -> MIDI (engine/transcribe.py) gives the same notes when the model's activations move by as much as they
 differ between CPUs: noise on every activation, a gain per key, and faint ghost notes at sub-harmonic pitches
 (an octave, a twelfth, two octaves or two octaves and a third under a real note). The perturbations
-(tests/engine/transcribe_perturb.py, which says how their sizes were measured) go in through transcribe_region's
+(tests/support/transcribe_perturb.py, which says how their sizes were measured) go in through transcribe_region's
 ``model`` seam, on the activations the model gave for audio rendered here with the bundled TimGM6mb soundfont
 (GPL-2, from the pretty_midi wheel)."""
 

@@ -11,7 +11,6 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import dataclasses  # noqa: E402
-import sys  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -19,10 +18,6 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 
 pytest.importorskip("PyQt6.QtWidgets", reason="the GUI tests need the gui extra (PyQt6)")
-
-_BRIDGE_TESTS = str(Path(__file__).resolve().parents[1] / "bridge")
-if _BRIDGE_TESTS not in sys.path:
-    sys.path.insert(0, _BRIDGE_TESTS)
 
 from fake_engine import FakeEngine, write_midi  # noqa: E402
 from gui_rig import FakeClock, Rig, StemEngine  # noqa: E402

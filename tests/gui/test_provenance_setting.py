@@ -1,6 +1,6 @@
 """The app's provenance settings (Connections > Files): leaving out the region's name or the C2PA signature reaches
 the next job's files and is remembered; the "generated" mark is always written. The region is the rig's fake MIDI
-file (tests/bridge/fake_engine.py) and the files are the fake engine's."""
+file (tests/support/fake_engine.py) and the files are the fake engine's."""
 
 from __future__ import annotations
 

@@ -2,16 +2,16 @@
 the app shows a drag chip per stem, each chip and "All stems" drag that stem's files, and the region the job was
 made from comes back with its stems (so the next job continues the same tracks).
 
-Material: the numpy drums of tests/engine/audio/concat_material.py (synthetic_groove), split into tracks here."""
+Material: the numpy drums of tests/support/concat_material.py (synthetic_groove), split into tracks here."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from concat_material import synthetic_groove
 from gui_rig import Rig, wait_engine
 from PyQt6.QtCore import QMimeData
 from pytestqt.qtbot import QtBot
@@ -20,9 +20,6 @@ from bridge.runner import run_job
 from engine.api import GenerationParams, GenerationRequest, Meter, Prompt
 from engine.local import LocalEngine
 from gui.window import QtMainWindow
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine" / "audio"))
-from concat_material import synthetic_groove  # noqa: E402
 
 MakeRig = Callable[..., Rig]
 MakeWindow = Callable[[Rig], QtMainWindow]

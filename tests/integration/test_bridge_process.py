@@ -20,9 +20,7 @@ from pathlib import Path
 
 import mido
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bridge"))
-from osc_helpers import DawSocket  # noqa: E402
+from osc_helpers import DawSocket
 
 pytestmark = pytest.mark.integration
 

@@ -389,7 +389,6 @@ def test_bridge_capture_becomes_the_region(
 ) -> None:
     """``segue bridge`` (in this process, a fake engine): ``/segue/capture/arm 1`` over UDP, play, then the take is
     the region that ``/segue/generate`` continues."""
-    sys.path.insert(0, str(REPO / "tests" / "bridge"))
     from fake_engine import FakeEngine
     from osc_helpers import DawSocket
 
@@ -468,7 +467,6 @@ def test_capture_from_ardours_master_output(rt_jack_server_factory: Callable[...
     """A real DAW: headless Ardour plays a click track and sends MIDI clock; Segue records Ardour's master output
     through sounddevice, started by the clock, with Ardour's playback latency (``--latency-frames -2048``, see
     docs/capture.md), and every click of the take sits on its beat; bar clicks (louder) only on bar lines."""
-    sys.path.insert(0, str(Path(__file__).parent))
     from ardour_procs import MIDI_CLOCK_OUT, ArdourProcess, OscPeer, need_ardour, new_session
 
     from bridge.adapters.ardour_session import insert_audio_file

@@ -1,7 +1,7 @@
 """segue-concat, the default audio engine: routing, determinism by seed, variety, exact length at odd rates and
 meters, the controls, the plan in units.json, and bad input (too short, silence, noise, a wrong tempo).
 
-Material: numpy drums (tests/engine/audio/concat_material.py: synthetic_groove), made here; the measures on real
+Material: numpy drums (tests/support/concat_material.py: synthetic_groove), made here; the measures on real
 recordings are in test_concat_measures.py.
 """
 

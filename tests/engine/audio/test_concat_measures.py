@@ -1,7 +1,7 @@
 """Issue 15's measures on real recordings: `segue continue region.wav --tempo T --meter 4/4` with the default audio
 engine (segue-concat), scored by `segue eval`, must pass for every variant.
 
-Material (tests/engine/audio/concat_material.py): loops from Debian's lmms-common (GPL-2+), tiled to 4-bar
+Material (tests/support/concat_material.py): loops from Debian's lmms-common (GPL-2+), tiled to 4-bar
 regions; grooves sequenced here from hydrogen-drumkits' recorded hits (GPL-2/GPL-2+), at several tempi, rates and
 channel counts. Tests skip, saying what to install, without those packages. The measures (engine/evaluate/audio.py):
 log-mel Frechet distance to the region <= the region's halves + 15; at most half the bars verbatim copies of a region

@@ -3,7 +3,7 @@
 Real material: Bach's chorale BWV 311 as encoded in the music21 corpus (music21/corpus/bach/bwv311.mxl; the corpus
 is distributed with the encoders' permission, some encodings for non-commercial use only), converted by
 bench/midi_quality_set.py into bench/data/midi_quality/bach_bwv311.mid. It is on the validation side of the shipped
-model's training split, so the model never saw it. Everything else is written here (tests/midi_fixtures.py).
+model's training split, so the model never saw it. Everything else is written here (tests/support/midi_fixtures.py).
 
 Sampling is seeded; each comparison is an aggregate over several variants with a margin far wider than what
 float differences between CPUs can move.

@@ -1,4 +1,4 @@
-"""In-memory MIDI ports, and a mido backend made of them: ``MIDO_BACKEND=fake_midi`` (this folder is on sys.path).
+"""In-memory MIDI ports, and a mido backend made of them: ``MIDO_BACKEND=fake_midi`` (tests/support is on sys.path).
 
 Ports subclass mido's ``BaseInput``/``BaseOutput`` as mido's own tests do; :func:`inject` plays the part of the
 backend thread that calls an input's callback.

@@ -1,6 +1,6 @@
 """Awkward MIDI regions a producer may send, written on demand into a test's ``tmp_path``.
 
-Not a test module: ``import midi_fixtures`` (tests/conftest.py puts tests/ on ``sys.path``).
+Not a test module: ``import midi_fixtures`` (pytest puts tests/support on ``sys.path``).
 
 Every writer takes the folder to write into (or a full ``.../name.mid`` path) and returns the file's Path.
 Unless said otherwise a region is a type-1 file at ``TPQ`` ticks per quarter note: a conductor track (tempo and

@@ -1,9 +1,9 @@
 """Helpers for the server tests: a real uvicorn on a free loopback port (in a thread, or a process), and a fake
 engine that is quick or slow on demand. Not a test module: ``from server_rig import ...``.
 
-Run as a script it is the server process of the kill-and-restart test::
+Run as a module from the repository's root it is the server process of the kill-and-restart test::
 
-    python server_rig.py --data DIR --port PORT --token TOKEN     (prints "ready http://127.0.0.1:PORT")
+    python -m tests.support.server_rig --data DIR --port PORT --token TOKEN     (prints "ready http://127.0.0.1:PORT")
 """
 
 from __future__ import annotations
@@ -23,11 +23,7 @@ import mido
 import numpy as np
 import soundfile
 
-ROOT = Path(__file__).resolve().parents[3]
-if str(ROOT) not in sys.path:  # run as a script
-    sys.path.insert(0, str(ROOT))
-
-from engine.api import (  # noqa: E402
+from engine.api import (
     CancelToken,
     GenerationRequest,
     GenerationResult,
@@ -37,7 +33,9 @@ from engine.api import (  # noqa: E402
     RegionInfo,
     VariantResult,
 )
-from engine.server.config import ServerConfig  # noqa: E402
+from engine.server.config import ServerConfig
+
+ROOT = Path(__file__).resolve().parents[2]
 
 TOKEN = "test-token-0123456789abcdef"
 SLOW_MODEL = "fake-slow"
@@ -192,7 +190,7 @@ def free_port() -> int:
 def start_process(data_dir: Path, port: int) -> subprocess.Popen[str]:
     """This file as a server process; returns once it answers (bounded)."""
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--data", str(data_dir), "--port", str(port)],
+        [sys.executable, "-m", "tests.support.server_rig", "--data", str(data_dir), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
