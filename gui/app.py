@@ -86,7 +86,7 @@ def run(
     apply_theme(app)  # type: ignore[arg-type]
     pump = QtEventPump()
     if engine_factory is entrypoints.open_engine:  # the real engine: the local one in its own process
-        from gui.engine_process import process_engine_factory
+        from engine.process import process_engine_factory
 
         engine_factory = process_engine_factory
     deps = SessionDeps(engine_factory=engine_factory)

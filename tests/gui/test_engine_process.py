@@ -1,4 +1,4 @@
-"""The local engine in its own process (gui/engine_process.py): generation, progress, cancel, failures and a child
+"""The local engine in its own process (engine/process.py): generation, progress, cancel, failures and a child
 that dies, through the window. The child is spawned and runs the bridge tests' fake engine."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from PyQt6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from engine.errors import EngineError
-from gui.engine_process import ProcessEngine
+from engine.process import ProcessEngine
 from gui.window import QtMainWindow
 
 MakeRig = Callable[..., Rig]

@@ -19,7 +19,6 @@ QT_FREE = (
     "settings",
     "daw_link",
     "readers",
-    "engine_process",
     "app",
 )
 
@@ -48,6 +47,7 @@ def test_the_gui_uses_only_the_engines_public_api() -> None:
             "engine",
             "engine.api",
             "engine.entrypoints",
+            "engine.process",
             "engine.errors",
             "engine.atomic",
             "engine.provenance.record",

@@ -11,7 +11,7 @@ from gui_rig import Rig
 from PyQt6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from gui.engine_process import process_engine_factory
+from engine.process import process_engine_factory
 from gui.window import QtMainWindow
 
 pytestmark = pytest.mark.slow

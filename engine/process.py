@@ -1,6 +1,6 @@
-"""The local engine in a child process, for the desktop app: the window's process never loads torch, and the
-engine's C extensions (sampling, soundfont rendering), which hold Python's lock for tens or hundreds of
-milliseconds, cannot pause the window. No Qt.
+"""The local engine in a child process, for the desktop app (:mod:`gui.app`): the window's process never loads
+torch, and the engine's C extensions (sampling, soundfont rendering), which hold Python's lock for tens or hundreds
+of milliseconds, cannot pause the window.
 
 :class:`ProcessEngine` is an :class:`engine.api.Engine`: ``generate`` sends the request to the child, relays its
 progress, passes Cancel on, and returns its result or raises its error; files are written by the child into the
