@@ -209,6 +209,7 @@ def measure_piece(
         "loss_adapted": loss_adapted,
         "adapt_steps": report.steps if report else 0,
         "adapt_seconds": report.seconds if report else 0.0,
+        "cache_seconds": info.cache.seconds if info.cache else 0.0,
         "seeds": info.seeds,
     }
 
@@ -243,6 +244,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "loss_change": (statistics.mean(b / a - 1 for a, b in losses) if losses else None),
         "seconds": mean("seconds"),
         "adapt_seconds": mean("adapt_seconds"),
+        "cache_seconds": statistics.mean(r.get("cache_seconds", 0.0) for r in rows),
         "pieces": len(rows),
     }
 
@@ -255,13 +257,14 @@ def format_row(name: str, s: dict[str, Any]) -> str:
     if s["loss_adapted"] is not None:
         loss += f" -> {s['loss_adapted']:.3f} ({100 * s['loss_change']:+.0f} %)"
     n = s["pieces"]
+    cache = f" (cache {s['cache_seconds']:.2f})" if s.get("cache_seconds") else ""
     return (
         f"| {name} | {f(s['pc_gap'])} ({s['pc_ok']}/{n}; {s['pc_ok_one_sided']}) | "
         f"{f(s['onset_gap'])} ({s['onset_ok']}/{n}; {s['onset_ok_one_sided']}) | "
         f"x{f(s['density_median'], '.2f')} ({s['density_ok']}/{s['density_parts']}) | "
         f"x{f(s['length_median'], '.2f')} | {s['scale_ok']}/{s['scale_variants']} | "
         f"{f(s['variety'], '.2f')} ({s['variety_ok']}/{n}, {s['identical']} id.) | "
-        f"{loss} | {f(s['seconds'], '.1f')} |"
+        f"{loss} | {f(s['seconds'], '.1f')}{cache} |"
     )
 
 

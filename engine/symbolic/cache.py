@@ -40,6 +40,7 @@ PITCH, VELOCITY, DURATION, NEXT, PROGRAM = "pitch", "velocity", "duration", "nex
 SLOTS = (PITCH, VELOCITY, DURATION, NEXT, PROGRAM)
 
 Key = tuple[object, ...]
+Sparse = tuple[float, dict[int, float]]  # (probability of every token, extra probability of a few)
 
 
 @dataclass(frozen=True)
@@ -204,38 +205,54 @@ class RegionCache:
         s.previous = kind
         self.tokens += 1
 
-    def _smoothed(self, chain: Sequence[Key], base: np.ndarray, to_index: dict[int, int] | None) -> np.ndarray:
-        """Witten-Bell along ``chain``: p = (counts + types x p_shorter) / (total + types)."""
-        p = base
+    def _smoothed(self, chain: Sequence[Key], offset: int | None) -> Sparse:
+        """Witten-Bell along ``chain``: p = (counts + types x p_shorter) / (total + types), uniform at the bottom.
+
+        Kept sparse: every token has ``uniform`` and the few counted ones ``extra[token]`` on top. With ``offset``
+        the counted symbols are intervals, made tokens as the pitch ``offset + interval``."""
+        uniform = 1.0 / self.kinds.size
+        extra: dict[int, float] = {}
         for key in chain:
             row = self.counts.table.get(key)
             if not row:
                 break
             total = self.counts.totals[key]
             types = len(row)
-            counts = np.zeros_like(base)
+            scale = types / (total + types)
+            uniform *= scale
+            extra = {token: value * scale for token, value in extra.items()}
             for symbol, count in row.items():
-                index = symbol if to_index is None else to_index.get(symbol, -1)
-                if 0 <= index < counts.size:
-                    counts[index] += count
-            p = (counts + types * p) / (total + types)
-        return p
+                token = symbol if offset is None else self.kinds.pitch_id.get(offset + symbol, -1)
+                if token >= 0:
+                    extra[token] = extra.get(token, 0.0) + count / (total + types)
+        return uniform, extra
 
-    def distribution(self) -> tuple[str, np.ndarray] | None:
-        """(slot, the cache's next-token distribution over the vocabulary), or None where it is silent."""
+    def distribution(self) -> tuple[str, Sparse] | None:
+        """(slot, the cache's next-token distribution: ``uniform`` for every token plus ``extra[token]``), or None
+        where it is silent."""
         found = self.chains()
         if found is None:
             return None
         slot, chain, interval_chain = found
-        size = self.kinds.size
-        uniform = np.full(size, 1.0 / size)
-        p = self._smoothed(chain, uniform, None)
+        uniform, extra = self._smoothed(chain, None)
         if interval_chain and self.counts.table.get(interval_chain[0]):
-            last = self.state.last_pitch[self.state.program]
-            to_index = {pitch - last: index for pitch, index in self.kinds.pitch_id.items()}
-            by_interval = self._smoothed(interval_chain, uniform, to_index)
             w = self.settings.interval_weight
-            p = (1 - w) * p + w * by_interval
+            by_uniform, by_extra = self._smoothed(interval_chain, self.state.last_pitch[self.state.program])
+            uniform = (1 - w) * uniform + w * by_uniform
+            extra = {token: (1 - w) * value for token, value in extra.items()}
+            for token, value in by_extra.items():
+                extra[token] = extra.get(token, 0.0) + w * value
+        return slot, (uniform, extra)
+
+    def dense(self) -> tuple[str, np.ndarray] | None:
+        """:meth:`distribution` as a vector over the vocabulary."""
+        found = self.distribution()
+        if found is None:
+            return None
+        slot, (uniform, extra) = found
+        p = np.full(self.kinds.size, uniform)
+        for token, value in extra.items():
+            p[token] += value
         return slot, p
 
 
@@ -292,9 +309,10 @@ def mixed_nll(
         if found is None:
             out[i] = -math.log(model_p)
         else:
-            slot, p = found
-            out[i] = -math.log(weights.mix(slot, model_p, float(p[token])))
-            weights.update(slot, model_p, float(p[token]))
+            slot, (uniform, extra) = found
+            cache_p = uniform + extra.get(int(token), 0.0)
+            out[i] = -math.log(weights.mix(slot, model_p, cache_p))
+            weights.update(slot, model_p, cache_p)
         cache.observe(int(token))
     return out
 
@@ -314,36 +332,52 @@ class CacheMixer:
         self.caches = [base.fork() for _ in range(rows)]
         self.weights = [_Weights(settings) for _ in range(rows)]
         self.seen = [0] * rows
-        self.pending: list[tuple[str, np.ndarray, np.ndarray] | None] = [None] * rows
+        # per row, what the last step offered: (slot, the model's probabilities, the cache's distribution)
+        self.pending: list[tuple[str, np.ndarray, Sparse] | None] = [None] * rows
         self.report = CacheReport(settings, len(prompt), rows)
         self.report.seconds = time.perf_counter() - started
 
     def __call__(self, logits: torch.Tensor, tokens: Sequence[Sequence[int]]) -> torch.Tensor:
         started = time.perf_counter()
-        model_probs = torch.softmax(logits.float(), dim=-1).cpu().numpy().astype(np.float64)
-        mixed = model_probs.copy()
-        changed = False
+        # numpy, not torch: tiny [rows, vocab] arrays, no thread pool to wake (18 ms a call on a loaded machine)
+        raw = logits.detach().float().cpu().numpy()
+        shifted = np.exp(raw - raw.max(axis=-1, keepdims=True))
+        model_probs = shifted / shifted.sum(axis=-1, keepdims=True)
+        cache_probs = np.zeros((len(tokens), self.caches[0].kinds.size if self.caches else 0), dtype=np.float32)
+        weight = np.zeros((len(tokens), 1), dtype=np.float32)
         for i, row_tokens in enumerate(tokens):
-            cache = self.caches[i]
-            for token in row_tokens[self.seen[i] :]:
-                pending = self.pending[i]
-                if pending is not None:  # the token just written: how well did each side predict it?
-                    slot, model_p, cache_p = pending
-                    self.weights[i].update(slot, float(model_p[token]), float(cache_p[token]))
-                    self.pending[i] = None
-                cache.observe(int(token))
-                self.report.tokens_written += 1
-            self.seen[i] = len(row_tokens)
-            found = cache.distribution()
+            pending = self.pending[i]
+            found: tuple[str, Sparse] | None
+            if len(row_tokens) == self.seen[i] and pending is not None:  # a finished row: nothing new
+                found = (pending[0], pending[2])
+            else:
+                found = self._advance(i, row_tokens)
             if found is None:
                 self.pending[i] = None
                 continue
-            slot, p = found
-            w = self.weights[i].weights[slot]
-            mixed[i] = (1 - w) * model_probs[i] + w * p
-            self.pending[i] = (slot, model_probs[i], p)
-            changed = True
+            slot, (uniform, extra) = found
+            self.pending[i] = (slot, model_probs[i], (uniform, extra))
+            weight[i, 0] = self.weights[i].weights[slot]
+            cache_probs[i].fill(uniform)
+            if extra:
+                cache_probs[i, list(extra)] += np.fromiter(extra.values(), dtype=np.float32, count=len(extra))
+        out = logits
+        if weight.any():
+            mixed = (1 - weight) * model_probs + weight * cache_probs
+            out = torch.from_numpy(np.log(np.maximum(mixed, 1e-30))).to(device=logits.device, dtype=logits.dtype)
         self.report.seconds += time.perf_counter() - started
-        if not changed:
-            return logits
-        return torch.from_numpy(np.log(np.maximum(mixed, 1e-30))).to(device=logits.device, dtype=logits.dtype)
+        return out
+
+    def _advance(self, i: int, row_tokens: Sequence[int]) -> tuple[str, Sparse] | None:
+        """Count row ``i``'s new tokens (updating its weights by how well each side predicted them)."""
+        cache = self.caches[i]
+        for token in row_tokens[self.seen[i] :]:
+            pending = self.pending[i]
+            if pending is not None:
+                slot, model_p, (uniform, extra) = pending
+                self.weights[i].update(slot, float(model_p[token]), uniform + extra.get(int(token), 0.0))
+                self.pending[i] = None
+            cache.observe(int(token))
+            self.report.tokens_written += 1
+        self.seen[i] = len(row_tokens)
+        return cache.distribution()

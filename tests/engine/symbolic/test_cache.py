@@ -95,7 +95,7 @@ def test_the_cache_is_silent_where_the_grammar_leaves_no_choice(vocab: dict[str,
     assert cache.distribution() is None  # the meter after a bar line is the grammar's
     cache.observe(vocab["TimeSig_4/4"])
     cache.observe(vocab["Position_0"])
-    found = cache.distribution()
+    found = cache.dense()
     assert found is not None
     slot, p = found
     assert slot == "program" and p.sum() == pytest.approx(1.0)
