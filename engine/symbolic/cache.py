@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -40,6 +40,7 @@ PITCH, VELOCITY, DURATION, NEXT, PROGRAM = "pitch", "velocity", "duration", "nex
 SLOTS = (PITCH, VELOCITY, DURATION, NEXT, PROGRAM)
 
 Key = tuple[object, ...]
+MAX_WEIGHT = 0.95  # the model always keeps a share: the cache alone would never write what the region lacks
 Sparse = tuple[float, dict[int, float]]  # (probability of every token, extra probability of a few)
 
 
@@ -59,8 +60,17 @@ class CacheSettings:
         value: float = getattr(self, slot)
         return value
 
+    @property
+    def active(self) -> bool:
+        return any(self.weight(slot) > 0 for slot in SLOTS)
+
+    def scaled(self, factor: float) -> CacheSettings:
+        """Every slot's prior weight times ``factor`` (at most :data:`MAX_WEIGHT`): the job's similarity control."""
+        weights = {slot: min(MAX_WEIGHT, max(0.0, self.weight(slot) * factor)) for slot in SLOTS}
+        return replace(self, **weights)
+
     def describe(self) -> str:
-        weights = ", ".join(f"{s} {self.weight(s):g}" for s in SLOTS)
+        weights = ", ".join(f"{s} {self.weight(s):.2g}" for s in SLOTS)
         return f"prior weights {weights}; intervals {self.interval_weight:g}; share {self.share:g}"
 
 

@@ -24,7 +24,13 @@ from engine.evaluate import midi as measures
 from engine.symbolic.adapt import AdaptReport, AdaptSettings, adapted
 from engine.symbolic.cache import DEFAULT_CACHE, CacheMixer, CacheReport, CacheSettings, TokenKinds
 from engine.symbolic.candidates import candidate_seeds, channel_of, content_from_parts, content_from_score, fit, select
-from engine.symbolic.guidance import GuidanceSettings, guided_constraints, region_stats, settings_from_params
+from engine.symbolic.guidance import (
+    DEFAULT_SIMILARITY,
+    GuidanceSettings,
+    guided_constraints,
+    region_stats,
+    settings_from_params,
+)
 from engine.symbolic.midifile import Note, PartNotes
 from engine.symbolic.model import GPT
 from engine.symbolic.region import Region, prompt_window
@@ -228,8 +234,11 @@ def continue_region(
     pool_seeds = candidate_seeds(seeds, factor)
     adapt_settings = DEFAULT_ADAPT if adapt is True else (adapt or None)
     cache_settings = DEFAULT_REGION_CACHE if cache is True else (cache or None)
+    if cache is True and cache_settings is not None and settings.enabled:
+        # the similarity control scales the cache too: its weights were measured at the default similarity
+        cache_settings = cache_settings.scaled(settings.similarity / DEFAULT_SIMILARITY)
     mixer = None
-    if cache_settings is not None:
+    if cache_settings is not None and cache_settings.active:
         kinds = TokenKinds.from_tokenizer(model.tokenizer)
         mixer = CacheMixer(prompt_ids, kinds, len(pool_seeds), cache_settings)
     with adapted(model.model, prompt_ids, model.tokenizer, adapt_settings, cancel) as adapt_report:

@@ -133,3 +133,11 @@ def test_the_loss_slides_its_window_as_the_sampler_does() -> None:
     assert math.isfinite(value) and 0.0 < value < 2 * math.log(512)
     with pytest.raises(ValueError):
         continuation_loss(model, context, [])
+
+
+def test_the_similarity_control_scales_the_cache_and_never_hands_it_everything() -> None:
+    free = DEFAULT_CACHE.scaled(0.0)
+    assert not free.active and free.velocity == 0.0
+    close = DEFAULT_CACHE.scaled(1.0 / 0.7)
+    assert close.active and close.pitch > DEFAULT_CACHE.pitch
+    assert max(close.weight(slot) for slot in ("pitch", "velocity", "duration", "next", "program")) <= 0.95
