@@ -14,7 +14,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from engine.api import GenerationParams
 from engine.errors import BadInputError
 
 NUMBER_KEYS = ("similarity", "density")
@@ -36,19 +35,6 @@ HELP = {
     "end_on_tonic": "MIDI: end on the region's tonic (a cadence in the last bar)",
 }
 DEFAULT_TEXT = "the engine's measured default"
-
-
-def controls_of(params: GenerationParams) -> dict[str, Any]:
-    """The controls of ``params`` as plain JSON values (``part_density`` as an object ``{part: factor}``);
-    ``None``: the engine's default."""
-    return {
-        "similarity": params.similarity,
-        "keep_opening": params.keep_opening,
-        "density": params.density,
-        "part_density": dict(params.part_density),
-        "hold_notes": params.hold_notes,
-        "end_on_tonic": params.end_on_tonic,
-    }
 
 
 # -- command line ------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any, Literal, get_args
 
 from engine import atomic
 from engine.errors import BadInputError, DiskFullError
-from engine.ownership import FolderClaim, stale_folders
+from engine.ownership import FolderClaim, manifest_status, stale_folders
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def recover_jobs(out_dir: Path) -> list[str]:
     Returns the ids of the jobs recovered. Never raises: what cannot be recovered is logged."""
     recovered: list[str] = []
     try:
-        for job_dir, _status, claim in stale_folders(out_dir, _status_of):
+        for job_dir, _status, claim in stale_folders(out_dir, manifest_status):
             try:
                 record = load_job(job_dir)
                 now = now_iso()
@@ -269,15 +269,6 @@ def recover_jobs(out_dir: Path) -> list[str]:
     except OSError as e:
         log.warning("could not look for interrupted jobs in %s: %s", out_dir, e)
     return recovered
-
-
-def _status_of(job_dir: Path) -> str | None:
-    try:
-        data = json.loads((job_dir / JOB_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    status = data.get("status") if isinstance(data, dict) else None
-    return status if isinstance(status, str) else None
 
 
 def load_job(path: Path) -> JobRecord:

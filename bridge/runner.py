@@ -15,7 +15,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bridge import segue_version
-from bridge.controls import controls_of
 from bridge.inputs import sha256_file
 from bridge.jobs import (
     FINAL_STATUSES,
@@ -35,7 +34,7 @@ from bridge.jobs import (
     partial_variant_dirs,
     write_job,
 )
-from engine.api import CancelToken, Engine, GenerationRequest, GenerationResult
+from engine.api import CancelToken, Engine, GenerationRequest, GenerationResult, controls_of
 from engine.errors import BadInputError, CancelledError, DiskFullError, EngineError
 from engine.provenance.record import ProvenanceSettings
 from engine.provenance.stamp import StampReport, stamp_job

@@ -284,6 +284,19 @@ def _check_density(name: str, value: object) -> None:
         )
 
 
+def controls_of(params: GenerationParams) -> dict[str, Any]:
+    """The producer's controls of ``params`` as plain JSON values (``part_density`` as an object
+    ``{part: factor}``); ``None``: the engine's default. job.json and the HTTP request carry them so."""
+    return {
+        "similarity": params.similarity,
+        "keep_opening": params.keep_opening,
+        "density": params.density,
+        "part_density": dict(params.part_density),
+        "hold_notes": params.hold_notes,
+        "end_on_tonic": params.end_on_tonic,
+    }
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     prompt: Prompt

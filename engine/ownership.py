@@ -121,6 +121,17 @@ class FolderClaim:
                 pass
 
 
+def manifest_status(folder: Path, manifest: str = "job.json") -> str | None:
+    """The ``status`` a job folder's manifest holds; None when there is no readable manifest with one (not a job
+    folder). The ``status_of`` that the bridge's and the server's recoveries hand :func:`stale_folders`."""
+    try:
+        data = json.loads((folder / manifest).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    status = data.get("status") if isinstance(data, dict) else None
+    return status if isinstance(status, str) else None
+
+
 def stale_folders(
     root: Path, status_of: Callable[[Path], str | None], active: tuple[str, ...] = ACTIVE_STATUSES
 ) -> Iterator[tuple[Path, str, FolderClaim]]:

@@ -25,6 +25,7 @@ from engine.api import (
     Prompt,
     RegionInfo,
     VariantResult,
+    controls_of,
 )
 from engine.errors import BadInputError
 
@@ -50,12 +51,7 @@ def request_to_json(request: GenerationRequest) -> dict[str, Any]:
         "parts": list(params.parts),
         "output": params.output,
         # the producer's controls; null: the engine's default (a server older than these ignores them)
-        "similarity": params.similarity,
-        "keep_opening": params.keep_opening,
-        "density": params.density,
-        "part_density": dict(params.part_density),
-        "hold_notes": params.hold_notes,
-        "end_on_tonic": params.end_on_tonic,
+        **controls_of(params),
         "model": request.model,
         "sample_rate": request.sample_rate,
         "tempo_bpm": prompt.tempo_bpm,
