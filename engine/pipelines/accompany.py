@@ -29,7 +29,7 @@ from engine.api import DEFAULT_SAMPLE_RATE, GenerationRequest, GenerationResult,
 from engine.checkpoints import find_checkpoint
 from engine.errors import BadInputError, ModelNotFoundError
 from engine.pipelines.context import JobContext, refuse_taken_variants, variant_seeds
-from engine.pipelines.files import VariantFolder
+from engine.pipelines.files import VariantFolder, write_note_variants
 from engine.render.soundfont import SoundFont, find_soundfont
 from engine.symbolic.accompany import is_accompany_checkpoint
 from engine.symbolic.accompany_gen import AccompanyModel, accompany_region, check_model_parts, describe_key
@@ -122,16 +122,8 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
             cancel=cancel,
         )
         timings["generate_seconds"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
     job = AccompanyFiles(job_dir, region, sample_rate, soundfont, prompt.tempo_bpm)
-    results = []
-    for index, (seed, generated) in enumerate(zip(seeds, variants, strict=True), start=1):
-        cancel.raise_if_cancelled()
-        report(0.65 + 0.35 * (index - 1) / len(variants), f"rendering variant {index}")
-        results.append(job.write_variant(f"v{index:02d}", seed, generated))
-    timings["render_seconds"] = time.perf_counter() - t0
-    timings["total_seconds"] = time.perf_counter() - started
-    report(1.0, "done")
+    results = write_note_variants(job, seeds, variants, context, timings, started)
     names = part_names_for(region.parts)
     region_notes = notes + region.notes + (f"accompanied in {describe_key(region)} ({', '.join(parts)})",)
     return GenerationResult(
@@ -149,7 +141,7 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
         ),
         place_at_beats=0.0,
         place_at_seconds=0.0,
-        variants=tuple(results),
+        variants=results,
         timings=timings,
     )
 

@@ -17,7 +17,7 @@ from symusic.core import TimeSignatureTick
 from engine.api import DEFAULT_SAMPLE_RATE, GenerationRequest, GenerationResult, Meter, RegionInfo, VariantResult
 from engine.errors import BadInputError
 from engine.pipelines.context import JobContext, variant_seeds
-from engine.pipelines.files import VariantFolder
+from engine.pipelines.files import VariantFolder, write_note_variants
 from engine.render.soundfont import SoundFont, find_soundfont
 from engine.symbolic.continuation import ContinuationInfo, continue_region
 from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi
@@ -63,16 +63,8 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
         seeds = used.seeds or seeds  # candidates: the kept variants' own seeds
         notes += used.notes()
         timings.update(used.timings())
-    t0 = time.perf_counter()
     job = MidiJobFiles(job_dir, region, params.bars, sample_rate, soundfont, prompt.tempo_bpm)
-    results = []
-    for index, (seed, parts) in enumerate(zip(seeds, variants, strict=True), start=1):
-        context.cancel.raise_if_cancelled()
-        report(0.65 + 0.35 * (index - 1) / len(variants), f"rendering variant {index}")
-        results.append(job.write_variant(f"v{index:02d}", seed, parts))
-    timings["render_seconds"] = time.perf_counter() - t0
-    timings["total_seconds"] = time.perf_counter() - started
-    report(1.0, "done")
+    results = write_note_variants(job, seeds, variants, context, timings, started)
     return GenerationResult(
         kind="midi",
         mode=params.mode,
@@ -88,7 +80,7 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
         ),
         place_at_beats=region.length_beats,
         place_at_seconds=region.place_at_seconds,
-        variants=tuple(results),
+        variants=results,
         timings=timings,
     )
 

@@ -32,7 +32,7 @@ from typing import Any
 from engine.api import CancelToken
 from engine.atomic import disk_full_error, is_disk_full, write_json
 from engine.errors import DiskFullError
-from engine.ownership import FolderClaim, stale_folders
+from engine.ownership import FolderClaim, manifest_status, stale_folders
 from engine.wire import is_job_id
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ class JobStore:
             shutil.rmtree(trash, ignore_errors=True)
         requeue: list[ServerJob] = []
         restarted = now_iso()
-        stale = {folder: claim for folder, _status, claim in stale_folders(self.root, _status_of)}
+        stale = {folder: claim for folder, _status, claim in stale_folders(self.root, manifest_status)}
         for folder in sorted(self.root.iterdir()):
             manifest = folder / JOB_FILE
             if not folder.is_dir() or not is_job_id(folder.name) or not manifest.is_file():
@@ -263,12 +263,3 @@ class JobStore:
 
     def __iter__(self) -> Iterator[ServerJob]:
         return iter(self.all())
-
-
-def _status_of(folder: Path) -> str | None:
-    try:
-        record = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    status = record.get("status") if isinstance(record, dict) else None
-    return status if isinstance(status, str) else None
