@@ -26,9 +26,10 @@ import torch
 from engine.atomic import write_text
 from engine.audio.codec import CONFIG_NAME, WEIGHTS_NAME, Codec, load_codec, read_codec_config, save_codec
 from engine.audio.data import load_split
-from engine.audio.train_codec import LOG_NAME, evaluate, held_out_clips
+from engine.audio.train_codec import evaluate, held_out_clips
 from engine.checkpoints import write_json_atomic
 from engine.errors import BadInputError
+from engine.training import LOG_NAME
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,8 @@ state) so that ``--resume`` continues a killed run.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
-import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,17 +26,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.atomic import write_bytes, write_with
 from engine.audio.codec import PRESETS, Codec, CodecConfig, save_codec
 from engine.audio.codec_losses import reconstruction_loss, reconstruction_metrics
 from engine.audio.data import Int16Audio, audio_seconds, load_split
 from engine.errors import BadInputError
-from engine.symbolic.train import budget_progress, budget_spent
+from engine.training import (
+    append_log,
+    budget_progress,
+    budget_spent,
+    for_training,
+    lr_at,
+    resume_into,
+    save_resume,
+    setup_distributed,
+)
 
 log = logging.getLogger(__name__)
 
-LOG_NAME = "train_log.jsonl"
-RESUME_DIR = "resume"
 SILENCE_RMS = 10 ** (-55 / 20)  # crops quieter than -55 dBFS RMS are drawn again
 
 
@@ -168,58 +171,6 @@ def evaluate(codec: Codec, clips: torch.Tensor, device: torch.device, batch_size
 # --------------------------------------------------------------------------------------------------- training
 
 
-def lr_at(step: int, progress: float, args: argparse.Namespace) -> float:
-    """Linear warmup over ``warmup_steps``, then cosine from ``lr`` to ``lr/10`` as ``progress`` goes 0 -> 1."""
-    if step < args.warmup_steps:
-        return float(args.lr * (step + 1) / args.warmup_steps)
-    return float(args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))))
-
-
-def _save_resume(out: Path, codec: Codec, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
-
-    folder = out / RESUME_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
-    write_with(folder / "model.safetensors", lambda tmp: save_file(weights, str(tmp)))
-    buffer = io.BytesIO()  # in memory: torch's own file writer does not say when the disk is full
-    torch.save({"optimizer": opt.state_dict(), **state}, buffer)
-    write_bytes(folder / "state.pt", buffer.getbuffer())
-
-
-def _load_resume(out: Path, codec: Codec, opt: torch.optim.Optimizer, device: torch.device) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
-    folder = out / RESUME_DIR
-    if not (folder / "state.pt").is_file() or not (folder / "model.safetensors").is_file():
-        raise BadInputError(f"--resume: {folder} holds no resume state; start without --resume")
-    codec.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
-    state: dict[str, Any] = torch.load(folder / "state.pt", map_location=device, weights_only=True)
-    opt.load_state_dict(state.pop("optimizer"))
-    return state
-
-
-def _append_log(out: Path, record: dict[str, Any]) -> None:
-    with open(out / LOG_NAME, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def _setup_distributed(args: argparse.Namespace) -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    want_cuda = (args.device == "auto" and torch.cuda.is_available()) or args.device.startswith("cuda")
-    if world > 1:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.distributed.init_process_group("nccl" if want_cuda else "gloo")
-        device = torch.device(f"cuda:{local}") if want_cuda else torch.device("cpu")
-        if want_cuda:
-            torch.cuda.set_device(device)
-        return rank, world, device
-    if args.device == "auto":
-        return 0, 1, torch.device("cuda" if want_cuda else "cpu")
-    return 0, 1, torch.device(args.device)
-
-
 def _extra(args: argparse.Namespace, data: AudioSet, state: dict[str, Any], metrics: dict[str, Any]) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "training": {
@@ -247,7 +198,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run training as described by ``args`` (see :func:`parse_args`); returns the final val metrics."""
     from tqdm import tqdm
 
-    rank, world, device = _setup_distributed(args)
+    rank, world, device = setup_distributed(args)
     if rank != 0:
         logging.getLogger().setLevel(logging.WARNING)
     if args.threads:
@@ -261,18 +212,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     state: dict[str, Any] = {"step": 0, "audio_seconds": 0.0, "elapsed_s": 0.0, "best": float("inf"), "best_step": -1}
     if rank == 0:
         args.out.mkdir(parents=True, exist_ok=True)
-    if args.resume:
-        state.update(_load_resume(args.out, codec, opt, device))
-        if "numpy_rng" in state:
-            rng.bit_generator.state = state.pop("numpy_rng")
-        log.info("resumed at step %d (%.1f minutes trained)", state["step"], state["elapsed_s"] / 60)
-    train_model: torch.nn.Module = codec
-    if args.compile:
-        train_model = torch.compile(codec)  # type: ignore[assignment]
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_model = DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda" else None)
+    resume_into(state, args, codec, opt, device, rng)
+    train_model = for_training(codec, args, world, device)
     eval_clips = data.val_clips[: args.eval_clips]
     segment = max(config.hop_length, round(args.segment_seconds * config.sample_rate))
     log.info(
@@ -318,12 +259,12 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 **{f"val_{k}": v for k, v in metrics.items()},
             }
             sums, count = {}, 0
-            _append_log(args.out, record)
+            append_log(args.out, record)
             bar.write(json.dumps(record))
             if metrics["mel_distance"] < state["best"]:
                 state["best"], state["best_step"] = metrics["mel_distance"], step
                 save_codec(codec, args.out, extra=_extra(args, data, state, metrics))
-            _save_resume(args.out, codec, opt, {**state, "numpy_rng": rng.bit_generator.state})
+            save_resume(args.out, codec, opt, {**state, "numpy_rng": rng.bit_generator.state})
         if stop:
             break
         lr = lr_at(step, progress, args)
@@ -373,7 +314,7 @@ def _finish(
     extra["training"]["total_steps_run"] = state["step"]
     extra["training"]["total_minutes_run"] = round(state["elapsed_s"] / 60, 2)
     save_codec(best, args.out, extra=extra)
-    _append_log(
+    append_log(
         args.out, {"final": True, "best_step": state["best_step"], **{f"val_{k}": v for k, v in metrics.items()}}
     )
     log.info("best step %d on all %d held-out clips: %s", state["best_step"], data.val_clips.shape[0], metrics)

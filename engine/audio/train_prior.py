@@ -37,16 +37,17 @@ from engine.audio.prior import PRESETS, Codec, prior_config, save_prior, special
 from engine.checkpoints import write_json_atomic
 from engine.errors import BadInputError
 from engine.symbolic.model import GPT
-from engine.symbolic.train import (
-    _append_log,
-    _load_resume,
-    _optimizer,
-    _save_resume,
-    _setup_distributed,
+from engine.training import (
+    append_log,
     budget_progress,
     budget_spent,
     evaluate,
+    for_training,
     lr_at,
+    optimizer,
+    resume_into,
+    save_resume,
+    setup_distributed,
 )
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ def main(argv: list[str]) -> int:
 
     from engine.audio.codec import load_codec
 
-    rank, world, device = _setup_distributed(args)
+    rank, world, device = setup_distributed(args)
     if rank != 0:
         logging.getLogger().setLevel(logging.WARNING)
     if args.threads:
@@ -232,21 +233,11 @@ def main(argv: list[str]) -> int:
     config = prior_config(args.preset, codec, args.block_size)
     model = GPT(config).to(device)
     assert special_token(config) == codes.special
-    opt = _optimizer(model, args)
+    opt = optimizer(model, args)
     state: dict[str, Any] = {"step": 0, "tokens_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
-    if args.resume:
-        state.update(_load_resume(args.out, model, opt, device))
-        if "numpy_rng" in state:
-            rng.bit_generator.state = state.pop("numpy_rng")
-        log.info("resumed at step %d (%.1f minutes trained)", state["step"], state["elapsed_s"] / 60)
+    resume_into(state, args, model, opt, device, rng, strict=False)
     autocast = device.type == "cuda"
-    train_model: torch.nn.Module = model
-    if args.compile:
-        train_model = torch.compile(model)  # type: ignore[assignment]
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_model = DistributedDataParallel(train_model, device_ids=[device.index] if autocast else None)
+    train_model = for_training(model, args, world, device)
     eval_windows = codes.eval_windows(config.block_size, args.eval_windows)
     summary = {"data": str(args.data), "codec": str(codec_dir), "frame_rate": codec.frame_rate,
                **{f"{s}_{k}": v for s, d in codes.meta["splits"].items() for k, v in d.items()}}  # fmt: skip
@@ -267,13 +258,13 @@ def main(argv: list[str]) -> int:
             record = {"step": step, "tokens_seen": state["tokens_seen"], "train_loss": float(np.mean(losses)),
                       "val_loss": val, "lr": opt.param_groups[0]["lr"], "minutes": elapsed / 60}  # fmt: skip
             losses = []
-            _append_log(args.out, record)
+            append_log(args.out, record)
             bar.write(json.dumps(record))
             if val < state["best_val"]:
                 state["best_val"], state["best_step"] = val, step
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 save_prior(model, codec, args.out, _codec_ref(args.out, codec_dir), _extra(args, summary, state, val))
-            _save_resume(args.out, model, opt, {**state, "numpy_rng": rng.bit_generator.state})
+            save_resume(args.out, model, opt, {**state, "numpy_rng": rng.bit_generator.state}, ("lm_head.weight",))
         if stop:
             break
         lr = lr_at(step, progress, args)
@@ -299,7 +290,7 @@ def main(argv: list[str]) -> int:
         extra = _extra(args, summary, {**state, "step": state["best_step"]}, full)
         extra["val_loss_subset"] = state["best_val"]
         save_prior(model, codec, args.out, _codec_ref(args.out, codec_dir), extra)
-        _append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
+        append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
         log.info("best step %d: val loss %.4f nats/code on the whole val split", state["best_step"], full)
     if world > 1:
         torch.distributed.destroy_process_group()

@@ -57,7 +57,6 @@ from engine.symbolic.midifile import Conductor, PartNotes, build_midi, save_midi
 from engine.symbolic.midifile import Note as MidiNote
 from engine.symbolic.ngram import NGramModel
 from engine.symbolic.region import read_region
-from engine.symbolic.train import LOG_NAME
 from engine.symbolic.train_accompany import (
     ShiftTable,
     draw_examples,
@@ -66,6 +65,7 @@ from engine.symbolic.train_accompany import (
     split_pieces,
     val_examples,
 )
+from engine.training import LOG_NAME
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ import torch
 from engine.checkpoints import read_checkpoint, write_json_atomic
 from engine.errors import BadInputError
 from engine.symbolic.dataset import TokenSet
-from engine.symbolic.train import LOG_NAME, evaluate
 from engine.symbolic.weights import load_symbolic, save_symbolic
+from engine.training import LOG_NAME, evaluate
 
 log = logging.getLogger(__name__)
 

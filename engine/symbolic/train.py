@@ -10,11 +10,8 @@ AdamW with linear warmup and a cosine decay over whichever budget ends first (``
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
-import math
-import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,19 +19,28 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from engine.atomic import write_bytes, write_with
-from engine.errors import BadInputError
 from engine.symbolic.dataset import TokenSet, build_token_cache
 from engine.symbolic.model import GPT, PRESETS
 from engine.symbolic.tokenizer import make_tokenizer
 from engine.symbolic.weights import save_symbolic
+from engine.training import (
+    append_log,
+    budget_progress,
+    budget_spent,
+    evaluate,
+    for_training,
+    lr_at,
+    optimizer,
+    resume_into,
+    save_resume,
+    setup_distributed,
+)
 
 log = logging.getLogger(__name__)
 
-LOG_NAME = "train_log.jsonl"
-RESUME_DIR = "resume"
+TIED = ("lm_head.weight",)  # the GPT's head shares the embedding: not saved twice
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -69,109 +75,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def budget_progress(step: int, elapsed_s: float, max_steps: int | None, max_minutes: float | None) -> float:
-    """How much of the training budget is used: steps or minutes, whichever ends first (1.0: spent)."""
-    return max(
-        step / max_steps if max_steps else 0.0,
-        elapsed_s / (60 * max_minutes) if max_minutes else 0.0,
-    )
-
-
-def budget_spent(progress: float, world: int, device: torch.device) -> bool:
-    """Whether the budget is spent; under DDP rank 0's clock decides for every rank, so all stop on the same step.
-    Shared by the MIDI, codec and audio-prior trainers."""
-    stop = torch.tensor([1.0 if progress >= 1.0 else 0.0])
-    if world > 1:
-        shared = stop.to(device)
-        torch.distributed.broadcast(shared, 0)
-        stop = shared.cpu()
-    return bool(stop.item())
-
-
-def lr_at(step: int, progress: float, args: argparse.Namespace) -> float:
-    """Linear warmup over ``warmup_steps``, then cosine from ``lr`` to ``lr/10`` as ``progress`` goes 0 -> 1."""
-    if step < args.warmup_steps:
-        return float(args.lr * (step + 1) / args.warmup_steps)
-    return float(args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))))
-
-
-@torch.no_grad()
-def evaluate(
-    model: GPT, windows: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device, autocast: bool
-) -> float:
-    """Mean cross-entropy (nats/token) over every target of ``windows``."""
-    was_training = model.training
-    model.eval()
-    total, count = 0.0, 0
-    for x, y in windows:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            _, loss = model(x.to(device), y.to(device))
-        assert loss is not None
-        total += float(loss) * y.numel()
-        count += y.numel()
-    model.train(was_training)
-    return total / max(1, count)
-
-
-def _optimizer(model: GPT, args: argparse.Namespace) -> torch.optim.AdamW:
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95))
-
-
-def _save_resume(out: Path, model: GPT, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
-    folder = out / RESUME_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    weights = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    write_with(folder / "model.safetensors", lambda tmp: save_file(weights, str(tmp)))
-    buffer = io.BytesIO()  # in memory: torch's own file writer does not say when the disk is full
-    torch.save({"optimizer": opt.state_dict(), **state}, buffer)
-    write_bytes(folder / "state.pt", buffer.getbuffer())
-
-
-def _load_resume(out: Path, model: GPT, opt: torch.optim.Optimizer, device: torch.device) -> dict[str, Any]:
-    folder = out / RESUME_DIR
-    if not (folder / "state.pt").is_file():
-        raise BadInputError(f"--resume: {folder} holds no resume state; start without --resume")
-    model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)), strict=False)
-    state: dict[str, Any] = torch.load(folder / "state.pt", map_location=device, weights_only=True)
-    opt.load_state_dict(state.pop("optimizer"))
-    return state
-
-
-def _append_log(out: Path, record: dict[str, Any]) -> None:
-    with open(out / LOG_NAME, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
-
-
-def _setup_distributed(args: argparse.Namespace) -> tuple[int, int, torch.device]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    want_cuda = args.device == "auto" and torch.cuda.is_available() or args.device.startswith("cuda")
-    if world > 1:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.distributed.init_process_group("nccl" if want_cuda else "gloo")
-        device = torch.device(f"cuda:{local}") if want_cuda else torch.device("cpu")
-        if want_cuda:
-            torch.cuda.set_device(device)
-        return rank, world, device
-    return (
-        0,
-        1,
-        torch.device(
-            "cuda" if want_cuda and args.device == "auto" else ("cpu" if args.device == "auto" else args.device)
-        ),
-    )
-
-
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tqdm import tqdm
 
-    rank, world, device = _setup_distributed(args)
+    rank, world, device = setup_distributed(args)
     if rank != 0:  # one voice on the console
         logging.getLogger().setLevel(logging.WARNING)
     if args.threads:
@@ -190,21 +100,11 @@ def main(argv: list[str]) -> int:
     if args.block_size:
         config = replace(config, block_size=args.block_size)
     model = GPT(config).to(device)
-    opt = _optimizer(model, args)
+    opt = optimizer(model, args)
     state: dict[str, Any] = {"step": 0, "tokens_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
-    if args.resume:
-        state.update(_load_resume(args.out, model, opt, device))
-        if "numpy_rng" in state:
-            rng.bit_generator.state = state.pop("numpy_rng")
-        log.info("resumed at step %d (%.1f minutes trained)", state["step"], state["elapsed_s"] / 60)
+    resume_into(state, args, model, opt, device, rng, strict=False)
     autocast = device.type == "cuda"
-    train_model: torch.nn.Module = model
-    if args.compile:
-        train_model = torch.compile(model)  # type: ignore[assignment]
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        train_model = DistributedDataParallel(train_model, device_ids=[device.index] if autocast else None)
+    train_model = for_training(model, args, world, device)
     eval_windows = tokens.eval_windows(config.block_size, args.eval_windows)
     summary = {
         k: tokens.meta[k]
@@ -241,14 +141,14 @@ def main(argv: list[str]) -> int:
                 "minutes": elapsed / 60,
             }
             losses = []
-            _append_log(args.out, record)
+            append_log(args.out, record)
             bar.write(json.dumps(record))
             if val < state["best_val"]:
                 state["best_val"], state["best_step"] = val, step
                 state["best_tokens"], state["best_elapsed_s"] = state["tokens_seen"], elapsed
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 save_symbolic(model, tokenizer, args.out, _extra(args, summary, state, val))
-            _save_resume(args.out, model, opt, {**state, "numpy_rng": rng.bit_generator.state})
+            save_resume(args.out, model, opt, {**state, "numpy_rng": rng.bit_generator.state}, TIED)
         if stop:
             break
         lr = lr_at(step, progress, args)
@@ -326,7 +226,7 @@ def _finish(
     extra["val_loss_subset"] = state["best_val"]
     extra["training"]["total_steps_run"] = state["step"]
     save_symbolic(model, tokenizer, args.out, extra)
-    _append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
+    append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
     log.info(
         "best step %d: val loss %.4f nats/token on all %d val tokens", state["best_step"], full, summary["val_tokens"]
     )

@@ -42,15 +42,8 @@ from engine.symbolic.accompany import (
 )
 from engine.symbolic.dataset import find_midi_files, is_val
 from engine.symbolic.model import GPT, PRESETS
-from engine.symbolic.train import (  # the MIDI trainer's loop pieces: same optimiser, resume files and log
-    _append_log,
-    _load_resume,
-    _optimizer,
-    _save_resume,
-    budget_progress,
-    budget_spent,
-    lr_at,
-)
+from engine.symbolic.train import TIED
+from engine.training import append_log, budget_progress, budget_spent, lr_at, optimizer, resume_into, save_resume
 
 log = logging.getLogger(__name__)
 
@@ -308,14 +301,9 @@ def main(argv: list[str]) -> int:
         "%.2fM parameters (init %s); %d train pieces (%d bars), %d val pieces, %d val examples",
         model.num_parameters() / 1e6, init_name, len(train), summary["train_bars"], len(val), len(val_set),
     )  # fmt: skip
-    opt = _optimizer(model, args)
+    opt = optimizer(model, args)
     state: dict[str, Any] = {"step": 0, "examples_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
-    if args.resume:
-        state.update(_load_resume(args.out, model, opt, device))
-        if "numpy_rng" in state:
-            rng.bit_generator.state = state.pop("numpy_rng")
-        log.info("resumed at step %d (%.1f minutes trained)", state["step"], state["elapsed_s"] / 60)
-    elif "init_val" not in state:
+    if not resume_into(state, args, model, opt, device, rng, strict=False) and "init_val" not in state:
         state["init_val"] = evaluate_examples(model, eval_subset, tokens.pad, device)
         log.info("val loss before training: %.4f", state["init_val"])
     started = time.monotonic() - state["elapsed_s"]
@@ -339,14 +327,14 @@ def main(argv: list[str]) -> int:
                 "minutes": state["elapsed_s"] / 60,
             }
             losses = []
-            _append_log(args.out, record)
+            append_log(args.out, record)
             print(json.dumps(record), flush=True)  # noqa: T201 - progress on the console/log
             if val_loss < state["best_val"]:
                 state["best_val"], state["best_step"] = val_loss, step
                 state["best_elapsed_s"], state["best_examples"] = state["elapsed_s"], state["examples_seen"]
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 save_accompany(model, tokenizer, args.out, _extra(args, summary, state, init_name, val_loss))
-            _save_resume(args.out, model, opt, {**state, "numpy_rng": rng.bit_generator.state})
+            save_resume(args.out, model, opt, {**state, "numpy_rng": rng.bit_generator.state}, TIED)
         if stop:
             break
         lr = lr_at(step, progress, args)
@@ -422,7 +410,7 @@ def _finish(
     extra["val_loss_subset"] = state["best_val"]
     extra["training"]["total_steps_run"] = state["step"]
     save_accompany(model, tokenizer, args.out, extra)
-    _append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
+    append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
     log.info("best step %d: val loss %.4f nats/token on %d val examples", state["best_step"], full, len(val_set))
 
 
