@@ -63,3 +63,24 @@ def test_play_in_daw_without_a_plugin_says_what_to_do(qtbot: QtBot, make_rig: Ma
     generate_and_wait(qtbot, rig, variants=1)
     rig.session.play_in_daw(rig.models.variants.value.items[0].variant_id)
     assert "No Segue Link plugin is connected" in rig.models.message.value.text
+
+
+def test_the_app_follows_the_plugins_transport(qtbot: QtBot, make_rig: MakeRig) -> None:
+    rig = make_rig(osc=True)
+    wait_engine(qtbot, rig)
+    plugin = DawSocket(("127.0.0.1", rig.models.link.value.osc_port))
+    try:
+        plugin.send("/segue/link/hello", "inst-1", "Drums", "", 44100, "test")
+        plugin.expect("/segue/link/welcome")
+        plugin.send("/segue/link/transport", "inst-1", 97.5, 3, 4, 13.5, 0)  # bar 5, beat 2 in 3/4
+
+        def followed() -> bool:
+            rig.session.tick()
+            return rig.models.clock.value.source == "link:Drums"
+
+        qtbot.waitUntil(followed, timeout=5000)
+        clock = rig.models.clock.value
+        assert (clock.tempo_bpm, clock.playing, clock.position_beats) == (97.5, False, 13.5)
+        assert rig.session.transport().clock_source == "link:Drums"  # what audition starts on
+    finally:
+        plugin.close()
