@@ -191,6 +191,7 @@ class GPT(nn.Module):
         self.lm_head = nn.Linear(config.n_embd, config.n_streams * config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying (stream by stream)
         self.fast_decode = model_fast.enabled_by_default()  # decode steps through engine.symbolic.model_fast
+        self.decode_dtype = torch.float32  # the fast path's weight products (the MIDI sampler sets it per job)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if name.endswith("proj.weight"):
@@ -239,6 +240,8 @@ class GPT(nn.Module):
                 return model_fast.decode_step(self, plan, idx, cache), None
             if plan is not None and start == 0 and model_fast.rows_identical(idx):
                 return model_fast.prefill_shared(self, idx, cache), None
+            if plan is not None and start == 0 and plan.low is not None and streams == 1:
+                return model_fast.prefill(self, plan, idx, cache), None
         if cache is not None:
             cache.materialize()
         pos = torch.arange(start, start + T, dtype=torch.long, device=idx.device)

@@ -26,6 +26,7 @@ from miditok import REMI
 
 from engine.api import CancelToken, Meter
 from engine.errors import BadInputError
+from engine.symbolic import model_fast
 from engine.symbolic.model import GPT, KVCache
 
 log = logging.getLogger(__name__)
@@ -401,6 +402,7 @@ def sample_continuations(
     use_cache: bool = True,
     logits_hook: LogitsHook | None = None,
     drop_finished: bool = True,
+    precision: torch.dtype | None = None,
 ) -> list[list[int]]:
     """Sample ``len(seeds)`` continuations of ``prompt_ids`` in one batch; returns each row's token ids,
     starting with ``Bar TimeSig`` and ending before the bar after the last one.
@@ -409,8 +411,35 @@ def sample_continuations(
     ``drop_finished`` (default) takes a row out of the batch (and its keys/values out of the cache) once it has
     written its last bar, so the steps that remain run on the rows still writing; ``False`` keeps every row in
     the batch to the end, feeding finished rows padding (what the sampler did before; the benchmark's baseline).
-    A row's tokens depend only on its seed, never on the batch it runs in.
+    A row's tokens depend only on its seed, never on the batch it runs in. ``precision``: the dtype of the fast
+    decode path's weight products for this job (None: :func:`engine.symbolic.model_fast.decode_dtype`, float32 unless
+    ``SEGUE_DECODE_PRECISION=bfloat16``; float32 gives the module path's logits, and so its tokens).
     """
+    previous = model.decode_dtype
+    model.decode_dtype = model_fast.decode_dtype() if precision is None else precision
+    try:
+        return _sample(
+            model, prompt_ids, vocab, constraints, seeds, temperature, top_p, progress, cancel, use_cache,
+            logits_hook, drop_finished,
+        )  # fmt: skip
+    finally:
+        model.decode_dtype = previous
+
+
+def _sample(
+    model: GPT,
+    prompt_ids: Sequence[int],
+    vocab: Vocabulary,
+    constraints: Constraints,
+    seeds: Sequence[int],
+    temperature: float,
+    top_p: float,
+    progress: ProgressFn | None,
+    cancel: CancelToken | None,
+    use_cache: bool,
+    logits_hook: LogitsHook | None,
+    drop_finished: bool,
+) -> list[list[int]]:
     device = next(model.parameters()).device
     block = model.config.block_size
     batch = len(seeds)

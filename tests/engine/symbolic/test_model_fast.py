@@ -326,3 +326,61 @@ def test_a_cache_keeping_some_rows_decodes_them_as_the_full_batch_does(shared: b
             torch.testing.assert_close(got, want[[1, 3]], atol=ATOL, rtol=0)
         with pytest.raises(ValueError, match="at least one row"):
             part.keep_rows([])
+
+
+needs_bf16 = pytest.mark.skipif(not model_fast.bf16_kernels(), reason="this CPU has no bfloat16 kernels")
+
+
+def _run_low(model: GPT, prompt: torch.Tensor, steps: torch.Tensor) -> list[torch.Tensor]:
+    model.decode_dtype = torch.bfloat16
+    try:
+        return _run(model, prompt, steps, fast=True)
+    finally:
+        model.decode_dtype = torch.float32
+
+
+@needs_bf16
+@pytest.mark.parametrize("rows_differ", [False, True])
+def test_bfloat16_products_stay_within_bfloat16_rounding_of_the_module_paths_logits(rows_differ: bool) -> None:
+    # the shipped MIDI model on the example region: a shared prompt, or rows that differ (the bfloat16 prefill)
+    model = _shipped("segue-midi-small")
+    prompt = _region_prompt(model, 160).repeat(3, 1)
+    if rows_differ:
+        prompt[1, -5:] = prompt[1, -5:].flip(0)
+    steps = torch.randint(0, model.config.vocab_size, (12, 3, 1), generator=torch.Generator().manual_seed(3))
+    low, exact = _run_low(model, prompt, steps), _run(model, prompt, steps, fast=False)
+    assert model.decode_dtype == torch.float32
+    for x, y in zip(low, exact, strict=True):
+        scale = y.abs().max().item()
+        diff = (x - y).abs().max().item()
+        # bfloat16 keeps 8 bits of mantissa (0.4 %): through 6 layers the logits moved by 0.3-0.7 % of their scale
+        # here, and the next-token distributions by a small total variation
+        assert 0 < diff < 0.05 * scale, f"max diff {diff:.3g} against a logit scale of {scale:.3g}"
+        variation = 0.5 * (x.softmax(-1) - y.softmax(-1)).abs().sum(-1).max().item()
+        assert variation < 0.05, f"total variation {variation:.3g}"
+
+
+@needs_bf16
+def test_bfloat16_copies_are_taken_again_at_each_job_so_adapted_weights_are_used() -> None:
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=50, block_size=64, n_layer=2, n_head=2, n_embd=32)).eval()
+    prompt = torch.randint(0, 50, (1, 9)).expand(2, -1)
+    steps = torch.randint(0, 50, (3, 2, 1))
+    before = _run_low(model, prompt, steps)
+    with torch.no_grad():
+        model.blocks[0].mlp.fc.weight.mul_(3.0)  # adapted in place between two jobs
+    after, exact = _run_low(model, prompt, steps), _run(model, prompt, steps, fast=False)
+    assert (after[-1] - before[-1]).abs().max() > 0.05 * before[-1].abs().max()
+    scale = exact[-1].abs().max()
+    assert (after[-1] - exact[-1]).abs().max() < 0.05 * scale
+
+
+@pytest.mark.parametrize(
+    ("raw", "low"), [("", False), ("float32", False), ("bfloat16", True), ("bf16", True), ("half-ish", False)]
+)
+def test_the_decode_precision_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, raw: str, low: bool) -> None:
+    monkeypatch.setenv(model_fast.PRECISION_ENV_VAR, raw)
+    monkeypatch.setattr(model_fast, "bf16_kernels", lambda: True)
+    assert model_fast.decode_dtype() == (torch.bfloat16 if low else torch.float32)
+    monkeypatch.setattr(model_fast, "bf16_kernels", lambda: False)  # a CPU without the kernels: float32 always
+    assert model_fast.decode_dtype() == torch.float32

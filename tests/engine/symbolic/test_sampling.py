@@ -194,3 +194,14 @@ def test_rows_that_finish_early_leave_the_batch_without_changing_any_rows_tokens
     assert dropped == kept
     assert len(seen) == max(len(r) for r in kept) + 1  # the last step draws the bar line that ends the row
     assert sample_continuations(model, _prompt(tokenizer), vocab, constraints, seeds=[]) == []
+
+
+def test_bfloat16_steps_still_write_exactly_n_bars_and_the_model_keeps_float32(  # type: ignore[no-untyped-def]
+    model: GPT, tokenizer, vocab: Vocabulary
+) -> None:
+    constraints = _constraints(vocab, Meter(4, 4), 6, {33: (40, 55), -1: (36, 42)})
+    rows = sample_continuations(model, _prompt(tokenizer), vocab, constraints, [1, 2], precision=torch.bfloat16)
+    assert model.decode_dtype == torch.float32
+    assert max(len(r) for r in rows) > model.config.block_size  # the context was refilled too
+    for ids in rows:
+        assert _decode(tokenizer, ids).count("Bar_None") == 6
