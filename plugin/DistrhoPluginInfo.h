@@ -14,7 +14,14 @@
 #define DISTRHO_PLUGIN_NUM_INPUTS      2
 #define DISTRHO_PLUGIN_NUM_OUTPUTS     2
 #define DISTRHO_PLUGIN_WANT_TIMEPOS    1
+// MIDI in for CLAP and LV2. DPF 1.6's VST3 wrapper turns MIDI input into 2080 hidden "MIDI CC" parameters, which
+// make hosts slow to load the plugin (pedalboard: ~35 s) and crowd automation lists: the VST3 build (made with
+// SEGUE_LINK_NO_MIDI, plugin/Makefile) captures audio only.
+#ifdef SEGUE_LINK_NO_MIDI
+#define DISTRHO_PLUGIN_WANT_MIDI_INPUT 0
+#else
 #define DISTRHO_PLUGIN_WANT_MIDI_INPUT 1
+#endif
 #define DISTRHO_PLUGIN_WANT_STATE      1
 #define DISTRHO_PLUGIN_WANT_LATENCY    0
 

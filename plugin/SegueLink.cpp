@@ -159,7 +159,16 @@ protected:
     }
     void deactivate() override { stopWorker(); }
 
-    void run(const float** inputs, float** outputs, uint32_t frames, const MidiEvent* midi, uint32_t midiCount) override;
+#if DISTRHO_PLUGIN_WANT_MIDI_INPUT
+    void run(const float** inputs, float** outputs, uint32_t frames, const MidiEvent* midi, uint32_t midiCount) override {
+        process(inputs, outputs, frames, midi, midiCount);
+    }
+#else
+    void run(const float** inputs, float** outputs, uint32_t frames) override {
+        process(inputs, outputs, frames, nullptr, 0);
+    }
+#endif
+    void process(const float** inputs, float** outputs, uint32_t frames, const MidiEvent* midi, uint32_t midiCount);
 
 private:
     // ---- audio thread --------------------------------------------------------------------------------------
@@ -297,7 +306,8 @@ SegueLink::Now SegueLink::readTransport(uint32_t frames) {
     return t;
 }
 
-void SegueLink::run(const float** inputs, float** outputs, uint32_t frames, const MidiEvent* midi, uint32_t midiCount) {
+void SegueLink::process(const float** inputs, float** outputs, uint32_t frames, const MidiEvent* midi,
+                        uint32_t midiCount) {
     if (frames == 0)
         return;
     const double expectedBefore = fExpectQn;  // where the previous block said this one starts
