@@ -149,11 +149,11 @@ train-audio-default: venv
 train-accompany-default: venv
 	$(PY) -m pip install --quiet 'music21>=9'
 	test -f data/corpus/manifest.json || $(PY) -m engine.symbolic.corpus --out data/corpus --max-minutes 24
-	$(PY) -m engine.symbolic.accompany_data --out data/accompany/corpus --skip-done data/corpus/manifest.json
-	SEGUE_THREADS=1 $(PY) -m engine.symbolic.train_accompany --data data/corpus --data data/accompany/corpus \
+	$(PY) -m engine.symbolic.accompany.data --out data/accompany/corpus --skip-done data/corpus/manifest.json
+	SEGUE_THREADS=1 $(PY) -m engine.symbolic.accompany.train --data data/corpus --data data/accompany/corpus \
 	  --out runs/segue-accompany-small --init segue-midi-small --batch-size 8 --lr 5e-4 --warmup-steps 50 \
 	  --max-minutes 44 --eval-every 100 --threads 1 --seed 0
-	$(PY) -m engine.symbolic.accompany_eval --src runs/segue-accompany-small \
+	$(PY) -m engine.symbolic.accompany.evaluate --src runs/segue-accompany-small \
 	  --out runs/segue-accompany-small-export --data data/corpus --data data/accompany/corpus --chorales 16
 
 # Segue Link, the plugin (plugin/README.md): CLAP, VST3 and LV2 bundles in plugin/build/bin. Needs g++ and DPF

@@ -92,7 +92,7 @@ def perturbation_sweep(
     import numpy as np
     from transcribe_perturb import jittered, stand_in, with_ghosts
 
-    from engine import transcribe
+    from engine.transcribe import region as transcribe
 
     seen: dict[str, Any] = {}
 
@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from symusic import Score
 
-    from engine import transcribe
     from engine.api import Meter
+    from engine.transcribe import region as transcribe
 
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "melody.wav"

@@ -66,7 +66,7 @@ def run_training(kind: str, argv: list[str]) -> int:
 
         return train_audio(argv)
     if kind == "accompany":
-        from engine.symbolic.train_accompany import main as train_accompany
+        from engine.symbolic.accompany.train import main as train_accompany
 
         return train_accompany(argv)
     raise BadInputError(f"unknown training kind {kind!r}: use one of {', '.join(TRAINING_KINDS)}")

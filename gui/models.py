@@ -160,7 +160,7 @@ class GenerateForm:
 # GenerateForm's (and GuiSettings') fields that are GenerationParams's producer's controls, by the same names
 CONTROLS = ("similarity", "keep_opening", "density", "hold_notes", "end_on_tonic")
 
-# the accompany model's roles (engine/symbolic/accompany.py), offered when no model lists the parts it writes
+# the accompany model's roles (engine/symbolic/accompany/layout.py), offered when no model lists the parts it writes
 FALLBACK_PARTS = ("soprano", "alto", "tenor", "bass", "piano")
 
 

@@ -1,4 +1,4 @@
-"""An audio region as MIDI: transcribe it (:mod:`engine.transcribe`), then let the MIDI engine continue it.
+"""An audio region as MIDI: transcribe it (:mod:`engine.transcribe.region`), then let the MIDI engine continue it.
 
 :class:`engine.local.LocalEngine` sends an audio-only region here when ``GenerationParams.output`` asks for MIDI:
 
@@ -30,7 +30,7 @@ from engine.pipelines import audio, midi
 from engine.pipelines.context import NO_AUDIO_MODEL, JobContext, Models, refuse_taken_variants
 
 if TYPE_CHECKING:
-    from engine.transcribe import Progress, Transcription
+    from engine.transcribe.region import Progress, Transcription
 
 TRANSCRIBED_MIDI = Path("region") / "transcribed.mid"
 TRANSCRIBE_SHARE = 0.15  # of the progress bar
@@ -75,7 +75,7 @@ def transcribe_prompt(
     ``audio_path`` for the MIDI engine alone. :class:`BadInputError` without a tempo, for unreadable audio and for
     audio with no pitched content (:func:`engine.transcribe.transcribe_region`, which ``progress`` and ``cancel``
     are handed to)."""
-    from engine.transcribe import transcribe_region
+    from engine.transcribe.region import transcribe_region
 
     if prompt.audio_path is None:
         raise BadInputError("only an audio region is transcribed; this region has no audio file")

@@ -20,8 +20,9 @@ from engine.api import CancelToken, GenerationParams, GenerationRequest, Meter, 
 from engine.checkpoints import SHIPPED_DIR, read_checkpoint
 from engine.errors import BadInputError, CancelledError
 from engine.local import LocalEngine
-from engine.symbolic import train_accompany
-from engine.symbolic.accompany import (
+from engine.symbolic.accompany import train as train_accompany
+from engine.symbolic.accompany.generate import AccompanyModel, accompany_region, estimate_key, known_roles
+from engine.symbolic.accompany.layout import (
     ROLE_BY_NAME,
     Tokens,
     assign_roles,
@@ -33,7 +34,6 @@ from engine.symbolic.accompany import (
     sample_example,
     save_accompany,
 )
-from engine.symbolic.accompany_gen import AccompanyModel, accompany_region, estimate_key, known_roles
 from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
 from engine.symbolic.model import GPT, PRESETS, GPTConfig
 from engine.symbolic.region import read_region
@@ -439,7 +439,7 @@ def test_an_audio_melody_is_transcribed_then_accompanied(
 def test_harmony_bias_penalises_clashes_with_the_sounding_notes(tokenizer) -> None:  # noqa: ANN001
     from dataclasses import replace as dc_replace
 
-    from engine.symbolic.accompany_gen import HarmonyBias, sounding_classes
+    from engine.symbolic.accompany.generate import HarmonyBias, sounding_classes
     from engine.symbolic.sampling import Vocabulary
 
     vocab = dc_replace(Vocabulary.from_tokenizer(tokenizer), size=Tokens.from_tokenizer(tokenizer).vocab_size)

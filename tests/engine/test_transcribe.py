@@ -1,4 +1,4 @@
-"""Audio -> MIDI (engine/transcribe.py) on audio rendered here from known MIDI through the soundfont renderer:
+"""Audio -> MIDI (engine/transcribe/region.py) on audio rendered here from known MIDI through the soundfont renderer:
 right pitches on the right grid positions at 44.1 kHz stereo, 8 kHz mono and 96 kHz stereo, triplets, 6/8;
 silence, noise and drums are "no pitched content"; a semitone cluster is "a mess"; the MIDI file's layout."""
 
@@ -22,8 +22,8 @@ pytest.importorskip("onnxruntime")
 if importlib.util.find_spec("basic_pitch") is None:
     pytest.skip("basic-pitch is not installed (make venv installs it)", allow_module_level=True)
 
-from engine import transcribe  # noqa: E402
-from engine.transcribe import transcribe_region  # noqa: E402
+from engine.transcribe import region as transcribe  # noqa: E402
+from engine.transcribe.region import transcribe_region  # noqa: E402
 
 TPQ = 480
 TEMPO = 100.0

@@ -1,4 +1,4 @@
-"""Audio -> MIDI (engine/transcribe.py) gives the same notes when the model's activations move by as much as they
+"""Audio -> MIDI (engine/transcribe/region.py) gives the same notes when the model's activations move by as much as they
 differ between CPUs: noise on every activation, a gain per key, and faint ghost notes at sub-harmonic pitches
 (an octave, a twelfth, two octaves or two octaves and a third under a real note). The perturbations
 (tests/support/transcribe_perturb.py, which says how their sizes were measured) go in through transcribe_region's
@@ -26,9 +26,9 @@ if importlib.util.find_spec("basic_pitch") is None:
 from test_transcribe import MELODY, TEMPO, TPQ, grid_f1, notes_of, render_region  # noqa: E402
 from transcribe_perturb import jittered, stand_in, with_ghosts  # noqa: E402
 
-from engine import transcribe  # noqa: E402
-from engine.transcribe import Activations, Progress, transcribe_region  # noqa: E402
-from engine.transcribe_grid import TranscriptionOptions  # noqa: E402
+from engine.transcribe import region as transcribe  # noqa: E402
+from engine.transcribe.grid import TranscriptionOptions  # noqa: E402
+from engine.transcribe.region import Activations, Progress, transcribe_region  # noqa: E402
 
 SEEDS = range(5)
 
@@ -129,7 +129,7 @@ def test_faint_sub_harmonic_ghosts_are_dropped(
 
 def test_ghosts_are_judged_by_the_models_own_support() -> None:
     """drop_ghosts on hand-made events: what the notes sounding over a note and the model's figures for it say."""
-    from engine.transcribe_grid import NoteEvent, drop_ghosts
+    from engine.transcribe.grid import NoteEvent, drop_ghosts
 
     melody = [NoteEvent(0.0, 0.6, 67, 0.75, 0.88, 0.95), NoteEvent(0.6, 1.2, 72, 0.75, 0.9, 0.95)]
     ghosts = [

@@ -32,7 +32,7 @@ def _shipped(name: str) -> GPT:
         pytest.skip(f"{name} is not installed")
     ckpt = read_checkpoint(path)
     if name == "segue-accompany-small":
-        from engine.symbolic.accompany import load_accompany
+        from engine.symbolic.accompany.layout import load_accompany
 
         model, _ = load_accompany(ckpt)
     else:

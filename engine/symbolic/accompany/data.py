@@ -1,6 +1,6 @@
 """More multi-part works for the accompany model: the music21 sources that ``data/corpus`` did not convert.
 
-``python -m engine.symbolic.accompany_data --out data/accompany/corpus --skip-done data/corpus/manifest.json``
+``python -m engine.symbolic.accompany.data --out data/accompany/corpus --skip-done data/corpus/manifest.json``
 
 :mod:`engine.symbolic.corpus` converts the corpus in a time-bounded, interleaved order, so a run of a few minutes
 leaves most Bach chorales out. This converts every multi-part source (Bach first) that the given manifest does
@@ -36,7 +36,7 @@ def convert_multipart(out: Path, skip_done: Path | None, max_minutes: float | No
         json.loads(manifest_path.read_text())
         if manifest_path.is_file()
         else {
-            "description": "multi-part works of the music21 corpus, by engine/symbolic/accompany_data.py",
+            "description": "multi-part works of the music21 corpus, by engine/symbolic/accompany/data.py",
             "licence": "music21 corpus: non-commercial use (music21/corpus/license.txt); weights inherit it",
             "sources_done": {},
             "files": {},

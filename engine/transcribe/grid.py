@@ -1,4 +1,4 @@
-"""The notes a transcription keeps, and where they go on the region's grid (see :mod:`engine.transcribe`).
+"""The notes a transcription keeps, and where they go on the region's grid (see :mod:`engine.transcribe.region`).
 
 Clean-up of basic-pitch's note events (a slow attack's split-off start, faint echoes, a single line's overtones),
 the texture figures (how monophonic, how dense), the grid fit (the onsets' common lateness, 16ths or 8th-note

@@ -1,7 +1,7 @@
 """Export and measure an accompany model: held-out loss against baselines, and musical figures on chorales.
 
-``python -m engine.symbolic.accompany_eval --src runs/segue-accompany-small --out engine/models/segue-accompany-small
---data data/corpus --data data/accompany/corpus``
+``python -m engine.symbolic.accompany.evaluate --src runs/segue-accompany-small
+--out engine/models/segue-accompany-small --data data/corpus --data data/accompany/corpus``
 
 1. Export: the weights as float16 (``model.safetensors``), ``config.json``, ``tokenizer.json``, ``train_log.jsonl``.
 2. Held-out loss (nats per scored token: the missing tracks' tokens, see
@@ -10,7 +10,7 @@
    7-gram Kneser-Ney models (:mod:`engine.symbolic.ngram`) fit on training examples; and on the first 120
    examples with the known tracks' notes removed (how much the model uses the region).
 3. Musical figures on held-out Bach chorales, with the engine's sampling defaults and again without the harmony
-   rule (:class:`engine.symbolic.accompany_gen.HarmonyBias`). The soprano of a 4-bar window is the region; the
+   rule (:class:`engine.symbolic.accompany.generate.HarmonyBias`). The soprano of a 4-bar window is the region; the
    model writes bass and piano (2 variants). Measured on the generated notes and, for reference, on Bach's own
    lower voices in the same window: share of notes in the chorale's key (Krumhansl-Kessler estimate over the
    whole chorale); bars and length exact; notes inside each part's range; bass onsets consonant with the sounding
@@ -37,7 +37,14 @@ import torch
 
 from engine.api import Meter, Prompt
 from engine.checkpoints import find_checkpoint, read_checkpoint, write_json_atomic
-from engine.symbolic.accompany import (
+from engine.symbolic.accompany.generate import (
+    DEFAULT_HARMONY_PENALTY,
+    AccompanyModel,
+    accompany_region,
+    estimate_key,
+    key_pitch_classes,
+)
+from engine.symbolic.accompany.layout import (
     ROLE_BY_NAME,
     Sequence_,
     Tokens,
@@ -46,18 +53,7 @@ from engine.symbolic.accompany import (
     load_accompany,
     save_accompany,
 )
-from engine.symbolic.accompany_gen import (
-    DEFAULT_HARMONY_PENALTY,
-    AccompanyModel,
-    accompany_region,
-    estimate_key,
-    key_pitch_classes,
-)
-from engine.symbolic.midifile import Conductor, PartNotes, build_midi, save_midi
-from engine.symbolic.midifile import Note as MidiNote
-from engine.symbolic.ngram import NGramModel
-from engine.symbolic.region import read_region
-from engine.symbolic.train_accompany import (
+from engine.symbolic.accompany.train import (
     ShiftTable,
     draw_examples,
     evaluate_examples,
@@ -65,6 +61,10 @@ from engine.symbolic.train_accompany import (
     split_pieces,
     val_examples,
 )
+from engine.symbolic.midifile import Conductor, PartNotes, build_midi, save_midi
+from engine.symbolic.midifile import Note as MidiNote
+from engine.symbolic.ngram import NGramModel
+from engine.symbolic.region import read_region
 from engine.training import LOG_NAME
 
 log = logging.getLogger(__name__)

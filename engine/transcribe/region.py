@@ -5,7 +5,7 @@ runs basic-pitch's ICASSP 2022 model (the ``nmp.onnx`` file inside the basic-pit
 no TensorFlow, nothing downloaded), decodes note events with basic-pitch's own decoder, and writes a one-track
 MIDI file on the region's grid: onsets and ends snapped to 16ths (and 8th-note triplets when the playing asks for
 them), notes shorter than half a step dropped, tempo and meter at tick 0, end of track at the region's last bar
-line (the clean-up and the grid: :mod:`engine.transcribe_grid`). It says how monophonic and how confident the
+line (the clean-up and the grid: :mod:`engine.transcribe.grid`). It says how monophonic and how confident the
 transcription is; silence, noise or drums alone are a :class:`BadInputError`; a dense polyphonic mess is a plain
 note (an error only when nothing usable is left).
 
@@ -36,7 +36,7 @@ from engine.audio.audio_io import SILENCE_PEAK, check_audio, probe_audio, read_a
 from engine.audio.continuation import BarGrid, locate_region
 from engine.errors import BadInputError, EngineError
 from engine.symbolic.midifile import Conductor, PartNotes, build_midi, save_midi
-from engine.transcribe_grid import (
+from engine.transcribe.grid import (
     MODEL_SAMPLE_RATE,
     MONOPHONIC_SHARE,
     TICKS_PER_QUARTER,
@@ -94,7 +94,7 @@ class Transcription:
     heard_notes: int  # note events the model found in range (before quantising)
     dropped_notes: int  # echoes, shorter than half a grid step, or merged into another on one grid point
     out_of_range_notes: int
-    monophonic_fraction: float  # share of the sounding time with one note (see engine.transcribe_grid.texture)
+    monophonic_fraction: float  # share of the sounding time with one note (see engine.transcribe.grid.texture)
     mean_polyphony: float  # notes sounding at once, averaged over sounding time
     max_polyphony: int
     confidence: float  # mean activation of the notes kept, 0..1

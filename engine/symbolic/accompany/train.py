@@ -29,7 +29,7 @@ from safetensors.torch import load_file
 
 from engine.checkpoints import find_checkpoint, write_json_atomic
 from engine.errors import BadInputError
-from engine.symbolic.accompany import (
+from engine.symbolic.accompany.layout import (
     ROLES,
     Piece,
     Sequence_,

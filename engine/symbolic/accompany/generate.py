@@ -1,4 +1,4 @@
-"""Write the missing parts of a MIDI region with an accompany model (:mod:`engine.symbolic.accompany`).
+"""Write the missing parts of a MIDI region with an accompany model (:mod:`engine.symbolic.accompany.layout`).
 
 The region's pitched parts become the known tracks (given the voice roles the request leaves free, top to
 bottom); the asked parts are sampled, K variants in one batch with a seeded generator per row, one part after the
@@ -22,7 +22,7 @@ from symusic.core import ScoreTick
 from engine.api import CancelToken
 from engine.checkpoints import Checkpoint
 from engine.errors import BadInputError, EngineError
-from engine.symbolic.accompany import (
+from engine.symbolic.accompany.layout import (
     ROLE_BY_NAME,
     ROLES,
     VOICES,
@@ -480,6 +480,6 @@ def describe_key(region: Region) -> str:
 
 
 def check_model_parts(model: AccompanyModel, asked: Sequence[str]) -> list[str]:
-    from engine.symbolic.accompany import check_parts
+    from engine.symbolic.accompany.layout import check_parts
 
     return check_parts(asked, model.parts)
