@@ -325,17 +325,25 @@ def render_parts(
 
 def peak_dbfs(audio: npt.NDArray[np.floating]) -> float:
     """Peak level in dBFS (``-inf`` for silence or empty audio)."""
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    peak = _peak(audio)
     return 20.0 * math.log10(peak) if peak > 0 else -math.inf
 
 
+def _peak(audio: npt.NDArray[np.floating]) -> float:
+    """``max(|audio|)`` (0 for empty audio) without an ``abs`` copy of the whole signal."""
+    if not audio.size:
+        return 0.0
+    return max(float(audio.max()), -float(audio.min()), 0.0)
+
+
 def mix_stems(
-    stems: Mapping[str, Audio], num_samples: int, headroom_dbfs: float = HEADROOM_DBFS
+    stems: Mapping[str, Audio], num_samples: int, headroom_dbfs: float = HEADROOM_DBFS, *, in_place: bool = False
 ) -> tuple[Audio, dict[str, Audio], float]:
     """Sum the stems into a mix and keep headroom: ``(mix, stems, gain)``.
 
     When the mix, or any stem, peaks above ``headroom_dbfs``, the mix and every stem are scaled by the same
     ``gain`` (< 1), so the stems still add up to the mix and nothing clips. Stems are ``[2, num_samples]``.
+    ``in_place``: scale the given stems themselves (the caller's own arrays) instead of scaled copies.
     """
     mix = _frames(num_samples)
     for name, stem in stems.items():
@@ -343,9 +351,7 @@ def mix_stems(
             raise EngineError(f"stem {name} has shape {stem.shape}; every stem must be {mix.shape}")
         mix += stem
     ceiling = 10.0 ** (headroom_dbfs / 20.0)
-    peak = max(
-        [float(np.max(np.abs(mix), initial=0.0))] + [float(np.max(np.abs(s), initial=0.0)) for s in stems.values()]
-    )
+    peak = max([_peak(mix)] + [_peak(s) for s in stems.values()])
     gain = 1.0
     if peak > ceiling:
         gain = ceiling / peak
@@ -356,7 +362,11 @@ def mix_stems(
             headroom_dbfs,
         )
         mix *= np.float32(gain)
-        stems = {name: stem * np.float32(gain) for name, stem in stems.items()}  # float32, same layout
+        if in_place:
+            for stem in stems.values():
+                stem *= np.float32(gain)
+        else:
+            stems = {name: stem * np.float32(gain) for name, stem in stems.items()}  # float32, same layout
     return mix, dict(stems), gain
 
 
@@ -372,7 +382,7 @@ def render(
     resolved = _resolve_soundfont(soundfont)
     raw = render_parts(score, sample_rate, length_seconds, resolved, gain_db=gain_db)
     num_samples = num_samples_for(length_seconds, int(sample_rate))
-    mix, stems, gain = mix_stems(raw, num_samples)
+    mix, stems, gain = mix_stems(raw, num_samples, in_place=True)  # the stems are this call's own arrays
     return Rendering(stems, mix, int(sample_rate), gain, peak_dbfs(mix), resolved)
 
 

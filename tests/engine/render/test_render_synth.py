@@ -221,3 +221,23 @@ def test_eight_bars_of_four_parts_render_four_stems(soundfont: SoundFont) -> Non
     score = make_score(FOUR_PARTS, bars=8, tempos=[(0, 96.0)])
     result = render(score, 44100, 20.0, soundfont)
     assert len(result.stems) == 4
+
+
+def test_a_loud_mix_scales_the_callers_stems_only_when_asked_in_place() -> None:
+    def loud() -> dict[str, np.ndarray]:
+        return {"a": np.full((2, 50), 0.8, dtype=np.float32), "b": np.full((2, 50), 0.5, dtype=np.float32)}
+
+    given = loud()
+    _, copies, gain = mix_stems(given, 50)
+    assert gain < 1.0
+    np.testing.assert_array_equal(given["a"], loud()["a"])  # the caller's arrays are left alone
+    owned = loud()
+    _, scaled, same_gain = mix_stems(owned, 50, in_place=True)
+    assert same_gain == gain and scaled["a"] is owned["a"]
+    np.testing.assert_array_equal(owned["a"], copies["a"])
+
+
+def test_the_peak_counts_negative_samples_too() -> None:
+    audio = np.array([[0.1, -0.5], [0.2, 0.3]], dtype=np.float32)
+    assert peak_dbfs(audio) == pytest.approx(20 * math.log10(0.5))
+    assert peak_dbfs(np.zeros((2, 0), dtype=np.float32)) == -math.inf
