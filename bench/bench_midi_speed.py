@@ -1,20 +1,27 @@
-"""MIDI continuation speed, side by side: the module path (baseline) against the fast decode path (Segue's default).
+"""MIDI continuation speed, side by side: today's sampler and renderer against the ones before, where time goes.
 
     python bench/bench_midi_speed.py [--regions pop_100bpm_4-4.mid chorale_style_72bpm_4-4.mid] [--bars 8]
-                                     [--variants 4] [--rows 4 12] [--repeats 3] [--threads 1] [--no-job]
+                                     [--variants 4] [--rows 8] [--repeats 3] [--threads 1]
+                                     [--modes module previous new bf16] [--no-job] [--cli-repeats 2] [--no-loss]
 
 For each region (examples/regions/, our own files):
 
-- **sampling**: :func:`engine.symbolic.sampling.sample_continuations` with the region's prompt and constraints, the
-  same seeds in both modes (so the same tokens: checked and printed), at each batch size in ``--rows`` (4 = the
-  variants; 12 = 4 variants x 3 candidates, the candidate pool of engine.symbolic.continuation). Baseline: the
-  GPT's module path (``model.fast_decode = False``, what every job ran before); new: the fast path
-  (engine/symbolic/model_fast.py). The two alternate round by round; best of ``--repeats``.
-- **rendering**: every variant's ``continuation.mid`` and ``full.mid`` rendered to stems and mix the way a job
-  does (engine.render.synth.render), from the sampled variants.
-- **whole job**: ``LocalEngine.generate`` on the region (``make demo`` settings: 8 bars, 4 variants, seed 7), with
-  whatever the job does by default (adaptation, candidates, guidance, rendering, WAV writing), once with the
-  module path and once with the fast path, alternating, best of ``--job-repeats``.
+- **sampling**: :func:`engine.symbolic.sampling.sample_continuations` with the region's prompt and constraints and
+  the same seeds in every mode, at each batch size in ``--rows`` (4 = the variants; 8 = 4 variants x 2
+  candidates, what a job samples today). Modes (:data:`MODES`): ``module`` (the GPT's module path, every row to
+  the end), ``previous`` (the fast decode path, every row to the end: the sampler before finished rows left the
+  batch), ``new`` (the default: finished rows leave the batch; the same tokens as ``previous``, checked and
+  printed) and ``bf16`` (``SEGUE_DECODE_PRECISION=bfloat16``: other tokens, so its own token count). They
+  alternate round by round; best of ``--repeats``; ratios against ``previous``.
+- **rendering**: every variant's ``continuation.mid`` and ``full.mid`` rendered to stems and mix and written the
+  way a job does (engine.pipelines.midi), against the renderer before frame-ordered audio.
+- **whole job, in process**: ``LocalEngine.generate`` (``make demo`` settings: 8 bars, 4 variants, seed 7) with the
+  module path and with the fast path, alternating, best of ``--job-repeats``.
+- **whole job, as a user runs it**: ``segue continue`` in a new process (``make demo`` settings), by default, with
+  ``SEGUE_DECODE_PRECISION=bfloat16`` and with ``SEGUE_FAST_DECODE=0``, best of ``--cli-repeats``; the job's own
+  phase timings (job.json) and what lies outside them (process start, imports, job.json, exit).
+- **held-out loss** of the model with float32 and with bfloat16 weight products, on the quality bench's held-out
+  pieces (bench/data/midi_quality): the check that the lower precision keeps the model's quality.
 
 Wall seconds and CPU seconds (this process's, all threads) are both printed: on a shared machine the wall clock
 counts other people's work, CPU seconds much less. Writes bench/results/midi_speed.json.
@@ -63,27 +70,115 @@ def best(a: Timing | None, b: Timing) -> Timing:
     return b if a is None or b[0] < a[0] else a
 
 
+# sampler modes, side by side: (label, fast decode path, drop finished rows, weight products' dtype)
+MODES: tuple[tuple[str, bool, bool, torch.dtype], ...] = (
+    ("module", False, False, torch.float32),  # the GPT's module path, every row to the end (the first baseline)
+    ("previous", True, False, torch.float32),  # the fast path, every row to the end (the sampler until a6a707d)
+    ("new", True, True, torch.float32),  # the default: finished rows leave the batch
+    ("bf16", True, True, torch.bfloat16),  # the same with SEGUE_DECODE_PRECISION=bfloat16
+)
+
+
 def bench_sampling(
-    sm: SymbolicModel, region: Region, bars: int, rows: int, repeats: int
-) -> tuple[dict[str, Timing], int, int, bool, list[list[int]]]:
+    sm: SymbolicModel, region: Region, bars: int, rows: int, repeats: int, modes: list[str]
+) -> tuple[dict[str, Timing], int, int, dict[str, bool], list[list[int]]]:
+    """Best-of-``repeats`` seconds of each sampler mode, alternating their order round by round; whether each
+    float32 mode drew exactly the tokens of the new default."""
     block = sm.model.config.block_size
     prompt = encode_prompt(region, sm.tokenizer, sm.vocab, block // 2)
     constraints = region_constraints(region, sm.vocab, bars)
     seeds = [1000 + i for i in range(rows)]
     results: dict[str, Timing] = {}
-    tokens: dict[bool, list[list[int]]] = {}
+    tokens: dict[str, list[list[int]]] = {}
+    chosen = [m for m in MODES if m[0] in modes]
     for r in range(repeats):
-        for fast in (False, True) if r % 2 == 0 else (True, False):
+        for label, fast, drop, dtype in chosen if r % 2 == 0 else chosen[::-1]:
             sm.model.fast_decode = fast
-            out, t = timed(lambda: sample_continuations(sm.model, prompt, sm.vocab, constraints, seeds))
-            tokens[fast] = out
-            key = "fast" if fast else "module"
-            results[key] = best(results.get(key), t)  # type: ignore[arg-type]
+
+            def run(drop: bool = drop, dtype: torch.dtype = dtype) -> list[list[int]]:
+                return sample_continuations(
+                    sm.model, prompt, sm.vocab, constraints, seeds, drop_finished=drop, precision=dtype
+                )
+
+            out, t = timed(run)
+            tokens[label] = out
+            results[label] = best(results.get(label), t)
     sm.model.fast_decode = True
-    same = tokens[True] == tokens[False]
-    generated = sum(len(t) for t in tokens[True])
-    steps = max(len(t) for t in tokens[True])
-    return results, generated, steps, same, tokens[True]
+    reference = tokens.get("new") or next(iter(tokens.values()))
+    same = {label: tokens[label] == reference for label, *_ in chosen if label != "bf16"}
+    generated = sum(len(t) for t in reference)
+    steps = max(len(t) for t in reference)
+    return results, generated, steps, same, reference
+
+
+def heldout_loss(sm: SymbolicModel, dtypes: list[torch.dtype]) -> dict[str, Any]:
+    """Mean loss (nats/token) of the model on the held-out quality pieces (bench/data/midi_quality/*.mid, music21
+    corpus pieces held out from training; their manifest gives sources and licences), every token scored once
+    with the tokens before it in its window of the model's context, with the weight products in each dtype
+    (bfloat16 as the fast path's lower precision does it: activations and weights rounded, float32 sums)."""
+    from symusic import Score
+    from torch.nn import functional as F
+
+    pieces = sorted((ROOT / "bench/data/midi_quality").glob("*.mid"))
+    block = sm.model.config.block_size
+    windows: list[list[int]] = []
+    for path in pieces:
+        encoded = sm.tokenizer.encode(Score(str(path)))
+        ids = [int(i) for i in (encoded[0] if isinstance(encoded, list) else encoded).ids]
+        windows.extend(ids[s : s + block + 1] for s in range(0, len(ids) - 1, block))
+    linear = F.linear
+    out: dict[str, Any] = {"pieces": len(pieces), "tokens": sum(len(w) - 1 for w in windows)}
+    for dtype in dtypes:
+
+        def product(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+            y = linear(x.to(dtype), w.to(dtype)).to(x.dtype)  # noqa: B023
+            return y if b is None else y + b
+
+        total = 0.0
+        F.linear = product if dtype != torch.float32 else linear  # type: ignore[assignment]
+        try:
+            with torch.inference_mode():
+                for w in windows:
+                    t = torch.tensor([w])
+                    _, loss = sm.model(t[:, :-1], t[:, 1:])
+                    assert loss is not None
+                    total += float(loss) * (len(w) - 1)
+        finally:
+            F.linear = linear  # type: ignore[assignment]
+        out[str(dtype).removeprefix("torch.")] = total / out["tokens"]
+    return out
+
+
+def bench_cli(
+    region_path: Path, bars: int, variants: int, repeats: int, envs: dict[str, dict[str, str]]
+) -> dict[str, Any]:
+    """``segue continue`` as a user runs it (a new process each time, ``make demo`` settings), per setting in
+    ``envs`` (extra environment), alternating; best wall of ``repeats``, with the job's own phase timings."""
+    import json
+    import os
+    import subprocess
+
+    segue = Path(sys.executable).parent / "segue"
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        n = 0
+        names = list(envs)
+        for r in range(repeats):
+            for name in names if r % 2 == 0 else names[::-1]:
+                n += 1
+                out = Path(tmp) / f"run{n}"
+                command = [str(segue), "continue", str(region_path), "--bars", str(bars), "--variants", str(variants)]
+                command += ["--seed", "7", "--out", str(out), "--json"]
+                w0 = time.perf_counter()
+                done = subprocess.run(
+                    command, env={**os.environ, **envs[name]}, capture_output=True, text=True, check=True
+                )
+                wall = time.perf_counter() - w0
+                job = json.loads(done.stdout)
+                timings = {k: float(v) for k, v in job.get("timings", {}).items()}
+                if name not in results or wall < results[name]["wall"]:
+                    results[name] = {"wall": wall, "timings": timings}
+    return results
 
 
 def _channel_ordered_render(*args: Any, **kwargs: Any) -> Any:
@@ -158,11 +253,14 @@ def main() -> int:
     parser.add_argument("--regions", nargs="+", default=["pop_100bpm_4-4.mid", "chorale_style_72bpm_4-4.mid"])
     parser.add_argument("--bars", type=int, default=8)
     parser.add_argument("--variants", type=int, default=4)
-    parser.add_argument("--rows", type=int, nargs="+", default=[4, 12])
+    parser.add_argument("--rows", type=int, nargs="+", default=[8])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--job-repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-job", action="store_true", help="skip the whole-job rows")
+    parser.add_argument("--modes", nargs="+", default=[m[0] for m in MODES], help="sampler modes to compare")
+    parser.add_argument("--cli-repeats", type=int, default=2, help="`segue continue` runs per setting (0: none)")
+    parser.add_argument("--no-loss", action="store_true", help="skip the held-out loss of each precision")
     parser.add_argument("--out", default=str(RESULTS / "midi_speed.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -176,22 +274,28 @@ def main() -> int:
         entry: dict[str, Any] = {"sampling": {}}
         first_rows: list[list[int]] | None = None
         for rows in args.rows:
-            res, generated, steps, same, tokens = bench_sampling(sm, region, args.bars, rows, args.repeats)
+            res, generated, steps, same, tokens = bench_sampling(sm, region, args.bars, rows, args.repeats, args.modes)
             first_rows = first_rows or tokens
             entry["sampling"][rows] = {"seconds": res, "tokens": generated, "steps": steps, "same_tokens": same}
-            (mw, mc), (fw, fc) = res["module"], res["fast"]
-            table.append(
-                [name, f"sampling, {rows} rows", f"{fw:.2f} / {fc:.2f}", f"{mw:.2f} / {mc:.2f}", ratio(mw, fw),
-                 ratio(mc, fc), f"{steps / fw:.0f} vs {steps / mw:.0f}",
-                 f"{generated} tokens, same tokens: {'yes' if same else 'NO'}"]
-            )  # fmt: skip
+            base = "previous" if "previous" in res else next(iter(res))
+            bw, bc = res[base]
+            for label, (w, c) in res.items():
+                if label == base:
+                    continue
+                note = f"{generated} tokens in {steps} steps"
+                if label in same:
+                    note += f"; same tokens as {base}: {'yes' if same[label] == same.get(base, True) else 'NO'}"
+                table.append(
+                    [name, f"sampling, {rows} rows: {label} vs {base}", f"{w:.2f} / {c:.2f}", f"{bw:.2f} / {bc:.2f}",
+                     ratio(bw, w), ratio(bc, c), note]
+                )  # fmt: skip
         assert first_rows is not None
         render_times = bench_render(region, first_rows, sm, args.bars, args.repeats)
         entry["render"] = render_times
         (bw, bc), (rw, rc) = render_times["baseline"], render_times["new"]
         table.append(
             [name, "render + write 4 variants", f"{rw:.2f} / {rc:.2f}", f"{bw:.2f} / {bc:.2f}", ratio(bw, rw),
-             ratio(bc, rc), "", "continuation + full per variant: stems, mixes, MIDI, 24-bit WAVs"]
+             ratio(bc, rc), "continuation + full per variant: stems, mixes, MIDI, 24-bit WAVs"]
         )  # fmt: skip
         if not args.no_job:
             job = bench_job(path, args.bars, args.variants, args.job_repeats)
@@ -203,14 +307,37 @@ def main() -> int:
             )
             table.append(
                 [name, "whole job (segue continue)", f"{f['wall']:.2f} / {f['cpu']:.2f}",
-                 f"{m['wall']:.2f} / {m['cpu']:.2f}", ratio(m["wall"], f["wall"]), ratio(m["cpu"], f["cpu"]), "",
-                 parts]
+                 f"{m['wall']:.2f} / {m['cpu']:.2f}", ratio(m["wall"], f["wall"]), ratio(m["cpu"], f["cpu"]), parts]
             )  # fmt: skip
+        if args.cli_repeats > 0:
+            envs = {"default": {}, "bf16": {"SEGUE_DECODE_PRECISION": "bfloat16"}, "module": {"SEGUE_FAST_DECODE": "0"}}
+            cli = bench_cli(path, args.bars, args.variants, args.cli_repeats, envs)
+            entry["cli"] = cli
+            for label, run in cli.items():
+                t = run["timings"]
+                outside = run["wall"] - t.get("total_seconds", 0.0)
+                phases = ", ".join(
+                    f"{k.removesuffix('_seconds')} {t[k]:.2f}"
+                    for k in ("load_seconds", "generate_seconds", "cache_seconds", "render_seconds")
+                    if k in t
+                )
+                table.append(
+                    [name, f"`segue continue` ({label})", f"{run['wall']:.2f} / -", "", "", "",
+                     f"process start, imports, job.json, exit {outside:.2f}; {phases}"]
+                )  # fmt: skip
         data["regions"][name] = entry
+    if not args.no_loss:
+        loss = heldout_loss(sm, [torch.float32, torch.bfloat16])
+        data["heldout_loss"] = loss
+        change = (loss["bfloat16"] - loss["float32"]) / loss["float32"] * 100
+        table.append(
+            ["held-out pieces", "loss, nats/token: bf16 vs float32", f"{loss['bfloat16']:.5f}",
+             f"{loss['float32']:.5f}", "", "",
+             f"{change:+.3f} %; {loss['tokens']} tokens of {loss['pieces']} pieces (bench/data/midi_quality)"]
+        )  # fmt: skip
     data["load_average_after"] = machine()["load_average"]
     write_json(Path(args.out), data)
-    header = ["region", "what", "new wall / cpu s", "baseline wall / cpu s", "wall ratio", "cpu ratio", "steps/s",
-              "notes"]  # fmt: skip
+    header = ["region", "what", "new wall / cpu s", "baseline wall / cpu s", "wall ratio", "cpu ratio", "notes"]
     print(
         f"MIDI speed: model {sm.name}, {args.bars} bars, {args.threads} torch thread(s), best of {args.repeats} "
         f"(jobs: {args.job_repeats}); load average {data['machine']['load_average']} -> {data['load_average_after']}"
