@@ -36,10 +36,10 @@ import torch
 
 from engine.api import CancelToken, Meter
 from engine.audio.audio_io import Audio, AudioInfo, check_audio, read_audio, resample, to_mono
-from engine.audio.loudness import SILENT_LUFS, integrated_loudness
 from engine.audio.prior import AudioModel
 from engine.audio.sampling import ProgressFn, SamplingOptions, max_prompt_frames, sample_frames
 from engine.errors import BadInputError
+from engine.evaluate.loudness import SILENT_LUFS, integrated_loudness
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def match_loudness(
     """Per-channel gains for a mono signal so that it has ``reference``'s loudness ``[C, m]``, and a note.
 
     The channels keep the reference's balance (each gets the reference channel's RMS); the whole is then set to
-    the reference's BS.1770 integrated loudness (:mod:`engine.audio.loudness`). The gain is capped at
+    the reference's BS.1770 integrated loudness (:mod:`engine.evaluate.loudness`). The gain is capped at
     :data:`MAX_GAIN_DB` and, unless ``peak_ceiling`` is None (the caller limits peaks itself, see
     :func:`limit_peaks`), lowered so the peak stays under ``peak_ceiling``.
     """

@@ -8,7 +8,7 @@
 * **key kept**: a Krumhansl-Kessler key estimate of the continuation against the region's, and the share of
   pitched notes (MIDI) in the region's scale;
 * **grid**: the share of MIDI onsets on the region's own onset grid;
-* **loudness** (ITU-R BS.1770, :func:`engine.audio.loudness.integrated_loudness`) and **click at the join**
+* **loudness** (ITU-R BS.1770, :func:`engine.evaluate.loudness.integrated_loudness`) and **click at the join**
   (audio, in ``full.wav``);
 * **variety** between the variants.
 

@@ -15,6 +15,7 @@ from engine.api import Meter
 from engine.errors import BadInputError
 from engine.evaluate import audio as audio_measures
 from engine.evaluate import midi as midi_measures
+from engine.evaluate import signal
 
 IN_KEY_MIN = 0.75  # share of pitched notes in the region's scale
 GRID_MIN = 0.90  # share of onsets on the region's grid
@@ -374,7 +375,7 @@ def _audio_checks(
         channels = _source_channels(job)
         if channels is not None:
             checks.append(Check("channels", int(cont.shape[0]), cont.shape[0] == channels, f"region {channels}"))
-    mono = audio_measures.mono(cont)
+    mono = signal.mono(cont)
     region_audio = None
     if accompany:
         checks.append(Check("join_click", "n/a", None, "accompany: the parts play with the region; there is no join"))
@@ -412,7 +413,7 @@ def _audio_checks(
                 f"continuation {lufs:.1f} LUFS, region {region_lufs:.1f} LUFS (BS.1770)",
             )
         )
-        est_region = audio_measures.estimate_tempo(audio_measures.mono(region_audio), rate, reference_bpm=tempo)
+        est_region = audio_measures.estimate_tempo(signal.mono(region_audio), rate, reference_bpm=tempo)
         est_cont = audio_measures.estimate_tempo(mono, rate, reference_bpm=tempo)
         if est_region is not None and est_cont is not None:
             ratio = est_cont / est_region
@@ -426,7 +427,7 @@ def _audio_checks(
             )
         if job.get("kind") == "audio":
             checks += _sound_checks(job_dir, files, region_audio, cont, rate, tempo, job)
-            region_key = audio_measures.audio_key(audio_measures.mono(region_audio), rate)
+            region_key = audio_measures.audio_key(signal.mono(region_audio), rate)
             cont_key = audio_measures.audio_key(mono, rate)
             if region_key is not None and cont_key is not None:
                 checks.append(

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from engine.audio.concat.units import RegionUnits
 from engine.audio.continuation import PEAK_CEILING, fade_out, join_at_seam, limit_peaks, loudness_db
-from engine.audio.loudness import SILENT_LUFS, gated_loudness
+from engine.evaluate.loudness import SILENT_LUFS, gated_loudness
 
 FADE_SECONDS = 0.004
 SEARCH_BEFORE_SECONDS = 0.015
@@ -211,7 +211,7 @@ def render_plan(
     stems: Sequence[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = (),
 ) -> tuple[Rendering, npt.NDArray[np.float64] | None, list[npt.NDArray[np.float64]]]:
     """The continuation ``[C, bars x bar]`` for ``plan`` (a region slice per slot), before loudness matching; with
-    ``weighted`` (the region K-weighted, :func:`engine.audio.loudness.k_weighted`), the same plan rendered from
+    ``weighted`` (the region K-weighted, :func:`engine.evaluate.loudness.k_weighted`), the same plan rendered from
     it too, which measures the continuation's loudness without filtering it again (the filter is linear; only
     the few milliseconds of each crossfade differ). ``stems``: (each track's analysed region audio, its last
     sample before the seam), rendered with the same cuts and crossfades as the mix (one structure)."""

@@ -24,7 +24,7 @@ from engine.audio.concat.decode import match_region_loudness, render_plan
 from engine.audio.concat.prior import Knobs, Plan, phrase_bars, plan_continuation, plan_similarity
 from engine.audio.concat.units import MAX_BARS, RegionUnits, analyse_region
 from engine.audio.continuation import BarGrid, RegionAudio, fade_out
-from engine.audio.loudness import gated_loudness, k_weighted
+from engine.evaluate.loudness import gated_loudness, k_weighted
 
 CONCAT_TYPE = "segue-concat"
 NAME = "segue-concat"

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from engine.api import Meter
 from engine.audio.continuation import BarGrid
 from engine.errors import BadInputError
-from engine.evaluate.audio import (
+from engine.evaluate.signal import (
     GRID_WINDOW_S,
     beat_chromas,
     chroma_clarity,

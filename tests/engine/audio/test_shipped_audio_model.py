@@ -25,8 +25,8 @@ import soundfile as sf
 from bridge.cli import main as segue
 from engine.api import Meter
 from engine.audio.example_region import render_region
-from engine.audio.loudness import integrated_loudness
 from engine.checkpoints import SHIPPED_DIR, find_checkpoint
+from engine.evaluate.loudness import integrated_loudness
 
 ROOT = Path(__file__).resolve().parents[3]
 NEURAL = "segue-audio-small"
