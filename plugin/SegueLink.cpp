@@ -5,6 +5,7 @@
 // SPDX-License-Identifier: MIT
 
 #include "DistrhoPlugin.hpp"
+#include "DistrhoPluginUtils.hpp"
 
 #include "link_group.hpp"
 #include "link_io.hpp"
@@ -229,7 +230,9 @@ private:
     // audio-thread state
     double fSampleRate = 48000.0;
     bool fPrevPlaying = false, fPrevValid = false, fArmHigh = false, fEventsLost = false;
-    double fExpectQn = 0.0, fPrevTempo = 0.0;
+    double fExpectQn = 0.0, fPrevTempo = 0.0, fPrevPos = 0.0;
+    uint64_t fPrevFrame = 0, fPrevFrames = 0;
+    const bool fFrameIsTransport = std::strcmp(getPluginFormatName(), "CLAP") != 0;
     int fPrevNum = 0, fPrevDen = 0;
     uint32_t fChanges = 0;
     int fCapState = kIdle;  // kIdle, kArmed, kRecording
@@ -279,12 +282,28 @@ SegueLink::Now SegueLink::readTransport(uint32_t frames) {
     t.barQn = t.num * qnPerBeat;
     t.inBarQn = t.valid ? ((tp.bbt.beat - 1) + tp.bbt.tick / tp.bbt.ticksPerBeat) * qnPerBeat : 0.0;
     t.barStartQn = t.valid ? (tp.bbt.bar - 1) * t.barQn : 0.0;
+    if (fFrameIsTransport && t.valid) {
+        // LV2 and VST3 give the transport's sample position too (CLAP's is DPF's steady time). (1) While the frames
+        // run on without a gap, the bar count is taken from continuity: DPF 1.6's LV2 wrapper does not count bars
+        // between the host's position messages (jalv sends one only on a change), so its bar number lags.
+        const bool contiguous = t.playing && fPrevPlaying && fPrevValid && tp.frame == fPrevFrame + fPrevFrames;
+        if (contiguous)
+            t.barStartQn = t.barQn * std::round((fExpectQn - t.inBarQn) / t.barQn);
+        // (2) The host's beats are rounded to its ticks (Ardour: 1/1920 beat, 14 samples at 97.5 BPM and 44.1 kHz);
+        // when the sample position at this tempo agrees with them to within a tick and a half, it is the exact one.
+        const double fromFrame = double(tp.frame) * t.qnPerFrame;
+        const double tickQn = qnPerBeat / tp.bbt.ticksPerBeat;
+        if (tp.frame > 0 && std::fabs(fromFrame - (t.barStartQn + t.inBarQn)) <= 1.5 * tickQn) {
+            t.inBarQn = fromFrame - t.barStartQn;
+        }
+    }
     t.posQn = t.barStartQn + t.inBarQn;
     const double tol = std::max(1e-3, 4.0 * t.qnPerFrame);
     const bool rolling = t.valid && t.playing && fPrevValid && fPrevPlaying;
     t.jumped = rolling && std::fabs(t.posQn - fExpectQn) > tol;
     t.backward = t.jumped && t.posQn < fExpectQn;
-    const bool changed = t.jumped || t.playing != fPrevPlaying || t.valid != fPrevValid || t.num != fPrevNum ||
+    const bool located = !t.playing && t.valid && std::fabs(t.posQn - fPrevPos) > 1e-9;
+    const bool changed = t.jumped || located || t.playing != fPrevPlaying || t.valid != fPrevValid || t.num != fPrevNum ||
                          t.den != fPrevDen || std::fabs(t.tempoQn - fPrevTempo) > 1e-6;
     if (changed)
         ++fChanges;
@@ -303,6 +322,9 @@ SegueLink::Now SegueLink::readTransport(uint32_t frames) {
     fPrevDen = t.den;
     fPrevTempo = t.tempoQn;
     fExpectQn = t.posQn + frames * t.qnPerFrame;
+    fPrevPos = t.posQn;
+    fPrevFrame = tp.frame;
+    fPrevFrames = frames;
     return t;
 }
 
@@ -423,6 +445,9 @@ void SegueLink::stepCapture(const Now& t, const float** in, uint32_t frames, con
             return;
         }
         if (t.jumped) {  // a locate or a loop shorter than the capture: start again at the next bar line
+            Event e{};
+            e.kind = evNote; e.reason = rJumped; e.id = fCapId; e.a = prevEndQn; e.b = t.posQn;
+            pushEvent(e);
             endCapture(rJumped, false, 0);
             fCapState = kArmed;
         } else {
@@ -455,12 +480,9 @@ void SegueLink::stepCapture(const Now& t, const float** in, uint32_t frames, con
         }
         return;
     }
-    double target = t.barStartQn;
-    int64_t off = 0;
-    if (t.inBarQn > 0.5 * t.qnPerFrame) {
-        target = t.barStartQn + t.barQn;
-        off = framesUntil(t, target);
-    }
+    // the first bar line at or after this block's first sample (half a sample's grace for rounding)
+    const double target = t.barStartQn + t.barQn * std::ceil((t.inBarQn - 0.5 * t.qnPerFrame) / t.barQn);
+    const int64_t off = std::max<int64_t>(0, framesUntil(t, target));
     if (off >= int64_t(frames))
         return;
     startCapture(t, target);
@@ -586,6 +608,9 @@ void SegueLink::handleEvent(const Event& e) {
         if (e.reason == rTempo)
             logLine("%s: capture %u: tempo changed from %.3f to %.3f BPM at %.3f quarter notes into the capture "
                     "(recorded in beats; the mean tempo is announced)", track.c_str(), e.id, e.a, e.b, e.c);
+        else if (e.reason == rJumped)
+            logLine("%s: capture %u: the host's position went from %.6f to %.6f quarter notes", track.c_str(), e.id,
+                    e.a, e.b);
         else if (e.reason == rBusy)
             logLine("%s: capture %u asked while a capture is running; ignored", track.c_str(), e.id);
         return;
