@@ -11,8 +11,6 @@ before and while they are read, recognised by their content, and stored under na
 import asyncio
 import json
 import logging
-import os
-import re
 import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -24,7 +22,6 @@ from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPExcepti
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
 
 from engine.api import MAX_STEMS, GenerationRequest
 from engine.atomic import write_stream
@@ -32,6 +29,16 @@ from engine.errors import BadInputError, DiskFullError
 from engine.server.config import ServerConfig
 from engine.server.guard import GuardMiddleware, token_detail, token_matches
 from engine.server.store import FINAL, REGION_DIR, JobStore, ServerJob, sha256_file
+from engine.server.views import (
+    DeviceView,
+    Health,
+    JobView,
+    ModelView,
+    ResultFile,
+    errors,
+    public_record,
+    view,
+)
 from engine.server.workers import EngineFactory, Workers, local_engine_factory
 from engine.wire import (
     API_PREFIX,
@@ -48,78 +55,6 @@ SSE_POLL_S = 0.1
 PRUNE_EVERY_S = 3600.0
 SSE_KEEPALIVE_S = 1.0
 INTERNAL_ERROR = "internal error on the server; its log has the details"
-PUBLIC_KEYS = ("id", "status", "created", "updated", "started", "finished", "device", "progress", "error",
-               "request", "result", "files")  # fmt: skip
-
-
-class Health(BaseModel):
-    status: str
-    version: str
-
-
-class Progress(BaseModel):
-    fraction: float
-    message: str
-
-
-class JobError(BaseModel):
-    message: str
-    type: str
-
-
-class ResultFile(BaseModel):
-    path: str
-    size_bytes: int
-    sha256: str
-
-
-class JobView(BaseModel):
-    id: str
-    status: str
-    created: str
-    updated: str
-    started: str | None = None
-    finished: str | None = None
-    device: str | None = None
-    progress: Progress | None = None
-    error: JobError | None = None
-    request: dict[str, Any] = {}
-    result: dict[str, Any] | None = None
-    files: list[ResultFile] = []
-
-
-class ModelView(BaseModel):
-    name: str
-    kind: str
-    description: str = ""
-    parameters: int = 0
-    modes: list[str] = []
-    parts: list[str] = []  # accompany models: the part names they can write
-
-
-class ErrorView(BaseModel):
-    detail: str
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    words = {
-        400: "bad request (the detail says what to change)",
-        401: "a missing or wrong token",
-        403: "a browser (requests with an Origin header are refused)",
-        404: "no such job, or no such file in it",
-        409: "the job is not in a state for this (not done yet, or already finished)",
-        413: "the upload is larger than the server's limit",
-        415: "an upload is not MIDI (MThd) or WAV/FLAC/AIFF audio",
-        421: "a server without a token answers only requests addressed to a loopback name",
-        503: "the server's queue is full",
-    }
-    return {code: {"model": ErrorView, "description": words[code]} for code in codes}
-
-
-class DeviceView(BaseModel):
-    name: str
-    busy: bool
-    job_id: str | None = None
 
 
 def _version() -> str:
@@ -173,9 +108,9 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
             what = "a missing" if credentials is None else "a wrong"
             raise HTTPException(401, detail=token_detail(what), headers={"WWW-Authenticate": "Bearer"})
 
-    public = APIRouter(prefix=API_PREFIX, responses=_errors(403, 421))
+    public = APIRouter(prefix=API_PREFIX, responses=errors(403, 421))
     private = APIRouter(
-        prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=_errors(400, 401, 403, 413, 421)
+        prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=errors(400, 401, 403, 413, 421)
     )
 
     @public.get("/health", response_model=Health, summary="is the server up (no token needed)")
@@ -185,8 +120,14 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
     @private.get("/models", response_model=list[ModelView], summary="the models installed on this server")
     def models() -> list[ModelView]:
         return [
-            ModelView(name=m.name, kind=m.kind, description=m.description, parameters=m.parameters,
-                      modes=list(m.modes), parts=list(m.parts))  # fmt: skip
+            ModelView(
+                name=m.name,
+                kind=m.kind,
+                description=m.description,
+                parameters=m.parameters,
+                modes=list(m.modes),
+                parts=list(m.parts),
+            )  # fmt: skip
             for m in workers.engine().models()
         ]
 
@@ -196,12 +137,10 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
 
     @private.get("/jobs", response_model=list[JobView], summary="every job on this server, oldest first")
     def list_jobs() -> list[JobView]:
-        views = [_view(job) for job in store.all()]
+        views = [view(job) for job in store.all()]
         return sorted(views, key=lambda v: (v.created, v.id))
 
-    @private.post(
-        "/jobs", response_model=JobView, status_code=201, summary="submit a job", responses=_errors(415, 503)
-    )
+    @private.post("/jobs", response_model=JobView, status_code=201, summary="submit a job", responses=errors(415, 503))
     def submit(
         request: Annotated[str, Form(description="the parameters, JSON (see engine/wire.py request_to_json)")],
         midi: Annotated[UploadFile | None, File(description="the region as a Standard MIDI File")] = None,
@@ -256,7 +195,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
             raise
         workers.submit(job, _request_of(job))
         log.info("job %s queued (%s)", job.id, ", ".join(inputs))
-        return _view(job)
+        return view(job)
 
     def _check_model(name: str) -> None:
         if name in ("", "default"):
@@ -275,16 +214,16 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         return job
 
     @private.get(
-        "/jobs/{job_id}", response_model=JobView, summary="a job's status, progress and result", responses=_errors(404)
+        "/jobs/{job_id}", response_model=JobView, summary="a job's status, progress and result", responses=errors(404)
     )
     def get_job(job_id: str) -> JobView:
-        return _view(_job(job_id))
+        return view(_job(job_id))
 
     @private.get(
         "/jobs/{job_id}/events",
         summary="a job's status and progress as server-sent events (resume with Last-Event-ID)",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}, **_errors(404)},
+        responses={200: {"content": {"text/event-stream": {}}}, **errors(404)},
     )
     async def job_events(
         job_id: str,
@@ -306,7 +245,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         response_model=JobView,
         status_code=202,
         summary="cancel a job",
-        responses=_errors(404, 409),
+        responses=errors(404, 409),
     )
     def cancel_job(job_id: str) -> JobView:
         job = _job(job_id)
@@ -315,10 +254,10 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         job.cancel.cancel()
         if job.status == "queued":
             job.update(status="cancelled", error={"message": "cancelled by the user", "type": "cancelled"})
-        return _view(job)
+        return view(job)
 
     @private.delete(
-        "/jobs/{job_id}", status_code=204, summary="delete a finished job and its files", responses=_errors(404, 409)
+        "/jobs/{job_id}", status_code=204, summary="delete a finished job and its files", responses=errors(404, 409)
     )
     def delete_job(job_id: str) -> Response:
         job = _job(job_id)
@@ -338,7 +277,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         "/jobs/{job_id}/files",
         response_model=list[ResultFile],
         summary="a finished job's files",
-        responses=_errors(404, 409),
+        responses=errors(404, 409),
     )
     def list_files(job_id: str) -> list[ResultFile]:
         return [ResultFile(**f) for f in _done_files(_job(job_id))]
@@ -347,7 +286,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         "/jobs/{job_id}/files/{file_path:path}",
         summary="download one file of a finished job (a path from its file list)",
         response_class=FileResponse,
-        responses={200: {"content": {"application/octet-stream": {}}}, **_errors(404, 409)},
+        responses={200: {"content": {"application/octet-stream": {}}}, **errors(404, 409)},
     )
     def download(job_id: str, file_path: str) -> FileResponse:
         job = _job(job_id)
@@ -362,7 +301,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         "/jobs/{job_id}/result.zip",
         summary="every file of a finished job in one zip (job folder layout)",
         response_class=StreamingResponse,
-        responses={200: {"content": {"application/zip": {}}}, **_errors(404, 409)},
+        responses={200: {"content": {"application/zip": {}}}, **errors(404, 409)},
     )
     def download_zip(job_id: str) -> StreamingResponse:
         job = _job(job_id)
@@ -410,35 +349,6 @@ async def _prune_now_and_then(store: JobStore, keep_s: float) -> None:
         except OSError as e:
             log.warning("could not remove old jobs: %s", e)
         await asyncio.sleep(PRUNE_EVERY_S)
-
-
-def _view(job: ServerJob) -> JobView:
-    record = _public(job.snapshot(), job.folder)
-    return JobView(**{k: record[k] for k in PUBLIC_KEYS if record.get(k) is not None})
-
-
-_SERVER_PATH = re.compile(r"(?<![\w.~-])/[^\s/'\"]+(?:/[^\s/'\"]*)*")
-_EXCEPTION_NAME = re.compile(r"\b(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Interrupt|Exit)\b:?\s*")
-
-
-def public_message(message: str, folder: Path) -> str:
-    """A message the engine wrote for the job in ``folder`` as a client may see it: no path on the server (an
-    upload is named by its role, anything else by a placeholder) and no exception class names. job.json and the
-    server log keep the full text."""
-    message = message.replace(f"{folder / REGION_DIR}{os.sep}", "the uploaded ").replace(f"{folder}{os.sep}", "")
-    message = _SERVER_PATH.sub("(a file on the server)", message)
-    return _EXCEPTION_NAME.sub("", message).strip() or "the engine failed; the server's log has the details"
-
-
-def _public(record: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """``record`` (a job view or an event's data) with its error and progress messages made public."""
-    for key in ("error", "progress"):
-        part = record.get(key)
-        if isinstance(part, dict) and isinstance(part.get("message"), str):
-            record[key] = {**part, "message": public_message(part["message"], folder)}
-    if isinstance(record.get("message"), str):  # a progress event's data
-        record["message"] = public_message(record["message"], folder)
-    return record
 
 
 def _request_of(job: ServerJob) -> GenerationRequest:
@@ -498,7 +408,7 @@ async def _event_stream(job: ServerJob, after: int, running: Callable[[], bool])
         final = job.status in FINAL
         for event in job.events_after(seq):
             seq = int(event["seq"])
-            payload = json.dumps(_public(dict(event["data"]), job.folder), ensure_ascii=False)
+            payload = json.dumps(public_record(dict(event["data"]), job.folder), ensure_ascii=False)
             yield f"id: {seq}\nevent: {event['event']}\ndata: {payload}\n\n".encode()
             idle = 0.0
         if final:

@@ -19,8 +19,8 @@ from server_rig import STEADY_MODEL, TOKEN, WAIT_S, FakeEngine, FakeEngines, Run
 from engine.api import CancelToken, GenerationRequest, GenerationResult, ModelInfo, ProgressCallback
 from engine.errors import BadInputError
 from engine.remote import RemoteEngine
-from engine.server.app import public_message
 from engine.server.config import ServerConfig
+from engine.server.views import public_message
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BAD_INPUT_MODEL, CRASH_MODEL = "fails-bad-input", "fails-crash"
