@@ -14,9 +14,9 @@ it in a fresh process.
 
 Measured here (both formats, 2-core machine, about 60 s for the module): the transport is followed (clock source
 ``link:Segue Link 1``, 97.5 BPM, playing); the region is beat 12 + 12 beats (12.000017 in job.json: segue-concat's
-own length), 97.5 BPM, 3/4; the captured audio is the clip sample for sample but starting 6 samples early
-(325675 frames for 12 beats = 325661.5): an xfail below, strict, until plugin/ derives its position from the
-host's sample position (Ardour rounds beats to 1/1920 quarter note = 14 samples here). The render check skips
+own length), 97.5 BPM, 3/4; the captured audio is the clip sample for sample from its first sample
+(325662 frames for 12 beats = 325661.5: the plugin takes Ardour's sample position, since Ardour rounds beats to
+1/1920 quarter note = 14 samples here; it started 6 samples early before plugin/ did). The render check skips
 while the plugin keeps no played variant in its saved state (ardour7-export's fresh instance cannot know it).
 
 The clip is lmms-common's ``house_loop01.ogg`` (Debian lmms-common, GPL-2+), resampled so its beats fall on 97.5
@@ -432,11 +432,6 @@ def test_the_capture_reaches_segue_with_its_start_length_tempo_and_meter(link_ru
     assert region["sample_rate"] == RATE
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="measured: the capture starts 6 samples early in both formats (plugin/ derives beats from Ardour's "
-    "tick-rounded position, 1/1920 quarter note = 14 samples here, instead of the host's sample position)",
-)
 def test_the_captured_audio_is_the_clip_sample_for_sample(link_run: LinkRun) -> None:
     """The capture starts on the first sample at or after bar 5's line (325661.54: sample 325662, where the clip
     starts), so it equals the clip from its first sample; the plugin reports no latency."""
