@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from bridge import controls, segue_version
-from bridge.capture_take import (
+from bridge.capture.options import (
     DEFAULT_WAIT_START_S,
     MAX_CAPTURE_BARS,
     TakeOptions,
     TakeResult,
     check_out_path,
     default_capture_path,
-    record_take,
 )
+from bridge.capture.take import record_take
 from bridge.daemon import DAW_ADAPTERS, BridgeOptions, BridgeRunning, midi_ports_check, serve
 from bridge.inputs import ACCEPTED_FORMATS, RegionFiles, classify_inputs, sniff_format
 from bridge.jobs import JOB_FILE, JobRecord, job_to_json, list_jobs, recover_jobs

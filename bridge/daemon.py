@@ -21,7 +21,8 @@ from typing import Any
 import mido
 
 from bridge.adapters import ADAPTERS, DEFAULT_DAW_PORTS, DawAdapter, open_adapter
-from bridge.capture_take import CaptureController, TakeOptions, TakeResult
+from bridge.capture.controller import CaptureController
+from bridge.capture.options import TakeOptions, TakeResult
 from bridge.clock import ClockFollower, ClockState
 from bridge.link import LinkEndpoint, LinkRegistry, link_transport
 from bridge.midiports import ClockInput, Lister, MidiPortError, Opener, ReconnectingInput, list_ports

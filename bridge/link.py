@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge import segue_version
-from bridge.capture_take import MAX_CAPTURE_BARS
+from bridge.capture.options import MAX_CAPTURE_BARS
 from bridge.jobs import JobRecord, VariantRecord
 from bridge.osc import OscBridge, Route, Sender
 from bridge.service import BridgeEvent, Placement, TransportProvider, TransportState

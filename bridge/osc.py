@@ -38,8 +38,7 @@ from pythonosc.osc_packet import OscPacket
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge import segue_version
-from bridge.capture_take import (
-    MAX_CAPTURE_BARS,
+from bridge.capture.controller import (
     CaptureArmed,
     CaptureController,
     CaptureDone,
@@ -47,6 +46,7 @@ from bridge.capture_take import (
     CaptureFailed,
     CaptureProgress,
 )
+from bridge.capture.options import MAX_CAPTURE_BARS
 from bridge.controls import controls_from_pairs
 from bridge.inputs import ACCEPTED_FORMATS, sniff_format
 from bridge.service import (

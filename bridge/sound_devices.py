@@ -1,6 +1,6 @@
 """Sound devices for capture, through sounddevice (PortAudio): listing inputs (``segue doctor``), shutting PortAudio
 down cleanly, and :class:`SoundDeviceRecorder`, whose stream callback only queues stamped blocks for the owner
-thread to drain into a :class:`bridge.capture.CaptureSession`.
+thread to drain into a :class:`bridge.capture.session.CaptureSession`.
 
 PortAudio can block for good (a JACK server that dropped our client, a driver that hangs), so every call into it
 that the user waits on (opening, starting, stopping and closing a stream, listing devices, shutting PortAudio

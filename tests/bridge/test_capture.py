@@ -24,23 +24,13 @@ from fake_engine import FakeEngine
 from osc_helpers import CLIENT, Recorder
 from pythonosc.osc_message_builder import build_msg
 
-import bridge.capture_tempo as capture_tempo
+import bridge.capture.tempo as capture_tempo
 import bridge.sound_devices as sound_devices
-from bridge.capture import CaptureSession, StampMap, save_capture
-from bridge.capture_take import (
-    CaptureArmed,
-    CaptureController,
-    CaptureDone,
-    CaptureFailed,
-    CaptureProgress,
-    TakeOptions,
-    TakeResult,
-    _realtime_thread,
-    check_out_path,
-    default_capture_path,
-    record_take,
-)
-from bridge.capture_tempo import find_audio_gaps, fit_tempo_map, snap_tempo
+from bridge.capture.controller import CaptureArmed, CaptureController, CaptureDone, CaptureFailed, CaptureProgress
+from bridge.capture.options import TakeOptions, TakeResult, check_out_path, default_capture_path
+from bridge.capture.session import CaptureSession, StampMap, save_capture
+from bridge.capture.take import _realtime_thread, record_take
+from bridge.capture.tempo import find_audio_gaps, fit_tempo_map, snap_tempo
 from bridge.cli import main
 from bridge.clock import ClockState
 from bridge.daemon import region_of_take

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from bridge import sound_devices
-from bridge.capture_take import CaptureController, CaptureFailed, TakeOptions, record_take
+from bridge.capture.controller import CaptureController, CaptureFailed
+from bridge.capture.options import TakeOptions
+from bridge.capture.take import record_take
 from bridge.sound_devices import DeviceNotAnsweringError, audio_inputs_check, input_devices, watched
 from engine.api import CancelToken
 from engine.errors import CancelledError

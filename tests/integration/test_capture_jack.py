@@ -47,7 +47,8 @@ import pytest
 import soundfile as sf
 from jack_procs import MIDI_CLOCK_PORT, JackServer, need, stop_process, wait_until
 
-from bridge.capture_take import TakeOptions, TakeResult, record_take
+from bridge.capture.options import TakeOptions, TakeResult
+from bridge.capture.take import record_take
 from bridge.daemon import MidiClockIn
 from bridge.sound_devices import release_audio
 from engine.api import CancelToken

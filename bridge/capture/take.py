@@ -1,14 +1,14 @@
 """One capture take, end to end: arm, wait for the DAW's Start, record, stop, trim to bars, write the WAV.
 
 :func:`record_take` runs a take on the calling thread (``segue capture`` uses it with a progress bar and Ctrl-C);
-:class:`CaptureController` runs takes on a thread for the bridge (``/segue/capture/arm``), reports events to
-listeners and hands each finished take over (the bridge makes it the current region).
+:class:`bridge.capture.controller.CaptureController` runs takes on a thread for the bridge.
 
-The clock comes from a :class:`ClockSource` (the bridge's :class:`bridge.daemon.MidiClockIn`): every message
-with its ``perf_counter`` stamp, through a tap. The audio comes from a recorder (:class:`bridge.capture.
-SoundDeviceRecorder`), whose callbacks are stamped on the same clock. During the take only stamps are collected;
-at the end :class:`bridge.capture.StampMap` turns them into capture frames and :class:`bridge.capture.
-CaptureSession` fits the tempo map and cuts the bars (see bridge/capture.py for the timing model).
+The clock comes from a :class:`~bridge.capture.options.ClockSource` (the bridge's
+:class:`bridge.daemon.MidiClockIn`): every message with its ``perf_counter`` stamp, through a tap. The audio comes
+from a recorder (:class:`bridge.sound_devices.SoundDeviceRecorder`), whose callbacks are stamped on the same
+clock. During the take only stamps are collected; at the end :class:`~bridge.capture.session.StampMap` turns them
+into capture frames and :class:`~bridge.capture.session.CaptureSession` fits the tempo map and cuts the bars (see
+bridge/capture/session.py for the timing model).
 
 What ends a take: the DAW's Stop, or ``bars`` whole bars after the first bar line (the clock position says when),
 or ``max_bars``. What spoils one, with a message that says what to do: no clock port, no Start within
@@ -19,7 +19,6 @@ The WAV is written atomically and never over an existing file (the name is check
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
@@ -29,148 +28,35 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from bridge.capture import Capture, CaptureSession, StampMap, save_capture
+from bridge.capture.options import (
+    POLL_S,
+    ClockSource,
+    Progress,
+    Recorder,
+    RecorderFactory,
+    TakeOptions,
+    TakeResult,
+    check_out_path,
+    open_sound_device,
+)
+from bridge.capture.session import Capture, CaptureSession, StampMap, save_capture
 from bridge.clock import PPQN, ClockState
 from bridge.sound_devices import (
     PORTAUDIO_TIMEOUT_S,
-    BlockSink,
     DeviceNotAnsweringError,
-    SoundDeviceRecorder,
     release_audio,
     watched,
 )
-from engine.api import CancelToken, Meter
-from engine.errors import BadInputError, CancelledError, EngineError
+from engine.api import CancelToken
+from engine.errors import BadInputError, CancelledError
 
 log = logging.getLogger(__name__)
-
-MAX_CAPTURE_BARS = 64
-DEFAULT_WAIT_START_S = 120.0
-POLL_S = 0.02  # the loop wakes 50 times a second: fewer GIL grabs while JACK's threads need it
-
-Progress = Callable[[float, str], None]
-
-
-class ClockSource(Protocol):
-    """What a take needs from the clock input (:class:`bridge.daemon.MidiClockIn` is one)."""
-
-    source: str
-    port_name: str
-
-    @property
-    def connected(self) -> bool: ...
-
-    def add_tap(self, tap: Callable[[Any, float, ClockState], None]) -> None: ...
-
-    def remove_tap(self, tap: Callable[[Any, float, ClockState], None]) -> None: ...
-
-
-class Recorder(Protocol):
-    """What a take needs from the audio input (:class:`bridge.capture.SoundDeviceRecorder` is one)."""
-
-    sample_rate_hz: int
-    channels: int
-    device_name: str
-
-    def start(self) -> None: ...
-
-    def pump(self, sink: BlockSink) -> int: ...
-
-    def close(self, sink: BlockSink | None = None) -> None: ...
-
-
-RecorderFactory = Callable[["TakeOptions"], Recorder]
-
-
-def open_sound_device(options: TakeOptions) -> Recorder:
-    """The default recorder: sounddevice on ``options.device``."""
-    return SoundDeviceRecorder(device=options.device, channels=options.channels, sample_rate_hz=options.sample_rate_hz)
-
-
-@dataclass(frozen=True)
-class TakeOptions:
-    """How to record. ``bars`` None: until the DAW's Stop (at most ``max_bars``)."""
-
-    bars: int | None = None
-    meter: Meter = Meter(4, 4)
-    latency_frames: int = 0
-    device: str | int | None = None
-    channels: int | None = None
-    sample_rate_hz: int | None = None
-    wait_start_s: float = DEFAULT_WAIT_START_S
-    connect_timeout_s: float = 5.0
-    stale_after_s: float = 0.5
-    max_bars: int = MAX_CAPTURE_BARS
-    realtime: bool = True  # run the recording loop SCHED_FIFO (best effort; see _realtime_thread)
-
-    def check(self) -> None:
-        """:class:`BadInputError` naming the first bad option."""
-        if self.bars is not None and not 1 <= self.bars <= self.max_bars:
-            raise BadInputError(f"bars must be in 1..{self.max_bars}, got {self.bars}")
-        if not -10 * 192_000 <= self.latency_frames <= 10 * 192_000:
-            raise BadInputError(f"latency_frames must be within 10 s of audio, got {self.latency_frames}")
-        if self.sample_rate_hz is not None and not 1_000 <= self.sample_rate_hz <= 768_000:
-            raise BadInputError(f"the sample rate must be in 1000..768000 Hz, got {self.sample_rate_hz}")
-        if self.channels is not None and not 1 <= self.channels <= 64:
-            raise BadInputError(f"channels must be in 1..64, got {self.channels}")
-        if not (self.wait_start_s > 0 and self.connect_timeout_s >= 0 and self.stale_after_s > 0):
-            raise BadInputError("wait_start_s and stale_after_s must be > 0, connect_timeout_s >= 0")
-
-
-@dataclass(frozen=True)
-class TakeResult:
-    """A written take: ``path`` holds exactly ``length_bars`` bars from ``start_beats`` at ``tempo_bpm``."""
-
-    path: Path
-    sample_rate_hz: int
-    channels: int
-    frames: int
-    start_beats: float
-    length_bars: int
-    length_beats: float
-    tempo_bpm: float
-    meter: Meter
-    tempo_changes: int
-    latency_frames: int
-    ended_by: Literal["bars", "stop"]
-    device: str
-    clock_source: str
-    clocks: int
-    quantized_stamps: bool  # the clock stamps came in audio cycles (JACK)
-
-    def to_json(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        out["path"], out["meter"] = str(self.path), str(self.meter)
-        return out
-
-
-def default_capture_path(folder: Path, now: datetime | None = None) -> Path:
-    """``folder/capture-YYYYmmdd-HHMMSS.wav``, with ``-2``, ``-3``... when the name is taken."""
-    stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 1000):
-        path = folder / (f"capture-{stamp}.wav" if n == 1 else f"capture-{stamp}-{n}.wav")
-        if not path.exists():
-            return path
-    raise EngineError(f"{folder} holds 999 captures from {stamp}; move some")
-
-
-def check_out_path(path: Path) -> Path:
-    """An absolute ``.wav`` path that does not exist yet (checked before recording, so no take is lost)."""
-    path = path.expanduser().absolute()
-    if path.suffix.lower() != ".wav":
-        raise BadInputError(f"the capture is written as WAV: give a file name ending in .wav, got {path.name!r}")
-    if path.exists():
-        raise BadInputError(f"{path} already exists; Segue never overwrites files: choose another name with --out")
-    if path.parent.exists() and not path.parent.is_dir():
-        raise BadInputError(f"{path.parent} is not a folder")
-    return path
 
 
 @dataclass
@@ -515,149 +401,3 @@ def record_take(
     say(1.0, f"captured {result.length_bars} bar(s) at {result.tempo_bpm:g} BPM")
     log.info("capture: %s", result)
     return result
-
-
-# -- the bridge's capture: one take at a time on a thread ------------------------------------------------------------
-
-Origin = tuple[str, int] | None
-
-
-@dataclass(frozen=True)
-class CaptureArmed:
-    bars: int  # 0: until the DAW's Stop
-    origin: Origin = None
-
-
-@dataclass(frozen=True)
-class CaptureProgress:
-    fraction: float
-    message: str
-    origin: Origin = None
-
-
-@dataclass(frozen=True)
-class CaptureDone:
-    result: TakeResult
-    origin: Origin = None
-
-
-@dataclass(frozen=True)
-class CaptureFailed:
-    message: str
-    cancelled: bool = False
-    origin: Origin = None
-
-
-CaptureEvent = CaptureArmed | CaptureProgress | CaptureDone | CaptureFailed
-
-
-class CaptureController:
-    """Arm takes for the bridge: one at a time, each on its own thread, written to ``folder`` under a fresh name.
-
-    ``on_done(result)`` runs on the take's thread before :class:`CaptureDone` is sent (the bridge makes the take
-    its current region there). Listeners are called on the take's thread.
-    """
-
-    def __init__(
-        self,
-        clock: ClockSource | None,
-        folder: Path,
-        options: TakeOptions,
-        *,
-        on_done: Callable[[TakeResult], None] | None = None,
-        open_recorder: RecorderFactory = open_sound_device,
-    ) -> None:
-        options.check()
-        self.clock = clock
-        self.folder = folder
-        self.options = options
-        self._on_done = on_done
-        self._open_recorder = open_recorder
-        self._lock = threading.Lock()
-        self._listeners: list[Callable[[CaptureEvent], None]] = []
-        self._thread: threading.Thread | None = None
-        self._cancel: CancelToken | None = None
-        self._closed = False
-
-    def add_listener(self, listener: Callable[[CaptureEvent], None]) -> None:
-        with self._lock:
-            self._listeners.append(listener)
-
-    @property
-    def armed(self) -> bool:
-        with self._lock:
-            return self._thread is not None and self._thread.is_alive()
-
-    def arm(self, bars: int | None, origin: Origin = None) -> None:
-        """Arm a take of ``bars`` bars (None or 0: until the DAW's Stop); returns at once.
-        :class:`BadInputError` when there is no clock, a take is already armed, or ``bars`` is out of range."""
-        if self.clock is None:
-            raise BadInputError(
-                "capture needs the DAW's MIDI clock: start segue bridge with --midi-clock-in PORT "
-                "(and --capture-input DEVICE for the audio)"
-            )
-        options = dataclasses.replace(self.options, bars=bars or None)
-        options.check()
-        with self._lock:
-            if self._closed:
-                raise BadInputError("the bridge is shutting down")
-            if self._thread is not None and self._thread.is_alive():
-                raise BadInputError("a capture is already armed; send /segue/capture/cancel first")
-            self._cancel = CancelToken()
-            self._thread = threading.Thread(
-                target=self._run, args=(options, self._cancel, origin), name="segue-capture", daemon=True
-            )
-            self._thread.start()
-
-    def cancel(self) -> bool:
-        """Cancel the armed take; False if none is armed."""
-        with self._lock:
-            token = self._cancel if self._thread is not None and self._thread.is_alive() else None
-        if token is None:
-            return False
-        token.cancel()
-        return True
-
-    def close(self, timeout: float = 5.0) -> None:
-        with self._lock:
-            self._closed = True
-            thread, token = self._thread, self._cancel
-        if token is not None:
-            token.cancel()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-
-    def _emit(self, event: CaptureEvent) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("a capture listener failed on %s", type(event).__name__)
-
-    def _run(self, options: TakeOptions, cancel: CancelToken, origin: Origin) -> None:
-        assert self.clock is not None
-        self._emit(CaptureArmed(options.bars or 0, origin))
-        try:
-            path = default_capture_path(self.folder)
-            result = record_take(
-                self.clock,
-                path,
-                options,
-                progress=lambda fraction, message: self._emit(CaptureProgress(fraction, message, origin)),
-                cancel=cancel,
-                open_recorder=self._open_recorder,
-            )
-            if self._on_done is not None:
-                self._on_done(result)
-        except CancelledError:
-            self._emit(CaptureFailed("capture cancelled", True, origin))
-            return
-        except Exception as e:
-            if not isinstance(e, BadInputError | EngineError):
-                log.exception("capture failed")
-            message = str(e) if isinstance(e, BadInputError | EngineError) else f"{type(e).__name__}: {e}"
-            self._emit(CaptureFailed(message, False, origin))
-            return
-        self._emit(CaptureDone(result, origin))

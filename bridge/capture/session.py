@@ -3,11 +3,11 @@
 Pure core, thin adapter. :class:`CaptureSession` has no threads and no audio API: it is fed audio blocks stamped
 with a frame counter and clock events stamped on the same frame counter, and :meth:`CaptureSession.finish` cuts
 the audio from the first bar line at/after the transport start to the last whole bar before the stop (or after
-``max_bars``). :func:`bridge.capture_tempo.fit_tempo_map` turns the frames of the individual MIDI clocks of a take
+``max_bars``). :func:`bridge.capture.tempo.fit_tempo_map` turns the frames of the individual MIDI clocks of a take
 into a tempo map; :class:`StampMap` turns the timestamps of MIDI messages into capture frames.
 :class:`bridge.sound_devices.SoundDeviceRecorder` opens a sounddevice input stream and hands blocks from the
 callback thread to a queue; the owner thread drains it (:meth:`SoundDeviceRecorder.pump`). The take itself (clock,
-device, file, progress, cancel) is run by :mod:`bridge.capture_take`.
+device, file, progress, cancel) is run by :mod:`bridge.capture.take`.
 
 Latency sign convention: ``latency_frames`` is the audio frame at which a musical position is heard in the capture
 minus the frame at which the clock reports that position. Positive: the audio arrives *later* than the clock says
@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from bridge.capture_tempo import find_audio_gaps, fit_tempo_map
+from bridge.capture.tempo import find_audio_gaps, fit_tempo_map
 from bridge.clock import ClockState
 from engine import entrypoints
 from engine.errors import BadInputError

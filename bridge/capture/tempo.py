@@ -1,7 +1,8 @@
 """The tempo of a take from the frames of its MIDI clocks: :func:`fit_tempo_map` (piecewise-constant tempo map,
 robust least squares, or a minimax fit when the clocks are quantized to a JACK period), tempo snapping to typed-in
 values, and :func:`find_audio_gaps` (audio lost inside a take, found on PortAudio's device timeline). Pure numpy,
-no threads: used by :class:`bridge.capture.CaptureSession`; the timing model is in :mod:`bridge.capture`'s doc.
+no threads: used by :class:`bridge.capture.session.CaptureSession`; the timing model is in
+:mod:`bridge.capture.session`'s doc.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ SNAP_MAX_BPM = 0.05
 MIN_SEGMENT_CLOCKS = 24  # one beat: a tempo segment is fitted on at least this many clocks before it may end
 CHANGE_CLOCKS = 6  # clocks in a row off the line on one side: a tempo change
 
+
 @dataclass(frozen=True)
 class TempoSegment:
     """From clock frame ``frame`` (at song position ``beats``, quarter notes) on, the tempo is ``tempo_bpm``."""
@@ -32,6 +34,7 @@ class TempoSegment:
     frame: float
     beats: float
     tempo_bpm: float
+
 
 def snap_tempo(tempo_bpm: float, error_bpm: float) -> float:
     """The coarsest round tempo of :data:`SNAP_GRIDS_BPM` within ``error_bpm`` of ``tempo_bpm``, or ``tempo_bpm``."""
