@@ -22,7 +22,7 @@ using namespace segue_link;
 
 static const char* const kVersion = "0.1.0";
 enum ParamId { kArm, kBars, kPlay, kMix, kStatus, kConnected, kParamCount };
-enum StateId { kStateTrack, kStateGroup, kStatePort, kStateCount };
+enum StateId { kStateTrack, kStateGroup, kStatePort, kStateVariant, kStateCount };
 enum Status { kIdle = 0, kArmed = 1, kRecording = 2, kSounding = 3 };
 static const uint32_t kRingFrames = 1u << 19;  // 2.7 s at 192 kHz, 11 s at 48 kHz; the worker drains every few ms
 
@@ -136,12 +136,28 @@ protected:
         case kStateTrack: s.key = "track"; s.defaultValue = ""; s.label = "Track name"; break;
         case kStateGroup: s.key = "group"; s.defaultValue = "default"; s.label = "Capture group"; break;
         case kStatePort: s.key = "osc_port"; s.defaultValue = "9750"; s.label = "Segue OSC port"; break;
+        case kStateVariant:  // the variant Segue asked to play: "path\nposition_beats\nreplace" (a render reloads it)
+            s.key = "variant"; s.defaultValue = ""; s.label = "Variant playing"; break;
         }
     }
 
-    void setState(const char* key, const char* value) override {
+    String getState(const char* key) const override {
         std::lock_guard<std::mutex> lock(fConfigMutex);
+        const std::string k(key);
+        if (k == "track") return String(fTrack.c_str());
+        if (k == "group") return String(fGroup.c_str());
+        if (k == "osc_port") return String(fStatePort > 0 ? std::to_string(fStatePort).c_str() : "9750");
+        if (k == "variant") return String(fVariantSpec.c_str());
+        return String();
+    }
+
+    void setState(const char* key, const char* value) override {
         const std::string k(key), v(value ? value : "");
+        if (k == "variant") {  // a restored session: load now (not the audio thread), so a render has it at once
+            restoreVariant(v);
+            return;
+        }
+        std::lock_guard<std::mutex> lock(fConfigMutex);
         if (k == "track" && !v.empty())
             fTrack = v;
         else if (k == "group") {
@@ -154,6 +170,13 @@ protected:
 
     void activate() override {
         fSampleRate = getSampleRate();
+        std::string spec;
+        {
+            std::lock_guard<std::mutex> lock(fConfigMutex);
+            spec = fVariantSpec;
+        }
+        if (!spec.empty() && std::lround(fSampleRate) != fVariantRate)
+            restoreVariant(spec);  // loaded at another rate before: again at this one
         fPrevPlaying = false;
         fPlayIdxValid = false;
         startWorker();
@@ -201,7 +224,9 @@ private:
     void handleEvent(const Event& e);
     void finishFile(const Event& e);
     void receiveOsc();
-    void loadVariant(const std::string& path, double placeQn, bool replace);
+    bool loadVariant(const std::string& path, double placeQn, bool replace, double rate, std::string& error,
+                     double& seconds);
+    void restoreVariant(const std::string& spec);
     void send(const std::string& bytes) { fUdp.send(fPort, bytes); }
     void announce(Announcement& a) {
         const std::string msg = announcementMessage(a);
@@ -249,7 +274,9 @@ private:
     std::atomic<bool> fQuit{false};
     UdpLink fUdp;
     uint16_t fPort = 9750;
-    std::mutex fConfigMutex;
+    mutable std::mutex fConfigMutex;
+    std::string fVariantSpec;
+    long fVariantRate = 0;
     std::string fInstanceId, fTrack, fGroup;
     int fStatePort = 0;
     WavWriter fWav;
@@ -703,26 +730,45 @@ void SegueLink::finishFile(const Event& e) {
         announce(ready);
 }
 
-void SegueLink::loadVariant(const std::string& path, double placeQn, bool replace) {
+bool SegueLink::loadVariant(const std::string& path, double placeQn, bool replace, double rate, std::string& error,
+                            double& seconds) {
     std::unique_ptr<PlayBuffer> p(new PlayBuffer);
-    uint32_t rate = 0;
-    std::string error;
-    if (!readWav(path, p->data, rate, error)) {
-        send(OscOut("/segue/link/error").s(fInstanceId).s(error).bytes());
-        logLine("play: %s", error.c_str());
-        return;
-    }
-    const uint32_t hostRate = uint32_t(std::lround(fSampleRate));
-    p->data = resampleStereo(p->data, rate, hostRate);
+    uint32_t fileRate = 0;
+    if (!readWav(path, p->data, fileRate, error))
+        return false;
+    const uint32_t hostRate = uint32_t(std::lround(rate));
+    p->data = resampleStereo(p->data, fileRate, hostRate);
     p->frames = int64_t(p->data.size() / 2);
     p->placeQn = placeQn;
     p->replace = replace;
     p->path = path;
-    const double seconds = double(p->frames) / hostRate;
+    seconds = double(p->frames) / hostRate;
+    char spec[64];
+    std::snprintf(spec, sizeof(spec), "\n%.17g\n%d", placeQn, replace ? 1 : 0);
+    {
+        std::lock_guard<std::mutex> lock(fConfigMutex);
+        fVariantSpec = path + spec;
+        fVariantRate = long(hostRate);
+    }
     delete fPending.exchange(p.release());
-    send(OscOut("/segue/link/loaded").s(fInstanceId).s(path).f(float(seconds)).bytes());
-    logLine("play: loaded %s (%.3f s, %u Hz -> %u Hz) at %.4f quarter notes, %s", path.c_str(), seconds, rate,
+    logLine("play: loaded %s (%.3f s, %u Hz -> %u Hz) at %.4f quarter notes, %s", path.c_str(), seconds, fileRate,
             hostRate, placeQn, replace ? "replacing the input" : "mixed with the input");
+    return true;
+}
+
+void SegueLink::restoreVariant(const std::string& spec) {
+    const size_t a = spec.find('\n'), b = a == std::string::npos ? a : spec.find('\n', a + 1);
+    if (spec.empty() || b == std::string::npos) {
+        std::lock_guard<std::mutex> lock(fConfigMutex);
+        fVariantSpec.clear();
+        return;
+    }
+    std::string error;
+    double seconds = 0;
+    const double rate = getSampleRate() > 0 ? getSampleRate() : 48000.0;
+    if (!loadVariant(spec.substr(0, a), std::atof(spec.substr(a + 1, b - a - 1).c_str()),
+                     std::atoi(spec.substr(b + 1).c_str()) != 0, rate, error, seconds))
+        logLine("restoring the session's variant: %s", error.c_str());
 }
 
 void SegueLink::receiveOsc() {
@@ -738,10 +784,21 @@ void SegueLink::receiveOsc() {
             fLastWelcome = std::chrono::steady_clock::now();
             fSegueVersion = args.empty() ? "" : args[0].s;
         } else if (address == "/segue/link/play" && args.size() >= 3 && args[0].type == 's' && num(1) && num(2)) {
-            loadVariant(args[0].s, args[1].d, args[2].i != 0);
+            std::string error;
+            double seconds = 0;
+            if (loadVariant(args[0].s, args[1].d, args[2].i != 0, fSampleRate, error, seconds)) {
+                send(OscOut("/segue/link/loaded").s(fInstanceId).s(args[0].s).f(float(seconds)).bytes());
+            } else {
+                send(OscOut("/segue/link/error").s(fInstanceId).s(error).bytes());
+                logLine("play: %s", error.c_str());
+            }
         } else if (address == "/segue/link/stop") {
             delete fPending.exchange(nullptr);  // not yet taken by the audio thread: never plays
             fStopPlay.store(true);
+            {
+                std::lock_guard<std::mutex> lock(fConfigMutex);
+                fVariantSpec.clear();
+            }
             logLine("play: stopped");
         } else if (address == "/segue/link/capture" && num(0)) {
             std::lock_guard<std::mutex> lock(fConfigMutex);

@@ -16,8 +16,8 @@ Measured here (both formats, 2-core machine, about 60 s for the module): the tra
 ``link:Segue Link 1``, 97.5 BPM, playing); the region is beat 12 + 12 beats (12.000017 in job.json: segue-concat's
 own length), 97.5 BPM, 3/4; the captured audio is the clip sample for sample from its first sample
 (325662 frames for 12 beats = 325661.5: the plugin takes Ardour's sample position, since Ardour rounds beats to
-1/1920 quarter note = 14 samples here; it started 6 samples early before plugin/ did). The render check skips
-while the plugin keeps no played variant in its saved state (ardour7-export's fresh instance cannot know it).
+1/1920 quarter note = 14 samples here; it started 6 samples early before plugin/ did). The variant lands on its
+sample in ardour7-export's render (the plugin keeps it in its saved state, the 'variant' state, reloaded there).
 
 The clip is lmms-common's ``house_loop01.ogg`` (Debian lmms-common, GPL-2+), resampled so its beats fall on 97.5
 BPM and tiled to four 3/4 bars. Skips, with the reason, when Ardour, lmms-common or the built plugin
@@ -56,6 +56,12 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_BIN = ROOT / "plugin" / "build" / "bin"
 LV2_URI = "urn:segue:link"
 VST3_NAME = "Segue Link"  # Ardour finds a VST3 by its name
+FLOAT_PRESET_ID = "5e9e0000-0000-4000-8000-00000000f10a"
+FLOAT_PRESET = f"""<?xml version="1.0" encoding="UTF-8"?>
+<ExportPreset id="{FLOAT_PRESET_ID}" name="Segue float WAV">
+  <ExportFormat id="20b4ab09-6452-4cb3-bd66-b921cdbd2942"/>
+</ExportPreset>
+"""  # an export preset for Lua's SimpleExport: Ardour's own "BWAV 32float Export" format, at the session rate
 VST3_SCANNER = Path("/usr/lib/ardour7/ardour-vst3-scanner")  # Debian's ardour package
 LOOP = Path("/usr/share/lmms/samples/beats/house_loop01.ogg")  # 1 bar of 4/4 at ~142 BPM, 44.1 kHz stereo
 RATE = 44_100
@@ -239,6 +245,8 @@ class LinkRun:
     land_beats: float  # where Segue told the plugin to play it
     state_keeps_variant: bool  # the saved session holds the variant's path in the plugin's state
     render: np.ndarray | None  # ardour7-export's render of the saved session
+    live_render: np.ndarray  # Ardour's own export of the live session (Lua SimpleExport), from live_render_at
+    live_render_at: int
     log: str  # the plugin's log and Ardour's output
 
 
@@ -277,6 +285,9 @@ def _ardour_env(tmp_path: Path) -> dict[str, str]:
     env.pop("JACK_DEFAULT_SERVER", None)
     config = tmp_path / "config" / "ardour7" / "config"
     config.parent.mkdir(parents=True, exist_ok=True)
+    export_presets = config.parent / "export"
+    export_presets.mkdir(parents=True, exist_ok=True)
+    (export_presets / "segue-float.preset").write_text(FLOAT_PRESET)
     config.write_text(
         '<?xml version="1.0" encoding="UTF-8"?>\n<Ardour><Config>'
         f'<Option name="plugin-path-vst3" value="{PLUGIN_BIN}"/></Config></Ardour>\n'
@@ -356,22 +367,34 @@ def _live_run(fmt: str, tmp_path: Path, started: list[Any]) -> LinkRun:
         loaded = peer.wait_for("/segue/link/loaded", timeout=30).args
         ardour.run("Session:request_stop(false, false, ARDOUR.TransportRequestSource.TRS_UI)")
         record = json.loads((jobs / job_id / "job.json").read_text())
+        land_beats = float(record["place_at"]["timeline_beats"])
         captured_path = Path(record["region"]["sources"][0]["path"])
         captured, rate = soundfile.read(captured_path, dtype="float32", always_2d=True)
         assert rate == RATE
         variant, variant_rate = soundfile.read(Path(loaded[1]), dtype="float32", always_2d=True)
         assert variant_rate == RATE
 
+        # Ardour's export engine in this live session (freewheeling through the plugin that holds the variant)
+        live_at = int(beats_to_sample(land_beats)) - RATE
+        live_end = int(beats_to_sample(land_beats)) + len(variant) + RATE // 2
+        ardour.run(
+            f"local e = Session:simple_export(); assert(e:set_preset({lua_string(FLOAT_PRESET_ID)})); "
+            f"e:set_range({live_at}, {live_end}); e:set_folder({lua_string(str(tmp_path))}); "
+            'e:set_name("live-render"); assert(e:run_export())',
+            timeout=120,
+        )
+        live_render, live_rate = soundfile.read(tmp_path / "live-render.wav", dtype="float32", always_2d=True)
+        assert live_rate == RATE
+
         # Ardour saves the session with the plugin's state; ardour7-export renders it in a fresh process
         ardour.run('Session:save_state("", false, false, false, false, false)')
         ardour.stop()
-        land_beats = float(record["place_at"]["timeline_beats"])
         extend_session_range(session_file, int(beats_to_sample(land_beats)) + len(variant) + RATE)
         keeps = _state_holds(session_file.parent, loaded[1])
         render = _export(session_file, tmp_path / "render.wav", dict(env, SEGUE_OSC_PORT=str(bridge_address[1])))
         return LinkRun(
             fmt, clip, clip_at, tuple(status), record, captured, captured_path, tuple(loaded), variant, land_beats,
-            keeps, render, f"{ardour.output[-3000:]}\n{_plugin_log(tmp_path)}",
+            keeps, render, live_render, live_at, f"{ardour.output[-3000:]}\n{_plugin_log(tmp_path)}",
         )  # fmt: skip
     finally:
         peer.close()
@@ -446,6 +469,14 @@ def test_the_captured_audio_is_the_clip_sample_for_sample(link_run: LinkRun) -> 
     assert abs(len(captured) - expected_frames) <= 1
 
 
+def test_the_variant_lands_on_its_sample_in_ardours_export_of_the_live_session(link_run: LinkRun) -> None:
+    """Ardour's export engine (Lua ``Session:simple_export()``, freewheeling, 32-bit float) in the session where
+    the plugin was asked to play the variant: it sounds from the first sample at or after its beat."""
+    found = _landing(link_run.live_render, link_run.variant, link_run.land_beats, link_run.live_render_at)
+    print(f"\n{link_run.fmt}: live export: {found}")
+    assert found.exact and found.at == found.expected, f"{found}\n{link_run.log}"
+
+
 def test_the_variant_lands_on_its_sample_in_ardours_render(link_run: LinkRun) -> None:
     if not link_run.state_keeps_variant:
         pytest.skip(
@@ -454,12 +485,31 @@ def test_the_variant_lands_on_its_sample_in_ardours_render(link_run: LinkRun) ->
             "'variant' state loaded in setState)"
         )
     assert link_run.render is not None
-    land = beats_to_sample(link_run.land_beats)
-    window = range(int(np.floor(land)) - 16, int(np.ceil(land)) + 17)
-    found = [k for k in window if _same(link_run.render[k:], link_run.variant, 0)]
-    print(f"\n{link_run.fmt}: variant of {len(link_run.variant)} frames, beat {link_run.land_beats} = sample "
-          f"{land:.2f}; found in the render at {found}")  # fmt: skip
-    assert found and found[0] == int(np.ceil(land - 1e-6)), f"not at sample {land:.2f}: {found}\n{link_run.log}"
+    found = _landing(link_run.render, link_run.variant, link_run.land_beats, 0)
+    print(f"\n{link_run.fmt}: ardour7-export: {found}")
+    assert found.exact and found.at == found.expected, f"{found}\n{link_run.log}"
+
+
+@dataclass(frozen=True)
+class Landing:
+    expected: int  # the first timeline sample at or after the variant's beat
+    at: int  # where the render matches the variant best, within 16 samples of it
+    exact: bool  # the render equals the variant there, sample for sample (every frame of it)
+    max_error: float
+
+
+def _landing(render: np.ndarray, variant: np.ndarray, beats: float, render_at: int) -> Landing:
+    """Where ``variant`` is in ``render`` (whose first frame is timeline sample ``render_at``)."""
+    expected = int(np.ceil(beats_to_sample(beats) - 1e-6))
+    errors = {}
+    for at in range(expected - 16, expected + 17):
+        start = at - render_at
+        segment = render[start : start + len(variant)]
+        if start >= 0 and len(segment) == len(variant):
+            errors[at] = float(np.max(np.abs(segment - variant)))
+    assert errors, f"the render ({len(render)} frames from sample {render_at}) does not reach sample {expected}"
+    best = min(errors, key=lambda at: errors[at])
+    return Landing(expected, best, errors[best] == 0.0, errors[best])
 
 
 def _same(audio: np.ndarray, reference: np.ndarray, offset: int) -> bool:
