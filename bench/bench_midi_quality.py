@@ -83,9 +83,10 @@ CONFIGS: dict[str, tuple[GuidanceSettings, int, AdaptSettings | None, CacheSetti
     "cache+adapt": (OFF, 1, ADAPT_3E5, DEFAULT_CACHE),
     "final-nocache": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, None),  # the defaults before the cache
     "final": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, DEFAULT_CACHE),  # the defaults
-    # the cache without its pitch slot, or in place of the guidance's pitch prior
-    "final-cache-p0": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, CacheSettings(pitch=0.0)),
-    "final-prior-p0": (GuidanceSettings(pitch_weight=0.0), cont.DEFAULT_CANDIDATES, None, DEFAULT_CACHE),
+    # variations of the defaults (a cache with a pitch slot always replaces the guidance's pitch prior)
+    "final-cache-p0": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(DEFAULT_CACHE, pitch=0.0)),
+    "final-n50": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(DEFAULT_CACHE, next=0.5)),
+    "final-pos0": (GuidanceSettings(position_weight=0.0), cont.DEFAULT_CANDIDATES, None, DEFAULT_CACHE),
 }
 
 

@@ -11,7 +11,7 @@ import logging
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from miditok import REMI, TokSequence
@@ -226,6 +226,14 @@ def continue_region(
     prompt_ids = encode_prompt(region, model.tokenizer, model.vocab, max_tokens=block // 2)
     constraints = region_constraints(region, model.vocab, params.bars, key_penalty, arrangement_bonus)
     settings = guidance if guidance is not None else settings_from_params(params, part_names)
+    cache_settings = DEFAULT_REGION_CACHE if cache is True else (cache or None)
+    if cache is True and cache_settings is not None and settings.enabled:
+        # the similarity control scales the cache too: its weights were measured at the default similarity
+        cache_settings = cache_settings.scaled(settings.similarity / DEFAULT_SIMILARITY)
+    if cache_settings is not None and cache_settings.pitch > 0:
+        # the cache's pitch slot (per part, intervals) replaces the pitch-class prior: both together overshot the
+        # composers' pitch-class overlap on the tuning pieces (docs/symbolic-engine.md)
+        settings = replace(settings, pitch_weight=0.0)
     if settings.enabled:
         stats = region_stats(prompt_ids, model.vocab, constraints.positions_per_bar)
         constraints = guided_constraints(constraints, stats, model.vocab, settings)
@@ -233,10 +241,6 @@ def continue_region(
     factor = max(1, min(factor, MAX_CANDIDATE_ROWS // max(1, len(seeds))))
     pool_seeds = candidate_seeds(seeds, factor)
     adapt_settings = DEFAULT_ADAPT if adapt is True else (adapt or None)
-    cache_settings = DEFAULT_REGION_CACHE if cache is True else (cache or None)
-    if cache is True and cache_settings is not None and settings.enabled:
-        # the similarity control scales the cache too: its weights were measured at the default similarity
-        cache_settings = cache_settings.scaled(settings.similarity / DEFAULT_SIMILARITY)
     mixer = None
     if cache_settings is not None and cache_settings.active:
         kinds = TokenKinds.from_tokenizer(model.tokenizer)
