@@ -3,7 +3,7 @@
     python bench/bench_gui.py [--engine local|fake] [--bars 8] [--variants 4] [--rounds 3] [--interval-ms 5]
                               [--threads 0] [--quick] [--out bench/results/gui.json]
 
-The desktop app's real window (:class:`gui.window.QtMainWindow` over :class:`gui.session.Session`, offscreen Qt,
+The desktop app's real window (:class:`gui.window.QtMainWindow` over :class:`gui.core.session.Session`, offscreen Qt,
 no sound card: the tests' fake output; no OSC socket; settings in a temporary folder) opens
 ``examples/regions/pop_100bpm_4-4.mid``. A ``QTimer`` (precise, every ``--interval-ms``) stamps each time the event
 loop runs it; a stall is the longest gap between two stamps. Each round measures the window idle, then the window
@@ -105,9 +105,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from engine import entrypoints
     from gui.adapters import QtEventPump
-    from gui.audition import FakeOutput
-    from gui.session import Session, SessionDeps
-    from gui.settings import GuiSettings
+    from gui.core.audition import FakeOutput
+    from gui.core.session import Session, SessionDeps
+    from gui.core.settings import GuiSettings
     from gui.theme import apply_theme
     from gui.window import QtMainWindow
 

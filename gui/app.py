@@ -22,8 +22,8 @@ from pathlib import Path
 
 from engine import entrypoints
 from engine.errors import BadInputError
-from gui.engines import EngineFactory
-from gui.settings import GuiSettings, default_settings_path, load_settings
+from gui.core.engines import EngineFactory
+from gui.core.settings import GuiSettings, default_settings_path, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,8 @@ def run(
     except ImportError as e:
         raise BadInputError(f"the desktop app needs PyQt6 ({e}); install it with: pip install 'segue[gui]'") from e
     from gui.adapters import QtEventPump, install_excepthook
-    from gui.audition import FakeOutput
-    from gui.session import Session, SessionDeps
+    from gui.core.audition import FakeOutput
+    from gui.core.session import Session, SessionDeps
     from gui.theme import apply_theme
     from gui.window import QtMainWindow
 
@@ -153,8 +153,8 @@ def _screenshot(
 ) -> int:
     from PyQt6.QtWidgets import QApplication
 
-    from gui.audition import FakeOutput
-    from gui.session import Session
+    from gui.core.audition import FakeOutput
+    from gui.core.session import Session
     from gui.window import QtMainWindow
 
     assert isinstance(window, QtMainWindow) and isinstance(session, Session)
@@ -213,14 +213,14 @@ def _screenshot(
 
 
 def _job_ended(session: object) -> bool:
-    from gui.session import Session
+    from gui.core.session import Session
 
     assert isinstance(session, Session)
     return any(r.status in ("failed", "cancelled") for r in session.models.jobs.value.rows)
 
 
 def _thumbnails_read(session: object) -> bool:
-    from gui.session import Session
+    from gui.core.session import Session
 
     assert isinstance(session, Session)
     items = session.models.variants.value.items
@@ -229,7 +229,7 @@ def _thumbnails_read(session: object) -> bool:
 
 def _second_job_shown(session: object) -> bool:
     """The screenshot's second job is a third done, or already over (a fast engine)."""
-    from gui.session import Session
+    from gui.core.session import Session
 
     assert isinstance(session, Session)
     jobs = session.models.jobs.value

@@ -11,7 +11,7 @@ from PyQt6.QtWidgets import QSizePolicy, QWidget
 
 from engine.api import Meter
 from gui import theme
-from gui.media import Note
+from gui.core.media import Note
 
 
 def paint_grid(painter: QPainter, rect: QRectF, length_beats: float, meter: Meter, beats: bool = True) -> None:

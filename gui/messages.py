@@ -8,7 +8,7 @@ from PyQt6.QtGui import QResizeEvent
 from PyQt6.QtWidgets import QDialog, QFrame, QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
 from gui import theme
-from gui.models import Message
+from gui.core.models import Message
 
 _LEVEL_COLORS = {"info": theme.WAVE, "warning": theme.WARN, "error": theme.BAD}
 INFO_SHOWN_MS = 10_000

@@ -2,7 +2,7 @@
 end on the tonic, and (beside "Audio region as") keep the opening bar. Each has an "auto" state, the engine's
 measured default (``None`` in :class:`engine.api.GenerationParams`), which is where they start.
 
-Widgets only: the form (:class:`gui.models.GenerateForm`) holds the values, :meth:`Session.update_form` changes
+Widgets only: the form (:class:`gui.core.models.GenerateForm`) holds the values, :meth:`Session.update_form` changes
 them, :class:`engine.api.GenerationParams` checks them when a job is made.
 """
 
@@ -14,7 +14,7 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QCheckBox, QDoubleSpinBox, QGridLayout, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from engine.api import MAX_DENSITY
-from gui.models import GenerateForm
+from gui.core.models import GenerateForm
 from gui.widgets import field, label, row, set_quietly
 
 SLIDER_STEPS = 100  # the slider's positions: 0 = close (similarity 1.0) ... 100 = free (similarity 0.0)

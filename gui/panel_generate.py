@@ -20,9 +20,9 @@ from PyQt6.QtWidgets import (
 
 from engine.api import MAX_BARS, MAX_VARIANTS
 from gui import theme
-from gui.models import EngineView, GenerateForm, JobRow, JobsState, Models, known_parts
+from gui.core.models import EngineView, GenerateForm, JobRow, JobsState, Models, known_parts
+from gui.core.session import Session
 from gui.panel_controls import QtControls
-from gui.session import Session
 from gui.widgets import QtCard, QtElidedLabel, QtFormScroll, QtRangeSpinBox, field, label, row, set_quietly
 
 _MODES = {"continue": "Continue", "accompany": "Accompany"}

@@ -19,8 +19,8 @@ from PyQt6.QtWidgets import (
 )
 
 from gui import theme
-from gui.models import HistoryRow, HistoryState, JobsState, Models
-from gui.session import Session
+from gui.core.models import HistoryRow, HistoryState, JobsState, Models
+from gui.core.session import Session
 from gui.widgets import QtCard, QtElidedLabel, row
 
 _STATUS_COLORS = {"done": theme.GOOD, "failed": theme.BAD, "cancelled": theme.DIM, "running": theme.WARN}

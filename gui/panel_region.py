@@ -8,10 +8,10 @@ from PyQt6.QtWidgets import QComboBox, QDoubleSpinBox, QFileDialog, QPushButton,
 
 from engine.api import Meter
 from gui import theme
+from gui.core.models import Models, RegionState
+from gui.core.session import Session
 from gui.drawing import QtRegionView
 from gui.flow import QtFlowRow
-from gui.models import Models, RegionState
-from gui.session import Session
 from gui.widgets import QtCard, QtElidedLabel, label, set_quietly
 
 METERS = ("4/4", "3/4", "2/4", "6/8", "12/8", "5/4", "7/8", "9/8")

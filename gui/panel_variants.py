@@ -26,9 +26,9 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
+from gui.core.models import Models, VariantItem, VariantsState, plays_together
+from gui.core.session import Session
 from gui.flow import QtFlowRow
-from gui.models import Models, VariantItem, VariantsState, plays_together
-from gui.session import Session
 from gui.variant_list import ROW_HEIGHT, QtVariantDelegate, QtVariantListModel
 from gui.variant_list import playhead_fraction as playhead_fraction  # where the tests look for it
 from gui.widgets import QtCard, QtDragChip, QtElidedLabel, label, row, set_quietly

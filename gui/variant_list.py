@@ -25,9 +25,9 @@ from PyQt6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from engine.api import Meter
 from gui import theme
+from gui.core.models import VariantItem, VariantsState, plays_together
+from gui.core.session import Session
 from gui.drawing import paint_piano_roll, paint_waveform
-from gui.models import VariantItem, VariantsState, plays_together
-from gui.session import Session
 from gui.widgets import mime_for_paths
 
 ROW_HEIGHT = 66

@@ -30,15 +30,15 @@ from PyQt6.QtWidgets import (
 
 from gui import theme
 from gui.adapters import QtTicker
+from gui.core.models import ClockStateView, DawLinkState, EngineView, RegionState
+from gui.core.session import Session
 from gui.drawing import QtStatusLight
 from gui.messages import QtMessageBar, QtMessageLog
-from gui.models import ClockStateView, DawLinkState, EngineView, RegionState
 from gui.panel_connections import QtConnectionsPanel
 from gui.panel_generate import QtGeneratePanel
 from gui.panel_history import QtHistoryPanel
 from gui.panel_region import QtRegionPanel
 from gui.panel_variants import QtVariantsPanel
-from gui.session import Session
 from gui.widgets import QtElidedLabel, label, set_quietly
 
 SHORTCUTS = (  # (keys, what they do): the shortcuts window lists these and File's

@@ -25,9 +25,9 @@ from pytestqt.qtbot import QtBot  # noqa: E402
 
 from engine import entrypoints  # noqa: E402
 from gui.adapters import QtEventPump  # noqa: E402
-from gui.audition import FakeOutput  # noqa: E402
-from gui.session import Session, SessionDeps  # noqa: E402
-from gui.settings import GuiSettings  # noqa: E402
+from gui.core.audition import FakeOutput  # noqa: E402
+from gui.core.session import Session, SessionDeps  # noqa: E402
+from gui.core.settings import GuiSettings  # noqa: E402
 from gui.theme import apply_theme  # noqa: E402
 from gui.window import QtMainWindow  # noqa: E402
 
@@ -97,7 +97,7 @@ def make_rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
             osc=osc,
         )
         if settings is None:
-            from gui.settings import load_settings
+            from gui.core.settings import load_settings
 
             settings = load_settings(settings_path).settings
         settings = dataclasses.replace(settings, out_dir=str(out_dir), osc_port=0)

@@ -18,7 +18,7 @@ from pytestqt.qtbot import QtBot
 
 from bridge.service import TransportState
 from engine.api import Meter
-from gui.audition import (
+from gui.core.audition import (
     AuditionError,
     AuditionEvent,
     AuditionStarted,

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from bridge import sound_devices
-from gui.audition import AuditionError, SoundDeviceOutput
+from gui.core.audition import AuditionError, SoundDeviceOutput
 
 
 def test_an_output_that_never_opens_fails_play_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:

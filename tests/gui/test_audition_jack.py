@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fake_engine import write_wav
 
-from gui.audition import AuditionEvent, AuditionFailed, AuditionStarted, AuditionStopped, Player, SoundDeviceOutput
+from gui.core.audition import AuditionEvent, AuditionFailed, AuditionStarted, AuditionStopped, Player, SoundDeviceOutput
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from fake_engine import write_wav
 
-from gui.audition import AuditionEvent, AuditionFailed, AuditionStarted, AuditionStopped, Player, SoundDeviceOutput
-from gui.sound_output import resample
+from gui.core.audition import AuditionEvent, AuditionFailed, AuditionStarted, AuditionStopped, Player, SoundDeviceOutput
+from gui.core.sound_output import resample
 
 
 class PortAudioError(Exception):
@@ -24,7 +24,7 @@ class PortAudioError(Exception):
 
 
 class FakeSoundDevice:
-    """What gui.sound_output uses of sounddevice. Like PortAudio, it lists its devices when it starts
+    """What gui.core.sound_output uses of sounddevice. Like PortAudio, it lists its devices when it starts
     (``_initialize``): a device that appears later (``plug_in``) is seen only after it starts again."""
 
     def __init__(self, device_rate: int | None) -> None:

@@ -14,7 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from bridge.service import DawRegion
 from engine.api import Meter
-from gui.daw_link import RegionFromDaw
+from gui.core.daw_link import RegionFromDaw
 from gui.drawing import bar_numbers
 from gui.window import QtMainWindow
 

@@ -15,7 +15,7 @@ from gui_rig import Rig, generate_and_wait, wait_engine
 from pytestqt.qtbot import QtBot
 
 from engine.api import Meter
-from gui.session_region import TapTempo
+from gui.core.session_region import TapTempo
 from gui.window import QtMainWindow
 
 MakeRig = Callable[..., Rig]

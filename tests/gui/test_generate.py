@@ -14,7 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from engine.errors import EngineError
 from gui import theme
-from gui.models import JobsState
+from gui.core.models import JobsState
 from gui.window import QtMainWindow
 
 MakeRig = Callable[..., Rig]
@@ -191,7 +191,7 @@ def test_showing_a_job_does_not_wait_for_its_thumbnails(
 ) -> None:
     import threading
 
-    from gui import catalog
+    from gui.core import catalog
 
     rig, window = _ready(qtbot, make_rig, make_window, region_file)
     generate_and_wait(qtbot, rig, variants=2)

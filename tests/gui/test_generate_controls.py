@@ -15,8 +15,8 @@ from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
+from gui.core.settings import GuiSettings, load_settings
 from gui.panel_controls import SLIDER_STEPS, position_of, similarity_of
-from gui.settings import GuiSettings, load_settings
 from gui.window import QtMainWindow
 
 MakeRig = Callable[..., Rig]

@@ -12,8 +12,8 @@ from PyQt6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from engine.errors import BadInputError
-from gui import library
-from gui.settings import load_settings
+from gui.core import library
+from gui.core.settings import load_settings
 from gui.window import QtMainWindow
 
 MakeRig = Callable[..., Rig]

@@ -1,4 +1,4 @@
-"""Segue Link in the app (gui/session_plugins.py): a fake plugin written here in Python speaks the plugin's OSC
+"""Segue Link in the app (gui/core/session_plugins.py): a fake plugin written here in Python speaks the plugin's OSC
 contract (docs/osc.md) over real UDP on 127.0.0.1; Connections lists it, "Play in DAW" appears and sends the
 variant to it, and the plugin's answer shows as a message. Offscreen (pytest-qt)."""
 

@@ -15,9 +15,9 @@ from PyQt6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from engine.api import ModelInfo
-from gui.models import FALLBACK_PARTS, known_parts
+from gui.core.models import FALLBACK_PARTS, known_parts
+from gui.core.settings import GuiSettings, load_settings
 from gui.panel_variants import playhead_fraction
-from gui.settings import GuiSettings, load_settings
 from gui.window import QtMainWindow
 
 MakeRig = Callable[..., Rig]

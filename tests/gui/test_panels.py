@@ -10,7 +10,7 @@ from PyQt6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from engine.api import Meter, ModelInfo
-from gui.models import HistoryState
+from gui.core.models import HistoryState
 from gui.window import QtMainWindow
 
 MakeRig = Callable[..., Rig]
@@ -285,7 +285,7 @@ def test_an_audio_region_takes_its_tempo_from_the_name_or_asks(
 ) -> None:
     from fake_engine import write_wav
 
-    from gui.media import tempo_from_name
+    from gui.core.media import tempo_from_name
 
     assert tempo_from_name(Path("Loop 92 BPM.wav")) == 92.0 and tempo_from_name(Path("take_3.wav")) is None
     assert tempo_from_name(Path("kick_128bpm_v2.flac")) == 128.0 and tempo_from_name(Path("x_1200bpm.wav")) is None
@@ -313,7 +313,7 @@ def test_an_unreadable_audio_region_is_a_warning_not_a_freeze(
 ) -> None:
     from fake_engine import write_wav
 
-    from gui.readers import RegionAudioRead
+    from gui.core.readers import RegionAudioRead
 
     rig = make_rig()
     window = make_window(rig)

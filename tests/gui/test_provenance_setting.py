@@ -13,7 +13,7 @@ from pytestqt.qtbot import QtBot
 
 from engine.provenance.report import inspect_file
 from engine.provenance.signing import c2pa_available
-from gui.settings import load_settings
+from gui.core.settings import load_settings
 from gui.window import QtMainWindow
 
 MakeRig = Callable[..., Rig]

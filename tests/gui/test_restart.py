@@ -12,7 +12,7 @@ import pytest
 from gui_rig import Rig, generate_and_wait, wait_engine
 from pytestqt.qtbot import QtBot
 
-from gui.settings import GuiSettings, load_settings, save_settings
+from gui.core.settings import GuiSettings, load_settings, save_settings
 from gui.window import QtMainWindow
 
 MakeRig = Callable[..., Rig]
@@ -75,7 +75,7 @@ def test_settings_are_written_atomically(tmp_path: Path) -> None:
 def test_the_settings_live_in_the_users_config_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import platformdirs
 
-    from gui.settings import default_out_dir, default_settings_path
+    from gui.core.settings import default_out_dir, default_settings_path
 
     monkeypatch.delenv("SEGUE_GUI_SETTINGS", raising=False)
     assert default_settings_path() == platformdirs.user_config_path("segue") / "gui.json"
@@ -98,7 +98,7 @@ def test_news_after_closing_never_reaches_the_gone_window(
 
 
 def test_command_line_overrides_are_for_this_run_only(tmp_path: Path) -> None:
-    from gui.session import Session, SessionDeps
+    from gui.core.session import Session, SessionDeps
 
     path = tmp_path / "gui.json"
     save_settings(path, GuiSettings(out_dir=str(tmp_path / "mine"), engine="local", bars=4))

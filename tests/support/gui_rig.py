@@ -11,8 +11,8 @@ from pytestqt.qtbot import QtBot
 
 from engine.api import CancelToken, GenerationRequest, GenerationResult, ProgressCallback
 from gui.adapters import QtEventPump
-from gui.audition import FakeOutput
-from gui.session import Session
+from gui.core.audition import FakeOutput
+from gui.core.session import Session
 
 
 class StemEngine(FakeEngine):

@@ -7,7 +7,7 @@ switch swaps the buffer and keeps the position. Files are read and the output op
 thread, never on the caller's. With a transport (the DAW's MIDI clock) that is playing, a take starts on the
 DAW's next bar line.
 
-``sounddevice`` is imported only when a take is first played (:mod:`gui.sound_output`). A take is resampled to the
+``sounddevice`` is imported only when a take is first played (:mod:`gui.core.sound_output`). A take is resampled to the
 rate the device plays at. Where there is no PortAudio or no output device, :class:`SoundDeviceOutput` raises
 :class:`AuditionError` with a message that says what to do, and the player reports it as :class:`AuditionFailed`:
 the app goes on without sound, and the next Play looks for a device again. Tests use a fake output.
@@ -29,10 +29,10 @@ import soundfile
 
 from bridge.service import TransportState
 from engine.api import Meter
-from gui.sound_output import CHANNELS, Audio, AuditionError, resample
-from gui.sound_output import AudioOutput as AudioOutput  # the outputs, importable from here too
-from gui.sound_output import FakeOutput as FakeOutput
-from gui.sound_output import SoundDeviceOutput as SoundDeviceOutput
+from gui.core.sound_output import CHANNELS, Audio, AuditionError, resample
+from gui.core.sound_output import AudioOutput as AudioOutput  # the outputs, importable from here too
+from gui.core.sound_output import FakeOutput as FakeOutput
+from gui.core.sound_output import SoundDeviceOutput as SoundDeviceOutput
 
 log = logging.getLogger(__name__)
 

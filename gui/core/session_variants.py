@@ -1,4 +1,4 @@
-"""The session's variant actions (a part of :class:`gui.session.Session`): show a job's variants, audition them
+"""The session's variant actions (a part of :class:`gui.core.session.Session`): show a job's variants, audition them
 (play, stop, loop, region first, A/B), star, make again, continue from one, place in the DAW, the files to drag.
 Runs on the GUI thread like the rest of the session; errors become messages."""
 
@@ -11,17 +11,17 @@ from typing import TYPE_CHECKING, Any
 from bridge.jobs import load_job
 from engine.api import Meter
 from engine.errors import SegueError
-from gui import catalog, library
-from gui.audition import seconds_to_next_bar
-from gui.models import CONTROLS, TempoSource, VariantItem, VariantsState, plays_together
-from gui.readers import read_thumbnails
+from gui.core import catalog, library
+from gui.core.audition import seconds_to_next_bar
+from gui.core.models import CONTROLS, TempoSource, VariantItem, VariantsState, plays_together
+from gui.core.readers import read_thumbnails
 
 if TYPE_CHECKING:
     from bridge.service import BridgeService, DawRegion, Placement, TransportState
-    from gui.audition import Player
-    from gui.models import Models
-    from gui.session import Post, _Links
-    from gui.settings import GuiSettings
+    from gui.core.audition import Player
+    from gui.core.models import Models
+    from gui.core.session import Post, _Links
+    from gui.core.settings import GuiSettings
 
 
 class SessionVariants:

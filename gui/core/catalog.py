@@ -11,8 +11,8 @@ from bridge.jobs import JobRecord
 from bridge.service import DawRegion
 from engine.api import Meter
 from engine.errors import SegueError
-from gui.media import MediaSummary, read_audio, read_midi
-from gui.models import HistoryRow, VariantItem
+from gui.core.media import MediaSummary, read_audio, read_midi
+from gui.core.models import HistoryRow, VariantItem
 
 log = logging.getLogger(__name__)
 

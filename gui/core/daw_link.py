@@ -16,7 +16,7 @@ from bridge.link import LinkEndpoint
 from bridge.osc import OscBridge, OscServer, Sender
 from bridge.service import BridgeService, DawRegion
 from engine.errors import SegueError
-from gui.settings import GuiSettings
+from gui.core.settings import GuiSettings
 
 Post = Callable[[object], None]
 AdapterFactory = Callable[[str, tuple[str, int]], DawAdapter]

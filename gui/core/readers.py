@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import SegueError
-from gui import catalog
-from gui.media import MediaSummary, estimate_audio_tempo, read_audio
-from gui.models import VariantItem
+from gui.core import catalog
+from gui.core.media import MediaSummary, estimate_audio_tempo, read_audio
+from gui.core.models import VariantItem
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def read_thumbnails(items: tuple[VariantItem, ...], post: Post) -> None:
 
 
 def read_region_audio(path: Path, post: Post, estimate: bool = False) -> None:
-    """Read an audio region's waveform (and with ``estimate`` its tempo: :func:`gui.media.estimate_audio_tempo`) on
+    """Read an audio region's waveform (and with ``estimate`` its tempo: :func:`gui.core.media.estimate_audio_tempo`) on
     a worker thread; post a :class:`RegionAudioRead`."""
 
     def read() -> None:

@@ -5,7 +5,7 @@ restored from (``<jobs folder>/.trash/``; never a silent delete), and the names 
 A trashed variant's folder (``<job>/vNN``) or a whole job folder is moved (a rename on the same disk) into its own
 folder under ``.trash``, and ``.trash/index.json`` remembers where it came from; restoring moves it back, unless
 something now stands there. The job's ``job.json`` is left as it was: a variant whose files are gone is not listed
-(:func:`gui.catalog.variant_items`), and the others keep their numbers, as ``/segue/choose`` counts them.
+(:func:`gui.core.catalog.variant_items`), and the others keep their numbers, as ``/segue/choose`` counts them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The app's panel models: frozen values held in :class:`Observable` boxes that views subscribe to.
 
-A view takes a plain model (napari's ``QtDims(Dims(...))``): the session (:mod:`gui.session`) changes the values
+A view takes a plain model (napari's ``QtDims(Dims(...))``): the session (:mod:`gui.core.session`) changes the values
 on the GUI thread, views redraw from them, and views hand user actions back to the session. No Qt here, so every
 model can be tested without a window.
 """
@@ -18,7 +18,7 @@ from typing import Any, Generic, Literal, TypeVar
 from bridge.jobs import JobRecord
 from bridge.service import DawRegion
 from engine.api import ModelInfo
-from gui.media import MediaSummary
+from gui.core.media import MediaSummary
 
 T = TypeVar("T")
 

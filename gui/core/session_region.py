@@ -1,4 +1,4 @@
-"""The session's region (a part of :class:`gui.session.Session`): a file opened or dropped, a job's own region,
+"""The session's region (a part of :class:`gui.core.session.Session`): a file opened or dropped, a job's own region,
 the user's tempo and meter, the tempo estimated from an audio region, and tap tempo. Runs on the GUI thread.
 
 Whose tempo wins: the DAW's (a region it sent) and the user's (typed, tapped, or stated in the file's name) always
@@ -16,15 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from engine.api import Meter
 from engine.errors import SegueError
-from gui.media import PREVIEW_RATE, classify_dropped, preview_notes, read_media, region_from_files, tempo_from_name
-from gui.models import TempoSource
-from gui.readers import RegionAudioRead, read_region_audio
+from gui.core.media import PREVIEW_RATE, classify_dropped, preview_notes, read_media, region_from_files, tempo_from_name
+from gui.core.models import TempoSource
+from gui.core.readers import RegionAudioRead, read_region_audio
 
 if TYPE_CHECKING:
     from bridge.service import BridgeService, DawRegion
-    from gui.audition import Player
-    from gui.models import Models
-    from gui.session import Post
+    from gui.core.audition import Player
+    from gui.core.models import Models
+    from gui.core.session import Post
 
 TAP_RESET_S = 2.0  # a pause this long starts a new count
 MIN_TAPS = 3

@@ -1,4 +1,4 @@
-"""The session's connections (a part of :class:`gui.session.Session`): the embedded OSC server and the DAW adapter,
+"""The session's connections (a part of :class:`gui.core.session.Session`): the embedded OSC server and the DAW adapter,
 the watched folder, MIDI clock in, the engine, and what the generated files say about where they came from. Runs on
 the GUI thread like the rest of the session; errors become messages."""
 
@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 from bridge.watch import WatchFolder
 from engine.errors import BadInputError, SegueError
 from engine.provenance.record import ProvenanceSettings
-from gui.daw_link import open_link
+from gui.core.daw_link import open_link
 
 if TYPE_CHECKING:
     from bridge.service import BridgeService
-    from gui.engines import EngineHandle
-    from gui.models import Models
-    from gui.session import Post, SessionDeps, _Links
-    from gui.settings import GuiSettings
+    from gui.core.engines import EngineHandle
+    from gui.core.models import Models
+    from gui.core.session import Post, SessionDeps, _Links
+    from gui.core.settings import GuiSettings
 
 
 class SessionLinks:

@@ -1,4 +1,4 @@
-"""The session's Segue Link plugins (a part of :class:`gui.session.Session`): the instances the Connections panel
+"""The session's Segue Link plugins (a part of :class:`gui.core.session.Session`): the instances the Connections panel
 lists (connected or not), and "Play in DAW", which plays a variant through the plugin on the region's track in
 sync with the DAW (bridge/link.py). Runs on the GUI thread like the rest of the session; errors become messages."""
 
@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 from bridge.jobs import load_job
 from bridge.link import LinkChanged, LinkEvent, LinkFailed, LinkLoaded, LinkPlaySent
 from engine.errors import SegueError
-from gui.models import LinkPluginRow
+from gui.core.models import LinkPluginRow
 
 if TYPE_CHECKING:
-    from gui.models import Models
-    from gui.session import _Links
+    from gui.core.models import Models
+    from gui.core.session import _Links
 
 
 class SessionPlugins:

@@ -4,7 +4,7 @@ threads to :meth:`Session.apply` on the GUI thread, and the views call the actio
 
 Threads: every public method runs on the GUI thread. What happens elsewhere (service jobs, OSC datagrams, the
 engine opening, the player) arrives as a frozen event through ``post``, which must hand it to the GUI thread.
-Errors never escape an action: they become a :class:`gui.models.Message` for the user.
+Errors never escape an action: they become a :class:`gui.core.models.Message` for the user.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from bridge.watch import WatchFolder
 from engine import entrypoints
 from engine.api import GenerationParams, Meter
 from engine.errors import SegueError
-from gui import catalog
-from gui.audition import (
+from gui.core import catalog
+from gui.core.audition import (
     AudioOutput,
     AuditionEvent,
     AuditionFailed,
@@ -50,15 +50,15 @@ from gui.audition import (
     Player,
     SoundDeviceOutput,
 )
-from gui.daw_link import OscHeard, OscRejected, RegionFromDaw, WatchedOscBridge
-from gui.engines import EngineFactory, EngineHandle, EngineState
-from gui.models import CONTROLS, MESSAGES_KEPT, JobRow, Message, Models
-from gui.readers import RegionAudioRead, ThumbnailsRead
-from gui.session_links import SessionLinks
-from gui.session_plugins import SessionPlugins
-from gui.session_region import SessionRegion, TapTempo
-from gui.session_variants import SessionVariants, take_name
-from gui.settings import GuiSettings, save_settings
+from gui.core.daw_link import OscHeard, OscRejected, RegionFromDaw, WatchedOscBridge
+from gui.core.engines import EngineFactory, EngineHandle, EngineState
+from gui.core.models import CONTROLS, MESSAGES_KEPT, JobRow, Message, Models
+from gui.core.readers import RegionAudioRead, ThumbnailsRead
+from gui.core.session_links import SessionLinks
+from gui.core.session_plugins import SessionPlugins
+from gui.core.session_region import SessionRegion, TapTempo
+from gui.core.session_variants import SessionVariants, take_name
+from gui.core.settings import GuiSettings, save_settings
 
 log = logging.getLogger(__name__)
 
