@@ -191,6 +191,36 @@ def test_a_placement_plays_on_the_instance_of_the_region_track_else_the_latest(t
         osc.service.close()
 
 
+def test_choose_plays_the_chosen_variant_through_the_plugin(tmp_path: Path) -> None:
+    osc = Harness(tmp_path, place_through_link=True)
+    try:
+        osc.hello("k", "Keys")
+        region = write_midi_region(tmp_path / "region.mid").resolve()
+        osc.send("/segue/region", "", str(region), 4.0, 8.0, 100.0, 4, 4, "Keys", sender=CLIENT)
+        osc.send("/segue/generate", "continue", 2, 2, sender=CLIENT)
+        osc.sent.wait_for("/segue/job/done")
+        osc.sent.wait_for("/segue/link/play")  # --place first: variant 1
+        (job_id,) = [args[0] for args in osc.sent.of("/segue/job/started")]
+        osc.send("/segue/choose", job_id, 2, sender=CLIENT)
+        plays = osc.sent.wait_for("/segue/link/play", count=2)
+        assert "_v02_" in Path(plays[1][0]).name and plays[1][1:] == [12.0, 1]  # 4 + 8 beats, replacing
+        assert osc.errors() == []
+    finally:
+        osc.service.close()
+
+
+def test_the_registry_holds_a_bounded_number_of_instances(osc: Harness) -> None:
+    from bridge.link import MAX_INSTANCES
+
+    for n in range(MAX_INSTANCES + 1):
+        osc.send("/segue/link/hello", f"id{n}", "", "", 48000, "0", sender=("127.0.0.1", 20_000 + n))
+    assert len(osc.registry.instances()) == MAX_INSTANCES
+    assert osc.errors() == [f"/segue/link/hello: {MAX_INSTANCES} Segue Link instances are already connected"]
+    osc.clock.t += EXPIRY_S + 1  # all expire: room again
+    osc.hello("late")
+    assert [i.instance_id for i in osc.registry.instances()] == ["late"]
+
+
 def test_a_placement_with_no_instance_connected_says_so_to_the_asker(tmp_path: Path) -> None:
     osc = Harness(tmp_path, place_through_link=True)
     try:
