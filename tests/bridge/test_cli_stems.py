@@ -17,7 +17,7 @@ from concat_material import synthetic_groove
 from fake_engine import write_wav
 from test_cli import Run
 
-from bridge.cli import stem_name
+from bridge.cli_args import stem_name
 from engine.api import MAX_STEMS
 
 
