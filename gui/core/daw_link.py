@@ -28,6 +28,7 @@ class OscHeard:
     address: str
     summary: str
     when: str  # "14:03:22"
+    from_plugin: bool = False  # a Segue Link instance sent it (its capture): not the DAW peer
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,28 @@ class WatchedOscBridge(OscBridge):
         super().__init__(service, daw_address)
         self._post = post
         self.peer: Sender | None = None
+        self.link: LinkEndpoint | None = None  # set by open_link: a Segue Link plugin is never the DAW peer
 
     def dispatch(self, sender: Sender, message: OscMessage) -> None:
         if message.address in _LINK_HEARTBEATS:  # a Segue Link plugin's hello and transport: many a second, and
             super().dispatch(sender, message)  # the plugin is not where placements go (the Connections list it)
             return
         before = self.service.region
-        if message.address.startswith("/segue/"):
+        plugin = self._from_plugin(sender)
+        if message.address.startswith("/segue/") and not plugin:
             self.peer = sender
         super().dispatch(sender, message)
         args = " ".join(_short_arg(a) for a in message.params)
-        self._post(OscHeard(sender, message.address, f"{message.address} {args}".strip(), time.strftime("%H:%M:%S")))
+        summary = f"{message.address} {args}".strip()
+        self._post(OscHeard(sender, message.address, summary, time.strftime("%H:%M:%S"), plugin))
         after = self.service.region
         if after is not None and after is not before:
             self._post(RegionFromDaw(after))
+
+    def _from_plugin(self, sender: Sender) -> bool:
+        """Whether ``sender`` is a Segue Link instance (its captures come as /segue/region, but placements must
+        not go back to it as /segue/place: it plays variants through /segue/link/play)."""
+        return self.link is not None and any(i.address == sender for i in self.link.registry.instances())
 
     def reject(self, sender: Sender, message: str) -> None:
         super().reject(sender, message)
@@ -115,6 +124,7 @@ def open_link(service: BridgeService, settings: GuiSettings, adapter_factory: Ad
             raise
         link = LinkEndpoint(bridge, place_through_link=s.daw == "link")
         link.add_listener(post)
+        bridge.link = link
         server.start()
         if adapter is not None:
             adapter.start()

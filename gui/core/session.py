@@ -281,8 +281,8 @@ class Session(SessionLinks, SessionRegion, SessionVariants, SessionPlugins):
             self.say("error", f"Engine: {state.message}")
 
     def _on_heard(self, event: OscHeard) -> None:
-        peer = f"{event.sender[0]}:{event.sender[1]}"
         link = self.models.link.value
+        peer = link.peer if event.from_plugin else f"{event.sender[0]}:{event.sender[1]}"
         status = "connected" if link.status in ("listening", "connected") else link.status
         self.models.link.update(last_message=event.summary, last_message_time=event.when, peer=peer, status=status)
 

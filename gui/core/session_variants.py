@@ -215,9 +215,13 @@ class SessionVariants:
         self.generate()
 
     def can_place(self) -> bool:
-        """Whether a placement has somewhere to go: a DAW that talked to Segue, a DAW port set, the watched folder."""
+        """Whether a placement has somewhere to go: a DAW that talked to Segue, a DAW port set, the watched folder,
+        or (Talks to: Segue Link plugin) a connected plugin."""
         link = self.models.link.value
-        return bool(link.peer or (link.daw_port and link.daw == "generic") or self._links.watch is not None)
+        through_plugin = link.daw == "link" and any(row.connected for row in link.plugins)
+        return bool(
+            link.peer or (link.daw_port and link.daw == "generic") or self._links.watch is not None or through_plugin
+        )
 
     def place(self, variant_id: str) -> None:
         """Ask the DAW to put this variant on new tracks (what /segue/choose does)."""

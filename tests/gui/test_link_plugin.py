@@ -84,3 +84,32 @@ def test_the_app_follows_the_plugins_transport(qtbot: QtBot, make_rig: MakeRig) 
         assert rig.session.transport().clock_source == "link:Drums"  # what audition starts on
     finally:
         plugin.close()
+
+
+def test_talking_to_the_plugin_a_capture_is_placed_back_through_it(
+    qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
+) -> None:
+    """Connections > Talks to: Segue Link plugin. The plugin's own capture (/segue/region from its socket) does not
+    make it the DAW peer: Place in DAW plays the variant through it, and no /segue/place goes to it."""
+    import dataclasses
+
+    from gui.core.settings import GuiSettings
+
+    rig = make_rig(osc=True, settings=dataclasses.replace(GuiSettings(), daw="link"))
+    window = make_window(rig)
+    wait_engine(qtbot, rig)
+    plugin = DawSocket(("127.0.0.1", rig.models.link.value.osc_port))
+    try:
+        plugin.send("/segue/link/hello", "inst-1", "Keys", "", 48000, "test")
+        plugin.expect("/segue/link/welcome")
+        plugin.send("/segue/region", "", str(region_file), 12.0, 8.0, 96.0, 4, 4, "Keys")
+        qtbot.waitUntil(lambda: rig.models.region.value.origin == "daw", timeout=5000)
+        assert rig.models.link.value.peer == ""  # the plugin is not where /segue/place goes
+        generate_and_wait(qtbot, rig, variants=2)
+        qtbot.waitUntil(lambda: rig.session.can_place(), timeout=5000)
+        qtbot.mouseClick(window.variants.place_button, Qt.MouseButton.LeftButton)
+        path, beats, replace = plugin.expect("/segue/link/play")
+        assert Path(path).is_file() and beats == pytest.approx(12.0 + 8.0) and replace == 1
+        assert "/segue/place" not in [address for address, _ in plugin.received]
+    finally:
+        plugin.close()
