@@ -30,12 +30,20 @@ import os
 import re
 import shutil
 import struct
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.adapters.ardour_xml import (
+    Clock,
+    Ids,
+    child,
+    extend_session_range,
+    region_element,
+    route_element,
+    source_elements,
+)
 from bridge.bwf import read_bext, read_chunks, read_format
 from engine.atomic import write_first_free, write_with
 from engine.errors import BadInputError, DiskFullError, EngineError
@@ -152,16 +160,16 @@ def insert_audio_file(
             f"{audio} is at {info.sample_rate} Hz but the session {session_file.name} runs at {rate} Hz; "
             f"render or resample the file at {rate} Hz first (Ardour would play it at the wrong speed)"
         )
-    clock = _Clock(_superclock_rate(root), rate)
-    ids = _Ids(root)
+    clock = Clock(_superclock_rate(root), rate)
+    ids = Ids(root)
     name = _unique_name(_clean_name(track_name), _taken_names(root))
 
     audio_dir = _audio_dir(session_file, root)
     copied = _copy_new(audio, audio_dir)
     try:
-        sources = _source_elements(root, copied.name, audio, info.channels, ids)
-        whole = _region_element(copied.stem, sources, 0, info.frames, clock, ids, whole_file=True)
-        placed = _region_element(copied.stem + ".1", sources, position_samples, info.frames, clock, ids, False)
+        sources = source_elements(root, copied.name, audio, info.channels, ids)
+        whole = region_element(copied.stem, sources, 0, info.frames, clock, ids, whole_file=True)
+        placed = region_element(copied.stem + ".1", sources, position_samples, info.frames, clock, ids, False)
         route_id, playlist_id = ids.next(), ids.next()
         playlist = ET.Element(
             "Playlist",
@@ -176,12 +184,12 @@ def insert_audio_file(
             },
         )
         playlist.append(placed)
-        route = _route_element(root, name, route_id, playlist_id, info.channels, ids)
-        _child(root, "Sources").extend(sources)
-        _child(root, "Regions").append(whole)
-        _child(root, "Playlists").append(playlist)
-        _child(root, "Routes").append(route)
-        _extend_session_range(root, position_samples, position_samples + info.frames, clock, ids)
+        route = route_element(root, name, route_id, playlist_id, info.channels, ids)
+        child(root, "Sources").extend(sources)
+        child(root, "Regions").append(whole)
+        child(root, "Playlists").append(playlist)
+        child(root, "Routes").append(route)
+        extend_session_range(root, position_samples, position_samples + info.frames, clock, ids)
         root.set("id-counter", str(ids.counter))
         backup = _write_session(tree, session_file)
     except BaseException:
@@ -238,50 +246,6 @@ def _superclock_rate(root: ET.Element) -> int:
     return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_SUPERCLOCK_RATE
 
 
-@dataclass(frozen=True)
-class _Clock:
-    superclocks_per_second: int
-    sample_rate: int
-
-    def ticks(self, samples: int) -> int:
-        """Samples -> superclock ticks (exact for the usual rates: 282 240 000 is a multiple of 44.1/48/96 kHz)."""
-        return (samples * self.superclocks_per_second + self.sample_rate // 2) // self.sample_rate
-
-    def pos(self, samples: int) -> str:
-        return f"a{self.ticks(samples)}"
-
-    def samples(self, value: str) -> int | None:
-        """An audio-time ``a<ticks>`` (or ``a<ticks>@...``) in samples; None for beat time or junk."""
-        match = re.fullmatch(r"a(-?\d+)(?:@.*)?", value.strip())
-        if match is None:
-            return None
-        return (
-            int(match.group(1)) * self.sample_rate + self.superclocks_per_second // 2
-        ) // self.superclocks_per_second
-
-
-class _Ids:
-    """Fresh object ids: above the session's ``id-counter`` and above every id in the file."""
-
-    def __init__(self, root: ET.Element) -> None:
-        highest = max((int(v) for e in root.iter() if (v := e.get("id", "")).isdigit()), default=0)
-        counter = root.get("id-counter", "")
-        self.counter = max(highest + 1, int(counter) if counter.isdigit() else 0)
-
-    def next(self) -> int:
-        value = self.counter
-        self.counter += 1
-        return value
-
-
-def _child(root: ET.Element, tag: str) -> ET.Element:
-    """The session's ``<tag>`` section, created (before ``<Routes>``'s usual neighbours are not needed) if absent."""
-    found = root.find(tag)
-    if found is None:
-        found = ET.SubElement(root, tag)
-    return found
-
-
 def _clean_name(name: str) -> str:
     cleaned = _BAD_NAME_CHARS.sub("-", name).strip()
     return cleaned[:64] or "Segue"
@@ -325,252 +289,6 @@ def _audio_dir(session_file: Path, root: ET.Element) -> Path:
     except OSError as e:
         raise EngineError(f"cannot create {target}: {e.strerror or e}; check the session folder is writable") from e
     return target
-
-
-# -- building the new elements ------------------------------------------------------------------------------
-
-
-def _source_elements(root: ET.Element, file_name: str, origin: Path, channels: int, ids: _Ids) -> list[ET.Element]:
-    take = time.strftime("%Y-%m-%d %H.%M.%S")
-    return [
-        ET.Element(
-            "Source",
-            {
-                "name": file_name,
-                "take-id": take,
-                "type": "audio",
-                "flags": "",
-                "id": str(ids.next()),
-                "timestamp": str(int(time.time())),
-                "natural-position": "a0",
-                "captured-for": "",
-                "channel": str(channel),
-                "origin": str(origin.resolve()),
-                "gain": "1",
-            },
-        )
-        for channel in range(channels)
-    ]
-
-
-def _region_element(
-    name: str,
-    sources: list[ET.Element],
-    position: int,
-    frames: int,
-    clock: _Clock,
-    ids: _Ids,
-    whole_file: bool,
-) -> ET.Element:
-    attrs = {
-        "name": name,
-        "muted": "0",
-        "opaque": "1",
-        "locked": "0",
-        "video-locked": "0",
-        "automatic": "1" if whole_file else "0",
-        "whole-file": "1" if whole_file else "0",
-        "import": "0",
-        "external": "0",
-        "sync-marked": "0",
-        "left-of-split": "0",
-        "right-of-split": "0",
-        "hidden": "0",
-        "position-locked": "0",
-        "valid-transients": "0",
-        "start": "a0",
-        "length": f"a{clock.ticks(frames)}@{clock.pos(position)}",
-        "sync-position": "a0",
-        "ancestral-start": "a0",
-        "ancestral-length": "a0@a0",
-        "stretch": "1",
-        "shift": "1",
-        "layering-index": "0",
-        "tags": "",
-        "contents": "0",
-        "envelope-active": "0",
-        "default-fade-in": "0",
-        "default-fade-out": "0",
-        "fade-in-active": "1",
-        "fade-out-active": "1",
-        "scale-amplitude": "1",
-        "id": str(ids.next()),
-        "type": "audio",
-        "first-edit": "nothing",
-    }
-    for i, source in enumerate(sources):
-        attrs[f"source-{i}"] = source.get("id", "")
-    for i, source in enumerate(sources):
-        attrs[f"master-source-{i}"] = source.get("id", "")
-    attrs["channels"] = str(len(sources))
-    return ET.Element("Region", attrs)
-
-
-def _master_inputs(root: ET.Element) -> list[str]:
-    """The master bus's input port names (``Master/audio_in 1``...), or none when the session has no master."""
-    for route in root.iter("Route"):
-        info = route.find("PresentationInfo")
-        if info is not None and "MasterOut" in info.get("flags", "").split(","):
-            for io in route.findall("IO"):
-                if io.get("direction") == "Input":
-                    return [p.get("name", "") for p in io.findall("Port") if p.get("type", "audio") == "audio"]
-    return []
-
-
-def _route_element(
-    root: ET.Element, name: str, route_id: int, playlist_id: int, channels: int, ids: _Ids
-) -> ET.Element:
-    """An audio track as Ardour 7.3 writes one (trigger slots left out: Ardour adds them when it loads)."""
-    orders = [int(v) for info in root.iter("PresentationInfo") if (v := info.get("order", "")).isdigit()]
-    masters = _master_inputs(root)
-    outputs = max(len(masters), channels)
-    route = ET.Element(
-        "Route",
-        {
-            "version": root.get("version", "7002"),
-            "id": str(route_id),
-            "name": name,
-            "default-type": "audio",
-            "strict-io": "1",
-            "active": "1",
-            "denormal-protection": "0",
-            "meter-point": "MeterPostFader",
-            "disk-io-point": "DiskIOPreFader",
-            "meter-type": "MeterPeak",
-            "audio-playlist": str(playlist_id),
-            "saved-meter-point": "MeterPostFader",
-            "alignment-choice": "Automatic",
-            "mode": "Normal",
-        },
-    )
-    ET.SubElement(
-        route,
-        "PresentationInfo",
-        {"order": str(max(orders, default=0) + 1), "flags": "AudioTrack,OrderSet", "color": "0"},
-    )
-    automation = ET.Element("Automation")
-    for control, extra in (
-        (
-            "solo",
-            {"flags": "Toggle,RealTime", "self-solo": "0", "soloed-by-upstream": "0", "soloed-by-downstream": "0"},
-        ),
-        ("solo-iso", {"flags": "Toggle,RealTime", "solo-isolated": "0"}),
-        ("solo-safe", {"flags": "Toggle", "solo-safe": "0"}),
-    ):
-        _controllable(route, automation, control, extra, ids, "Discrete")
-    inputs = ET.SubElement(
-        route, "IO", {"name": name, "id": str(ids.next()), "direction": "Input", "default-type": "audio"}
-    )
-    for channel in range(channels):
-        ET.SubElement(inputs, "Port", {"type": "audio", "name": f"{name}/audio_in {channel + 1}"})
-    output = ET.SubElement(
-        route, "IO", {"name": name, "id": str(ids.next()), "direction": "Output", "default-type": "audio"}
-    )
-    for channel in range(outputs):
-        port = ET.SubElement(output, "Port", {"type": "audio", "name": f"{name}/audio_out {channel + 1}"})
-        if channel < len(masters):
-            ET.SubElement(port, "Connection", {"other": masters[channel]})
-    ET.SubElement(route, "MuteMaster", {"mute-point": "PostFader,Listen,Main", "muted": "0"})
-    _controllable(route, automation, "mute", {"flags": "Toggle,RealTime"}, ids, "Discrete")
-    _controllable(route, automation, "phase", {"flags": "Toggle", "phase-invert": "0" * channels}, ids, "Discrete")
-    for control in ("rec-enable", "rec-safe", "monitor"):
-        ET.SubElement(automation, "AutomationList", _automation(control, ids, "Discrete"))
-    route.append(automation)
-    pannable = ET.SubElement(route, "Pannable")
-    pan_automation = ET.Element("Automation")
-    for control, value in (
-        ("pan-azimuth", "0.5"),
-        ("pan-width", "1" if channels > 1 else "0"),
-        ("pan-elevation", "0"),
-        ("pan-frontback", "0"),
-        ("pan-lfe", "0"),
-    ):
-        lst = _automation(control, ids, "Linear", domain="BeatTime")
-        ET.SubElement(pan_automation, "AutomationList", lst)
-        ET.SubElement(pannable, "Controllable", {"name": control, "id": str(ids.next()), "flags": "", "value": value})
-    pannable.append(pan_automation)
-
-    def processor(proc_name: str, kind: str, **extra: str) -> ET.Element:
-        attrs = {"id": str(ids.next()), "name": proc_name, "active": "1", "user-latency": "0", "use-user-latency": "0"}
-        attrs.update(extra)
-        attrs["type"] = kind
-        return ET.SubElement(route, "Processor", attrs)
-
-    processor(f"recorder:{name}", "diskwriter", **{"record-safe": "0"})
-    processor(f"player:{name}", "diskreader")
-    processor("Polarity", "polarity")
-    for kind, control, style, gain_name in (
-        ("trim", "trim", "Logarithmic", "trimcontrol"),
-        ("amp", "gain", "Exponential", "gaincontrol"),
-    ):
-        proc = processor("Amp", kind)
-        proc_automation = ET.SubElement(proc, "Automation")
-        ET.SubElement(proc_automation, "AutomationList", _automation(control, ids, style))
-        ET.SubElement(
-            proc, "Controllable", {"name": gain_name, "id": str(ids.next()), "flags": "GainLike", "value": "1"}
-        )
-    processor(f"meter-{name}", "meter")
-    main = processor(name, "main-outs", **{"own-input": "1", "own-output": "0", "output": name, "role": "Main"})
-    ET.SubElement(main, "PannerShell", {"bypassed": "0", "user-panner": "", "linked-to-route": "1"})
-    ET.SubElement(route, "Slavable")
-    ET.SubElement(
-        route,
-        "Controllable",
-        {"name": "monitor", "id": str(ids.next()), "flags": "RealTime", "value": "0", "monitoring": ""},
-    )
-    ET.SubElement(
-        route, "Controllable", {"name": "rec-safe", "id": str(ids.next()), "flags": "Toggle,RealTime", "value": "0"}
-    )
-    ET.SubElement(
-        route, "Controllable", {"name": "rec-enable", "id": str(ids.next()), "flags": "Toggle,RealTime", "value": "0"}
-    )
-    return route
-
-
-def _automation(control: str, ids: _Ids, style: str, domain: str = "AudioTime") -> dict[str, str]:
-    return {
-        "automation-id": control,
-        "id": str(ids.next()),
-        "interpolation-style": style,
-        "time-domain": domain,
-        "state": "Off",
-    }
-
-
-def _controllable(
-    route: ET.Element, automation: ET.Element, name: str, extra: dict[str, str], ids: _Ids, style: str
-) -> None:
-    ET.SubElement(automation, "AutomationList", _automation(name, ids, style))
-    attrs = {"name": name, "id": str(ids.next()), "flags": extra.pop("flags", ""), "value": "0"}
-    attrs.update(extra)
-    ET.SubElement(route, "Controllable", attrs)
-
-
-def _extend_session_range(root: ET.Element, start: int, end: int, clock: _Clock, ids: _Ids) -> None:
-    locations = _child(root, "Locations")
-    for location in locations.iter("Location"):
-        if "IsSessionRange" in location.get("flags", "").split(","):
-            old_start = clock.samples(location.get("start", ""))
-            old_end = clock.samples(location.get("end", ""))
-            if old_start is not None and start < old_start:
-                location.set("start", clock.pos(start))
-            if old_end is not None and end > old_end:
-                location.set("end", clock.pos(end))
-            return
-    ET.SubElement(
-        locations,
-        "Location",
-        {
-            "id": str(ids.next()),
-            "name": "session",
-            "start": "a0",
-            "end": clock.pos(end),
-            "flags": "IsSessionRange",
-            "locked": "0",
-            "timestamp": str(int(time.time())),
-            "cue": "0",
-        },
-    )
 
 
 # -- writing ------------------------------------------------------------------------------------------------
