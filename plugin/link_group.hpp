@@ -6,6 +6,7 @@
 #pragma once
 
 #include "link_io.hpp"
+#include "link_osc.hpp"
 
 #include <algorithm>
 #include <atomic>
