@@ -9,6 +9,7 @@
 #include <clap/entry.h>
 #include <clap/events.h>
 #include <clap/ext/params.h>
+#include <clap/ext/state.h>
 #include <clap/plugin-factory.h>
 #include <clap/plugin.h>
 #include <clap/process.h>
@@ -107,8 +108,15 @@ static void die(const char* fmt, ...) {
 
 struct Timed { long frame; double a, b; int c; };
 
+static int64_t streamWrite(const clap_ostream_t* s, const void* b, uint64_t n) {
+    return int64_t(fwrite(b, 1, size_t(n), static_cast<FILE*>(s->ctx)));
+}
+static int64_t streamRead(const clap_istream_t* s, void* b, uint64_t n) {
+    return int64_t(fread(b, 1, size_t(n), static_cast<FILE*>(s->ctx)));
+}
+
 int main(int argc, char** argv) {
-    std::string plugin, inPath, outPath, waitFile, untilFile;
+    std::string plugin, inPath, outPath, waitFile, untilFile, stateIn, stateOut;
     double rate = 48000, bpm = 120, startQn = 0, pace = 0, loopStart = -1, loopEnd = -1;
     int num = 4, den = 4, instances = 1, minBlock = 1, maxBlock = 8192;
     unsigned seed = 1;
@@ -135,6 +143,8 @@ int main(int argc, char** argv) {
         else if (a == "--loop") { if (std::sscanf(next(), "%lf:%lf", &loopStart, &loopEnd) != 2) die("--loop A:B"); }
         else if (a == "--stop") stopFrame = std::atol(next());
         else if (a == "--wait-file") waitFile = next();
+        else if (a == "--state-in") stateIn = next();
+        else if (a == "--state-out") stateOut = next();
         else if (a == "--until-file") untilFile = next();
         else if (a == "--pace") pace = std::atof(next());
         else if (a == "--linger-ms") lingerMs = std::atol(next());
@@ -170,6 +180,13 @@ int main(int argc, char** argv) {
         tCounting = count && k == 0;  // the plugin's own allocations while it is made: proves they are counted
         const clap_plugin_t* p = factory->create_plugin(factory, &gHost, desc->id);
         if (!p || !p->init(p)) die("create_plugin failed");
+        if (!stateIn.empty()) {  // a saved session, loaded before activation as hosts do
+            auto st = static_cast<const clap_plugin_state_t*>(p->get_extension(p, CLAP_EXT_STATE));
+            FILE* f = fopen(stateIn.c_str(), "rb");
+            clap_istream_t is = {f, streamRead};
+            if (!st || !f || !st->load(p, &is)) die("cannot load the state %s", stateIn.c_str());
+            fclose(f);
+        }
         if (!p->activate(p, rate, 1, 8192)) die("activate failed");
         tCounting = false;
         if (k == 0) setupAllocs = gAllocs.exchange(0);
@@ -302,6 +319,13 @@ int main(int argc, char** argv) {
             if (params0->get_info(plugins[0], i, &info) && params0->get_value(plugins[0], info.id, &v))
                 std::printf("{\"event\": \"param\", \"id\": %u, \"name\": \"%s\", \"value\": %g}\n", info.id, info.name, v);
         }
+    }
+    if (!stateOut.empty()) {
+        auto st = static_cast<const clap_plugin_state_t*>(plugins[0]->get_extension(plugins[0], CLAP_EXT_STATE));
+        FILE* f = fopen(stateOut.c_str(), "wb");
+        clap_ostream_t os = {f, streamWrite};
+        if (!st || !f || !st->save(plugins[0], &os)) die("cannot save the state to %s", stateOut.c_str());
+        fclose(f);
     }
     for (auto p : plugins) { p->stop_processing(p); p->deactivate(p); p->destroy(p); }
     entry->deinit();

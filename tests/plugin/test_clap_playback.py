@@ -117,3 +117,27 @@ def test_play_off_stop_and_a_bad_file_leave_the_input_untouched(built: Built, se
     _, message = segue.wait_for("/segue/link/error")[0]
     assert "notes.txt is not a WAV file" in message
     assert run.output is not None and np.array_equal(run.output, audio)
+
+
+def test_the_variant_is_kept_in_the_saved_state_and_plays_in_a_fresh_process_that_loads_it(
+    built: Built, segue: SegueStub, tmp_path
+) -> None:
+    """What an offline render does (Ardour's ardour7-export): a fresh process loads the session's state, with no
+    Segue to ask, and the variant must still land on its sample."""
+    rate = 48000
+    audio = noise(rate * 6, seed=17)
+    variant = noise(rate // 3, seed=18, level=0.5)
+    soundfile.write(tmp_path / "variant.wav", variant, rate, subtype="FLOAT")
+    state = tmp_path / "session.state"
+    play(built, segue, tmp_path / "live", audio, tmp_path / "variant.wav", PLACE, 1, "--state-out", str(state))
+    assert str(tmp_path / "variant.wav").encode() in state.read_bytes()
+
+    nobody = SegueStub(welcome=False)
+    try:
+        run = Host(built, tmp_path / "render", audio, nobody.port, "--state-in", str(state), rate=rate).finish()
+    finally:
+        nobody.close()
+    a = first_frame(PLACE, START, rate, 97.5)
+    assert run.output is not None
+    assert np.array_equal(run.output[a : a + len(variant)], variant)
+    assert np.array_equal(run.output[:a], audio[:a])
