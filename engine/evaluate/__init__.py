@@ -20,6 +20,7 @@ The region is read from the job's own files (``full.*`` minus the continuation),
 own even after its sources have moved. numpy, soundfile and mido only: no torch.
 """
 
-from engine.evaluate.report import Check, JobScore, VariantScore, evaluate_job, format_table
+from engine.evaluate.checks import Check
+from engine.evaluate.report import JobScore, VariantScore, evaluate_job, format_table
 
 __all__ = ["Check", "JobScore", "VariantScore", "evaluate_job", "format_table"]
