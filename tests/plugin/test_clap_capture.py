@@ -172,3 +172,30 @@ def test_a_capture_cut_short_by_stop_is_not_announced_and_leaves_no_file(
     assert segue.all("/segue/region") == []
     assert list(host.link_dir.glob("*.wav")) == [] and not list(host.link_dir.glob(".*part*"))
     assert run.output is not None and np.array_equal(run.output, audio)
+
+
+def test_the_track_state_names_the_region_its_file_and_its_stem(built: Built, segue: SegueStub, tmp_path) -> None:
+    """The host's track name is not available to the plugin (DPF 1.6): its saved ``track`` state gives it."""
+    rate = 48000
+    audio = noise(rate * 5, seed=10)
+    state = tmp_path / "state"
+    Host(built, tmp_path / "a", audio, segue.port, "--state-out", str(state)).finish()
+    named = tmp_path / "named.state"
+    named.write_bytes(state.read_bytes().replace(b"Segue Link 1", b"01 Bass (DI)/x"))
+    host = Host(built, tmp_path / "b", audio, segue.port, "--state-in", str(named), "--param",
+                f"0:{PARAM['bars']}:1", "--param", f"0:{PARAM['arm']}:1", "--pace", "6")  # fmt: skip
+    host.finish()
+    wav, _, start, *_, track = segue.wait_for("/segue/region")[0]
+    assert track == "01 Bass (DI)/x"
+    assert wav.startswith(str(host.link_dir / "01 Bass (DI)-x bar 6 "))  # no '/' in a file name
+
+    # two tracks of the same name in one group: two files (never one over the other), two distinct stem names
+    twins = Host(built, tmp_path / "c", audio, segue.port, "--instances", "2", "--state-in", str(named), "--param",
+                 f"0:{PARAM['bars']}:1", "--param", f"0:{PARAM['arm']}:1", "--pace", "6")  # fmt: skip
+    twins.finish()
+    args = segue.wait_for("/segue/region/stems")[0]
+    assert args[8::2] == ["t-01-bass-di-x", "t-01-bass-di-x-2"]  # Segue's rule: a letter first, [a-z0-9_-]
+    files = sorted((p.name for p in twins.link_dir.glob("*.wav")), key=len)
+    assert len(files) == 2 and all(name.startswith("01 Bass (DI)-x bar 6 ") for name in files)
+    same_second = files[0][:-4] == files[1][: len(files[0]) - 4]
+    assert not same_second or files[1] == files[0][:-4] + " 2.wav"  # the second takes the next free name

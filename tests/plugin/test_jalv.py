@@ -89,7 +89,8 @@ def test_jalv_hosts_the_lv2_which_follows_jack_transport_and_captures_on_its_bar
         transport("locate 0", "play")
         assert wait_until(lambda: len([m for m in segue.all("/segue/link/transport") if m[5] == 1]) >= 5, 15)
         rolling = [m[4] for m in segue.all("/segue/link/transport") if m[5] == 1]
-        assert all(b > a for a, b in zip(rolling, rolling[1:], strict=False)), "the position moves on while rolling"
+        # the position moves on while rolling (two sends 100 ms apart may see the same block on a loaded machine)
+        assert all(b >= a for a, b in zip(rolling, rolling[1:], strict=False)) and rolling[-1] > rolling[0], rolling
 
         segue.send(segue.sender_of("/segue/link/hello"), "/segue/link/capture", 1)
         wav, midi, start, length, tempo, num, den, track = segue.wait_for("/segue/region", timeout=30)[0]
