@@ -164,3 +164,33 @@ def evaluate(
         count += y.numel()
     model.train(was_training)
     return total / max(1, count)
+
+
+def add_schedule_arguments(
+    p: argparse.ArgumentParser, *, lr: float, warmup_steps: int, eval_every: int, weight_decay: float | None = None
+) -> None:
+    """``--lr`` (``--weight-decay``), ``--warmup-steps``, ``--max-steps``, ``--max-minutes`` and ``--eval-every``,
+    with a trainer's defaults; :func:`check_budget` after parsing."""
+    p.add_argument("--lr", type=float, default=lr)
+    if weight_decay is not None:
+        p.add_argument("--weight-decay", type=float, default=weight_decay)
+    p.add_argument("--warmup-steps", type=int, default=warmup_steps)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None, help="total training time, resumed runs included")
+    p.add_argument("--eval-every", type=int, default=eval_every)
+
+
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """``--resume``, ``--seed``, ``--device``, ``--threads``, ``--compile`` and ``--name``."""
+    p.add_argument("--resume", action="store_true", help="continue from OUT/resume")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (worth it on GPUs)")
+    p.add_argument("--name", default=None, help="model name in config.json (default: OUT's folder name)")
+
+
+def check_budget(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A usage error (exit 2) without a budget."""
+    if args.max_steps is None and args.max_minutes is None:
+        p.error("give --max-steps and/or --max-minutes")

@@ -31,9 +31,12 @@ from engine.audio.codec_losses import reconstruction_loss, reconstruction_metric
 from engine.audio.data import Int16Audio, audio_seconds, load_split
 from engine.errors import BadInputError
 from engine.training import (
+    add_run_arguments,
+    add_schedule_arguments,
     append_log,
     budget_progress,
     budget_spent,
+    check_budget,
     for_training,
     lr_at,
     resume_into,
@@ -55,24 +58,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--preset", choices=sorted(PRESETS), default="small")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--segment-seconds", type=float, default=1.0)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--warmup-steps", type=int, default=200)
+    add_schedule_arguments(p, lr=1e-3, warmup_steps=200, eval_every=250)
     p.add_argument("--commitment-weight", type=float, default=1.0)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--max-minutes", type=float, default=None, help="total training time, resumed runs included")
-    p.add_argument("--eval-every", type=int, default=250)
     p.add_argument("--eval-clips", type=int, default=32, help="held-out clips per periodic eval (final: all)")
     p.add_argument("--eval-seconds", type=float, default=4.0, help="length of each held-out clip")
     p.add_argument("--val-fraction", type=float, default=0.05, help="for plain audio folders")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/resume")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (worth it on GPUs)")
-    p.add_argument("--name", default=None, help="model name in config.json (default: OUT's folder name)")
+    add_run_arguments(p)
     args = p.parse_args(argv)
-    if args.max_steps is None and args.max_minutes is None:
-        p.error("give --max-steps and/or --max-minutes")
+    check_budget(p, args)
     if args.segment_seconds <= 0 or args.batch_size < 1:
         p.error("--segment-seconds and --batch-size must be positive")
     return args

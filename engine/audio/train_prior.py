@@ -38,9 +38,12 @@ from engine.checkpoints import write_json_atomic
 from engine.errors import BadInputError
 from engine.symbolic.model import GPT
 from engine.training import (
+    add_run_arguments,
+    add_schedule_arguments,
     append_log,
     budget_progress,
     budget_spent,
+    check_budget,
     evaluate,
     for_training,
     lr_at,
@@ -67,25 +70,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--preset", choices=sorted(PRESETS), default="small")
     p.add_argument("--block-size", type=int, default=None, help="context in frames (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--warmup-steps", type=int, default=100)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--max-minutes", type=float, default=None, help="total training time, resumed runs included")
-    p.add_argument("--eval-every", type=int, default=200)
+    add_schedule_arguments(p, lr=1e-3, weight_decay=0.1, warmup_steps=100, eval_every=200)
     p.add_argument("--eval-windows", type=int, default=32, help="val windows per periodic eval (final: all)")
     p.add_argument("--code-cache", type=Path, default=None, help="default: OUT/code_cache")
     p.add_argument("--val-fraction", type=float, default=0.05, help="for plain audio folders")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/resume")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda, cuda:1, ...")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (worth it on GPUs)")
-    p.add_argument("--name", default=None, help="model name in config.json (default: OUT's folder name)")
+    add_run_arguments(p)
     p.add_argument("--description", default="", help="description stored in config.json")
     args = p.parse_args(argv)
-    if args.max_steps is None and args.max_minutes is None:
-        p.error("give --max-steps and/or --max-minutes")
+    check_budget(p, args)
     return args
 
 

@@ -25,11 +25,12 @@ from pathlib import Path
 
 import torch
 
-from engine.api import DEFAULT_SAMPLE_RATE, GenerationRequest, GenerationResult, RegionInfo, VariantResult
+from engine.api import DEFAULT_SAMPLE_RATE, GenerationRequest, GenerationResult, VariantResult
 from engine.checkpoints import find_checkpoint
 from engine.errors import BadInputError, ModelNotFoundError
 from engine.pipelines.context import JobContext, refuse_taken_variants, variant_seeds
 from engine.pipelines.files import VariantFolder, write_note_variants
+from engine.pipelines.midi import region_info
 from engine.render.soundfont import SoundFont, find_soundfont
 from engine.symbolic.accompany.generate import AccompanyModel, accompany_region, check_model_parts, describe_key
 from engine.symbolic.accompany.layout import is_accompany_checkpoint
@@ -124,21 +125,12 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
         timings["generate_seconds"] = time.perf_counter() - t0
     job = AccompanyFiles(job_dir, region, sample_rate, soundfont, prompt.tempo_bpm)
     results = write_note_variants(job, seeds, variants, context, timings, started)
-    names = part_names_for(region.parts)
     region_notes = notes + region.notes + (f"accompanied in {describe_key(region)} ({', '.join(parts)})",)
     return GenerationResult(
         kind="midi",
         mode="accompany",
         model=model.name,
-        region=RegionInfo(
-            tempo_bpm=region.tempo_bpm,
-            meter=region.meter,
-            length_beats=region.length_beats,
-            length_bars=region.length_bars,
-            sample_rate=sample_rate,
-            parts=tuple(names[p.program] for p in region.parts),
-            notes="; ".join(region_notes),
-        ),
+        region=region_info(region, sample_rate, region_notes),
         place_at_beats=0.0,
         place_at_seconds=0.0,
         variants=results,

@@ -69,19 +69,25 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
         kind="midi",
         mode=params.mode,
         model=model.name,
-        region=RegionInfo(
-            tempo_bpm=region.tempo_bpm,
-            meter=region.meter,
-            length_beats=region.length_beats,
-            length_bars=region.length_bars,
-            sample_rate=sample_rate,
-            parts=tuple(names[p.program] for p in region.parts),
-            notes="; ".join(notes + region.notes + job.notes),
-        ),
+        region=region_info(region, sample_rate, notes + region.notes + job.notes),
         place_at_beats=region.length_beats,
         place_at_seconds=region.place_at_seconds,
         variants=results,
         timings=timings,
+    )
+
+
+def region_info(region: Region, sample_rate: int, notes: tuple[str, ...]) -> RegionInfo:
+    """What the engine read from a MIDI region (the grid every variant is placed on), with ``notes`` said."""
+    names = part_names_for(region.parts)
+    return RegionInfo(
+        tempo_bpm=region.tempo_bpm,
+        meter=region.meter,
+        length_beats=region.length_beats,
+        length_bars=region.length_bars,
+        sample_rate=sample_rate,
+        parts=tuple(names[p.program] for p in region.parts),
+        notes="; ".join(notes),
     )
 
 

@@ -43,7 +43,17 @@ from engine.symbolic.accompany.layout import (
 from engine.symbolic.dataset import find_midi_files, is_val
 from engine.symbolic.model import GPT, PRESETS
 from engine.symbolic.train import TIED
-from engine.training import append_log, budget_progress, budget_spent, lr_at, optimizer, resume_into, save_resume
+from engine.training import (
+    add_schedule_arguments,
+    append_log,
+    budget_progress,
+    budget_spent,
+    check_budget,
+    lr_at,
+    optimizer,
+    resume_into,
+    save_resume,
+)
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +71,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--init", default="segue-midi-small", help="MIDI model to start from, or 'none'")
     p.add_argument("--preset", choices=sorted(PRESETS), default="small", help="architecture with --init none")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--warmup-steps", type=int, default=50)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--max-minutes", type=float, default=None, help="total training time, resumed runs included")
+    add_schedule_arguments(p, lr=5e-4, weight_decay=0.1, warmup_steps=50, eval_every=100)
     p.add_argument("--max-bars", type=int, default=8, help="longest training window in bars")
-    p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--eval-examples", type=int, default=96, help="val examples per periodic eval (final: all)")
     p.add_argument("--val-per-piece", type=int, default=6, help="val examples drawn from each held-out piece")
     p.add_argument("--val-fraction", type=float, default=0.1)
@@ -77,8 +82,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--device", default="cpu")
     p.add_argument("--description", default="")
     args = p.parse_args(argv)
-    if args.max_steps is None and args.max_minutes is None:
-        p.error("give --max-steps and/or --max-minutes")
+    check_budget(p, args)
     return args
 
 
