@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
     int num = 4, den = 4, instances = 1, minBlock = 1, maxBlock = 8192;
     unsigned seed = 1;
     long stopFrame = -1, lingerMs = 300, fsize = -1;
-    bool count = false, selftest = false;
+    bool count = false, selftest = false, watchStatus = false;
     std::vector<Timed> params, notes, tempos, jumps;
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
@@ -151,6 +151,7 @@ int main(int argc, char** argv) {
         else if (a == "--fsize") fsize = std::atol(next());
         else if (a == "--count") count = true;
         else if (a == "--selftest") selftest = true;
+        else if (a == "--watch-status") watchStatus = true;
         else die("unknown option %s", a.c_str());
     }
     if (fsize >= 0) {  // a "full disk" for the plugin's writer: writes past fsize bytes fail with EFBIG
@@ -275,6 +276,13 @@ int main(int argc, char** argv) {
             const clap_process_status st = plugins[k]->process(plugins[k], &proc);
             tCounting = false;
             if (st == CLAP_PROCESS_ERROR) die("process failed at frame %ld", frame);
+        }
+        if (watchStatus && params0) {  // the Status output parameter (id 4) whenever it changes
+            static double last = -1;
+            double v = -1;
+            if (params0->get_value(plugins[0], 4, &v) && v != last)
+                std::printf("{\"event\": \"status\", \"frame\": %ld, \"value\": %g}\n", frame, v);
+            last = v;
         }
         for (long i = 0; i < n; ++i) {
             output.push_back(out[0][i]);

@@ -141,3 +141,20 @@ def test_the_variant_is_kept_in_the_saved_state_and_plays_in_a_fresh_process_tha
     assert run.output is not None
     assert np.array_equal(run.output[a : a + len(variant)], variant)
     assert np.array_equal(run.output[:a], audio[:a])
+
+
+def test_the_status_parameter_shows_armed_recording_and_playing(built: Built, segue: SegueStub, tmp_path) -> None:
+    rate = 48000
+    audio = noise(rate * 8, seed=19)
+    variant = noise(rate // 2, seed=20)
+    soundfile.write(tmp_path / "variant.wav", variant, rate, subtype="FLOAT")
+    place = 24.0  # bar 9, after the capture of bars 6-7
+    run = play(built, segue, tmp_path, audio, tmp_path / "variant.wav", place, 0, "--watch-status", "--blocks",
+               "256:256", "--param", f"0:{PARAM['bars']}:2", "--param", f"0:{PARAM['arm']}:1")  # fmt: skip
+    changes = [(e["frame"], e["value"]) for e in run.events if e["event"] == "status"]
+    assert [value for _, value in changes] == [1, 2, 0, 3, 0]  # armed, recording, idle, playing, idle
+    bar6, bar8, bar9 = (first_frame(q, START, rate, 97.5) for q in (15.0, 21.0, place))
+    starts = [frame for frame, _ in changes]  # the first frame of the block after which the status changed
+    assert starts[1] <= bar6 < starts[1] + 256 and starts[2] <= bar8 < starts[2] + 256
+    assert starts[3] <= bar9 < starts[3] + 256
+    assert starts[4] - 256 < bar9 + len(variant) <= starts[4]  # idle from the first block with none of it
