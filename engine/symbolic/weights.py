@@ -40,18 +40,27 @@ def save_symbolic(model: GPT, tokenizer: REMI, out_dir: Path, extra: dict[str, A
     write_json_atomic(out_dir / CONFIG_NAME, config)
 
 
-def load_symbolic(ckpt: Checkpoint, device: str | torch.device = "cpu") -> tuple[GPT, REMI]:
-    """Build the GPT from the checkpoint's config and load its weights (safetensors)."""
-    if ckpt.type != SYMBOLIC_TYPE:
-        raise ModelNotFoundError(f"{ckpt.path} is a {ckpt.type!r} model, not a symbolic (MIDI) model")
-    if not ckpt.tokenizer_path.is_file():
-        raise ModelNotFoundError(f"{ckpt.path} has no {TOKENIZER_NAME}")
+def read_gpt_files(
+    ckpt: Checkpoint, device: str | torch.device = "cpu"
+) -> tuple[GPTConfig, REMI, dict[str, torch.Tensor]]:
+    """A GPT checkpoint's config, tokenizer and weights (MIDI and accompany models); :class:`ModelNotFoundError`
+    when one of them is missing or unreadable."""
     try:
         config = GPTConfig.from_dict(dict(ckpt.config["gpt"]))
         tokenizer = load_tokenizer(ckpt.tokenizer_path)
         state = load_file(str(ckpt.weights_path), device=str(device))
     except (KeyError, ValueError, OSError) as e:
         raise ModelNotFoundError(f"cannot load the checkpoint in {ckpt.path}: {e}") from e
+    return config, tokenizer, state
+
+
+def load_symbolic(ckpt: Checkpoint, device: str | torch.device = "cpu") -> tuple[GPT, REMI]:
+    """Build the GPT from the checkpoint's config and load its weights (safetensors)."""
+    if ckpt.type != SYMBOLIC_TYPE:
+        raise ModelNotFoundError(f"{ckpt.path} is a {ckpt.type!r} model, not a symbolic (MIDI) model")
+    if not ckpt.tokenizer_path.is_file():
+        raise ModelNotFoundError(f"{ckpt.path} has no {TOKENIZER_NAME}")
+    config, tokenizer, state = read_gpt_files(ckpt, device)
     if len(tokenizer) != config.vocab_size:
         raise ModelNotFoundError(
             f"{ckpt.path}: tokenizer has {len(tokenizer)} tokens but the model expects {config.vocab_size}"

@@ -435,22 +435,16 @@ def save_accompany(model: Any, tokenizer: REMI, out_dir: Path, extra: dict[str, 
 
 def load_accompany(ckpt: Checkpoint, device: str | torch.device = "cpu") -> tuple[Any, REMI]:
     """Build the accompany GPT from its checkpoint (safetensors) with its REMI tokenizer."""
-    from safetensors.torch import load_file
 
-    from engine.symbolic.model import GPT, GPTConfig
-    from engine.symbolic.tokenizer import load_tokenizer
+    from engine.symbolic.model import GPT
+    from engine.symbolic.weights import read_gpt_files
 
     if not is_accompany_checkpoint(ckpt):
         raise ModelNotFoundError(
             f'{ckpt.name!r} is not an accompany model (its config.json has no "task": "accompany"); '
             "accompany mode needs one: see `segue models`"
         )
-    try:
-        config = GPTConfig.from_dict(dict(ckpt.config["gpt"]))
-        tokenizer = load_tokenizer(ckpt.tokenizer_path)
-        state = load_file(str(ckpt.weights_path), device=str(device))
-    except (KeyError, ValueError, OSError) as e:
-        raise ModelNotFoundError(f"cannot load the checkpoint in {ckpt.path}: {e}") from e
+    config, tokenizer, state = read_gpt_files(ckpt, device)
     if Tokens.from_tokenizer(tokenizer).vocab_size != config.vocab_size:
         raise ModelNotFoundError(f"{ckpt.path}: tokenizer and model vocabulary sizes do not match")
     model = GPT(config)
