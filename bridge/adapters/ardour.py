@@ -13,15 +13,12 @@ Feedback: ``/position/samples`` (Ardour sends a decimal string; ints are accepte
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from bridge.adapters.base import Address, Capabilities, OscLink, as_float, as_int
+from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int
 from bridge.service import TransportState
 
 log = logging.getLogger(__name__)
@@ -66,10 +63,11 @@ def parse_bbt(text: str) -> tuple[int, int, int]:
     return bars, beats, ticks
 
 
-class ArdourAdapter:
+class ArdourAdapter(PollingAdapter[ArdourState]):
     """Talk to Ardour at ``daw`` (host, port); :meth:`start` listens and registers for feedback."""
 
     name = "ardour"
+    thread_name = "segue-ardour-register"
     capabilities = CAPABILITIES
 
     def __init__(
@@ -83,14 +81,9 @@ class ArdourAdapter:
     ) -> None:
         if beats_per_bar < 1:
             raise ValueError(f"beats_per_bar must be >= 1, got {beats_per_bar}")
-        self.link = OscLink("ardour", daw, listen)
+        super().__init__(daw, listen, ArdourState(), now, register_interval_s)
         self.beats_per_bar = beats_per_bar
         self.register_interval_s = register_interval_s
-        self._now = now
-        self._state = ArdourState()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._registrar: threading.Thread | None = None
         self.link.handlers.update(
             {
                 "/position/samples": self._on_samples,
@@ -101,31 +94,18 @@ class ArdourAdapter:
                 "/heartbeat": lambda args: None,
             }
         )
-        self.link.on_any = self._touch
 
-    @property
-    def address(self) -> Address:
-        """Where we listen for feedback (and send from)."""
-        return self.link.address
-
-    def start(self) -> None:
-        self.link.start()
+    def opened(self) -> None:
         self.register()
-        self._registrar = threading.Thread(target=self._keep_registered, name="segue-ardour-register", daemon=True)
-        self._registrar.start()
+
+    def tick(self) -> None:
+        last = self.state().feedback_at
+        if last is None or self._now() - last > self.register_interval_s:
+            log.debug("ardour: no feedback for %.1f s; registering again", self.register_interval_s)
+            self.register()
 
     def register(self) -> None:
         self.link.send("/set_surface", SET_SURFACE_ARGS)
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._registrar is not None:
-            self._registrar.join(5.0)
-        self.link.close()
-
-    def state(self) -> ArdourState:
-        with self._lock:
-            return self._state
 
     def transport(self) -> TransportState:
         state = self.state()
@@ -164,13 +144,6 @@ class ArdourAdapter:
         bars, beats, ticks = bbt
         return (bars - 1) * self.beats_per_bar + (beats - 1) + ticks / TICKS_PER_BEAT
 
-    def _update(self, **changes: Any) -> None:
-        with self._lock:
-            self._state = dataclasses.replace(self._state, **changes)
-
-    def _touch(self) -> None:
-        self._update(feedback_at=self._now())
-
     def _on_samples(self, args: list[object]) -> None:
         sample = as_int(args[0], "/position/samples")
         self._update(position_samples=sample)
@@ -189,10 +162,3 @@ class ArdourAdapter:
 
     def _on_stop(self, args: list[object]) -> None:
         self._update(playing=as_int(args[0], "/transport_stop") == 0)
-
-    def _keep_registered(self) -> None:
-        while not self._stop.wait(self.register_interval_s):
-            last = self.state().feedback_at
-            if last is None or self._now() - last > self.register_interval_s:
-                log.debug("ardour: no feedback for %.1f s; registering again", self.register_interval_s)
-                self.register()

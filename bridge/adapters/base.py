@@ -9,13 +9,14 @@ is logged with the sender (WARNING, rate-limited; the rest at DEBUG) and ignored
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
@@ -176,6 +177,72 @@ class OscLink:
             thread.join(5.0)
         with contextlib.suppress(OSError):
             self._server.server_close()
+
+
+S = TypeVar("S")
+
+
+class PollingAdapter(Generic[S]):
+    """What every DAW adapter shares (mido's ``BasePort`` shape: the base keeps the socket, the lock and the thread;
+    a subclass fills in hooks). Its :class:`OscLink` to the DAW; its state, a frozen dataclass with a
+    ``feedback_at`` field, replaced under a lock; and, with ``interval_s``, a thread that calls :meth:`tick` that
+    often until :meth:`close`. Hooks: :meth:`opened` (the link listens), :meth:`tick`, :meth:`heard` (any message
+    from the DAW; by default it stamps ``feedback_at``). ``close()`` may be called twice."""
+
+    name = ""
+    thread_name = ""  # the ticking thread's name
+
+    def __init__(
+        self, daw: Address, listen: Address, state: S, now: Callable[[], float], interval_s: float | None = None
+    ) -> None:
+        self.link = OscLink(self.name, daw, listen)
+        self.interval_s = interval_s
+        self._now = now
+        self._state = state
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.link.on_any = self.heard
+
+    @property
+    def address(self) -> Address:
+        """Where we listen for the DAW's feedback (and send from)."""
+        return self.link.address
+
+    def start(self) -> None:
+        self.link.start()
+        self.opened()
+        if self.interval_s is not None:
+            self._thread = threading.Thread(target=self._keep_ticking, name=self.thread_name, daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        self.link.close()
+
+    def state(self) -> S:
+        with self._lock:
+            return self._state
+
+    def opened(self) -> None:
+        """Once the link listens: subscribe, register, ask for the current values (the DAW's dialect)."""
+
+    def tick(self) -> None:
+        """Every ``interval_s`` on the adapter's thread."""
+
+    def heard(self) -> None:
+        self._update(feedback_at=self._now())
+
+    def _update(self, **changes: Any) -> None:
+        with self._lock:
+            self._state = dataclasses.replace(cast(Any, self._state), **changes)
+
+    def _keep_ticking(self) -> None:
+        assert self.interval_s is not None
+        while not self._stop.wait(self.interval_s):
+            self.tick()
 
 
 def as_int(value: Any, what: str) -> int:

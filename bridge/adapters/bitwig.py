@@ -27,18 +27,15 @@ is still there.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from bridge.adapters.base import Address, Capabilities, OscLink, as_float, as_int
+from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int
 from bridge.service import TransportState
 
 log = logging.getLogger(__name__)
@@ -110,10 +107,11 @@ def beat_to_quarters(beat: tuple[int, int, int, int], signature: tuple[int, int]
     return (measure - 1) * quarters_per_measure(signature) + (quarter - 1) + (sixteenth - 1 + ticks / 100.0) * 0.25
 
 
-class BitwigAdapter:
+class BitwigAdapter(PollingAdapter[BitwigState]):
     """Talk to DrivenByMoss at ``daw``; its feedback arrives on ``listen`` (its "port to send to", 9000)."""
 
     name = "bitwig"
+    thread_name = "segue-bitwig-refresh"
     capabilities = CAPABILITIES
 
     def __init__(
@@ -126,14 +124,9 @@ class BitwigAdapter:
     ) -> None:
         if not refresh_interval_s > 0:
             raise ValueError(f"refresh_interval_s must be > 0, got {refresh_interval_s}")
-        self.link = OscLink("bitwig", daw, listen)
+        super().__init__(daw, listen, BitwigState(), now, refresh_interval_s)
         self.refresh_interval_s = refresh_interval_s
         self.stale_after_s = 2.5 * refresh_interval_s  # a /refresh went unanswered
-        self._now = now
-        self._state = BitwigState()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._refresher: threading.Thread | None = None
         self.link.handlers.update(
             {
                 "/tempo/raw": self._on_tempo,
@@ -143,31 +136,19 @@ class BitwigAdapter:
                 "/update": lambda args: None,
             }
         )
-        self.link.on_any = lambda: self._update(feedback_at=self._now())
 
-    @property
-    def address(self) -> Address:
-        return self.link.address
-
-    def start(self) -> None:
-        self.link.start()
+    def opened(self) -> None:
         self.refresh()
-        self._refresher = threading.Thread(target=self._keep_refreshing, name="segue-bitwig-refresh", daemon=True)
-        self._refresher.start()
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._refresher is not None:
-            self._refresher.join(5.0)
-        self.link.close()
+    def tick(self) -> None:
+        last = self.state().feedback_at
+        if last is None or self._now() - last >= self.refresh_interval_s:
+            log.debug("bitwig: no feedback for %.1f s; asking DrivenByMoss to /refresh", self.refresh_interval_s)
+            self.refresh()
 
     def refresh(self) -> None:
         """Ask DrivenByMoss to send all its values now."""
         self.link.send("/refresh")
-
-    def state(self) -> BitwigState:
-        with self._lock:
-            return self._state
 
     def transport(self) -> TransportState:
         state = self.state()
@@ -211,10 +192,6 @@ class BitwigAdapter:
         self.link.send(f"/track/{track}/clip/{slot}/insertFile", [("s", str(path))])
 
     # feedback (on the link's thread)
-    def _update(self, **changes: Any) -> None:
-        with self._lock:
-            self._state = dataclasses.replace(self._state, **changes)
-
     def _on_tempo(self, args: list[object]) -> None:
         tempo = as_float(args[0], "/tempo/raw")
         if not 1.0 <= tempo <= 1000.0:
@@ -236,10 +213,3 @@ class BitwigAdapter:
         if not isinstance(args[0], str):
             raise TypeError(f"/time/signature must be a string, got {args[0]!r}")
         self._update(signature=parse_signature(args[0]))
-
-    def _keep_refreshing(self) -> None:
-        while not self._stop.wait(self.refresh_interval_s):
-            last = self.state().feedback_at
-            if last is None or self._now() - last >= self.refresh_interval_s:
-                log.debug("bitwig: no feedback for %.1f s; asking DrivenByMoss to /refresh", self.refresh_interval_s)
-                self.refresh()

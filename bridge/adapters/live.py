@@ -31,13 +31,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.adapters.base import Address, Capabilities, OscLink, as_float, as_int
+from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int
 from bridge.service import TransportState
 
 log = logging.getLogger(__name__)
@@ -87,10 +86,11 @@ def as_bool(value: Any, what: str) -> bool:
     raise TypeError(f"{what} must be a bool, got {value!r}")
 
 
-class LiveAdapter:
+class LiveAdapter(PollingAdapter[LiveState]):
     """Talk to AbletonOSC at ``daw``; its replies arrive on ``listen`` (port 11001 unless AbletonOSC was changed)."""
 
     name = "live"
+    thread_name = "segue-live-poll"
     capabilities = CAPABILITIES
 
     def __init__(
@@ -103,14 +103,9 @@ class LiveAdapter:
     ) -> None:
         if not poll_interval_s > 0:
             raise ValueError(f"poll_interval_s must be > 0, got {poll_interval_s}")
-        self.link = OscLink("live", daw, listen)
+        super().__init__(daw, listen, LiveState(), now, poll_interval_s)
         self.poll_interval_s = poll_interval_s
         self.stale_after_s = 3.0 * poll_interval_s  # every poll is answered while Live is there
-        self._now = now
-        self._state = LiveState()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._poller: threading.Thread | None = None
         self.link.handlers.update(
             {
                 "/live/song/get/tempo": self._on_tempo,
@@ -122,25 +117,13 @@ class LiveAdapter:
                 "/live/error": self._on_error,
             }
         )
-        self.link.on_any = self._touch
 
-    @property
-    def address(self) -> Address:
-        """Where we listen for AbletonOSC's replies (and send from)."""
-        return self.link.address
-
-    def start(self) -> None:
-        self.link.start()
+    def opened(self) -> None:
         self.listen()
         self.poll()
-        self._poller = threading.Thread(target=self._keep_polling, name="segue-live-poll", daemon=True)
-        self._poller.start()
 
-    def close(self) -> None:
-        self._stop.set()
-        if self._poller is not None:
-            self._poller.join(5.0)
-        self.link.close()
+    def tick(self) -> None:
+        self.poll()
 
     def listen(self) -> None:
         """Ask AbletonOSC to send tempo, play state and beats as they change (it sends the current values at once)."""
@@ -149,10 +132,6 @@ class LiveAdapter:
 
     def poll(self) -> None:
         self.link.send(POLL)
-
-    def state(self) -> LiveState:
-        with self._lock:
-            return self._state
 
     def transport(self) -> TransportState:
         state = self.state()
@@ -189,11 +168,7 @@ class LiveAdapter:
         self.link.send("/live/song/set/current_song_time", [("f", float(beats))])
 
     # feedback (on the link's thread)
-    def _update(self, **changes: Any) -> None:
-        with self._lock:
-            self._state = dataclasses.replace(self._state, **changes)
-
-    def _touch(self) -> None:
+    def heard(self) -> None:
         now = self._now()
         with self._lock:
             last = self._state.feedback_at
@@ -224,7 +199,3 @@ class LiveAdapter:
 
     def _on_error(self, args: list[object]) -> None:
         log.info("live: AbletonOSC reports an error: %.200s", " ".join(str(a) for a in args))
-
-    def _keep_polling(self) -> None:
-        while not self._stop.wait(self.poll_interval_s):
-            self.poll()

@@ -8,16 +8,13 @@ arguments) and ``/time f:seconds`` to move the edit cursor.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from bridge.adapters.base import Address, Capabilities, OscLink, as_float
+from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float
 from bridge.service import TransportState
 
 log = logging.getLogger(__name__)
@@ -61,7 +58,7 @@ def parse_beat(text: str) -> tuple[int, int, float]:
     return bar, beat, int(parts[2]) / 10 ** len(parts[2])
 
 
-class ReaperAdapter:
+class ReaperAdapter(PollingAdapter[ReaperState]):
     """Talk to REAPER at ``daw``; feedback arrives on ``listen`` (REAPER's device port)."""
 
     name = "reaper"
@@ -77,11 +74,8 @@ class ReaperAdapter:
     ) -> None:
         if beats_per_bar < 1:
             raise ValueError(f"beats_per_bar must be >= 1, got {beats_per_bar}")
-        self.link = OscLink("reaper", daw, listen)
+        super().__init__(daw, listen, ReaperState(), now)
         self.beats_per_bar = beats_per_bar
-        self._now = now
-        self._state = ReaperState()
-        self._lock = threading.Lock()
         self.link.handlers.update(
             {
                 "/tempo/raw": self._on_tempo,
@@ -91,21 +85,6 @@ class ReaperAdapter:
                 "/stop": self._on_stop,
             }
         )
-        self.link.on_any = lambda: self._update(feedback_at=self._now())
-
-    @property
-    def address(self) -> Address:
-        return self.link.address
-
-    def start(self) -> None:
-        self.link.start()
-
-    def close(self) -> None:
-        self.link.close()
-
-    def state(self) -> ReaperState:
-        with self._lock:
-            return self._state
 
     def transport(self) -> TransportState:
         state = self.state()
@@ -137,10 +116,6 @@ class ReaperAdapter:
         self.link.send("/time", [("f", float(seconds))])
 
     # feedback (on the link's thread)
-    def _update(self, **changes: Any) -> None:
-        with self._lock:
-            self._state = dataclasses.replace(self._state, **changes)
-
     def _on_tempo(self, args: list[object]) -> None:
         tempo = as_float(args[0], "/tempo/raw")
         if not 1.0 <= tempo <= 1000.0:
