@@ -1,8 +1,8 @@
 """``segue-concat``: continue an audio region with its own sound; the musical decisions come from a model fitted
 on the region (units -> codes -> prior -> concatenative decoder). No weights, no torch, no GPU.
 
-:class:`ConcatModel` is what :class:`engine.local.LocalEngine` loads for the model ``segue-concat`` (its folder in
-``engine/models/`` holds only ``config.json``). Per job: the region is analysed once
+:class:`ConcatModel` is what :class:`engine.pipelines.context.Models` loads for the model ``segue-concat``
+(its folder in ``engine/models/`` holds only ``config.json``). Per job: the region is analysed once
 (:func:`engine.audio.concat.units.analyse_region`, :func:`engine.audio.concat.codes.quantise`), then each variant
 is planned with its own seed (:func:`engine.audio.concat.prior.plan_continuation`) and rendered
 (:func:`engine.audio.concat.decode.render_plan`) at the region's rate and channel count, exactly N bars long.
