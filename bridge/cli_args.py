@@ -33,7 +33,6 @@ LATER: dict[str, str] = {}  # commands announced but not built yet: name -> what
 def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     """The ``segue`` parser; each command's ``handler`` default is ``handlers[command]`` (``"not_yet"`` for the
     commands announced in :data:`LATER`)."""
-    defaults = GenerationParams()
     parser = argparse.ArgumentParser(
         prog="segue",
         description="Continue a DAW region with a neural engine; audition and place the variants.",
@@ -46,6 +45,96 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     p = sub.add_parser("continue", parents=[common], help="continue a region (MIDI and/or audio)")
+    _continue_arguments(p)
+    p.set_defaults(handler=handlers["continue"])
+
+    p = sub.add_parser(
+        "provenance", parents=[common], help="what a WAV or MIDI file says about where it came from, and whether "
+        "its C2PA signature holds (exit 1 when it does not, or the file has no Segue record)"
+    )  # fmt: skip
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a WAV or MIDI file Segue wrote")
+    p.add_argument("--json", action="store_true", help="print what was found as JSON")
+    p.set_defaults(handler=handlers["provenance"])
+
+    p = sub.add_parser("models", parents=[common], help="list installed models")
+    _add_engine_args(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=handlers["models"])
+
+    p = sub.add_parser("doctor", parents=[common], help="check torch, device, soundfont, models and MIDI ports")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=handlers["doctor"])
+
+    p = sub.add_parser("jobs", parents=[common], help="list the jobs in an output folder")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the folder given to `segue continue --out`")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=handlers["jobs"])
+
+    p = sub.add_parser(
+        "eval", parents=[common], help="score a job folder: length, tempo, meter, key, grid, loudness, join, variety"
+    )
+    p.add_argument("job_dir", type=Path, metavar="JOB_DIR", help="a folder written by `segue continue`")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any check fails")
+    p.set_defaults(handler=handlers["eval"])
+
+    p = sub.add_parser("bridge", parents=[common], help="the headless DAW bridge: Segue's OSC on UDP (Ctrl-C stops)")
+    _bridge_arguments(p)
+    p.set_defaults(handler=handlers["bridge"])
+
+    p = sub.add_parser(
+        "capture",
+        parents=[common],
+        help="record the DAW's output while it plays, cut to whole bars by its MIDI clock (Ctrl-C cancels)",
+        description="Arm, then press play in the DAW: MIDI clock Start begins the take, the DAW's Stop (or --bars "
+        "whole bars) ends it. The take is cut from the first bar line at or after the start to the last whole "
+        "bar, with the DAW's output latency accounted for, and written as a new 24-bit WAV at the device's rate "
+        "(never over an existing file). Then: segue continue FILE --tempo BPM.",
+    )
+    _capture_arguments(p)
+    p.set_defaults(handler=handlers["capture"])
+
+    p = sub.add_parser(
+        "train", help="train a model on your own data: segue train symbolic|audio|accompany --data DIR --out DIR"
+    )
+    p.add_argument(
+        "kind",
+        choices=("symbolic", "audio", "accompany"),
+        help="symbolic: a MIDI model from MIDI files; audio: a codec, then a prior, from audio files; "
+        "accompany: an accompany model from multi-part MIDI files (`segue train KIND --help` lists its options)",
+    )
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="--data DIR --out DIR and the trainer's options")
+    p.set_defaults(handler=handlers["train"])
+
+    p = sub.add_parser("gui", parents=[common], help="the desktop app (needs the gui extra: PyQt6)")
+    p.add_argument("--out", type=Path, help="the jobs folder (default: the app's own, kept in its settings)")
+    p.add_argument("--engine", metavar="local|URL", help="where the model runs (default: the app's setting)")
+    p.add_argument("--osc-port", type=int, help="UDP port of the embedded bridge (default: the app's setting, 9750)")
+    p.add_argument("--settings", type=Path, help="the settings file (default: in the user's config folder)")
+    p.add_argument("--screenshot", type=Path, metavar="PNG", help="render the window with demo variants, save, exit")
+    p.add_argument("--demo-job", type=Path, metavar="DIR", help="with --screenshot: show this job folder's variants")
+    p.set_defaults(handler=handlers["gui"])
+
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run the engine as an HTTP server for Segue on other computers (docs/remote.md; Ctrl-C stops)",
+        description="Serve this machine's engine over HTTP: submit jobs, follow their progress, cancel, download. "
+        "Listens on 127.0.0.1 unless --host says otherwise, and any other address needs --token. Jobs are kept "
+        "in --data; a restart keeps finished jobs and fails the ones it interrupted.",
+    )
+    _serve_arguments(p)
+    p.set_defaults(handler=handlers["serve"])
+
+    for name, what in LATER.items():
+        p = sub.add_parser(name, help=f"{what} (not available in this version yet)")
+        p.set_defaults(handler=handlers["not_yet"])
+    return parser
+
+
+def _continue_arguments(p: argparse.ArgumentParser) -> None:
+    """``segue continue``'s options."""
+    defaults = GenerationParams()
     p.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help=ACCEPTED_FORMATS + " of one region")
     p.add_argument(
         "--stems",
@@ -94,39 +183,10 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for job folders (./%(default)s)")
     p.add_argument("--json", action="store_true", help="print the job manifest (job.json) on stdout")
     _add_provenance_args(p)
-    p.set_defaults(handler=handlers["continue"])
 
-    p = sub.add_parser(
-        "provenance", parents=[common], help="what a WAV or MIDI file says about where it came from, and whether "
-        "its C2PA signature holds (exit 1 when it does not, or the file has no Segue record)"
-    )  # fmt: skip
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a WAV or MIDI file Segue wrote")
-    p.add_argument("--json", action="store_true", help="print what was found as JSON")
-    p.set_defaults(handler=handlers["provenance"])
 
-    p = sub.add_parser("models", parents=[common], help="list installed models")
-    _add_engine_args(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=handlers["models"])
-
-    p = sub.add_parser("doctor", parents=[common], help="check torch, device, soundfont, models and MIDI ports")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=handlers["doctor"])
-
-    p = sub.add_parser("jobs", parents=[common], help="list the jobs in an output folder")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the folder given to `segue continue --out`")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=handlers["jobs"])
-
-    p = sub.add_parser(
-        "eval", parents=[common], help="score a job folder: length, tempo, meter, key, grid, loudness, join, variety"
-    )
-    p.add_argument("job_dir", type=Path, metavar="JOB_DIR", help="a folder written by `segue continue`")
-    p.add_argument("--json", action="store_true", help="print the scores as JSON")
-    p.add_argument("--strict", action="store_true", help="exit 1 when any check fails")
-    p.set_defaults(handler=handlers["eval"])
-
-    p = sub.add_parser("bridge", parents=[common], help="the headless DAW bridge: Segue's OSC on UDP (Ctrl-C stops)")
+def _bridge_arguments(p: argparse.ArgumentParser) -> None:
+    """``segue bridge``'s options."""
     p.add_argument("--osc-host", default=DEFAULT_HOST, help="address to listen on (%(default)s)")
     p.add_argument("--osc-port", type=int, default=DEFAULT_PORT, help="UDP port; 0: any free one (%(default)s)")
     p.add_argument(
@@ -188,17 +248,10 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
         "(for DAW scripts that cannot send OSC, e.g. REAPER's; see daw_templates/any/README.md)",
     )
     _add_provenance_args(p)
-    p.set_defaults(handler=handlers["bridge"])
 
-    p = sub.add_parser(
-        "capture",
-        parents=[common],
-        help="record the DAW's output while it plays, cut to whole bars by its MIDI clock (Ctrl-C cancels)",
-        description="Arm, then press play in the DAW: MIDI clock Start begins the take, the DAW's Stop (or --bars "
-        "whole bars) ends it. The take is cut from the first bar line at or after the start to the last whole "
-        "bar, with the DAW's output latency accounted for, and written as a new 24-bit WAV at the device's rate "
-        "(never over an existing file). Then: segue continue FILE --tempo BPM.",
-    )
+
+def _capture_arguments(p: argparse.ArgumentParser) -> None:
+    """``segue capture``'s options."""
     p.add_argument(
         "--bars", type=int, help=f"stop after N whole bars (default: at the DAW's Stop; at most {MAX_CAPTURE_BARS})"
     )
@@ -235,37 +288,10 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", type=Path, help="the WAV to write (default: ./capture-DATE-TIME.wav); never overwritten")
     p.add_argument("--json", action="store_true", help="print the take's details as JSON on stdout")
-    p.set_defaults(handler=handlers["capture"])
 
-    p = sub.add_parser(
-        "train", help="train a model on your own data: segue train symbolic|audio|accompany --data DIR --out DIR"
-    )
-    p.add_argument(
-        "kind",
-        choices=("symbolic", "audio", "accompany"),
-        help="symbolic: a MIDI model from MIDI files; audio: a codec, then a prior, from audio files; "
-        "accompany: an accompany model from multi-part MIDI files (`segue train KIND --help` lists its options)",
-    )
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="--data DIR --out DIR and the trainer's options")
-    p.set_defaults(handler=handlers["train"])
 
-    p = sub.add_parser("gui", parents=[common], help="the desktop app (needs the gui extra: PyQt6)")
-    p.add_argument("--out", type=Path, help="the jobs folder (default: the app's own, kept in its settings)")
-    p.add_argument("--engine", metavar="local|URL", help="where the model runs (default: the app's setting)")
-    p.add_argument("--osc-port", type=int, help="UDP port of the embedded bridge (default: the app's setting, 9750)")
-    p.add_argument("--settings", type=Path, help="the settings file (default: in the user's config folder)")
-    p.add_argument("--screenshot", type=Path, metavar="PNG", help="render the window with demo variants, save, exit")
-    p.add_argument("--demo-job", type=Path, metavar="DIR", help="with --screenshot: show this job folder's variants")
-    p.set_defaults(handler=handlers["gui"])
-
-    p = sub.add_parser(
-        "serve",
-        parents=[common],
-        help="run the engine as an HTTP server for Segue on other computers (docs/remote.md; Ctrl-C stops)",
-        description="Serve this machine's engine over HTTP: submit jobs, follow their progress, cancel, download. "
-        "Listens on 127.0.0.1 unless --host says otherwise, and any other address needs --token. Jobs are kept "
-        "in --data; a restart keeps finished jobs and fails the ones it interrupted.",
-    )
+def _serve_arguments(p: argparse.ArgumentParser) -> None:
+    """``segue serve``'s options."""
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (%(default)s; 0.0.0.0: every one)")
     p.add_argument("--port", type=int, default=8750, help="TCP port; 0: any free one (%(default)s)")
     p.add_argument(
@@ -293,12 +319,6 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
         metavar="NAME",
         help="prefix of this server's job ids (a-z, 0-9), for a load balancer that routes by job id",
     )
-    p.set_defaults(handler=handlers["serve"])
-
-    for name, what in LATER.items():
-        p = sub.add_parser(name, help=f"{what} (not available in this version yet)")
-        p.set_defaults(handler=handlers["not_yet"])
-    return parser
 
 
 def _add_provenance_args(p: argparse.ArgumentParser) -> None:
