@@ -126,8 +126,13 @@ def bench_segue(args: argparse.Namespace, grid: BarGrid, region: RegionAudio, wo
         "context_frames": model.prior.config.block_size,
         "prompt_frames": plan.frames,
         "new_frames": frames,
-        "windows": windows_needed(plan.frames, frames, model.codec.n_codebooks, model.prior.config.block_size,
-                                  SamplingOptions().keep_steps(model.prior.config.block_size)),  # fmt: skip
+        "windows": windows_needed(
+            plan.frames,
+            frames,
+            model.codec.n_codebooks,
+            model.prior.config.block_size,
+            SamplingOptions().keep_steps(model.prior.config.block_size),
+        ),  # fmt: skip
         **sampling,
         "tokens_per_second": round(sampling["steps_per_second"] * args.variants * model.codec.n_codebooks, 1),
         "job_seconds": round(best, 3),
@@ -197,8 +202,13 @@ def bench_musicgen(args: argparse.Namespace, grid: BarGrid, region: RegionAudio,
         "context_frames": model.prior.config.block_size,
         "prompt_frames": plan.frames,
         "new_frames": frames,
-        "windows": windows_needed(plan.frames, frames, codec.n_codebooks, model.prior.config.block_size,
-                                  SamplingOptions().keep_steps(model.prior.config.block_size)),  # fmt: skip
+        "windows": windows_needed(
+            plan.frames,
+            frames,
+            codec.n_codebooks,
+            model.prior.config.block_size,
+            SamplingOptions().keep_steps(model.prior.config.block_size),
+        ),  # fmt: skip
         "build_seconds": round(build_seconds, 1),
     }
     audio_seconds = args.bars * grid.bar_seconds * args.variants
@@ -270,19 +280,24 @@ def main() -> int:
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     per_variant = args.bars * grid.bar_seconds
-    print(f"{args.variants} variants x {args.bars} bars at {args.tempo:g} BPM 4/4 (= {args.variants} x "
-          f"{per_variant:.1f} s), continuing a {REGION_BARS}-bar 48 kHz stereo region; torch {torch.__version__}, "
-          f"{args.threads} threads, load average {machine['load_average']}")
+    print(
+        f"{args.variants} variants x {args.bars} bars at {args.tempo:g} BPM 4/4 (= {args.variants} x "
+        f"{per_variant:.1f} s), continuing a {REGION_BARS}-bar 48 kHz stereo region; torch {torch.__version__}, "
+        f"{args.threads} threads, load average {machine['load_average']}"
+    )
     print()
-    print("| model | decoder params | prompt / new frames | prefill s | steps/s | tokens/s | total s | "
-          "real-time factor |")
+    print(
+        "| model | decoder params | prompt / new frames | prefill s | steps/s | tokens/s | total s | real-time factor |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         extrapolated = " (extrapolated)" if "extrapolated" in row["measured"] else ""
-        print(f"| {row['model']} | {row['prior_parameters'] / 1e6:.1f}M | {row['prompt_frames']} / "
-              f"{row['new_frames']} | {row['prefill_seconds']:.2f} | {row['steps_per_second']:.1f} | "
-              f"{row['tokens_per_second']:.0f} | {row['job_seconds']:.1f}{extrapolated} | "
-              f"{row['real_time_factor']:.2f} |")
+        print(
+            f"| {row['model']} | {row['prior_parameters'] / 1e6:.1f}M | {row['prompt_frames']} / "
+            f"{row['new_frames']} | {row['prefill_seconds']:.2f} | {row['steps_per_second']:.1f} | "
+            f"{row['tokens_per_second']:.0f} | {row['job_seconds']:.1f}{extrapolated} | "
+            f"{row['real_time_factor']:.2f} |"
+        )
     for row in rows:
         print(f"- {row['model']}: {row['measured']}")
     out = Path(args.out)

@@ -125,18 +125,26 @@ def main() -> int:
         "threads": args.threads,
         "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
     }
-    print(f"{row['model']}: prior {row['prior_parameters'] / 1e6:.2f}M params, context {config.block_size} frames, "
-          f"{codec.n_codebooks} codebooks at {codec.frame_rate:g} frames/s; {machine['device']}, "
-          f"{args.threads} threads")
-    print(f"{args.variants} variants x {args.bars} bars at {args.tempo:g} BPM = {args.variants} x {out_seconds:.1f} s; "
-          f"prompt {plan.frames} frames, {frames} new frames each")
+    print(
+        f"{row['model']}: prior {row['prior_parameters'] / 1e6:.2f}M params, context {config.block_size} frames, "
+        f"{codec.n_codebooks} codebooks at {codec.frame_rate:g} frames/s; {machine['device']}, "
+        f"{args.threads} threads"
+    )
+    print(
+        f"{args.variants} variants x {args.bars} bars at {args.tempo:g} BPM = {args.variants} x {out_seconds:.1f} s; "
+        f"prompt {plan.frames} frames, {frames} new frames each"
+    )
     print()
     print("| stage | seconds | rate |")
     print("| --- | ---: | ---: |")
-    print(f"| sampling (prior only) | {best_sample:.2f} | {row['steps_per_second']:.0f} steps/s, "
-          f"{row['tokens_per_second']:.0f} tokens/s |")
-    print(f"| continue_audio (encode + sample + decode + join) | {best_total:.2f} | "
-          f"real-time factor {row['real_time_factor']:.2f} |")
+    print(
+        f"| sampling (prior only) | {best_sample:.2f} | {row['steps_per_second']:.0f} steps/s, "
+        f"{row['tokens_per_second']:.0f} tokens/s |"
+    )
+    print(
+        f"| continue_audio (encode + sample + decode + join) | {best_total:.2f} | "
+        f"real-time factor {row['real_time_factor']:.2f} |"
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine, "result": row}, indent=2) + "\n", encoding="utf-8")

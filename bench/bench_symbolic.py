@@ -39,9 +39,7 @@ def run_once(model: SymbolicModel, region, params: GenerationParams, use_cache: 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
     parser.add_argument("--region", default=str(ROOT / "examples/regions/pop_100bpm_4-4.mid"))
     parser.add_argument("--bars", type=int, default=8)

@@ -105,9 +105,7 @@ def find_checkpoint(name_or_path: str, kind: str = "midi") -> Checkpoint:
         if ckpt.name == name:
             return ckpt
     names = ", ".join(c.name for c in installed_checkpoints()) or "none"
-    raise ModelNotFoundError(
-        f"no model named {name!r}; installed models: {names} (or give a checkpoint folder)"
-    )
+    raise ModelNotFoundError(f"no model named {name!r}; installed models: {names} (or give a checkpoint folder)")
 
 
 def model_info(ckpt: Checkpoint) -> ModelInfo:

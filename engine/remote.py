@@ -101,9 +101,7 @@ class RemoteEngine:
     def models(self) -> list[ModelInfo]:
         with self._client() as client:
             response = self._call(client, "GET", "/models", "listing the models")
-        return [
-            model_from_json({**m, "path": f"{self.url} ({m.get('name', '')})"}) for m in _json(response, list)
-        ]
+        return [model_from_json({**m, "path": f"{self.url} ({m.get('name', '')})"}) for m in _json(response, list)]
 
     def health(self) -> dict[str, Any]:
         """``{"status": "ok", "version": ...}`` (needs no token)."""
@@ -185,9 +183,7 @@ class RemoteEngine:
             raise EngineError(f"the server at {self.url} answered the submission without a job id")
         return job_id
 
-    def _watch_cancel(
-        self, client: httpx.Client, job_id: str, cancel: CancelToken, finished: threading.Event
-    ) -> None:
+    def _watch_cancel(self, client: httpx.Client, job_id: str, cancel: CancelToken, finished: threading.Event) -> None:
         while not finished.wait(0.05):
             if cancel.cancelled:
                 try:

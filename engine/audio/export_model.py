@@ -95,8 +95,13 @@ def unigram_nats(
     """The baseline: each codebook's code frequencies in the training codes (add-one smoothed)."""
     Q = train_codes.shape[0]
     log_p = np.stack(
-        [np.log((np.bincount(train_codes[q].astype(np.int64), minlength=size)[:size] + 1.0) / (train_codes.shape[1]
-                + size)) for q in range(Q)]  # fmt: skip
+        [
+            np.log(
+                (np.bincount(train_codes[q].astype(np.int64), minlength=size)[:size] + 1.0)
+                / (train_codes.shape[1] + size)
+            )
+            for q in range(Q)
+        ]  # fmt: skip
     )
     total, count = np.zeros(Q), np.zeros(Q)
     for _, y in windows:
@@ -256,8 +261,11 @@ in Jukebox's lineage made fast the MusicGen way. A **codec** (`codec/`, 24 kHz m
 and output streams) continues the region's codes with MusicGen's delay interleaving, one frame per step.
 
 **What to expect.** This is a tiny model (a {config["parameters"] / 1e6:.1f}M-parameter prior, a
-{codec_config["parameters"] / 1e6:.2f}M-parameter codec) trained for about {float(t.get("minutes") or 0) +
-float(ct.get("total_minutes_run") or ct.get("minutes") or 0):.0f} minutes on one CPU thread each. What was measured
+{codec_config["parameters"] / 1e6:.2f}M-parameter codec) trained for about {
+        float(t.get("minutes") or 0)
+        + float(
+            ct.get("total_minutes_run") or ct.get("minutes") or 0
+        ):.0f} minutes on one CPU thread each. What was measured
 is below: the codec reconstructs held-out audio roughly (mel distance {cm["mel_distance"]:.2f}, SI-SDR
 {cm["si_sdr"]:.0f} dB: magnitudes approximately, phase not at all), and the prior predicts held-out codes far
 better than a unigram guess but is still uncertain ({shipped["nats_per_code"]:.2f} nats per code). No listening

@@ -87,9 +87,7 @@ def build_midi(
             )
         )
     conductor_track = mido.MidiTrack(_to_delta(meta))
-    conductor_track.append(
-        mido.MetaMessage("end_of_track", time=end_tick - sum(m.time for m in conductor_track))
-    )
+    conductor_track.append(mido.MetaMessage("end_of_track", time=end_tick - sum(m.time for m in conductor_track)))
     mid.tracks.append(conductor_track)
     for part, channel in zip(parts, _channels(parts), strict=True):
         events: list[tuple[int, int, mido.Message | mido.MetaMessage]] = [
@@ -103,9 +101,7 @@ def build_midi(
                 continue
             velocity = max(1, min(127, note.velocity))
             # note-offs before note-ons at the same tick, so repeated notes retrigger
-            events.append(
-                (note.start, 3, mido.Message("note_on", channel=channel, note=note.pitch, velocity=velocity))
-            )
+            events.append((note.start, 3, mido.Message("note_on", channel=channel, note=note.pitch, velocity=velocity)))
             events.append((off, 2, mido.Message("note_off", channel=channel, note=note.pitch, velocity=0)))
         track = mido.MidiTrack(_to_delta(events))
         used = sum(m.time for m in track)

@@ -160,8 +160,7 @@ def _parts(score: ScoreTick) -> tuple[Part, ...]:
         pitches.extend(int(n.pitch) for n in track.notes)
         names.setdefault(program, str(track.name).strip())
     return tuple(
-        Part(p, names.get(p, ""), min(pitches), max(pitches), len(pitches))
-        for p, pitches in sorted(by_program.items())
+        Part(p, names.get(p, ""), min(pitches), max(pitches), len(pitches)) for p, pitches in sorted(by_program.items())
     )
 
 

@@ -167,9 +167,7 @@ def test_progress_is_reported_in_order(engine: LocalEngine, tiny_checkpoint: Pat
     assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
 
 
-def test_unsupported_modes_and_inputs_are_bad_input(
-    engine: LocalEngine, tiny_checkpoint: Path, tmp_path: Path
-) -> None:
+def test_unsupported_modes_and_inputs_are_bad_input(engine: LocalEngine, tiny_checkpoint: Path, tmp_path: Path) -> None:
     region = write_region(tmp_path / "r.mid", (4, 4), 120.0, bars=1)
     (tmp_path / "job").mkdir()
     accompany = GenerationRequest(Prompt(midi_path=region), GenerationParams(mode="accompany"), str(tiny_checkpoint))

@@ -22,8 +22,6 @@ REGIONS = ROOT / "examples" / "regions"
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 
 
-
-
 def notes_by_bar(path: Path, bar_ticks: int) -> dict[int, list[tuple[int, int, int]]]:
     """bar index -> [(tick in bar, pitch, channel)] of every note-on."""
     mid = mido.MidiFile(str(path))

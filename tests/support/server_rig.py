@@ -150,9 +150,7 @@ class RunningServer:
 
 
 @contextlib.contextmanager
-def thread_server(
-    data_dir: Path, factory: object = None, **config: object
-) -> Iterator[RunningServer]:
+def thread_server(data_dir: Path, factory: object = None, **config: object) -> Iterator[RunningServer]:
     """uvicorn serving ``create_app`` on 127.0.0.1 on a free port, in a thread; stopped on exit."""
     import uvicorn
 

@@ -124,7 +124,7 @@ def test_the_controls_are_recorded_and_keep_opening_opens_with_the_first_bar(
 
 def test_a_region_shorter_than_one_bar_is_refused(engine: LocalEngine, tmp_path: Path) -> None:
     rate, tempo = 44_100, 120.0
-    audio = synthetic_groove(tempo, 1, rate)[:, : rate]  # half a bar
+    audio = synthetic_groove(tempo, 1, rate)[:, :rate]  # half a bar
     with pytest.raises(BadInputError, match="less than one bar .* needs at least one whole bar"):
         generate(engine, tmp_path, region_file(tmp_path, audio, rate), tempo)
 

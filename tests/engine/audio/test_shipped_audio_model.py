@@ -39,9 +39,7 @@ CASES = {
 }
 
 
-def continue_region(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, bars: int, variants: int
-) -> None:
+def continue_region(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, bars: int, variants: int) -> None:
     assert find_checkpoint(NEURAL, kind="audio").path == SHIPPED_DIR / NEURAL
     midi, tempo, meter, rate = CASES[case]
     region_path = render_region(REGIONS / midi, tmp_path / f"{case}.wav", rate, tempo)
@@ -57,8 +55,10 @@ def continue_region(
     assert code == 0, captured.err
     job = json.loads(captured.out)
     produced = variants * bars * bar_seconds
-    print(f"{case}: {variants} x {bars} bars = {produced:.1f} s of audio in {elapsed:.1f} s "  # noqa: T201
-          f"(real-time factor {produced / elapsed:.2f}; job timings {job['timings']})")
+    print(
+        f"{case}: {variants} x {bars} bars = {produced:.1f} s of audio in {elapsed:.1f} s "  # noqa: T201
+        f"(real-time factor {produced / elapsed:.2f}; job timings {job['timings']})"
+    )
     assert job["status"] == "done" and job["kind"] == "audio" and job["model"] == NEURAL
     assert len(job["variants"]) == variants
     job_dir = tmp_path / "out" / job["id"]

@@ -29,8 +29,18 @@ def test_segue_serve_listens_answers_and_stops_on_ctrl_c(tmp_path: Path) -> None
     port = free_port()
     env = {**os.environ, "SEGUE_TOKEN": TOKEN}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "serve", "--port", str(port), "--devices", "cpu",
-         "--data", str(tmp_path / "data")],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bridge.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--devices",
+            "cpu",
+            "--data",
+            str(tmp_path / "data"),
+        ],  # fmt: skip
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -211,8 +211,9 @@ def test_one_worker_per_device_runs_jobs_side_by_side(tmp_path: Path) -> None:
         client = httpx.Client(base_url=server.url, headers=AUTH, timeout=10)
         region = write_midi(tmp_path / "r.mid").read_bytes()
         ids = [
-            client.post("/v1/jobs", data={"request": f'{{"model": "{SLOW_MODEL}"}}'},
-                        files={"midi": ("r.mid", region)}).json()["id"]  # fmt: skip
+            client.post(
+                "/v1/jobs", data={"request": f'{{"model": "{SLOW_MODEL}"}}'}, files={"midi": ("r.mid", region)}
+            ).json()["id"]  # fmt: skip
             for _ in range(2)
         ]
         wait_until(lambda: all(d["busy"] for d in client.get("/v1/devices").json()), "both devices to be busy")

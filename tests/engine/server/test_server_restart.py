@@ -126,8 +126,11 @@ def test_a_stopped_server_fails_the_running_job_and_runs_the_queued_one_after_a_
     with thread_server(data, engines) as server:
         client = httpx.Client(base_url=server.url, headers=AUTH, timeout=10)
         ids = [
-            client.post("/v1/jobs", data={"request": json.dumps({"model": model, "bars": 1, "variants": 1})},
-                        files={"midi": ("r.mid", region)}).json()["id"]  # fmt: skip
+            client.post(
+                "/v1/jobs",
+                data={"request": json.dumps({"model": model, "bars": 1, "variants": 1})},
+                files={"midi": ("r.mid", region)},
+            ).json()["id"]  # fmt: skip
             for model in (SLOW_MODEL, "fake-midi")
         ]
         deadline = time.monotonic() + WAIT_S
@@ -156,8 +159,9 @@ def test_finished_jobs_nobody_deleted_go_after_keep_days(tmp_path: Path) -> None
     with thread_server(data) as server:
         client = httpx.Client(base_url=server.url, headers=AUTH, timeout=10)
         ids = [
-            client.post("/v1/jobs", data={"request": '{"bars": 1, "variants": 1}'},
-                        files={"midi": ("r.mid", region)}).json()["id"]  # fmt: skip
+            client.post(
+                "/v1/jobs", data={"request": '{"bars": 1, "variants": 1}'}, files={"midi": ("r.mid", region)}
+            ).json()["id"]  # fmt: skip
             for _ in range(2)
         ]
         deadline = time.monotonic() + WAIT_S
