@@ -8,10 +8,8 @@ is logged with the sender (WARNING, rate-limited; the rest at DEBUG) and ignored
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,9 +19,9 @@ from typing import Any, Generic, Protocol, TypeVar, cast
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
-from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.service import TransportState
+from bridge.udp import UdpEndpoint
 from engine.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -68,26 +66,6 @@ class DawAdapter(Protocol):
     def stop(self) -> None: ...
 
 
-class _Server(BlockingOSCUDPServer):
-    def __init__(self, address: Address, link: OscLink) -> None:
-        self.link = link
-        super().__init__(address, None)  # type: ignore[arg-type]  # we decode datagrams ourselves
-
-    def server_bind(self) -> None:
-        with contextlib.suppress(OSError):  # room for bursts of feedback; the OS may cap it
-            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        super().server_bind()
-
-    def verify_request(self, request: Any, client_address: Any) -> bool:
-        return True
-
-    def finish_request(self, request: Any, client_address: Any) -> None:
-        self.link.handle_datagram(bytes(request[0]), (str(client_address[0]), int(client_address[1])))
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        log.error("error handling DAW feedback from %s", client_address, exc_info=True)
-
-
 class OscLink:
     """Send OSC to ``daw`` and receive its feedback on ``listen`` (port 0: any free one)."""
 
@@ -97,32 +75,21 @@ class OscLink:
         self.handlers: dict[str, FeedbackHandler] = {}
         self.on_any: Callable[[], None] | None = None  # called after every well-formed feedback message
         try:
-            self._server = _Server(listen, self)
+            self._endpoint = UdpEndpoint(listen, self.handle_datagram, f"segue-{name}", "DAW feedback")
         except OSError as e:
             raise BadInputError(
                 f"{name}: cannot listen for DAW feedback on {listen[0]}:{listen[1]}: {e.strerror or e}"
             ) from e
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._closed = False
         self._warn_budget = _WARNINGS_PER_SECOND
         self._warn_time = time.monotonic()
 
     @property
     def address(self) -> Address:
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        return self._endpoint.address
 
     def start(self) -> None:
-        with self._lock:
-            if self._thread is None and not self._closed:
-                self._thread = threading.Thread(
-                    target=self._server.serve_forever,
-                    kwargs={"poll_interval": 0.1},
-                    name=f"segue-{self.name}",
-                    daemon=True,
-                )
-                self._thread.start()
+        self._endpoint.start()
 
     def send(self, address: str, args: Sequence[Any | TypedArg] = ()) -> None:
         """Send to the DAW; a ``(type_tag, value)`` pair fixes the OSC type. Never raises for network errors."""
@@ -133,7 +100,7 @@ class OscLink:
             else:
                 builder.add_arg(arg)
         try:
-            self._server.socket.sendto(builder.build().dgram, self.daw)
+            self._endpoint.sendto(builder.build().dgram, self.daw)
         except OSError as e:  # UDP: a DAW that is not there yet must not stop us
             log.debug("%s: could not send %s to %s:%s: %s", self.name, address, self.daw[0], self.daw[1], e)
 
@@ -167,16 +134,7 @@ class OscLink:
         log.log(logging.WARNING if loud else logging.DEBUG, "%s: " + fmt, self.name, *args)
 
     def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            thread = self._thread
-        if thread is not None:
-            self._server.shutdown()
-            thread.join(5.0)
-        with contextlib.suppress(OSError):
-            self._server.server_close()
+        self._endpoint.close()
 
 
 S = TypeVar("S")
