@@ -31,6 +31,13 @@ OUTPUTS: tuple[str, ...] = ("auto", "audio", "midi", "both")
 MAX_PARTS = 8
 _PART_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 
+
+def is_part_name(name: object) -> bool:
+    """A part or stem name as the engine takes it: lowercase letters, digits, '-' or '_', from a letter, at most
+    32 characters (bass, piano, drums-l)."""
+    return isinstance(name, str) and _PART_NAME.match(name) is not None
+
+
 MAX_BARS = 64
 MAX_VARIANTS = 16
 DEFAULT_SAMPLE_RATE = 44_100

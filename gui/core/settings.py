@@ -13,14 +13,13 @@ import json
 import logging
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 
-from engine.api import MAX_BARS, MAX_DENSITY, MAX_PARTS, MAX_VARIANTS, MIN_DENSITY, OUTPUTS
+from engine.api import MAX_BARS, MAX_DENSITY, MAX_PARTS, MAX_VARIANTS, MIN_DENSITY, OUTPUTS, is_part_name
 from engine.atomic import write_text
 from engine.errors import SegueError
 
@@ -29,7 +28,6 @@ log = logging.getLogger(__name__)
 APP_NAME = "segue"
 SETTINGS_FILE = "gui.json"
 DAW_CHOICES = ("generic", "ardour", "reaper", "live", "bitwig", "link")
-_PART = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")  # a part name, as engine.api.GenerationParams checks it
 
 
 def default_settings_path() -> Path:
@@ -156,7 +154,7 @@ def _check(key: str, value: Any, default: Any) -> Any:
         default = 0 if key == "seed" else 0.0
     if key in ("starred", "parts"):
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            if key == "parts" and (len(value) > MAX_PARTS or not all(_PART.match(v) for v in value)):
+            if key == "parts" and (len(value) > MAX_PARTS or not all(is_part_name(v) for v in value)):
                 return _BAD
             return tuple(value)
         return _BAD
