@@ -20,7 +20,7 @@ from typing import Any
 
 import mido
 
-from bridge.adapters import ADAPTERS, DEFAULT_DAW_PORTS, DawAdapter, open_adapter
+from bridge.adapters import ADAPTERS, DAW_CHOICES, DEFAULT_DAW_PORTS, DawAdapter, open_adapter
 from bridge.capture.controller import CaptureController
 from bridge.capture.options import TakeOptions, TakeResult
 from bridge.clock import ClockFollower, ClockState
@@ -35,7 +35,7 @@ from engine.provenance.record import ProvenanceSettings
 
 log = logging.getLogger(__name__)
 
-DAW_ADAPTERS = ("generic", "ardour", "reaper", "live", "bitwig", "link")
+DAW_ADAPTERS = DAW_CHOICES  # `segue bridge --daw`
 """``link``: the Segue Link plugin on a track (plugin/, docs/osc.md): placement plays the variant through it."""
 
 

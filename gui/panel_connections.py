@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from PyQt6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
+from bridge.adapters import DAW_CHOICES
 from gui import theme
 from gui.core.models import ClockStateView, DawLinkState, EngineView, Models
 from gui.core.session import Session
-from gui.core.settings import DAW_CHOICES
 from gui.drawing import QtStatusLight
 from gui.widgets import QtCard, field, label, row, set_quietly
 

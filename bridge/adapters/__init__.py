@@ -14,9 +14,13 @@ from bridge.adapters.reaper import ReaperAdapter
 
 DEFAULT_DAW_PORTS = {"ardour": 3819, "reaper": 8000, "live": 11000, "bitwig": 8000}
 ADAPTERS = tuple(DEFAULT_DAW_PORTS)
+# What `segue bridge --daw` and the app's "Talks to" offer: Segue's own OSC ("generic"), a DAW's own OSC through its
+# adapter, or the Segue Link plugin on a track ("link", bridge/link.py)
+DAW_CHOICES = ("generic", *ADAPTERS, "link")
 
 __all__ = [
     "ADAPTERS",
+    "DAW_CHOICES",
     "DEFAULT_DAW_PORTS",
     "ArdourAdapter",
     "BitwigAdapter",

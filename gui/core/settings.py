@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "segue"
 SETTINGS_FILE = "gui.json"
-DAW_CHOICES = ("generic", "ardour", "reaper", "live", "bitwig", "link")
 
 
 def default_settings_path() -> Path:
