@@ -87,6 +87,7 @@ CONFIGS: dict[str, tuple[GuidanceSettings, int, AdaptSettings | None, CacheSetti
     "final-cache-p0": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(DEFAULT_CACHE, pitch=0.0)),
     "final-n50": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(DEFAULT_CACHE, next=0.5)),
     "final-pos0": (GuidanceSettings(position_weight=0.0), cont.DEFAULT_CANDIDATES, None, DEFAULT_CACHE),
+    "final-novoicing": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(DEFAULT_CACHE, voicing=False)),
 }
 
 

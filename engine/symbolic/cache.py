@@ -26,6 +26,7 @@ figures are in docs/symbolic-engine.md.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -34,6 +35,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 from miditok import REMI
+
+from engine.symbolic.sampling import POSITIONS_PER_BEAT
 
 # slot names (what the next token is)
 PITCH, VELOCITY, DURATION, NEXT, PROGRAM = "pitch", "velocity", "duration", "next", "program"
@@ -55,6 +58,9 @@ class CacheSettings:
     program: float = 0.3
     interval_weight: float = 0.3
     share: float = 0.3  # how far each slot's weight returns to its prior after every token (0: pure Bayes)
+    # the region's voicing, kept while sampling: a part that never starts a note while its last one still sounds
+    # (a pad, a legato line) does not in the continuation either; no part doubles a pitch it already plays there
+    voicing: bool = True
 
     def weight(self, slot: str) -> float:
         value: float = getattr(self, slot)
@@ -66,8 +72,10 @@ class CacheSettings:
 
     def scaled(self, factor: float) -> CacheSettings:
         """Every slot's prior weight times ``factor`` (at most :data:`MAX_WEIGHT`): the job's similarity control."""
-        weights = {slot: min(MAX_WEIGHT, max(0.0, self.weight(slot) * factor)) for slot in SLOTS}
-        return replace(self, **weights)
+        w = {slot: min(MAX_WEIGHT, max(0.0, self.weight(slot) * factor)) for slot in SLOTS}
+        return replace(
+            self, pitch=w[PITCH], velocity=w[VELOCITY], duration=w[DURATION], next=w[NEXT], program=w[PROGRAM]
+        )
 
     def describe(self) -> str:
         weights = ", ".join(f"{s} {self.weight(s):.2g}" for s in SLOTS)
@@ -83,23 +91,33 @@ class TokenKinds:
 
     size: int
     kind: tuple[str, ...]
-    number: tuple[int, ...]  # the value of Pitch/PitchDrum/Position/Program tokens; 0 for others
+    number: tuple[int, ...]  # the value of Pitch/PitchDrum/Position/Program tokens, a TimeSig's numerator; else 0
     pitch_id: dict[int, int]  # MIDI pitch -> id of Pitch_x
+    length: tuple[float, ...] = ()  # a Duration token's length in positions (1/8 of the meter's beat); else 0
+    ids: dict[tuple[str, int], int] = field(default_factory=dict)  # ("Program", 33) -> id; Pitch, PitchDrum too
 
     @classmethod
     def from_tokenizer(cls, tokenizer: REMI) -> TokenKinds:
         vocab: dict[str, int] = dict(tokenizer.vocab)
         kind = [""] * len(vocab)
         number = [0] * len(vocab)
+        length = [0.0] * len(vocab)
         pitch_id: dict[int, int] = {}
+        ids: dict[tuple[str, int], int] = {}
         for token, index in vocab.items():
             name, _, value = token.partition("_")
             kind[index] = name
             if name in ("Pitch", "PitchDrum", "Position", "Program"):
                 number[index] = int(value)
+                ids[(name, int(value))] = index
+            elif name == "TimeSig":
+                number[index] = int(value.split("/")[0])
+            elif name == "Duration":  # beats.ticks.ticks_per_beat, in the meter's beat
+                beats, ticks, resolution = (int(x) for x in value.split("."))
+                length[index] = (beats + ticks / resolution) * POSITIONS_PER_BEAT
             if name == "Pitch":
                 pitch_id[int(value)] = index
-        return cls(len(vocab), tuple(kind), tuple(number), pitch_id)
+        return cls(len(vocab), tuple(kind), tuple(number), pitch_id, tuple(length), ids)
 
 
 class _Counts:
@@ -133,6 +151,15 @@ class _State:
     last_interval: dict[int, int] = field(default_factory=dict)
     last_velocity: dict[int, int] = field(default_factory=dict)
     last_duration: dict[int, int] = field(default_factory=dict)
+    # time, in positions from the stream's start, for the region's voicing rules
+    bars: int = 0
+    bar_start: int = 0
+    bar_length: int = 4 * POSITIONS_PER_BEAT
+    onset_time: int = 0
+    here: dict[int, set[int]] = field(default_factory=dict)  # program -> pitches started at this position
+    sounding_until: dict[int, float] = field(default_factory=dict)  # program -> when its notes so far end
+    overlapped: set[int] = field(default_factory=set)  # parts that started a note while an earlier one sounded
+    onsets: dict[int, int] = field(default_factory=dict)  # program -> onsets (chords count once)
 
 
 class RegionCache:
@@ -148,17 +175,7 @@ class RegionCache:
     def fork(self) -> RegionCache:
         out = RegionCache(self.kinds, self.settings)
         out.counts = self.counts.copy()
-        s = self.state
-        out.state = _State(
-            s.previous,
-            s.program,
-            s.position,
-            s.pitch,
-            dict(s.last_pitch),
-            dict(s.last_interval),
-            dict(s.last_velocity),
-            dict(s.last_duration),
-        )
+        out.state = copy.deepcopy(self.state)
         out.tokens = self.tokens
         return out
 
@@ -198,12 +215,26 @@ class RegionCache:
         number = kinds.number[token]
         if kind == "Position":
             s.position = number
+            s.onset_time = s.bar_start + number
+            s.here = {}
         elif kind == "Bar":
+            if s.bars:  # the bar before ends here (the stream's first Bar starts bar 0)
+                s.bar_start += s.bar_length
+            s.bars += 1
             s.position = -1
+            s.here = {}
+        elif kind == "TimeSig":
+            s.bar_length = number * POSITIONS_PER_BEAT
         elif kind == "Program":
             s.program = number
+            if s.program not in s.here:  # a new onset of this part
+                if s.onset_time < s.sounding_until.get(s.program, 0.0):
+                    s.overlapped.add(s.program)
+                s.onsets[s.program] = s.onsets.get(s.program, 0) + 1
+            s.here.setdefault(s.program, set())
         elif kind in ("Pitch", "PitchDrum"):
             s.pitch = number
+            s.here.setdefault(s.program, set()).add(number)
             if kind == "Pitch":
                 if s.program in s.last_pitch:
                     s.last_interval[s.program] = number - s.last_pitch[s.program]
@@ -212,8 +243,43 @@ class RegionCache:
             s.last_velocity[s.program] = token
         elif kind == "Duration":
             s.last_duration[s.program] = token
+            end = s.onset_time + kinds.length[token]
+            s.sounding_until[s.program] = max(s.sounding_until.get(s.program, 0.0), end)
         s.previous = kind
         self.tokens += 1
+
+    def held_parts(self) -> set[int]:
+        """Parts that played at least two onsets and never started one while an earlier note still sounded."""
+        s = self.state
+        return {p for p, n in s.onsets.items() if n >= 2 and p not in s.overlapped}
+
+    def forbidden(self, held: set[int]) -> list[int]:
+        """Tokens the region's voicing rules out next: a held part's next onset while its notes still sound, and
+        a pitch its part has already started at this position; a later position where every part is a held one
+        still sounding."""
+        s = self.state
+        ids = self.kinds.ids
+        out = []
+        if s.previous in ("Duration", "TimeSig") and s.onsets:  # a Position may come next
+            # the earliest time any part may start a note: when every part is a held one still sounding, wait
+            earliest = min(s.sounding_until.get(p, 0.0) if p in held else 0.0 for p in s.onsets)
+            start = s.position + 1 if s.previous == "Duration" else 0
+            out += [
+                ids[("Position", q)]
+                for q in range(start, s.bar_length)
+                if s.bar_start + q < earliest and ("Position", q) in ids
+            ]
+        if s.previous in ("Position", "Tempo", "Duration"):  # a Program may come next, here
+            out += [
+                ids[("Program", p)]
+                for p in held
+                if p not in s.here and s.onset_time < s.sounding_until.get(p, 0.0) and ("Program", p) in ids
+            ]
+            return out
+        if s.previous == "Program":
+            kind = "PitchDrum" if s.program == -1 else "Pitch"
+            return [ids[(kind, x)] for x in s.here.get(s.program, ()) if (kind, x) in ids]
+        return out
 
     def _smoothed(self, chain: Sequence[Key], offset: int | None) -> Sparse:
         """Witten-Bell along ``chain``: p = (counts + types x p_shorter) / (total + types), uniform at the bottom.
@@ -275,12 +341,14 @@ class CacheReport:
     rows: int = 0
     tokens_written: int = 0
     seconds: float = 0.0
+    held_parts: int = 0  # parts whose voicing (no new onset while a note sounds) was kept
 
     def describe(self) -> str:
+        voicing = f"; voicing kept for {self.held_parts} held part(s)" if self.held_parts else ""
         return (
             f"region cache mixed into the model's next-token distribution (fitted on the region's "
             f"{self.region_tokens} tokens and each variant's own {self.tokens_written // max(1, self.rows)} tokens "
-            f"as it grew, {self.rows} rows, {self.seconds:.2f} s; {self.settings.describe()})"
+            f"as it grew, {self.rows} rows, {self.seconds:.2f} s; {self.settings.describe()}{voicing})"
         )
 
 
@@ -340,11 +408,14 @@ class CacheMixer:
         for token in prompt:
             base.observe(int(token))
         self.caches = [base.fork() for _ in range(rows)]
+        self.held = base.held_parts() if settings.voicing else set()
+        self.voiced = 0  # tokens the voicing rules took away, summed over steps and rows
         self.weights = [_Weights(settings) for _ in range(rows)]
         self.seen = [0] * rows
         # per row, what the last step offered: (slot, the model's probabilities, the cache's distribution)
         self.pending: list[tuple[str, np.ndarray, Sparse] | None] = [None] * rows
-        self.report = CacheReport(settings, len(prompt), rows)
+        self.settings_voicing = settings.voicing
+        self.report = CacheReport(settings, len(prompt), rows, held_parts=len(self.held))
         self.report.seconds = time.perf_counter() - started
 
     def __call__(self, logits: torch.Tensor, tokens: Sequence[Sequence[int]]) -> torch.Tensor:
@@ -355,6 +426,7 @@ class CacheMixer:
         model_probs = shifted / shifted.sum(axis=-1, keepdims=True)
         cache_probs = np.zeros((len(tokens), self.caches[0].kinds.size if self.caches else 0), dtype=np.float32)
         weight = np.zeros((len(tokens), 1), dtype=np.float32)
+        forbidden: list[tuple[int, list[int]]] = []
         for i, row_tokens in enumerate(tokens):
             pending = self.pending[i]
             found: tuple[str, Sparse] | None
@@ -362,6 +434,10 @@ class CacheMixer:
                 found = (pending[0], pending[2])
             else:
                 found = self._advance(i, row_tokens)
+                if self.settings_voicing:
+                    ruled_out = self.caches[i].forbidden(self.held)
+                    if ruled_out:
+                        forbidden.append((i, ruled_out))
             if found is None:
                 self.pending[i] = None
                 continue
@@ -372,8 +448,11 @@ class CacheMixer:
             if extra:
                 cache_probs[i, list(extra)] += np.fromiter(extra.values(), dtype=np.float32, count=len(extra))
         out = logits
-        if weight.any():
+        if weight.any() or forbidden:
             mixed = (1 - weight) * model_probs + weight * cache_probs
+            for i, ruled_out in forbidden:
+                mixed[i, ruled_out] = 0.0
+                self.voiced += len(ruled_out)
             out = torch.from_numpy(np.log(np.maximum(mixed, 1e-30))).to(device=logits.device, dtype=logits.dtype)
         self.report.seconds += time.perf_counter() - started
         return out
