@@ -9,10 +9,11 @@ For each region (examples/regions/, our own files):
 - **sampling**: :func:`engine.symbolic.sampling.sample_continuations` with the region's prompt and constraints and
   the same seeds in every mode, at each batch size in ``--rows`` (4 = the variants; 8 = 4 variants x 2
   candidates, what a job samples today). Modes (:data:`MODES`): ``module`` (the GPT's module path, every row to
-  the end), ``previous`` (the fast decode path, every row to the end: the sampler before finished rows left the
-  batch), ``new`` (the default: finished rows leave the batch; the same tokens as ``previous``, checked and
-  printed) and ``bf16`` (``SEGUE_DECODE_PRECISION=bfloat16``: other tokens, so its own token count). They
-  alternate round by round; best of ``--repeats``; ratios against ``previous``.
+  the end), ``previous`` (the fast decode path, every row to the end, torch's threads switched around every step:
+  the sampler until 2026-12-07), ``new`` (the default: finished rows leave the batch, the steps' threads set once
+  per job; the same tokens as ``previous``, checked and printed) and ``bf16`` (``SEGUE_DECODE_PRECISION=bfloat16``:
+  other tokens). They alternate round by round; best of ``--repeats``; ratios against ``previous``. With
+  ``--threads 2`` (the process's threads of a CLI job here) the thread switching of ``previous`` shows.
 - **rendering**: every variant's ``continuation.mid`` and ``full.mid`` rendered to stems and mix and written the
   way a job does (engine.pipelines.midi), against the renderer before frame-ordered audio.
 - **whole job, in process**: ``LocalEngine.generate`` (``make demo`` settings: 8 bars, 4 variants, seed 7) with the
@@ -30,10 +31,11 @@ counts other people's work, CPU seconds much less. Writes bench/results/midi_spe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,7 @@ from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
 
 from engine.api import GenerationParams, GenerationRequest, Prompt  # noqa: E402
 from engine.checkpoints import find_checkpoint  # noqa: E402
+from engine.symbolic import model_fast  # noqa: E402
 from engine.symbolic.continuation import (  # noqa: E402
     SymbolicModel,
     decode_variant,
@@ -70,13 +73,21 @@ def best(a: Timing | None, b: Timing) -> Timing:
     return b if a is None or b[0] < a[0] else a
 
 
-# sampler modes, side by side: (label, fast decode path, drop finished rows, weight products' dtype)
-MODES: tuple[tuple[str, bool, bool, torch.dtype], ...] = (
-    ("module", False, False, torch.float32),  # the GPT's module path, every row to the end (the first baseline)
-    ("previous", True, False, torch.float32),  # the fast path, every row to the end (the sampler until a6a707d)
-    ("new", True, True, torch.float32),  # the default: finished rows leave the batch
-    ("bf16", True, True, torch.bfloat16),  # the same with SEGUE_DECODE_PRECISION=bfloat16
+# sampler modes, side by side: (label, fast decode path, drop finished rows, weight products' dtype, threads set
+# once per job). Without the last, torch's threads are switched around every decode step, as before 2026-12-07 15:30.
+MODES: tuple[tuple[str, bool, bool, torch.dtype, bool], ...] = (
+    ("module", False, False, torch.float32, False),  # the GPT's module path, every row to the end
+    ("previous", True, False, torch.float32, False),  # the sampler until this afternoon (fast path)
+    ("new", True, True, torch.float32, True),  # the default: finished rows leave the batch, threads set once
+    ("bf16", True, True, torch.bfloat16, True),  # the same with SEGUE_DECODE_PRECISION=bfloat16
 )
+
+
+@contextlib.contextmanager
+def _threads_per_step() -> Iterator[int]:
+    """Stands in for :func:`engine.symbolic.model_fast.job_threads`: nothing set for the job, so each decode step
+    switches torch's threads itself (the sampler before threads were set once per job)."""
+    yield 0
 
 
 # `segue continue` runs: extra environment of each setting
@@ -100,7 +111,7 @@ def bench_sampling(
     tokens: dict[str, list[list[int]]] = {}
     chosen = [m for m in MODES if m[0] in modes]
     for r in range(repeats):
-        for label, fast, drop, dtype in chosen if r % 2 == 0 else chosen[::-1]:
+        for label, fast, drop, dtype, once in chosen if r % 2 == 0 else chosen[::-1]:
             sm.model.fast_decode = fast
 
             def run(drop: bool = drop, dtype: torch.dtype = dtype) -> list[list[int]]:
@@ -108,7 +119,12 @@ def bench_sampling(
                     sm.model, prompt, sm.vocab, constraints, seeds, drop_finished=drop, precision=dtype
                 )
 
-            out, t = timed(run)
+            job_threads = model_fast.job_threads
+            model_fast.job_threads = job_threads if once else _threads_per_step  # type: ignore[assignment]
+            try:
+                out, t = timed(run)
+            finally:
+                model_fast.job_threads = job_threads  # type: ignore[method-assign]
             tokens[label] = out
             results[label] = best(results.get(label), t)
     sm.model.fast_decode = True
@@ -272,7 +288,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, nargs="+", default=[8])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--job-repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="the process's torch threads (a CLI job: 2 here)")
     parser.add_argument("--no-job", action="store_true", help="skip the whole-job rows")
     parser.add_argument("--modes", nargs="+", default=[m[0] for m in MODES], help="sampler modes to compare")
     parser.add_argument("--cli-repeats", type=int, default=2, help="`segue continue` runs per setting (0: none)")

@@ -29,9 +29,11 @@ the same tokens; on held-out pieces the MIDI model's loss moved by less than 0.1
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, cast
 
 import torch
@@ -103,6 +105,33 @@ def step_threads() -> int:
         )
         return 1
     return value
+
+
+_JOB_THREADS: list[int] = []  # the step threads a running sampling job chose (job_threads), innermost last
+
+
+@contextlib.contextmanager
+def job_threads() -> Iterator[int]:
+    """Run a whole sampling job (prefills, steps and the sampler's own ops) on the decode steps' thread count,
+    decided once (:func:`step_threads`; 0 = the process's setting) and set once, restored at the end.
+
+    Switching torch's threads around every step (what :func:`decode_step` does outside such a job) cost more than
+    the step: with two process threads and one step thread, 20.6 ms of CPU a step against 11.7 ms with one thread
+    throughout, and up to 2.3x the wall time, on this 2-core machine under load (docs/benchmarks.md)."""
+    threads = step_threads()
+    previous = torch.get_num_threads()
+    _JOB_THREADS.append(threads)
+    try:
+        if threads and threads != previous:
+            torch.set_num_threads(threads)
+            try:
+                yield threads
+            finally:
+                torch.set_num_threads(previous)
+        else:
+            yield threads
+    finally:
+        _JOB_THREADS.pop()
 
 
 _Layer = tuple[
@@ -223,7 +252,7 @@ def plan_for(model: GPT) -> DecodePlan | None:
             return None
         plan = DecodePlan(model)
         model.__dict__["_decode_plan"] = plan
-    plan.threads = step_threads()
+    plan.threads = _JOB_THREADS[-1] if _JOB_THREADS else step_threads()
     plan.set_precision(model, model.decode_dtype)
     return plan
 
@@ -239,7 +268,8 @@ def decode_step(model: GPT, plan: DecodePlan, idx: torch.Tensor, cache: KVCache)
     """One token per row (``idx`` [B, 1], or [B, Q, 1] with Q streams) -> logits as the module path returns them
     ([B, 1, vocab] or [B, Q, 1, vocab]); writes this step's keys/values and advances the cache.
 
-    Runs on ``plan.threads`` torch threads (:func:`step_threads`) and restores the process's setting."""
+    Runs on ``plan.threads`` torch threads (:func:`step_threads`) and restores the process's setting (inside
+    :func:`job_threads` the job has set them already: nothing to switch)."""
     previous = torch.get_num_threads()
     if not plan.threads or plan.threads == previous:
         return _decode_step(model, plan, idx, cache)

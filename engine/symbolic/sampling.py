@@ -418,10 +418,11 @@ def sample_continuations(
     previous = model.decode_dtype
     model.decode_dtype = model_fast.decode_dtype() if precision is None else precision
     try:
-        return _sample(
-            model, prompt_ids, vocab, constraints, seeds, temperature, top_p, progress, cancel, use_cache,
-            logits_hook, drop_finished,
-        )  # fmt: skip
+        with model_fast.job_threads():  # the steps' thread count, set once for the job
+            return _sample(
+                model, prompt_ids, vocab, constraints, seeds, temperature, top_p, progress, cancel, use_cache,
+                logits_hook, drop_finished,
+            )  # fmt: skip
     finally:
         model.decode_dtype = previous
 

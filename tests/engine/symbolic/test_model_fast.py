@@ -384,3 +384,32 @@ def test_the_decode_precision_comes_from_the_environment(monkeypatch: pytest.Mon
     assert model_fast.decode_dtype() == (torch.bfloat16 if low else torch.float32)
     monkeypatch.setattr(model_fast, "bf16_kernels", lambda: False)  # a CPU without the kernels: float32 always
     assert model_fast.decode_dtype() == torch.float32
+
+
+def test_a_sampling_job_sets_the_step_threads_once_not_at_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.api import Meter
+    from engine.symbolic.sampling import Vocabulary, constraints_for, sample_continuations
+    from engine.symbolic.tokenizer import make_tokenizer
+
+    tokenizer = make_tokenizer()
+    vocab = Vocabulary.from_tokenizer(tokenizer)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(tokenizer), block_size=64, n_layer=2, n_head=2, n_embd=32)).eval()
+    v = tokenizer.vocab
+    prompt = [v[t] for t in ("Bar_None", "TimeSig_4/4", "Position_0", "Program_0", "Pitch_60", "Velocity_79")]
+    constraints = constraints_for(vocab, Meter(4, 4), 4, {0: (55, 70)}, [], [1] * 12, 1.5)
+    current = [2]
+    calls: list[int] = []
+
+    def set_threads(n: int) -> None:
+        calls.append(n)
+        current[0] = n
+
+    monkeypatch.delenv(model_fast.THREADS_ENV_VAR, raising=False)
+    monkeypatch.setattr(model_fast.os, "getloadavg", lambda: (9.0, 9.0, 9.0))  # busy: one step thread
+    monkeypatch.setattr(torch, "get_num_threads", lambda: current[0])
+    monkeypatch.setattr(torch, "set_num_threads", set_threads)
+    rows = sample_continuations(model, prompt + [v["Duration_1.0.8"]], vocab, constraints, seeds=[1, 2])
+    assert max(len(r) for r in rows) > model.config.block_size  # steps, and a refill of the context
+    assert calls == [1, 2]  # one thread for the whole job, then the process's two again
+    assert model_fast._JOB_THREADS == []
