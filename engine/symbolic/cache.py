@@ -348,7 +348,7 @@ class CacheReport:
         return (
             f"region cache mixed into the model's next-token distribution (fitted on the region's "
             f"{self.region_tokens} tokens and each variant's own {self.tokens_written // max(1, self.rows)} tokens "
-            f"as it grew, {self.rows} rows, {self.seconds:.2f} s; {self.settings.describe()}{voicing})"
+            f"as it grew, {self.rows} rows (its seconds: timings.cache_seconds); {self.settings.describe()}{voicing})"
         )
 
 
