@@ -18,6 +18,7 @@ from bridge.capture.options import (
     open_sound_device,
 )
 from bridge.capture.take import record_take
+from bridge.listeners import Listeners
 from engine.api import CancelToken
 from engine.errors import BadInputError, CancelledError, EngineError
 
@@ -79,14 +80,13 @@ class CaptureController:
         self._on_done = on_done
         self._open_recorder = open_recorder
         self._lock = threading.Lock()
-        self._listeners: list[Callable[[CaptureEvent], None]] = []
+        self._listeners: Listeners[CaptureEvent] = Listeners("a capture listener")
         self._thread: threading.Thread | None = None
         self._cancel: CancelToken | None = None
         self._closed = False
 
     def add_listener(self, listener: Callable[[CaptureEvent], None]) -> None:
-        with self._lock:
-            self._listeners.append(listener)
+        self._listeners.add(listener)
 
     @property
     def armed(self) -> bool:
@@ -133,13 +133,7 @@ class CaptureController:
             thread.join(timeout)
 
     def _emit(self, event: CaptureEvent) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("a capture listener failed on %s", type(event).__name__)
+        self._listeners.emit(event)
 
     def _run(self, options: TakeOptions, cancel: CancelToken, origin: Origin) -> None:
         assert self.clock is not None
