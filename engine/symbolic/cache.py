@@ -43,6 +43,7 @@ PITCH, VELOCITY, DURATION, NEXT, PROGRAM = "pitch", "velocity", "duration", "nex
 SLOTS = (PITCH, VELOCITY, DURATION, NEXT, PROGRAM)
 
 Key = tuple[object, ...]
+HELD_BEATS = 2.0  # a part whose notes last this long on average, never overlapping, keeps its voicing (held_parts)
 MAX_WEIGHT = 0.95  # the model always keeps a share: the cache alone would never write what the region lacks
 Sparse = tuple[float, dict[int, float]]  # (probability of every token, extra probability of a few)
 
@@ -58,8 +59,8 @@ class CacheSettings:
     program: float = 0.3
     interval_weight: float = 0.3
     share: float = 0.3  # how far each slot's weight returns to its prior after every token (0: pure Bayes)
-    # the region's voicing, kept while sampling: a part that never starts a note while its last one still sounds
-    # (a pad, a legato line) does not in the continuation either; no part doubles a pitch it already plays there
+    # the region's voicing, kept while sampling: a held part (notes of 2 beats or more that never overlap: a pad)
+    # starts no note while its last one still sounds; no part doubles a pitch it already plays at that onset
     voicing: bool = True
 
     def weight(self, slot: str) -> float:
@@ -160,6 +161,8 @@ class _State:
     sounding_until: dict[int, float] = field(default_factory=dict)  # program -> when its notes so far end
     overlapped: set[int] = field(default_factory=set)  # parts that started a note while an earlier one sounded
     onsets: dict[int, int] = field(default_factory=dict)  # program -> onsets (chords count once)
+    held_length: dict[int, float] = field(default_factory=dict)  # program -> total length of its notes (positions)
+    notes: dict[int, int] = field(default_factory=dict)  # program -> notes
 
 
 class RegionCache:
@@ -244,14 +247,23 @@ class RegionCache:
         elif kind == "Duration":
             s.last_duration[s.program] = token
             end = s.onset_time + kinds.length[token]
+            s.held_length[s.program] = s.held_length.get(s.program, 0.0) + kinds.length[token]
+            s.notes[s.program] = s.notes.get(s.program, 0) + 1
             s.sounding_until[s.program] = max(s.sounding_until.get(s.program, 0.0), end)
         s.previous = kind
         self.tokens += 1
 
     def held_parts(self) -> set[int]:
-        """Parts that played at least two onsets and never started one while an earlier note still sounded."""
+        """Held parts (pads, held chords): at least two onsets, notes of two beats or longer on average, and never
+        a note started while an earlier one still sounded."""
         s = self.state
-        return {p for p, n in s.onsets.items() if n >= 2 and p not in s.overlapped}
+        return {
+            p
+            for p, n in s.onsets.items()
+            if n >= 2
+            and p not in s.overlapped
+            and s.held_length.get(p, 0.0) >= HELD_BEATS * POSITIONS_PER_BEAT * s.notes.get(p, 1)
+        }
 
     def forbidden(self, held: set[int]) -> list[int]:
         """Tokens the region's voicing rules out next: a held part's next onset while its notes still sound, and
