@@ -113,6 +113,36 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         prefix=API_PREFIX, dependencies=[Depends(require_token)], responses=errors(400, 401, 403, 413, 421)
     )
 
+    _info_routes(public, private, app, workers)
+    _job_routes(private, app, store, workers, config)
+    _file_routes(private, store)
+    app.include_router(public)
+    app.include_router(private)
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
+    def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer repeats what was sent ("input"), which may be the bytes of an uploaded file
+        detail = [{"type": str(e.get("type", "")), "loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))}
+                  for e in exc.errors()]  # fmt: skip
+        return JSONResponse(status_code=422, content={"detail": detail})
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)  # the detail stays here
+        return JSONResponse(status_code=500, content={"detail": INTERNAL_ERROR})
+
+    app.add_exception_handler(DiskFullError, _disk_full)
+    app.add_middleware(GuardMiddleware, config=config)
+    return app
+
+
+def _info_routes(public: APIRouter, private: APIRouter, app: FastAPI, workers: Workers) -> None:
+    """Health (no token), the installed models and the devices."""
+
     @public.get("/health", response_model=Health, summary="is the server up (no token needed)")
     def health() -> Health:
         return Health(status="ok" if app.state.running else "starting", version=_version())
@@ -134,6 +164,10 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
     @private.get("/devices", response_model=list[DeviceView], summary="the devices and what each one runs")
     def devices() -> list[DeviceView]:
         return [DeviceView(**d) for d in workers.device_states()]
+
+
+def _job_routes(private: APIRouter, app: FastAPI, store: JobStore, workers: Workers, config: ServerConfig) -> None:
+    """Submit, list, follow, cancel and delete jobs."""
 
     @private.get("/jobs", response_model=list[JobView], summary="every job on this server, oldest first")
     def list_jobs() -> list[JobView]:
@@ -207,17 +241,11 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
                 detail=f"model {name!r} is not installed on this server; its models: {', '.join(names) or 'none'}",
             )
 
-    def _job(job_id: str) -> ServerJob:
-        job = store.get(job_id)
-        if job is None:
-            raise HTTPException(404, detail=f"no job {job_id!r} on this server")
-        return job
-
     @private.get(
         "/jobs/{job_id}", response_model=JobView, summary="a job's status, progress and result", responses=errors(404)
     )
     def get_job(job_id: str) -> JobView:
-        return view(_job(job_id))
+        return view(_find_job(store, job_id))
 
     @private.get(
         "/jobs/{job_id}/events",
@@ -230,7 +258,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         after: Annotated[int, Query(ge=0, description="send only events after this id")] = 0,
         last_event_id: Annotated[str | None, Header()] = None,
     ) -> StreamingResponse:
-        job = _job(job_id)
+        job = _find_job(store, job_id)
         start = after
         if last_event_id is not None and last_event_id.strip().isdigit():
             start = max(start, int(last_event_id.strip()))
@@ -248,7 +276,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         responses=errors(404, 409),
     )
     def cancel_job(job_id: str) -> JobView:
-        job = _job(job_id)
+        job = _find_job(store, job_id)
         if job.status in FINAL:
             raise HTTPException(409, detail=f"job {job_id} is already {job.status}")
         job.cancel.cancel()
@@ -260,11 +288,15 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         "/jobs/{job_id}", status_code=204, summary="delete a finished job and its files", responses=errors(404, 409)
     )
     def delete_job(job_id: str) -> Response:
-        job = _job(job_id)
+        job = _find_job(store, job_id)
         if job.status not in FINAL:
             raise HTTPException(409, detail=f"job {job_id} is {job.status}; cancel it first")
         store.delete(job)
         return Response(status_code=204)
+
+
+def _file_routes(private: APIRouter, store: JobStore) -> None:
+    """A finished job's files: the list, one file, all of them as a zip."""
 
     def _done_files(job: ServerJob) -> list[dict[str, Any]]:
         record = job.snapshot()
@@ -280,7 +312,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         responses=errors(404, 409),
     )
     def list_files(job_id: str) -> list[ResultFile]:
-        return [ResultFile(**f) for f in _done_files(_job(job_id))]
+        return [ResultFile(**f) for f in _done_files(_find_job(store, job_id))]
 
     @private.get(
         "/jobs/{job_id}/files/{file_path:path}",
@@ -289,7 +321,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         responses={200: {"content": {"application/octet-stream": {}}}, **errors(404, 409)},
     )
     def download(job_id: str, file_path: str) -> FileResponse:
-        job = _job(job_id)
+        job = _find_job(store, job_id)
         listed = {f["path"]: f for f in _done_files(job)}
         if file_path not in listed:  # only paths the engine wrote; the client's text never builds a path
             raise HTTPException(404, detail=f"job {job_id} has no file {file_path!r}")
@@ -304,7 +336,7 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
         responses={200: {"content": {"application/zip": {}}}, **errors(404, 409)},
     )
     def download_zip(job_id: str) -> StreamingResponse:
-        job = _job(job_id)
+        job = _find_job(store, job_id)
         files = _done_files(job)
         spool = tempfile.TemporaryFile()
         with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -317,28 +349,12 @@ def create_app(config: ServerConfig, engine_factory: EngineFactory | None = None
             headers={"Content-Disposition": f'attachment; filename="{job.id}.zip"'},
         )
 
-    app.include_router(public)
-    app.include_router(private)
 
-    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_token)])
-    def openapi() -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own answer repeats what was sent ("input"), which may be the bytes of an uploaded file
-        detail = [{"type": str(e.get("type", "")), "loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))}
-                  for e in exc.errors()]  # fmt: skip
-        return JSONResponse(status_code=422, content={"detail": detail})
-
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)  # the detail stays here
-        return JSONResponse(status_code=500, content={"detail": INTERNAL_ERROR})
-
-    app.add_exception_handler(DiskFullError, _disk_full)
-    app.add_middleware(GuardMiddleware, config=config)
-    return app
+def _find_job(store: JobStore, job_id: str) -> ServerJob:
+    job = store.get(job_id)
+    if job is None:
+        raise HTTPException(404, detail=f"no job {job_id!r} on this server")
+    return job
 
 
 async def _prune_now_and_then(store: JobStore, keep_s: float) -> None:
