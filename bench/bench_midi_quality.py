@@ -270,6 +270,26 @@ def format_row(name: str, s: dict[str, Any]) -> str:
     )
 
 
+def demo_pad(model: cont.SymbolicModel) -> None:
+    """``make demo``'s region (examples/regions/pop_100bpm_4-4.mid, 8 bars x 4 variants, seed 7): its string pad,
+    held whole-bar triads on the downbeats in the region, with the cache off, without its voicing rules, and as now."""
+    region = read_region(Prompt(midi_path=ROOT / "examples" / "regions" / "pop_100bpm_4-4.mid"))
+    names = part_names_for(region.parts)
+    bar = region.bar_ticks
+    for label, cache in (("no region cache", False), ("cache, no voicing", replace(DEFAULT_CACHE, voicing=False)),
+                         ("the defaults", True)):  # fmt: skip
+        variants = cont.continue_region(model, region, GenerationParams(bars=8, variants=4, seed=7), [7, 8, 9, 10],
+                                        names, cache=cache)  # fmt: skip
+        rows = []
+        for parts in variants:
+            pad = next(p for p in parts if p.program == 48)
+            onsets = sorted({n.start for n in pad.notes})
+            on_beat = sum(o % bar == 0 for o in onsets)
+            length = statistics.mean(n.duration / region.ticks_per_quarter for n in pad.notes) if pad.notes else 0.0
+            rows.append(f"{len(pad.notes)} notes, {on_beat}/{len(onsets)} onsets on a downbeat, {length:.2f} beats")
+        print(f"| {label} | " + " | ".join(rows) + " |")  # noqa: T201
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
@@ -282,6 +302,7 @@ def main() -> int:
     parser.add_argument("--loss-only", action="store_true", help="only the adaptation loss figure (no sampling)")
     parser.add_argument("--model", default="default")
     parser.add_argument("--set", choices=("bench", "tuning"), default="bench", help="tuning: the tuning pieces")
+    parser.add_argument("--demo-pad", action="store_true", help="only make demo's pad, cache on and off")
     parser.add_argument("--out", default=None, help="default bench/results/midi_quality[_tuning].json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -296,6 +317,9 @@ def main() -> int:
     manifest = json.loads((args.set_dir / "manifest.json").read_text())
     pieces = list(manifest["pieces"].items())[args.skip :][: args.pieces]
     model = cont.SymbolicModel.load(find_checkpoint(args.model))
+    if args.demo_pad:
+        demo_pad(model)
+        return 0
     recorded = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     results: dict[str, Any] = {"machine": machine(args.threads), "args": recorded, "configs": {}}
     header = "| config | pc vs composer | onset vs composer | notes/bar | note length | in scale | variety | loss | s |"
