@@ -8,8 +8,9 @@ validation side of the shipped model's training split: string quartet, orchestra
 Bach chorales, a lead sheet; 6/8, 3/4, 4/4, 2/4. Region = the first 4-8 bars, reference = the composer's next 8.
 For every configuration (an idea alone, or together) it continues each region with the same seeds and prints
 one row per configuration. ``--set tuning`` runs on the tuning pieces (bench/data/midi_quality/tuning/) instead:
-settings are chosen there, never on the bench's pieces. Columns (means over the pieces; "ok" counts
-pieces/parts/variants meeting the target):
+settings are chosen there, never on the bench's pieces. ``--set lmms`` runs on producers' songs (LMMS demos,
+bench/data/midi_quality/lmms/, built by bench/lmms_set.py), an evaluation set far from the training corpus.
+Columns (means over the pieces; "ok" counts pieces/parts/variants meeting the target):
 
 - pc: variants' pitch-class overlap with the region minus the composer's (target |.| <= 0.05; then, one-sided,
   pieces whose variants are not further from the region than the composer's continuation - 0.05: gap >= -0.05)
@@ -301,7 +302,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="1 is fastest on a loaded machine")
     parser.add_argument("--loss-only", action="store_true", help="only the adaptation loss figure (no sampling)")
     parser.add_argument("--model", default="default")
-    parser.add_argument("--set", choices=("bench", "tuning"), default="bench", help="tuning: the tuning pieces")
+    parser.add_argument(
+        "--set",
+        choices=("bench", "tuning", "lmms"),
+        default="bench",
+        help="tuning: the tuning pieces; lmms: producers' songs (bench/lmms_set.py)",
+    )
     parser.add_argument("--demo-pad", action="store_true", help="only make demo's pad, cache on and off")
     parser.add_argument("--out", default=None, help="default bench/results/midi_quality[_tuning].json")
     args = parser.parse_args()
@@ -311,8 +317,8 @@ def main() -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         parser.error(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
-    args.set_dir = SET_DIR if args.set == "bench" else SET_DIR / "tuning"
-    suffix = "" if args.set == "bench" else "_tuning"
+    args.set_dir = SET_DIR if args.set == "bench" else SET_DIR / args.set
+    suffix = "" if args.set == "bench" else f"_{args.set}"
     args.out = args.out or str(ROOT / f"bench/results/midi_quality{suffix}.json")
     manifest = json.loads((args.set_dir / "manifest.json").read_text())
     pieces = list(manifest["pieces"].items())[args.skip :][: args.pieces]
