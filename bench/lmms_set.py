@@ -17,7 +17,8 @@ pattern, looped, from its ``pos`` for its ``len``. Step notes (negative length) 
 sample is a drum (kick, snare, hat, clap, rim, tom, crash, ride) goes to one channel-10 drum part with the GM note
 for that drum; other sample tracks that are clearly percussion or effects are dropped (listed in the manifest).
 Muted tracks and patterns are left out. A pitched part gets a GM program from its track name where the name says
-it (bass, strings, pad, piano, organ, ...), else one from its synthesiser and register.
+it (bass, strings, pad, piano, organ, ...), else one from its synthesiser and register; a program another part of
+the piece has already taken moves to the next free one of its GM family, so every track stays a part of its own.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from symusic.core import NoteTick, ScoreTick, TempoTick, TimeSignatureTick, Trac
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.atomic import write_json, write_with  # noqa: E402
+from engine.atomic import write_json, write_text, write_with  # noqa: E402
 
 SET_DIR = ROOT / "bench" / "data" / "midi_quality" / "lmms"
 PROJECTS = Path("/usr/share/lmms/projects")
@@ -278,6 +279,19 @@ def guess_program(part: Part) -> int:
     return {"sid": 80, "papu": 80, "bitinvader": 80, "lb302": 38, "organic": 16}.get(part.plugin, 81)
 
 
+def distinct_program(program: int, used: set[int]) -> int:
+    """``program``, or the next free one of its GM family of 8, so that every track stays a part of its own (the
+    engine reads tracks that share a program as one part); added to ``used``."""
+    family = program - program % 8
+    for step in range(8):
+        candidate = family + (program - family + step) % 8
+        if candidate not in used:
+            used.add(candidate)
+            return candidate
+    used.add(program)
+    return program
+
+
 def to_score(info: dict[str, Any], parts: list[Part], start_bar: int) -> tuple[ScoreTick, list[dict[str, Any]]]:
     """The region and its reference (4 + 8 bars from ``start_bar``) as a MIDI score: the parts that play in the
     region, pitched parts first (by mean pitch, highest first), the drums merged into one channel-10 part."""
@@ -296,8 +310,9 @@ def to_score(info: dict[str, Any], parts: list[Part], start_bar: int) -> tuple[S
     score.tempos.append(TempoTick(0, info["bpm"]))
     score.time_signatures.append(TimeSignatureTick(0, *info["meter"]))
     described = []
+    used: set[int] = set()
     for part in pitched:
-        program = guess_program(part)
+        program = distinct_program(guess_program(part), used)
         track = TrackTick(part.name or f"Part program {program}", program, False)
         for s, d, p, v in sorted(cut(part)):
             track.notes.append(NoteTick(s * scale, max(1, d) * scale, p, v))
@@ -349,6 +364,43 @@ def build(rel: str) -> tuple[ScoreTick, dict[str, Any]] | str:
     return score, meta
 
 
+README_HEAD = """# Producers' songs: LMMS demo projects (`bench/bench_midi_quality.py --set lmms`)
+
+Built by `bench/lmms_set.py` from the demo projects that Debian's `lmms-common` installs under
+/usr/share/lmms/projects/ (`python bench/lmms_set.py` rebuilds this folder; the files are deterministic). Each file
+holds a 4-bar region (from the bar given below, 1-based in the song) where at least two pitched parts play and
+the composer's next 8 bars, in 4/4 at the song's tempo, 480 ticks a quarter. Only the parts that play in the region
+are kept; drum samples are merged into one channel-10 part (GM kick 36, rim 37, snare 38, clap 39, closed/open hat
+42/46, crash 49, ride 51, toms 45/47/50, wood block 76); effect samples are dropped. GM programs are guesses from
+the track name (else from the synthesiser and register; a program taken by another part moves to the next free one
+of its family): the LMMS synth patches themselves are not carried. `manifest.json` has per piece the parts, their
+programs, the drum mapping and what was dropped.
+
+This is an **evaluation set**: no setting is chosen on it.
+
+Licences and authors as /usr/share/doc/lmms-common/copyright gives them (Artistic-2.0, CC-BY-SA-3.0/4.0 and
+BSD-2-clause stanzas name these projects; a project the file names nowhere falls under its `Files: *` stanza,
+GPL-2+, about which the package notes the upstream issue LMMS/lmms#2752). The MIDI files here are excerpts of
+these works converted to notes; they keep the authors' credit and licence.
+
+| file | source (under /usr/share/lmms/projects) | author | licence | region from bar | BPM | parts |
+|---|---|---|---|---|---|---|
+"""
+
+
+def readme(manifest: dict[str, Any]) -> str:
+    rows = []
+    for name, meta in manifest["pieces"].items():
+        source = meta["source"].split(" ")[0].replace(f"{PROJECTS}/", "")
+        parts = ", ".join(
+            f"{p['track']} ({p['synth']}, GM {p['program']})" if "program" in p else p["track"] for p in meta["parts"]
+        )
+        rows.append(f"| {name} | `{source}` | {meta['author']} | {meta['licence']} | {meta['start_bar']} | "
+                    f"{meta['tempo_bpm']:g} | {parts} |")  # fmt: skip
+    skipped = "\n".join(f"- `{rel}`: {why}" for rel, why in manifest["skipped"].items())
+    return README_HEAD + "\n".join(rows) + f"\n\nSkipped (and why):\n\n{skipped}\n"
+
+
 def _dump(score: ScoreTick, path: Path) -> None:
     score.dump_midi(str(path))
 
@@ -378,6 +430,7 @@ def main() -> int:
         manifest["pieces"][name] = meta
         print(f"{name}: bar {meta['start_bar']}, {len(meta['parts'])} parts, {meta['tempo_bpm']} BPM")  # noqa: T201
     write_json(SET_DIR / "manifest.json", manifest)
+    write_text(SET_DIR / "README.md", readme(manifest))
     return 0
 
 
