@@ -69,3 +69,8 @@ def test_the_region_starts_where_two_pitched_parts_play_and_scales_to_480_ticks(
     assert (piano.notes[0].start, piano.notes[0].pitch) == (480, 72)  # beat 2 of the region's first bar
     assert score.tracks[-1].is_drum
     assert max(n.start for t in score.tracks for n in t.notes) < 12 * 1920
+
+
+def test_tracks_guessed_the_same_program_keep_parts_of_their_own() -> None:
+    used: set[int] = set()
+    assert [lmms_set.distinct_program(p, used) for p in (81, 81, 38, 87, 87)] == [81, 82, 38, 87, 80]
