@@ -24,10 +24,11 @@ from bridge.adapters import ADAPTERS, DAW_CHOICES, DEFAULT_DAW_PORTS, DawAdapter
 from bridge.capture.controller import CaptureController
 from bridge.capture.options import TakeOptions, TakeResult
 from bridge.clock import ClockFollower, ClockState
+from bridge.events import DawRegion, TransportProvider, TransportState
 from bridge.link import LinkEndpoint, LinkRegistry, link_transport
 from bridge.midiports import ClockInput, Lister, MidiPortError, Opener, ReconnectingInput, list_ports
 from bridge.osc import DEFAULT_HOST, OscBridge, OscServer, resolve_host
-from bridge.service import BridgeService, DawRegion, PlacePolicy, TransportProvider, TransportState
+from bridge.service import BridgeService, PlacePolicy
 from bridge.watch import WatchFolder
 from engine.api import Engine
 from engine.errors import BadInputError

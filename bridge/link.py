@@ -8,7 +8,7 @@ the app. :class:`LinkEndpoint` adds the addresses to an :class:`~bridge.osc.OscB
 to play in sync with the host) and ``/segue/link/capture``, and hands the plugin's ``/segue/link/loaded`` or
 ``/segue/link/error`` back to whoever asked for the play.
 
-With ``place_through_link`` (``segue bridge --daw link``) every audio :class:`~bridge.service.Placement` of the
+With ``place_through_link`` (``segue bridge --daw link``) every audio :class:`~bridge.events.Placement` of the
 service is played through the instance on the region's track (else the instance that said hello last).
 
 No Qt; handlers run on the OSC thread and never block. Listeners (the app) get :class:`LinkEvent` values.
@@ -28,9 +28,10 @@ from typing import Any
 
 from bridge import segue_version
 from bridge.capture.options import MAX_CAPTURE_BARS
+from bridge.events import BridgeEvent, Placement, TransportProvider, TransportState
 from bridge.jobs import JobRecord, VariantRecord
-from bridge.osc import OscBridge, Route, Sender
-from bridge.service import BridgeEvent, Placement, TransportProvider, TransportState
+from bridge.osc import OscBridge
+from bridge.osc_args import Route, Sender
 from engine.errors import BadInputError
 
 log = logging.getLogger(__name__)

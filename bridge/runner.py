@@ -32,6 +32,7 @@ from bridge.jobs import (
     load_job,
     now_iso,
     partial_variant_dirs,
+    release_job,
     write_job,
 )
 from engine.api import CancelToken, Engine, GenerationRequest, GenerationResult, controls_of
@@ -298,3 +299,41 @@ def mark_stopped(job_dir: Path) -> JobRecord:
         partial_variants=partial_variant_dirs(job_dir),
     )
     return _update(job_dir, record, status="cancelled", error=error)
+
+
+def ensure_failed(job_dir: Path, record: JobRecord, error: BaseException) -> JobRecord:
+    """The job's final record after ``error`` escaped :func:`execute_job`: what job.json says when it is final
+    (execute_job recorded it), else ``failed`` with the reason, written when the disk and memory allow (if not,
+    the job is let go, and the next start recovers it as interrupted)."""
+    try:
+        on_disk = load_job(job_dir)
+        if on_disk.status in ("done", "failed", "cancelled"):
+            return on_disk
+    except BaseException:  # noqa: S110 - unreadable: write the failure below
+        pass
+    now = now_iso()
+    message = failure_message(error)
+    failed = dataclasses.replace(
+        record, status="failed", updated=now, finished=now, error=ErrorRecord(message, type(error).__name__)
+    )
+    try:
+        write_job(job_dir, failed)
+    except BaseException as e:
+        release_job(job_dir)
+        log_quietly(f"job {record.id}: could not record its failure ({message})", e)
+    return failed
+
+
+def log_quietly(what: str, error: BaseException) -> None:
+    """Log an error with its traceback, or, when even that fails (no memory left), as little as possible."""
+    try:
+        log.error("%s", what, exc_info=error)
+    except BaseException:  # noqa: S110 - logging itself failed: nothing more can be done
+        pass
+
+
+def record_cancelled(job_dir: Path, record: JobRecord, message: str) -> None:
+    now = now_iso()
+    error = ErrorRecord(message=message, type="CancelledError")
+    write_job(job_dir, dataclasses.replace(record, status="cancelled", updated=now, finished=now, error=error))
+    log.info("job %s: cancelled (%s)", record.id, message)

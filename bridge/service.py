@@ -25,7 +25,6 @@ stems are copied there too, without events), or at the job's own files when the 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import queue
@@ -37,19 +36,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from bridge.events import (
+    BridgeEvent,
+    DawRegion,
+    JobDone,
+    JobFailed,
+    JobProgress,
+    JobStarted,
+    Listener,
+    Origin,
+    Placement,
+    RequestFailed,
+    TransportProvider,
+    TransportState,
+)
 from bridge.jobs import (
-    ErrorRecord,
     JobRecord,
     VariantRecord,
     load_job,
-    now_iso,
     recover_jobs,
-    release_job,
-    write_job,
 )
 from bridge.placement import PlacedFile, place_or_original
-from bridge.runner import create_job, execute_job, failure_message
-from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Meter, Mode, Output, Prompt
+from bridge.runner import create_job, ensure_failed, execute_job, failure_message, log_quietly, record_cancelled
+from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Mode, Output, Prompt
 from engine.errors import BadInputError, SegueError
 from engine.provenance.record import ProvenanceSettings
 
@@ -57,8 +66,6 @@ log = logging.getLogger(__name__)
 
 PlacePolicy = Literal["first", "all", "none"]
 PLACE_POLICIES: tuple[str, ...] = get_args(PlacePolicy)
-Origin = tuple[str, int] | None
-"""Who asked (for OSC: the sender's host and port), handed back on every event of that request."""
 
 MAX_WAITING_JOBS = 8
 MAX_WAITING_PLACEMENTS = 16
@@ -66,96 +73,9 @@ _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _PLACED_ROLES = ("audio", "midi")  # the file roles that get a Placement event, in sending order (stems: files only)
 
 
-@dataclass(frozen=True)
-class DawRegion:
-    """A region as the DAW describes it (``/segue/region``). Paths are absolute; at least one is set."""
-
-    audio_path: Path | None
-    midi_path: Path | None
-    start_beats: float  # on the DAW timeline, quarter notes
-    length_beats: float  # quarter notes
-    tempo_bpm: float
-    meter: Meter
-    track: str = ""
-    # several tracks' audio of this region, (name, absolute path) per track (``/segue/region/stems``): continued
-    # together (engine.api.Prompt.stems); ``audio_path`` is then their mix when the DAW sent one, else None
-    stems: tuple[tuple[str, Path], ...] = ()
-
-
-@dataclass(frozen=True)
-class TransportState:
-    """What ``/segue/status`` reports. ``tempo_bpm`` 0.0 means unknown; ``clock_source`` says where it came from."""
-
-    tempo_bpm: float = 0.0
-    playing: bool = False
-    position_beats: float = 0.0
-    clock_source: str = "none"
-
-
-TransportProvider = Callable[[], TransportState]
-"""Returns the current transport state; the MIDI clock follower will be one. Called on any thread."""
-
 Placer = Callable[[Path, JobRecord, VariantRecord, str, float | None], list[PlacedFile]]
 """``placer(job_dir, record, variant, track, position_seconds)``: writes a variant's files for the DAW and says
 where they are (:func:`bridge.placement.place_or_original`; tests inject slow or failing ones)."""
-
-
-@dataclass(frozen=True)
-class JobStarted:
-    job_id: str
-    job_dir: Path
-    origin: Origin = None
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    job_id: str
-    fraction: float  # 0..1
-    message: str
-    origin: Origin = None
-
-
-@dataclass(frozen=True)
-class JobDone:
-    job_id: str
-    job_json_path: Path
-    origin: Origin = None
-
-
-@dataclass(frozen=True)
-class JobFailed:
-    job_id: str
-    message: str
-    status: Literal["failed", "cancelled"]
-    origin: Origin = None
-    error_type: str = ""  # the error's class name, e.g. "DiskFullError" (the OSC layer also sends /segue/error)
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Put ``file_path`` on a new DAW track named ``track_name`` at this timeline position."""
-
-    job_id: str
-    variant_id: str
-    file_path: Path
-    position_beats: float
-    position_seconds: float
-    track_name: str
-    kind: Literal["audio", "midi"]
-    origin: Origin = None
-    region_track: str = ""  # the track the region came from (a Segue Link plugin on it plays the variant)
-
-
-@dataclass(frozen=True)
-class RequestFailed:
-    """A queued request that could not become a job (e.g. its region file vanished); no job folder exists."""
-
-    message: str
-    origin: Origin = None
-
-
-BridgeEvent = JobStarted | JobProgress | JobDone | JobFailed | Placement | RequestFailed
-Listener = Callable[[BridgeEvent], None]
 
 
 @dataclass(frozen=True)
@@ -417,7 +337,7 @@ class BridgeService:
                 self._run(item)
             except BaseException as e:  # the worker survives anything one job does (_run already reported it)
                 del item  # a MemoryError: let the job's memory go first
-                _log_quietly("the bridge worker failed on a job", e)
+                log_quietly("the bridge worker failed on a job", e)
 
     def _run(self, pending: _Pending) -> None:
         try:
@@ -435,7 +355,7 @@ class BridgeService:
                 self._tokens[job_id] = token
                 self._regions[job_id] = pending.region
         if closing:
-            _record_cancelled(job_dir, record, "the bridge shut down before the job started")
+            record_cancelled(job_dir, record, "the bridge shut down before the job started")
             return
         self._emit(JobStarted(job_id, job_dir, pending.origin))
 
@@ -447,7 +367,7 @@ class BridgeService:
                 self.engine, pending.request, self.out_dir, record, on_progress, token, self.provenance
             )
         except BaseException as e:  # BadInputError (recorded by execute_job), MemoryError, anything at all
-            record = _ensure_failed(job_dir, record, e)
+            record = ensure_failed(job_dir, record, e)
         finally:
             with self._lock:
                 self._tokens.pop(job_id, None)
@@ -539,41 +459,3 @@ class BridgeService:
 
 def _who(origin: Origin) -> str:
     return f"{origin[0]}:{origin[1]}" if origin is not None else "a local caller"
-
-
-def _ensure_failed(job_dir: Path, record: JobRecord, error: BaseException) -> JobRecord:
-    """The job's final record after ``error`` escaped :func:`execute_job`: what job.json says when it is final
-    (execute_job recorded it), else ``failed`` with the reason, written when the disk and memory allow (if not,
-    the job is let go, and the next start recovers it as interrupted)."""
-    try:
-        on_disk = load_job(job_dir)
-        if on_disk.status in ("done", "failed", "cancelled"):
-            return on_disk
-    except BaseException:  # noqa: S110 - unreadable: write the failure below
-        pass
-    now = now_iso()
-    message = failure_message(error)
-    failed = dataclasses.replace(
-        record, status="failed", updated=now, finished=now, error=ErrorRecord(message, type(error).__name__)
-    )
-    try:
-        write_job(job_dir, failed)
-    except BaseException as e:
-        release_job(job_dir)
-        _log_quietly(f"job {record.id}: could not record its failure ({message})", e)
-    return failed
-
-
-def _log_quietly(what: str, error: BaseException) -> None:
-    """Log an error with its traceback, or, when even that fails (no memory left), as little as possible."""
-    try:
-        log.error("%s", what, exc_info=error)
-    except BaseException:  # noqa: S110 - logging itself failed: nothing more can be done
-        pass
-
-
-def _record_cancelled(job_dir: Path, record: JobRecord, message: str) -> None:
-    now = now_iso()
-    error = ErrorRecord(message=message, type="CancelledError")
-    write_job(job_dir, dataclasses.replace(record, status="cancelled", updated=now, finished=now, error=error))
-    log.info("job %s: cancelled (%s)", record.id, message)

@@ -54,8 +54,9 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
 from bridge.controls import pairs_from_json
+from bridge.events import BridgeEvent, Placement
 from bridge.osc import OscBridge
-from bridge.service import BridgeEvent, BridgeService, Placement
+from bridge.service import BridgeService
 from engine.atomic import write_first_free, write_text
 from engine.errors import BadInputError, SegueError
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int
-from bridge.service import TransportState
+from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket
 
-from bridge.service import TransportState
+from bridge.events import TransportState
 from bridge.udp import UdpEndpoint
 from engine.errors import BadInputError
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int
-from bridge.service import TransportState
+from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int
-from bridge.service import TransportState
+from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float
-from bridge.service import TransportState
+from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
-from bridge.service import TransportState
+from bridge.events import TransportState
 from engine.api import Meter
 from gui.core.sound_output import CHANNELS, Audio, AuditionError, resample
 from gui.core.sound_output import AudioOutput as AudioOutput  # the outputs, importable from here too

@@ -7,8 +7,8 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
+from bridge.events import DawRegion
 from bridge.jobs import JobRecord
-from bridge.service import DawRegion
 from engine.api import Meter
 from engine.errors import SegueError
 from gui.core.media import MediaSummary, read_audio, read_midi

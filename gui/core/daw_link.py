@@ -12,9 +12,11 @@ from typing import Any
 from pythonosc.osc_message import OscMessage
 
 from bridge.adapters import ADAPTERS, DEFAULT_DAW_PORTS, DawAdapter
+from bridge.events import DawRegion
 from bridge.link import LinkEndpoint
-from bridge.osc import OscBridge, OscServer, Sender
-from bridge.service import BridgeService, DawRegion
+from bridge.osc import OscBridge, OscServer
+from bridge.osc_args import Sender
+from bridge.service import BridgeService
 from engine.errors import SegueError
 from gui.core.settings import GuiSettings
 

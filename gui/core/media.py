@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import soundfile
 
+from bridge.events import DawRegion
 from bridge.inputs import ACCEPTED_FORMATS, sniff_format
-from bridge.service import DawRegion
 from engine.api import Meter
 from engine.errors import BadInputError
 

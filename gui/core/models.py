@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
+from bridge.events import DawRegion
 from bridge.jobs import JobRecord
-from bridge.service import DawRegion
 from engine.api import ModelInfo
 from gui.core.media import MediaSummary
 

@@ -19,23 +19,22 @@ from typing import Any
 
 from bridge.adapters import DawAdapter, open_adapter
 from bridge.daemon import MidiClockIn, combined_transport
-from bridge.jobs import list_jobs
-from bridge.link import LinkChanged, LinkEndpoint, LinkFailed, LinkLoaded, LinkPlaySent, link_transport
-from bridge.midiports import input_names
-from bridge.osc import OscServer
-from bridge.service import (
+from bridge.events import (
     BridgeEvent,
-    BridgeService,
     DawRegion,
     JobDone,
     JobFailed,
     JobProgress,
     JobStarted,
     Placement,
-    PlacePolicy,
     RequestFailed,
     TransportState,
 )
+from bridge.jobs import list_jobs
+from bridge.link import LinkChanged, LinkEndpoint, LinkFailed, LinkLoaded, LinkPlaySent, link_transport
+from bridge.midiports import input_names
+from bridge.osc import OscServer
+from bridge.service import BridgeService, PlacePolicy
 from bridge.watch import WatchFolder
 from engine import entrypoints
 from engine.api import GenerationParams, Meter

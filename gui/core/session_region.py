@@ -21,7 +21,8 @@ from gui.core.models import TempoSource
 from gui.core.readers import RegionAudioRead, read_region_audio
 
 if TYPE_CHECKING:
-    from bridge.service import BridgeService, DawRegion
+    from bridge.events import DawRegion
+    from bridge.service import BridgeService
     from gui.core.audition import Player
     from gui.core.models import Models
     from gui.core.session import Post

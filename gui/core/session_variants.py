@@ -17,7 +17,8 @@ from gui.core.models import CONTROLS, TempoSource, VariantItem, VariantsState, p
 from gui.core.readers import read_thumbnails
 
 if TYPE_CHECKING:
-    from bridge.service import BridgeService, DawRegion, Placement, TransportState
+    from bridge.events import DawRegion, Placement, TransportState
+    from bridge.service import BridgeService
     from gui.core.audition import Player
     from gui.core.models import Models
     from gui.core.session import Post, _Links

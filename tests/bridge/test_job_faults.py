@@ -26,9 +26,10 @@ from tmpfs import fill, tmpfs
 
 import bridge.runner
 from bridge import cli
+from bridge.events import JobDone, JobFailed
 from bridge.jobs import INTERRUPTED, load_job, recover_jobs
 from bridge.osc import OscBridge
-from bridge.service import BridgeService, JobDone, JobFailed
+from bridge.service import BridgeService
 from engine import atomic
 from engine.api import (
     CancelToken,

@@ -17,9 +17,10 @@ from pythonosc.osc_message_builder import OscMessageBuilder, build_msg
 
 from bridge import cli, segue_version
 from bridge.daemon import BridgeRunning
+from bridge.events import TransportState
 from bridge.link import EXPIRY_S, LinkEndpoint, LinkInstance, LinkRegistry, link_transport
 from bridge.osc import OscBridge
-from bridge.service import BridgeService, TransportState
+from bridge.service import BridgeService
 
 PLUGIN = ("127.0.0.1", 50_001)  # a fake plugin's sender address, for tests without sockets
 

@@ -14,9 +14,10 @@ from fake_engine import SAMPLE_RATE, FakeEngine, write_midi, write_midi_region
 
 from bridge import placement
 from bridge.bwf import read_bext, read_chunk_data, read_chunks
+from bridge.events import BridgeEvent, DawRegion, JobDone, Placement
 from bridge.jobs import JobRecord, ParamsRecord, RegionRecord, VariantRecord
 from bridge.placement import job_short, place_or_original, place_variant, placed_stem, slug
-from bridge.service import BridgeEvent, BridgeService, DawRegion, JobDone, Placement
+from bridge.service import BridgeService
 from engine.api import CancelToken, GenerationRequest, GenerationResult, Meter, ProgressCallback
 from engine.errors import BadInputError, EngineError
 

@@ -8,10 +8,8 @@ from pathlib import Path
 import pytest
 from fake_engine import FakeEngine, write_midi_region
 
-from bridge.jobs import load_job
-from bridge.service import (
+from bridge.events import (
     BridgeEvent,
-    BridgeService,
     DawRegion,
     JobDone,
     JobFailed,
@@ -20,6 +18,8 @@ from bridge.service import (
     RequestFailed,
     TransportState,
 )
+from bridge.jobs import load_job
+from bridge.service import BridgeService
 from engine.api import Meter
 from engine.errors import BadInputError
 

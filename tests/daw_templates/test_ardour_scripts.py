@@ -15,7 +15,8 @@ import soundfile
 from fake_engine import FakeEngine
 from lua_helpers import TEMPLATES, lua_string, run_lua
 
-from bridge.service import BridgeService, Placement
+from bridge.events import Placement
+from bridge.service import BridgeService
 from bridge.watch import WatchFolder
 
 ARDOUR_DIR = TEMPLATES / "ardour"

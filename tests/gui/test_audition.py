@@ -16,7 +16,7 @@ from gui_rig import Rig, generate_and_wait, wait_engine
 from PyQt6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from bridge.service import TransportState
+from bridge.events import TransportState
 from engine.api import Meter
 from gui.core.audition import (
     AuditionError,

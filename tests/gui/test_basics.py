@@ -12,7 +12,7 @@ from PyQt6.QtGui import QWheelEvent
 from PyQt6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from bridge.service import DawRegion
+from bridge.events import DawRegion
 from engine.api import Meter
 from gui.core.daw_link import RegionFromDaw
 from gui.drawing import bar_numbers

@@ -155,7 +155,7 @@ def test_continue_from_a_variant_continues_the_region_and_the_variant(
 def test_place_in_daw_needs_a_daw_then_sends_the_variant(
     qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
 ) -> None:
-    from bridge.service import Placement
+    from bridge.events import Placement
 
     rig, window = _ready(qtbot, make_rig, make_window, region_file)
     generate_and_wait(qtbot, rig, variants=2)

@@ -87,7 +87,7 @@ def test_the_settings_live_in_the_users_config_folder(monkeypatch: pytest.Monkey
 def test_news_after_closing_never_reaches_the_gone_window(
     qtbot: QtBot, make_rig: MakeRig, make_window: MakeWindow, region_file: Path
 ) -> None:
-    from bridge.service import JobFailed
+    from bridge.events import JobFailed
 
     rig = make_rig()
     window = make_window(rig)

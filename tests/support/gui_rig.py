@@ -71,7 +71,7 @@ class FakeClock:
         self.closed = True
 
     def transport(self) -> Any:
-        from bridge.service import TransportState
+        from bridge.events import TransportState
 
         return self.state or TransportState(120.0, True, 9.0, f"midi-clock:{self.port}")
 
