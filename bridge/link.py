@@ -30,6 +30,7 @@ from bridge import segue_version
 from bridge.capture.options import MAX_CAPTURE_BARS
 from bridge.events import BridgeEvent, Placement, TransportProvider, TransportState
 from bridge.jobs import JobRecord, VariantRecord
+from bridge.listeners import Listeners
 from bridge.osc import OscBridge
 from bridge.osc_args import Route, Sender
 from engine.errors import BadInputError
@@ -222,7 +223,7 @@ class LinkEndpoint:
         self.place_through_link = place_through_link
         self._lock = threading.Lock()
         self._pending: OrderedDict[tuple[str, str], Sender | None] = OrderedDict()  # (instance, path) -> asker
-        self._listeners: list[LinkListener] = []
+        self._listeners: Listeners[LinkEvent] = Listeners("a Segue Link listener")
         routes = {
             "/segue/link/hello": Route(
                 "sssis", ("instance_id", "track_name", "group", "sample_rate", "plugin_version"), self._on_hello
@@ -244,8 +245,7 @@ class LinkEndpoint:
             bridge.service.add_listener(self.on_service_event)
 
     def add_listener(self, listener: LinkListener) -> None:
-        with self._lock:
-            self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def close(self) -> None:
         """Stop playing placements through the plugin (the routes stay with their bridge)."""
@@ -399,13 +399,7 @@ class LinkEndpoint:
             return self._pending.pop(key, None) if key is not None else None
 
     def _emit(self, event: LinkEvent) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("a Segue Link listener failed on %s", type(event).__name__)
+        self._listeners.emit(event)
 
 
 def timeline_beats(record: JobRecord) -> float:

@@ -56,6 +56,7 @@ from bridge.jobs import (
     load_job,
     recover_jobs,
 )
+from bridge.listeners import Listeners
 from bridge.placement import PlacedFile, place_or_original
 from bridge.runner import create_job, ensure_failed, execute_job, failure_message, log_quietly, record_cancelled
 from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Mode, Output, Prompt
@@ -119,7 +120,7 @@ class BridgeService:
         self._transport = transport
         self._placer = placer
         self._lock = threading.Lock()
-        self._listeners: list[Listener] = []
+        self._listeners: Listeners[BridgeEvent] = Listeners("a bridge listener")
         self._region: DawRegion | None = None
         self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._tokens: dict[str, CancelToken] = {}  # running job id -> its token
@@ -134,13 +135,10 @@ class BridgeService:
 
     def add_listener(self, listener: Listener) -> None:
         """Call ``listener(event)`` for every event from now on (on the worker thread; see the module doc)."""
-        with self._lock:
-            self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def remove_listener(self, listener: Listener) -> None:
-        with self._lock:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
+        self._listeners.remove(listener)
 
     @property
     def region(self) -> DawRegion | None:
@@ -448,13 +446,7 @@ class BridgeService:
         return placements
 
     def _emit(self, event: BridgeEvent) -> None:
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                log.exception("a bridge listener failed on %s", type(event).__name__)
+        self._listeners.emit(event)
 
 
 def _who(origin: Origin) -> str:
