@@ -309,7 +309,7 @@ def main() -> int:
         help="tuning: the tuning pieces; lmms: producers' songs (bench/lmms_set.py)",
     )
     parser.add_argument("--demo-pad", action="store_true", help="only make demo's pad, cache on and off")
-    parser.add_argument("--out", default=None, help="default bench/results/midi_quality[_tuning].json")
+    parser.add_argument("--out", default=None, help="default bench/results/midi_quality[_tuning|_lmms].json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
