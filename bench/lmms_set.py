@@ -16,7 +16,8 @@ pattern number ``pos // 192`` belongs to the n-th beat/bassline track; each ``bb
 pattern, looped, from its ``pos`` for its ``len``. Step notes (negative length) last a sixteenth. A track whose
 sample is a drum (kick, snare, hat, clap, rim, tom, crash, ride) goes to one channel-10 drum part with the GM note
 for that drum; other sample tracks that are clearly percussion or effects are dropped (listed in the manifest).
-Muted tracks and patterns are left out. A pitched part gets a GM program from its track name where the name says
+Muted tracks and patterns are left out. LMMS's arpeggiator and chord stacking are not expanded: a song whose
+region has a part that uses them is skipped. A pitched part gets a GM program from its track name where the name says
 it (bass, strings, pad, piano, organ, ...), else one from its synthesiser and register; a program another part of
 the piece has already taken moves to the next free one of its GM family, so every track stays a part of its own.
 """
@@ -139,6 +140,7 @@ class Part:
     plugin: str
     drum: int | None  # GM drum note, or None for a pitched part
     notes: list[tuple[int, int, int, int]] = field(default_factory=list)  # (start, duration, pitch, velocity) LMMS
+    expands: str = ""  # "arpeggiator" / "chord stacking" where LMMS makes more notes than the pattern holds
 
 
 def _sample_name(track: ElementTree.Element) -> str:
@@ -182,6 +184,15 @@ def _pitch(track: ElementTree.Element, key: int, master: int) -> int:
     return key - base + 69 + master
 
 
+def _expands(track: ElementTree.Element) -> str:
+    """What LMMS adds to the pattern's notes when it plays them (not converted): its arpeggiator, chord stacking."""
+    arp = track.find("instrumenttrack/arpeggiator")
+    chord = track.find("instrumenttrack/chordcreator")
+    found = [label for node, key, label in ((arp, "arp-enabled", "arpeggiator"), (chord, "chord-enabled",
+             "chord stacking")) if node is not None and node.get(key) == "1"]  # fmt: skip
+    return " and ".join(found)
+
+
 def read_project(path: Path) -> tuple[dict[str, Any], list[Part], list[str]]:
     """The project's head (bpm, meter) and its parts with notes on the song's timeline (LMMS ticks), plus a
     note of every track left out and why."""
@@ -211,7 +222,7 @@ def read_project(path: Path) -> tuple[dict[str, Any], list[Part], list[str]]:
             )
             return
         plugin = track.find("instrumenttrack/instrument").get("name", "")  # type: ignore[union-attr]
-        part = Part(name, plugin, drum)
+        part = Part(name, plugin, drum, expands=_expands(track))
         for start, duration, key, velocity in placed:
             pitch = drum if drum is not None else _pitch(track, key, master)
             if 0 <= pitch <= 127:
@@ -346,6 +357,10 @@ def build(rel: str) -> tuple[ScoreTick, dict[str, Any]] | str:
     start = choose_region(parts)
     if start is None:
         return f"no 4 bars with {MIN_PITCHED_PARTS} pitched parts followed by 8 bars of them"
+    begin, end = start * LMMS_TICKS_PER_BAR, (start + REGION_BARS) * LMMS_TICKS_PER_BAR
+    expanded = [f"{p.name} ({p.expands})" for p in parts if p.expands and any(begin <= n[0] < end for n in p.notes)]
+    if expanded:
+        return f"LMMS expands region parts when it plays them (not converted): {', '.join(expanded)}"
     score, described = to_score(info, parts, start)
     author, licence = licence_for(rel)
     meta = {

@@ -74,3 +74,13 @@ def test_the_region_starts_where_two_pitched_parts_play_and_scales_to_480_ticks(
 def test_tracks_guessed_the_same_program_keep_parts_of_their_own() -> None:
     used: set[int] = set()
     assert [lmms_set.distinct_program(p, used) for p in (81, 81, 38, 87, 87)] == [81, 82, 38, 87, 80]
+
+
+def test_a_part_that_lmms_arpeggiates_is_marked() -> None:
+    # EsoXLB-CPU.mmpz (E.SoX, Artistic-2.0): its "Arpeggio" track has arp-enabled="1" in <arpeggiator>
+    path = lmms_set.PROJECTS / "demos" / "EsoXLB-CPU.mmpz"
+    if not path.is_file():
+        pytest.skip(f"{path} is missing: apt-get install lmms-common")
+    _, parts, _ = lmms_set.read_project(path)
+    assert {p.name: p.expands for p in parts}["Arpeggio"] == "arpeggiator"
+    assert all(p.expands == "" for p in parts if p.name == "Standard-Preset")
