@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -201,6 +202,16 @@ class PollingAdapter(Generic[S]):
         assert self.interval_s is not None
         while not self._stop.wait(self.interval_s):
             self.tick()
+
+
+def timeline_position(value: Any, what: str) -> float:
+    """A position on the DAW's timeline to locate to: a finite number >= 0 (not a bool); ValueError naming
+    ``what`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{what} must be >= 0, got {value}")
+    return float(value)
 
 
 def as_int(value: Any, what: str) -> int:

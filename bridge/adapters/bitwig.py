@@ -28,14 +28,13 @@ is still there.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int
+from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int, timeline_position
 from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
@@ -175,11 +174,7 @@ class BitwigAdapter(PollingAdapter[BitwigState]):
 
     def locate(self, beats: float) -> None:
         """Set the play position to ``beats`` (quarter notes, finite, >= 0); playback jumps there if playing."""
-        if isinstance(beats, bool) or not isinstance(beats, (int, float)) or not math.isfinite(beats):
-            raise ValueError(f"beats must be a finite number, got {beats!r}")
-        if beats < 0:
-            raise ValueError(f"beats must be >= 0, got {beats}")
-        self.link.send("/time", [("f", float(beats))])
+        self.link.send("/time", [("f", timeline_position(beats, "beats"))])
 
     def insert_into_slot(self, track: int, slot: int, path: Path) -> None:
         """Load the file ``path`` into launcher slot ``slot`` of track ``track`` (both 1-based, in DrivenByMoss's

@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int
+from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int, timeline_position
 from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
@@ -161,11 +160,7 @@ class LiveAdapter(PollingAdapter[LiveState]):
 
     def locate(self, beats: float) -> None:
         """Move the song time to ``beats`` (finite, >= 0) from the start of the arrangement."""
-        if isinstance(beats, bool) or not isinstance(beats, (int, float)) or not math.isfinite(beats):
-            raise ValueError(f"beats must be a finite number, got {beats!r}")
-        if beats < 0:
-            raise ValueError(f"beats must be >= 0, got {beats}")
-        self.link.send("/live/song/set/current_song_time", [("f", float(beats))])
+        self.link.send("/live/song/set/current_song_time", [("f", timeline_position(beats, "beats"))])
 
     # feedback (on the link's thread)
     def heard(self) -> None:

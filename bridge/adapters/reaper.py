@@ -9,12 +9,11 @@ arguments) and ``/time f:seconds`` to move the edit cursor.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float
+from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, timeline_position
 from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
@@ -109,11 +108,7 @@ class ReaperAdapter(PollingAdapter[ReaperState]):
 
     def locate(self, seconds: float) -> None:
         """Move the edit cursor to ``seconds`` (finite, >= 0) from the project start."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
-            raise ValueError(f"seconds must be a finite number, got {seconds!r}")
-        if seconds < 0:
-            raise ValueError(f"seconds must be >= 0, got {seconds}")
-        self.link.send("/time", [("f", float(seconds))])
+        self.link.send("/time", [("f", timeline_position(seconds, "seconds"))])
 
     # feedback (on the link's thread)
     def _on_tempo(self, args: list[object]) -> None:
