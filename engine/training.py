@@ -194,3 +194,15 @@ def check_budget(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """A usage error (exit 2) without a budget."""
     if args.max_steps is None and args.max_minutes is None:
         p.error("give --max-steps and/or --max-minutes")
+
+
+def start_process(args: argparse.Namespace) -> tuple[int, int, torch.device, np.random.Generator]:
+    """(rank, world size, device, numpy generator) of this training process: :func:`setup_distributed`, one voice
+    on the console (rank 0's), ``--threads``, and seeds that differ per rank."""
+    rank, world, device = setup_distributed(args)
+    if rank != 0:
+        logging.getLogger().setLevel(logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed + rank)
+    return rank, world, device, np.random.default_rng(args.seed + 1000 * rank)

@@ -41,7 +41,7 @@ from engine.training import (
     lr_at,
     resume_into,
     save_resume,
-    setup_distributed,
+    start_process,
 )
 
 log = logging.getLogger(__name__)
@@ -191,13 +191,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run training as described by ``args`` (see :func:`parse_args`); returns the final val metrics."""
     from tqdm import tqdm
 
-    rank, world, device = setup_distributed(args)
-    if rank != 0:
-        logging.getLogger().setLevel(logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed + rank)
-    rng = np.random.default_rng(args.seed + 1000 * rank)
+    rank, world, device, rng = start_process(args)
     config: CodecConfig = PRESETS[args.preset]
     data = AudioSet.load(args.data, config.sample_rate, args.eval_seconds, args.val_fraction)
     codec = Codec(config).to(device)

@@ -50,7 +50,7 @@ from engine.training import (
     optimizer,
     resume_into,
     save_resume,
-    setup_distributed,
+    start_process,
 )
 
 log = logging.getLogger(__name__)
@@ -206,13 +206,7 @@ def main(argv: list[str]) -> int:
 
     from engine.audio.codec import load_codec
 
-    rank, world, device = setup_distributed(args)
-    if rank != 0:
-        logging.getLogger().setLevel(logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed + rank)
-    rng = np.random.default_rng(args.seed + 1000 * rank)
+    rank, world, device, rng = start_process(args)
     codec_dir = args.codec.expanduser()
     codec: Codec = load_codec(codec_dir, device)
     cache = args.code_cache or args.out / "code_cache"

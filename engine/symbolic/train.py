@@ -38,7 +38,7 @@ from engine.training import (
     optimizer,
     resume_into,
     save_resume,
-    setup_distributed,
+    start_process,
 )
 
 log = logging.getLogger(__name__)
@@ -73,13 +73,7 @@ def main(argv: list[str]) -> int:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from tqdm import tqdm
 
-    rank, world, device = setup_distributed(args)
-    if rank != 0:  # one voice on the console
-        logging.getLogger().setLevel(logging.WARNING)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed + rank)
-    rng = np.random.default_rng(args.seed + 1000 * rank)
+    rank, world, device, rng = start_process(args)
     tokenizer = make_tokenizer()
     cache = args.token_cache or args.out / "token_cache"
     if rank == 0:
