@@ -206,3 +206,18 @@ def start_process(args: argparse.Namespace) -> tuple[int, int, torch.device, np.
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed + rank)
     return rank, world, device, np.random.default_rng(args.seed + 1000 * rank)
+
+
+def eval_record(
+    step: int, seen: tuple[str, int], losses: list[float], val_loss: float, opt: torch.optim.Optimizer, elapsed_s: float
+) -> dict[str, Any]:
+    """One evaluation's line of train_log.jsonl: the step, what was seen so far (``("tokens_seen", n)``), the
+    mean training loss since the last one, the validation loss, the learning rate and the minutes trained."""
+    return {
+        "step": step,
+        seen[0]: seen[1],
+        "train_loss": float(np.mean(losses)),
+        "val_loss": val_loss,
+        "lr": opt.param_groups[0]["lr"],
+        "minutes": elapsed_s / 60,
+    }

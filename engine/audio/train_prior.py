@@ -44,6 +44,7 @@ from engine.training import (
     budget_progress,
     budget_spent,
     check_budget,
+    eval_record,
     evaluate,
     for_training,
     lr_at,
@@ -241,8 +242,7 @@ def main(argv: list[str]) -> int:
         if rank == 0 and losses and ((step % args.eval_every == 0) or stop):
             val = evaluate(model, eval_windows, device, autocast)
             state["elapsed_s"] = elapsed
-            record = {"step": step, "tokens_seen": state["tokens_seen"], "train_loss": float(np.mean(losses)),
-                      "val_loss": val, "lr": opt.param_groups[0]["lr"], "minutes": elapsed / 60}  # fmt: skip
+            record = eval_record(step, ("tokens_seen", state["tokens_seen"]), losses, val, opt, elapsed)
             losses = []
             append_log(args.out, record)
             bar.write(json.dumps(record))

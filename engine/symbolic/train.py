@@ -17,7 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file
 
@@ -32,6 +31,7 @@ from engine.training import (
     budget_progress,
     budget_spent,
     check_budget,
+    eval_record,
     evaluate,
     for_training,
     lr_at,
@@ -118,14 +118,7 @@ def main(argv: list[str]) -> int:
         if rank == 0 and losses and (last_eval or stop):
             val = evaluate(model, eval_windows, device, autocast)
             state["elapsed_s"] = elapsed
-            record = {
-                "step": step,
-                "tokens_seen": state["tokens_seen"],
-                "train_loss": float(np.mean(losses)),
-                "val_loss": val,
-                "lr": opt.param_groups[0]["lr"],
-                "minutes": elapsed / 60,
-            }
+            record = eval_record(step, ("tokens_seen", state["tokens_seen"]), losses, val, opt, elapsed)
             losses = []
             append_log(args.out, record)
             bar.write(json.dumps(record))

@@ -49,6 +49,7 @@ from engine.training import (
     budget_progress,
     budget_spent,
     check_budget,
+    eval_record,
     lr_at,
     optimizer,
     resume_into,
@@ -322,14 +323,9 @@ def main(argv: list[str]) -> int:
         if losses and (step % args.eval_every == 0 or stop):
             val_loss = evaluate_examples(model, eval_subset, tokens.pad, device)
             state["elapsed_s"] = time.monotonic() - started
-            record = {
-                "step": step,
-                "examples_seen": state["examples_seen"],
-                "train_loss": float(np.mean(losses)),
-                "val_loss": val_loss,
-                "lr": opt.param_groups[0]["lr"],
-                "minutes": state["elapsed_s"] / 60,
-            }
+            record = eval_record(
+                step, ("examples_seen", state["examples_seen"]), losses, val_loss, opt, state["elapsed_s"]
+            )
             losses = []
             append_log(args.out, record)
             print(json.dumps(record), flush=True)  # noqa: T201 - progress on the console/log
