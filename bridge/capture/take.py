@@ -283,16 +283,7 @@ def record_take(
     out_path = check_out_path(out_path)
     say = progress or (lambda fraction, message: None)
     port = clock.port_name
-    deadline = now() + options.connect_timeout_s
-    while not clock.connected:
-        if cancel is not None and cancel.cancelled:
-            raise CancelledError("capture cancelled before it was armed")
-        if now() >= deadline:
-            raise BadInputError(
-                f"no MIDI clock: the MIDI input {port!r} is not available ({_midi_inputs()}); check that the DAW "
-                "sends MIDI clock to it and that the name is right (`segue doctor` lists the MIDI inputs)"
-            )
-        sleep(POLL_S * 5)
+    _wait_for_clock(clock, options, cancel, now, sleep)
     tap = _Tap()
     recorder: Recorder | None = None
     clock.add_tap(tap)
@@ -333,24 +324,8 @@ def record_take(
                 )
             for event in tap.drain():
                 take.on_event(event, t)
-            if take.phase == "ending":
-                assert take.ended_at is not None
-                if t - take.ended_at >= take.tail_s():
-                    break
-            elif take.phase in ("rolling", "starting"):
-                if take.last_event is not None and t - take.last_event > options.stale_after_s:
-                    where = take.start_beats + max(len(take.clocks) - 1, 0) / PPQN
-                    raise BadInputError(
-                        f"the MIDI clock from {port!r} stopped arriving mid-take (at beat {where:g}) without a Stop: "
-                        "a dropout or a vanished port; check the connection, then arm and play again"
-                    )
-            elif t - armed_at > options.wait_start_s:
-                hint = (
-                    "MIDI clocks arrive but no Start came: stop the DAW and press play again"
-                    if take.clocks_while_armed
-                    else f"no MIDI at all arrived on {port!r}: check that the DAW sends MIDI clock to it"
-                )
-                raise BadInputError(f"no Start from the DAW within {options.wait_start_s:g} s of arming; {hint}")
+            if _take_over(take, options, t, armed_at, port):
+                break
             if t - last_report >= 0.1:
                 take.report()
                 last_report = t
@@ -380,7 +355,60 @@ def record_take(
             finally:
                 if release:
                     release_audio()
-    result = TakeResult(
+    result = _take_result(take, capture, quantized, path, options, recorder.device_name, clock.source)
+    say(1.0, f"captured {result.length_bars} bar(s) at {result.tempo_bpm:g} BPM")
+    log.info("capture: %s", result)
+    return result
+
+
+def _wait_for_clock(
+    clock: ClockSource,
+    options: TakeOptions,
+    cancel: CancelToken | None,
+    now: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> None:
+    """Until the clock's MIDI input is there (at most ``connect_timeout_s``); :class:`BadInputError` naming the
+    inputs there are when it does not come."""
+    deadline = now() + options.connect_timeout_s
+    while not clock.connected:
+        if cancel is not None and cancel.cancelled:
+            raise CancelledError("capture cancelled before it was armed")
+        if now() >= deadline:
+            raise BadInputError(
+                f"no MIDI clock: the MIDI input {clock.port_name!r} is not available ({_midi_inputs()}); check that "
+                "the DAW sends MIDI clock to it and that the name is right (`segue doctor` lists the MIDI inputs)"
+            )
+        sleep(POLL_S * 5)
+
+
+def _take_over(take: _Take, options: TakeOptions, t: float, armed_at: float, port: str) -> bool:
+    """Whether the take has ended and its tail is in; :class:`BadInputError` when the clock stopped mid-take
+    without a Stop, or no Start came within ``wait_start_s`` of arming."""
+    if take.phase == "ending":
+        assert take.ended_at is not None
+        return t - take.ended_at >= take.tail_s()
+    if take.phase in ("rolling", "starting"):
+        if take.last_event is not None and t - take.last_event > options.stale_after_s:
+            where = take.start_beats + max(len(take.clocks) - 1, 0) / PPQN
+            raise BadInputError(
+                f"the MIDI clock from {port!r} stopped arriving mid-take (at beat {where:g}) without a Stop: "
+                "a dropout or a vanished port; check the connection, then arm and play again"
+            )
+    elif t - armed_at > options.wait_start_s:
+        hint = (
+            "MIDI clocks arrive but no Start came: stop the DAW and press play again"
+            if take.clocks_while_armed
+            else f"no MIDI at all arrived on {port!r}: check that the DAW sends MIDI clock to it"
+        )
+        raise BadInputError(f"no Start from the DAW within {options.wait_start_s:g} s of arming; {hint}")
+    return False
+
+
+def _take_result(
+    take: _Take, capture: Capture, quantized: bool, path: Path, options: TakeOptions, device: str, source: str
+) -> TakeResult:
+    return TakeResult(
         path=path,
         sample_rate_hz=capture.sample_rate_hz,
         channels=int(capture.audio.shape[0]),
@@ -393,11 +421,8 @@ def record_take(
         tempo_changes=capture.tempo_changes,
         latency_frames=options.latency_frames,
         ended_by=take.ended_by,
-        device=recorder.device_name,
-        clock_source=clock.source,
+        device=device,
+        clock_source=source,
         clocks=len(take.clocks),
         quantized_stamps=quantized,
     )
-    say(1.0, f"captured {result.length_bars} bar(s) at {result.tempo_bpm:g} BPM")
-    log.info("capture: %s", result)
-    return result
