@@ -347,6 +347,44 @@ def _attack_start(activation: npt.NDArray[np.float32], onset_frame: int, frame_t
 # -- the region -----------------------------------------------------------------------------------------------
 
 
+def _clean_up(events: list[NoteEvent], options: TranscriptionOptions, seconds: float) -> tuple[list[NoteEvent], int]:
+    """The note events less a slow attack's split-off start, faint ghosts and echoes (and a single line's
+    overtones, when removing them leaves a line): (the events kept, how many were joined or dropped)."""
+    events, fragments = join_fragments(events, options.onset_threshold)
+    events, ghosts = drop_ghosts(events, options.onset_threshold)
+    events, echoes = drop_echoes(events)
+    echoes += fragments + ghosts
+    line, more = drop_echoes(events, overtones=True)
+    if more and texture(line, seconds)[0] >= MONOPHONIC_SHARE:  # a single line once its overtones are gone
+        events, echoes = line, echoes + more
+    return events, echoes
+
+
+def _what_was_adjusted(
+    messy: bool, confidence: float, mean_poly: float, cluster_share: float, latency: float, dropped: int
+) -> list[str]:
+    """The transcription's notes for the manifest: a messy polyphonic result, late notes moved, notes dropped."""
+    notes = []
+    if messy:
+        notes.append(
+            f"the audio is densely polyphonic and transcribes to a mess (confidence {confidence:.2f}, "
+            f"{mean_poly:.1f} notes at once on average"
+            + (f", {100 * cluster_share:.0f}% of the time 3+ notes within 3 semitones" if cluster_share else "")
+            + "): the MIDI and its continuation are rough; a single melody or a cleaner mix transcribes far better"
+        )
+    if latency >= 0.015:
+        notes.append(
+            f"the notes were heard {1000 * latency:.0f} ms late (soft attacks, or audio starting late) and were "
+            "moved onto the grid"
+        )
+    if dropped:
+        notes.append(
+            f"{dropped} note(s) were dropped or joined: a note's attack heard apart from it, faint echoes or "
+            "overtones of stronger notes, shorter than half a grid step, or doubled on one grid point"
+        )
+    return notes
+
+
 def transcribe_region(
     audio_path: Path,
     tempo_bpm: float,
@@ -399,13 +437,7 @@ def transcribe_region(
         notes.append(f"{out_of_range} note(s) outside MIDI {options.min_pitch}..{options.max_pitch} were left out")
 
     seconds = seam / info.sample_rate
-    in_range, fragments = join_fragments(in_range, options.onset_threshold)
-    in_range, ghosts = drop_ghosts(in_range, options.onset_threshold)
-    in_range, echoes = drop_echoes(in_range)
-    echoes += fragments + ghosts
-    line, more = drop_echoes(in_range, overtones=True)
-    if more and texture(line, seconds)[0] >= MONOPHONIC_SHARE:  # a single line once its overtones are gone
-        in_range, echoes = line, echoes + more
+    in_range, echoes = _clean_up(in_range, options, seconds)
     mono_share, mean_poly, max_poly, cluster_share, coverage = texture(in_range, seconds)
     confidence = float(np.mean([e.amplitude for e in in_range])) if in_range else 0.0
     if len(in_range) < options.min_notes:
@@ -427,24 +459,8 @@ def transcribe_region(
         or cluster_share > options.messy_cluster_share
         or confidence < options.messy_confidence
     )
-    if messy:
-        notes.append(
-            f"the audio is densely polyphonic and transcribes to a mess (confidence {confidence:.2f}, "
-            f"{mean_poly:.1f} notes at once on average"
-            + (f", {100 * cluster_share:.0f}% of the time 3+ notes within 3 semitones" if cluster_share else "")
-            + "): the MIDI and its continuation are rough; a single melody or a cleaner mix transcribes far better"
-        )
-    if latency >= 0.015:
-        notes.append(
-            f"the notes were heard {1000 * latency:.0f} ms late (soft attacks, or audio starting late) and were "
-            "moved onto the grid"
-        )
     dropped += echoes
-    if dropped:
-        notes.append(
-            f"{dropped} note(s) were dropped or joined: a note's attack heard apart from it, faint echoes or "
-            "overtones of stronger notes, shorter than half a grid step, or doubled on one grid point"
-        )
+    notes += _what_was_adjusted(messy, confidence, mean_poly, cluster_share, latency, dropped)
     program, name = (LEAD_PROGRAM, LEAD_NAME) if monophonic else (POLY_PROGRAM, POLY_NAME)
     conductor = Conductor(tempos=((0, float(tempo_bpm)),), meters=((0, meter),))
     part = PartNotes(name, program, tuple(quantised))
