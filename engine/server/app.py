@@ -205,24 +205,8 @@ def _job_routes(private: APIRouter, app: FastAPI, store: JobStore, workers: Work
         if store.queued_count() >= config.max_queued_jobs:
             raise HTTPException(503, detail=f"the server's queue is full ({config.max_queued_jobs} jobs); try later")
         job = store.create({"request": data, "inputs": {}})
-        inputs: dict[str, Any] = {}
         try:
-            for role, upload in uploads.items():
-                if upload is None:
-                    continue
-                rel = f"{REGION_DIR}/region{suffixes[role]}"
-                _save_upload(upload, job.folder / rel)
-                path = job.folder / rel
-                inputs[role] = {"file": rel, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
-            stored = []
-            for index, (name, upload) in enumerate(zip(names, stems, strict=True)):
-                rel = f"{REGION_DIR}/stem-{index + 1:02d}{stem_suffixes[index]}"  # the server's name, not the client's
-                path = job.folder / rel
-                _save_upload(upload, path)
-                stored.append({"name": name, "file": rel, "size_bytes": path.stat().st_size,
-                               "sha256": sha256_file(path)})  # fmt: skip
-            if stored:
-                inputs["stems"] = stored
+            inputs = _store_uploads(job, uploads, suffixes, list(zip(names, stems, stem_suffixes, strict=True)))
             job.update(inputs=inputs)
         except DiskFullError:  # the upload did not fit: no job is left waiting for it (507 below)
             store.delete(job)
@@ -348,6 +332,33 @@ def _file_routes(private: APIRouter, store: JobStore) -> None:
             media_type="application/zip",
             headers={"Content-Disposition": f'attachment; filename="{job.id}.zip"'},
         )
+
+
+def _store_uploads(
+    job: ServerJob,
+    uploads: dict[str, UploadFile | None],
+    suffixes: dict[str, str],
+    stems: list[tuple[str, UploadFile, str]],
+) -> dict[str, Any]:
+    """Save the region's uploads (and its stems: name, upload, suffix) in the job's folder under names the server
+    picks; returns the job's ``inputs`` record (file, size, SHA-256 of each)."""
+    inputs: dict[str, Any] = {}
+    for role, upload in uploads.items():
+        if upload is None:
+            continue
+        rel = f"{REGION_DIR}/region{suffixes[role]}"
+        _save_upload(upload, job.folder / rel)
+        path = job.folder / rel
+        inputs[role] = {"file": rel, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    stored = []
+    for index, (name, upload, suffix) in enumerate(stems):
+        rel = f"{REGION_DIR}/stem-{index + 1:02d}{suffix}"  # the server's name, not the client's
+        path = job.folder / rel
+        _save_upload(upload, path)
+        stored.append({"name": name, "file": rel, "size_bytes": path.stat().st_size, "sha256": sha256_file(path)})
+    if stored:
+        inputs["stems"] = stored
+    return inputs
 
 
 def _find_job(store: JobStore, job_id: str) -> ServerJob:
