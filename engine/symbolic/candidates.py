@@ -39,11 +39,7 @@ def channel_of(program: int) -> int:
 
 def content_from_parts(parts: Sequence[PartNotes], ticks_per_quarter: int, end_tick: int) -> measures.MidiContent:
     notes = sorted(
-        (
-            measures.Note(n.start, n.start + n.duration, n.pitch, channel_of(p.program))
-            for p in parts
-            for n in p.notes
-        ),
+        (measures.Note(n.start, n.start + n.duration, n.pitch, channel_of(p.program)) for p in parts for n in p.notes),
         key=lambda n: (n.start, n.pitch, n.channel),
     )
     return measures.MidiContent(None, ticks_per_quarter, tuple(notes), end_tick, (), ())  # type: ignore[arg-type]
@@ -60,7 +56,12 @@ def content_from_score(score: ScoreTick, start_tick: int, end_tick: int) -> meas
                 notes.append(measures.Note(s, s + int(n.duration), int(n.pitch), channel))
     notes.sort(key=lambda n: (n.start, n.pitch, n.channel))
     return measures.MidiContent(
-        None, int(score.ticks_per_quarter), tuple(notes), end_tick - start_tick, (), ()  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        int(score.ticks_per_quarter),
+        tuple(notes),
+        end_tick - start_tick,
+        (),
+        (),
     )
 
 
@@ -110,6 +111,7 @@ def select(
     Grouping by variant keeps each variant tied to its seed: variant i is drawn from the candidates of seed i."""
     chosen: list[int] = []
     for group in groups:
+
         def value(i: int) -> tuple[bool, float]:
             nearest = min((distance(note_sets[i], note_sets[j]) for j in chosen), default=1.0)
             return nearest >= MIN_DISTANCE, fits[i] + DIVERSITY_WEIGHT * nearest

@@ -230,9 +230,7 @@ def guided_constraints(
                 if program == lowest and any(x % 12 == tonic for x in constraints.parts[program]):
                     final_bias[program] = tuple(0.0 if p % 12 == tonic else -math.inf for p in range(128))
                 else:
-                    final_bias[program] = tuple(
-                        TONIC_BONUS if p % 12 in chord else -TONIC_PENALTY for p in range(128)
-                    )
+                    final_bias[program] = tuple(TONIC_BONUS if p % 12 in chord else -TONIC_PENALTY for p in range(128))
     return replace(
         constraints,
         pitch_bias=pitch_bias,

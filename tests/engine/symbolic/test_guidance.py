@@ -212,9 +212,7 @@ def test_awkward_regions_continue_with_the_defaults(model: SymbolicModel, tmp_pa
     budget = AdaptSettings(steps=2, max_seconds=30.0)
     info = ContinuationInfo()
     params = GenerationParams(bars=2, variants=2, seed=3, end_on_tonic=True)
-    variants = continue_region(
-        model, region, params, [3, 4], part_names_for(region.parts), adapt=budget, info=info
-    )
+    variants = continue_region(model, region, params, [3, 4], part_names_for(region.parts), adapt=budget, info=info)
     assert len(variants) == 2
     assert all(any(p.notes for p in v) for v in variants)
     assert info.adapt is not None and info.adapt.steps <= 2 and len(info.seeds) == 2
