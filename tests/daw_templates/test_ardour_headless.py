@@ -200,12 +200,22 @@ def test_a_region_sent_from_ardour_comes_back_placed_at_the_bar_after_it(
     # and in the session: the placed mix put on a track where the script imported it (Editor:do_import needs the
     # GUI, so Segue's closed-session writer stands in for it), rendered by Ardour itself
     insert_audio_file(session_file, placed_wav, position_samples=int(imports[0][2]), track_name=placed[0]["track_name"])
-    export(session_file, tmp_path / "render.wav")
-    render, rate = soundfile.read(tmp_path / "render.wav", dtype="float32", always_2d=True)
-    assert rate == RATE
-    found = [int(i) for i in np.flatnonzero(np.abs(render).max(axis=1) > 0.05)]
     continuation = [CLICK_AT + round(k * BEAT) for k in range(16)]  # 4 bars of 4/4
     want = sorted([REGION_AT + c for c in CLICKS] + [expected_at + c for c in continuation])
+    # ardour7-export (7.3) once rendered a whole session 16 samples early in a CI run: every click, the region's own
+    # (placed at REGION_AT before Segue ran) among them, and the same session rendered exactly on the next run. Such
+    # a render, shifted as a whole, is made again once, said so; the check below stays exact.
+    for attempt in (1, 2):
+        export(session_file, tmp_path / "render.wav")
+        render, rate = soundfile.read(tmp_path / "render.wav", dtype="float32", always_2d=True)
+        assert rate == RATE
+        found = [int(i) for i in np.flatnonzero(np.abs(render).max(axis=1) > 0.05)]
+        shifted = len(found) == len(want) and len({f - w for f, w in zip(found, want, strict=True)}) == 1
+        if attempt == 1 and found != want and shifted:
+            print(f"ardour7-export rendered the whole session {found[0] - want[0]} samples off: rendering again")
+            (tmp_path / "render.wav").unlink()
+            continue
+        break
     assert found == want, f"clicks at {found}, expected {want}"
     print(f"render: the continuation's first click at sample {found[len(CLICKS)]} = bar 4 ({expected_at}) + {CLICK_AT}")
 
