@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int
+from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int, as_text
 from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
@@ -113,8 +113,7 @@ class ArdourAdapter(PollingAdapter[ArdourState]):
             tempo_bpm=0.0,
             playing=state.playing,
             position_beats=self._beats(state.bbt),
-            clock_source=f"ardour-osc:{self.link.daw[0]}:{self.link.daw[1]}"
-            + ("" if state.feedback_at is not None else " (no feedback)"),
+            clock_source=self.clock_source("ardour-osc", state.feedback_at),
         )
 
     # commands
@@ -149,9 +148,7 @@ class ArdourAdapter(PollingAdapter[ArdourState]):
         self._update(position_samples=sample)
 
     def _on_bbt(self, args: list[object]) -> None:
-        if not isinstance(args[0], str):
-            raise TypeError(f"/position/bbt must be a string, got {args[0]!r}")
-        self._update(bbt=parse_bbt(args[0]))
+        self._update(bbt=parse_bbt(as_text(args[0], "/position/bbt")))
 
     def _on_speed(self, args: list[object]) -> None:
         speed = as_float(args[0], "/transport_speed")

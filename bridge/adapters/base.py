@@ -185,6 +185,16 @@ class PollingAdapter(Generic[S]):
         with self._lock:
             return self._state
 
+    def clock_source(self, kind: str, feedback_at: float | None, stale_after_s: float | None = None) -> str:
+        """``KIND:HOST:PORT`` of the DAW, then `` (no feedback)`` if it never answered, or `` (stale)`` if its
+        last feedback is older than ``stale_after_s`` (None: never stale)."""
+        source = f"{kind}:{self.link.daw[0]}:{self.link.daw[1]}"
+        if feedback_at is None:
+            return source + " (no feedback)"
+        if stale_after_s is not None and self._now() - feedback_at > stale_after_s:
+            return source + " (stale)"
+        return source
+
     def opened(self) -> None:
         """Once the link listens: subscribe, register, ask for the current values (the DAW's dialect)."""
 
@@ -212,6 +222,21 @@ def timeline_position(value: Any, what: str) -> float:
     if value < 0:
         raise ValueError(f"{what} must be >= 0, got {value}")
     return float(value)
+
+
+def as_tempo(value: Any, what: str) -> float:
+    """A tempo a DAW reports: a finite number in 1..1000 BPM; ValueError/TypeError naming ``what`` otherwise."""
+    tempo = as_float(value, what)
+    if not 1.0 <= tempo <= 1000.0:
+        raise ValueError(f"{what} must be in 1..1000 BPM, got {tempo}")
+    return tempo
+
+
+def as_text(value: Any, what: str) -> str:
+    """An OSC string; TypeError naming ``what`` otherwise."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {value!r}")
+    return value
 
 
 def as_int(value: Any, what: str) -> int:

@@ -34,7 +34,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int, timeline_position
+from bridge.adapters.base import (
+    Address,
+    Capabilities,
+    PollingAdapter,
+    as_int,
+    as_tempo,
+    as_text,
+    timeline_position,
+)
 from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
@@ -151,11 +159,7 @@ class BitwigAdapter(PollingAdapter[BitwigState]):
 
     def transport(self) -> TransportState:
         state = self.state()
-        source = f"bitwig-osc:{self.link.daw[0]}:{self.link.daw[1]}"
-        if state.feedback_at is None:
-            source += " (no feedback)"
-        elif self._now() - state.feedback_at > self.stale_after_s:
-            source += " (stale)"
+        source = self.clock_source("bitwig-osc", state.feedback_at, self.stale_after_s)
         return TransportState(
             tempo_bpm=state.tempo_bpm or 0.0,
             playing=state.playing,
@@ -188,10 +192,7 @@ class BitwigAdapter(PollingAdapter[BitwigState]):
 
     # feedback (on the link's thread)
     def _on_tempo(self, args: list[object]) -> None:
-        tempo = as_float(args[0], "/tempo/raw")
-        if not 1.0 <= tempo <= 1000.0:
-            raise ValueError(f"/tempo/raw must be in 1..1000 BPM, got {tempo}")
-        self._update(tempo_bpm=tempo)
+        self._update(tempo_bpm=as_tempo(args[0], "/tempo/raw"))
 
     def _on_play(self, args: list[object]) -> None:
         value = as_int(args[0], "/play")
@@ -200,11 +201,7 @@ class BitwigAdapter(PollingAdapter[BitwigState]):
         self._update(playing=value == 1)
 
     def _on_beat(self, args: list[object]) -> None:
-        if not isinstance(args[0], str):
-            raise TypeError(f"/beat/str must be a string, got {args[0]!r}")
-        self._update(beat=parse_beat_text(args[0]))
+        self._update(beat=parse_beat_text(as_text(args[0], "/beat/str")))
 
     def _on_signature(self, args: list[object]) -> None:
-        if not isinstance(args[0], str):
-            raise TypeError(f"/time/signature must be a string, got {args[0]!r}")
-        self._update(signature=parse_signature(args[0]))
+        self._update(signature=parse_signature(as_text(args[0], "/time/signature")))

@@ -35,7 +35,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int, timeline_position
+from bridge.adapters.base import (
+    Address,
+    Capabilities,
+    PollingAdapter,
+    as_float,
+    as_int,
+    as_tempo,
+    timeline_position,
+)
 from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
@@ -173,10 +181,7 @@ class LiveAdapter(PollingAdapter[LiveState]):
             self.listen()  # Live may have started (or restarted) after us: its listeners are gone
 
     def _on_tempo(self, args: list[object]) -> None:
-        tempo = as_float(args[0], "/live/song/get/tempo")
-        if not 1.0 <= tempo <= 1000.0:
-            raise ValueError(f"/live/song/get/tempo must be in 1..1000 BPM, got {tempo}")
-        self._update(tempo_bpm=tempo)
+        self._update(tempo_bpm=as_tempo(args[0], "/live/song/get/tempo"))
 
     def _on_playing(self, args: list[object]) -> None:
         self._update(playing=as_bool(args[0], "/live/song/get/is_playing"))

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, timeline_position
+from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_tempo, as_text, timeline_position
 from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
@@ -95,8 +95,7 @@ class ReaperAdapter(PollingAdapter[ReaperState]):
             tempo_bpm=state.tempo_bpm or 0.0,
             playing=state.playing,
             position_beats=beats,
-            clock_source=f"reaper-osc:{self.link.daw[0]}:{self.link.daw[1]}"
-            + ("" if state.feedback_at is not None else " (no feedback)"),
+            clock_source=self.clock_source("reaper-osc", state.feedback_at),
         )
 
     # commands
@@ -112,18 +111,13 @@ class ReaperAdapter(PollingAdapter[ReaperState]):
 
     # feedback (on the link's thread)
     def _on_tempo(self, args: list[object]) -> None:
-        tempo = as_float(args[0], "/tempo/raw")
-        if not 1.0 <= tempo <= 1000.0:
-            raise ValueError(f"/tempo/raw must be in 1..1000 BPM, got {tempo}")
-        self._update(tempo_bpm=tempo)
+        self._update(tempo_bpm=as_tempo(args[0], "/tempo/raw"))
 
     def _on_time(self, args: list[object]) -> None:
         self._update(position_seconds=as_float(args[0], "/time"))
 
     def _on_beat(self, args: list[object]) -> None:
-        if not isinstance(args[0], str):
-            raise TypeError(f"/beat/str must be a string, got {args[0]!r}")
-        self._update(beat=parse_beat(args[0]))
+        self._update(beat=parse_beat(as_text(args[0], "/beat/str")))
 
     def _on_play(self, args: list[object]) -> None:
         self._update(playing=as_float(args[0], "/play") != 0.0)
