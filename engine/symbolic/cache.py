@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from miditok import REMI
 
-from engine.symbolic.sampling import POSITIONS_PER_BEAT
+from engine.symbolic.constraints import POSITIONS_PER_BEAT
 
 # slot names (what the next token is)
 PITCH, VELOCITY, DURATION, NEXT, PROGRAM = "pitch", "velocity", "duration", "next", "program"

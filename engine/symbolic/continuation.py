@@ -24,6 +24,7 @@ from engine.evaluate import midi as measures
 from engine.symbolic.adapt import AdaptReport, AdaptSettings, adapted
 from engine.symbolic.cache import DEFAULT_CACHE, CacheMixer, CacheReport, CacheSettings, TokenKinds
 from engine.symbolic.candidates import candidate_seeds, channel_of, content_from_parts, content_from_score, fit, select
+from engine.symbolic.constraints import POSITIONS_PER_BEAT, Constraints, Vocabulary, constraints_for
 from engine.symbolic.guidance import (
     DEFAULT_SIMILARITY,
     GuidanceSettings,
@@ -34,20 +35,13 @@ from engine.symbolic.guidance import (
 from engine.symbolic.midifile import Note, PartNotes
 from engine.symbolic.model import GPT
 from engine.symbolic.region import Region, prompt_window
-from engine.symbolic.sampling import (
-    POSITIONS_PER_BEAT,
-    Constraints,
-    ProgressFn,
-    Vocabulary,
-    constraints_for,
-    sample_continuations,
-)
+from engine.symbolic.sampling import ProgressFn, sample_continuations
 from engine.symbolic.weights import load_symbolic
 
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_BARS = 32
-DEFAULT_KEY_PENALTY = 1.5  # nats; see engine.symbolic.sampling
+DEFAULT_KEY_PENALTY = 1.5  # nats; see engine.symbolic.constraints
 DEFAULT_ARRANGEMENT_BONUS = float(os.environ.get("SEGUE_ARRANGEMENT_BONUS", "3.0"))  # nats; 0 turns it off
 DEFAULT_CANDIDATES = 2  # candidates sampled per variant (bench/bench_midi_quality.py; each one costs sampling time)
 MAX_CANDIDATE_ROWS = 32  # rows of one sampling batch, whatever the variants x candidates

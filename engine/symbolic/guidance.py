@@ -30,7 +30,7 @@ import numpy as np
 
 from engine.api import GenerationParams
 from engine.evaluate.music import estimate_key
-from engine.symbolic.sampling import Constraints, Vocabulary
+from engine.symbolic.constraints import Constraints, Vocabulary
 
 # Measured defaults (bench/bench_midi_quality.py; docs/symbolic-engine.md "Fitting the region")
 DEFAULT_SIMILARITY = 0.7

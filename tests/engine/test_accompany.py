@@ -440,7 +440,7 @@ def test_harmony_bias_penalises_clashes_with_the_sounding_notes(tokenizer) -> No
     from dataclasses import replace as dc_replace
 
     from engine.symbolic.accompany.generate import HarmonyBias, sounding_classes
-    from engine.symbolic.sampling import Vocabulary
+    from engine.symbolic.constraints import Vocabulary
 
     vocab = dc_replace(Vocabulary.from_tokenizer(tokenizer), size=Tokens.from_tokenizer(tokenizer).vocab_size)
     # a G4 held for the first half of a 4/4 bar (32 positions), then nothing

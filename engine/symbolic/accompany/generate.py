@@ -4,7 +4,7 @@ The region's pitched parts become the known tracks (given the voice roles the re
 bottom); the asked parts are sampled, K variants in one batch with a seeded generator per row, one part after the
 other (bass first), each exactly as many bars as the region. Regions longer than the model's training windows are
 written in chunks of up to :data:`MAX_CHUNK_BARS` bars that fit the context. Inside a part the grammar of
-:mod:`engine.symbolic.sampling` keeps every bar well formed and the part's pitches in its role's range; pitch
+:mod:`engine.symbolic.grammar` keeps every bar well formed and the part's pitches in its role's range; pitch
 classes outside the region's key get a logit penalty.
 """
 
@@ -34,22 +34,13 @@ from engine.symbolic.accompany.layout import (
     order_fill,
     order_known,
 )
+from engine.symbolic.constraints import PITCH_MARGIN, Vocabulary, constraints_for
 from engine.symbolic.continuation import region_grid
+from engine.symbolic.grammar import AFTER_NOTE, BAR, DONE, PITCH, Masks, Row
 from engine.symbolic.midifile import Note, PartNotes
 from engine.symbolic.model import GPT
 from engine.symbolic.region import Region
-from engine.symbolic.sampling import (
-    AFTER_NOTE,
-    BAR,
-    DONE,
-    PITCH,
-    PITCH_MARGIN,
-    Vocabulary,
-    _Masks,
-    _Row,
-    _top_p_filter,
-    constraints_for,
-)
+from engine.symbolic.sampling import _top_p_filter
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +232,7 @@ def sounding_classes(
 @dataclass
 class _Variant:
     part: int = 0  # index into the fill list
-    row: _Row | None = None
+    row: Row | None = None
     forced: list[int] | None = None
     done: bool = False
     parts: list[list[int]] | None = None
@@ -252,7 +243,7 @@ def sample_fill(
     model: AccompanyModel,
     prompt: Sequence[int],
     fill_programs: Sequence[int],
-    masks: Sequence[_Masks],
+    masks: Sequence[Masks],
     bars: int,
     seeds: Sequence[int],
     generators: Sequence[torch.Generator],
@@ -272,7 +263,7 @@ def sample_fill(
     batch = len(seeds)
     if len(prompt) >= block:
         raise EngineError("the region's known parts do not fit the model's context")
-    variants = [_Variant(row=_Row(), forced=[], parts=[]) for _ in range(batch)]
+    variants = [_Variant(row=Row(), forced=[], parts=[]) for _ in range(batch)]
     program_mask = torch.zeros(model.vocab.size, dtype=torch.bool, device=device)
     program_mask[list(tokens.programs.values())] = True
     monophonic = [all(r.program != p or r.name in VOICES for r in ROLES) for p in fill_programs]
@@ -328,7 +319,7 @@ def sample_fill(
                     v.done = True
                 else:
                     v.part += 1
-                    v.row = _Row(state=BAR)
+                    v.row = Row(state=BAR)
                     v.forced.append(tokens.programs[fill_programs[v.part]])
             else:
                 masks[v.part].advance(v.row, token)
@@ -434,7 +425,7 @@ def accompany_region(
             # a dense bar is cut short at a few times the region's density (an untrained model can babble)
             cap = int(max(64.0, 3.0 * known_per_track) * (2 if f == "piano" else 1))
             constraints = replace(constraints, max_tokens_per_bar=cap)
-            masks.append(_Masks(model.vocab, constraints, next(model.model.parameters()).device))
+            masks.append(Masks(model.vocab, constraints, next(model.model.parameters()).device))
         seq = build_sequence(
             tokens,
             tokens.tempo(region.tempo_bpm),

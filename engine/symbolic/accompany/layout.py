@@ -12,9 +12,9 @@ write, and the missing tracks::
     EOS
 
 Inside a track the tokens are the MIDI model's REMI tokens (:mod:`engine.symbolic.tokenizer`) without tempo
-tokens, so the grammar of :mod:`engine.symbolic.sampling` writes one track at a time and the accompany model can
+tokens, so the grammar of :mod:`engine.symbolic.grammar` writes one track at a time and the accompany model can
 start from the MIDI model's weights. The meter is in every bar (``TimeSig``), the tempo in the header, and the
-key in the known tracks' pitches (sampling adds the key penalty of :mod:`engine.symbolic.sampling`).
+key in the known tracks' pitches (sampling adds the key penalty of :mod:`engine.symbolic.grammar`).
 
 ``TRACK`` and ``FILL`` are two tokens after the REMI vocabulary (ids 509 and 510 for the shipped vocabulary); the
 model's vocabulary is rounded up to a multiple of 8.

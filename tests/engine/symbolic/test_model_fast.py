@@ -244,7 +244,8 @@ def test_the_environment_switch_turns_the_fast_path_off(monkeypatch: pytest.Monk
 
 def test_the_sampler_draws_the_same_tokens_with_either_path() -> None:
     from engine.api import Meter
-    from engine.symbolic.sampling import Vocabulary, constraints_for, sample_continuations
+    from engine.symbolic.constraints import Vocabulary, constraints_for
+    from engine.symbolic.sampling import sample_continuations
     from engine.symbolic.tokenizer import make_tokenizer
 
     tokenizer = make_tokenizer()
@@ -388,7 +389,8 @@ def test_the_decode_precision_comes_from_the_environment(monkeypatch: pytest.Mon
 
 def test_a_sampling_job_sets_the_step_threads_once_not_at_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
     from engine.api import Meter
-    from engine.symbolic.sampling import Vocabulary, constraints_for, sample_continuations
+    from engine.symbolic.constraints import Vocabulary, constraints_for
+    from engine.symbolic.sampling import sample_continuations
     from engine.symbolic.tokenizer import make_tokenizer
 
     tokenizer = make_tokenizer()

@@ -7,8 +7,9 @@ import torch
 
 from engine.api import CancelToken, Meter
 from engine.errors import BadInputError, CancelledError
+from engine.symbolic.constraints import Vocabulary, constraints_for
 from engine.symbolic.model import GPT, PRESETS, GPTConfig
-from engine.symbolic.sampling import Vocabulary, _top_p_filter, constraints_for, sample_continuations
+from engine.symbolic.sampling import _top_p_filter, sample_continuations
 from engine.symbolic.tokenizer import make_tokenizer
 
 
