@@ -123,16 +123,7 @@ def bench_segue(args: argparse.Namespace, grid: BarGrid, region: RegionAudio, wo
         "prior_parameters": model.prior.num_parameters(),
         "codec_parameters": codec_params,
         "codec": f"{model.codec.sample_rate} Hz, {model.codec.n_codebooks} x {model.codec.codebook_size}",
-        "context_frames": model.prior.config.block_size,
-        "prompt_frames": plan.frames,
-        "new_frames": frames,
-        "windows": windows_needed(
-            plan.frames,
-            frames,
-            model.codec.n_codebooks,
-            model.prior.config.block_size,
-            SamplingOptions().keep_steps(model.prior.config.block_size),
-        ),  # fmt: skip
+        **frame_counts(model, plan.frames, frames),
         **sampling,
         "tokens_per_second": round(sampling["steps_per_second"] * args.variants * model.codec.n_codebooks, 1),
         "job_seconds": round(best, 3),
@@ -141,6 +132,13 @@ def bench_segue(args: argparse.Namespace, grid: BarGrid, region: RegionAudio, wo
         "measured": "whole job (segue continue through the local engine), best of repeats",
         "real_time_factor": round(audio_seconds / best, 2),
     }
+
+
+def frame_counts(model: AudioModel, prompt_frames: int, frames: int) -> dict[str, int]:
+    """The prior's context, the prompt and the new frames, and how many context windows sampling them takes."""
+    block = model.prior.config.block_size
+    windows = windows_needed(prompt_frames, frames, model.codec.n_codebooks, block, SamplingOptions().keep_steps(block))
+    return {"context_frames": block, "prompt_frames": prompt_frames, "new_frames": frames, "windows": windows}
 
 
 def new_frames(model: AudioModel, grid: BarGrid, bars: int) -> int:
@@ -199,16 +197,7 @@ def bench_musicgen(args: argparse.Namespace, grid: BarGrid, region: RegionAudio,
         "all_parameters": total_params,
         "codec_parameters": sum(p.numel() for p in model.codec.encodec.parameters()),  # type: ignore[attr-defined]
         "codec": f"{codec.sample_rate} Hz, {codec.n_codebooks} x {codec.codebook_size}",
-        "context_frames": model.prior.config.block_size,
-        "prompt_frames": plan.frames,
-        "new_frames": frames,
-        "windows": windows_needed(
-            plan.frames,
-            frames,
-            codec.n_codebooks,
-            model.prior.config.block_size,
-            SamplingOptions().keep_steps(model.prior.config.block_size),
-        ),  # fmt: skip
+        **frame_counts(model, plan.frames, frames),
         "build_seconds": round(build_seconds, 1),
     }
     audio_seconds = args.bars * grid.bar_seconds * args.variants

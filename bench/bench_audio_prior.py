@@ -26,14 +26,16 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_audio import synthetic_region  # noqa: E402
 
 from engine.api import Meter  # noqa: E402
-from engine.audio.audio_io import AudioInfo  # noqa: E402
-from engine.audio.continuation import BarGrid, RegionAudio, continue_audio, encode_prompt, plan_prompt  # noqa: E402
+from engine.audio.continuation import BarGrid, continue_audio, encode_prompt, plan_prompt  # noqa: E402
 from engine.audio.prior import AudioModel, prior_config  # noqa: E402
 from engine.audio.sampling import SamplingOptions, sample_frames  # noqa: E402
 from engine.checkpoints import find_checkpoint  # noqa: E402
-from engine.symbolic.model import GPT  # noqa: E402
+from engine.nn.model import GPT  # noqa: E402
 
 
 def build_model(args: argparse.Namespace, device: torch.device) -> AudioModel:
@@ -45,15 +47,6 @@ def build_model(args: argparse.Namespace, device: torch.device) -> AudioModel:
     codec = Codec(PRESETS[args.codec_preset]).to(device).eval()
     prior = GPT(prior_config(args.preset, codec)).to(device).eval()
     return AudioModel(f"random {args.preset} prior / {args.codec_preset} codec", prior, codec)
-
-
-def synthetic_region(grid: BarGrid, bars: int, rate: int = 48_000) -> RegionAudio:
-    t = np.arange(grid.samples(bars, rate)) / rate
-    beat = (t % grid.beat_seconds) / grid.beat_seconds
-    tone = np.sin(2 * np.pi * 220 * t) * np.exp(-5 * beat) + 0.3 * np.sin(2 * np.pi * 55 * t)
-    audio = (0.3 * np.stack([tone, 0.9 * tone]) / np.abs(tone).max()).astype(np.float32)
-    info = AudioInfo(Path("synthetic.wav"), rate, 2, audio.shape[1], "WAV", "PCM_24")
-    return RegionAudio(info, grid, bars, audio.shape[1], audio)
 
 
 def main() -> int:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from engine import atomic
+from engine.api import to_jsonable
 from engine.errors import BadInputError, DiskFullError
 from engine.ownership import FolderClaim, manifest_status, stale_folders
 
@@ -195,18 +196,8 @@ def create_job_dir(out_dir: Path, stem: str, mode: str) -> tuple[str, Path]:
 
 def job_to_json(record: JobRecord) -> dict[str, Any]:
     """Plain JSON values (dicts, lists, strings, numbers, null) in the documented key order."""
-    data: dict[str, Any] = _plain(record)
+    data: dict[str, Any] = to_jsonable(record)
     return data
-
-
-def _plain(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def dumps_job(record: JobRecord) -> str:
