@@ -49,7 +49,7 @@ from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
 
 from engine.api import GenerationParams, GenerationRequest, Prompt  # noqa: E402
 from engine.checkpoints import find_checkpoint  # noqa: E402
-from engine.symbolic import model_fast  # noqa: E402
+from engine.nn import model_fast  # noqa: E402
 from engine.symbolic.continuation import (  # noqa: E402
     SymbolicModel,
     decode_variant,
@@ -85,7 +85,7 @@ MODES: tuple[tuple[str, bool, bool, torch.dtype, bool], ...] = (
 
 @contextlib.contextmanager
 def _threads_per_step() -> Iterator[int]:
-    """Stands in for :func:`engine.symbolic.model_fast.job_threads`: nothing set for the job, so each decode step
+    """Stands in for :func:`engine.nn.model_fast.job_threads`: nothing set for the job, so each decode step
     switches torch's threads itself (the sampler before threads were set once per job)."""
     yield 0
 

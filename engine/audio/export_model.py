@@ -38,7 +38,7 @@ from engine.audio.prior import CODEC_DIR, load_prior, save_prior
 from engine.audio.train_prior import encode_clip
 from engine.checkpoints import CONFIG_NAME, WEIGHTS_NAME, read_checkpoint, write_json_atomic
 from engine.errors import BadInputError
-from engine.symbolic.model import GPT
+from engine.nn.model import GPT
 
 log = logging.getLogger(__name__)
 

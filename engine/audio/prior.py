@@ -1,4 +1,4 @@
-"""The audio prior: the engine's one transformer (:mod:`engine.symbolic.model`) over codec frames.
+"""The audio prior: the engine's one transformer (:mod:`engine.nn.model`) over codec frames.
 
 MusicGen's delay interleaving (see :mod:`engine.audio.sampling`): codebook ``q`` is delayed by ``q`` steps, so one
 step of the transformer emits all Q codebooks of a frame. The GPT runs with ``n_streams = Q`` (the sum of Q
@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from engine.atomic import write_with
 from engine.checkpoints import AUDIO_PRIOR_TYPE, CONFIG_NAME, WEIGHTS_NAME, Checkpoint, write_json_atomic
 from engine.errors import ModelNotFoundError
-from engine.symbolic.model import GPT, GPTConfig
+from engine.nn.model import GPT, GPTConfig
 
 if TYPE_CHECKING:
     from engine.audio.sampling import Prior

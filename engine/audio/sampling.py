@@ -39,7 +39,7 @@ UNKNOWN = -1
 
 
 class Prior(Protocol):
-    """A prior sampling can drive: Segue's GPT (:class:`engine.symbolic.model.GPT`) or an adapter around another
+    """A prior sampling can drive: Segue's GPT (:class:`engine.nn.model.GPT`) or an adapter around another
     decoder (:class:`engine.audio.musicgen.MusicgenPrior`). ``model(idx [K, Q, T], cache=cache)`` appends ``T``
     steps to the cache and returns ``(logits [K, Q, T, vocab_size], anything)``."""
 

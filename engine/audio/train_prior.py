@@ -36,7 +36,7 @@ from engine.atomic import write_bytes
 from engine.audio.prior import PRESETS, Codec, prior_config, save_prior, special_token
 from engine.checkpoints import write_json_atomic
 from engine.errors import BadInputError
-from engine.symbolic.model import GPT
+from engine.nn.model import GPT
 from engine.training import (
     add_run_arguments,
     add_schedule_arguments,

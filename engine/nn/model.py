@@ -1,6 +1,7 @@
 """A decoder-only transformer (GPT) with a preallocated key/value cache, shared by the MIDI and the audio engine.
 
-Reads top to bottom: config, blocks, model, then the cache-aware forward used by the samplers. The same module
+Reads top to bottom: config, blocks, model, then the cache-aware forward used by the samplers (the cache:
+:mod:`engine.nn.kv_cache`; the fast one-token step: :mod:`engine.nn.model_fast`). The same module
 serves training (full sequences, causal attention) and generation (one step at a time against the cache).
 The config travels with the weights as ``config.json``; see :mod:`engine.checkpoints`.
 
@@ -22,7 +23,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from engine.symbolic import model_fast
+from engine.nn import model_fast
+from engine.nn.kv_cache import KVCache
 
 
 @dataclass(frozen=True)
@@ -58,61 +60,6 @@ PRESETS: dict[str, GPTConfig] = {
     "medium": GPTConfig(block_size=1024, n_layer=8, n_head=8, n_embd=512),  # ~25M, a GPU run
     "large": GPTConfig(block_size=2048, n_layer=16, n_head=16, n_embd=1024),  # ~200M, several GPUs
 }
-
-
-class KVCache:
-    """Preallocated keys and values for every layer: ``[layers, B, heads, block_size, head_dim]``.
-
-    ``shared`` > 0: the first ``shared`` positions hold a prompt every row shares, stored in row 0 only
-    (:func:`engine.symbolic.model_fast.prefill_shared`); :meth:`materialize` copies it into every row.
-    """
-
-    def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype) -> None:
-        head_dim = config.n_embd // config.n_head
-        shape = (config.n_layer, batch_size, config.n_head, config.block_size, head_dim)
-        self.keys = torch.zeros(shape, device=device, dtype=dtype)
-        self.values = torch.zeros(shape, device=device, dtype=dtype)
-        self.length = 0  # positions filled so far (the same for every row of the batch)
-        self.shared = 0  # leading positions stored in row 0 only
-        self.plan: model_fast.DecodePlan | None = None  # the fast path's weights for this cache's job
-
-    @classmethod
-    def view_of(cls, cache: KVCache, rows: slice) -> KVCache:
-        """A cache over some rows of ``cache``'s tensors (writes land in ``cache``); its own length."""
-        view = cls.__new__(cls)
-        view.keys, view.values = cache.keys[:, rows], cache.values[:, rows]
-        view.length, view.shared, view.plan = cache.length, 0, cache.plan
-        return view
-
-    @property
-    def capacity(self) -> int:
-        return int(self.keys.shape[3])
-
-    def keep_rows(self, rows: list[int]) -> None:
-        """Keep only ``rows`` (in that order) as rows ``0..len(rows)-1``: later steps run on fewer rows.
-
-        In place (no new allocation): the kept rows are copied to the front and the tensors become views of them.
-        A shared prompt stays in row 0, whichever rows are kept."""
-        if not rows:
-            raise ValueError("keep_rows needs at least one row")
-        if rows == list(range(len(rows))):
-            self.keys, self.values = self.keys[:, : len(rows)], self.values[:, : len(rows)]
-            return
-        length, shared = self.length, self.shared
-        index = torch.tensor(rows, dtype=torch.long, device=self.keys.device)
-        for tensor in (self.keys, self.values):
-            prompt = tensor[:, 0, :, :shared].clone() if shared else None
-            tensor[:, : len(rows), :, :length] = tensor[:, index, :, :length]  # the right side is a copy
-            if prompt is not None:
-                tensor[:, 0, :, :shared] = prompt
-        self.keys, self.values = self.keys[:, : len(rows)], self.values[:, : len(rows)]
-
-    def materialize(self) -> None:
-        """Copy the shared prompt's keys/values from row 0 into every row (the module path reads them there)."""
-        if self.shared:
-            self.keys[:, 1:, :, : self.shared] = self.keys[:, :1, :, : self.shared]
-            self.values[:, 1:, :, : self.shared] = self.values[:, :1, :, : self.shared]
-            self.shared = 0
 
 
 class CausalSelfAttention(nn.Module):
@@ -190,7 +137,7 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.n_streams * config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying (stream by stream)
-        self.fast_decode = model_fast.enabled_by_default()  # decode steps through engine.symbolic.model_fast
+        self.fast_decode = model_fast.enabled_by_default()  # decode steps through engine.nn.model_fast
         self.decode_dtype = torch.float32  # the fast path's weight products (the MIDI sampler sets it per job)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)

@@ -2,7 +2,7 @@
 
 Sampling spends almost all of its time in one-token steps against the KV cache. On a CPU such a step is bound by
 memory traffic (every weight and every cached key/value is read once per step) and by per-op overhead, not by
-arithmetic. :func:`decode_step` computes exactly what the module path (:meth:`engine.symbolic.model.GPT.forward`
+arithmetic. :func:`decode_step` computes exactly what the module path (:meth:`engine.nn.model.GPT.forward`
 with a cache) computes, with the same weights, in about a third as many torch ops: no module calls, the residual
 additions folded into ``addmm``, attention as two small matmuls on the cache (for one query the CPU flash-attention
 kernel is several times slower than plain matmuls), and no copies of the weights.
@@ -40,8 +40,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-if TYPE_CHECKING:  # model.py imports this module
-    from engine.symbolic.model import GPT, Block, KVCache
+from engine.nn.kv_cache import KVCache
+
+if TYPE_CHECKING:  # annotations only: model.py imports this module
+    from engine.nn.model import GPT, Block
 
 log = logging.getLogger(__name__)
 
@@ -354,8 +356,6 @@ def prefill_shared(model: GPT, idx: torch.Tensor, cache: KVCache) -> torch.Tenso
 
     Returns the logits the module path would return for the whole batch (the one row's, expanded).
     """
-    from engine.symbolic.model import KVCache  # noqa: PLC0415 (model.py imports this module)
-
     one = KVCache.view_of(cache, rows=slice(0, 1))
     logits: torch.Tensor = model(idx[:1], cache=one)[0]
     cache.length = one.length

@@ -19,9 +19,9 @@ import torch
 from miditok import REMI
 
 from engine.api import CancelToken
+from engine.nn.model import GPT
 from engine.symbolic.cache import CacheSettings, TokenKinds, mixed_nll
 from engine.symbolic.dataset import transposition_table
-from engine.symbolic.model import GPT
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from engine.api import CancelToken, GenerationParams
 from engine.checkpoints import Checkpoint
 from engine.errors import BadInputError, EngineError
 from engine.evaluate import midi as measures
+from engine.nn.model import GPT
 from engine.symbolic.adapt import AdaptReport, AdaptSettings, adapted
 from engine.symbolic.cache import DEFAULT_CACHE, CacheMixer, CacheReport, CacheSettings, TokenKinds
 from engine.symbolic.candidates import candidate_seeds, channel_of, content_from_parts, content_from_score, fit, select
@@ -33,7 +34,6 @@ from engine.symbolic.guidance import (
     settings_from_params,
 )
 from engine.symbolic.midifile import Note, PartNotes
-from engine.symbolic.model import GPT
 from engine.symbolic.region import Region, prompt_window
 from engine.symbolic.sampling import ProgressFn, sample_continuations
 from engine.symbolic.weights import load_symbolic

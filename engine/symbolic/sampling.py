@@ -23,10 +23,11 @@ from collections.abc import Callable, Sequence
 import torch
 
 from engine.api import CancelToken
-from engine.symbolic import model_fast
+from engine.nn import model_fast
+from engine.nn.kv_cache import KVCache
+from engine.nn.model import GPT
 from engine.symbolic.constraints import Constraints, Vocabulary
 from engine.symbolic.grammar import DONE, Masks, Row
-from engine.symbolic.model import GPT, KVCache
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def sample_continuations(
     written its last bar, so the steps that remain run on the rows still writing; ``False`` keeps every row in
     the batch to the end, feeding finished rows padding (what the sampler did before; the benchmark's baseline).
     A row's tokens depend only on its seed, never on the batch it runs in. ``precision``: the dtype of the fast
-    decode path's weight products for this job (None: :func:`engine.symbolic.model_fast.decode_dtype`, float32 unless
+    decode path's weight products for this job (None: :func:`engine.nn.model_fast.decode_dtype`, float32 unless
     ``SEGUE_DECODE_PRECISION=bfloat16``; float32 gives the module path's logits, and so its tokens).
     """
     previous = model.decode_dtype

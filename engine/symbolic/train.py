@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
+from engine.nn.model import GPT, PRESETS
 from engine.symbolic.dataset import TokenSet, build_token_cache
-from engine.symbolic.model import GPT, PRESETS
 from engine.symbolic.tokenizer import make_tokenizer
 from engine.symbolic.weights import save_symbolic
 from engine.training import (

@@ -19,7 +19,7 @@ from engine.checkpoints import (
     write_json_atomic,
 )
 from engine.errors import ModelNotFoundError
-from engine.symbolic.model import GPT, GPTConfig
+from engine.nn.model import GPT, GPTConfig
 from engine.symbolic.tokenizer import load_tokenizer
 
 

@@ -17,7 +17,7 @@ import torch
 from engine.api import CancelToken, GenerationParams, GenerationRequest, Meter, Prompt
 from engine.errors import BadInputError, CancelledError, EngineError
 from engine.local import LocalEngine
-from engine.symbolic.model import GPT, PRESETS, GPTConfig
+from engine.nn.model import GPT, PRESETS, GPTConfig
 from engine.symbolic.tokenizer import make_tokenizer
 from engine.symbolic.weights import save_symbolic
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from engine.audio.prior import AudioModel, prior_config, save_prior
-from engine.symbolic.model import GPT
+from engine.nn.model import GPT
 
 
 class SmoothCodec(nn.Module):

@@ -387,7 +387,7 @@ def extend_vocabulary(model: Any, vocab_size: int, seed: int = 0) -> Any:
     mean plus small noise (tied output head)."""
     from dataclasses import replace
 
-    from engine.symbolic.model import GPT
+    from engine.nn.model import GPT
 
     old = model.wte.weight.detach()
     config = replace(model.config, vocab_size=vocab_size)
@@ -436,7 +436,7 @@ def save_accompany(model: Any, tokenizer: REMI, out_dir: Path, extra: dict[str, 
 def load_accompany(ckpt: Checkpoint, device: str | torch.device = "cpu") -> tuple[Any, REMI]:
     """Build the accompany GPT from its checkpoint (safetensors) with its REMI tokenizer."""
 
-    from engine.symbolic.model import GPT
+    from engine.nn.model import GPT
     from engine.symbolic.weights import read_gpt_files
 
     if not is_accompany_checkpoint(ckpt):

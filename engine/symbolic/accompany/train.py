@@ -29,6 +29,7 @@ from safetensors.torch import load_file
 
 from engine.checkpoints import find_checkpoint, write_json_atomic
 from engine.errors import BadInputError
+from engine.nn.model import GPT, PRESETS
 from engine.symbolic.accompany.layout import (
     ROLES,
     Piece,
@@ -41,7 +42,6 @@ from engine.symbolic.accompany.layout import (
     save_accompany,
 )
 from engine.symbolic.dataset import find_midi_files, is_val
-from engine.symbolic.model import GPT, PRESETS
 from engine.symbolic.train import TIED
 from engine.training import (
     add_schedule_arguments,

@@ -22,7 +22,7 @@ from engine import checkpoints
 from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Prompt
 from engine.errors import BadInputError, CancelledError, EngineError
 from engine.local import LocalEngine
-from engine.symbolic.model import GPT, PRESETS, GPTConfig
+from engine.nn.model import GPT, PRESETS, GPTConfig
 from engine.symbolic.tokenizer import make_tokenizer
 from engine.symbolic.weights import save_symbolic
 

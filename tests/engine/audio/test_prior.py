@@ -15,7 +15,7 @@ from audio_fakes import SmoothCodec, save_tiny_model_dir
 from engine.audio.prior import AudioModel, load_prior, prior_config, special_token
 from engine.checkpoints import AUDIO_PRIOR_TYPE, read_checkpoint
 from engine.errors import ModelNotFoundError
-from engine.symbolic.model import GPT, PRESETS, GPTConfig
+from engine.nn.model import GPT, PRESETS, GPTConfig
 
 
 def test_one_stream_gpt_is_unchanged() -> None:

@@ -10,7 +10,7 @@ from engine.api import CancelToken
 from engine.audio.prior import prior_config
 from engine.audio.sampling import SamplingOptions, delay_pattern, sample_frames, undelay_pattern, windows_needed
 from engine.errors import CancelledError
-from engine.symbolic.model import GPT
+from engine.nn.model import GPT
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The fast decode path (engine.symbolic.model_fast) computes what the module path computes.
+"""The fast decode path (engine.nn.model_fast) computes what the module path computes.
 
 Checked on the shipped checkpoints (engine/models/segue-midi-small and segue-accompany-small, our own models; see
 their model cards) with a real prompt (examples/regions/pop_100bpm_4-4.mid, our own example region), and on small
@@ -17,8 +17,9 @@ from torch import nn
 
 from engine.api import Prompt
 from engine.checkpoints import SHIPPED_DIR, read_checkpoint
-from engine.symbolic import model_fast
-from engine.symbolic.model import GPT, GPTConfig, KVCache
+from engine.nn import model_fast
+from engine.nn.kv_cache import KVCache
+from engine.nn.model import GPT, GPTConfig
 
 ROOT = Path(__file__).resolve().parents[3]
 REGION = ROOT / "examples/regions/pop_100bpm_4-4.mid"

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
+from engine.nn.model import GPT, PRESETS
 from engine.symbolic.adapt import continuation_loss
 from engine.symbolic.cache import DEFAULT_CACHE, CacheMixer, CacheSettings, RegionCache, TokenKinds, mixed_nll
-from engine.symbolic.model import GPT, PRESETS
 from engine.symbolic.tokenizer import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[3]

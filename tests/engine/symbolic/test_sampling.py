@@ -7,8 +7,8 @@ import torch
 
 from engine.api import CancelToken, Meter
 from engine.errors import BadInputError, CancelledError
+from engine.nn.model import GPT, PRESETS, GPTConfig
 from engine.symbolic.constraints import Vocabulary, constraints_for
-from engine.symbolic.model import GPT, PRESETS, GPTConfig
 from engine.symbolic.sampling import _top_p_filter, sample_continuations
 from engine.symbolic.tokenizer import make_tokenizer
 

@@ -1,0 +1,69 @@
+"""The GPT's preallocated key/value cache (:mod:`engine.nn.model` writes it, :mod:`engine.nn.model_fast` reads it).
+
+Its own module so that the fast decode path, which the model calls, needs nothing from the model at run time.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:  # annotations only: the model and the fast path import this module
+    from engine.nn.model import GPTConfig
+    from engine.nn.model_fast import DecodePlan
+
+
+class KVCache:
+    """Preallocated keys and values for every layer: ``[layers, B, heads, block_size, head_dim]``.
+
+    ``shared`` > 0: the first ``shared`` positions hold a prompt every row shares, stored in row 0 only
+    (:func:`engine.nn.model_fast.prefill_shared`); :meth:`materialize` copies it into every row.
+    """
+
+    def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype) -> None:
+        head_dim = config.n_embd // config.n_head
+        shape = (config.n_layer, batch_size, config.n_head, config.block_size, head_dim)
+        self.keys = torch.zeros(shape, device=device, dtype=dtype)
+        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        self.length = 0  # positions filled so far (the same for every row of the batch)
+        self.shared = 0  # leading positions stored in row 0 only
+        self.plan: DecodePlan | None = None  # the fast path's weights for this cache's job
+
+    @classmethod
+    def view_of(cls, cache: KVCache, rows: slice) -> KVCache:
+        """A cache over some rows of ``cache``'s tensors (writes land in ``cache``); its own length."""
+        view = cls.__new__(cls)
+        view.keys, view.values = cache.keys[:, rows], cache.values[:, rows]
+        view.length, view.shared, view.plan = cache.length, 0, cache.plan
+        return view
+
+    @property
+    def capacity(self) -> int:
+        return int(self.keys.shape[3])
+
+    def keep_rows(self, rows: list[int]) -> None:
+        """Keep only ``rows`` (in that order) as rows ``0..len(rows)-1``: later steps run on fewer rows.
+
+        In place (no new allocation): the kept rows are copied to the front and the tensors become views of them.
+        A shared prompt stays in row 0, whichever rows are kept."""
+        if not rows:
+            raise ValueError("keep_rows needs at least one row")
+        if rows == list(range(len(rows))):
+            self.keys, self.values = self.keys[:, : len(rows)], self.values[:, : len(rows)]
+            return
+        length, shared = self.length, self.shared
+        index = torch.tensor(rows, dtype=torch.long, device=self.keys.device)
+        for tensor in (self.keys, self.values):
+            prompt = tensor[:, 0, :, :shared].clone() if shared else None
+            tensor[:, : len(rows), :, :length] = tensor[:, index, :, :length]  # the right side is a copy
+            if prompt is not None:
+                tensor[:, 0, :, :shared] = prompt
+        self.keys, self.values = self.keys[:, : len(rows)], self.values[:, : len(rows)]
+
+    def materialize(self) -> None:
+        """Copy the shared prompt's keys/values from row 0 into every row (the module path reads them there)."""
+        if self.shared:
+            self.keys[:, 1:, :, : self.shared] = self.keys[:, :1, :, : self.shared]
+            self.values[:, 1:, :, : self.shared] = self.values[:, :1, :, : self.shared]
+            self.shared = 0
