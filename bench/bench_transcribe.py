@@ -48,9 +48,9 @@ def render_melody(path: Path, bars: int, soundfont: str) -> list[tuple[float, fl
     from symusic import Score
 
     from engine.api import Meter
+    from engine.midi_io import Conductor, Note, PartNotes, build_midi, save_midi
     from engine.render.synth import render
     from engine.render.wavfile import write_wav
-    from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
 
     notes, spb = [], 60.0 / TEMPO
     for phrase in range(bars // 4):

@@ -6,11 +6,10 @@ import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
-import mido
 import numpy as np
 
-from engine.errors import BadInputError
 from engine.evaluate.music import Key, estimate_key
+from engine.midi_io import read_midi_file, tempo_to_bpm
 
 GRID_DIVISIONS = (1, 2, 3, 4, 6, 8, 12, 16, 24)  # onset grids tried, in divisions of a quarter note
 GRID_SHARE = 0.95  # the region's grid: the coarsest that holds this share of its onsets
@@ -79,10 +78,7 @@ def without(content: MidiContent, other: MidiContent) -> MidiContent:
 
 def read_midi(path: Path) -> MidiContent:
     """Notes (note-on/off pairs per channel and pitch), tempos, meters and the length of ``path``."""
-    try:
-        midi = mido.MidiFile(str(path))
-    except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
-        raise BadInputError(f"{path} is not a readable MIDI file ({e})") from e
+    midi = read_midi_file(path)
     notes: list[Note] = []
     tempos: list[float] = []
     meters: list[tuple[int, int]] = []
@@ -93,7 +89,7 @@ def read_midi(path: Path) -> MidiContent:
         for msg in track:
             tick += msg.time
             if msg.type == "set_tempo":
-                tempos.append(mido.tempo2bpm(msg.tempo))
+                tempos.append(tempo_to_bpm(msg.tempo))
             elif msg.type == "time_signature":
                 meters.append((msg.numerator, msg.denominator))
             elif msg.type == "note_on" and msg.velocity > 0:

@@ -28,13 +28,13 @@ import torch
 from engine.api import DEFAULT_SAMPLE_RATE, GenerationRequest, GenerationResult, VariantResult
 from engine.checkpoints import find_checkpoint
 from engine.errors import BadInputError, ModelNotFoundError
+from engine.midi_io import Conductor, Note, PartNotes, build_midi
 from engine.pipelines.context import JobContext, refuse_taken_variants, variant_seeds
 from engine.pipelines.files import VariantFolder, write_note_variants
 from engine.pipelines.midi import region_info
 from engine.render.soundfont import SoundFont, find_soundfont
 from engine.symbolic.accompany.generate import AccompanyModel, accompany_region, check_model_parts, describe_key
 from engine.symbolic.accompany.layout import is_accompany_checkpoint
-from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi
 from engine.symbolic.naming import part_names_for
 from engine.symbolic.region import Region, read_region, seconds_at
 

@@ -22,12 +22,12 @@ from engine.api import GenerationRequest, GenerationResult, Meter, Prompt, Regio
 from engine.audio.audio_io import Audio, AudioInfo, probe_audio, resample
 from engine.audio.continuation import BAR_TOLERANCE, BarGrid, RegionAudio
 from engine.errors import BadInputError, ModelNotFoundError
+from engine.midi_io import PartNotes
 from engine.pipelines.context import NO_AUDIO_MODEL, JobContext, variant_seeds
 from engine.pipelines.files import VariantFolder
 from engine.pipelines.midi import LONG_REGION_LEAD_IN_BARS, MAX_AUDITION_LEAD_IN_SECONDS, MidiJobFiles
 from engine.render.soundfont import find_soundfont
 from engine.symbolic.continuation import continue_region
-from engine.symbolic.midifile import PartNotes
 from engine.symbolic.naming import part_names_for
 from engine.symbolic.region import Region, read_region
 

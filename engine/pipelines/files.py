@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-import mido
 import numpy as np
 from symusic import Score
 from symusic.core import ScoreTick
@@ -21,10 +20,10 @@ from symusic.core import ScoreTick
 from engine.api import VariantResult
 from engine.atomic import write_json
 from engine.errors import EngineError
+from engine.midi_io import MidiFile, PartNotes, save_midi
 from engine.render.soundfont import SoundFont
 from engine.render.synth import Rendering, render
 from engine.render.wavfile import write_wav
-from engine.symbolic.midifile import PartNotes, save_midi
 
 if TYPE_CHECKING:
     from engine.pipelines.context import JobContext
@@ -52,7 +51,7 @@ class VariantFolder:
             self.files[role] = f"{self.variant_id}/{name}"
         return self.path / name
 
-    def midi(self, name: str, midi: mido.MidiFile, role: str | None) -> Path:
+    def midi(self, name: str, midi: MidiFile, role: str | None) -> Path:
         path = self._add(role, name)
         save_midi(midi, path)
         return path

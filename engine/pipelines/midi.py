@@ -16,11 +16,11 @@ from symusic.core import TimeSignatureTick
 
 from engine.api import DEFAULT_SAMPLE_RATE, GenerationRequest, GenerationResult, Meter, RegionInfo, VariantResult
 from engine.errors import BadInputError
+from engine.midi_io import Conductor, Note, PartNotes, build_midi
 from engine.pipelines.context import JobContext, variant_seeds
 from engine.pipelines.files import VariantFolder, write_note_variants
 from engine.render.soundfont import SoundFont, find_soundfont
 from engine.symbolic.continuation import ContinuationInfo, continue_region
-from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi
 from engine.symbolic.naming import part_names_for
 from engine.symbolic.region import Region, read_region, seconds_at
 

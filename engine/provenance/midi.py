@@ -12,13 +12,11 @@ Segue's events and keeps everything else. Text is ASCII (other characters are si
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 
-import mido
-
 from engine.errors import BadInputError
+from engine.midi_io import Message, MetaMessage, MidiTrack, midi_bytes, parse_midi_bytes
 from engine.provenance.record import ProvenanceRecord
 from engine.provenance.riff import ascii_text
 
@@ -46,14 +44,7 @@ def copyright_line(record: ProvenanceRecord) -> str:
     return ascii_text(f"{_COPYRIGHT_PREFIX} by {record.model}; model licence: {record.licence}")
 
 
-def _parse(data: bytes, name: str) -> mido.MidiFile:
-    try:
-        return mido.MidiFile(file=io.BytesIO(data))
-    except (OSError, EOFError, ValueError, KeyError, IndexError) as e:
-        raise BadInputError(f"{name} is not a readable MIDI file ({e})") from e
-
-
-def _is_ours(msg: mido.Message | mido.MetaMessage) -> bool:
+def _is_ours(msg: Message | MetaMessage) -> bool:
     if msg.type == "sequencer_specific":
         return bytes(msg.data[: 1 + len(MAGIC)]) == bytes([MANUFACTURER_ID]) + MAGIC
     if msg.type == "text":
@@ -63,7 +54,7 @@ def _is_ours(msg: mido.Message | mido.MetaMessage) -> bool:
     return False
 
 
-def _without_ours(track: mido.MidiTrack) -> list[mido.Message | mido.MetaMessage]:
+def _without_ours(track: MidiTrack) -> list[Message | MetaMessage]:
     kept = []
     carry = 0  # the delta time of removed events passes to the next one, so nothing moves
     for msg in track:
@@ -77,35 +68,31 @@ def _without_ours(track: mido.MidiTrack) -> list[mido.Message | mido.MetaMessage
 
 def strip_midi_bytes(data: bytes, name: str = "the MIDI file") -> bytes:
     """``data`` without Segue's meta events (what the engine wrote, re-encoded by mido)."""
-    midi = _parse(data, name)
+    midi = parse_midi_bytes(data, name)
     if midi.tracks:
-        midi.tracks[0] = mido.MidiTrack(_without_ours(midi.tracks[0]))
-    out = io.BytesIO()
-    midi.save(file=out)
-    return out.getvalue()
+        midi.tracks[0] = MidiTrack(_without_ours(midi.tracks[0]))
+    return midi_bytes(midi)
 
 
 def stamp_midi_bytes(data: bytes, record: ProvenanceRecord, name: str = "the MIDI file") -> bytes:
     """``data`` (a Standard MIDI File) with Segue's three meta events first in its first track."""
-    midi = _parse(data, name)
+    midi = parse_midi_bytes(data, name)
     if not midi.tracks:
         raise BadInputError(f"{name} has no tracks; nothing to stamp")
     kept = _without_ours(midi.tracks[0])
     payload = bytes([MANUFACTURER_ID]) + MAGIC + json.dumps(record.to_json(), sort_keys=True).encode("ascii")
     ours = [
-        mido.MetaMessage("text", text=text_line(record), time=0),
-        mido.MetaMessage("copyright", text=copyright_line(record), time=0),
-        mido.MetaMessage("sequencer_specific", data=list(payload), time=0),
+        MetaMessage("text", text=text_line(record), time=0),
+        MetaMessage("copyright", text=copyright_line(record), time=0),
+        MetaMessage("sequencer_specific", data=list(payload), time=0),
     ]
-    midi.tracks[0] = mido.MidiTrack(ours + kept)
-    out = io.BytesIO()
-    midi.save(file=out)
-    return out.getvalue()
+    midi.tracks[0] = MidiTrack(ours + kept)
+    return midi_bytes(midi)
 
 
 def read_midi_provenance(data: bytes, name: str = "the MIDI file") -> MidiInfo:
     """The text, copyright and Segue events at the start of the first track (any tick, in fact: all of track 1)."""
-    midi = _parse(data, name)
+    midi = parse_midi_bytes(data, name)
     texts: list[str] = []
     copyrights: list[str] = []
     record = None

@@ -17,7 +17,7 @@ from symusic.core import ScoreTick
 
 from engine.evaluate import midi as measures
 from engine.evaluate.music import Key
-from engine.symbolic.midifile import PartNotes
+from engine.midi_io import PartNotes
 
 SEED_STRIDE = 1_000_003  # candidate j of a variant seeded s is seeded s + j * SEED_STRIDE
 MIN_DISTANCE = 0.05  # candidates closer than this to a kept one are taken only when nothing else is left

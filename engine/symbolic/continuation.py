@@ -2,7 +2,7 @@
 
 The flow (one call per job): encode the last bars of the region that fit the context, sample K
 continuations in one batch with :func:`engine.symbolic.sampling.sample_continuations`, decode each into
-:class:`~engine.symbolic.midifile.PartNotes` on the region's ticks, exactly N bars long.
+:class:`~engine.midi_io.PartNotes` on the region's ticks, exactly N bars long.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from engine.api import CancelToken, GenerationParams
 from engine.checkpoints import Checkpoint
 from engine.errors import BadInputError, EngineError
 from engine.evaluate import midi as measures
+from engine.midi_io import Note, PartNotes
 from engine.nn.model import GPT
 from engine.symbolic.adapt import AdaptReport, AdaptSettings, adapted
 from engine.symbolic.cache import DEFAULT_CACHE, CacheMixer, CacheReport, CacheSettings, TokenKinds
@@ -33,7 +34,6 @@ from engine.symbolic.guidance import (
     region_stats,
     settings_from_params,
 )
-from engine.symbolic.midifile import Note, PartNotes
 from engine.symbolic.region import Region, prompt_window
 from engine.symbolic.sampling import ProgressFn, sample_continuations
 from engine.symbolic.weights import load_symbolic

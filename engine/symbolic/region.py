@@ -12,17 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
-import mido
 from symusic import Score, Tempo, TimeSignature
 from symusic.core import ScoreTick, TempoTick, TimeSignatureTick
 
 from engine.api import MAX_MIDI_FILE_BYTES, MAX_REGION_BEATS, MAX_TEMPO_BPM, MIN_TEMPO_BPM, Meter, Prompt
 from engine.errors import BadInputError
+from engine.midi_io import end_of_track_tick
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = MAX_MIDI_FILE_BYTES
-MIDO_END_OF_TRACK_LIMIT = 4 * 1024 * 1024  # read end-of-track markers with mido only for files this small
 SNAP_FRACTION = 1 / 64  # a region ending this little past a bar line (in bars) still ends on that bar line
 
 
@@ -74,17 +73,6 @@ def _check_file(path: Path) -> None:
         head = f.read(4)
     if head != b"MThd":
         raise BadInputError(f"{path} is not a MIDI file (it does not start with 'MThd'); give a .mid file")
-
-
-def _end_of_track_tick(path: Path) -> int:
-    """The latest end-of-track marker, which DAWs set to the clip's end; 0 when unknown."""
-    if path.stat().st_size > MIDO_END_OF_TRACK_LIMIT:
-        return 0
-    try:
-        mid = mido.MidiFile(path, clip=True)
-    except (OSError, ValueError, EOFError, KeyError, IndexError):
-        return 0
-    return max((sum(msg.time for msg in track) for track in mid.tracks), default=0)
 
 
 def _meter_at(score: ScoreTick, tick: int) -> Meter:
@@ -185,7 +173,7 @@ def read_region(prompt: Prompt) -> Region:
     if prompt.length_beats is not None:
         end_tick = round(prompt.length_beats * tpq)
     else:
-        end_tick = max(sound_end, _end_of_track_tick(path))
+        end_tick = max(sound_end, end_of_track_tick(path))
     meter = prompt.meter or _meter_at(score, max(0, end_tick - 1))
     if prompt.meter is None and not score.time_signatures:
         notes.append("no time signature in the file: assumed 4/4")

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.audio.continuation import BarGrid
-from engine.symbolic.midifile import Note
+from engine.midi_io import Note
 
 TICKS_PER_QUARTER = 480
 MODEL_SAMPLE_RATE = 22_050  # basic-pitch's input rate

@@ -35,7 +35,7 @@ from engine.api import CancelToken, Meter
 from engine.audio.audio_io import SILENCE_PEAK, check_audio, probe_audio, read_audio, resample, to_mono
 from engine.audio.continuation import BarGrid, locate_region
 from engine.errors import BadInputError, EngineError
-from engine.symbolic.midifile import Conductor, PartNotes, build_midi, save_midi
+from engine.midi_io import Conductor, PartNotes, build_midi, save_midi
 from engine.transcribe.grid import (
     MODEL_SAMPLE_RATE,
     MONOPHONIC_SHARE,

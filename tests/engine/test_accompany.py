@@ -20,6 +20,7 @@ from engine.api import CancelToken, GenerationParams, GenerationRequest, Meter, 
 from engine.checkpoints import SHIPPED_DIR, read_checkpoint
 from engine.errors import BadInputError, CancelledError
 from engine.local import LocalEngine
+from engine.midi_io import Conductor, Note, PartNotes, build_midi, save_midi
 from engine.nn.model import GPT, PRESETS, GPTConfig
 from engine.symbolic.accompany import train as train_accompany
 from engine.symbolic.accompany.generate import AccompanyModel, accompany_region, estimate_key, known_roles
@@ -35,7 +36,6 @@ from engine.symbolic.accompany.layout import (
     sample_example,
     save_accompany,
 )
-from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
 from engine.symbolic.region import read_region
 from engine.symbolic.tokenizer import make_tokenizer
 

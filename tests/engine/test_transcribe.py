@@ -14,9 +14,9 @@ from symusic import Score
 
 from engine.api import Meter
 from engine.errors import BadInputError, EngineError
+from engine.midi_io import Conductor, Note, PartNotes, build_midi, save_midi
 from engine.render.synth import render
 from engine.render.wavfile import write_wav
-from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
 
 pytest.importorskip("onnxruntime")
 if importlib.util.find_spec("basic_pitch") is None:

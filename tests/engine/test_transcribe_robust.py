@@ -17,7 +17,7 @@ import pytest
 from symusic import Score
 
 from engine.api import CancelToken, Meter
-from engine.symbolic.midifile import Note
+from engine.midi_io import Note
 
 pytest.importorskip("onnxruntime")
 if importlib.util.find_spec("basic_pitch") is None:

@@ -37,6 +37,8 @@ import torch
 
 from engine.api import Meter, Prompt
 from engine.checkpoints import find_checkpoint, read_checkpoint, write_json_atomic
+from engine.midi_io import Conductor, PartNotes, build_midi, save_midi
+from engine.midi_io import Note as MidiNote
 from engine.symbolic.accompany.generate import (
     DEFAULT_HARMONY_PENALTY,
     AccompanyModel,
@@ -61,8 +63,6 @@ from engine.symbolic.accompany.train import (
     split_pieces,
     val_examples,
 )
-from engine.symbolic.midifile import Conductor, PartNotes, build_midi, save_midi
-from engine.symbolic.midifile import Note as MidiNote
 from engine.symbolic.ngram import NGramModel
 from engine.symbolic.region import read_region
 from engine.training import LOG_NAME

@@ -22,6 +22,7 @@ from symusic.core import ScoreTick
 from engine.api import CancelToken
 from engine.checkpoints import Checkpoint
 from engine.errors import BadInputError, EngineError
+from engine.midi_io import Note, PartNotes
 from engine.nn.model import GPT
 from engine.symbolic.accompany.layout import (
     ROLE_BY_NAME,
@@ -38,7 +39,6 @@ from engine.symbolic.accompany.layout import (
 from engine.symbolic.constraints import PITCH_MARGIN, Vocabulary, constraints_for
 from engine.symbolic.continuation import region_grid
 from engine.symbolic.grammar import AFTER_NOTE, BAR, DONE, PITCH, Masks, Row
-from engine.symbolic.midifile import Note, PartNotes
 from engine.symbolic.region import Region
 from engine.symbolic.sampling import _top_p_filter
 

@@ -20,10 +20,10 @@ import torch
 from engine.api import GenerationParams, GenerationRequest, Prompt
 from engine.checkpoints import find_checkpoint
 from engine.local import LocalEngine
+from engine.midi_io import PartNotes
 from engine.nn.model import GPT, PRESETS, GPTConfig
 from engine.symbolic.cache import DEFAULT_CACHE
 from engine.symbolic.continuation import SymbolicModel, continue_region
-from engine.symbolic.midifile import PartNotes
 from engine.symbolic.naming import part_names_for
 from engine.symbolic.region import read_region
 from engine.symbolic.tokenizer import make_tokenizer

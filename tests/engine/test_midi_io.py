@@ -1,4 +1,4 @@
-"""The MIDI writer: exact end of track, channels, programs, names, no overwrite."""
+"""MIDI files in and out: the writer (exact end of track, channels, programs, names, no overwrite), the readers."""
 
 from __future__ import annotations
 
@@ -8,8 +8,19 @@ import mido
 import pytest
 
 from engine.api import Meter
-from engine.errors import EngineError
-from engine.symbolic.midifile import Conductor, Note, PartNotes, build_midi, save_midi
+from engine.errors import BadInputError, EngineError
+from engine.midi_io import (
+    Conductor,
+    Note,
+    PartNotes,
+    build_midi,
+    end_of_track_tick,
+    midi_bytes,
+    parse_midi_bytes,
+    read_midi_file,
+    save_midi,
+    tempo_to_bpm,
+)
 
 
 def test_tracks_channels_and_exact_end(tmp_path: Path) -> None:
@@ -58,3 +69,25 @@ def test_never_overwrites(tmp_path: Path) -> None:
         save_midi(mid, path)
     assert path.read_bytes() == b"the producer's file"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_a_file_read_back_gives_the_bytes_it_was_written_from(tmp_path: Path) -> None:
+    part = PartNotes("p", 0, (Note(0, 240, 60, 80),))
+    mid = build_midi(480, Conductor(((0, 100.0),), ((0, Meter(3, 4)),)), [part], 1440)
+    path = tmp_path / "c.mid"
+    save_midi(mid, path)
+    assert path.read_bytes() == midi_bytes(mid)
+    back = read_midi_file(path)
+    assert midi_bytes(parse_midi_bytes(path.read_bytes())) == midi_bytes(back)
+    assert round(tempo_to_bpm(next(m for m in back.tracks[0] if m.type == "set_tempo").tempo), 6) == 100.0
+    assert end_of_track_tick(path) == 1440
+
+
+def test_a_broken_file_is_refused_with_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "broken.mid"
+    path.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01")  # a header cut short
+    with pytest.raises(BadInputError, match="broken.mid is not a readable MIDI file"):
+        read_midi_file(path)
+    with pytest.raises(BadInputError, match="the take is not a readable MIDI file"):
+        parse_midi_bytes(path.read_bytes(), "the take")
+    assert end_of_track_tick(path) == 0  # unknown, not an error: the region's notes decide its length
