@@ -85,7 +85,11 @@ def note_f1(reference: list[tuple[float, float, int]], estimated: list[tuple[flo
 
 
 def perturbation_sweep(
-    segue: Any, truth: list[tuple[float, float, int]], seeds: int, scales: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0)
+    segue: Any,
+    truth: list[tuple[float, float, int]],
+    seeds: int,
+    threads: int,
+    scales: tuple[float, ...] = (0.5, 1.0, 2.0, 3.0),
 ) -> list[dict[str, Any]]:
     """Transcribe the melody with its activations perturbed (tests/support/transcribe_perturb.py): per size, with
     and without ghosts, how many of ``seeds`` runs change a note against the unperturbed run, and the lowest F1."""
@@ -97,7 +101,7 @@ def perturbation_sweep(
     seen: dict[str, Any] = {}
 
     def recording(mono: Any, progress: Any, cancel: Any) -> Any:
-        seen.update(transcribe.model_output(mono, progress, cancel))
+        seen.update(transcribe.model_output(mono, progress, cancel, threads))
         return seen
 
     def onsets(notes: list[tuple[float, float, int]]) -> set[tuple[int, int]]:
@@ -134,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.bars, args.repeats, args.perturb = 4, 2, min(args.perturb, 4)
-    os.environ["SEGUE_THREADS"] = str(args.threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     import contextlib
@@ -144,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine.api import Meter
     from engine.transcribe import region as transcribe
+    from engine.transcribe.grid import TranscriptionOptions
+
+    options = TranscriptionOptions(threads=args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "melody.wav"
@@ -155,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def segue(i: int, model: Any = None) -> list[tuple[float, float, int]]:
             out = Path(tmp) / f"t{i}.mid"
-            transcribe.transcribe_region(wav, TEMPO, Meter(4, 4), None, out, model=model)
+            transcribe.transcribe_region(wav, TEMPO, Meter(4, 4), None, out, options, model=model)
             spq = 60.0 / TEMPO
             score = Score(str(out))
             tpq = score.ticks_per_quarter
@@ -181,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 fn(r + 1)
                 runs[name].append(time.perf_counter() - t0)
 
-        stability = perturbation_sweep(segue, truth, args.perturb) if args.perturb else []
+        stability = perturbation_sweep(segue, truth, args.perturb, args.threads) if args.perturb else []
 
     per10 = {k: min(v) / seconds * 10 for k, v in runs.items()}
     data = {

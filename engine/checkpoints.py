@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.api import ModelInfo
 from engine.atomic import write_text
+from engine.environment import Environment
 from engine.errors import ModelNotFoundError
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,10 @@ class Checkpoint:
         return self.path / TOKENIZER_NAME
 
 
-def search_dirs() -> list[Path]:
-    dirs = [SHIPPED_DIR]
-    env = os.environ.get("SEGUE_MODELS_DIR")
-    if env:
-        dirs.extend(Path(p) for p in env.split(os.pathsep) if p)
+def search_dirs(environment: Environment | None = None) -> list[Path]:
+    """Where installed models are looked for, in order: the shipped ones, ``$SEGUE_MODELS_DIR`` (of
+    ``environment``; None: this process's, read now), the user's data folder."""
+    dirs = [SHIPPED_DIR, *(environment or Environment.read()).models_dirs]
     try:
         import platformdirs
 

@@ -13,16 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import Engine
+from engine.environment import Environment
 from engine.errors import BadInputError, EngineError
 
 
 def open_engine(spec: str = "local", **options: Any) -> Engine:
     """Return the engine named by ``spec``: ``"local"`` (in-process; needs the ``engine`` extra) or the URL of
-    a ``segue serve`` (``http://host:8750``; ``token=...``), which gives an :class:`engine.remote.RemoteEngine`."""
+    a ``segue serve`` (``http://host:8750``; ``token=...``), which gives an :class:`engine.remote.RemoteEngine`.
+    The local engine's ``threads`` default to ``SEGUE_THREADS``."""
     if spec == "local":
         from engine.local import LocalEngine
 
-        return LocalEngine(**options)
+        threads = options.pop("threads", None) or Environment.read().threads
+        return LocalEngine(threads=threads, **options)
     if spec.startswith(("http://", "https://")):  # `segue serve` elsewhere (engine.remote; needs httpx)
         try:
             from engine.remote import RemoteEngine
@@ -41,13 +44,15 @@ def run_server(options: Mapping[str, Any], say: Callable[[str], None]) -> int:
     ``data_dir`` None for the default folder."""
     try:
         from engine.server import serve
-        from engine.server.config import ServerConfig, parse_devices
+        from engine.server.config import ServerConfig, default_data_dir, parse_devices
     except ImportError as e:
         missing = e.name or "a module"
         raise EngineError(
             f"segue serve needs the server extra ({missing} is missing): pip install 'segue[server]'"
         ) from e
-    settings = {k: v for k, v in options.items() if not (k == "data_dir" and v is None)}
+    settings = dict(options)
+    if settings.get("data_dir") is None:  # $SEGUE_SERVER_DATA, else the platform's
+        settings["data_dir"] = default_data_dir(Environment.read())
     settings["devices"] = parse_devices(options.get("devices"))
     return serve(ServerConfig(**settings), say=say)
 

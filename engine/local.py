@@ -6,7 +6,6 @@ folder, per shared/DESIGN.md; every file atomically, never over an existing one.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -30,13 +29,15 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 class LocalEngine:
-    """Runs models in this process. Thread-safe: one job at a time per engine instance."""
+    """Runs models in this process. Thread-safe: one job at a time per engine instance. ``threads``: torch's and
+    the transcriber's threads (None or 0: the libraries' defaults; :func:`engine.entrypoints.open_engine` passes
+    ``SEGUE_THREADS``)."""
 
     def __init__(self, device: str = "auto", soundfont: str | None = None, threads: int | None = None) -> None:
         self.device = pick_device(device)
-        threads = threads or int(os.environ.get("SEGUE_THREADS", "0") or 0)
-        if threads > 0:  # fewer threads keep a busy machine (a DAW playing) responsive
-            torch.set_num_threads(threads)
+        self.threads = threads or 0
+        if self.threads > 0:  # fewer threads keep a busy machine (a DAW playing) responsive
+            torch.set_num_threads(self.threads)
         self._soundfont_path = soundfont
         self.loaded = Models(self.device)
         self._lock = threading.Lock()
@@ -57,7 +58,9 @@ class LocalEngine:
     ) -> GenerationResult:
         from engine.pipelines import accompany, audio, midi, transcribed
 
-        context = JobContext(self.loaded, self._lock, self._soundfont_path, progress or _noop, cancel or CancelToken())
+        context = JobContext(
+            self.loaded, self._lock, self._soundfont_path, progress or _noop, cancel or CancelToken(), self.threads
+        )
         params, prompt = request.params, request.prompt
         if params.mode == "accompany":  # the accompany model writes the other parts
             return accompany.run(request, job_dir, context)

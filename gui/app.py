@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import entrypoints
+from engine.environment import Environment
 from engine.errors import BadInputError
 from gui.core.engines import EngineFactory
 from gui.core.settings import GuiSettings, default_settings_path, load_settings
@@ -66,7 +67,7 @@ def run(
     from gui.theme import apply_theme
     from gui.window import QtMainWindow
 
-    default_path = options.settings_path or default_settings_path()
+    default_path = options.settings_path or default_settings_path(Environment.read())
     loaded = load_settings(default_path)
     settings_path: Path | None = default_path
     settings = loaded.settings

@@ -70,7 +70,7 @@ def load_model(name: str, device: torch.device) -> AccompanyModel:
         return _models[key]
 
 
-def _transcribe(request: GenerationRequest, job_dir: Path) -> tuple[GenerationRequest, tuple[str, ...]]:
+def _transcribe(request: GenerationRequest, job_dir: Path, threads: int) -> tuple[GenerationRequest, tuple[str, ...]]:
     """An audio-only region as a MIDI file of its melody (basic-pitch), for the accompany model to read."""
     from engine.pipelines.transcribed import transcribe_prompt
 
@@ -79,7 +79,7 @@ def _transcribe(request: GenerationRequest, job_dir: Path) -> tuple[GenerationRe
             "an audio region needs its tempo to be accompanied: give --tempo BPM (and --meter if not 4/4), "
             "or give the region's MIDI file"
         )
-    midi_prompt, _, notes = transcribe_prompt(request.prompt, job_dir)
+    midi_prompt, _, notes = transcribe_prompt(request.prompt, job_dir, threads=threads)
     return replace(request, prompt=replace(midi_prompt, audio_path=None)), notes
 
 
@@ -95,7 +95,7 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
         if request.prompt.audio_path is None:
             raise BadInputError("give the region to accompany as a MIDI file (or an audio file with --tempo)")
         report(0.01, "transcribing the audio")
-        request, transcribed = _transcribe(request, job_dir)
+        request, transcribed = _transcribe(request, job_dir, context.threads)
         notes += transcribed
     prompt = request.prompt
     region = read_region(prompt)

@@ -107,6 +107,7 @@ class JobContext:
     soundfont_path: str | None
     report: ProgressCallback
     cancel: CancelToken
+    threads: int = 0  # the transcriber's threads (0: onnxruntime's default)
     notes: tuple[str, ...] = ()
 
     def with_notes(self, *notes: str) -> JobContext:

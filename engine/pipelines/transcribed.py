@@ -67,14 +67,19 @@ def transcription_route(models: Models, request: GenerationRequest) -> tuple[Rou
 
 
 def transcribe_prompt(
-    prompt: Prompt, job_dir: Path, progress: Progress | None = None, cancel: CancelToken | None = None
+    prompt: Prompt,
+    job_dir: Path,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    threads: int = 0,
 ) -> tuple[Prompt, Transcription, tuple[str, ...]]:
     """Transcribe an audio-only region into ``job_dir/region/transcribed.mid`` (never over an existing file):
     (the region as a MIDI prompt, the transcription, notes for the manifest). The MIDI prompt keeps the audio path
     and carries the region's tempo, meter and whole-bar length, so ``read_region`` reads it on the same grid; drop
     ``audio_path`` for the MIDI engine alone. :class:`BadInputError` without a tempo, for unreadable audio and for
     audio with no pitched content (:func:`engine.transcribe.transcribe_region`, which ``progress`` and ``cancel``
-    are handed to)."""
+    are handed to; ``threads``: onnxruntime's, 0 for its default)."""
+    from engine.transcribe.grid import TranscriptionOptions
     from engine.transcribe.region import transcribe_region
 
     if prompt.audio_path is None:
@@ -83,8 +88,9 @@ def transcribe_prompt(
     midi_out = job_dir / TRANSCRIBED_MIDI
     if midi_out.exists():
         raise EngineError(f"{midi_out} already exists; Segue never overwrites files")
+    options = TranscriptionOptions(threads=threads)
     transcription = transcribe_region(
-        prompt.audio_path, grid.tempo_bpm, grid.meter, prompt.length_beats, midi_out, None, progress, cancel
+        prompt.audio_path, grid.tempo_bpm, grid.meter, prompt.length_beats, midi_out, options, progress, cancel
     )
     midi_prompt = replace(
         prompt, midi_path=midi_out, tempo_bpm=grid.tempo_bpm, meter=grid.meter,
@@ -104,7 +110,7 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext, route: R
     info = probe_audio(prompt.audio_path)
     report(0.0, "transcribing the audio")
     midi_prompt, transcription, notes = transcribe_prompt(
-        prompt, job_dir, lambda f: report(TRANSCRIBE_SHARE * f, "transcribing the audio"), cancel
+        prompt, job_dir, lambda f: report(TRANSCRIBE_SHARE * f, "transcribing the audio"), cancel, context.threads
     )
     cancel.raise_if_cancelled()
     notes += context.notes

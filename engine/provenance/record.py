@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from engine.environment import Environment
 from engine.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,12 @@ def segue_version() -> str:
         return "0+unknown"
 
 
-def config_dir() -> Path:
-    """Segue's config folder: ``$SEGUE_CONFIG_DIR`` if set, else the platform's (``~/.config/segue`` on Linux)."""
-    env = os.environ.get("SEGUE_CONFIG_DIR", "").strip()
-    if env:
-        return Path(env).expanduser()
+def config_dir(environment: Environment | None = None) -> Path:
+    """Segue's config folder: ``$SEGUE_CONFIG_DIR`` (of ``environment``; None: this process's, read now) if set,
+    else the platform's (``~/.config/segue`` on Linux)."""
+    env = (environment or Environment.read()).config_dir
+    if env is not None:
+        return env
     import platformdirs
 
     return Path(platformdirs.user_config_dir("segue"))

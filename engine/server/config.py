@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.environment import Environment
 from engine.errors import BadInputError
 from engine.wire import check_token
 
@@ -19,10 +19,12 @@ _SERVER_ID = re.compile(r"^[a-z0-9]{1,16}$")
 TOKEN_HINT = "e.g. --token \"$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')\""
 
 
-def default_data_dir() -> Path:
-    env = os.environ.get("SEGUE_SERVER_DATA")
-    if env:
-        return Path(env)
+def default_data_dir(environment: Environment | None = None) -> Path:
+    """``$SEGUE_SERVER_DATA`` (of ``environment``; None: this process's) if set, else
+    ``<user data dir>/segue/server``."""
+    env = (environment or Environment.read()).server_data_dir
+    if env is not None:
+        return env
     try:
         import platformdirs
 

@@ -26,9 +26,11 @@ EngineFactory = Callable[[str], Engine]
 
 
 def local_engine_factory(device: str) -> Engine:
+    """The local engine on ``device``, with ``SEGUE_THREADS`` threads (as :func:`engine.entrypoints.open_engine`)."""
+    from engine.environment import Environment
     from engine.local import LocalEngine
 
-    return LocalEngine(device=device)
+    return LocalEngine(device=device, threads=Environment.read().threads)
 
 
 class Workers:

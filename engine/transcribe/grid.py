@@ -41,6 +41,7 @@ class TranscriptionOptions:
     messy_confidence: float = 0.47
     messy_polyphony: float = 4.0
     messy_cluster_share: float = 0.3
+    threads: int = 0  # onnxruntime's threads for the model (0: its default); the engine passes SEGUE_THREADS
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ import contextlib
 import importlib.util
 import logging
 import math
-import os
 import threading
 import time
 import warnings
@@ -132,7 +131,7 @@ class Transcription:
 # -- the model ------------------------------------------------------------------------------------------------
 
 _session_lock = threading.Lock()
-_sessions: dict[str, Any] = {}
+_sessions: dict[tuple[str, int], Any] = {}
 
 
 @contextlib.contextmanager
@@ -164,23 +163,24 @@ def model_path() -> Path:
     return path
 
 
-def _session() -> Any:
-    """One onnxruntime session per process (loading costs ~0.1 s; the first run compiles for ~1 s more)."""
+def _session(threads: int = 0) -> Any:
+    """One onnxruntime session per process and thread count (loading costs ~0.1 s; the first run compiles for
+    ~1 s more). ``threads``: intra-op threads, 0 for onnxruntime's default."""
     path = str(model_path())
+    key = (path, max(threads, 0))
     with _session_lock:
-        if path not in _sessions:
+        if key not in _sessions:
             try:
                 import onnxruntime as ort
             except ImportError as e:
                 raise EngineError(MISSING) from e
             options = ort.SessionOptions()
-            threads = int(os.environ.get("SEGUE_THREADS", "0") or 0)
             if threads > 0:
                 options.intra_op_num_threads = threads
                 options.inter_op_num_threads = 1
             options.log_severity_level = 3
-            _sessions[path] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-        return _sessions[path]
+            _sessions[key] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        return _sessions[key]
 
 
 def _note_creation() -> Any:
@@ -193,12 +193,16 @@ def _note_creation() -> Any:
 
 
 def model_output(
-    mono: npt.NDArray[np.float32], progress: Progress | None = None, cancel: CancelToken | None = None
+    mono: npt.NDArray[np.float32],
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+    threads: int = 0,
 ) -> dict[str, npt.NDArray[np.float32]]:
     """basic-pitch's activations for ``[samples]`` at 22.05 kHz: ``note``, ``onset`` ``[frames, 88]`` and
     ``contour`` ``[frames, 264]``, windowed and unwrapped as basic-pitch's ``run_inference`` does; ``progress``
-    gets the share done and ``cancel`` is polled after each batch of windows."""
-    session = _session()
+    gets the share done and ``cancel`` is polled after each batch of windows; ``threads``: onnxruntime's (0: its
+    default)."""
+    session = _session(threads)
     overlap = OVERLAP_FRAMES * FFT_HOP
     hop = WINDOW_SAMPLES - overlap
     padded = np.concatenate([np.zeros(overlap // 2, np.float32), mono.astype(np.float32)])
@@ -286,7 +290,7 @@ def note_events(
     activations of ``model`` (default :func:`model_output`), its onsets cleaned (:func:`onset_support`,
     :func:`onset_peaks`); each event carries the model's support for it: its mean and peak note activation and its
     own onset activation (without bleed; basic-pitch's inferred onsets start notes but are no witness)."""
-    output = (model or model_output)(mono, progress, cancel)
+    output = model(mono, progress, cancel) if model else model_output(mono, progress, cancel, options.threads)
     creation = _note_creation()
     frames_per_second = MODEL_SAMPLE_RATE / FFT_HOP
     min_frames = max(3, round(min_note_seconds * frames_per_second))

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import platformdirs
 
 from engine.api import MAX_BARS, MAX_DENSITY, MAX_PARTS, MAX_VARIANTS, MIN_DENSITY, OUTPUTS, is_part_name
 from engine.atomic import write_text
+from engine.environment import Environment
 from engine.errors import SegueError
 
 log = logging.getLogger(__name__)
@@ -29,11 +29,12 @@ APP_NAME = "segue"
 SETTINGS_FILE = "gui.json"
 
 
-def default_settings_path() -> Path:
-    """``$SEGUE_GUI_SETTINGS`` if set, else ``<user config dir>/segue/gui.json``."""
-    env = os.environ.get("SEGUE_GUI_SETTINGS", "").strip()
-    if env:
-        return Path(env).expanduser()
+def default_settings_path(environment: Environment | None = None) -> Path:
+    """``$SEGUE_GUI_SETTINGS`` (of ``environment``; None: this process's) if set, else
+    ``<user config dir>/segue/gui.json``."""
+    env = (environment or Environment.read()).gui_settings
+    if env is not None:
+        return env
     return platformdirs.user_config_path(APP_NAME) / SETTINGS_FILE
 
 
