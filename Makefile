@@ -99,11 +99,13 @@ test-all: venv
 	$(PY) -m pytest $(PYTEST_FLAGS)
 
 # Style, types (mypy strict on engine, bridge, gui) and the layer contracts of pyproject.toml's [tool.importlinter]
-# (imports point down, no cycle; docs/architecture.md). CI runs it before the tests.
+# (imports point down, no cycle between siblings), then no import cycle between any two modules (tools/import_cycles.py;
+# docs/architecture.md). CI runs it before the tests.
 lint: venv
-	$(VENV)/bin/ruff check engine bridge gui tests bench examples
+	$(VENV)/bin/ruff check engine bridge gui tests bench examples tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
+	$(PY) -m tools.import_cycles
 
 # Every part's benchmark against its baseline, one table; JSON in bench/results/ (docs/benchmarks.md).
 # About a quarter of an hour on 2 cores; `make bench BENCH_FLAGS=--quick` takes a few minutes.

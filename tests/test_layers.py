@@ -5,11 +5,11 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
-import grimp
 import pytest
+
+from tools.import_cycles import import_graph, strongly_connected
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,43 +79,8 @@ def test_no_module_of_ours_is_imported_by_name() -> None:
     assert by_name == []
 
 
-def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Tarjan's components of more than one module: each is a cycle (or several)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    found: list[list[str]] = []
-
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        for other in sorted(graph[node]):
-            if other not in index:
-                visit(other)
-                low[node] = min(low[node], low[other])
-            elif other in stack:
-                low[node] = min(low[node], index[other])
-        if low[node] == index[node]:
-            component = []
-            while (top := stack.pop()) != node:
-                component.append(top)
-            if component:
-                found.append(sorted([node, *component]))
-
-    for node in sorted(graph):
-        if node not in index:
-            visit(node)
-    return found
-
-
 def test_the_modules_import_one_another_without_a_cycle() -> None:
-    # the runtime import graph (imports inside functions count, `if TYPE_CHECKING:` ones do not), less the cycles
-    # pyproject.toml's acyclic contract names as still to be removed
-    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]
-    named = next(c for c in contracts["contracts"] if c["id"] == "acyclic").get("ignore_imports", [])
-    graph = grimp.build_graph("engine", "bridge", "gui", exclude_type_checking_imports=True, cache_dir=None)
-    for line in named:
-        importer, imported = (part.strip() for part in line.split("->"))
-        graph.remove_import(importer=importer, imported=imported)
-    ours = {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
-    assert _strongly_connected(ours) == []
+    # the runtime import graph (imports inside functions count, `if TYPE_CHECKING:` ones do not); `make lint` runs
+    # the same check: `.venv/bin/python -m tools.import_cycles`
+    ours = import_graph()
+    assert strongly_connected(ours) == []
