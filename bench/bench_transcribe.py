@@ -5,7 +5,7 @@
 
 A melody (quarters, 8ths and 16ths) is rendered through a soundfont (default: the bundled TimGM6mb, so that machines
 compare; ``--soundfont system`` takes the soundfont search's first hit) at 44.1 kHz stereo, ``--bars`` bars of 4/4
-at 100 BPM (12 bars: 28.8 s). Segue: :func:`engine.transcribe.transcribe_region` (soxr to 22.05 kHz, the model in
+at 100 BPM (12 bars: 28.8 s). Segue: :func:`engine.transcribe.region.transcribe_region` (soxr to 22.05 kHz, the model in
 batches, basic-pitch's decoder, echo and overtone clean-up, grid quantisation, the MIDI file written). Baseline:
 ``basic_pitch.inference.predict`` on the same file with the same ``nmp.onnx`` (librosa loading, one window per call,
 its decoder, no quantisation). Each is warmed up once (the first call builds the session and imports librosa), then

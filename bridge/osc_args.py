@@ -130,7 +130,7 @@ def daw_region(address: str, values: list[Any], pairs: Sequence[tuple[str, Any]]
     """The region of ``/segue/region`` (``values``: its 8 arguments) or of ``/segue/region/stems`` (the same, and
     the (name, path) ``pairs`` of its stems). Every bound is engine.api.Prompt's (checked here, before any file is
     read): the stems' names, their count (at most engine.api.MAX_STEMS), the tempo, meter and positions. Then
-    every file must exist and be of its kind (:func:`_region_file`). Sample rates, lengths and channel counts of
+    every file must exist and be of its kind (:func:`region_file`). Sample rates, lengths and channel counts of
     the stems are the engine's to check when the job starts (the job fails naming each stem)."""
     audio, midi, start, length, tempo, num, den, track = values
     if den <= 0 or den & (den - 1):

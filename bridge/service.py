@@ -1,4 +1,4 @@
-"""The bridge's core, shared by the headless ``segue bridge`` and (later) the GUI: no Qt, no OSC, no sockets.
+"""The bridge's core, shared by ``segue bridge`` and the GUI (:mod:`gui.core.session`): no Qt, no OSC, no sockets.
 
 :class:`BridgeService` holds the last region the DAW sent, runs generation jobs one at a time on its own worker
 thread (further requests wait in a queue), keeps a :class:`~engine.api.CancelToken` per running job, and tells

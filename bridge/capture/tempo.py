@@ -103,8 +103,9 @@ def fit_tempo_map(
     tempo change (default: 4 ms, or more when the frames are coarse). :class:`BadInputError` with fewer than 2.
 
     ``quantum_frames``: the frames are quantized to blocks of this size (JACK periods: each clock is known only to
-    lie in its period, see :class:`StampMap`). Then a single tempo through the whole take is tried first, and each
-    segment is fitted with :func:`_quantized_fit` (least squares is misled by quantization, see there).
+    lie in its period, see :class:`bridge.capture.session.StampMap`). Then a single tempo through the whole take is
+    tried first, and each segment is fitted with :func:`_quantized_fit` (least squares is misled by quantization,
+    see there).
     """
     frames = np.asarray(clock_frames, dtype=np.float64)
     if len(frames) < 2:

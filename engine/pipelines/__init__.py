@@ -2,7 +2,8 @@
 
 ``run(request, job_dir, context) -> GenerationResult`` writes every variant's files under ``job_dir`` and
 returns what it wrote; ``context`` (:class:`engine.pipelines.context.JobContext`) carries the loaded models, the
-job lock, the soundfont, the progress callback, the cancel token and the notes the dispatcher already has.
+job lock, the soundfont, the progress callback, the cancel token, the transcriber's threads and the notes the
+dispatcher already has.
 
 - :mod:`engine.pipelines.midi`: a MIDI region continued by the MIDI engine (MIDI, rendered mix and stems);
 - :mod:`engine.pipelines.accompany`: new parts under a region's own bars (the accompany model);

@@ -1,4 +1,5 @@
-"""What every pipeline is handed: the engine's loaded models, its job lock, the soundfont, progress and cancel."""
+"""What every pipeline is handed: the engine's loaded models, its job lock, the soundfont, progress, cancel and
+the transcriber's threads."""
 
 from __future__ import annotations
 

@@ -77,7 +77,7 @@ def transcribe_prompt(
     (the region as a MIDI prompt, the transcription, notes for the manifest). The MIDI prompt keeps the audio path
     and carries the region's tempo, meter and whole-bar length, so ``read_region`` reads it on the same grid; drop
     ``audio_path`` for the MIDI engine alone. :class:`BadInputError` without a tempo, for unreadable audio and for
-    audio with no pitched content (:func:`engine.transcribe.transcribe_region`, which ``progress`` and ``cancel``
+    audio with no pitched content (:func:`engine.transcribe.region.transcribe_region`, which ``progress`` and ``cancel``
     are handed to; ``threads``: onnxruntime's, 0 for its default)."""
     from engine.transcribe.grid import TranscriptionOptions
     from engine.transcribe.region import transcribe_region
