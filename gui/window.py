@@ -57,6 +57,17 @@ def _elided(cap: int, text: str = "") -> QtElidedLabel:
     return widget
 
 
+def _splitter(orientation: Qt.Orientation, panes: list[tuple[QWidget, int]], sizes: list[int]) -> QSplitter:
+    """A splitter of ``panes`` (widget, stretch factor) with a 10-pixel handle, starting at ``sizes``."""
+    split = QSplitter(orientation)
+    for index, (pane, stretch) in enumerate(panes):
+        split.addWidget(pane)
+        split.setStretchFactor(index, stretch)
+    split.setHandleWidth(10)
+    split.setSizes(sizes)
+    return split
+
+
 class QtMainWindow(QMainWindow):
     def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -89,27 +100,9 @@ class QtMainWindow(QMainWindow):
         scroll_bar = left.verticalScrollBar()
         bar_width = scroll_bar.sizeHint().width() if scroll_bar is not None else 12
         left.setMinimumWidth(self.connections.minimumSizeHint().width() + bar_width + 2)
-        center = QSplitter(Qt.Orientation.Vertical)
-        center.addWidget(self.region)
-        center.addWidget(self.variants)
-        center.setStretchFactor(0, 2)
-        center.setStretchFactor(1, 3)
-        center.setHandleWidth(10)
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.generate)
-        right.addWidget(self.history)
-        right.setStretchFactor(0, 0)
-        right.setStretchFactor(1, 1)
-        right.setHandleWidth(10)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(left)
-        split.addWidget(center)
-        split.addWidget(right)
-        split.setHandleWidth(10)
-        split.setStretchFactor(1, 1)
-        split.setSizes([260, 830, 330])
-        center.setSizes([330, 480])
-        right.setSizes([430, 380])
+        center = _splitter(Qt.Orientation.Vertical, [(self.region, 2), (self.variants, 3)], [330, 480])
+        right = _splitter(Qt.Orientation.Vertical, [(self.generate, 0), (self.history, 1)], [430, 380])
+        split = _splitter(Qt.Orientation.Horizontal, [(left, 0), (center, 1), (right, 0)], [260, 830, 330])
         self.right_split = right
         self.split = split
         self.left = left
