@@ -31,9 +31,11 @@ Prints the tables and writes ``--out`` atomically.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,31 +68,22 @@ DEFAULT_LOOPS = ",".join(LOOPS)
 def regions(loops: str, grooves: str, folder: Path, chords: str = "", demo: bool = False
             ) -> list[tuple[str, Path, float, dict[str, Any]]]:  # fmt: skip
     """(name, region file, tempo, overrides of the job's bars/seed) of each region."""
-    out: list[tuple[str, Path, float, dict[str, Any]]] = []
+    makers: list[tuple[str, str, Callable[[], tuple[Any, int, float]]]] = []  # name, file stem, (audio, rate, tempo)
     for name in [n for n in loops.split(",") if n]:
+        makers.append((name, name, functools.partial(lmms_loop, name)))
+    for kit, tempo in _specs(grooves):
+        makers.append((f"hydrogen-{kit}", kit, functools.partial(_at_44k1, hydrogen_groove, kit, tempo)))
+    for sounds, tempo in _specs(chords):
+        name = f"chords-{sounds}"
+        makers.append((name, name, functools.partial(_at_44k1, chord_region, sounds, tempo)))
+    out: list[tuple[str, Path, float, dict[str, Any]]] = []
+    for name, stem, make in makers:
         try:
-            audio, rate, tempo = lmms_loop(name)
+            audio, rate, tempo = make()
         except MaterialMissing as e:
-            print(f"skipped {name}: {e}")  # noqa: T201
+            print(f"skipped {stem}: {e}")  # noqa: T201
             continue
-        out.append((name, write_wav(folder / f"{name}.wav", audio, rate), tempo, {}))
-    for spec in [g for g in grooves.split(",") if g]:
-        kit, tempo_text = spec.split(":")
-        try:
-            audio = hydrogen_groove(kit, float(tempo_text))
-        except MaterialMissing as e:
-            print(f"skipped {kit}: {e}")  # noqa: T201
-            continue
-        out.append((f"hydrogen-{kit}", write_wav(folder / f"{kit}.wav", audio, 44_100), float(tempo_text), {}))
-    for spec in [c for c in chords.split(",") if c]:
-        sounds, tempo_text = spec.split(":")
-        try:
-            audio = chord_region(sounds, float(tempo_text))
-        except MaterialMissing as e:
-            print(f"skipped chords-{sounds}: {e}")  # noqa: T201
-            continue
-        out.append((f"chords-{sounds}", write_wav(folder / f"chords-{sounds}.wav", audio, 44_100), float(tempo_text),
-                    {}))  # fmt: skip
+        out.append((name, write_wav(folder / f"{stem}.wav", audio, rate), tempo, {}))
     if demo:
         from engine.audio.example_region import render_region
 
@@ -100,6 +93,15 @@ def regions(loops: str, grooves: str, folder: Path, chords: str = "", demo: bool
         except Exception as e:  # noqa: BLE001 - no soundfont here: said, and the rest goes on
             print(f"skipped the demo-audio region: {e}")  # noqa: T201
     return out
+
+
+def _specs(text: str) -> list[tuple[str, float]]:
+    """``"a:120,b:96"`` -> ``[("a", 120.0), ("b", 96.0)]``."""
+    return [(name, float(tempo)) for name, tempo in (spec.split(":") for spec in text.split(",") if spec)]
+
+
+def _at_44k1(make: Callable[[str, float], Any], what: str, tempo: float) -> tuple[Any, int, float]:
+    return make(what, tempo), 44_100, tempo
 
 
 def run_job(engine: LocalEngine, region: Path, tempo: float, params: GenerationParams, model: str,
