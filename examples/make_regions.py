@@ -97,43 +97,14 @@ def pop() -> Path:
     ep = bars_of([[n for s, d, v in comp for n in chord(s, d, vo, v)] for vo in ep_voicings], 4)
 
     # finger bass: root, 16th pickup, octave, root, fifth, and a step into the next chord
-    bass = bars_of(
-        [
-            [
-                (0, 0.75, 43, 100),
-                (0.75, 0.25, 43, 80),
-                (1.5, 0.5, 55, 88),
-                (2, 1, 43, 96),
-                (3, 0.5, 50, 86),
-                (3.5, 0.5, 40, 84),
-            ],  # G ... E leading down to D
-            [
-                (0, 0.75, 38, 100),
-                (0.75, 0.25, 38, 80),
-                (1.5, 0.5, 50, 88),
-                (2, 1, 38, 96),
-                (3, 0.5, 45, 86),
-                (3.5, 0.5, 42, 84),
-            ],  # D ... F# leading down to E
-            [
-                (0, 0.75, 40, 100),
-                (0.75, 0.25, 40, 80),
-                (1.5, 0.5, 52, 88),
-                (2, 1, 40, 96),
-                (3, 0.5, 47, 86),
-                (3.5, 0.5, 38, 84),
-            ],  # Em ... D leading down to C
-            [
-                (0, 0.75, 36, 100),
-                (0.75, 0.25, 36, 80),
-                (1.5, 0.5, 48, 88),
-                (2, 1, 36, 96),
-                (3, 0.5, 43, 86),
-                (3.5, 0.5, 45, 84),
-            ],  # C ... A leading back to G
-        ],
-        4,
-    )
+    groove = [(0, 0.75, 100), (0.75, 0.25, 80), (1.5, 0.5, 88), (2, 1, 96), (3, 0.5, 86), (3.5, 0.5, 84)]
+    lines = [
+        (43, 43, 55, 43, 50, 40),  # G ... E leading down to D
+        (38, 38, 50, 38, 45, 42),  # D ... F# leading down to E
+        (40, 40, 52, 40, 47, 38),  # Em ... D leading down to C
+        (36, 36, 48, 36, 43, 45),  # C ... A leading back to G
+    ]
+    bass = bars_of([[(s, d, p, v) for (s, d, v), p in zip(groove, line, strict=True)] for line in lines], 4)
 
     # square lead: a four-bar phrase that comes to rest on D, the fifth, ready to loop back to G
     lead = bars_of(
