@@ -16,32 +16,30 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge import segue_version
-from bridge.capture.options import (
-    TakeOptions,
-    TakeResult,
-    check_out_path,
-    default_capture_path,
-)
-from bridge.capture.take import record_take
 from bridge.cli_args import (
     LATER,
     build_parser,
     build_request,
     provenance_settings,
 )
-from bridge.daemon import BridgeOptions, BridgeRunning, midi_ports_check, serve
 from bridge.jobs import JOB_FILE, JobRecord, job_to_json, list_jobs, recover_jobs
 from bridge.progress import ProgressPrinter
 from bridge.runner import create_job, execute_job, mark_stopped
-from bridge.sound_devices import audio_inputs_check
 from engine import api, entrypoints
 from engine.api import CancelToken, Engine, GenerationRequest, Meter
 from engine.errors import BadInputError, SegueError
 from engine.provenance.record import ProvenanceSettings
 from engine.provenance.report import format_report, inspect_file
+
+if TYPE_CHECKING:
+    from bridge.capture.options import TakeResult
+    from bridge.daemon import BridgeRunning
+
+# `segue continue` (what most runs are) needs neither the bridge's daemon (OSC, MIDI clock, every DAW adapter) nor
+# audio capture: those modules are imported by the commands that use them (about 50 ms of every run's start here).
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +258,9 @@ def cmd_models(args: argparse.Namespace, factory: EngineFactory) -> int:
 
 def cmd_doctor(args: argparse.Namespace, factory: EngineFactory) -> int:
     checks = {"segue": {"ok": True, "detail": segue_version()}, **entrypoints.doctor()}
+    from bridge.daemon import midi_ports_check
+    from bridge.sound_devices import audio_inputs_check
+
     checks["midi_ports"] = midi_ports_check()
     checks["audio_devices"] = audio_inputs_check()
     if args.json:
@@ -300,6 +301,9 @@ def cmd_jobs(args: argparse.Namespace, factory: EngineFactory) -> int:
 
 def cmd_bridge(args: argparse.Namespace, factory: EngineFactory) -> int:
     """Serve Segue's OSC (and follow MIDI clock) until Ctrl-C or SIGTERM; see :func:`bridge.daemon.serve`."""
+    from bridge.capture.options import TakeOptions
+    from bridge.daemon import BridgeOptions, serve
+
     options = BridgeOptions(
         out_dir=args.out.expanduser().resolve(),
         osc_host=args.osc_host,
@@ -350,6 +354,9 @@ def _device(text: str | None) -> str | int | None:
 
 def cmd_capture(args: argparse.Namespace, factory: EngineFactory) -> int:
     """Record one take (see the parser's description); Ctrl-C cancels and writes nothing."""
+    from bridge.capture.options import TakeOptions, check_out_path, default_capture_path
+    from bridge.capture.take import record_take
+
     options = TakeOptions(
         bars=args.bars,
         meter=Meter.parse(args.meter),
