@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import ModelInfo
-from engine.atomic import write_text
+from engine.atomic import write_text, write_with
 from engine.environment import Environment
 from engine.errors import ModelNotFoundError
 
@@ -123,3 +123,23 @@ def model_info(ckpt: Checkpoint) -> ModelInfo:
 
 def write_json_atomic(path: Path, data: Any) -> None:
     write_text(path, json.dumps(data, indent=2) + "\n")
+
+
+def write_checkpoint(
+    folder: Path,
+    kind: str,
+    description: str,
+    state: dict[str, Any],
+    fields: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write a checkpoint folder (which exists): ``model.safetensors`` (the tensors of ``state``, its metadata
+    naming ``kind``), then ``config.json`` (``type``, ``name``, ``description``, ``fields``, then ``extra`` over
+    them), each atomically."""
+    from safetensors.torch import save_file
+
+    metadata = {"format": "pt", "type": kind}
+    write_with(folder / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata=metadata))
+    config = {"type": kind, "name": folder.name, "description": description, **fields}
+    config.update(extra or {})
+    write_json_atomic(folder / CONFIG_NAME, config)

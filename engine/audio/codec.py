@@ -24,7 +24,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from engine.atomic import write_with
 from engine.audio.quantizer import ResidualVectorQuantizer
 from engine.errors import BadInputError, ModelNotFoundError
 
@@ -289,9 +288,7 @@ def save_codec(
     Each file is written to a temporary name and renamed, so a reader never sees half a checkpoint. ``extra`` is
     merged into ``config.json`` (training summary, metrics, description).
     """
-    from safetensors.torch import save_file
-
-    from engine.checkpoints import write_json_atomic
+    from engine.checkpoints import write_checkpoint
 
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -301,20 +298,15 @@ def save_codec(
         if value.is_floating_point():
             value = value.to(dtype)
         state[key] = value.contiguous()
-    metadata = {"format": "pt", "type": CODEC_TYPE}
-    write_with(folder / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata=metadata))
-    config: dict[str, Any] = {
-        "type": CODEC_TYPE,
-        "name": folder.name,
-        "description": "Segue audio codec (residual VQ); used by the audio models, not a generator itself",
+    fields = {
         "modes": [],
         "codec": codec.config.to_dict(),
         "parameters": codec.num_parameters(),
         "frame_rate": codec.frame_rate,
         "weights_dtype": str(dtype).removeprefix("torch."),
     }
-    config.update(extra or {})
-    write_json_atomic(folder / CONFIG_NAME, config)
+    description = "Segue audio codec (residual VQ); used by the audio models, not a generator itself"
+    write_checkpoint(folder, CODEC_TYPE, description, state, fields, extra)
     return folder
 
 

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from engine.atomic import write_with
-from engine.checkpoints import AUDIO_PRIOR_TYPE, CONFIG_NAME, WEIGHTS_NAME, Checkpoint, write_json_atomic
+from engine.checkpoints import AUDIO_PRIOR_TYPE, Checkpoint, write_checkpoint
 from engine.errors import ModelNotFoundError
 from engine.nn.model import GPT, GPTConfig
 
@@ -101,20 +100,15 @@ def save_prior(
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
-    metadata = {"format": "pt", "type": AUDIO_PRIOR_TYPE}
-    write_with(out_dir / WEIGHTS_NAME, lambda tmp: save_file(state, str(tmp), metadata=metadata))
-    config: dict[str, Any] = {
-        "type": AUDIO_PRIOR_TYPE,
-        "name": out_dir.name,
-        "description": "Segue audio model (a prior over codec codes)",
+    fields = {
         "gpt": model.config.to_dict(),
         "codec": codec_dir,
         "codec_config": codec_summary(codec),
         "parameters": model.num_parameters(),
         "modes": ["continue"],
     }
-    config.update(extra or {})
-    write_json_atomic(out_dir / CONFIG_NAME, config)
+    description = "Segue audio model (a prior over codec codes)"
+    write_checkpoint(out_dir, AUDIO_PRIOR_TYPE, description, state, fields, extra)
 
 
 def load_prior(ckpt: Checkpoint, device: str | torch.device = "cpu") -> GPT:
