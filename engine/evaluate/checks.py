@@ -92,6 +92,17 @@ def check_midi(
     accompany: bool = False,
 ) -> tuple[midi_measures.MidiContent, midi_measures.MidiContent | None, list[Check]]:
     cont = midi_measures.read_midi(job_dir / files["midi"])
+    region = _midi_region(job_dir, files, cont, accompany)
+    checks = _midi_file_checks(cont, expected_beats, tempo, meter)
+    if region is not None and region.notes:
+        checks += _midi_region_checks(cont, region, meter, accompany)
+    return cont, region, checks
+
+
+def _midi_file_checks(
+    cont: midi_measures.MidiContent, expected_beats: float, tempo: float, meter: Meter
+) -> list[Check]:
+    """The continuation's file on its own: its length, tempo and meter, and a note in every bar."""
     tpb = cont.ticks_per_beat
     checks = [
         Check(
@@ -119,67 +130,79 @@ def check_midi(
             f"region {meter}",
         )
     )
-    region: midi_measures.MidiContent | None = None
-    if "full_midi" in files and (job_dir / files["full_midi"]).is_file():
-        full = midi_measures.read_midi(job_dir / files["full_midi"])
-        if accompany:  # full.mid: the region's parts and the generated ones over the same bars
-            region = midi_measures.without(full, cont)
-        else:  # full.mid: the region, then the continuation
-            scale = full.ticks_per_beat / tpb
-            region = full.window(0, int(round(full.end_tick - cont.end_tick * scale)))
     bar_beats = meter.quarters_per_bar
     bars = round(expected_beats / bar_beats)
     filled = midi_measures.bars_with_notes(cont, bar_beats, bars)
     checks.append(Check("bars_with_notes", f"{filled}/{bars}", filled == bars, "bars holding at least one onset"))
-    if region is not None and region.notes:
-        region_key = midi_measures.midi_key(region)
-        cont_key = midi_measures.midi_key(cont)
-        if region_key is not None and cont_key is not None:
-            checks.append(
-                Check(
-                    "key",
-                    str(cont_key),
-                    cont_key.same_or_relative(region_key),
-                    f"estimated, region {region_key} (relative keys count as the same)",
-                )
+    return checks
+
+
+def _midi_region(
+    job_dir: Path, files: dict[str, str], cont: midi_measures.MidiContent, accompany: bool
+) -> midi_measures.MidiContent | None:
+    """The region, read back from the variant's ``full.mid`` (None without one)."""
+    if "full_midi" not in files or not (job_dir / files["full_midi"]).is_file():
+        return None
+    full = midi_measures.read_midi(job_dir / files["full_midi"])
+    if accompany:  # full.mid: the region's parts and the generated ones over the same bars
+        return midi_measures.without(full, cont)
+    scale = full.ticks_per_beat / cont.ticks_per_beat  # full.mid: the region, then the continuation
+    return full.window(0, int(round(full.end_tick - cont.end_tick * scale)))
+
+
+def _midi_region_checks(
+    cont: midi_measures.MidiContent, region: midi_measures.MidiContent, meter: Meter, accompany: bool
+) -> list[Check]:
+    """The continuation against the region it continues (or plays with): key, scale, closeness, grid."""
+    checks: list[Check] = []
+    region_key = midi_measures.midi_key(region)
+    cont_key = midi_measures.midi_key(cont)
+    if region_key is not None and cont_key is not None:
+        checks.append(
+            Check(
+                "key",
+                str(cont_key),
+                cont_key.same_or_relative(region_key),
+                f"estimated, region {region_key} (relative keys count as the same)",
             )
-            share = midi_measures.in_scale_share(cont, region_key)
-            if share is not None:
+        )
+        share = midi_measures.in_scale_share(cont, region_key)
+        if share is not None:
+            checks.append(
+                Check("in_key", round(share, 3), share >= IN_KEY_MIN, f"pitched notes in {region_key}'s scale")
+            )
+            _, own = midi_measures.region_scale_share(region)
+            if own is not None and not accompany:
                 checks.append(
-                    Check("in_key", round(share, 3), share >= IN_KEY_MIN, f"pitched notes in {region_key}'s scale")
-                )
-                _, own = midi_measures.region_scale_share(region)
-                if own is not None and not accompany:
-                    checks.append(
-                        Check(
-                            "in_scale_vs_region",
-                            round(share - own, 3),
-                            share >= own - 0.1,
-                            f"share in {region_key}'s scale minus the region's own ({own:.2f}); at least -0.1",
-                        )
+                    Check(
+                        "in_scale_vs_region",
+                        round(share - own, 3),
+                        share >= own - 0.1,
+                        f"share in {region_key}'s scale minus the region's own ({own:.2f}); at least -0.1",
                     )
-        if not accompany:  # how close to the region's language (the composer's own continuations: 0.8-0.95)
-            pc = midi_measures.pitch_class_overlap(cont, region)
-            onset = midi_measures.onset_position_overlap(cont, region, meter.quarters_per_bar)
-            detail = "overlap of the normalised histograms with the region's (1: the same)"
-            checks.append(Check("pitch_class_overlap", _round(pc), None, f"pitch classes: {detail}"))
-            checks.append(Check("onset_overlap", _round(onset), None, f"onset positions in the bar: {detail}"))
-        division = midi_measures.onset_grid(region)
-        if division is not None:
-            # parts under a region may move one subdivision finer than it (eighth-note passing tones under a
-            # quarter-note tune, as in Bach's basses); a continuation keeps the region's own grid
-            grid = 2 * division if accompany else division
-            share = midi_measures.grid_share(cont, grid)
-            what = "one subdivision finer than the region's grid" if accompany else "the region's grid"
-            checks.append(
-                Check(
-                    "on_grid",
-                    round(share, 3) if share is not None else None,
-                    share is not None and share >= GRID_MIN,
-                    f"onsets on {what} (1/{grid} beat)",
                 )
+    if not accompany:  # how close to the region's language (the composer's own continuations: 0.8-0.95)
+        pc = midi_measures.pitch_class_overlap(cont, region)
+        onset = midi_measures.onset_position_overlap(cont, region, meter.quarters_per_bar)
+        detail = "overlap of the normalised histograms with the region's (1: the same)"
+        checks.append(Check("pitch_class_overlap", _round(pc), None, f"pitch classes: {detail}"))
+        checks.append(Check("onset_overlap", _round(onset), None, f"onset positions in the bar: {detail}"))
+    division = midi_measures.onset_grid(region)
+    if division is not None:
+        # parts under a region may move one subdivision finer than it (eighth-note passing tones under a
+        # quarter-note tune, as in Bach's basses); a continuation keeps the region's own grid
+        grid = 2 * division if accompany else division
+        share = midi_measures.grid_share(cont, grid)
+        what = "one subdivision finer than the region's grid" if accompany else "the region's grid"
+        checks.append(
+            Check(
+                "on_grid",
+                round(share, 3) if share is not None else None,
+                share is not None and share >= GRID_MIN,
+                f"onsets on {what} (1/{grid} beat)",
             )
-    return cont, region, checks
+        )
+    return checks
 
 
 def read(path: Path) -> tuple[np.ndarray, int]:
@@ -224,23 +247,7 @@ def check_audio(
         seam = full.shape[1] - cont.shape[1]
         if full_rate == rate and seam > 0:
             region_audio = full[:, :seam]
-            join = audio_measures.join_click(full, seam, rate)
-            if join is not None:
-                # a region that clicks at its own bar lines (a loop cut on a hard attack) may do so at the seam
-                bar_beats = Meter.parse(str(job.get("region", {}).get("meter", "4/4"))).quarters_per_bar
-                bar = bar_beats * 60.0 / tempo * rate
-                own = audio_measures.bar_line_click(region_audio, bar, rate) if join.click else None
-                checks.append(
-                    Check(
-                        "join_click",
-                        round(join.burst_db, 1),
-                        not join.click or (own is not None and own >= join.burst_db - 3.0),
-                        "dB of high-frequency burst at the seam of full.wav over the second around it (a click: "
-                        "over 10 dB, with a step larger than the region's 99th-percentile step, unless the region "
-                        "clicks as much at one of its own bar lines)"
-                        + (f"; the region's own bar lines: up to {own:.1f} dB" if own is not None else ""),
-                    )
-                )
+            checks += _join_check(full, seam, rate, tempo, job)
     lufs = audio_measures.loudness_lufs(cont, rate)
     if region_audio is not None:
         region_lufs = audio_measures.loudness_lufs(region_audio, rate)
@@ -280,6 +287,28 @@ def check_audio(
                 )
     checks.append(Check("silent", round(lufs, 1), lufs > -70.0, "LUFS of the continuation (not silent: > -70)"))
     return mono, checks
+
+
+def _join_check(full: np.ndarray, seam: int, rate: int, tempo: float, job: dict[str, Any]) -> list[Check]:
+    """The click at the seam of ``full.wav`` (the region's last frame is ``seam - 1``), if it can be measured."""
+    join = audio_measures.join_click(full, seam, rate)
+    if join is None:
+        return []
+    # a region that clicks at its own bar lines (a loop cut on a hard attack) may do so at the seam
+    bar_beats = Meter.parse(str(job.get("region", {}).get("meter", "4/4"))).quarters_per_bar
+    bar = bar_beats * 60.0 / tempo * rate
+    own = audio_measures.bar_line_click(full[:, :seam], bar, rate) if join.click else None
+    return [
+        Check(
+            "join_click",
+            round(join.burst_db, 1),
+            not join.click or (own is not None and own >= join.burst_db - 3.0),
+            "dB of high-frequency burst at the seam of full.wav over the second around it (a click: "
+            "over 10 dB, with a step larger than the region's 99th-percentile step, unless the region "
+            "clicks as much at one of its own bar lines)"
+            + (f"; the region's own bar lines: up to {own:.1f} dB" if own is not None else ""),
+        )
+    ]
 
 
 def check_sound(job_dir: Path, files: dict[str, str], region: np.ndarray, cont: np.ndarray, rate: int,
