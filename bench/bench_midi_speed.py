@@ -84,7 +84,7 @@ MODES: tuple[tuple[str, bool, bool, torch.dtype, bool], ...] = (
 
 
 @contextlib.contextmanager
-def _threads_per_step() -> Iterator[int]:
+def _threads_per_step(setting: int | None = None) -> Iterator[int]:
     """Stands in for :func:`engine.nn.model_fast.job_threads`: nothing set for the job, so each decode step
     switches torch's threads itself (the sampler before threads were set once per job)."""
     yield 0

@@ -20,12 +20,15 @@ from engine.errors import BadInputError, EngineError
 def open_engine(spec: str = "local", **options: Any) -> Engine:
     """Return the engine named by ``spec``: ``"local"`` (in-process; needs the ``engine`` extra) or the URL of
     a ``segue serve`` (``http://host:8750``; ``token=...``), which gives an :class:`engine.remote.RemoteEngine`.
-    The local engine's ``threads`` default to ``SEGUE_THREADS``."""
+    The local engine's ``threads`` default to ``SEGUE_THREADS``, its ``decode`` settings to ``SEGUE_FAST_DECODE``,
+    ``SEGUE_STEP_THREADS`` and ``SEGUE_DECODE_PRECISION``."""
     if spec == "local":
         from engine.local import LocalEngine
 
-        threads = options.pop("threads", None) or Environment.read().threads
-        return LocalEngine(threads=threads, **options)
+        environment = Environment.read()
+        threads = options.pop("threads", None) or environment.threads
+        decode = options.pop("decode", None) or environment.decode
+        return LocalEngine(threads=threads, decode=decode, **options)
     if spec.startswith(("http://", "https://")):  # `segue serve` elsewhere (engine.remote; needs httpx)
         try:
             from engine.remote import RemoteEngine

@@ -21,19 +21,54 @@ none reads the process's own then (a library caller, a test).
     ``segue serve``'s data folder; unset: ``<user data dir>/segue/server``.
 ``SEGUE_GUI_SETTINGS``
     the desktop app's settings file; unset: ``<user config dir>/segue/gui.json``.
+``SEGUE_FAST_DECODE``, ``SEGUE_STEP_THREADS``, ``SEGUE_DECODE_PRECISION``
+    how the GPT's decode steps run (:class:`DecodeSettings`: the engine applies them to the models it loads,
+    :func:`engine.nn.model_fast.apply_settings`): ``0`` turns the fast path off (the module path, a benchmark's
+    baseline); torch threads for the steps (0: the process's setting; unset: one on a busy machine); ``bfloat16``
+    weight products in the MIDI sampler's steps (default ``float32``).
 
 Read elsewhere, as their own modules say: ``SEGUE_ENGINE``, ``SEGUE_TOKEN`` and ``SEGUE_DEBUG`` (the ``segue``
 command line's defaults, :mod:`bridge.cli_args`, :mod:`bridge.cli`), ``SEGUE_SOUNDFONT``
-(:mod:`engine.render.soundfont`), ``SEGUE_FAST_DECODE``, ``SEGUE_STEP_THREADS`` and ``SEGUE_DECODE_PRECISION``
-(the MIDI sampler's decode path), ``SEGUE_ARRANGEMENT_BONUS`` (:mod:`engine.symbolic.continuation`).
+(:mod:`engine.render.soundfont`), ``SEGUE_ARRANGEMENT_BONUS`` (:mod:`engine.symbolic.continuation`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+FAST_DECODE = "SEGUE_FAST_DECODE"
+STEP_THREADS = "SEGUE_STEP_THREADS"
+DECODE_PRECISION = "SEGUE_DECODE_PRECISION"
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """How the GPT's decode steps run (:mod:`engine.nn.model_fast`); the defaults are those of an unset variable."""
+
+    fast: bool = True  # SEGUE_FAST_DECODE: the fast path (False: the module path)
+    step_threads: int | None = None  # SEGUE_STEP_THREADS: None = one on a busy machine, 0 = the process's setting
+    precision: str = "float32"  # SEGUE_DECODE_PRECISION as given (engine.nn.model_fast.decode_dtype reads it)
+
+    @classmethod
+    def read(cls, env: Mapping[str, str]) -> DecodeSettings:
+        """The settings in ``env``; a thread count that is not a whole number >= 0 is ignored for 1 (a warning)."""
+        fast = env.get(FAST_DECODE, "1").strip().lower() not in ("0", "false", "no", "off")
+        raw = env.get(STEP_THREADS, "").strip()
+        threads: int | None = None
+        if raw:
+            threads = int(raw) if raw.isdigit() else -1
+            if threads < 0:
+                log.warning(
+                    "ignoring %s=%r: give a whole number of threads (0: torch's setting); using 1", STEP_THREADS, raw
+                )
+                threads = 1
+        return cls(fast=fast, step_threads=threads, precision=env.get(DECODE_PRECISION, "").strip() or "float32")
 
 
 @dataclass(frozen=True)
@@ -45,6 +80,7 @@ class Environment:
     config_dir: Path | None = None  # SEGUE_CONFIG_DIR
     server_data_dir: Path | None = None  # SEGUE_SERVER_DATA
     gui_settings: Path | None = None  # SEGUE_GUI_SETTINGS
+    decode: DecodeSettings = field(default_factory=DecodeSettings)  # SEGUE_FAST_DECODE and the other two
 
     @classmethod
     def read(cls, environ: Mapping[str, str] | None = None) -> Environment:
@@ -60,6 +96,7 @@ class Environment:
             config_dir=Path(config).expanduser() if config else None,
             server_data_dir=Path(server) if server else None,
             gui_settings=Path(gui).expanduser() if gui else None,
+            decode=DecodeSettings.read(env),
         )
 
     @property

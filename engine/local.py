@@ -14,6 +14,7 @@ import torch
 
 from engine.api import CancelToken, GenerationRequest, GenerationResult, ModelInfo, ProgressCallback
 from engine.checkpoints import installed_checkpoints, model_info
+from engine.environment import DecodeSettings
 from engine.errors import BadInputError
 from engine.pipelines.context import NO_AUDIO_MODEL, JobContext, Models
 
@@ -31,15 +32,21 @@ def pick_device(device: str = "auto") -> torch.device:
 class LocalEngine:
     """Runs models in this process. Thread-safe: one job at a time per engine instance. ``threads``: torch's and
     the transcriber's threads (None or 0: the libraries' defaults; :func:`engine.entrypoints.open_engine` passes
-    ``SEGUE_THREADS``)."""
+    ``SEGUE_THREADS``); ``decode``: how the models it loads run their decode steps (None: the defaults)."""
 
-    def __init__(self, device: str = "auto", soundfont: str | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        device: str = "auto",
+        soundfont: str | None = None,
+        threads: int | None = None,
+        decode: DecodeSettings | None = None,
+    ) -> None:
         self.device = pick_device(device)
         self.threads = threads or 0
         if self.threads > 0:  # fewer threads keep a busy machine (a DAW playing) responsive
             torch.set_num_threads(self.threads)
         self._soundfont_path = soundfont
-        self.loaded = Models(self.device)
+        self.loaded = Models(self.device, decode or DecodeSettings())
         self._lock = threading.Lock()
 
     @property

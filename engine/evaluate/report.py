@@ -127,6 +127,31 @@ def evaluate_job(job_dir: Path) -> JobScore:
             audio_conts.append(signal)
         variant_scores.append(VariantScore(str(variant["id"]), tuple(checks)))
 
+    summary = _summary(job, variant_scores, midi_conts, audio_conts, grid_division)
+    if len(variant_scores) < 2:
+        notes.append("one variant: no variety measure")
+    return JobScore(
+        job_id=str(job.get("id", job_dir.name)),
+        path=str(job_dir),
+        kind=str(job.get("kind", "")),
+        mode=str(job.get("mode", "")),
+        bars=bars,
+        tempo_bpm=tempo,
+        meter=str(meter),
+        variants=tuple(variant_scores),
+        summary=tuple(summary),
+        notes=tuple(notes),
+    )
+
+
+def _summary(
+    job: dict[str, Any],
+    variant_scores: list[VariantScore],
+    midi_conts: list[midi_measures.MidiContent],
+    audio_conts: list[np.ndarray],
+    grid_division: int | None,
+) -> list[Check]:
+    """The job's own checks: how the variants differ, and how many pass each check."""
     summary: list[Check] = []
     if len(midi_conts) > 1:
         distance, identical = midi_measures.variety(midi_conts, grid_division or 4)
@@ -158,20 +183,7 @@ def evaluate_job(job_dir: Path) -> JobScore:
         oks = [c.ok for v in variant_scores if (c := v.check(name)) is not None and c.ok is not None]
         if oks:
             summary.append(Check(f"{name}_passed", f"{sum(oks)}/{len(oks)}", all(oks), "variants passing"))
-    if len(variant_scores) < 2:
-        notes.append("one variant: no variety measure")
-    return JobScore(
-        job_id=str(job.get("id", job_dir.name)),
-        path=str(job_dir),
-        kind=str(job.get("kind", "")),
-        mode=str(job.get("mode", "")),
-        bars=bars,
-        tempo_bpm=tempo,
-        meter=str(meter),
-        variants=tuple(variant_scores),
-        summary=tuple(summary),
-        notes=tuple(notes),
-    )
+    return summary
 
 
 def _check_names(scores: list[VariantScore]) -> list[str]:

@@ -137,8 +137,11 @@ class GPT(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.n_streams * config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # weight tying (stream by stream)
-        self.fast_decode = model_fast.enabled_by_default()  # decode steps through engine.nn.model_fast
-        self.decode_dtype = torch.float32  # the fast path's weight products (the MIDI sampler sets it per job)
+        # how the decode steps run (engine.nn.model_fast.apply_settings sets them from the entry point's settings):
+        self.fast_decode = True  # through engine.nn.model_fast (False: the module path)
+        self.decode_threads: int | None = None  # torch threads for the steps (None: one on a busy machine)
+        self.sampler_dtype = torch.float32  # the MIDI sampler's weight products (sample_continuations' default)
+        self.decode_dtype = torch.float32  # the fast path's weight products now (the MIDI sampler sets it per job)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if name.endswith("proj.weight"):

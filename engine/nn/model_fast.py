@@ -18,8 +18,12 @@ parameter object is replaced), so weights adapted in place before or between job
 low-rank adapters, are used as they are. A model whose blocks are not the plain modules this code knows (a wrapped
 ``nn.Linear``, a forward hook) is not eligible: it falls back to the module path, which is always correct.
 
-Lower precision (``model.decode_dtype = torch.bfloat16``, which the MIDI sampler sets per job when
-``SEGUE_DECODE_PRECISION=bfloat16``, see :func:`decode_dtype`): the weight matrices' products (the projections,
+Settings (:func:`apply_settings`): the entry point reads ``SEGUE_FAST_DECODE``, ``SEGUE_STEP_THREADS`` and
+``SEGUE_DECODE_PRECISION`` once (:class:`engine.environment.DecodeSettings`) and the engine applies them to each
+GPT it loads; nothing here reads the environment.
+
+Lower precision (``model.decode_dtype = torch.bfloat16``, which the MIDI sampler sets per job from
+``model.sampler_dtype``, see :func:`decode_dtype`): the weight matrices' products (the projections,
 the MLP and the output head) run in bfloat16 on copies of the weights taken when the job's cache is made (so
 weights adapted before a job are used; a change during a job is seen at the next cache), with float32 layer
 norms, softmax and attention; a prompt that differs between rows (the context cropped and refilled) is prefilled
@@ -43,34 +47,37 @@ from torch.nn import functional as F
 from engine.nn.kv_cache import KVCache
 
 if TYPE_CHECKING:  # annotations only: model.py imports this module
+    from engine.environment import DecodeSettings
     from engine.nn.model import GPT, Block
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = "SEGUE_FAST_DECODE"  # "0" turns the fast path off (the module path; a benchmark's baseline)
-THREADS_ENV_VAR = "SEGUE_STEP_THREADS"  # torch threads for one decode step; 0 = the process's setting
-PRECISION_ENV_VAR = "SEGUE_DECODE_PRECISION"  # "float32" (default) or "bfloat16" (MIDI sampler steps)
 BUSY_LOAD_PER_CORE = 0.5  # measured (docs/benchmarks.md): above this 1-minute load, steps run on one thread
 
 
-def enabled_by_default() -> bool:
-    return os.environ.get(ENV_VAR, "1").strip().lower() not in ("0", "false", "no", "off")
+def apply_settings(model: GPT, settings: DecodeSettings) -> None:
+    """How ``model``'s decode steps run from now on: the fast path or the module path, the steps' threads, and the
+    MIDI sampler's precision (:func:`decode_dtype` of ``settings.precision``)."""
+    model.fast_decode = settings.fast
+    model.decode_threads = settings.step_threads
+    model.sampler_dtype = decode_dtype(settings.precision)
 
 
-def decode_dtype() -> torch.dtype:
+def decode_dtype(precision: str) -> torch.dtype:
     """The weight products' dtype for the MIDI sampler's steps: float32 (the module path's logits, so its tokens),
-    or bfloat16 with ``SEGUE_DECODE_PRECISION=bfloat16`` on a CPU whose oneDNN has bfloat16 kernels (AVX-512 and
-    later; elsewhere float32, with a warning): about 10-20 % faster steps and 1.6x faster refills of the context
-    here, held-out loss within 0.1 % (docs/benchmarks.md), but other tokens for the same seed."""
-    raw = os.environ.get(PRECISION_ENV_VAR, "").strip().lower()
+    or bfloat16 for ``precision`` "bfloat16" (``SEGUE_DECODE_PRECISION``) on a CPU whose oneDNN has bfloat16
+    kernels (AVX-512 and later; elsewhere float32, with a warning): about 10-20 % faster steps and 1.6x faster
+    refills of the context here, held-out loss within 0.1 % (docs/benchmarks.md), but other tokens for the same
+    seed."""
+    raw = precision.strip().lower()
     if raw in ("", "float32", "fp32", "f32"):
         return torch.float32
     if raw in ("bfloat16", "bf16"):
         if bf16_kernels():
             return torch.bfloat16
-        log.warning("%s=%s: this CPU has no bfloat16 kernels; using float32", PRECISION_ENV_VAR, raw)
+        log.warning("decode precision %s: this CPU has no bfloat16 kernels; using float32", raw)
         return torch.float32
-    log.warning("ignoring %s=%r: give float32 or bfloat16", PRECISION_ENV_VAR, raw)
+    log.warning("ignoring the decode precision %r: give float32 or bfloat16", precision)
     return torch.float32
 
 
@@ -82,45 +89,36 @@ def bf16_kernels() -> bool:
         return False
 
 
-def step_threads() -> int:
-    """Torch threads for this job's decode steps: ``SEGUE_STEP_THREADS`` if set (0: the process's setting), else
-    the process's setting on an idle machine and one thread on a busy one (1-minute load average of at least
-    :data:`BUSY_LOAD_PER_CORE` per core).
+def step_threads(setting: int | None) -> int:
+    """Torch threads for this job's decode steps: ``setting`` if given (``SEGUE_STEP_THREADS``; 0: the process's
+    setting), else the process's setting on an idle machine and one thread on a busy one (1-minute load average of
+    at least :data:`BUSY_LOAD_PER_CORE` per core).
 
     A step is about a hundred small ops: with two threads each op waits for the other core, which on a machine
     busy with anything else (a DAW playing, another job) costs far more than the op itself (measured: 4-8x slower
     sampling); on an idle machine two threads were faster."""
-    raw = os.environ.get(THREADS_ENV_VAR, "").strip()
-    if not raw:
-        try:
-            busy = os.getloadavg()[0] >= BUSY_LOAD_PER_CORE * (os.cpu_count() or 1)
-        except (OSError, AttributeError):  # no load average (Windows): assume a busy machine
-            busy = True
-        return 1 if busy else 0
+    if setting is not None:
+        return max(0, setting)
     try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        log.warning(
-            "ignoring %s=%r: give a whole number of threads (0: torch's setting); using 1", THREADS_ENV_VAR, raw
-        )
-        return 1
-    return value
+        busy = os.getloadavg()[0] >= BUSY_LOAD_PER_CORE * (os.cpu_count() or 1)
+    except (OSError, AttributeError):  # no load average (Windows): assume a busy machine
+        busy = True
+    return 1 if busy else 0
 
 
 _JOB_THREADS: list[int] = []  # the step threads a running sampling job chose (job_threads), innermost last
 
 
 @contextlib.contextmanager
-def job_threads() -> Iterator[int]:
+def job_threads(setting: int | None = None) -> Iterator[int]:
     """Run a whole sampling job (prefills, steps and the sampler's own ops) on the decode steps' thread count,
-    decided once (:func:`step_threads`; 0 = the process's setting) and set once, restored at the end.
+    decided once (:func:`step_threads` of ``setting``, the model's ``decode_threads``; 0 = the process's setting)
+    and set once, restored at the end.
 
     Switching torch's threads around every step (what :func:`decode_step` does outside such a job) cost more than
     the step: with two process threads and one step thread, 20.6 ms of CPU a step against 11.7 ms with one thread
     throughout, and up to 2.3x the wall time, on this 2-core machine under load (docs/benchmarks.md)."""
-    threads = step_threads()
+    threads = step_threads(setting)
     previous = torch.get_num_threads()
     _JOB_THREADS.append(threads)
     try:
@@ -215,7 +213,7 @@ class DecodePlan:
         self.sources = self._sources(model)
         self.n_head = model.config.n_head
         self.n_embd = model.config.n_embd
-        self.threads = step_threads()
+        self.threads = step_threads(model.decode_threads)
         # lower precision: copies of each layer's (qkv, proj, fc, mlp proj) matrices and of the output head
         self.low: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
         self.head_low: torch.Tensor | None = None
@@ -254,7 +252,7 @@ def plan_for(model: GPT) -> DecodePlan | None:
             return None
         plan = DecodePlan(model)
         model.__dict__["_decode_plan"] = plan
-    plan.threads = _JOB_THREADS[-1] if _JOB_THREADS else step_threads()
+    plan.threads = _JOB_THREADS[-1] if _JOB_THREADS else step_threads(model.decode_threads)
     plan.set_precision(model, model.decode_dtype)
     return plan
 

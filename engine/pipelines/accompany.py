@@ -29,6 +29,7 @@ from engine.api import DEFAULT_SAMPLE_RATE, GenerationRequest, GenerationResult,
 from engine.checkpoints import find_checkpoint
 from engine.errors import BadInputError, ModelNotFoundError
 from engine.midi_io import Conductor, Note, PartNotes, build_midi
+from engine.nn.model_fast import apply_settings
 from engine.pipelines.context import JobContext, refuse_taken_variants, variant_seeds
 from engine.pipelines.files import VariantFolder, write_note_variants
 from engine.pipelines.midi import region_info
@@ -108,6 +109,7 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
     with context.lock:
         report(0.03, "loading the model")
         model = load_model(request.model, context.models.device)
+        apply_settings(model.model, context.models.decode)
         parts = check_model_parts(model, params.parts)
         timings["load_seconds"] = time.perf_counter() - started
         seeds = variant_seeds(params)

@@ -13,7 +13,10 @@ import torch
 
 from engine.api import CancelToken, GenerationParams, GenerationRequest, ProgressCallback
 from engine.checkpoints import AUDIO_PRIOR_TYPE, CONCAT_TYPE, SYMBOLIC_TYPE, find_checkpoint
+from engine.environment import DecodeSettings
 from engine.errors import BadInputError, EngineError, ModelNotFoundError
+from engine.nn.model import GPT
+from engine.nn.model_fast import apply_settings
 from engine.symbolic.continuation import SymbolicModel
 
 if TYPE_CHECKING:
@@ -29,11 +32,13 @@ NO_AUDIO_MODEL = (
 
 
 class Models:
-    """The MIDI and audio models an engine keeps loaded between jobs, by checkpoint path, on one device.
-    Used under the engine's job lock."""
+    """The MIDI and audio models an engine keeps loaded between jobs, by checkpoint path, on one device, each
+    GPT running its decode steps as ``decode`` says (the entry point's ``SEGUE_*`` settings). Used under the
+    engine's job lock."""
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, decode: DecodeSettings | None = None) -> None:
         self.device = device
+        self.decode = decode or DecodeSettings()
         self._symbolic: dict[str, SymbolicModel] = {}
         self._audio: dict[str, AudioModel | ConcatModel] = {}
 
@@ -46,6 +51,7 @@ class Models:
         key = str(ckpt.path)
         if key not in self._symbolic:
             self._symbolic[key] = SymbolicModel.load(ckpt, self.device)
+            apply_settings(self._symbolic[key].model, self.decode)
         return self._symbolic[key]
 
     def audio(self, name: str) -> AudioModel | ConcatModel:
@@ -72,7 +78,10 @@ class Models:
             )
         key = str(ckpt.path)
         if key not in self._audio:
-            self._audio[key] = AudioModel.load(ckpt, self.device)
+            loaded = AudioModel.load(ckpt, self.device)
+            if isinstance(loaded.prior, GPT):
+                apply_settings(loaded.prior, self.decode)
+            self._audio[key] = loaded
         return self._audio[key]
 
     def names_for_audio(self, request: GenerationRequest) -> tuple[str | None, str]:

@@ -26,11 +26,13 @@ EngineFactory = Callable[[str], Engine]
 
 
 def local_engine_factory(device: str) -> Engine:
-    """The local engine on ``device``, with ``SEGUE_THREADS`` threads (as :func:`engine.entrypoints.open_engine`)."""
+    """The local engine on ``device``, with ``SEGUE_THREADS`` threads and the ``SEGUE_*`` decode settings (as
+    :func:`engine.entrypoints.open_engine`)."""
     from engine.environment import Environment
     from engine.local import LocalEngine
 
-    return LocalEngine(device=device, threads=Environment.read().threads)
+    environment = Environment.read()
+    return LocalEngine(device=device, threads=environment.threads, decode=environment.decode)
 
 
 class Workers:

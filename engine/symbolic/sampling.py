@@ -74,13 +74,13 @@ def sample_continuations(
     written its last bar, so the steps that remain run on the rows still writing; ``False`` keeps every row in
     the batch to the end, feeding finished rows padding (what the sampler did before; the benchmark's baseline).
     A row's tokens depend only on its seed, never on the batch it runs in. ``precision``: the dtype of the fast
-    decode path's weight products for this job (None: :func:`engine.nn.model_fast.decode_dtype`, float32 unless
-    ``SEGUE_DECODE_PRECISION=bfloat16``; float32 gives the module path's logits, and so its tokens).
+    decode path's weight products for this job (None: ``model.sampler_dtype``, float32 unless the engine was started
+    with ``SEGUE_DECODE_PRECISION=bfloat16``; float32 gives the module path's logits, and so its tokens).
     """
     previous = model.decode_dtype
-    model.decode_dtype = model_fast.decode_dtype() if precision is None else precision
+    model.decode_dtype = model.sampler_dtype if precision is None else precision
     try:
-        with model_fast.job_threads():  # the steps' thread count, set once for the job
+        with model_fast.job_threads(model.decode_threads):  # the steps' thread count, set once for the job
             return _sample(
                 model, prompt_ids, vocab, constraints, seeds, temperature, top_p, progress, cancel, use_cache,
                 logits_hook, drop_finished,

@@ -17,6 +17,7 @@ from torch import nn
 
 from engine.api import Prompt
 from engine.checkpoints import SHIPPED_DIR, read_checkpoint
+from engine.environment import Environment
 from engine.nn import model_fast
 from engine.nn.kv_cache import KVCache
 from engine.nn.model import GPT, GPTConfig
@@ -236,11 +237,13 @@ def test_gradients_and_dropout_in_training_keep_the_module_path() -> None:
         assert cache.plan is not None
 
 
-def test_the_environment_switch_turns_the_fast_path_off(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(model_fast.ENV_VAR, "0")
-    assert GPT(GPTConfig(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8)).fast_decode is False
-    monkeypatch.setenv(model_fast.ENV_VAR, "1")
-    assert GPT(GPTConfig(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8)).fast_decode is True
+def test_the_environment_switch_turns_the_fast_path_off() -> None:
+    # the entry point reads SEGUE_FAST_DECODE once; the engine applies it to each GPT it loads
+    model = GPT(GPTConfig(vocab_size=8, block_size=8, n_layer=1, n_head=1, n_embd=8))
+    model_fast.apply_settings(model, Environment.read({"SEGUE_FAST_DECODE": "0"}).decode)
+    assert model.fast_decode is False
+    model_fast.apply_settings(model, Environment.read({"SEGUE_FAST_DECODE": "1"}).decode)
+    assert model.fast_decode is True
 
 
 def test_the_sampler_draws_the_same_tokens_with_either_path() -> None:
@@ -270,7 +273,6 @@ def test_a_decode_step_runs_on_the_step_threads_and_restores_the_setting(monkeyp
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=40, block_size=32, n_layer=2, n_head=2, n_embd=16)).eval()
     calls: list[int] = []
-    monkeypatch.delenv(model_fast.THREADS_ENV_VAR, raising=False)
     monkeypatch.setattr(model_fast.os, "getloadavg", lambda: (9.0, 9.0, 9.0))  # a busy machine
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(n))
@@ -289,18 +291,18 @@ def test_a_decode_step_runs_on_the_step_threads_and_restores_the_setting(monkeyp
 
 @pytest.mark.parametrize(("raw", "threads"), [("0", 0), ("2", 2), ("two", 1), ("-3", 1)])
 def test_the_step_threads_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, raw: str, threads: int) -> None:
-    monkeypatch.setenv(model_fast.THREADS_ENV_VAR, raw)
+    setting = Environment.read({"SEGUE_STEP_THREADS": raw}).decode.step_threads
     monkeypatch.setattr(model_fast.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
-    assert model_fast.step_threads() == threads
+    assert model_fast.step_threads(setting) == threads
 
 
 @pytest.mark.parametrize(("load", "threads"), [(0.1, 0), (50.0, 1)])
 def test_without_a_setting_an_idle_machine_keeps_its_threads_and_a_busy_one_uses_one(
     monkeypatch: pytest.MonkeyPatch, load: float, threads: int
 ) -> None:
-    monkeypatch.delenv(model_fast.THREADS_ENV_VAR, raising=False)
+    setting = Environment.read({}).decode.step_threads
     monkeypatch.setattr(model_fast.os, "getloadavg", lambda: (load, load, load))
-    assert model_fast.step_threads() == threads
+    assert model_fast.step_threads(setting) == threads
 
 
 @pytest.mark.parametrize("shared", [True, False])
@@ -381,11 +383,11 @@ def test_bfloat16_copies_are_taken_again_at_each_job_so_adapted_weights_are_used
     ("raw", "low"), [("", False), ("float32", False), ("bfloat16", True), ("bf16", True), ("half-ish", False)]
 )
 def test_the_decode_precision_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, raw: str, low: bool) -> None:
-    monkeypatch.setenv(model_fast.PRECISION_ENV_VAR, raw)
+    precision = Environment.read({"SEGUE_DECODE_PRECISION": raw}).decode.precision
     monkeypatch.setattr(model_fast, "bf16_kernels", lambda: True)
-    assert model_fast.decode_dtype() == (torch.bfloat16 if low else torch.float32)
+    assert model_fast.decode_dtype(precision) == (torch.bfloat16 if low else torch.float32)
     monkeypatch.setattr(model_fast, "bf16_kernels", lambda: False)  # a CPU without the kernels: float32 always
-    assert model_fast.decode_dtype() == torch.float32
+    assert model_fast.decode_dtype(precision) == torch.float32
 
 
 def test_a_sampling_job_sets_the_step_threads_once_not_at_every_step(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -408,7 +410,6 @@ def test_a_sampling_job_sets_the_step_threads_once_not_at_every_step(monkeypatch
         calls.append(n)
         current[0] = n
 
-    monkeypatch.delenv(model_fast.THREADS_ENV_VAR, raising=False)
     monkeypatch.setattr(model_fast.os, "getloadavg", lambda: (9.0, 9.0, 9.0))  # busy: one step thread
     monkeypatch.setattr(torch, "get_num_threads", lambda: current[0])
     monkeypatch.setattr(torch, "set_num_threads", set_threads)
@@ -416,3 +417,30 @@ def test_a_sampling_job_sets_the_step_threads_once_not_at_every_step(monkeypatch
     assert max(len(r) for r in rows) > model.config.block_size  # steps, and a refill of the context
     assert calls == [1, 2]  # one thread for the whole job, then the process's two again
     assert model_fast._JOB_THREADS == []
+
+
+def test_a_sampling_job_decodes_in_the_models_sampler_precision_and_restores_it() -> None:
+    from engine.api import Meter
+    from engine.symbolic.constraints import Vocabulary, constraints_for
+    from engine.symbolic.sampling import sample_continuations
+    from engine.symbolic.tokenizer import make_tokenizer
+
+    tokenizer = make_tokenizer()
+    vocab = Vocabulary.from_tokenizer(tokenizer)
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=len(tokenizer), block_size=64, n_layer=1, n_head=2, n_embd=16)).eval()
+    v = tokenizer.vocab
+    prompt = [v[t] for t in ("Bar_None", "TimeSig_4/4", "Position_0", "Program_0", "Pitch_60", "Velocity_79")]
+    constraints = constraints_for(vocab, Meter(4, 4), 1, {0: (55, 70)}, [], [1] * 12, 1.5)
+    seen: list[torch.dtype] = []
+
+    def watch(logits: torch.Tensor, rows: object) -> torch.Tensor:
+        seen.append(model.decode_dtype)
+        return logits
+
+    model.sampler_dtype = torch.bfloat16  # what apply_settings gives for SEGUE_DECODE_PRECISION=bfloat16
+    sample_continuations(model, prompt + [v["Duration_1.0.8"]], vocab, constraints, seeds=[1], logits_hook=watch)
+    assert seen and set(seen) == {torch.bfloat16}
+    assert model.decode_dtype == torch.float32
+    sample_continuations(model, prompt, vocab, constraints, seeds=[1], logits_hook=watch, precision=torch.float32)
+    assert seen[-1] == torch.float32  # an explicit precision wins
