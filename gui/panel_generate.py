@@ -78,6 +78,13 @@ class QtGeneratePanel(QtCard):
     def __init__(self, models: Models, session: Session, parent: QWidget | None = None) -> None:
         super().__init__("Generate", parent)
         self.session = session
+        self._make_inputs()
+        self._lay_out_form(session)
+        self._add_buttons_and_jobs(session)
+        self._connect(models, session)
+
+    def _make_inputs(self) -> None:
+        """The form's inputs: mode, bars, variants, temperature, top-p, seed, model, output, parts."""
         self.mode = QComboBox()
         for mode, text in _MODES.items():
             self.mode.addItem(text, mode)
@@ -120,6 +127,9 @@ class QtGeneratePanel(QtCard):
         self.part_buttons: dict[str, QPushButton] = {}
         for widget in (self.bars, self.variants, self.temperature, self.top_p, self.seed):
             widget.setFont(theme.mono_font(10.5))
+
+    def _lay_out_form(self, session: Session) -> None:
+        """The inputs and the producer's controls in a two-column grid that scrolls in a short window."""
         grid = QGridLayout()
         grid.setHorizontalSpacing(10)
         grid.setVerticalSpacing(8)
@@ -147,6 +157,9 @@ class QtGeneratePanel(QtCard):
         form.setLayout(grid)
         self.form_scroll = QtFormScroll(form)  # scrolls only in a short window; Generate stays in view
         self.body.addWidget(self.form_scroll)
+
+    def _add_buttons_and_jobs(self, session: Session) -> None:
+        """Generate and Cancel, the waiting line, and the list of this session's jobs."""
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("primary")
         self.cancel_button = QPushButton("Cancel")
@@ -167,6 +180,9 @@ class QtGeneratePanel(QtCard):
         self.body.addLayout(self.job_box)
         self.body.addStretch(1)
         self.job_rows: list[QtJobRow] = []
+
+    def _connect(self, models: Models, session: Session) -> None:
+        """The widgets' edits to the session, the models' changes to the widgets."""
         # widgets -> model
         self.mode.currentIndexChanged.connect(lambda _: session.update_form(mode=str(self.mode.currentData())))
         self.bars.valueChanged.connect(lambda v: session.update_form(bars=v))
