@@ -38,6 +38,16 @@ class QtVariantsPanel(QtCard):
     def __init__(self, models: Models, session: Session, parent: QWidget | None = None) -> None:
         super().__init__("Variants", parent)
         self.session = session
+        self._make_list(session)
+        self._make_transport(session)
+        self._make_actions(session)
+        self._make_bottom_row()
+        models.variants.subscribe(self.show_variants)
+        models.link.subscribe(lambda _: self._show_place())
+        models.playhead.subscribe(self.show_playhead)
+
+    def _make_list(self, session: Session) -> None:
+        """The job's name in the header, and the list of its variants (drag, double-click, context menu)."""
         self.job_label = QtElidedLabel()  # a long job name is cut, never widens the window; all of it in the tooltip
         self.job_label.setObjectName("dim")
         self.header.insertWidget(1, self.job_label, 10)
@@ -61,7 +71,9 @@ class QtVariantsPanel(QtCard):
         self.empty.setObjectName("dim")
         self.header.insertWidget(2, self.empty)
         self.body.addWidget(self.list, 1)
-        # transport
+
+    def _make_transport(self, session: Session) -> None:
+        """Play, Stop, Loop, Region first, the A/B slots and Star."""
         self.play_button = QPushButton("▶ Play")
         self.stop_button = QPushButton("■ Stop")
         self.loop_button = _toggle("⟲ Loop")
@@ -87,7 +99,9 @@ class QtVariantsPanel(QtCard):
         self.transport_row.add_group(label("A", "dim"), self.slot_a, label("B", "dim"), self.slot_b, self.ab_button)
         self.transport_row.add_group(self.star_button)
         self.body.addWidget(self.transport_row)
-        # actions
+
+    def _make_actions(self, session: Session) -> None:
+        """Drag chips, Same seed, Continue it, Play in DAW and Place in DAW."""
         self.regenerate_button = QPushButton("↻ Same seed")
         self.regenerate_button.setToolTip("Generate this variant again: its region, settings and seed")
         self.continue_button = QPushButton("Continue it")
@@ -117,6 +131,9 @@ class QtVariantsPanel(QtCard):
         self.actions_row.add_group(self.regenerate_button, self.continue_button)
         self.actions_row.add_group(self.play_daw_button, self.place_button)
         self.body.addWidget(self.actions_row)
+
+    def _make_bottom_row(self) -> None:
+        """The stems' chips, the audition message and the clock."""
         self.stems_label = label("One stem", "dim")
         self.stems_row = QtFlowRow(spread=False, group_spacing=6)
         self.stems_row.add_group(self.stems_label)
@@ -127,9 +144,6 @@ class QtVariantsPanel(QtCard):
         bottom = row(self.stems_row, self.audition, self.clock, spacing=8)
         bottom.setStretchFactor(self.audition, 1)
         self.body.addLayout(bottom)
-        models.variants.subscribe(self.show_variants)
-        models.link.subscribe(lambda _: self._show_place())
-        models.playhead.subscribe(self.show_playhead)
 
     def show_variants(self, state: VariantsState) -> None:
         self.list_model.show(state)
