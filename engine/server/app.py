@@ -174,56 +174,7 @@ def _job_routes(private: APIRouter, app: FastAPI, store: JobStore, workers: Work
         views = [view(job) for job in store.all()]
         return sorted(views, key=lambda v: (v.created, v.id))
 
-    @private.post("/jobs", response_model=JobView, status_code=201, summary="submit a job", responses=errors(415, 503))
-    def submit(
-        request: Annotated[str, Form(description="the parameters, JSON (see engine/wire.py request_to_json)")],
-        midi: Annotated[UploadFile | None, File(description="the region as a Standard MIDI File")] = None,
-        audio: Annotated[UploadFile | None, File(description="the region as WAV, FLAC or AIFF")] = None,
-        stem: Annotated[
-            list[UploadFile] | None,
-            File(
-                description="one track's audio of the region (WAV, FLAC or AIFF), once per name in the request's "
-                "'stems', in that order"
-            ),
-        ] = None,
-    ) -> JobView:
-        uploads = {"midi": midi, "audio": audio}
-        suffixes = {role: _check_upload(role, up) for role, up in uploads.items() if up is not None}
-        placeholders: dict[str, Any] = {f"{role}_path": Path(f"{role}{s}") for role, s in suffixes.items()}
-        stems = list(stem or [])
-        try:  # NaN, deep nesting and numbers no region can have are refused here, before anything is stored
-            data = parse_request_json(request)
-            names = stem_names(data)
-            if len(stems) > MAX_STEMS:
-                raise BadInputError(f"at most {MAX_STEMS} stems per region, got {len(stems)} stem uploads")
-            stem_suffixes = [_check_upload("audio", up, f"stem {i + 1}") for i, up in enumerate(stems)]
-            placeholders["stem_paths"] = [Path(f"stem{s}") for s in stem_suffixes]
-            parsed = request_from_json(data, **placeholders)
-        except BadInputError as e:
-            raise HTTPException(400, detail=str(e)) from e
-        _check_model(parsed.model)
-        if store.queued_count() >= config.max_queued_jobs:
-            raise HTTPException(503, detail=f"the server's queue is full ({config.max_queued_jobs} jobs); try later")
-        job = store.create({"request": data, "inputs": {}})
-        try:
-            inputs = _store_uploads(job, uploads, suffixes, list(zip(names, stems, stem_suffixes, strict=True)))
-            job.update(inputs=inputs)
-        except DiskFullError:  # the upload did not fit: no job is left waiting for it (507 below)
-            store.delete(job)
-            raise
-        workers.submit(job, _request_of(job))
-        log.info("job %s queued (%s)", job.id, ", ".join(inputs))
-        return view(job)
-
-    def _check_model(name: str) -> None:
-        if name in ("", "default"):
-            return
-        names = [m.name for m in workers.engine().models()]
-        if name not in names:  # never a path or another loader on the server
-            raise HTTPException(
-                400,
-                detail=f"model {name!r} is not installed on this server; its models: {', '.join(names) or 'none'}",
-            )
+    _submit_route(private, store, workers, config)
 
     @private.get(
         "/jobs/{job_id}", response_model=JobView, summary="a job's status, progress and result", responses=errors(404)
@@ -277,6 +228,61 @@ def _job_routes(private: APIRouter, app: FastAPI, store: JobStore, workers: Work
             raise HTTPException(409, detail=f"job {job_id} is {job.status}; cancel it first")
         store.delete(job)
         return Response(status_code=204)
+
+
+def _submit_route(private: APIRouter, store: JobStore, workers: Workers, config: ServerConfig) -> None:
+    """``POST /jobs``: check the request and its uploads, store them, queue the job."""
+
+    @private.post("/jobs", response_model=JobView, status_code=201, summary="submit a job", responses=errors(415, 503))
+    def submit(
+        request: Annotated[str, Form(description="the parameters, JSON (see engine/wire.py request_to_json)")],
+        midi: Annotated[UploadFile | None, File(description="the region as a Standard MIDI File")] = None,
+        audio: Annotated[UploadFile | None, File(description="the region as WAV, FLAC or AIFF")] = None,
+        stem: Annotated[
+            list[UploadFile] | None,
+            File(
+                description="one track's audio of the region (WAV, FLAC or AIFF), once per name in the request's "
+                "'stems', in that order"
+            ),
+        ] = None,
+    ) -> JobView:
+        uploads = {"midi": midi, "audio": audio}
+        suffixes = {role: _check_upload(role, up) for role, up in uploads.items() if up is not None}
+        placeholders: dict[str, Any] = {f"{role}_path": Path(f"{role}{s}") for role, s in suffixes.items()}
+        stems = list(stem or [])
+        try:  # NaN, deep nesting and numbers no region can have are refused here, before anything is stored
+            data = parse_request_json(request)
+            names = stem_names(data)
+            if len(stems) > MAX_STEMS:
+                raise BadInputError(f"at most {MAX_STEMS} stems per region, got {len(stems)} stem uploads")
+            stem_suffixes = [_check_upload("audio", up, f"stem {i + 1}") for i, up in enumerate(stems)]
+            placeholders["stem_paths"] = [Path(f"stem{s}") for s in stem_suffixes]
+            parsed = request_from_json(data, **placeholders)
+        except BadInputError as e:
+            raise HTTPException(400, detail=str(e)) from e
+        _check_model(parsed.model)
+        if store.queued_count() >= config.max_queued_jobs:
+            raise HTTPException(503, detail=f"the server's queue is full ({config.max_queued_jobs} jobs); try later")
+        job = store.create({"request": data, "inputs": {}})
+        try:
+            inputs = _store_uploads(job, uploads, suffixes, list(zip(names, stems, stem_suffixes, strict=True)))
+            job.update(inputs=inputs)
+        except DiskFullError:  # the upload did not fit: no job is left waiting for it (507 below)
+            store.delete(job)
+            raise
+        workers.submit(job, _request_of(job))
+        log.info("job %s queued (%s)", job.id, ", ".join(inputs))
+        return view(job)
+
+    def _check_model(name: str) -> None:
+        if name in ("", "default"):
+            return
+        names = [m.name for m in workers.engine().models()]
+        if name not in names:  # never a path or another loader on the server
+            raise HTTPException(
+                400,
+                detail=f"model {name!r} is not installed on this server; its models: {', '.join(names) or 'none'}",
+            )
 
 
 def _file_routes(private: APIRouter, store: JobStore) -> None:
