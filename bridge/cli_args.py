@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from bridge import controls, segue_version
+from bridge.adapters import DAW_CHOICES as DAW_ADAPTERS
 from bridge.capture.options import (
     DEFAULT_WAIT_START_S,
     MAX_CAPTURE_BARS,
 )
-from bridge.adapters import DAW_CHOICES as DAW_ADAPTERS
 from bridge.inputs import ACCEPTED_FORMATS, RegionFiles, classify_inputs, sniff_format
 from bridge.osc import DEFAULT_HOST, DEFAULT_PORT
 from bridge.service import PLACE_POLICIES
