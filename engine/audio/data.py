@@ -193,11 +193,7 @@ def _with_known_licence(font: Any) -> Any:
 
 def render_corpus(corpus_dir: Path, out_dir: Path, options: RenderOptions) -> dict[str, Any]:
     """Render corpus pieces into ``out_dir`` until it holds ``options.minutes`` of audio (resumable)."""
-    from symusic import Score
-    from symusic.core import ScoreSecond, ScoreTick
-
     from engine.render.soundfont import find_soundfont
-    from engine.render.synth import render
 
     corpus_manifest_path = corpus_dir / "manifest.json"
     if not corpus_manifest_path.is_file():
@@ -245,26 +241,11 @@ def render_corpus(corpus_dir: Path, out_dir: Path, options: RenderOptions) -> di
         piece_rng = random.Random(f"{options.seed}/{rel}")
         if rel in done_sources:
             continue
-        info = corpus["files"][rel]
-        try:
-            score = cast(ScoreTick, Score(str(corpus_dir / rel)))
-            varied = vary_score(score, piece_rng)
-            font = piece_rng.choice(fonts)
-            length = float(cast(ScoreSecond, score.to("second")).end()) + TAIL_SECONDS
-            if length <= TAIL_SECONDS + 0.5:
-                continue
-            rendering = render(score, options.sample_rate, min(length, 590.0), font)
-        except (OSError, RuntimeError, ValueError, EngineError) as e:
-            log.warning("skipping %s: %s", rel, e)
+        piece = _render_piece(corpus_dir, rel, options, fonts, piece_rng)
+        if piece is None:
             continue
-        mono = rendering.mix.mean(axis=0)
-        keep = round(options.max_piece_seconds * options.sample_rate)
-        offset = 0
-        if mono.shape[0] > keep:
-            offset = piece_rng.randrange(0, mono.shape[0] - keep)
-            mono = mono[offset : offset + keep]
-        loudness_db = piece_rng.uniform(-28.0, -14.0)
-        mono = _rms_normalise(mono, loudness_db)
+        mono, font, offset, loudness_db, varied = piece
+        info = corpus["files"][rel]
         split = "val" if is_val(rel, options.val_fraction) else "train"
         name = f"{split}/{_slug(Path(rel).with_suffix('').as_posix().replace('/', '_'))}.flac"
         _write_flac_atomic(out_dir / name, mono, options.sample_rate)
@@ -293,6 +274,38 @@ def render_corpus(corpus_dir: Path, out_dir: Path, options: RenderOptions) -> di
     _save_manifest(out_dir, manifest)
     log.info("%s: %.1f minutes of audio (%.0f s to render)", out_dir, total / 60, time.monotonic() - started)
     return manifest
+
+
+def _render_piece(
+    corpus_dir: Path, rel: str, options: RenderOptions, fonts: list[Any], rng: random.Random
+) -> tuple[npt.NDArray[np.float32], Any, int, float, dict[str, Any]] | None:
+    """The corpus's MIDI piece ``rel``, varied (:func:`vary_score`), rendered through one of ``fonts``, cut to an
+    excerpt of at most ``options.max_piece_seconds`` and brought to a random loudness: (mono audio, soundfont, the
+    excerpt's first frame, its RMS in dBFS, the variations); None (logged) when it cannot be rendered or is empty."""
+    from symusic import Score
+    from symusic.core import ScoreSecond, ScoreTick
+
+    from engine.render.synth import render
+
+    try:
+        score = cast(ScoreTick, Score(str(corpus_dir / rel)))
+        varied = vary_score(score, rng)
+        font = rng.choice(fonts)
+        length = float(cast(ScoreSecond, score.to("second")).end()) + TAIL_SECONDS
+        if length <= TAIL_SECONDS + 0.5:
+            return None
+        rendering = render(score, options.sample_rate, min(length, 590.0), font)
+    except (OSError, RuntimeError, ValueError, EngineError) as e:
+        log.warning("skipping %s: %s", rel, e)
+        return None
+    mono = rendering.mix.mean(axis=0)
+    keep = round(options.max_piece_seconds * options.sample_rate)
+    offset = 0
+    if mono.shape[0] > keep:
+        offset = rng.randrange(0, mono.shape[0] - keep)
+        mono = mono[offset : offset + keep]
+    loudness_db = rng.uniform(-28.0, -14.0)
+    return _rms_normalise(mono, loudness_db), font, offset, loudness_db, varied
 
 
 # ------------------------------------------------------------------------------------ any folder of audio
