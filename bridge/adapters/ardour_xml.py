@@ -150,7 +150,6 @@ def route_element(root: ET.Element, name: str, route_id: int, playlist_id: int, 
     """An audio track as Ardour 7.3 writes one (trigger slots left out: Ardour adds them when it loads)."""
     orders = [int(v) for info in root.iter("PresentationInfo") if (v := info.get("order", "")).isdigit()]
     masters = master_inputs(root)
-    outputs = max(len(masters), channels)
     route = ET.Element(
         "Route",
         {
@@ -185,6 +184,33 @@ def route_element(root: ET.Element, name: str, route_id: int, playlist_id: int, 
         ("solo-safe", {"flags": "Toggle", "solo-safe": "0"}),
     ):
         controllable(route, automation, control, extra, ids, "Discrete")
+    _add_io(route, name, channels, masters, ids)
+    ET.SubElement(route, "MuteMaster", {"mute-point": "PostFader,Listen,Main", "muted": "0"})
+    controllable(route, automation, "mute", {"flags": "Toggle,RealTime"}, ids, "Discrete")
+    controllable(route, automation, "phase", {"flags": "Toggle", "phase-invert": "0" * channels}, ids, "Discrete")
+    for control in ("rec-enable", "rec-safe", "monitor"):
+        ET.SubElement(automation, "AutomationList", automation_list(control, ids, "Discrete"))
+    route.append(automation)
+    _add_pannable(route, channels, ids)
+    _add_processors(route, name, ids)
+    ET.SubElement(route, "Slavable")
+    ET.SubElement(
+        route,
+        "Controllable",
+        {"name": "monitor", "id": str(ids.next()), "flags": "RealTime", "value": "0", "monitoring": ""},
+    )
+    ET.SubElement(
+        route, "Controllable", {"name": "rec-safe", "id": str(ids.next()), "flags": "Toggle,RealTime", "value": "0"}
+    )
+    ET.SubElement(
+        route, "Controllable", {"name": "rec-enable", "id": str(ids.next()), "flags": "Toggle,RealTime", "value": "0"}
+    )
+    return route
+
+
+def _add_io(route: ET.Element, name: str, channels: int, masters: list[str], ids: Ids) -> None:
+    """The track's input (``channels`` ports) and output (connected to the master bus's inputs)."""
+    outputs = max(len(masters), channels)
     inputs = ET.SubElement(
         route, "IO", {"name": name, "id": str(ids.next()), "direction": "Input", "default-type": "audio"}
     )
@@ -197,12 +223,10 @@ def route_element(root: ET.Element, name: str, route_id: int, playlist_id: int, 
         port = ET.SubElement(output, "Port", {"type": "audio", "name": f"{name}/audio_out {channel + 1}"})
         if channel < len(masters):
             ET.SubElement(port, "Connection", {"other": masters[channel]})
-    ET.SubElement(route, "MuteMaster", {"mute-point": "PostFader,Listen,Main", "muted": "0"})
-    controllable(route, automation, "mute", {"flags": "Toggle,RealTime"}, ids, "Discrete")
-    controllable(route, automation, "phase", {"flags": "Toggle", "phase-invert": "0" * channels}, ids, "Discrete")
-    for control in ("rec-enable", "rec-safe", "monitor"):
-        ET.SubElement(automation, "AutomationList", automation_list(control, ids, "Discrete"))
-    route.append(automation)
+
+
+def _add_pannable(route: ET.Element, channels: int, ids: Ids) -> None:
+    """The panner's controls, centred (full width for more than one channel)."""
     pannable = ET.SubElement(route, "Pannable")
     pan_automation = ET.Element("Automation")
     for control, value in (
@@ -216,6 +240,10 @@ def route_element(root: ET.Element, name: str, route_id: int, playlist_id: int, 
         ET.SubElement(pan_automation, "AutomationList", lst)
         ET.SubElement(pannable, "Controllable", {"name": control, "id": str(ids.next()), "flags": "", "value": value})
     pannable.append(pan_automation)
+
+
+def _add_processors(route: ET.Element, name: str, ids: Ids) -> None:
+    """Disk writer and reader, polarity, trim, fader, meter and main outs, in Ardour's order."""
 
     def processor(proc_name: str, kind: str, **extra: str) -> ET.Element:
         attrs = {"id": str(ids.next()), "name": proc_name, "active": "1", "user-latency": "0", "use-user-latency": "0"}
@@ -239,19 +267,6 @@ def route_element(root: ET.Element, name: str, route_id: int, playlist_id: int, 
     processor(f"meter-{name}", "meter")
     main = processor(name, "main-outs", **{"own-input": "1", "own-output": "0", "output": name, "role": "Main"})
     ET.SubElement(main, "PannerShell", {"bypassed": "0", "user-panner": "", "linked-to-route": "1"})
-    ET.SubElement(route, "Slavable")
-    ET.SubElement(
-        route,
-        "Controllable",
-        {"name": "monitor", "id": str(ids.next()), "flags": "RealTime", "value": "0", "monitoring": ""},
-    )
-    ET.SubElement(
-        route, "Controllable", {"name": "rec-safe", "id": str(ids.next()), "flags": "Toggle,RealTime", "value": "0"}
-    )
-    ET.SubElement(
-        route, "Controllable", {"name": "rec-enable", "id": str(ids.next()), "flags": "Toggle,RealTime", "value": "0"}
-    )
-    return route
 
 
 def automation_list(control: str, ids: Ids, style: str, domain: str = "AudioTime") -> dict[str, str]:
