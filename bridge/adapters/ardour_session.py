@@ -40,6 +40,7 @@ from bridge.adapters.ardour_xml import (
     Ids,
     child,
     extend_session_range,
+    playlist_element,
     region_element,
     route_element,
     source_elements,
@@ -138,19 +139,8 @@ def insert_audio_file(
     session, another sample rate, a negative position) and :class:`EngineError` when the files cannot be written.
     """
     session_file = session_file_of(Path(session))
-    if isinstance(position_samples, bool) or (position_samples is not None and not isinstance(position_samples, int)):
-        raise BadInputError(f"position_samples must be an int number of samples, got {position_samples!r}")
     audio = Path(audio)
-    info = wav_info(audio)
-    if position_samples is None:
-        bext = read_bext(audio)
-        if bext is None:
-            raise BadInputError(
-                f"{audio} has no BWF time reference (bext chunk); give the position in samples explicitly"
-            )
-        position_samples = bext.time_reference
-    if position_samples < 0:
-        raise BadInputError(f"position_samples must be >= 0 (the session's start), got {position_samples}")
+    info, position_samples = _audio_at(audio, position_samples)
 
     tree = _parse(session_file)
     root = tree.getroot()
@@ -171,19 +161,7 @@ def insert_audio_file(
         whole = region_element(copied.stem, sources, 0, info.frames, clock, ids, whole_file=True)
         placed = region_element(copied.stem + ".1", sources, position_samples, info.frames, clock, ids, False)
         route_id, playlist_id = ids.next(), ids.next()
-        playlist = ET.Element(
-            "Playlist",
-            {
-                "id": str(playlist_id),
-                "name": name,
-                "type": "audio",
-                "orig-track-id": str(route_id),
-                "shared-with-ids": "",
-                "frozen": "0",
-                "combine-ops": "0",
-            },
-        )
-        playlist.append(placed)
+        playlist = playlist_element(name, playlist_id, route_id, placed)
         route = route_element(root, name, route_id, playlist_id, info.channels, ids)
         child(root, "Sources").extend(sources)
         child(root, "Regions").append(whole)
@@ -209,6 +187,24 @@ def insert_audio_file(
         channels=info.channels,
         sample_rate=rate,
     )
+
+
+def _audio_at(audio: Path, position_samples: int | None) -> tuple[WavInfo, int]:
+    """The WAV's format and where it goes: ``position_samples`` checked, or (None) the file's BWF time reference;
+    :class:`BadInputError` otherwise."""
+    if isinstance(position_samples, bool) or (position_samples is not None and not isinstance(position_samples, int)):
+        raise BadInputError(f"position_samples must be an int number of samples, got {position_samples!r}")
+    info = wav_info(audio)
+    if position_samples is None:
+        bext = read_bext(audio)
+        if bext is None:
+            raise BadInputError(
+                f"{audio} has no BWF time reference (bext chunk); give the position in samples explicitly"
+            )
+        position_samples = bext.time_reference
+    if position_samples < 0:
+        raise BadInputError(f"position_samples must be >= 0 (the session's start), got {position_samples}")
+    return info, position_samples
 
 
 # -- reading the session ------------------------------------------------------------------------------------

@@ -208,6 +208,24 @@ def route_element(root: ET.Element, name: str, route_id: int, playlist_id: int, 
     return route
 
 
+def playlist_element(name: str, playlist_id: int, route_id: int, region: ET.Element) -> ET.Element:
+    """The track's playlist, holding ``region``."""
+    playlist = ET.Element(
+        "Playlist",
+        {
+            "id": str(playlist_id),
+            "name": name,
+            "type": "audio",
+            "orig-track-id": str(route_id),
+            "shared-with-ids": "",
+            "frozen": "0",
+            "combine-ops": "0",
+        },
+    )
+    playlist.append(region)
+    return playlist
+
+
 def _add_io(route: ET.Element, name: str, channels: int, masters: list[str], ids: Ids) -> None:
     """The track's input (``channels`` ports) and output (connected to the master bus's inputs)."""
     outputs = max(len(masters), channels)
