@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from engine.api import CancelToken, Meter
-from engine.audio.audio_io import SILENCE_PEAK, check_audio, probe_audio, read_audio, resample, to_mono
+from engine.audio.audio_io import SILENCE_PEAK, AudioInfo, check_audio, probe_audio, read_audio, resample, to_mono
 from engine.audio.continuation import BarGrid, locate_region
 from engine.errors import BadInputError, EngineError
 from engine.midi_io import Conductor, PartNotes, build_midi, save_midi
@@ -389,6 +389,30 @@ def _what_was_adjusted(
     return notes
 
 
+def _model_input(audio_path: Path, info: AudioInfo, start: int, stop: int, notes: list[str]) -> npt.NDArray[np.float32]:
+    """Frames ``start:stop`` of the region, mono at the model's rate; what the audio check says joins ``notes``.
+    :class:`BadInputError` when they are silent."""
+    audio = read_audio(audio_path, start, stop, info)
+    if bool(np.isfinite(audio).all()) and float(np.max(np.abs(audio), initial=0.0)) < SILENCE_PEAK:
+        raise BadInputError(f"{audio_path} " + NO_PITCHED.format(why="it is silent"))
+    notes.extend(check_audio(audio, audio_path, info.sample_rate).notes)
+    return resample(to_mono(audio), info.sample_rate, MODEL_SAMPLE_RATE)
+
+
+def _refuse_unpitched(
+    audio_path: Path, heard: int, confidence: float, coverage: float, options: TranscriptionOptions
+) -> None:
+    """:class:`BadInputError` when the model heard too few notes, or only faint guesses."""
+    if heard < options.min_notes:
+        why = "the model heard no notes" if not heard else f"the model heard only {heard} note"
+        raise BadInputError(f"{audio_path} " + NO_PITCHED.format(why=why))
+    if confidence < options.min_confidence or (coverage < 0.1 and confidence < options.messy_confidence):
+        raise BadInputError(
+            f"{audio_path} " + NO_PITCHED.format(
+                why=f"the {heard} notes the model heard are faint guesses, confidence {confidence:.2f}")
+        )  # fmt: skip
+
+
 def transcribe_region(
     audio_path: Path,
     tempo_bpm: float,
@@ -422,11 +446,7 @@ def transcribe_region(
     notes: list[str] = []
     if start > 0:
         notes.append(f"the audio is long: only its last {options.max_seconds:.0f} s were transcribed")
-    audio = read_audio(audio_path, start, stop, info)
-    if bool(np.isfinite(audio).all()) and float(np.max(np.abs(audio), initial=0.0)) < SILENCE_PEAK:
-        raise BadInputError(f"{audio_path} " + NO_PITCHED.format(why="it is silent"))
-    notes.extend(check_audio(audio, audio_path, info.sample_rate).notes)
-    mono = resample(to_mono(audio), info.sample_rate, MODEL_SAMPLE_RATE)
+    mono = _model_input(audio_path, info, start, stop, notes)
     timings = {"read_seconds": time.perf_counter() - started}
 
     t0 = time.perf_counter()
@@ -444,14 +464,7 @@ def transcribe_region(
     in_range, echoes = _clean_up(in_range, options, seconds)
     mono_share, mean_poly, max_poly, cluster_share, coverage = texture(in_range, seconds)
     confidence = float(np.mean([e.amplitude for e in in_range])) if in_range else 0.0
-    if len(in_range) < options.min_notes:
-        why = "the model heard no notes" if not in_range else f"the model heard only {len(in_range)} note"
-        raise BadInputError(f"{audio_path} " + NO_PITCHED.format(why=why))
-    if confidence < options.min_confidence or (coverage < 0.1 and confidence < options.messy_confidence):
-        raise BadInputError(
-            f"{audio_path} " + NO_PITCHED.format(
-                why=f"the {len(in_range)} notes the model heard are faint guesses, confidence {confidence:.2f}")
-        )  # fmt: skip
+    _refuse_unpitched(audio_path, len(in_range), confidence, coverage, options)
     monophonic = mono_share >= MONOPHONIC_SHARE
     end_tick = round(bars * meter.quarters_per_bar * TICKS_PER_QUARTER)
     mono_for_velocity = mono if start == 0 else None  # (a long region's tail: velocities from the model's amplitude)
