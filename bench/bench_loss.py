@@ -45,7 +45,7 @@ def not_measured(out: Path, reason: str, settings: dict[str, Any]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
     parser.add_argument("--token-cache", type=Path, default=ROOT / "data/tokens")
@@ -58,6 +58,44 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.windows, args.orders = 8, [4]
+    return args
+
+
+def gpt_loss(model: Any, windows: list[Any]) -> tuple[float, int, float]:
+    """The GPT's mean loss over ``windows`` (nats per token), the tokens scored and the seconds it took."""
+    import torch
+
+    t0 = time.perf_counter()
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for x, y in windows:
+            _, loss = model(x, y)
+            assert loss is not None
+            total += float(loss) * y.numel()
+            count += y.numel()
+    return (total / count if count else float("nan")), count, time.perf_counter() - t0
+
+
+def ngram_baselines(orders: list[int], vocab: int, train: Any, val: Any, targets: Any) -> list[dict[str, Any]]:
+    """Kneser-Ney n-grams of each order fitted on ``train``, scored on the ``targets`` positions of ``val``."""
+    import numpy as np
+
+    from engine.symbolic.ngram import NGramModel
+
+    baselines = []
+    for order in orders:
+        t0 = time.perf_counter()
+        ngram = NGramModel(order, vocab).fit(train)
+        fit_s = time.perf_counter() - t0
+        ctx = ngram.contexts(val)[targets]
+        loss = -float(np.log(ngram.prob(ctx, val[targets])).mean())
+        baselines.append({"order": order, "val_loss": round(loss, 4), "fit_seconds": round(fit_s, 1),
+                          "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
+    return baselines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "out"}
 
     if not (args.token_cache / "meta.json").is_file() and not args.corpus.is_dir():
@@ -68,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from engine.checkpoints import find_checkpoint
     from engine.symbolic.dataset import META_NAME, TokenSet, build_token_cache
-    from engine.symbolic.ngram import NGramModel
     from engine.symbolic.weights import load_symbolic
 
     torch.set_num_threads(args.threads)
@@ -90,30 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         starts = [starts[int(i * step)] for i in range(args.windows)]
     targets = np.concatenate([np.arange(s + 1, min(s + block + 1, val.size)) for s in starts])
 
-    t0 = time.perf_counter()
-    total, count = 0.0, 0
-    with torch.inference_mode():
-        for x, y in windows:
-            _, loss = model(x, y)
-            assert loss is not None
-            total += float(loss) * y.numel()
-            count += y.numel()
-    gpt_seconds = time.perf_counter() - t0
+    loss, count, gpt_seconds = gpt_loss(model, windows)
     if count != targets.size:
         raise RuntimeError(f"the GPT scored {count} tokens, the n-grams would score {targets.size}")
-    gpt_loss = total / count
-
     vocab = len(tokenizer)
-    train = np.asarray(tokens.train, dtype=np.int64)
-    baselines = []
-    for order in args.orders:
-        t0 = time.perf_counter()
-        ngram = NGramModel(order, vocab).fit(train)
-        fit_s = time.perf_counter() - t0
-        ctx = ngram.contexts(val)[targets]
-        loss = -float(np.log(ngram.prob(ctx, val[targets])).mean())
-        baselines.append({"order": order, "val_loss": round(loss, 4), "fit_seconds": round(fit_s, 1),
-                          "seconds": round(time.perf_counter() - t0, 1)})  # fmt: skip
+    baselines = ngram_baselines(args.orders, vocab, np.asarray(tokens.train, dtype=np.int64), val, targets)
     meta = tokens.meta
     main_baseline = baselines[0]
     best = min(baselines, key=lambda b: b["val_loss"])
@@ -134,15 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         },
         "scored_tokens": int(targets.size),
         "windows": len(starts),
-        "segue": {"val_loss": round(gpt_loss, 4), "seconds": round(gpt_seconds, 1)},
+        "segue": {"val_loss": round(loss, 4), "seconds": round(gpt_seconds, 1)},
         "uniform": round(math.log(vocab), 4),
         "baselines": baselines,
         "baseline": main_baseline,
         "best_baseline": best,
-        "ratio": round(gpt_loss / main_baseline["val_loss"], 3),
+        "ratio": round(loss / main_baseline["val_loss"], 3),
     }
     write_json(args.out, data)
-    rows = [[f"{ckpt.name} (GPT, {model.num_parameters() / 1e6:.1f}M)", f"{gpt_loss:.3f}", f"{gpt_seconds:.1f}"]]
+    rows = [[f"{ckpt.name} (GPT, {model.num_parameters() / 1e6:.1f}M)", f"{loss:.3f}", f"{gpt_seconds:.1f}"]]
     rows += [[f"Kneser-Ney {b['order']}-gram (fit on the cache's train stream)", f"{b['val_loss']:.3f}",
               f"{b['seconds']:.1f}"] for b in baselines]  # fmt: skip
     rows.append([f"uniform over {vocab} tokens", f"{math.log(vocab):.3f}", ""])
