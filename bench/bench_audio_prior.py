@@ -49,7 +49,7 @@ def build_model(args: argparse.Namespace, device: torch.device) -> AudioModel:
     return AudioModel(f"random {args.preset} prior / {args.codec_preset} codec", prior, codec)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="an audio model (name or folder); default: random weights")
     parser.add_argument("--preset", default="small", help="prior preset for random weights (%(default)s)")
@@ -61,7 +61,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(ROOT / "bench/results/audio_prior.json"))
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     model = build_model(args, device)

@@ -126,7 +126,7 @@ def perturbation_sweep(
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bars", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3)
@@ -138,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.bars, args.repeats, args.perturb = 4, 2, min(args.perturb, 4)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
 
     import contextlib
