@@ -182,7 +182,24 @@ class ClockInput:
             return self.follower.state(self._now())
 
 
-class ReconnectingInput:
+class _Worker:
+    """A thread that runs until asked to stop: its stop flag, the lock that guards it, and :meth:`_end_thread`."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def _end_thread(self, timeout: float) -> None:
+        """Ask the thread to stop and wait up to ``timeout`` s for it (not when called on the thread itself)."""
+        self._stop.set()
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+
+class ReconnectingInput(_Worker):
     """Keep input port ``name`` open: open it, watch that it is still listed, reopen it when it comes back.
 
     Retries every ``retry_s`` seconds until :meth:`close`; logs once per change (connected, waiting, lost).
@@ -197,17 +214,15 @@ class ReconnectingInput:
         lister: Lister | None = None,
         retry_s: float = 2.0,
     ) -> None:
+        super().__init__()
         self.name = name
         self._callback = callback
         self._opener: Opener = opener or (lambda n, cb: open_input(n, cb))
         self._own_lister = InputLister() if lister is None else None
         self._lister: Lister = lister or self._own_lister  # type: ignore[assignment]
         self.retry_s = min(max(retry_s, MIN_RETRY_S), MAX_RETRY_S)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
         self._port: InputPort | None = None
         self._said = ""  # the last state we logged
-        self._thread: threading.Thread | None = None
         self.connected = threading.Event()
 
     def start(self) -> None:
@@ -218,11 +233,7 @@ class ReconnectingInput:
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop retrying and close the port. Safe to call twice."""
-        self._stop.set()
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._end_thread(timeout)
         self._drop()
         if self._own_lister is not None:
             self._own_lister.close()
@@ -284,19 +295,17 @@ class ReconnectingInput:
 # -- sending clock -----------------------------------------------------------------------------------------
 
 
-class ClockOutput:
+class ClockOutput(_Worker):
     """Send clock on an output port from a thread: Start (or Song Position + Continue), clocks, Stop.
 
     Deadlines are absolute (``time.perf_counter`` base, from :class:`ClockSender`), so late wake-ups do not drift.
     """
 
     def __init__(self, port: OutputPort, sender: ClockSender, now: Callable[[], float] = time.perf_counter) -> None:
+        super().__init__()
         self.port = port
         self.sender = sender
         self._now = now
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._closed = False
 
     def start(self, position_beats: float = 0.0) -> None:
@@ -317,11 +326,7 @@ class ClockOutput:
 
     def stop(self, timeout: float = 2.0) -> None:
         """Send Stop and end the thread (the port stays open for another :meth:`start`)."""
-        self._stop.set()
-        with self._lock:
-            thread, self._thread = self._thread, None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        self._end_thread(timeout)
 
     def close(self) -> None:
         """Stop and close the port. Safe to call twice."""
