@@ -42,7 +42,8 @@ class TransportState:
 
 
 TransportProvider = Callable[[], TransportState]
-"""Returns the current transport state; the MIDI clock follower will be one. Called on any thread."""
+"""Returns the current transport state (the MIDI clock follower's, a DAW adapter's, a Segue Link plugin's:
+:func:`bridge.daemon.combined_transport`, :func:`bridge.link.link_transport`). Called on any thread."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ neither OSC handling nor a running job; a failure there becomes a :class:`Reques
 
 A file goes to ``region start + place_at`` beats on the DAW timeline (the bar after the region when continuing,
 the region's start when accompanying); seconds are those beats at the region's tempo, from the
-timeline's zero (a constant tempo is assumed until the MIDI clock follower exists). Events point at named copies
+timeline's zero (the region's tempo is assumed throughout: no tempo map). Events point at named copies
 in ``<job_dir>/place/`` (:mod:`bridge.placement`: WAVs with a BWF time reference when the DAW position is known;
 stems are copied there too, without events), or at the job's own files when the copies cannot be written.
 """
