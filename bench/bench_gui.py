@@ -42,7 +42,7 @@ STALL_MS = 50.0
 
 
 class GapRecorder:
-    """A precise QTimer's stamps; ``gaps_ms`` since :meth:`reset`."""
+    """A precise QTimer's stamps from :meth:`start`; :meth:`stop` gives the gaps between them."""
 
     def __init__(self, interval_ms: int) -> None:
         from PyQt6.QtCore import Qt, QTimer
