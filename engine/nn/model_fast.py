@@ -37,6 +37,7 @@ import contextlib
 import logging
 import math
 import os
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, cast
 
@@ -45,6 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.nn.kv_cache import KVCache
+from engine.nn.threads import StepThreads
 
 if TYPE_CHECKING:  # annotations only: model.py imports this module
     from engine.environment import DecodeSettings
@@ -107,6 +109,7 @@ def step_threads(setting: int | None) -> int:
 
 
 _JOB_THREADS: list[int] = []  # the step threads a running sampling job chose (job_threads), innermost last
+_JOB_CHOOSERS: list[StepThreads | None] = []  # each running job's chooser of its steps' threads (or None)
 
 
 @contextlib.contextmanager
@@ -117,21 +120,26 @@ def job_threads(setting: int | None = None) -> Iterator[int]:
 
     Switching torch's threads around every step (what :func:`decode_step` does outside such a job) cost more than
     the step: with two process threads and one step thread, 20.6 ms of CPU a step against 11.7 ms with one thread
-    throughout, and up to 2.3x the wall time, on this 2-core machine under load (docs/benchmarks.md)."""
+    throughout, and up to 2.3x the wall time, on this 2-core machine under load (docs/benchmarks.md).
+
+    Without a ``setting``, in a process of several threads, the choice made here is only the start: the machine's
+    load can change while the job runs, so the steps' threads are re-chosen from the steps' own times
+    (:class:`engine.nn.threads.StepThreads`: a few steps on the other choice now and then, so a switch is rare)."""
     threads = step_threads(setting)
     previous = torch.get_num_threads()
+    # no setting and a choice to make: the steps' threads follow the machine while the job runs (StepThreads)
+    chooser = StepThreads(previous, start_wide=threads in (0, previous)) if setting is None and previous > 1 else None
     _JOB_THREADS.append(threads)
+    _JOB_CHOOSERS.append(chooser)
     try:
         if threads and threads != previous:
             torch.set_num_threads(threads)
-            try:
-                yield threads
-            finally:
-                torch.set_num_threads(previous)
-        else:
-            yield threads
+        yield threads
     finally:
         _JOB_THREADS.pop()
+        _JOB_CHOOSERS.pop()
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
 
 
 _Layer = tuple[
@@ -214,6 +222,7 @@ class DecodePlan:
         self.n_head = model.config.n_head
         self.n_embd = model.config.n_embd
         self.threads = step_threads(model.decode_threads)
+        self.chooser: StepThreads | None = None  # inside a job without a thread setting: re-chosen as it runs
         # lower precision: copies of each layer's (qkv, proj, fc, mlp proj) matrices and of the output head
         self.low: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] | None = None
         self.head_low: torch.Tensor | None = None
@@ -253,6 +262,7 @@ def plan_for(model: GPT) -> DecodePlan | None:
         plan = DecodePlan(model)
         model.__dict__["_decode_plan"] = plan
     plan.threads = _JOB_THREADS[-1] if _JOB_THREADS else step_threads(model.decode_threads)
+    plan.chooser = _JOB_CHOOSERS[-1] if _JOB_CHOOSERS else None
     plan.set_precision(model, model.decode_dtype)
     return plan
 
@@ -269,7 +279,17 @@ def decode_step(model: GPT, plan: DecodePlan, idx: torch.Tensor, cache: KVCache)
     ([B, 1, vocab] or [B, Q, 1, vocab]); writes this step's keys/values and advances the cache.
 
     Runs on ``plan.threads`` torch threads (:func:`step_threads`) and restores the process's setting (inside
-    :func:`job_threads` the job has set them already: nothing to switch)."""
+    :func:`job_threads` the job has set them already: nothing to switch; a job without a thread setting lets its
+    :class:`engine.nn.threads.StepThreads` pick each step's threads from the steps' own times)."""
+    chooser = plan.chooser
+    if chooser is not None and _JOB_CHOOSERS and _JOB_CHOOSERS[-1] is chooser:
+        threads = chooser.next_threads()
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)  # the job restores the process's setting when it ends
+        started = time.perf_counter()
+        logits = _decode_step(model, plan, idx, cache)
+        chooser.record(threads, time.perf_counter() - started)
+        return logits
     previous = torch.get_num_threads()
     if not plan.threads or plan.threads == previous:
         return _decode_step(model, plan, idx, cache)

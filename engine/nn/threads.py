@@ -1,0 +1,74 @@
+"""How many torch threads a sampling job's decode steps run on, re-chosen while the job runs.
+
+A decode step is a hundred small ops. On an idle machine the process's threads (two here) make it faster; on a
+busy one every op waits for the other core, and the same step takes several times as long (measured on this
+2-core machine: 8-16 ms a step on one thread against 30-140 ms on two while other processes ran;
+docs/benchmarks.md). The load can change in the middle of a job (a DAW starts playing, another job or a test run
+starts), so a choice made once at the start of a job can be wrong for most of it.
+
+:class:`StepThreads` times the steps themselves: every so often it runs a few steps on the other choice, and keeps
+whichever gave the shorter median step. A probe that loses, or whose first step takes far longer than the current
+median (abandoned at once, so a busy machine pays for one slow step, not a few), doubles the time to the next
+probe. Pure bookkeeping: the caller sets the threads and measures the steps (:func:`engine.nn.model_fast.decode_step`).
+"""
+
+from __future__ import annotations
+
+from statistics import median
+
+PROBE_EVERY = 64  # steps on the current choice between two probes (a MIDI job: ~1,000 steps)
+MAX_PROBE_EVERY = 1024  # probes that keep losing come at most this far apart
+PROBE_STEPS = 3  # steps timed on each side: the median of 3 ignores one step another process slowed
+SWITCH_MARGIN = 0.9  # the other choice takes over when its median step is at most this share of the current one
+ABANDON_FACTOR = 3.0  # a probe step this many times the current median ends the probe at once
+
+
+class StepThreads:
+    """The thread count of a job's next decode step: ``wide`` (the process's threads) or one."""
+
+    def __init__(self, wide: int, start_wide: bool) -> None:
+        if wide < 2:
+            raise ValueError(f"StepThreads chooses between one thread and more; the process has {wide}")
+        self.wide = wide
+        self.current = wide if start_wide else 1
+        self.interval = PROBE_EVERY
+        self.countdown = PROBE_EVERY
+        self.recent: list[float] = []  # the last PROBE_STEPS steps on the current choice, seconds
+        self.probe: list[float] = []  # this probe's steps on the other choice
+        self.probes = 0
+        self.switches = 0
+
+    @property
+    def other(self) -> int:
+        return 1 if self.current == self.wide else self.wide
+
+    def next_threads(self) -> int:
+        """The thread count for the next step (the other choice while a probe runs)."""
+        if self.probe or (self.countdown <= 0 and len(self.recent) >= PROBE_STEPS):
+            return self.other
+        return self.current
+
+    def record(self, threads: int, seconds: float) -> None:
+        """A step ran on ``threads`` threads in ``seconds`` (wall clock)."""
+        if threads == self.current:
+            self.recent = [*self.recent, seconds][-PROBE_STEPS:]
+            self.countdown -= 1
+            return
+        self.probe.append(seconds)
+        reference = median(self.recent) if self.recent else seconds
+        if seconds > ABANDON_FACTOR * reference:
+            self._end_probe(switch=False)
+        elif len(self.probe) >= PROBE_STEPS:
+            self._end_probe(switch=median(self.probe) <= SWITCH_MARGIN * reference)
+
+    def _end_probe(self, switch: bool) -> None:
+        self.probes += 1
+        if switch:
+            self.current = self.other
+            self.recent = self.probe[-PROBE_STEPS:]
+            self.switches += 1
+            self.interval = PROBE_EVERY
+        else:
+            self.interval = min(MAX_PROBE_EVERY, self.interval * 2)
+        self.probe = []
+        self.countdown = self.interval
