@@ -15,15 +15,21 @@ if TYPE_CHECKING:  # annotations only: the model and the fast path import this m
 
 
 class KVCache:
-    """Preallocated keys and values for every layer: ``[layers, B, heads, block_size, head_dim]``.
+    """Preallocated keys and values for every layer: ``[layers, B, heads, capacity, head_dim]`` (``capacity``: the
+    positions a job needs, at most the model's ``block_size``, which is the default).
 
     ``shared`` > 0: the first ``shared`` positions hold a prompt every row shares, stored in row 0 only
     (:func:`engine.nn.model_fast.prefill_shared`); :meth:`materialize` copies it into every row.
     """
 
-    def __init__(self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype, capacity: int | None = None
+    ) -> None:
         head_dim = config.n_embd // config.n_head
-        shape = (config.n_layer, batch_size, config.n_head, config.block_size, head_dim)
+        positions = config.block_size if capacity is None else min(config.block_size, capacity)
+        if positions < 1:
+            raise ValueError(f"a cache needs room for at least one position, got capacity {capacity}")
+        shape = (config.n_layer, batch_size, config.n_head, positions, head_dim)
         self.keys = torch.zeros(shape, device=device, dtype=dtype)
         self.values = torch.zeros(shape, device=device, dtype=dtype)
         self.length = 0  # positions filled so far (the same for every row of the batch)

@@ -182,6 +182,8 @@ class GPT(nn.Module):
         start = cache.length if cache is not None else 0
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds the context of {self.config.block_size}")
+        if cache is not None and start + T > cache.capacity:
+            raise ValueError(f"sequence of {start + T} tokens exceeds the cache's {cache.capacity} positions")
         if cache is not None and targets is None and model_fast.usable(self):
             if start == 0:  # a new job's cache: check the weights once, the steps reuse the plan
                 cache.plan = model_fast.plan_for(self)
@@ -225,6 +227,7 @@ class GPT(nn.Module):
         B, T, _ = logits.shape
         return logits.view(B, T, self.config.n_streams, self.config.vocab_size).transpose(1, 2)
 
-    def new_cache(self, batch_size: int) -> KVCache:
+    def new_cache(self, batch_size: int, capacity: int | None = None) -> KVCache:
+        """An empty cache for ``batch_size`` rows of up to ``capacity`` positions (default: the model's context)."""
         p = next(self.parameters())
-        return KVCache(self.config, batch_size, p.device, p.dtype)
+        return KVCache(self.config, batch_size, p.device, p.dtype, capacity)

@@ -31,6 +31,24 @@ from engine.symbolic.grammar import DONE, Masks, Row
 
 log = logging.getLogger(__name__)
 
+# Tokens of context a row may reach before the sampler refills it with its last half (the model's own context,
+# 768 tokens, at most). A decode step reads every cached key and value, so the window sets most of a step's memory
+# traffic; held-out loss moved by less than 1 % between windows of 320 and 768 (docs/benchmarks.md).
+DEFAULT_WINDOW: int | None = None  # None: the model's context
+
+
+def context_window(model: GPT, window: int | None = None) -> int:
+    """The sampler's context window for ``model``: ``window`` (default :data:`DEFAULT_WINDOW`), at most the
+    model's context; a row that reaches it is refilled with its last ``window // 2`` tokens. Raises
+    ``ValueError`` for a window of fewer than 2 tokens."""
+    block = model.config.block_size
+    wanted = DEFAULT_WINDOW if window is None else window
+    if wanted is None:
+        return block
+    if wanted < 2:
+        raise ValueError(f"a sampling window needs at least 2 tokens, got {wanted}")
+    return min(block, int(wanted))
+
 
 def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
     """Zero the tail of each row's distribution outside the smallest set with mass >= top_p. [K, V]"""
@@ -65,6 +83,7 @@ def sample_continuations(
     logits_hook: LogitsHook | None = None,
     drop_finished: bool = True,
     precision: torch.dtype | None = None,
+    window: int | None = None,
 ) -> list[list[int]]:
     """Sample ``len(seeds)`` continuations of ``prompt_ids`` in one batch; returns each row's token ids,
     starting with ``Bar TimeSig`` and ending before the bar after the last one.
@@ -76,6 +95,8 @@ def sample_continuations(
     A row's tokens depend only on its seed, never on the batch it runs in. ``precision``: the dtype of the fast
     decode path's weight products for this job (None: ``model.sampler_dtype``, float32 unless the engine was started
     with ``SEGUE_DECODE_PRECISION=bfloat16``; float32 gives the module path's logits, and so its tokens).
+    ``window``: the context a row reaches before it is refilled with its last half (:func:`context_window`; the
+    prompt is cropped to that half too).
     """
     previous = model.decode_dtype
     model.decode_dtype = model.sampler_dtype if precision is None else precision
@@ -83,7 +104,7 @@ def sample_continuations(
         with model_fast.job_threads(model.decode_threads):  # the steps' thread count, set once for the job
             return _sample(
                 model, prompt_ids, vocab, constraints, seeds, temperature, top_p, progress, cancel, use_cache,
-                logits_hook, drop_finished,
+                logits_hook, drop_finished, context_window(model, window),
             )  # fmt: skip
     finally:
         model.decode_dtype = previous
@@ -102,9 +123,9 @@ def _sample(
     use_cache: bool,
     logits_hook: LogitsHook | None,
     drop_finished: bool,
+    block: int,
 ) -> list[list[int]]:
     device = next(model.parameters()).device
-    block = model.config.block_size
     batch = len(seeds)
     if batch == 0:
         return []
@@ -124,7 +145,7 @@ def _sample(
         nonlocal cache
         context = history[live, -(block // 2) :] if history.shape[1] >= block else history[live]
         if use_cache:
-            cache = model.new_cache(len(live))
+            cache = model.new_cache(len(live), block)
             # the prompt is the same for every row at the start, but after a crop rows differ: prefill all
             logits, _ = model(context, cache=cache)
         else:
