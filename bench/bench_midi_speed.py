@@ -36,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,14 +74,31 @@ def best(a: Timing | None, b: Timing) -> Timing:
     return b if a is None or b[0] < a[0] else a
 
 
-# sampler modes, side by side: (label, fast decode path, drop finished rows, weight products' dtype, threads set
-# once per job). Without the last, torch's threads are switched around every decode step, as before 2026-12-07 15:30.
-MODES: tuple[tuple[str, bool, bool, torch.dtype, bool], ...] = (
-    ("module", False, False, torch.float32, False),  # the GPT's module path, every row to the end
-    ("previous", True, False, torch.float32, False),  # the sampler until this afternoon (fast path)
-    ("new", True, True, torch.float32, True),  # the default: finished rows leave the batch, threads set once
-    ("bf16", True, True, torch.bfloat16, True),  # the same with SEGUE_DECODE_PRECISION=bfloat16
-)
+@dataclass(frozen=True)
+class Mode:
+    """One way of running the sampler, side by side with the others."""
+
+    fast: bool = True  # the fast decode path (False: the GPT's module path)
+    drop: bool = True  # finished rows leave the batch
+    dtype: torch.dtype = torch.float32  # the weight products' dtype
+    once: bool = True  # threads set once per job (False: switched around every step, as before 2026-12-07 15:30)
+    window: int = 768  # context at which a row is refilled with its last half (768: the model's whole context)
+    note: str = ""
+
+
+# sampler modes; ratios are against TODAY, the sampler as this session found it (2026-12-07 17:05)
+TODAY = "today"
+MODES: dict[str, Mode] = {
+    "module": Mode(fast=False, drop=False, once=False, note="the GPT's module path, every row to the end"),
+    "previous": Mode(drop=False, once=False, note="the sampler until 2026-12-07 15:30"),
+    TODAY: Mode(note="finished rows leave the batch, threads set once, the model's whole context"),
+    "bf16": Mode(dtype=torch.bfloat16, note="SEGUE_DECODE_PRECISION=bfloat16"),
+    "w640": Mode(window=640, note="refilled at 640 tokens"),
+    "w512": Mode(window=512, note="refilled at 512 tokens"),
+    "w384": Mode(window=384, note="refilled at 384 tokens"),
+    "w320": Mode(window=320, note="refilled at 320 tokens"),
+}
+DEFAULT_MODES = ["previous", TODAY, "w512", "w384"]
 
 
 @contextlib.contextmanager
@@ -100,27 +118,29 @@ CLI_SETTINGS: dict[str, dict[str, str]] = {
 
 def bench_sampling(
     sm: SymbolicModel, region: Region, bars: int, rows: int, repeats: int, modes: list[str]
-) -> tuple[dict[str, Timing], int, int, dict[str, bool], list[list[int]]]:
-    """Best-of-``repeats`` seconds of each sampler mode, alternating their order round by round; whether each
-    float32 mode drew exactly the tokens of the new default."""
+) -> tuple[dict[str, Timing], dict[str, int], dict[str, int], dict[str, bool], list[list[int]]]:
+    """Best-of-``repeats`` seconds of each sampler mode, alternating their order round by round; each mode's
+    tokens and steps, and whether it drew exactly the tokens of :data:`TODAY`."""
     block = sm.model.config.block_size
     prompt = encode_prompt(region, sm.tokenizer, sm.vocab, block // 2)
     constraints = region_constraints(region, sm.vocab, bars)
     seeds = [1000 + i for i in range(rows)]
     results: dict[str, Timing] = {}
     tokens: dict[str, list[list[int]]] = {}
-    chosen = [m for m in MODES if m[0] in modes]
+    chosen = [m for m in MODES if m in modes]
     for r in range(repeats):
-        for label, fast, drop, dtype, once in chosen if r % 2 == 0 else chosen[::-1]:
-            sm.model.fast_decode = fast
+        for label in chosen if r % 2 == 0 else chosen[::-1]:
+            mode = MODES[label]
+            sm.model.fast_decode = mode.fast
 
-            def run(drop: bool = drop, dtype: torch.dtype = dtype) -> list[list[int]]:
+            def run(mode: Mode = mode) -> list[list[int]]:
                 return sample_continuations(
-                    sm.model, prompt, sm.vocab, constraints, seeds, drop_finished=drop, precision=dtype
-                )
+                    sm.model, prompt, sm.vocab, constraints, seeds, drop_finished=mode.drop, precision=mode.dtype,
+                    window=mode.window,
+                )  # fmt: skip
 
             job_threads = model_fast.job_threads
-            model_fast.job_threads = job_threads if once else _threads_per_step  # type: ignore[assignment]
+            model_fast.job_threads = job_threads if mode.once else _threads_per_step  # type: ignore[assignment]
             try:
                 out, t = timed(run)
             finally:
@@ -128,10 +148,10 @@ def bench_sampling(
             tokens[label] = out
             results[label] = best(results.get(label), t)
     sm.model.fast_decode = True
-    reference = tokens.get("new") or next(iter(tokens.values()))
-    same = {label: tokens[label] == reference for label, *_ in chosen if label != "bf16"}
-    generated = sum(len(t) for t in reference)
-    steps = max(len(t) for t in reference)
+    reference = tokens.get(TODAY) or next(iter(tokens.values()))
+    same = {label: tokens[label] == reference for label in chosen}
+    generated = {label: sum(len(t) for t in out) for label, out in tokens.items()}
+    steps = {label: max(len(t) for t in out) for label, out in tokens.items()}
     return results, generated, steps, same, reference
 
 
@@ -275,6 +295,47 @@ def bench_job(region_path: Path, bars: int, variants: int, repeats: int) -> dict
     return results
 
 
+def levers(sm: SymbolicModel, args: argparse.Namespace, table: list[list[str]]) -> dict[str, Any]:
+    """What a shorter window costs in loss, what prompt lookup decoding could save, what a verify pass costs."""
+    import midi_levers
+
+    out: dict[str, Any] = {"window_loss": {}, "lookup": [], "verify": {}}
+    folders = [ROOT / "bench/data/midi_quality", ROOT / "bench/data/midi_quality/tuning"]
+    for label, dirs in (("bench + tuning", folders), ("lmms", [ROOT / "bench/data/midi_quality/lmms"])):
+        streams = midi_levers.piece_tokens(sm.tokenizer, dirs)
+        losses = {w: midi_levers.window_loss(sm.model, streams, w) for w in args.windows}
+        out["window_loss"][label] = {w: {"loss": loss, "tokens": n} for w, (loss, n) in losses.items()}
+        whole = losses[max(losses)][0]
+        for w, (loss, n) in losses.items():
+            table.append(
+                [f"held-out pieces ({label})", f"loss, window {w}", f"{loss:.5f}", f"{whole:.5f}", "", "",
+                 f"{(loss - whole) / whole * 100:+.2f} %; {n} tokens of {len(streams)} pieces"]
+            )  # fmt: skip
+    region = read_region(Prompt(midi_path=ROOT / "examples/regions/pop_100bpm_4-4.mid"))
+    prompt, rows = midi_levers.job_rows(sm, region, args.bars, args.variants, 7)
+    for longest, shortest, k in ((4, 2, 2), (4, 2, 4), (8, 3, 4), (16, 4, 8)):
+        found = midi_levers.lookup_steps(prompt, rows, longest, shortest, k)
+        out["lookup"].append(found)
+        table.append(
+            ["pop_100bpm_4-4 (demo job's rows)", f"prompt lookup, n {longest}..{shortest}, k {k}",
+             f"{found['batch_steps']} steps", f"{found['sequential_steps']} steps",
+             ratio(found["sequential_steps"], found["batch_steps"]), "",
+             f"{found['tokens_per_row_step']:.2f} tokens a row-step; {found['accepted']} of {found['drafted']} "
+             "drafted tokens accepted"]
+        )  # fmt: skip
+    out["verify"] = midi_levers.verify_cost(sm.model, len(rows), [300, 576], [2, 3, 5])
+    for length, entry in out["verify"].items():
+        one = entry["decode_step_ms"]
+        for q in (2, 3, 5):
+            ms = entry[f"verify_{q}_ms"]
+            table.append(
+                [f"{len(rows)} rows, context {length}", f"verify pass of {q} positions vs one decode step",
+                 f"{ms:.2f} ms cpu", f"{one:.2f} ms cpu", ratio(one, ms), "",
+                 f"logits within {entry['max_logit_difference']:.1e} of three decode steps"]
+            )  # fmt: skip
+    return out
+
+
 def ratio(base: float, new: float) -> str:
     return f"{base / new:.2f}x" if new > 0 else "n/a"
 
@@ -282,7 +343,7 @@ def ratio(base: float, new: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
-    parser.add_argument("--regions", nargs="+", default=["pop_100bpm_4-4.mid", "chorale_style_72bpm_4-4.mid"])
+    parser.add_argument("--regions", nargs="*", default=["pop_100bpm_4-4.mid", "chorale_style_72bpm_4-4.mid"])
     parser.add_argument("--bars", type=int, default=8)
     parser.add_argument("--variants", type=int, default=4)
     parser.add_argument("--rows", type=int, nargs="+", default=[8])
@@ -290,10 +351,14 @@ def main() -> int:
     parser.add_argument("--job-repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="the process's torch threads (a CLI job: 2 here)")
     parser.add_argument("--no-job", action="store_true", help="skip the whole-job rows")
-    parser.add_argument("--modes", nargs="+", default=[m[0] for m in MODES], help="sampler modes to compare")
+    parser.add_argument("--modes", nargs="+", default=DEFAULT_MODES, choices=list(MODES), help="sampler modes")
     parser.add_argument("--cli-repeats", type=int, default=2, help="`segue continue` runs per setting (0: none)")
     parser.add_argument("--cli-settings", nargs="+", default=list(CLI_SETTINGS), help="settings of the CLI runs")
     parser.add_argument("--no-loss", action="store_true", help="skip the held-out loss of each precision")
+    parser.add_argument(
+        "--levers", action="store_true", help="also: loss per window, prompt-lookup steps, verify-pass cost (demo)"
+    )
+    parser.add_argument("--windows", type=int, nargs="+", default=[768, 640, 512, 384, 320, 256])
     parser.add_argument("--out", default=str(RESULTS / "midi_speed.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -306,22 +371,32 @@ def main() -> int:
         region = read_region(Prompt(midi_path=path))
         entry: dict[str, Any] = {"sampling": {}}
         first_rows: list[list[int]] | None = None
+        today_by_rows: dict[int, Timing] = {}
         for rows in args.rows:
             res, generated, steps, same, tokens = bench_sampling(sm, region, args.bars, rows, args.repeats, args.modes)
             first_rows = first_rows or tokens
             entry["sampling"][rows] = {"seconds": res, "tokens": generated, "steps": steps, "same_tokens": same}
-            base = "previous" if "previous" in res else next(iter(res))
+            base = TODAY if TODAY in res else next(iter(res))
+            today_by_rows[rows] = res[base]
             bw, bc = res[base]
             for label, (w, c) in res.items():
                 if label == base:
                     continue
-                note = f"{generated} tokens in {steps} steps"
-                if label in same:
-                    note += f"; same tokens as {base}: {'yes' if same[label] == same.get(base, True) else 'NO'}"
+                note = f"{generated[label]} tokens in {steps[label]} steps ({base}: {steps[base]})"
+                note += "; same tokens" if same[label] else "; other tokens"
                 table.append(
                     [name, f"sampling, {rows} rows: {label} vs {base}", f"{w:.2f} / {c:.2f}", f"{bw:.2f} / {bc:.2f}",
-                     ratio(bw, w), ratio(bc, c), note]
+                     ratio(bw, w), ratio(bc, c), note + (f" ({MODES[label].note})" if MODES[label].note else "")]
                 )  # fmt: skip
+        if len(today_by_rows) > 1:  # what a batch's rows cost: 4 variants x 1 candidate against x 2
+            most = max(today_by_rows)
+            (mw, mc) = today_by_rows[most]
+            for rows, (w, c) in sorted(today_by_rows.items()):
+                if rows != most:
+                    table.append(
+                        [name, f"sampling ({TODAY}): {rows} rows vs {most}", f"{w:.2f} / {c:.2f}",
+                         f"{mw:.2f} / {mc:.2f}", ratio(mw, w), ratio(mc, c), "the batch's rows: variants x candidates"]
+                    )  # fmt: skip
         assert first_rows is not None
         render_times = bench_render(region, first_rows, sm, args.bars, args.repeats)
         entry["render"] = render_times
@@ -368,6 +443,8 @@ def main() -> int:
              f"{loss['float32']:.5f}", "", "",
              f"{change:+.3f} %; {loss['tokens']} tokens of {loss['pieces']} pieces (bench/data/midi_quality)"]
         )  # fmt: skip
+    if args.levers:
+        data["levers"] = levers(sm, args, table)
     data["load_average_after"] = machine()["load_average"]
     write_json(Path(args.out), data)
     header = ["region", "what", "new wall / cpu s", "baseline wall / cpu s", "wall ratio", "cpu ratio", "notes"]
