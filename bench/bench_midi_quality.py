@@ -55,6 +55,7 @@ from engine.symbolic.adapt import AdaptSettings, adapted, continuation_loss  # n
 from engine.symbolic.cache import DEFAULT_CACHE, CacheSettings, TokenKinds  # noqa: E402
 from engine.symbolic.candidates import content_from_parts, content_from_score  # noqa: E402
 from engine.symbolic.guidance import GuidanceSettings  # noqa: E402
+from engine.symbolic.loop import LoopSettings  # noqa: E402
 from engine.symbolic.naming import part_names_for  # noqa: E402
 from engine.symbolic.region import Region, read_region  # noqa: E402
 
@@ -89,7 +90,29 @@ CONFIGS: dict[str, tuple[GuidanceSettings, int, AdaptSettings | None, CacheSetti
     "final-n50": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(DEFAULT_CACHE, next=0.5)),
     "final-pos0": (GuidanceSettings(position_weight=0.0), cont.DEFAULT_CANDIDATES, None, DEFAULT_CACHE),
     "final-novoicing": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(DEFAULT_CACHE, voicing=False)),
+    # the loop memory (engine/symbolic/loop.py): the cache's bar-level copy expert
+    "cache-loop": (OFF, 1, None, replace(DEFAULT_CACHE, loop=LoopSettings())),
+    "final-loop": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(DEFAULT_CACHE, loop=LoopSettings())),
 }
+LOOP_VARIATIONS = {  # final-loop-NAME: the loop memory's settings tried on the tuning pieces
+    "w50": LoopSettings(weight=0.5),
+    "w200": LoopSettings(weight=2.0),
+    "e0": LoopSettings(evidence=0.0),
+    "e20": LoopSettings(evidence=20.0),
+    "notr": LoopSettings(transpose=False),
+    "c90": LoopSettings(sync_confidence=0.9, aligned_confidence=0.6),  # the first try
+    "a90": LoopSettings(aligned_confidence=0.9),
+    "a95": LoopSettings(aligned_confidence=0.95),
+    "p12": LoopSettings(periods=(1, 2)),
+    "s10": LoopSettings(share=0.1),
+}
+for _name, _loop in LOOP_VARIATIONS.items():
+    CONFIGS[f"final-loop-{_name}"] = (
+        GuidanceSettings(),
+        cont.DEFAULT_CANDIDATES,
+        None,
+        replace(DEFAULT_CACHE, loop=_loop),
+    )
 
 
 def load_piece(path: Path, meta: dict[str, Any], tmp: Path) -> tuple[Region, Any, Any, Score]:
@@ -291,6 +314,45 @@ def demo_pad(model: cont.SymbolicModel) -> None:
         print(f"| {label} | " + " | ".join(rows) + " |")  # noqa: T201
 
 
+def demo_roll(model: cont.SymbolicModel, configs: list[str], out: Path) -> None:
+    """A piano roll (PNG) of ``make demo``'s region and its 4 variants (8 bars, seed 7) per configuration: one row
+    per configuration, the region's 4 bars then each variant's 8, one colour per part."""
+    import matplotlib  # noqa: PLC0415  (only this option draws)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    region = read_region(Prompt(midi_path=ROOT / "examples" / "regions" / "pop_100bpm_4-4.mid"))
+    names = part_names_for(region.parts)
+    bar, tpq = region.bar_ticks, region.ticks_per_quarter
+    start = max(0, region.place_at_tick - region.length_bars * bar)
+    colours = {p.program: f"C{i}" for i, p in enumerate(region.parts)}
+    fig, axes = plt.subplots(len(configs), 5, figsize=(30, 3.2 * len(configs)), squeeze=False,
+                             gridspec_kw={"width_ratios": [region.length_bars] + [8] * 4})  # fmt: skip
+    for row, config in enumerate(configs):
+        guidance, factor, adapt, cache = CONFIGS[config]
+        params = GenerationParams(bars=8, variants=4, seed=7)
+        variants = cont.continue_region(
+            model, region, params, [7, 8, 9, 10], names, guidance=guidance, candidates=factor, adapt=adapt, cache=cache
+        )
+        own = [[(p.program, n.start, n.duration, n.pitch) for p in parts for n in p.notes] for parts in variants]
+        notes = [(tr.program if not tr.is_drum else -1, int(n.time) - start, int(n.duration), int(n.pitch))
+                 for tr in region.score.tracks for n in tr.notes if int(n.time) >= start]  # fmt: skip
+        for col, items in enumerate([notes, *own]):
+            ax = axes[row][col]
+            for program, at, length, pitch in items:
+                ax.broken_barh([(at / tpq, max(length, 1) / tpq)], (pitch - 0.4, 0.8), color=colours.get(program, "k"))
+            beats = (region.length_bars if col == 0 else 8) * bar / tpq
+            ax.set_xlim(0, beats)
+            for x in range(0, int(beats) + 1, int(bar / tpq)):
+                ax.axvline(x, color="0.8", lw=0.5, zorder=0)
+            ax.set_title("region" if col == 0 else f"{config}: variant {col}", fontsize=9)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=70)
+    print(f"wrote {out}")  # noqa: T201
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated, of {', '.join(CONFIGS)}")
@@ -309,6 +371,7 @@ def main() -> int:
         help="tuning: the tuning pieces; lmms: producers' songs (bench/lmms_set.py)",
     )
     parser.add_argument("--demo-pad", action="store_true", help="only make demo's pad, cache on and off")
+    parser.add_argument("--demo-roll", default=None, help="only a piano roll (PNG path) of make demo per --configs")
     parser.add_argument("--out", default=None, help="default bench/results/midi_quality[_tuning|_lmms].json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -325,6 +388,9 @@ def main() -> int:
     model = cont.SymbolicModel.load(find_checkpoint(args.model))
     if args.demo_pad:
         demo_pad(model)
+        return 0
+    if args.demo_roll:
+        demo_roll(model, configs, Path(args.demo_roll))
         return 0
     recorded = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     results: dict[str, Any] = {"machine": machine(args.threads), "args": recorded, "configs": {}}

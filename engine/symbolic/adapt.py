@@ -20,8 +20,9 @@ from miditok import REMI
 
 from engine.api import CancelToken
 from engine.nn.model import GPT
-from engine.symbolic.cache import CacheSettings, TokenKinds, mixed_nll
+from engine.symbolic.cache import CacheSettings, TokenKinds
 from engine.symbolic.dataset import transposition_table
+from engine.symbolic.mixer import mixed_nll
 
 
 @dataclass(frozen=True)
@@ -171,10 +172,14 @@ def continuation_loss(
     was_training = model.training
     model.eval()
     pieces = []
+    context_probs: list[float] = [0.0]  # the model's probability of each context token (the loop memory's fit)
     start, first = 0, len(context)  # window start; first position still to score
     while first < len(sequence):
         end = min(len(sequence), start + block)
         logits, _ = model(ids[:, start : end - 1])
+        if start == 0:
+            seen = torch.log_softmax(logits[0, : len(context) - 1].double(), dim=-1)
+            context_probs += seen.gather(1, ids[0, 1 : len(context), None])[:, 0].exp().tolist()
         pieces.append(torch.log_softmax(logits[0, first - start - 1 :].double(), dim=-1))
         first, start = end, end - block // 2
     model.train(was_training)
@@ -183,4 +188,4 @@ def continuation_loss(
     if cache is None:
         return float(-log_probs[torch.arange(len(targets)), targets].mean())
     kinds, settings = cache
-    return float(mixed_nll(log_probs.numpy(), context, target, kinds, settings).mean())
+    return float(mixed_nll(log_probs.numpy(), context, target, kinds, settings, context_probs).mean())

@@ -27,16 +27,14 @@ figures are in docs/symbolic-engine.md.
 from __future__ import annotations
 
 import copy
-import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import torch
 from miditok import REMI
 
 from engine.symbolic.constraints import POSITIONS_PER_BEAT
+from engine.symbolic.loop import LoopSettings
 
 # slot names (what the next token is)
 PITCH, VELOCITY, DURATION, NEXT, PROGRAM = "pitch", "velocity", "duration", "next", "program"
@@ -62,6 +60,7 @@ class CacheSettings:
     # the region's voicing, kept while sampling: a held part (notes of 2 beats or more that never overlap: a pad)
     # starts no note while its last one still sounds; no part doubles a pitch it already plays at that onset
     voicing: bool = True
+    loop: LoopSettings | None = None  # the bar-level copy expert (engine.symbolic.loop); None: off
 
     def weight(self, slot: str) -> float:
         value: float = getattr(self, slot)
@@ -74,13 +73,21 @@ class CacheSettings:
     def scaled(self, factor: float) -> CacheSettings:
         """Every slot's prior weight times ``factor`` (at most :data:`MAX_WEIGHT`): the job's similarity control."""
         w = {slot: min(MAX_WEIGHT, max(0.0, self.weight(slot) * factor)) for slot in SLOTS}
+        loop = replace(self.loop, weight=min(MAX_WEIGHT, self.loop.weight * factor)) if self.loop else None
         return replace(
-            self, pitch=w[PITCH], velocity=w[VELOCITY], duration=w[DURATION], next=w[NEXT], program=w[PROGRAM]
+            self,
+            pitch=w[PITCH],
+            velocity=w[VELOCITY],
+            duration=w[DURATION],
+            next=w[NEXT],
+            program=w[PROGRAM],
+            loop=loop,
         )
 
     def describe(self) -> str:
         weights = ", ".join(f"{s} {self.weight(s):.2g}" for s in SLOTS)
-        return f"prior weights {weights}; intervals {self.interval_weight:g}; share {self.share:g}"
+        loop = f"; {self.loop.describe()}" if self.loop is not None else ""
+        return f"prior weights {weights}; intervals {self.interval_weight:g}; share {self.share:g}{loop}"
 
 
 DEFAULT_CACHE = CacheSettings()
@@ -342,143 +349,3 @@ class RegionCache:
         for token, value in extra.items():
             p[token] += value
         return slot, p
-
-
-@dataclass
-class CacheReport:
-    """What the cache did in a job, for job.json."""
-
-    settings: CacheSettings
-    region_tokens: int
-    rows: int = 0
-    tokens_written: int = 0
-    seconds: float = 0.0
-    held_parts: int = 0  # parts whose voicing (no new onset while a note sounds) was kept
-
-    def describe(self) -> str:
-        voicing = f"; voicing kept for {self.held_parts} held part(s)" if self.held_parts else ""
-        return (
-            f"region cache mixed into the model's next-token distribution (fitted on the region's "
-            f"{self.region_tokens} tokens and each variant's own {self.tokens_written // max(1, self.rows)} tokens "
-            f"as it grew, {self.rows} rows (its seconds: timings.cache_seconds); {self.settings.describe()}{voicing})"
-        )
-
-
-class _Weights:
-    """One row's mixing weight per slot: the Bayesian posterior after each token, pulled back to the prior."""
-
-    def __init__(self, settings: CacheSettings) -> None:
-        self.settings = settings
-        self.weights = {slot: settings.weight(slot) for slot in SLOTS}
-
-    def mix(self, slot: str, model: float, cache: float) -> float:
-        return (1 - self.weights[slot]) * model + self.weights[slot] * cache
-
-    def update(self, slot: str, model: float, cache: float) -> None:
-        w = self.weights[slot]
-        mixed = (1 - w) * model + w * cache
-        posterior = w * cache / mixed if mixed > 0 else w
-        share = self.settings.share
-        self.weights[slot] = (1 - share) * posterior + share * self.settings.weight(slot)
-
-
-def mixed_nll(
-    log_probs: np.ndarray, context: Sequence[int], target: Sequence[int], kinds: TokenKinds, settings: CacheSettings
-) -> np.ndarray:
-    """Per-token negative log-likelihood of ``target`` under the model (``log_probs`` [len(target), vocab], the
-    model's log-softmax at each target position) mixed with a cache fitted on ``context`` and on the target so far.
-    """
-    cache = RegionCache(kinds, settings)
-    for token in context:
-        cache.observe(int(token))
-    weights = _Weights(settings)
-    out = np.empty(len(target))
-    for i, token in enumerate(target):
-        model_p = math.exp(float(log_probs[i, token]))
-        found = cache.distribution()
-        if found is None:
-            out[i] = -math.log(model_p)
-        else:
-            slot, (uniform, extra) = found
-            cache_p = uniform + extra.get(int(token), 0.0)
-            out[i] = -math.log(weights.mix(slot, model_p, cache_p))
-            weights.update(slot, model_p, cache_p)
-        cache.observe(int(token))
-    return out
-
-
-class CacheMixer:
-    """A sampler hook: mixes each row's cache into its logits and grows the cache with the tokens the row writes.
-
-    Called once per sampling step with the model's logits [rows, vocab] and every row's tokens so far; returns
-    logits whose softmax is the mixture (the sampler's temperature, masks and biases then apply as before).
-    """
-
-    def __init__(self, prompt: Sequence[int], kinds: TokenKinds, rows: int, settings: CacheSettings) -> None:
-        started = time.perf_counter()
-        base = RegionCache(kinds, settings)
-        for token in prompt:
-            base.observe(int(token))
-        self.caches = [base.fork() for _ in range(rows)]
-        self.held = base.held_parts() if settings.voicing else set()
-        self.voiced = 0  # tokens the voicing rules took away, summed over steps and rows
-        self.weights = [_Weights(settings) for _ in range(rows)]
-        self.seen = [0] * rows
-        # per row, what the last step offered: (slot, the model's probabilities, the cache's distribution)
-        self.pending: list[tuple[str, np.ndarray, Sparse] | None] = [None] * rows
-        self.settings_voicing = settings.voicing
-        self.report = CacheReport(settings, len(prompt), rows, held_parts=len(self.held))
-        self.report.seconds = time.perf_counter() - started
-
-    def __call__(self, logits: torch.Tensor, tokens: Sequence[Sequence[int]]) -> torch.Tensor:
-        started = time.perf_counter()
-        # numpy, not torch: tiny [rows, vocab] arrays, no thread pool to wake (18 ms a call on a loaded machine)
-        raw = logits.detach().float().cpu().numpy()
-        shifted = np.exp(raw - raw.max(axis=-1, keepdims=True))
-        model_probs = shifted / shifted.sum(axis=-1, keepdims=True)
-        cache_probs = np.zeros((len(tokens), self.caches[0].kinds.size if self.caches else 0), dtype=np.float32)
-        weight = np.zeros((len(tokens), 1), dtype=np.float32)
-        forbidden: list[tuple[int, list[int]]] = []
-        for i, row_tokens in enumerate(tokens):
-            pending = self.pending[i]
-            found: tuple[str, Sparse] | None
-            if len(row_tokens) == self.seen[i] and pending is not None:  # a finished row: nothing new
-                found = (pending[0], pending[2])
-            else:
-                found = self._advance(i, row_tokens)
-                if self.settings_voicing:
-                    ruled_out = self.caches[i].forbidden(self.held)
-                    if ruled_out:
-                        forbidden.append((i, ruled_out))
-            if found is None:
-                self.pending[i] = None
-                continue
-            slot, (uniform, extra) = found
-            self.pending[i] = (slot, model_probs[i], (uniform, extra))
-            weight[i, 0] = self.weights[i].weights[slot]
-            cache_probs[i].fill(uniform)
-            if extra:
-                cache_probs[i, list(extra)] += np.fromiter(extra.values(), dtype=np.float32, count=len(extra))
-        out = logits
-        if weight.any() or forbidden:
-            mixed = (1 - weight) * model_probs + weight * cache_probs
-            for i, ruled_out in forbidden:
-                mixed[i, ruled_out] = 0.0
-                self.voiced += len(ruled_out)
-            out = torch.from_numpy(np.log(np.maximum(mixed, 1e-30))).to(device=logits.device, dtype=logits.dtype)
-        self.report.seconds += time.perf_counter() - started
-        return out
-
-    def _advance(self, i: int, row_tokens: Sequence[int]) -> tuple[str, Sparse] | None:
-        """Count row ``i``'s new tokens (updating its weights by how well each side predicted them)."""
-        cache = self.caches[i]
-        for token in row_tokens[self.seen[i] :]:
-            pending = self.pending[i]
-            if pending is not None:
-                slot, model_p, (uniform, extra) = pending
-                self.weights[i].update(slot, float(model_p[token]), uniform + extra.get(int(token), 0.0))
-                self.pending[i] = None
-            cache.observe(int(token))
-            self.report.tokens_written += 1
-        self.seen[i] = len(row_tokens)
-        return cache.distribution()

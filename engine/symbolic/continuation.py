@@ -24,7 +24,7 @@ from engine.evaluate import midi as measures
 from engine.midi_io import Note, PartNotes
 from engine.nn.model import GPT
 from engine.symbolic.adapt import AdaptReport, AdaptSettings, adapted
-from engine.symbolic.cache import DEFAULT_CACHE, CacheMixer, CacheReport, CacheSettings, TokenKinds
+from engine.symbolic.cache import DEFAULT_CACHE, CacheSettings, TokenKinds
 from engine.symbolic.candidates import candidate_seeds, channel_of, content_from_parts, content_from_score, fit, select
 from engine.symbolic.constraints import POSITIONS_PER_BEAT, Constraints, Vocabulary, constraints_for
 from engine.symbolic.guidance import (
@@ -34,6 +34,7 @@ from engine.symbolic.guidance import (
     region_stats,
     settings_from_params,
 )
+from engine.symbolic.mixer import CacheMixer, CacheReport
 from engine.symbolic.region import Region, prompt_window
 from engine.symbolic.sampling import ProgressFn, sample_continuations
 from engine.symbolic.weights import load_symbolic
@@ -238,7 +239,8 @@ def continue_region(
     mixer = None
     if cache_settings is not None and cache_settings.active:
         kinds = TokenKinds.from_tokenizer(model.tokenizer)
-        mixer = CacheMixer(prompt_ids, kinds, len(pool_seeds), cache_settings)
+        probs = prompt_probs(model.model, prompt_ids) if cache_settings.loop is not None else None
+        mixer = CacheMixer(prompt_ids, kinds, len(pool_seeds), cache_settings, probs)
     with adapted(model.model, prompt_ids, model.tokenizer, adapt_settings, cancel) as adapt_report:
         rows = sample_continuations(
             model.model,
@@ -265,6 +267,16 @@ def continue_region(
         info.adapt = adapt_report
         info.cache = mixer.report if mixer is not None else None
     return [decoded[i] for i in order]
+
+
+@torch.inference_mode()
+def prompt_probs(model: GPT, prompt: Sequence[int]) -> list[float]:
+    """The model's probability of each prompt token given the ones before (the first: none, 0)."""
+    ids = torch.tensor([list(prompt)], dtype=torch.long, device=next(model.parameters()).device)
+    logits, _ = model(ids)
+    log_probs = torch.log_softmax(logits[0, :-1].float(), dim=-1)
+    picked = log_probs.gather(1, ids[0, 1:, None])[:, 0].exp()
+    return [0.0] + [float(x) for x in picked.cpu()]
 
 
 def choose(

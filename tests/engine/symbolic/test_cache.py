@@ -17,7 +17,8 @@ import torch
 
 from engine.nn.model import GPT, PRESETS
 from engine.symbolic.adapt import continuation_loss
-from engine.symbolic.cache import DEFAULT_CACHE, CacheMixer, CacheSettings, RegionCache, TokenKinds, mixed_nll
+from engine.symbolic.cache import DEFAULT_CACHE, CacheSettings, RegionCache, TokenKinds
+from engine.symbolic.mixer import CacheMixer, mixed_nll
 from engine.symbolic.tokenizer import load_tokenizer
 
 ROOT = Path(__file__).resolve().parents[3]
