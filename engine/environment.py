@@ -24,8 +24,9 @@ none reads the process's own then (a library caller, a test).
 ``SEGUE_FAST_DECODE``, ``SEGUE_STEP_THREADS``, ``SEGUE_DECODE_PRECISION``
     how the GPT's decode steps run (:class:`DecodeSettings`: the engine applies them to the models it loads,
     :func:`engine.nn.model_fast.apply_settings`): ``0`` turns the fast path off (the module path, a benchmark's
-    baseline); torch threads for the steps (0: the process's setting; unset: one on a busy machine); ``bfloat16``
-    weight products in the MIDI sampler's steps (default ``float32``).
+    baseline); torch threads for the steps (0: the process's setting; unset: chosen while each job runs); the MIDI
+    sampler's weight products: ``auto`` (default: bfloat16 where the CPU has it natively, else float32),
+    ``float32`` (the same tokens for a seed on every CPU) or ``bfloat16``.
 
 Read elsewhere, as their own modules say: ``SEGUE_ENGINE``, ``SEGUE_TOKEN`` and ``SEGUE_DEBUG`` (the ``segue``
 command line's defaults, :mod:`bridge.cli_args`, :mod:`bridge.cli`), ``SEGUE_SOUNDFONT``
@@ -53,7 +54,7 @@ class DecodeSettings:
 
     fast: bool = True  # SEGUE_FAST_DECODE: the fast path (False: the module path)
     step_threads: int | None = None  # SEGUE_STEP_THREADS: None = one on a busy machine, 0 = the process's setting
-    precision: str = "float32"  # SEGUE_DECODE_PRECISION as given (engine.nn.model_fast.decode_dtype reads it)
+    precision: str = "auto"  # SEGUE_DECODE_PRECISION as given (engine.nn.model_fast.decode_dtype reads it)
 
     @classmethod
     def read(cls, env: Mapping[str, str]) -> DecodeSettings:
@@ -68,7 +69,7 @@ class DecodeSettings:
                     "ignoring %s=%r: give a whole number of threads (0: torch's setting); using 1", STEP_THREADS, raw
                 )
                 threads = 1
-        return cls(fast=fast, step_threads=threads, precision=env.get(DECODE_PRECISION, "").strip() or "float32")
+        return cls(fast=fast, step_threads=threads, precision=env.get(DECODE_PRECISION, "").strip() or "auto")
 
 
 @dataclass(frozen=True)

@@ -23,12 +23,13 @@ Settings (:func:`apply_settings`): the entry point reads ``SEGUE_FAST_DECODE``, 
 GPT it loads; nothing here reads the environment.
 
 Lower precision (``model.decode_dtype = torch.bfloat16``, which the MIDI sampler sets per job from
-``model.sampler_dtype``, see :func:`decode_dtype`): the weight matrices' products (the projections,
-the MLP and the output head) run in bfloat16 on copies of the weights taken when the job's cache is made (so
-weights adapted before a job are used; a change during a job is seen at the next cache), with float32 layer
-norms, softmax and attention; a prompt that differs between rows (the context cropped and refilled) is prefilled
-the same way (:func:`prefill`). Not the same logits as the module path (about 0.3 % of a logit's scale), so not
-the same tokens; on held-out pieces the MIDI model's loss moved by less than 0.1 % (docs/benchmarks.md).
+``model.sampler_dtype``, by default bfloat16 where the CPU has it natively, see :func:`decode_dtype`): the weight
+matrices' products (the projections, the MLP and the output head) run in bfloat16 on copies of the weights taken
+when the job's cache is made (so weights adapted before a job are used; a change during a job is seen at the next
+cache), with float32 layer norms, softmax and attention; a prompt that differs between rows (the context cropped
+and refilled) is prefilled the same way (:func:`prefill`). Not the same logits as the module path (about 0.3 % of
+a logit's scale), so not the same tokens; on held-out pieces the MIDI model's loss moved by less than 0.1 %
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -66,20 +67,27 @@ def apply_settings(model: GPT, settings: DecodeSettings) -> None:
 
 
 def decode_dtype(precision: str) -> torch.dtype:
-    """The weight products' dtype for the MIDI sampler's steps: float32 (the module path's logits, so its tokens),
-    or bfloat16 for ``precision`` "bfloat16" (``SEGUE_DECODE_PRECISION``) on a CPU whose oneDNN has bfloat16
-    kernels (AVX-512 and later; elsewhere float32, with a warning): about 10-20 % faster steps and 1.6x faster
-    refills of the context here, held-out loss within 0.1 % (docs/benchmarks.md), but other tokens for the same
-    seed."""
+    """The weight products' dtype for the MIDI sampler's steps, from ``precision`` (``SEGUE_DECODE_PRECISION``):
+
+    - "auto" (the default, also ""): bfloat16 where the CPU computes it natively (:func:`native_bf16`: AVX-512 BF16
+      or AMX), float32 elsewhere (emulated bfloat16 is slower than float32);
+    - "float32": the module path's logits, so its tokens for a seed on any CPU;
+    - "bfloat16": bfloat16 wherever oneDNN has kernels for it (AVX-512 and later; elsewhere float32, with a warning).
+
+    bfloat16 here: 1.1-1.3x less CPU per sampling job and 1.6x faster refills of the context, held-out loss within
+    0.01 % and the quality bench's figures within their noise (docs/benchmarks.md), but other tokens for a seed
+    than float32 gives."""
     raw = precision.strip().lower()
-    if raw in ("", "float32", "fp32", "f32"):
+    if raw in ("", "auto"):
+        return torch.bfloat16 if native_bf16() else torch.float32
+    if raw in ("float32", "fp32", "f32"):
         return torch.float32
     if raw in ("bfloat16", "bf16"):
         if bf16_kernels():
             return torch.bfloat16
         log.warning("decode precision %s: this CPU has no bfloat16 kernels; using float32", raw)
         return torch.float32
-    log.warning("ignoring the decode precision %r: give float32 or bfloat16", precision)
+    log.warning("ignoring the decode precision %r: give auto, float32 or bfloat16", precision)
     return torch.float32
 
 
@@ -88,6 +96,17 @@ def bf16_kernels() -> bool:
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())  # type: ignore[no-untyped-call]
     except (AttributeError, RuntimeError):
+        return False
+
+
+def native_bf16() -> bool:
+    """Does this CPU compute bfloat16 products in hardware (AVX-512 BF16 or AMX tiles), not by emulation?"""
+    if not bf16_kernels():
+        return False
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    try:
+        return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    except RuntimeError:
         return False
 
 

@@ -93,8 +93,9 @@ def sample_continuations(
     written its last bar, so the steps that remain run on the rows still writing; ``False`` keeps every row in
     the batch to the end, feeding finished rows padding (what the sampler did before; the benchmark's baseline).
     A row's tokens depend only on its seed, never on the batch it runs in. ``precision``: the dtype of the fast
-    decode path's weight products for this job (None: ``model.sampler_dtype``, float32 unless the engine was started
-    with ``SEGUE_DECODE_PRECISION=bfloat16``; float32 gives the module path's logits, and so its tokens).
+    decode path's weight products for this job (None: ``model.sampler_dtype``: float32 for a model made directly,
+    and in an engine ``SEGUE_DECODE_PRECISION``, by default bfloat16 where the CPU has it natively; float32 gives
+    the module path's logits, and so its tokens).
     ``window``: the context a row reaches before it is refilled with its last half (:func:`context_window`; the
     prompt is cropped to that half too).
     """

@@ -380,15 +380,37 @@ def test_bfloat16_copies_are_taken_again_at_each_job_so_adapted_weights_are_used
     assert (after[-1] - exact[-1]).abs().max() < 0.05 * scale
 
 
-@pytest.mark.parametrize(
-    ("raw", "low"), [("", False), ("float32", False), ("bfloat16", True), ("bf16", True), ("half-ish", False)]
-)
+@pytest.mark.parametrize(("raw", "low"), [("float32", False), ("bfloat16", True), ("bf16", True), ("half-ish", False)])
 def test_the_decode_precision_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch, raw: str, low: bool) -> None:
     precision = Environment.read({"SEGUE_DECODE_PRECISION": raw}).decode.precision
-    monkeypatch.setattr(model_fast, "bf16_kernels", lambda: True)
-    assert model_fast.decode_dtype(precision) == (torch.bfloat16 if low else torch.float32)
-    monkeypatch.setattr(model_fast, "bf16_kernels", lambda: False)  # a CPU without the kernels: float32 always
+    for native in (True, False):  # the same whether the CPU has bfloat16 natively or emulates it
+        monkeypatch.setattr(model_fast, "native_bf16", lambda native=native: native)
+        monkeypatch.setattr(model_fast, "bf16_kernels", lambda: True)
+        assert model_fast.decode_dtype(precision) == (torch.bfloat16 if low else torch.float32)
+        monkeypatch.setattr(model_fast, "bf16_kernels", lambda: False)  # a CPU without the kernels: float32 always
+        assert model_fast.decode_dtype(precision) == torch.float32
+
+
+@pytest.mark.parametrize("raw", ["", "auto", " AUTO "])
+def test_by_default_the_decode_precision_is_bfloat16_only_where_the_cpu_has_it_natively(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    precision = Environment.read({"SEGUE_DECODE_PRECISION": raw} if raw else {}).decode.precision
+    monkeypatch.setattr(model_fast, "native_bf16", lambda: True)
+    assert model_fast.decode_dtype(precision) == torch.bfloat16
+    monkeypatch.setattr(model_fast, "native_bf16", lambda: False)  # emulated bfloat16 is slower: float32
     assert model_fast.decode_dtype(precision) == torch.float32
+
+
+def test_native_bfloat16_needs_the_kernels_and_the_cpu_instructions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(model_fast, "bf16_kernels", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert model_fast.native_bf16() is False  # AVX-512 without BF16 (oneDNN would emulate it)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert model_fast.native_bf16() is True
+    monkeypatch.setattr(model_fast, "bf16_kernels", lambda: False)
+    assert model_fast.native_bf16() is False
 
 
 def test_a_sampling_job_sets_the_step_threads_once_not_at_every_step(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,15 +10,17 @@ import torch
 
 from engine import entrypoints
 from engine.environment import DecodeSettings
+from engine.nn import model_fast
 from engine.pipelines.context import Models
 
 
 def test_a_loaded_midi_model_gets_the_engines_decode_settings() -> None:
-    loaded = Models(torch.device("cpu"), DecodeSettings(fast=False, step_threads=2))
+    loaded = Models(torch.device("cpu"), DecodeSettings(fast=False, step_threads=2, precision="float32"))
     model = loaded.symbolic("default").model
     assert model.fast_decode is False and model.decode_threads == 2 and model.sampler_dtype == torch.float32
     default = Models(torch.device("cpu")).symbolic("default").model
     assert default.fast_decode is True and default.decode_threads is None
+    assert default.sampler_dtype == model_fast.decode_dtype("auto")  # bfloat16 only on a CPU that has it natively
 
 
 def test_the_local_engine_takes_its_decode_settings_from_the_environment_it_was_opened_in(
