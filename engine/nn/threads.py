@@ -9,7 +9,9 @@ starts), so a choice made once at the start of a job can be wrong for most of it
 :class:`StepThreads` times the steps themselves: every so often it runs a few steps on the other choice, and keeps
 whichever gave the shorter median step. A probe that loses, or whose first step takes far longer than the current
 median (abandoned at once, so a busy machine pays for one slow step, not a few), doubles the time to the next
-probe. Pure bookkeeping: the caller sets the threads and measures the steps (:func:`engine.nn.model_fast.decode_step`).
+probe; steps that become much slower than they were since the last probe (another program started) bring the
+next probe forward to now. Pure bookkeeping: the caller sets the threads and measures the steps
+(:func:`engine.nn.model_fast.decode_step`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ MAX_PROBE_EVERY = 1024  # probes that keep losing come at most this far apart
 PROBE_STEPS = 3  # steps timed on each side: the median of 3 ignores one step another process slowed
 SWITCH_MARGIN = 0.9  # the other choice takes over when its median step is at most this share of the current one
 ABANDON_FACTOR = 3.0  # a probe step this many times the current median ends the probe at once
+SLOWDOWN_FACTOR = 2.5  # steps this many times slower than the fastest median since the last probe: probe now
+# (a longer context alone makes a step up to ~1.6x slower: 6 -> 10 ms from 100 to 760 positions, 8 rows)
 
 
 class StepThreads:
@@ -35,6 +39,7 @@ class StepThreads:
         self.countdown = PROBE_EVERY
         self.recent: list[float] = []  # the last PROBE_STEPS steps on the current choice, seconds
         self.probe: list[float] = []  # this probe's steps on the other choice
+        self.fastest: float | None = None  # the lowest median of the current choice since the last probe
         self.probes = 0
         self.switches = 0
 
@@ -53,6 +58,11 @@ class StepThreads:
         if threads == self.current:
             self.recent = [*self.recent, seconds][-PROBE_STEPS:]
             self.countdown -= 1
+            if len(self.recent) >= PROBE_STEPS:
+                now = median(self.recent)
+                self.fastest = now if self.fastest is None else min(self.fastest, now)
+                if now > SLOWDOWN_FACTOR * self.fastest:
+                    self.countdown = 0  # the machine changed: probe at once
             return
         self.probe.append(seconds)
         reference = median(self.recent) if self.recent else seconds
@@ -70,5 +80,6 @@ class StepThreads:
             self.interval = PROBE_EVERY
         else:
             self.interval = min(MAX_PROBE_EVERY, self.interval * 2)
+        self.fastest = median(self.recent) if self.recent else None  # the new normal
         self.probe = []
         self.countdown = self.interval

@@ -110,3 +110,19 @@ def test_a_sampling_job_moves_its_steps_to_one_thread_when_two_become_slow_and_r
     later = per_step[threads.PROBE_EVERY + threads.PROBE_STEPS :]
     assert later.count(2) <= len(later) // threads.PROBE_EVERY  # then one probe step on two now and then
     assert current[0] == 2  # the process's threads again
+
+
+def test_steps_that_suddenly_become_much_slower_bring_the_next_probe_forward() -> None:
+    chooser = StepThreads(wide=2, start_wide=True)
+    used = _run(chooser, {1: 0.010, 2: 0.008}, 10)  # an idle machine: two threads
+    used += _run(chooser, {1: 0.012, 2: 0.300}, threads.PROBE_STEPS + threads.PROBE_STEPS)  # another program starts
+    assert used[:10] == [2] * 10
+    assert chooser.current == 1 and chooser.switches == 1  # long before PROBE_EVERY steps
+
+
+def test_a_context_growing_longer_does_not_set_off_probes() -> None:
+    chooser = StepThreads(wide=2, start_wide=False)
+    for step in range(threads.PROBE_EVERY - 1):
+        assert chooser.next_threads() == 1
+        chooser.record(1, 0.006 * (1 + 0.6 * step / threads.PROBE_EVERY))  # 1.6x slower over the steps
+    assert chooser.probes == 0
