@@ -1,28 +1,34 @@
 """MIDI continuation speed, side by side: today's sampler and renderer against the ones before, where time goes.
 
-    python bench/bench_midi_speed.py [--regions pop_100bpm_4-4.mid chorale_style_72bpm_4-4.mid] [--bars 8]
-                                     [--variants 4] [--rows 8] [--repeats 3] [--threads 1]
-                                     [--modes module previous new bf16] [--no-job] [--cli-repeats 2] [--no-loss]
+    python bench/bench_midi_speed.py [--regions [pop_100bpm_4-4.mid chorale_style_72bpm_4-4.mid ...]] [--bars 8]
+                                     [--variants 4] [--rows 4 8] [--repeats 3] [--threads 1]
+                                     [--modes previous today w512 w384 ...] [--no-job] [--cli-repeats 2]
+                                     [--cli-settings default float32] [--no-loss] [--load-after S] [--levers]
 
 For each region (examples/regions/, our own files):
 
 - **sampling**: :func:`engine.symbolic.sampling.sample_continuations` with the region's prompt and constraints and
-  the same seeds in every mode, at each batch size in ``--rows`` (4 = the variants; 8 = 4 variants x 2
-  candidates, what a job samples today). Modes (:data:`MODES`): ``module`` (the GPT's module path, every row to
-  the end), ``previous`` (the fast decode path, every row to the end, torch's threads switched around every step:
-  the sampler until 2026-12-07), ``new`` (the default: finished rows leave the batch, the steps' threads set once
-  per job; the same tokens as ``previous``, checked and printed) and ``bf16`` (``SEGUE_DECODE_PRECISION=bfloat16``:
-  other tokens). They alternate round by round; best of ``--repeats``; ratios against ``previous``. With
-  ``--threads 2`` (the process's threads of a CLI job here) the thread switching of ``previous`` shows.
+  the same seeds in every mode, at each batch size in ``--rows`` (4 = the variants x 1 candidate; 8 = x 2, what a
+  job samples today). Modes (:data:`MODES`), ratios against ``today`` (the sampler as 2026-12-07 17:05 found it:
+  float32, the model's whole 768-token context): ``module`` and ``previous`` (the samplers before), ``bf16``
+  (bfloat16 weight products, what ``SEGUE_DECODE_PRECISION=auto`` picks on a CPU with native bfloat16), ``w640`` ..
+  ``w320`` (the context refilled at that many tokens). Same tokens or not, printed. Alternating round by round,
+  best of ``--repeats``. With several ``--rows``, the rows' cost side by side.
+- **threads under a changing load** (``--load-after S``, with ``--threads 2``): a job that starts on an idle machine,
+  ``--load-processes`` busy loops starting S seconds in; the steps' threads chosen once against re-chosen while the
+  job runs (engine.nn.threads).
 - **rendering**: every variant's ``continuation.mid`` and ``full.mid`` rendered to stems and mix and written the
   way a job does (engine.pipelines.midi), against the renderer before frame-ordered audio.
 - **whole job, in process**: ``LocalEngine.generate`` (``make demo`` settings: 8 bars, 4 variants, seed 7) with the
   module path and with the fast path, alternating, best of ``--job-repeats``.
-- **whole job, as a user runs it**: ``segue continue`` in a new process (``make demo`` settings), by default, with
-  ``SEGUE_DECODE_PRECISION=bfloat16`` and with ``SEGUE_FAST_DECODE=0``, best of ``--cli-repeats``; the job's own
-  phase timings (job.json) and what lies outside them (process start, imports, job.json, exit).
+- **whole job, as a user runs it**: ``segue continue`` in a new process (``make demo`` settings) per
+  ``--cli-settings`` (:data:`CLI_SETTINGS`: ``default``, ``float32``, ``bf16``, ``module``), best of
+  ``--cli-repeats``; the job's own phase timings (job.json) and what lies outside them (process start, imports,
+  job.json, exit).
 - **held-out loss** of the model with float32 and with bfloat16 weight products, on the quality bench's held-out
   pieces (bench/data/midi_quality): the check that the lower precision keeps the model's quality.
+- **levers** (``--levers``, bench/midi_levers.py): held-out loss per context window; the decode steps prompt lookup
+  decoding would need on the demo job's own rows; a verify pass of 2-5 positions against one decode step.
 
 Wall seconds and CPU seconds (this process's, all threads) are both printed: on a shared machine the wall clock
 counts other people's work, CPU seconds much less. Writes bench/results/midi_speed.json.
@@ -110,7 +116,8 @@ def _threads_per_step(setting: int | None = None) -> Iterator[int]:
 
 # `segue continue` runs: extra environment of each setting
 CLI_SETTINGS: dict[str, dict[str, str]] = {
-    "default": {},
+    "default": {},  # SEGUE_DECODE_PRECISION=auto: bfloat16 where the CPU has it natively
+    "float32": {"SEGUE_DECODE_PRECISION": "float32"},  # the default until this session
     "bf16": {"SEGUE_DECODE_PRECISION": "bfloat16"},
     "module": {"SEGUE_FAST_DECODE": "0"},
 }
@@ -295,45 +302,59 @@ def bench_job(region_path: Path, bars: int, variants: int, repeats: int) -> dict
     return results
 
 
-def levers(sm: SymbolicModel, args: argparse.Namespace, table: list[list[str]]) -> dict[str, Any]:
-    """What a shorter window costs in loss, what prompt lookup decoding could save, what a verify pass costs."""
-    import midi_levers
+@contextlib.contextmanager
+def _competing_load(after_s: float, processes: int) -> Iterator[None]:
+    """``processes`` busy loops (other programs wanting the CPU: a DAW playing, a test run) from ``after_s``
+    seconds on, stopped at the end."""
+    import subprocess
+    import threading
 
-    out: dict[str, Any] = {"window_loss": {}, "lookup": [], "verify": {}}
-    folders = [ROOT / "bench/data/midi_quality", ROOT / "bench/data/midi_quality/tuning"]
-    for label, dirs in (("bench + tuning", folders), ("lmms", [ROOT / "bench/data/midi_quality/lmms"])):
-        streams = midi_levers.piece_tokens(sm.tokenizer, dirs)
-        losses = {w: midi_levers.window_loss(sm.model, streams, w) for w in args.windows}
-        out["window_loss"][label] = {w: {"loss": loss, "tokens": n} for w, (loss, n) in losses.items()}
-        whole = losses[max(losses)][0]
-        for w, (loss, n) in losses.items():
-            table.append(
-                [f"held-out pieces ({label})", f"loss, window {w}", f"{loss:.5f}", f"{whole:.5f}", "", "",
-                 f"{(loss - whole) / whole * 100:+.2f} %; {n} tokens of {len(streams)} pieces"]
-            )  # fmt: skip
-    region = read_region(Prompt(midi_path=ROOT / "examples/regions/pop_100bpm_4-4.mid"))
-    prompt, rows = midi_levers.job_rows(sm, region, args.bars, args.variants, 7)
-    for longest, shortest, k in ((4, 2, 2), (4, 2, 4), (8, 3, 4), (16, 4, 8)):
-        found = midi_levers.lookup_steps(prompt, rows, longest, shortest, k)
-        out["lookup"].append(found)
-        table.append(
-            ["pop_100bpm_4-4 (demo job's rows)", f"prompt lookup, n {longest}..{shortest}, k {k}",
-             f"{found['batch_steps']} steps", f"{found['sequential_steps']} steps",
-             ratio(found["sequential_steps"], found["batch_steps"]), "",
-             f"{found['tokens_per_row_step']:.2f} tokens a row-step; {found['accepted']} of {found['drafted']} "
-             "drafted tokens accepted"]
-        )  # fmt: skip
-    out["verify"] = midi_levers.verify_cost(sm.model, len(rows), [300, 576], [2, 3, 5])
-    for length, entry in out["verify"].items():
-        one = entry["decode_step_ms"]
-        for q in (2, 3, 5):
-            ms = entry[f"verify_{q}_ms"]
-            table.append(
-                [f"{len(rows)} rows, context {length}", f"verify pass of {q} positions vs one decode step",
-                 f"{ms:.2f} ms cpu", f"{one:.2f} ms cpu", ratio(one, ms), "",
-                 f"logits within {entry['max_logit_difference']:.1e} of three decode steps"]
-            )  # fmt: skip
-    return out
+    started: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()
+
+    def start() -> None:
+        if not stop.wait(after_s):
+            for _ in range(processes):
+                started.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
+
+    timer = threading.Thread(target=start, daemon=True)
+    timer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        timer.join()
+        for process in started:
+            process.kill()
+            process.wait()
+
+
+def bench_threads(
+    sm: SymbolicModel, region: Region, bars: int, rows: int, repeats: int, after_s: float, processes: int
+) -> dict[str, Timing]:
+    """Sampling on the process's threads (2 here) when a competing load starts ``after_s`` seconds into the job,
+    which began on an idle machine: the steps' threads chosen once at the start (the sampler until this session)
+    against re-chosen while the job runs (engine.nn.threads.StepThreads). Same tokens either way."""
+    block = sm.model.config.block_size
+    prompt = encode_prompt(region, sm.tokenizer, sm.vocab, block // 2)
+    constraints = region_constraints(region, sm.vocab, bars)
+    seeds = [1000 + i for i in range(rows)]
+    chooser = model_fast.StepThreads  # type: ignore[attr-defined]
+    getloadavg = model_fast.os.getloadavg
+    results: dict[str, Timing] = {}
+    for r in range(repeats):
+        for label in ("once", "re-chosen") if r % 2 == 0 else ("re-chosen", "once"):
+            model_fast.os.getloadavg = lambda: (0.0, 0.0, 0.0)  # type: ignore[attr-defined]  # idle at the start
+            if label == "once":
+                model_fast.StepThreads = lambda *a, **k: None  # type: ignore[attr-defined]  # no chooser
+            try:
+                with _competing_load(after_s, processes):
+                    _, t = timed(lambda: sample_continuations(sm.model, prompt, sm.vocab, constraints, seeds))  # noqa: B023
+            finally:
+                model_fast.StepThreads = chooser  # type: ignore[attr-defined,misc]
+                model_fast.os.getloadavg = getloadavg  # type: ignore[attr-defined]
+            results[label] = best(results.get(label), t)
+    return results
 
 
 def ratio(base: float, new: float) -> str:
@@ -353,12 +374,19 @@ def main() -> int:
     parser.add_argument("--no-job", action="store_true", help="skip the whole-job rows")
     parser.add_argument("--modes", nargs="+", default=DEFAULT_MODES, choices=list(MODES), help="sampler modes")
     parser.add_argument("--cli-repeats", type=int, default=2, help="`segue continue` runs per setting (0: none)")
-    parser.add_argument("--cli-settings", nargs="+", default=list(CLI_SETTINGS), help="settings of the CLI runs")
+    parser.add_argument(
+        "--cli-settings", nargs="+", default=["default", "float32"], choices=list(CLI_SETTINGS), help="CLI settings"
+    )
     parser.add_argument("--no-loss", action="store_true", help="skip the held-out loss of each precision")
     parser.add_argument(
         "--levers", action="store_true", help="also: loss per window, prompt-lookup steps, verify-pass cost (demo)"
     )
     parser.add_argument("--windows", type=int, nargs="+", default=[768, 640, 512, 384, 320, 256])
+    parser.add_argument(
+        "--load-after", type=float, default=None, metavar="S",
+        help="also: a job on 2 threads that starts idle, with --load-processes busy loops from S seconds on",
+    )  # fmt: skip
+    parser.add_argument("--load-processes", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS / "midi_speed.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -397,6 +425,18 @@ def main() -> int:
                         [name, f"sampling ({TODAY}): {rows} rows vs {most}", f"{w:.2f} / {c:.2f}",
                          f"{mw:.2f} / {mc:.2f}", ratio(mw, w), ratio(mc, c), "the batch's rows: variants x candidates"]
                     )  # fmt: skip
+        if args.load_after is not None:
+            spent = bench_threads(
+                sm, region, args.bars, max(args.rows), args.repeats, args.load_after, args.load_processes
+            )
+            entry["threads"] = spent
+            (ow, oc), (nw, nc) = spent["once"], spent["re-chosen"]
+            table.append(
+                [name, f"sampling, {max(args.rows)} rows, {torch.get_num_threads()} threads, load from "
+                 f"{args.load_after:g} s: threads re-chosen vs once", f"{nw:.2f} / {nc:.2f}", f"{ow:.2f} / {oc:.2f}",
+                 ratio(ow, nw), ratio(oc, nc),
+                 f"{args.load_processes} busy processes start mid-job; the job began on an idle machine"]
+            )  # fmt: skip
         assert first_rows is not None
         render_times = bench_render(region, first_rows, sm, args.bars, args.repeats)
         entry["render"] = render_times
@@ -444,7 +484,9 @@ def main() -> int:
              f"{change:+.3f} %; {loss['tokens']} tokens of {loss['pieces']} pieces (bench/data/midi_quality)"]
         )  # fmt: skip
     if args.levers:
-        data["levers"] = levers(sm, args, table)
+        import midi_levers
+
+        data["levers"] = midi_levers.levers(sm, args.bars, args.variants, args.windows, table)
     data["load_average_after"] = machine()["load_average"]
     write_json(Path(args.out), data)
     header = ["region", "what", "new wall / cpu s", "baseline wall / cpu s", "wall ratio", "cpu ratio", "notes"]

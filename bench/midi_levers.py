@@ -5,6 +5,7 @@ held-out loss, and how many decode steps copy-based speculative decoding ("promp
   a prompt of ``W // 2`` tokens, then the context grows to ``W`` tokens and is refilled with its last ``W // 2``
   (engine.symbolic.sampling.sample_continuations). Every window scores the same target tokens (from position
   :data:`FIRST_TARGET` of each piece on), so the figures compare.
+- :func:`levers` runs them all for bench_midi_speed.py ``--levers`` and adds rows to its table.
 - :func:`lookup_steps`: given the rows a job sampled, the decode steps prompt lookup decoding would have needed
   with exact-match verification (the draft is the ``k`` tokens that followed the latest earlier occurrence of the
   row's last ``n`` tokens, region included; a verify pass accepts the draft's tokens while each equals what the
@@ -22,6 +23,7 @@ from typing import Any
 
 import torch
 
+_ROOT = Path(__file__).resolve().parents[1]
 FIRST_TARGET = 384  # the first scored position of a piece: the sampler's prompt is at most 384 tokens
 
 
@@ -214,3 +216,49 @@ def job_rows(sm: Any, region: Any, bars: int, variants: int, seed: int) -> tuple
     finally:
         cont.sample_continuations = sample  # type: ignore[assignment]
     return seen["prompt"], seen["rows"]
+
+
+def _ratio(base: float, new: float) -> str:
+    return f"{base / new:.2f}x" if new > 0 else "n/a"
+
+
+def levers(sm: Any, bars: int, variants: int, windows: Sequence[int], table: list[list[str]]) -> dict[str, Any]:
+    """What a shorter window costs in loss, what prompt lookup decoding could save, what a verify pass costs."""
+    out: dict[str, Any] = {"window_loss": {}, "lookup": [], "verify": {}}
+    folders = [_ROOT / "bench/data/midi_quality", _ROOT / "bench/data/midi_quality/tuning"]
+    for label, dirs in (("bench + tuning", folders), ("lmms", [_ROOT / "bench/data/midi_quality/lmms"])):
+        streams = piece_tokens(sm.tokenizer, dirs)
+        losses = {w: window_loss(sm.model, streams, w) for w in windows}
+        out["window_loss"][label] = {w: {"loss": loss, "tokens": n} for w, (loss, n) in losses.items()}
+        whole = losses[max(losses)][0]
+        for w, (loss, n) in losses.items():
+            table.append(
+                [f"held-out pieces ({label})", f"loss, window {w}", f"{loss:.5f}", f"{whole:.5f}", "", "",
+                 f"{(loss - whole) / whole * 100:+.2f} %; {n} tokens of {len(streams)} pieces"]
+            )  # fmt: skip
+    from engine.api import Prompt
+    from engine.symbolic.region import read_region
+
+    region = read_region(Prompt(midi_path=_ROOT / "examples/regions/pop_100bpm_4-4.mid"))
+    prompt, rows = job_rows(sm, region, bars, variants, 7)
+    for longest, shortest, k in ((4, 2, 2), (4, 2, 4), (8, 3, 4), (16, 4, 8)):
+        found = lookup_steps(prompt, rows, longest, shortest, k)
+        out["lookup"].append(found)
+        table.append(
+            ["pop_100bpm_4-4 (demo job's rows)", f"prompt lookup, n {longest}..{shortest}, k {k}",
+             f"{found['batch_steps']} steps", f"{found['sequential_steps']} steps",
+             _ratio(found["sequential_steps"], found["batch_steps"]), "",
+             f"{found['tokens_per_row_step']:.2f} tokens a row-step; {found['accepted']} of {found['drafted']} "
+             "drafted tokens accepted"]
+        )  # fmt: skip
+    out["verify"] = verify_cost(sm.model, len(rows), [300, 576], [2, 3, 5])
+    for length, entry in out["verify"].items():
+        one = entry["decode_step_ms"]
+        for q in (2, 3, 5):
+            ms = entry[f"verify_{q}_ms"]
+            table.append(
+                [f"{len(rows)} rows, context {length}", f"verify pass of {q} positions vs one decode step",
+                 f"{ms:.2f} ms cpu", f"{one:.2f} ms cpu", _ratio(one, ms), "",
+                 f"logits within {entry['max_logit_difference']:.1e} of three decode steps"]
+            )  # fmt: skip
+    return out
