@@ -31,7 +31,7 @@ def test_the_gui_uses_only_the_engines_public_api() -> None:
         for module in _imports(path)
         # engine.atomic: the one torch-free file writer, shared with the bridge; engine.provenance.record: the
         # (stdlib) provenance settings the app's Files card sets; engine.evaluate.audio: the numpy-only tempo
-        # estimate of an audio region
+        # estimate of an audio region; engine.environment: the (stdlib) SEGUE_* variables the app reads at start
         if module.startswith("engine")
         and module
         not in (
@@ -41,6 +41,7 @@ def test_the_gui_uses_only_the_engines_public_api() -> None:
             "engine.process",
             "engine.errors",
             "engine.atomic",
+            "engine.environment",
             "engine.provenance.record",
             "engine.evaluate.audio",
         )
