@@ -16,23 +16,8 @@ clock compensated for its playback latency, so its master output reaches JACK 20
 ``latency_frames=-2048`` for Ardour (see NOTES.md). ``jack_midi_clock`` and a transport-aware ``jack_metro`` need 0.
 Bars count from song position 0 with one meter throughout; tempo may change during the capture (piecewise constant).
 
-Timing model. MIDI clock is 24 clocks per quarter note; the first clock after Start/Continue is the start position.
-The tempo of a take is not the clock follower's running estimate but a least-squares line through the frames of
-*all* the clocks of the take (hundreds of them), so the noise of single timestamps averages out; the tempo is then
-snapped to the coarsest round value (1, 0.5, 0.1, 0.01, 0.001 BPM) that lies within 4 standard errors of the fit
-(at most 0.05 BPM away), because DAW tempos are typed-in numbers: a 120 BPM take is then exactly 96000 frames per bar
-at 48 kHz instead of 95999.6. A tempo change shows as clocks that leave the line on one side for several clocks in a
-row; the map then starts a new segment there.
-
-Timestamps. mido stamps nothing, so the clock input stamps each message with ``time.perf_counter()`` and the
-recorder stamps each audio callback the same way. On JACK both run in the same process cycle: a MIDI message and
-the audio block of its cycle are stamped within a fraction of a millisecond of each other (measured at 256-frame
-periods: typically 0.1-0.6 ms, on a loaded machine too), so :class:`StampMap` maps a message to the middle of the
-block of its cycle (the true offset inside the period is unknown; over a take the error is about gcd(clock period,
-JACK period) / 2 frames: 4 at 120 BPM / 256 frames). Audio lost inside a take is found on PortAudio's device
-timeline (:func:`find_audio_gaps`), not from xrun flags alone: JACK reports every client's xrun to every client.
-Elsewhere (a sound card and a MIDI driver with their own timing) stamps are continuous and a message maps to the
-frame that was "now" at its stamp, interpolated from the callbacks. The mode is detected from the stamps of the take.
+How a take is timed (the tempo fitted to all its clocks and snapped to a typed-in value, the stamps of clock and
+audio on JACK and elsewhere, how exact it is): docs/capture.md.
 """
 
 from __future__ import annotations
