@@ -64,6 +64,7 @@ OFF = GuidanceSettings(enabled=False)
 ONLY = GuidanceSettings(
     pitch_weight=0.0, position_weight=0.0, duration_weight=0.0, hold_notes=False, density_control=False
 )
+NO_LOOP = replace(DEFAULT_CACHE, loop=None)  # the region cache's defaults before the loop memory
 ADAPT_3E5 = AdaptSettings(steps=8, lr=3e-5, max_seconds=600.0)  # the loss figure: 8 steps, whatever the load
 # name -> (guidance, candidates per variant, adaptation, region cache)
 CONFIGS: dict[str, tuple[GuidanceSettings, int, AdaptSettings | None, CacheSettings | None]] = {
@@ -85,24 +86,23 @@ CONFIGS: dict[str, tuple[GuidanceSettings, int, AdaptSettings | None, CacheSetti
     "cache+adapt": (OFF, 1, ADAPT_3E5, DEFAULT_CACHE),
     "final-nocache": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, None),  # the defaults before the cache
     "final": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, DEFAULT_CACHE),  # the defaults
-    # variations of the defaults (a cache with a pitch slot always replaces the guidance's pitch prior)
-    "final-cache-p0": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(DEFAULT_CACHE, pitch=0.0)),
-    "final-n50": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(DEFAULT_CACHE, next=0.5)),
-    "final-pos0": (GuidanceSettings(position_weight=0.0), cont.DEFAULT_CANDIDATES, None, DEFAULT_CACHE),
-    "final-novoicing": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(DEFAULT_CACHE, voicing=False)),
-    # the loop memory (engine/symbolic/loop.py): the cache's bar-level copy expert
-    "cache-loop": (OFF, 1, None, replace(DEFAULT_CACHE, loop=LoopSettings())),
-    "final-loop": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(DEFAULT_CACHE, loop=LoopSettings())),
+    # variations of the defaults before the loop memory, tried on the tuning pieces (a cache with a pitch slot
+    # always replaces the guidance's pitch prior)
+    "final-cache-p0": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(NO_LOOP, pitch=0.0)),
+    "final-n50": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(NO_LOOP, next=0.5)),
+    "final-pos0": (GuidanceSettings(position_weight=0.0), cont.DEFAULT_CANDIDATES, None, NO_LOOP),
+    "final-novoicing": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, replace(NO_LOOP, voicing=False)),
+    # the defaults before the loop memory (engine/symbolic/loop.py), the cache's bar-level copy expert
+    "cache-noloop": (OFF, 1, None, NO_LOOP),
+    "final-noloop": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, NO_LOOP),
 }
 LOOP_VARIATIONS = {  # final-loop-NAME: the loop memory's settings tried on the tuning pieces
+    "a99": LoopSettings(aligned_confidence=0.99),
+    "c90": LoopSettings(sync_confidence=0.9, aligned_confidence=0.6),  # the first try
     "w50": LoopSettings(weight=0.5),
-    "w200": LoopSettings(weight=2.0),
     "e0": LoopSettings(evidence=0.0),
     "e20": LoopSettings(evidence=20.0),
     "notr": LoopSettings(transpose=False),
-    "c90": LoopSettings(sync_confidence=0.9, aligned_confidence=0.6),  # the first try
-    "a90": LoopSettings(aligned_confidence=0.9),
-    "a95": LoopSettings(aligned_confidence=0.95),
     "p12": LoopSettings(periods=(1, 2)),
     "s10": LoopSettings(share=0.1),
 }
@@ -314,9 +314,26 @@ def demo_pad(model: cont.SymbolicModel) -> None:
         print(f"| {label} | " + " | ".join(rows) + " |")  # noqa: T201
 
 
+def rhythm_kept(rows: list[list[tuple[int, int, int, int]]], bar: int, region_bars: int, names: dict[int, str]) -> str:
+    """Per part: of the variants' bars (``rows[1:]``, 8 each), how many play an onset pattern (the set of onset
+    positions in the bar) that one of the region's bars (``rows[0]``) plays."""
+    out = []
+    for program, name in names.items():
+
+        def patterns(items: list[tuple[int, int, int, int]], bars: int, program: int = program) -> list[frozenset[int]]:
+            return [
+                frozenset(at % bar for p, at, _, _ in items if p == program and at // bar == i) for i in range(bars)
+            ]
+
+        own = set(patterns(rows[0], region_bars)) - {frozenset()}
+        written = [x for items in rows[1:] for x in patterns(items, 8)]
+        out.append(f"{name} {sum(x in own for x in written)}/{len(written)}")
+    return "bars with one of the region's onset patterns: " + ", ".join(out)
+
+
 def demo_roll(model: cont.SymbolicModel, configs: list[str], out: Path) -> None:
-    """A piano roll (PNG) of ``make demo``'s region and its 4 variants (8 bars, seed 7) per configuration: one row
-    per configuration, the region's 4 bars then each variant's 8, one colour per part."""
+    """Piano rolls (PNG) of ``make demo``'s region and its 4 variants (8 bars, seed 7), one file per configuration
+    (``out`` with the configuration's name added): the region's bars then each variant's 8, one colour per part."""
     import matplotlib  # noqa: PLC0415  (only this option draws)
 
     matplotlib.use("Agg")
@@ -327,30 +344,34 @@ def demo_roll(model: cont.SymbolicModel, configs: list[str], out: Path) -> None:
     bar, tpq = region.bar_ticks, region.ticks_per_quarter
     start = max(0, region.place_at_tick - region.length_bars * bar)
     colours = {p.program: f"C{i}" for i, p in enumerate(region.parts)}
-    fig, axes = plt.subplots(len(configs), 5, figsize=(30, 3.2 * len(configs)), squeeze=False,
-                             gridspec_kw={"width_ratios": [region.length_bars] + [8] * 4})  # fmt: skip
-    for row, config in enumerate(configs):
+    notes = [(tr.program if not tr.is_drum else -1, int(n.time) - start, int(n.duration), int(n.pitch))
+             for tr in region.score.tracks for n in tr.notes if int(n.time) >= start]  # fmt: skip
+    for config in configs:
         guidance, factor, adapt, cache = CONFIGS[config]
         params = GenerationParams(bars=8, variants=4, seed=7)
         variants = cont.continue_region(
             model, region, params, [7, 8, 9, 10], names, guidance=guidance, candidates=factor, adapt=adapt, cache=cache
         )
-        own = [[(p.program, n.start, n.duration, n.pitch) for p in parts for n in p.notes] for parts in variants]
-        notes = [(tr.program if not tr.is_drum else -1, int(n.time) - start, int(n.duration), int(n.pitch))
-                 for tr in region.score.tracks for n in tr.notes if int(n.time) >= start]  # fmt: skip
-        for col, items in enumerate([notes, *own]):
-            ax = axes[row][col]
+        rows = [notes] + [
+            [(p.program, n.start, n.duration, n.pitch) for p in parts for n in p.notes] for parts in variants
+        ]
+        print(f"{config}: " + rhythm_kept(rows, bar, region.length_bars, names))  # noqa: T201
+        fig, axes = plt.subplots(len(rows), 1, figsize=(16, 2.2 * len(rows)))
+        for index, (ax, items) in enumerate(zip(axes, rows, strict=True)):
             for program, at, length, pitch in items:
                 ax.broken_barh([(at / tpq, max(length, 1) / tpq)], (pitch - 0.4, 0.8), color=colours.get(program, "k"))
-            beats = (region.length_bars if col == 0 else 8) * bar / tpq
-            ax.set_xlim(0, beats)
-            for x in range(0, int(beats) + 1, int(bar / tpq)):
-                ax.axvline(x, color="0.8", lw=0.5, zorder=0)
-            ax.set_title("region" if col == 0 else f"{config}: variant {col}", fontsize=9)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=70)
-    print(f"wrote {out}")  # noqa: T201
+            ax.set_xlim(0, 8 * bar / tpq)
+            for x in range(0, 8 * int(bar / tpq) + 1, int(bar / tpq)):
+                ax.axvline(x, color="0.7", lw=0.6, zorder=0)
+            ax.set_title(f"{config}: " + ("the region" if index == 0 else f"variant {index}"), fontsize=9, loc="left")
+        legend = [plt.Rectangle((0, 0), 1, 1, color=colours[p.program]) for p in region.parts]
+        fig.legend(legend, [p.name for p in region.parts], loc="upper right", ncol=len(legend), fontsize=8)
+        fig.tight_layout()
+        path = out.with_name(f"{out.stem}_{config}{out.suffix or '.png'}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=60)
+        plt.close(fig)
+        print(f"wrote {path}")  # noqa: T201
 
 
 def main() -> int:

@@ -60,7 +60,7 @@ class CacheSettings:
     # the region's voicing, kept while sampling: a held part (notes of 2 beats or more that never overlap: a pad)
     # starts no note while its last one still sounds; no part doubles a pitch it already plays at that onset
     voicing: bool = True
-    loop: LoopSettings | None = None  # the bar-level copy expert (engine.symbolic.loop); None: off
+    loop: LoopSettings | None = LoopSettings()  # the bar-level copy expert (engine.symbolic.loop); None: off
 
     def weight(self, slot: str) -> float:
         value: float = getattr(self, slot)

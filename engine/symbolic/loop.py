@@ -43,7 +43,7 @@ class LoopSettings:
     weight: float = 1.0  # times the weight that fitted the region best (slot by slot)
     periods: tuple[int, ...] = (1, 2, 4, 8)
     sync_confidence: float = 0.99  # while the bar has copied its source exactly so far
-    aligned_confidence: float = 0.99  # by position and part, once it has strayed
+    aligned_confidence: float = 0.9  # by position and part, once it has strayed
     evidence: float = 5.0  # pseudo-tokens at weight 0: a few lucky tokens of the region do not make a loop
     share: float | None = None  # fixed share of its weights (None: the cache's)
     period_share: float = 0.05  # fixed share of the periods' weights (a loop may change its period)
