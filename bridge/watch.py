@@ -4,38 +4,17 @@ Layout, created when missing::
 
     DIR/requests/*.json      a DAW script drops a region request here (write NAME.json.tmp, then rename it)
     DIR/requests/done/       requests the bridge took (moved, never deleted)
-    DIR/requests/failed/     requests it refused, each with NAME.error.txt saying why
+    DIR/requests/failed/     requests it refused, each with NAME.json.error.txt saying why
     DIR/placed/*.json        one file per placed file, for the DAW script to import (any origin: OSC, GUI, folder)
     DIR/status.json          the last job event: {"event", "job_id", "message", "request"}
 
-A request holds Segue's ``/segue/region`` fields and, optionally, what ``/segue/generate`` would say::
-
-    {"segue": 1, "audio_path": "/abs/region.wav", "midi_path": "", "start_beats": 16.0, "length_beats": 16.0,
-     "tempo_bpm": 120.0, "meter_num": 4, "meter_den": 4, "track": "Vocal",
-     "generate": {"mode": "continue", "bars": 4, "variants": 2}}
-
-A region given as several tracks' audio (drums, bass, keys: continued together, each coming back as a stem)
-adds ``"stems": [{"name": "drums", "path": "/abs/drums.wav"}, {"name": "bass", "path": "/abs/bass.wav"}]``
-(``audio_path`` is then their mix, or ``""``: Segue sums them); it stands for ``/segue/region/stems``.
-
-(``generate`` may also hold ``"parts": "bass,piano"`` for ``"mode": "accompany"`` and ``"output"``:
-``auto|audio|midi|both``, as ``/segue/generate``'s optional arguments, and the producer's controls, as its
-key/value pairs: ``"similarity": 0.7``, ``"keep_opening": true``, ``"density": 1.5``,
-``"part_density": {"bass": 0.5}``, ``"hold_notes": true``, ``"end_on_tonic": false``; ``null`` or left out:
-the engine's default.)
-
-It is turned into those OSC messages and checked by the same table as UDP input (:class:`bridge.osc.OscBridge`),
-so the rules and the error messages are the OSC ones. A placed file holds what ``/segue/place`` says, with names::
-
-    {"segue": 1, "job_id": "...", "variant_id": "v01", "file_path": "/abs/.../place/vocal_3f2a_v01_mix.wav",
-     "position_beats": 32.0, "position_seconds": 16.0, "track_name": "Vocal (Segue v01)", "kind": "audio"}
-
-Placed files are numbered in the order the placements happened, ``placed/000001.json``, ``000002.json``...,
-going on after the highest number in ``placed/`` and ``placed/done/`` (so a Lua script without a directory
-listing finds them by trying the next number). Every file is written to a hidden temp file first and then given
-its name by a hard link (never overwriting), so a reader never sees half a file. The DAW script moves a placed
-file into ``placed/done/`` once imported. The folder is polled (:attr:`poll_s`), which
-works on every file system, network shares included.
+A request holds ``/segue/region``'s fields by name (or ``/segue/region/stems``' with ``"stems"``) and, in
+``"generate"``, what ``/segue/generate`` would say; it becomes those OSC messages, checked by the same table as UDP
+input (:class:`bridge.osc.OscBridge`), so the rules and the error messages are the OSC ones. A placed file holds
+what ``/segue/place`` says, numbered ``placed/000001.json``, ... after the highest number in ``placed/`` and
+``placed/done/``; each is written to a hidden temp file and given its name by a hard link (never over another), so
+a reader never sees half a file. The folder is polled (:attr:`poll_s`), which works on every file system. The
+formats, with examples: daw_templates/any/README.md (and docs/daw.md).
 """
 
 from __future__ import annotations
