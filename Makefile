@@ -103,6 +103,7 @@ test-all: venv
 # docs/architecture.md). CI runs it before the tests.
 lint: venv
 	$(VENV)/bin/ruff check engine bridge gui tests bench examples tools
+	$(VENV)/bin/ruff format --check engine bridge gui tests bench examples tools
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m tools.import_cycles
