@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import torch
 
 from engine.api import CancelToken
+from engine.nn.nucleus import top_p_filter
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +87,6 @@ class SamplingOptions:
 
     def keep_steps(self, block_size: int) -> int:
         return max(1, min(block_size - 1, int(block_size * self.keep_fraction)))
-
-
-def _top_p_filter(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-    """Zero each distribution's tail outside the smallest set with mass >= its row's top-p.
-
-    ``probs [K, Q, V]``, ``top_p [K]``; the token that crosses top-p is kept.
-    """
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
-    cumulative = sorted_probs.cumsum(dim=-1)
-    drop = (cumulative - sorted_probs) > top_p[:, None, None]
-    sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-    filtered: torch.Tensor = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    return filtered
 
 
 def _per_row(values: float | Sequence[float], rows: int, name: str) -> torch.Tensor:
@@ -188,7 +176,7 @@ class _Rows:
         chosen = logits[:, streams.to(logits.device), :].float()  # [K, n, V]
         chosen[..., self.special] = float("-inf")  # a frame that exists is never the special id
         probs = torch.softmax(chosen / self.temperatures[:, None, None], dim=-1)  # temperature
-        probs = _top_p_filter(probs, self.top_ps).cpu()  # nucleus, per row
+        probs = top_p_filter(probs, self.top_ps).cpu()  # nucleus, per row
         rows = [torch.multinomial(probs[i], 1, generator=g)[:, 0] for i, g in enumerate(self.generators)]
         return torch.stack(rows)
 

@@ -26,6 +26,7 @@ from engine.api import CancelToken
 from engine.nn import model_fast
 from engine.nn.kv_cache import KVCache
 from engine.nn.model import GPT
+from engine.nn.nucleus import top_p_filter
 from engine.symbolic.constraints import Constraints, Vocabulary
 from engine.symbolic.grammar import DONE, Masks, Row
 
@@ -48,18 +49,6 @@ def context_window(model: GPT, window: int | None = None) -> int:
     if wanted < 2:
         raise ValueError(f"a sampling window needs at least 2 tokens, got {wanted}")
     return min(block, int(wanted))
-
-
-def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Zero the tail of each row's distribution outside the smallest set with mass >= top_p. [K, V]"""
-    if top_p >= 1.0:
-        return probs
-    sorted_probs, order = probs.sort(dim=-1, descending=True)
-    cumulative = sorted_probs.cumsum(dim=-1)
-    drop = cumulative - sorted_probs > top_p  # keeps the token that crosses top_p
-    sorted_probs = sorted_probs.masked_fill(drop, 0.0)
-    filtered: torch.Tensor = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    return filtered
 
 
 ProgressFn = Callable[[float], None]
@@ -183,7 +172,7 @@ def _sample(
         if any(b is not no_bias for b in bias_rows):
             scaled = scaled + torch.stack(bias_rows)
         scaled = scaled.masked_fill(~torch.stack(allowed_rows), float("-inf"))
-        probs = _top_p_filter(torch.softmax(scaled, dim=-1), top_p).cpu()
+        probs = top_p_filter(torch.softmax(scaled, dim=-1), top_p).cpu()
         next_tokens = [vocab.pad] * len(live)
         for j, i in enumerate(live):
             row = rows[i]

@@ -24,6 +24,7 @@ from engine.checkpoints import Checkpoint
 from engine.errors import BadInputError, EngineError
 from engine.midi_io import Note, PartNotes
 from engine.nn.model import GPT
+from engine.nn.nucleus import top_p_filter
 from engine.symbolic.accompany.layout import (
     ROLE_BY_NAME,
     ROLES,
@@ -40,7 +41,6 @@ from engine.symbolic.constraints import PITCH_MARGIN, Vocabulary, constraints_fo
 from engine.symbolic.continuation import region_grid
 from engine.symbolic.grammar import AFTER_NOTE, BAR, DONE, PITCH, Masks, Row
 from engine.symbolic.region import Region
-from engine.symbolic.sampling import _top_p_filter
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +296,7 @@ def sample_fill(
             if harmony is not None and v.row.state == PITCH:
                 scaled[i] += harmony.bias(v.part, v.row.bar - 1, v.row.position, i)
         scaled = scaled.masked_fill(~allowed, float("-inf"))
-        probs = _top_p_filter(torch.softmax(scaled, dim=-1), top_p).cpu()
+        probs = top_p_filter(torch.softmax(scaled, dim=-1), top_p).cpu()
         next_tokens = torch.full((batch,), tokens.pad, dtype=torch.long)
         for i, v in enumerate(variants):
             if v.done:

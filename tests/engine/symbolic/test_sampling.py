@@ -9,7 +9,7 @@ from engine.api import CancelToken, Meter
 from engine.errors import BadInputError, CancelledError
 from engine.nn.model import GPT, PRESETS, GPTConfig
 from engine.symbolic.constraints import Vocabulary, constraints_for
-from engine.symbolic.sampling import _top_p_filter, sample_continuations
+from engine.symbolic.sampling import sample_continuations
 from engine.symbolic.tokenizer import make_tokenizer
 
 
@@ -128,13 +128,6 @@ def test_key_penalty_only_on_rare_pitch_classes(vocab: Vocabulary) -> None:
     constraints = _constraints(vocab, Meter(4, 4), 1, {0: (60, 72)})
     # pitch classes with counts 0 get the penalty; the used ones don't
     assert constraints.pitch_class_penalty[0] == 0.0 and constraints.pitch_class_penalty[1] == 1.5
-
-
-def test_top_p_keeps_the_smallest_nucleus() -> None:
-    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05]])
-    kept = _top_p_filter(probs, 0.7)
-    assert kept[0, :2].tolist() == pytest.approx([0.5, 0.3]) and kept[0, 2:].sum() == 0
-    assert torch.equal(_top_p_filter(probs, 1.0), probs)
 
 
 def test_onsets_stay_on_the_region_grid(model: GPT, tokenizer, vocab: Vocabulary) -> None:  # type: ignore[no-untyped-def]
