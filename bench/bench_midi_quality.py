@@ -9,7 +9,8 @@ Bach chorales, a lead sheet; 6/8, 3/4, 4/4, 2/4. Region = the first 4-8 bars, re
 For every configuration (an idea alone, or together) it continues each region with the same seeds and prints
 one row per configuration. ``--set tuning`` runs on the tuning pieces (bench/data/midi_quality/tuning/) instead:
 settings are chosen there, never on the bench's pieces. ``--set lmms`` runs on producers' songs (LMMS demos,
-bench/data/midi_quality/lmms/, built by bench/lmms_set.py), an evaluation set far from the training corpus.
+bench/data/midi_quality/lmms/, built by bench/lmms_set.py), an evaluation set far from the training corpus;
+``--set openmsx`` on game music (OpenTTD's OpenMSX songs: boogie, blues, pop, rock; bench/openmsx_set.py), another.
 Columns (means over the pieces; "ok" counts pieces/parts/variants meeting the target):
 
 - pc: variants' pitch-class overlap with the region minus the composer's (target |.| <= 0.05; then, one-sided,
@@ -387,13 +388,14 @@ def main() -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument(
         "--set",
-        choices=("bench", "tuning", "lmms"),
+        choices=("bench", "tuning", "lmms", "openmsx"),
         default="bench",
-        help="tuning: the tuning pieces; lmms: producers' songs (bench/lmms_set.py)",
+        help="tuning: the tuning pieces; lmms: producers' songs (bench/lmms_set.py); openmsx: game music "
+        "(bench/openmsx_set.py)",
     )
     parser.add_argument("--demo-pad", action="store_true", help="only make demo's pad, cache on and off")
     parser.add_argument("--demo-roll", default=None, help="only a piano roll (PNG path) of make demo per --configs")
-    parser.add_argument("--out", default=None, help="default bench/results/midi_quality[_tuning|_lmms].json")
+    parser.add_argument("--out", default=None, help="default bench/results/midi_quality[_tuning|_lmms|_openmsx].json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

@@ -28,6 +28,7 @@ import re
 import struct
 import sys
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -264,11 +265,18 @@ def _bars_with_notes(part: Part) -> set[int]:
 def choose_region(parts: list[Part]) -> int | None:
     """The first bar, on a 4-bar phrase boundary, that starts 4 bars in which at least two pitched parts play and
     pitched notes sound in every bar, followed by 8 bars in which the region's pitched parts play in at least 6."""
-    pitched = [_bars_with_notes(p) for p in parts if p.drum is None]
-    if not pitched:
+    return first_phrase([_bars_with_notes(p) for p in parts if p.drum is None])
+
+
+def first_phrase(pitched: list[set[int]], usable: Callable[[int], bool] = lambda start: True) -> int | None:
+    """:func:`choose_region`'s rule on the bars (0-based) in which each pitched part has a note onset; a start
+    ``usable`` refuses is passed over (bench/openmsx_set.py: a meter change inside the 12 bars)."""
+    if not any(pitched):
         return None
     last = max(max(b) for b in pitched if b)
     for start in range(0, last - REGION_BARS - REFERENCE_BARS + 2, 4):
+        if not usable(start):
+            continue
         region = range(start, start + REGION_BARS)
         playing = [b for b in pitched if any(x in b for x in region)]
         if len(playing) < MIN_PITCHED_PARTS or not all(any(x in b for b in playing) for x in region):
