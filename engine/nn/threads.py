@@ -9,9 +9,9 @@ starts), so a choice made once at the start of a job can be wrong for most of it
 :class:`StepThreads` times the steps themselves: every so often it runs a few steps on the other choice, and keeps
 whichever gave the shorter median step. A probe that loses, or whose first step takes far longer than the current
 median (abandoned at once, so a busy machine pays for one slow step, not a few), doubles the time to the next
-probe; steps that become much slower than they were since the last probe (another program started) bring the
-next probe forward to now. Pure bookkeeping: the caller sets the threads and measures the steps
-(:func:`engine.nn.model_fast.decode_step`).
+probe; steps on several threads that become much slower than they were since the last probe (another program
+started) bring the next probe forward to now (on one thread a slower machine is no reason to try more). Pure
+bookkeeping: the caller sets the threads and measures the steps (:func:`engine.nn.model_fast.decode_step`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from __future__ import annotations
 from statistics import median
 
 PROBE_EVERY = 64  # steps on the current choice between two probes (a MIDI job: ~1,000 steps)
+FIRST_PROBE_ON_ONE = 256  # a job that starts on one thread (the machine was busy) probes the others this late
 MAX_PROBE_EVERY = 1024  # probes that keep losing come at most this far apart
 PROBE_STEPS = 3  # steps timed on each side: the median of 3 ignores one step another process slowed
 SWITCH_MARGIN = 0.9  # the other choice takes over when its median step is at most this share of the current one
@@ -35,8 +36,10 @@ class StepThreads:
             raise ValueError(f"StepThreads chooses between one thread and more; the process has {wide}")
         self.wide = wide
         self.current = wide if start_wide else 1
-        self.interval = PROBE_EVERY
-        self.countdown = PROBE_EVERY
+        # a busy machine at the start: a probe on its threads is likely to lose, and a losing step there can take
+        # 30-440 ms (against 8-16 ms on one thread), so the first comes later
+        self.interval = PROBE_EVERY if start_wide else FIRST_PROBE_ON_ONE
+        self.countdown = self.interval
         self.recent: list[float] = []  # the last PROBE_STEPS steps on the current choice, seconds
         self.probe: list[float] = []  # this probe's steps on the other choice
         self.fastest: float | None = None  # the lowest median of the current choice since the last probe
@@ -61,8 +64,8 @@ class StepThreads:
             if len(self.recent) >= PROBE_STEPS:
                 now = median(self.recent)
                 self.fastest = now if self.fastest is None else min(self.fastest, now)
-                if now > SLOWDOWN_FACTOR * self.fastest:
-                    self.countdown = 0  # the machine changed: probe at once
+                if self.current == self.wide and now > SLOWDOWN_FACTOR * self.fastest:
+                    self.countdown = 0  # another program wants the cores: one thread may do better, probe at once
             return
         self.probe.append(seconds)
         reference = median(self.recent) if self.recent else seconds

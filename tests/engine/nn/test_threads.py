@@ -30,19 +30,21 @@ def test_a_job_that_started_on_two_threads_moves_to_one_when_two_become_slower()
     assert chooser.current == 1 and used[-1] == 1 and chooser.switches == 1
 
 
-def test_a_job_on_one_thread_takes_the_process_threads_when_they_are_faster() -> None:
+def test_a_job_on_one_thread_takes_the_process_threads_when_they_are_faster_at_its_first_later_probe() -> None:
     chooser = StepThreads(wide=4, start_wide=False)
-    _run(chooser, {1: 0.010, 4: 0.006}, threads.PROBE_EVERY + threads.PROBE_STEPS)
+    used = _run(chooser, {1: 0.010, 4: 0.006}, threads.FIRST_PROBE_ON_ONE + threads.PROBE_STEPS)
+    assert used[: threads.FIRST_PROBE_ON_ONE] == [1] * threads.FIRST_PROBE_ON_ONE
     assert chooser.current == 4
 
 
 def test_a_probe_step_far_slower_than_the_current_steps_ends_the_probe_at_once_and_probes_come_later() -> None:
     chooser = StepThreads(wide=2, start_wide=False)
-    used = _run(chooser, {1: 0.010, 2: 0.100}, threads.PROBE_EVERY + 1)
+    first = threads.FIRST_PROBE_ON_ONE
+    used = _run(chooser, {1: 0.010, 2: 0.100}, first + 1)
     assert used[-1] == 2 and chooser.probes == 1  # one slow step on two threads, then back
-    assert chooser.current == 1 and chooser.interval == 2 * threads.PROBE_EVERY
-    used = _run(chooser, {1: 0.010, 2: 0.100}, 2 * threads.PROBE_EVERY)
-    assert used == [1] * (2 * threads.PROBE_EVERY)  # the next probe waits twice as long
+    assert chooser.current == 1 and chooser.interval == 2 * first
+    used = _run(chooser, {1: 0.010, 2: 0.100}, 2 * first)
+    assert used == [1] * (2 * first)  # the next probe waits twice as long
 
 
 def test_probes_that_keep_losing_come_no_further_apart_than_the_limit() -> None:
@@ -53,7 +55,7 @@ def test_probes_that_keep_losing_come_no_further_apart_than_the_limit() -> None:
 
 def test_a_choice_only_slightly_faster_does_not_take_over() -> None:
     chooser = StepThreads(wide=2, start_wide=False)
-    _run(chooser, {1: 0.010, 2: 0.0095}, threads.PROBE_EVERY + threads.PROBE_STEPS)
+    _run(chooser, {1: 0.010, 2: 0.0095}, threads.FIRST_PROBE_ON_ONE + threads.PROBE_STEPS)
     assert chooser.current == 1 and chooser.probes == 1
 
 
@@ -126,3 +128,10 @@ def test_a_context_growing_longer_does_not_set_off_probes() -> None:
         assert chooser.next_threads() == 1
         chooser.record(1, 0.006 * (1 + 0.6 * step / threads.PROBE_EVERY))  # 1.6x slower over the steps
     assert chooser.probes == 0
+
+
+def test_steps_on_one_thread_becoming_slower_do_not_set_off_a_probe_of_more_threads() -> None:
+    chooser = StepThreads(wide=2, start_wide=False)
+    used = _run(chooser, {1: 0.010, 2: 0.008}, 10)
+    used += _run(chooser, {1: 0.050, 2: 0.400}, 20)  # the machine got busy: more threads would only lose
+    assert used == [1] * 30 and chooser.probes == 0
