@@ -1,0 +1,68 @@
+"""bench_midi_quality.py with one speed lever changed: what the lever does to the sampling figures.
+
+    python bench/midi_quality_levers.py LEVER [bench_midi_quality.py's arguments, e.g. --configs final --pieces 4]
+
+LEVER is one of:
+
+- ``float32``: the sampler as before this session (what a model loaded directly samples with), the baseline;
+- ``bf16``: the weight products in bfloat16 (what ``SEGUE_DECODE_PRECISION=auto`` picks on a CPU with native
+  bfloat16), set on the loaded model (``model.sampler_dtype``);
+- ``w<N>`` (e.g. ``w384``): the sampler's context refilled at N tokens (``engine.symbolic.sampling.DEFAULT_WINDOW``);
+- ``c<N>`` (e.g. ``c1``): N candidates a variant in the ``final`` configuration.
+
+Give each run its own ``--out``; the figures are bench_midi_quality's (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import bench_midi_quality  # noqa: E402
+
+import engine.symbolic.continuation as cont  # noqa: E402
+from engine.symbolic import sampling  # noqa: E402
+
+
+def apply(lever: str) -> None:
+    """Change the one setting ``lever`` names (see the module's docstring); ValueError for an unknown one."""
+    if lever == "float32":
+        return
+    if lever == "bf16":
+        load = cont.SymbolicModel.load
+
+        def load_bf16(*args: Any, **kwargs: Any) -> cont.SymbolicModel:
+            loaded = load(*args, **kwargs)
+            loaded.model.sampler_dtype = torch.bfloat16
+            return loaded
+
+        cont.SymbolicModel.load = load_bf16  # type: ignore[method-assign,assignment]
+        return
+    if lever[:1] in ("w", "c") and lever[1:].isdigit():
+        if lever[0] == "w":
+            sampling.DEFAULT_WINDOW = int(lever[1:])
+        else:
+            guidance, _, adapt, cache = bench_midi_quality.CONFIGS["final"]
+            bench_midi_quality.CONFIGS["final"] = (guidance, int(lever[1:]), adapt, cache)
+        return
+    raise ValueError(f"unknown lever {lever!r}: give float32, bf16, w<tokens> or c<candidates>")
+
+
+def main() -> int:
+    if len(sys.argv) < 2 or sys.argv[1].startswith("-"):
+        print(__doc__, file=sys.stderr)  # noqa: T201
+        return 2
+    apply(sys.argv[1])
+    sys.argv = [str(ROOT / "bench/bench_midi_quality.py"), *sys.argv[2:]]
+    return bench_midi_quality.main()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
