@@ -41,6 +41,9 @@ class LoopSettings:
     """The copy expert: its largest weight, the periods it tries (bars), how sure each kind of prediction is."""
 
     weight: float = 1.0  # times the weight that fitted the region best (slot by slot)
+    # the most the expert's weight reaches: below the sampler's top-p (0.95) with room to spare, so the copy alone
+    # never makes a token certain and variants of a loop still differ
+    max_weight: float = 0.8
     periods: tuple[int, ...] = (1, 2, 4, 8)
     sync_confidence: float = 0.99  # while the bar has copied its source exactly so far
     aligned_confidence: float = 0.9  # by position and part, once it has strayed

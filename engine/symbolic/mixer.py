@@ -74,7 +74,7 @@ class _Weights:
     """One row's mixing weight per slot: the Bayesian posterior after each token, pulled back to where it started."""
 
     def __init__(self, start: dict[str, float], share: float, cap: float = 1.0) -> None:
-        self.start = {slot: min(MAX_WEIGHT, max(0.0, start.get(slot, 0.0))) for slot in SLOTS}
+        self.start = {slot: min(cap, MAX_WEIGHT, max(0.0, start.get(slot, 0.0))) for slot in SLOTS}
         self.weights = dict(self.start)
         self.share = share
         self.cap = cap
@@ -93,9 +93,11 @@ def _cache_weights(settings: CacheSettings) -> _Weights:
     return _Weights({slot: settings.weight(slot) for slot in SLOTS}, settings.share)
 
 
-def _loop_share(settings: CacheSettings) -> float:
-    share = settings.loop.share if settings.loop is not None else None
-    return settings.share if share is None else share
+def _loop_weights(loop: LoopMemory, settings: CacheSettings, start: dict[str, float]) -> _Weights:
+    """The loop memory's weights: from ``start`` (what the region gave it), with its own share (else the cache's)
+    and its cap."""
+    share = loop.settings.share
+    return _Weights(start, settings.share if share is None else share, loop.settings.max_weight)
 
 
 def fitted(
@@ -139,7 +141,7 @@ def mixed_nll(
     """
     cache, loop = fitted(context, kinds, settings, context_probs)
     weights = _cache_weights(settings)
-    loop_weights = _Weights(loop.start_weights(), _loop_share(settings), MAX_WEIGHT) if loop is not None else None
+    loop_weights = _loop_weights(loop, settings, loop.start_weights()) if loop is not None else None
     out = np.empty(len(target))
     for i, token in enumerate(target):
         p = math.exp(float(log_probs[i, token]))
@@ -197,7 +199,7 @@ class CacheMixer:
         self.voiced = 0  # tokens the voicing rules took away, summed over steps and rows
         self.weights = [_cache_weights(settings) for _ in range(rows)]
         start = loop.start_weights() if loop is not None else {}
-        self.loop_weights = [_Weights(start, _loop_share(settings), MAX_WEIGHT) for _ in range(rows)]
+        self.loop_weights = [_loop_weights(loop, settings, start) for _ in range(rows)] if loop is not None else []
         self.seen = [0] * rows
         # per row, what the last step offered: (cache slot, p_model, p_cache | None, loop slot, p1, p_loop | None)
         self.pending: list[tuple[str, np.ndarray, np.ndarray, str, np.ndarray, np.ndarray] | None] = [None] * rows
@@ -205,7 +207,7 @@ class CacheMixer:
         self.report = CacheReport(settings, len(prompt), rows, held_parts=len(self.held))
         if loop is not None:
             weights = {p: round(w, 3) for p, w in loop.period_weights.items()}
-            start_weights = {s: round(w, 3) for s, w in start.items()}
+            start_weights = {s: round(w, 3) for s, w in self.loop_weights[0].start.items()} if rows else {}
             self.report.loop = LoopReport(loop.period(), weights, start_weights)
         self.report.seconds = time.perf_counter() - started
 
