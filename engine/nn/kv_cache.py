@@ -51,20 +51,19 @@ class KVCache:
     def keep_rows(self, rows: list[int]) -> None:
         """Keep only ``rows`` (in that order) as rows ``0..len(rows)-1``: later steps run on fewer rows.
 
-        In place (no new allocation): the kept rows are copied to the front and the tensors become views of them.
-        A shared prompt stays in row 0, whichever rows are kept."""
+        In place (no new allocation): only the rows that change place are copied (a row kept where it is costs
+        nothing), then the tensors become views of the first ``len(rows)``. A shared prompt stays in row 0,
+        whichever rows are kept (the rows' own positions after it are what moves)."""
         if not rows:
             raise ValueError("keep_rows needs at least one row")
-        if rows == list(range(len(rows))):
-            self.keys, self.values = self.keys[:, : len(rows)], self.values[:, : len(rows)]
-            return
-        length, shared = self.length, self.shared
-        index = torch.tensor(rows, dtype=torch.long, device=self.keys.device)
-        for tensor in (self.keys, self.values):
-            prompt = tensor[:, 0, :, :shared].clone() if shared else None
-            tensor[:, : len(rows), :, :length] = tensor[:, index, :, :length]  # the right side is a copy
-            if prompt is not None:
-                tensor[:, 0, :, :shared] = prompt
+        moved = [(place, row) for place, row in enumerate(rows) if place != row]
+        if moved:
+            length, shared = self.length, self.shared
+            device = self.keys.device
+            places = torch.tensor([place for place, _ in moved], dtype=torch.long, device=device)
+            sources = torch.tensor([row for _, row in moved], dtype=torch.long, device=device)
+            for tensor in (self.keys, self.values):
+                tensor[:, places, :, shared:length] = tensor[:, sources, :, shared:length]  # the right side: a copy
         self.keys, self.values = self.keys[:, : len(rows)], self.values[:, : len(rows)]
 
     def materialize(self) -> None:

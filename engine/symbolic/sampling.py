@@ -51,6 +51,15 @@ def context_window(model: GPT, window: int | None = None) -> int:
     return min(block, int(wanted))
 
 
+def _kept_in_place(writing: Sequence[bool]) -> list[int]:
+    """The batch rows still ``writing``, in their new order: each stays where it is, and a finished row's place
+    among the first ones is taken by one of the last rows (so the cache moves the fewest rows). A row's tokens do
+    not depend on its place in the batch."""
+    count = sum(writing)
+    last = [j for j in range(count, len(writing)) if writing[j]]
+    return [j if writing[j] else last.pop() for j in range(count)]
+
+
 ProgressFn = Callable[[float], None]
 # Called each step with the model's logits [rows, vocab] and every row's tokens so far; returns the logits to
 # sample from (engine.symbolic.cache mixes the region cache in here). Masks, biases and temperature apply after.
@@ -191,7 +200,7 @@ def _sample(
         every_token[live] = torch.tensor(next_tokens, dtype=torch.long)
         history = torch.cat([history, every_token.to(device)[:, None]], dim=1)
         if drop_finished and any(rows[i].state == DONE for i in live):
-            kept = [j for j, i in enumerate(live) if rows[i].state != DONE]
+            kept = _kept_in_place([rows[i].state != DONE for i in live])
             live = [live[j] for j in kept]
             next_tokens = [next_tokens[j] for j in kept]
             if cache is not None:

@@ -1,5 +1,6 @@
 """The sampler's context window (engine.symbolic.sampling.context_window): a row that reaches it is refilled with
-its last half, in a cache no larger than the window. A small random model (no shipped weights, nothing timed)."""
+its last half, in a cache no larger than the window; and the batch's rows when some finish. A small random model
+(no shipped weights, nothing timed)."""
 
 from __future__ import annotations
 
@@ -79,3 +80,21 @@ def test_a_cache_refuses_a_step_beyond_its_capacity_and_says_so() -> None:
         model(torch.zeros(1, 8, dtype=torch.long), cache=cache)
         with pytest.raises(ValueError, match="exceeds the cache's 8 positions"):
             model(torch.zeros(1, 1, dtype=torch.long), cache=cache)
+
+
+@pytest.mark.parametrize(
+    ("writing", "kept"),
+    [
+        ([True, True, True], [0, 1, 2]),
+        ([True, False, True, True], [0, 3, 2]),  # the last row takes the finished one's place
+        ([False, True, False, True, True], [4, 1, 3]),
+        ([True, True, False], [0, 1]),  # the finished row was last: nothing moves
+        ([False, False, True], [2]),
+    ],
+)
+def test_rows_that_finish_leave_the_batch_and_the_last_rows_take_their_places(
+    writing: list[bool], kept: list[int]
+) -> None:
+    from engine.symbolic.sampling import _kept_in_place
+
+    assert _kept_in_place(writing) == kept
