@@ -1,9 +1,11 @@
-"""The pieces every trainer's loop shares (MIDI GPT, accompany fine-tuning, audio codec, audio prior).
+"""The loop every trainer runs (MIDI GPT, accompany fine-tuning, audio codec, audio prior) and its pieces.
 
-A budget of steps or minutes, whichever ends first, that every DDP rank stops on together; linear warmup then
-cosine learning rate; AdamW with weight decay on matrices only; ``resume/`` (weights + optimizer and loop state)
-written atomically so ``--resume`` continues a killed run; ``train_log.jsonl`` with one record per evaluation;
-one process or several under ``torchrun`` (DistributedDataParallel; rank 0 writes).
+:func:`run_loop` steps a :class:`Run` with a trainer's hooks (a step's loss, an evaluation); :func:`train_lm` is
+that loop for the GPTs (keeping the best weights by validation loss). A budget of steps or minutes, whichever ends
+first, that every DDP rank stops on together; linear warmup then cosine learning rate; AdamW with weight decay on
+matrices only; ``resume/`` (weights + optimizer and loop state) written atomically so ``--resume`` continues a
+killed run; ``train_log.jsonl`` with one record per evaluation; one process or several under ``torchrun``
+(DistributedDataParallel; rank 0 writes).
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ import json
 import logging
 import math
 import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -137,7 +142,7 @@ def setup_distributed(args: argparse.Namespace) -> tuple[int, int, torch.device]
 def for_training(model: torch.nn.Module, args: argparse.Namespace, world: int, device: torch.device) -> torch.nn.Module:
     """The module the loop steps: ``model`` compiled with ``--compile``, wrapped in DDP under ``torchrun``."""
     train_model: torch.nn.Module = model
-    if args.compile:
+    if getattr(args, "compile", False):
         train_model = torch.compile(model)  # type: ignore[assignment]
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -221,3 +226,202 @@ def eval_record(
         "lr": opt.param_groups[0]["lr"],
         "minutes": elapsed_s / 60,
     }
+
+
+def log_to_console() -> None:
+    """INFO messages on stderr with their time, unless the caller set up logging already."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def trainer_parser(prog: str, description: str | None) -> argparse.ArgumentParser:
+    """A trainer's argument parser: ``description`` (its module docstring) shown as written."""
+    return argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+
+
+class Console(Protocol):
+    """Where the loop reports: each evaluation's record and each step."""
+
+    def record(self, record: dict[str, Any]) -> None: ...
+    def step(self, step: int, loss: float, lr: float, elapsed_s: float) -> None: ...
+    def close(self) -> None: ...
+
+
+class BarConsole:
+    """A tqdm bar (rank 0 only): the records written above it, the step's loss and learning rate beside it."""
+
+    def __init__(self, run: Run, lr_format: str = ".2e", **options: Any) -> None:
+        from tqdm import tqdm
+
+        self.lr_format = lr_format
+        self.bar = tqdm(
+            total=run.args.max_steps, initial=run.state["step"], disable=run.rank != 0, unit="step", **options
+        )
+
+    def record(self, record: dict[str, Any]) -> None:
+        self.bar.write(json.dumps(record))
+
+    def step(self, step: int, loss: float, lr: float, elapsed_s: float) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:{self.lr_format}}")
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class LogConsole:
+    """The records printed on stdout; every ``every`` steps the mean loss of the last ten steps since the last
+    record, on ``logger``."""
+
+    def __init__(self, logger: logging.Logger, every: int = 10) -> None:
+        self.logger, self.every = logger, every
+        self.losses: list[float] = []
+
+    def record(self, record: dict[str, Any]) -> None:
+        print(json.dumps(record), flush=True)  # noqa: T201 - progress on the console/log
+        self.losses = []
+
+    def step(self, step: int, loss: float, lr: float, elapsed_s: float) -> None:
+        self.losses.append(loss)
+        if step % self.every == 0:
+            mean = np.mean(self.losses[-10:])
+            self.logger.info("step %d loss %.3f lr %.2e (%.1f min)", step, mean, lr, elapsed_s / 60)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Run:
+    """One training process: the model whose weights are saved and scored, the module the loop steps
+    (``--compile``d, DDP-wrapped), the optimizer, the loop state written to ``resume/`` (``step``,
+    ``elapsed_s``, what was seen, the best so far), the data's generator and where it runs."""
+
+    args: argparse.Namespace
+    model: torch.nn.Module
+    train_model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    state: dict[str, Any]
+    rng: np.random.Generator
+    device: torch.device
+    rank: int = 0
+    world: int = 1
+    skip: tuple[str, ...] = ()  # weights resume/ leaves out (a tied head)
+    resumed: bool = False
+
+    @classmethod
+    def start(
+        cls,
+        args: argparse.Namespace,
+        model: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        state: dict[str, Any],
+        process: tuple[int, int, torch.device, np.random.Generator],
+        strict: bool = True,
+        skip: tuple[str, ...] = (),
+    ) -> Run:
+        """``state`` continued from ``resume/`` with ``--resume`` (:func:`resume_into`), then the module to step
+        (:func:`for_training`); ``process`` is :func:`start_process`'s (rank, world, device, generator)."""
+        rank, world, device, rng = process
+        resumed = resume_into(state, args, model, opt, device, rng, strict)
+        train_model = for_training(model, args, world, device)
+        return cls(args, model, train_model, opt, state, rng, device, rank, world, skip, resumed)
+
+
+def run_loop(
+    run: Run,
+    step: Callable[[], tuple[torch.Tensor, float]],
+    evaluate: Callable[[int, float], None],
+    console: Console,
+    seen: str,
+) -> None:
+    """Train until the budget is spent: ``step()`` gives a batch's loss and how much it adds to
+    ``state[seen]``; the loop sets the learning rate (:func:`lr_at`), steps AdamW with the gradient clipped at 1.
+    Every ``--eval-every`` steps and at the end (when steps were taken since the last time), rank 0 calls
+    ``evaluate(step, elapsed_s)`` and writes ``resume/``."""
+    args, state = run.args, run.state
+    started = time.monotonic() - state["elapsed_s"]
+    pending = 0
+    while True:
+        elapsed = time.monotonic() - started
+        progress = budget_progress(state["step"], elapsed, args.max_steps, args.max_minutes)
+        stop = budget_spent(progress, run.world, run.device)
+        at = state["step"]
+        if run.rank == 0 and pending and (at % args.eval_every == 0 or stop):
+            state["elapsed_s"] = elapsed
+            evaluate(at, elapsed)
+            pending = 0
+            save_resume(args.out, run.model, run.opt, {**state, "numpy_rng": run.rng.bit_generator.state}, run.skip)
+        if stop:
+            break
+        lr = lr_at(at, progress, args)
+        for group in run.opt.param_groups:
+            group["lr"] = lr
+        loss, amount = step()
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+        run.opt.step()
+        pending += 1
+        state["step"] += 1
+        state[seen] += amount
+        console.step(state["step"], float(loss.detach()), lr, elapsed)
+    console.close()
+
+
+def train_lm(
+    run: Run,
+    batch: Callable[[], tuple[torch.Tensor, torch.Tensor, int]],
+    validate: Callable[[], float],
+    save_best: Callable[[float], None],
+    console: Console,
+    seen: str = "tokens_seen",
+    autocast: bool = True,
+) -> dict[str, torch.Tensor] | None:
+    """:func:`run_loop` for a language model (``model(x, y)`` returns ``(logits, loss)``; in bfloat16 autocast on
+    CUDA unless ``autocast`` is False): ``batch()`` gives inputs, targets and how many it adds to ``state[seen]``;
+    each evaluation logs :func:`eval_record` and, when ``validate()`` is the best so far, keeps the weights and
+    calls ``save_best(val)``. Returns this run's best weights (None when it never beat the best it resumed with)."""
+    losses: list[float] = []
+    best: dict[str, torch.Tensor] | None = None
+    device = run.device
+
+    def step() -> tuple[torch.Tensor, float]:
+        x, y, amount = batch()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast and device.type == "cuda"):
+            _, loss = run.train_model(x.to(device), y.to(device))
+        losses.append(loss.item())
+        return loss, amount
+
+    def evaluate(at: int, elapsed: float) -> None:
+        nonlocal best
+        val = validate()
+        record = eval_record(at, (seen, run.state[seen]), losses, val, run.opt, elapsed)
+        losses.clear()
+        append_log(run.args.out, record)
+        console.record(record)
+        if val < run.state["best_val"]:
+            run.state.update({"best_val": val, "best_step": at, "best_elapsed_s": elapsed})
+            run.state["best_" + seen.removesuffix("_seen")] = run.state[seen]
+            best = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+            save_best(val)
+
+    run_loop(run, step, evaluate, console, seen)
+    return best
+
+
+def restore_best(model: torch.nn.Module, best: dict[str, torch.Tensor] | None, out: Path, device: torch.device) -> bool:
+    """Load this run's best weights into ``model``, else the best an earlier (resumed) run saved in ``out``;
+    False when there are neither."""
+    if best is not None:
+        model.load_state_dict(best)
+    elif (out / "model.safetensors").is_file():
+        model.load_state_dict(load_file(str(out / "model.safetensors"), device=str(device)), strict=False)
+    else:
+        return False
+    return True

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,17 +31,16 @@ from engine.audio.codec_losses import reconstruction_loss, reconstruction_metric
 from engine.audio.data import Int16Audio, audio_seconds, load_split
 from engine.errors import BadInputError
 from engine.training import (
+    BarConsole,
+    Run,
     add_run_arguments,
     add_schedule_arguments,
     append_log,
-    budget_progress,
-    budget_spent,
     check_budget,
-    for_training,
-    lr_at,
-    resume_into,
-    save_resume,
+    log_to_console,
+    run_loop,
     start_process,
+    trainer_parser,
 )
 
 log = logging.getLogger(__name__)
@@ -50,9 +49,7 @@ SILENCE_RMS = 10 ** (-55 / 20)  # crops quieter than -55 dBFS RMS are drawn agai
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="segue train audio-codec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = trainer_parser("segue train audio-codec", __doc__)
     p.add_argument("--data", type=Path, required=True, help="prepared audio folder or any folder of audio files")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     p.add_argument("--preset", choices=sorted(PRESETS), default="small")
@@ -189,9 +186,7 @@ def _extra(args: argparse.Namespace, data: AudioSet, state: dict[str, Any], metr
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run training as described by ``args`` (see :func:`parse_args`); returns the final val metrics."""
-    from tqdm import tqdm
-
-    rank, world, device, rng = start_process(args)
+    rank, world, device, rng = process = start_process(args)
     config: CodecConfig = PRESETS[args.preset]
     data = AudioSet.load(args.data, config.sample_rate, args.eval_seconds, args.val_fraction)
     codec = Codec(config).to(device)
@@ -199,80 +194,49 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     state: dict[str, Any] = {"step": 0, "audio_seconds": 0.0, "elapsed_s": 0.0, "best": float("inf"), "best_step": -1}
     if rank == 0:
         args.out.mkdir(parents=True, exist_ok=True)
-    resume_into(state, args, codec, opt, device, rng)
-    train_model = for_training(codec, args, world, device)
+    run = Run.start(args, codec, opt, state, process)
     eval_clips = data.val_clips[: args.eval_clips]
     segment = max(config.hop_length, round(args.segment_seconds * config.sample_rate))
     log.info(
         "%s: %.2fM parameters, %d Hz, %.1f frames/s, %d x %d codes; %.1f min train audio, %d val clips; %s x%d",
-        args.preset,
-        codec.num_parameters() / 1e6,
-        config.sample_rate,
-        config.frame_rate,
-        config.n_codebooks,
-        config.codebook_size,
-        data.summary["train_seconds"] / 60,
-        data.val_clips.shape[0],
-        device,
-        world,
-    )
-    started = time.monotonic() - state["elapsed_s"]
-    import sys
-
-    interactive = sys.stderr.isatty()
-    bar = tqdm(
-        total=args.max_steps,
-        initial=state["step"],
-        disable=rank != 0,
-        unit="step",
-        mininterval=0.1 if interactive else 30,
-    )
+        args.preset, codec.num_parameters() / 1e6, config.sample_rate, config.frame_rate, config.n_codebooks,
+        config.codebook_size, data.summary["train_seconds"] / 60, data.val_clips.shape[0], device, world,
+    )  # fmt: skip
+    console = BarConsole(run, ".1e", mininterval=0.1 if sys.stderr.isatty() else 30)
     sums: dict[str, float] = {}
     count = 0
-    while True:
-        elapsed = time.monotonic() - started
-        progress = budget_progress(state["step"], elapsed, args.max_steps, args.max_minutes)
-        stop = budget_spent(progress, world, device)
-        step = state["step"]
-        if rank == 0 and count and (step % args.eval_every == 0 or stop):
-            metrics = evaluate(codec, eval_clips, device)
-            state["elapsed_s"] = elapsed
-            record = {
-                "step": step,
-                "audio_seconds": round(state["audio_seconds"], 1),
-                "minutes": round(elapsed / 60, 3),
-                "lr": opt.param_groups[0]["lr"],
-                **{f"train_{k}": v / count for k, v in sums.items()},
-                **{f"val_{k}": v for k, v in metrics.items()},
-            }
-            sums, count = {}, 0
-            append_log(args.out, record)
-            bar.write(json.dumps(record))
-            if metrics["mel_distance"] < state["best"]:
-                state["best"], state["best_step"] = metrics["mel_distance"], step
-                save_codec(codec, args.out, extra=_extra(args, data, state, metrics))
-            save_resume(args.out, codec, opt, {**state, "numpy_rng": rng.bit_generator.state})
-        if stop:
-            break
-        lr = lr_at(step, progress, args)
-        for group in opt.param_groups:
-            group["lr"] = lr
+
+    def step() -> tuple[torch.Tensor, float]:
+        nonlocal count
         wav = data.batch(args.batch_size, segment, rng).to(device)
-        output, _, commitment = train_model(wav)
+        output, _, commitment = run.train_model(wav)
         losses = reconstruction_loss(wav, output, config.sample_rate)
         loss = losses["total"] + args.commitment_weight * commitment
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(codec.parameters(), 1.0)
-        opt.step()
         for key, value in {**losses, "commitment": commitment, "loss": loss}.items():
             sums[key] = sums.get(key, 0.0) + float(value.detach())
         count += 1
-        state["step"] += 1
-        state["audio_seconds"] += args.batch_size * segment / config.sample_rate * world
-        bar.update(1)
-        bar.set_postfix(loss=f"{float(loss.detach()):.3f}", lr=f"{lr:.1e}")
-    bar.close()
+        return loss, args.batch_size * segment / config.sample_rate * world
+
+    def evaluate_now(at: int, elapsed: float) -> None:
+        nonlocal count
+        metrics = evaluate(codec, eval_clips, device)
+        record = {
+            "step": at,
+            "audio_seconds": round(state["audio_seconds"], 1),
+            "minutes": round(elapsed / 60, 3),
+            "lr": opt.param_groups[0]["lr"],
+            **{f"train_{k}": v / count for k, v in sums.items()},
+            **{f"val_{k}": v for k, v in metrics.items()},
+        }
+        sums.clear()
+        count = 0
+        append_log(args.out, record)
+        console.record(record)
+        if metrics["mel_distance"] < state["best"]:
+            state["best"], state["best_step"] = metrics["mel_distance"], at
+            save_codec(codec, args.out, extra=_extra(args, data, state, metrics))
+
+    run_loop(run, step, evaluate_now, console, "audio_seconds")
     final: dict[str, Any] = {}
     if rank == 0:
         final = _finish(args, codec, data, state, device)
@@ -309,11 +273,8 @@ def _finish(
 
 
 def main(argv: list[str] | None = None) -> int:
-    import sys
-
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_console()
     train(args)
     return 0
 

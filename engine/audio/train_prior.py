@@ -23,7 +23,6 @@ import hashlib
 import io
 import json
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,20 +37,18 @@ from engine.checkpoints import write_json_atomic
 from engine.errors import BadInputError
 from engine.nn.model import GPT
 from engine.training import (
+    BarConsole,
+    Run,
     add_run_arguments,
     add_schedule_arguments,
     append_log,
-    budget_progress,
-    budget_spent,
     check_budget,
-    eval_record,
     evaluate,
-    for_training,
-    lr_at,
+    log_to_console,
     optimizer,
-    resume_into,
-    save_resume,
     start_process,
+    train_lm,
+    trainer_parser,
 )
 
 log = logging.getLogger(__name__)
@@ -61,10 +58,7 @@ ENCODE_CHUNK_SECONDS = 30.0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="python -m engine.audio.train_prior", description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    p = trainer_parser("python -m engine.audio.train_prior", __doc__)
     p.add_argument("--data", type=Path, required=True, help="audio folder (engine.audio.data output or any)")
     p.add_argument("--codec", type=Path, required=True, help="trained codec folder")
     p.add_argument("--out", type=Path, required=True, help="model folder (its name is the model name)")
@@ -201,13 +195,10 @@ class CodeSet:
 def main(argv: list[str]) -> int:
     """Train the prior alone (``python -m engine.audio.train_prior``)."""
     args = parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from tqdm import tqdm
-
+    log_to_console()
     from engine.audio.codec import load_codec
 
-    rank, world, device, rng = start_process(args)
+    rank, world, device, rng = process = start_process(args)
     codec_dir = args.codec.expanduser()
     codec: Codec = load_codec(codec_dir, device)
     cache = args.code_cache or args.out / "code_cache"
@@ -220,62 +211,30 @@ def main(argv: list[str]) -> int:
     config = prior_config(args.preset, codec, args.block_size)
     model = GPT(config).to(device)
     assert special_token(config) == codes.special
-    opt = optimizer(model, args)
     state: dict[str, Any] = {"step": 0, "tokens_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
-    resume_into(state, args, model, opt, device, rng, strict=False)
+    run = Run.start(args, model, optimizer(model, args), state, process, strict=False, skip=("lm_head.weight",))
     autocast = device.type == "cuda"
-    train_model = for_training(model, args, world, device)
     eval_windows = codes.eval_windows(config.block_size, args.eval_windows)
     summary = {"data": str(args.data), "codec": str(codec_dir), "frame_rate": codec.frame_rate,
                **{f"{s}_{k}": v for s, d in codes.meta["splits"].items() for k, v in d.items()}}  # fmt: skip
     log.info("prior %s: %.2fM parameters, %d train frames, %d val frames, device %s x%d", args.preset,
              model.num_parameters() / 1e6, summary["train_frames"], summary["val_frames"], device, world)  # fmt: skip
-    best_state: dict[str, torch.Tensor] | None = None
-    started = time.monotonic() - state["elapsed_s"]
-    bar = tqdm(total=args.max_steps, initial=state["step"], disable=rank != 0, unit="step")
-    losses: list[float] = []
-    while True:
-        elapsed = time.monotonic() - started
-        progress = budget_progress(state["step"], elapsed, args.max_steps, args.max_minutes)
-        stop = budget_spent(progress, world, device)
-        step = state["step"]
-        if rank == 0 and losses and ((step % args.eval_every == 0) or stop):
-            val = evaluate(model, eval_windows, device, autocast)
-            state["elapsed_s"] = elapsed
-            record = eval_record(step, ("tokens_seen", state["tokens_seen"]), losses, val, opt, elapsed)
-            losses = []
-            append_log(args.out, record)
-            bar.write(json.dumps(record))
-            if val < state["best_val"]:
-                state["best_val"], state["best_step"] = val, step
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                save_prior(model, codec, args.out, _codec_ref(args.out, codec_dir), _extra(args, summary, state, val))
-            save_resume(args.out, model, opt, {**state, "numpy_rng": rng.bit_generator.state}, ("lm_head.weight",))
-        if stop:
-            break
-        lr = lr_at(step, progress, args)
-        for group in opt.param_groups:
-            group["lr"] = lr
+    codec_ref = _codec_ref(args.out, codec_dir)
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor, int]:
         x, y = codes.batch("train", args.batch_size, config.block_size, rng)
-        x, y = x.to(device), y.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            _, loss = train_model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-        state["step"] += 1
-        state["tokens_seen"] += x.numel() * world
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{lr:.2e}")
-    bar.close()
-    if rank == 0 and best_state is not None:
-        model.load_state_dict(best_state)
+        return x, y, x.numel() * world
+
+    def save(val: float) -> None:
+        save_prior(model, codec, args.out, codec_ref, _extra(args, summary, state, val))
+
+    best = train_lm(run, batch, lambda: evaluate(model, eval_windows, device, autocast), save, BarConsole(run))
+    if rank == 0 and best is not None:
+        model.load_state_dict(best)
         full = evaluate(model, codes.eval_windows(config.block_size), device, autocast)
         extra = _extra(args, summary, {**state, "step": state["best_step"]}, full)
         extra["val_loss_subset"] = state["best_val"]
-        save_prior(model, codec, args.out, _codec_ref(args.out, codec_dir), extra)
+        save_prior(model, codec, args.out, codec_ref, extra)
         append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
         log.info("best step %d: val loss %.4f nats/code on the whole val split", state["best_step"], full)
     if world > 1:

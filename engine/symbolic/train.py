@@ -10,35 +10,31 @@ AdamW with linear warmup and a cosine decay over whichever budget ends first (``
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file
 
 from engine.nn.model import GPT, PRESETS
 from engine.symbolic.dataset import TokenSet, build_token_cache
 from engine.symbolic.tokenizer import make_tokenizer
 from engine.symbolic.weights import save_symbolic
 from engine.training import (
+    BarConsole,
+    Run,
     add_run_arguments,
     add_schedule_arguments,
     append_log,
-    budget_progress,
-    budget_spent,
     check_budget,
-    eval_record,
     evaluate,
-    for_training,
-    lr_at,
+    log_to_console,
     optimizer,
-    resume_into,
-    save_resume,
+    restore_best,
     start_process,
+    train_lm,
+    trainer_parser,
 )
 
 log = logging.getLogger(__name__)
@@ -47,9 +43,7 @@ TIED = ("lm_head.weight",)  # the GPT's head shares the embedding: not saved twi
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="segue train symbolic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = trainer_parser("segue train symbolic", __doc__)
     p.add_argument("--data", type=Path, required=True, help="folder of MIDI files (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder (its name is the model name)")
     p.add_argument("--preset", choices=sorted(PRESETS), default="small")
@@ -69,11 +63,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from tqdm import tqdm
-
-    rank, world, device, rng = start_process(args)
+    log_to_console()
+    rank, world, device, rng = process = start_process(args)
     tokenizer = make_tokenizer()
     cache = args.token_cache or args.out / "token_cache"
     if rank == 0:
@@ -86,11 +77,9 @@ def main(argv: list[str]) -> int:
     if args.block_size:
         config = replace(config, block_size=args.block_size)
     model = GPT(config).to(device)
-    opt = optimizer(model, args)
     state: dict[str, Any] = {"step": 0, "tokens_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
-    resume_into(state, args, model, opt, device, rng, strict=False)
+    run = Run.start(args, model, optimizer(model, args), state, process, strict=False, skip=TIED)
     autocast = device.type == "cuda"
-    train_model = for_training(model, args, world, device)
     eval_windows = tokens.eval_windows(config.block_size, args.eval_windows)
     summary = {
         k: tokens.meta[k]
@@ -105,50 +94,20 @@ def main(argv: list[str]) -> int:
         device,
         world,
     )
-    best_state: dict[str, torch.Tensor] | None = None
-    started = time.monotonic() - state["elapsed_s"]
-    bar = tqdm(total=args.max_steps, initial=state["step"], disable=rank != 0, unit="step")
-    losses: list[float] = []
-    while True:
-        elapsed = time.monotonic() - started
-        progress = budget_progress(state["step"], elapsed, args.max_steps, args.max_minutes)
-        stop = budget_spent(progress, world, device)
-        step = state["step"]
-        last_eval = step % args.eval_every == 0 and step > 0
-        if rank == 0 and losses and (last_eval or stop):
-            val = evaluate(model, eval_windows, device, autocast)
-            state["elapsed_s"] = elapsed
-            record = eval_record(step, ("tokens_seen", state["tokens_seen"]), losses, val, opt, elapsed)
-            losses = []
-            append_log(args.out, record)
-            bar.write(json.dumps(record))
-            if val < state["best_val"]:
-                state["best_val"], state["best_step"] = val, step
-                state["best_tokens"], state["best_elapsed_s"] = state["tokens_seen"], elapsed
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                save_symbolic(model, tokenizer, args.out, _extra(args, summary, state, val))
-            save_resume(args.out, model, opt, {**state, "numpy_rng": rng.bit_generator.state}, TIED)
-        if stop:
-            break
-        lr = lr_at(step, progress, args)
-        for group in opt.param_groups:
-            group["lr"] = lr
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor, int]:
         x, y = tokens.batch("train", args.batch_size, config.block_size, rng, not args.no_transpose)
-        x, y = x.to(device), y.to(device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-            _, loss = train_model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-        state["step"] += 1
-        state["tokens_seen"] += x.numel() * world
-        bar.update(1)
-        bar.set_postfix(loss=f"{losses[-1]:.3f}", lr=f"{lr:.2e}")
-    bar.close()
-    if rank == 0:
-        _finish(args, model, tokenizer, tokens, summary, state, best_state, device, autocast)
+        return x, y, x.numel() * world
+
+    best = train_lm(
+        run,
+        batch,
+        lambda: evaluate(model, eval_windows, device, autocast),
+        lambda val: save_symbolic(model, tokenizer, args.out, _extra(args, summary, state, val)),
+        BarConsole(run),
+    )
+    if rank == 0 and restore_best(model, best, args.out, device):
+        _finish(args, model, tokenizer, tokens, summary, state, device, autocast)
     if world > 1:
         torch.distributed.destroy_process_group()
     return 0
@@ -183,17 +142,10 @@ def _finish(
     tokens: TokenSet,
     summary: dict[str, Any],
     state: dict[str, Any],
-    best_state: dict[str, torch.Tensor] | None,
     device: torch.device,
     autocast: bool,
 ) -> None:
-    """Score the best weights on the whole val stream and store that figure in config.json."""
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    elif not (args.out / "config.json").is_file():
-        return
-    else:  # best was saved by an earlier (resumed) run: load it
-        model.load_state_dict(load_file(str(args.out / "model.safetensors"), device=str(device)), strict=False)
+    """Score the best weights (loaded in ``model``) on the whole val stream and store that figure in config.json."""
     full = evaluate(model, tokens.eval_windows(model.config.block_size), device, autocast)
     best = {
         **state,

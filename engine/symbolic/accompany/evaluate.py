@@ -5,7 +5,7 @@
 
 1. Export: the weights as float16 (``model.safetensors``), ``config.json``, ``tokenizer.json``, ``train_log.jsonl``.
 2. Held-out loss (nats per scored token: the missing tracks' tokens, see
-   :func:`engine.symbolic.accompany.build_sequence`) on the trainer's fixed validation examples, for the exported
+   :func:`engine.symbolic.accompany.layout.build_sequence`) on the trainer's fixed validation examples, for the exported
    model, for the model it was warm-started from (its vocabulary extended, not fine-tuned) and for 4- and
    7-gram Kneser-Ney models (:mod:`engine.symbolic.ngram`) fit on training examples; and on the first 120
    examples with the known tracks' notes removed (how much the model uses the region).

@@ -5,13 +5,13 @@ copies are left out); each is read into per-role, per-bar tokens once (cached in
 by piece (a hash of its path, as :mod:`engine.symbolic.dataset` does). Every training example is drawn afresh:
 a window of 2..8 bars, which tracks are known and which are missing (half the time: the top voice alone is known,
 as when harmonising a melody), and a transposition of -5..+6 semitones. The loss is the cross-entropy of the
-missing tracks' tokens only (:func:`engine.symbolic.accompany.build_sequence`).
+missing tracks' tokens only (:func:`engine.symbolic.accompany.layout.build_sequence`).
 
 ``--init CHECKPOINT`` starts from a MIDI model (by default the shipped segue-midi-small) with its vocabulary
 extended by the two layout tokens; ``--init none`` trains from scratch (``--preset``). AdamW, warmup then cosine
-over the budget (``--max-steps`` / ``--max-minutes``, whichever ends first, with the helpers of
-:mod:`engine.symbolic.train`). ``OUT`` gets the best-by-validation checkpoint, ``train_log.jsonl`` and ``resume/``
-(``--resume`` continues a killed run).
+over the budget (``--max-steps`` / ``--max-minutes``, whichever ends first: :mod:`engine.training`'s loop).
+``OUT`` gets the best-by-validation checkpoint, ``train_log.jsonl`` and ``resume/`` (``--resume`` continues a
+killed run).
 """
 
 from __future__ import annotations
@@ -19,13 +19,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
 
 from engine.checkpoints import find_checkpoint, write_json_atomic
 from engine.errors import BadInputError
@@ -44,16 +42,16 @@ from engine.symbolic.accompany.layout import (
 from engine.symbolic.dataset import find_midi_files, is_val
 from engine.symbolic.train import TIED
 from engine.training import (
+    LogConsole,
+    Run,
     add_schedule_arguments,
     append_log,
-    budget_progress,
-    budget_spent,
     check_budget,
-    eval_record,
-    lr_at,
+    log_to_console,
     optimizer,
-    resume_into,
-    save_resume,
+    restore_best,
+    train_lm,
+    trainer_parser,
 )
 
 log = logging.getLogger(__name__)
@@ -64,9 +62,7 @@ WEIGHT_CAP_BARS = 64
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="segue train accompany", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    p = trainer_parser("segue train accompany", __doc__)
     p.add_argument("--data", type=Path, action="append", required=True, help="folder of MIDI files (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder (its name is the model name)")
     p.add_argument("--init", default="segue-midi-small", help="MIDI model to start from, or 'none'")
@@ -270,8 +266,7 @@ def initial_model(args: argparse.Namespace, tokens: Tokens, device: torch.device
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_to_console()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -290,7 +285,40 @@ def main(argv: list[str]) -> int:
     val_set = val_examples(val, tokens, args.val_per_piece, block, args.max_bars)
     eval_rng = np.random.default_rng(12345)
     eval_subset = [val_set[i] for i in sorted(eval_rng.permutation(len(val_set))[: args.eval_examples])]
-    summary = {
+    summary = _summary(args, train, val, val_set)
+    log.info(
+        "%.2fM parameters (init %s); %d train pieces (%d bars), %d val pieces, %d val examples",
+        model.num_parameters() / 1e6, init_name, len(train), summary["train_bars"], len(val), len(val_set),
+    )  # fmt: skip
+    state: dict[str, Any] = {"step": 0, "examples_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
+    run = Run.start(args, model, optimizer(model, args), state, (0, 1, device, rng), strict=False, skip=TIED)
+    if not run.resumed and "init_val" not in state:
+        state["init_val"] = evaluate_examples(model, eval_subset, tokens.pad, device)
+        log.info("val loss before training: %.4f", state["init_val"])
+    model.train()
+
+    def batch() -> tuple[torch.Tensor, torch.Tensor, int]:
+        drawn = draw_examples(train, tokens, rng, args.batch_size, block, args.max_bars)
+        x, y = collate([shifts.transpose(e, rng) for e in drawn], tokens.pad)
+        return x, y, len(drawn)
+
+    def save(val_loss: float) -> None:
+        save_accompany(model, tokenizer, args.out, _extra(args, summary, state, init_name, val_loss))
+
+    def validate() -> float:
+        return evaluate_examples(model, eval_subset, tokens.pad, device)
+
+    best = train_lm(run, batch, validate, save, LogConsole(log), "examples_seen", autocast=False)
+    if restore_best(model, best, args.out, device):
+        _finish(args, model, tokenizer, val_set, tokens, summary, state, init_name, device)
+    return 0
+
+
+def _summary(
+    args: argparse.Namespace, train: list[Piece], val: list[Piece], val_set: list[Sequence_]
+) -> dict[str, Any]:
+    """The data as config.json's ``training`` describes it."""
+    return {
         "sources": [str(d.resolve()) for d in args.data],
         "train_pieces": len(train),
         "val_pieces": len(val),
@@ -302,60 +330,6 @@ def main(argv: list[str]) -> int:
         "val_fraction": args.val_fraction,
         "val_piece_keys": sorted(p.key for p in val),
     }
-    log.info(
-        "%.2fM parameters (init %s); %d train pieces (%d bars), %d val pieces, %d val examples",
-        model.num_parameters() / 1e6, init_name, len(train), summary["train_bars"], len(val), len(val_set),
-    )  # fmt: skip
-    opt = optimizer(model, args)
-    state: dict[str, Any] = {"step": 0, "examples_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
-    if not resume_into(state, args, model, opt, device, rng, strict=False) and "init_val" not in state:
-        state["init_val"] = evaluate_examples(model, eval_subset, tokens.pad, device)
-        log.info("val loss before training: %.4f", state["init_val"])
-    started = time.monotonic() - state["elapsed_s"]
-    losses: list[float] = []
-    best_state: dict[str, torch.Tensor] | None = None
-    model.train()
-    while True:
-        elapsed = time.monotonic() - started
-        progress = budget_progress(state["step"], elapsed, args.max_steps, args.max_minutes)
-        stop = budget_spent(progress, 1, device)
-        step = state["step"]
-        if losses and (step % args.eval_every == 0 or stop):
-            val_loss = evaluate_examples(model, eval_subset, tokens.pad, device)
-            state["elapsed_s"] = time.monotonic() - started
-            record = eval_record(
-                step, ("examples_seen", state["examples_seen"]), losses, val_loss, opt, state["elapsed_s"]
-            )
-            losses = []
-            append_log(args.out, record)
-            print(json.dumps(record), flush=True)  # noqa: T201 - progress on the console/log
-            if val_loss < state["best_val"]:
-                state["best_val"], state["best_step"] = val_loss, step
-                state["best_elapsed_s"], state["best_examples"] = state["elapsed_s"], state["examples_seen"]
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                save_accompany(model, tokenizer, args.out, _extra(args, summary, state, init_name, val_loss))
-            save_resume(args.out, model, opt, {**state, "numpy_rng": rng.bit_generator.state}, TIED)
-        if stop:
-            break
-        lr = lr_at(step, progress, args)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        drawn = draw_examples(train, tokens, rng, args.batch_size, block, args.max_bars)
-        batch = [shifts.transpose(e, rng) for e in drawn]
-        x, y = collate(batch, tokens.pad)
-        _, loss = model(x.to(device), y.to(device))
-        assert loss is not None
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(loss.item())
-        state["step"] += 1
-        state["examples_seen"] += len(batch)
-        if state["step"] % 10 == 0:
-            log.info("step %d loss %.3f lr %.2e (%.1f min)", state["step"], np.mean(losses[-10:]), lr, elapsed / 60)
-    _finish(args, model, tokenizer, val_set, tokens, summary, state, best_state, init_name, device)
-    return 0
 
 
 def _extra(
@@ -394,17 +368,10 @@ def _finish(
     tokens: Tokens,
     summary: dict[str, Any],
     state: dict[str, Any],
-    best_state: dict[str, torch.Tensor] | None,
     init_name: str,
     device: torch.device,
 ) -> None:
-    """Score the best weights on every val example and store that figure in config.json."""
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    elif (args.out / "model.safetensors").is_file():
-        model.load_state_dict(load_file(str(args.out / "model.safetensors"), device=str(device)), strict=False)
-    else:
-        return
+    """Score the best weights (loaded in ``model``) on every val example and store that figure in config.json."""
     full = evaluate_examples(model, val_set, tokens.pad, device)
     extra = _extra(args, summary, state, init_name, full)
     extra["val_loss_subset"] = state["best_val"]
