@@ -175,7 +175,7 @@ def add_schedule_arguments(
     p: argparse.ArgumentParser, *, lr: float, warmup_steps: int, eval_every: int, weight_decay: float | None = None
 ) -> None:
     """``--lr`` (``--weight-decay``), ``--warmup-steps``, ``--max-steps``, ``--max-minutes`` and ``--eval-every``,
-    with a trainer's defaults; :func:`check_budget` after parsing."""
+    with a trainer's defaults; :func:`parse_with_budget` parses."""
     p.add_argument("--lr", type=float, default=lr)
     if weight_decay is not None:
         p.add_argument("--weight-decay", type=float, default=weight_decay)
@@ -183,6 +183,16 @@ def add_schedule_arguments(
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-minutes", type=float, default=None, help="total training time, resumed runs included")
     p.add_argument("--eval-every", type=int, default=eval_every)
+
+
+def add_lm_arguments(p: argparse.ArgumentParser, presets: list[str], block_help: str, eval_windows: int) -> None:
+    """A GPT trainer's ``--preset``, ``--block-size``, ``--batch-size``, schedule (lr 1e-3, weight decay 0.1,
+    100 warmup steps, an evaluation every 200) and ``--eval-windows``."""
+    p.add_argument("--preset", choices=presets, default="small")
+    p.add_argument("--block-size", type=int, default=None, help=f"{block_help} (default: the preset's)")
+    p.add_argument("--batch-size", type=int, default=16)
+    add_schedule_arguments(p, lr=1e-3, weight_decay=0.1, warmup_steps=100, eval_every=200)
+    p.add_argument("--eval-windows", type=int, default=eval_windows, help="val windows per periodic eval (final: all)")
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -193,12 +203,6 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (worth it on GPUs)")
     p.add_argument("--name", default=None, help="model name in config.json (default: OUT's folder name)")
-
-
-def check_budget(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """A usage error (exit 2) without a budget."""
-    if args.max_steps is None and args.max_minutes is None:
-        p.error("give --max-steps and/or --max-minutes")
 
 
 def start_process(args: argparse.Namespace) -> tuple[int, int, torch.device, np.random.Generator]:
@@ -425,3 +429,36 @@ def restore_best(model: torch.nn.Module, best: dict[str, torch.Tensor] | None, o
     else:
         return False
     return True
+
+
+def parse_with_budget(p: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``p``'s arguments from ``argv``; a usage error (exit 2) without a budget (``--max-steps``/``--max-minutes``)."""
+    args = p.parse_args(argv)
+    if args.max_steps is None and args.max_minutes is None:
+        p.error("give --max-steps and/or --max-minutes")
+    return args
+
+
+def lm_training(
+    args: argparse.Namespace, summary: dict[str, Any], state: dict[str, Any], **more: Any
+) -> dict[str, Any]:
+    """config.json's ``training`` for a GPT trainer: the data's ``summary``, the preset, steps, tokens seen,
+    minutes, batch size and learning rate of ``state`` and ``args``, then ``more`` and the seed."""
+    return {
+        **summary,
+        "preset": args.preset,
+        "steps": state["step"],
+        "tokens_seen": state["tokens_seen"],
+        "minutes": round(state["elapsed_s"] / 60, 2),
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        **more,
+        "seed": args.seed,
+    }
+
+
+def named(extra: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``extra`` with ``--name`` as its ``name`` when one was given."""
+    if args.name:
+        extra["name"] = args.name
+    return extra

@@ -26,22 +26,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine import training
 from engine.audio.codec import PRESETS, Codec, CodecConfig, save_codec
 from engine.audio.codec_losses import reconstruction_loss, reconstruction_metrics
 from engine.audio.data import Int16Audio, audio_seconds, load_split
 from engine.errors import BadInputError
-from engine.training import (
-    BarConsole,
-    Run,
-    add_run_arguments,
-    add_schedule_arguments,
-    append_log,
-    check_budget,
-    log_to_console,
-    run_loop,
-    start_process,
-    trainer_parser,
-)
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +38,19 @@ SILENCE_RMS = 10 ** (-55 / 20)  # crops quieter than -55 dBFS RMS are drawn agai
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = trainer_parser("segue train audio-codec", __doc__)
+    p = training.trainer_parser("segue train audio-codec", __doc__)
     p.add_argument("--data", type=Path, required=True, help="prepared audio folder or any folder of audio files")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder")
     p.add_argument("--preset", choices=sorted(PRESETS), default="small")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--segment-seconds", type=float, default=1.0)
-    add_schedule_arguments(p, lr=1e-3, warmup_steps=200, eval_every=250)
+    training.add_schedule_arguments(p, lr=1e-3, warmup_steps=200, eval_every=250)
     p.add_argument("--commitment-weight", type=float, default=1.0)
     p.add_argument("--eval-clips", type=int, default=32, help="held-out clips per periodic eval (final: all)")
     p.add_argument("--eval-seconds", type=float, default=4.0, help="length of each held-out clip")
     p.add_argument("--val-fraction", type=float, default=0.05, help="for plain audio folders")
-    add_run_arguments(p)
-    args = p.parse_args(argv)
-    check_budget(p, args)
+    training.add_run_arguments(p)
+    args = training.parse_with_budget(p, argv)
     if args.segment_seconds <= 0 or args.batch_size < 1:
         p.error("--segment-seconds and --batch-size must be positive")
     return args
@@ -179,14 +167,12 @@ def _extra(args: argparse.Namespace, data: AudioSet, state: dict[str, Any], metr
         },
         "val_metrics": metrics,
     }
-    if args.name:
-        extra["name"] = args.name
-    return extra
+    return training.named(extra, args)
 
 
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run training as described by ``args`` (see :func:`parse_args`); returns the final val metrics."""
-    rank, world, device, rng = process = start_process(args)
+    rank, world, device, rng = process = training.start_process(args)
     config: CodecConfig = PRESETS[args.preset]
     data = AudioSet.load(args.data, config.sample_rate, args.eval_seconds, args.val_fraction)
     codec = Codec(config).to(device)
@@ -194,7 +180,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     state: dict[str, Any] = {"step": 0, "audio_seconds": 0.0, "elapsed_s": 0.0, "best": float("inf"), "best_step": -1}
     if rank == 0:
         args.out.mkdir(parents=True, exist_ok=True)
-    run = Run.start(args, codec, opt, state, process)
+    run = training.Run.start(args, codec, opt, state, process)
     eval_clips = data.val_clips[: args.eval_clips]
     segment = max(config.hop_length, round(args.segment_seconds * config.sample_rate))
     log.info(
@@ -202,7 +188,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         args.preset, codec.num_parameters() / 1e6, config.sample_rate, config.frame_rate, config.n_codebooks,
         config.codebook_size, data.summary["train_seconds"] / 60, data.val_clips.shape[0], device, world,
     )  # fmt: skip
-    console = BarConsole(run, ".1e", mininterval=0.1 if sys.stderr.isatty() else 30)
+    console = training.BarConsole(run, ".1e", mininterval=0.1 if sys.stderr.isatty() else 30)
     sums: dict[str, float] = {}
     count = 0
 
@@ -230,13 +216,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         }
         sums.clear()
         count = 0
-        append_log(args.out, record)
+        training.append_log(args.out, record)
         console.record(record)
         if metrics["mel_distance"] < state["best"]:
             state["best"], state["best_step"] = metrics["mel_distance"], at
             save_codec(codec, args.out, extra=_extra(args, data, state, metrics))
 
-    run_loop(run, step, evaluate_now, console, "audio_seconds")
+    training.run_loop(run, step, evaluate_now, console, "audio_seconds")
     final: dict[str, Any] = {}
     if rank == 0:
         final = _finish(args, codec, data, state, device)
@@ -265,7 +251,7 @@ def _finish(
     extra["training"]["total_steps_run"] = state["step"]
     extra["training"]["total_minutes_run"] = round(state["elapsed_s"] / 60, 2)
     save_codec(best, args.out, extra=extra)
-    append_log(
+    training.append_log(
         args.out, {"final": True, "best_step": state["best_step"], **{f"val_{k}": v for k, v in metrics.items()}}
     )
     log.info("best step %d on all %d held-out clips: %s", state["best_step"], data.val_clips.shape[0], metrics)
@@ -274,7 +260,7 @@ def _finish(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    log_to_console()
+    training.log_to_console()
     train(args)
     return 0
 

@@ -31,25 +31,12 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from engine import training
 from engine.atomic import write_bytes
 from engine.audio.prior import PRESETS, Codec, prior_config, save_prior, special_token
 from engine.checkpoints import write_json_atomic
 from engine.errors import BadInputError
 from engine.nn.model import GPT
-from engine.training import (
-    BarConsole,
-    Run,
-    add_run_arguments,
-    add_schedule_arguments,
-    append_log,
-    check_budget,
-    evaluate,
-    log_to_console,
-    optimizer,
-    start_process,
-    train_lm,
-    trainer_parser,
-)
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +45,16 @@ ENCODE_CHUNK_SECONDS = 30.0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = trainer_parser("python -m engine.audio.train_prior", __doc__)
+    p = training.trainer_parser("python -m engine.audio.train_prior", __doc__)
     p.add_argument("--data", type=Path, required=True, help="audio folder (engine.audio.data output or any)")
     p.add_argument("--codec", type=Path, required=True, help="trained codec folder")
     p.add_argument("--out", type=Path, required=True, help="model folder (its name is the model name)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--block-size", type=int, default=None, help="context in frames (default: the preset's)")
-    p.add_argument("--batch-size", type=int, default=16)
-    add_schedule_arguments(p, lr=1e-3, weight_decay=0.1, warmup_steps=100, eval_every=200)
-    p.add_argument("--eval-windows", type=int, default=32, help="val windows per periodic eval (final: all)")
+    training.add_lm_arguments(p, sorted(PRESETS), "context in frames", eval_windows=32)
     p.add_argument("--code-cache", type=Path, default=None, help="default: OUT/code_cache")
     p.add_argument("--val-fraction", type=float, default=0.05, help="for plain audio folders")
-    add_run_arguments(p)
+    training.add_run_arguments(p)
     p.add_argument("--description", default="", help="description stored in config.json")
-    args = p.parse_args(argv)
-    check_budget(p, args)
-    return args
+    return training.parse_with_budget(p, argv)
 
 
 # ------------------------------------------------------------------------------------------------ code cache
@@ -195,10 +176,10 @@ class CodeSet:
 def main(argv: list[str]) -> int:
     """Train the prior alone (``python -m engine.audio.train_prior``)."""
     args = parse_args(argv)
-    log_to_console()
+    training.log_to_console()
     from engine.audio.codec import load_codec
 
-    rank, world, device, rng = process = start_process(args)
+    rank, world, device, rng = process = training.start_process(args)
     codec_dir = args.codec.expanduser()
     codec: Codec = load_codec(codec_dir, device)
     cache = args.code_cache or args.out / "code_cache"
@@ -212,7 +193,8 @@ def main(argv: list[str]) -> int:
     model = GPT(config).to(device)
     assert special_token(config) == codes.special
     state: dict[str, Any] = {"step": 0, "tokens_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
-    run = Run.start(args, model, optimizer(model, args), state, process, strict=False, skip=("lm_head.weight",))
+    opt = training.optimizer(model, args)
+    run = training.Run.start(args, model, opt, state, process, strict=False, skip=("lm_head.weight",))
     autocast = device.type == "cuda"
     eval_windows = codes.eval_windows(config.block_size, args.eval_windows)
     summary = {"data": str(args.data), "codec": str(codec_dir), "frame_rate": codec.frame_rate,
@@ -228,14 +210,17 @@ def main(argv: list[str]) -> int:
     def save(val: float) -> None:
         save_prior(model, codec, args.out, codec_ref, _extra(args, summary, state, val))
 
-    best = train_lm(run, batch, lambda: evaluate(model, eval_windows, device, autocast), save, BarConsole(run))
+    def validate() -> float:
+        return training.evaluate(model, eval_windows, device, autocast)
+
+    best = training.train_lm(run, batch, validate, save, training.BarConsole(run))
     if rank == 0 and best is not None:
         model.load_state_dict(best)
-        full = evaluate(model, codes.eval_windows(config.block_size), device, autocast)
+        full = training.evaluate(model, codes.eval_windows(config.block_size), device, autocast)
         extra = _extra(args, summary, {**state, "step": state["best_step"]}, full)
         extra["val_loss_subset"] = state["best_val"]
         save_prior(model, codec, args.out, codec_ref, extra)
-        append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
+        training.append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
         log.info("best step %d: val loss %.4f nats/code on the whole val split", state["best_step"], full)
     if world > 1:
         torch.distributed.destroy_process_group()
@@ -253,22 +238,11 @@ def _codec_ref(out: Path, codec_dir: Path) -> str:
 def _extra(args: argparse.Namespace, summary: dict[str, Any], state: dict[str, Any], val: float) -> dict[str, Any]:
     extra: dict[str, Any] = {
         "description": args.description or "Segue audio model (a prior over codec codes)",
-        "training": {
-            **summary,
-            "preset": args.preset,
-            "steps": state["step"],
-            "tokens_seen": state["tokens_seen"],
-            "minutes": round(state["elapsed_s"] / 60, 2),
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "seed": args.seed,
-        },  # fmt: skip
+        "training": training.lm_training(args, summary, state),
         "val_loss": val,
         "val_loss_unit": "nats per code (mean over codebooks)",
     }
-    if args.name:
-        extra["name"] = args.name
-    return extra
+    return training.named(extra, args)
 
 
 # ------------------------------------------------------------------------------------------ segue train audio

@@ -17,25 +17,11 @@ from typing import Any
 
 import torch
 
+from engine import training
 from engine.nn.model import GPT, PRESETS
 from engine.symbolic.dataset import TokenSet, build_token_cache
 from engine.symbolic.tokenizer import make_tokenizer
 from engine.symbolic.weights import save_symbolic
-from engine.training import (
-    BarConsole,
-    Run,
-    add_run_arguments,
-    add_schedule_arguments,
-    append_log,
-    check_budget,
-    evaluate,
-    log_to_console,
-    optimizer,
-    restore_best,
-    start_process,
-    train_lm,
-    trainer_parser,
-)
 
 log = logging.getLogger(__name__)
 
@@ -43,28 +29,22 @@ TIED = ("lm_head.weight",)  # the GPT's head shares the embedding: not saved twi
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = trainer_parser("segue train symbolic", __doc__)
+    p = training.trainer_parser("segue train symbolic", __doc__)
     p.add_argument("--data", type=Path, required=True, help="folder of MIDI files (searched recursively)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder (its name is the model name)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="small")
-    p.add_argument("--block-size", type=int, default=None, help="context length (default: the preset's)")
-    p.add_argument("--batch-size", type=int, default=16)
-    add_schedule_arguments(p, lr=1e-3, weight_decay=0.1, warmup_steps=100, eval_every=200)
-    p.add_argument("--eval-windows", type=int, default=64, help="val windows per periodic eval (final: all)")
+    training.add_lm_arguments(p, sorted(PRESETS), "context length", eval_windows=64)
     p.add_argument("--token-cache", type=Path, default=None, help="default: OUT/token_cache")
     p.add_argument("--val-fraction", type=float, default=0.05)
     p.add_argument("--no-transpose", action="store_true", help="switch off transposition augmentation")
-    add_run_arguments(p)
+    training.add_run_arguments(p)
     p.add_argument("--description", default="", help="description stored in config.json")
-    args = p.parse_args(argv)
-    check_budget(p, args)
-    return args
+    return training.parse_with_budget(p, argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    log_to_console()
-    rank, world, device, rng = process = start_process(args)
+    training.log_to_console()
+    rank, world, device, rng = process = training.start_process(args)
     tokenizer = make_tokenizer()
     cache = args.token_cache or args.out / "token_cache"
     if rank == 0:
@@ -78,7 +58,7 @@ def main(argv: list[str]) -> int:
         config = replace(config, block_size=args.block_size)
     model = GPT(config).to(device)
     state: dict[str, Any] = {"step": 0, "tokens_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
-    run = Run.start(args, model, optimizer(model, args), state, process, strict=False, skip=TIED)
+    run = training.Run.start(args, model, training.optimizer(model, args), state, process, strict=False, skip=TIED)
     autocast = device.type == "cuda"
     eval_windows = tokens.eval_windows(config.block_size, args.eval_windows)
     summary = {
@@ -99,14 +79,14 @@ def main(argv: list[str]) -> int:
         x, y = tokens.batch("train", args.batch_size, config.block_size, rng, not args.no_transpose)
         return x, y, x.numel() * world
 
-    best = train_lm(
+    best = training.train_lm(
         run,
         batch,
-        lambda: evaluate(model, eval_windows, device, autocast),
+        lambda: training.evaluate(model, eval_windows, device, autocast),
         lambda val: save_symbolic(model, tokenizer, args.out, _extra(args, summary, state, val)),
-        BarConsole(run),
+        training.BarConsole(run),
     )
-    if rank == 0 and restore_best(model, best, args.out, device):
+    if rank == 0 and training.restore_best(model, best, args.out, device):
         _finish(args, model, tokenizer, tokens, summary, state, device, autocast)
     if world > 1:
         torch.distributed.destroy_process_group()
@@ -114,25 +94,9 @@ def main(argv: list[str]) -> int:
 
 
 def _extra(args: argparse.Namespace, summary: dict[str, Any], state: dict[str, Any], val: float) -> dict[str, Any]:
-    extra = {
-        "modes": ["continue"],
-        "description": args.description,
-        "training": {
-            **summary,
-            "preset": args.preset,
-            "steps": state["step"],
-            "tokens_seen": state["tokens_seen"],
-            "minutes": round(state["elapsed_s"] / 60, 2),
-            "batch_size": args.batch_size,
-            "lr": args.lr,
-            "transpose_augmentation": not args.no_transpose,
-            "seed": args.seed,
-        },
-        "val_loss": val,
-    }
-    if args.name:
-        extra["name"] = args.name
-    return extra
+    facts = training.lm_training(args, summary, state, transpose_augmentation=not args.no_transpose)
+    extra = {"modes": ["continue"], "description": args.description, "training": facts, "val_loss": val}
+    return training.named(extra, args)
 
 
 def _finish(
@@ -146,7 +110,7 @@ def _finish(
     autocast: bool,
 ) -> None:
     """Score the best weights (loaded in ``model``) on the whole val stream and store that figure in config.json."""
-    full = evaluate(model, tokens.eval_windows(model.config.block_size), device, autocast)
+    full = training.evaluate(model, tokens.eval_windows(model.config.block_size), device, autocast)
     best = {
         **state,
         "step": state["best_step"],
@@ -157,7 +121,7 @@ def _finish(
     extra["val_loss_subset"] = state["best_val"]
     extra["training"]["total_steps_run"] = state["step"]
     save_symbolic(model, tokenizer, args.out, extra)
-    append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
+    training.append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
     log.info(
         "best step %d: val loss %.4f nats/token on all %d val tokens", state["best_step"], full, summary["val_tokens"]
     )

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine import training
 from engine.checkpoints import find_checkpoint, write_json_atomic
 from engine.errors import BadInputError
 from engine.nn.model import GPT, PRESETS
@@ -41,18 +42,6 @@ from engine.symbolic.accompany.layout import (
 )
 from engine.symbolic.dataset import find_midi_files, is_val
 from engine.symbolic.train import TIED
-from engine.training import (
-    LogConsole,
-    Run,
-    add_schedule_arguments,
-    append_log,
-    check_budget,
-    log_to_console,
-    optimizer,
-    restore_best,
-    train_lm,
-    trainer_parser,
-)
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +51,13 @@ WEIGHT_CAP_BARS = 64
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = trainer_parser("segue train accompany", __doc__)
+    p = training.trainer_parser("segue train accompany", __doc__)
     p.add_argument("--data", type=Path, action="append", required=True, help="folder of MIDI files (repeatable)")
     p.add_argument("--out", type=Path, required=True, help="checkpoint folder (its name is the model name)")
     p.add_argument("--init", default="segue-midi-small", help="MIDI model to start from, or 'none'")
     p.add_argument("--preset", choices=sorted(PRESETS), default="small", help="architecture with --init none")
     p.add_argument("--batch-size", type=int, default=8)
-    add_schedule_arguments(p, lr=5e-4, weight_decay=0.1, warmup_steps=50, eval_every=100)
+    training.add_schedule_arguments(p, lr=5e-4, weight_decay=0.1, warmup_steps=50, eval_every=100)
     p.add_argument("--max-bars", type=int, default=8, help="longest training window in bars")
     p.add_argument("--eval-examples", type=int, default=96, help="val examples per periodic eval (final: all)")
     p.add_argument("--val-per-piece", type=int, default=6, help="val examples drawn from each held-out piece")
@@ -78,9 +67,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default="cpu")
     p.add_argument("--description", default="")
-    args = p.parse_args(argv)
-    check_budget(p, args)
-    return args
+    return training.parse_with_budget(p, argv)
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -266,7 +253,7 @@ def initial_model(args: argparse.Namespace, tokens: Tokens, device: torch.device
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    log_to_console()
+    training.log_to_console()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -291,7 +278,8 @@ def main(argv: list[str]) -> int:
         model.num_parameters() / 1e6, init_name, len(train), summary["train_bars"], len(val), len(val_set),
     )  # fmt: skip
     state: dict[str, Any] = {"step": 0, "examples_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
-    run = Run.start(args, model, optimizer(model, args), state, (0, 1, device, rng), strict=False, skip=TIED)
+    opt = training.optimizer(model, args)
+    run = training.Run.start(args, model, opt, state, (0, 1, device, rng), strict=False, skip=TIED)
     if not run.resumed and "init_val" not in state:
         state["init_val"] = evaluate_examples(model, eval_subset, tokens.pad, device)
         log.info("val loss before training: %.4f", state["init_val"])
@@ -308,8 +296,8 @@ def main(argv: list[str]) -> int:
     def validate() -> float:
         return evaluate_examples(model, eval_subset, tokens.pad, device)
 
-    best = train_lm(run, batch, validate, save, LogConsole(log), "examples_seen", autocast=False)
-    if restore_best(model, best, args.out, device):
+    best = training.train_lm(run, batch, validate, save, training.LogConsole(log), "examples_seen", autocast=False)
+    if training.restore_best(model, best, args.out, device):
         _finish(args, model, tokenizer, val_set, tokens, summary, state, init_name, device)
     return 0
 
@@ -377,7 +365,7 @@ def _finish(
     extra["val_loss_subset"] = state["best_val"]
     extra["training"]["total_steps_run"] = state["step"]
     save_accompany(model, tokenizer, args.out, extra)
-    append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
+    training.append_log(args.out, {"final": True, "best_step": state["best_step"], "val_loss_full": full})
     log.info("best step %d: val loss %.4f nats/token on %d val examples", state["best_step"], full, len(val_set))
 
 
