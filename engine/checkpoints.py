@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,15 @@ def model_info(ckpt: Checkpoint) -> ModelInfo:
         modes=tuple(cfg.get("modes", ["continue"])),
         parts=tuple(str(p) for p in cfg.get("parts", ())),  # accompany models: the parts they write
     )
+
+
+def config_fields(cls: type[Any], data: dict[str, Any], what: str) -> dict[str, Any]:
+    """A copy of ``data`` (a config.json section) as keyword arguments for the dataclass ``cls``; ValueError naming
+    the keys ``cls`` does not have (``what``: the config's name in the message)."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
+    return dict(data)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from engine.audio.quantizer import ResidualVectorQuantizer
+from engine.checkpoints import config_fields
 from engine.errors import BadInputError, ModelNotFoundError
 
 CODEC_TYPE = "segue-audio-codec"
@@ -70,11 +71,7 @@ class CodecConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CodecConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown codec config keys: {sorted(unknown)}")
-        values = dict(data)
+        values = config_fields(cls, data, "codec")
         if "strides" in values:
             values["strides"] = tuple(int(s) for s in values["strides"])
         return cls(**values)

@@ -16,13 +16,14 @@ parameters, names and shapes it always had.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from engine.checkpoints import config_fields
 from engine.nn import model_fast
 from engine.nn.kv_cache import KVCache
 
@@ -47,11 +48,7 @@ class GPTConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GPTConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown GPT config keys: {sorted(unknown)}")
-        return cls(**data)
+        return cls(**config_fields(cls, data, "GPT"))
 
 
 PRESETS: dict[str, GPTConfig] = {
