@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -239,8 +240,10 @@ def continue_region(
     mixer = None
     if cache_settings is not None and cache_settings.active:
         kinds = TokenKinds.from_tokenizer(model.tokenizer)
+        started = time.perf_counter()  # the loop memory's forward pass over the prompt counts as the cache's time
         probs = prompt_probs(model.model, prompt_ids) if cache_settings.loop is not None else None
         mixer = CacheMixer(prompt_ids, kinds, len(pool_seeds), cache_settings, probs)
+        mixer.report.seconds = time.perf_counter() - started
     with adapted(model.model, prompt_ids, model.tokenizer, adapt_settings, cancel) as adapt_report:
         rows = sample_continuations(
             model.model,

@@ -44,6 +44,9 @@ class LoopSettings:
     # the most the expert's weight reaches: below the sampler's top-p (0.95) with room to spare, so the copy alone
     # never makes a token certain and variants of a loop still differ
     max_weight: float = 0.8
+    # and for every bar in a row the variant has copied exactly, it may weigh this much less: a loop is varied the
+    # more, the longer it has repeated unchanged (otherwise a plain loop gives every variant the same bars)
+    fade: float = 0.8
     periods: tuple[int, ...] = (1, 2, 4, 8)
     sync_confidence: float = 0.99  # while the bar has copied its source exactly so far
     aligned_confidence: float = 0.9  # by position and part, once it has strayed
@@ -91,6 +94,7 @@ class LoopMemory:
         self.program = 0
         self.here: dict[int, int] = {}  # program -> notes started at this position
         self.region_bars: int | None = None  # bars of the region (None while it is being read)
+        self.unvaried = 0  # bars in a row, after the region, that copied their source exactly
         self.period_weights = {p: 1.0 / len(settings.periods) for p in settings.periods}
         self.pending: tuple[str, dict[int, tuple[int, float]]] | None = None  # slot, period -> (token, confidence)
         # slot -> (the expert's, the other side's probability of each token read by observe(token, other))
@@ -103,6 +107,7 @@ class LoopMemory:
         out.previous, out.position, out.program = self.previous, self.position, self.program
         out.here = dict(self.here)
         out.region_bars = self.region_bars
+        out.unvaried = self.unvaried
         out.period_weights = dict(self.period_weights)
         return out
 
@@ -117,6 +122,11 @@ class LoopMemory:
                 v = sum(v * e / ((1 - v) * o + v * e) for e, o in pairs) / (len(pairs) + self.settings.evidence)
             out[slot] = self.settings.weight * v
         return out
+
+    def limit(self) -> float:
+        """The most the expert may weigh now: :attr:`LoopSettings.max_weight`, less for each bar in a row the
+        variant has copied exactly (:attr:`LoopSettings.fade`)."""
+        return self.settings.max_weight * self.settings.fade**self.unvaried
 
     def period(self) -> int:
         """The period weighted most now."""
@@ -266,6 +276,9 @@ class LoopMemory:
             return
         if kind == "Bar":
             if self.current is not None:
+                if self.region_bars is not None and len(self.bars) >= self.region_bars:  # a continuation bar ends
+                    source = self._source(self.period())
+                    self.unvaried = self.unvaried + 1 if source and source.tokens == self.current.tokens else 0
                 self.bars.append(self.current)
             self.current = _Bar()
             self.position = -1

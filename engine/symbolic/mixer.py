@@ -153,10 +153,11 @@ def mixed_nll(
             weights.update(slot, p, cache_p)
             p = mixed
         looped = loop.distribution() if loop is not None else None
-        if looped is not None and loop_weights is not None:
+        if looped is not None and loop is not None and loop_weights is not None:
             slot, (uniform, extra) = looped
             loop_p = uniform + extra.get(int(token), 0.0)
-            mixed = loop_weights.mix(slot, p, loop_p)
+            v = min(loop_weights.weights[slot], loop.limit())
+            mixed = (1 - v) * p + v * loop_p
             loop_weights.update(slot, p, loop_p)
             p = mixed
         out[i] = -math.log(p)
@@ -258,7 +259,7 @@ class CacheMixer:
     ) -> np.ndarray:
         w = self.weights[i].weights[slot] if slot else 0.0
         first = (1 - w) * model_p + w * cache_p
-        v = self.loop_weights[i].weights[loop_slot] if loop_slot else 0.0
+        v = min(self.loop_weights[i].weights[loop_slot], self.loops[i].limit()) if loop_slot else 0.0
         self.pending[i] = (slot, model_p, cache_p, loop_slot, first, loop_p)
         return (1 - v) * first + v * loop_p
 
@@ -273,7 +274,7 @@ class CacheMixer:
                 if slot:
                     self.weights[i].update(slot, float(model_p[token]), float(cache_p[token]))
                 if loop_slot and report is not None:
-                    v = self.loop_weights[i].weights[loop_slot]
+                    v = min(self.loop_weights[i].weights[loop_slot], self.loops[i].limit())
                     looped = v * float(loop_p[token])
                     report.responsibility += looped / max(1e-30, (1 - v) * float(first[token]) + looped)
                     self.loop_weights[i].update(loop_slot, float(first[token]), float(loop_p[token]))

@@ -219,7 +219,7 @@ def test_sampling_with_the_loop_memory_repeats_the_regions_bars_and_keeps_varian
     monkeypatch.setattr(continuation, "CacheMixer", PerturbedMixer)
     model = SymbolicModel.load(find_checkpoint("segue-midi-small"))
     region = read_region(Prompt(midi_path=looped_region(tmp_path)))
-    bars, seeds = 4, [1, 2, 3]
+    bars, seeds = 8, [1, 2, 3]
     info = ContinuationInfo()
     params = GenerationParams(bars=bars, variants=len(seeds), seed=1)
     variants = continue_region(model, region, params, seeds, part_names_for(region.parts), cache=WITH_LOOP, info=info)
@@ -230,15 +230,20 @@ def test_sampling_with_the_loop_memory_repeats_the_regions_bars_and_keeps_varian
         return frozenset((p.program, n.start - bar * span, n.pitch, n.duration)
                          for p in parts for n in p.notes if bar * span <= n.start < (bar + 1) * span)  # fmt: skip
 
+    def rhythm(notes: frozenset[tuple[int, int, int, int]]) -> frozenset[tuple[int, int]]:
+        return frozenset((program, start) for program, start, _, _ in notes)
+
     assert region.ticks_per_quarter == 480
-    region_bar = frozenset(groove_notes())
+    loop_bar = frozenset(groove_notes())
     written = [[bar_notes(parts, i) for i in range(bars)] for parts in variants]
-    repeats = sum(bar == region_bar for row in written for bar in row)
-    assert repeats >= 0.5 * bars * len(seeds), repeats  # most bars are the loop's (measured 9 of 12)
+    every = [bar for row in written for bar in row]
+    # measured over seeds 1-3, 4-6 and 7-9: 22-24 of 24 bars keep the loop's rhythm, 7-9 of 24 repeat it note for note
+    assert sum(rhythm(bar) == rhythm(loop_bar) for bar in every) >= 2 / 3 * len(every)
+    assert sum(bar == loop_bar for bar in every) >= len(every) / 8
     assert len({tuple(row) for row in written}) == len(seeds)  # the variants differ
     report = info.cache.loop if info.cache is not None else None
     assert report is not None and report.period == 1
-    assert report.carried > 0.3, report.carried  # measured 0.65
+    assert report.carried > 0.3, report.carried  # measured 0.52
 
 
 def test_job_notes_say_what_the_loop_memory_learnt(tmp_path: Path) -> None:
@@ -249,3 +254,20 @@ def test_job_notes_say_what_the_loop_memory_learnt(tmp_path: Path) -> None:
                     part_names_for(region.parts), cache=WITH_LOOP, info=info)  # fmt: skip
     notes = " ".join(info.notes())
     assert "loop memory: period 1 bar(s)" in notes and "carried" in notes, notes
+
+
+def test_the_longer_a_variant_repeats_a_bar_unchanged_the_less_the_copy_expert_may_weigh(
+    vocab: dict[str, int], kinds: TokenKinds
+) -> None:
+    settings = LoopSettings()
+    memory = LoopMemory(kinds, settings)
+    for token in stream(vocab, [groove()] * 4):
+        memory.observe(token, 1.0 / kinds.size)
+    memory.end_region()
+    assert memory.limit() == pytest.approx(settings.max_weight)
+    for token in stream(vocab, [groove()] * 2) + [vocab["Bar_None"]]:  # two bars copied exactly
+        memory.observe(token)
+    assert memory.limit() == pytest.approx(settings.max_weight * settings.fade**2)
+    for token in stream(vocab, [groove(root=2)])[1:] + [vocab["Bar_None"]]:  # a varied bar
+        memory.observe(token)
+    assert memory.limit() == pytest.approx(settings.max_weight)
