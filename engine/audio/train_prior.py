@@ -10,10 +10,11 @@
 is encoded once with the codec and the codes cached (``--code-cache``, default ``OUT/code_cache``; rebuilt when
 the codec or the data change). Batches are random windows of the delay-interleaved code streams
 (:mod:`engine.audio.sampling`); windows that reach past a file's start or end see the special id there, and
-positions whose target is the special id are not scored. The loop is the MIDI trainer's, on :mod:`engine.training`'s
-helpers: AdamW, warmup + cosine over whichever budget ends first (``--max-steps``/``--max-minutes``), gradient
-clipping, validation loss in nats per code to ``OUT/train_log.jsonl``, the best checkpoint by validation, ``resume/``
-for ``--resume``, one process or several under ``torchrun`` (DistributedDataParallel; rank 0 writes).
+positions whose target is the special id are not scored. The loop is the MIDI trainer's
+(:func:`engine.training.train_lm`): AdamW, warmup + cosine over whichever budget ends first
+(``--max-steps``/``--max-minutes``), gradient clipping, validation loss in nats per code to
+``OUT/train_log.jsonl``, the best checkpoint by validation, ``resume/`` for ``--resume``, one process or several
+under ``torchrun`` (DistributedDataParallel; rank 0 writes).
 """
 
 from __future__ import annotations
