@@ -47,6 +47,12 @@ class Capabilities:
     import_files: bool
     limitations: str
 
+    @classmethod
+    def transport_only(cls, limitations: str) -> Capabilities:
+        """Reads tempo and position, controls the transport; no markers, no file import (the OSC surfaces of Live,
+        Bitwig and REAPER as we drive them)."""
+        return cls(True, True, True, False, False, limitations)
+
 
 class DawAdapter(Protocol):
     """A DAW spoken to in its own OSC. ``start``/``close`` may be called once each (``close`` twice is fine)."""

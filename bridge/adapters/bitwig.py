@@ -51,21 +51,14 @@ DEFAULT_PORT = 8000
 DEFAULT_FEEDBACK_PORT = 9000
 _BEAT_TEXT = re.compile(r"\s*(-?\d+)\.(\d+)\.(\d+)(?::(\d+))?\s*")
 _SIGNATURE_TEXT = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
-CAPABILITIES = Capabilities(
-    read_tempo=True,
-    read_position=True,
-    transport_control=True,
-    markers=False,
-    import_files=False,
-    limitations=(
-        "Needs DrivenByMoss's 'Open Sound Control' controller added in Bitwig (it listens on 8000 and must send to "
-        "this host on the port we listen on, 9000 by default). Files cannot be placed on Bitwig's arranger over "
-        "DrivenByMoss: its insertFile only loads a file into a clip launcher slot (insert_into_slot here), not at a "
-        "timeline position; drag the variant's files from Segue instead. The position is read from the "
-        "measures.quarters.sixteenths text DrivenByMoss sends (1/400 beat resolution, one time signature assumed); "
-        "there is no numeric position feedback. DrivenByMoss is silent while the transport is stopped, so Segue "
-        "asks it to /refresh (resend everything) after a few seconds of silence. Markers are not wired here."
-    ),
+CAPABILITIES = Capabilities.transport_only(
+    "Needs DrivenByMoss's 'Open Sound Control' controller added in Bitwig (it listens on 8000 and must send to "
+    "this host on the port we listen on, 9000 by default). Files cannot be placed on Bitwig's arranger over "
+    "DrivenByMoss: its insertFile only loads a file into a clip launcher slot (insert_into_slot here), not at a "
+    "timeline position; drag the variant's files from Segue instead. The position is read from the "
+    "measures.quarters.sixteenths text DrivenByMoss sends (1/400 beat resolution, one time signature assumed); "
+    "there is no numeric position feedback. DrivenByMoss is silent while the transport is stopped, so Segue "
+    "asks it to /refresh (resend everything) after a few seconds of silence. Markers are not wired here."
 )
 
 
@@ -125,8 +118,8 @@ class BitwigAdapter(PollingAdapter[BitwigState]):
         self,
         daw: Address = ("127.0.0.1", DEFAULT_PORT),
         *,
-        listen: Address = ("127.0.0.1", DEFAULT_FEEDBACK_PORT),
         refresh_interval_s: float = 5.0,
+        listen: Address = ("127.0.0.1", DEFAULT_FEEDBACK_PORT),
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         if not refresh_interval_s > 0:

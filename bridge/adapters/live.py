@@ -53,21 +53,14 @@ DEFAULT_FEEDBACK_PORT = 11001  # fixed in AbletonOSC (constants.OSC_RESPONSE_POR
 LISTENS = ("/live/song/start_listen/tempo", "/live/song/start_listen/is_playing", "/live/song/start_listen/beat")
 POLL = "/live/song/get/current_song_time"
 MAX_AHEAD_BEATS = 1.0  # how far past Live's last report the position may be moved on at the tempo
-CAPABILITIES = Capabilities(
-    read_tempo=True,
-    read_position=True,
-    transport_control=True,
-    markers=False,
-    import_files=False,
-    limitations=(
-        "Needs the AbletonOSC remote script (Live 11 or later) chosen as a control surface in Live. AbletonOSC "
-        "always replies to UDP port 11001 on the sender's host, so Segue listens there and only one AbletonOSC "
-        "client per host gets the feedback. The position is Live's song time in beats, polled once a second and "
-        "updated on every beat while playing (in between it is moved on at the tempo). Files cannot be placed in "
-        "Live over stock AbletonOSC: it has no way to import audio, and putting an audio clip on the arrangement "
-        "needs Live 12.0.5's Track.create_audio_clip (a Segue remote script, or an AbletonOSC build that exposes "
-        "it); drag the variant's files from Segue instead. Markers (cue points) are not wired here."
-    ),
+CAPABILITIES = Capabilities.transport_only(
+    "Needs the AbletonOSC remote script (Live 11 or later) chosen as a control surface in Live. AbletonOSC "
+    "always replies to UDP port 11001 on the sender's host, so Segue listens there and only one AbletonOSC "
+    "client per host gets the feedback. The position is Live's song time in beats, polled once a second and "
+    "updated on every beat while playing (in between it is moved on at the tempo). Files cannot be placed in "
+    "Live over stock AbletonOSC: it has no way to import audio, and putting an audio clip on the arrangement "
+    "needs Live 12.0.5's Track.create_audio_clip (a Segue remote script, or an AbletonOSC build that exposes "
+    "it); drag the variant's files from Segue instead. Markers (cue points) are not wired here."
 )
 
 
@@ -104,8 +97,8 @@ class LiveAdapter(PollingAdapter[LiveState]):
         self,
         daw: Address = ("127.0.0.1", DEFAULT_PORT),
         *,
-        listen: Address = ("127.0.0.1", DEFAULT_FEEDBACK_PORT),
         poll_interval_s: float = 1.0,
+        listen: Address = ("127.0.0.1", DEFAULT_FEEDBACK_PORT),
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         if not poll_interval_s > 0:

@@ -20,18 +20,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 8000
 DEFAULT_FEEDBACK_PORT = 9000
-CAPABILITIES = Capabilities(
-    read_tempo=True,
-    read_position=True,
-    transport_control=True,
-    markers=False,
-    import_files=False,
-    limitations=(
-        "Uses REAPER's default OSC pattern: tempo, time, beat position, play and stop. It has no time-selection "
-        "pattern, markers are not wired here, and inserting media needs a ReaScript in REAPER. Beats are counted "
-        "from the bar.beat feedback assuming a fixed number of beats per bar (4 unless set). REAPER must send "
-        "feedback to the port we listen on (its OSC 'device port', 9000 by default)."
-    ),
+CAPABILITIES = Capabilities.transport_only(
+    "Uses REAPER's default OSC pattern: tempo, time, beat position, play and stop. It has no time-selection "
+    "pattern, markers are not wired here, and inserting media needs a ReaScript in REAPER. Beats are counted "
+    "from the bar.beat feedback assuming a fixed number of beats per bar (4 unless set). REAPER must send "
+    "feedback to the port we listen on (its OSC 'device port', 9000 by default)."
 )
 
 
@@ -67,8 +60,8 @@ class ReaperAdapter(PollingAdapter[ReaperState]):
         self,
         daw: Address = ("127.0.0.1", DEFAULT_PORT),
         *,
-        listen: Address = ("127.0.0.1", DEFAULT_FEEDBACK_PORT),
         beats_per_bar: int = 4,
+        listen: Address = ("127.0.0.1", DEFAULT_FEEDBACK_PORT),
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         if beats_per_bar < 1:
