@@ -115,11 +115,7 @@ def place_variant(
 
 
 def place_or_original(
-    job_dir: Path,
-    record: JobRecord,
-    variant: VariantRecord,
-    track: str,
-    position_seconds: float | None,
+    job_dir: Path, record: JobRecord, variant: VariantRecord, track: str, position_seconds: float | None
 ) -> list[PlacedFile]:
     """:func:`place_variant`, or (when the copies cannot be made) the job's own files with a logged warning, so
     that the DAW still gets something to place."""

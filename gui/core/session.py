@@ -17,19 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge import events
 from bridge.adapters import DawAdapter, open_adapter
 from bridge.daemon import MidiClockIn, combined_transport
-from bridge.events import (
-    BridgeEvent,
-    DawRegion,
-    JobDone,
-    JobFailed,
-    JobProgress,
-    JobStarted,
-    Placement,
-    RequestFailed,
-    TransportState,
-)
 from bridge.jobs import list_jobs
 from bridge.link import LinkChanged, LinkEndpoint, LinkFailed, LinkLoaded, LinkPlaySent, link_transport
 from bridge.midiports import input_names
@@ -63,7 +53,7 @@ log = logging.getLogger(__name__)
 
 
 SessionEvent = (
-    BridgeEvent
+    events.BridgeEvent
     | AuditionEvent
     | EngineState
     | OscHeard
@@ -136,9 +126,9 @@ class Session(SessionLinks, SessionRegion, SessionVariants, SessionPlugins):
         self._started = False
         self._closed = False
         self._cancel_on_start = 0  # waiting jobs to stop as they start
-        self._last_watch_region: DawRegion | None = None
+        self._last_watch_region: events.DawRegion | None = None
         self.tapper = TapTempo()
-        self._placed: dict[tuple[str, str], list[Placement]] = {}  # the files sent for the latest placement
+        self._placed: dict[tuple[str, str], list[events.Placement]] = {}  # the files sent for the latest placement
         self._init_models()
 
     def _init_models(self) -> None:
@@ -219,7 +209,7 @@ class Session(SessionLinks, SessionRegion, SessionVariants, SessionPlugins):
             log.exception("handling %s failed", type(event).__name__)
             self.say("error", f"Something went wrong while showing {type(event).__name__}: {e}")
 
-    def _on_started(self, event: JobStarted) -> None:
+    def _on_started(self, event: events.JobStarted) -> None:
         jobs = self.models.jobs.value
         waiting = max(0, jobs.waiting - 1) if event.origin is None else jobs.waiting
         rows = (*[r for r in jobs.rows if r.job_id != event.job_id], JobRow(event.job_id, "running", 0.0, "starting"))
@@ -233,17 +223,17 @@ class Session(SessionLinks, SessionRegion, SessionVariants, SessionPlugins):
                 return
             self._set_row(event.job_id, message="cancelling...")
 
-    def _on_progress(self, event: JobProgress) -> None:
+    def _on_progress(self, event: events.JobProgress) -> None:
         self._set_row(event.job_id, status="running", fraction=event.fraction, message=event.message)
 
-    def _on_done(self, event: JobDone) -> None:
+    def _on_done(self, event: events.JobDone) -> None:
         self._set_row(event.job_id, status="done", fraction=1.0, message="done")
         self.refresh_history()
         self.open_job(event.job_json_path.parent, show_region=False)  # its region is the one shown
         count = len(self.models.variants.value.items)
         self.say("info", f"{count} variant(s) ready. Play them, star the keepers, drag one into your DAW.")
 
-    def _on_failed(self, event: JobFailed) -> None:
+    def _on_failed(self, event: events.JobFailed) -> None:
         self._set_row(event.job_id, status=event.status, message=event.message)
         self.refresh_history()
         if event.status == "cancelled":
@@ -252,13 +242,13 @@ class Session(SessionLinks, SessionRegion, SessionVariants, SessionPlugins):
             self.engine.check()  # an engine process that died shows as failed
             self.say("error", f"Generation failed: {event.message}")
 
-    def _on_request_failed(self, event: RequestFailed) -> None:
+    def _on_request_failed(self, event: events.RequestFailed) -> None:
         if event.origin is None:
             jobs = self.models.jobs.value
             self.models.jobs.update(waiting=max(0, jobs.waiting - 1))
         self.say("error", f"Could not start: {event.message}")
 
-    def _on_placement(self, event: Placement) -> None:
+    def _on_placement(self, event: events.Placement) -> None:
         """One message for a variant's placement that names every file sent (they arrive one by one)."""
         key = (event.job_id, event.variant_id)
         sent = [*self._placed.get(key, []), event]
@@ -313,12 +303,12 @@ class Session(SessionLinks, SessionRegion, SessionVariants, SessionPlugins):
         self.models.variants.update(items=items)
 
     _HANDLERS: dict[type, Callable[[Session, Any], None]] = {
-        JobStarted: _on_started,
-        JobProgress: _on_progress,
-        JobDone: _on_done,
-        JobFailed: _on_failed,
-        RequestFailed: _on_request_failed,
-        Placement: _on_placement,
+        events.JobStarted: _on_started,
+        events.JobProgress: _on_progress,
+        events.JobDone: _on_done,
+        events.JobFailed: _on_failed,
+        events.RequestFailed: _on_request_failed,
+        events.Placement: _on_placement,
         EngineState: _on_engine,
         OscHeard: _on_heard,
         OscRejected: _on_rejected,
@@ -336,7 +326,7 @@ class Session(SessionLinks, SessionRegion, SessionVariants, SessionPlugins):
 
     # -- transport ---------------------------------------------------------------------------------------------
 
-    def transport(self) -> TransportState:
+    def transport(self) -> events.TransportState:
         """The DAW's transport from a Segue Link plugin, the MIDI clock and/or the DAW adapter (any thread)."""
         provider = combined_transport(self._links.clock, self._links.adapter)
         if self._links.link is not None:
@@ -344,7 +334,7 @@ class Session(SessionLinks, SessionRegion, SessionVariants, SessionPlugins):
         if provider is not None:
             return provider()
         region = self.service.region if self._started else None
-        return TransportState(tempo_bpm=region.tempo_bpm if region is not None else 0.0)
+        return events.TransportState(tempo_bpm=region.tempo_bpm if region is not None else 0.0)
 
     def tick(self) -> None:
         """Refresh the transport display and the playhead (a timer calls this a few times a second); show a region

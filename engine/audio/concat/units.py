@@ -19,16 +19,7 @@ import numpy.typing as npt
 from engine.api import Meter
 from engine.audio.continuation import BarGrid
 from engine.errors import BadInputError
-from engine.evaluate.signal import (
-    GRID_WINDOW_S,
-    beat_chromas,
-    chroma_clarity,
-    detect_onsets,
-    frame_params,
-    grid_share,
-    mel_filterbank,
-    power_spectrogram,
-)
+from engine.evaluate import signal
 
 Array = npt.NDArray[np.float64]
 MAX_BARS = 32  # the region's last bars that are analysed (a longer region: its last 32 bars)
@@ -134,14 +125,14 @@ def analyse_region(
     count = bars * per_bar
     starts = np.array([grid.samples(k / per_bar, sample_rate) for k in range(count + 1)], dtype=np.int64)
     mono = audio.mean(axis=0).astype(np.float64)
-    onset_times = detect_onsets(mono, sample_rate)
+    onset_times = signal.detect_onsets(mono, sample_rate)
     onsets = np.round(onset_times * sample_rate).astype(np.int64)
     notes += check_tempo(onset_times, grid, audio.shape[1] / sample_rate)
     features, strength = _features(mono, sample_rate, starts, onsets)
-    chroma = beat_chromas(mono, sample_rate, length / count, count, end=length)
+    chroma = signal.beat_chromas(mono, sample_rate, length / count, count, end=length)
     return RegionUnits(
         audio, sample_rate, grid, slices, bars, starts, onsets, features, strength, _gram(audio, starts), tuple(notes),
-        chroma, chroma_clarity(chroma),
+        chroma, signal.chroma_clarity(chroma),
     )  # fmt: skip
 
 
@@ -152,11 +143,11 @@ def check_tempo(onsets_s: Array, grid: BarGrid, seconds: float) -> list[str]:
     if len(onsets_s) < TEMPO_MIN_ONSETS:
         return [f"only {len(onsets_s)} clear onsets in the region: its slices are cut on the grid alone"]
     sixteenth = 60.0 / grid.tempo_bpm / 4
-    share = grid_share(onsets_s, sixteenth) or 0.0
+    share = signal.grid_share(onsets_s, sixteenth) or 0.0
     best_tempo, best_share = grid.tempo_bpm, share
     for factor in np.linspace(1 - TEMPO_SEARCH, 1 + TEMPO_SEARCH, 241):
         tempo = grid.tempo_bpm * float(factor)
-        s = grid_share(onsets_s, 60.0 / tempo / 4) or 0.0
+        s = signal.grid_share(onsets_s, 60.0 / tempo / 4) or 0.0
         if s > best_share + 1e-9:
             best_tempo, best_share = tempo, s
     phase = np.mod(onsets_s, sixteenth)
@@ -165,17 +156,17 @@ def check_tempo(onsets_s: Array, grid: BarGrid, seconds: float) -> list[str]:
         drift = float(np.polyfit(onsets_s, offset_ms, 1)[0]) * grid.bar_seconds if len(onsets_s) > 2 else 0.0
         raise BadInputError(
             f"the onsets disagree with the grid at {grid.tempo_bpm:g} BPM: only {share:.0%} of the region's "
-            f"{len(onsets_s)} onsets lie within {GRID_WINDOW_S * 1000:.0f} ms of its 1/16 grid (median distance "
+            f"{len(onsets_s)} onsets lie within {signal.GRID_WINDOW_S * 1000:.0f} ms of its 1/16 grid (median distance "
             f"{float(np.median(np.abs(offset_ms))):.0f} ms, drifting {drift:+.0f} ms per bar), while "
             f"{best_share:.0%} fit {best_tempo:.1f} BPM: give the region's real tempo (--tempo {best_tempo:.1f}?) "
             f"and check that it starts on a bar line"
         )
     shifts = np.arange(64) * sixteenth / 64
-    moved = [grid_share(onsets_s, sixteenth, origin_s=float(d)) or 0.0 for d in shifts]
+    moved = [signal.grid_share(onsets_s, sixteenth, origin_s=float(d)) or 0.0 for d in shifts]
     best = int(np.argmax(moved))
     if share < 0.6 and moved[best] >= max(0.75, share + 0.25):
         rel = np.mod(onsets_s - shifts[best] + sixteenth / 2, sixteenth) - sixteenth / 2  # onsets around that grid
-        shift = float(shifts[best] + np.median(rel[np.abs(rel) <= GRID_WINDOW_S]))
+        shift = float(shifts[best] + np.median(rel[np.abs(rel) <= signal.GRID_WINDOW_S]))
         shift_ms = 1000 * (shift - sixteenth * round(shift / sixteenth))
         raise BadInputError(
             f"the region's onsets sit {shift_ms:+.0f} ms off its 1/16 grid at {grid.tempo_bpm:g} BPM: "
@@ -197,9 +188,9 @@ def _features(
 ) -> tuple[Array, Array]:
     """Per slice: MFCC mean, MFCC of its first quarter (the attack), chroma, loudness and onset strength,
     each group standardised over the region's slices; and the onset strength alone (z-scored)."""
-    n_fft, hop = frame_params(rate)
-    power = power_spectrogram(np.pad(mono, (n_fft // 2, n_fft // 2)), n_fft, hop)
-    mel = np.log(power @ mel_filterbank(n_fft, rate, N_MELS).T + 1e-10)
+    n_fft, hop = signal.frame_params(rate)
+    power = signal.power_spectrogram(np.pad(mono, (n_fft // 2, n_fft // 2)), n_fft, hop)
+    mel = np.log(power @ signal.mel_filterbank(n_fft, rate, N_MELS).T + 1e-10)
     k = np.arange(N_MELS)
     dct = np.cos(np.pi / N_MELS * (k[None, :] + 0.5) * np.arange(N_MFCC)[:, None])
     mfcc = mel @ dct.T
