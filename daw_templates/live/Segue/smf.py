@@ -15,6 +15,17 @@ def _vlq(n):
     return bytes(out)
 
 
+def _read_vlq(track, pos):
+    """A variable-length quantity at ``track[pos]``: (value, the position after it)."""
+    value = 0
+    while True:
+        byte = track[pos]
+        pos += 1
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, pos
+
+
 def write(path, notes, tempo_bpm, meter, length_beats):
     """``notes``: (pitch, start_beats, length_beats, velocity) from the region's start; one-track format 0."""
     events = []
@@ -56,13 +67,7 @@ def read(path):
         track, index = data[index + 8 : index + 8 + size], index + 8 + size
         pos, tick, status, held = 0, 0, 0, {}
         while pos < len(track):
-            delta = 0
-            while True:
-                byte = track[pos]
-                pos += 1
-                delta = (delta << 7) | (byte & 0x7F)
-                if byte < 0x80:
-                    break
+            delta, pos = _read_vlq(track, pos)
             tick += delta
             if track[pos] >= 0x80:
                 status = track[pos]
@@ -70,24 +75,12 @@ def read(path):
             kind = status & 0xF0
             if status == 0xFF:
                 meta, pos = track[pos], pos + 1
-                length = 0
-                while True:
-                    byte = track[pos]
-                    pos += 1
-                    length = (length << 7) | (byte & 0x7F)
-                    if byte < 0x80:
-                        break
+                length, pos = _read_vlq(track, pos)
                 pos += length
                 if meta == 0x2F:
                     break
             elif status in (0xF0, 0xF7):
-                length = 0
-                while True:
-                    byte = track[pos]
-                    pos += 1
-                    length = (length << 7) | (byte & 0x7F)
-                    if byte < 0x80:
-                        break
+                length, pos = _read_vlq(track, pos)
                 pos += length
             elif kind in (0xC0, 0xD0):
                 pos += 1
