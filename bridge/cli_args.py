@@ -225,21 +225,14 @@ def _bridge_arguments(p: argparse.ArgumentParser) -> None:
         default="first",
         help="which variants to place by itself when a job is done (%(default)s)",
     )
-    p.add_argument(
-        "--capture-input",
-        metavar="DEVICE",
-        help="audio input for /segue/capture/arm (a name or number from `segue doctor`; default: the default "
+    _recording_arguments(
+        p,
+        "--capture-",
+        input_help="audio input for /segue/capture/arm (a name or number from `segue doctor`; default: the default "
         "input); takes go to OUT/captures/ and become the current region",
+        latency_help="the DAW's output latency for captures (see `segue capture --help`; Ardour: -2048)",
+        meter_help="the meter of captures (%(default)s)",
     )
-    p.add_argument("--capture-channels", type=int, metavar="N", help="input channels to record (default: up to 2)")
-    p.add_argument(
-        "--capture-latency-frames",
-        type=int,
-        default=0,
-        metavar="F",
-        help="the DAW's output latency for captures (see `segue capture --help`; Ardour: -2048)",
-    )
-    p.add_argument("--capture-meter", default="4/4", metavar="N/D", help="the meter of captures (%(default)s)")
     p.add_argument(
         "--watch",
         type=Path,
@@ -261,23 +254,16 @@ def _capture_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help="the MIDI input the DAW sends clock to (see `segue doctor`); backend from $MIDO_BACKEND",
     )
-    p.add_argument(
-        "--input",
-        metavar="DEVICE",
-        help="audio input: a name (or part of one) or a number from `segue doctor` (default: the default input). "
-        "On JACK, PortAudio's device 'system' records system:capture_*; connect the DAW's outputs to "
+    _recording_arguments(
+        p,
+        "--",
+        input_help="audio input: a name (or part of one) or a number from `segue doctor` (default: the default "
+        "input). On JACK, PortAudio's device 'system' records system:capture_*; connect the DAW's outputs to "
         "PortAudio:in_* or name a JACK client (e.g. 'ardour') to have it connected",
+        latency_help="frame at which the audio is heard minus frame at which the clock says so: positive when the "
+        "audio comes later than the clock, negative when earlier (Ardour 7 on JACK: -2048; jack_midi_clock: 0)",
+        meter_help="the meter, for the bar lines (%(default)s)",
     )
-    p.add_argument("--channels", type=int, metavar="N", help="input channels to record (default: up to 2)")
-    p.add_argument(
-        "--latency-frames",
-        type=int,
-        default=0,
-        metavar="F",
-        help="frame at which the audio is heard minus frame at which the clock says so: positive when the audio "
-        "comes later than the clock, negative when earlier (Ardour 7 on JACK: -2048; jack_midi_clock: 0)",
-    )
-    p.add_argument("--meter", default="4/4", metavar="N/D", help="the meter, for the bar lines (%(default)s)")
     p.add_argument("--rate", type=int, metavar="HZ", help="require this sample rate (default: the device's own)")
     p.add_argument(
         "--wait",
@@ -288,6 +274,17 @@ def _capture_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", type=Path, help="the WAV to write (default: ./capture-DATE-TIME.wav); never overwritten")
     p.add_argument("--json", action="store_true", help="print the take's details as JSON on stdout")
+
+
+def _recording_arguments(
+    p: argparse.ArgumentParser, prefix: str, *, input_help: str, latency_help: str, meter_help: str
+) -> None:
+    """The options of a recording (input, channels, latency, meter), named ``PREFIXinput`` ...: ``segue capture``'s
+    own (``--``) and ``segue bridge``'s for /segue/capture/arm (``--capture-``)."""
+    p.add_argument(f"{prefix}input", metavar="DEVICE", help=input_help)
+    p.add_argument(f"{prefix}channels", type=int, metavar="N", help="input channels to record (default: up to 2)")
+    p.add_argument(f"{prefix}latency-frames", type=int, default=0, metavar="F", help=latency_help)
+    p.add_argument(f"{prefix}meter", default="4/4", metavar="N/D", help=meter_help)
 
 
 def _serve_arguments(p: argparse.ArgumentParser) -> None:

@@ -371,12 +371,7 @@ def mix_stems(
 
 
 def render(
-    score: AnyScore,
-    sample_rate: int,
-    length_seconds: float,
-    soundfont: SoundFontArg = None,
-    *,
-    gain_db: float = 0.0,
+    score: AnyScore, sample_rate: int, length_seconds: float, soundfont: SoundFontArg = None, *, gain_db: float = 0.0
 ) -> Rendering:
     """Render every part and their mix, with headroom: see :func:`render_parts` and :func:`mix_stems`."""
     resolved = _resolve_soundfont(soundfont)
