@@ -75,19 +75,63 @@ def strip_midi_bytes(data: bytes, name: str = "the MIDI file") -> bytes:
 
 
 def stamp_midi_bytes(data: bytes, record: ProvenanceRecord, name: str = "the MIDI file") -> bytes:
-    """``data`` (a Standard MIDI File) with Segue's three meta events first in its first track."""
+    """``data`` (a Standard MIDI File) with Segue's three meta events first in its first track.
+
+    A file with none of Segue's events yet (what the engine writes) gets them inserted as bytes at the start of
+    its first track, every other byte kept; one stamped before is decoded, its old events dropped and re-encoded.
+    """
+    payload = bytes([MANUFACTURER_ID]) + MAGIC + json.dumps(record.to_json(), sort_keys=True).encode("ascii")
+    texts = (text_line(record), copyright_line(record))
+    inserted = _inserted(data, texts, payload)
+    if inserted is not None:
+        return inserted
     midi = parse_midi_bytes(data, name)
     if not midi.tracks:
         raise BadInputError(f"{name} has no tracks; nothing to stamp")
     kept = _without_ours(midi.tracks[0])
-    payload = bytes([MANUFACTURER_ID]) + MAGIC + json.dumps(record.to_json(), sort_keys=True).encode("ascii")
     ours = [
-        MetaMessage("text", text=text_line(record), time=0),
-        MetaMessage("copyright", text=copyright_line(record), time=0),
+        MetaMessage("text", text=texts[0], time=0),
+        MetaMessage("copyright", text=texts[1], time=0),
         MetaMessage("sequencer_specific", data=list(payload), time=0),
     ]
     midi.tracks[0] = MidiTrack(ours + kept)
     return midi_bytes(midi)
+
+
+def _inserted(data: bytes, texts: tuple[str, str], payload: bytes) -> bytes | None:
+    """``data`` with the three events (delta time 0) put first in its first ``MTrk`` chunk, or None when the file
+    may already hold one of Segue's events or its header and first track chunk are not plainly readable (the
+    caller then decodes it). The meta events cancel no running status: a track's first event carries its own."""
+    if MAGIC in data or _TEXT_PREFIX.encode() in data or _COPYRIGHT_PREFIX.encode() in data:
+        return None
+    if len(data) < 14 or data[:4] != b"MThd":
+        return None
+    header_end = 8 + int.from_bytes(data[4:8], "big")
+    if header_end < 14 or int.from_bytes(data[10:12], "big") < 1:  # no tracks
+        return None
+    track = data[header_end : header_end + 8]
+    if len(track) < 8 or track[:4] != b"MTrk":
+        return None
+    length = int.from_bytes(track[4:8], "big")
+    body = header_end + 8
+    if body + length > len(data):
+        return None
+    events = b"".join(
+        b"\x00\xff" + bytes([kind]) + _var_length(len(raw)) + raw
+        for kind, raw in ((0x01, texts[0].encode("latin-1")), (0x02, texts[1].encode("latin-1")), (0x7F, payload))
+    )
+    size = length + len(events)
+    return data[:header_end] + b"MTrk" + size.to_bytes(4, "big") + events + data[body:]
+
+
+def _var_length(value: int) -> bytes:
+    """A MIDI variable-length quantity: 7 bits a byte, most significant first, the high bit set on all but the last."""
+    out = [value & 0x7F]
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
 
 
 def read_midi_provenance(data: bytes, name: str = "the MIDI file") -> MidiInfo:

@@ -210,15 +210,19 @@ def with_chunks(
     audio = _find(chunks, b"data")
     if _find(chunks, b"fmt ") is None or audio is None:
         raise BadInputError(f"{name} lacks a fmt or data chunk; it is not a usable WAV file")
-    parts: list[bytes] = []
+    view = memoryview(data)  # slices of it are not copies: the audio is copied once, by the join
+    parts: list[bytes | memoryview] = [b"RIFF", b"", b"WAVE"]
     for chunk in chunks:
         if chunk is audio:
             parts.extend(_chunk(chunk_id, body) for chunk_id, body in new.items())
-        parts.append(data[chunk.offset - 8 : chunk.offset + chunk.size] + (b"\0" if chunk.size & 1 else b""))
-    body = b"".join(parts)
-    if 4 + len(body) > MAX_RIFF_SIZE:
+        parts.append(view[chunk.offset - 8 : chunk.offset + chunk.size])
+        if chunk.size & 1:
+            parts.append(b"\0")
+    size = sum(len(part) for part in parts) - 8
+    if size > MAX_RIFF_SIZE:
         raise BadInputError(f"{name} with its metadata would pass RIFF's 4 GiB limit")
-    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WAVE" + body
+    parts[1] = struct.pack("<I", size)
+    return b"".join(parts)
 
 
 def _chunk(chunk_id: bytes, body: bytes) -> bytes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -33,6 +34,7 @@ from engine.provenance.record import (
 from engine.provenance.riff import (
     BEXT_ID,
     Bext,
+    Chunk,
     WaveFormat,
     chunk_bytes,
     coding_history,
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 WAV_SUFFIXES = (".wav", ".wave", ".bwf")
 MIDI_SUFFIXES = (".mid", ".midi", ".smf")
+STAMP_WORKERS = 1  # files stamped at once (the bench: bench/bench_provenance.py)
 
 
 @dataclass(frozen=True)
@@ -105,9 +108,18 @@ def stamp_wav_bytes(
     stamped = with_chunks(data, {BEXT_ID: pack_bext(bext), IXML_ID: build_ixml(record)}, (C2PA_CHUNK_ID,), title)
     if credentials is not None:
         stamped = sign_wav(stamped, record, credentials, title)
-    if chunk_bytes(stamped, b"data") != chunk_bytes(data, b"data", chunks):  # a plain if: holds under python -O
+    if not _same_audio(stamped, data, title, chunks):  # a plain if: holds under python -O
         raise EngineError(f"stamping {title} changed its audio data; the file was left as it was")
     return stamped
+
+
+def _same_audio(stamped: bytes, data: bytes, name: str, chunks: list[Chunk]) -> bool:
+    """Whether both WAVs' ``data`` chunks hold the same bytes (compared in place: no 5 MB copies)."""
+    new = next((c for c in parse_chunks(stamped, name) if c.id == b"data"), None)
+    old = next((c for c in chunks if c.id == b"data"), None)
+    if new is None or old is None:
+        return new is old
+    return new.size == old.size and stamped.startswith(memoryview(data)[old.offset : old.offset + old.size], new.offset)
 
 
 def read_record(data: bytes, name: str) -> ProvenanceRecord | None:
@@ -121,9 +133,16 @@ def read_record(data: bytes, name: str) -> ProvenanceRecord | None:
         return None
 
 
-def stamp_job(job_dir: Path, job: Mapping[str, Any], settings: ProvenanceSettings) -> StampReport:
+def stamp_job(
+    job_dir: Path, job: Mapping[str, Any], settings: ProvenanceSettings, workers: int = STAMP_WORKERS
+) -> StampReport:
     """Stamp every WAV and MIDI file a finished job lists (``job.json``'s shape). Never raises for one file: what
-    goes wrong is logged and returned in :attr:`StampReport.problems` (the job's files stay as they were)."""
+    goes wrong is logged and returned in :attr:`StampReport.problems` (the job's files stay as they were).
+
+    ``workers``: files stamped at once, on threads (C2PA signing and ``fsync`` run outside the GIL). One by default:
+    on the shared two-core machine two were slower, not faster (``bench/bench_provenance.py``). The report lists
+    the files in the job's order. A listed path that leads out of the job folder (``..``, a link) is not stamped.
+    """
     records = records_for_job(job, settings)
     credentials, problems = None, []
     if settings.sign and any(PurePosixPath(rel).suffix.lower() in WAV_SUFFIXES for rel in records):
@@ -133,38 +152,74 @@ def stamp_job(job_dir: Path, job: Mapping[str, Any], settings: ProvenanceSetting
             problems.append(f"no C2PA signature: {e}")
         except ImportError as e:  # cryptography comes with the provenance extra
             problems.append(f"no C2PA signature: {e}")
-    stamped, signed = [], []
-    for rel, record in records.items():
-        path = job_dir / rel
-        suffix = path.suffix.lower()
-        if suffix not in WAV_SUFFIXES + MIDI_SUFFIXES:
-            continue
-        try:
-            data = path.read_bytes()
-            if suffix in WAV_SUFFIXES:
-                record, problem = _keep_remote_facts(data, record, rel)
-                if problem:
-                    problems.append(problem)
-                try:
-                    new = stamp_wav_bytes(data, record, credentials, path.name)
-                except EngineError as e:
-                    if credentials is None:
-                        raise
-                    problems.append(f"{rel}: not signed ({e})")
-                    new = stamp_wav_bytes(data, record, None, path.name)
-            else:
-                new = stamp_midi_bytes(data, record, rel)
-            atomic.write_bytes(path, new, overwrite=True)
-        except (SegueError, OSError) as e:
-            problems.append(f"{rel}: no provenance written ({e})")
-            continue
-        stamped.append(rel)
-        if suffix in WAV_SUFFIXES and any(c.id == C2PA_CHUNK_ID for c in parse_chunks(new, rel)):
-            signed.append(rel)
+    kinds = WAV_SUFFIXES + MIDI_SUFFIXES
+    todo = [(rel, record) for rel, record in records.items() if PurePosixPath(rel).suffix.lower() in kinds]
+
+    def one(item: tuple[str, ProvenanceRecord]) -> _Stamped:
+        return _stamp_file(job_dir, item[0], item[1], credentials)
+
+    if workers > 1 and len(todo) > 1:
+        with ThreadPoolExecutor(min(workers, len(todo)), thread_name_prefix="segue-stamp") as pool:
+            done = list(pool.map(one, todo))
+    else:
+        done = [one(item) for item in todo]
+    stamped = [d.rel for d in done if d.stamped]
+    signed = [d.rel for d in done if d.signed]
+    problems += [p for d in done for p in d.problems]
     for problem in problems:
         log.warning("job %s: %s", job.get("id", "?"), problem)
     log.info("job %s: provenance in %d file(s), %d signed", job.get("id", "?"), len(stamped), len(signed))
     return StampReport(tuple(stamped), tuple(signed), tuple(problems))
+
+
+@dataclass(frozen=True)
+class _Stamped:
+    rel: str
+    stamped: bool
+    signed: bool
+    problems: tuple[str, ...]
+
+
+def _stamp_file(job_dir: Path, rel: str, record: ProvenanceRecord, credentials: Credentials | None) -> _Stamped:
+    """Read one of the job's files, stamp it in memory and write it back atomically (its audio checked unchanged)."""
+    path = job_dir / rel
+    problems = []
+    outside = _outside(job_dir, rel)
+    if outside:
+        return _Stamped(rel, False, False, (f"{rel}: not stamped ({outside})",))
+    try:
+        data = path.read_bytes()
+        if path.suffix.lower() in WAV_SUFFIXES:
+            record, problem = _keep_remote_facts(data, record, rel)
+            if problem:
+                problems.append(problem)
+            try:
+                new = stamp_wav_bytes(data, record, credentials, path.name)
+            except EngineError as e:
+                if credentials is None:
+                    raise
+                problems.append(f"{rel}: not signed ({e})")
+                new = stamp_wav_bytes(data, record, None, path.name)
+        else:
+            new = stamp_midi_bytes(data, record, rel)
+        atomic.write_bytes(path, new, overwrite=True)
+    except (SegueError, OSError) as e:
+        problems.append(f"{rel}: no provenance written ({e})")
+        return _Stamped(rel, False, False, tuple(problems))
+    signed = path.suffix.lower() in WAV_SUFFIXES and any(c.id == C2PA_CHUNK_ID for c in parse_chunks(new, rel))
+    return _Stamped(rel, True, signed, tuple(problems))
+
+
+def _outside(job_dir: Path, rel: str) -> str:
+    """Why ``rel`` is not a file the job made in ``job_dir`` ('' when it is): stamping rewrites a file and says
+    it was generated, so a path that leads elsewhere (``..``, absolute, a link) is left alone."""
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or ".." in pure.parts:
+        return "the path leads out of the job folder"
+    path = job_dir / pure
+    if path.is_symlink() or not path.resolve().is_relative_to(job_dir.resolve()):
+        return "a link to a file outside the job: Segue stamps only the files it wrote"
+    return ""
 
 
 def _keep_remote_facts(data: bytes, record: ProvenanceRecord, rel: str) -> tuple[ProvenanceRecord, str]:
