@@ -1,10 +1,12 @@
-"""What every bench script shares: the machine it ran on, writing its JSON atomically, small statistics.
+"""What every bench script shares: its parser (--quick, --out), the machine it ran on, writing its JSON atomically,
+small statistics.
 
 Not a benchmark: ``from _common import machine, write_json`` (the scripts put ``bench/`` on ``sys.path``).
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import importlib.metadata
 import json
@@ -63,6 +65,31 @@ def machine(threads: int | None = None, probe_gpu: bool = False) -> dict[str, An
     if threads is not None:
         info["threads"] = threads
     return info
+
+
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A bench script's parser: its module docstring as the description, line breaks kept."""
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def audio_job_arguments(parser: argparse.ArgumentParser) -> None:
+    """The audio benches' job: ``--tempo`` (100), ``--bars`` (8), ``--variants`` (4), ``--repeats`` (2),
+    ``--threads`` (2)."""
+    parser.add_argument("--tempo", type=float, default=100.0)
+    parser.add_argument("--bars", type=int, default=8)
+    parser.add_argument("--variants", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+
+
+def parse_bench_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None, *, quick: str, out: str
+) -> argparse.Namespace:
+    """Add ``--quick`` (a smaller run; ``quick`` says what it runs) and ``--out`` (default bench/results/OUT) after
+    the script's own options, then parse ``argv``."""
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--out", type=Path, default=RESULTS / out)
+    return parser.parse_args(argv)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -43,6 +43,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _common import audio_job_arguments, bench_parser  # noqa: E402  (bench/: the script's own folder)
+
 from engine.api import GenerationParams, GenerationRequest, Meter, Prompt  # noqa: E402
 from engine.audio.audio_io import AudioInfo  # noqa: E402
 from engine.audio.continuation import (  # noqa: E402
@@ -239,13 +241,9 @@ def bench_musicgen(args: argparse.Namespace, grid: BarGrid, region: RegionAudio,
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--model", default="default", help="Segue audio model (name or folder; default: shipped)")
-    parser.add_argument("--tempo", type=float, default=100.0)
-    parser.add_argument("--bars", type=int, default=8)
-    parser.add_argument("--variants", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    audio_job_arguments(parser)
     parser.add_argument("--musicgen-steps", type=int, default=48, help="frames MusicGen samples (then extrapolated)")
     parser.add_argument("--musicgen-full", action="store_true", help="run MusicGen's whole continuation")
     parser.add_argument("--no-musicgen", action="store_true")

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _common import audio_job_arguments, bench_parser  # noqa: E402
 from bench_audio import synthetic_region  # noqa: E402
 
 from engine.api import Meter  # noqa: E402
@@ -50,15 +51,11 @@ def build_model(args: argparse.Namespace, device: torch.device) -> AudioModel:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--model", default=None, help="an audio model (name or folder); default: random weights")
     parser.add_argument("--preset", default="small", help="prior preset for random weights (%(default)s)")
     parser.add_argument("--codec-preset", default="small", help="codec preset for random weights (%(default)s)")
-    parser.add_argument("--tempo", type=float, default=100.0)
-    parser.add_argument("--bars", type=int, default=8)
-    parser.add_argument("--variants", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    audio_job_arguments(parser)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", default=str(ROOT / "bench/results/audio_prior.json"))
     return parser.parse_args()

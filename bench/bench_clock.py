@@ -19,7 +19,6 @@ Prints a table and writes bench/results/clock.json.
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
 import sys
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import RESULTS, machine, markdown_table, percentile, write_json  # noqa: E402
+from _common import bench_parser, machine, markdown_table, parse_bench_args, percentile, write_json  # noqa: E402
 
 from bridge.clock import PPQN, ClockFollower  # noqa: E402
 
@@ -138,12 +137,10 @@ def fmt_beats(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--beats", type=int, default=32, help="length of each stream in beats (default 8 bars)")
-    parser.add_argument("--quick", action="store_true", help="2 seeds of 16 beats")
-    parser.add_argument("--out", type=Path, default=RESULTS / "clock.json")
-    args = parser.parse_args(argv)
+    args = parse_bench_args(parser, argv, quick="2 seeds of 16 beats", out="clock.json")
     if args.quick:
         args.seeds, args.beats = 2, 16
     kinds = ("jitter 1 ms", "JACK 256", "JACK 1024")

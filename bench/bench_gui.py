@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine (--engine fake)
 
-from _common import RESULTS, machine, markdown_table, percentile, write_json  # noqa: E402
+from _common import bench_parser, machine, markdown_table, parse_bench_args, percentile, write_json  # noqa: E402
 
 REGION = ROOT / "examples/regions/pop_100bpm_4-4.mid"
 STALL_MS = 50.0
@@ -180,16 +180,14 @@ def _thumbnails_read(session: Any) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--engine", choices=("local", "fake"), default="local")
     parser.add_argument("--bars", type=int, default=8)
     parser.add_argument("--variants", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--interval-ms", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, as the app)")
-    parser.add_argument("--quick", action="store_true", help="2 bars x 2 variants, 1 round")
-    parser.add_argument("--out", type=Path, default=RESULTS / "gui.json")
-    args = parser.parse_args(argv)
+    args = parse_bench_args(parser, argv, quick="2 bars x 2 variants, 1 round", out="gui.json")
     if args.quick:
         args.bars, args.variants, args.rounds = 2, 2, 1
     result = run(args)

@@ -14,7 +14,6 @@ Prints a table and writes bench/results/link.json.
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import sys
@@ -29,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine
 
-from _common import RESULTS, machine, markdown_table, percentile, write_json  # noqa: E402
+from _common import bench_parser, machine, markdown_table, parse_bench_args, percentile, write_json  # noqa: E402
 from pythonosc.osc_message_builder import OscMessageBuilder, build_msg  # noqa: E402
 
 STATUS = build_msg("/segue/status", []).dgram
@@ -165,12 +164,10 @@ def run(instances: int, seconds: float) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--instances", type=int, default=20, help="fake plugin instances (default 20)")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of load (default 5)")
-    parser.add_argument("--quick", action="store_true", help="2 seconds")
-    parser.add_argument("--out", type=Path, default=RESULTS / "link.json")
-    args = parser.parse_args(argv)
+    args = parse_bench_args(parser, argv, quick="2 seconds", out="link.json")
     if args.quick:
         args.seconds = 2.0
     result = run(args.instances, args.seconds)

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
+from _common import bench_parser, machine, markdown_table, parse_bench_args, write_json  # noqa: E402
 
 HOW_TO = (
     "no token cache: make the corpus with `.venv/bin/python -m engine.symbolic.corpus --out data/corpus "
@@ -46,16 +46,14 @@ def not_measured(out: Path, reason: str, settings: dict[str, Any]) -> int:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--model", default="default")
     parser.add_argument("--token-cache", type=Path, default=ROOT / "data/tokens")
     parser.add_argument("--corpus", type=Path, default=ROOT / "data/corpus", help="to build a missing token cache")
     parser.add_argument("--windows", type=int, default=120, help="val windows of 768 tokens scored (default 120)")
     parser.add_argument("--orders", type=int, nargs="+", default=[4, 6])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a loss, not a speed)")
-    parser.add_argument("--quick", action="store_true", help="8 windows, the 4-gram only")
-    parser.add_argument("--out", type=Path, default=RESULTS / "loss.json")
-    args = parser.parse_args(argv)
+    args = parse_bench_args(parser, argv, quick="8 windows, the 4-gram only", out="loss.json")
     if args.quick:
         args.windows, args.orders = 8, [4]
     return args

@@ -12,7 +12,6 @@ Prints a table and writes bench/results/osc.json.
 
 from __future__ import annotations
 
-import argparse
 import socket
 import sys
 import tempfile
@@ -26,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine
 
-from _common import RESULTS, machine, markdown_table, percentile, write_json  # noqa: E402
+from _common import bench_parser, machine, markdown_table, parse_bench_args, percentile, write_json  # noqa: E402
 from pythonosc.osc_message_builder import build_msg  # noqa: E402
 from pythonosc.osc_packet import OscPacket  # noqa: E402
 
@@ -141,12 +140,10 @@ def run(pings: int, rounds: int) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--pings", type=int, default=2000, help="pings to each server in all (default 2000)")
     parser.add_argument("--rounds", type=int, default=10, help="alternating blocks (default 10)")
-    parser.add_argument("--quick", action="store_true", help="200 pings each in 4 rounds")
-    parser.add_argument("--out", type=Path, default=RESULTS / "osc.json")
-    args = parser.parse_args(argv)
+    args = parse_bench_args(parser, argv, quick="200 pings each in 4 rounds", out="osc.json")
     if args.quick:
         args.pings, args.rounds = 200, 4
     result = run(args.pings, args.rounds)

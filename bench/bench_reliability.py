@@ -25,7 +25,6 @@ docs/benchmarks.md and are compared by hand with the last run's.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import random
@@ -45,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine
 
-from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
+from _common import bench_parser, machine, markdown_table, parse_bench_args, write_json  # noqa: E402
 from pythonosc.osc_message_builder import build_msg  # noqa: E402
 from pythonosc.osc_packet import OscPacket  # noqa: E402
 
@@ -322,14 +321,12 @@ def kill_bridge(kills: int, folder: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--packets", type=int, default=10_000, help="random OSC packets (default 10000)")
     parser.add_argument("--jobs", type=int, default=200, help="jobs through the bridge after the flood (200)")
     parser.add_argument("--kills", type=int, default=10, help="segue continue processes killed (10)")
     parser.add_argument("--seed", type=int, default=14)
-    parser.add_argument("--quick", action="store_true", help="1000 packets, 20 jobs, 3 kills")
-    parser.add_argument("--out", type=Path, default=RESULTS / "reliability.json")
-    args = parser.parse_args(argv)
+    args = parse_bench_args(parser, argv, quick="1000 packets, 20 jobs, 3 kills", out="reliability.json")
     logging.basicConfig(level=logging.ERROR)  # the recoveries' own warnings are what is counted here
     if args.quick:
         args.packets, args.jobs, args.kills = 1000, 20, 3

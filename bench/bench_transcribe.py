@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "support"))  # transcribe_perturb
 
-from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
+from _common import bench_parser, machine, markdown_table, parse_bench_args, write_json  # noqa: E402
 
 TEMPO = 100.0
 TPQ = 480
@@ -127,15 +127,13 @@ def perturbation_sweep(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = bench_parser(__doc__)
     parser.add_argument("--bars", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--perturb", type=int, default=10, help="seeds per perturbation size (0: none)")
     parser.add_argument("--soundfont", default="", help="a .sf2/.sf3 path, or 'system'; default: bundled TimGM6mb")
-    parser.add_argument("--quick", action="store_true", help="4 bars, 2 repeats, 4 seeds")
-    parser.add_argument("--out", type=Path, default=RESULTS / "transcribe.json")
-    args = parser.parse_args(argv)
+    args = parse_bench_args(parser, argv, quick="4 bars, 2 repeats, 4 seeds", out="transcribe.json")
     if args.quick:
         args.bars, args.repeats, args.perturb = 4, 2, min(args.perturb, 4)
     return args
