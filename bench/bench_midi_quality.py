@@ -99,7 +99,8 @@ CONFIGS: dict[str, tuple[GuidanceSettings, int, AdaptSettings | None, CacheSetti
 }
 LOOP_VARIATIONS = {  # final-loop-NAME: the loop memory's settings tried on the tuning pieces
     "a99": LoopSettings(aligned_confidence=0.99),
-    "m95": LoopSettings(max_weight=0.95),  # the first default: no cap but the cache's
+    "m95": LoopSettings(max_weight=0.95, fade=1.0),  # the first default
+    "nofade": LoopSettings(fade=1.0),  # the cap alone
     "c90": LoopSettings(sync_confidence=0.9, aligned_confidence=0.6),  # the first try
     "w50": LoopSettings(weight=0.5),
     "e0": LoopSettings(evidence=0.0),

@@ -26,7 +26,17 @@ from engine.midi_io import Note, PartNotes
 from engine.nn.model import GPT
 from engine.symbolic.adapt import AdaptReport, AdaptSettings, adapted
 from engine.symbolic.cache import DEFAULT_CACHE, CacheSettings, TokenKinds
-from engine.symbolic.candidates import candidate_seeds, channel_of, content_from_parts, content_from_score, fit, select
+from engine.symbolic.candidates import (
+    MIN_DISTANCE,
+    SEED_STRIDE,
+    candidate_seeds,
+    channel_of,
+    content_from_parts,
+    content_from_score,
+    distance,
+    fit,
+    select,
+)
 from engine.symbolic.constraints import POSITIONS_PER_BEAT, Constraints, Vocabulary, constraints_for
 from engine.symbolic.guidance import (
     DEFAULT_SIMILARITY,
@@ -263,13 +273,29 @@ def continue_region(
     if factor > 1:
         groups = [list(range(i, len(pool_seeds), len(seeds))) for i in range(len(seeds))]
         order = choose(region, decoded, params.bars, groups, settings)
+    kept = [decoded[i] for i in order]
+    repeats = near_copies(region, kept, params.bars)
+    if repeats and mixer is not None and cache_settings is not None and cache_settings.loop is not None:
+        # a variant that only repeats another (a plain loop copied by both): sampled again without the loop memory
+        # and with the cache at half its weights
+        loose = replace(cache_settings.scaled(0.5), loop=cache_settings.loop)
+        again = CacheMixer(prompt_ids, mixer.kinds, len(repeats), loose, probs, [0.0] * len(repeats))
+        extra = [(int(seeds[i]) + factor * SEED_STRIDE) % 2**63 for i in repeats]
+        rows = sample_continuations(model.model, prompt_ids, model.vocab, constraints, extra,
+                                    temperature=params.temperature, top_p=params.top_p, cancel=cancel,
+                                    use_cache=use_cache, logits_hook=again)  # fmt: skip
+        for i, tokens in zip(repeats, rows, strict=True):
+            kept[i] = decode_variant(tokens, model.tokenizer, region, params.bars, part_names)
+        mixer.report.seconds += again.report.seconds
+        if mixer.report.loop is not None:
+            mixer.report.loop.resampled = len(repeats)
     if info is not None:
         info.guidance = settings.describe() if settings.enabled else "off"
         info.candidates = len(pool_seeds)
         info.seeds = [int(s) for s in seeds]
         info.adapt = adapt_report
         info.cache = mixer.report if mixer is not None else None
-    return [decoded[i] for i in order]
+    return kept
 
 
 @torch.inference_mode()
@@ -280,6 +306,16 @@ def prompt_probs(model: GPT, prompt: Sequence[int]) -> list[float]:
     log_probs = torch.log_softmax(logits[0, :-1].float(), dim=-1)
     picked = log_probs.gather(1, ids[0, 1:, None])[:, 0].exp()
     return [0.0] + [float(x) for x in picked.cpu()]
+
+
+def near_copies(region: Region, variants: Sequence[tuple[PartNotes, ...]], bars: int) -> list[int]:
+    """Positions of the variants whose notes are (almost) those of an earlier one (symbolic.candidates)."""
+    start = max(0, region.place_at_tick - region.length_bars * region.bar_ticks)
+    division = measures.onset_grid(content_from_score(region.score, start, region.place_at_tick)) or 4
+    contents = [content_from_parts(parts, region.ticks_per_quarter, bars * region.bar_ticks) for parts in variants]
+    note_sets = [measures.note_set(c, division) for c in contents]
+    nearest = [min(distance(note_sets[i], note_sets[j]) for j in range(i)) for i in range(1, len(note_sets))]
+    return [i for i, d in enumerate(nearest, start=1) if d < MIN_DISTANCE]
 
 
 def choose(

@@ -32,6 +32,7 @@ class LoopReport:
     start_weights: dict[str, float] = field(default_factory=dict)
     responsibility: float = 0.0  # summed over written tokens: the loop's share of the written token's probability
     tokens: int = 0  # written tokens
+    resampled: int = 0  # variants sampled again without it: they repeated another variant
 
     @property
     def carried(self) -> float:
@@ -44,6 +45,7 @@ class LoopReport:
             f"loop memory: period {self.period} bar(s) (weights by period "
             f"{', '.join(f'{p}: {w:.2f}' for p, w in self.period_weights.items())}), starting weights {weights}, "
             f"carried {100 * self.carried:.0f} % of the written tokens"
+            + (f"; {self.resampled} variant(s) repeating another sampled again without it" if self.resampled else "")
         )
 
 
@@ -190,6 +192,7 @@ class CacheMixer:
         rows: int,
         settings: CacheSettings,
         model_probs: Sequence[float] | None = None,
+        loop_strength: Sequence[float] | None = None,
     ) -> None:
         started = time.perf_counter()
         self.kinds = kinds
@@ -201,6 +204,7 @@ class CacheMixer:
         self.weights = [_cache_weights(settings) for _ in range(rows)]
         start = loop.start_weights() if loop is not None else {}
         self.loop_weights = [_loop_weights(loop, settings, start) for _ in range(rows)] if loop is not None else []
+        self.strength = list(loop_strength) if loop_strength is not None else [1.0] * rows  # per row, x the loop
         self.seen = [0] * rows
         # per row, what the last step offered: (cache slot, p_model, p_cache | None, loop slot, p1, p_loop | None)
         self.pending: list[tuple[str, np.ndarray, np.ndarray, str, np.ndarray, np.ndarray] | None] = [None] * rows
@@ -259,9 +263,12 @@ class CacheMixer:
     ) -> np.ndarray:
         w = self.weights[i].weights[slot] if slot else 0.0
         first = (1 - w) * model_p + w * cache_p
-        v = min(self.loop_weights[i].weights[loop_slot], self.loops[i].limit()) if loop_slot else 0.0
+        v = self._loop_weight(i, loop_slot) if loop_slot else 0.0
         self.pending[i] = (slot, model_p, cache_p, loop_slot, first, loop_p)
         return (1 - v) * first + v * loop_p
+
+    def _loop_weight(self, i: int, slot: str) -> float:
+        return min(self.loop_weights[i].weights[slot], self.loops[i].limit()) * self.strength[i]
 
     def _advance(self, i: int, row_tokens: Sequence[int]) -> None:
         """Count row ``i``'s new tokens (updating its weights by how well each side predicted them)."""
@@ -274,7 +281,7 @@ class CacheMixer:
                 if slot:
                     self.weights[i].update(slot, float(model_p[token]), float(cache_p[token]))
                 if loop_slot and report is not None:
-                    v = min(self.loop_weights[i].weights[loop_slot], self.loops[i].limit())
+                    v = self._loop_weight(i, loop_slot)
                     looped = v * float(loop_p[token])
                     report.responsibility += looped / max(1e-30, (1 - v) * float(first[token]) + looped)
                     self.loop_weights[i].update(loop_slot, float(first[token]), float(loop_p[token]))

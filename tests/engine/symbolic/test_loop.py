@@ -271,3 +271,30 @@ def test_the_longer_a_variant_repeats_a_bar_unchanged_the_less_the_copy_expert_m
     for token in stream(vocab, [groove(root=2)])[1:] + [vocab["Bar_None"]]:  # a varied bar
         memory.observe(token)
     assert memory.limit() == pytest.approx(settings.max_weight)
+
+
+def one_note_loop(path: Path) -> Path:
+    """A bass playing one pitch on every beat for four bars of 4/4: a loop with nothing to vary but what is added."""
+    mid = mido.MidiFile(type=1, ticks_per_beat=480)
+    mid.tracks.append(mido.MidiTrack([mido.MetaMessage("time_signature", numerator=4, denominator=4)]))
+    track = mido.MidiTrack([mido.Message("program_change", channel=0, program=38)])
+    for beat in range(16):
+        track.append(mido.Message("note_on", channel=0, note=36, velocity=90, time=0 if beat == 0 else 240))
+        track.append(mido.Message("note_off", channel=0, note=36, time=240))
+    mid.tracks.append(track)
+    out = path / "one_note.mid"
+    mid.save(out)
+    return out
+
+
+def test_a_variant_that_only_repeats_another_is_sampled_again_and_the_job_says_so(tmp_path: Path) -> None:
+    model = SymbolicModel.load(find_checkpoint("segue-midi-small"))
+    region = read_region(Prompt(midi_path=one_note_loop(tmp_path)))
+    info = ContinuationInfo()
+    params = GenerationParams(bars=4, variants=4, seed=1)
+    variants = continue_region(model, region, params, [1, 2, 3, 4], part_names_for(region.parts), info=info)
+    assert len(variants) == 4
+    # a region of one pitch on every beat leaves nothing to vary: the variants repeat it, so some are sampled again
+    # (whether they then differ is up to the model: here, measured, they still do not all differ)
+    assert "sampled again without it" in " ".join(info.notes())
+    assert continuation.near_copies(region, [variants[0], variants[1], variants[0]], 4)[-1] == 2
