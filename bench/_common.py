@@ -7,14 +7,17 @@ Not a benchmark: ``from _common import machine, write_json`` (the scripts put ``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import importlib.metadata
 import json
 import math
 import os
 import platform
+import socket
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +93,41 @@ def parse_bench_args(
     parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--out", type=Path, default=RESULTS / out)
     return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def loopback_bridge(
+    prefix: str, transport: Any = None, prepare: Callable[[Any], None] | None = None
+) -> Iterator[tuple[Any, socket.socket]]:
+    """The bridge's real OSC server on 127.0.0.1 and a client socket (1 s timeout) to reach it: a started
+    :class:`bridge.service.BridgeService` with the tests' fake engine (it puts ``tests/support`` on ``sys.path``) and
+    ``transport``, in a temporary folder named ``prefix...``; ``prepare(bridge)`` runs on its
+    :class:`bridge.osc.OscBridge` before the :class:`bridge.osc.OscServer` starts. Yields ``(server, client)``;
+    closes the client, the server and the service after."""
+    if str(ROOT / "tests" / "support") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine
+    from fake_engine import FakeEngine
+
+    from bridge.osc import OscBridge, OscServer
+    from bridge.service import BridgeService
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        service = BridgeService(FakeEngine(), Path(tmp), transport=transport)
+        service.start()
+        bridge = OscBridge(service)
+        if prepare is not None:
+            prepare(bridge)
+        osc = OscServer(bridge, "127.0.0.1", 0)
+        osc.start()
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.bind(("127.0.0.1", 0))
+        client.settimeout(1.0)
+        try:
+            yield osc, client
+        finally:
+            client.close()
+            osc.close()
+            service.close()
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

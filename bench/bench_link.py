@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,9 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine
 
-from _common import bench_parser, machine, markdown_table, parse_bench_args, percentile, write_json  # noqa: E402
+from _common import bench_parser, loopback_bridge, machine, markdown_table, parse_bench_args, percentile, write_json  # noqa: E402
 from pythonosc.osc_message_builder import OscMessageBuilder, build_msg  # noqa: E402
 
 STATUS = build_msg("/segue/status", []).dgram
@@ -111,44 +109,32 @@ def handling_cost(bridge: Any, count: int = 5000) -> float:
 
 
 def run(instances: int, seconds: float) -> dict[str, Any]:
-    from fake_engine import FakeEngine
-
     from bridge.link import LinkEndpoint, LinkRegistry, link_transport
-    from bridge.osc import OscBridge, OscServer
-    from bridge.service import BridgeService
 
-    with tempfile.TemporaryDirectory(prefix="segue-bench-link-") as tmp:
-        registry = LinkRegistry()
-        service = BridgeService(FakeEngine(), Path(tmp), transport=link_transport(registry, None))  # type: ignore[arg-type]
-        service.start()
-        bridge = OscBridge(service)
+    registry = LinkRegistry()
+    handling_us = 0.0
+
+    def prepare(bridge: Any) -> None:
+        nonlocal handling_us
         LinkEndpoint(bridge, registry)
         handling_us = handling_cost(bridge)
-        osc = OscServer(bridge, "127.0.0.1", 0)
-        osc.start()
+
+    with loopback_bridge("segue-bench-link-", link_transport(registry, None), prepare) as (osc, client):
         osc_thread = next(t for t in threading.enumerate() if t.name == "segue-osc")
         assert osc_thread.native_id is not None
-        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        client.bind(("127.0.0.1", 0))
-        client.settimeout(1.0)
-        try:
-            status_round_trips(client, osc.address, 50)  # warm-up
-            idle = status_round_trips(client, osc.address, 200)
-            plugins = Plugins(osc.address, instances)
-            plugins.start()
-            cpu0, t0, sent0 = thread_cpu_s(osc_thread.native_id), time.monotonic(), plugins.sent
-            time.sleep(seconds)  # the load alone: the OSC thread's CPU
-            cpu1, t1, sent1 = thread_cpu_s(osc_thread.native_id), time.monotonic(), plugins.sent
-            loaded: list[float] = []
-            while time.monotonic() - t1 < seconds:  # then /segue/status round trips under the same load
-                loaded += status_round_trips(client, osc.address, 20)
-            live = len(registry.instances())
-            state = registry.transport()
-            plugins.close()
-        finally:
-            client.close()
-            osc.close()
-            service.close()
+        status_round_trips(client, osc.address, 50)  # warm-up
+        idle = status_round_trips(client, osc.address, 200)
+        plugins = Plugins(osc.address, instances)
+        plugins.start()
+        cpu0, t0, sent0 = thread_cpu_s(osc_thread.native_id), time.monotonic(), plugins.sent
+        time.sleep(seconds)  # the load alone: the OSC thread's CPU
+        cpu1, t1, sent1 = thread_cpu_s(osc_thread.native_id), time.monotonic(), plugins.sent
+        loaded: list[float] = []
+        while time.monotonic() - t1 < seconds:  # then /segue/status round trips under the same load
+            loaded += status_round_trips(client, osc.address, 20)
+        live = len(registry.instances())
+        state = registry.transport()
+        plugins.close()
     return {
         "instances": instances,
         "in_process_us_per_transport": round(handling_us, 1),

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import socket
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -23,9 +22,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine
 
-from _common import bench_parser, machine, markdown_table, parse_bench_args, percentile, write_json  # noqa: E402
+from _common import bench_parser, loopback_bridge, machine, markdown_table, parse_bench_args, percentile, write_json  # noqa: E402
 from pythonosc.osc_message_builder import build_msg  # noqa: E402
 from pythonosc.osc_packet import OscPacket  # noqa: E402
 
@@ -99,22 +97,9 @@ def summary(latencies: list[float], lost: int) -> dict[str, Any]:
 
 
 def run(pings: int, rounds: int) -> dict[str, Any]:
-    from fake_engine import FakeEngine
-
-    from bridge.osc import OscBridge, OscServer
-    from bridge.service import BridgeService
-
-    with tempfile.TemporaryDirectory(prefix="segue-bench-osc-") as tmp:
-        service = BridgeService(FakeEngine(), Path(tmp))  # type: ignore[arg-type]
-        service.start()
-        bridge = OscBridge(service)
-        osc = OscServer(bridge, "127.0.0.1", 0)
-        osc.start()
+    with loopback_bridge("segue-bench-osc-") as (osc, client):
         echo = EchoServer()
         echo.start()
-        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        client.bind(("127.0.0.1", 0))
-        client.settimeout(1.0)
         try:
             per_round = max(1, pings // rounds)
             round_trips(client, osc.address, 50, True)  # warm-up: imports, caches, the selector
@@ -129,10 +114,7 @@ def run(pings: int, rounds: int) -> dict[str, Any]:
                     lost[name] += missed
                     round_medians[name].append(percentile(got, 50))
         finally:
-            client.close()
             echo.close()
-            osc.close()
-            service.close()
     result = {name: summary(samples[name], lost[name]) for name in samples}
     for name in samples:
         result[name]["best_round_median_us"] = round(min(round_medians[name]), 1)
