@@ -22,6 +22,7 @@ by one pad byte that its size does not count but the RIFF size does.
 
 from __future__ import annotations
 
+import bisect
 import io
 import re
 import shutil
@@ -29,7 +30,7 @@ import struct
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from engine.errors import BadInputError
 
@@ -203,6 +204,14 @@ def with_chunks(
     stay exactly as they were, in order. :class:`BadInputError` if ``data`` has no ``fmt``/``data`` chunk or the
     result would pass RIFF's 4 GiB limit.
     """
+    return b"".join(chunk_parts(data, new, drop, name))
+
+
+def chunk_parts(
+    data: bytes, new: dict[bytes, bytes], drop: tuple[bytes, ...] = (), name: str = "the WAV data"
+) -> list[bytes | memoryview]:
+    """What :func:`with_chunks` joins, in order: the audio and the other chunks kept are views of ``data``, not
+    copies (:class:`PartsReader` reads them as one file)."""
     for chunk_id in (*new, *drop):
         if len(chunk_id) != 4:
             raise ValueError(f"a RIFF chunk id has 4 bytes, got {chunk_id!r}")
@@ -210,7 +219,7 @@ def with_chunks(
     audio = _find(chunks, b"data")
     if _find(chunks, b"fmt ") is None or audio is None:
         raise BadInputError(f"{name} lacks a fmt or data chunk; it is not a usable WAV file")
-    view = memoryview(data)  # slices of it are not copies: the audio is copied once, by the join
+    view = memoryview(data)
     parts: list[bytes | memoryview] = [b"RIFF", b"", b"WAVE"]
     for chunk in chunks:
         if chunk is audio:
@@ -222,7 +231,50 @@ def with_chunks(
     if size > MAX_RIFF_SIZE:
         raise BadInputError(f"{name} with its metadata would pass RIFF's 4 GiB limit")
     parts[1] = struct.pack("<I", size)
-    return b"".join(parts)
+    return parts
+
+
+class PartsReader(io.RawIOBase):
+    """A read-only, seekable file over byte strings and views laid end to end (no copy of them is made)."""
+
+    def __init__(self, parts: list[bytes | memoryview]) -> None:
+        super().__init__()
+        self._parts = [memoryview(p).cast("B") for p in parts]
+        self._starts = []
+        total = 0
+        for part in self._parts:
+            self._starts.append(total)
+            total += len(part)
+        self._size, self._pos = total, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        if base + offset < 0:
+            raise ValueError("negative seek position")
+        self._pos = base + offset
+        return self._pos
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        done = 0
+        index = bisect.bisect_right(self._starts, self._pos) - 1
+        while done < len(out) and 0 <= index < len(self._parts) and self._pos < self._size:
+            part, start = self._parts[index], self._starts[index]
+            piece = part[self._pos - start : self._pos - start + len(out) - done]
+            out[done : done + len(piece)] = piece
+            done += len(piece)
+            self._pos += len(piece)
+            index += 1
+        return done
 
 
 def _chunk(chunk_id: bytes, body: bytes) -> bytes:

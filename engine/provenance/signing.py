@@ -23,7 +23,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from engine import atomic
 from engine.errors import BadInputError, EngineError
@@ -220,6 +220,16 @@ def manifest_for(record: ProvenanceRecord, title: str) -> dict[str, Any]:
 
 def sign_wav(data: bytes, record: ProvenanceRecord, credentials: Credentials, title: str) -> bytes:
     """``data`` (a WAV) with a signed C2PA manifest for ``record``; :class:`EngineError` if signing fails."""
+    out = io.BytesIO()
+    sign_wav_stream(io.BytesIO(data), out, record, credentials, title)
+    return out.getvalue()
+
+
+def sign_wav_stream(
+    source: BinaryIO, dest: BinaryIO, record: ProvenanceRecord, credentials: Credentials, title: str
+) -> None:
+    """Write ``source`` (a WAV) with a signed C2PA manifest for ``record`` to ``dest`` (readable and seekable too:
+    the SDK hashes what it wrote); :class:`EngineError` if signing fails."""
     try:
         import c2pa
     except ImportError as e:
@@ -242,11 +252,9 @@ def sign_wav(data: bytes, record: ProvenanceRecord, credentials: Credentials, ti
                 region = {"title": region_title, "format": "application/octet-stream", "relationship": "inputTo",
                           "description": f"sha256:{digest}"}  # fmt: skip
                 builder.add_ingredient(json.dumps(region), "application/octet-stream", io.BytesIO(b""))
-            out = io.BytesIO()
-            builder.sign(signer, "audio/wav", io.BytesIO(data), out)
+            builder.sign(signer, "audio/wav", source, dest)
     except c2pa.C2paError as e:
         raise EngineError(f"C2PA signing of {title} failed: {e}") from e
-    return out.getvalue()
 
 
 def check_wav(data: bytes, has_chunk: bool) -> C2paStatus:

@@ -1,8 +1,9 @@
 """Write provenance into a job's files: ``bext`` + ``iXML`` (+ a C2PA manifest) in WAVs, meta events in MIDI.
 
 :func:`stamp_job` runs once a job's files are all written (the bridge's runner, the engine's server): it rewrites
-each WAV and MIDI file the job lists, through :func:`engine.atomic.write_bytes`, with the audio data and the notes
-untouched. :func:`placed_copy` makes a placement copy (a new ``bext`` time reference, re-signed).
+each WAV and MIDI file the job lists atomically (:mod:`engine.atomic`: a temp file, fsynced, checked, renamed), with
+the audio data and the notes untouched (the audio is compared with the engine's before the file gets its name).
+:func:`placed_copy` makes a placement copy (a new ``bext`` time reference, re-signed).
 
 A file that already carries a Segue record (a remote engine's download) is checked first: a C2PA signature that
 no longer holds is reported (the file changed on the way); the model's licence and version it states are kept
@@ -35,21 +36,32 @@ from engine.provenance.riff import (
     BEXT_ID,
     Bext,
     Chunk,
+    PartsReader,
     WaveFormat,
     chunk_bytes,
+    chunk_parts,
     coding_history,
     pack_bext,
     parse_chunks,
+    read_chunk_data,
+    read_chunks,
     unpack_bext,
     with_chunks,
 )
-from engine.provenance.signing import C2PA_CHUNK_ID, Credentials, check_wav, load_credentials, sign_wav
+from engine.provenance.signing import (
+    C2PA_CHUNK_ID,
+    Credentials,
+    check_wav,
+    load_credentials,
+    sign_wav,
+    sign_wav_stream,
+)
 
 log = logging.getLogger(__name__)
 
 WAV_SUFFIXES = (".wav", ".wave", ".bwf")
 MIDI_SUFFIXES = (".mid", ".midi", ".smf")
-STAMP_WORKERS = 1  # files stamped at once (the bench: bench/bench_provenance.py)
+STAMP_WORKERS = 2  # files stamped at once (the bench: bench/bench_provenance.py)
 
 
 @dataclass(frozen=True)
@@ -104,13 +116,18 @@ def stamp_wav_bytes(
     """``data`` with Segue's ``bext`` (or the given one) and ``iXML`` chunks before its audio, any old C2PA
     manifest dropped, and a new one signed when ``credentials`` are given. The audio bytes are checked unchanged."""
     chunks = parse_chunks(data, title)
-    bext = bext or bext_for(record, _format_of(data, title))
-    stamped = with_chunks(data, {BEXT_ID: pack_bext(bext), IXML_ID: build_ixml(record)}, (C2PA_CHUNK_ID,), title)
+    stamped = with_chunks(data, _our_chunks(data, record, title, bext), (C2PA_CHUNK_ID,), title)
     if credentials is not None:
         stamped = sign_wav(stamped, record, credentials, title)
     if not _same_audio(stamped, data, title, chunks):  # a plain if: holds under python -O
         raise EngineError(f"stamping {title} changed its audio data; the file was left as it was")
     return stamped
+
+
+def _our_chunks(data: bytes, record: ProvenanceRecord, title: str, bext: Bext | None = None) -> dict[bytes, bytes]:
+    """Segue's ``bext`` (or the given one) and ``iXML`` chunks for ``data``."""
+    bext = bext or bext_for(record, _format_of(data, title))
+    return {BEXT_ID: pack_bext(bext), IXML_ID: build_ixml(record)}
 
 
 def _same_audio(stamped: bytes, data: bytes, name: str, chunks: list[Chunk]) -> bool:
@@ -139,9 +156,10 @@ def stamp_job(
     """Stamp every WAV and MIDI file a finished job lists (``job.json``'s shape). Never raises for one file: what
     goes wrong is logged and returned in :attr:`StampReport.problems` (the job's files stay as they were).
 
-    ``workers``: files stamped at once, on threads (C2PA signing and ``fsync`` run outside the GIL). One by default:
-    on the shared two-core machine two were slower, not faster (``bench/bench_provenance.py``). The report lists
-    the files in the job's order. A listed path that leads out of the job folder (``..``, a link) is not stamped.
+    ``workers``: files stamped at once, on threads: C2PA signing (native) and ``fsync`` run outside the GIL, so one
+    file is flushed while the next is signed (``bench/bench_provenance.py``: the same CPU, less wall time). The
+    report lists the files in the job's order. A listed path that leads out of the job folder (``..``, a link) is
+    not stamped. A signed WAV is written as the C2PA SDK makes it (:func:`_write_signed`).
     """
     records = records_for_job(job, settings)
     credentials, problems = None, []
@@ -183,31 +201,58 @@ class _Stamped:
 def _stamp_file(job_dir: Path, rel: str, record: ProvenanceRecord, credentials: Credentials | None) -> _Stamped:
     """Read one of the job's files, stamp it in memory and write it back atomically (its audio checked unchanged)."""
     path = job_dir / rel
-    problems = []
+    problems: list[str] = []
     outside = _outside(job_dir, rel)
     if outside:
         return _Stamped(rel, False, False, (f"{rel}: not stamped ({outside})",))
     try:
         data = path.read_bytes()
-        if path.suffix.lower() in WAV_SUFFIXES:
-            record, problem = _keep_remote_facts(data, record, rel)
-            if problem:
-                problems.append(problem)
+        if path.suffix.lower() not in WAV_SUFFIXES:
+            atomic.write_bytes(path, stamp_midi_bytes(data, record, rel), overwrite=True)
+            return _Stamped(rel, True, False, tuple(problems))
+        record, problem = _keep_remote_facts(data, record, rel)
+        if problem:
+            problems.append(problem)
+        if credentials is not None:
             try:
-                new = stamp_wav_bytes(data, record, credentials, path.name)
+                _write_signed(path, data, record, credentials)
+                return _Stamped(rel, True, True, tuple(problems))
             except EngineError as e:
-                if credentials is None:
-                    raise
                 problems.append(f"{rel}: not signed ({e})")
-                new = stamp_wav_bytes(data, record, None, path.name)
-        else:
-            new = stamp_midi_bytes(data, record, rel)
-        atomic.write_bytes(path, new, overwrite=True)
+        atomic.write_bytes(path, stamp_wav_bytes(data, record, None, path.name), overwrite=True)
     except (SegueError, OSError) as e:
         problems.append(f"{rel}: no provenance written ({e})")
         return _Stamped(rel, False, False, tuple(problems))
-    signed = path.suffix.lower() in WAV_SUFFIXES and any(c.id == C2PA_CHUNK_ID for c in parse_chunks(new, rel))
-    return _Stamped(rel, True, signed, tuple(problems))
+    return _Stamped(rel, True, False, tuple(problems))
+
+
+def _write_signed(path: Path, data: bytes, record: ProvenanceRecord, credentials: Credentials) -> None:
+    """:func:`stamp_wav_bytes` with a signature, written to ``path`` atomically as the C2PA SDK makes it: it reads
+    the stamped file as views of ``data`` and writes straight into the temp file (no copies of the audio in
+    memory); the temp file's audio is checked against ``data``'s and its manifest found before it gets the name."""
+    chunks = parse_chunks(data, path.name)
+    parts = chunk_parts(data, _our_chunks(data, record, path.name), (C2PA_CHUNK_ID,), path.name)
+
+    def fill(tmp: Path) -> None:
+        with open(tmp, "x+b") as out:
+            sign_wav_stream(PartsReader(parts), out, record, credentials, path.name)  # type: ignore[arg-type]
+
+    def check(tmp: Path) -> str | None:
+        try:
+            written = read_chunks(tmp)
+        except BadInputError as e:
+            return str(e)
+        audio = next((c for c in written if c.id == b"data"), None)
+        old = next(c for c in chunks if c.id == b"data")
+        if audio is None or audio.size != old.size:
+            return "its audio data is not the engine's"
+        if not read_chunk_data(tmp, audio).startswith(memoryview(data)[old.offset : old.offset + old.size]):
+            return "its audio data is not the engine's"
+        if not any(c.id == C2PA_CHUNK_ID for c in written):
+            return "the C2PA manifest is missing"
+        return None
+
+    atomic.write_with(path, fill, overwrite=True, check=check)
 
 
 def _outside(job_dir: Path, rel: str) -> str:

@@ -1,13 +1,15 @@
 """stamp_job on a finished job's folder: every file it stamps is verifiable afterwards (its C2PA signature holds,
 its audio and notes are the engine's), whether it stamps one file at a time or several; it rewrites only the files
 the job lists and made, never a file of the user's (one beside the job folder, one a link points at, one the user
-put into the job folder); a MIDI file's provenance inserted as bytes reads back as the decoded path writes it.
+put into the job folder); a MIDI file's provenance inserted as bytes reads back as the decoded path writes it;
+the reader the C2PA SDK signs from reads its parts as one file.
 
 Material: noise written here; examples/regions/*.mid (written for Segue, MIT like the repository).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -21,7 +23,7 @@ from engine.provenance import midi as provenance_midi
 from engine.provenance.midi import read_midi_provenance, stamp_midi_bytes
 from engine.provenance.record import ProvenanceRecord, ProvenanceSettings
 from engine.provenance.report import inspect_file
-from engine.provenance.riff import chunk_bytes, parse_chunks
+from engine.provenance.riff import PartsReader, chunk_bytes, parse_chunks
 from engine.provenance.signing import c2pa_available
 from engine.provenance.stamp import stamp_job, strip_provenance
 from engine.render.wavfile import write_wav
@@ -149,3 +151,17 @@ def test_a_midi_file_stamped_as_bytes_reads_as_the_decoded_path_writes_it(
         assert fast.endswith(original[original.index(b"MTrk") + 8 :])  # every event of the engine's, byte for byte
         again = stamp_midi_bytes(fast, rec, path.name)  # stamped before: decoded, Segue's old events replaced
         assert len(read_midi_provenance(again, path.name).texts) == len(read_midi_provenance(fast).texts)
+
+
+def test_the_parts_reader_reads_its_parts_as_one_file_from_any_position() -> None:
+    parts: list[bytes | memoryview] = [b"RIFF", b"", b"abc", memoryview(b"0123456789")[2:7], b"xyz"]
+    whole = b"".join(parts)
+    reader = PartsReader(parts)
+    assert reader.read() == whole
+    for start in range(len(whole) + 1):
+        for size in (1, 2, 5, 100):
+            reader.seek(start)
+            assert reader.read(size) == whole[start : start + size], (start, size)
+    assert reader.seek(-3, io.SEEK_END) == len(whole) - 3 and reader.read() == b"xyz"
+    with pytest.raises(ValueError):
+        reader.seek(-1)
