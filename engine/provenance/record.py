@@ -192,10 +192,13 @@ def records_for_job(
     }
     file_sources = job.get("file_sources") or {}
     records = {}
+    facts: dict[str, tuple[str, str]] = {}  # looked up once per model, not once per file
     for variant in job.get("variants") or ():
         for role, rel in (variant.get("files") or {}).items():
             model = _model_of(str(job.get("model", "")), file_sources.get(role))
-            licence, version = model_facts(model)
+            if model not in facts:
+                facts[model] = model_facts(model)
+            licence, version = facts[model]
             job_id = str(job.get("id", ""))
             records[str(rel)] = ProvenanceRecord(
                 job=job_id if settings.region_name else job_without_region_name(job_id),
