@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -125,14 +126,20 @@ def bar_lines(score: ScoreTick, end_tick: int, meter_override: Meter | None = No
                 continue
         if not changes or changes[0][0] > 0:
             changes.insert(0, (0, Meter(4, 4)))
+    return bar_lines_for([(tick, meter.numerator, meter.denominator) for tick, meter in changes], tpq, end_tick)
+
+
+def bar_lines_for(meters: Sequence[tuple[int, int, int]], tpq: int, end: int) -> list[int]:
+    """Bar-line ticks from 0 up to and including the first one at or after ``end``; ``meters``: the meter changes
+    as ``(tick, numerator, denominator)``, sorted, the first at tick 0. Every bar is at least one tick."""
     lines = [0]
     tick = 0
     index = 0
-    while tick < end_tick:
-        while index + 1 < len(changes) and changes[index + 1][0] <= tick:
+    while tick < end:
+        while index + 1 < len(meters) and meters[index + 1][0] <= tick:
             index += 1
-        bar = max(1, round(changes[index][1].quarters_per_bar * tpq))
-        tick += bar
+        _, num, den = meters[index]
+        tick += max(1, round(num * 4 / den * tpq))
         lines.append(tick)
     return lines
 

@@ -40,6 +40,7 @@ from symusic.core import NoteTick, ScoreTick, TempoTick, TimeSignatureTick, Trac
 
 from engine.checkpoints import CONFIG_NAME, SYMBOLIC_TYPE, TOKENIZER_NAME, Checkpoint, write_json_atomic
 from engine.errors import BadInputError, ModelNotFoundError
+from engine.symbolic.region import bar_lines_for
 
 TASK = "accompany"
 
@@ -208,19 +209,6 @@ def assign_roles(tracks: list[list[tuple[int, int, int, int]]]) -> dict[str, lis
         middle = sum(n[2] for n in kept[1]) / len(kept[1])
         return {"soprano": kept[0], "alto" if middle >= 60 else "tenor": kept[1], "bass": kept[2]}
     return {"soprano": kept[0], "alto": kept[1], "tenor": kept[-2], "bass": kept[-1]}
-
-
-def bar_lines_for(time_signatures: Sequence[tuple[int, int, int]], tpq: int, end: int) -> list[int]:
-    lines = [0]
-    tick = 0
-    index = 0
-    while tick < end:
-        while index + 1 < len(time_signatures) and time_signatures[index + 1][0] <= tick:
-            index += 1
-        _, num, den = time_signatures[index]
-        tick += max(1, round(num * 4 / den * tpq))
-        lines.append(tick)
-    return lines
 
 
 def encode_piece(tokenizer: REMI, tokens: Tokens, path: Path, key: str) -> Piece | None:
