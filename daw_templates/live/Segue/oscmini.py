@@ -2,6 +2,8 @@
 
 import struct
 
+_NUMBERS = {"i": (">i", 4), "f": (">f", 4), "d": (">d", 8), "h": (">q", 8)}  # type tag: struct layout, bytes
+
 
 def _pad(data):
     return data + b"\0" * (4 - len(data) % 4)
@@ -55,18 +57,10 @@ def decode(data):
         tags, index = _read_string(data, index)
         args = []
         for tag in tags[1:]:
-            if tag == "i":
-                args.append(struct.unpack(">i", data[index : index + 4])[0])
-                index += 4
-            elif tag == "f":
-                args.append(struct.unpack(">f", data[index : index + 4])[0])
-                index += 4
-            elif tag == "d":
-                args.append(struct.unpack(">d", data[index : index + 8])[0])
-                index += 8
-            elif tag == "h":
-                args.append(struct.unpack(">q", data[index : index + 8])[0])
-                index += 8
+            if tag in _NUMBERS:
+                layout, size = _NUMBERS[tag]
+                args.append(struct.unpack(layout, data[index : index + size])[0])
+                index += size
             elif tag == "s":
                 text, index = _read_string(data, index)
                 args.append(text)
