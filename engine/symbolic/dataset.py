@@ -164,6 +164,32 @@ def transposition_table(tokenizer: REMI) -> tuple[np.ndarray, dict[int, int]]:
     return pitch_of, id_of
 
 
+def shifted_ids(id_of: dict[int, int], vocab_size: int, shifts: tuple[int, int]) -> np.ndarray:
+    """Row ``s - shifts[0]`` for each shift ``s`` in ``shifts`` (inclusive): every token id, the ``Pitch_`` ones
+    (``id_of[pitch]``) moved by ``s`` semitones where the vocabulary has the pitch they land on."""
+    lo, hi = min(id_of), max(id_of)
+    rows = range(shifts[0], shifts[1] + 1)
+    shifted = np.tile(np.arange(vocab_size, dtype=np.int64), (len(rows), 1))
+    for row, s in enumerate(rows):
+        for pitch, idx in id_of.items():
+            if lo <= pitch + s <= hi:
+                shifted[row, idx] = id_of[pitch + s]
+    return shifted
+
+
+def draw_shift(
+    pitches: np.ndarray, lowest: int, highest: int, shifts: tuple[int, int], rng: np.random.Generator
+) -> int:
+    """A random transposition in ``shifts`` (semitones, inclusive) that keeps ``pitches`` (-1: not a pitch, left
+    out) within ``lowest..highest``; 0 when there is no pitch or no such shift (then ``rng`` is not drawn from)."""
+    pitches = pitches[pitches >= 0]
+    if pitches.size == 0:
+        return 0
+    low = max(shifts[0], lowest - int(pitches.min()))
+    high = min(shifts[1], highest - int(pitches.max()))
+    return int(rng.integers(low, high + 1)) if high >= low else 0
+
+
 @dataclass
 class TokenSet:
     """The cached streams plus batch sampling with transposition."""
@@ -187,24 +213,12 @@ class TokenSet:
         train = np.load(cache_dir / "train.npy", mmap_mode="r")
         val = np.load(cache_dir / "val.npy", mmap_mode="r")
         pitch_of, id_of = transposition_table(tokenizer)
-        lo, hi = min(id_of), max(id_of)
-        shifts = range(TRANSPOSE_RANGE[0], TRANSPOSE_RANGE[1] + 1)
-        shifted = np.tile(np.arange(len(tokenizer), dtype=np.int64), (len(shifts), 1))
-        for row, s in enumerate(shifts):
-            for pitch, idx in id_of.items():
-                if lo <= pitch + s <= hi:
-                    shifted[row, idx] = id_of[pitch + s]
-        return cls(train, val, meta, pitch_of, shifted, lo, hi)
+        shifted = shifted_ids(id_of, len(tokenizer), TRANSPOSE_RANGE)
+        return cls(train, val, meta, pitch_of, shifted, min(id_of), max(id_of))
 
     def transpose(self, window: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Shift the ``Pitch_`` tokens of ``window`` by a random allowed number of semitones."""
-        pitches = self.pitch_of[window]
-        pitches = pitches[pitches >= 0]
-        if pitches.size == 0:
-            return window
-        low = max(TRANSPOSE_RANGE[0], self.pitch_min - int(pitches.min()))
-        high = min(TRANSPOSE_RANGE[1], self.pitch_max - int(pitches.max()))
-        shift = int(rng.integers(low, high + 1)) if high >= low else 0
+        shift = draw_shift(self.pitch_of[window], self.pitch_min, self.pitch_max, TRANSPOSE_RANGE, rng)
         if shift == 0:
             return window
         out: np.ndarray = self.shifted[shift - TRANSPOSE_RANGE[0]][window]

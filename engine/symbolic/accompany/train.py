@@ -40,7 +40,7 @@ from engine.symbolic.accompany.layout import (
     sample_example,
     save_accompany,
 )
-from engine.symbolic.dataset import find_midi_files, is_val
+from engine.symbolic.dataset import draw_shift, find_midi_files, is_val, shifted_ids
 from engine.symbolic.train import TIED
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,8 @@ def split_pieces(pieces: list[Piece], val_fraction: float) -> tuple[list[Piece],
 
 
 class ShiftTable:
-    """Transposition of token ids: ``table[shift][id]``; pitch range per example to keep shifts in the vocabulary."""
+    """Transposition of token ids: ``table[shift - TRANSPOSE[0]][id]``; pitch range per example to keep shifts in
+    the vocabulary."""
 
     def __init__(self, tokenizer: Any, vocab_size: int) -> None:
         self.pitch_of = np.full(vocab_size, -1, dtype=np.int32)
@@ -141,26 +142,14 @@ class ShiftTable:
                 self.pitch_of[idx] = int(token.split("_", 1)[1])
                 id_of[int(token.split("_", 1)[1])] = idx
         self.low, self.high = min(id_of), max(id_of)
-        self.table: dict[int, np.ndarray] = {}
-        for s in range(TRANSPOSE[0], TRANSPOSE[1] + 1):
-            row = np.arange(vocab_size, dtype=np.int64)
-            for pitch, idx in id_of.items():
-                if self.low <= pitch + s <= self.high:
-                    row[idx] = id_of[pitch + s]
-            self.table[s] = row
+        self.table = shifted_ids(id_of, vocab_size, TRANSPOSE)  # row shift - TRANSPOSE[0]
 
     def transpose(self, seq: Sequence_, rng: np.random.Generator) -> Sequence_:
         ids = np.asarray(seq.ids)
-        pitches = self.pitch_of[ids]
-        pitches = pitches[pitches >= 0]
-        if pitches.size == 0:
-            return seq
-        low = max(TRANSPOSE[0], self.low - int(pitches.min()))
-        high = min(TRANSPOSE[1], self.high - int(pitches.max()))
-        shift = int(rng.integers(low, high + 1)) if high >= low else 0
+        shift = draw_shift(self.pitch_of[ids], self.low, self.high, TRANSPOSE, rng)
         if shift == 0:
             return seq
-        return Sequence_(self.table[shift][ids].tolist(), seq.loss_mask)
+        return Sequence_(self.table[shift - TRANSPOSE[0]][ids].tolist(), seq.loss_mask)
 
 
 def draw_examples(
