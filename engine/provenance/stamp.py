@@ -199,7 +199,7 @@ class _Stamped:
 
 
 def _stamp_file(job_dir: Path, rel: str, record: ProvenanceRecord, credentials: Credentials | None) -> _Stamped:
-    """Read one of the job's files, stamp it in memory and write it back atomically (its audio checked unchanged)."""
+    """Read one of the job's files, stamp it and write it back atomically (its audio checked unchanged)."""
     path = job_dir / rel
     problems: list[str] = []
     outside = _outside(job_dir, rel)
