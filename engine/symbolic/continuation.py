@@ -274,21 +274,9 @@ def continue_region(
         groups = [list(range(i, len(pool_seeds), len(seeds))) for i in range(len(seeds))]
         order = choose(region, decoded, params.bars, groups, settings)
     kept = [decoded[i] for i in order]
-    repeats = near_copies(region, kept, params.bars)
-    if repeats and mixer is not None and cache_settings is not None and cache_settings.loop is not None:
-        # a variant that only repeats another (a plain loop copied by both): sampled again without the loop memory
-        # and with the cache at half its weights
-        loose = replace(cache_settings.scaled(0.5), loop=cache_settings.loop)
-        again = CacheMixer(prompt_ids, mixer.kinds, len(repeats), loose, probs, [0.0] * len(repeats))
-        extra = [(int(seeds[i]) + factor * SEED_STRIDE) % 2**63 for i in repeats]
-        rows = sample_continuations(model.model, prompt_ids, model.vocab, constraints, extra,
-                                    temperature=params.temperature, top_p=params.top_p, cancel=cancel,
-                                    use_cache=use_cache, logits_hook=again)  # fmt: skip
-        for i, tokens in zip(repeats, rows, strict=True):
-            kept[i] = decode_variant(tokens, model.tokenizer, region, params.bars, part_names)
-        mixer.report.seconds += again.report.seconds
-        if mixer.report.loop is not None:
-            mixer.report.loop.resampled = len(repeats)
+    if mixer is not None and mixer.report.loop is not None:
+        job = _Job(model, region, params, part_names, prompt_ids, constraints, cancel, use_cache)
+        kept = _sample_repeats_again(job, kept, [(int(s) + factor * SEED_STRIDE) % 2**63 for s in seeds], mixer, probs)
     if info is not None:
         info.guidance = settings.describe() if settings.enabled else "off"
         info.candidates = len(pool_seeds)
@@ -306,6 +294,43 @@ def prompt_probs(model: GPT, prompt: Sequence[int]) -> list[float]:
     log_probs = torch.log_softmax(logits[0, :-1].float(), dim=-1)
     picked = log_probs.gather(1, ids[0, 1:, None])[:, 0].exp()
     return [0.0] + [float(x) for x in picked.cpu()]
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a second sampling pass needs of the job."""
+
+    model: SymbolicModel
+    region: Region
+    params: GenerationParams
+    part_names: dict[int, str]
+    prompt_ids: list[int]
+    constraints: Constraints
+    cancel: CancelToken | None
+    use_cache: bool
+
+
+def _sample_repeats_again(
+    job: _Job, kept: list[tuple[PartNotes, ...]], seeds: Sequence[int], mixer: CacheMixer, probs: list[float] | None
+) -> list[tuple[PartNotes, ...]]:
+    """``kept`` with each variant that only repeats an earlier one (a plain loop copied by both) sampled again
+    (seed ``seeds[i]``) without the loop memory and with the cache at half its weights; the report counts them."""
+    repeats = near_copies(job.region, kept, job.params.bars)
+    if not repeats or mixer.report.loop is None:
+        return kept
+    settings = mixer.report.settings
+    loose = replace(settings.scaled(0.5), loop=settings.loop)
+    again = CacheMixer(job.prompt_ids, mixer.kinds, len(repeats), loose, probs, [0.0] * len(repeats))
+    rows = sample_continuations(job.model.model, job.prompt_ids, job.model.vocab, job.constraints,
+                                [seeds[i] for i in repeats], temperature=job.params.temperature,
+                                top_p=job.params.top_p, cancel=job.cancel, use_cache=job.use_cache,
+                                logits_hook=again)  # fmt: skip
+    out = list(kept)
+    for i, tokens in zip(repeats, rows, strict=True):
+        out[i] = decode_variant(tokens, job.model.tokenizer, job.region, job.params.bars, job.part_names)
+    mixer.report.seconds += again.report.seconds
+    mixer.report.loop.resampled = len(repeats)
+    return out
 
 
 def near_copies(region: Region, variants: Sequence[tuple[PartNotes, ...]], bars: int) -> list[int]:
