@@ -73,7 +73,8 @@ class CacheSettings:
     def scaled(self, factor: float) -> CacheSettings:
         """Every slot's prior weight times ``factor`` (at most :data:`MAX_WEIGHT`): the job's similarity control."""
         w = {slot: min(MAX_WEIGHT, max(0.0, self.weight(slot) * factor)) for slot in SLOTS}
-        loop = replace(self.loop, weight=min(MAX_WEIGHT, self.loop.weight * factor)) if self.loop else None
+        # the loop memory's weight multiplies what the region gave it (its own cap applies): scaled, not capped here
+        loop = replace(self.loop, weight=max(0.0, self.loop.weight * factor)) if self.loop else None
         return replace(
             self,
             pitch=w[PITCH],

@@ -298,3 +298,10 @@ def test_a_variant_that_only_repeats_another_is_sampled_again_and_the_job_says_s
     # (whether they then differ is up to the model: here, measured, they still do not all differ)
     assert "sampled again without it" in " ".join(info.notes())
     assert continuation.near_copies(region, [variants[0], variants[1], variants[0]], 4)[-1] == 2
+
+
+def test_the_default_similarity_leaves_the_loop_memory_as_the_bench_measured_it() -> None:
+    assert WITH_LOOP.scaled(1.0).loop == WITH_LOOP.loop
+    closer = WITH_LOOP.scaled(1.0 / 0.7).loop
+    assert closer is not None and WITH_LOOP.loop is not None and closer.weight > WITH_LOOP.loop.weight
+    assert WITH_LOOP.scaled(0.0).loop == LoopSettings(weight=0.0)
