@@ -96,7 +96,7 @@ def perturbation_sweep(
     import numpy as np
     from transcribe_perturb import jittered, stand_in, with_ghosts
 
-    from engine.transcribe import region as transcribe
+    from engine.transcribe import model as transcribe
 
     seen: dict[str, Any] = {}
 
@@ -149,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
     from symusic import Score
 
     from engine.api import Meter
-    from engine.transcribe import region as transcribe
+    from engine.transcribe import model as transcribe
     from engine.transcribe.grid import TranscriptionOptions
+    from engine.transcribe.region import transcribe_region
 
     options = TranscriptionOptions(threads=args.threads)
 
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def segue(i: int, model: Any = None) -> list[tuple[float, float, int]]:
             out = Path(tmp) / f"t{i}.mid"
-            transcribe.transcribe_region(wav, TEMPO, Meter(4, 4), None, out, options, model=model)
+            transcribe_region(wav, TEMPO, Meter(4, 4), None, out, options, model=model)
             spq = 60.0 / TEMPO
             score = Score(str(out))
             tpq = score.ticks_per_quarter

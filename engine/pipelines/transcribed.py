@@ -30,7 +30,8 @@ from engine.pipelines import audio, midi
 from engine.pipelines.context import NO_AUDIO_MODEL, JobContext, Models, refuse_taken_variants
 
 if TYPE_CHECKING:
-    from engine.transcribe.region import Progress, Transcription
+    from engine.transcribe.model import Progress
+    from engine.transcribe.region import Transcription
 
 TRANSCRIBED_MIDI = Path("region") / "transcribed.mid"
 TRANSCRIBE_SHARE = 0.15  # of the progress bar

@@ -22,6 +22,7 @@ pytest.importorskip("onnxruntime")
 if importlib.util.find_spec("basic_pitch") is None:
     pytest.skip("basic-pitch is not installed (make venv installs it)", allow_module_level=True)
 
+from engine.transcribe import model as transcribe_model  # noqa: E402
 from engine.transcribe import region as transcribe  # noqa: E402
 from engine.transcribe.region import transcribe_region  # noqa: E402
 
@@ -210,11 +211,11 @@ def test_without_basic_pitch_the_error_says_how_to_install_it(monkeypatch: pytes
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "basic_pitch" else real(name, *a))
     with pytest.raises(EngineError, match=r"pip install --no-deps basic-pitch"):
-        transcribe.model_path()
+        transcribe_model.model_path()
 
 
 def test_the_session_is_made_once_per_process() -> None:
-    assert transcribe._session() is transcribe._session()
+    assert transcribe_model._session() is transcribe_model._session()
 
 
 def test_progress_is_reported_and_cancel_stops_before_any_file(tmp_path: Path) -> None:

@@ -26,9 +26,10 @@ if importlib.util.find_spec("basic_pitch") is None:
 from test_transcribe import MELODY, TEMPO, TPQ, grid_f1, notes_of, render_region  # noqa: E402
 from transcribe_perturb import jittered, stand_in, with_ghosts  # noqa: E402
 
-from engine.transcribe import region as transcribe  # noqa: E402
+from engine.transcribe import model as transcribe  # noqa: E402
 from engine.transcribe.grid import TranscriptionOptions  # noqa: E402
-from engine.transcribe.region import Activations, Progress, transcribe_region  # noqa: E402
+from engine.transcribe.model import Activations, Progress  # noqa: E402
+from engine.transcribe.region import transcribe_region  # noqa: E402
 
 SEEDS = range(5)
 

@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from engine.api import CancelToken
 from engine.transcribe.grid import HARMONICS, MODEL_SAMPLE_RATE
-from engine.transcribe.region import FFT_HOP, MIDI_OFFSET, Activations, ModelRunner, Progress
+from engine.transcribe.model import FFT_HOP, MIDI_OFFSET, Activations, ModelRunner, Progress
 
 FRAMES_PER_SECOND = MODEL_SAMPLE_RATE / FFT_HOP
 NOISE = 0.02  # absolute, on every activation and frame
