@@ -39,9 +39,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,31 +51,18 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
+from midi_speed_jobs import CLI_SETTINGS, Timing, bench_cli, bench_job, bench_render, best, timed  # noqa: E402
 
-from engine.api import GenerationParams, GenerationRequest, Prompt  # noqa: E402
+from engine.api import Prompt  # noqa: E402
 from engine.checkpoints import find_checkpoint  # noqa: E402
 from engine.nn import model_fast  # noqa: E402
 from engine.symbolic.continuation import (  # noqa: E402
     SymbolicModel,
-    decode_variant,
     encode_prompt,
     region_constraints,
 )
-from engine.symbolic.naming import part_names_for  # noqa: E402
 from engine.symbolic.region import Region, read_region  # noqa: E402
 from engine.symbolic.sampling import sample_continuations  # noqa: E402
-
-Timing = tuple[float, float]  # wall s, cpu s
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, Timing]:
-    w0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
-    return out, (time.perf_counter() - w0, time.process_time() - c0)
-
-
-def best(a: Timing | None, b: Timing) -> Timing:
-    return b if a is None or b[0] < a[0] else a
 
 
 @dataclass(frozen=True)
@@ -112,15 +97,6 @@ def _threads_per_step(setting: int | None = None) -> Iterator[int]:
     """Stands in for :func:`engine.nn.model_fast.job_threads`: nothing set for the job, so each decode step
     switches torch's threads itself (the sampler before threads were set once per job)."""
     yield 0
-
-
-# `segue continue` runs: extra environment of each setting
-CLI_SETTINGS: dict[str, dict[str, str]] = {
-    "default": {},  # SEGUE_DECODE_PRECISION=auto: bfloat16 where the CPU has it natively
-    "float32": {"SEGUE_DECODE_PRECISION": "float32"},  # the default until this session
-    "bf16": {"SEGUE_DECODE_PRECISION": "bfloat16"},
-    "module": {"SEGUE_FAST_DECODE": "0"},
-}
 
 
 def bench_sampling(
@@ -200,108 +176,6 @@ def heldout_loss(sm: SymbolicModel, dtypes: list[torch.dtype]) -> dict[str, Any]
     return out
 
 
-def bench_cli(
-    region_path: Path, bars: int, variants: int, repeats: int, envs: dict[str, dict[str, str]]
-) -> dict[str, Any]:
-    """``segue continue`` as a user runs it (a new process each time, ``make demo`` settings), per setting in
-    ``envs`` (extra environment), alternating; best wall of ``repeats``, with the job's own phase timings."""
-    import json
-    import os
-    import subprocess
-
-    segue = Path(sys.executable).parent / "segue"
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        n = 0
-        names = list(envs)
-        for r in range(repeats):
-            for name in names if r % 2 == 0 else names[::-1]:
-                n += 1
-                out = Path(tmp) / f"run{n}"
-                command = [str(segue), "continue", str(region_path), "--bars", str(bars), "--variants", str(variants)]
-                command += ["--seed", "7", "--out", str(out), "--json"]
-                w0, c0 = time.perf_counter(), _children_cpu()
-                done = subprocess.run(
-                    command, env={**os.environ, **envs[name]}, capture_output=True, text=True, check=True
-                )
-                wall, cpu = time.perf_counter() - w0, _children_cpu() - c0
-                job = json.loads(done.stdout)
-                timings = {k: float(v) for k, v in job.get("timings", {}).items()}
-                if name not in results or wall < results[name]["wall"]:
-                    results[name] = {"wall": wall, "cpu": cpu, "timings": timings}
-    return results
-
-
-def _children_cpu() -> float:
-    """User + system CPU seconds of this process's finished children."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _channel_ordered_render(*args: Any, **kwargs: Any) -> Any:
-    """The renderer as it was before frame-ordered audio: every stem and mix copied into [2, N] C order (which the
-    WAV writer then copies back into frames)."""
-    import numpy as np
-
-    from engine.render.synth import Rendering, render
-
-    r = render(*args, **kwargs)
-    stems = {k: np.ascontiguousarray(v) for k, v in r.stems.items()}
-    return Rendering(stems, np.ascontiguousarray(r.mix), r.sample_rate, r.gain, r.peak_dbfs, r.soundfont)
-
-
-def bench_render(
-    region: Region, rows: list[list[int]], sm: SymbolicModel, bars: int, repeats: int
-) -> dict[str, Timing]:
-    """Render each variant's continuation and the region + continuation and write them, as a job does."""
-    import engine.pipelines.files as files_module  # the job's render helper, swapped for the baseline's
-    from engine.pipelines.midi import MidiJobFiles  # the job's own writer: MIDI files, then the audio from them
-    from engine.render.soundfont import find_soundfont
-
-    names = part_names_for(region.parts)
-    variants = [decode_variant(r, sm.tokenizer, region, bars, names) for r in rows[:4]]
-    soundfont = find_soundfont(None)
-    new_render = files_module.render
-    out: dict[str, Timing] = {}
-    for r in range(repeats):
-        for key in ("baseline", "new") if r % 2 == 0 else ("new", "baseline"):
-            files_module.render = new_render if key == "new" else _channel_ordered_render  # type: ignore[assignment]
-            try:
-                with tempfile.TemporaryDirectory() as tmp:
-                    files = MidiJobFiles(Path(tmp), region, bars, 44_100, soundfont, None)
-                    _, t = timed(lambda: [files.write_variant(f"v{i + 1:02d}", i, v) for i, v in enumerate(variants)])  # noqa: B023
-            finally:
-                files_module.render = new_render
-            out[key] = best(out.get(key), t)
-    return out
-
-
-def bench_job(region_path: Path, bars: int, variants: int, repeats: int) -> dict[str, Any]:
-    from engine.local import LocalEngine
-
-    engine = LocalEngine()
-    request = GenerationRequest(
-        prompt=Prompt(midi_path=region_path), params=GenerationParams(bars=bars, variants=variants, seed=7)
-    )
-    model = engine.loaded.symbolic("default").model
-    results: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        engine.generate(request, Path(tmp) / "warm")  # loads the model and the soundfont
-        n = 0
-        for r in range(repeats):
-            for fast in (False, True) if r % 2 == 0 else (True, False):
-                model.fast_decode = fast
-                n += 1
-                result, t = timed(lambda: engine.generate(request, Path(tmp) / f"job{n}"))  # noqa: B023
-                key = "fast" if fast else "module"
-                if key not in results or t[0] < results[key]["wall"]:
-                    results[key] = {"wall": t[0], "cpu": t[1], "timings": dict(result.timings)}
-    model.fast_decode = True
-    return results
-
-
 @contextlib.contextmanager
 def _competing_load(after_s: float, processes: int) -> Iterator[None]:
     """``processes`` busy loops (other programs wanting the CPU: a DAW playing, a test run) from ``after_s``
@@ -361,7 +235,7 @@ def ratio(base: float, new: float) -> str:
     return f"{base / new:.2f}x" if new > 0 else "n/a"
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
     parser.add_argument("--regions", nargs="*", default=["pop_100bpm_4-4.mid", "chorale_style_72bpm_4-4.mid"])
@@ -388,101 +262,138 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--load-processes", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS / "midi_speed.json"))
-    args = parser.parse_args()
+    return parser
+
+
+Table = list[list[str]]
+
+
+def _sampling_rows(
+    name: str, sm: SymbolicModel, region: Region, args: argparse.Namespace, entry: dict[str, Any], table: Table
+) -> list[list[int]]:
+    """The sampler modes side by side at each ``--rows`` (and, with several, the rows' cost side by side) into
+    ``entry`` and ``table``; the tokens the first batch size drew."""
+    first_rows: list[list[int]] | None = None
+    today_by_rows: dict[int, Timing] = {}
+    for rows in args.rows:
+        res, generated, steps, same, tokens = bench_sampling(sm, region, args.bars, rows, args.repeats, args.modes)
+        first_rows = first_rows or tokens
+        entry["sampling"][rows] = {"seconds": res, "tokens": generated, "steps": steps, "same_tokens": same}
+        base = TODAY if TODAY in res else next(iter(res))
+        today_by_rows[rows] = res[base]
+        bw, bc = res[base]
+        for label, (w, c) in res.items():
+            if label == base:
+                continue
+            note = f"{generated[label]} tokens in {steps[label]} steps ({base}: {steps[base]})"
+            note += "; same tokens" if same[label] else "; other tokens"
+            table.append(
+                [name, f"sampling, {rows} rows: {label} vs {base}", f"{w:.2f} / {c:.2f}", f"{bw:.2f} / {bc:.2f}",
+                 ratio(bw, w), ratio(bc, c), note + (f" ({MODES[label].note})" if MODES[label].note else "")]
+            )  # fmt: skip
+    if len(today_by_rows) > 1:  # what a batch's rows cost: 4 variants x 1 candidate against x 2
+        most = max(today_by_rows)
+        (mw, mc) = today_by_rows[most]
+        for rows, (w, c) in sorted(today_by_rows.items()):
+            if rows != most:
+                table.append(
+                    [name, f"sampling ({TODAY}): {rows} rows vs {most}", f"{w:.2f} / {c:.2f}",
+                     f"{mw:.2f} / {mc:.2f}", ratio(mw, w), ratio(mc, c), "the batch's rows: variants x candidates"]
+                )  # fmt: skip
+    assert first_rows is not None
+    return first_rows
+
+
+def _threads_row(
+    name: str, sm: SymbolicModel, region: Region, args: argparse.Namespace, entry: dict[str, Any], table: Table
+) -> None:
+    """The steps' threads chosen once against re-chosen under a load that starts mid-job (``--load-after``)."""
+    spent = bench_threads(sm, region, args.bars, max(args.rows), args.repeats, args.load_after, args.load_processes)
+    entry["threads"] = spent
+    (ow, oc), (nw, nc) = spent["once"], spent["re-chosen"]
+    table.append(
+        [name, f"sampling, {max(args.rows)} rows, {torch.get_num_threads()} threads, load from "
+         f"{args.load_after:g} s: threads re-chosen vs once", f"{nw:.2f} / {nc:.2f}", f"{ow:.2f} / {oc:.2f}",
+         ratio(ow, nw), ratio(oc, nc),
+         f"{args.load_processes} busy processes start mid-job; the job began on an idle machine"]
+    )  # fmt: skip
+
+
+def _job_rows(name: str, path: Path, args: argparse.Namespace, entry: dict[str, Any], table: Table) -> None:
+    """The whole job in process (fast against module path; unless ``--no-job``) and ``segue continue`` per
+    ``--cli-settings`` (unless ``--cli-repeats 0``)."""
+    if not args.no_job:
+        job = bench_job(path, args.bars, args.variants, args.job_repeats)
+        entry["job"] = job
+        m, f = job["module"], job["fast"]
+        parts = ", ".join(
+            f"{k.replace('_seconds', '')} {f['timings'].get(k, 0):.2f} vs {m['timings'].get(k, 0):.2f}"
+            for k in ("generate_seconds", "render_seconds")
+        )
+        table.append(
+            [name, "whole job in process: fast vs module path", f"{f['wall']:.2f} / {f['cpu']:.2f}",
+             f"{m['wall']:.2f} / {m['cpu']:.2f}", ratio(m["wall"], f["wall"]), ratio(m["cpu"], f["cpu"]), parts]
+        )  # fmt: skip
+    if args.cli_repeats > 0:
+        envs = {k: v for k, v in CLI_SETTINGS.items() if k in args.cli_settings}
+        cli = bench_cli(path, args.bars, args.variants, args.cli_repeats, envs)
+        entry["cli"] = cli
+        for label, run in cli.items():
+            t = run["timings"]
+            outside = run["wall"] - t.get("total_seconds", 0.0)
+            phases = ", ".join(
+                f"{k.removesuffix('_seconds')} {t[k]:.2f}"
+                for k in ("load_seconds", "generate_seconds", "cache_seconds", "render_seconds")
+                if k in t
+            )
+            table.append(
+                [name, f"`segue continue` ({label})", f"{run['wall']:.2f} / {run['cpu']:.2f}", "", "", "",
+                 f"process start, imports, job.json, exit {outside:.2f}; {phases}"]
+            )  # fmt: skip
+
+
+def _region_entry(name: str, sm: SymbolicModel, args: argparse.Namespace, table: Table) -> dict[str, Any]:
+    """Every measurement on one region of examples/regions/, its rows added to ``table``."""
+    path = ROOT / "examples/regions" / name
+    region = read_region(Prompt(midi_path=path))
+    entry: dict[str, Any] = {"sampling": {}}
+    first_rows = _sampling_rows(name, sm, region, args, entry, table)
+    if args.load_after is not None:
+        _threads_row(name, sm, region, args, entry, table)
+    render_times = bench_render(region, first_rows, sm, args.bars, args.repeats)
+    entry["render"] = render_times
+    (bw, bc), (rw, rc) = render_times["baseline"], render_times["new"]
+    table.append(
+        [name, "render + write 4 variants", f"{rw:.2f} / {rc:.2f}", f"{bw:.2f} / {bc:.2f}", ratio(bw, rw),
+         ratio(bc, rc), "continuation + full per variant: stems, mixes, MIDI, 24-bit WAVs"]
+    )  # fmt: skip
+    _job_rows(name, path, args, entry, table)
+    return entry
+
+
+def _loss_row(sm: SymbolicModel, data: dict[str, Any], table: Table) -> None:
+    """The held-out loss with bfloat16 weight products against float32."""
+    loss = heldout_loss(sm, [torch.float32, torch.bfloat16])
+    data["heldout_loss"] = loss
+    change = (loss["bfloat16"] - loss["float32"]) / loss["float32"] * 100
+    table.append(
+        ["held-out pieces", "loss, nats/token: bf16 vs float32", f"{loss['bfloat16']:.5f}",
+         f"{loss['float32']:.5f}", "", "",
+         f"{change:+.3f} %; {loss['tokens']} tokens of {loss['pieces']} pieces (bench/data/midi_quality)"]
+    )  # fmt: skip
+
+
+def main() -> int:
+    args = _parser().parse_args()
     torch.set_num_threads(args.threads)
 
     sm = SymbolicModel.load(find_checkpoint(args.model))
-    table: list[list[str]] = []
+    table: Table = []
     data: dict[str, Any] = {"machine": machine(args.threads), "model": sm.name, "bars": args.bars, "regions": {}}
     for name in args.regions:
-        path = ROOT / "examples/regions" / name
-        region = read_region(Prompt(midi_path=path))
-        entry: dict[str, Any] = {"sampling": {}}
-        first_rows: list[list[int]] | None = None
-        today_by_rows: dict[int, Timing] = {}
-        for rows in args.rows:
-            res, generated, steps, same, tokens = bench_sampling(sm, region, args.bars, rows, args.repeats, args.modes)
-            first_rows = first_rows or tokens
-            entry["sampling"][rows] = {"seconds": res, "tokens": generated, "steps": steps, "same_tokens": same}
-            base = TODAY if TODAY in res else next(iter(res))
-            today_by_rows[rows] = res[base]
-            bw, bc = res[base]
-            for label, (w, c) in res.items():
-                if label == base:
-                    continue
-                note = f"{generated[label]} tokens in {steps[label]} steps ({base}: {steps[base]})"
-                note += "; same tokens" if same[label] else "; other tokens"
-                table.append(
-                    [name, f"sampling, {rows} rows: {label} vs {base}", f"{w:.2f} / {c:.2f}", f"{bw:.2f} / {bc:.2f}",
-                     ratio(bw, w), ratio(bc, c), note + (f" ({MODES[label].note})" if MODES[label].note else "")]
-                )  # fmt: skip
-        if len(today_by_rows) > 1:  # what a batch's rows cost: 4 variants x 1 candidate against x 2
-            most = max(today_by_rows)
-            (mw, mc) = today_by_rows[most]
-            for rows, (w, c) in sorted(today_by_rows.items()):
-                if rows != most:
-                    table.append(
-                        [name, f"sampling ({TODAY}): {rows} rows vs {most}", f"{w:.2f} / {c:.2f}",
-                         f"{mw:.2f} / {mc:.2f}", ratio(mw, w), ratio(mc, c), "the batch's rows: variants x candidates"]
-                    )  # fmt: skip
-        if args.load_after is not None:
-            spent = bench_threads(
-                sm, region, args.bars, max(args.rows), args.repeats, args.load_after, args.load_processes
-            )
-            entry["threads"] = spent
-            (ow, oc), (nw, nc) = spent["once"], spent["re-chosen"]
-            table.append(
-                [name, f"sampling, {max(args.rows)} rows, {torch.get_num_threads()} threads, load from "
-                 f"{args.load_after:g} s: threads re-chosen vs once", f"{nw:.2f} / {nc:.2f}", f"{ow:.2f} / {oc:.2f}",
-                 ratio(ow, nw), ratio(oc, nc),
-                 f"{args.load_processes} busy processes start mid-job; the job began on an idle machine"]
-            )  # fmt: skip
-        assert first_rows is not None
-        render_times = bench_render(region, first_rows, sm, args.bars, args.repeats)
-        entry["render"] = render_times
-        (bw, bc), (rw, rc) = render_times["baseline"], render_times["new"]
-        table.append(
-            [name, "render + write 4 variants", f"{rw:.2f} / {rc:.2f}", f"{bw:.2f} / {bc:.2f}", ratio(bw, rw),
-             ratio(bc, rc), "continuation + full per variant: stems, mixes, MIDI, 24-bit WAVs"]
-        )  # fmt: skip
-        if not args.no_job:
-            job = bench_job(path, args.bars, args.variants, args.job_repeats)
-            entry["job"] = job
-            m, f = job["module"], job["fast"]
-            parts = ", ".join(
-                f"{k.replace('_seconds', '')} {f['timings'].get(k, 0):.2f} vs {m['timings'].get(k, 0):.2f}"
-                for k in ("generate_seconds", "render_seconds")
-            )
-            table.append(
-                [name, "whole job in process: fast vs module path", f"{f['wall']:.2f} / {f['cpu']:.2f}",
-                 f"{m['wall']:.2f} / {m['cpu']:.2f}", ratio(m["wall"], f["wall"]), ratio(m["cpu"], f["cpu"]), parts]
-            )  # fmt: skip
-        if args.cli_repeats > 0:
-            envs = {k: v for k, v in CLI_SETTINGS.items() if k in args.cli_settings}
-            cli = bench_cli(path, args.bars, args.variants, args.cli_repeats, envs)
-            entry["cli"] = cli
-            for label, run in cli.items():
-                t = run["timings"]
-                outside = run["wall"] - t.get("total_seconds", 0.0)
-                phases = ", ".join(
-                    f"{k.removesuffix('_seconds')} {t[k]:.2f}"
-                    for k in ("load_seconds", "generate_seconds", "cache_seconds", "render_seconds")
-                    if k in t
-                )
-                table.append(
-                    [name, f"`segue continue` ({label})", f"{run['wall']:.2f} / {run['cpu']:.2f}", "", "", "",
-                     f"process start, imports, job.json, exit {outside:.2f}; {phases}"]
-                )  # fmt: skip
-        data["regions"][name] = entry
+        data["regions"][name] = _region_entry(name, sm, args, table)
     if not args.no_loss:
-        loss = heldout_loss(sm, [torch.float32, torch.bfloat16])
-        data["heldout_loss"] = loss
-        change = (loss["bfloat16"] - loss["float32"]) / loss["float32"] * 100
-        table.append(
-            ["held-out pieces", "loss, nats/token: bf16 vs float32", f"{loss['bfloat16']:.5f}",
-             f"{loss['float32']:.5f}", "", "",
-             f"{change:+.3f} %; {loss['tokens']} tokens of {loss['pieces']} pieces (bench/data/midi_quality)"]
-        )  # fmt: skip
+        _loss_row(sm, data, table)
     if args.levers:
         import midi_levers
 
