@@ -44,59 +44,84 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    p = sub.add_parser("continue", parents=[common], help="continue a region (MIDI and/or audio)")
-    _continue_arguments(p)
-    p.set_defaults(handler=handlers["continue"])
+    def command(name: str, arguments: Callable[[argparse.ArgumentParser], None], **kwargs: Any) -> None:
+        p = sub.add_parser(name, parents=[common], **kwargs)
+        arguments(p)
+        p.set_defaults(handler=handlers[name])
 
-    p = sub.add_parser(
-        "provenance", parents=[common], help="what a WAV or MIDI file says about where it came from, and whether "
-        "its C2PA signature holds (exit 1 when it does not, or the file has no Segue record)"
+    command("continue", _continue_arguments, help="continue a region (MIDI and/or audio)")
+    command(
+        "provenance", _provenance_arguments, help="what a WAV or MIDI file says about where it came from, and "
+        "whether its C2PA signature holds (exit 1 when it does not, or the file has no Segue record)"
     )  # fmt: skip
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a WAV or MIDI file Segue wrote")
-    p.add_argument("--json", action="store_true", help="print what was found as JSON")
-    p.set_defaults(handler=handlers["provenance"])
-
-    p = sub.add_parser("models", parents=[common], help="list installed models")
-    _add_engine_args(p)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=handlers["models"])
-
-    p = sub.add_parser("doctor", parents=[common], help="check torch, device, soundfont, models and MIDI ports")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=handlers["doctor"])
-
-    p = sub.add_parser("jobs", parents=[common], help="list the jobs in an output folder")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the folder given to `segue continue --out`")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=handlers["jobs"])
-
-    p = sub.add_parser(
-        "eval", parents=[common], help="score a job folder: length, tempo, meter, key, grid, loudness, join, variety"
+    command("models", _models_arguments, help="list installed models")
+    command("doctor", _json_argument, help="check torch, device, soundfont, models and MIDI ports")
+    command("jobs", _jobs_arguments, help="list the jobs in an output folder")
+    command(
+        "eval", _eval_arguments, help="score a job folder: length, tempo, meter, key, grid, loudness, join, variety"
     )
-    p.add_argument("job_dir", type=Path, metavar="JOB_DIR", help="a folder written by `segue continue`")
-    p.add_argument("--json", action="store_true", help="print the scores as JSON")
-    p.add_argument("--strict", action="store_true", help="exit 1 when any check fails")
-    p.set_defaults(handler=handlers["eval"])
-
-    p = sub.add_parser("bridge", parents=[common], help="the headless DAW bridge: Segue's OSC on UDP (Ctrl-C stops)")
-    _bridge_arguments(p)
-    p.set_defaults(handler=handlers["bridge"])
-
-    p = sub.add_parser(
+    command("bridge", _bridge_arguments, help="the headless DAW bridge: Segue's OSC on UDP (Ctrl-C stops)")
+    command(
         "capture",
-        parents=[common],
+        _capture_arguments,
         help="record the DAW's output while it plays, cut to whole bars by its MIDI clock (Ctrl-C cancels)",
         description="Arm, then press play in the DAW: MIDI clock Start begins the take, the DAW's Stop (or --bars "
         "whole bars) ends it. The take is cut from the first bar line at or after the start to the last whole "
         "bar, with the DAW's output latency accounted for, and written as a new 24-bit WAV at the device's rate "
         "(never over an existing file). Then: segue continue FILE --tempo BPM.",
     )
-    _capture_arguments(p)
-    p.set_defaults(handler=handlers["capture"])
-
-    p = sub.add_parser(
+    p = sub.add_parser(  # no common options: everything after KIND goes to the trainer
         "train", help="train a model on your own data: segue train symbolic|audio|accompany --data DIR --out DIR"
     )
+    _train_arguments(p)
+    p.set_defaults(handler=handlers["train"])
+    command("gui", _gui_arguments, help="the desktop app (needs the gui extra: PyQt6)")
+    command(
+        "serve",
+        _serve_arguments,
+        help="run the engine as an HTTP server for Segue on other computers (docs/remote.md; Ctrl-C stops)",
+        description="Serve this machine's engine over HTTP: submit jobs, follow their progress, cancel, download. "
+        "Listens on 127.0.0.1 unless --host says otherwise, and any other address needs --token. Jobs are kept "
+        "in --data; a restart keeps finished jobs and fails the ones it interrupted.",
+    )
+    for name, what in LATER.items():
+        p = sub.add_parser(name, help=f"{what} (not available in this version yet)")
+        p.set_defaults(handler=handlers["not_yet"])
+    return parser
+
+
+def _json_argument(p: argparse.ArgumentParser) -> None:
+    """``segue doctor``'s option (and the last of ``models`` and ``jobs``)."""
+    p.add_argument("--json", action="store_true")
+
+
+def _provenance_arguments(p: argparse.ArgumentParser) -> None:
+    """``segue provenance``'s arguments."""
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="a WAV or MIDI file Segue wrote")
+    p.add_argument("--json", action="store_true", help="print what was found as JSON")
+
+
+def _models_arguments(p: argparse.ArgumentParser) -> None:
+    """``segue models``'s options."""
+    _add_engine_args(p)
+    _json_argument(p)
+
+
+def _jobs_arguments(p: argparse.ArgumentParser) -> None:
+    """``segue jobs``'s options."""
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the folder given to `segue continue --out`")
+    _json_argument(p)
+
+
+def _eval_arguments(p: argparse.ArgumentParser) -> None:
+    """``segue eval``'s arguments."""
+    p.add_argument("job_dir", type=Path, metavar="JOB_DIR", help="a folder written by `segue continue`")
+    p.add_argument("--json", action="store_true", help="print the scores as JSON")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any check fails")
+
+
+def _train_arguments(p: argparse.ArgumentParser) -> None:
+    """``segue train``'s arguments: the kind, and the rest for the trainer's own parser."""
     p.add_argument(
         "kind",
         choices=("symbolic", "audio", "accompany"),
@@ -104,32 +129,16 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
         "accompany: an accompany model from multi-part MIDI files (`segue train KIND --help` lists its options)",
     )
     p.add_argument("rest", nargs=argparse.REMAINDER, help="--data DIR --out DIR and the trainer's options")
-    p.set_defaults(handler=handlers["train"])
 
-    p = sub.add_parser("gui", parents=[common], help="the desktop app (needs the gui extra: PyQt6)")
+
+def _gui_arguments(p: argparse.ArgumentParser) -> None:
+    """``segue gui``'s options."""
     p.add_argument("--out", type=Path, help="the jobs folder (default: the app's own, kept in its settings)")
     p.add_argument("--engine", metavar="local|URL", help="where the model runs (default: the app's setting)")
     p.add_argument("--osc-port", type=int, help="UDP port of the embedded bridge (default: the app's setting, 9750)")
     p.add_argument("--settings", type=Path, help="the settings file (default: in the user's config folder)")
     p.add_argument("--screenshot", type=Path, metavar="PNG", help="render the window with demo variants, save, exit")
     p.add_argument("--demo-job", type=Path, metavar="DIR", help="with --screenshot: show this job folder's variants")
-    p.set_defaults(handler=handlers["gui"])
-
-    p = sub.add_parser(
-        "serve",
-        parents=[common],
-        help="run the engine as an HTTP server for Segue on other computers (docs/remote.md; Ctrl-C stops)",
-        description="Serve this machine's engine over HTTP: submit jobs, follow their progress, cancel, download. "
-        "Listens on 127.0.0.1 unless --host says otherwise, and any other address needs --token. Jobs are kept "
-        "in --data; a restart keeps finished jobs and fails the ones it interrupted.",
-    )
-    _serve_arguments(p)
-    p.set_defaults(handler=handlers["serve"])
-
-    for name, what in LATER.items():
-        p = sub.add_parser(name, help=f"{what} (not available in this version yet)")
-        p.set_defaults(handler=handlers["not_yet"])
-    return parser
 
 
 def _continue_arguments(p: argparse.ArgumentParser) -> None:
