@@ -295,7 +295,8 @@ REACHED: dict[str, Callable[[Path], bool]] = {
     "queued": lambda out: _job_status(out) == "queued",
     "running": lambda out: _job_status(out) == "running",
     "one variant written": lambda out: _job_status(out) == "running" and any(out.glob("*/v01/continuation.wav")),
-    "writing": lambda out: any(atomic.temp_owner(p.name)[0] for p in out.rglob(".*")),
+    # the variant's own half-written temp file (job.json's temp files come and go before it, while it is queued)
+    "writing": lambda out: any(atomic.temp_owner(p.name)[0] for p in out.glob("*/v01/.*")),
 }
 
 
