@@ -108,6 +108,11 @@ LOOP_VARIATIONS = {  # final-loop-NAME: the loop memory's settings tried on the 
     "notr": LoopSettings(transpose=False),
     "p12": LoopSettings(periods=(1, 2)),
     "s10": LoopSettings(share=0.1),
+    # the density control yields to the loop: its nats x (1 - y x the expert's weight); y 1 (the default), y 1.25:
+    # none at the cap 0.8; y0: the density control at full strength, as before
+    "y0": LoopSettings(density_yield=0.0),
+    "y100": LoopSettings(density_yield=1.0),
+    "y125": LoopSettings(density_yield=1.25),
 }
 for _name, _loop in LOOP_VARIATIONS.items():
     CONFIGS[f"final-loop-{_name}"] = (

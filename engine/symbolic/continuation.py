@@ -267,6 +267,9 @@ def continue_region(
             cancel=cancel,
             use_cache=use_cache,
             logits_hook=mixer,
+            # where the loop memory leads, the density control steps back, unless the producer asked for a density
+            # other than the region's own
+            density_scale=mixer.density_scale if mixer is not None and _own_density(settings) else None,
         )
     decoded = [decode_variant(tokens, model.tokenizer, region, params.bars, part_names) for tokens in rows]
     order = list(range(len(seeds)))
@@ -308,6 +311,11 @@ class _Job:
     constraints: Constraints
     cancel: CancelToken | None
     use_cache: bool
+
+
+def _own_density(settings: GuidanceSettings) -> bool:
+    """Whether the density asked is the region's own (every part at factor 1)."""
+    return settings.density == 1.0 and all(factor == 1.0 for factor in settings.part_density.values())
 
 
 def _sample_repeats_again(

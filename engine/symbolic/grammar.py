@@ -36,6 +36,7 @@ class Row:
     notes_in_bar: dict[int, int] = field(default_factory=dict)  # program -> notes started in this bar
     at_position: set[int] = field(default_factory=set)  # programs that started a note at this position
     chord_notes: dict[int, int] = field(default_factory=dict)  # program -> notes started at this position
+    density_scale: float = 1.0  # this step's share of the density control (less where the loop memory leads)
     tokens: list[int] = field(default_factory=list)
 
 
@@ -150,7 +151,7 @@ class Masks:
         (at least one note per bar in the region) has not played yet is discouraged by the same amount."""
         bonus = self.constraints.arrangement_bonus
         if self.constraints.density_target and bonus > 0.0:
-            return self._density_bias(row, bonus)
+            return self._density_bias(row, bonus * row.density_scale)
         if bonus <= 0.0 or not self.constraints.part_density:
             return None
         fraction = (row.position + 1) / self.constraints.positions_per_bar

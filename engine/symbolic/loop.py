@@ -54,6 +54,9 @@ class LoopSettings:
     share: float | None = None  # fixed share of its weights (None: the cache's)
     period_share: float = 0.05  # fixed share of the periods' weights (a loop may change its period)
     transpose: bool = True  # a pitch follows the interval of the part's last aligned note (a sequence)
+    # the guidance's density control (its bonuses and penalties on parts and positions) is scaled by
+    # 1 - density_yield x the expert's weight for the token, so it does not overrule the loop's next onset
+    density_yield: float = 1.0
 
     def describe(self) -> str:
         periods = "/".join(str(p) for p in self.periods)

@@ -206,6 +206,8 @@ class CacheMixer:
         self.loop_weights = [_loop_weights(loop, settings, start) for _ in range(rows)] if loop is not None else []
         self.strength = list(loop_strength) if loop_strength is not None else [1.0] * rows  # per row, x the loop
         self.seen = [0] * rows
+        self.last_weight = [0.0] * rows  # per row, the loop memory's weight in the last step's mixture
+        self.density_yield = loop.settings.density_yield if loop is not None else 0.0
         # per row, what the last step offered: (cache slot, p_model, p_cache | None, loop slot, p1, p_loop | None)
         self.pending: list[tuple[str, np.ndarray, np.ndarray, str, np.ndarray, np.ndarray] | None] = [None] * rows
         self.settings_voicing = settings.voicing
@@ -225,6 +227,7 @@ class CacheMixer:
         changed = False
         forbidden: list[tuple[int, list[int]]] = []
         for i, row_tokens in enumerate(tokens):
+            self.last_weight[i] = 0.0
             if len(row_tokens) == self.seen[i] and self.pending[i] is not None:  # a finished row: as last time
                 pending = self.pending[i]
                 assert pending is not None
@@ -265,7 +268,13 @@ class CacheMixer:
         first = (1 - w) * model_p + w * cache_p
         v = self._loop_weight(i, loop_slot) if loop_slot else 0.0
         self.pending[i] = (slot, model_p, cache_p, loop_slot, first, loop_p)
+        self.last_weight[i] = v
         return (1 - v) * first + v * loop_p
+
+    def density_scale(self, i: int) -> float:
+        """How much of the guidance's density control row ``i``'s next token gets: 1 less
+        :attr:`LoopSettings.density_yield` times the loop memory's weight in this step's mixture (at least 0)."""
+        return max(0.0, 1.0 - self.density_yield * self.last_weight[i])
 
     def _loop_weight(self, i: int, slot: str) -> float:
         return min(self.loop_weights[i].weights[slot], self.loops[i].limit()) * self.strength[i]

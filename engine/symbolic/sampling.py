@@ -82,6 +82,7 @@ def sample_continuations(
     drop_finished: bool = True,
     precision: torch.dtype | None = None,
     window: int | None = None,
+    density_scale: Callable[[int], float] | None = None,
 ) -> list[list[int]]:
     """Sample ``len(seeds)`` continuations of ``prompt_ids`` in one batch; returns each row's token ids,
     starting with ``Bar TimeSig`` and ending before the bar after the last one.
@@ -96,6 +97,8 @@ def sample_continuations(
     the module path's logits, and so its tokens).
     ``window``: the context a row reaches before it is refilled with its last half (:func:`context_window`; the
     prompt is cropped to that half too).
+    ``density_scale``: called after the hook with a row's index (seed order), the share of the guidance's density
+    control that row's next token gets (the region cache's :meth:`engine.symbolic.mixer.CacheMixer.density_scale`).
     """
     previous = model.decode_dtype
     model.decode_dtype = model.sampler_dtype if precision is None else precision
@@ -103,7 +106,7 @@ def sample_continuations(
         with model_fast.job_threads(model.decode_threads):  # the steps' thread count, set once for the job
             return _sample(
                 model, prompt_ids, vocab, constraints, seeds, temperature, top_p, progress, cancel, use_cache,
-                logits_hook, drop_finished, context_window(model, window),
+                logits_hook, drop_finished, context_window(model, window), density_scale,
             )  # fmt: skip
     finally:
         model.decode_dtype = previous
@@ -123,6 +126,7 @@ def _sample(
     logits_hook: LogitsHook | None,
     drop_finished: bool,
     block: int,
+    density_scale: Callable[[int], float] | None = None,
 ) -> list[list[int]]:
     device = next(model.parameters()).device
     batch = len(seeds)
@@ -174,6 +178,8 @@ def _sample(
                 allowed_rows.append(pad_only)
                 bias_rows.append(no_bias)
                 continue
+            if density_scale is not None:
+                row.density_scale = density_scale(i)
             row_mask, bias = masks.for_row(row)
             allowed_rows.append(row_mask)
             bias_rows.append(no_bias if bias is None else bias)
