@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -104,12 +105,86 @@ def sample_continuations(
     model.decode_dtype = model.sampler_dtype if precision is None else precision
     try:
         with model_fast.job_threads(model.decode_threads):  # the steps' thread count, set once for the job
-            return _sample(
-                model, prompt_ids, vocab, constraints, seeds, temperature, top_p, progress, cancel, use_cache,
-                logits_hook, drop_finished, context_window(model, window), density_scale,
+            options = _Options(
+                temperature, top_p, progress, cancel, use_cache, logits_hook, drop_finished,
+                context_window(model, window), density_scale,
             )  # fmt: skip
+            return _sample(model, prompt_ids, vocab, constraints, seeds, options)
     finally:
         model.decode_dtype = previous
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How one :func:`sample_continuations` call samples: its arguments past the seeds."""
+
+    temperature: float
+    top_p: float
+    progress: ProgressFn | None
+    cancel: CancelToken | None
+    use_cache: bool
+    logits_hook: LogitsHook | None
+    drop_finished: bool
+    block: int  # the context window (:func:`context_window`)
+    density_scale: Callable[[int], float] | None
+
+
+class _Rows:
+    """The batch's rows, in seed order: each row's grammar state and generator, and which rows are still in the
+    model's batch (``live``, in their order there)."""
+
+    def __init__(self, vocab: Vocabulary, constraints: Constraints, seeds: Sequence[int], device: torch.device):
+        self.masks = Masks(vocab, constraints, device)
+        self.rows = [Row() for _ in seeds]
+        self.generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
+        self.live = list(range(len(seeds)))
+        self.pad = vocab.pad
+        self.no_bias = torch.zeros(vocab.size, device=device)
+        self.pad_only = torch.zeros(vocab.size, dtype=torch.bool, device=device)
+        self.pad_only[vocab.pad] = True
+
+    def hooked(self, logits: torch.Tensor, hook: LogitsHook) -> torch.Tensor:
+        """``hook``'s logits for the live rows; the hook sees every row, in seed order (finished rows: zeros)."""
+        live, batch = self.live, len(self.rows)
+        if len(live) < batch:
+            every = logits.new_zeros(batch, logits.shape[-1])
+            every[live] = logits
+            return hook(every, [r.tokens for r in self.rows])[live]
+        return hook(logits, [r.tokens for r in self.rows])
+
+    def probabilities(self, logits: torch.Tensor, options: _Options) -> torch.Tensor:
+        """The live rows' next-token probabilities [live rows, vocab] on the CPU: every row's mask and bias at
+        once, one masked softmax over the batch, then top-p (a finished row can only pad)."""
+        allowed_rows: list[torch.Tensor] = []
+        bias_rows: list[torch.Tensor] = []
+        for i in self.live:
+            row = self.rows[i]
+            if row.state == DONE:
+                allowed_rows.append(self.pad_only)
+                bias_rows.append(self.no_bias)
+                continue
+            if options.density_scale is not None:
+                row.density_scale = options.density_scale(i)
+            row_mask, bias = self.masks.for_row(row)
+            allowed_rows.append(row_mask)
+            bias_rows.append(self.no_bias if bias is None else bias)
+        scaled = logits.float() / options.temperature
+        if any(b is not self.no_bias for b in bias_rows):
+            scaled = scaled + torch.stack(bias_rows)
+        scaled = scaled.masked_fill(~torch.stack(allowed_rows), float("-inf"))
+        return top_p_filter(torch.softmax(scaled, dim=-1), options.top_p).cpu()
+
+    def draw(self, probs: torch.Tensor) -> list[int]:
+        """Each live row's next token from its own generator, its grammar state advanced (a finished row: pad)."""
+        next_tokens = [self.pad] * len(self.live)
+        for j, i in enumerate(self.live):
+            row = self.rows[i]
+            if row.state == DONE:
+                continue
+            token = int(torch.multinomial(probs[j], 1, generator=self.generators[i]).item())
+            self.masks.advance(row, token)
+            next_tokens[j] = token
+        return next_tokens
 
 
 def _sample(
@@ -118,27 +193,14 @@ def _sample(
     vocab: Vocabulary,
     constraints: Constraints,
     seeds: Sequence[int],
-    temperature: float,
-    top_p: float,
-    progress: ProgressFn | None,
-    cancel: CancelToken | None,
-    use_cache: bool,
-    logits_hook: LogitsHook | None,
-    drop_finished: bool,
-    block: int,
-    density_scale: Callable[[int], float] | None = None,
+    options: _Options,
 ) -> list[list[int]]:
     device = next(model.parameters()).device
     batch = len(seeds)
     if batch == 0:
         return []
-    masks = Masks(vocab, constraints, device)
-    rows = [Row() for _ in range(batch)]
-    generators = [torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds]
-    live = list(range(batch))  # the rows in the model's batch (and the cache), in order
-    no_bias = torch.zeros(vocab.size, device=device)
-    pad_only = torch.zeros(vocab.size, dtype=torch.bool, device=device)
-    pad_only[vocab.pad] = True
+    state = _Rows(vocab, constraints, seeds, device)
+    rows, block = state.rows, options.block
 
     prompt = list(prompt_ids)[-(block // 2) :]
     history = torch.tensor([prompt] * batch, dtype=torch.long, device=device)  # [K, T], every row
@@ -146,9 +208,9 @@ def _sample(
 
     def forward_context() -> torch.Tensor:
         nonlocal cache
-        context = history[live, -(block // 2) :] if history.shape[1] >= block else history[live]
-        if use_cache:
-            cache = model.new_cache(len(live), block)
+        context = history[state.live, -(block // 2) :] if history.shape[1] >= block else history[state.live]
+        if options.use_cache:
+            cache = model.new_cache(len(state.live), block)
             # the prompt is the same for every row at the start, but after a crop rows differ: prefill all
             logits, _ = model(context, cache=cache)
         else:
@@ -160,63 +222,32 @@ def _sample(
     steps = 0
     expected = constraints.bars * batch
     while True:
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        if logits_hook is not None:  # the hook sees every row, in seed order (finished rows: zeros)
-            if len(live) < batch:
-                every = logits.new_zeros(batch, logits.shape[-1])
-                every[live] = logits
-                logits = logits_hook(every, [r.tokens for r in rows])[live]
-            else:
-                logits = logits_hook(logits, [r.tokens for r in rows])
-        # every live row's mask and bias at once: one masked softmax over the batch
-        allowed_rows: list[torch.Tensor] = []
-        bias_rows: list[torch.Tensor] = []
-        for i in live:
-            row = rows[i]
-            if row.state == DONE:
-                allowed_rows.append(pad_only)
-                bias_rows.append(no_bias)
-                continue
-            if density_scale is not None:
-                row.density_scale = density_scale(i)
-            row_mask, bias = masks.for_row(row)
-            allowed_rows.append(row_mask)
-            bias_rows.append(no_bias if bias is None else bias)
-        scaled = logits.float() / temperature
-        if any(b is not no_bias for b in bias_rows):
-            scaled = scaled + torch.stack(bias_rows)
-        scaled = scaled.masked_fill(~torch.stack(allowed_rows), float("-inf"))
-        probs = top_p_filter(torch.softmax(scaled, dim=-1), top_p).cpu()
-        next_tokens = [vocab.pad] * len(live)
-        for j, i in enumerate(live):
-            row = rows[i]
-            if row.state == DONE:
-                continue
-            token = int(torch.multinomial(probs[j], 1, generator=generators[i]).item())
-            masks.advance(row, token)
-            next_tokens[j] = token
+        if options.cancel is not None:
+            options.cancel.raise_if_cancelled()
+        if options.logits_hook is not None:
+            logits = state.hooked(logits, options.logits_hook)
+        next_tokens = state.draw(state.probabilities(logits, options))
         steps += 1
-        if progress is not None and steps % 8 == 0:
+        if options.progress is not None and steps % 8 == 0:
             done_bars = sum(max(0, r.bar - 1) if r.state != DONE else constraints.bars for r in rows)
-            progress(min(1.0, done_bars / expected))
+            options.progress(min(1.0, done_bars / expected))
         if all(r.state == DONE for r in rows):
             break
         every_token = torch.full((batch,), vocab.pad, dtype=torch.long)
-        every_token[live] = torch.tensor(next_tokens, dtype=torch.long)
+        every_token[state.live] = torch.tensor(next_tokens, dtype=torch.long)
         history = torch.cat([history, every_token.to(device)[:, None]], dim=1)
-        if drop_finished and any(rows[i].state == DONE for i in live):
-            kept = _kept_in_place([rows[i].state != DONE for i in live])
-            live = [live[j] for j in kept]
+        if options.drop_finished and any(rows[i].state == DONE for i in state.live):
+            kept = _kept_in_place([rows[i].state != DONE for i in state.live])
+            state.live = [state.live[j] for j in kept]
             next_tokens = [next_tokens[j] for j in kept]
             if cache is not None:
                 cache.keep_rows(kept)
-        if not use_cache or cache is None or cache.length >= block:
+        if not options.use_cache or cache is None or cache.length >= block:
             logits = forward_context()
         else:
             step = torch.tensor(next_tokens, dtype=torch.long, device=device)[:, None]
             step_logits, _ = model(step, cache=cache)
             logits = step_logits[:, -1, :]
-    if progress is not None:
-        progress(1.0)
+    if options.progress is not None:
+        options.progress(1.0)
     return [r.tokens for r in rows]
