@@ -9,7 +9,6 @@ where the margins are several nats per token: nothing here sits near a tuned thr
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,20 +18,6 @@ from engine.nn.model import GPT, PRESETS
 from engine.symbolic.adapt import continuation_loss
 from engine.symbolic.cache import DEFAULT_CACHE, CacheSettings, RegionCache, TokenKinds
 from engine.symbolic.mixer import CacheMixer, mixed_nll
-from engine.symbolic.tokenizer import load_tokenizer
-
-ROOT = Path(__file__).resolve().parents[3]
-TOKENIZER = ROOT / "engine" / "models" / "segue-midi-small" / "tokenizer.json"
-
-
-@pytest.fixture(scope="module")
-def vocab() -> dict[str, int]:
-    return dict(load_tokenizer(TOKENIZER).vocab)
-
-
-@pytest.fixture(scope="module")
-def kinds() -> TokenKinds:
-    return TokenKinds.from_tokenizer(load_tokenizer(TOKENIZER))
 
 
 def riff(vocab: dict[str, int], bars: int, shift: int = 0) -> list[int]:

@@ -30,25 +30,12 @@ from engine.symbolic.loop import LoopMemory, LoopSettings
 from engine.symbolic.mixer import CacheMixer, fitted, mixed_nll
 from engine.symbolic.naming import part_names_for
 from engine.symbolic.region import read_region
-from engine.symbolic.tokenizer import load_tokenizer
 
-ROOT = Path(__file__).resolve().parents[3]
-TOKENIZER = ROOT / "engine" / "models" / "segue-midi-small" / "tokenizer.json"
 WITH_LOOP = CacheSettings(loop=LoopSettings())  # the defaults
 NO_LOOP = CacheSettings(loop=None)
 
 # a bar: (position, program, pitch, velocity, duration) events in stream order
 Bar = list[tuple[int, int, int, str, str]]
-
-
-@pytest.fixture(scope="module")
-def vocab() -> dict[str, int]:
-    return dict(load_tokenizer(TOKENIZER).vocab)
-
-
-@pytest.fixture(scope="module")
-def kinds() -> TokenKinds:
-    return TokenKinds.from_tokenizer(load_tokenizer(TOKENIZER))
 
 
 def stream(vocab: dict[str, int], bars: list[Bar]) -> list[int]:
