@@ -18,6 +18,7 @@ import mido
 import numpy as np
 import pytest
 import soundfile as sf
+from provenance_env import isolated_config
 
 from bridge.cli import main as segue
 from engine.errors import BadInputError
@@ -39,11 +40,7 @@ needs_c2pa = pytest.mark.skipif(not c2pa_available(), reason="c2pa-python (the p
 @pytest.fixture(autouse=True)
 def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own config folder: its own local key, no settings file of the user's."""
-    folder = tmp_path / "config"
-    monkeypatch.setenv("SEGUE_CONFIG_DIR", str(folder))
-    for name in ("REGION_NAME", "SIGN", "KEY_FILE", "CERTIFICATE_FILE"):
-        monkeypatch.delenv(f"SEGUE_PROVENANCE_{name}", raising=False)
-    return folder
+    return isolated_config(tmp_path, monkeypatch)
 
 
 def record(**changes: object) -> ProvenanceRecord:

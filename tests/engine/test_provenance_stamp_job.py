@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from provenance_env import isolated_config
 
 from engine.midi_io import parse_midi_bytes
 from engine.provenance import midi as provenance_midi
@@ -37,11 +38,7 @@ needs_c2pa = pytest.mark.skipif(not c2pa_available(), reason="c2pa-python (the p
 @pytest.fixture(autouse=True)
 def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own config folder: its own local key, no settings file of the user's."""
-    folder = tmp_path / "config"
-    monkeypatch.setenv("SEGUE_CONFIG_DIR", str(folder))
-    for name in ("REGION_NAME", "SIGN", "KEY_FILE", "CERTIFICATE_FILE"):
-        monkeypatch.delenv(f"SEGUE_PROVENANCE_{name}", raising=False)
-    return folder
+    return isolated_config(tmp_path, monkeypatch)
 
 
 def make_job(folder: Path, variants: int = 2) -> dict[str, Any]:
