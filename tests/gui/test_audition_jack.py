@@ -71,7 +71,9 @@ def test_a_take_plays_to_its_end_through_portaudio(jack: str, tmp_path: Path) ->
     assert [type(e) for e in events] == [AuditionStarted, AuditionStopped], events
     stopped = events[-1]
     assert isinstance(stopped, AuditionStopped) and stopped.finished  # the device pulled every frame
-    assert 0.45 < elapsed < 3.0  # at the device's pace, not all at once
+    # at the device's pace, not all at once: never faster than the take (no upper bound: a loaded machine may be slow
+    # to open the stream; the 10 s deadline above bounds the wait, and `finished` says every frame was pulled)
+    assert elapsed > 0.45
 
 
 def test_a_44k_take_plays_through_a_48k_jack_server(jack: str, tmp_path: Path) -> None:
