@@ -56,7 +56,7 @@ from engine.audio.continuation import (  # noqa: E402
     plan_prompt,
 )
 from engine.audio.prior import AudioModel  # noqa: E402
-from engine.audio.sampling import SamplingOptions, sample_frames, windows_needed  # noqa: E402
+from engine.audio.sampling import Draws, SamplingOptions, sample_frames, windows_needed  # noqa: E402
 from engine.local import LocalEngine  # noqa: E402
 from engine.render.wavfile import write_wav  # noqa: E402
 
@@ -80,7 +80,7 @@ def timed_sampling(model: AudioModel, prompt: torch.Tensor, frames: int, seeds: 
     options = SamplingOptions(step_threads=model.step_threads)
     stamps: list[float] = []
     t0 = time.perf_counter()
-    sample_frames(model.prior, prompt, frames, seeds, options=options, progress=lambda f: stamps.append(
+    sample_frames(model.prior, prompt, frames, Draws(seeds), options=options, progress=lambda f: stamps.append(
         time.perf_counter()))  # fmt: skip
     total = time.perf_counter() - t0
     steps = frames + model.codec.n_codebooks - 1
@@ -205,7 +205,7 @@ def bench_musicgen(args: argparse.Namespace, grid: BarGrid, region: RegionAudio,
     audio_seconds = args.bars * grid.bar_seconds * args.variants
     if args.musicgen_full:
         t0 = time.perf_counter()
-        result = continue_audio(model, region, args.bars, seeds, options=SamplingOptions(step_threads=None))
+        result = continue_audio(model, region, args.bars, Draws(seeds), options=SamplingOptions(step_threads=None))
         total = time.perf_counter() - t0
         row.update({
             "job_seconds": round(total, 3),

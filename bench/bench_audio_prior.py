@@ -34,7 +34,7 @@ from bench_audio import synthetic_region  # noqa: E402
 from engine.api import Meter  # noqa: E402
 from engine.audio.continuation import BarGrid, continue_audio, encode_prompt, plan_prompt  # noqa: E402
 from engine.audio.prior import AudioModel, prior_config  # noqa: E402
-from engine.audio.sampling import SamplingOptions, sample_frames  # noqa: E402
+from engine.audio.sampling import Draws, SamplingOptions, sample_frames  # noqa: E402
 from engine.checkpoints import find_checkpoint  # noqa: E402
 from engine.nn.model import GPT  # noqa: E402
 
@@ -83,12 +83,12 @@ def main() -> int:
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        sample_frames(model.prior, prompt, frames, seeds, options=options)
+        sample_frames(model.prior, prompt, frames, Draws(seeds), options=options)
         if device.type == "cuda":
             torch.cuda.synchronize()
         sample_s.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        result = continue_audio(model, region, args.bars, seeds, options=options)
+        result = continue_audio(model, region, args.bars, Draws(seeds), options=options)
         total_s.append(time.perf_counter() - t0)
         timings = result.timings
     best_sample, best_total = min(sample_s), min(total_s)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +36,7 @@ import torch
 from engine.api import CancelToken, Meter
 from engine.audio.audio_io import Audio, AudioInfo, check_audio, read_audio, resample, to_mono
 from engine.audio.prior import AudioModel
-from engine.audio.sampling import ProgressFn, SamplingOptions, max_prompt_frames, sample_frames
+from engine.audio.sampling import Draws, ProgressFn, SamplingOptions, max_prompt_frames, sample_frames
 from engine.errors import BadInputError
 from engine.evaluate.loudness import SILENT_LUFS, integrated_loudness
 
@@ -347,14 +346,12 @@ def continue_audio(
     model: AudioModel,
     region: RegionAudio,
     bars: int,
-    seeds: Sequence[int],
-    temperature: float | Sequence[float] = 1.0,
-    top_p: float | Sequence[float] = 0.95,
+    draws: Draws,
     options: SamplingOptions | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> AudioContinuation:
-    """Sample ``len(seeds)`` continuations of ``region``, each exactly ``bars`` bars at the region's rate."""
+    """Sample ``len(draws.seeds)`` continuations of ``region``, each exactly ``bars`` bars at the region's rate."""
     options = options or SamplingOptions()
     codec = model.codec
     rate, grid = region.sample_rate, region.grid
@@ -367,14 +364,14 @@ def continue_audio(
     out_samples = grid.samples(bars, rate)
     frames = math.ceil(out_samples * codec.sample_rate / rate / codec.hop_length) + EXTRA_FRAMES
     t0 = time.perf_counter()
-    codes = sample_frames(model.prior, prompt, frames, seeds, temperature, top_p, options, progress, cancel)
+    codes = sample_frames(model.prior, prompt, frames, draws, options, progress, cancel)
     timings["sample_seconds"] = time.perf_counter() - t0
     timings["frames"] = float(frames)
     timings["steps_per_second"] = (frames + codec.n_codebooks - 1) / max(1e-9, timings["sample_seconds"])
 
     t0 = time.perf_counter()
     overlap = min(plan.frames, max(2, math.ceil(OVERLAP_SECONDS * codec.frame_rate)))
-    lead = prompt[:, -overlap:][None].repeat(len(seeds), 1, 1)
+    lead = prompt[:, -overlap:][None].repeat(len(draws.seeds), 1, 1)
     with torch.inference_mode():
         decoded = codec.decode(torch.cat([lead, codes], dim=2))[:, 0].float().cpu().numpy()  # [K, samples]
     decoded = resample(np.ascontiguousarray(decoded), codec.sample_rate, rate)  # K variants as channels

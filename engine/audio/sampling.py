@@ -89,6 +89,16 @@ class SamplingOptions:
         return max(1, min(block_size - 1, int(block_size * self.keep_fraction)))
 
 
+@dataclass(frozen=True)
+class Draws:
+    """The variants to sample, one a row of the batch: each one's seed, and the temperature and top-p, one value
+    for every variant or one per variant."""
+
+    seeds: Sequence[int]
+    temperature: float | Sequence[float] = 1.0
+    top_p: float | Sequence[float] = 0.95
+
+
 def _per_row(values: float | Sequence[float], rows: int, name: str) -> torch.Tensor:
     if isinstance(values, (int, float)):
         return torch.full((rows,), float(values))
@@ -102,18 +112,15 @@ def sample_frames(
     model: Prior,
     prompt: torch.Tensor,
     frames: int,
-    seeds: Sequence[int],
-    temperature: float | Sequence[float] = 1.0,
-    top_p: float | Sequence[float] = 0.95,
+    draws: Draws,
     options: SamplingOptions | None = None,
     progress: ProgressFn | None = None,
     cancel: CancelToken | None = None,
 ) -> torch.Tensor:
-    """Continue ``prompt`` (codes ``[Q, P]``, ``P >= 1``) by ``frames`` new frames in ``len(seeds)`` variants.
+    """Continue ``prompt`` (codes ``[Q, P]``, ``P >= 1``) by ``frames`` new frames in ``len(draws.seeds)`` variants.
 
-    Returns the new codes ``[K, Q, frames]`` (on the CPU). ``temperature`` and ``top_p`` are one value for every
-    variant or one per variant. The prompt must fit the context (``P <= block_size``); callers keep it shorter so
-    the first window has room to sample (:func:`max_prompt_frames`).
+    Returns the new codes ``[K, Q, frames]`` (on the CPU). The prompt must fit the context (``P <= block_size``);
+    callers keep it shorter so the first window has room to sample (:func:`max_prompt_frames`).
     """
     options = options or SamplingOptions()
     config = model.config
@@ -128,14 +135,9 @@ def sample_frames(
         raise ValueError(f"frames must be positive, got {frames}")
     if int(prompt.min()) < 0 or int(prompt.max()) >= special:
         raise ValueError(f"prompt codes must be in 0..{special - 1}")
-    K = len(seeds)
+    K = len(draws.seeds)
     device = next(model.parameters()).device
-    rows = _Rows(
-        temperatures=_per_row(temperature, K, "temperature").clamp_min(1e-4).to(device),
-        top_ps=_per_row(top_p, K, "top_p").to(device),
-        generators=[torch.Generator(device="cpu").manual_seed(int(s)) for s in seeds],
-        special=special,
-    )
+    rows = _Rows.of(draws, special, device)
 
     total = P + frames
     steps = total + Q - 1
@@ -170,6 +172,16 @@ class _Rows:
     top_ps: torch.Tensor  # [K]
     generators: Sequence[torch.Generator]
     special: int
+
+    @classmethod
+    def of(cls, draws: Draws, special: int, device: torch.device) -> _Rows:
+        K = len(draws.seeds)
+        return cls(
+            temperatures=_per_row(draws.temperature, K, "temperature").clamp_min(1e-4).to(device),
+            top_ps=_per_row(draws.top_p, K, "top_p").to(device),
+            generators=[torch.Generator(device="cpu").manual_seed(int(s)) for s in draws.seeds],
+            special=special,
+        )
 
     def sample(self, logits: torch.Tensor, streams: torch.Tensor) -> torch.Tensor:
         """One code per row for each selected stream: ``logits [K, Q, V]``, ``streams`` bool [Q] -> [K, n]."""

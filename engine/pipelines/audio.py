@@ -179,7 +179,7 @@ def _generate(
     """Load the models and continue the audio (then the MIDI, if any) under the engine's job lock."""
     from engine.audio.concat.job import ConcatModel
     from engine.audio.continuation import continue_audio, plan_prompt, prompt_samples_needed, read_region_tail
-    from engine.audio.sampling import SamplingOptions
+    from engine.audio.sampling import Draws, SamplingOptions
 
     params, prompt, report = request.params, request.prompt, context.report
     grid, info = at.grid, at.info
@@ -211,9 +211,8 @@ def _generate(
             plan = plan_prompt(model, grid, at.bars, options)
             needed = max(lead_in, prompt_samples_needed(model, plan, info.sample_rate))
             region = read_region_tail(info, grid, at.bars, at.seam, needed)
-            continuation = continue_audio(
-                model, region, params.bars, seeds, params.temperature, params.top_p, options, progress, context.cancel
-            )
+            draws = Draws(seeds, params.temperature, params.top_p)
+            continuation = continue_audio(model, region, params.bars, draws, options, progress, context.cancel)
         timings["generate_seconds"] = time.perf_counter() - t0
         timings.update({f"audio_{k}": float(v) for k, v in continuation.timings.items()})
         midi_variants: list[tuple[PartNotes, ...]] = []

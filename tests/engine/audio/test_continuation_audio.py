@@ -21,6 +21,7 @@ from engine.audio.continuation import (
     read_region_tail,
 )
 from engine.audio.prior import AudioModel
+from engine.audio.sampling import Draws
 
 FAST = SmoothCodec(sample_rate=8000, hop=400)  # 20 frames per second: quick tests
 
@@ -56,7 +57,7 @@ def test_exactly_n_bars_at_the_regions_rate_and_channels(
     grid = BarGrid(tempo, Meter(*meter))
     region = region_from(tmp_path, 2 * grid.bar_seconds, rate, channels, grid)
     assert region.bars == 2 and region.seam_sample == round(2 * grid.bar_seconds * rate)
-    result = continue_audio(model, region, 2, seeds=[1, 2])
+    result = continue_audio(model, region, 2, Draws(seeds=[1, 2]))
     expected = round(2 * grid.bar_seconds * rate)  # 97.5 BPM in 7/8 at 48 kHz: 206,769 samples
     assert [v.shape for v in result.variants] == [(channels, expected)] * 2
     assert not np.array_equal(result.variants[0], result.variants[1])
@@ -69,7 +70,7 @@ def test_the_join_has_no_click(tmp_path: Path) -> None:
     model = tiny_model(SmoothCodec(sample_rate=8000, hop=80), block_size=64)  # audible frequencies for BS.1770
     grid = BarGrid(120.0, Meter(4, 4))
     region = region_from(tmp_path, 4.0, 44_100, 2, grid)
-    result = continue_audio(model, region, 1, seeds=[1, 2, 3])
+    result = continue_audio(model, region, 1, Draws(seeds=[1, 2, 3]))
     steps = np.abs(np.diff(region.audio, axis=1))
     typical = np.percentile(steps, 99, axis=1)
     for variant in result.variants:
@@ -100,10 +101,10 @@ def test_loudness_follows_each_channel() -> None:
 def test_a_region_longer_than_the_context_is_primed_on_its_last_bars(tmp_path: Path, model: AudioModel) -> None:
     grid = BarGrid(120.0, Meter(4, 4))
     region = region_from(tmp_path, 10.0, 22_050, 1, grid)  # 5 bars; the context holds 32 frames = 1.6 s
-    result = continue_audio(model, region, 1, seeds=[4])
+    result = continue_audio(model, region, 1, Draws(seeds=[4]))
     assert result.prompt.bars == 0 and "longer than the audio model's context" in result.notes[0]
     model_long = tiny_model(FAST, block_size=200)  # 100 frames of prompt = 5 s: two whole bars
-    result = continue_audio(model_long, region, 1, seeds=[4])
+    result = continue_audio(model_long, region, 1, Draws(seeds=[4]))
     assert result.prompt.bars == 2 and result.prompt.frames == 80
     assert "primed on its last 2 bars (4.0 s)" in result.notes[0]
 

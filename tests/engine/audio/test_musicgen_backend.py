@@ -23,7 +23,7 @@ transformers = pytest.importorskip("transformers", reason="the MusicGen backend 
 from bridge import cli  # noqa: E402
 from engine.api import Engine  # noqa: E402
 from engine.audio.musicgen import MusicgenPrior, load_musicgen  # noqa: E402
-from engine.audio.sampling import sample_frames  # noqa: E402
+from engine.audio.sampling import Draws, sample_frames  # noqa: E402
 from engine.errors import ModelNotFoundError  # noqa: E402
 from engine.local import LocalEngine  # noqa: E402
 
@@ -128,8 +128,8 @@ def test_sampling_respects_the_prompt_and_the_seed(musicgen_dir: Path) -> None:
     wav = torch.from_numpy(musical_region(1.0, 8000, 1)[:, :8000]).float()[None]
     prompt = model.codec.encode(wav)[0]
     assert prompt.shape == (2, 50) and int(prompt.max()) < CODEBOOK
-    a = sample_frames(model.prior, prompt, 30, seeds=[4, 5])
-    b = sample_frames(model.prior, prompt, 30, seeds=[4])
+    a = sample_frames(model.prior, prompt, 30, Draws(seeds=[4, 5]))
+    b = sample_frames(model.prior, prompt, 30, Draws(seeds=[4]))
     assert a.shape == (2, 2, 30) and int(a.max()) < CODEBOOK
     assert torch.equal(a[:1], b), "a variant depends only on its seed"
     assert model.codec.decode(a).shape == (2, 1, 30 * 160)

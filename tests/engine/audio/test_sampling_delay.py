@@ -8,7 +8,7 @@ from audio_fakes import SmoothCodec
 
 from engine.api import CancelToken
 from engine.audio.prior import prior_config
-from engine.audio.sampling import SamplingOptions, delay_pattern, sample_frames, undelay_pattern, windows_needed
+from engine.audio.sampling import Draws, SamplingOptions, delay_pattern, sample_frames, undelay_pattern, windows_needed
 from engine.errors import CancelledError
 from engine.nn.model import GPT
 
@@ -32,25 +32,25 @@ def test_delay_pattern_round_trip(Q: int, F: int) -> None:
 
 def test_shape_range_and_prompt(prior: GPT) -> None:
     prompt = torch.randint(0, 16, (2, 10))
-    codes = sample_frames(prior, prompt, 12, seeds=[1, 2, 3])
+    codes = sample_frames(prior, prompt, 12, Draws(seeds=[1, 2, 3]))
     assert codes.shape == (3, 2, 12) and codes.dtype == torch.long
     assert int(codes.min()) >= 0 and int(codes.max()) < 16, "never the special id"
     with pytest.raises(ValueError, match="prompt"):
-        sample_frames(prior, torch.randint(0, 16, (3, 10)), 4, seeds=[1])
+        sample_frames(prior, torch.randint(0, 16, (3, 10)), 4, Draws(seeds=[1]))
     with pytest.raises(ValueError, match="context"):
-        sample_frames(prior, torch.randint(0, 16, (2, 49)), 4, seeds=[1])
+        sample_frames(prior, torch.randint(0, 16, (2, 49)), 4, Draws(seeds=[1]))
 
 
 def test_a_variant_depends_only_on_its_seed_and_settings(prior: GPT) -> None:
     prompt = torch.randint(0, 16, (2, 10))
-    a = sample_frames(prior, prompt, 20, seeds=[5, 6])
-    b = sample_frames(prior, prompt, 20, seeds=[6, 5])
+    a = sample_frames(prior, prompt, 20, Draws(seeds=[5, 6]))
+    b = sample_frames(prior, prompt, 20, Draws(seeds=[6, 5]))
     assert torch.equal(a[0], b[1]) and torch.equal(a[1], b[0]), "not its place in the batch"
     assert not torch.equal(a[0], a[1]), "different seeds, different variants"
-    c = sample_frames(prior, prompt, 20, seeds=[5, 9], temperature=[1.0, 0.3], top_p=[0.95, 0.5])
+    c = sample_frames(prior, prompt, 20, Draws(seeds=[5, 9], temperature=[1.0, 0.3], top_p=[0.95, 0.5]))
     assert torch.equal(a[0], c[0]), "not the other variants' temperature or top-p"
-    cold = sample_frames(prior, prompt, 20, seeds=[9], temperature=0.05, top_p=0.01)
-    greedy = sample_frames(prior, prompt, 20, seeds=[10], temperature=0.05, top_p=0.01)
+    cold = sample_frames(prior, prompt, 20, Draws(seeds=[9], temperature=0.05, top_p=0.01))
+    greedy = sample_frames(prior, prompt, 20, Draws(seeds=[10], temperature=0.05, top_p=0.01))
     assert torch.equal(cold, greedy), "top-p this small leaves only the most likely code"
 
 
@@ -60,10 +60,10 @@ def test_windows_longer_than_the_context(prior: GPT) -> None:
     assert windows_needed(20, 100, 2, 48, options.keep_steps(48)) >= 4
     reported: list[float] = []
     prompt = torch.randint(0, 16, (2, 20))
-    codes = sample_frames(prior, prompt, 100, [1, 2], options=options, progress=reported.append)
+    codes = sample_frames(prior, prompt, 100, Draws([1, 2]), options=options, progress=reported.append)
     assert codes.shape == (2, 2, 100)
     assert reported[-1] == 1.0 and reported == sorted(reported)
-    again = sample_frames(prior, prompt, 100, [2], options=options)
+    again = sample_frames(prior, prompt, 100, Draws([2]), options=options)
     assert torch.equal(codes[1], again[0]), "windows keep a variant a function of its seed"
 
 
@@ -77,5 +77,5 @@ def test_cancel_stops_between_steps(prior: GPT) -> None:
             cancel.cancel()
 
     with pytest.raises(CancelledError):
-        sample_frames(prior, torch.randint(0, 16, (2, 5)), 200, [1], progress=progress, cancel=cancel)
+        sample_frames(prior, torch.randint(0, 16, (2, 5)), 200, Draws([1]), progress=progress, cancel=cancel)
     assert 0.3 < seen[-1] < 0.5, "stopped soon after the request, not at the end"
