@@ -53,7 +53,7 @@ test: venv system-deps
 	  $(MAKE) plugin; else echo "Segue Link (plugin/) not built: it needs g++ and dpf-source; its tests will skip"; fi
 	$(PY) -m pytest -m "not slow and not gpu and not realtime" $(PYTEST_FLAGS)
 
-# Capture through a real-time JACK graph (tests/integration/test_capture_jack.py): takes from jack_midi_clock,
+# Capture through a real-time JACK graph (tests/integration/test_capture_jack*.py): takes from jack_midi_clock,
 # jack_metro and headless Ardour, checked to the frame. They need CPU to spare: on a shared machine short of CPU,
 # jackd itself drops cycles and the takes are (rightly) refused, so they are not part of `make test`.
 test-realtime: venv system-deps

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import IO
 
 import pytest
+from capture_jack_rig import RATE
 from jack_procs import (
     JACK_BACKEND,
     MIDI_CLOCK_PORT,
@@ -20,6 +21,8 @@ from jack_procs import (
     stop_process,
     wait_until,
 )
+
+from bridge.sound_devices import release_audio
 
 
 @pytest.fixture
@@ -92,6 +95,53 @@ def midi_clock_factory() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
         if proc.poll() is not None:
             pytest.fail(f"jack_midi_clock exited with {proc.returncode}")
         return proc
+
+    yield start
+    for proc in reversed(procs):
+        stop_process(proc)
+
+
+# -- capture through a real-time JACK graph (test_capture_jack*.py; helpers in capture_jack_rig.py) -------------
+
+
+@pytest.fixture
+def rt_jack_server_factory(jack_server_factory: Callable[..., JackServer]) -> Iterator[Callable[..., JackServer]]:
+    """``start(period)``: jack_server_factory's dummy server at 48 kHz with realtime scheduling (see
+    capture_jack_rig.py's doc).
+    PortAudio is shut down before the servers stop (this fixture's teardown runs first): it aborts the process
+    when it shuts down after its JACK server is gone."""
+    need("jack_connect", "jack_disconnect", "jack_metro")
+    try:
+        import sounddevice  # noqa: F401
+    except (ImportError, OSError) as e:
+        pytest.skip(f"capture needs sounddevice and PortAudio (pip install sounddevice; apt install libportaudio2) {e}")
+
+    def start(period: int = 256) -> JackServer:
+        server: JackServer = jack_server_factory(period=period, rate=RATE, realtime=True)
+        return server
+
+    yield start
+    release_audio()
+
+
+@pytest.fixture
+def metro_factory() -> Iterator[Callable[[JackServer, float], tuple[str, str]]]:
+    """``start(server, bpm)``: the DAW's output, two transport-aware ``jack_metro`` clients: ``beat`` clicks on every
+    beat (1 kHz), ``bar`` on every bar line of 4/4 (2 kHz, a metronome at bpm / 4). Returns their ports."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(server: JackServer, bpm: float) -> tuple[str, str]:
+        ports = []
+        for name, rate, freq in (("beat", bpm, 1000), ("bar", bpm / 4, 2000)):
+            assert float(rate).is_integer(), "jack_metro takes whole BPM"
+            argv = ["jack_metro", "-t", "-n", name, "-b", str(int(rate)), "-f", str(freq), "-A", "0.5", "-D", "10"]
+            quiet = subprocess.DEVNULL
+            procs.append(subprocess.Popen([*argv, "-a", "0"], env=server.env, stdout=quiet, stderr=quiet))
+            port = f"{name}:{int(rate)}_bpm"
+            if not wait_until(lambda port=port: port in server.run("jack_lsp", timeout=5).stdout.split(), 10, 0.1):  # type: ignore[misc]
+                pytest.fail(f"jack_metro did not register {port}")
+            ports.append(port)
+        return ports[0], ports[1]
 
     yield start
     for proc in reversed(procs):
