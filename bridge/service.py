@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import queue
 import re
 import threading
 import time
@@ -59,6 +58,7 @@ from bridge.jobs import (
 from bridge.listeners import Listeners
 from bridge.placement import PlacedFile, place_or_original
 from bridge.runner import create_job, ensure_failed, execute_job, failure_message, log_quietly, record_cancelled
+from bridge.worker import QueueWorker
 from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Mode, Output, Prompt
 from engine.errors import BadInputError, SegueError
 from engine.provenance.record import ProvenanceSettings
@@ -122,13 +122,11 @@ class BridgeService:
         self._lock = threading.Lock()
         self._listeners: Listeners[BridgeEvent] = Listeners("a bridge listener")
         self._region: DawRegion | None = None
-        self._queue: queue.Queue[_Pending | None] = queue.Queue()
         self._tokens: dict[str, CancelToken] = {}  # running job id -> its token
         self._regions: dict[str, DawRegion] = {}  # job id -> the region it was made from (this session)
-        self._worker: threading.Thread | None = None
-        self._place_queue: queue.Queue[_Choice | None] = queue.Queue()
+        self._worker: QueueWorker[_Pending] = QueueWorker("segue-bridge-worker", self._run_safely)
+        self._place_worker: QueueWorker[_Choice] = QueueWorker("segue-place", self._place_choice)
         self._placing = 0  # choices queued or being placed
-        self._place_worker: threading.Thread | None = None
         self._closed = False
 
     # -- listeners and state ---------------------------------------------------------------------------------
@@ -174,15 +172,13 @@ class BridgeService:
     def start(self) -> None:
         """Recover the jobs a killed Segue left ``running`` in the output folder (:func:`bridge.jobs.recover_jobs`),
         then start the worker thread (once)."""
-        if self._worker is None:
+        if not self._worker.started:
             recover_jobs(self.out_dir)
         with self._lock:
             if self._closed:
                 raise RuntimeError("the bridge service is closed")
-            if self._worker is None:
-                self._worker = threading.Thread(target=self._work, name="segue-bridge-worker", daemon=True)
+            if not self._worker.started:
                 self._worker.start()
-                self._place_worker = threading.Thread(target=self._place_work, name="segue-place", daemon=True)
                 self._place_worker.start()
 
     def generate(
@@ -225,11 +221,11 @@ class BridgeService:
         )
         request = GenerationRequest(prompt=prompt, params=params, model=model or self.model)
         with self._lock:
-            if self._closed or self._worker is None:
+            if self._closed or not self._worker.started:
                 raise BadInputError("the bridge is not running (start() was not called, or it is shutting down)")
-            if self._queue.qsize() >= MAX_WAITING_JOBS:
+            if self._worker.waiting() >= MAX_WAITING_JOBS:
                 raise BadInputError(f"{MAX_WAITING_JOBS} jobs are already waiting; wait or cancel one")
-            self._queue.put(_Pending(request, region, origin))
+            self._worker.put(_Pending(request, region, origin))
         log.info(
             "queued a %s job: %d bar(s), %d variant(s), parts %s, output %s",
             params.mode,
@@ -266,12 +262,12 @@ class BridgeService:
         ``origin`` when placing fails."""
         choice = self._check_choice(job_id, variant, origin)
         with self._lock:
-            if self._closed or self._place_worker is None:
+            if self._closed or not self._place_worker.started:
                 raise BadInputError("the bridge is not running (start() was not called, or it is shutting down)")
             if self._placing >= MAX_WAITING_PLACEMENTS:
                 raise BadInputError(f"{MAX_WAITING_PLACEMENTS} placements are already waiting; try again shortly")
             self._placing += 1
-            self._place_queue.put(choice)
+            self._place_worker.put(choice)
         log.info("job %s %s: placement queued", job_id, choice.variant.id)
 
     def _check_choice(self, job_id: str, variant: int, origin: Origin) -> _Choice:
@@ -299,43 +295,24 @@ class BridgeService:
         with self._lock:
             self._closed = True
             tokens = list(self._tokens.values())
-            worker = self._worker
-        dropped = 0
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            dropped += item is not None
+        dropped = self._worker.drop_waiting()
         if dropped:
             log.info("dropped %d waiting job request(s)", dropped)
         for token in tokens:
             token.cancel()
-        self._queue.put(None)
-        self._place_queue.put(None)  # after the placements already asked for
         deadline = time.monotonic() + timeout
-        if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout)
-            if worker.is_alive():
-                log.warning("the running job did not stop within %.1f s; leaving it", timeout)
-        placer = self._place_worker
-        if placer is not None and placer is not threading.current_thread():
-            placer.join(max(0.0, deadline - time.monotonic()))
-            if placer.is_alive():
-                log.warning("placements were still being written after %.1f s; leaving them", timeout)
+        if not self._worker.stop(timeout):
+            log.warning("the running job did not stop within %.1f s; leaving it", timeout)
+        if not self._place_worker.stop(max(0.0, deadline - time.monotonic())):  # after the placements already asked for
+            log.warning("placements were still being written after %.1f s; leaving them", timeout)
 
     # -- the worker ------------------------------------------------------------------------------------------
 
-    def _work(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            try:
-                self._run(item)
-            except BaseException as e:  # the worker survives anything one job does (_run already reported it)
-                del item  # a MemoryError: let the job's memory go first
-                log_quietly("the bridge worker failed on a job", e)
+    def _run_safely(self, pending: _Pending) -> None:
+        try:
+            self._run(pending)
+        except BaseException as e:  # the worker survives anything one job does (_run already reported it)
+            log_quietly("the bridge worker failed on a job", e)
 
     def _run(self, pending: _Pending) -> None:
         try:
@@ -380,17 +357,6 @@ class BridgeService:
         for placement in self._placements(job_dir, record, chosen, pending.region, pending.origin):
             self._emit(placement)
 
-    def _place_work(self) -> None:
-        while True:
-            choice = self._place_queue.get()
-            if choice is None:
-                return
-            try:
-                self._place_choice(choice)
-            finally:
-                with self._lock:
-                    self._placing -= 1
-
     def _place_choice(self, choice: _Choice) -> None:
         what = f"job {choice.record.id} {choice.variant.id}"
         try:
@@ -403,6 +369,9 @@ class BridgeService:
             log.exception("%s: placing failed (asked by %s)", what, _who(choice.origin))
             self._emit(RequestFailed(f"{what}: placing failed ({type(e).__name__}: {e})", choice.origin))
             return
+        finally:
+            with self._lock:
+                self._placing -= 1
         for placement in placements:
             self._emit(placement)
 
