@@ -424,6 +424,22 @@ def readme(manifest: dict[str, Any]) -> str:
     return README_HEAD + "\n".join(rows) + f"\n\nSkipped (and why):\n\n{skipped}\n"
 
 
+def set_file_name(stem: str) -> str:
+    """A set file's name: ``stem`` with every run of characters other than letters, digits, ``_.-`` made ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
+
+
+def save_score(score: ScoreTick, path: Path) -> None:
+    """Write one piece of a set as a MIDI file, atomically (a rebuilt set replaces the old file whole)."""
+    write_with(path, partial(_dump, score))
+
+
+def save_set(set_dir: Path, manifest: dict[str, Any], readme_text: str) -> None:
+    """A set's ``manifest.json`` and ``README.md``, once its pieces are written."""
+    write_json(set_dir / "manifest.json", manifest)
+    write_text(set_dir / "README.md", readme_text)
+
+
 def _dump(score: ScoreTick, path: Path) -> None:
     score.dump_midi(str(path))
 
@@ -448,12 +464,11 @@ def main() -> int:
             print(f"skip {rel}: {built}")  # noqa: T201
             continue
         score, meta = built
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(rel).stem) + ".mid"
-        write_with(SET_DIR / name, partial(_dump, score))
+        name = set_file_name(Path(rel).stem) + ".mid"
+        save_score(score, SET_DIR / name)
         manifest["pieces"][name] = meta
         print(f"{name}: bar {meta['start_bar']}, {len(meta['parts'])} parts, {meta['tempo_bpm']} BPM")  # noqa: T201
-    write_json(SET_DIR / "manifest.json", manifest)
-    write_text(SET_DIR / "README.md", readme(manifest))
+    save_set(SET_DIR, manifest, readme(manifest))
     return 0
 
 

@@ -26,10 +26,8 @@ openmsx.obm; the licence is /usr/share/doc/openttd-openmsx/copyright's (GPL-2.0,
 from __future__ import annotations
 
 import configparser
-import re
 import statistics
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +37,16 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from lmms_set import MIN_PITCHED_PARTS, REFERENCE_BARS, REGION_BARS, first_phrase  # noqa: E402
+from lmms_set import (  # noqa: E402
+    MIN_PITCHED_PARTS,
+    REFERENCE_BARS,
+    REGION_BARS,
+    first_phrase,
+    save_score,
+    save_set,
+    set_file_name,
+)
 
-from engine.atomic import write_json, write_text, write_with  # noqa: E402
 from engine.render.parts import program_name  # noqa: E402
 from engine.symbolic.region import bar_lines  # noqa: E402
 
@@ -248,10 +253,6 @@ def readme(manifest: dict[str, Any]) -> str:
     return head + "\n".join(rows) + f"\n\nNotes from the readme:\n\n{notes}\n\nLeft out (and why):\n\n{left}\n"
 
 
-def _dump(score: ScoreTick, path: Path) -> None:
-    score.dump_midi(str(path))
-
-
 def main() -> int:
     if not SOURCE.is_dir():
         raise SystemExit(f"{SOURCE} is missing: install Debian's {PACKAGE} (apt-get install {PACKAGE})")
@@ -278,12 +279,11 @@ def main() -> int:
             continue
         score, meta = built
         taken[composer] = taken.get(composer, 0) + 1
-        out_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-        write_with(SET_DIR / out_name, partial(_dump, score))
+        out_name = set_file_name(name)
+        save_score(score, SET_DIR / out_name)
         manifest["pieces"][out_name] = {**credit, "licence": LICENCE, **meta}
         print(f"{out_name}: bar {meta['start_bar']}, {meta['meter']}, {len(meta['parts'])} parts")  # noqa: T201
-    write_json(SET_DIR / "manifest.json", manifest)
-    write_text(SET_DIR / "README.md", readme(manifest))
+    save_set(SET_DIR, manifest, readme(manifest))
     return 0
 
 
