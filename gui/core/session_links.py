@@ -6,36 +6,20 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bridge.watch import WatchFolder
 from engine.errors import BadInputError, SegueError
 from engine.provenance.record import ProvenanceSettings
 from gui.core.daw_link import open_link
+from gui.core.session_part import SessionPart
 
 if TYPE_CHECKING:
-    from bridge.service import BridgeService
-    from gui.core.engines import EngineHandle
-    from gui.core.models import Models
-    from gui.core.session import Post, SessionDeps, _Links
-    from gui.core.settings import GuiSettings
+    pass
 
 
-class SessionLinks:
+class SessionLinks(SessionPart):
     """The Connections panel's actions."""
-
-    if TYPE_CHECKING:
-        settings: GuiSettings
-        models: Models
-        deps: SessionDeps
-        service: BridgeService
-        engine: EngineHandle
-        _links: _Links
-        _post: Post
-
-        def _remember(self, **changes: Any) -> None: ...
-        def say(self, level: str, text: str) -> None: ...
-        def save(self) -> None: ...
 
     def apply_link(
         self,

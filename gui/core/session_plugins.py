@@ -11,20 +11,14 @@ from bridge.jobs import load_job
 from bridge.link import LinkChanged, LinkEvent, LinkFailed, LinkLoaded, LinkPlaySent
 from engine.errors import SegueError
 from gui.core.models import LinkPluginRow
+from gui.core.session_part import SessionPart
 
 if TYPE_CHECKING:
-    from gui.core.models import Models
-    from gui.core.session import _Links
+    pass
 
 
-class SessionPlugins:
+class SessionPlugins(SessionPart):
     """Play in DAW through Segue Link, and the plugin list."""
-
-    if TYPE_CHECKING:
-        models: Models
-        _links: _Links
-
-        def say(self, level: str, text: str) -> None: ...
 
     def can_play_in_daw(self) -> bool:
         """Whether a Segue Link plugin is connected now (Play in DAW shows only then)."""

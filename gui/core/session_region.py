@@ -12,20 +12,17 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from engine.api import Meter
 from engine.errors import SegueError
 from gui.core.media import PREVIEW_RATE, classify_dropped, preview_notes, read_media, region_from_files, tempo_from_name
 from gui.core.models import TempoSource
 from gui.core.readers import RegionAudioRead, read_region_audio
+from gui.core.session_part import SessionPart
 
 if TYPE_CHECKING:
     from bridge.events import DawRegion
-    from bridge.service import BridgeService
-    from gui.core.audition import Player
-    from gui.core.models import Models
-    from gui.core.session import Post
 
 TAP_RESET_S = 2.0  # a pause this long starts a new count
 MIN_TAPS = 3
@@ -51,18 +48,8 @@ class TapTempo:
         return round(60.0 / median, 1) if median > 0 else None
 
 
-class SessionRegion:
+class SessionRegion(SessionPart):
     """The Region panel's actions."""
-
-    if TYPE_CHECKING:
-        models: Models
-        service: BridgeService
-        _post: Post
-        tapper: TapTempo
-        player: Player
-
-        def _remember(self, **changes: Any) -> None: ...
-        def say(self, level: str, text: str) -> None: ...
 
     def open_files(self, paths: list[Path]) -> None:
         """A file (MIDI and/or audio) opened or dropped becomes the region."""

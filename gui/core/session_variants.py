@@ -15,32 +15,17 @@ from gui.core import catalog, library
 from gui.core.audition import seconds_to_next_bar
 from gui.core.models import CONTROLS, TempoSource, VariantItem, VariantsState, plays_together
 from gui.core.readers import read_thumbnails
+from gui.core.session_part import SessionPart
 
 if TYPE_CHECKING:
-    from bridge.events import DawRegion, Placement, TransportState
-    from bridge.service import BridgeService
-    from gui.core.audition import Player
-    from gui.core.models import Models
-    from gui.core.session import Post, _Links
-    from gui.core.settings import GuiSettings
+    from bridge.events import DawRegion, TransportState
 
 
-class SessionVariants:
+class SessionVariants(SessionPart):
     """The Variants panel's actions."""
 
-    if TYPE_CHECKING:
-        settings: GuiSettings
-        models: Models
-        out_dir: Path
-        service: BridgeService
-        player: Player
-        _links: _Links
-        _post: Post
-        _placed: dict[tuple[str, str], list[Placement]]
+    if TYPE_CHECKING:  # what it uses of the session's other parts
 
-        def _remember(self, **changes: Any) -> None: ...
-        def say(self, level: str, text: str) -> None: ...
-        def save(self) -> None: ...
         def transport(self) -> TransportState: ...
         def _show_region(
             self, region: DawRegion, origin: str, tempo_source: TempoSource = "file", name: str = ""
