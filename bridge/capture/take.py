@@ -165,6 +165,41 @@ class _Take:
             elif kind in ("stop", "start", "continue"):  # a Start while rolling: the DAW relocated or looped
                 self._end("stop", event.stamp, now)
 
+    def record(
+        self, tap: _Tap, port: str, cancel: CancelToken | None, now: Callable[[], float], sleep: Callable[[float], None]
+    ) -> None:
+        """Armed, with the recorder started: pump the audio and the clock's events until the take is over and its
+        tail is in. :class:`BadInputError` when it is spoiled, :class:`CancelledError` on ``cancel``."""
+        recorder, options = self.recorder, self.options
+        armed_at = now()
+        bars = f"{options.bars} bar(s)" if options.bars is not None else "until the DAW stops"
+        self.progress(0.0, f"armed ({bars}, {recorder.device_name}, {self.rate} Hz): press play in the DAW")
+        last_report = 0.0
+        last_audio = armed_at
+        while True:
+            if cancel is not None and cancel.cancelled:
+                raise CancelledError("capture cancelled")
+            got = recorder.pump(self.on_block)
+            if self.session.failure is not None:
+                raise BadInputError(f"capture failed: {self.session.failure}; play the region again")
+            t = now()
+            if got:
+                last_audio = t
+            elif t - last_audio > max(1.0, options.stale_after_s):
+                raise BadInputError(
+                    f"the audio input {recorder.device_name!r} stopped delivering audio for {t - last_audio:.1f} s "
+                    "(on JACK: the server may have dropped Segue's client after an overload; `jack_lsp` lists "
+                    "PortAudio's ports while it is there). Arm again; if it keeps happening, restart Segue"
+                )
+            for event in tap.drain():
+                self.on_event(event, t)
+            if _take_over(self, options, t, armed_at, port):
+                return
+            if t - last_report >= 0.1:
+                self.report()
+                last_report = t
+            sleep(POLL_S)
+
     def _end(self, why: Literal["bars", "stop"], stamp: float, now: float) -> None:
         self.phase, self.ended_by, self.end_stamp, self.ended_at = "ending", why, stamp, now
 
@@ -302,34 +337,7 @@ def record_take(
         except (DeviceNotAnsweringError, CancelledError):
             stuck = True
             raise
-        armed_at = now()
-        bars = f"{options.bars} bar(s)" if options.bars is not None else "until the DAW stops"
-        say(0.0, f"armed ({bars}, {recorder.device_name}, {take.rate} Hz): press play in the DAW")
-        last_report = 0.0
-        last_audio = armed_at
-        while True:
-            if cancel is not None and cancel.cancelled:
-                raise CancelledError("capture cancelled")
-            got = recorder.pump(take.on_block)
-            if take.session.failure is not None:
-                raise BadInputError(f"capture failed: {take.session.failure}; play the region again")
-            t = now()
-            if got:
-                last_audio = t
-            elif t - last_audio > max(1.0, options.stale_after_s):
-                raise BadInputError(
-                    f"the audio input {recorder.device_name!r} stopped delivering audio for {t - last_audio:.1f} s "
-                    "(on JACK: the server may have dropped Segue's client after an overload; `jack_lsp` lists "
-                    "PortAudio's ports while it is there). Arm again; if it keeps happening, restart Segue"
-                )
-            for event in tap.drain():
-                take.on_event(event, t)
-            if _take_over(take, options, t, armed_at, port):
-                break
-            if t - last_report >= 0.1:
-                take.report()
-                last_report = t
-            sleep(POLL_S)
+        take.record(tap, port, cancel, now, sleep)
         closing = recorder
         try:  # the recorder bounds its own close; this bounds any other recorder's
             watched("closing the audio input", lambda: closing.close(take.on_block), timeout_s=PORTAUDIO_TIMEOUT_S + 1)
