@@ -107,14 +107,7 @@ class ConcatModel:
         plans: list[Plan] = []
         for index, seed in enumerate(seeds):
             cancel.raise_if_cancelled()
-            plan = plan_continuation(units, codes, bars, seed, knobs)
-            attempt = 0
-            while attempt < MAX_REPLANS and any(
-                plan_similarity(units, plan.slices, p.slices) >= DISTINCT for p in plans
-            ):
-                attempt += 1  # too like an earlier variant: again, with another seed (then with more freedom)
-                freer = replace(knobs, similarity=knobs.similarity * 0.6 ** max(0, attempt - 2))
-                plan = plan_continuation(units, codes, bars, seed + attempt * RESEED, freer)
+            plan, attempt = _distinct_plan(units, codes, bars, seed, knobs, plans)
             if attempt:
                 notes.append(f"variant {index + 1} came out like an earlier one: planned again ({attempt}x)")
             notes.extend(f"variant {index + 1}: {n}" for n in plan.notes)
@@ -149,6 +142,20 @@ class ConcatModel:
         return ConcatContinuation(
             tuple(variants), tuple(records), s, opening, tuple(notes), timings, names, tuple(stem_variants)
         )
+
+
+def _distinct_plan(
+    units: RegionUnits, codes: np.ndarray, bars: int, seed: int, knobs: Knobs, earlier: Sequence[Plan]
+) -> tuple[Plan, int]:
+    """A plan for ``seed`` that is not too like the ``earlier`` variants' (:data:`DISTINCT`): planned again with
+    another seed, then with more freedom, up to :data:`MAX_REPLANS` times. Returns it and how often it was redone."""
+    plan = plan_continuation(units, codes, bars, seed, knobs)
+    attempt = 0
+    while attempt < MAX_REPLANS and any(plan_similarity(units, plan.slices, p.slices) >= DISTINCT for p in earlier):
+        attempt += 1
+        freer = replace(knobs, similarity=knobs.similarity * 0.6 ** max(0, attempt - 2))
+        plan = plan_continuation(units, codes, bars, seed + attempt * RESEED, freer)
+    return plan, attempt
 
 
 def _record(
