@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -113,17 +114,21 @@ def unigram_nats(
     return {"nats_per_code": float(total.sum() / count.sum()), "per_codebook": (total / count).round(4).tolist()}
 
 
-def export_model(
-    codec_src: Path,
-    prior_src: Path,
-    out: Path,
-    *,
-    data: Path,
-    threads: int | None = None,
-    code_cache: Path | None = None,
-    bench: Path = BENCH_RESULTS,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ExportSources:
+    """What an export reads: the trained codec and prior folders, the training data (its held-out split), the
+    prior's code cache (None: ``prior/code_cache``) and the speed bench's results (put in the card if there)."""
 
+    codec: Path
+    prior: Path
+    data: Path
+    code_cache: Path | None = None
+    bench: Path = BENCH_RESULTS
+
+
+def export_model(sources: ExportSources, out: Path, threads: int | None = None) -> dict[str, Any]:
+    """Export the trained codec and prior as one shipped model folder ``out`` (created whole, never over an
+    existing one); :class:`BadInputError` when the prior does not beat the unigram baseline or is too large."""
     if out.exists():
         raise BadInputError(f"{out} already exists; the export never overwrites (remove it first)")
     if threads:
@@ -132,7 +137,7 @@ def export_model(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        config = _export_into(tmp, out.name, codec_src, prior_src, data, threads, code_cache, bench)
+        config = _export_into(tmp, out.name, sources, threads)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -140,17 +145,10 @@ def export_model(
     return config
 
 
-def _export_into(
-    tmp: Path,
-    name: str,
-    codec_src: Path,
-    prior_src: Path,
-    data: Path,
-    threads: int | None,
-    code_cache: Path | None,
-    bench: Path,
-) -> dict[str, Any]:
+def _export_into(tmp: Path, name: str, sources: ExportSources, threads: int | None) -> dict[str, Any]:
     from engine.audio.data import load_split
+
+    codec_src, prior_src, data, bench = sources.codec, sources.prior, sources.data, sources.bench
 
     codec_config = export_codec(codec_src, tmp / CODEC_DIR, data=data, threads=threads)
     codec = load_codec(tmp / CODEC_DIR)
@@ -163,7 +161,7 @@ def _export_into(
     windows = held_out_windows([c for c in val_codes if c.shape[1] >= 2], special, model.config.block_size)
     float32 = prior_nats(model, windows)
     log.info("prior float32 on the shipped codec's held-out codes: %s", float32)
-    cache = code_cache or prior_src / "code_cache"
+    cache = sources.code_cache or prior_src / "code_cache"
     if not (cache / "train.npy").is_file():
         raise BadInputError(f"{cache} has no train.npy: the prior's code cache is needed for the unigram baseline")
     unigram = unigram_nats(np.load(cache / "train.npy"), windows, codec.codebook_size)
@@ -396,8 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.codec is None or args.prior is None or args.data is None:
         parser.error("give --codec, --prior and --data (or --refresh-speed)")
-    config = export_model(args.codec, args.prior, args.out, data=args.data, threads=args.threads,
-                          code_cache=args.code_cache)  # fmt: skip
+    sources = ExportSources(args.codec, args.prior, args.data, code_cache=args.code_cache)
+    config = export_model(sources, args.out, threads=args.threads)
     print(json.dumps({"val_prior": config["val_prior"], "codec": config["codec_val_metrics"]}))  # noqa: T201
     return 0
 
