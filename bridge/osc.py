@@ -60,6 +60,7 @@ from engine.api import (
     MAX_BARS,
     MAX_VARIANTS,
     OUTPUTS,
+    GenerationParams,
     Output,
 )
 from engine.errors import BadInputError
@@ -202,7 +203,10 @@ class OscBridge:
             raise BadInputError(f"/segue/generate: output must be one of {', '.join(OUTPUTS)}, got {short(output)!r}")
         parts = parse_parts(parts_text, mode)
         chosen = cast(Output, output)  # checked against OUTPUTS above
-        self.service.generate(mode, bars, variants, origin=sender, parts=parts, output=chosen, controls=chosen_controls)
+        params = GenerationParams(
+            mode=mode, bars=bars, variants=variants, parts=parts, output=chosen, **chosen_controls
+        )
+        self.service.submit(params, origin=sender)
 
     def _on_cancel(self, sender: Sender, values: list[Any]) -> None:
         self.service.cancel(values[0])

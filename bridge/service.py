@@ -30,10 +30,10 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 from bridge.events import (
     BridgeEvent,
@@ -59,7 +59,7 @@ from bridge.listeners import Listeners
 from bridge.placement import PlacedFile, place_or_original
 from bridge.runner import create_job, ensure_failed, execute_job, failure_message, log_quietly, record_cancelled
 from bridge.worker import QueueWorker
-from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Mode, Output, Prompt
+from engine.api import CancelToken, Engine, GenerationParams, GenerationRequest, Mode, Prompt
 from engine.errors import BadInputError, SegueError
 from engine.provenance.record import ProvenanceSettings
 
@@ -181,32 +181,15 @@ class BridgeService:
                 self._worker.start()
                 self._place_worker.start()
 
-    def generate(
-        self,
-        mode: Mode,
-        bars: int,
-        variants: int,
-        origin: Origin = None,
-        parts: tuple[str, ...] = (),
-        output: Output = "auto",
-        controls: Mapping[str, Any] | None = None,
-    ) -> GenerationRequest:
-        """Queue a job on the last region and return its request; :class:`BadInputError` if that cannot be.
-        ``parts`` (accompany: the parts to write, () = the model's default) and ``output`` (what an audio region
-        becomes) are :class:`~engine.api.GenerationParams`'s, and so are the producer's ``controls``
-        (``similarity``, ``keep_opening``, ``density``, ``part_density``, ``hold_notes``, ``end_on_tonic``, as
-        :func:`bridge.controls.controls_from_pairs` makes them; checked there, by GenerationParams).
-
-        Returns at once: the job folder is made and the engine runs on the worker thread.
-        """
-        params = GenerationParams(
-            mode=mode, bars=bars, variants=variants, parts=parts, output=output, **dict(controls or {})
-        )
-        return self.submit(params, origin=origin)
+    def generate(self, mode: Mode, bars: int, variants: int, origin: Origin = None) -> GenerationRequest:
+        """Queue a job on the last region with the engine's defaults for everything else and return its request;
+        :class:`BadInputError` if that cannot be. :meth:`submit` takes every parameter (the OSC layer and the GUI
+        use it). Returns at once: the job folder is made and the engine runs on the worker thread."""
+        return self.submit(GenerationParams(mode=mode, bars=bars, variants=variants), origin=origin)
 
     def submit(self, params: GenerationParams, model: str | None = None, origin: Origin = None) -> GenerationRequest:
-        """Like :meth:`generate`, with every generation parameter (temperature, top-p, seed: what the GUI offers)
-        and optionally another model than the service's."""
+        """Queue a job with these parameters (checked by :class:`~engine.api.GenerationParams`) on the last region,
+        optionally with another model than the service's; :class:`BadInputError` if that cannot be."""
         region = self._region
         if region is None:
             raise BadInputError("no region yet: send /segue/region before /segue/generate")
