@@ -211,22 +211,7 @@ def render_corpus(corpus_dir: Path, out_dir: Path, options: RenderOptions) -> di
             f"{out_dir} already holds audio at {manifest.get('sample_rate')} Hz; use another --out for "
             f"{options.sample_rate} Hz"
         )
-    manifest.update(
-        {
-            "description": "Audio rendered from the music21 corpus MIDI (engine/symbolic/corpus.py) through "
-            "General MIDI soundfonts by engine/audio/data.py",
-            "sample_rate": options.sample_rate,
-            "channels": 1,
-            "source": {"kind": "music21-corpus", "corpus_dir": str(corpus_dir)},
-            "licence": corpus.get("licence", ""),
-            "synthetic_drums": corpus.get("synthetic_drums", ""),
-            "soundfonts": [{"name": f.name, "licence": f.licence, "file": f.path.name} for f in fonts],
-            "val_fraction": options.val_fraction,
-            "seed": options.seed,
-            "minutes_requested": options.minutes,
-            "max_piece_seconds": options.max_piece_seconds,
-        }
-    )
+    manifest.update(_manifest_head(corpus_dir, corpus, fonts, options))
     done_sources = {f["midi"] for f in manifest["files"].values()}
     total = sum(f["seconds"] for f in manifest["files"].values())
     target = options.minutes * 60
@@ -274,6 +259,26 @@ def render_corpus(corpus_dir: Path, out_dir: Path, options: RenderOptions) -> di
     _save_manifest(out_dir, manifest)
     log.info("%s: %.1f minutes of audio (%.0f s to render)", out_dir, total / 60, time.monotonic() - started)
     return manifest
+
+
+def _manifest_head(
+    corpus_dir: Path, corpus: dict[str, Any], fonts: list[Any], options: RenderOptions
+) -> dict[str, Any]:
+    """What the rendered folder's manifest says about all of it: the source, licences, soundfonts, settings."""
+    return {
+        "description": "Audio rendered from the music21 corpus MIDI (engine/symbolic/corpus.py) through "
+        "General MIDI soundfonts by engine/audio/data.py",
+        "sample_rate": options.sample_rate,
+        "channels": 1,
+        "source": {"kind": "music21-corpus", "corpus_dir": str(corpus_dir)},
+        "licence": corpus.get("licence", ""),
+        "synthetic_drums": corpus.get("synthetic_drums", ""),
+        "soundfonts": [{"name": f.name, "licence": f.licence, "file": f.path.name} for f in fonts],
+        "val_fraction": options.val_fraction,
+        "seed": options.seed,
+        "minutes_requested": options.minutes,
+        "max_piece_seconds": options.max_piece_seconds,
+    }
 
 
 def _render_piece(
