@@ -104,7 +104,12 @@ def place_variant(
         if source is None:
             continue
         name = placed_stem(track, record.id, variant.id, part)
-        path, time_ref = _place_wav(source, place_dir, name, position_seconds, record, variant, track, part)
+        label = _Label(
+            variant.id,
+            description=f"Segue {record.mode} {variant.id} {part} for track {track}; job {record.id}",
+            reference=f"SEGUE-{job_short(record.id)}-{variant.id}",
+        )
+        path, time_ref = _place_wav(source, place_dir, name, position_seconds, label)
         placed.append(PlacedFile(role, "audio", path, time_ref))
     midi = sources["midi"]
     if midi is not None:
@@ -145,22 +150,27 @@ def _source(job_dir: Path, variant: VariantRecord, role: str) -> Path | None:
     return source
 
 
+@dataclass(frozen=True)
+class _Label:
+    """What a placed WAV's bext chunk says it is (and the variant the log names)."""
+
+    variant_id: str
+    description: str
+    reference: str  # the bext originator reference
+
+
 def _place_wav(
-    source: Path,
-    place_dir: Path,
-    name: str,
-    position_seconds: float | None,
-    record: JobRecord,
-    variant: VariantRecord,
-    track: str,
-    part: str,
+    source: Path, place_dir: Path, name: str, position_seconds: float | None, label: _Label
 ) -> tuple[Path, int | None]:
+    """Copy ``source`` as ``place_dir/name``: with a bext time reference at ``position_seconds`` when it is known
+    (a generated file keeps its own chunks and is signed again), else a plain copy. Returns the copy and the time
+    reference written."""
     suffix = source.suffix or ".wav"
     if position_seconds is None:
-        log.info("%s: the DAW position is unknown; %s gets no bext time reference", variant.id, name)
+        log.info("%s: the DAW position is unknown; %s gets no bext time reference", label.variant_id, name)
         return _write_claimed(place_dir, name, suffix, source, None), None
     if position_seconds < 0:
-        log.warning("%s: position %.3f s is before the timeline's start; no bext", variant.id, position_seconds)
+        log.warning("%s: position %.3f s is before the timeline's start; no bext", label.variant_id, position_seconds)
         return _write_claimed(place_dir, name, suffix, source, None), None
     try:
         fmt = read_format(source)
@@ -173,9 +183,9 @@ def _place_wav(
             return copy, time_reference
         now = datetime.now()
         bext = Bext(
-            description=f"Segue {record.mode} {variant.id} {part} for track {track}; job {record.id}",
+            description=label.description,
             originator="Segue",
-            originator_reference=f"SEGUE-{job_short(record.id)}-{variant.id}",
+            originator_reference=label.reference,
             origination_date=f"{now:%Y-%m-%d}",
             origination_time=f"{now:%H-%M-%S}",
             time_reference=time_reference,
@@ -183,7 +193,7 @@ def _place_wav(
         )
         return _write_claimed(place_dir, name, suffix, source, bext), bext.time_reference
     except BadInputError as e:
-        log.warning("%s: cannot add a bext chunk (%s); writing a plain copy", variant.id, e)
+        log.warning("%s: cannot add a bext chunk (%s); writing a plain copy", label.variant_id, e)
         return _write_claimed(place_dir, name, suffix, source, None), None
 
 
