@@ -363,7 +363,7 @@ def record_take(
             finally:
                 if release:
                     release_audio()
-    result = _take_result(take, capture, quantized, path, options, recorder.device_name, clock.source)
+    result = _take_result(take, capture, quantized, path, clock.source)
     say(1.0, f"captured {result.length_bars} bar(s) at {result.tempo_bpm:g} BPM")
     log.info("capture: %s", result)
     return result
@@ -413,9 +413,8 @@ def _take_over(take: _Take, options: TakeOptions, t: float, armed_at: float, por
     return False
 
 
-def _take_result(
-    take: _Take, capture: Capture, quantized: bool, path: Path, options: TakeOptions, device: str, source: str
-) -> TakeResult:
+def _take_result(take: _Take, capture: Capture, quantized: bool, path: Path, source: str) -> TakeResult:
+    options = take.options
     return TakeResult(
         path=path,
         sample_rate_hz=capture.sample_rate_hz,
@@ -429,7 +428,7 @@ def _take_result(
         tempo_changes=capture.tempo_changes,
         latency_frames=options.latency_frames,
         ended_by=take.ended_by,
-        device=device,
+        device=take.recorder.device_name,
         clock_source=source,
         clocks=len(take.clocks),
         quantized_stamps=quantized,
