@@ -11,11 +11,19 @@ LEVER is one of:
 - ``c<N>`` (e.g. ``c1``): N candidates a variant in the ``final`` configuration.
 
 Give each run its own ``--out``; the figures are bench_midi_quality's (docs/benchmarks.md).
+
+Whatever the lever, the loop memory's rhythm settings are there as configurations too (``float32`` changes
+nothing else): ``final-loop-bar`` (:attr:`LoopSettings.bar_start`: the bar's first onset predicted, a position with
+no note left out of a bar's tokens), ``final-loop-steady`` (:attr:`LoopSettings.steady_rhythm`: the rhythm slots
+keep their starting weight and do not fade) and ``final-loop-bar-steady`` (both), each also with ``-whole``
+(:attr:`CacheSettings.whole_region`: the cache reads the whole region, not only the model's prompt), and
+``final-whole`` (the defaults with that alone); docs/symbolic-engine.md, "The loop memory: figures".
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +37,29 @@ import bench_midi_quality  # noqa: E402
 
 import engine.symbolic.continuation as cont  # noqa: E402
 from engine.symbolic import sampling  # noqa: E402
+from engine.symbolic.cache import DEFAULT_CACHE  # noqa: E402
+from engine.symbolic.guidance import GuidanceSettings  # noqa: E402
+from engine.symbolic.loop import LoopSettings  # noqa: E402
+
+RHYTHM_CONFIGS = {  # final-loop-NAME: the loop memory's rhythm settings (issue 16: why the loop did not carry it)
+    "bar": LoopSettings(bar_start=True),
+    "steady": LoopSettings(steady_rhythm=True),
+    "bar-steady": LoopSettings(bar_start=True, steady_rhythm=True),
+}
+for _name, _loop in RHYTHM_CONFIGS.items():
+    for _whole in (False, True):
+        bench_midi_quality.CONFIGS[f"final-loop-{_name}" + ("-whole" if _whole else "")] = (
+            GuidanceSettings(),
+            cont.DEFAULT_CANDIDATES,
+            None,
+            replace(DEFAULT_CACHE, loop=_loop, whole_region=_whole),
+        )
+bench_midi_quality.CONFIGS["final-whole"] = (  # the defaults, the cache reading the whole region
+    GuidanceSettings(),
+    cont.DEFAULT_CANDIDATES,
+    None,
+    replace(DEFAULT_CACHE, whole_region=True),
+)
 
 
 def apply(lever: str) -> None:

@@ -61,6 +61,9 @@ class CacheSettings:
     # starts no note while its last one still sounds; no part doubles a pitch it already plays at that onset
     voicing: bool = True
     loop: LoopSettings | None = LoopSettings()  # the bar-level copy expert (engine.symbolic.loop); None: off
+    # the cache and the loop memory read the whole region (its last bars in at most 4 model contexts of tokens,
+    # continuation.WHOLE_REGION_BLOCKS), not only the model's prompt (half a context: a bar or two of a dense region)
+    whole_region: bool = False
 
     def weight(self, slot: str) -> float:
         value: float = getattr(self, slot)

@@ -45,7 +45,7 @@ from engine.symbolic.guidance import (
     region_stats,
     settings_from_params,
 )
-from engine.symbolic.mixer import CacheMixer, CacheReport
+from engine.symbolic.mixer import CacheMixer, CacheReport, with_history
 from engine.symbolic.region import Region, prompt_window
 from engine.symbolic.sampling import ProgressFn, sample_continuations
 from engine.symbolic.weights import load_symbolic
@@ -53,6 +53,7 @@ from engine.symbolic.weights import load_symbolic
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_BARS = 32
+WHOLE_REGION_BLOCKS = 4  # CacheSettings.whole_region: the cache reads at most this many model contexts of tokens
 DEFAULT_KEY_PENALTY = 1.5  # nats; see engine.symbolic.constraints
 DEFAULT_ARRANGEMENT_BONUS = float(os.environ.get("SEGUE_ARRANGEMENT_BONUS", "3.0"))  # nats; 0 turns it off
 DEFAULT_CANDIDATES = 2  # candidates sampled per variant (bench/bench_midi_quality.py; each one costs sampling time)
@@ -251,8 +252,12 @@ def continue_region(
     if cache_settings is not None and cache_settings.active:
         kinds = TokenKinds.from_tokenizer(model.tokenizer)
         started = time.perf_counter()  # the loop memory's forward pass over the prompt counts as the cache's time
-        probs = prompt_probs(model.model, prompt_ids) if cache_settings.loop is not None else None
-        mixer = CacheMixer(prompt_ids, kinds, len(pool_seeds), cache_settings, probs)
+        memory_ids = prompt_ids
+        if cache_settings.whole_region:  # the cache reads the region's earlier bars too (the prompt last)
+            whole = encode_prompt(region, model.tokenizer, model.vocab, max_tokens=WHOLE_REGION_BLOCKS * block)
+            memory_ids = with_history(whole, prompt_ids, model.vocab.bar)
+        probs = prompt_probs(model.model, memory_ids) if cache_settings.loop is not None else None
+        mixer = CacheMixer(memory_ids, kinds, len(pool_seeds), cache_settings, probs)
         mixer.report.seconds = time.perf_counter() - started
     with adapted(model.model, prompt_ids, model.tokenizer, adapt_settings, cancel) as adapt_report:
         rows = sample_continuations(
@@ -291,12 +296,21 @@ def continue_region(
 
 @torch.inference_mode()
 def prompt_probs(model: GPT, prompt: Sequence[int]) -> list[float]:
-    """The model's probability of each prompt token given the ones before (the first: none, 0)."""
-    ids = torch.tensor([list(prompt)], dtype=torch.long, device=next(model.parameters()).device)
-    logits, _ = model(ids)
-    log_probs = torch.log_softmax(logits[0, :-1].float(), dim=-1)
-    picked = log_probs.gather(1, ids[0, 1:, None])[:, 0].exp()
-    return [0.0] + [float(x) for x in picked.cpu()]
+    """The model's probability of each prompt token given the ones before (the first: none, 0). A prompt longer
+    than the model's context is scored in windows: each token given at least half a context before it."""
+    device = next(model.parameters()).device
+    block, half = model.config.block_size, model.config.block_size // 2
+    out = [0.0]
+    start = 0  # the window's first token; its tokens from `first` on are scored (`first` - 1 is the last scored)
+    while len(out) < len(prompt):
+        first = len(out)
+        ids = torch.tensor([list(prompt[start : start + block])], dtype=torch.long, device=device)
+        logits, _ = model(ids)
+        log_probs = torch.log_softmax(logits[0, :-1].float(), dim=-1)
+        picked = log_probs.gather(1, ids[0, 1:, None])[:, 0].exp()
+        out += [float(x) for x in picked[first - start - 1 :].cpu()]
+        start = len(out) - half
+    return out
 
 
 @dataclass(frozen=True)
@@ -328,7 +342,7 @@ def _sample_repeats_again(
         return kept
     settings = mixer.report.settings
     loose = replace(settings.scaled(0.5), loop=settings.loop)
-    again = CacheMixer(job.prompt_ids, mixer.kinds, len(repeats), loose, probs, [0.0] * len(repeats))
+    again = CacheMixer(mixer.region_tokens, mixer.kinds, len(repeats), loose, probs, [0.0] * len(repeats))
     rows = sample_continuations(job.model.model, job.prompt_ids, job.model.vocab, job.constraints,
                                 [seeds[i] for i in repeats], temperature=job.params.temperature,
                                 top_p=job.params.top_p, cancel=job.cancel, use_cache=job.use_cache,

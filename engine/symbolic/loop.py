@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 # slot names, as the region cache's (the first position of a bar counts as a "next" decision)
 PITCH, VELOCITY, DURATION, NEXT, PROGRAM = "pitch", "velocity", "duration", "next", "program"
 SLOTS = (PITCH, VELOCITY, DURATION, NEXT, PROGRAM)
+RHYTHM_SLOTS = (DURATION, NEXT, PROGRAM)  # where the notes start, which part, how long (LoopSettings.steady_rhythm)
 _SLOT_AFTER = {"Position": PROGRAM, "Program": PITCH, "Pitch": VELOCITY, "PitchDrum": VELOCITY}
 _SLOT_AFTER.update({"Velocity": DURATION, "Duration": NEXT})
 
@@ -57,6 +58,13 @@ class LoopSettings:
     # the guidance's density control (its bonuses and penalties on parts and positions) is scaled by
     # 1 - density_yield x the expert's weight for the token, so it does not overrule the loop's next onset
     density_yield: float = 1.0
+    # the bar's first onset is predicted too (after ``Bar TimeSig``: where the source bar starts, a rest on the
+    # downbeat included), and a position that holds no note (a Tempo alone) is not part of a bar's tokens
+    bar_start: bool = False
+    # the loop's rhythm (positions and parts: the next/program slots, and durations) keeps the weight the region
+    # gave it: at least its starting weight, and no fade (the fade and the Bayes drops act on pitch and velocity),
+    # so variants vary notes over the loop's groove
+    steady_rhythm: bool = False
 
     def describe(self) -> str:
         periods = "/".join(str(p) for p in self.periods)
@@ -126,10 +134,19 @@ class LoopMemory:
             out[slot] = self.settings.weight * v
         return out
 
-    def limit(self) -> float:
-        """The most the expert may weigh now: :attr:`LoopSettings.max_weight`, less for each bar in a row the
-        variant has copied exactly (:attr:`LoopSettings.fade`)."""
+    def limit(self, slot: str = PITCH) -> float:
+        """The most the expert may weigh now in ``slot``: :attr:`LoopSettings.max_weight`, less for each bar in a
+        row the variant has copied exactly (:attr:`LoopSettings.fade`; not in a rhythm slot with
+        :attr:`LoopSettings.steady_rhythm`)."""
+        if self.settings.steady_rhythm and slot in RHYTHM_SLOTS:
+            return self.settings.max_weight
         return self.settings.max_weight * self.settings.fade**self.unvaried
+
+    def slot(self) -> str | None:
+        """The slot of the next token (None where the expert has nothing to predict)."""
+        if self.previous == "TimeSig" and self.settings.bar_start:
+            return NEXT
+        return _SLOT_AFTER.get(self.previous)
 
     def period(self) -> int:
         """The period weighted most now."""
@@ -167,6 +184,8 @@ class LoopMemory:
     def _aligned(self, source: _Bar) -> int | None:
         ids = self.kinds.ids
         q, p = self.position, self.program
+        if self.previous == "TimeSig":  # the bar's first onset
+            return ids.get(("Position", source.events[0][0]))
         if self.previous == "Position":
             for event in source.events:
                 if event[0] == q and event[1] not in self.here:
@@ -217,7 +236,7 @@ class LoopMemory:
     def distribution(self) -> tuple[str, Sparse] | None:
         """(slot, the expert's next-token distribution), or None where no period has anything to say."""
         self.pending = None
-        slot = _SLOT_AFTER.get(self.previous)
+        slot = self.slot()
         if slot is None or self.current is None:
             return None
         predictions = {}
@@ -244,7 +263,7 @@ class LoopMemory:
         """Score the last prediction against ``token`` (the periods' weights), then move past it. With ``other``,
         the probability another predictor gave ``token`` (the region cache, while reading the region), the pair is
         kept for :meth:`start_weights`."""
-        if other is not None and self.current is not None and _SLOT_AFTER.get(self.previous):
+        if other is not None and self.current is not None and self.slot():
             found = self.distribution()  # predict, to learn from it
             if found is not None:
                 slot, (uniform, extra) = found
@@ -288,6 +307,8 @@ class LoopMemory:
             self.here = {}
         if self.current is None:  # a prompt cut inside a bar: wait for the first bar line
             return
+        if kind == "Position" and self.settings.bar_start and self.previous == "Position":
+            self.current.tokens.pop()  # the last position held no note (a Tempo alone): not part of the bar
         self.current.tokens.append(token)
         if kind == "Position":
             self.position = number

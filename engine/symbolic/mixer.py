@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from engine.symbolic.cache import MAX_WEIGHT, SLOTS, CacheSettings, RegionCache, Sparse, TokenKinds
-from engine.symbolic.loop import LoopMemory
+from engine.symbolic.loop import RHYTHM_SLOTS, LoopMemory
 
 
 @dataclass
@@ -102,6 +102,15 @@ def _loop_weights(loop: LoopMemory, settings: CacheSettings, start: dict[str, fl
     return _Weights(start, settings.share if share is None else share, loop.settings.max_weight)
 
 
+def _loop_weight(loop: LoopMemory, weights: _Weights, slot: str) -> float:
+    """The loop memory's weight in ``slot`` now: its tracked weight (in a rhythm slot with
+    :attr:`LoopSettings.steady_rhythm`, at least its starting weight), under its limit."""
+    w = weights.weights[slot]
+    if loop.settings.steady_rhythm and slot in RHYTHM_SLOTS:
+        w = max(w, weights.start[slot])
+    return min(w, loop.limit(slot))
+
+
 def fitted(
     prompt: Sequence[int], kinds: TokenKinds, settings: CacheSettings, model_probs: Sequence[float] | None = None
 ) -> tuple[RegionCache, LoopMemory | None]:
@@ -158,7 +167,7 @@ def mixed_nll(
         if looped is not None and loop is not None and loop_weights is not None:
             slot, (uniform, extra) = looped
             loop_p = uniform + extra.get(int(token), 0.0)
-            v = min(loop_weights.weights[slot], loop.limit())
+            v = _loop_weight(loop, loop_weights, slot)
             mixed = (1 - v) * p + v * loop_p
             loop_weights.update(slot, p, loop_p)
             p = mixed
@@ -167,6 +176,21 @@ def mixed_nll(
         if loop is not None:
             loop.observe(int(token))
     return out
+
+
+def with_history(history: Sequence[int], prompt: Sequence[int], bar: int) -> list[int]:
+    """The region's tokens for the cache to read: ``history`` (the region encoded whole, ending where ``prompt``
+    ends) up to the bar where ``prompt``'s bars begin, then ``prompt`` itself, so the tokens the cache reads last
+    are the ones the model sees; ``history`` itself where ``prompt`` begins inside a bar (the end of one very dense
+    bar), and ``prompt`` where ``history`` holds no more bars."""
+    prompt, history = list(prompt), list(history)
+    bars = [i for i, token in enumerate(history) if token == bar]
+    kept = prompt.count(bar)
+    if len(bars) <= kept:
+        return prompt
+    if not prompt or prompt[0] != bar:
+        return history
+    return history[: bars[len(bars) - kept]] + prompt
 
 
 def _dense(size: int, found: tuple[str, Sparse]) -> np.ndarray:
@@ -196,6 +220,7 @@ class CacheMixer:
     ) -> None:
         started = time.perf_counter()
         self.kinds = kinds
+        self.region_tokens = list(prompt)  # what the cache was fitted on (a second pass fits on the same)
         base, loop = fitted(prompt, kinds, settings, model_probs)
         self.caches = [base.fork() for _ in range(rows)]
         self.loops = [loop.fork() for _ in range(rows)] if loop is not None else []
@@ -277,7 +302,7 @@ class CacheMixer:
         return max(0.0, 1.0 - self.density_yield * self.last_weight[i])
 
     def _loop_weight(self, i: int, slot: str) -> float:
-        return min(self.loop_weights[i].weights[slot], self.loops[i].limit()) * self.strength[i]
+        return _loop_weight(self.loops[i], self.loop_weights[i], slot) * self.strength[i]
 
     def _advance(self, i: int, row_tokens: Sequence[int]) -> None:
         """Count row ``i``'s new tokens (updating its weights by how well each side predicted them)."""
