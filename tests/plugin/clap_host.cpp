@@ -116,7 +116,7 @@ static int64_t streamRead(const clap_istream_t* s, void* b, uint64_t n) {
 }
 
 int main(int argc, char** argv) {
-    std::string plugin, inPath, outPath, waitFile, untilFile, stateIn, stateOut;
+    std::string plugin, inPath, outPath, waitFile, untilFile, stateIn, stateOut, stateWhen = "before";
     double rate = 48000, bpm = 120, startQn = 0, pace = 0, loopStart = -1, loopEnd = -1;
     int num = 4, den = 4, instances = 1, minBlock = 1, maxBlock = 8192;
     unsigned seed = 1;
@@ -145,6 +145,7 @@ int main(int argc, char** argv) {
         else if (a == "--wait-file") waitFile = next();
         else if (a == "--state-in") stateIn = next();
         else if (a == "--state-out") stateOut = next();
+        else if (a == "--state-when") stateWhen = next();  // before, after (activate: Ardour 7's order) or both
         else if (a == "--until-file") untilFile = next();
         else if (a == "--pace") pace = std::atof(next());
         else if (a == "--linger-ms") lingerMs = std::atol(next());
@@ -181,14 +182,19 @@ int main(int argc, char** argv) {
         tCounting = count && k == 0;  // the plugin's own allocations while it is made: proves they are counted
         const clap_plugin_t* p = factory->create_plugin(factory, &gHost, desc->id);
         if (!p || !p->init(p)) die("create_plugin failed");
-        if (!stateIn.empty()) {  // a saved session, loaded before activation as hosts do
+        auto loadState = [&]() {  // a saved session
             auto st = static_cast<const clap_plugin_state_t*>(p->get_extension(p, CLAP_EXT_STATE));
             FILE* f = fopen(stateIn.c_str(), "rb");
             clap_istream_t is = {f, streamRead};
             if (!st || !f || !st->load(p, &is)) die("cannot load the state %s", stateIn.c_str());
             fclose(f);
-        }
+        };
+        if (stateWhen != "before" && stateWhen != "after" && stateWhen != "both") die("--state-when before|after|both");
+        if (!stateIn.empty() && stateWhen != "after")  // before activation, as most hosts do
+            loadState();
         if (!p->activate(p, rate, 1, 8192)) die("activate failed");
+        if (!stateIn.empty() && stateWhen != "before")  // after it too, as Ardour 7 restores an LV2 plugin's state
+            loadState();
         tCounting = false;
         if (k == 0) setupAllocs = gAllocs.exchange(0);
         gFrees = 0; gLocks = 0; gIo = 0;
