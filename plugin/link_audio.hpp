@@ -18,7 +18,10 @@ using DISTRHO_NAMESPACE::TimePosition;
 class LinkAudio {
 public:
     explicit LinkAudio(LinkShared& shared) : fS(shared) {}
-    ~LinkAudio() { delete fCurrent; }
+    ~LinkAudio() {
+        delete fCurrent;
+        delete fNext;
+    }
 
     void reset() {
         fPrevPlaying = false;
@@ -48,6 +51,14 @@ private:
     void recordFrames(const Now& t, const float** in, uint32_t from, uint32_t to, const MidiEvent* midi,
                       uint32_t midiCount);
     bool stepPlayback(const Now& t, const float** in, float** out, uint32_t frames);
+    void handOver();
+    // Gives `b` to the worker to free (`b` becomes null); false, `b` kept, while the worker's queue is full.
+    bool retire(PlayBuffer*& b) {
+        if (b && !fS.retired.push(b))
+            return false;
+        b = nullptr;
+        return true;
+    }
     void pushEvent(Event e) {
         e.stamp = fS.ring.written();
         if (!fS.events.push(e))
@@ -59,6 +70,8 @@ private:
 
     LinkShared& fS;
     PlayBuffer* fCurrent = nullptr;
+    PlayBuffer* fNext = nullptr;  // taken from `pending` while `retired` was full: plays once fCurrent is retired
+    bool fStopWanted = false;     // a stop not yet done (`retired` was full): the variant is silent meanwhile
     bool fPrevPlaying = false, fPrevValid = false, fArmHigh = false;
     double fExpectQn = 0.0, fPrevTempo = 0.0, fPrevPos = 0.0;
     uint64_t fPrevFrame = 0, fPrevFrames = 0;
@@ -295,20 +308,27 @@ inline void LinkAudio::stepCapture(const Now& t, const float** in, uint32_t fram
     recordBars(t, in, uint32_t(std::max<int64_t>(0, off)), frames, midi, midiCount);
 }
 
+// The variant hand-over, worker -> audio thread. `pending` is only ever emptied here, never written back: the
+// worker may put a newer variant there at any moment, and writing an older one back would drop the newer one (and
+// leak it). What the audio thread lets go of goes to `retired`, which the worker empties every 10 ms; while it is
+// full, a variant taken waits in fNext and a stop in fStopWanted (the variant silent meanwhile), for later blocks.
+inline void LinkAudio::handOver() {
+    if (fS.stopPlay.exchange(false))
+        fStopWanted = true;
+    if (fStopWanted && retire(fNext) && retire(fCurrent))
+        fStopWanted = false;
+    if (!fStopWanted && !fNext)
+        fNext = fS.pending.exchange(nullptr);  // sent after any stop already seen: it plays
+    if (fNext && retire(fCurrent)) {
+        fCurrent = fNext;
+        fNext = nullptr;
+        fPlayIdxValid = false;
+    }
+}
+
 inline bool LinkAudio::stepPlayback(const Now& t, const float** in, float** out, uint32_t frames) {
-    if (fS.stopPlay.exchange(false) && fCurrent) {
-        if (fS.retired.push(fCurrent))
-            fCurrent = nullptr;
-    }
-    if (PlayBuffer* p = fS.pending.exchange(nullptr)) {
-        if (fCurrent && !fS.retired.push(fCurrent))
-            fS.pending.store(p);  // the worker has not freed the last ones yet: take it next block
-        else {
-            fCurrent = p;
-            fPlayIdxValid = false;
-        }
-    }
-    const PlayBuffer* p = fCurrent;
+    handOver();
+    const PlayBuffer* p = fStopWanted ? nullptr : fCurrent;
     bool sounding = false;
     if (p && fPlayParam && t.valid && t.playing) {
         const int64_t idx = -int64_t(std::ceil((p->placeQn - t.posQn) / t.qnPerFrame - 1e-7));

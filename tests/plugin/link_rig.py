@@ -91,6 +91,34 @@ def build() -> Built:
     return built
 
 
+def build_unit(source: Path) -> Path:
+    """A C++ test program that includes plugin/'s headers directly (no host, no DPF wrapper), built into
+    plugin/build/test when its source or a plugin header is newer; skips like :func:`build` without g++ or DPF."""
+    if shutil.which("g++") is None:
+        pytest.skip("the plugin's unit programs need g++ (Debian: apt-get install g++)")
+    dpf = dpf_path()
+    if dpf is None:
+        pytest.skip("the plugin's unit programs need DPF's headers (Debian: apt-get install dpf-source)")
+    program = BUILD_DIR / "test" / source.stem
+    inputs = [source, *PLUGIN_DIR.glob("*.hpp"), *PLUGIN_DIR.glob("*.h")]
+    newest = max(path.stat().st_mtime for path in inputs)
+    program.parent.mkdir(parents=True, exist_ok=True)
+    with open(BUILD_DIR / ".build-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not program.exists() or program.stat().st_mtime < newest:
+            compiled = subprocess.run(
+                ["nice", "g++", "-O1", "-std=c++17", "-Wall", "-Wextra", f"-I{PLUGIN_DIR}", f"-I{dpf / 'distrho'}",
+                 f"-I{dpf / 'distrho' / 'src'}", str(source), "-lpthread", "-o", str(program)],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )  # fmt: skip
+            if compiled.returncode != 0:
+                pytest.fail(f"{source.name} did not build:\n{compiled.stderr[-4000:]}")
+    return program
+
+
 def noise(frames: int, seed: int = 1, level: float = 0.1) -> np.ndarray:
     """Seeded stereo white noise, float32, shape (frames, 2)."""
     return (np.random.default_rng(seed).standard_normal((frames, 2)) * level).astype(np.float32)
