@@ -96,6 +96,10 @@ CONFIGS: dict[str, tuple[GuidanceSettings, int, AdaptSettings | None, CacheSetti
     # the defaults before the loop memory (engine/symbolic/loop.py), the cache's bar-level copy expert
     "cache-noloop": (OFF, 1, None, NO_LOOP),
     "final-noloop": (GuidanceSettings(), cont.DEFAULT_CANDIDATES, None, NO_LOOP),
+    # the defaults with 1, 2 or 3 candidates a variant, whatever DEFAULT_CANDIDATES is (issue 16: which to keep)
+    "final-c1": (GuidanceSettings(), 1, None, DEFAULT_CACHE),
+    "final-c2": (GuidanceSettings(), 2, None, DEFAULT_CACHE),
+    "final-c3": (GuidanceSettings(), 3, None, DEFAULT_CACHE),
 }
 LOOP_VARIATIONS = {  # final-loop-NAME: the loop memory's settings tried on the tuning pieces
     "a99": LoopSettings(aligned_confidence=0.99),

@@ -21,6 +21,9 @@ For each region (examples/regions/, our own files):
   way a job does (engine.pipelines.midi), against the renderer before frame-ordered audio.
 - **whole job, in process**: ``LocalEngine.generate`` (``make demo`` settings: 8 bars, 4 variants, seed 7) with the
   module path and with the fast path, alternating, best of ``--job-repeats``.
+- **whole job, in process, per number of candidates** (``--job-candidates 2 1``: the first is the baseline):
+  ``LocalEngine.generate`` (``make demo`` settings) with each number of candidates a variant, alternating, best of
+  ``--job-repeats``.
 - **whole job, as a user runs it**: ``segue continue`` in a new process (``make demo`` settings) per
   ``--cli-settings`` (:data:`CLI_SETTINGS`: ``default``, ``float32``, ``bf16``, ``module``), best of
   ``--cli-repeats``; the job's own phase timings (job.json) and what lies outside them (process start, imports,
@@ -51,7 +54,16 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
-from midi_speed_jobs import CLI_SETTINGS, Timing, bench_cli, bench_job, bench_render, best, timed  # noqa: E402
+from midi_speed_jobs import (  # noqa: E402
+    CLI_SETTINGS,
+    Timing,
+    bench_cli,
+    bench_job,
+    bench_job_candidates,
+    bench_render,
+    best,
+    timed,
+)
 
 from engine.api import Prompt  # noqa: E402
 from engine.checkpoints import find_checkpoint  # noqa: E402
@@ -246,6 +258,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--job-repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="the process's torch threads (a CLI job: 2 here)")
     parser.add_argument("--no-job", action="store_true", help="skip the whole-job rows")
+    parser.add_argument(
+        "--job-candidates", type=int, nargs="+", default=None, metavar="N",
+        help="also: the whole job in process with N candidates a variant, each against the first N",
+    )  # fmt: skip
     parser.add_argument("--modes", nargs="+", default=DEFAULT_MODES, choices=list(MODES), help="sampler modes")
     parser.add_argument("--cli-repeats", type=int, default=2, help="`segue continue` runs per setting (0: none)")
     parser.add_argument(
@@ -334,6 +350,8 @@ def _job_rows(name: str, path: Path, args: argparse.Namespace, entry: dict[str, 
             [name, "whole job in process: fast vs module path", f"{f['wall']:.2f} / {f['cpu']:.2f}",
              f"{m['wall']:.2f} / {m['cpu']:.2f}", ratio(m["wall"], f["wall"]), ratio(m["cpu"], f["cpu"]), parts]
         )  # fmt: skip
+    if args.job_candidates:
+        _candidate_rows(name, path, args, entry, table)
     if args.cli_repeats > 0:
         envs = {k: v for k, v in CLI_SETTINGS.items() if k in args.cli_settings}
         cli = bench_cli(path, args.bars, args.variants, args.cli_repeats, envs)
@@ -350,6 +368,25 @@ def _job_rows(name: str, path: Path, args: argparse.Namespace, entry: dict[str, 
                 [name, f"`segue continue` ({label})", f"{run['wall']:.2f} / {run['cpu']:.2f}", "", "", "",
                  f"process start, imports, job.json, exit {outside:.2f}; {phases}"]
             )  # fmt: skip
+
+
+def _candidate_rows(name: str, path: Path, args: argparse.Namespace, entry: dict[str, Any], table: Table) -> None:
+    """The whole job in process with each ``--job-candidates`` count, against the first."""
+    counts = list(dict.fromkeys(args.job_candidates))
+    runs = bench_job_candidates(path, args.bars, args.variants, args.job_repeats, counts)
+    entry["job_candidates"] = runs
+    base = runs[counts[0]]
+    for count in counts[1:]:
+        run = runs[count]
+        phases = ", ".join(
+            f"{k.removesuffix('_seconds')} {run['timings'].get(k, 0):.2f} vs {base['timings'].get(k, 0):.2f}"
+            for k in ("generate_seconds", "cache_seconds", "render_seconds")
+        )
+        table.append(
+            [name, f"whole job in process: {count} vs {counts[0]} candidates a variant",
+             f"{run['wall']:.2f} / {run['cpu']:.2f}", f"{base['wall']:.2f} / {base['cpu']:.2f}",
+             ratio(base["wall"], run["wall"]), ratio(base["cpu"], run["cpu"]), phases]
+        )  # fmt: skip
 
 
 def _region_entry(name: str, sm: SymbolicModel, args: argparse.Namespace, table: Table) -> dict[str, Any]:

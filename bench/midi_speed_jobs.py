@@ -1,6 +1,7 @@
 """The whole-job rows of bench_midi_speed.py: rendering and writing a job's variants (against the renderer before
-frame-ordered audio), ``LocalEngine.generate`` in process (fast against module decode path) and ``segue continue``
-as a user runs it (a new process per setting); the wall/CPU timing helpers the script shares.
+frame-ordered audio), ``LocalEngine.generate`` in process (fast against module decode path, and with each number of
+candidates a variant) and ``segue continue`` as a user runs it (a new process per setting); the wall/CPU timing
+helpers the script shares.
 
 Not a benchmark of its own: ``bench_midi_speed.py`` imports it (it puts ``bench/`` on ``sys.path``).
 """
@@ -140,4 +141,35 @@ def bench_job(region_path: Path, bars: int, variants: int, repeats: int) -> dict
                 if key not in results or t[0] < results[key]["wall"]:
                     results[key] = {"wall": t[0], "cpu": t[1], "timings": dict(result.timings)}
     model.fast_decode = True
+    return results
+
+
+def bench_job_candidates(
+    region_path: Path, bars: int, variants: int, repeats: int, counts: list[int]
+) -> dict[int, Any]:
+    """``LocalEngine.generate`` in process (``make demo`` settings, sampling and rendering) with each number of
+    candidates a variant in ``counts`` (:data:`engine.symbolic.continuation.DEFAULT_CANDIDATES` set for the job),
+    alternating the order round by round; best wall of ``repeats`` each, with the job's own phase timings."""
+    import engine.symbolic.continuation as cont
+    from engine.local import LocalEngine
+
+    engine = LocalEngine()
+    request = GenerationRequest(
+        prompt=Prompt(midi_path=region_path), params=GenerationParams(bars=bars, variants=variants, seed=7)
+    )
+    saved = cont.DEFAULT_CANDIDATES
+    results: dict[int, Any] = {}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            engine.generate(request, Path(tmp) / "warm")  # loads the model and the soundfont
+            n = 0
+            for r in range(repeats):
+                for count in counts if r % 2 == 0 else counts[::-1]:
+                    cont.DEFAULT_CANDIDATES = count
+                    n += 1
+                    result, t = timed(lambda: engine.generate(request, Path(tmp) / f"job{n}"))  # noqa: B023
+                    if count not in results or t[0] < results[count]["wall"]:
+                        results[count] = {"wall": t[0], "cpu": t[1], "timings": dict(result.timings)}
+    finally:
+        cont.DEFAULT_CANDIDATES = saved
     return results
