@@ -15,9 +15,10 @@ Give each run its own ``--out``; the figures are bench_midi_quality's (docs/benc
 Whatever the lever, the loop memory's rhythm settings are there as configurations too (``float32`` changes
 nothing else): ``final-loop-bar`` (:attr:`LoopSettings.bar_start`: the bar's first onset predicted, a position with
 no note left out of a bar's tokens), ``final-loop-steady`` (:attr:`LoopSettings.steady_rhythm`: the rhythm slots
-keep their starting weight and do not fade) and ``final-loop-bar-steady`` (both), each also with ``-whole``
-(:attr:`CacheSettings.whole_region`: the cache reads the whole region, not only the model's prompt), and
-``final-whole`` (the defaults with that alone); docs/symbolic-engine.md, "The loop memory: figures".
+keep their starting weight and do not fade), ``final-loop-bar-steady`` (both) and ``final-loop-plain`` (neither),
+each also with ``-whole`` (:attr:`CacheSettings.whole_region`: the cache reads the whole region, not only the
+model's prompt; without it, the prompt only), and ``final-whole`` (neither setting, the whole region);
+``final-loop-plain`` is the defaults before them; docs/symbolic-engine.md, "The loop memory: figures".
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ from engine.symbolic.guidance import GuidanceSettings  # noqa: E402
 from engine.symbolic.loop import LoopSettings  # noqa: E402
 
 RHYTHM_CONFIGS = {  # final-loop-NAME: the loop memory's rhythm settings (issue 16: why the loop did not carry it)
-    "bar": LoopSettings(bar_start=True),
-    "steady": LoopSettings(steady_rhythm=True),
+    "plain": LoopSettings(bar_start=False, steady_rhythm=False),  # as before them
+    "bar": LoopSettings(bar_start=True, steady_rhythm=False),
+    "steady": LoopSettings(bar_start=False, steady_rhythm=True),
     "bar-steady": LoopSettings(bar_start=True, steady_rhythm=True),
 }
 for _name, _loop in RHYTHM_CONFIGS.items():
@@ -54,11 +56,11 @@ for _name, _loop in RHYTHM_CONFIGS.items():
             None,
             replace(DEFAULT_CACHE, loop=_loop, whole_region=_whole),
         )
-bench_midi_quality.CONFIGS["final-whole"] = (  # the defaults, the cache reading the whole region
+bench_midi_quality.CONFIGS["final-whole"] = (  # the defaults before these settings, the cache reading the whole region
     GuidanceSettings(),
     cont.DEFAULT_CANDIDATES,
     None,
-    replace(DEFAULT_CACHE, whole_region=True),
+    replace(DEFAULT_CACHE, loop=RHYTHM_CONFIGS["plain"], whole_region=True),
 )
 
 

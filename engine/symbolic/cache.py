@@ -63,7 +63,7 @@ class CacheSettings:
     loop: LoopSettings | None = LoopSettings()  # the bar-level copy expert (engine.symbolic.loop); None: off
     # the cache and the loop memory read the whole region (its last bars in at most 4 model contexts of tokens,
     # continuation.WHOLE_REGION_BLOCKS), not only the model's prompt (half a context: a bar or two of a dense region)
-    whole_region: bool = False
+    whole_region: bool = True
 
     def weight(self, slot: str) -> float:
         value: float = getattr(self, slot)
@@ -91,7 +91,8 @@ class CacheSettings:
     def describe(self) -> str:
         weights = ", ".join(f"{s} {self.weight(s):.2g}" for s in SLOTS)
         loop = f"; {self.loop.describe()}" if self.loop is not None else ""
-        return f"prior weights {weights}; intervals {self.interval_weight:g}; share {self.share:g}{loop}"
+        region = "the whole region" if self.whole_region else "the model's prompt"
+        return f"prior weights {weights}; intervals {self.interval_weight:g}; share {self.share:g}{loop}; read {region}"
 
 
 DEFAULT_CACHE = CacheSettings()

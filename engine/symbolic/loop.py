@@ -4,7 +4,8 @@ A region of pop or electronic music repeats itself bar by bar with a period (eve
 fourth...). The expert predicts the next token from the bar one period back, at the same point:
 
 - while the bar being written has copied its source bar token for token so far, the source's next token (an exact
-  continuation pointer, :attr:`LoopSettings.sync_confidence`);
+  continuation pointer, :attr:`LoopSettings.sync_confidence`), the bar's first onset included
+  (:attr:`LoopSettings.bar_start`);
 - once it has strayed, an aligned lookup by position in the bar and part: which part the source starts first at
   this position, its k-th pitch there, that note's velocity and duration, and after a note what the source does
   next from this point (the same part again, another part not yet played here, its next position, the bar line)
@@ -59,16 +60,19 @@ class LoopSettings:
     # 1 - density_yield x the expert's weight for the token, so it does not overrule the loop's next onset
     density_yield: float = 1.0
     # the bar's first onset is predicted too (after ``Bar TimeSig``: where the source bar starts, a rest on the
-    # downbeat included), and a position that holds no note (a Tempo alone) is not part of a bar's tokens
-    bar_start: bool = False
+    # downbeat included), and a position that holds no note (a Tempo alone) is not part of a bar's tokens; without
+    # it, where each bar starts was the model's choice, and it starts bars on the downbeat
+    bar_start: bool = True
     # the loop's rhythm (positions and parts: the next/program slots, and durations) keeps the weight the region
     # gave it: at least its starting weight, and no fade (the fade and the Bayes drops act on pitch and velocity),
-    # so variants vary notes over the loop's groove
+    # so variants vary notes over the loop's groove. Off: it closed the LMMS songs' onset gap further but cost
+    # variety (a one-pitch loop's variants grow alike) and, on the OpenMSX songs, pitch, scale and loss figures
     steady_rhythm: bool = False
 
     def describe(self) -> str:
         periods = "/".join(str(p) for p in self.periods)
-        return f"loop memory weight {self.weight:g} (periods {periods} bars)"
+        rhythm = (", bar starts" if self.bar_start else "") + (", steady rhythm" if self.steady_rhythm else "")
+        return f"loop memory weight {self.weight:g} (periods {periods} bars{rhythm})"
 
 
 # (position, program, pitch, pitch token, velocity token, duration token); -1 while not yet written

@@ -95,3 +95,8 @@ def test_a_dense_regions_cache_reads_all_its_bars_with_whole_region(tmp_path: Pa
         read[setting] = info.cache.region_tokens
     assert read[False] == len(prompt)
     assert read[True] > len(prompt) and abs(read[True] - len(whole)) <= 2  # the whole region (a Tempo aside)
+
+
+def test_the_job_note_says_what_the_cache_read() -> None:
+    assert CacheSettings().describe().endswith("read the whole region")  # the default
+    assert CacheSettings(whole_region=False).describe().endswith("read the model's prompt")

@@ -124,7 +124,8 @@ def test_a_held_pad_keeps_its_voicing_even_from_a_random_model(tiny_checkpoint: 
     names = part_names_for(region.parts)
 
     def run(voicing: bool) -> tuple[int, int]:
-        cache = replace(DEFAULT_CACHE, voicing=voicing)
+        # without the loop memory, which copies the pad's bars (bar starts too) and so would hide what the rule holds
+        cache = replace(DEFAULT_CACHE, voicing=voicing, loop=None)
         return voicing_faults(continue_region(model, region, params, [1, 2, 3, 4], names, cache=cache))
 
     assert run(True) == (0, 0)
