@@ -159,6 +159,33 @@ def open_input(name: str, callback: MessageCallback, spec: str | None = None) ->
     return port
 
 
+CALLBACK_DRAIN_S = 0.1  # how long close_input lets a callback already under way finish before it closes the port
+
+
+def close_input(port: InputPort) -> None:
+    """Close an input port opened with a callback, without the deadlock mido's own close can cause on JACK.
+
+    mido 1.3's rtmidi ``Input.close`` sets ``callback = None``, which cancels the Python callback and registers
+    mido's own queueing wrapper in its place, then calls ``close_port`` without releasing the GIL. On JACK,
+    ``close_port`` unregisters the port and waits for the process cycle; when a clock message arrives in that
+    cycle, the JACK thread waits for the GIL to run the wrapper, and the two wait for each other for ever (seen in
+    CI: a ``MidiClockIn.close`` that hung in ``_rt.close_port``). So for rtmidi inputs the Python callback is
+    cancelled for good first, the GIL is let go for :data:`CALLBACK_DRAIN_S` so a callback already waiting for it
+    can finish, and only then is the port closed; no later cycle calls into Python. Other backends: their close.
+    """
+    rt = getattr(port, "_rt", None)
+    if rt is None or not hasattr(rt, "cancel_callback") or getattr(port, "closed", False):
+        port.close()
+        return
+    rt.cancel_callback()
+    time.sleep(CALLBACK_DRAIN_S)
+    try:
+        rt.close_port()
+        rt.delete()
+    finally:
+        port.closed = True  # type: ignore[attr-defined]  # mido's flag: its close() is now a no-op
+
+
 # -- following clock ---------------------------------------------------------------------------------------
 
 
@@ -269,7 +296,7 @@ class ReconnectingInput(_Worker):
             return
         with self._lock:
             if self._stop.is_set():
-                port.close()
+                close_input(port)
                 return
             self._port = port
         self.connected.set()
@@ -281,7 +308,7 @@ class ReconnectingInput(_Worker):
         self.connected.clear()
         if port is not None:
             try:
-                port.close()
+                close_input(port)
             except Exception:
                 log.debug("closing MIDI input %r failed", self.name, exc_info=True)
 
