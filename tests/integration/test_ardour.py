@@ -37,16 +37,14 @@ import soundfile
 from ardour_procs import (
     MIDI_CLOCK_OUT,
     ArdourProcess,
-    ClockObserver,
-    OscPeer,
     export,
     lua_string,
     markers,
     need_ardour,
     new_session,
     run_offline,
-    start_bridge,
 )
+from daw_peers import ClockObserver, OscPeer, start_bridge
 from jack_procs import JackServer, stop_process, wait_until
 
 from bridge.adapters.ardour import ArdourAdapter

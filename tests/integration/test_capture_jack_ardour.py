@@ -34,7 +34,8 @@ def test_capture_from_ardours_master_output(rt_jack_server_factory: Callable[...
     """A real DAW: headless Ardour plays a click track and sends MIDI clock; Segue records Ardour's master output
     through sounddevice, started by the clock, with Ardour's playback latency (``--latency-frames -2048``, see
     docs/capture.md), and every click of the take sits on its beat; bar clicks (louder) only on bar lines."""
-    from ardour_procs import MIDI_CLOCK_OUT, ArdourProcess, OscPeer, need_ardour, new_session
+    from ardour_procs import MIDI_CLOCK_OUT, ArdourProcess, need_ardour, new_session
+    from daw_peers import OscPeer
 
     from bridge.adapters.ardour_session import insert_audio_file
 
