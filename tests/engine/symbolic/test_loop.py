@@ -161,21 +161,22 @@ def test_the_loss_of_a_loop_falls_and_of_music_that_never_repeats_does_not_rise(
     assert nll(region, target, WITH_LOOP) < nll(region, target, NO_LOOP) + 0.02  # 2.607, 2.612
 
 
-def groove_notes() -> set[tuple[int, int, int, int]]:
-    """The groove's bar as notes: (program, onset tick, pitch, length), 480 ticks a quarter."""
+def groove_notes(bar: Bar | None = None) -> set[tuple[int, int, int, int]]:
+    """A bar (the groove's by default) as notes: (program, onset tick, pitch, length), 480 ticks a quarter."""
     lengths = {"Duration_0.6.8": 360, "Duration_1.0.8": 480}
-    return {(program, at * 60, pitch, lengths[duration]) for at, program, pitch, _, duration in groove()}
+    return {(program, at * 60, pitch, lengths[duration]) for at, program, pitch, _, duration in bar or groove()}
 
 
-def looped_region(path: Path) -> Path:
-    """Four bars of the groove as a MIDI file: keys chords and a bass line, 4/4 at 100 BPM."""
+def loop_file(out: Path, notes: set[tuple[int, int, int, int]]) -> Path:
+    """Four bars of one bar's ``notes`` (as :func:`groove_notes` gives them) as a MIDI file at ``out``: the keys
+    (program 4) and the bass (33) on tracks of their own, 4/4 at 100 BPM."""
     mid = mido.MidiFile(type=1, ticks_per_beat=480)
     mid.tracks.append(mido.MidiTrack([mido.MetaMessage("time_signature", numerator=4, denominator=4),
                                       mido.MetaMessage("set_tempo", tempo=600000)]))  # fmt: skip
     for channel, program in enumerate((4, 33)):
         events = []
         for bar in range(4):
-            for part, start, pitch, length in groove_notes():
+            for part, start, pitch, length in sorted(notes):
                 if part == program:
                     events += [(bar * 1920 + start, 1, pitch), (bar * 1920 + start + length, 0, pitch)]
         track = mido.MidiTrack([mido.Message("program_change", channel=channel, program=program)])
@@ -185,9 +186,13 @@ def looped_region(path: Path) -> Path:
             track.append(mido.Message(kind, channel=channel, note=pitch, velocity=80 if on else 0, time=tick - now))
             now = tick
         mid.tracks.append(track)
-    out = path / "groove.mid"
     mid.save(out)
     return out
+
+
+def looped_region(path: Path) -> Path:
+    """Four bars of the groove as a MIDI file: keys chords and a bass line, 4/4 at 100 BPM."""
+    return loop_file(path / "groove.mid", groove_notes())
 
 
 class PerturbedMixer(CacheMixer):

@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-import mido
 import numpy as np
 import pytest
 import torch
-from test_loop import PerturbedMixer, groove, predicted, stream
+from test_loop import PerturbedMixer, groove, groove_notes, loop_file, predicted, stream
 
 from engine.api import GenerationParams, Prompt
 from engine.checkpoints import find_checkpoint
@@ -139,28 +138,7 @@ def test_with_a_steady_rhythm_a_missed_onset_leaves_the_loops_rhythm_weight_wher
 def late_loop(path: Path) -> Path:
     """Four bars of a loop that rests on each downbeat (the groove's keys chords and bass at 32nd positions 6, 12,
     20 and 26) as a MIDI file, 4/4 at 100 BPM."""
-    mid = mido.MidiFile(type=1, ticks_per_beat=480)
-    mid.tracks.append(mido.MidiTrack([mido.MetaMessage("time_signature", numerator=4, denominator=4),
-                                      mido.MetaMessage("set_tempo", tempo=600000)]))  # fmt: skip
-    bar = groove(onsets=LATE)
-    lengths = {"Duration_0.6.8": 360, "Duration_1.0.8": 480}
-    for channel, program in enumerate((4, 33)):
-        events = []
-        for index in range(4):
-            for at, part, pitch, _, duration in bar:
-                if part == program:
-                    start = index * 1920 + at * 60
-                    events += [(start, 1, pitch), (start + lengths[duration], 0, pitch)]
-        track = mido.MidiTrack([mido.Message("program_change", channel=channel, program=program)])
-        now = 0
-        for tick, on, pitch in sorted(events, key=lambda e: (e[0], e[1])):
-            kind = "note_on" if on else "note_off"
-            track.append(mido.Message(kind, channel=channel, note=pitch, velocity=80 if on else 0, time=tick - now))
-            now = tick
-        mid.tracks.append(track)
-    out = path / "late_loop.mid"
-    mid.save(out)
-    return out
+    return loop_file(path / "late_loop.mid", groove_notes(groove(onsets=LATE)))
 
 
 def test_sampling_a_loop_that_rests_on_the_downbeat_keeps_its_rhythm_and_varies_its_notes(
