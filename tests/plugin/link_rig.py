@@ -70,16 +70,8 @@ def build() -> Built:
         host = BUILD_DIR / "test" / "clap_host"
         if not host.exists() or host.stat().st_mtime < HOST_SOURCE.stat().st_mtime:
             host.parent.mkdir(parents=True, exist_ok=True)
-            compiled = subprocess.run(
-                ["nice", "g++", "-O1", "-std=c++17", "-rdynamic", f"-I{dpf / 'distrho' / 'src'}", str(HOST_SOURCE),
-                 "-ldl", "-lpthread", "-o", str(host)],
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )  # fmt: skip
-            if compiled.returncode != 0:
-                pytest.fail(f"the CLAP test host did not build:\n{compiled.stderr[-4000:]}")
+            _compile(["-rdynamic", f"-I{dpf / 'distrho' / 'src'}", str(HOST_SOURCE), "-ldl", "-lpthread", "-o",
+                      str(host)], "the CLAP test host")  # fmt: skip
     built = Built(
         clap=BIN_DIR / "segue-link.clap",
         vst3=BIN_DIR / "segue-link.vst3",
@@ -89,6 +81,14 @@ def build() -> Built:
     for path in (built.clap, built.vst3, built.lv2 / "manifest.ttl"):
         assert path.exists(), f"make -C plugin did not make {path}"
     return built
+
+
+def _compile(arguments: list[str], what: str) -> None:
+    """``g++ -O1 -std=c++17 ARGUMENTS`` at low priority; fails the test with the compiler's message if it fails."""
+    compiled = subprocess.run(["nice", "g++", "-O1", "-std=c++17", *arguments], capture_output=True, text=True,
+                              timeout=300, check=False)  # fmt: skip
+    if compiled.returncode != 0:
+        pytest.fail(f"{what} did not build:\n{compiled.stderr[-4000:]}")
 
 
 def build_unit(source: Path) -> Path:
@@ -106,16 +106,8 @@ def build_unit(source: Path) -> Path:
     with open(BUILD_DIR / ".build-lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not program.exists() or program.stat().st_mtime < newest:
-            compiled = subprocess.run(
-                ["nice", "g++", "-O1", "-std=c++17", "-Wall", "-Wextra", f"-I{PLUGIN_DIR}", f"-I{dpf / 'distrho'}",
-                 f"-I{dpf / 'distrho' / 'src'}", str(source), "-lpthread", "-o", str(program)],
-                capture_output=True,
-                text=True,
-                timeout=300,
-                check=False,
-            )  # fmt: skip
-            if compiled.returncode != 0:
-                pytest.fail(f"{source.name} did not build:\n{compiled.stderr[-4000:]}")
+            _compile(["-Wall", "-Wextra", f"-I{PLUGIN_DIR}", f"-I{dpf / 'distrho'}", f"-I{dpf / 'distrho' / 'src'}",
+                      str(source), "-lpthread", "-o", str(program)], source.name)  # fmt: skip
     return program
 
 
