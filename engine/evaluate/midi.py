@@ -86,23 +86,23 @@ def read_midi(path: Path) -> MidiContent:
     for track in midi.tracks:
         tick = 0
         open_notes: dict[tuple[int, int], list[int]] = {}
-        for msg in track:
-            tick += msg.time
-            if msg.type == "set_tempo":
-                tempos.append(tempo_to_bpm(msg.tempo))
-            elif msg.type == "time_signature":
-                meters.append((msg.numerator, msg.denominator))
-            elif msg.type == "note_on" and msg.velocity > 0:
-                open_notes.setdefault((msg.channel, msg.note), []).append(tick)
-            elif msg.type in ("note_off", "note_on"):
-                starts = open_notes.get((msg.channel, msg.note))
+        for event in track:
+            tick += event.time
+            if event.type == "set_tempo":
+                tempos.append(tempo_to_bpm(event.tempo))
+            elif event.type == "time_signature":
+                meters.append((event.numerator, event.denominator))
+            elif event.type == "note_on" and event.velocity > 0:
+                open_notes.setdefault((event.channel, event.note), []).append(tick)
+            elif event.type in ("note_off", "note_on"):
+                starts = open_notes.get((event.channel, event.note))
                 if starts:
-                    notes.append(Note(starts.pop(0), tick, msg.note, msg.channel))
+                    notes.append(Note(starts.pop(0), tick, event.note, event.channel))
         for (channel, pitch), starts in open_notes.items():  # never released: they end with the track
             notes.extend(Note(s, tick, pitch, channel) for s in starts)
         end_tick = max(end_tick, tick)
     notes.sort(key=lambda n: (n.start, n.pitch, n.channel))
-    return MidiContent(path, midi.ticks_per_beat, tuple(notes), end_tick, tuple(tempos), tuple(meters))
+    return MidiContent(path, midi.ticks_per_quarter, tuple(notes), end_tick, tuple(tempos), tuple(meters))
 
 
 def pitch_class_histogram(content: MidiContent) -> np.ndarray:

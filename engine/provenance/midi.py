@@ -13,12 +13,14 @@ Segue's events and keeps everything else. Text is ASCII (other characters are si
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from engine import smf
 from engine.errors import BadInputError
-from engine.midi_io import Message, MetaMessage, MidiTrack, midi_bytes, parse_midi_bytes
+from engine.midi_io import midi_bytes, parse_midi_bytes
 from engine.provenance.record import ProvenanceRecord
 from engine.provenance.riff import ascii_text
+from engine.smf import Event
 
 MANUFACTURER_ID = 0x7D
 MAGIC = b"SEGUE1"
@@ -44,33 +46,33 @@ def copyright_line(record: ProvenanceRecord) -> str:
     return ascii_text(f"{_COPYRIGHT_PREFIX} by {record.model}; model licence: {record.licence}")
 
 
-def _is_ours(msg: Message | MetaMessage) -> bool:
-    if msg.type == "sequencer_specific":
-        return bytes(msg.data[: 1 + len(MAGIC)]) == bytes([MANUFACTURER_ID]) + MAGIC
-    if msg.type == "text":
-        return _TEXT_PREFIX in str(msg.text)[:40]
-    if msg.type == "copyright":
-        return str(msg.text).startswith(_COPYRIGHT_PREFIX)
+def _is_ours(event: Event) -> bool:
+    if event.type == "sequencer_specific":
+        return event.data[: 1 + len(MAGIC)] == bytes([MANUFACTURER_ID]) + MAGIC
+    if event.type == "text":
+        return _TEXT_PREFIX in event.text[:40]
+    if event.type == "copyright":
+        return event.text.startswith(_COPYRIGHT_PREFIX)
     return False
 
 
-def _without_ours(track: MidiTrack) -> list[Message | MetaMessage]:
+def _without_ours(track: tuple[Event, ...]) -> tuple[Event, ...]:
     kept = []
     carry = 0  # the delta time of removed events passes to the next one, so nothing moves
-    for msg in track:
-        if msg.is_meta and _is_ours(msg):
-            carry += msg.time
+    for event in track:
+        if event.is_meta and _is_ours(event):
+            carry += event.time
             continue
-        kept.append(msg.copy(time=msg.time + carry) if carry else msg)
+        kept.append(event.with_time(event.time + carry) if carry else event)
         carry = 0
-    return kept
+    return tuple(kept)
 
 
 def strip_midi_bytes(data: bytes, name: str = "the MIDI file") -> bytes:
-    """``data`` without Segue's meta events (what the engine wrote, re-encoded by mido)."""
+    """``data`` without Segue's meta events (decoded and encoded again: what the engine wrote, byte for byte)."""
     midi = parse_midi_bytes(data, name)
     if midi.tracks:
-        midi.tracks[0] = MidiTrack(_without_ours(midi.tracks[0]))
+        midi = replace(midi, tracks=(_without_ours(midi.tracks[0]), *midi.tracks[1:]))
     return midi_bytes(midi)
 
 
@@ -88,14 +90,12 @@ def stamp_midi_bytes(data: bytes, record: ProvenanceRecord, name: str = "the MID
     midi = parse_midi_bytes(data, name)
     if not midi.tracks:
         raise BadInputError(f"{name} has no tracks; nothing to stamp")
-    kept = _without_ours(midi.tracks[0])
-    ours = [
-        MetaMessage("text", text=texts[0], time=0),
-        MetaMessage("copyright", text=texts[1], time=0),
-        MetaMessage("sequencer_specific", data=list(payload), time=0),
-    ]
-    midi.tracks[0] = MidiTrack(ours + kept)
-    return midi_bytes(midi)
+    ours = (
+        smf.text_event(smf.TEXT, texts[0]),
+        smf.text_event(smf.COPYRIGHT, texts[1]),
+        smf.meta_event(smf.SEQUENCER_SPECIFIC, payload),
+    )
+    return midi_bytes(replace(midi, tracks=(ours + _without_ours(midi.tracks[0]), *midi.tracks[1:])))
 
 
 def _inserted(data: bytes, texts: tuple[str, str], payload: bytes) -> bytes | None:
@@ -117,21 +117,11 @@ def _inserted(data: bytes, texts: tuple[str, str], payload: bytes) -> bytes | No
     if body + length > len(data):
         return None
     events = b"".join(
-        b"\x00\xff" + bytes([kind]) + _var_length(len(raw)) + raw
+        b"\x00\xff" + bytes([kind]) + smf.encode_vlq(len(raw)) + raw
         for kind, raw in ((0x01, texts[0].encode("latin-1")), (0x02, texts[1].encode("latin-1")), (0x7F, payload))
     )
     size = length + len(events)
     return data[:header_end] + b"MTrk" + size.to_bytes(4, "big") + events + data[body:]
-
-
-def _var_length(value: int) -> bytes:
-    """A MIDI variable-length quantity: 7 bits a byte, most significant first, the high bit set on all but the last."""
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
 
 
 def read_midi_provenance(data: bytes, name: str = "the MIDI file") -> MidiInfo:
@@ -141,13 +131,13 @@ def read_midi_provenance(data: bytes, name: str = "the MIDI file") -> MidiInfo:
     copyrights: list[str] = []
     record = None
     problem = ""
-    for msg in midi.tracks[0] if midi.tracks else ():
-        if msg.type == "text":
-            texts.append(str(msg.text))
-        elif msg.type == "copyright":
-            copyrights.append(str(msg.text))
-        elif msg.type == "sequencer_specific" and _is_ours(msg):
-            raw = bytes(msg.data[1 + len(MAGIC) :])
+    for event in midi.tracks[0] if midi.tracks else ():
+        if event.type == "text":
+            texts.append(event.text)
+        elif event.type == "copyright":
+            copyrights.append(event.text)
+        elif event.type == "sequencer_specific" and _is_ours(event):
+            raw = event.data[1 + len(MAGIC) :]
             try:
                 record = ProvenanceRecord.from_json(json.loads(raw.decode("ascii")))
             except (ValueError, BadInputError) as e:
