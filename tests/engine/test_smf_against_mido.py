@@ -1,5 +1,6 @@
 """engine.smf against mido (which the bridge keeps for its MIDI ports): the engine writes the same bytes mido wrote
-for it, and reads real MIDI files to the same notes, tempos, meters and end ticks as mido.
+for it, reads real MIDI files to the same notes, tempos, meters, texts and end ticks as mido, and writes what it
+read back as the bytes mido writes.
 
 The expectation of the writer comes from mido here: `mido_build_midi` is the engine's writer as it was on mido
 (engine/midi_io.py before issue 20), fed the same parts.
@@ -173,7 +174,7 @@ def view(midi: smf.MidiFile) -> tuple[int, list[list[tuple[object, ...]]]]:
     return midi.ticks_per_quarter, tracks
 
 
-def test_real_midi_files_read_to_the_same_notes_tempos_meters_and_ends_as_with_mido() -> None:
+def test_real_midi_files_read_as_mido_reads_them_and_write_back_as_mido_writes_them() -> None:
     files = real_files()
     assert len(files) >= 40  # the repository's own pieces at least (61 of them)
     for path in files:
@@ -182,6 +183,9 @@ def test_real_midi_files_read_to_the_same_notes_tempos_meters_and_ends_as_with_m
         assert ours.format == theirs.type, path
         assert view(ours) == mido_view(theirs), path
         assert end_of_track_tick(path) == max((sum(m.time for m in t) for t in theirs.tracks), default=0), path
+        saved = io.BytesIO()
+        theirs.save(file=saved)
+        assert smf.encode(ours) == saved.getvalue(), path  # written again: mido's bytes (what provenance re-encodes)
 
 
 def test_tempo_and_bpm_convert_as_mido_converts_them() -> None:
