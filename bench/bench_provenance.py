@@ -121,10 +121,11 @@ def old_provenance(rev: str, tmp: Path) -> ModuleType:
     package.mkdir()
     listing = subprocess.run(["git", "-C", str(ROOT), "ls-tree", "--name-only", rev, "engine/provenance/"],
                              check=True, capture_output=True, text=True).stdout.split()  # fmt: skip
-    for path in listing:
+    for path in [*listing, "engine/midi_io.py"]:  # with the MIDI file code of then (on mido; today's has no mido)
         source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"],
                                 check=True, capture_output=True, text=True).stdout  # fmt: skip
-        (package / Path(path).name).write_text(source.replace("engine.provenance", OLD_PACKAGE), encoding="utf-8")
+        source = source.replace("engine.provenance", OLD_PACKAGE).replace("engine.midi_io", f"{OLD_PACKAGE}.midi_io")
+        (package / Path(path).name).write_text(source, encoding="utf-8")
     sys.path.insert(0, str(tmp))
     return importlib.import_module(f"{OLD_PACKAGE}.stamp")
 
