@@ -22,8 +22,9 @@ from engine.atomic import write_json
 from engine.errors import EngineError
 from engine.midi_io import MidiFile, PartNotes, save_midi
 from engine.render.soundfont import SoundFont
-from engine.render.synth import Rendering, render
+from engine.render.synth import Rendering, load_soundfont, render
 from engine.render.wavfile import write_wav
+from engine.render.workers import run_tasks
 
 if TYPE_CHECKING:
     from engine.pipelines.context import JobContext
@@ -81,6 +82,9 @@ class VariantFolder:
 class NotesWriter(Protocol):
     """A job's writer of variants made of notes (the MIDI and accompany pipelines')."""
 
+    @property
+    def soundfont(self) -> SoundFont: ...
+
     def write_variant(self, variant_id: str, seed: int, parts: tuple[PartNotes, ...]) -> VariantResult: ...
 
 
@@ -91,16 +95,38 @@ def write_note_variants(
     context: JobContext,
     timings: dict[str, float],
     started: float,
+    *,
+    workers: int | None = None,
 ) -> tuple[VariantResult, ...]:
     """Write each variant (``v01``, ``v02`` ...) with ``writer``, the last 35% of the progress bar; adds
-    ``render_seconds`` and ``total_seconds`` (since ``started``) to ``timings`` and reports "done"."""
+    ``render_seconds`` and ``total_seconds`` (since ``started``) to ``timings`` and reports "done".
+
+    The variants are written by ``workers`` processes at once (:func:`engine.render.workers.run_tasks`: this one
+    and forked helpers that share the soundfont, loaded here first; None: one per usable core, or
+    ``SEGUE_RENDER_WORKERS``); the files are the same whichever process writes them."""
     t0 = time.perf_counter()
-    results = []
-    for index, (seed, parts) in enumerate(zip(seeds, variants, strict=True), start=1):
-        context.cancel.raise_if_cancelled()
-        context.report(0.65 + 0.35 * (index - 1) / len(variants), f"rendering variant {index}")
-        results.append(writer.write_variant(f"v{index:02d}", seed, parts))
+    load_soundfont(writer.soundfont)
+    count = len(variants)
+    finished: list[int] = []
+
+    def write(index: int) -> VariantResult:
+        return writer.write_variant(f"v{index + 1:02d}", seeds[index], variants[index])
+
+    def done(index: int, result: VariantResult) -> None:
+        finished.append(index)
+        context.report(
+            0.65 + 0.35 * len(finished) / count, f"rendered variant {index + 1} ({len(finished)} of {count})"
+        )
+
+    if len(seeds) != count:
+        raise ValueError(f"{len(seeds)} seeds for {count} variants")
+    context.report(0.65, f"rendering {count} variant{'s' if count != 1 else ''}")
+    results = run_tasks(write, count, workers=workers, cancel=context.cancel, on_done=done, label=_variant_label)
     timings["render_seconds"] = time.perf_counter() - t0
     timings["total_seconds"] = time.perf_counter() - started
     context.report(1.0, "done")
     return tuple(results)
+
+
+def _variant_label(index: int) -> str:
+    return f"variant v{index + 1:02d}"

@@ -113,6 +113,14 @@ def _template_for(soundfont: SoundFont) -> tsf.SoundFont:
     return _load_template(str(soundfont.path), st.st_mtime_ns, st.st_size)
 
 
+def load_soundfont(soundfont: SoundFontArg = None) -> SoundFont:
+    """Load (parse) the soundfont now, once per process, and return it: before forking render helpers, which then
+    share its samples instead of each loading it (:mod:`engine.render.workers`)."""
+    resolved = _resolve_soundfont(soundfont)
+    _template_for(resolved)
+    return resolved
+
+
 def _resolve_soundfont(soundfont: SoundFontArg) -> SoundFont:
     if isinstance(soundfont, SoundFont):
         return soundfont
