@@ -82,7 +82,7 @@ def run_training(kind: str, argv: list[str]) -> int:
 
 def evaluate(job_dir: Path) -> tuple[dict[str, Any], str, bool]:
     """Entry point of ``segue eval``: the scores of a finished job folder as (JSON, table, all passed).
-    Imports :mod:`engine.evaluate` (numpy, soundfile, mido; no torch)."""
+    Imports :mod:`engine.evaluate` (numpy, soundfile; no torch)."""
     from engine.evaluate import evaluate_job, format_table
 
     score = evaluate_job(job_dir)

@@ -17,7 +17,7 @@ An accompany job (``mode: accompany``) is scored over the region's own bars: the
 long, the parts asked for written; there is no join and no loudness against the region (n/a).
 
 The region is read from the job's own files (``full.*`` minus the continuation), so a job folder is scored on its
-own even after its sources have moved. numpy, soundfile and mido only: no torch.
+own even after its sources have moved. numpy and soundfile only (MIDI through engine.smf): no torch.
 """
 
 from engine.evaluate.checks import Check
