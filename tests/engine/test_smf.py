@@ -6,6 +6,8 @@ Every file here is written byte by byte in the test from the SMF 1.0 layout (no 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import tracemalloc
 from pathlib import Path
@@ -15,6 +17,8 @@ import pytest
 from engine import smf
 from engine.errors import BadInputError
 from engine.smf import Event, MidiFile
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def header(fmt: int = 1, tracks: int = 1, division: int = 96, extra: bytes = b"") -> bytes:
@@ -214,3 +218,10 @@ def test_events_and_files_refuse_what_a_midi_file_cannot_hold() -> None:
     assert [smf.encode_vlq(v) for v in (0, 0x7F, 0x80, 0x3FFF, 0x4000, 0x0FFFFFFF)] == [
         b"\x00", b"\x7f", b"\x81\x00", b"\xff\x7f", b"\x81\x80\x00", b"\xff\xff\xff\x7f",
     ]  # fmt: skip
+
+
+def test_the_engines_midi_file_modules_load_no_mido() -> None:
+    modules = "engine.smf, engine.midi_io, engine.provenance.midi, engine.provenance.stamp, engine.evaluate.midi"
+    code = f"import sys, {modules}; print('mido' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
