@@ -16,19 +16,27 @@ if TYPE_CHECKING:  # annotations only: the model and the fast path import this m
 
 class KVCache:
     """Preallocated keys and values for every layer: ``[layers, B, heads, capacity, head_dim]`` (``capacity``: the
-    positions a job needs, at most the model's ``block_size``, which is the default).
+    positions a job needs, at most the model's ``block_size``, which is the default; plus ``spare`` positions that
+    only padding uses, :mod:`engine.nn.ragged`).
 
     ``shared`` > 0: the first ``shared`` positions hold a prompt every row shares, stored in row 0 only
     (:func:`engine.nn.model_fast.prefill_shared`); :meth:`materialize` copies it into every row.
     """
 
     def __init__(
-        self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype, capacity: int | None = None
+        self,
+        config: GPTConfig,
+        batch_size: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        capacity: int | None = None,
+        spare: int = 0,
     ) -> None:
         head_dim = config.n_embd // config.n_head
         positions = config.block_size if capacity is None else min(config.block_size, capacity)
         if positions < 1:
             raise ValueError(f"a cache needs room for at least one position, got capacity {capacity}")
+        positions += max(0, spare)  # beyond the context: padding of rows that stand at different lengths
         shape = (config.n_layer, batch_size, config.n_head, positions, head_dim)
         self.keys = torch.zeros(shape, device=device, dtype=dtype)
         self.values = torch.zeros(shape, device=device, dtype=dtype)

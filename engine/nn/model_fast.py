@@ -39,7 +39,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, cast
 
 import torch
@@ -300,21 +300,26 @@ def decode_step(model: GPT, plan: DecodePlan, idx: torch.Tensor, cache: KVCache)
     Runs on ``plan.threads`` torch threads (:func:`step_threads`) and restores the process's setting (inside
     :func:`job_threads` the job has set them already: nothing to switch; a job without a thread setting lets its
     :class:`engine.nn.threads.StepThreads` pick each step's threads from the steps' own times)."""
+    return _threaded(plan, lambda: _decode_step(model, plan, idx, cache))
+
+
+def _threaded(plan: DecodePlan, step: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Run ``step`` on the plan's threads (see :func:`decode_step`)."""
     chooser = plan.chooser
     if chooser is not None and _JOB_CHOOSERS and _JOB_CHOOSERS[-1] is chooser:
         threads = chooser.next_threads()
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)  # the job restores the process's setting when it ends
         started = time.perf_counter()
-        logits = _decode_step(model, plan, idx, cache)
+        logits = step()
         chooser.record(threads, time.perf_counter() - started)
         return logits
     previous = torch.get_num_threads()
     if not plan.threads or plan.threads == previous:
-        return _decode_step(model, plan, idx, cache)
+        return step()
     torch.set_num_threads(plan.threads)
     try:
-        return _decode_step(model, plan, idx, cache)
+        return step()
     finally:
         torch.set_num_threads(previous)
 

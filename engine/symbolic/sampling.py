@@ -24,12 +24,13 @@ from dataclasses import dataclass
 import torch
 
 from engine.api import CancelToken
-from engine.nn import model_fast
+from engine.nn import model_fast, ragged
 from engine.nn.kv_cache import KVCache
 from engine.nn.model import GPT
 from engine.nn.nucleus import top_p_filter
 from engine.symbolic.constraints import Constraints, Vocabulary
 from engine.symbolic.grammar import DONE, Masks, Row
+from engine.symbolic.speculate import Drafter, SpeculationReport, SpeculationSettings, accept, token_classes
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 # 768 tokens, at most). A decode step reads every cached key and value, so the window sets most of a step's memory
 # traffic; held-out loss moved by less than 1 % between windows of 320 and 768 (docs/benchmarks.md).
 DEFAULT_WINDOW: int | None = None  # None: the model's context
+# Exact speculative sampling with drafts copied from the region (engine.symbolic.speculate); None: one token a step
+DEFAULT_SPECULATION: SpeculationSettings | None = None
 
 
 def context_window(model: GPT, window: int | None = None) -> int:
@@ -84,6 +87,9 @@ def sample_continuations(
     precision: torch.dtype | None = None,
     window: int | None = None,
     density_scale: Callable[[int], float] | None = None,
+    speculate: SpeculationSettings | None | bool = True,
+    draft_reference: Sequence[int] | None = None,
+    speculation_report: SpeculationReport | None = None,
 ) -> list[list[int]]:
     """Sample ``len(seeds)`` continuations of ``prompt_ids`` in one batch; returns each row's token ids,
     starting with ``Bar TimeSig`` and ending before the bar after the last one.
@@ -100,6 +106,12 @@ def sample_continuations(
     prompt is cropped to that half too).
     ``density_scale``: called after the hook with a row's index (seed order), the share of the guidance's density
     control that row's next token gets (the region cache's :meth:`engine.symbolic.mixer.CacheMixer.density_scale`).
+    ``speculate``: exact speculative sampling (:mod:`engine.symbolic.speculate`): ``True`` (default) for
+    :data:`DEFAULT_SPECULATION`, settings, or ``None``/``False`` for one token a step. The same distribution of
+    continuations, fewer model passes where the rows repeat the region; other tokens for a seed. It needs the KV
+    cache and the fast decode path (otherwise one token a step); finished rows always leave its batch.
+    ``draft_reference``: the tokens drafts are copied from, ending where the rows begin (default: the prompt; the
+    region cache's whole region is longer). ``speculation_report`` receives its counts.
     """
     previous = model.decode_dtype
     model.decode_dtype = model.sampler_dtype if precision is None else precision
@@ -109,7 +121,14 @@ def sample_continuations(
                 temperature, top_p, progress, cancel, use_cache, logits_hook, drop_finished,
                 context_window(model, window), density_scale,
             )  # fmt: skip
-            return _sample(model, prompt_ids, vocab, constraints, seeds, options)
+            settings = DEFAULT_SPECULATION if speculate is True else (speculate or None)
+            plan = _speculation_plan(model, options, prompt_ids) if settings is not None else None
+            if settings is None or plan is None:
+                return _sample(model, prompt_ids, vocab, constraints, seeds, options)
+            reference = list(prompt_ids) if draft_reference is None else list(draft_reference)
+            drafter = Drafter(reference, len(seeds), settings, token_classes(vocab))
+            job = _Speculation(settings, plan, drafter, speculation_report)
+            return _sample_speculative(model, prompt_ids, vocab, constraints, seeds, options, job)
     finally:
         model.decode_dtype = previous
 
@@ -152,12 +171,12 @@ class _Rows:
             return hook(every, [r.tokens for r in self.rows])[live]
         return hook(logits, [r.tokens for r in self.rows])
 
-    def probabilities(self, logits: torch.Tensor, options: _Options) -> torch.Tensor:
-        """The live rows' next-token probabilities [live rows, vocab] on the CPU: every row's mask and bias at
-        once, one masked softmax over the batch, then top-p (a finished row can only pad)."""
+    def probabilities(self, logits: torch.Tensor, options: _Options, rows: Sequence[int] | None = None) -> torch.Tensor:
+        """The live rows' (or ``rows``', seed order) next-token probabilities [rows, vocab] on the CPU: every row's
+        mask and bias at once, one masked softmax over the batch, then top-p (a finished row can only pad)."""
         allowed_rows: list[torch.Tensor] = []
         bias_rows: list[torch.Tensor] = []
-        for i in self.live:
+        for i in self.live if rows is None else rows:
             row = self.rows[i]
             if row.state == DONE:
                 allowed_rows.append(self.pad_only)
@@ -251,3 +270,142 @@ def _sample(
     if options.progress is not None:
         options.progress(1.0)
     return [r.tokens for r in rows]
+
+
+@dataclass
+class _Speculation:
+    """One speculative sampling job: its settings, the fast path's plan, the drafter and the counts."""
+
+    settings: SpeculationSettings
+    plan: model_fast.DecodePlan
+    drafter: Drafter
+    report: SpeculationReport | None
+
+
+def _speculation_plan(model: GPT, options: _Options, prompt_ids: Sequence[int]) -> model_fast.DecodePlan | None:
+    """The fast path's plan for a speculative job, or None where it cannot run one (no KV cache, the module path,
+    several streams, no prompt): those sample one token a step."""
+    if not options.use_cache or not prompt_ids or model.config.n_streams != 1 or not model_fast.usable(model):
+        return None
+    return model_fast.plan_for(model)
+
+
+def _sample_speculative(
+    model: GPT,
+    prompt_ids: Sequence[int],
+    vocab: Vocabulary,
+    constraints: Constraints,
+    seeds: Sequence[int],
+    options: _Options,
+    job: _Speculation,
+) -> list[list[int]]:
+    """:func:`_sample`'s continuations, several tokens a model pass where the drafts hold (module docstring of
+    :mod:`engine.symbolic.speculate`). Each row keeps its own window as the one-token sampler does (a row whose
+    context reaches the window is refilled with its last half), so every token sees the context it would there."""
+    device = next(model.parameters()).device
+    batch = len(seeds)
+    if batch == 0:
+        return []
+    state = _Rows(vocab, constraints, seeds, device)
+    rows, block, plan = state.rows, options.block, job.plan
+    report = job.report if job.report is not None else SpeculationReport()
+    prompt = list(prompt_ids)[-(block // 2) :]
+    cache = KVCache(model.config, batch, device, next(model.parameters()).dtype, block, spare=job.settings.draft)
+    cache.plan = plan
+    if len(prompt) > 1:  # all but the last token: every pass feeds a row's last token first
+        model(torch.tensor([prompt[:-1]] * batch, dtype=torch.long, device=device), cache=cache)
+    starts = [0] * batch  # where each row's window starts in prompt + its tokens
+    cached = [len(prompt) - 1] * batch  # positions of its window in the cache (all but its last token)
+    seen = [0] * batch  # each row's tokens the hook has been given (a row that stopped in a pass waits there)
+    passes = 0
+    expected = constraints.bars * batch
+    while True:
+        if options.cancel is not None:
+            options.cancel.raise_if_cancelled()
+        for j, i in enumerate(state.live):
+            if cached[i] >= block:  # the one-token sampler refills here: the row's last half, its last token apart
+                history = prompt + rows[i].tokens
+                starts[i] = len(history) - block // 2
+                context = torch.tensor(history[starts[i] : -1], dtype=torch.long, device=device)
+                ragged.prefill_row(model, plan, cache, j, context)
+                cached[i] = len(history) - 1 - starts[i]
+                report.refills += 1
+        # each row: its last token, then what the drafter expects, as far as its window lets the context grow
+        drafts = job.drafter.drafts(state.live, [block - 1 - cached[i] for i in state.live])
+        width = 1 + max(len(d) for d in drafts)
+        idx = torch.full((len(state.live), width), vocab.pad, dtype=torch.long)
+        for j, (i, draft) in enumerate(zip(state.live, drafts, strict=True)):
+            idx[j, 0] = rows[i].tokens[-1] if rows[i].tokens else prompt[-1]
+            idx[j, 1 : 1 + len(draft)] = torch.tensor(draft, dtype=torch.long)
+        lengths = torch.tensor([cached[i] for i in state.live], dtype=torch.long)
+        logits = ragged.ragged_step(model, plan, idx.to(device), cache, lengths)  # [live rows, width, vocab]
+        passes += 1
+        kept = _walk(state, options, logits, drafts, seen, job.drafter)
+        for j, i in enumerate(state.live):
+            cached[i] += kept[j]  # the row's last token and the drafted tokens it kept are in the cache now
+            job.drafter.passed(i, len(drafts[j]), kept[j] - 1)
+            report.tokens += job.drafter.follow(i, rows[i].tokens)
+        report.drafted += sum(len(d) for d in drafts)
+        report.accepted += sum(kept) - len(kept)
+        report.passes = passes
+        if options.progress is not None and passes % 8 == 0:
+            done_bars = sum(max(0, r.bar - 1) if r.state != DONE else constraints.bars for r in rows)
+            options.progress(min(1.0, done_bars / expected))
+        if all(r.state == DONE for r in rows):
+            break
+        if any(rows[i].state == DONE for i in state.live):
+            keep = _kept_in_place([rows[i].state != DONE for i in state.live])
+            cache.length = max(cached[i] for i in state.live)  # what keep_rows copies of a row that moves
+            state.live = [state.live[j] for j in keep]
+            cache.keep_rows(keep)
+    if options.progress is not None:
+        options.progress(1.0)
+    return [r.tokens for r in rows]
+
+
+def _walk(
+    state: _Rows,
+    options: _Options,
+    logits: torch.Tensor,
+    drafts: Sequence[Sequence[int]],
+    seen: list[int],
+    drafter: Drafter,
+) -> list[int]:
+    """Sample a pass's positions in order, as the one-token sampler would, keeping drafted tokens by
+    :func:`engine.symbolic.speculate.accept`; each live row writes its kept draft and one more token. Returns, per
+    live row, the tokens of the pass's input it kept (its last token and its kept draft). ``seen``: each row's
+    tokens the hook has been given; a row that has stopped in this pass is shown to the hook as it was (the hook
+    then gives it what it gave before and learns nothing), as a finished row is."""
+    rows, live = state.rows, state.live
+    kept = [1] * len(live)
+    going = list(range(len(live)))  # batch places of the rows still walking
+    for t in range(logits.shape[1]):
+        if not going:
+            break
+        chosen = [live[j] for j in going]
+        step = logits[going, t]
+        if options.logits_hook is not None:
+            every = step.new_zeros(len(rows), step.shape[-1])
+            every[chosen] = step
+            shown = [r.tokens if i in chosen else r.tokens[: seen[i]] for i, r in enumerate(rows)]
+            step = options.logits_hook(every, shown)[chosen]
+            for i in chosen:
+                seen[i] = len(rows[i].tokens)
+        probs = state.probabilities(step, options, chosen)
+        still = []
+        for g, j in enumerate(going):
+            i = live[j]
+            row, generator = rows[i], state.generators[i]
+            if t < len(drafts[j]):
+                drafted = int(drafts[j][t])
+                drafter.observe(i, drafted, float(probs[g, drafted]))
+                token = accept(probs[g], drafted, generator)
+                held = token == drafted
+            else:
+                token, held = int(torch.multinomial(probs[g], 1, generator=generator).item()), False
+            state.masks.advance(row, token)
+            if held and row.state != DONE:
+                kept[j] += 1
+                still.append(j)
+        going = still
+    return kept
