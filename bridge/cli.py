@@ -61,7 +61,7 @@ def main(
 
     ``bridge_ready`` (for tests and embedding) is called on the main thread once ``segue bridge`` listens.
     """
-    parser = build_parser(HANDLERS)
+    parser = build_parser(HANDLERS, sys.argv[1:] if argv is None else argv)
     try:
         args, extra = parser.parse_known_args(argv)
         if extra and args.command not in LATER:

@@ -7,19 +7,12 @@ import argparse
 import dataclasses
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bridge import controls, segue_version
-from bridge.adapters import DAW_CHOICES as DAW_ADAPTERS
-from bridge.capture.options import (
-    DEFAULT_WAIT_START_S,
-    MAX_CAPTURE_BARS,
-)
 from bridge.inputs import ACCEPTED_FORMATS, RegionFiles, classify_inputs, sniff_format
-from bridge.osc import DEFAULT_HOST, DEFAULT_PORT
-from bridge.service import PLACE_POLICIES
 from engine.api import MAX_STEMS, OUTPUTS, GenerationParams, GenerationRequest, Meter, Prompt
 from engine.errors import BadInputError
 from engine.provenance.record import ProvenanceSettings
@@ -30,9 +23,15 @@ Handler = Callable[[argparse.Namespace, Any], int]
 LATER: dict[str, str] = {}  # commands announced but not built yet: name -> what it will be
 
 
-def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
+def build_parser(handlers: Mapping[str, Handler], argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The ``segue`` parser; each command's ``handler`` default is ``handlers[command]`` (``"not_yet"`` for the
-    commands announced in :data:`LATER`)."""
+    commands announced in :data:`LATER`).
+
+    Given the command line ``argv`` it will parse, the options of ``segue bridge`` and ``segue capture`` are only
+    added when ``argv`` names that command (or none: ``segue --help``): their defaults and choices come from the
+    bridge's OSC server, DAW adapters and audio capture, which `segue continue` does not import (0.1-0.2 s of
+    every run's start here). Their names and help are always listed."""
+    wanted = _command_in(argv)
     parser = argparse.ArgumentParser(
         prog="segue",
         description="Continue a DAW region with a neural engine; audition and place the variants.",
@@ -44,9 +43,12 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
-    def command(name: str, arguments: Callable[[argparse.ArgumentParser], None], **kwargs: Any) -> None:
+    def command(
+        name: str, arguments: Callable[[argparse.ArgumentParser], None], heavy: bool = False, **kwargs: Any
+    ) -> None:
         p = sub.add_parser(name, parents=[common], **kwargs)
-        arguments(p)
+        if not heavy or wanted is None or wanted == name:
+            arguments(p)
         p.set_defaults(handler=handlers[name])
 
     command("continue", _continue_arguments, help="continue a region (MIDI and/or audio)")
@@ -60,10 +62,11 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
     command(
         "eval", _eval_arguments, help="score a job folder: length, tempo, meter, key, grid, loudness, join, variety"
     )
-    command("bridge", _bridge_arguments, help="the headless DAW bridge: Segue's OSC on UDP (Ctrl-C stops)")
+    command("bridge", _bridge_arguments, True, help="the headless DAW bridge: Segue's OSC on UDP (Ctrl-C stops)")
     command(
         "capture",
         _capture_arguments,
+        True,
         help="record the DAW's output while it plays, cut to whole bars by its MIDI clock (Ctrl-C cancels)",
         description="Arm, then press play in the DAW: MIDI clock Start begins the take, the DAW's Stop (or --bars "
         "whole bars) ends it. The take is cut from the first bar line at or after the start to the last whole "
@@ -88,6 +91,14 @@ def build_parser(handlers: Mapping[str, Handler]) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=f"{what} (not available in this version yet)")
         p.set_defaults(handler=handlers["not_yet"])
     return parser
+
+
+def _command_in(argv: Sequence[str] | None) -> str | None:
+    """The command ``argv`` names (its first word that is not an option: the top-level options take no value),
+    or None when there is none or ``argv`` is not known."""
+    if argv is None:
+        return None
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def _json_argument(p: argparse.ArgumentParser) -> None:
@@ -196,6 +207,10 @@ def _continue_arguments(p: argparse.ArgumentParser) -> None:
 
 def _bridge_arguments(p: argparse.ArgumentParser) -> None:
     """``segue bridge``'s options."""
+    from bridge.adapters import DAW_CHOICES as DAW_ADAPTERS
+    from bridge.osc import DEFAULT_HOST, DEFAULT_PORT
+    from bridge.service import PLACE_POLICIES
+
     p.add_argument("--osc-host", default=DEFAULT_HOST, help="address to listen on (%(default)s)")
     p.add_argument("--osc-port", type=int, default=DEFAULT_PORT, help="UDP port; 0: any free one (%(default)s)")
     p.add_argument(
@@ -254,6 +269,8 @@ def _bridge_arguments(p: argparse.ArgumentParser) -> None:
 
 def _capture_arguments(p: argparse.ArgumentParser) -> None:
     """``segue capture``'s options."""
+    from bridge.capture.options import DEFAULT_WAIT_START_S, MAX_CAPTURE_BARS
+
     p.add_argument(
         "--bars", type=int, help=f"stop after N whole bars (default: at the DAW's Stop; at most {MAX_CAPTURE_BARS})"
     )

@@ -34,3 +34,30 @@ def test_the_parser_still_offers_every_daw_adapter() -> None:
     parser = build_parser(HANDLERS)
     args = parser.parse_args(["bridge", "--daw", DAW_CHOICES[-1]])
     assert args.daw == DAW_CHOICES[-1]
+
+
+def test_segue_continue_parses_its_command_line_without_the_bridges_osc_adapters_or_capture() -> None:
+    statement = (
+        "from bridge.cli import HANDLERS\nfrom bridge.cli_args import build_parser\n"
+        "argv = ['continue', 'examples/regions/pop_100bpm_4-4.mid', '--bars', '2', '--seed', '7']\n"
+        "build_parser(HANDLERS, argv).parse_args(argv)"
+    )
+    loaded = _modules_after(statement)
+    for module in ("bridge.osc", "bridge.adapters", "bridge.service", "bridge.capture.options", "pythonosc"):
+        assert module not in loaded, module
+
+
+def test_the_parser_made_for_one_command_line_parses_it_as_the_whole_parser_does() -> None:
+    from bridge.cli import HANDLERS
+    from bridge.cli_args import build_parser
+
+    for argv in (
+        ["-v", "continue", "a.mid", "--bars", "4", "--variants", "2", "--out", "jobs"],
+        ["bridge", "--daw", "reaper", "--osc-port", "0", "--place", "none"],
+        ["capture", "--midi-clock-in", "clock", "--wait", "3"],
+        ["jobs", "--json"],
+    ):
+        assert build_parser(HANDLERS, argv).parse_args(argv) == build_parser(HANDLERS).parse_args(argv), argv
+    full_help = build_parser(HANDLERS).format_help()
+    assert build_parser(HANDLERS, ["continue"]).format_help() == full_help  # every command still listed
+    assert build_parser(HANDLERS, ["--help"]).format_help() == full_help
