@@ -28,6 +28,10 @@ For each region (examples/regions/, our own files):
   ``--cli-settings`` (:data:`CLI_SETTINGS`: ``default``, ``float32``, ``bf16``, ``module``), best of
   ``--cli-repeats``; the job's own phase timings (job.json) and what lies outside them (process start, imports,
   job.json, exit).
+- **speculative sampling** (``--speculate [SEED ...]``, bench/midi_speculation.py): ``LocalEngine.generate``
+  (``make demo`` settings) with exact speculative sampling (engine.symbolic.speculate, ``--draft`` tokens) against
+  one token a step, alternating, for several seeds (other tokens for a seed): the job's sampling (seconds, model
+  passes against steps, drafted tokens kept) and the whole job.
 - **held-out loss** of the model with float32 and with bfloat16 weight products, on the quality bench's held-out
   pieces (bench/data/midi_quality): the check that the lower precision keeps the model's quality.
 - **levers** (``--levers``, bench/midi_levers.py): held-out loss per context window; the decode steps prompt lookup
@@ -54,6 +58,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
+from midi_speculation import bench_job_speculation, speculation_rows  # noqa: E402
 from midi_speed_jobs import (  # noqa: E402
     CLI_SETTINGS,
     Timing,
@@ -75,6 +80,7 @@ from engine.symbolic.continuation import (  # noqa: E402
 )
 from engine.symbolic.region import Region, read_region  # noqa: E402
 from engine.symbolic.sampling import sample_continuations  # noqa: E402
+from engine.symbolic.speculate import SpeculationSettings  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -277,6 +283,11 @@ def _parser() -> argparse.ArgumentParser:
         help="also: a job on 2 threads that starts idle, with --load-processes busy loops from S seconds on",
     )  # fmt: skip
     parser.add_argument("--load-processes", type=int, default=2)
+    parser.add_argument(
+        "--speculate", type=int, nargs="*", default=None, metavar="SEED",
+        help="also: the whole job with exact speculative sampling against one token a step, these seeds (7 8 9)",
+    )  # fmt: skip
+    parser.add_argument("--draft", type=int, default=SpeculationSettings().draft, help="--speculate's draft tokens")
     parser.add_argument("--out", default=str(RESULTS / "midi_speed.json"))
     return parser
 
@@ -352,6 +363,11 @@ def _job_rows(name: str, path: Path, args: argparse.Namespace, entry: dict[str, 
         )  # fmt: skip
     if args.job_candidates:
         _candidate_rows(name, path, args, entry, table)
+    if args.speculate is not None:
+        seeds, settings = args.speculate or [7, 8, 9], SpeculationSettings(draft=args.draft)
+        found = bench_job_speculation(path, args.bars, args.variants, args.job_repeats, seeds, settings)
+        entry["speculation"] = found
+        table.extend(speculation_rows(name, found, ratio))
     if args.cli_repeats > 0:
         envs = {k: v for k, v in CLI_SETTINGS.items() if k in args.cli_settings}
         cli = bench_cli(path, args.bars, args.variants, args.cli_repeats, envs)
