@@ -12,7 +12,13 @@ from bridge.adapters.bitwig import BitwigAdapter
 from bridge.adapters.live import LiveAdapter
 from bridge.adapters.reaper import ReaperAdapter
 
-DEFAULT_DAW_PORTS = {"ardour": 3819, "reaper": 8000, "live": 11000, "bitwig": 8000}
+_ADAPTER_TYPES: dict[str, type[ArdourAdapter | ReaperAdapter | LiveAdapter | BitwigAdapter]] = {
+    "ardour": ArdourAdapter,
+    "reaper": ReaperAdapter,
+    "live": LiveAdapter,
+    "bitwig": BitwigAdapter,
+}
+DEFAULT_DAW_PORTS = {name: adapter_type.default_port for name, adapter_type in _ADAPTER_TYPES.items()}
 ADAPTERS = tuple(DEFAULT_DAW_PORTS)
 # What `segue bridge --daw` and the app's "Talks to" offer: Segue's own OSC ("generic"), a DAW's own OSC through its
 # adapter, or the Segue Link plugin on a track ("link", bridge/link.py)
@@ -34,12 +40,7 @@ __all__ = [
 
 def open_adapter(name: str, daw: Address) -> DawAdapter:
     """The adapter called ``name`` talking to the DAW's OSC at ``daw`` (not started); ValueError if unknown."""
-    if name == "ardour":
-        return ArdourAdapter(daw)
-    if name == "reaper":
-        return ReaperAdapter(daw)
-    if name == "live":
-        return LiveAdapter(daw)
-    if name == "bitwig":
-        return BitwigAdapter(daw)
-    raise ValueError(f"no adapter called {name!r}; known: {', '.join(ADAPTERS)}")
+    adapter_type = _ADAPTER_TYPES.get(name)
+    if adapter_type is None:
+        raise ValueError(f"no adapter called {name!r}; known: {', '.join(ADAPTERS)}")
+    return adapter_type(daw)

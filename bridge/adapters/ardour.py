@@ -18,8 +18,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_int, as_text
-from bridge.events import TransportState
+from bridge.adapters.base import (
+    Address,
+    Capabilities,
+    DawFeedback,
+    PollingAdapter,
+    as_float,
+    as_int,
+    as_text,
+    bar_beats,
+    checked_beats_per_bar,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +51,12 @@ CAPABILITIES = Capabilities(
 
 
 @dataclass(frozen=True)
-class ArdourState:
-    """Ardour's transport as its feedback last said; ``None`` where it has not said yet."""
+class ArdourState(DawFeedback):
+    """Ardour's transport as its feedback last said; ``None`` where it has not said yet (the tempo: never)."""
 
-    playing: bool = False
     speed: float = 0.0
     position_samples: int | None = None
     bbt: tuple[int, int, int] | None = None  # bars, beats, ticks (1-based bars and beats)
-    feedback_at: float | None = None  # time.monotonic() of the last well-formed feedback
 
 
 def parse_bbt(text: str) -> tuple[int, int, int]:
@@ -68,7 +75,9 @@ class ArdourAdapter(PollingAdapter[ArdourState]):
 
     name = "ardour"
     thread_name = "segue-ardour-register"
+    clock_kind = "ardour-osc"
     capabilities = CAPABILITIES
+    default_port = DEFAULT_PORT
 
     def __init__(
         self,
@@ -79,10 +88,8 @@ class ArdourAdapter(PollingAdapter[ArdourState]):
         register_interval_s: float = 2.0,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
-        if beats_per_bar < 1:
-            raise ValueError(f"beats_per_bar must be >= 1, got {beats_per_bar}")
         super().__init__(daw, listen, ArdourState(), now, register_interval_s)
-        self.beats_per_bar = beats_per_bar
+        self.beats_per_bar = checked_beats_per_bar(beats_per_bar)
         self.register_interval_s = register_interval_s
         self.link.handlers.update(
             {
@@ -99,22 +106,12 @@ class ArdourAdapter(PollingAdapter[ArdourState]):
         self.register()
 
     def tick(self) -> None:
-        last = self.state().feedback_at
-        if last is None or self._now() - last > self.register_interval_s:
+        if self.silent_for(self.state()) > self.register_interval_s:
             log.debug("ardour: no feedback for %.1f s; registering again", self.register_interval_s)
             self.register()
 
     def register(self) -> None:
         self.link.send("/set_surface", SET_SURFACE_ARGS)
-
-    def transport(self) -> TransportState:
-        state = self.state()
-        return TransportState(
-            tempo_bpm=0.0,
-            playing=state.playing,
-            position_beats=self._beats(state.bbt),
-            clock_source=self.clock_source("ardour-osc", state.feedback_at),
-        )
 
     # commands
     def play(self) -> None:
@@ -136,12 +133,16 @@ class ArdourAdapter(PollingAdapter[ArdourState]):
         """Add a location marker named ``name`` at the playhead."""
         self.link.send("/add_marker", [("s", name)])
 
-    # feedback (on the link's thread)
+    def position_beats(self, state: ArdourState) -> float:
+        return self._beats(state.bbt)
+
     def _beats(self, bbt: tuple[int, int, int] | None) -> float:
         if bbt is None:
             return 0.0
         bars, beats, ticks = bbt
-        return (bars - 1) * self.beats_per_bar + (beats - 1) + ticks / TICKS_PER_BEAT
+        return bar_beats(bars, beats, ticks / TICKS_PER_BEAT, self.beats_per_bar)
+
+    # feedback (on the link's thread)
 
     def _on_samples(self, args: list[object]) -> None:
         sample = as_int(args[0], "/position/samples")

@@ -144,18 +144,31 @@ class OscLink:
         self._endpoint.close()
 
 
-S = TypeVar("S")
+@dataclass(frozen=True)
+class DawFeedback:
+    """The transport as a DAW's feedback last said, and when: every adapter's state extends it with its own fields.
+    ``tempo_bpm`` is None until the DAW says it (Ardour's OSC never does)."""
+
+    tempo_bpm: float | None = None
+    playing: bool = False
+    feedback_at: float | None = None  # when the last well-formed feedback arrived (the adapter's clock)
+
+
+S = TypeVar("S", bound=DawFeedback)
 
 
 class PollingAdapter(Generic[S]):
     """What every DAW adapter shares (mido's ``BasePort`` shape: the base keeps the socket, the lock and the thread;
-    a subclass fills in hooks). Its :class:`OscLink` to the DAW; its state, a frozen dataclass with a
-    ``feedback_at`` field, replaced under a lock; and, with ``interval_s``, a thread that calls :meth:`tick` that
-    often until :meth:`close`. Hooks: :meth:`opened` (the link listens), :meth:`tick`, :meth:`heard` (any message
-    from the DAW; by default it stamps ``feedback_at``). ``close()`` may be called twice."""
+    a subclass fills in hooks). Its :class:`OscLink` to the DAW; its state, a frozen :class:`DawFeedback`
+    dataclass, replaced under a lock; and, with ``interval_s``, a thread that calls :meth:`tick` that often until
+    :meth:`close`. Hooks: :meth:`opened` (the link listens), :meth:`tick`, :meth:`heard` (any message from the DAW;
+    by default it stamps ``feedback_at``), :meth:`position_beats` (for :meth:`transport`). ``close()`` may be
+    called twice."""
 
     name = ""
     thread_name = ""  # the ticking thread's name
+    clock_kind = ""  # the first word of the transport's clock source, e.g. "ardour-osc"
+    stale_after_s: float | None = None  # feedback older than this makes the clock source "(stale)"; None: never
 
     def __init__(
         self, daw: Address, listen: Address, state: S, now: Callable[[], float], interval_s: float | None = None
@@ -191,15 +204,34 @@ class PollingAdapter(Generic[S]):
         with self._lock:
             return self._state
 
-    def clock_source(self, kind: str, feedback_at: float | None, stale_after_s: float | None = None) -> str:
-        """``KIND:HOST:PORT`` of the DAW, then `` (no feedback)`` if it never answered, or `` (stale)`` if its
-        last feedback is older than ``stale_after_s`` (None: never stale)."""
-        source = f"{kind}:{self.link.daw[0]}:{self.link.daw[1]}"
-        if feedback_at is None:
+    def transport(self) -> TransportState:
+        """The DAW's transport as last reported (tempo 0.0 when unknown). Any thread."""
+        state = self.state()
+        return TransportState(
+            tempo_bpm=state.tempo_bpm or 0.0,
+            playing=state.playing,
+            position_beats=self.position_beats(state),
+            clock_source=self.clock_source(state),
+        )
+
+    def silent_for(self, state: S) -> float:
+        """Seconds since the DAW's last feedback in ``state``; infinite if it never answered."""
+        return math.inf if state.feedback_at is None else self._now() - state.feedback_at
+
+    def stale(self, state: S) -> bool:
+        """Whether the feedback in ``state`` is older than ``stale_after_s``."""
+        return self.stale_after_s is not None and self.silent_for(state) > self.stale_after_s
+
+    def clock_source(self, state: S) -> str:
+        """``KIND:HOST:PORT`` of the DAW, then `` (no feedback)`` if it never answered, or `` (stale)``."""
+        source = f"{self.clock_kind}:{self.link.daw[0]}:{self.link.daw[1]}"
+        if state.feedback_at is None:
             return source + " (no feedback)"
-        if stale_after_s is not None and self._now() - feedback_at > stale_after_s:
-            return source + " (stale)"
-        return source
+        return source + " (stale)" if self.stale(state) else source
+
+    def position_beats(self, state: S) -> float:
+        """Where the playhead is, in quarter notes from the start, as ``state`` tells (0.0 when unknown)."""
+        return 0.0
 
     def opened(self) -> None:
         """Once the link listens: subscribe, register, ask for the current values (the DAW's dialect)."""
@@ -218,6 +250,19 @@ class PollingAdapter(Generic[S]):
         assert self.interval_s is not None
         while not self._stop.wait(self.interval_s):
             self.tick()
+
+
+def bar_beats(bar: int, beat: int, fraction: float, beats_per_bar: int) -> float:
+    """Quarter notes from the start of bar 1 to ``bar``/``beat`` (both 1-based) and ``fraction`` of a beat, with a
+    fixed ``beats_per_bar`` (how Ardour's and REAPER's bar/beat feedback is counted)."""
+    return (bar - 1) * beats_per_bar + (beat - 1) + fraction
+
+
+def checked_beats_per_bar(value: int) -> int:
+    """``beats_per_bar`` for :func:`bar_beats`; ValueError unless it is >= 1."""
+    if value < 1:
+        raise ValueError(f"beats_per_bar must be >= 1, got {value}")
+    return value
 
 
 def timeline_position(value: Any, what: str) -> float:

@@ -37,13 +37,13 @@ from pathlib import Path
 from bridge.adapters.base import (
     Address,
     Capabilities,
+    DawFeedback,
     PollingAdapter,
     as_int,
     as_tempo,
     as_text,
     timeline_position,
 )
-from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
 
@@ -63,14 +63,11 @@ CAPABILITIES = Capabilities.transport_only(
 
 
 @dataclass(frozen=True)
-class BitwigState:
+class BitwigState(DawFeedback):
     """Bitwig's transport as DrivenByMoss last said; ``None`` where it has not said yet."""
 
-    tempo_bpm: float | None = None
-    playing: bool = False
     beat: tuple[int, int, int, int] | None = None  # measure, quarter, sixteenth (1-based), hundredths of a 16th
     signature: tuple[int, int] = (4, 4)  # numerator, denominator
-    feedback_at: float | None = None
 
 
 def parse_beat_text(text: str) -> tuple[int, int, int, int]:
@@ -112,7 +109,9 @@ class BitwigAdapter(PollingAdapter[BitwigState]):
 
     name = "bitwig"
     thread_name = "segue-bitwig-refresh"
+    clock_kind = "bitwig-osc"
     capabilities = CAPABILITIES
+    default_port = DEFAULT_PORT
 
     def __init__(
         self,
@@ -141,8 +140,7 @@ class BitwigAdapter(PollingAdapter[BitwigState]):
         self.refresh()
 
     def tick(self) -> None:
-        last = self.state().feedback_at
-        if last is None or self._now() - last >= self.refresh_interval_s:
+        if self.silent_for(self.state()) >= self.refresh_interval_s:
             log.debug("bitwig: no feedback for %.1f s; asking DrivenByMoss to /refresh", self.refresh_interval_s)
             self.refresh()
 
@@ -150,15 +148,8 @@ class BitwigAdapter(PollingAdapter[BitwigState]):
         """Ask DrivenByMoss to send all its values now."""
         self.link.send("/refresh")
 
-    def transport(self) -> TransportState:
-        state = self.state()
-        source = self.clock_source("bitwig-osc", state.feedback_at, self.stale_after_s)
-        return TransportState(
-            tempo_bpm=state.tempo_bpm or 0.0,
-            playing=state.playing,
-            position_beats=beat_to_quarters(state.beat, state.signature) if state.beat is not None else 0.0,
-            clock_source=source,
-        )
+    def position_beats(self, state: BitwigState) -> float:
+        return 0.0 if state.beat is None else beat_to_quarters(state.beat, state.signature)
 
     # commands
     def play(self) -> None:

@@ -38,13 +38,13 @@ from typing import Any
 from bridge.adapters.base import (
     Address,
     Capabilities,
+    DawFeedback,
     PollingAdapter,
     as_float,
     as_int,
     as_tempo,
     timeline_position,
 )
-from bridge.events import TransportState
 
 log = logging.getLogger(__name__)
 
@@ -65,14 +65,11 @@ CAPABILITIES = Capabilities.transport_only(
 
 
 @dataclass(frozen=True)
-class LiveState:
+class LiveState(DawFeedback):
     """Live's transport as AbletonOSC last said; ``None`` where it has not said yet."""
 
-    tempo_bpm: float | None = None
-    playing: bool = False
     song_time_beats: float | None = None  # the last song time Live reported (poll or beat)
     song_time_at: float | None = None  # when that report arrived (the adapter's clock)
-    feedback_at: float | None = None  # when the last well-formed feedback arrived
 
 
 def as_bool(value: Any, what: str) -> bool:
@@ -91,7 +88,9 @@ class LiveAdapter(PollingAdapter[LiveState]):
 
     name = "live"
     thread_name = "segue-live-poll"
+    clock_kind = "live-osc"
     capabilities = CAPABILITIES
+    default_port = DEFAULT_PORT
 
     def __init__(
         self,
@@ -133,23 +132,13 @@ class LiveAdapter(PollingAdapter[LiveState]):
     def poll(self) -> None:
         self.link.send(POLL)
 
-    def transport(self) -> TransportState:
-        state = self.state()
-        now = self._now()
-        source = f"live-osc:{self.link.daw[0]}:{self.link.daw[1]}"
-        if state.feedback_at is None:
-            return TransportState(clock_source=source + " (no feedback)")
-        stale = now - state.feedback_at > self.stale_after_s
+    def position_beats(self, state: LiveState) -> float:
+        """The last song time Live reported, moved on at the tempo while playing (unless stale)."""
         beats = state.song_time_beats or 0.0
-        if state.playing and state.tempo_bpm and state.song_time_at is not None and not stale:
-            ahead = (now - state.song_time_at) * state.tempo_bpm / 60.0
+        if state.playing and state.tempo_bpm and state.song_time_at is not None and not self.stale(state):
+            ahead = (self._now() - state.song_time_at) * state.tempo_bpm / 60.0
             beats += min(max(ahead, 0.0), MAX_AHEAD_BEATS)
-        return TransportState(
-            tempo_bpm=state.tempo_bpm or 0.0,
-            playing=state.playing,
-            position_beats=beats,
-            clock_source=source + (" (stale)" if stale else ""),
-        )
+        return beats
 
     # commands
     def play(self) -> None:
@@ -165,11 +154,10 @@ class LiveAdapter(PollingAdapter[LiveState]):
 
     # feedback (on the link's thread)
     def heard(self) -> None:
-        now = self._now()
         with self._lock:
-            last = self._state.feedback_at
-            self._state = dataclasses.replace(self._state, feedback_at=now)
-        if last is None or now - last > self.stale_after_s:
+            before = self._state
+            self._state = dataclasses.replace(before, feedback_at=self._now())
+        if self.stale(before):  # never heard before, or not for a while
             log.debug("live: AbletonOSC answers (again); listening to tempo, play state and beats")
             self.listen()  # Live may have started (or restarted) after us: its listeners are gone
 

@@ -13,8 +13,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bridge.adapters.base import Address, Capabilities, PollingAdapter, as_float, as_tempo, as_text, timeline_position
-from bridge.events import TransportState
+from bridge.adapters.base import (
+    Address,
+    Capabilities,
+    DawFeedback,
+    PollingAdapter,
+    as_float,
+    as_tempo,
+    as_text,
+    bar_beats,
+    checked_beats_per_bar,
+    timeline_position,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +39,11 @@ CAPABILITIES = Capabilities.transport_only(
 
 
 @dataclass(frozen=True)
-class ReaperState:
+class ReaperState(DawFeedback):
     """REAPER's transport as its feedback last said; ``None`` where it has not said yet."""
 
-    tempo_bpm: float | None = None
-    playing: bool = False
     position_seconds: float | None = None
     beat: tuple[int, int, float] | None = None  # bar, beat (1-based), fraction of a beat 0..1
-    feedback_at: float | None = None
 
 
 def parse_beat(text: str) -> tuple[int, int, float]:
@@ -54,7 +61,9 @@ class ReaperAdapter(PollingAdapter[ReaperState]):
     """Talk to REAPER at ``daw``; feedback arrives on ``listen`` (REAPER's device port)."""
 
     name = "reaper"
+    clock_kind = "reaper-osc"
     capabilities = CAPABILITIES
+    default_port = DEFAULT_PORT
 
     def __init__(
         self,
@@ -64,10 +73,8 @@ class ReaperAdapter(PollingAdapter[ReaperState]):
         listen: Address = ("127.0.0.1", DEFAULT_FEEDBACK_PORT),
         now: Callable[[], float] = time.monotonic,
     ) -> None:
-        if beats_per_bar < 1:
-            raise ValueError(f"beats_per_bar must be >= 1, got {beats_per_bar}")
         super().__init__(daw, listen, ReaperState(), now)
-        self.beats_per_bar = beats_per_bar
+        self.beats_per_bar = checked_beats_per_bar(beats_per_bar)
         self.link.handlers.update(
             {
                 "/tempo/raw": self._on_tempo,
@@ -78,18 +85,8 @@ class ReaperAdapter(PollingAdapter[ReaperState]):
             }
         )
 
-    def transport(self) -> TransportState:
-        state = self.state()
-        beats = 0.0
-        if state.beat is not None:
-            bar, beat, fraction = state.beat
-            beats = (bar - 1) * self.beats_per_bar + (beat - 1) + fraction
-        return TransportState(
-            tempo_bpm=state.tempo_bpm or 0.0,
-            playing=state.playing,
-            position_beats=beats,
-            clock_source=self.clock_source("reaper-osc", state.feedback_at),
-        )
+    def position_beats(self, state: ReaperState) -> float:
+        return 0.0 if state.beat is None else bar_beats(*state.beat, self.beats_per_bar)
 
     # commands
     def play(self) -> None:
