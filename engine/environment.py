@@ -30,7 +30,8 @@ none reads the process's own then (a library caller, a test).
 
 Read elsewhere, as their own modules say: ``SEGUE_ENGINE``, ``SEGUE_TOKEN`` and ``SEGUE_DEBUG`` (the ``segue``
 command line's defaults, :mod:`bridge.cli_args`, :mod:`bridge.cli`), ``SEGUE_SOUNDFONT``
-(:mod:`engine.render.soundfont`), ``SEGUE_ARRANGEMENT_BONUS`` (:mod:`engine.symbolic.continuation`).
+(:mod:`engine.render.soundfont`), ``SEGUE_RENDER_WORKERS`` (:mod:`engine.render.workers`),
+``SEGUE_ARRANGEMENT_BONUS`` (:mod:`engine.symbolic.continuation`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,10 @@ whichever process is free), this process working too; a helper sends back each t
 own pipe. Each task writes its own files, so the files are the same, byte for byte, whichever process wrote them.
 
 - **Fallback**: one process (no fork) when there is one task, one usable core, no ``os.fork`` (Windows) or an
-  unsafe one (macOS), inside a helper, or when ``SEGUE_RENDER_WORKERS=1``.
+  unsafe one (macOS), inside a helper, or when ``SEGUE_RENDER_WORKERS=1``; fewer processes when a fork fails
+  (no memory for one more: a warning).
+- **Threads**: a helper has only the thread that forked it. A task must not use a thread pool (or a lock) made
+  before the fork: its threads are not in the helper, and the task would wait for them for ever.
 - **Errors**: an exception in a helper is raised here as itself (its type and message, as the serial run would
   raise it), chained to a :class:`WorkerError` with the helper's traceback; a helper that dies (a crash, the
   kernel's OOM killer) or stops answering is an :class:`~engine.errors.EngineError` that names the task.
@@ -145,7 +148,11 @@ def run_tasks(
     pool.task_fd = read_fd
     try:
         for _ in range(processes - 1):
-            pool.helpers.append(_fork_helper(pool))
+            try:
+                pool.helpers.append(_fork_helper(pool))
+            except OSError as e:  # no memory or process slot for one more: fewer processes, not a failed job
+                log.warning("could not start a render helper process (%s); rendering with %d", e, len(pool.helpers) + 1)
+                break
         _work_here(pool, cancel)
         _wait_for_helpers(pool, cancel)
     except BaseException:

@@ -225,3 +225,16 @@ def test_worker_count_follows_the_variable_and_never_exceeds_the_tasks(caplog: p
     with caplog.at_level(logging.WARNING):
         assert worker_count(4, {"SEGUE_RENDER_WORKERS": "many"}) == worker_count(4, {})
     assert "SEGUE_RENDER_WORKERS='many'" in caplog.text
+
+
+def test_when_no_helper_can_be_forked_this_process_does_every_task(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_fork() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    with caplog.at_level(logging.WARNING, logger="engine.render.workers"):
+        results = run_tasks(lambda i: (i, os.getpid()), 3, workers=2)
+    assert results == [(0, PARENT), (1, PARENT), (2, PARENT)]
+    assert "could not start a render helper process" in caplog.text and "rendering with 1" in caplog.text
