@@ -125,19 +125,32 @@ def test_a_helpers_error_fails_the_job_with_its_own_message(region: Region, tmp_
         os.waitpid(-1, os.WNOHANG)  # no helper left behind
 
 
+class HelperWaits(MidiJobFiles):
+    """A helper's variant starts only once the job is cancelled, so what is written does not depend on which
+    process the scheduler favours."""
+
+    def write_variant(self, variant_id: str, seed: int, parts: tuple[PartNotes, ...]) -> VariantResult:
+        if os.getpid() != PARENT:
+            deadline = time.monotonic() + 30
+            while not (self.job_dir / "cancelled").exists() and time.monotonic() < deadline:
+                time.sleep(0.005)
+        return super().write_variant(variant_id, seed, parts)
+
+
 def test_cancel_during_the_render_stops_it_and_its_helpers(region: Region, tmp_path: Path) -> None:
     cancel = CancelToken()
 
     def report(fraction: float, message: str) -> None:
-        if message.startswith("rendered variant"):
-            cancel.cancel()  # as soon as the first variant is written
+        if message.startswith("rendered variant"):  # as soon as the first variant is written (here)
+            cancel.cancel()
+            (tmp_path / "cancelled").touch()
 
     ctx = JobContext(cast(Models, None), threading.Lock(), None, report, cancel)
-    job = MidiJobFiles(tmp_path, region, BARS, 44_100, find_soundfont(), None)
+    job = HelperWaits(tmp_path, region, BARS, 44_100, find_soundfont(), None)
     with pytest.raises(CancelledError):
         write_note_variants(job, list(range(8)), variants(region, 8), ctx, {}, time.perf_counter(), workers=2)
     written = [d for d in tmp_path.iterdir() if d.is_dir()]
-    assert 1 <= len(written) < 8
+    assert 1 <= len(written) <= 2  # this process's variant, and perhaps the helper's, stopped or finished
     with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
-    assert not list(tmp_path.rglob("*.tmp*"))  # a file being written by a stopped helper was removed
+        os.waitpid(-1, os.WNOHANG)  # no helper left behind
+    assert not list(tmp_path.rglob(".*.tmp*"))  # no temp file left by a stopped helper
