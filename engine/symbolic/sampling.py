@@ -398,7 +398,7 @@ def _walk(
             row, generator = rows[i], state.generators[i]
             if t < len(drafts[j]):
                 drafted = int(drafts[j][t])
-                drafter.observe(i, drafted, float(probs[g, drafted]))
+                drafter.observe(i, drafted, t, float(probs[g, drafted]))
                 token = accept(probs[g], drafted, generator)
                 held = token == drafted
             else:

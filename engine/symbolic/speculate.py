@@ -70,10 +70,11 @@ class Drafter:
     tokens; the draft is what followed it there.
 
     How much of it a pass verifies (:meth:`drafts`): each drafted token's chance of being kept is estimated from the
-    probabilities the job's earlier drafts of its class had (``classes``: a class per token id, e.g. pitch,
-    velocity; and whether the row kept its whole last draft), and the pass's width is the one with the most expected
-    tokens per cost (:attr:`SpeculationSettings.position_cost`). Drafts depend only on what was written before, so
-    the sampler stays exact whatever they are."""
+    probabilities the job's earlier drafts of the same kind had where they were verified (kind: the token's class,
+    ``classes`` giving one per token id, e.g. pitch, velocity; first in its draft or after a kept one; a match of 4
+    tokens or more or a shorter one; whether the row kept its whole last draft), and the pass's width is the one
+    with the most expected tokens per cost (:attr:`SpeculationSettings.position_cost`). Drafts depend only on what
+    was written before, so the sampler stays exact whatever they are."""
 
     PRIOR = (0.5, 2.0)  # a class's estimate before any draft of it: mean 0.5, worth 2 drafts
 
@@ -92,7 +93,8 @@ class Drafter:
         self.own: list[list[dict[tuple[int, ...], int]]] = [[{} for _ in self.lengths] for _ in range(rows)]
         self.classes = list(classes)
         self.kept_all = [False] * rows  # did the row keep its whole draft last pass?
-        self.sums: dict[tuple[int, bool], list[float]] = {}  # (class, kept_all) -> [sum of p, count]
+        self.matched = [0] * rows  # the length of the match the row's draft came from
+        self.sums: dict[tuple[int, bool, bool, bool], list[float]] = {}  # kind (_key) -> [sum of p, count]
 
     def _index(self, tables: list[dict[tuple[int, ...], int]], stream: list[int], end: int) -> None:
         """Register the n-grams that end just before ``end`` (what followed them starts at ``end``)."""
@@ -123,11 +125,16 @@ class Drafter:
             if start is None:
                 start = base.get(key)
             if start is not None:
+                self.matched[row] = n
                 return stream[start : start + most]
         return []
 
-    def _chance(self, token: int, kept_all: bool) -> float:
-        key = (self.classes[token] if token < len(self.classes) else 0, kept_all)
+    def _key(self, row: int, token: int, place: int) -> tuple[int, bool, bool, bool]:
+        """The kind of row ``row``'s drafted ``token``, ``place``-th in its draft, for the estimates."""
+        kind = self.classes[token] if token < len(self.classes) else 0
+        return kind, place > 0, self.matched[row] >= 4, self.kept_all[row]
+
+    def _chance(self, key: tuple[int, bool, bool, bool]) -> float:
         total, count = self.sums.get(key, (0.0, 0.0))
         mean, weight = self.PRIOR
         return (total + mean * weight) / (count + weight)
@@ -139,8 +146,8 @@ class Drafter:
         reach: list[list[float]] = []  # per row, the chance of keeping its first 1, 2, ... drafted tokens
         for i, draft in zip(rows, found, strict=True):
             chances, p = [], 1.0
-            for token in draft:
-                p *= self._chance(token, self.kept_all[i])
+            for place, token in enumerate(draft):
+                p *= self._chance(self._key(i, token, place))
                 chances.append(p)
             reach.append(chances)
         widest = max((len(d) for d in found), default=0)
@@ -152,10 +159,10 @@ class Drafter:
                 best, best_rate = extra, rate
         return [d[:best] for d in found]
 
-    def observe(self, row: int, token: int, chance: float) -> None:
-        """A drafted ``token`` of row ``row`` had probability ``chance`` where it was verified."""
-        key = (self.classes[token] if token < len(self.classes) else 0, self.kept_all[row])
-        entry = self.sums.setdefault(key, [0.0, 0.0])
+    def observe(self, row: int, token: int, place: int, chance: float) -> None:
+        """Row ``row``'s drafted ``token``, ``place``-th in its draft, had probability ``chance`` where it was
+        verified."""
+        entry = self.sums.setdefault(self._key(row, token, place), [0.0, 0.0])
         entry[0] += chance
         entry[1] += 1.0
 
