@@ -1,7 +1,9 @@
 """What every bench script shares: its parser (--quick, --out), the machine it ran on, writing its JSON atomically,
 small statistics.
 
-Not a benchmark: ``from _common import machine, write_json`` (the scripts put ``bench/`` on ``sys.path``).
+Not a benchmark: ``from _common import machine, write_json``. Running ``python bench/NAME.py`` puts ``bench/`` on
+``sys.path``; importing this module puts the checkout's root there too (first), so a script's ``engine``/``bridge``
+imports after it are this checkout's.
 """
 
 from __future__ import annotations
@@ -17,12 +19,21 @@ import platform
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+TESTS_SUPPORT = ROOT / "tests" / "support"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def add_tests_support() -> None:
+    """Put ``tests/support`` (the tests' fake engine, material and perturbations) on ``sys.path``, once."""
+    if str(TESTS_SUPPORT) not in sys.path:
+        sys.path.insert(0, str(TESTS_SUPPORT))
 
 
 def cpu_model() -> str:
@@ -86,13 +97,32 @@ def audio_job_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_bench_args(
-    parser: argparse.ArgumentParser, argv: list[str] | None, *, quick: str, out: str
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    *,
+    out: str,
+    quick: str | None = None,
+    quick_settings: Mapping[str, Any] | None = None,
 ) -> argparse.Namespace:
-    """Add ``--quick`` (a smaller run; ``quick`` says what it runs) and ``--out`` (default bench/results/OUT) after
-    the script's own options, then parse ``argv``."""
+    """Add ``--quick`` (a smaller run) and ``--out`` (default bench/results/OUT) after the script's own options,
+    then parse ``argv``. With ``--quick`` the options named in ``quick_settings`` take those values (whatever the
+    command line said); its help is ``quick``, else those values."""
+    if quick is None:
+        quick = "a smaller run: " + ", ".join(
+            _option_text(name, value) for name, value in (quick_settings or {}).items()
+        )
     parser.add_argument("--quick", action="store_true", help=quick)
     parser.add_argument("--out", type=Path, default=RESULTS / out)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.quick:
+        for name, value in (quick_settings or {}).items():
+            setattr(args, name, value)
+    return args
+
+
+def _option_text(name: str, value: Any) -> str:
+    shown = " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+    return f"--{name.replace('_', '-')} {shown}"
 
 
 @contextlib.contextmanager
@@ -104,8 +134,7 @@ def loopback_bridge(
     ``transport``, in a temporary folder named ``prefix...``; ``prepare(bridge)`` runs on its
     :class:`bridge.osc.OscBridge` before the :class:`bridge.osc.OscServer` starts. Yields ``(server, client)``;
     closes the client, the server and the service after."""
-    if str(ROOT / "tests" / "support") not in sys.path:
-        sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine
+    add_tests_support()
     from fake_engine import FakeEngine
 
     from bridge.osc import OscBridge, OscServer

@@ -31,7 +31,6 @@ import json
 import math
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,15 +38,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from _common import ROOT, audio_job_arguments, bench_parser
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from _common import audio_job_arguments, bench_parser  # noqa: E402  (bench/: the script's own folder)
-
-from engine.api import GenerationParams, GenerationRequest, Meter, Prompt  # noqa: E402
-from engine.audio.audio_io import AudioInfo  # noqa: E402
-from engine.audio.continuation import (  # noqa: E402
+from engine.api import GenerationParams, GenerationRequest, Meter, Prompt
+from engine.audio.audio_io import AudioInfo
+from engine.audio.continuation import (
     EXTRA_FRAMES,
     BarGrid,
     RegionAudio,
@@ -55,10 +50,10 @@ from engine.audio.continuation import (  # noqa: E402
     encode_prompt,
     plan_prompt,
 )
-from engine.audio.prior import AudioModel  # noqa: E402
-from engine.audio.sampling import Draws, SamplingOptions, sample_frames, windows_needed  # noqa: E402
-from engine.local import LocalEngine  # noqa: E402
-from engine.render.wavfile import write_wav  # noqa: E402
+from engine.audio.prior import AudioModel
+from engine.audio.sampling import Draws, SamplingOptions, sample_frames, windows_needed
+from engine.local import LocalEngine
+from engine.render.wavfile import write_wav
 
 RATE = 48_000
 REGION_BARS = 4

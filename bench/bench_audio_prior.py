@@ -17,26 +17,20 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _common import ROOT, audio_job_arguments, bench_parser
+from bench_audio import synthetic_region
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from _common import audio_job_arguments, bench_parser  # noqa: E402
-from bench_audio import synthetic_region  # noqa: E402
-
-from engine.api import Meter  # noqa: E402
-from engine.audio.continuation import BarGrid, continue_audio, encode_prompt, plan_prompt  # noqa: E402
-from engine.audio.prior import AudioModel, prior_config  # noqa: E402
-from engine.audio.sampling import Draws, SamplingOptions, sample_frames  # noqa: E402
-from engine.checkpoints import find_checkpoint  # noqa: E402
-from engine.nn.model import GPT  # noqa: E402
+from engine.api import Meter
+from engine.audio.continuation import BarGrid, continue_audio, encode_prompt, plan_prompt
+from engine.audio.prior import AudioModel, prior_config
+from engine.audio.sampling import Draws, SamplingOptions, sample_frames
+from engine.checkpoints import find_checkpoint
+from engine.nn.model import GPT
 
 
 def build_model(args: argparse.Namespace, device: torch.device) -> AudioModel:

@@ -21,18 +21,12 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from _common import bench_parser, machine, markdown_table, parse_bench_args, percentile, write_json
 
-from _common import bench_parser, machine, markdown_table, parse_bench_args, percentile, write_json  # noqa: E402
-
-from bridge.clock import PPQN, ClockFollower  # noqa: E402
+from bridge.clock import PPQN, ClockFollower
 
 TEMPI = (97.5, 120.0, 140.0)
 TOLERANCE_BPM = 0.1
@@ -140,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--beats", type=int, default=32, help="length of each stream in beats (default 8 bars)")
-    args = parse_bench_args(parser, argv, quick="2 seeds of 16 beats", out="clock.json")
-    if args.quick:
-        args.seeds, args.beats = 2, 16
+    args = parse_bench_args(parser, argv, out="clock.json", quick_settings={"seeds": 2, "beats": 16})
     kinds = ("jitter 1 ms", "JACK 256", "JACK 1024")
     rows = run(args.seeds, args.beats, kinds)
     worst = [r["segue"]["worst_beats"] for r in rows]

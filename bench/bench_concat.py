@@ -40,11 +40,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "support"))
+from _common import RESULTS, ROOT, add_tests_support, machine, markdown_table, write_json
 
-from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
+import engine.audio.concat.prior as concat_prior
+from engine.api import GenerationParams, GenerationRequest, Meter, Prompt
+from engine.evaluate import evaluate_job
+from engine.local import LocalEngine
+from engine.render.wavfile import write_wav
+
+add_tests_support()  # concat_material: the tests' audio material
 from concat_material import (  # noqa: E402
     LOOPS,
     MaterialMissing,
@@ -53,12 +57,6 @@ from concat_material import (  # noqa: E402
     lmms_loop,
     synthetic_groove,
 )
-
-import engine.audio.concat.prior as concat_prior  # noqa: E402
-from engine.api import GenerationParams, GenerationRequest, Meter, Prompt  # noqa: E402
-from engine.evaluate import evaluate_job  # noqa: E402
-from engine.local import LocalEngine  # noqa: E402
-from engine.render.wavfile import write_wav  # noqa: E402
 
 MEASURES = ("mel_fd", "copied_bars", "hf_db", "grid_share_diff", "loudness_lu", "unit_clicks", "audio_length",
             "join_click", "harmony", "audio_key")  # fmt: skip

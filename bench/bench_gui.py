@@ -30,13 +30,19 @@ from typing import Any
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine (--engine fake)
 
-from _common import bench_parser, machine, markdown_table, parse_bench_args, percentile, write_json  # noqa: E402
+from _common import (
+    ROOT,
+    add_tests_support,
+    bench_parser,
+    machine,
+    markdown_table,
+    parse_bench_args,
+    percentile,
+    write_json,
+)
 
+add_tests_support()  # the tests' fake engine (--engine fake)
 REGION = ROOT / "examples/regions/pop_100bpm_4-4.mid"
 STALL_MS = 50.0
 
@@ -187,9 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--interval-ms", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, as the app)")
-    args = parse_bench_args(parser, argv, quick="2 bars x 2 variants, 1 round", out="gui.json")
-    if args.quick:
-        args.bars, args.variants, args.rounds = 2, 2, 1
+    quick = {"bars": 2, "variants": 2, "rounds": 1}
+    args = parse_bench_args(parser, argv, out="gui.json", quick_settings=quick)
     result = run(args)
     rounds = result["rounds"]
     sides: dict[str, dict[str, Any]] = {}

@@ -16,18 +16,13 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from _common import bench_parser, loopback_bridge, machine, markdown_table, parse_bench_args, percentile, write_json  # noqa: E402
-from pythonosc.osc_message_builder import OscMessageBuilder, build_msg  # noqa: E402
+from _common import bench_parser, loopback_bridge, machine, markdown_table, parse_bench_args, percentile, write_json
+from pythonosc.osc_message_builder import OscMessageBuilder, build_msg
 
 STATUS = build_msg("/segue/status", []).dgram
 
@@ -153,9 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__)
     parser.add_argument("--instances", type=int, default=20, help="fake plugin instances (default 20)")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds of load (default 5)")
-    args = parse_bench_args(parser, argv, quick="2 seconds", out="link.json")
-    if args.quick:
-        args.seconds = 2.0
+    args = parse_bench_args(parser, argv, out="link.json", quick_settings={"seconds": 2.0})
     result = run(args.instances, args.seconds)
     write_json(args.out, {"bench": "link", "machine": machine(), "settings": vars(args) | {"out": str(args.out)},
                           "result": result})  # fmt: skip

@@ -21,16 +21,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from _common import bench_parser, machine, markdown_table, parse_bench_args, write_json  # noqa: E402
+from _common import ROOT, bench_parser, machine, markdown_table, parse_bench_args, write_json
 
 HOW_TO = (
     "no token cache: make the corpus with `.venv/bin/python -m engine.symbolic.corpus --out data/corpus "
@@ -53,10 +48,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--windows", type=int, default=120, help="val windows of 768 tokens scored (default 120)")
     parser.add_argument("--orders", type=int, nargs="+", default=[4, 6])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: a loss, not a speed)")
-    args = parse_bench_args(parser, argv, quick="8 windows, the 4-gram only", out="loss.json")
-    if args.quick:
-        args.windows, args.orders = 8, [4]
-    return args
+    return parse_bench_args(parser, argv, out="loss.json", quick_settings={"windows": 8, "orders": [4]})
 
 
 def gpt_loss(model: Any, windows: list[Any]) -> tuple[float, int, float]:

@@ -13,19 +13,13 @@ Prints a table and writes bench/results/osc.json.
 from __future__ import annotations
 
 import socket
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from _common import bench_parser, loopback_bridge, machine, markdown_table, parse_bench_args, percentile, write_json  # noqa: E402
-from pythonosc.osc_message_builder import build_msg  # noqa: E402
-from pythonosc.osc_packet import OscPacket  # noqa: E402
+from _common import bench_parser, loopback_bridge, machine, markdown_table, parse_bench_args, percentile, write_json
+from pythonosc.osc_message_builder import build_msg
+from pythonosc.osc_packet import OscPacket
 
 PING = build_msg("/segue/ping", []).dgram
 
@@ -125,9 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = bench_parser(__doc__)
     parser.add_argument("--pings", type=int, default=2000, help="pings to each server in all (default 2000)")
     parser.add_argument("--rounds", type=int, default=10, help="alternating blocks (default 10)")
-    args = parse_bench_args(parser, argv, quick="200 pings each in 4 rounds", out="osc.json")
-    if args.quick:
-        args.pings, args.rounds = 200, 4
+    args = parse_bench_args(parser, argv, out="osc.json", quick_settings={"pings": 200, "rounds": 4})
     result = run(args.pings, args.rounds)
     seg, base = result["segue"], result["baseline"]
     ratios = {

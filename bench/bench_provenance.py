@@ -42,20 +42,15 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+from _common import RESULTS, ROOT, machine, markdown_table, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
-
-from engine.provenance.midi import read_midi_provenance  # noqa: E402
-from engine.provenance.record import ProvenanceSettings  # noqa: E402
-from engine.provenance.report import inspect_file  # noqa: E402
-from engine.provenance.riff import chunk_bytes  # noqa: E402
-from engine.provenance.signing import C2PA_CHUNK_ID, check_wav, load_credentials  # noqa: E402
-from engine.provenance.stamp import STAMP_WORKERS, stamp_job, strip_provenance  # noqa: E402
-from engine.render.wavfile import write_wav  # noqa: E402
+from engine.provenance.midi import read_midi_provenance
+from engine.provenance.record import ProvenanceSettings
+from engine.provenance.report import inspect_file
+from engine.provenance.riff import chunk_bytes
+from engine.provenance.signing import C2PA_CHUNK_ID, check_wav, load_credentials
+from engine.provenance.stamp import STAMP_WORKERS, stamp_job, strip_provenance
+from engine.render.wavfile import write_wav
 
 RATE = 48_000
 REGION_MID = ROOT / "examples" / "regions" / "pop_100bpm_4-4.mid"

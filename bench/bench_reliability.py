@@ -39,15 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "support"))  # the tests' fake engine
+from _common import ROOT, add_tests_support, bench_parser, machine, markdown_table, parse_bench_args, write_json
+from pythonosc.osc_message_builder import build_msg
+from pythonosc.osc_packet import OscPacket
 
-from _common import bench_parser, machine, markdown_table, parse_bench_args, write_json  # noqa: E402
-from pythonosc.osc_message_builder import build_msg  # noqa: E402
-from pythonosc.osc_packet import OscPacket  # noqa: E402
-
+add_tests_support()  # the tests' fake engine
 BLOCK = 200
 ADDRESSES = ("/segue/region", "/segue/generate", "/segue/cancel", "/segue/choose", "/segue/status", "/segue/ping")
 BRIDGE_CHILD = """
@@ -326,10 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=200, help="jobs through the bridge after the flood (200)")
     parser.add_argument("--kills", type=int, default=10, help="segue continue processes killed (10)")
     parser.add_argument("--seed", type=int, default=14)
-    args = parse_bench_args(parser, argv, quick="1000 packets, 20 jobs, 3 kills", out="reliability.json")
+    quick = {"packets": 1000, "jobs": 20, "kills": 3}
+    args = parse_bench_args(parser, argv, out="reliability.json", quick_settings=quick)
     logging.basicConfig(level=logging.ERROR)  # the recoveries' own warnings are what is counted here
-    if args.quick:
-        args.packets, args.jobs, args.kills = 1000, 20, 3
     with tempfile.TemporaryDirectory(prefix="segue-bench-reliability-") as tmp:
         folder = Path(tmp)
         measured = osc_and_jobs(args.packets, args.jobs, args.seed, folder)

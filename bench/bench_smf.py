@@ -13,21 +13,15 @@ from __future__ import annotations
 
 import io
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import mido
+from _common import ROOT, bench_parser, machine, markdown_table, parse_bench_args, write_json
 
-import mido  # noqa: E402
-from _common import bench_parser, machine, markdown_table, parse_bench_args, write_json  # noqa: E402
-
-from engine import smf  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from engine import smf
 
 
 def midi_files() -> list[Path]:

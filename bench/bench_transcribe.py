@@ -21,19 +21,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "support"))  # transcribe_perturb
+from _common import add_tests_support, bench_parser, machine, markdown_table, parse_bench_args, write_json
 
-from _common import bench_parser, machine, markdown_table, parse_bench_args, write_json  # noqa: E402
-
+add_tests_support()  # transcribe_perturb
 TEMPO = 100.0
 TPQ = 480
 PHRASE = [  # (start beats, length beats, pitch), 4 bars

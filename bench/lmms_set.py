@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 import struct
-import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,12 +34,10 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+from _common import ROOT
 from symusic.core import NoteTick, ScoreTick, TempoTick, TimeSignatureTick, TrackTick
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from engine.atomic import write_json, write_text, write_with  # noqa: E402
+from engine.atomic import write_json, write_text, write_with
 
 SET_DIR = ROOT / "bench" / "data" / "midi_quality" / "lmms"
 PROJECTS = Path("/usr/share/lmms/projects")

@@ -27,17 +27,11 @@ from __future__ import annotations
 
 import configparser
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
-from symusic.core import NoteTick, ScoreTick, TempoTick, TimeSignatureTick, TrackTick
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from lmms_set import (  # noqa: E402
+from _common import ROOT
+from lmms_set import (
     MIN_PITCHED_PARTS,
     REFERENCE_BARS,
     REGION_BARS,
@@ -46,9 +40,10 @@ from lmms_set import (  # noqa: E402
     save_set,
     set_file_name,
 )
+from symusic.core import NoteTick, ScoreTick, TempoTick, TimeSignatureTick, TrackTick
 
-from engine.render.parts import program_name  # noqa: E402
-from engine.symbolic.region import bar_lines  # noqa: E402
+from engine.render.parts import program_name
+from engine.symbolic.region import bar_lines
 
 SET_DIR = ROOT / "bench" / "data" / "midi_quality" / "openmsx"
 SOURCE = Path("/usr/share/games/openttd/baseset/openmsx")

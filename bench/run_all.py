@@ -36,10 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-
-from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
+from _common import RESULTS, ROOT, machine, markdown_table, write_json
 
 PARTS = ("symbolic", "audio", "loss", "osc", "clock", "gui", "transcribe", "gpu")
 HEADER = ["part", "measure", "Segue", "baseline", "ratio", "notes"]
