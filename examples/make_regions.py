@@ -13,6 +13,7 @@ of the region.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import mido
@@ -49,13 +50,10 @@ def part_track(name: str, channel: int, program: int, notes: list[Note], end: fl
     return track
 
 
-def write_region(
-    filename: str,
-    bpm: float,
-    meter: tuple[int, int],
-    bars: int,
-    parts: list[tuple[str, int, int, list[Note]]],  # (name, channel, program, notes)
-) -> Path:
+Part = tuple[str, int, int, list[Note]]  # name, channel, program, notes
+
+
+def write_region(filename: str, bpm: float, meter: tuple[int, int], parts: list[Part], bars: int = 4) -> Path:
     numerator, denominator = meter
     end = bars * numerator * 4 / denominator  # the region's last bar line, in quarter notes
     conductor = mido.MidiTrack()
@@ -90,7 +88,7 @@ def chord(start: float, length: float, pitches: tuple[int, ...], velocity: int) 
 # --- pop_100bpm_4-4: G major, G - D - Em - C --------------------------------------------------------------
 
 
-def pop() -> Path:
+def pop() -> list[Part]:
     # electric piano: the same syncopated 16th-note comp in every bar
     comp = [(0.0, 0.75, 84), (0.75, 0.75, 70), (2.0, 0.5, 80), (2.5, 1.0, 72), (3.5, 0.5, 66)]
     ep_voicings = [(55, 59, 62), (54, 57, 62), (55, 59, 64), (55, 60, 64)]  # G, D/F#-A-D, Em, C/G
@@ -143,24 +141,18 @@ def pop() -> Path:
     pad_voicings = [(59, 62, 67), (57, 62, 66), (59, 64, 67), (60, 64, 67)]
     pad = bars_of([chord(0, 4, vo, 56) for vo in pad_voicings], 4)
 
-    return write_region(
-        "pop_100bpm_4-4.mid",
-        100,
-        (4, 4),
-        4,
-        [
-            ("Electric Piano", 0, 4, ep),
-            ("Finger Bass", 1, 33, bass),
-            ("Square Lead", 2, 80, lead),
-            ("String Pad", 3, 48, pad),
-        ],
-    )
+    return [
+        ("Electric Piano", 0, 4, ep),
+        ("Finger Bass", 1, 33, bass),
+        ("Square Lead", 2, 80, lead),
+        ("String Pad", 3, 48, pad),
+    ]
 
 
 # --- waltz_138bpm_3-4: F major, F - Bb - C7 - F ----------------------------------------------------------
 
 
-def waltz() -> Path:
+def waltz() -> list[Part]:
     # piano left hand: oom (bass note) - pah - pah (chord), the last bar a held final chord
     left = bars_of(
         [
@@ -183,19 +175,13 @@ def waltz() -> Path:
         3,
     )
 
-    return write_region(
-        "waltz_138bpm_3-4.mid",
-        138,
-        (3, 4),
-        4,
-        [("Piano LH", 0, 0, left), ("Violin", 1, 40, melody)],
-    )
+    return [("Piano LH", 0, 0, left), ("Violin", 1, 40, melody)]
 
 
 # --- compound_6-8_drums_96bpm: D minor, Dm - Bb - Gm - A, six eighths a bar ------------------------------
 
 
-def compound() -> Path:
+def compound() -> list[Part]:
     eighth = 0.5
     bar = 6 * eighth  # 3 quarter notes
 
@@ -231,23 +217,13 @@ def compound() -> Path:
     ]
     drums = bars_of([groove, groove, groove, fill], bar)
 
-    return write_region(
-        "compound_6-8_drums_96bpm.mid",
-        96,
-        (6, 8),
-        4,
-        [
-            ("Nylon Guitar", 0, 24, guitar),
-            ("Acoustic Bass", 1, 32, bass),
-            ("Drums", 9, 0, drums),
-        ],
-    )
+    return [("Nylon Guitar", 0, 24, guitar), ("Acoustic Bass", 1, 32, bass), ("Drums", 9, 0, drums)]
 
 
 # --- chorale_style_72bpm_4-4: C major, four voices, ending on a half cadence ------------------------------
 
 
-def chorale() -> Path:
+def chorale() -> list[Part]:
     # one chord a beat: I IV V I | vi ii V vi | IV I6 ii I | IV I6/4 V (half note)
     #            soprano alto tenor bass
     chords = [
@@ -273,24 +249,18 @@ def chorale() -> Path:
     def voice(index: int, velocity: int) -> list[Note]:
         return [(s, d, c[index], velocity) for s, d, c in zip(starts, lengths, chords, strict=True)]
 
-    return write_region(
-        "chorale_style_72bpm_4-4.mid",
-        72,
-        (4, 4),
-        4,
-        [
-            ("Soprano (Flute)", 0, 73, voice(0, 84)),
-            ("Alto (Oboe)", 1, 68, voice(1, 72)),
-            ("Tenor (Clarinet)", 2, 71, voice(2, 72)),
-            ("Bass (Bassoon)", 3, 70, voice(3, 80)),
-        ],
-    )
+    return [
+        ("Soprano (Flute)", 0, 73, voice(0, 84)),
+        ("Alto (Oboe)", 1, 68, voice(1, 72)),
+        ("Tenor (Clarinet)", 2, 71, voice(2, 72)),
+        ("Bass (Bassoon)", 3, 70, voice(3, 80)),
+    ]
 
 
 # --- melody_96bpm_4-4: a G major tune alone (what a producer hums or plays), for accompany --------------------
 
 
-def melody() -> Path:
+def melody() -> list[Part]:
     # G major, crotchets and quavers, a phrase of 4 bars ending on the tonic
     tune = [
         (0.0, 1.0, 67),
@@ -314,13 +284,23 @@ def melody() -> Path:
         (15.0, 1.0, 67),
     ]
     notes = [(s, d, p, 88 if s % 4 == 0 else 76) for s, d, p in tune]
-    return write_region("melody_96bpm_4-4.mid", 96, (4, 4), 4, [("Melody (Flute)", 0, 73, notes)])
+    return [("Melody (Flute)", 0, 73, notes)]
+
+
+# file name: tempo (BPM), meter, the function that composes its parts; every region is 4 bars
+REGIONS: dict[str, tuple[float, tuple[int, int], Callable[[], list[Part]]]] = {
+    "pop_100bpm_4-4.mid": (100, (4, 4), pop),
+    "waltz_138bpm_3-4.mid": (138, (3, 4), waltz),
+    "compound_6-8_drums_96bpm.mid": (96, (6, 8), compound),
+    "chorale_style_72bpm_4-4.mid": (72, (4, 4), chorale),
+    "melody_96bpm_4-4.mid": (96, (4, 4), melody),
+}
 
 
 def main() -> None:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    for make in (pop, waltz, compound, chorale, melody):
-        print(make().relative_to(OUT_DIR.parent.parent))
+    for filename, (bpm, meter, compose) in REGIONS.items():
+        print(write_region(filename, bpm, meter, compose()).relative_to(OUT_DIR.parent.parent))
 
 
 if __name__ == "__main__":
