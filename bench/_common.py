@@ -19,6 +19,7 @@ import platform
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,17 @@ def percentile(values: Sequence[float], q: float) -> float:
     pos = (len(ordered) - 1) * q / 100.0
     lo, hi = math.floor(pos), math.ceil(pos)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def median_cpu_ms(fn: Callable[[], None], repeats: int) -> float:
+    """Median CPU milliseconds of ``repeats`` calls of ``fn`` (CPU, not wall: other people's work moves the wall
+    clock)."""
+    times = []
+    for _ in range(repeats):
+        started = time.process_time()
+        fn()
+        times.append(time.process_time() - started)
+    return sorted(times)[len(times) // 2] * 1e3
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence[int] = ()) -> str:

@@ -16,12 +16,12 @@ held-out loss, and how many decode steps copy-based speculative decoding ("promp
 from __future__ import annotations
 
 import functools
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from _common import median_cpu_ms
 
 _ROOT = Path(__file__).resolve().parents[1]
 FIRST_TARGET = 384  # the first scored position of a piece: the sampler's prompt is at most 384 tokens
@@ -162,12 +162,12 @@ def verify_cost(model: Any, rows: int, lengths: Sequence[int], queries: Sequence
         differs = float((verify_pass(model, plan, step, cache, length) - one).abs().max())
 
         entry = {
-            "decode_step_ms": _median_ms(functools.partial(_decode, model, plan, cache, rows, length), repeats),
+            "decode_step_ms": median_cpu_ms(functools.partial(_decode, model, plan, cache, rows, length), repeats),
             "max_logit_difference": differs,
         }
         for q in queries:
             verify = functools.partial(_verify, model, plan, cache, rows, q, length)
-            entry[f"verify_{q}_ms"] = _median_ms(verify, repeats)
+            entry[f"verify_{q}_ms"] = median_cpu_ms(verify, repeats)
         out[str(length)] = entry
     return out
 
@@ -181,16 +181,6 @@ def _decode(model: Any, plan: Any, cache: Any, rows: int, length: int) -> None:
 
 def _verify(model: Any, plan: Any, cache: Any, rows: int, queries: int, length: int) -> None:
     verify_pass(model, plan, torch.randint(0, model.config.vocab_size, (rows, queries)), cache, length)
-
-
-def _median_ms(fn: Callable[[], None], repeats: int) -> float:
-    """Median CPU milliseconds of ``repeats`` calls (CPU, not wall: other people's work moves the wall clock)."""
-    times = []
-    for _ in range(repeats):
-        started = time.process_time()
-        fn()
-        times.append(time.process_time() - started)
-    return sorted(times)[len(times) // 2] * 1e3
 
 
 def job_rows(sm: Any, region: Any, bars: int, variants: int, seed: int) -> tuple[list[int], list[list[int]]]:
