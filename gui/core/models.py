@@ -17,7 +17,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from bridge.events import DawRegion
 from bridge.jobs import JobRecord
-from engine.api import ModelInfo
+from engine.api import GenerationParams, ModelInfo
 from gui.core.media import MediaSummary
 
 T = TypeVar("T")
@@ -137,17 +137,23 @@ class RegionState:
 # -- Generate ----------------------------------------------------------------------------------------------
 
 
+_ENGINE_DEFAULTS = GenerationParams()
+
+
 @dataclass(frozen=True)
 class GenerateForm:
-    mode: str = "continue"
-    bars: int = 4
-    variants: int = 4
-    temperature: float = 1.0
-    top_p: float = 0.95
+    """The generate panel's values as typed (checked by GenerationParams when a job is made); they start at the
+    engine's defaults."""
+
+    mode: str = _ENGINE_DEFAULTS.mode
+    bars: int = _ENGINE_DEFAULTS.bars
+    variants: int = _ENGINE_DEFAULTS.variants
+    temperature: float = _ENGINE_DEFAULTS.temperature
+    top_p: float = _ENGINE_DEFAULTS.top_p
     seed: int | None = None  # None: random
     model: str = "default"
     parts: tuple[str, ...] = ()  # accompany: the parts to write; () = the model's default set
-    output: str = "auto"  # what an audio region becomes: auto | audio | midi | both
+    output: str = _ENGINE_DEFAULTS.output  # what an audio region becomes: auto | audio | midi | both
     # the producer's controls (engine.api.GenerationParams); None: auto, the engine's measured default
     similarity: float | None = None  # 1 = close to the region, 0 = free
     keep_opening: bool | None = None  # audio
@@ -159,6 +165,8 @@ class GenerateForm:
 
 # GenerateForm's (and GuiSettings') fields that are GenerationParams's producer's controls, by the same names
 CONTROLS = ("similarity", "keep_opening", "density", "hold_notes", "end_on_tonic")
+# GenerateForm's fields that GuiSettings keeps between runs, by the same names (not part_density: see its comment)
+SAVED_FORM_FIELDS = ("mode", "bars", "variants", "temperature", "top_p", "seed", "model", "parts", "output", *CONTROLS)
 
 # the accompany model's roles (engine/symbolic/accompany/layout.py), offered when no model lists the parts it writes
 FALLBACK_PARTS = ("soprano", "alto", "tenor", "bass", "piano")

@@ -41,7 +41,7 @@ from gui.core.audition import (
 )
 from gui.core.daw_link import OscHeard, OscRejected, RegionFromDaw, WatchedOscBridge
 from gui.core.engines import EngineFactory, EngineHandle, EngineState
-from gui.core.models import CONTROLS, MESSAGES_KEPT, JobRow, Message, Models
+from gui.core.models import CONTROLS, MESSAGES_KEPT, SAVED_FORM_FIELDS, JobRow, Message, Models
 from gui.core.readers import RegionAudioRead, ThumbnailsRead
 from gui.core.session_links import SessionLinks
 from gui.core.session_plugins import SessionPlugins
@@ -137,11 +137,7 @@ class Session(SessionLinks, SessionRegion, SessionVariants, SessionPlugins):
         m.link.update(daw=s.daw, osc_host=s.osc_host, osc_port=s.osc_port, daw_host=s.daw_host, daw_port=s.daw_port)
         m.clock.update(port=s.midi_clock_in)
         m.engine.update(spec=s.engine, token=s.token)
-        m.form.update(
-            mode=s.mode, bars=s.bars, variants=s.variants, temperature=s.temperature, top_p=s.top_p, seed=s.seed
-        )
-        m.form.update(model=s.model, parts=s.parts, output=s.output)
-        m.form.update(**{name: getattr(s, name) for name in CONTROLS})
+        m.form.update(**{name: getattr(s, name) for name in SAVED_FORM_FIELDS})
         m.variants.update(loop=s.loop, region_first=s.region_first)
         self.player.set_loop(s.loop)
 
@@ -366,18 +362,7 @@ class Session(SessionLinks, SessionRegion, SessionVariants, SessionPlugins):
     def update_form(self, **changes: Any) -> None:
         self.models.form.update(**changes)
         form = self.models.form.value
-        self._remember(
-            mode=form.mode,
-            bars=form.bars,
-            variants=form.variants,
-            temperature=form.temperature,
-            top_p=form.top_p,
-            seed=form.seed,
-            model=form.model,
-            parts=form.parts,
-            output=form.output,
-            **{name: getattr(form, name) for name in CONTROLS},
-        )
+        self._remember(**{name: getattr(form, name) for name in SAVED_FORM_FIELDS})
 
     def new_seed(self) -> None:
         """A fresh random seed in the form (variants get seed, seed+1, ...)."""

@@ -18,7 +18,16 @@ from typing import Any
 
 import platformdirs
 
-from engine.api import MAX_BARS, MAX_DENSITY, MAX_PARTS, MAX_VARIANTS, MIN_DENSITY, OUTPUTS, is_part_name
+from engine.api import (
+    MAX_BARS,
+    MAX_DENSITY,
+    MAX_PARTS,
+    MAX_VARIANTS,
+    MIN_DENSITY,
+    OUTPUTS,
+    GenerationParams,
+    is_part_name,
+)
 from engine.atomic import write_text
 from engine.environment import Environment
 from engine.errors import SegueError
@@ -43,6 +52,9 @@ def default_out_dir() -> Path:
     return platformdirs.user_data_path(APP_NAME) / "jobs"
 
 
+_ENGINE_DEFAULTS = GenerationParams()
+
+
 @dataclass(frozen=True)
 class GuiSettings:
     """Everything the app remembers between runs. Copy with :func:`dataclasses.replace`."""
@@ -59,16 +71,16 @@ class GuiSettings:
     midi_clock_in: str = ""  # "" = no MIDI clock
     watch_dir: str = ""  # "" = off; the watched folder for DAW scripts without sockets (REAPER)
     place_first: bool = False  # place each job's first variant in the DAW by itself (as `segue bridge` does)
-    # generation
-    mode: str = "continue"
-    bars: int = 4
-    variants: int = 4
-    temperature: float = 1.0
-    top_p: float = 0.95
+    # generation: the engine's defaults until the user changes them
+    mode: str = _ENGINE_DEFAULTS.mode
+    bars: int = _ENGINE_DEFAULTS.bars
+    variants: int = _ENGINE_DEFAULTS.variants
+    temperature: float = _ENGINE_DEFAULTS.temperature
+    top_p: float = _ENGINE_DEFAULTS.top_p
     seed: int | None = None
     model: str = "default"
     parts: tuple[str, ...] = field(default_factory=tuple)  # accompany: the parts to write; () = the model's
-    output: str = "auto"  # what an audio region becomes: auto | audio | midi | both
+    output: str = _ENGINE_DEFAULTS.output  # what an audio region becomes: auto | audio | midi | both
     # the producer's controls; None: auto (the engine's measured default)
     similarity: float | None = None
     keep_opening: bool | None = None
