@@ -8,6 +8,7 @@ from MIDI is rendered from the MIDI file just written, so the audio is exactly w
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,8 @@ from engine.render.workers import run_tasks
 
 if TYPE_CHECKING:
     from engine.pipelines.context import JobContext
+
+log = logging.getLogger(__name__)
 
 
 def render_midi_file(path: Path, sample_rate: int, length_seconds: float, soundfont: SoundFont) -> Rendering:
@@ -106,6 +109,7 @@ def write_note_variants(
     ``SEGUE_RENDER_WORKERS``); the files are the same whichever process writes them."""
     t0 = time.perf_counter()
     load_soundfont(writer.soundfont)
+    log.debug("soundfont ready in %.3f s", time.perf_counter() - t0)
     count = len(variants)
     finished: list[int] = []
 

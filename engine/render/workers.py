@@ -140,6 +140,7 @@ def run_tasks(
     if processes <= 1 or not can_fork() or count > MAX_TASKS:
         return _run_serial(task, count, cancel, on_done)
     pool = _Pool(task, count, label, on_done)
+    started = time.perf_counter()
     read_fd, write_fd = os.pipe()
     try:
         os.write(write_fd, bytes(range(count)))  # count <= 255 < PIPE_BUF: one write, all of it
@@ -163,6 +164,13 @@ def run_tasks(
         for helper in pool.helpers:
             _reap(helper, block=True)
             os.close(helper.fd)
+    log.debug(
+        "%d tasks by %d processes in %.3f s (the slowest task %.3f s)",
+        count,
+        len(pool.helpers) + 1,
+        time.perf_counter() - started,
+        pool.slowest,
+    )
     missing = [pool.label(i) for i in range(count) if i not in pool.results]
     if missing:  # every helper reported or failed: this cannot happen unless a helper lied
         raise EngineError(f"render tasks {', '.join(missing)} were never done; run the job again")
