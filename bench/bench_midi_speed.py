@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from _common import RESULTS, machine, markdown_table, write_json  # noqa: E402
-from midi_speculation import bench_job_speculation, speculation_rows  # noqa: E402
+from midi_speculation import bench_job_speculation, class_row, cost_rows, pass_cost, speculation_rows  # noqa: E402
 from midi_speed_jobs import (  # noqa: E402
     CLI_SETTINGS,
     Timing,
@@ -368,6 +368,7 @@ def _job_rows(name: str, path: Path, args: argparse.Namespace, entry: dict[str, 
         found = bench_job_speculation(path, args.bars, args.variants, args.job_repeats, seeds, settings)
         entry["speculation"] = found
         table.extend(speculation_rows(name, found, ratio))
+        table.append(class_row(name, found))
     if args.cli_repeats > 0:
         envs = {k: v for k, v in CLI_SETTINGS.items() if k in args.cli_settings}
         cli = bench_cli(path, args.bars, args.variants, args.cli_repeats, envs)
@@ -445,6 +446,10 @@ def main() -> int:
     data: dict[str, Any] = {"machine": machine(args.threads), "model": sm.name, "bars": args.bars, "regions": {}}
     for name in args.regions:
         data["regions"][name] = _region_entry(name, sm, args, table)
+    if args.speculate is not None:  # what a pass of several positions costs, on the job's model
+        dtype = model_fast.decode_dtype("auto")
+        data["pass_cost"] = pass_cost(sm.model, max(args.rows), [300, 576], [1, 2, 3, 5], dtype)
+        table.extend(cost_rows(max(args.rows), data["pass_cost"], ratio))
     if not args.no_loss:
         _loss_row(sm, data, table)
     if args.levers:

@@ -3,7 +3,9 @@
 with exact speculative sampling (:mod:`engine.symbolic.speculate`) against one token a step, alternating round by
 round, for several seeds (speculation draws other tokens for a seed, so rows of different lengths: one seed alone
 says little). Per mode: the job's sampling calls (their wall and CPU seconds, sequential model passes or steps,
-drafted and kept tokens), and the whole job.
+drafted and kept tokens, and the mean probability a drafted token of each class had where it was verified: its
+chance of being kept), and the whole job. :func:`pass_cost`: what a pass of several positions a row costs against
+a one-token decode step.
 
 Not a benchmark of its own: ``bench_midi_speed.py`` imports it (it puts ``bench/`` on ``sys.path``).
 """
@@ -12,12 +14,14 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from engine.api import GenerationParams, GenerationRequest, Prompt
-from engine.symbolic.speculate import SpeculationReport, SpeculationSettings
+from engine.symbolic.speculate import CLASSES, Drafter, SpeculationReport, SpeculationSettings
 
 MODES = ("one token a step", "speculative")
 
@@ -29,6 +33,17 @@ class _Watch:
         self.sample = sample
         self.settings: SpeculationSettings | None = None
         self.calls: list[dict[str, float]] = []
+        self.by_class: dict[str, list[float]] = {}  # class -> [sum of the drafted tokens' probabilities, count]
+        observe = Drafter.observe
+        watch = self
+
+        def observed(drafter: Drafter, row: int, token: int, place: int, chance: float) -> None:
+            entry = watch.by_class.setdefault(CLASSES[drafter.classes[token]], [0.0, 0.0])
+            entry[0] += chance
+            entry[1] += 1
+            observe(drafter, row, token, place, chance)
+
+        self.observe, self.observed = observe, observed
 
     def __call__(self, *args: Any, **kwargs: Any) -> list[list[int]]:
         report = SpeculationReport()
@@ -58,6 +73,7 @@ def bench_job_speculation(
     watch = _Watch(cont.sample_continuations)
     best: dict[tuple[str, int], dict[str, Any]] = {}
     cont.sample_continuations = watch  # type: ignore[assignment]
+    Drafter.observe = watch.observed  # type: ignore[method-assign]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             warm = GenerationRequest(prompt=Prompt(midi_path=region_path), params=GenerationParams(bars=bars))
@@ -81,7 +97,9 @@ def bench_job_speculation(
                             best[(mode, seed)] = run
     finally:
         cont.sample_continuations = watch.sample
+        Drafter.observe = watch.observe  # type: ignore[method-assign]
     out: dict[str, Any] = {"seeds": list(seeds), "settings": settings.describe()}
+    out["kept_chance_by_class"] = {k: {"mean": t / n, "drafted": n} for k, (t, n) in watch.by_class.items()}
     for mode in MODES:
         runs = [best[(mode, seed)] for seed in seeds]
         summed = {key: sum(run[key] for run in runs) for key in runs[0] if key != "timings"}
@@ -115,3 +133,77 @@ def speculation_rows(name: str, found: dict[str, Any], ratio: Any) -> list[list[
          f"{base['wall']:.2f} / {base['cpu']:.2f}", ratio(base["wall"], new["wall"]), ratio(base["cpu"], new["cpu"]),
          f"{seeds} seeds summed; {phases}"],
     ]  # fmt: skip
+
+
+def class_row(name: str, found: dict[str, Any]) -> list[str]:
+    """A table row: each class's mean chance of a drafted token being kept (its probability where verified)."""
+    classes = sorted(found["kept_chance_by_class"].items(), key=lambda kv: -kv[1]["drafted"])
+    note = ", ".join(f"{k} {v['mean']:.2f} ({v['drafted']:.0f})" for k, v in classes)
+    return [name, "drafted tokens: mean chance of being kept, by class (drafted)", "", "", "", "", note]
+
+
+@torch.inference_mode()
+def pass_cost(
+    model: Any, rows: int, lengths: Sequence[int], widths: Sequence[int], dtype: torch.dtype, repeats: int = 21
+) -> dict[str, dict[str, float]]:
+    """Median CPU milliseconds of one decode step and of one ragged pass of each width (positions a row), ``rows``
+    rows at context ``length``, the prompt shared by all rows (the first part of a job) or each row's own (after a
+    refill), with the weight products in ``dtype`` (a job's: ``SEGUE_DECODE_PRECISION=auto``)."""
+    from engine.nn import model_fast
+    from engine.nn.kv_cache import KVCache
+    from engine.nn.ragged import ragged_step
+
+    vocab = model.config.vocab_size
+    generator = torch.Generator().manual_seed(0)
+    previous = model.decode_dtype
+    model.decode_dtype = dtype
+    out: dict[str, dict[str, float]] = {}
+    try:
+        for shared in (True, False):
+            for length in lengths:
+                cache = KVCache(model.config, rows, torch.device("cpu"), torch.float32, spare=max(widths))
+                first = torch.randint(0, vocab, (1 if shared else rows, length), generator=generator)
+                model(first.expand(rows, length).contiguous(), cache=cache)
+                plan = cache.plan
+                if plan is None:
+                    raise RuntimeError("the fast decode path is off for this model: nothing to compare with")
+
+                def step(plan: Any = plan, cache: KVCache = cache, length: int = length) -> None:
+                    cache.length = length
+                    model_fast.decode_step(model, plan, torch.randint(0, vocab, (rows, 1)), cache)
+
+                entry = {"decode_step": _median_ms(step, repeats)}
+                at = torch.full((rows,), length)
+                for width in widths:
+
+                    def ragged(plan: Any = plan, cache: KVCache = cache, width: int = width, at: Any = at) -> None:
+                        ragged_step(model, plan, torch.randint(0, vocab, (rows, width)), cache, at)
+
+                    entry[f"pass_{width}"] = _median_ms(ragged, repeats)
+                out[f"{'shared' if shared else 'own'} {length}"] = entry
+    finally:
+        model.decode_dtype = previous
+    return out
+
+
+def _median_ms(fn: Callable[[], None], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.process_time()
+        fn()
+        times.append(time.process_time() - started)
+    return sorted(times)[len(times) // 2] * 1e3
+
+
+def cost_rows(rows: int, found: dict[str, dict[str, float]], ratio: Any) -> list[list[str]]:
+    """bench_midi_speed.py's table rows for :func:`pass_cost`."""
+    table = []
+    for context, entry in found.items():
+        step = entry["decode_step"]
+        passes = [(int(k.removeprefix("pass_")), v) for k, v in entry.items() if k.startswith("pass_")]
+        note = ", ".join(f"{w} positions {v:.2f} ms ({v / step:.2f} steps)" for w, v in passes)
+        table.append(
+            [f"{rows} rows, context {context}", "a pass of several positions a row vs one decode step (CPU)",
+             "", f"{step:.2f} ms", "", "", note]
+        )  # fmt: skip
+    return table

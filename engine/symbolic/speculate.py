@@ -171,9 +171,11 @@ class Drafter:
         self.kept_all[row] = drafted > 0 and kept == drafted
 
 
+CLASSES = ("other", "bar", "time signature", "position", "program", "pitch", "drum pitch", "velocity", "duration")
+
+
 def token_classes(vocab: Vocabulary) -> list[int]:
-    """A class per token id for the drafter's estimates: bar, time signature, position, program, pitch, drum pitch,
-    velocity, duration (0: anything else)."""
+    """A class per token id for the drafter's estimates: its index in :data:`CLASSES`."""
     classes = [0] * vocab.size
     groups: list[Iterable[int]] = [
         [vocab.bar], vocab.time_signatures.values(), vocab.positions, vocab.programs.values(),
