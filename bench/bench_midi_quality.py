@@ -10,7 +10,8 @@ For every configuration (an idea alone, or together) it continues each region wi
 one row per configuration. ``--set tuning`` runs on the tuning pieces (bench/data/midi_quality/tuning/) instead:
 settings are chosen there, never on the bench's pieces. ``--set lmms`` runs on producers' songs (LMMS demos,
 bench/data/midi_quality/lmms/, built by bench/lmms_set.py), an evaluation set far from the training corpus;
-``--set openmsx`` on game music (OpenTTD's OpenMSX songs: boogie, blues, pop, rock; bench/openmsx_set.py), another.
+``--set openmsx`` on game music (OpenTTD's OpenMSX songs: boogie, blues, pop, rock; bench/openmsx_set.py), another;
+``--set openmsx-rest`` on the OpenMSX songs that set left out (bench/openmsx_rest_set.py), kept for a last check.
 Columns (means over the pieces; "ok" counts pieces/parts/variants meeting the target):
 
 - pc: variants' pitch-class overlap with the region minus the composer's (target |.| <= 0.05; then, one-sided,
@@ -399,10 +400,10 @@ def main() -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument(
         "--set",
-        choices=("bench", "tuning", "lmms", "openmsx"),
+        choices=("bench", "tuning", "lmms", "openmsx", "openmsx-rest"),
         default="bench",
         help="tuning: the tuning pieces; lmms: producers' songs (bench/lmms_set.py); openmsx: game music "
-        "(bench/openmsx_set.py)",
+        "(bench/openmsx_set.py); openmsx-rest: the OpenMSX songs that set left out (bench/openmsx_rest_set.py)",
     )
     parser.add_argument("--demo-pad", action="store_true", help="only make demo's pad, cache on and off")
     parser.add_argument("--demo-roll", default=None, help="only a piano roll (PNG path) of make demo per --configs")
@@ -414,7 +415,7 @@ def main() -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         parser.error(f"unknown configuration(s) {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
-    args.set_dir = SET_DIR if args.set == "bench" else SET_DIR / args.set
+    args.set_dir = SET_DIR if args.set == "bench" else SET_DIR / args.set.replace("-", "_")
     suffix = "" if args.set == "bench" else f"_{args.set}"
     args.out = args.out or str(ROOT / f"bench/results/midi_quality{suffix}.json")
     manifest = json.loads((args.set_dir / "manifest.json").read_text())

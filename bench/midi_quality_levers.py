@@ -19,6 +19,12 @@ keep their starting weight and do not fade), ``final-loop-bar-steady`` (both) an
 each also with ``-whole`` (:attr:`CacheSettings.whole_region`: the cache reads the whole region, not only the
 model's prompt; without it, the prompt only), and ``final-whole`` (neither setting, the whole region);
 ``final-loop-plain`` is the defaults before them; docs/symbolic-engine.md, "The loop memory: figures".
+
+Session 5's pitch-class configurations (docs/symbolic-engine.md, "Pitch classes: the profile control"):
+``final-pcNN`` (the guidance's pitch-class prior kept at 0.NN with the cache on), ``final-iv0`` (the cache without its
+interval view), ``final-notr`` (the loop memory without transposition), ``final-profN`` (the pitch-class profile
+control, :attr:`CacheSettings.profile`, at N nats a log-unit; ``final-prof05`` 0.5) and ``final-steady-*``
+(the same with :attr:`LoopSettings.steady_rhythm`).
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ import bench_midi_quality  # noqa: E402
 
 import engine.symbolic.continuation as cont  # noqa: E402
 from engine.symbolic import sampling  # noqa: E402
-from engine.symbolic.cache import DEFAULT_CACHE  # noqa: E402
+from engine.symbolic.cache import DEFAULT_CACHE, CacheSettings  # noqa: E402
 from engine.symbolic.guidance import GuidanceSettings  # noqa: E402
 from engine.symbolic.loop import LoopSettings  # noqa: E402
 
@@ -62,6 +68,26 @@ bench_midi_quality.CONFIGS["final-whole"] = (  # the defaults before these setti
     None,
     replace(DEFAULT_CACHE, loop=RHYTHM_CONFIGS["plain"], whole_region=True),
 )
+
+STEADY = LoopSettings(steady_rhythm=True)
+# issue 16, session 5 (QUALITY): what keeps the region's pitch classes (docs/symbolic-engine.md, "Pitch classes")
+PITCH_CONFIGS: dict[str, tuple[GuidanceSettings, CacheSettings]] = {
+    "final-pc03": (GuidanceSettings(cache_pitch_weight=0.3), DEFAULT_CACHE),  # the pitch-class prior with the cache
+    "final-pc06": (GuidanceSettings(cache_pitch_weight=0.6), DEFAULT_CACHE),
+    "final-iv0": (GuidanceSettings(), replace(DEFAULT_CACHE, interval_weight=0.0)),  # no interval view
+    "final-notr": (GuidanceSettings(), replace(DEFAULT_CACHE, loop=LoopSettings(transpose=False))),
+    # the loop's rhythm kept (steady_rhythm) while the prior keeps the varied pitches in the region's pitch classes
+    "final-steady-pc03": (GuidanceSettings(cache_pitch_weight=0.3), replace(DEFAULT_CACHE, loop=STEADY)),
+    "final-steady-pc06": (GuidanceSettings(cache_pitch_weight=0.6), replace(DEFAULT_CACHE, loop=STEADY)),
+    # the pitch-class profile control (engine/symbolic/profile.py) at 0.5, 1 and 2 nats per log-unit
+    "final-prof05": (GuidanceSettings(), replace(DEFAULT_CACHE, profile=0.5)),
+    "final-prof1": (GuidanceSettings(), replace(DEFAULT_CACHE, profile=1.0)),
+    "final-prof2": (GuidanceSettings(), replace(DEFAULT_CACHE, profile=2.0)),
+    "final-prof3": (GuidanceSettings(), replace(DEFAULT_CACHE, profile=3.0)),
+    "final-steady-prof1": (GuidanceSettings(), replace(DEFAULT_CACHE, loop=STEADY, profile=1.0)),
+}
+for _name, (_guidance, _cache) in PITCH_CONFIGS.items():
+    bench_midi_quality.CONFIGS[_name] = (_guidance, cont.DEFAULT_CANDIDATES, None, _cache)
 
 
 def apply(lever: str) -> None:

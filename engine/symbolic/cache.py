@@ -64,6 +64,9 @@ class CacheSettings:
     # the cache and the loop memory read the whole region (its last bars in at most 4 model contexts of tokens,
     # continuation.WHOLE_REGION_BLOCKS), not only the model's prompt (half a context: a bar or two of a dense region)
     whole_region: bool = True
+    # each part's pitch classes steered towards the region's profile as the variant plays (engine.symbolic.profile):
+    # nats per log-unit of (region share / variant share); 0: off
+    profile: float = 0.0
 
     def weight(self, slot: str) -> float:
         value: float = getattr(self, slot)
@@ -80,6 +83,7 @@ class CacheSettings:
         loop = replace(self.loop, weight=max(0.0, self.loop.weight * factor)) if self.loop else None
         return replace(
             self,
+            profile=max(0.0, self.profile * factor),
             pitch=w[PITCH],
             velocity=w[VELOCITY],
             duration=w[DURATION],
@@ -92,7 +96,11 @@ class CacheSettings:
         weights = ", ".join(f"{s} {self.weight(s):.2g}" for s in SLOTS)
         loop = f"; {self.loop.describe()}" if self.loop is not None else ""
         region = "the whole region" if self.whole_region else "the model's prompt"
-        return f"prior weights {weights}; intervals {self.interval_weight:g}; share {self.share:g}{loop}; read {region}"
+        profile = f"; pitch-class profile control {self.profile:.2g}" if self.profile > 0 else ""
+        return (
+            f"prior weights {weights}; intervals {self.interval_weight:g}; share {self.share:g}{loop}; read {region}"
+            f"{profile}"
+        )
 
 
 DEFAULT_CACHE = CacheSettings()

@@ -240,7 +240,7 @@ def continue_region(
     if cache_settings is not None and cache_settings.pitch > 0:
         # the cache's pitch slot (per part, intervals) replaces the pitch-class prior: both together overshot the
         # composers' pitch-class overlap on the tuning pieces (docs/symbolic-engine.md)
-        settings = replace(settings, pitch_weight=0.0)
+        settings = replace(settings, pitch_weight=settings.cache_pitch_weight)
     if settings.enabled:
         stats = region_stats(prompt_ids, model.vocab, constraints.positions_per_bar)
         constraints = guided_constraints(constraints, stats, model.vocab, settings)

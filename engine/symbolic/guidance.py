@@ -38,6 +38,7 @@ DEFAULT_DENSITY = 1.0
 DEFAULT_HOLD_NOTES = True
 DEFAULT_END_ON_TONIC = False
 PITCH_WEIGHT = 0.3  # nats per unit of log-prior at similarity 1 (1.0 overshoots: bench)
+CACHE_PITCH_WEIGHT = 0.0  # with the region cache on: off (the cache's pitch slot does that work per part)
 POSITION_WEIGHT = 1.0
 PART_POSITION_WEIGHT = 0.0  # each part's own positions on its Program token: off (make demo: the pad fell silent)
 DURATION_WEIGHT = 1.0
@@ -55,6 +56,8 @@ class GuidanceSettings:
     enabled: bool = True  # False: the sampler as it was (grammar, key penalty, arrangement bonus) - the baseline
     similarity: float = DEFAULT_SIMILARITY
     pitch_weight: float = PITCH_WEIGHT
+    # the pitch-class prior's weight while the region cache's pitch slot is on (which otherwise does its work)
+    cache_pitch_weight: float = CACHE_PITCH_WEIGHT
     position_weight: float = POSITION_WEIGHT
     part_position_weight: float = PART_POSITION_WEIGHT
     duration_weight: float = DURATION_WEIGHT

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from engine.symbolic.cache import MAX_WEIGHT, SLOTS, CacheSettings, RegionCache, Sparse, TokenKinds
+from engine.symbolic.cache import MAX_WEIGHT, PITCH, SLOTS, CacheSettings, RegionCache, Sparse, TokenKinds
 from engine.symbolic.loop import RHYTHM_SLOTS, LoopMemory
+from engine.symbolic.profile import fitted_profile, loop_share
 
 
 @dataclass
@@ -60,10 +61,14 @@ class CacheReport:
     seconds: float = 0.0
     held_parts: int = 0  # parts whose voicing (no new onset while a note sounds) was kept
     loop: LoopReport | None = None
+    profile: tuple[float, float] | None = None  # the pitch-class profile control's strength, the region's loop share
 
     def describe(self) -> str:
         voicing = f"; voicing kept for {self.held_parts} held part(s)" if self.held_parts else ""
         loop = f"; {self.loop.describe()}" if self.loop is not None else ""
+        if self.profile is not None:
+            loop += (f"; pitch-class profile control {self.profile[0]:.2f} nats a log-unit (the setting x the "
+                     f"region's loop share {self.profile[1]:.2f})")  # fmt: skip
         return (
             f"region cache mixed into the model's next-token distribution (fitted on the region's "
             f"{self.region_tokens} tokens and each variant's own {self.tokens_written // max(1, self.rows)} tokens "
@@ -228,6 +233,11 @@ class CacheMixer:
         self.voiced = 0  # tokens the voicing rules took away, summed over steps and rows
         self.weights = [_cache_weights(settings) for _ in range(rows)]
         start = loop.start_weights() if loop is not None else {}
+        # the profile control acts as far as the region loops (by the loop memory's fit; without it, in full)
+        looping = loop_share(start, loop.settings) if loop is not None else 1.0
+        strength = settings.profile * looping
+        profile = fitted_profile(prompt, kinds, strength) if strength > 0 else None
+        self.profiles = [profile.fork() for _ in range(rows)] if profile is not None else []
         self.loop_weights = [_loop_weights(loop, settings, start) for _ in range(rows)] if loop is not None else []
         self.strength = list(loop_strength) if loop_strength is not None else [1.0] * rows  # per row, x the loop
         self.seen = [0] * rows
@@ -237,6 +247,7 @@ class CacheMixer:
         self.pending: list[tuple[str, np.ndarray, np.ndarray, str, np.ndarray, np.ndarray] | None] = [None] * rows
         self.settings_voicing = settings.voicing
         self.report = CacheReport(settings, len(prompt), rows, held_parts=len(self.held))
+        self.report.profile = (strength, looping) if settings.profile > 0 else None
         if loop is not None:
             weights = {p: round(w, 3) for p, w in loop.period_weights.items()}
             start_weights = {s: round(w, 3) for s, w in self.loop_weights[0].start.items()} if rows else {}
@@ -276,6 +287,8 @@ class CacheMixer:
             loop_slot = looped[0] if looped is not None else ""
             model_p = probs[i].copy()
             probs[i] = self._mix(i, slot, model_p, cache_p, loop_slot, loop_p)
+            if self.profiles and slot == PITCH:
+                self.profiles[i].apply(probs[i], self.caches[i].state.program)
             changed = True
         out = logits
         if changed or forbidden:
@@ -325,5 +338,7 @@ class CacheMixer:
             cache.observe(int(token))
             if self.loops:
                 self.loops[i].observe(int(token))
+            if self.profiles:
+                self.profiles[i].observe(int(token))
             self.report.tokens_written += 1
         self.seen[i] = len(row_tokens)

@@ -1,0 +1,142 @@
+"""Pitch-class profile control: each part of a variant steered towards the region's own pitch-class profile.
+
+A static pitch-class prior (a log-prior added to every ``Pitch_`` logit, engine.symbolic.guidance) sharpens: it
+pushes every note towards the region's most used classes, so a variant's profile overshoots the region's where the
+prior is strong and keeps the model's where it is weak. This control instead follows what the variant has played:
+per part, the duration-weighted pitch-class histogram of its notes so far (started from the region's profile, worth
+one bar of the part's notes, so the first notes are free), and at each ``Pitch_`` token of that part a bias of
+``strength x log(region share / variant share)`` per class (clipped to :data:`MAX_BIAS` nats): a class the variant
+has played less than the region gets a bonus, one it has played more a penalty, and one the region's part never
+plays gets no bonus, only a penalty once it holds more than :data:`TOLERANCE` of the part's length (the key
+penalty acts on it as before). A variant that copies the region is not pushed at all, and every variant ends near the
+region's profile in its own order of notes. The region's and the variant's profiles are duration-weighted (a held
+note counts for its length), as the measure of pitch-class overlap (engine.evaluate.midi) weighs them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from engine.symbolic.cache import TokenKinds
+    from engine.symbolic.loop import LoopSettings
+
+MAX_BIAS = 3.0  # nats either way
+LOOP_SLOTS = ("pitch", "duration", "next", "program")  # the loop memory's slots that say the region loops
+TOLERANCE = 0.02  # the share of a class the region's part does not play that goes unpenalised
+
+
+@dataclass
+class _Parse:
+    """Which part a note belongs to and its pitch class, until its ``Duration_`` token says how long it is."""
+
+    program: int = 0
+    pitch_class: int = -1
+    bar_length: float = 0.0
+    bars: int = 0
+    lengths: dict[int, np.ndarray] = field(default_factory=dict)  # program -> [12] summed note lengths (positions)
+
+
+class PitchProfile:
+    """One stream's per-part pitch-class lengths (the region's, then one variant's); :meth:`fork` copies it."""
+
+    def __init__(self, kinds: TokenKinds, strength: float) -> None:
+        self.kinds = kinds
+        self.strength = strength
+        self.parse = _Parse()
+        self.target: dict[int, np.ndarray] = {}  # program -> the region's profile (shares, smoothed)
+        self.prior: dict[int, float] = {}  # program -> pseudo-length of the region's profile in the variant's
+        self.absent: dict[int, np.ndarray] = {}  # program -> the classes it never plays in the region
+        pitch_class = np.full(kinds.size, -1, dtype=np.int64)
+        for token, kind in enumerate(kinds.kind):
+            if kind == "Pitch":
+                pitch_class[token] = kinds.number[token] % 12
+        self.pitch_class = pitch_class
+        self.pitch_tokens = np.flatnonzero(pitch_class >= 0)
+
+    def fork(self) -> PitchProfile:
+        out = PitchProfile.__new__(PitchProfile)
+        out.kinds, out.strength = self.kinds, self.strength
+        out.parse = _Parse(self.parse.program, self.parse.pitch_class, self.parse.bar_length, self.parse.bars,
+                           {p: h.copy() for p, h in self.parse.lengths.items()})  # fmt: skip
+        out.target, out.prior, out.absent = self.target, self.prior, self.absent
+        out.pitch_class, out.pitch_tokens = self.pitch_class, self.pitch_tokens
+        return out
+
+    def end_region(self) -> None:
+        """The tokens read so far are the region's: they make each part's target, and the variant starts afresh."""
+        bars = max(1, self.parse.bars)
+        for program, lengths in self.parse.lengths.items():
+            total = float(lengths.sum())
+            if total <= 0:
+                continue
+            self.target[program] = lengths / total
+            self.prior[program] = total / bars
+            self.absent[program] = lengths <= 0
+        self.parse.lengths = {}
+
+    def observe(self, token: int) -> None:
+        kind = self.kinds.kind[token]
+        parse = self.parse
+        if kind == "Bar":
+            parse.bars += 1
+        elif kind == "Program":
+            parse.program = self.kinds.number[token]
+        elif kind == "Pitch":
+            parse.pitch_class = self.kinds.number[token] % 12
+        elif kind == "PitchDrum":
+            parse.pitch_class = -1
+        elif kind == "Duration" and parse.pitch_class >= 0:
+            lengths = parse.lengths.setdefault(parse.program, np.zeros(12))
+            lengths[parse.pitch_class] += max(self.kinds.length[token], 1e-3)
+            parse.pitch_class = -1
+
+    def bias(self, program: int) -> np.ndarray | None:
+        """Nats per pitch class for ``program``'s next pitch (None: a part the region does not play)."""
+        target = self.target.get(program)
+        if target is None or self.strength <= 0:
+            return None
+        prior = self.prior[program]
+        played = self.parse.lengths.get(program)
+        own = target * prior + (played if played is not None else 0.0)
+        shares = own / own.sum()
+        absent = self.absent[program]
+        # a class the region's part plays: towards its share; one it does not: a penalty once over TOLERANCE
+        wanted = np.where(absent, TOLERANCE, target)
+        ratio = wanted / np.maximum(shares, 1e-12)
+        out: np.ndarray = np.clip(self.strength * np.log(ratio), -MAX_BIAS, MAX_BIAS)
+        out[absent] = np.minimum(out[absent], 0.0)  # never a bonus for a class the region's part does not play
+        return out
+
+    def apply(self, probs: np.ndarray, program: int) -> bool:
+        """Scale ``probs`` (one row's next-token probabilities, a ``Pitch_`` next) by the bias; False: unchanged."""
+        bias = self.bias(program)
+        if bias is None:
+            return False
+        tokens = self.pitch_tokens
+        probs[tokens] *= np.exp(bias[self.pitch_class[tokens]])
+        return True
+
+
+def loop_share(start_weights: dict[str, float], settings: LoopSettings) -> float:
+    """How far the region loops, 0..1: the loop memory's largest starting weight over the pitch and rhythm slots
+    (what it learnt from the region's own tokens, engine.symbolic.loop), without the similarity control's scale,
+    over its cap (:attr:`LoopSettings.max_weight`). The velocity slot is left out: a region of one velocity (a score
+    written out) predicts it trivially. A through-composed region gives about 0, a loop up to 1."""
+    if settings.weight <= 0 or settings.max_weight <= 0:
+        return 0.0
+    fit = max((start_weights.get(slot, 0.0) / settings.weight for slot in LOOP_SLOTS), default=0.0)
+    return min(1.0, max(0.0, fit / settings.max_weight))
+
+
+def fitted_profile(region: Sequence[int], kinds: TokenKinds, strength: float) -> PitchProfile:
+    profile = PitchProfile(kinds, strength)
+    for token in region:
+        profile.observe(int(token))
+    profile.end_region()
+    return profile
