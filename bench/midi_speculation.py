@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from _common import median_cpu_ms
 
 from engine.api import GenerationParams, GenerationRequest, Prompt
 from engine.symbolic.speculate import CLASSES, Drafter, SpeculationReport, SpeculationSettings
@@ -172,27 +173,18 @@ def pass_cost(
                     cache.length = length
                     model_fast.decode_step(model, plan, torch.randint(0, vocab, (rows, 1)), cache)
 
-                entry = {"decode_step": _median_ms(step, repeats)}
+                entry = {"decode_step": median_cpu_ms(step, repeats)}
                 at = torch.full((rows,), length)
                 for width in widths:
 
                     def ragged(plan: Any = plan, cache: KVCache = cache, width: int = width, at: Any = at) -> None:
                         ragged_step(model, plan, torch.randint(0, vocab, (rows, width)), cache, at)
 
-                    entry[f"pass_{width}"] = _median_ms(ragged, repeats)
+                    entry[f"pass_{width}"] = median_cpu_ms(ragged, repeats)
                 out[f"{'shared' if shared else 'own'} {length}"] = entry
     finally:
         model.decode_dtype = previous
     return out
-
-
-def _median_ms(fn: Callable[[], None], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.process_time()
-        fn()
-        times.append(time.process_time() - started)
-    return sorted(times)[len(times) // 2] * 1e3
 
 
 def cost_rows(rows: int, found: dict[str, dict[str, float]], ratio: Any) -> list[list[str]]:
