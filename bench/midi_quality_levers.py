@@ -80,6 +80,7 @@ PITCH_CONFIGS: dict[str, tuple[GuidanceSettings, CacheSettings]] = {
     "final-steady-pc03": (GuidanceSettings(cache_pitch_weight=0.3), replace(DEFAULT_CACHE, loop=STEADY)),
     "final-steady-pc06": (GuidanceSettings(cache_pitch_weight=0.6), replace(DEFAULT_CACHE, loop=STEADY)),
     # the pitch-class profile control (engine/symbolic/profile.py) at 0.5, 1 and 2 nats per log-unit
+    "final-prof0": (GuidanceSettings(), replace(DEFAULT_CACHE, profile=0.0)),
     "final-prof05": (GuidanceSettings(), replace(DEFAULT_CACHE, profile=0.5)),
     "final-prof1": (GuidanceSettings(), replace(DEFAULT_CACHE, profile=1.0)),
     "final-prof2": (GuidanceSettings(), replace(DEFAULT_CACHE, profile=2.0)),
