@@ -121,14 +121,17 @@ def sample_continuations(
                 temperature, top_p, progress, cancel, use_cache, logits_hook, drop_finished,
                 context_window(model, window), density_scale,
             )  # fmt: skip
+            if not seeds:
+                return []
+            work = _Batch(model, prompt_ids, vocab, constraints, seeds)
             settings = DEFAULT_SPECULATION if speculate is True else (speculate or None)
             plan = _speculation_plan(model, options, prompt_ids) if settings is not None else None
             if settings is None or plan is None:
-                return _sample(model, prompt_ids, vocab, constraints, seeds, options)
+                return _sample(work, options)
             reference = list(prompt_ids) if draft_reference is None else list(draft_reference)
             drafter = Drafter(reference, len(seeds), settings, token_classes(vocab))
             job = _Speculation(settings, plan, drafter, speculation_report)
-            return _sample_speculative(model, prompt_ids, vocab, constraints, seeds, options, job)
+            return _sample_speculative(work, options, job)
     finally:
         model.decode_dtype = previous
 
@@ -206,22 +209,27 @@ class _Rows:
         return next_tokens
 
 
-def _sample(
-    model: GPT,
-    prompt_ids: Sequence[int],
-    vocab: Vocabulary,
-    constraints: Constraints,
-    seeds: Sequence[int],
-    options: _Options,
-) -> list[list[int]]:
-    device = next(model.parameters()).device
-    batch = len(seeds)
-    if batch == 0:
-        return []
-    state = _Rows(vocab, constraints, seeds, device)
-    rows, block = state.rows, options.block
+@dataclass(frozen=True)
+class _Batch:
+    """What a sampling job continues: the model, the prompt, the vocabulary and rules, and one seed a row."""
 
-    prompt = list(prompt_ids)[-(block // 2) :]
+    model: GPT
+    prompt_ids: Sequence[int]
+    vocab: Vocabulary
+    constraints: Constraints
+    seeds: Sequence[int]
+
+    def start(self, block: int) -> tuple[_Rows, list[int], torch.device]:
+        """The rows' sampling state, the prompt cropped to half the window, and the model's device."""
+        device = next(self.model.parameters()).device
+        return _Rows(self.vocab, self.constraints, self.seeds, device), list(self.prompt_ids)[-(block // 2) :], device
+
+
+def _sample(job: _Batch, options: _Options) -> list[list[int]]:
+    model, vocab, constraints = job.model, job.vocab, job.constraints
+    batch, block = len(job.seeds), options.block
+    state, prompt, device = job.start(block)
+    rows = state.rows
     history = torch.tensor([prompt] * batch, dtype=torch.long, device=device)  # [K, T], every row
     cache: KVCache | None = None
 
@@ -290,26 +298,15 @@ def _speculation_plan(model: GPT, options: _Options, prompt_ids: Sequence[int]) 
     return model_fast.plan_for(model)
 
 
-def _sample_speculative(
-    model: GPT,
-    prompt_ids: Sequence[int],
-    vocab: Vocabulary,
-    constraints: Constraints,
-    seeds: Sequence[int],
-    options: _Options,
-    job: _Speculation,
-) -> list[list[int]]:
+def _sample_speculative(work: _Batch, options: _Options, job: _Speculation) -> list[list[int]]:
     """:func:`_sample`'s continuations, several tokens a model pass where the drafts hold (module docstring of
     :mod:`engine.symbolic.speculate`). Each row keeps its own window as the one-token sampler does (a row whose
     context reaches the window is refilled with its last half), so every token sees the context it would there."""
-    device = next(model.parameters()).device
-    batch = len(seeds)
-    if batch == 0:
-        return []
-    state = _Rows(vocab, constraints, seeds, device)
-    rows, block, plan = state.rows, options.block, job.plan
+    model, vocab, constraints = work.model, work.vocab, work.constraints
+    batch, block, plan = len(work.seeds), options.block, job.plan
+    state, prompt, device = work.start(block)
+    rows = state.rows
     report = job.report if job.report is not None else SpeculationReport()
-    prompt = list(prompt_ids)[-(block // 2) :]
     cache = KVCache(model.config, batch, device, next(model.parameters()).dtype, block, spare=job.settings.draft)
     cache.plan = plan
     if len(prompt) > 1:  # all but the last token: every pass feeds a row's last token first
