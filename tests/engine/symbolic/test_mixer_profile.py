@@ -119,5 +119,5 @@ def test_the_control_acts_as_far_as_the_region_loops(vocab: dict[str, int], kind
     fugue_strength, fugue_share = control(through_composed(4, seed=3))
     assert looped_share > 0.8 and looped_strength > 1.6, looped_share  # measured 1.0 and 2.0
     assert fugue_share < 0.4 and fugue_strength < 0.8, fugue_share  # measured 0.25 and 0.50 (its next slot)
-    off = CacheMixer(stream(vocab, [groove()] * 4), kinds, 1, CacheSettings(loop=LoopSettings()))
+    off = CacheMixer(stream(vocab, [groove()] * 4), kinds, 1, CacheSettings(loop=LoopSettings(), profile=0.0))
     assert off.report.profile is None and not off.profiles and "profile" not in off.report.describe()
