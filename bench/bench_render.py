@@ -9,8 +9,10 @@ Rows:
   and full mix rendered from them and written atomically), ``workers=1`` against the default (one process per usable
   core); the soundfont is loaded once before (as in any process after its first job). Every run's files are
   compared with the first run's (SHA-256 of each file): the ``same files`` column.
-- the same **with the second core busy** (``--busy``): one busy-loop process runs meanwhile (another program: a DAW,
-  a test run), so the helper competes for a core.
+- the same **with the second core busy** (``--busy``): a busy-loop process runs meanwhile in a session of its own
+  (another program: a DAW, a test run), so the helper competes for a core. Where the kernel's autogroup scheduling
+  is on (Debian's default; printed), CPU is shared between sessions first: a job's processes then get one core
+  between them, and the helper gains nothing.
 - **``segue continue``** (``--cli-repeats``; 0 skips it): the whole ``make demo`` command in a new process each time,
   ``SEGUE_RENDER_WORKERS=1`` against the default; with ``--baseline-rev REV``, the old side is instead the
   committed tree (``git archive HEAD``) with this work's files as they were at REV (``BASELINE_PATHS``), the new
@@ -18,7 +20,9 @@ Rows:
   ``total_seconds`` (job.json).
 
 Alternating which runs first, ``--repeats`` each; best and median wall. CPU seconds count this process and its
-helpers (``RUSAGE_CHILDREN`` after they are reaped). The machine is shared: the load average is printed at the start
+helpers (``RUSAGE_CHILDREN`` after they are reaped); the busiest process's CPU (with one helper: the larger of this
+process's and the helper's) is what the render's wall time would be with a free core for each process, whatever
+other people run meanwhile. The machine is shared: the load average is printed at the start
 and end of each row, and ratios, not seconds, are the result. Writes bench/results/render.json.
 
     nice .venv/bin/python bench/bench_render.py [--repeats 5] [--busy] [--cli-repeats 3] [--baseline-rev REV]
@@ -52,11 +56,20 @@ BARS, VARIANTS, SEED, SAMPLE_RATE = 8, 4, 7, 44_100
 BASELINE_PATHS = ("engine/render", "engine/pipelines/files.py", "bridge/cli.py", "bridge/cli_args.py")
 
 
-def cpu_seconds() -> float:
-    """User + system CPU of this process and its reaped children (the render helpers)."""
+def cpu_seconds() -> tuple[float, float]:
+    """User + system CPU of this process, and of its reaped children (the render helpers)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+def autogroup() -> str:
+    """Whether the kernel shares CPU between sessions first (``sched_autogroup_enabled``): then a session's
+    processes together get one share when another session keeps a core busy."""
+    try:
+        return "on" if Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1" else "off"
+    except OSError:
+        return "unknown"
 
 
 def load() -> float:
@@ -104,7 +117,7 @@ def bench_render(repeats: int, busy: bool) -> dict[str, Any]:
     soundfont = load_soundfont(find_soundfont(None))
     context = JobContext(cast(Models, None), threading.Lock(), None, lambda f, m: None, CancelToken())
     sides = {"one process": 1, "helpers": worker_count(len(variants))}
-    times: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
+    times: dict[str, list[tuple[float, tuple[float, float]]]] = {k: [] for k in sides}  # wall, (own, helpers) CPU
     reference: dict[str, str] | None = None
     same = True
     spinner = _busy_loop() if busy else None
@@ -117,9 +130,10 @@ def bench_render(repeats: int, busy: bool) -> dict[str, Any]:
                     n += 1
                     job_dir = Path(tmp) / f"job{n}"
                     job = MidiJobFiles(job_dir, region, BARS, SAMPLE_RATE, soundfont, None)
-                    w0, c0 = time.perf_counter(), cpu_seconds()
+                    w0, (own0, helpers0) = time.perf_counter(), cpu_seconds()
                     write_note_variants(job, seeds, variants, context, {}, w0, workers=sides[side])
-                    wall, cpu = time.perf_counter() - w0, cpu_seconds() - c0
+                    wall, (own1, helpers1) = time.perf_counter() - w0, cpu_seconds()
+                    cpu = (own1 - own0, helpers1 - helpers0)
                     found = digests(job_dir)
                     reference = reference or found
                     same = same and found == reference
@@ -132,8 +146,10 @@ def bench_render(repeats: int, busy: bool) -> dict[str, Any]:
 
 
 def _busy_loop() -> Callable[[], None]:
-    """Start a process that spins on one core; returns the function that stops it."""
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    """Start a process that spins on one core, in a session of its own (another program: with the kernel's
+    autogroup scheduling, a process of our own session would share our group's CPU instead of competing with it);
+    returns the function that stops it."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
     time.sleep(0.2)
 
     def stop() -> None:
@@ -220,10 +236,14 @@ def _best_median(values: list[float]) -> str:
 
 
 def render_rows(entry: dict[str, Any], label: str) -> list[list[str]]:
+    """Wall (best / median), ratios, CPU of all processes, and the CPU of the busiest process: with one helper,
+    ``max(this process, the helper)``, what the wall time would be on a machine with a free core for each."""
     times = entry["times"]
     old, new = times["one process"], times["helpers"]
     old_wall, new_wall = [w for w, _ in old], [w for w, _ in new]
-    old_cpu, new_cpu = statistics.median(c for _, c in old), statistics.median(c for _, c in new)
+    old_cpu, new_cpu = statistics.median(sum(c) for _, c in old), statistics.median(sum(c) for _, c in new)
+    busiest_new = statistics.median(max(c) for _, c in new)  # one helper: this process or the helper
+    busiest_old = statistics.median(c[0] for _, c in old)
     return [
         [
             label,
@@ -231,6 +251,7 @@ def render_rows(entry: dict[str, Any], label: str) -> list[list[str]]:
             _best_median(old_wall),
             f"{min(old_wall) / min(new_wall):.2f}x / {statistics.median(old_wall) / statistics.median(new_wall):.2f}x",
             f"{new_cpu:.3f} / {old_cpu:.3f}",
+            f"{busiest_new:.3f} / {busiest_old:.3f} ({busiest_old / busiest_new:.2f}x)",
             "yes" if entry["same_files"] else "NO",
             f"{entry['load'][0]} -> {entry['load'][1]}",
         ]
@@ -251,6 +272,7 @@ def cli_rows(entry: dict[str, Any]) -> list[list[str]]:
                 f"{min(old) / min(new):.2f}x / {statistics.median(old) / statistics.median(new):.2f}x",
                 "",
                 "",
+                "",
                 f"{entry['load'][0]} -> {entry['load'][1]}",
             ]
         )
@@ -266,25 +288,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_bench_args(parser, argv, quick="2 repeats, 1 CLI run each", out="render.json")
     if args.quick:
         args.repeats, args.cli_repeats = 2, 1
-    result: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv)}
+    result: dict[str, Any] = {"machine": machine(), "command": " ".join(sys.argv), "autogroup": autogroup()}
     rows = []
     result["render"] = bench_render(args.repeats, busy=False)
     rows += render_rows(result["render"], "render + write 4 variants")
     if args.busy:
         result["render_busy"] = bench_render(args.repeats, busy=True)
-        rows += render_rows(result["render_busy"], "render + write 4 variants, one busy-loop process beside")
+        rows += render_rows(result["render_busy"], "render + write 4 variants, another session busy on one core")
     if args.cli_repeats > 0:
         result["cli"] = bench_cli(args.cli_repeats, args.baseline_rev)
         rows += cli_rows(result["cli"])
     header = ["what", "new wall s best / median", "old wall s best / median", "wall ratio best / median",
-              "CPU s new / old (median)", "same files", "load"]  # fmt: skip
+              "CPU s new / old (median)", "busiest process CPU s new / old", "same files", "load"]  # fmt: skip
     table = markdown_table(header, rows)
     result["table"] = table
     write_json(args.out, result)
     print(table)
     if "cli" in result:
         print(f"CLI old side: {result['cli']['baseline']}")
-    print(f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores; JSON: {args.out}")
+    print(f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, autogroup {result['autogroup']}")
+    print(f"JSON: {args.out}")
     return 0
 
 
