@@ -17,7 +17,8 @@ Rows:
   ``SEGUE_RENDER_WORKERS=1`` against the default; with ``--baseline-rev REV``, the old side is instead the
   committed tree (``git archive HEAD``) with this work's files as they were at REV (``BASELINE_PATHS``), the new
   side the committed tree as it is. Wall seconds of the command and the job's own ``render_seconds`` and
-  ``total_seconds`` (job.json).
+  ``total_seconds`` (job.json); and the command line's own start (``segue continue --help``: the interpreter,
+  ``bridge.cli`` and the parser; no engine), best of 10 each.
 
 Alternating which runs first, ``--repeats`` each; best and median wall. CPU seconds count this process and its
 helpers (``RUSAGE_CHILDREN`` after they are reaped); the busiest process's CPU (with one helper: the larger of this
@@ -52,6 +53,7 @@ from _common import bench_parser, machine, markdown_table, parse_bench_args, wri
 
 REGION = ROOT / "examples" / "regions" / "pop_100bpm_4-4.mid"
 BARS, VARIANTS, SEED, SAMPLE_RATE = 8, 4, 7, 44_100
+STARTUP_REPEATS = 10  # runs of `segue continue --help` each side
 # the files of this work (issue 16, render): restored from --baseline-rev for the old side of the CLI rows
 BASELINE_PATHS = ("engine/render", "engine/pipelines/files.py", "bridge/cli.py", "bridge/cli_args.py")
 
@@ -200,6 +202,15 @@ def bench_cli(repeats: int, baseline_rev: str | None) -> dict[str, Any]:
             trees = {"old": ROOT, "new": ROOT}
             envs = {"old": {"SEGUE_RENDER_WORKERS": "1"}, "new": {}}
         runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+        starts: dict[str, list[float]] = {"old": [], "new": []}
+        for r in range(STARTUP_REPEATS):  # the command line's own start: interpreter, bridge.cli, the parser
+            for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
+                env = {**os.environ, **envs[side], "PYTHONPATH": str(trees[side])}
+                w0 = time.perf_counter()
+                command = [sys.executable, "-m", "bridge.cli", "continue", "--help"]
+                subprocess.run(command, cwd=trees[side], env=env, capture_output=True, check=True)
+                starts[side].append(time.perf_counter() - w0)
+        results["startup"] = starts
         n = 0
         for r in range(repeats):
             for side in ("old", "new") if r % 2 == 0 else ("new", "old"):
@@ -261,6 +272,20 @@ def render_rows(entry: dict[str, Any], label: str) -> list[list[str]]:
 def cli_rows(entry: dict[str, Any]) -> list[list[str]]:
     runs = entry["runs"]
     rows = []
+    old_start, new_start = entry["startup"]["old"], entry["startup"]["new"]
+    rows.append(
+        [
+            "`segue continue --help` (interpreter, bridge.cli, the parser)",
+            _best_median(new_start),
+            _best_median(old_start),
+            f"{min(old_start) / min(new_start):.2f}x / "
+            f"{statistics.median(old_start) / statistics.median(new_start):.2f}x",
+            "",
+            "",
+            "",
+            f"{entry['load'][0]} -> {entry['load'][1]}",
+        ]
+    )
     for key, what in (("wall", "`segue continue` (whole command)"), ("total_seconds", "its job (total_seconds)"),
                       ("render_seconds", "its render (render_seconds)")):  # fmt: skip
         old, new = [r[key] for r in runs["old"]], [r[key] for r in runs["new"]]

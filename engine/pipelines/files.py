@@ -25,12 +25,14 @@ from engine.midi_io import MidiFile, PartNotes, save_midi
 from engine.render.soundfont import SoundFont
 from engine.render.synth import Rendering, load_soundfont, render
 from engine.render.wavfile import write_wav
-from engine.render.workers import run_tasks
+from engine.render.workers import CpuWindow, run_tasks, worker_count
 
 if TYPE_CHECKING:
     from engine.pipelines.context import JobContext
 
 log = logging.getLogger(__name__)
+
+CPU_WINDOW_SECONDS = 0.05  # the shortest look at how busy the other cores are before choosing the render processes
 
 
 def render_midi_file(path: Path, sample_rate: int, length_seconds: float, soundfont: SoundFont) -> Rendering:
@@ -105,12 +107,19 @@ def write_note_variants(
     ``render_seconds`` and ``total_seconds`` (since ``started``) to ``timings`` and reports "done".
 
     The variants are written by ``workers`` processes at once (:func:`engine.render.workers.run_tasks`: this one
-    and forked helpers that share the soundfont, loaded here first; None: one per usable core, or
-    ``SEGUE_RENDER_WORKERS``); the files are the same whichever process writes them."""
+    and forked helpers that share the soundfont, loaded here first; None: one per usable core that other programs
+    left free while it loaded, or ``SEGUE_RENDER_WORKERS``); the files are the same whichever process writes
+    them."""
     t0 = time.perf_counter()
+    count = len(variants)
+    window = CpuWindow()
     load_soundfont(writer.soundfont)
     log.debug("soundfont ready in %.3f s", time.perf_counter() - t0)
-    count = len(variants)
+    if workers is None and count > 1:
+        window.wait_at_least(CPU_WINDOW_SECONDS)
+        others = window.others_busy()
+        workers = worker_count(count, others_busy=others)
+        log.debug("other programs keep %s cores busy: %d render processes", _cores(others), workers)
     finished: list[int] = []
 
     def write(index: int) -> VariantResult:
@@ -130,6 +139,10 @@ def write_note_variants(
     timings["total_seconds"] = time.perf_counter() - started
     context.report(1.0, "done")
     return tuple(results)
+
+
+def _cores(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
 
 
 def _variant_label(index: int) -> str:

@@ -21,8 +21,9 @@ own pipe. Each task writes its own files, so the files are the same, byte for by
 - **Logging**: a helper's log records are sent to this process and logged here (a helper never writes to the
   terminal itself: a lock another thread held at the fork could be held forever in the helper).
 
-``SEGUE_RENDER_WORKERS`` sets the number of processes (this one included); unset: one per usable core, at most
-:data:`MAX_WORKERS` and at most one per task.
+``SEGUE_RENDER_WORKERS`` sets the number of processes (this one included); unset: one per usable core that other
+programs leave free (:class:`CpuWindow`: Linux' CPU counters over the soundfont's load), at most :data:`MAX_WORKERS`
+and at most one per task.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from engine.api import CancelToken
@@ -76,21 +78,90 @@ def usable_cores() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def worker_count(tasks: int, environ: Mapping[str, str] | None = None) -> int:
+def worker_count(tasks: int, environ: Mapping[str, str] | None = None, others_busy: float | None = None) -> int:
     """Processes for ``tasks`` render tasks, this one included: ``SEGUE_RENDER_WORKERS`` when set (a bad value is
-    ignored with a warning), else one per usable core up to :data:`MAX_WORKERS`; never more than the tasks, and 1
-    where forking is not possible."""
+    ignored with a warning), else one per usable core up to :data:`MAX_WORKERS`, less the cores other programs
+    keep busy (``others_busy``, from a :class:`CpuWindow`: a helper on a busy core only adds its fork and its
+    copied pages, and where the kernel shares CPU between sessions first, as Linux desktops do, it gains nothing);
+    never more than the tasks, and 1 where forking is not possible."""
     env = os.environ if environ is None else environ
     raw = env.get(ENV_VAR, "").strip()
-    wanted = min(usable_cores(), MAX_WORKERS)
+    cores = usable_cores()
+    wanted = min(cores, MAX_WORKERS)
     if raw:
         if raw.isdigit() and int(raw) >= 1:
             wanted = int(raw)
         else:
             log.warning("ignoring %s=%r: give a whole number of processes >= 1 (1: no helpers)", ENV_VAR, raw)
+            raw = ""
+    if not raw and others_busy is not None:
+        free = cores - 1 - others_busy  # this process takes one core
+        wanted = min(wanted, 1 + max(0, int(free + 0.5)))
     if not can_fork() or tasks > MAX_TASKS:
         return 1
     return max(1, min(wanted, tasks))
+
+
+StatReader = Callable[[], "dict[int, tuple[int, int]] | None"]
+
+
+def read_cpu_stat() -> dict[int, tuple[int, int]] | None:
+    """``{cpu: (busy, total)}`` in clock ticks since boot, for the CPUs this process may use (Linux'
+    ``/proc/stat``; busy: user, nice, system, irq, softirq and steal); None where there is no such file."""
+    try:
+        lines = Path("/proc/stat").read_text(encoding="ascii").splitlines()
+    except OSError:
+        return None
+    mine = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    out = {}
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if not name.startswith("cpu") or name == "cpu":
+            continue
+        cpu = int(name[3:])
+        if mine is not None and cpu not in mine:
+            continue
+        ticks = [int(x) for x in rest.split()]
+        busy = ticks[0] + ticks[1] + ticks[2] + sum(ticks[5:8])  # user nice system (idle iowait) irq softirq steal
+        out[cpu] = (busy, sum(ticks[:8]))
+    return out or None
+
+
+def _own_cpu_seconds() -> float:
+    return time.process_time()
+
+
+class CpuWindow:
+    """How busy other programs keep the CPUs this process may use, from now until :meth:`others_busy` is asked."""
+
+    def __init__(
+        self,
+        read: StatReader = read_cpu_stat,
+        own_cpu: Callable[[], float] = _own_cpu_seconds,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._read, self._own_cpu, self._clock = read, own_cpu, clock
+        self._wall, self._own, self._stat = clock(), own_cpu(), read()
+
+    def wait_at_least(self, seconds: float) -> None:
+        """Sleep until the window is ``seconds`` long (a soundfont already loaded leaves it too short to tell)."""
+        left = seconds - (self._clock() - self._wall)
+        if left > 0 and self._stat is not None:
+            time.sleep(left)
+
+    def others_busy(self) -> float | None:
+        """Cores kept busy by other processes on average over the window (this process's own CPU left out), or
+        None where the CPUs' counters cannot be read."""
+        stat = self._read()
+        if self._stat is None or stat is None:
+            return None
+        ticks_per_second = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        busy = sum(stat[c][0] - self._stat[c][0] for c in stat if c in self._stat) / ticks_per_second
+        elapsed = self._clock() - self._wall
+        if elapsed <= 0:
+            return None
+        own = self._own_cpu() - self._own
+        return max(0.0, (busy - own) / elapsed)
 
 
 @dataclass

@@ -238,3 +238,33 @@ def test_when_no_helper_can_be_forked_this_process_does_every_task(
         results = run_tasks(lambda i: (i, os.getpid()), 3, workers=2)
     assert results == [(0, PARENT), (1, PARENT), (2, PARENT)]
     assert "could not start a render helper process" in caplog.text and "rendering with 1" in caplog.text
+
+
+def test_worker_count_leaves_out_the_cores_other_programs_keep_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "usable_cores", lambda: 2)
+    assert worker_count(4, {}, others_busy=0.1) == 2  # the second core is free
+    assert worker_count(4, {}, others_busy=0.9) == 1  # another program has it: no helper
+    assert worker_count(4, {"SEGUE_RENDER_WORKERS": "2"}, others_busy=0.9) == 2  # asked for: done
+    monkeypatch.setattr(workers, "usable_cores", lambda: 8)
+    assert worker_count(4, {}, others_busy=5.2) == 3  # 8 cores, this process on one, ~2 free
+    assert worker_count(8, {}, others_busy=None) == workers.MAX_WORKERS  # counters unknown: every core up to 4
+
+
+def test_a_cpu_window_counts_other_programs_busy_time_without_this_processes_own() -> None:
+    ticks = os.sysconf("SC_CLK_TCK")
+    # over one second, each of the two CPUs was busy for one second (2 core-seconds); half a second of it was ours
+    samples = iter([{0: (1000, 5000), 1: (2000, 5000)}, {0: (1000 + ticks, 6000), 1: (2000 + ticks, 6000)}])
+    own = iter([10.0, 10.5])
+    clock = iter([100.0, 101.0])
+    window = workers.CpuWindow(read=lambda: next(samples), own_cpu=lambda: next(own), clock=lambda: next(clock))
+    assert window.others_busy() == pytest.approx(1.5)
+    unknown = workers.CpuWindow(read=lambda: None, own_cpu=lambda: 0.0)
+    assert unknown.others_busy() is None
+
+
+def test_the_cpu_counters_are_read_for_this_processes_cores() -> None:
+    stat = workers.read_cpu_stat()
+    if stat is None:
+        pytest.skip("no /proc/stat here")
+    assert set(stat) == set(os.sched_getaffinity(0))
+    assert all(0 <= busy <= total for busy, total in stat.values())
