@@ -86,6 +86,9 @@ PITCH_CONFIGS: dict[str, tuple[GuidanceSettings, CacheSettings]] = {
     "final-prof2": (GuidanceSettings(), replace(DEFAULT_CACHE, profile=2.0)),
     "final-prof3": (GuidanceSettings(), replace(DEFAULT_CACHE, profile=3.0)),
     "final-steady-prof1": (GuidanceSettings(), replace(DEFAULT_CACHE, loop=STEADY, profile=1.0)),
+    # the onset-position profile control (engine/symbolic/profile.OnsetProfile) on top of the defaults
+    "final-on1": (GuidanceSettings(), replace(DEFAULT_CACHE, onset_profile=1.0)),
+    "final-on2": (GuidanceSettings(), replace(DEFAULT_CACHE, onset_profile=2.0)),
 }
 for _name, (_guidance, _cache) in PITCH_CONFIGS.items():
     bench_midi_quality.CONFIGS[_name] = (_guidance, cont.DEFAULT_CANDIDATES, None, _cache)

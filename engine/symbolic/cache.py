@@ -69,6 +69,8 @@ class CacheSettings:
     # songs: pitch classes within 0.05 of the composer's on more of them, none of the other counts lower summed
     # (docs/symbolic-engine.md, "Pitch classes: the profile control")
     profile: float = 2.0
+    # the same control for onset positions in the bar (engine.symbolic.profile.OnsetProfile), at Position tokens; 0: off
+    onset_profile: float = 0.0
 
     def weight(self, slot: str) -> float:
         value: float = getattr(self, slot)
@@ -86,6 +88,7 @@ class CacheSettings:
         return replace(
             self,
             profile=max(0.0, self.profile * factor),
+            onset_profile=max(0.0, self.onset_profile * factor),
             pitch=w[PITCH],
             velocity=w[VELOCITY],
             duration=w[DURATION],
@@ -99,6 +102,7 @@ class CacheSettings:
         loop = f"; {self.loop.describe()}" if self.loop is not None else ""
         region = "the whole region" if self.whole_region else "the model's prompt"
         profile = f"; pitch-class profile control {self.profile:.2g}" if self.profile > 0 else ""
+        profile += f"; onset profile control {self.onset_profile:.2g}" if self.onset_profile > 0 else ""
         return (
             f"prior weights {weights}; intervals {self.interval_weight:g}; share {self.share:g}{loop}{profile}; "
             f"read {region}"

@@ -21,7 +21,7 @@ import torch
 
 from engine.symbolic.cache import MAX_WEIGHT, PITCH, SLOTS, CacheSettings, RegionCache, Sparse, TokenKinds
 from engine.symbolic.loop import RHYTHM_SLOTS, LoopMemory
-from engine.symbolic.profile import fitted_profile, loop_share
+from engine.symbolic.profile import fitted_onsets, fitted_profile, loop_share
 
 
 @dataclass
@@ -238,6 +238,8 @@ class CacheMixer:
         strength = settings.profile * looping
         profile = fitted_profile(prompt, kinds, strength) if strength > 0 else None
         self.profiles = [profile.fork() for _ in range(rows)] if profile is not None else []
+        onsets = fitted_onsets(prompt, kinds, settings.onset_profile * looping) if settings.onset_profile > 0 else None
+        self.onsets = [onsets.fork() for _ in range(rows)] if onsets is not None else []
         self.loop_weights = [_loop_weights(loop, settings, start) for _ in range(rows)] if loop is not None else []
         self.strength = list(loop_strength) if loop_strength is not None else [1.0] * rows  # per row, x the loop
         self.seen = [0] * rows
@@ -279,6 +281,7 @@ class CacheMixer:
             looped = self.loops[i].distribution() if self.loops else None
             if found is None and looped is None:
                 self.pending[i] = None
+                changed = (bool(self.onsets) and self.onsets[i].apply(probs[i])) or changed
                 continue
             size = self.kinds.size
             cache_p = _dense(size, found) if found is not None else probs[i]
@@ -289,6 +292,8 @@ class CacheMixer:
             probs[i] = self._mix(i, slot, model_p, cache_p, loop_slot, loop_p)
             if self.profiles and slot == PITCH:
                 self.profiles[i].apply(probs[i], self.caches[i].state.program)
+            if self.onsets:
+                self.onsets[i].apply(probs[i])
             changed = True
         out = logits
         if changed or forbidden:
@@ -340,5 +345,7 @@ class CacheMixer:
                 self.loops[i].observe(int(token))
             if self.profiles:
                 self.profiles[i].observe(int(token))
+            if self.onsets:
+                self.onsets[i].observe(int(token))
             self.report.tokens_written += 1
         self.seen[i] = len(row_tokens)

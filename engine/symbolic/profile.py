@@ -15,10 +15,13 @@ note counts for its length), as the measure of pitch-class overlap (engine.evalu
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from engine.symbolic.constraints import POSITIONS_PER_BEAT
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -104,14 +107,7 @@ class PitchProfile:
         prior = self.prior[program]
         played = self.parse.lengths.get(program)
         own = target * prior + (played if played is not None else 0.0)
-        shares = own / own.sum()
-        absent = self.absent[program]
-        # a class the region's part plays: towards its share; one it does not: a penalty once over TOLERANCE
-        wanted = np.where(absent, TOLERANCE, target)
-        ratio = wanted / np.maximum(shares, 1e-12)
-        out: np.ndarray = np.clip(self.strength * np.log(ratio), -MAX_BIAS, MAX_BIAS)
-        out[absent] = np.minimum(out[absent], 0.0)  # never a bonus for a class the region's part does not play
-        return out
+        return steer(target, own, self.absent[program], self.strength)
 
     def apply(self, probs: np.ndarray, program: int) -> bool:
         """Scale ``probs`` (one row's next-token probabilities, a ``Pitch_`` next) by the bias; False: unchanged."""
@@ -121,6 +117,84 @@ class PitchProfile:
         tokens = self.pitch_tokens
         probs[tokens] *= np.exp(bias[self.pitch_class[tokens]])
         return True
+
+
+def steer(target: np.ndarray, own: np.ndarray, absent: np.ndarray, strength: float) -> np.ndarray:
+    """Nats per bin: ``strength x log(target share / own share)``, clipped to :data:`MAX_BIAS`; a bin the target
+    lacks (``absent``) gets no bonus, only a penalty once it holds over :data:`TOLERANCE` of ``own``."""
+    shares = own / own.sum()
+    wanted = np.where(absent, TOLERANCE, target)
+    out: np.ndarray = np.clip(strength * np.log(wanted / np.maximum(shares, 1e-12)), -MAX_BIAS, MAX_BIAS)
+    out[absent] = np.minimum(out[absent], 0.0)
+    return out
+
+
+class OnsetProfile:
+    """The same control for where notes start: the region's onset positions in the bar (each part's onset counted
+    once, as the onset-position measure counts them, drums included) against the variant's so far, as a bias on the
+    ``Position_`` tokens wherever a position may come next (after a note or at a bar's start)."""
+
+    def __init__(self, kinds: TokenKinds, strength: float) -> None:
+        self.kinds, self.strength = kinds, strength
+        self.previous, self.position, self.bars = "", 0, 0
+        self.here: set[int] = set()
+        self.counts: np.ndarray | None = None  # [positions in the region's bar] onsets, once its meter is read
+        self.target = np.zeros(0)  # the region's shares per position (set by end_region)
+        self.prior = 0.0  # the region's onsets a bar: the pseudo-count of its shares in the variant's
+        self.absent = np.zeros(0, dtype=bool)
+        self.position_tokens = np.array([t for t, k in enumerate(kinds.kind) if k == "Position"], dtype=np.int64)
+        self.position_of = np.array([kinds.number[t] for t in self.position_tokens], dtype=np.int64)
+
+    def fork(self) -> OnsetProfile:
+        out = copy.copy(self)
+        out.here = set(self.here)
+        out.counts = self.counts.copy() if self.counts is not None else None
+        return out
+
+    def observe(self, token: int) -> None:
+        kind = self.kinds.kind[token]
+        if kind == "Bar":
+            self.bars += 1
+            self.here = set()
+        elif kind == "TimeSig" and self.counts is None:
+            self.counts = np.zeros(self.kinds.number[token] * POSITIONS_PER_BEAT)
+        elif kind == "Position":
+            self.position = self.kinds.number[token]
+            self.here = set()
+        elif kind == "Program" and self.kinds.number[token] not in self.here:
+            self.here.add(self.kinds.number[token])
+            if self.counts is not None and self.position < len(self.counts):
+                self.counts[self.position] += 1
+        if kind != "Tempo":
+            self.previous = kind
+
+    def end_region(self) -> None:
+        counts = self.counts
+        if counts is not None and counts.sum() > 0:
+            self.target = counts / counts.sum()
+            self.prior = float(counts.sum()) / max(1, self.bars)
+            self.absent = counts <= 0
+            self.counts = np.zeros_like(counts)
+        else:
+            self.strength = 0.0
+
+    def apply(self, probs: np.ndarray) -> bool:
+        """Scale ``probs`` (one row's next-token probabilities) where a position may come next; False: unchanged."""
+        if self.strength <= 0 or self.previous not in ("Duration", "TimeSig") or self.counts is None:
+            return False
+        bias = steer(self.target, self.target * self.prior + self.counts, self.absent, self.strength)
+        inside = self.position_of < len(bias)
+        tokens = self.position_tokens[inside]
+        probs[tokens] *= np.exp(bias[self.position_of[inside]])
+        return True
+
+
+def fitted_onsets(region: Sequence[int], kinds: TokenKinds, strength: float) -> OnsetProfile:
+    onsets = OnsetProfile(kinds, strength)
+    for token in region:
+        onsets.observe(int(token))
+    onsets.end_region()
+    return onsets
 
 
 def loop_share(start_weights: dict[str, float], settings: LoopSettings) -> float:

@@ -15,7 +15,7 @@ from test_loop import groove, stream, through_composed
 from engine.symbolic.cache import CacheSettings, TokenKinds
 from engine.symbolic.loop import LoopSettings
 from engine.symbolic.mixer import CacheMixer
-from engine.symbolic.profile import MAX_BIAS, fitted_profile
+from engine.symbolic.profile import MAX_BIAS, fitted_onsets, fitted_profile
 
 PROGRAM = 0
 # one bar in 4/4: C held for three beats, then E and G for half a beat each (a duration-weighted profile of C 0.75,
@@ -121,3 +121,23 @@ def test_the_control_acts_as_far_as_the_region_loops(vocab: dict[str, int], kind
     assert fugue_share < 0.4 and fugue_strength < 0.8, fugue_share  # measured 0.25 and 0.50 (its next slot)
     off = CacheMixer(stream(vocab, [groove()] * 4), kinds, 1, CacheSettings(loop=LoopSettings(), profile=0.0))
     assert off.report.profile is None and not off.profiles and "profile" not in off.report.describe()
+
+
+def test_the_onset_control_favours_the_regions_positions_the_variant_has_left_out(
+    vocab: dict[str, int], kinds: TokenKinds
+) -> None:
+    onsets = fitted_onsets(region(vocab), kinds, strength=1.0)  # onsets at positions 0, 24 and 28 of each bar
+    position = {q: vocab[f"Position_{q}"] for q in (0, 8, 24, 28)}
+    probs = np.ones(kinds.size)
+    for token in bar_tokens(vocab, REGION_BAR):  # a bar copied: nothing to correct
+        onsets.observe(token)
+    assert onsets.apply(probs) and np.allclose(probs[list(position.values())], 1.0)
+    for _ in range(3):  # then bars with one onset, at a position the region never plays
+        for token in bar_tokens(vocab, [(8, 60, "Duration_3.0.8")]):
+            onsets.observe(token)
+    probs = np.ones(kinds.size)
+    assert onsets.apply(probs)
+    got = probs[list(position.values())]
+    assert got[1] < 0.5 and min(got[0], got[2], got[3]) > 1.2, got  # measured x0.06 and x1.5
+    onsets.observe(vocab["Position_0"])
+    assert not onsets.apply(np.ones(kinds.size))  # after a position a part comes, not another position
