@@ -1,4 +1,5 @@
-"""Pitch-class profile control: each part of a variant steered towards the region's own pitch-class profile.
+"""Profile controls: each part of a variant steered towards the region's own pitch-class profile, and (off by
+default) the variant's onset positions in the bar towards the region's.
 
 A static pitch-class prior (a log-prior added to every ``Pitch_`` logit, engine.symbolic.guidance) sharpens: it
 pushes every note towards the region's most used classes, so a variant's profile overshoots the region's where the
@@ -11,6 +12,11 @@ plays gets no bonus, only a penalty once it holds more than :data:`TOLERANCE` of
 penalty acts on it as before). A variant that copies the region is not pushed at all, and every variant ends near the
 region's profile in its own order of notes. The region's and the variant's profiles are duration-weighted (a held
 note counts for its length), as the measure of pitch-class overlap (engine.evaluate.midi) weighs them.
+
+The mixer (engine.symbolic.mixer) scales the setting's strength by how far the region loops (:func:`loop_share`,
+from the loop memory's fit to the region): where a region never repeats, composers tend to move on to other keys,
+and the control stays out of the way. :class:`OnsetProfile` is the same feedback on where notes start
+(``Position_`` tokens); docs/symbolic-engine.md, "Pitch classes: the profile control", has the figures.
 """
 
 from __future__ import annotations
