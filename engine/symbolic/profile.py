@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -195,12 +195,19 @@ class OnsetProfile:
         return True
 
 
-def fitted_onsets(region: Sequence[int], kinds: TokenKinds, strength: float) -> OnsetProfile:
-    onsets = OnsetProfile(kinds, strength)
+_Profile = TypeVar("_Profile", PitchProfile, OnsetProfile)
+
+
+def _fitted(profile: _Profile, region: Sequence[int]) -> _Profile:
+    """``profile`` after reading the region's tokens (its targets), ready for the variant's first token."""
     for token in region:
-        onsets.observe(int(token))
-    onsets.end_region()
-    return onsets
+        profile.observe(int(token))
+    profile.end_region()
+    return profile
+
+
+def fitted_onsets(region: Sequence[int], kinds: TokenKinds, strength: float) -> OnsetProfile:
+    return _fitted(OnsetProfile(kinds, strength), region)
 
 
 def loop_share(start_weights: dict[str, float], settings: LoopSettings) -> float:
@@ -215,8 +222,4 @@ def loop_share(start_weights: dict[str, float], settings: LoopSettings) -> float
 
 
 def fitted_profile(region: Sequence[int], kinds: TokenKinds, strength: float) -> PitchProfile:
-    profile = PitchProfile(kinds, strength)
-    for token in region:
-        profile.observe(int(token))
-    profile.end_region()
-    return profile
+    return _fitted(PitchProfile(kinds, strength), region)
