@@ -11,7 +11,8 @@ one row per configuration. ``--set tuning`` runs on the tuning pieces (bench/dat
 settings are chosen there, never on the bench's pieces. ``--set lmms`` runs on producers' songs (LMMS demos,
 bench/data/midi_quality/lmms/, built by bench/lmms_set.py), an evaluation set far from the training corpus;
 ``--set openmsx`` on game music (OpenTTD's OpenMSX songs: boogie, blues, pop, rock; bench/openmsx_set.py), another;
-``--set openmsx-rest`` on the OpenMSX songs that set left out (bench/openmsx_rest_set.py), kept for a last check.
+``--set openmsx-rest`` on the OpenMSX songs that set left out (bench/openmsx_rest_set.py), kept for a last check;
+``--set classical-rest`` on untouched classical pieces and passages (bench/classical_rest_set.py), another.
 Columns (means over the pieces; "ok" counts pieces/parts/variants meeting the target):
 
 - pc: variants' pitch-class overlap with the region minus the composer's (target |.| <= 0.05; then, one-sided,
@@ -400,10 +401,11 @@ def main() -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument(
         "--set",
-        choices=("bench", "tuning", "lmms", "openmsx", "openmsx-rest"),
+        choices=("bench", "tuning", "lmms", "openmsx", "openmsx-rest", "classical-rest"),
         default="bench",
         help="tuning: the tuning pieces; lmms: producers' songs (bench/lmms_set.py); openmsx: game music "
-        "(bench/openmsx_set.py); openmsx-rest: the OpenMSX songs that set left out (bench/openmsx_rest_set.py)",
+        "(bench/openmsx_set.py); openmsx-rest: the OpenMSX songs that set left out (bench/openmsx_rest_set.py); "
+        "classical-rest: untouched classical pieces (bench/classical_rest_set.py)",
     )
     parser.add_argument("--demo-pad", action="store_true", help="only make demo's pad, cache on and off")
     parser.add_argument("--demo-roll", default=None, help="only a piano roll (PNG path) of make demo per --configs")
