@@ -243,7 +243,11 @@ def continue_region(
         settings = replace(settings, pitch_weight=settings.cache_pitch_weight)
     if settings.enabled:
         stats = region_stats(prompt_ids, model.vocab, constraints.positions_per_bar)
-        constraints = guided_constraints(constraints, stats, model.vocab, settings)
+        whole_stats = None
+        if settings.density_from != "prompt":  # the density targets read the whole region, not only the prompt
+            whole_ids = encode_prompt(region, model.tokenizer, model.vocab, max_tokens=WHOLE_REGION_BLOCKS * block)
+            whole_stats = region_stats(whole_ids, model.vocab, constraints.positions_per_bar)
+        constraints = guided_constraints(constraints, stats, model.vocab, settings, whole_stats)
     factor = DEFAULT_CANDIDATES if candidates is None else max(1, int(candidates))
     factor = max(1, min(factor, MAX_CANDIDATE_ROWS // max(1, len(seeds))))
     pool_seeds = candidate_seeds(seeds, factor)
@@ -280,7 +284,7 @@ def continue_region(
     order = list(range(len(seeds)))
     if factor > 1:
         groups = [list(range(i, len(pool_seeds), len(seeds))) for i in range(len(seeds))]
-        order = choose(region, decoded, params.bars, groups, settings)
+        order = choose(region, decoded, params.bars, groups, settings, constraints)
     kept = [decoded[i] for i in order]
     if mixer is not None and mixer.report.loop is not None:
         job = _Job(model, region, params, part_names, prompt_ids, constraints, cancel, use_cache)
@@ -371,14 +375,24 @@ def choose(
     bars: int,
     groups: Sequence[Sequence[int]],
     settings: GuidanceSettings,
+    constraints: Constraints | None = None,
 ) -> list[int]:
-    """Indices of the candidates, one per group, fitting the region best while differing (symbolic.candidates)."""
+    """Indices of the candidates, one per group, fitting the region best while differing (symbolic.candidates).
+
+    With ``settings.density_fit_target`` and the guidance's density targets in ``constraints``, a candidate's
+    notes per bar are measured against those targets (the fit asks for the region's mean times a factor: the
+    factor is the target over that mean), else against the region's mean times the density asked."""
     tpq = region.ticks_per_quarter
     bar_beats = region.meter.quarters_per_bar
     start = max(0, region.place_at_tick - region.length_bars * region.bar_ticks)
     region_content = content_from_score(region.score, start, region.place_at_tick)
     scale = measures.region_scale_share(region_content)
     density = {channel_of(p.program): settings.part_density.get(p.program, settings.density) for p in region.parts}
+    targets = constraints.density_target if constraints is not None and settings.density_fit_target else {}
+    mean = measures.notes_per_bar(region_content, bar_beats, region.length_bars)
+    for program, target in targets.items():
+        if mean.get(channel_of(program), 0.0) > 0:
+            density[channel_of(program)] = target / mean[channel_of(program)]
     contents = [content_from_parts(parts, tpq, bars * region.bar_ticks) for parts in decoded]
     fits = [fit(c, region_content, bar_beats, bars, region.length_bars, scale, density) for c in contents]
     division = measures.onset_grid(region_content) or 4

@@ -11,7 +11,10 @@ every variant towards it, each scaled by ``similarity`` (1 = close to the region
   durations more than four duration steps under the part's shortest usual one are forbidden (a pad of whole
   notes holds at least 3.5 beats), so held chords stay held;
 - **density**: each part's notes per bar times ``density`` / ``part_density`` becomes a target the sampler
-  steers to (a bonus while a part is behind it, a penalty once it is a chord ahead);
+  steers to (a bonus while a part is behind it, a penalty once it is a chord ahead); the notes per bar are read
+  over the whole region from the part's first note on (``density_from``: a part that enters in the region's
+  third bar, a fugue's later voice or a producer's build-up, plays on at its own rate, not at that rate thinned
+  over the bars before it came in), optionally weighting recent bars more (``density_half_life``);
 - **end on the tonic**: in the last bar the lowest part plays only the tonic and the others favour the tonic
   triad (the tonic from the region's pitch-class profile, Krumhansl-Kessler).
 
@@ -37,6 +40,13 @@ DEFAULT_SIMILARITY = 0.7
 DEFAULT_DENSITY = 1.0
 DEFAULT_HOLD_NOTES = True
 DEFAULT_END_ON_TONIC = False
+# where each part's target notes per bar is read (docs/symbolic-engine.md, "Notes per bar: the density target"):
+# "prompt": the model's prompt (the region's last bars that fit half a context: one bar of a dense region), as
+# before; "region": the whole region's mean; "entry": the whole region from the part's first note on
+DENSITY_FROM = "prompt"
+DENSITY_HALF_LIFE = 0.0  # bars: a bar this far before the region's last counts half (0: every bar alike)
+DENSITY_SOURCES = ("prompt", "region", "entry")
+DENSITY_FIT_TARGET = False
 PITCH_WEIGHT = 0.3  # nats per unit of log-prior at similarity 1 (1.0 overshoots: bench)
 CACHE_PITCH_WEIGHT = 0.0  # with the region cache on: off (the cache's pitch slot does that work per part)
 POSITION_WEIGHT = 1.0
@@ -65,6 +75,10 @@ class GuidanceSettings:
     density: float = DEFAULT_DENSITY
     part_density: dict[int, float] = field(default_factory=dict)  # program -> factor (overrides density)
     density_control: bool = True  # steer each part to its target notes per bar (else: only the old bonus)
+    density_from: str = DENSITY_FROM  # "prompt", "region" or "entry" (DENSITY_SOURCES; read with the region's tokens)
+    density_half_life: float = DENSITY_HALF_LIFE
+    # the candidates' fit measures notes per bar against these targets (else: the region's mean x the density)
+    density_fit_target: bool = DENSITY_FIT_TARGET
     end_on_tonic: bool = DEFAULT_END_ON_TONIC
 
     def describe(self) -> str:
@@ -104,6 +118,8 @@ class RegionStats:
     durations: dict[int, np.ndarray]  # program -> [len(vocab.durations)] counts
     notes: dict[int, int]  # program -> notes
     onsets: dict[int, int]  # program -> distinct onset positions (chords count once)
+    bar_notes: dict[int, list[int]] = field(default_factory=dict)  # program -> notes started in each bar
+    first_onset: dict[int, float] = field(default_factory=dict)  # program -> its first note, in bars from the start
 
     def chord_size(self, program: int) -> float:
         return self.notes.get(program, 0) / max(1, self.onsets.get(program, 0))
@@ -122,7 +138,8 @@ def region_stats(prompt_ids: Sequence[int], vocab: Vocabulary, positions_per_bar
     pitch_of = {tid: p for p, tid in vocab.pitches.items()}
     drum_of = {tid: p for p, tid in vocab.drum_pitches.items()}
     duration_index = {tid: i for i, tid in enumerate(vocab.durations)}
-    stats = RegionStats(0, {}, {}, np.zeros(max(1, positions_per_bar)), {}, {}, {}, {})
+    ppb = max(1, positions_per_bar)
+    stats = RegionStats(0, {}, {}, np.zeros(ppb), {}, {}, {}, {})
     position, program = 0, None
     onset_seen: set[tuple[int, int, int]] = set()
     for tid in prompt_ids:
@@ -136,6 +153,11 @@ def region_stats(prompt_ids: Sequence[int], vocab: Vocabulary, positions_per_bar
             pitch = pitch_of.get(tid, drum_of.get(tid, 0))
             stats.pitches.setdefault(program, []).append(pitch)
             stats.notes[program] = stats.notes.get(program, 0) + 1
+            bar = max(0, stats.bars - 1)
+            per_bar = stats.bar_notes.setdefault(program, [])
+            per_bar.extend([0] * (bar + 1 - len(per_bar)))
+            per_bar[bar] += 1
+            stats.first_onset.setdefault(program, bar + min(position, ppb) / ppb)
             if program != -1 and tid in pitch_of:
                 stats.pitch_classes.setdefault(program, np.zeros(12))[pitch % 12] += 1
             onset = (stats.bars, position, program)
@@ -150,6 +172,28 @@ def region_stats(prompt_ids: Sequence[int], vocab: Vocabulary, positions_per_bar
             stats.durations.setdefault(program, np.zeros(len(vocab.durations)))[duration_index[tid]] += 1
     stats.bars = max(1, stats.bars)
     return stats
+
+
+def notes_per_bar(stats: RegionStats, program: int, source: str = DENSITY_FROM, half_life: float = 0.0) -> float:
+    """The part's notes per bar in ``stats`` (read from the region's tokens): over every bar (``"region"``,
+    ``"prompt"``: the same count, the caller passes the tokens it means), or from the part's first note on
+    (``"entry"``: at least one bar, so a part entering on the last beat is not counted four times). With a
+    ``half_life`` (bars) each bar weighs 0.5 ** (its distance from the last bar / half_life)."""
+    if source not in DENSITY_SOURCES:
+        raise ValueError(f"unknown density source {source!r}: one of {', '.join(DENSITY_SOURCES)}")
+    counts = stats.bar_notes.get(program, [])
+    bars = max(1, stats.bars)
+    if not counts or sum(counts) == 0:
+        return 0.0
+    start = stats.first_onset.get(program, 0.0) if source == "entry" else 0.0
+    if bars - start <= 1.0:  # the part came in during the last bar: its notes over one bar
+        return float(sum(counts))
+    # each bar's share of the time the part has been playing (the bar it entered in: the part after its entry)
+    cover = [min(1.0, max(0.0, i + 1 - start)) for i in range(bars)]
+    weight = [0.5 ** ((bars - 1 - i) / half_life) if half_life > 0 else 1.0 for i in range(bars)]
+    played = sum(w * n for w, n in zip(weight, counts, strict=False))
+    time = sum(w * c for w, c in zip(weight, cover, strict=True))
+    return played / time
 
 
 def _log_prior(counts: np.ndarray, smoothing: float = SMOOTHING) -> np.ndarray:
@@ -175,9 +219,16 @@ def tonic_triad(stats: RegionStats) -> tuple[int, frozenset[int]] | None:
 
 
 def guided_constraints(
-    constraints: Constraints, stats: RegionStats, vocab: Vocabulary, settings: GuidanceSettings
+    constraints: Constraints,
+    stats: RegionStats,
+    vocab: Vocabulary,
+    settings: GuidanceSettings,
+    region: RegionStats | None = None,
 ) -> Constraints:
-    """``constraints`` with the region's priors, density targets and cadence as the settings ask."""
+    """``constraints`` with the region's priors, density targets and cadence as the settings ask.
+
+    ``stats`` is read from the model's prompt, ``region`` (when given) from the whole region's tokens: the density
+    targets come from it unless ``settings.density_from`` is ``"prompt"``."""
     s = settings.similarity
     pitch_bias: dict[int, tuple[float, ...]] = {}
     total = stats.total_pitch_classes()
@@ -220,7 +271,9 @@ def guided_constraints(
     chord_size: dict[int, float] = {}
     for program in constraints.parts:
         factor = settings.part_density.get(program, settings.density)
-        density_target[program] = stats.notes.get(program, 0) / stats.bars * factor
+        source = region if region is not None and settings.density_from != "prompt" else stats
+        rate = notes_per_bar(source, program, settings.density_from, settings.density_half_life)
+        density_target[program] = rate * factor
         chord_size[program] = max(1.0, stats.chord_size(program))
     final_bias: dict[int, tuple[float, ...]] = {}
     if settings.end_on_tonic:
