@@ -14,6 +14,7 @@ from bridge.capture.options import (
     RecorderFactory,
     TakeOptions,
     TakeResult,
+    TakeRuntime,
     default_capture_path,
     open_sound_device,
 )
@@ -146,7 +147,7 @@ class CaptureController:
                 options,
                 progress=lambda fraction, message: self._emit(CaptureProgress(fraction, message, origin)),
                 cancel=cancel,
-                open_recorder=self._open_recorder,
+                runtime=TakeRuntime(open_recorder=self._open_recorder),
             )
             if self._on_done is not None:
                 self._on_done(result)

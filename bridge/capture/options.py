@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +63,18 @@ RecorderFactory = Callable[["TakeOptions"], Recorder]
 def open_sound_device(options: TakeOptions) -> Recorder:
     """The default recorder: sounddevice on ``options.device``."""
     return SoundDeviceRecorder(device=options.device, channels=options.channels, sample_rate_hz=options.sample_rate_hz)
+
+
+@dataclass(frozen=True)
+class TakeRuntime:
+    """What a take runs on besides the MIDI clock: how it opens the audio input, the time it reads and waits on,
+    and whether it shuts PortAudio down afterwards (``release``, closing its JACK client). The defaults are the
+    real ones; tests hand in a simulated world."""
+
+    open_recorder: RecorderFactory = open_sound_device
+    now: Callable[[], float] = time.perf_counter
+    sleep: Callable[[float], None] = time.sleep
+    release: bool = True
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,6 @@ import math
 import os
 import sys
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,11 +38,10 @@ from bridge.capture.options import (
     ClockSource,
     Progress,
     Recorder,
-    RecorderFactory,
     TakeOptions,
     TakeResult,
+    TakeRuntime,
     check_out_path,
-    open_sound_device,
 )
 from bridge.capture.session import Capture, CaptureSession, StampMap, save_capture
 from bridge.clock import PPQN, ClockState
@@ -165,12 +163,11 @@ class _Take:
             elif kind in ("stop", "start", "continue"):  # a Start while rolling: the DAW relocated or looped
                 self._end("stop", event.stamp, now)
 
-    def record(
-        self, tap: _Tap, port: str, cancel: CancelToken | None, now: Callable[[], float], sleep: Callable[[float], None]
-    ) -> None:
+    def record(self, tap: _Tap, port: str, cancel: CancelToken | None, runtime: TakeRuntime) -> None:
         """Armed, with the recorder started: pump the audio and the clock's events until the take is over and its
         tail is in. :class:`BadInputError` when it is spoiled, :class:`CancelledError` on ``cancel``."""
         recorder, options = self.recorder, self.options
+        now, sleep = runtime.now, runtime.sleep
         armed_at = now()
         bars = f"{options.bars} bar(s)" if options.bars is not None else "until the DAW stops"
         self.progress(0.0, f"armed ({bars}, {recorder.device_name}, {self.rate} Hz): press play in the DAW")
@@ -304,21 +301,20 @@ def record_take(
     *,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
-    open_recorder: RecorderFactory = open_sound_device,
-    now: Callable[[], float] = time.perf_counter,
-    sleep: Callable[[float], None] = time.sleep,
-    release: bool = True,
+    runtime: TakeRuntime | None = None,
 ) -> TakeResult:
     """Record one take from ``clock`` and the recorder into ``out_path`` (a new .wav); see the module doc.
 
     :class:`BadInputError` for everything the producer can fix (the message says how), :class:`CancelledError`
-    when ``cancel`` is set. ``release``: shut PortAudio down afterwards (closing its JACK client).
+    when ``cancel`` is set. ``runtime``: the audio input's opener, the time, and whether PortAudio is shut down
+    afterwards (:class:`~bridge.capture.options.TakeRuntime`).
     """
     options.check()
+    runtime = runtime or TakeRuntime()
     out_path = check_out_path(out_path)
     say = progress or (lambda fraction, message: None)
     port = clock.port_name
-    _wait_for_clock(clock, options, cancel, now, sleep)
+    _wait_for_clock(clock, options, cancel, runtime)
     tap = _Tap()
     recorder: Recorder | None = None
     clock.add_tap(tap)
@@ -330,14 +326,14 @@ def record_take(
     stuck = False  # a PortAudio call on this recorder was abandoned: it is not called again
     try:
         # PortAudio can block for good: each call is watched, so that a cancel is answered within 2 s
-        recorder = watched("opening the audio input", lambda: open_recorder(options), cancel=cancel)
+        recorder = watched("opening the audio input", lambda: runtime.open_recorder(options), cancel=cancel)
         take = _Take(recorder, options, say)
         try:
             watched(f"starting the audio input {recorder.device_name!r}", recorder.start, cancel=cancel)
         except (DeviceNotAnsweringError, CancelledError):
             stuck = True
             raise
-        take.record(tap, port, cancel, now, sleep)
+        take.record(tap, port, cancel, runtime)
         closing = recorder
         try:  # the recorder bounds its own close; this bounds any other recorder's
             watched("closing the audio input", lambda: closing.close(take.on_block), timeout_s=PORTAUDIO_TIMEOUT_S + 1)
@@ -361,7 +357,7 @@ def record_take(
             except Exception as e:  # the take's own outcome (or error) is what the caller hears
                 log.warning("closing the audio input failed: %s", e)
             finally:
-                if release:
+                if runtime.release:
                     release_audio()
     result = _take_result(take, capture, quantized, path, clock.source)
     say(1.0, f"captured {result.length_bars} bar(s) at {result.tempo_bpm:g} BPM")
@@ -369,15 +365,10 @@ def record_take(
     return result
 
 
-def _wait_for_clock(
-    clock: ClockSource,
-    options: TakeOptions,
-    cancel: CancelToken | None,
-    now: Callable[[], float],
-    sleep: Callable[[float], None],
-) -> None:
+def _wait_for_clock(clock: ClockSource, options: TakeOptions, cancel: CancelToken | None, runtime: TakeRuntime) -> None:
     """Until the clock's MIDI input is there (at most ``connect_timeout_s``); :class:`BadInputError` naming the
     inputs there are when it does not come."""
+    now = runtime.now
     deadline = now() + options.connect_timeout_s
     while not clock.connected:
         if cancel is not None and cancel.cancelled:
@@ -387,7 +378,7 @@ def _wait_for_clock(
                 f"no MIDI clock: the MIDI input {clock.port_name!r} is not available ({_midi_inputs()}); check that "
                 "the DAW sends MIDI clock to it and that the name is right (`segue doctor` lists the MIDI inputs)"
             )
-        sleep(POLL_S * 5)
+        runtime.sleep(POLL_S * 5)
 
 
 def _take_over(take: _Take, options: TakeOptions, t: float, armed_at: float, port: str) -> bool:

@@ -14,7 +14,7 @@ import pytest
 from capture_rig import BAR, GRID_ERROR, SR, World, clicks, run_take
 
 import bridge.sound_devices as sound_devices
-from bridge.capture.options import TakeOptions, check_out_path, default_capture_path
+from bridge.capture.options import TakeOptions, TakeRuntime, check_out_path, default_capture_path
 from bridge.capture.take import _realtime_thread, record_take
 from bridge.sound_devices import SoundDeviceRecorder, release_audio
 from engine.api import CancelToken
@@ -154,10 +154,9 @@ def test_cancel_writes_nothing(tmp_path: Path) -> None:
             tmp_path / "take.wav",
             TakeOptions(bars=4, realtime=False),
             cancel=cancel,
-            open_recorder=lambda o: world.recorder,
-            now=world.now,
-            sleep=sleep_then_cancel,
-            release=False,
+            runtime=TakeRuntime(
+                open_recorder=lambda o: world.recorder, now=world.now, sleep=sleep_then_cancel, release=False
+            ),
         )
     assert not (tmp_path / "take.wav").exists() and world.recorder.closed
 

@@ -13,7 +13,7 @@ import pytest
 
 from bridge import sound_devices
 from bridge.capture.controller import CaptureController, CaptureFailed
-from bridge.capture.options import TakeOptions
+from bridge.capture.options import TakeOptions, TakeRuntime
 from bridge.capture.take import record_take
 from bridge.sound_devices import DeviceNotAnsweringError, audio_inputs_check, input_devices, watched
 from engine.api import CancelToken
@@ -118,8 +118,12 @@ def test_cancel_is_answered_while_opening_the_input_blocks_forever(forever: Call
 
     def take() -> None:
         record_take(
-            Clock(), tmp_path / "take.wav", TakeOptions(realtime=False), cancel=cancel, open_recorder=open_recorder
-        )  # type: ignore[arg-type]
+            Clock(),  # type: ignore[arg-type]
+            tmp_path / "take.wav",
+            TakeOptions(realtime=False),
+            cancel=cancel,
+            runtime=TakeRuntime(open_recorder=open_recorder),
+        )
 
     def cancel_when_opening() -> None:
         opening.wait(BOUND_S)
@@ -138,7 +142,12 @@ def test_a_start_that_blocks_forever_fails_the_take_and_the_stream_is_not_touche
     recorder = BlockingRecorder(forever)
 
     def take() -> None:
-        record_take(Clock(), tmp_path / "take.wav", TakeOptions(realtime=False), open_recorder=lambda o: recorder)  # type: ignore[arg-type]
+        record_take(
+            Clock(),  # type: ignore[arg-type]
+            tmp_path / "take.wav",
+            TakeOptions(realtime=False),
+            runtime=TakeRuntime(open_recorder=lambda o: recorder),  # type: ignore[arg-type,return-value]
+        )
 
     (error,) = _in_thread(take)
     assert isinstance(error, DeviceNotAnsweringError)

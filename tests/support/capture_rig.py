@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 import soundfile as sf
 
-from bridge.capture.options import TakeOptions, TakeResult
+from bridge.capture.options import TakeOptions, TakeResult, TakeRuntime
 from bridge.capture.take import record_take
 from bridge.clock import ClockState
 
@@ -163,10 +163,7 @@ def run_take(world: World, tmp_path: Path, **options: Any) -> TakeResult:
         tmp_path / "take.wav",
         opts,
         progress=lambda fraction, message: messages.append(message),
-        open_recorder=lambda o: world.recorder,
-        now=world.now,
-        sleep=world.sleep,
-        release=False,
+        runtime=TakeRuntime(open_recorder=lambda o: world.recorder, now=world.now, sleep=world.sleep, release=False),
     )
     assert world.recorder.closed and not world.clock.taps
     return result
