@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine.api import Meter
     from engine.transcribe import model as transcribe
     from engine.transcribe.grid import TranscriptionOptions
-    from engine.transcribe.region import transcribe_region
+    from engine.transcribe.region import AudioRegion, transcribe_region
 
     options = TranscriptionOptions(threads=args.threads)
 
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def segue(i: int, model: Any = None) -> list[tuple[float, float, int]]:
             out = Path(tmp) / f"t{i}.mid"
-            transcribe_region(wav, TEMPO, Meter(4, 4), None, out, options, model=model)
+            transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), out, options, model=model)
             spq = 60.0 / TEMPO
             score = Score(str(out))
             tpq = score.ticks_per_quarter

@@ -81,7 +81,7 @@ def transcribe_prompt(
     audio with no pitched content (:func:`engine.transcribe.region.transcribe_region`, which ``progress`` and ``cancel``
     are handed to; ``threads``: onnxruntime's, 0 for its default)."""
     from engine.transcribe.grid import TranscriptionOptions
-    from engine.transcribe.region import transcribe_region
+    from engine.transcribe.region import AudioRegion, transcribe_region
 
     if prompt.audio_path is None:
         raise BadInputError("only an audio region is transcribed; this region has no audio file")
@@ -90,9 +90,8 @@ def transcribe_prompt(
     if midi_out.exists():
         raise EngineError(f"{midi_out} already exists; Segue never overwrites files")
     options = TranscriptionOptions(threads=threads)
-    transcription = transcribe_region(
-        prompt.audio_path, grid.tempo_bpm, grid.meter, prompt.length_beats, midi_out, options, progress, cancel
-    )
+    region = AudioRegion(prompt.audio_path, grid.tempo_bpm, grid.meter, prompt.length_beats)
+    transcription = transcribe_region(region, midi_out, options, progress, cancel)
     midi_prompt = replace(
         prompt, midi_path=midi_out, tempo_bpm=grid.tempo_bpm, meter=grid.meter,
         length_beats=transcription.length_beats,

@@ -55,6 +55,18 @@ NO_PITCHED = (
 
 
 @dataclass(frozen=True)
+class AudioRegion:
+    """An audio region to transcribe: its file (its first sample on a bar line), its grid (``tempo_bpm``,
+    ``meter``) and its length in quarter notes, as the DAW gives it (None: the audio's, rounded to whole bars as the
+    audio engine rounds it)."""
+
+    path: Path
+    tempo_bpm: float
+    meter: Meter
+    length_beats: float | None = None
+
+
+@dataclass(frozen=True)
 class Transcription:
     """What :func:`transcribe_region` wrote and how much to trust it."""
 
@@ -169,33 +181,29 @@ def _refuse_unpitched(
 
 
 def transcribe_region(
-    audio_path: Path,
-    tempo_bpm: float,
-    meter: Meter,
-    length_beats: float | None,
+    region: AudioRegion,
     midi_out: Path,
     options: TranscriptionOptions | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
     model: ModelRunner | None = None,
 ) -> Transcription:
-    """Transcribe the audio region ``audio_path`` (its first sample on a bar line) to a one-part MIDI file at
-    ``midi_out`` (written atomically, never over an existing file) on the grid of ``tempo_bpm`` and ``meter``.
+    """Transcribe ``region`` to a one-part MIDI file at ``midi_out`` (written atomically, never over an existing
+    file) on the region's grid.
 
-    ``length_beats`` (quarter notes, from the DAW) is the region's length; None: the audio's, rounded to whole
-    bars as the audio engine rounds it. :class:`BadInputError` when the audio is unreadable, silent, or holds no
-    pitched content; :class:`EngineError` when basic-pitch is not installed. ``progress`` gets the share of the
-    model's work done (0..1); ``cancel`` stops it (:class:`CancelledError`) between batches of 8 windows (16 s).
-    ``model`` runs the model (default :func:`model_output`; tests hand in a stand-in that perturbs its output).
+    :class:`BadInputError` when the audio is unreadable, silent, or holds no pitched content; :class:`EngineError`
+    when basic-pitch is not installed. ``progress`` gets the share of the model's work done (0..1); ``cancel``
+    stops it (:class:`CancelledError`) between batches of 8 windows (16 s). ``model`` runs the model (default
+    :func:`model_output`; tests hand in a stand-in that perturbs its output).
     """
     options = options or TranscriptionOptions()
     started = time.perf_counter()
-    audio_path = Path(audio_path)
+    audio_path, tempo_bpm, meter = Path(region.path), float(region.tempo_bpm), region.meter
     if midi_out.exists():
         raise EngineError(f"{midi_out} already exists; Segue never overwrites files")
     info = probe_audio(audio_path)
-    grid = BarGrid(float(tempo_bpm), meter)
-    bars, seam, region_notes = locate_region(info, grid, length_beats)
+    grid = BarGrid(tempo_bpm, meter)
+    bars, seam, region_notes = locate_region(info, grid, region.length_beats)
     stop = min(seam, info.frames)
     start = max(0, stop - int(options.max_seconds * info.sample_rate))
     notes: list[str] = []
@@ -234,13 +242,13 @@ def transcribe_region(
     dropped += echoes
     notes += _what_was_adjusted(messy, confidence, mean_poly, cluster_share, latency, dropped)
     program, name = (LEAD_PROGRAM, LEAD_NAME) if monophonic else (POLY_PROGRAM, POLY_NAME)
-    conductor = Conductor(tempos=((0, float(tempo_bpm)),), meters=((0, meter),))
+    conductor = Conductor(tempos=((0, tempo_bpm),), meters=((0, meter),))
     part = PartNotes(name, program, tuple(quantised))
     save_midi(build_midi(TICKS_PER_QUARTER, conductor, [part], end_tick), midi_out)
     timings["transcribe_seconds"] = time.perf_counter() - started
     result = Transcription(
         midi_path=midi_out,
-        tempo_bpm=float(tempo_bpm),
+        tempo_bpm=tempo_bpm,
         meter=meter,
         length_bars=bars,
         program=program,

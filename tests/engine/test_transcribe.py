@@ -24,7 +24,7 @@ if importlib.util.find_spec("basic_pitch") is None:
 
 from engine.transcribe import model as transcribe_model  # noqa: E402
 from engine.transcribe import region as transcribe  # noqa: E402
-from engine.transcribe.region import transcribe_region  # noqa: E402
+from engine.transcribe.region import AudioRegion, transcribe_region  # noqa: E402
 
 TPQ = 480
 TEMPO = 100.0
@@ -68,7 +68,7 @@ def grid_f1(expected: list[Note], midi: Path) -> float:
 def test_a_rendered_melody_comes_back_on_its_grid(tmp_path: Path, rate: int, channels: int) -> None:
     expected = notes_of(MELODY)
     wav = render_region(tmp_path / "melody.wav", expected, 0, rate, channels, bars=4)
-    result = transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "t.mid")
+    result = transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), tmp_path / "t.mid")
     f1 = grid_f1(expected, tmp_path / "t.mid")
     assert f1 >= 0.9, f"note F1 {f1:.2f} at {rate} Hz"
     assert result.length_bars == 4 and result.grid == "16ths" and not result.messy
@@ -82,7 +82,7 @@ def test_a_slow_attack_line_is_on_its_grid(tmp_path: Path, program: int, least_f
     """A voice's slow attack is heard late and split in two: the note starts where its attack does."""
     expected = notes_of(MELODY)
     wav = render_region(tmp_path / "voice.wav", expected, program, 44_100, 2, bars=4)
-    result = transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "t.mid")
+    result = transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), tmp_path / "t.mid")
     assert result.monophonic, result.summary
     assert grid_f1(expected, tmp_path / "t.mid") >= least_f1
 
@@ -90,7 +90,7 @@ def test_a_slow_attack_line_is_on_its_grid(tmp_path: Path, program: int, least_f
 def test_a_bass_line_is_one_line_without_its_overtones(tmp_path: Path) -> None:
     expected = [Note(n.start, n.duration, n.pitch - 24, n.velocity) for n in notes_of(MELODY)]  # C2..C3
     wav = render_region(tmp_path / "bass.wav", expected, 33, 44_100, 2, bars=4)  # GM fingered bass
-    result = transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "t.mid")
+    result = transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), tmp_path / "t.mid")
     assert result.monophonic, result.summary
     assert grid_f1(expected, tmp_path / "t.mid") >= 0.85
 
@@ -99,7 +99,7 @@ def test_the_midi_file_has_tempo_meter_and_end_at_the_region_end(tmp_path: Path)
     expected = notes_of(MELODY)
     wav = render_region(tmp_path / "m.wav", expected, 73, 44_100, 2, bars=4)
     out = tmp_path / "region" / "transcribed.mid"
-    result = transcribe_region(wav, TEMPO, Meter(4, 4), None, out)
+    result = transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), out)
     mid = mido.MidiFile(out)
     conductor = mid.tracks[0]
     tempo = next(m for m in conductor if m.type == "set_tempo")
@@ -111,12 +111,12 @@ def test_the_midi_file_has_tempo_meter_and_end_at_the_region_end(tmp_path: Path)
     velocities = [m.velocity for m in mid.tracks[1] if m.type == "note_on" and m.velocity > 0]
     assert len(velocities) == result.note_count and all(24 <= v <= 127 for v in velocities)
     with pytest.raises(EngineError, match="never overwrites"):
-        transcribe_region(wav, TEMPO, Meter(4, 4), None, out)
+        transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), out)
 
 
 def test_the_length_from_the_daw_wins(tmp_path: Path) -> None:
     wav = render_region(tmp_path / "m.wav", notes_of(MELODY), 0, 44_100, 1, bars=4)
-    result = transcribe_region(wav, TEMPO, Meter(4, 4), 8.0, tmp_path / "t.mid")  # the first two bars
+    result = transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4), 8.0), tmp_path / "t.mid")  # the first two bars
     assert result.length_bars == 2
     ticks = [int(n.time) for t in Score(str(tmp_path / "t.mid")).tracks for n in t.notes]
     assert ticks and max(ticks) < 8 * TPQ
@@ -127,7 +127,7 @@ def test_a_long_region_is_transcribed_from_its_last_minutes(tmp_path: Path) -> N
     expected = notes_of(MELODY)
     wav = render_region(tmp_path / "m.wav", expected, 0, 44_100, 2, bars=4)
     options = transcribe.TranscriptionOptions(max_seconds=4.8)  # the last 2 bars of 4
-    result = transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "t.mid", options)
+    result = transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), tmp_path / "t.mid", options)
     assert result.length_bars == 4 and any("only its last 5 s" in n for n in result.notes)
     late = [n for n in expected if n.start >= 8 * TPQ]
     ticks = {(int(n.time), int(n.pitch)) for t in Score(str(tmp_path / "t.mid")).tracks for n in t.notes}
@@ -139,7 +139,7 @@ def test_triplets_are_kept_when_the_playing_asks_for_them(tmp_path: Path) -> Non
     third = TPQ // 3  # 8th-note triplets, eight bars' worth of beats in 2 bars
     expected = [Note(i * third, third - 10, 60 + 2 * (i % 5), 96) for i in range(24)]
     wav = render_region(tmp_path / "trip.wav", expected, 73, 44_100, 2, bars=2)
-    result = transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "t.mid")
+    result = transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), tmp_path / "t.mid")
     assert result.grid == "16ths and 8th-note triplets"
     assert grid_f1(expected, tmp_path / "t.mid") >= 0.9
 
@@ -149,7 +149,7 @@ def test_a_straight_melody_in_six_eight(tmp_path: Path) -> None:
     spec = [(0, 1.5, 62), (1.5, 0.5, 64), (2, 0.5, 66), (2.5, 0.5, 67), (3, 1, 69), (4, 0.5, 67), (4.5, 1.5, 66)]
     expected = notes_of(spec)
     wav = render_region(tmp_path / "six.wav", expected, 0, 48_000, 2, bars=2, tempo=120.0, meter=meter)
-    result = transcribe_region(wav, 120.0, meter, None, tmp_path / "t.mid")
+    result = transcribe_region(AudioRegion(wav, 120.0, meter), tmp_path / "t.mid")
     assert result.length_bars == 2 and result.grid == "16ths"
     assert grid_f1(expected, tmp_path / "t.mid") >= 0.9
     meta = next(m for m in mido.MidiFile(tmp_path / "t.mid").tracks[0] if m.type == "time_signature")
@@ -160,7 +160,7 @@ def test_piano_chords_are_polyphonic_but_not_a_mess(tmp_path: Path) -> None:
     chords = [(60, 64, 67), (57, 60, 64), (53, 57, 60), (55, 59, 62)]
     expected = [Note(i * 2 * TPQ, 2 * TPQ - 60, p, 90) for i, chord in enumerate(chords) for p in chord]
     wav = render_region(tmp_path / "triads.wav", expected, 0, 44_100, 2, bars=2)
-    result = transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "t.mid")
+    result = transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), tmp_path / "t.mid")
     assert not result.monophonic and result.program == transcribe.POLY_PROGRAM and result.part_name == "piano"
     assert not result.messy and result.max_polyphony >= 3
     assert grid_f1(expected, tmp_path / "t.mid") >= 0.75
@@ -170,7 +170,7 @@ def test_piano_chords_are_polyphonic_but_not_a_mess(tmp_path: Path) -> None:
 def test_a_dense_cluster_is_called_a_mess(tmp_path: Path) -> None:
     cluster = [Note(b * 2 * TPQ, 2 * TPQ - 60, 60 + k, 90) for b in range(4) for k in range(9)]  # C4..G#4 at once
     wav = render_region(tmp_path / "cluster.wav", cluster, 0, 44_100, 2, bars=2)
-    result = transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "t.mid")
+    result = transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), tmp_path / "t.mid")
     assert result.messy and result.note_count > 0
     assert any("transcribes to a mess" in n for n in result.notes)
 
@@ -192,7 +192,7 @@ def test_no_pitched_content_is_bad_input(tmp_path: Path, kind: str) -> None:
         render_region(wav, drums, -1, 44_100, 2, bars=2)
     out = tmp_path / "t.mid"
     with pytest.raises(BadInputError, match="no pitched content") as raised:
-        transcribe_region(wav, TEMPO, Meter(4, 4), None, out)
+        transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), out)
     assert str(wav) in str(raised.value) and "give a region with a melody" in str(raised.value)
     assert not out.exists()
 
@@ -224,10 +224,10 @@ def test_progress_is_reported_and_cancel_stops_before_any_file(tmp_path: Path) -
 
     wav = render_region(tmp_path / "m.wav", notes_of(MELODY), 0, 44_100, 2, bars=4)
     seen: list[float] = []
-    transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "t.mid", progress=seen.append)
+    transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), tmp_path / "t.mid", progress=seen.append)
     assert seen and seen == sorted(seen) and 0.0 <= seen[0] and seen[-1] < 1.0
     cancel = CancelToken()
     cancel.cancel()
     with pytest.raises(CancelledError):
-        transcribe_region(wav, TEMPO, Meter(4, 4), None, tmp_path / "c.mid", cancel=cancel)
+        transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), tmp_path / "c.mid", cancel=cancel)
     assert not (tmp_path / "c.mid").exists()

@@ -29,7 +29,7 @@ from transcribe_perturb import jittered, stand_in, with_ghosts  # noqa: E402
 from engine.transcribe import model as transcribe  # noqa: E402
 from engine.transcribe.grid import TranscriptionOptions  # noqa: E402
 from engine.transcribe.model import Activations, Progress  # noqa: E402
-from engine.transcribe.region import transcribe_region  # noqa: E402
+from engine.transcribe.region import AudioRegion, transcribe_region  # noqa: E402
 
 SEEDS = range(5)
 
@@ -58,7 +58,7 @@ def make_case(folder: Path, expected: list[Note], program: int, bars: int) -> Ca
         seen.update(transcribe.model_output(mono, progress, cancel))
         return seen
 
-    result = transcribe_region(wav, TEMPO, Meter(4, 4), None, folder / "plain.mid", model=recording)
+    result = transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), folder / "plain.mid", model=recording)
     f1 = grid_f1(expected, folder / "plain.mid")
     return Case(wav, expected, TEMPO, dict(seen), transcribed(folder / "plain.mid"), result.monophonic, result.grid, f1)
 
@@ -85,7 +85,7 @@ def triads(tmp_path_factory: pytest.TempPathFactory) -> Case:
 def check_same(case: Case, activations: Activations, out: Path) -> None:
     """The same notes on the same grid positions as unperturbed, each as long or a grid step (a 16th or a triplet
     8th) longer or shorter: where a decaying note falls under the model's frame threshold moves with the noise."""
-    result = transcribe_region(case.wav, case.tempo, Meter(4, 4), None, out, model=stand_in(activations))
+    result = transcribe_region(AudioRegion(case.wav, case.tempo, Meter(4, 4)), out, model=stand_in(activations))
     got = {(start, pitch): length for start, pitch, length in transcribed(out)}
     want = {(start, pitch): length for start, pitch, length in case.notes}
     assert sorted(got) == sorted(want), "the same notes on the same grid positions as unperturbed"
