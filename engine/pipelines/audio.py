@@ -204,7 +204,7 @@ def _generate(
             region = read_region_tail(info, grid, at.bars, at.seam, needed)
             stems = _region_stems(prompt, info, grid, at.seam, region.audio.shape[1])
             continuation: AudioContinuation | ConcatContinuation = model.continue_region(
-                region, params.bars, seeds, params.similarity, params.keep_opening, progress, context.cancel, stems
+                region, params, seeds, progress, context.cancel, stems
             )
         else:
             options = SamplingOptions(step_threads=model.step_threads)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.api import CancelToken
+from engine.api import CancelToken, GenerationParams
 from engine.audio.audio_io import Audio
 from engine.audio.concat.codes import quantise
 from engine.audio.concat.decode import match_region_loudness, render_plan
@@ -75,28 +75,28 @@ class ConcatModel:
     def continue_region(
         self,
         region: RegionAudio,
-        bars: int,
+        params: GenerationParams,
         seeds: Sequence[int],
-        similarity: float | None = None,
-        keep_opening: bool | None = None,
         progress: Callable[[float], None] | None = None,
         cancel: CancelToken | None = None,
         stems: Sequence[tuple[str, Audio]] = (),
     ) -> ConcatContinuation:
-        """``len(seeds)`` continuations of ``region``, each exactly ``bars`` bars at the region's rate and channels.
+        """``len(seeds)`` continuations of ``region``, each exactly ``params.bars`` bars at the region's rate and
+        channels, with ``params.similarity`` and ``params.keep_opening`` (None: the defaults).
 
         ``stems``: (name, audio) of each track of the region, on the same samples as ``region.audio`` (the mix):
         the plan is made on the mix and each stem is cut and crossfaded the same way (one structure), with the
         mix's loudness gain, so the stems still add up to the mix."""
         report = progress or (lambda f: None)
         cancel = cancel or CancelToken()
+        bars = params.bars
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         own = max(0, min(region.info.frames, region.seam_sample) - region.start_sample)
         units = analyse_region(region.audio, region.sample_rate, region.grid, region.bars, own)
         codes, explained = quantise(units.features)
         timings["analyse_seconds"] = time.perf_counter() - t0
-        s, opening, setting_note = settings_for(similarity, keep_opening)
+        s, opening, setting_note = settings_for(params.similarity, params.keep_opening)
         knobs = Knobs(s, opening, phrase_bars(units.bars))
         notes = [
             setting_note,
