@@ -75,7 +75,6 @@ class ArdourAdapter(PollingAdapter[ArdourState]):
 
     name = "ardour"
     thread_name = "segue-ardour-register"
-    clock_kind = "ardour-osc"
     capabilities = CAPABILITIES
     default_port = DEFAULT_PORT
 

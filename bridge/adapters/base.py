@@ -165,9 +165,8 @@ class PollingAdapter(Generic[S]):
     by default it stamps ``feedback_at``), :meth:`position_beats` (for :meth:`transport`). ``close()`` may be
     called twice."""
 
-    name = ""
+    name = ""  # the DAW's name, e.g. "ardour"; its clock source is "ardour-osc:HOST:PORT"
     thread_name = ""  # the ticking thread's name
-    clock_kind = ""  # the first word of the transport's clock source, e.g. "ardour-osc"
     stale_after_s: float | None = None  # feedback older than this makes the clock source "(stale)"; None: never
 
     def __init__(
@@ -223,8 +222,8 @@ class PollingAdapter(Generic[S]):
         return self.stale_after_s is not None and self.silent_for(state) > self.stale_after_s
 
     def clock_source(self, state: S) -> str:
-        """``KIND:HOST:PORT`` of the DAW, then `` (no feedback)`` if it never answered, or `` (stale)``."""
-        source = f"{self.clock_kind}:{self.link.daw[0]}:{self.link.daw[1]}"
+        """``NAME-osc:HOST:PORT`` of the DAW, then `` (no feedback)`` if it never answered, or `` (stale)``."""
+        source = f"{self.name}-osc:{self.link.daw[0]}:{self.link.daw[1]}"
         if state.feedback_at is None:
             return source + " (no feedback)"
         return source + " (stale)" if self.stale(state) else source

@@ -109,7 +109,6 @@ class BitwigAdapter(PollingAdapter[BitwigState]):
 
     name = "bitwig"
     thread_name = "segue-bitwig-refresh"
-    clock_kind = "bitwig-osc"
     capabilities = CAPABILITIES
     default_port = DEFAULT_PORT
 

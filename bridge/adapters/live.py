@@ -88,7 +88,6 @@ class LiveAdapter(PollingAdapter[LiveState]):
 
     name = "live"
     thread_name = "segue-live-poll"
-    clock_kind = "live-osc"
     capabilities = CAPABILITIES
     default_port = DEFAULT_PORT
 

@@ -61,7 +61,6 @@ class ReaperAdapter(PollingAdapter[ReaperState]):
     """Talk to REAPER at ``daw``; feedback arrives on ``listen`` (REAPER's device port)."""
 
     name = "reaper"
-    clock_kind = "reaper-osc"
     capabilities = CAPABILITIES
     default_port = DEFAULT_PORT
 
