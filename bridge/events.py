@@ -5,7 +5,7 @@ per file to place (:class:`Placement`) and per request that could not become a j
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +13,15 @@ from engine.api import Meter
 
 Origin = tuple[str, int] | None
 """Who asked (for OSC: the sender's host and port), handed back on every event of that request."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """What every event that answers a request carries (the service's, a capture's in
+    :mod:`bridge.capture.controller`, a Segue Link plugin's in :mod:`bridge.link`): its :data:`Origin`, given by
+    keyword after the event's own fields (``JobDone(job_id, path, origin=sender)``)."""
+
+    origin: Origin = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -47,38 +56,34 @@ TransportProvider = Callable[[], TransportState]
 
 
 @dataclass(frozen=True)
-class JobStarted:
+class JobStarted(Event):
     job_id: str
     job_dir: Path
-    origin: Origin = None
 
 
 @dataclass(frozen=True)
-class JobProgress:
+class JobProgress(Event):
     job_id: str
     fraction: float  # 0..1
     message: str
-    origin: Origin = None
 
 
 @dataclass(frozen=True)
-class JobDone:
+class JobDone(Event):
     job_id: str
     job_json_path: Path
-    origin: Origin = None
 
 
 @dataclass(frozen=True)
-class JobFailed:
+class JobFailed(Event):
     job_id: str
     message: str
     status: Literal["failed", "cancelled"]
-    origin: Origin = None
     error_type: str = ""  # the error's class name, e.g. "DiskFullError" (the OSC layer also sends /segue/error)
 
 
 @dataclass(frozen=True)
-class Placement:
+class Placement(Event):
     """Put ``file_path`` on a new DAW track named ``track_name`` at this timeline position."""
 
     job_id: str
@@ -88,16 +93,14 @@ class Placement:
     position_seconds: float
     track_name: str
     kind: Literal["audio", "midi"]
-    origin: Origin = None
     region_track: str = ""  # the track the region came from (a Segue Link plugin on it plays the variant)
 
 
 @dataclass(frozen=True)
-class RequestFailed:
+class RequestFailed(Event):
     """A queued request that could not become a job (e.g. its region file vanished); no job folder exists."""
 
     message: str
-    origin: Origin = None
 
 
 BridgeEvent = JobStarted | JobProgress | JobDone | JobFailed | Placement | RequestFailed

@@ -28,7 +28,7 @@ from typing import Any
 
 from bridge import segue_version
 from bridge.capture.options import MAX_CAPTURE_BARS
-from bridge.events import BridgeEvent, Placement, TransportProvider, TransportState
+from bridge.events import BridgeEvent, Event, Placement, TransportProvider, TransportState
 from bridge.jobs import JobRecord, VariantRecord
 from bridge.listeners import Listeners
 from bridge.osc import OscBridge
@@ -74,30 +74,27 @@ class LinkInstance:
 
 
 @dataclass(frozen=True)
-class LinkPlaySent:
+class LinkPlaySent(Event):
     """``/segue/link/play`` went to ``instance``; its ``loaded`` or ``error`` answer follows."""
 
     instance: LinkInstance
     audio_path: Path
     position_beats: float
-    origin: Sender | None
 
 
 @dataclass(frozen=True)
-class LinkLoaded:
+class LinkLoaded(Event):
     instance_id: str
     audio_path: str
     seconds: float
-    origin: Sender | None
 
 
 @dataclass(frozen=True)
-class LinkFailed:
+class LinkFailed(Event):
     """The plugin could not play a variant (``/segue/link/error``), or no instance was there to play it."""
 
     instance_id: str
     message: str
-    origin: Sender | None
 
 
 @dataclass(frozen=True)
@@ -280,7 +277,7 @@ class LinkEndpoint:
         self.bridge.send_to(instance.address, "/segue/link/play", [path, float(position_beats), int(replace_input)])
         log.info("Segue Link %s (%r): play %s at beat %g", instance.instance_id, instance.track_name, path,
                  position_beats)  # fmt: skip
-        self._emit(LinkPlaySent(instance, audio_path, position_beats, origin))
+        self._emit(LinkPlaySent(instance, audio_path, position_beats, origin=origin))
         return instance
 
     def play_variant(
@@ -318,7 +315,7 @@ class LinkEndpoint:
         except BadInputError as e:
             message = f"job {event.job_id} {event.variant_id}: {e}"
             log.warning("%s", message)
-            self._emit(LinkFailed("", message, event.origin))
+            self._emit(LinkFailed("", message, origin=event.origin))
             if event.origin is not None:
                 self.bridge.send_to(event.origin, "/segue/error", [message])
 
@@ -359,7 +356,7 @@ class LinkEndpoint:
         instance_id, path, seconds = values
         origin = self._asker(instance_id, path)
         log.info("Segue Link %s loaded %s (%.3f s)", instance_id, path, seconds)
-        self._emit(LinkLoaded(instance_id, path, seconds, origin))
+        self._emit(LinkLoaded(instance_id, path, seconds, origin=origin))
         if origin is not None and origin != sender:
             self.bridge.send_to(origin, "/segue/link/loaded", [instance_id, path, float(seconds)])
 
@@ -367,7 +364,7 @@ class LinkEndpoint:
         instance_id, message = values
         origin = self._asker(instance_id, None)
         log.warning("Segue Link %s: %s", instance_id, message)
-        self._emit(LinkFailed(instance_id, message, origin))
+        self._emit(LinkFailed(instance_id, message, origin=origin))
         if origin is not None and origin != sender:
             self.bridge.send_to(origin, "/segue/link/error", [instance_id, message])
 

@@ -302,7 +302,7 @@ class BridgeService:
             record = create_job(pending.request, self.out_dir, self.engine.name)
         except BaseException as e:  # no job folder exists: the requester hears why
             log.warning("cannot start a job: %s", failure_message(e))
-            self._emit(RequestFailed(failure_message(e), pending.origin))
+            self._emit(RequestFailed(failure_message(e), origin=pending.origin))
             return
         job_id = record.id
         job_dir = self.out_dir / job_id
@@ -315,10 +315,10 @@ class BridgeService:
         if closing:
             record_cancelled(job_dir, record, "the bridge shut down before the job started")
             return
-        self._emit(JobStarted(job_id, job_dir, pending.origin))
+        self._emit(JobStarted(job_id, job_dir, origin=pending.origin))
 
         def on_progress(fraction: float, message: str) -> None:
-            self._emit(JobProgress(job_id, fraction, message, pending.origin))
+            self._emit(JobProgress(job_id, fraction, message, origin=pending.origin))
 
         try:
             record = execute_job(
@@ -333,9 +333,9 @@ class BridgeService:
             message = record.error.message if record.error is not None else record.status
             kind = record.error.type if record.error is not None else ""
             status: Literal["failed", "cancelled"] = "cancelled" if record.status == "cancelled" else "failed"
-            self._emit(JobFailed(job_id, message, status, pending.origin, kind))
+            self._emit(JobFailed(job_id, message, status, error_type=kind, origin=pending.origin))
             return
-        self._emit(JobDone(job_id, job_dir / "job.json", pending.origin))
+        self._emit(JobDone(job_id, job_dir / "job.json", origin=pending.origin))
         chosen = {"first": record.variants[:1], "all": record.variants, "none": ()}[self.place]
         for placement in self._placements(job_dir, record, chosen, pending.region, pending.origin):
             self._emit(placement)
@@ -346,11 +346,11 @@ class BridgeService:
             placements = self._placements(choice.job_dir, choice.record, [choice.variant], choice.region, choice.origin)
         except SegueError as e:
             log.warning("%s: placing failed (asked by %s): %s", what, _who(choice.origin), e)
-            self._emit(RequestFailed(f"{what}: placing failed: {e}", choice.origin))
+            self._emit(RequestFailed(f"{what}: placing failed: {e}", origin=choice.origin))
             return
         except Exception as e:  # the placement thread must survive anything one placement does
             log.exception("%s: placing failed (asked by %s)", what, _who(choice.origin))
-            self._emit(RequestFailed(f"{what}: placing failed ({type(e).__name__}: {e})", choice.origin))
+            self._emit(RequestFailed(f"{what}: placing failed ({type(e).__name__}: {e})", origin=choice.origin))
             return
         finally:
             with self._lock:

@@ -19,6 +19,7 @@ from bridge.capture.options import (
     open_sound_device,
 )
 from bridge.capture.take import record_take
+from bridge.events import Event, Origin
 from bridge.listeners import Listeners
 from engine.api import CancelToken
 from engine.errors import BadInputError, CancelledError, EngineError
@@ -26,33 +27,26 @@ from engine.errors import BadInputError, CancelledError, EngineError
 log = logging.getLogger(__name__)
 
 
-Origin = tuple[str, int] | None
-
-
 @dataclass(frozen=True)
-class CaptureArmed:
+class CaptureArmed(Event):
     bars: int  # 0: until the DAW's Stop
-    origin: Origin = None
 
 
 @dataclass(frozen=True)
-class CaptureProgress:
+class CaptureProgress(Event):
     fraction: float
     message: str
-    origin: Origin = None
 
 
 @dataclass(frozen=True)
-class CaptureDone:
+class CaptureDone(Event):
     result: TakeResult
-    origin: Origin = None
 
 
 @dataclass(frozen=True)
-class CaptureFailed:
+class CaptureFailed(Event):
     message: str
     cancelled: bool = False
-    origin: Origin = None
 
 
 CaptureEvent = CaptureArmed | CaptureProgress | CaptureDone | CaptureFailed
@@ -138,26 +132,26 @@ class CaptureController:
 
     def _run(self, options: TakeOptions, cancel: CancelToken, origin: Origin) -> None:
         assert self.clock is not None
-        self._emit(CaptureArmed(options.bars or 0, origin))
+        self._emit(CaptureArmed(options.bars or 0, origin=origin))
         try:
             path = default_capture_path(self.folder)
             result = record_take(
                 self.clock,
                 path,
                 options,
-                progress=lambda fraction, message: self._emit(CaptureProgress(fraction, message, origin)),
+                progress=lambda fraction, message: self._emit(CaptureProgress(fraction, message, origin=origin)),
                 cancel=cancel,
                 runtime=TakeRuntime(open_recorder=self._open_recorder),
             )
             if self._on_done is not None:
                 self._on_done(result)
         except CancelledError:
-            self._emit(CaptureFailed("capture cancelled", True, origin))
+            self._emit(CaptureFailed("capture cancelled", True, origin=origin))
             return
         except Exception as e:
             if not isinstance(e, BadInputError | EngineError):
                 log.exception("capture failed")
             message = str(e) if isinstance(e, BadInputError | EngineError) else f"{type(e).__name__}: {e}"
-            self._emit(CaptureFailed(message, False, origin))
+            self._emit(CaptureFailed(message, False, origin=origin))
             return
-        self._emit(CaptureDone(result, origin))
+        self._emit(CaptureDone(result, origin=origin))

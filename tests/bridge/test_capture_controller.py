@@ -121,10 +121,10 @@ def test_osc_capture_addresses(tmp_path: Path) -> None:
         quantized_stamps=True,
     )
     for event in (
-        CaptureArmed(4, CLIENT),
-        CaptureProgress(0.5, "recording bar 1 of 1", CLIENT),
-        CaptureDone(take, CLIENT),
-        CaptureFailed("no Start", False, CLIENT),
+        CaptureArmed(4, origin=CLIENT),
+        CaptureProgress(0.5, "recording bar 1 of 1", origin=CLIENT),
+        CaptureDone(take, origin=CLIENT),
+        CaptureFailed("no Start", False, origin=CLIENT),
     ):
         controller.listeners[0](event)
     assert sent.of("/segue/capture/armed") == [[4]]
