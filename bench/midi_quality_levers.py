@@ -25,6 +25,11 @@ Session 5's pitch-class configurations (docs/symbolic-engine.md, "Pitch classes:
 interval view), ``final-notr`` (the loop memory without transposition), ``final-profN`` (the pitch-class profile
 control, :attr:`CacheSettings.profile`, at N nats a log-unit; ``final-prof05`` 0.5) and ``final-steady-*``
 (the same with :attr:`LoopSettings.steady_rhythm`).
+
+Session 6's gates (docs/symbolic-engine.md, "Gating the controls by what the region says"): ``final-gloop`` (the
+pitch-class control at 2 gated by the loop memory's fit, session 5's default), ``final-grep`` (gated by how far the
+region repeats its bars note for note, :func:`engine.symbolic.profile.repeat_share`) and ``final-grep-on2`` (that,
+and the onset control at 2 under the same gate).
 """
 
 from __future__ import annotations
@@ -89,6 +94,13 @@ PITCH_CONFIGS: dict[str, tuple[GuidanceSettings, CacheSettings]] = {
     # the onset-position profile control (engine/symbolic/profile.OnsetProfile) on top of the defaults
     "final-on1": (GuidanceSettings(), replace(DEFAULT_CACHE, onset_profile=1.0)),
     "final-on2": (GuidanceSettings(), replace(DEFAULT_CACHE, onset_profile=2.0)),
+    # session 6 (issue 16): the controls' gate (CacheSettings.profile_gate / onset_gate, engine.symbolic.profile.gate)
+    "final-gloop": (GuidanceSettings(), replace(DEFAULT_CACHE, profile=2.0, profile_gate="loop")),  # session 5's
+    "final-grep": (GuidanceSettings(), replace(DEFAULT_CACHE, profile=2.0, profile_gate="repeat")),
+    "final-grep-on2": (
+        GuidanceSettings(),
+        replace(DEFAULT_CACHE, profile=2.0, profile_gate="repeat", onset_profile=2.0, onset_gate="repeat"),
+    ),
 }
 for _name, (_guidance, _cache) in PITCH_CONFIGS.items():
     bench_midi_quality.CONFIGS[_name] = (_guidance, cont.DEFAULT_CANDIDATES, None, _cache)

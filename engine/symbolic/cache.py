@@ -71,6 +71,10 @@ class CacheSettings:
     profile: float = 2.0
     # the same control for onset positions in the bar (engine.symbolic.profile.OnsetProfile), at Position tokens; 0: off
     onset_profile: float = 0.0
+    # what scales each control's strength, read from the region (engine.symbolic.profile.gate): "loop" (the loop
+    # memory's fit, session 5), "repeat" (how far the region repeats its bars note for note) or "none"
+    profile_gate: str = "loop"
+    onset_gate: str = "loop"
 
     def weight(self, slot: str) -> float:
         value: float = getattr(self, slot)

@@ -21,7 +21,7 @@ import torch
 
 from engine.symbolic.cache import MAX_WEIGHT, PITCH, SLOTS, CacheSettings, RegionCache, Sparse, TokenKinds
 from engine.symbolic.loop import RHYTHM_SLOTS, LoopMemory
-from engine.symbolic.profile import fitted_onsets, fitted_profile, loop_share
+from engine.symbolic.profile import GATE_WORDS, fitted_onsets, fitted_profile, gate
 
 
 @dataclass
@@ -61,14 +61,15 @@ class CacheReport:
     seconds: float = 0.0
     held_parts: int = 0  # parts whose voicing (no new onset while a note sounds) was kept
     loop: LoopReport | None = None
-    profile: tuple[float, float] | None = None  # the pitch-class profile control's strength, the region's loop share
+    profile: tuple[float, float] | None = None  # the pitch-class profile control's strength, its gate (0..1)
 
     def describe(self) -> str:
         voicing = f"; voicing kept for {self.held_parts} held part(s)" if self.held_parts else ""
         loop = f"; {self.loop.describe()}" if self.loop is not None else ""
         if self.profile is not None:
-            loop += (f"; pitch-class profile control {self.profile[0]:.2f} nats a log-unit (the setting x the "
-                     f"region's loop share {self.profile[1]:.2f})")  # fmt: skip
+            what = GATE_WORDS.get(self.settings.profile_gate, self.settings.profile_gate)
+            loop += (f"; pitch-class profile control {self.profile[0]:.2f} nats a log-unit (the setting x "
+                     f"{what} {self.profile[1]:.2f})")  # fmt: skip
         return (
             f"region cache mixed into the model's next-token distribution (fitted on the region's "
             f"{self.region_tokens} tokens and each variant's own {self.tokens_written // max(1, self.rows)} tokens "
@@ -233,12 +234,18 @@ class CacheMixer:
         self.voiced = 0  # tokens the voicing rules took away, summed over steps and rows
         self.weights = [_cache_weights(settings) for _ in range(rows)]
         start = loop.start_weights() if loop is not None else {}
-        # the profile control acts as far as the region loops (by the loop memory's fit; without it, in full)
-        looping = loop_share(start, loop.settings) if loop is not None else 1.0
+        # the profile controls act as far as their gates open, read from the region (engine.symbolic.profile.gate)
+        loop_settings = loop.settings if loop is not None else None
+        looping = gate(settings.profile_gate, prompt, kinds, start, loop_settings) if settings.profile > 0 else 0.0
         strength = settings.profile * looping
         profile = fitted_profile(prompt, kinds, strength) if strength > 0 else None
         self.profiles = [profile.fork() for _ in range(rows)] if profile is not None else []
-        onsets = fitted_onsets(prompt, kinds, settings.onset_profile * looping) if settings.onset_profile > 0 else None
+        onset_strength = (
+            settings.onset_profile * gate(settings.onset_gate, prompt, kinds, start, loop_settings)
+            if settings.onset_profile > 0
+            else 0.0
+        )
+        onsets = fitted_onsets(prompt, kinds, onset_strength) if onset_strength > 0 else None
         self.onsets = [onsets.fork() for _ in range(rows)] if onsets is not None else []
         self.loop_weights = [_loop_weights(loop, settings, start) for _ in range(rows)] if loop is not None else []
         self.strength = list(loop_strength) if loop_strength is not None else [1.0] * rows  # per row, x the loop

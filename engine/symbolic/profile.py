@@ -13,10 +13,13 @@ penalty acts on it as before). A variant that copies the region is not pushed at
 region's profile in its own order of notes. The region's and the variant's profiles are duration-weighted (a held
 note counts for its length), as the measure of pitch-class overlap (engine.evaluate.midi) weighs them.
 
-The mixer (engine.symbolic.mixer) scales the setting's strength by how far the region loops (:func:`loop_share`,
-from the loop memory's fit to the region): where a region never repeats, composers tend to move on to other keys,
-and the control stays out of the way. :class:`OnsetProfile` is the same feedback on where notes start
-(``Position_`` tokens); docs/symbolic-engine.md, "Pitch classes: the profile control", has the figures.
+The mixer (engine.symbolic.mixer) scales the setting's strength by a gate read from the region (:func:`gate`):
+by default how far the region repeats its bars note for note, part by part (:func:`repeat_share`; a loop's composer
+plays its parts' pitch classes again, a through-composed region's tends to move on, and the control stays out of its
+way); session 5's gate was the loop memory's fit to the region (:func:`loop_share`), which also opens for pieces
+whose rhythm and harmony repeat while their notes do not. :class:`OnsetProfile` is the same feedback on where notes
+start (``Position_`` tokens); docs/symbolic-engine.md, "Pitch classes: the profile control" and "Gating the
+controls by what the region says", has the figures.
 """
 
 from __future__ import annotations
@@ -36,6 +39,13 @@ if TYPE_CHECKING:
     from engine.symbolic.loop import LoopSettings
 
 MAX_BIAS = 3.0  # nats either way
+GATES = ("repeat", "loop", "none")  # what scales a control's strength (:func:`gate`)
+REPEAT_FULL = 0.5  # the repeat share (:func:`repeat_share`) at which the repeat gate is fully open
+GATE_WORDS = {  # for job.json: what the gate's value (0..1) is
+    "repeat": "the region's bars repeated note for note (its repeat share over 0.5, at most 1)",
+    "loop": "the region's loop share",
+    "none": "no gate",
+}
 LOOP_SLOTS = ("pitch", "duration", "next", "program")  # the loop memory's slots that say the region loops
 TOLERANCE = 0.02  # the share of a class the region's part does not play that goes unpenalised
 
@@ -223,3 +233,52 @@ def loop_share(start_weights: dict[str, float], settings: LoopSettings) -> float
 
 def fitted_profile(region: Sequence[int], kinds: TokenKinds, strength: float) -> PitchProfile:
     return _fitted(PitchProfile(kinds, strength), region)
+
+
+def repeat_share(region: Sequence[int], kinds: TokenKinds) -> float:
+    """How far the region repeats its bars note for note, 0..1: of its parts' bars (a part's notes in one bar, as
+    (position in the bar, pitch) pairs, drums included; bars where the part is silent left out), the share that
+    another bar of the same part plays exactly. A loop of one or two bars gives 1, a through-composed region 0 (a
+    four-bar loop inside a four-bar region also 0: nothing in it repeats yet)."""
+    bars: list[dict[int, set[tuple[int, int]]]] = []
+    position = program = 0
+    for token in region:
+        kind = kinds.kind[int(token)]
+        if kind == "Bar":
+            bars.append({})
+            position = 0
+        elif kind == "Position":
+            position = kinds.number[int(token)]
+        elif kind == "Program":
+            program = kinds.number[int(token)]
+        elif kind in ("Pitch", "PitchDrum") and bars:
+            bars[-1].setdefault(program, set()).add((position, kinds.number[int(token)]))
+    cells = repeated = 0
+    for program in {p for bar in bars for p in bar}:
+        patterns = [frozenset(bar.get(program, ())) for bar in bars]
+        for index, pattern in enumerate(patterns):
+            if not pattern:
+                continue
+            cells += 1
+            repeated += any(other == pattern for i, other in enumerate(patterns) if i != index)
+    return repeated / cells if cells else 0.0
+
+
+def gate(
+    kind: str,
+    region: Sequence[int],
+    kinds: TokenKinds,
+    start_weights: dict[str, float],
+    settings: LoopSettings | None,
+) -> float:
+    """How far a profile control acts on this region, 0..1 (its strength is the setting times this).
+
+    ``"repeat"``: the region's :func:`repeat_share` over :data:`REPEAT_FULL` (at most 1); ``"loop"``: the loop
+    memory's fit (:func:`loop_share`; 1 without a loop memory); ``"none"``: 1."""
+    if kind == "repeat":
+        return min(1.0, repeat_share(region, kinds) / REPEAT_FULL)
+    if kind == "loop":
+        return loop_share(start_weights, settings) if settings is not None else 1.0
+    if kind == "none":
+        return 1.0
+    raise ValueError(f"unknown gate {kind!r}: one of {', '.join(GATES)}")
