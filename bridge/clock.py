@@ -63,35 +63,36 @@ class ClockState:
     stale: bool = False
 
 
+@dataclass(frozen=True)
+class FollowerSettings:
+    """How :class:`ClockFollower` fits the tempo (see the module doc); checked on construction."""
+
+    window_ticks: int = 96
+    coarse_window_ticks: int = 384
+    min_fit_ticks: int = 8
+    change_threshold_s: float = 0.004
+    change_ticks: int = 3
+    stale_after_s: float = 0.5
+
+    def __post_init__(self) -> None:
+        w, coarse, fit = self.window_ticks, self.coarse_window_ticks, self.min_fit_ticks
+        if w < 3 or not 2 <= fit <= w or coarse < w:
+            raise ValueError(
+                "need 3 <= window_ticks <= coarse_window_ticks and 2 <= min_fit_ticks <= window_ticks, got "
+                f"{w}, {coarse}, {fit}"
+            )
+        if self.change_ticks < 1 or self.change_threshold_s <= 0 or self.stale_after_s <= 0:
+            raise ValueError("change_ticks must be >= 1; change_threshold_s and stale_after_s must be > 0")
+
+
 class ClockFollower:
     """Follow one MIDI clock stream. Not thread-safe: feed and read it under one lock (the port layer does)."""
 
-    def __init__(
-        self,
-        source: str = "midi-clock",
-        *,
-        window_ticks: int = 96,
-        coarse_window_ticks: int = 384,
-        min_fit_ticks: int = 8,
-        change_threshold_s: float = 0.004,
-        change_ticks: int = 3,
-        stale_after_s: float = 0.5,
-    ) -> None:
-        if window_ticks < 3 or not 2 <= min_fit_ticks <= window_ticks or coarse_window_ticks < window_ticks:
-            raise ValueError(
-                "need 3 <= window_ticks <= coarse_window_ticks and 2 <= min_fit_ticks <= window_ticks, got "
-                f"{window_ticks}, {coarse_window_ticks}, {min_fit_ticks}"
-            )
-        if change_ticks < 1 or change_threshold_s <= 0 or stale_after_s <= 0:
-            raise ValueError("change_ticks must be >= 1; change_threshold_s and stale_after_s must be > 0")
+    def __init__(self, source: str = "midi-clock", settings: FollowerSettings | None = None) -> None:
         self.source = source
-        self.window_ticks = window_ticks
-        self.coarse_window_ticks = coarse_window_ticks
-        self.min_fit_ticks = min_fit_ticks
-        self.change_threshold_s = change_threshold_s
-        self.change_ticks = change_ticks
-        self.stale_after_s = stale_after_s
-        self._window: deque[tuple[int, float]] = deque(maxlen=coarse_window_ticks)  # (tick index, timestamp)
+        self.settings = settings or FollowerSettings()
+        # (tick index, timestamp) of the last clocks, enough for the coarse window
+        self._window: deque[tuple[int, float]] = deque(maxlen=self.settings.coarse_window_ticks)
         self._noise_s: float | None = None  # RMS residual of the fitted line: the timestamps' own noise
         self._burst_at: int | None = None  # tick index of the last clock that came with the one before it
         self._outliers: list[tuple[int, float]] = []  # consecutive same-side misses of the fitted line
@@ -133,7 +134,7 @@ class ClockFollower:
         """The current state; ``now_s`` (same time base as the timestamps) decides whether it is ``stale``."""
         stale = False
         if self._playing and now_s is not None and self._last_event is not None:
-            stale = now_s - self._last_event > self.stale_after_s
+            stale = now_s - self._last_event > self.settings.stale_after_s
         return ClockState(
             tempo_bpm=self.tempo_bpm,
             playing=self._playing,
@@ -159,7 +160,7 @@ class ClockFollower:
             if dt < 0:
                 log.debug("%s: clock timestamp went back %.6f s; restarting the tempo window", self.source, -dt)
                 self._restart_window()
-            elif dt > self.stale_after_s:
+            elif dt > self.settings.stale_after_s:
                 log.debug("%s: clock resumed after %.3f s", self.source, dt)
                 if period is not None and self._playing and not self._await_first_tick:
                     advance = max(1, round(dt / period))  # the master kept playing; count what we missed
@@ -179,7 +180,7 @@ class ClockFollower:
 
     def _bursty(self) -> bool:
         """Whether clocks came in bursts (two at once) within the last ``coarse_window_ticks``."""
-        return self._burst_at is not None and self._tick_index - self._burst_at < self.coarse_window_ticks
+        return self._burst_at is not None and self._tick_index - self._burst_at < self.settings.coarse_window_ticks
 
     def _fine(self, period: float) -> bool:
         """Whether the timestamps are precise enough to tell a dropped clock from delivery jitter."""
@@ -193,7 +194,7 @@ class ClockFollower:
 
     def _change_threshold(self) -> float:
         """How far off the line a clock must land to count towards a tempo change: above the stamps' noise."""
-        threshold = max(self.change_threshold_s, 4.0 * (self._noise_s or 0.0))
+        threshold = max(self.settings.change_threshold_s, 4.0 * (self._noise_s or 0.0))
         if self._bursty() and self._period_s is not None:
             # bursts hide the quantum from the residuals until one happens: stamps may be a whole clock off
             threshold = max(threshold, 1.5 * self._period_s)
@@ -202,7 +203,7 @@ class ClockFollower:
     def _fit_points(self) -> list[tuple[int, float]]:
         """The clocks the line is fitted to: one bar, or ``coarse_window_ticks`` when the timestamps are coarse."""
         points = list(self._window)
-        return points if self._coarse() else points[-self.window_ticks :]
+        return points if self._coarse() else points[-self.settings.window_ticks :]
 
     def _restart_window(self) -> None:
         self._window.clear()
@@ -211,7 +212,7 @@ class ClockFollower:
     def _add_point(self, index: int, t: float) -> None:
         points = self._fit_points()
         # no change detection until the noise is known: coarse stamps would look like a change every few clocks
-        fit = _fit(points) if len(points) >= 2 * self.min_fit_ticks and self._noise_s is not None else None
+        fit = _fit(points) if len(points) >= 2 * self.settings.min_fit_ticks and self._noise_s is not None else None
         if fit is not None:
             intercept, slope = fit
             residual = t - (intercept + slope * index)
@@ -219,7 +220,7 @@ class ClockFollower:
             threshold = self._change_threshold()
             if abs(residual) > threshold and same_side:
                 self._outliers.append((index, residual))
-                if len(self._outliers) >= self.change_ticks:
+                if len(self._outliers) >= self.settings.change_ticks:
                     # the line no longer fits: keep only the clocks since the change
                     first = self._outliers[0][0]
                     kept = [(i, s) for i, s in self._window if i >= first]
@@ -232,11 +233,11 @@ class ClockFollower:
                     self._outliers.append((index, residual))
         self._window.append((index, t))
         points = self._fit_points()
-        if len(points) >= self.min_fit_ticks:
+        if len(points) >= self.settings.min_fit_ticks:
             fit = _fit(points)
             if fit is None or not MIN_TEMPO_BPM <= 60.0 / (fit[1] * PPQN) <= MAX_TEMPO_BPM:
                 return
-            if len(points) >= 2 * self.min_fit_ticks:  # enough clocks to tell the noise from the line
+            if len(points) >= 2 * self.settings.min_fit_ticks:  # enough clocks to tell the noise from the line
                 self._noise_s = _rms_residual(points, *fit)
             old = self._period_s
             if old is not None and len(points) < PPQN:

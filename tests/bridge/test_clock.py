@@ -14,7 +14,7 @@ import pytest
 from fake_midi import FakeInput, FakeMidi, FakeOutput
 
 from bridge import midiports
-from bridge.clock import PPQN, ClockFollower, ClockSender, tick_period_s
+from bridge.clock import PPQN, ClockFollower, ClockSender, FollowerSettings, tick_period_s
 from bridge.midiports import ClockInput, ClockOutput, MidiPortError, ReconnectingInput
 
 CLOCK = mido.Message("clock")
@@ -194,7 +194,7 @@ def test_start_stop_continue_and_song_position() -> None:
 
 def test_follower_rejects_bad_settings() -> None:
     with pytest.raises(ValueError, match="window_ticks"):
-        ClockFollower(window_ticks=2)
+        ClockFollower(settings=FollowerSettings(window_ticks=2))
 
 
 # -- sending -----------------------------------------------------------------------------------------------
