@@ -84,6 +84,7 @@ system-deps:
 	command -v g++ >/dev/null || missing="$$missing g++"; \
 	test -f /usr/share/dpf/Makefile.plugins.mk || missing="$$missing dpf-source"; \
 	command -v jalv >/dev/null || missing="$$missing jalv"; \
+	test -d /usr/share/games/openttd/baseset/openmsx || missing="$$missing openttd-openmsx"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
