@@ -177,16 +177,44 @@ def join_fragments(events: list[NoteEvent], onset_threshold: float) -> tuple[lis
     return joined, len(events) - len(joined)
 
 
-def texture(events: list[NoteEvent], seconds: float) -> tuple[float, float, int, float, float]:
-    """(share of the sounding time with one note, mean notes at once, most at once, share of sounding time with a
-    3-note cluster, share of the region's time with a note sounding).
+@dataclass(frozen=True)
+class Texture:
+    """How the notes sound together (:func:`texture`); nothing sounding: all 0."""
+
+    monophonic_fraction: float = 0.0  # share of the sounding time with one note
+    mean_polyphony: float = 0.0  # notes sounding at once, averaged over sounding time
+    max_polyphony: int = 0
+    cluster_share: float = 0.0  # share of sounding time with 3+ notes within 3 semitones
+    coverage: float = 0.0  # share of the region's time with a note sounding (first halves of notes)
+
+    @property
+    def monophonic(self) -> bool:
+        return self.monophonic_fraction >= MONOPHONIC_SHARE
+
+    def messy(self, confidence: float, options: TranscriptionOptions) -> bool:
+        """Polyphonic and a mess: too many notes at once, too many close clusters, or the model unsure of its
+        notes (``confidence``, the notes' mean activation)."""
+        return not self.monophonic and (
+            self.mean_polyphony > options.messy_polyphony
+            or self.cluster_share > options.messy_cluster_share
+            or confidence < options.messy_confidence
+        )
+
+    def describe(self) -> str:
+        if self.monophonic:
+            return f"monophonic (one note at a time {100 * self.monophonic_fraction:.0f}% of the time)"
+        return f"polyphonic (up to {self.max_polyphony} notes at once, {self.mean_polyphony:.1f} on average)"
+
+
+def texture(events: list[NoteEvent], seconds: float) -> Texture:
+    """How ``events`` sound together over ``seconds``: see :class:`Texture`.
 
     Counted on a 10 ms raster of the notes' first halves (a note's second half may be its release, which a legato
     or ringing line overlaps with the next note); a cluster is 3+ notes within 3 semitones sounding together. The
     figures are shares of time, so one faint extra note moves them by its own length, never by a whole note's
     share."""
     if not events:
-        return 0.0, 0.0, 0, 0.0, 0.0
+        return Texture()
     steps = max(1, math.ceil(seconds * 100))
     active = np.zeros((steps, 128), bool)
     for n in events:
@@ -197,17 +225,17 @@ def texture(events: list[NoteEvent], seconds: float) -> tuple[float, float, int,
     counts: npt.NDArray[np.int64] = active.sum(axis=1)
     sounding: npt.NDArray[np.bool_] = np.asarray(counts > 0)
     if not sounding.any():
-        return 0.0, 0.0, 0, 0.0, 0.0
+        return Texture()
     cluster_counts = np.zeros((steps, 125), np.int32)
     for shift in range(4):
         cluster_counts += active[:, shift : 125 + shift]
     clustered: npt.NDArray[np.bool_] = np.asarray((cluster_counts >= 3).any(axis=1))
-    return (
-        float(np.mean(counts[sounding] == 1)),
-        float(np.mean(counts[sounding])),
-        int(counts.max()),
-        float(np.mean(clustered[sounding])),
-        float(np.mean(sounding)),
+    return Texture(
+        monophonic_fraction=float(np.mean(counts[sounding] == 1)),
+        mean_polyphony=float(np.mean(counts[sounding])),
+        max_polyphony=int(counts.max()),
+        cluster_share=float(np.mean(clustered[sounding])),
+        coverage=float(np.mean(sounding)),
     )
 
 

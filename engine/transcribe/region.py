@@ -31,9 +31,9 @@ from engine.errors import BadInputError, EngineError
 from engine.midi_io import Conductor, PartNotes, build_midi, save_midi
 from engine.transcribe.grid import (
     MODEL_SAMPLE_RATE,
-    MONOPHONIC_SHARE,
     TICKS_PER_QUARTER,
     NoteEvent,
+    Texture,
     TranscriptionOptions,
     drop_echoes,
     drop_ghosts,
@@ -80,12 +80,8 @@ class Transcription:
     heard_notes: int  # note events the model found in range (before quantising)
     dropped_notes: int  # echoes, shorter than half a grid step, or merged into another on one grid point
     out_of_range_notes: int
-    monophonic_fraction: float  # share of the sounding time with one note (see engine.transcribe.grid.texture)
-    mean_polyphony: float  # notes sounding at once, averaged over sounding time
-    max_polyphony: int
+    texture: Texture  # how the notes kept sound together
     confidence: float  # mean activation of the notes kept, 0..1
-    cluster_share: float  # share of sounding time with 3+ notes within 3 semitones
-    coverage: float  # share of the region's time with a note sounding (first halves of notes)
     grid: str  # "16ths" or "16ths and 8th-note triplets"
     messy: bool
     notes: tuple[str, ...]  # plain words for the manifest
@@ -98,20 +94,14 @@ class Transcription:
 
     @property
     def monophonic(self) -> bool:
-        return self.monophonic_fraction >= MONOPHONIC_SHARE
-
-    @property
-    def texture(self) -> str:
-        if self.monophonic:
-            return f"monophonic (one note at a time {100 * self.monophonic_fraction:.0f}% of the time)"
-        return f"polyphonic (up to {self.max_polyphony} notes at once, {self.mean_polyphony:.1f} on average)"
+        return self.texture.monophonic
 
     @property
     def summary(self) -> str:
         return (
-            f"transcribed from audio: {self.note_count} notes, {self.texture}, confidence {self.confidence:.2f}, "
-            f"quantised to {self.grid} at {self.tempo_bpm:g} BPM in {self.meter}, as {self.part_name} "
-            f"(GM program {self.program}); the MIDI is region/transcribed.mid"
+            f"transcribed from audio: {self.note_count} notes, {self.texture.describe()}, "
+            f"confidence {self.confidence:.2f}, quantised to {self.grid} at {self.tempo_bpm:g} BPM in {self.meter}, "
+            f"as {self.part_name} (GM program {self.program}); the MIDI is region/transcribed.mid"
         )
 
 
@@ -126,21 +116,20 @@ def _clean_up(events: list[NoteEvent], options: TranscriptionOptions, seconds: f
     events, echoes = drop_echoes(events)
     echoes += fragments + ghosts
     line, more = drop_echoes(events, overtones=True)
-    if more and texture(line, seconds)[0] >= MONOPHONIC_SHARE:  # a single line once its overtones are gone
+    if more and texture(line, seconds).monophonic:  # a single line once its overtones are gone
         events, echoes = line, echoes + more
     return events, echoes
 
 
-def _what_was_adjusted(
-    messy: bool, confidence: float, mean_poly: float, cluster_share: float, latency: float, dropped: int
-) -> list[str]:
+def _what_was_adjusted(texture: Texture, messy: bool, confidence: float, latency: float, dropped: int) -> list[str]:
     """The transcription's notes for the manifest: a messy polyphonic result, late notes moved, notes dropped."""
     notes = []
+    clusters = texture.cluster_share
     if messy:
         notes.append(
             f"the audio is densely polyphonic and transcribes to a mess (confidence {confidence:.2f}, "
-            f"{mean_poly:.1f} notes at once on average"
-            + (f", {100 * cluster_share:.0f}% of the time 3+ notes within 3 semitones" if cluster_share else "")
+            f"{texture.mean_polyphony:.1f} notes at once on average"
+            + (f", {100 * clusters:.0f}% of the time 3+ notes within 3 semitones" if clusters else "")
             + "): the MIDI and its continuation are rough; a single melody or a cleaner mix transcribes far better"
         )
     if latency >= 0.015:
@@ -225,22 +214,18 @@ def transcribe_region(
 
     seconds = seam / info.sample_rate
     in_range, echoes = _clean_up(in_range, options, seconds)
-    mono_share, mean_poly, max_poly, cluster_share, coverage = texture(in_range, seconds)
+    sound = texture(in_range, seconds)
     confidence = float(np.mean([e.amplitude for e in in_range])) if in_range else 0.0
-    _refuse_unpitched(audio_path, len(in_range), confidence, coverage, options)
-    monophonic = mono_share >= MONOPHONIC_SHARE
+    _refuse_unpitched(audio_path, len(in_range), confidence, sound.coverage, options)
+    monophonic = sound.monophonic
     end_tick = round(bars * meter.quarters_per_bar * TICKS_PER_QUARTER)
     mono_for_velocity = mono if start == 0 else None  # (a long region's tail: velocities from the model's amplitude)
     quantised, grid_name, dropped, latency = quantise(in_range, grid, end_tick, mono_for_velocity, options, monophonic)
     if len(quantised) < options.min_notes:
         raise BadInputError(f"{audio_path} " + NO_PITCHED.format(why=f"no notes last a 16th at {tempo_bpm:g} BPM"))
-    messy = not monophonic and (
-        mean_poly > options.messy_polyphony
-        or cluster_share > options.messy_cluster_share
-        or confidence < options.messy_confidence
-    )
+    messy = sound.messy(confidence, options)
     dropped += echoes
-    notes += _what_was_adjusted(messy, confidence, mean_poly, cluster_share, latency, dropped)
+    notes += _what_was_adjusted(sound, messy, confidence, latency, dropped)
     program, name = (LEAD_PROGRAM, LEAD_NAME) if monophonic else (POLY_PROGRAM, POLY_NAME)
     conductor = Conductor(tempos=((0, tempo_bpm),), meters=((0, meter),))
     part = PartNotes(name, program, tuple(quantised))
@@ -257,12 +242,8 @@ def transcribe_region(
         heard_notes=len(in_range),
         dropped_notes=dropped,
         out_of_range_notes=out_of_range,
-        monophonic_fraction=mono_share,
-        mean_polyphony=mean_poly,
-        max_polyphony=max_poly,
+        texture=sound,
         confidence=confidence,
-        cluster_share=cluster_share,
-        coverage=coverage,
         grid=grid_name,
         messy=messy,
         notes=tuple(notes),

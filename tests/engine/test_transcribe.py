@@ -162,7 +162,7 @@ def test_piano_chords_are_polyphonic_but_not_a_mess(tmp_path: Path) -> None:
     wav = render_region(tmp_path / "triads.wav", expected, 0, 44_100, 2, bars=2)
     result = transcribe_region(AudioRegion(wav, TEMPO, Meter(4, 4)), tmp_path / "t.mid")
     assert not result.monophonic and result.program == transcribe.POLY_PROGRAM and result.part_name == "piano"
-    assert not result.messy and result.max_polyphony >= 3
+    assert not result.messy and result.texture.max_polyphony >= 3
     assert grid_f1(expected, tmp_path / "t.mid") >= 0.75
     assert "polyphonic" in result.summary
 
