@@ -273,7 +273,9 @@ def check_audio(
                 )
             )
         if job.get("kind") == "audio":
-            checks += check_sound(job_dir, files, region_audio, cont, rate, tempo, job)
+            meter = Meter.parse(str(job.get("region", {}).get("meter", "4/4")))
+            joins = concat_joins(job_dir / files["audio"], rate)
+            checks += check_sound(region_audio, cont, rate, tempo, meter, joins)
             region_key = audio_measures.audio_key(signal.mono(region_audio), rate)
             cont_key = audio_measures.audio_key(mono, rate)
             if region_key is not None and cont_key is not None:
@@ -311,22 +313,26 @@ def _join_check(full: np.ndarray, seam: int, rate: int, tempo: float, job: dict[
     ]
 
 
-def check_sound(job_dir: Path, files: dict[str, str], region: np.ndarray, cont: np.ndarray, rate: int,
-                  tempo: float, job: dict[str, Any]) -> list[Check]:  # fmt: skip
-    """Issue 15's measures of an audio continuation (:func:`engine.evaluate.audio.sound_measures`); the joins of a
-    segue-concat variant come from its ``units.json``."""
-    meter = Meter.parse(str(job.get("region", {}).get("meter", "4/4")))
-    units_path = (job_dir / files["audio"]).parent / "units.json"
-    joins = None
-    if units_path.is_file():
-        try:
-            units = json.loads(units_path.read_text(encoding="utf-8"))
-            if int(units.get("sample_rate", rate)) == rate:
-                joins = list(units.get("joins", []))
-        except (OSError, ValueError, TypeError):
-            joins = None
+def check_sound(
+    region: np.ndarray, cont: np.ndarray, rate: int, tempo: float, meter: Meter, joins: list[Any] | None
+) -> list[Check]:
+    """Issue 15's measures of an audio continuation (:func:`engine.evaluate.audio.sound_measures`); ``joins``: a
+    segue-concat variant's, from its ``units.json`` (:func:`concat_joins`)."""
     measures = audio_measures.sound_measures(region, cont, rate, tempo, meter.quarters_per_bar, joins)
     return [Check(m.name, m.value, m.ok, m.detail) for m in measures]
+
+
+def concat_joins(audio_path: Path, rate: int) -> list[Any] | None:
+    """The joins of the segue-concat variant whose audio is ``audio_path``, from the ``units.json`` beside it; None
+    when there is none, it is unreadable, or it was written at another rate."""
+    units_path = audio_path.parent / "units.json"
+    if not units_path.is_file():
+        return None
+    try:
+        units = json.loads(units_path.read_text(encoding="utf-8"))
+        return list(units.get("joins", [])) if int(units.get("sample_rate", rate)) == rate else None
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def source_channels(job: dict[str, Any]) -> int | None:
