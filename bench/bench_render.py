@@ -108,7 +108,7 @@ def sample_demo() -> tuple[Any, list[int], list[Any]]:
 def bench_render(repeats: int, busy: bool) -> dict[str, Any]:
     """``write_note_variants`` of the demo's variants, one process against the default, alternating."""
     from engine.api import CancelToken
-    from engine.pipelines.context import JobContext, Models
+    from engine.pipelines.context import JobContext, Models, Stopwatch
     from engine.pipelines.files import write_note_variants
     from engine.pipelines.midi import MidiJobFiles
     from engine.render.soundfont import find_soundfont
@@ -133,7 +133,7 @@ def bench_render(repeats: int, busy: bool) -> dict[str, Any]:
                     job_dir = Path(tmp) / f"job{n}"
                     job = MidiJobFiles(job_dir, region, BARS, SAMPLE_RATE, soundfont, None)
                     w0, (own0, helpers0) = time.perf_counter(), cpu_seconds()
-                    write_note_variants(job, seeds, variants, context, {}, w0, workers=sides[side])
+                    write_note_variants(job, seeds, variants, context, Stopwatch(), workers=sides[side])
                     wall, (own1, helpers1) = time.perf_counter() - w0, cpu_seconds()
                     cpu = (own1 - own0, helpers1 - helpers0)
                     found = digests(job_dir)

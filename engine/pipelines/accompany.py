@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from engine.checkpoints import find_checkpoint
 from engine.errors import BadInputError, ModelNotFoundError
 from engine.midi_io import Conductor, Note, PartNotes, build_midi
 from engine.nn.model_fast import apply_settings
-from engine.pipelines.context import JobContext, refuse_taken_variants, variant_seeds
+from engine.pipelines.context import JobContext, Stopwatch, refuse_taken_variants, variant_seeds
 from engine.pipelines.files import VariantFolder, write_note_variants
 from engine.pipelines.midi import region_info
 from engine.render.soundfont import SoundFont, find_soundfont
@@ -87,8 +86,7 @@ def _transcribe(request: GenerationRequest, job_dir: Path, threads: int) -> tupl
 def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> GenerationResult:
     """Run one accompany job (see the module docstring)."""
     params, report, cancel = request.params, context.report, context.cancel
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
+    timings = Stopwatch()
     notes = context.notes
     refuse_taken_variants(job_dir, params.variants)  # before any work: Segue never overwrites
     report(0.0, "reading the region")
@@ -111,22 +109,21 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
         model = load_model(request.model, context.models.device)
         apply_settings(model.model, context.models.decode)
         parts = check_model_parts(model, params.parts)
-        timings["load_seconds"] = time.perf_counter() - started
+        timings.since_start("load_seconds")
         seeds = variant_seeds(params)
-        t0 = time.perf_counter()
-        variants = accompany_region(
-            model,
-            region,
-            parts,
-            seeds,
-            temperature=params.temperature,
-            top_p=params.top_p,
-            progress=lambda f: report(0.05 + 0.6 * f, "generating"),
-            cancel=cancel,
-        )
-        timings["generate_seconds"] = time.perf_counter() - t0
+        with timings.step("generate_seconds"):
+            variants = accompany_region(
+                model,
+                region,
+                parts,
+                seeds,
+                temperature=params.temperature,
+                top_p=params.top_p,
+                progress=lambda f: report(0.05 + 0.6 * f, "generating"),
+                cancel=cancel,
+            )
     job = AccompanyFiles(job_dir, region, sample_rate, soundfont, prompt.tempo_bpm)
-    results = write_note_variants(job, seeds, variants, context, timings, started)
+    results = write_note_variants(job, seeds, variants, context, timings)
     region_notes = notes + region.notes + (f"accompanied in {describe_key(region)} ({', '.join(parts)})",)
     return GenerationResult(
         kind="midi",
@@ -136,7 +133,7 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
         place_at_beats=0.0,
         place_at_seconds=0.0,
         variants=results,
-        timings=timings,
+        timings=timings.seconds,
     )
 
 

@@ -10,7 +10,6 @@ any, is continued by the MIDI engine into the same variant folders (``continuati
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +22,7 @@ from engine.audio.audio_io import Audio, AudioInfo, probe_audio, resample
 from engine.audio.continuation import BAR_TOLERANCE, BarGrid, RegionAudio
 from engine.errors import BadInputError, ModelNotFoundError
 from engine.midi_io import PartNotes
-from engine.pipelines.context import NO_AUDIO_MODEL, JobContext, variant_seeds
+from engine.pipelines.context import NO_AUDIO_MODEL, JobContext, Stopwatch, variant_seeds
 from engine.pipelines.files import VariantFolder
 from engine.pipelines.midi import LONG_REGION_LEAD_IN_BARS, MAX_AUDITION_LEAD_IN_SECONDS, MidiJobFiles
 from engine.render.soundfont import find_soundfont
@@ -128,17 +127,15 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
     audio_name, midi_name = context.models.names_for_audio(request)
     if audio_name is None:
         raise ModelNotFoundError(NO_AUDIO_MODEL)
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
+    timings = Stopwatch()
     report(0.0, "reading the region")
     at = _locate(prompt)
     refuse_taken_variants(job_dir, params.variants)
-    made = _generate(request, at, audio_name, midi_name, context, started, timings)
-    t0 = time.perf_counter()
+    made = _generate(request, at, audio_name, midi_name, context, timings)
     out_rate = request.sample_rate or at.info.sample_rate
-    results, midi_notes = _write_variants(request, job_dir, at, made, out_rate, context)
-    timings["write_seconds"] = time.perf_counter() - t0
-    timings["total_seconds"] = time.perf_counter() - started
+    with timings.step("write_seconds"):
+        results, midi_notes = _write_variants(request, job_dir, at, made, out_rate, context)
+    timings.since_start("total_seconds")
     report(1.0, "done")
     midi_region = at.midi_region
     if midi_region is not None:
@@ -162,7 +159,7 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
         place_at_beats=at.length_beats,
         place_at_seconds=at.seam / at.info.sample_rate,
         variants=tuple(results),
-        timings=timings,
+        timings=timings.seconds,
         file_sources=_sources(made, results[0].files),
     )
 
@@ -173,8 +170,7 @@ def _generate(
     audio_name: str,
     midi_name: str,
     context: JobContext,
-    started: float,
-    timings: dict[str, float],
+    timings: Stopwatch,
 ) -> _Generated:
     """Load the models and continue the audio (then the MIDI, if any) under the engine's job lock."""
     from engine.audio.concat.job import ConcatModel
@@ -188,48 +184,46 @@ def _generate(
         report(0.02, "loading the audio model")
         model = context.models.audio(audio_name)
         symbolic = context.models.symbolic(midi_name) if at.midi_region is not None else None
-        timings["load_seconds"] = time.perf_counter() - started
+        timings.since_start("load_seconds")
         lead_in = at.seam
         if at.seam / info.sample_rate > MAX_AUDITION_LEAD_IN_SECONDS:
             lead_in = min(at.seam, grid.samples(LONG_REGION_LEAD_IN_BARS, info.sample_rate))
             notes += (f"the region is long: full.wav starts {LONG_REGION_LEAD_IN_BARS} bars before its end",)
         seeds = variant_seeds(params)
         span = 0.6 if symbolic is not None else 0.8
-        t0 = time.perf_counter()
         progress = lambda f: report(0.05 + span * f, "generating audio")  # noqa: E731
         if prompt.stems and not isinstance(model, ConcatModel):
             raise BadInputError(f"stems are continued by segue-concat, not by {model.name}: leave out --model")
-        if isinstance(model, ConcatModel):  # segue-concat: the region's own sound, recombined
-            needed = max(lead_in, model.samples_needed(grid, at.bars, info.sample_rate))
-            region = read_region_tail(info, grid, at.bars, at.seam, needed)
-            stems = _region_stems(prompt, info, grid, at.seam, region.audio.shape[1])
-            continuation: AudioContinuation | ConcatContinuation = model.continue_region(
-                region, params, seeds, progress, context.cancel, stems
-            )
-        else:
-            options = SamplingOptions(step_threads=model.step_threads)
-            plan = plan_prompt(model, grid, at.bars, options)
-            needed = max(lead_in, prompt_samples_needed(model, plan, info.sample_rate))
-            region = read_region_tail(info, grid, at.bars, at.seam, needed)
-            draws = Draws(seeds, params.temperature, params.top_p)
-            continuation = continue_audio(model, region, params.bars, draws, options, progress, context.cancel)
-        timings["generate_seconds"] = time.perf_counter() - t0
-        timings.update({f"audio_{k}": float(v) for k, v in continuation.timings.items()})
+        with timings.step("generate_seconds"):
+            if isinstance(model, ConcatModel):  # segue-concat: the region's own sound, recombined
+                needed = max(lead_in, model.samples_needed(grid, at.bars, info.sample_rate))
+                region = read_region_tail(info, grid, at.bars, at.seam, needed)
+                stems = _region_stems(prompt, info, grid, at.seam, region.audio.shape[1])
+                continuation: AudioContinuation | ConcatContinuation = model.continue_region(
+                    region, params, seeds, progress, context.cancel, stems
+                )
+            else:
+                options = SamplingOptions(step_threads=model.step_threads)
+                plan = plan_prompt(model, grid, at.bars, options)
+                needed = max(lead_in, prompt_samples_needed(model, plan, info.sample_rate))
+                region = read_region_tail(info, grid, at.bars, at.seam, needed)
+                draws = Draws(seeds, params.temperature, params.top_p)
+                continuation = continue_audio(model, region, params.bars, draws, options, progress, context.cancel)
+        timings.seconds.update({f"audio_{k}": float(v) for k, v in continuation.timings.items()})
         midi_variants: list[tuple[PartNotes, ...]] = []
         names: dict[int, str] = {}
         if symbolic is not None and at.midi_region is not None:
             names = part_names_for(at.midi_region.parts)
-            t0 = time.perf_counter()
-            midi_variants = continue_region(
-                symbolic,
-                at.midi_region,
-                params,
-                seeds,
-                names,
-                progress=lambda f: report(0.65 + 0.2 * f, "generating MIDI"),
-                cancel=context.cancel,
-            )
-            timings["midi_generate_seconds"] = time.perf_counter() - t0
+            with timings.step("midi_generate_seconds"):
+                midi_variants = continue_region(
+                    symbolic,
+                    at.midi_region,
+                    params,
+                    seeds,
+                    names,
+                    progress=lambda f: report(0.65 + 0.2 * f, "generating MIDI"),
+                    cancel=context.cancel,
+                )
     symbolic_name = symbolic.name if symbolic is not None else None
     return _Generated(model.name, symbolic_name, region, lead_in, seeds, continuation, midi_variants, names, notes)
 

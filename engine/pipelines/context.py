@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import random
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,6 +108,25 @@ class Models:
         except ModelNotFoundError:
             return None
         return str(ckpt.path) if ckpt.type in (AUDIO_PRIOR_TYPE, CONCAT_TYPE) else None
+
+
+class Stopwatch:
+    """A job's timings for job.json, in seconds: each step's (:meth:`step`) and some since the pipeline started
+    (:meth:`since_start`), in the order they were taken."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.seconds: dict[str, float] = {}
+
+    def since_start(self, name: str) -> None:
+        self.seconds[name] = time.perf_counter() - self.started
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """Times the ``with`` block as ``name`` (when it finishes)."""
+        t0 = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - t0
 
 
 @dataclass(frozen=True)

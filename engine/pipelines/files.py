@@ -28,7 +28,7 @@ from engine.render.wavfile import write_wav
 from engine.render.workers import CpuWindow, run_tasks, worker_count
 
 if TYPE_CHECKING:
-    from engine.pipelines.context import JobContext
+    from engine.pipelines.context import JobContext, Stopwatch
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +98,12 @@ def write_note_variants(
     seeds: Sequence[int],
     variants: Sequence[tuple[PartNotes, ...]],
     context: JobContext,
-    timings: dict[str, float],
-    started: float,
+    timings: Stopwatch,
     *,
     workers: int | None = None,
 ) -> tuple[VariantResult, ...]:
     """Write each variant (``v01``, ``v02`` ...) with ``writer``, the last 35% of the progress bar; adds
-    ``render_seconds`` and ``total_seconds`` (since ``started``) to ``timings`` and reports "done".
+    ``render_seconds`` and ``total_seconds`` to ``timings`` and reports "done".
 
     The variants are written by ``workers`` processes at once (:func:`engine.render.workers.run_tasks`: this one
     and forked helpers that share the soundfont, loaded here first; None: one per usable core that other programs
@@ -135,8 +134,8 @@ def write_note_variants(
         raise ValueError(f"{len(seeds)} seeds for {count} variants")
     context.report(0.65, f"rendering {count} variant{'s' if count != 1 else ''}")
     results = run_tasks(write, count, workers=workers, cancel=context.cancel, on_done=done, label=_variant_label)
-    timings["render_seconds"] = time.perf_counter() - t0
-    timings["total_seconds"] = time.perf_counter() - started
+    timings.seconds["render_seconds"] = time.perf_counter() - t0
+    timings.since_start("total_seconds")
     context.report(1.0, "done")
     return tuple(results)
 

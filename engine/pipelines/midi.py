@@ -7,7 +7,6 @@ Per variant: ``continuation.mid`` (the generated bars, tick 0 = the bar line aft
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -17,7 +16,7 @@ from symusic.core import TimeSignatureTick
 from engine.api import DEFAULT_SAMPLE_RATE, GenerationRequest, GenerationResult, Meter, RegionInfo, VariantResult
 from engine.errors import BadInputError
 from engine.midi_io import Conductor, Note, PartNotes, build_midi
-from engine.pipelines.context import JobContext, variant_seeds
+from engine.pipelines.context import JobContext, Stopwatch, variant_seeds
 from engine.pipelines.files import VariantFolder, write_note_variants
 from engine.render.soundfont import SoundFont, find_soundfont
 from engine.symbolic.continuation import ContinuationInfo, continue_region
@@ -35,8 +34,7 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
     if prompt.midi_path is None:
         raise BadInputError("audio-only regions are not supported in this version yet: give the region as a MIDI file")
     notes = context.notes
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
+    timings = Stopwatch()
     report(0.0, "reading the region")
     region = read_region(prompt)
     sample_rate = request.sample_rate or DEFAULT_SAMPLE_RATE
@@ -44,27 +42,26 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
     with context.lock:
         report(0.02, "loading the model")
         model = context.models.symbolic(request.model)
-        timings["load_seconds"] = time.perf_counter() - started
+        timings.since_start("load_seconds")
         seeds = variant_seeds(params)
         names = part_names_for(region.parts)
-        t0 = time.perf_counter()
         used = ContinuationInfo()  # what the region guidance, candidates and adaptation did (job.json)
-        variants = continue_region(
-            model,
-            region,
-            params,
-            seeds,
-            names,
-            progress=lambda f: report(0.05 + 0.6 * f, "generating"),
-            cancel=context.cancel,
-            info=used,
-        )
-        timings["generate_seconds"] = time.perf_counter() - t0
+        with timings.step("generate_seconds"):
+            variants = continue_region(
+                model,
+                region,
+                params,
+                seeds,
+                names,
+                progress=lambda f: report(0.05 + 0.6 * f, "generating"),
+                cancel=context.cancel,
+                info=used,
+            )
         seeds = used.seeds or seeds  # candidates: the kept variants' own seeds
         notes += used.notes()
-        timings.update(used.timings())
+        timings.seconds.update(used.timings())
     job = MidiJobFiles(job_dir, region, params.bars, sample_rate, soundfont, prompt.tempo_bpm)
-    results = write_note_variants(job, seeds, variants, context, timings, started)
+    results = write_note_variants(job, seeds, variants, context, timings)
     return GenerationResult(
         kind="midi",
         mode=params.mode,
@@ -73,7 +70,7 @@ def run(request: GenerationRequest, job_dir: Path, context: JobContext) -> Gener
         place_at_beats=region.length_beats,
         place_at_seconds=region.place_at_seconds,
         variants=results,
-        timings=timings,
+        timings=timings.seconds,
     )
 
 

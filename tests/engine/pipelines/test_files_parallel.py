@@ -19,7 +19,7 @@ import pytest
 from engine.api import CancelToken, Prompt, VariantResult
 from engine.errors import CancelledError, EngineError
 from engine.midi_io import Note, PartNotes
-from engine.pipelines.context import JobContext, Models
+from engine.pipelines.context import JobContext, Models, Stopwatch
 from engine.pipelines.files import write_note_variants
 from engine.pipelines.midi import MidiJobFiles
 from engine.render import workers
@@ -78,9 +78,7 @@ def write(
 ) -> tuple[VariantResult, ...]:
     job = MidiJobFiles(job_dir, region, BARS, 44_100, find_soundfont(), None)
     seeds = [7 + i for i in range(count)]
-    return write_note_variants(
-        job, seeds, variants(region, count), ctx or context(), {}, time.perf_counter(), workers=processes
-    )
+    return write_note_variants(job, seeds, variants(region, count), ctx or context(), Stopwatch(), workers=processes)
 
 
 def test_variants_written_by_helper_processes_are_byte_for_byte_the_serial_files(
@@ -136,7 +134,7 @@ class HelperFails(MidiJobFiles):
 def test_a_helpers_error_fails_the_job_with_its_own_message(region: Region, tmp_path: Path) -> None:
     job = HelperFails(tmp_path, region, BARS, 44_100, find_soundfont(), None)
     with pytest.raises(EngineError, match=r"invalid samples \(NaN/inf\) for part drums of v0[12]") as caught:
-        write_note_variants(job, [1, 2], variants(region, 2), context(), {}, time.perf_counter(), workers=2)
+        write_note_variants(job, [1, 2], variants(region, 2), context(), Stopwatch(), workers=2)
     assert isinstance(caught.value.__cause__, WorkerError)
     assert "render helper process" in str(caught.value.__cause__)
     assert helpers_gone(tmp_path)  # no helper left behind
@@ -166,7 +164,7 @@ def test_cancel_during_the_render_stops_it_and_its_helpers(region: Region, tmp_p
     ctx = JobContext(cast(Models, None), threading.Lock(), None, report, cancel)
     job = HelperWaits(tmp_path, region, BARS, 44_100, find_soundfont(), None)
     with pytest.raises(CancelledError):
-        write_note_variants(job, list(range(8)), variants(region, 8), ctx, {}, time.perf_counter(), workers=2)
+        write_note_variants(job, list(range(8)), variants(region, 8), ctx, Stopwatch(), workers=2)
     written = [d for d in tmp_path.iterdir() if d.is_dir()]
     assert 1 <= len(written) <= 2  # this process's variant, and perhaps the helper's, stopped or finished
     assert helpers_gone(tmp_path)  # no helper left behind
