@@ -33,14 +33,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from _common import RESULTS, ROOT, machine, markdown_table, write_json
 
-PARTS = ("symbolic", "audio", "loss", "osc", "clock", "gui", "transcribe", "gpu")
 HEADER = ["part", "measure", "Segue", "baseline", "ratio", "notes"]
-Row = list[str]
+Row = list[str]  # a row of the table (the rows functions give it without the part's label)
 
 
 def _fmt(value: float, digits: int = 1) -> str:
@@ -62,7 +62,7 @@ def cmd_symbolic(args: argparse.Namespace, out: Path) -> list[str]:
 def rows_symbolic(d: dict[str, Any]) -> list[Row]:
     s, tps = d["seconds"], d["tokens_per_second"]
     return [[
-        "symbolic engine", f"sampling tokens/s, {d['bars']} bars x {d['variants']} variants",
+        f"sampling tokens/s, {d['bars']} bars x {d['variants']} variants",
         f"{_fmt(tps['kv_cache'], 0)} (KV cache, {s['kv_cache']:.2f} s)",
         f"{_fmt(tps['no_cache'], 0)} (no cache, {s['no_cache']:.2f} s)",
         _ratio(d["speedup_kv_cache"], "higher"),
@@ -82,19 +82,19 @@ def rows_audio(d: dict[str, Any]) -> list[Row]:
     settings = d.get("settings", {})
     size = f"{settings.get('variants', '?')} variants x {settings.get('bars', '?')} bars"
     if music is None:
-        return [["audio engine", f"real-time factor, {size}", f"{segue['real_time_factor']:.2f}",
+        return [[f"real-time factor, {size}", f"{segue['real_time_factor']:.2f}",
                  "not measured (--no-musicgen)", "n/a", segue["model"]]]  # fmt: skip
     extrapolated = "extrapolated" in music.get("measured", "")
     return [
         [
-            "audio engine", f"real-time factor (audio s / wall s), {size}",
+            f"real-time factor (audio s / wall s), {size}",
             f"{segue['real_time_factor']:.2f} ({segue['job_seconds']:.1f} s)",
             f"{music['real_time_factor']:.3f} ({music['job_seconds']:.1f} s{', extrapolated' if extrapolated else ''})",
             _ratio(segue["real_time_factor"] / music["real_time_factor"], "higher"),
             f"{segue['model']} (whole job) vs MusicGen small architecture, random weights",
         ],
         [
-            "audio engine", "sampling tokens/s",
+            "sampling tokens/s",
             _fmt(segue["tokens_per_second"], 0), _fmt(music["tokens_per_second"], 0),
             _ratio(segue["tokens_per_second"] / music["tokens_per_second"], "higher"),
             f"decoders {segue['prior_parameters'] / 1e6:.1f}M vs {music['prior_parameters'] / 1e6:.0f}M params",
@@ -119,12 +119,12 @@ def rows_loss(d: dict[str, Any]) -> list[Row]:
         f"{cache['train_tokens']:,} train tokens; uniform {d['uniform']:.3f}"
     )
     rows = [[
-        "MIDI model", "held-out loss, nats/token", f"{d['segue']['val_loss']:.3f} ({d['model']})",
+        "held-out loss, nats/token", f"{d['segue']['val_loss']:.3f} ({d['model']})",
         f"{base['val_loss']:.3f} (KN {base['order']}-gram)", _ratio(d["ratio"], "lower"), notes,
     ]]  # fmt: skip
     if best is not base and best["order"] != base["order"]:
         rows.append([
-            "MIDI model", "held-out loss, best n-gram", f"{d['segue']['val_loss']:.3f}",
+            "held-out loss, best n-gram", f"{d['segue']['val_loss']:.3f}",
             f"{best['val_loss']:.3f} (KN {best['order']}-gram)",
             _ratio(d["segue"]["val_loss"] / best["val_loss"], "lower"), "same tokens",
         ])  # fmt: skip
@@ -139,9 +139,9 @@ def rows_osc(d: dict[str, Any]) -> list[Row]:
     seg, base = d["segue"], d["baseline"]
     n = d["settings"]["pings"]
     return [
-        ["OSC bridge", "round trip median, us", _fmt(seg["median_us"]), f"{_fmt(base['median_us'])} (UDP echo)",
+        ["round trip median, us", _fmt(seg["median_us"]), f"{_fmt(base['median_us'])} (UDP echo)",
          _ratio(d["ratio"]["median"], "lower"), f"/segue/ping -> /segue/pong on 127.0.0.1, {n} pings each"],
-        ["OSC bridge", "round trip p99, us", _fmt(seg["p99_us"]), f"{_fmt(base['p99_us'])} (UDP echo)",
+        ["round trip p99, us", _fmt(seg["p99_us"]), f"{_fmt(base['p99_us'])} (UDP echo)",
          _ratio(d["ratio"]["p99"], "lower"), f"lost: {seg['lost']} vs {base['lost']}"],
     ]  # fmt: skip
 
@@ -164,7 +164,7 @@ def rows_clock(d: dict[str, Any]) -> list[Row]:
         total = len(mine) * seeds
         tempi = "/".join(f"{r['tempo_bpm']:g}" for r in mine)
         rows.append([
-            "MIDI clock", f"beats to within 0.1 BPM, {kind}", f"{segue} worst, {median} median",
+            f"beats to within 0.1 BPM, {kind}", f"{segue} worst, {median} median",
             f"never in {total - naive}/{total} streams (last interval)", "n/a (baseline never converges)"
             if naive == 0 else "see json",
             f"{tempi} BPM, {seeds} streams each of {beats} beats; 1-beat average converged in {average}/{total}",
@@ -181,7 +181,7 @@ def cmd_gui(args: argparse.Namespace, out: Path) -> list[str]:
 def rows_gui(d: dict[str, Any]) -> list[Row]:
     job, idle, s = d["job"], d["idle"], d["settings"]
     return [[
-        "GUI", "longest event-loop gap, ms", f"{job['median_max_gap_ms']:.1f} (during a job)",
+        "longest event-loop gap, ms", f"{job['median_max_gap_ms']:.1f} (during a job)",
         f"{idle['median_max_gap_ms']:.1f} (idle)", _ratio(d["ratio"], "lower"),
         f"{s['interval_ms']} ms QTimer, offscreen; {s['engine']} engine, {s['variants']} x {s['bars']} bars; "
         f"{job['stalls_over_50ms']} gaps > 50 ms in {job['seconds']:.0f} s of jobs (idle {idle['stalls_over_50ms']}); "
@@ -197,7 +197,7 @@ def cmd_transcribe(args: argparse.Namespace, out: Path) -> list[str]:
 def rows_transcribe(d: dict[str, Any]) -> list[Row]:
     per10, f1, s = d["seconds_per_10s"], d["note_f1"], d["settings"]
     return [[
-        "transcription", "audio -> MIDI, s per 10 s of audio", f"{per10['segue']:.3f} (note F1 {f1['segue']:.3f})",
+        "audio -> MIDI, s per 10 s of audio", f"{per10['segue']:.3f} (note F1 {f1['segue']:.3f})",
         f"{per10['basic_pitch']:.3f} (basic-pitch predict, F1 {f1['basic_pitch']:.3f})", _ratio(d["ratio"], "lower"),
         f"same nmp.onnx; {s['audio_seconds']:.1f} s melody at 44.1 kHz stereo, warm, best of {s['repeats']}, "
         f"{s['threads']} thread(s); first call {d['cold_first_call_seconds']['segue']:.1f} s "
@@ -205,31 +205,28 @@ def rows_transcribe(d: dict[str, Any]) -> list[Row]:
     ]]  # fmt: skip
 
 
-PartRun = tuple[Callable[[argparse.Namespace, Path], list[str]], Callable[[dict[str, Any]], list[Row]]]
-RUNNERS: dict[str, PartRun] = {
-    "symbolic": (cmd_symbolic, rows_symbolic),
-    "audio": (cmd_audio, rows_audio),
-    "loss": (cmd_loss, rows_loss),
-    "osc": (cmd_osc, rows_osc),
-    "clock": (cmd_clock, rows_clock),
-    "gui": (cmd_gui, rows_gui),
-    "transcribe": (cmd_transcribe, rows_transcribe),
+@dataclass(frozen=True)
+class Part:
+    """One part of the table: its label (the first column of its rows), what it measures (said when it was not
+    measured), the command that runs it (None: nothing to run) and its JSON -> rows (each without the label)."""
+
+    label: str
+    measure: str
+    command: Callable[[argparse.Namespace, Path], list[str]] | None = None
+    rows: Callable[[dict[str, Any]], list[Row]] | None = None
+
+
+TABLE = {
+    "symbolic": Part("symbolic engine", "sampling tokens/s", cmd_symbolic, rows_symbolic),
+    "audio": Part("audio engine", "real-time factor", cmd_audio, rows_audio),
+    "loss": Part("MIDI model", "held-out loss, nats/token", cmd_loss, rows_loss),
+    "osc": Part("OSC bridge", "round trip", cmd_osc, rows_osc),
+    "clock": Part("MIDI clock", "beats to within 0.1 BPM", cmd_clock, rows_clock),
+    "gui": Part("GUI", "longest event-loop gap", cmd_gui, rows_gui),
+    "transcribe": Part("transcription", "audio -> MIDI, s per 10 s of audio", cmd_transcribe, rows_transcribe),
+    "gpu": Part("GPU", "tokens/s vs memory-bandwidth bound"),  # no benchmark written yet
 }
-
-
-def not_measured(part: str, measure: str, reason: str) -> Row:
-    return [part, measure, "not measured", "", "", reason]
-
-
-MEASURES = {
-    "symbolic": ("symbolic engine", "sampling tokens/s"),
-    "audio": ("audio engine", "real-time factor"),
-    "loss": ("MIDI model", "held-out loss, nats/token"),
-    "osc": ("OSC bridge", "round trip"),
-    "clock": ("MIDI clock", "beats to within 0.1 BPM"),
-    "gui": ("GUI", "longest event-loop gap"),
-    "transcribe": ("transcription", "audio -> MIDI, s per 10 s of audio"),
-}
+PARTS = tuple(TABLE)
 
 
 def _reason(stderr: str, stdout: str) -> str:
@@ -239,7 +236,8 @@ def _reason(stderr: str, stdout: str) -> str:
 
 def run_part(part: str, args: argparse.Namespace, results: Path) -> tuple[dict[str, Any], bool]:
     """The part's JSON (or why there is none: ``not_measured`` / ``failed``) and whether it failed."""
-    command, _ = RUNNERS[part]
+    command = TABLE[part].command
+    assert command is not None
     script = ROOT / command(args, Path("-"))[0]
     if not script.is_file():
         return {"not_measured": f"{script.relative_to(ROOT)} is not in this checkout yet"}, False
@@ -269,14 +267,14 @@ def run_part(part: str, args: argparse.Namespace, results: Path) -> tuple[dict[s
 
 
 def rows_for(part: str, data: dict[str, Any]) -> list[Row]:
-    if part == "gpu":
-        return [not_measured("GPU", "tokens/s vs memory-bandwidth bound", f"not measured: {data['not_measured']}")]
-    label, measure = MEASURES[part]
+    """The part's rows, or one row saying why it was not measured (or failed)."""
+    table = TABLE[part]
     if "not_measured" in data:
-        return [not_measured(label, measure, f"not measured: {data['not_measured']}")]
+        return [[table.label, table.measure, "not measured", "", "", f"not measured: {data['not_measured']}"]]
     if "failed" in data:
-        return [not_measured(label, measure, f"failed: {data['failed']}")]
-    return RUNNERS[part][1](data)
+        return [[table.label, table.measure, "not measured", "", "", f"failed: {data['failed']}"]]
+    assert table.rows is not None
+    return [[table.label, *cells] for cells in table.rows(data)]
 
 
 def gpu_reason(info: dict[str, Any]) -> str:
