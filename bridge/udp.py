@@ -20,6 +20,16 @@ Address = tuple[str, int]
 Receive = Callable[[bytes, Address], None]
 
 
+def port_free(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether a UDP socket can bind ``(host, port)`` now (another program may take it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 class _DatagramServer(BlockingOSCUDPServer):
     def __init__(self, address: Address, receive: Receive, what: str, max_packet_size: int) -> None:
         self.receive = receive

@@ -12,7 +12,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -20,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bridge.udp import port_free
 from engine import entrypoints
 from engine.environment import Environment
 from engine.errors import BadInputError
@@ -73,7 +73,7 @@ def run(
     settings = loaded.settings
     if options.screenshot is not None:  # a clean, reproducible window: defaults, a fresh jobs folder
         settings, settings_path = GuiSettings(out_dir=str(_screenshot_out(options))), None
-        settings = dataclasses.replace(settings, osc_port=9750 if _port_free(9750) else 0, bars=4, variants=4, seed=7)
+        settings = dataclasses.replace(settings, osc_port=9750 if port_free(9750) else 0, bars=4, variants=4, seed=7)
         settings = dataclasses.replace(settings, mode=options.screenshot_mode)
     if options.out_dir is not None:
         settings = dataclasses.replace(settings, out_dir=str(options.out_dir))
@@ -138,15 +138,6 @@ def _screenshot_out(options: GuiOptions) -> Path:
     if options.out_dir is not None:
         return options.out_dir
     return Path(tempfile.mkdtemp(prefix="segue-screenshot-"))
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _screenshot(

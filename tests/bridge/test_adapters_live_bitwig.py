@@ -26,6 +26,7 @@ from bridge.adapters import DEFAULT_DAW_PORTS, BitwigAdapter, LiveAdapter
 from bridge.adapters.bitwig import beat_to_quarters, parse_beat_text, parse_signature, quarters_per_measure
 from bridge.adapters.live import LISTENS, POLL, as_bool
 from bridge.daemon import BridgeRunning
+from bridge.udp import port_free
 
 
 class Clock:
@@ -314,15 +315,6 @@ def test_bitwig_parsers() -> None:
 # -- segue bridge --daw live|bitwig ----------------------------------------------------------------------------
 
 
-def _free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.mark.parametrize(
     ("name", "feedback_port", "feedback"),
     [
@@ -346,7 +338,7 @@ def test_segue_bridge_reports_the_daw_transport(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    if not _free(feedback_port):
+    if not port_free(feedback_port):
         pytest.skip(f"UDP port {feedback_port} (the {name} feedback port) is taken on this machine")
     assert DEFAULT_DAW_PORTS[name] == {"live": 11000, "bitwig": 8000}[name]
     answers: list[list[Any]] = []

@@ -24,6 +24,8 @@ from typing import IO
 
 import pytest
 
+from engine.atomic import pid_alive
+
 INSTALL_HINT = (
     "install with `apt-get install -y --no-install-recommends jackd2 jack-midi-clock` "
     "(or run `make test-integ`, which does it)"
@@ -70,7 +72,7 @@ def clean_stale_jack_servers(registry: Path = JACK_REGISTRY) -> list[str]:
             f.seek(offset)
             entry = f.read(_SERVER_ENTRY)
             (pid,) = struct.unpack_from("<i", entry)
-            if pid <= 0 or _alive(pid):
+            if pid <= 0 or pid_alive(pid):
                 continue
             f.seek(offset)
             if struct.unpack("<i", f.read(4))[0] != pid:  # someone else just took the slot
@@ -79,16 +81,6 @@ def clean_stale_jack_servers(registry: Path = JACK_REGISTRY) -> list[str]:
             f.write(bytes(_SERVER_ENTRY))
             cleared.append(entry[4:].split(b"\0", 1)[0].decode(errors="replace"))
     return cleared
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def need(*binaries: str) -> None:
