@@ -1,15 +1,25 @@
 """The density target's reading of the region (engine.symbolic.guidance.notes_per_bar, issue 16), on hand-made
-REMI token streams: no model, no sampling, so every figure is exact."""
+REMI token streams: no model, no sampling, so every figure is exact; and one job (the shipped model,
+engine/models/segue-midi-small, trained by this project) on a region written here, where only the targets handed
+to the sampler are checked, not what it samples."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
+import mido
 import pytest
 
-from engine.api import Meter
+from engine.api import GenerationParams, Meter, Prompt
+from engine.checkpoints import find_checkpoint
+from engine.symbolic import continuation
 from engine.symbolic.constraints import Constraints, Vocabulary
+from engine.symbolic.continuation import SymbolicModel, continue_region
 from engine.symbolic.guidance import GuidanceSettings, guided_constraints, notes_per_bar, region_stats
+from engine.symbolic.naming import part_names_for
+from engine.symbolic.region import read_region
 
 PPB = 32  # positions per bar of 4/4 (8 a beat)
 VOCAB = Vocabulary(
@@ -131,3 +141,60 @@ def test_guided_constraints_reads_the_targets_from_the_whole_region() -> None:
     assert guided_constraints(_constraints(), prompt, VOCAB, region, whole).density_target == pytest.approx(
         {PIANO: 4.0, BASS: 4.0}
     )
+
+
+def _dense_region(path: Path) -> Path:
+    """4 bars of 4/4: a bass (program 33) in three-note chords on every 16th (48 notes a bar: the model's prompt,
+    half a context, holds only the last bar) and a piano (program 0) in eighths in bars 1-3, silent in bar 4."""
+    tpq, bar = 480, 1920
+    mid = mido.MidiFile(type=1, ticks_per_beat=tpq)
+    conductor = mido.MidiTrack()
+    conductor.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(120), time=0))
+    conductor.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
+    conductor.append(mido.MetaMessage("end_of_track", time=4 * bar))
+    mid.tracks.append(conductor)
+    for channel, program, chord, step, bars in ((0, 0, (72,), tpq // 2, 3), (1, 33, (40, 44, 47), tpq // 4, 4)):
+        track = mido.MidiTrack()
+        track.append(mido.Message("program_change", channel=channel, program=program, time=0))
+        now = 0
+        for on in range(0, bars * bar, step):
+            for k, pitch in enumerate(chord):
+                track.append(
+                    mido.Message("note_on", channel=channel, note=pitch, velocity=90, time=on - now if k == 0 else 0)
+                )
+                now = on
+            for k, pitch in enumerate(chord):
+                track.append(mido.Message("note_off", channel=channel, note=pitch, time=step // 2 if k == 0 else 0))
+            now = on + step // 2
+        track.append(mido.MetaMessage("end_of_track", time=4 * bar - now))
+        mid.tracks.append(track)
+    out = path / "dense.mid"
+    mid.save(out)
+    return out
+
+
+def test_a_job_reads_the_targets_from_the_whole_region(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """continue_region hands the guidance the whole region's tokens, not only the model's prompt (here the last
+    bar, where the piano rests): the piano's target is its 24 notes over the 4 bars, not 0."""
+    model = SymbolicModel.load(find_checkpoint("default"))
+    region = read_region(Prompt(midi_path=_dense_region(tmp_path)))
+    prompt_ids = continuation.encode_prompt(region, model.tokenizer, model.vocab, model.model.config.block_size // 2)
+    assert prompt_ids.count(model.vocab.bar) == 1  # the premise: the prompt is the last bar only
+    seen: list[dict[int, float]] = []
+    original = continuation.guided_constraints
+
+    def spy(*args: Any, **kwargs: Any) -> Constraints:
+        out = original(*args, **kwargs)
+        seen.append(dict(out.density_target))
+        return out
+
+    monkeypatch.setattr(continuation, "guided_constraints", spy)
+    params = GenerationParams(bars=1, variants=1, seed=3)
+    names = part_names_for(region.parts)
+    for source in ("entry", "region", "prompt"):
+        settings = GuidanceSettings(density_from=source)
+        continue_region(model, region, params, [3], names, guidance=settings, candidates=1, adapt=None, cache=None)
+    entry, whole, prompt = seen
+    assert entry == pytest.approx({0: 6.0, 33: 48.0})
+    assert whole == pytest.approx({0: 6.0, 33: 48.0})
+    assert prompt == pytest.approx({0: 0.0, 33: 48.0})
