@@ -181,7 +181,7 @@ def test_a_job_reads_the_targets_from_the_whole_region(tmp_path: Path, monkeypat
     prompt_ids = continuation.encode_prompt(region, model.tokenizer, model.vocab, model.model.config.block_size // 2)
     assert prompt_ids.count(model.vocab.bar) == 1  # the premise: the prompt is the last bar only
     seen: list[dict[int, float]] = []
-    original = continuation.guided_constraints
+    original = guided_constraints
 
     def spy(*args: Any, **kwargs: Any) -> Constraints:
         out = original(*args, **kwargs)
