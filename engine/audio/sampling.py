@@ -155,7 +155,7 @@ def sample_frames(
     if options.step_threads and device.type == "cpu":
         torch.set_num_threads(options.step_threads)
     try:
-        windows = _steps(model, sequence, known, P, (cache, logits), rows, options, progress, cancel)
+        windows = _steps(model, _Batch(sequence, known, P, rows), (cache, logits), options, progress, cancel)
     finally:
         torch.set_num_threads(threads)
     if progress is not None:
@@ -193,19 +193,29 @@ class _Rows:
         return torch.stack(rows)
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """The variants being sampled, one a row: their delayed steps ``sequence [K, Q, steps]`` (filled in place),
+    what is known before sampling ``known [Q, steps]`` (:data:`UNKNOWN` where a code is drawn), the prompt's
+    length ``P`` in steps, and each row's draws."""
+
+    sequence: torch.Tensor
+    known: torch.Tensor
+    P: int
+    rows: _Rows
+
+
 def _steps(
     model: Prior,
-    sequence: torch.Tensor,
-    known: torch.Tensor,
-    P: int,
+    batch: _Batch,
     state: tuple[Any, torch.Tensor],
-    rows: _Rows,
     options: SamplingOptions,
     progress: ProgressFn | None,
     cancel: CancelToken | None,
 ) -> int:
-    """The step loop of :func:`sample_frames`: fills ``sequence [K, Q, steps]`` in place, starting from the cache
-    and logits after the prompt (``state``); returns how many windows it took."""
+    """The step loop of :func:`sample_frames`: fills ``batch.sequence`` in place, starting from the cache and logits
+    after the prompt (``state``); returns how many windows it took."""
+    sequence, known, P, rows = batch.sequence, batch.known, batch.P, batch.rows
     cache, logits = state
     K, _, steps = sequence.shape
     block = model.config.block_size
