@@ -96,25 +96,6 @@ def load_resume(
     return state
 
 
-def resume_into(
-    state: dict[str, Any],
-    args: argparse.Namespace,
-    model: torch.nn.Module,
-    opt: torch.optim.Optimizer,
-    device: torch.device,
-    rng: np.random.Generator,
-    strict: bool = True,
-) -> bool:
-    """With ``--resume``: ``state`` and ``rng`` continue where ``out/resume/`` left them; False without it."""
-    if not args.resume:
-        return False
-    state.update(load_resume(args.out, model, opt, device, strict))
-    if "numpy_rng" in state:
-        rng.bit_generator.state = state.pop("numpy_rng")
-    log.info("resumed at step %d (%.1f minutes trained)", state["step"], state["elapsed_s"] / 60)
-    return True
-
-
 def append_log(out: Path, record: dict[str, Any]) -> None:
     """One evaluation's record, a line of ``out/train_log.jsonl``."""
     with open(out / LOG_NAME, "a", encoding="utf-8") as f:
@@ -329,10 +310,17 @@ class Run:
         strict: bool = True,
         skip: tuple[str, ...] = (),
     ) -> Run:
-        """``state`` continued from ``resume/`` with ``--resume`` (:func:`resume_into`), then the module to step
-        (:func:`for_training`); ``process`` is :func:`start_process`'s (rank, world, device, generator)."""
+        """With ``--resume``, ``state``, the weights, the optimizer and the data's generator continue where
+        ``out/resume/`` left them (:func:`load_resume`; ``strict=False`` for weights saved without a tied head);
+        then the module to step (:func:`for_training`). ``process`` is :func:`start_process`'s (rank, world, device,
+        generator)."""
         rank, world, device, rng = process
-        resumed = resume_into(state, args, model, opt, device, rng, strict)
+        resumed = bool(args.resume)
+        if resumed:
+            state.update(load_resume(args.out, model, opt, device, strict))
+            if "numpy_rng" in state:
+                rng.bit_generator.state = state.pop("numpy_rng")
+            log.info("resumed at step %d (%.1f minutes trained)", state["step"], state["elapsed_s"] / 60)
         train_model = for_training(model, args, world, device)
         return cls(args, model, train_model, opt, state, rng, device, rank, world, skip, resumed)
 
