@@ -104,15 +104,17 @@ def test_the_control_brings_a_variants_duration_weighted_profile_near_the_region
 
 
 def test_the_control_acts_as_far_as_the_region_loops(vocab: dict[str, int], kinds: TokenKinds) -> None:
-    """Its strength is the setting times the loop memory's fit to the region: a loop gets it, a region that never
-    repeats (where composers move on) next to nothing; job.json's cache note says both."""
+    """With the loop gate (the default), its strength is the setting times the loop memory's fit to the region: a
+    loop gets it, a region that never repeats (where composers move on) next to nothing; job.json's cache note says
+    both."""
 
     def control(bars: list[list[tuple[int, int, int, str, str]]]) -> tuple[float, float]:
         region = stream(vocab, bars)
-        settings = CacheSettings(loop=LoopSettings(), profile=2.0)
+        settings = CacheSettings(loop=LoopSettings(), profile=2.0, profile_gate="loop")
         mixer = CacheMixer(region, kinds, 2, settings, [1.0 / kinds.size] * len(region))  # against a flat model
         assert mixer.report.profile is not None
         assert "pitch-class profile control" in mixer.report.describe()
+        assert "loop share" in mixer.report.describe()
         return mixer.report.profile
 
     looped_strength, looped_share = control([groove()] * 4)
