@@ -11,6 +11,7 @@ with the guidance's density target read otherwise (:class:`engine.symbolic.guida
 - ``final-dreg``: the whole region's mean (``density_from="region"``);
 - ``final-dent``: the whole region from each part's first note on (``density_from="entry"``);
 - ``final-dent-hN``: the same, a bar N bars before the last weighing half (``density_half_life=N``);
+- ``final-dpent``: the model's prompt from each part's first note on (``density_from="prompt-entry"``);
 - ``-fit`` after any of them: the candidates' fit measures notes per bar against the same targets
   (``density_fit_target``); without it, against the region's mean.
 
@@ -57,6 +58,7 @@ DENSITY_CONFIGS: dict[str, GuidanceSettings] = {
     "final-dent": replace(BEFORE, density_from="entry"),
     "final-dent-h2": replace(BEFORE, density_from="entry", density_half_life=2.0),
     "final-dent-h4": replace(BEFORE, density_from="entry", density_half_life=4.0),
+    "final-dpent": replace(BEFORE, density_from="prompt-entry"),
 }
 for _name, _guidance in list(DENSITY_CONFIGS.items()):
     DENSITY_CONFIGS[f"{_name}-fit"] = replace(_guidance, density_fit_target=True)
@@ -70,6 +72,7 @@ READINGS = {  # name -> (tokens: the prompt or the whole region, density_from, h
     "entry": ("whole", "entry", 0.0),
     "entry-h2": ("whole", "entry", 2.0),
     "entry-h4": ("whole", "entry", 4.0),
+    "prompt-entry": ("prompt", "prompt-entry", 0.0),
 }
 
 

@@ -244,7 +244,7 @@ def continue_region(
     if settings.enabled:
         stats = region_stats(prompt_ids, model.vocab, constraints.positions_per_bar)
         whole_stats = None
-        if settings.density_from != "prompt":  # the density targets read the whole region, not only the prompt
+        if not settings.density_from.startswith("prompt"):  # the density targets read the whole region
             whole_ids = encode_prompt(region, model.tokenizer, model.vocab, max_tokens=WHOLE_REGION_BLOCKS * block)
             whole_stats = region_stats(whole_ids, model.vocab, constraints.positions_per_bar)
         constraints = guided_constraints(constraints, stats, model.vocab, settings, whole_stats)

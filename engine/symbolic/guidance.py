@@ -42,10 +42,11 @@ DEFAULT_HOLD_NOTES = True
 DEFAULT_END_ON_TONIC = False
 # where each part's target notes per bar is read (docs/symbolic-engine.md, "Notes per bar: the density target"):
 # "prompt": the model's prompt (the region's last bars that fit half a context: one bar of a dense region), as
-# before; "region": the whole region's mean; "entry": the whole region from the part's first note on
+# before; "prompt-entry": the prompt from the part's first note on; "region": the whole region's mean; "entry":
+# the whole region from the part's first note on
 DENSITY_FROM = "prompt"
 DENSITY_HALF_LIFE = 0.0  # bars: a bar this far before the region's last counts half (0: every bar alike)
-DENSITY_SOURCES = ("prompt", "region", "entry")
+DENSITY_SOURCES = ("prompt", "prompt-entry", "region", "entry")
 DENSITY_FIT_TARGET = False
 PITCH_WEIGHT = 0.3  # nats per unit of log-prior at similarity 1 (1.0 overshoots: bench)
 CACHE_PITCH_WEIGHT = 0.0  # with the region cache on: off (the cache's pitch slot does that work per part)
@@ -75,7 +76,7 @@ class GuidanceSettings:
     density: float = DEFAULT_DENSITY
     part_density: dict[int, float] = field(default_factory=dict)  # program -> factor (overrides density)
     density_control: bool = True  # steer each part to its target notes per bar (else: only the old bonus)
-    density_from: str = DENSITY_FROM  # "prompt", "region" or "entry" (DENSITY_SOURCES; read with the region's tokens)
+    density_from: str = DENSITY_FROM  # one of DENSITY_SOURCES
     density_half_life: float = DENSITY_HALF_LIFE
     # the candidates' fit measures notes per bar against these targets (else: the region's mean x the density)
     density_fit_target: bool = DENSITY_FIT_TARGET
@@ -177,15 +178,15 @@ def region_stats(prompt_ids: Sequence[int], vocab: Vocabulary, positions_per_bar
 def notes_per_bar(stats: RegionStats, program: int, source: str = DENSITY_FROM, half_life: float = 0.0) -> float:
     """The part's notes per bar in ``stats`` (read from the region's tokens): over every bar (``"region"``,
     ``"prompt"``: the same count, the caller passes the tokens it means), or from the part's first note on
-    (``"entry"``: at least one bar, so a part entering on the last beat is not counted four times). With a
-    ``half_life`` (bars) each bar weighs 0.5 ** (its distance from the last bar / half_life)."""
+    (``"entry"``, ``"prompt-entry"``: at least one bar, so a part entering on the last beat is not counted four
+    times). With a ``half_life`` (bars) each bar weighs 0.5 ** (its distance from the last bar / half_life)."""
     if source not in DENSITY_SOURCES:
         raise ValueError(f"unknown density source {source!r}: one of {', '.join(DENSITY_SOURCES)}")
     counts = stats.bar_notes.get(program, [])
     bars = max(1, stats.bars)
     if not counts or sum(counts) == 0:
         return 0.0
-    start = stats.first_onset.get(program, 0.0) if source == "entry" else 0.0
+    start = stats.first_onset.get(program, 0.0) if source.endswith("entry") else 0.0
     if bars - start <= 1.0:  # the part came in during the last bar: its notes over one bar
         return float(sum(counts))
     # each bar's share of the time the part has been playing (the bar it entered in: the part after its entry)
@@ -228,7 +229,7 @@ def guided_constraints(
     """``constraints`` with the region's priors, density targets and cadence as the settings ask.
 
     ``stats`` is read from the model's prompt, ``region`` (when given) from the whole region's tokens: the density
-    targets come from it unless ``settings.density_from`` is ``"prompt"``."""
+    targets come from it unless ``settings.density_from`` reads the prompt (``"prompt"``, ``"prompt-entry"``)."""
     s = settings.similarity
     pitch_bias: dict[int, tuple[float, ...]] = {}
     total = stats.total_pitch_classes()
@@ -271,7 +272,7 @@ def guided_constraints(
     chord_size: dict[int, float] = {}
     for program in constraints.parts:
         factor = settings.part_density.get(program, settings.density)
-        source = region if region is not None and settings.density_from != "prompt" else stats
+        source = region if region is not None and not settings.density_from.startswith("prompt") else stats
         rate = notes_per_bar(source, program, settings.density_from, settings.density_half_life)
         density_target[program] = rate * factor
         chord_size[program] = max(1.0, stats.chord_size(program))

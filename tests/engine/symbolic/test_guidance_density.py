@@ -198,3 +198,16 @@ def test_a_job_reads_the_targets_from_the_whole_region(tmp_path: Path, monkeypat
     assert entry == pytest.approx({0: 6.0, 33: 48.0})
     assert whole == pytest.approx({0: 6.0, 33: 48.0})
     assert prompt == pytest.approx({0: 0.0, 33: 48.0})
+
+
+def test_prompt_entry_reads_the_prompt_from_each_part_s_first_note() -> None:
+    whole = region_stats(tokens(REGION), VOCAB, PPB)
+    # the prompt: the last two bars, where the piano enters half way through the first of them
+    prompt = region_stats(tokens([every(8, BASS) + every(4, PIANO)[4:], every(8, BASS) + every(4, PIANO)]), VOCAB, PPB)
+    settings = GuidanceSettings(density_from="prompt-entry")
+    targets = guided_constraints(_constraints(), prompt, VOCAB, settings, whole).density_target
+    assert targets == pytest.approx({PIANO: 8.0, BASS: 4.0})  # 12 notes in 1.5 bars; the whole region not read
+    before = replace(settings, density_from="prompt")
+    assert guided_constraints(_constraints(), prompt, VOCAB, before, whole).density_target == pytest.approx(
+        {PIANO: 6.0, BASS: 4.0}
+    )
