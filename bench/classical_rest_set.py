@@ -54,6 +54,11 @@ LATER_PASSAGES = (
 )
 
 
+def piece_name(rel: str) -> str:
+    """The set's file name for corpus path ``rel`` (without ``.mid``), as bench/midi_quality_set.py names it."""
+    return _slug(Path(rel).with_suffix("").as_posix().replace("/", "_"))
+
+
 def later_passage(rel: str) -> tuple[Any, dict[str, Any]] | None:
     """The bars of ``rel`` after the bench's region and reference: region + 8 reference bars, moved to bar 0
     (None when the piece is too short)."""
@@ -113,22 +118,21 @@ def main() -> int:
         "licence": DEFAULT_LICENCE,
         "pieces": {},
     }
+    entries: list[tuple[str, Any, dict[str, Any]]] = []  # (file name, score, manifest entry)
     for rel, what in NEW_PIECES:
         score, meta = build_piece(rel)
-        name = _slug(Path(rel).with_suffix("").as_posix().replace("/", "_")) + ".mid"
-        score.dump_midi(str(SET_DIR / name))
-        manifest["pieces"][name] = {"what": what, **meta, "passage": "first"}
-        print(f"{name}: {meta['meter']}, {len(meta['programs'])} parts, region {meta['region_bars']} bars")  # noqa: T201
+        entries.append((f"{piece_name(rel)}.mid", score, {"what": what, **meta, "passage": "first"}))
     for rel, what in LATER_PASSAGES:
         built = later_passage(rel)
         if built is None:
             print(f"skip {rel}: too short for a second passage")  # noqa: T201
             continue
-        score, meta = built
-        name = _slug(Path(rel).with_suffix("").as_posix().replace("/", "_")) + "_later.mid"
+        entries.append((f"{piece_name(rel)}_later.mid", built[0], {"what": what, **built[1]}))
+    for name, score, entry in entries:
         score.dump_midi(str(SET_DIR / name))
-        manifest["pieces"][name] = {"what": what, **meta}
-        print(f"{name}: {meta['meter']}, {len(meta['programs'])} parts, from bar {meta['start_bar']}")  # noqa: T201
+        manifest["pieces"][name] = entry
+        start, parts = entry.get("start_bar", 0), len(entry["programs"])
+        print(f"{name}: {entry['meter']}, {parts} parts, {entry['region_bars']} region bars from bar {start}")  # noqa: T201
     (SET_DIR / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return 0
 
