@@ -274,8 +274,11 @@ def cmd_doctor(args: argparse.Namespace, factory: EngineFactory) -> int:
 
 
 def cmd_eval(args: argparse.Namespace, factory: EngineFactory) -> int:
-    """``segue eval JOB_DIR``: numpy, soundfile and mido only, no torch (engine.evaluate)."""
-    scores, table, passed = entrypoints.evaluate(args.job_dir.expanduser().resolve())
+    """``segue eval JOB_DIR [--reference FILE.mid]``: numpy and soundfile only, no torch (engine.evaluate)."""
+    reference = args.reference.expanduser() if args.reference is not None else None
+    scores, table, passed = entrypoints.evaluate(
+        args.job_dir.expanduser().resolve(), reference, args.reference_from_bar
+    )
     print(json.dumps(scores, indent=2, ensure_ascii=False) if args.json else table)
     return EXIT_FAILED if args.strict and not passed else EXIT_OK
 

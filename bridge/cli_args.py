@@ -128,7 +128,23 @@ def _eval_arguments(p: argparse.ArgumentParser) -> None:
     """``segue eval``'s arguments."""
     p.add_argument("job_dir", type=Path, metavar="JOB_DIR", help="a folder written by `segue continue`")
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
-    p.add_argument("--strict", action="store_true", help="exit 1 when any check fails")
+    p.add_argument("--strict", action="store_true", help="exit 1 when any check fails (--reference's included)")
+    p.add_argument(
+        "--reference",
+        type=Path,
+        metavar="FILE.mid",
+        help="a MIDI file of what really came next (the composer's next bars, what you played): the job is "
+        "measured against it (the variants' pitch-class and onset overlap with the region against its, notes "
+        "per bar per part, in-scale share, variety). MIDI continue jobs only. It starts where the continuation "
+        "starts, unless --reference-from-bar says where",
+    )
+    p.add_argument(
+        "--reference-from-bar",
+        type=int,
+        metavar="N",
+        help="FILE.mid is the whole piece: the reference is its bars N.. (counted from 1, as the DAW shows them), "
+        "as many as the job continued; a shorter reference is measured over the bars it has",
+    )
 
 
 def _train_arguments(p: argparse.ArgumentParser) -> None:

@@ -80,12 +80,15 @@ def run_training(kind: str, argv: list[str]) -> int:
     raise BadInputError(f"unknown training kind {kind!r}: use one of {', '.join(TRAINING_KINDS)}")
 
 
-def evaluate(job_dir: Path) -> tuple[dict[str, Any], str, bool]:
-    """Entry point of ``segue eval``: the scores of a finished job folder as (JSON, table, all passed).
+def evaluate(
+    job_dir: Path, reference: Path | None = None, reference_from_bar: int | None = None
+) -> tuple[dict[str, Any], str, bool]:
+    """Entry point of ``segue eval``: the scores of a finished job folder as (JSON, table, all passed), and with
+    ``reference`` (a MIDI file of the bars that followed the region) the job against it.
     Imports :mod:`engine.evaluate` (numpy, soundfile; no torch)."""
     from engine.evaluate import evaluate_job, format_table
 
-    score = evaluate_job(job_dir)
+    score = evaluate_job(job_dir, reference, reference_from_bar)
     return score.to_json(), format_table(score), bool(score.passed)
 
 

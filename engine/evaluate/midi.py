@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.evaluate.music import Key, estimate_key
-from engine.midi_io import read_midi_file, tempo_to_bpm
+from engine.midi_io import MidiFile, read_midi_file, tempo_to_bpm
 
 GRID_DIVISIONS = (1, 2, 3, 4, 6, 8, 12, 16, 24)  # onset grids tried, in divisions of a quarter note
 GRID_SHARE = 0.95  # the region's grid: the coarsest that holds this share of its onsets
@@ -76,30 +76,55 @@ def without(content: MidiContent, other: MidiContent) -> MidiContent:
     )
 
 
-def read_midi(path: Path) -> MidiContent:
-    """Notes (note-on/off pairs per channel and pitch), tempos, meters and the length of ``path``."""
-    midi = read_midi_file(path)
+def read_midi(path: Path, by_part: bool = False) -> MidiContent:
+    """Notes (note-on/off pairs per channel and pitch), tempos, meters and the length of ``path``; ``by_part``: see
+    :func:`midi_content`."""
+    return midi_content(read_midi_file(path), path, by_part)
+
+
+def part_channel(program: int) -> int:
+    """The channel a part's notes get in a ``by_part`` reading: drums (program -1) 9, a pitched program its own
+    number above 15 (as the bench's measures key the parts: by General MIDI program and drum flag)."""
+    return 9 if program == -1 else 16 + program
+
+
+def midi_content(midi: MidiFile, path: Path, by_part: bool = False) -> MidiContent:
+    """The notes, tempos, meters and length of a parsed file. ``by_part``: each note's ``channel`` is its part
+    (:func:`part_channel` of the program its channel plays when it starts; channel 10 is drums), so the same
+    instrument is one part whatever channel or track it is on."""
     notes: list[Note] = []
     tempos: list[float] = []
     meters: list[tuple[int, int]] = []
     end_tick = 0
+    first_program: dict[int, int] = {}  # a channel's first program change, for its notes in other tracks
+    for track in midi.tracks:
+        for event in track:
+            if event.type == "program_change":
+                first_program.setdefault(event.channel, event.program)
     for track in midi.tracks:
         tick = 0
-        open_notes: dict[tuple[int, int], list[int]] = {}
+        programs = dict(first_program)
+        open_notes: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (channel, pitch) -> [(start, part)]
         for event in track:
             tick += event.time
             if event.type == "set_tempo":
                 tempos.append(tempo_to_bpm(event.tempo))
             elif event.type == "time_signature":
                 meters.append((event.numerator, event.denominator))
+            elif event.type == "program_change":
+                programs[event.channel] = event.program
             elif event.type == "note_on" and event.velocity > 0:
-                open_notes.setdefault((event.channel, event.note), []).append(tick)
+                channel = event.channel
+                if by_part:
+                    channel = part_channel(-1 if channel == 9 else programs.get(channel, 0))
+                open_notes.setdefault((event.channel, event.note), []).append((tick, channel))
             elif event.type in ("note_off", "note_on"):
                 starts = open_notes.get((event.channel, event.note))
                 if starts:
-                    notes.append(Note(starts.pop(0), tick, event.note, event.channel))
-        for (channel, pitch), starts in open_notes.items():  # never released: they end with the track
-            notes.extend(Note(s, tick, pitch, channel) for s in starts)
+                    start, channel = starts.pop(0)
+                    notes.append(Note(start, tick, event.note, channel))
+        for (_, pitch), starts in open_notes.items():  # never released: they end with the track
+            notes.extend(Note(s, tick, pitch, channel) for s, channel in starts)
         end_tick = max(end_tick, tick)
     notes.sort(key=lambda n: (n.start, n.pitch, n.channel))
     return MidiContent(path, midi.ticks_per_quarter, tuple(notes), end_tick, tuple(tempos), tuple(meters))

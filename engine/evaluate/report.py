@@ -21,6 +21,7 @@ from engine.evaluate.checks import (
     check_midi,
     region_bars,
 )
+from engine.evaluate.reference import Reference, ReferenceScore, format_reference, load_reference, score_reference
 
 
 @dataclass(frozen=True)
@@ -44,16 +45,21 @@ class JobScore:
     variants: tuple[VariantScore, ...]
     summary: tuple[Check, ...]
     notes: tuple[str, ...] = field(default=())
+    reference: ReferenceScore | None = None  # against the real continuation (segue eval --reference)
 
     @property
     def passed(self) -> bool:
-        return all(c.ok is not False for c in self.summary) and all(
-            c.ok is not False for v in self.variants for c in v.checks
+        return (
+            all(c.ok is not False for c in self.summary)
+            and all(c.ok is not False for v in self.variants for c in v.checks)
+            and (self.reference is None or self.reference.passed)
         )
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["passed"] = self.passed
+        if self.reference is not None:
+            out["reference"]["passed"] = self.reference.passed
         cleaned: dict[str, Any] = _finite(out)
         return cleaned
 
@@ -88,14 +94,21 @@ def _load_job(job_dir: Path) -> dict[str, Any]:
     return job
 
 
-def evaluate_job(job_dir: Path) -> JobScore:
-    """Score every variant of the finished job in ``job_dir``; :class:`BadInputError` for a folder that is not one."""
+def evaluate_job(job_dir: Path, reference: Path | None = None, reference_from_bar: int | None = None) -> JobScore:
+    """Score every variant of the finished job in ``job_dir``; :class:`BadInputError` for a folder that is not one.
+
+    ``reference``: a MIDI file of the bars that really followed the region (from its first bar, or from
+    ``reference_from_bar``, 1-based, when it is the whole piece): the job is also measured against it
+    (:mod:`engine.evaluate.reference`). It is read and checked before anything is scored."""
     job_dir = Path(job_dir)
     job = _load_job(job_dir)
     region = job.get("region", {})
     tempo = float(region["tempo_bpm"])
     meter = Meter.parse(str(region.get("meter", "4/4")))
     accompany = job.get("mode") == "accompany"
+    if reference_from_bar is not None and reference is None:
+        raise BadInputError("--reference-from-bar needs --reference FILE.mid (the file it counts bars in)")
+    ref = _reference(job_dir, job, Path(reference), reference_from_bar, meter) if reference is not None else None
     notes: list[str] = []
     if accompany:  # the parts are written under the region: its own bars, not the bars asked for
         bars = region_bars(region, meter)
@@ -130,6 +143,7 @@ def evaluate_job(job_dir: Path) -> JobScore:
     summary = _summary(job, variant_scores, midi_conts, audio_conts, grid_division)
     if len(variant_scores) < 2:
         notes.append("one variant: no variety measure")
+    reference_score = _score_reference(job_dir, job, ref, meter) if ref is not None else None
     return JobScore(
         job_id=str(job.get("id", job_dir.name)),
         path=str(job_dir),
@@ -141,7 +155,51 @@ def evaluate_job(job_dir: Path) -> JobScore:
         variants=tuple(variant_scores),
         summary=tuple(summary),
         notes=tuple(notes),
+        reference=reference_score,
     )
+
+
+def _reference(job_dir: Path, job: dict[str, Any], path: Path, from_bar: int | None, meter: Meter) -> Reference:
+    """The reference, read and checked for this job: a MIDI continuation of the region with its files."""
+    name = job.get("id", job_dir.name)
+    if job.get("mode") == "accompany":
+        raise BadInputError(
+            f"--reference measures a continuation against the bars that followed the region; job {name} is an "
+            "accompaniment (mode accompany): score it without --reference"
+        )
+    midi = [v for v in job["variants"] if "midi" in v.get("files", {})]
+    if job.get("kind") == "audio" or not midi:
+        raise BadInputError(
+            f"--reference compares MIDI notes; job {name} is an audio job (its variants have no MIDI file): "
+            "score it without --reference"
+        )
+    for variant in midi:
+        files = variant["files"]
+        for role in ("midi", "full_midi"):
+            if role not in files or not (job_dir / files[role]).is_file():
+                raise BadInputError(
+                    f"job {name}'s variant {variant.get('id')} has no {role.replace('_', '.')} file "
+                    f"({files.get(role, 'not in job.json')}); --reference reads the region from full.mid"
+                )
+    return load_reference(path, from_bar, meter, int(job["params"]["bars"]))
+
+
+def _score_reference(job_dir: Path, job: dict[str, Any], ref: Reference, meter: Meter) -> ReferenceScore:
+    """The job's MIDI variants, parts keyed by program (as the bench does), against ``ref``."""
+    variants = []
+    region: midi_measures.MidiContent | None = None
+    for variant in job["variants"]:
+        files: dict[str, str] = variant.get("files", {})
+        if "midi" not in files:
+            continue
+        cont = midi_measures.read_midi(job_dir / files["midi"], by_part=True)
+        variants.append((str(variant["id"]), cont))
+        if region is None:  # full.mid: the region, then the continuation
+            full = midi_measures.read_midi(job_dir / files["full_midi"], by_part=True)
+            scale = full.ticks_per_beat / cont.ticks_per_beat
+            region = full.window(0, int(round(full.end_tick - cont.end_tick * scale)))
+    assert region is not None  # _reference: at least one MIDI variant with its full.mid
+    return score_reference(ref, variants, region, meter)
 
 
 def _summary(
@@ -229,5 +287,7 @@ def format_table(score: JobScore) -> str:
     first = {n: next(c for v in score.variants if (c := v.check(n)) is not None) for n in names}
     out += [f"  {n}: {first[n].detail}" for n in names]
     out += [f"note: {n}" for n in score.notes]
+    if score.reference is not None:
+        out += ["", *format_reference(score.reference)]
     out.append(f"result: {'all checks passed' if score.passed else 'some checks failed (NO)'}")
     return "\n".join(out)

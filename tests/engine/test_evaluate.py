@@ -222,3 +222,11 @@ def test_segue_eval_on_a_real_job(tmp_path: Path, capsys: pytest.CaptureFixture[
         assert checks["midi_length"]["value"] == 2.0
     assert main(["eval", str(job_dir)]) == 0
     assert "| variant |" in capsys.readouterr().out
+    # the region's own first two bars as the reference (whole-piece form): every measure is taken, whatever it says
+    assert main(["eval", str(job_dir), "--reference", str(region), "--reference-from-bar", "1", "--json"]) == 0
+    reference = json.loads(capsys.readouterr().out)["reference"]
+    assert (reference["from_bar"], reference["bars"]) == (1, 2)
+    found = {c["name"]: c for c in reference["comparisons"]}
+    for name in ("pitch_class_overlap", "onset_overlap", "in_scale:v01", "in_scale:v02", "variety"):
+        assert found[name]["ok"] is not None, found[name]
+    assert any(name.startswith("notes_per_bar:") and c["ok"] is not None for name, c in found.items())
