@@ -52,7 +52,7 @@ from _common import machine, write_json  # noqa: E402
 
 from engine.api import GenerationParams, Prompt  # noqa: E402
 from engine.checkpoints import find_checkpoint  # noqa: E402
-from engine.evaluate import midi as measures  # noqa: E402
+from engine.evaluate.reference import compare  # noqa: E402
 from engine.symbolic import continuation as cont  # noqa: E402
 from engine.symbolic.adapt import AdaptSettings, adapted, continuation_loss  # noqa: E402
 from engine.symbolic.cache import DEFAULT_CACHE, CacheSettings, TokenKinds  # noqa: E402
@@ -213,38 +213,25 @@ def measure_piece(
                 "loss": loss, "loss_adapted": loss_adapted, "adapt_steps": adapt.steps if adapt else 0,
                 "adapt_seconds": adapt_seconds}  # fmt: skip
     contents = [content_from_parts(v, region.ticks_per_quarter, args.bars * region.bar_ticks) for v in variants]
-    composer_pc = measures.pitch_class_overlap(reference, region_content)
-    composer_onset = measures.onset_position_overlap(reference, region_content, bar_beats)
-    pcs = [measures.pitch_class_overlap(c, region_content) for c in contents]
-    onsets = [measures.onset_position_overlap(c, region_content, bar_beats) for c in contents]
-    composer_rate = measures.notes_per_bar(reference, bar_beats, args.bars)
-    rates = [measures.notes_per_bar(c, bar_beats, args.bars) for c in contents]
-    density = {
-        ch: statistics.mean(r.get(ch, 0.0) for r in rates) / rate for ch, rate in composer_rate.items() if rate > 0
-    }
+    fit = compare(contents, region_content, reference, bar_beats, args.bars)  # the measures segue eval reports
     lengths = {}
-    for ch in composer_rate:
+    for ch in fit.reference_rates:
         ref = [n.end - n.start for n in reference.notes if n.channel == ch]
         own = [n.end - n.start for c in contents for n in c.notes if n.channel == ch]
         if ref and own:
             lengths[ch] = statistics.mean(own) / statistics.mean(ref)
-    key, region_share = measures.region_scale_share(region_content)
-    shares = [measures.in_scale_share(c, key) for c in contents] if key is not None else []
-    in_scale = [s >= region_share - 0.1 for s in shares if s is not None and region_share is not None]
-    division = measures.onset_grid(region_content) or 4
-    distance, identical = measures.variety(contents, division)
     loss, loss_adapted, _ = composer_loss(model, score, region, adapt, cache, args.bars)
     report = info.adapt
     return {
         "piece": name,
         "seconds": seconds,
-        "pc_gap": statistics.mean(x for x in pcs if x is not None) - composer_pc if composer_pc else None,
-        "onset_gap": statistics.mean(x for x in onsets if x is not None) - composer_onset if composer_onset else None,
-        "density": density,
+        "pc_gap": fit.pc_gap,
+        "onset_gap": fit.onset_gap,
+        "density": fit.density,
         "lengths": lengths,
-        "in_scale": in_scale,
-        "variety": distance,
-        "identical": identical,
+        "in_scale": fit.in_scale,
+        "variety": fit.variety,
+        "identical": fit.identical,
         "loss": loss,
         "loss_adapted": loss_adapted,
         "adapt_steps": report.steps if report else 0,
