@@ -126,36 +126,36 @@ class Reference:
     note: str = ""  # why fewer bars than the job's, if so
 
 
-def _meter_changes(midi: MidiFile) -> list[tuple[int, Meter]]:
-    """(tick, meter) of every time signature in the file, in order; MIDI's default 4/4 until the first."""
-    changes: list[tuple[int, Meter]] = []
+Signature = tuple[int, int]  # a time signature as the file has it: (numerator, denominator)
+
+
+def _meter_changes(midi: MidiFile) -> list[tuple[int, Signature]]:
+    """(tick, time signature) of every time signature in the file, in order (MIDI's default is 4/4)."""
+    changes: list[tuple[int, Signature]] = []
     for track in midi.tracks:
         tick = 0
         for event in track:
             tick += event.time
             if event.type == "time_signature":
-                try:
-                    changes.append((tick, Meter(event.numerator, event.denominator)))
-                except BadInputError:  # a time signature no DAW writes (0/4, 4/3): not a meter Segue knows
-                    changes.append((tick, Meter(4, 4)))  # measured against the job's meter below: it differs
+                changes.append((tick, (event.numerator, event.denominator)))
     changes.sort(key=lambda c: c[0])
     return changes
 
 
-def _bars(midi: MidiFile, end_tick: int, upto: int) -> list[tuple[int, Meter, bool]]:
-    """The file's first ``upto`` bars at most, up to its end: (start tick, meter, whole) each. A time signature in
-    the middle of a bar starts a new bar there (the bar before it is not whole); a last bar the file ends within
-    is counted when it holds more than a grid tolerance."""
+def _bars(midi: MidiFile, end_tick: int, upto: int) -> list[tuple[int, Signature, bool]]:
+    """The file's first ``upto`` bars at most, up to its end: (start tick, time signature, whole) each. A time
+    signature in the middle of a bar starts a new bar there (the bar before it is not whole); a last bar the file
+    ends within is counted when it holds more than a grid tolerance."""
     changes = _meter_changes(midi)
     tpq = midi.ticks_per_quarter
     tolerance = measures.GRID_TOLERANCE_BEATS * tpq
-    out: list[tuple[int, Meter, bool]] = []
-    tick, meter, i = 0, Meter(4, 4), 0
+    out: list[tuple[int, Signature, bool]] = []
+    tick, meter, i = 0, (4, 4), 0
     while len(out) < upto and tick < end_tick - tolerance:
         while i < len(changes) and changes[i][0] <= tick:
             meter = changes[i][1]
             i += 1
-        length = max(1, round(meter.quarters_per_bar * tpq))
+        length = max(1, round(meter[0] * 4 / meter[1] * tpq))
         following = tick + length
         if i < len(changes) and changes[i][0] < following:
             out.append((tick, meter, False))
@@ -164,6 +164,11 @@ def _bars(midi: MidiFile, end_tick: int, upto: int) -> list[tuple[int, Meter, bo
             out.append((tick, meter, True))
             tick = following
     return out
+
+
+def bar_span(first: int, last: int) -> str:
+    """``bars 5-12``, or ``bar 5``."""
+    return f"bar {first}" if first == last else f"bars {first}-{last}"
 
 
 def load_reference(path: Path, from_bar: int | None, meter: Meter, bars: int) -> Reference:
@@ -185,17 +190,19 @@ def load_reference(path: Path, from_bar: int | None, meter: Meter, bars: int) ->
             "where the continuation starts in that file (1 = its first bar)"
         )
     window = file_bars[start_bar - 1 :]
+    wanted = (meter.numerator, meter.denominator)
     begin, first_meter, _ = window[0]
-    if first_meter != meter:
-        said = "has no time signature (MIDI's default: 4/4)" if not _meter_changes(midi) else f"is in {first_meter}"
+    if first_meter != wanted:
+        said = "has no time signature (MIDI's default: 4/4)" if not _meter_changes(midi) else "is in {}/{}"
+        said = said.format(*first_meter)
         raise BadInputError(
             f"--reference: bar {start_bar} of {path.name} {said}, the job is in {meter}; the measures compare bars "
             "of one meter: give a reference in the job's meter"
         )
     kept, cut = 0, "then the file ends"
     for _, bar_meter, whole_bar in window:
-        if bar_meter != meter:
-            cut = f"then its meter changes to {bar_meter}"
+        if bar_meter != wanted:
+            cut = "then its meter changes to {}/{}".format(*bar_meter)
             break
         kept += 1
         if not whole_bar:
@@ -205,7 +212,7 @@ def load_reference(path: Path, from_bar: int | None, meter: Meter, bars: int) ->
     note = ""
     if kept < bars:
         note = (
-            f"the reference has {kept} of the job's {bars} bar(s) ({path.name} bars {start_bar}-{last}, {cut}): "
+            f"the reference has {kept} of the job's {bars} bar(s) ({path.name} {bar_span(start_bar, last)}, {cut}): "
             f"the variants and the reference are measured over their first {kept} bar(s)"
         )
     end = begin + kept * round(meter.quarters_per_bar * midi.ticks_per_quarter)
@@ -214,7 +221,7 @@ def load_reference(path: Path, from_bar: int | None, meter: Meter, bars: int) ->
     content = whole.window(begin, end)
     if not content.notes:
         raise BadInputError(
-            f"--reference: {path.name} has no notes in bars {start_bar}-{last}; give the bars that followed the "
+            f"--reference: {path.name} has no notes in {bar_span(start_bar, last)}; give the bars that followed the "
             "region (with --reference-from-bar N when the file is the whole piece)"
         )
     parts = frozenset(n.channel for n in whole.notes)
@@ -281,7 +288,7 @@ def score_reference(
         detail = f"{what}: the variants' mean overlap with the region against the reference's; gap within ±0.05"
         if gap is None:
             detail += " (not measured: no such notes in the region, the variants or the reference)"
-        ok = abs(gap) <= OVERLAP_GAP + 1e-9 if gap is not None else None
+        ok = abs(gap) <= OVERLAP_GAP if gap is not None else None
         rows.append(Comparison(name, _r(_mean(each)), _r(ref), _r(gap), ok, detail))
     low, high = DENSITY_RANGE
     for ch, mean in fit.variant_rates.items():
@@ -298,10 +305,19 @@ def score_reference(
     own = fit.region_share
     for (vid, _), share in zip(variants, fit.shares or (None,) * len(variants), strict=True):
         if share is None or own is None:
-            rows.append(Comparison(f"in_scale:{vid}", _r(share), _r(own), None, None, "no pitched notes: not counted"))
+            rows.append(
+                Comparison(
+                    f"in_scale:{vid}",
+                    _r(share),
+                    _r(own),
+                    None,
+                    None,
+                    "no pitched notes (variant or region): not counted",
+                )
+            )
             continue
         rows.append(
-            Comparison(f"in_scale:{vid}", _r(share), _r(own), _r(share - own), share >= own - SCALE_MARGIN - 1e-9,
+            Comparison(f"in_scale:{vid}", _r(share), _r(own), _r(share - own), share >= own - SCALE_MARGIN,
                        f"share of pitched notes in {fit.region_key}'s scale against the region's own; at least -0.1")
         )  # fmt: skip
     if len(variants) > 1 and fit.variety is not None:
@@ -339,7 +355,7 @@ def format_reference(score: ReferenceScore) -> list[str]:
         return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
     out = [
-        f"against the reference {score.path}, bars {score.from_bar}-{last} ({score.bars} bar(s)):",
+        f"against the reference {score.path}, {bar_span(score.from_bar, last)} ({score.bars} bar(s)):",
         "",
         line(head),
         "|" + "|".join("-" * (w + 2) for w in widths) + "|",

@@ -239,3 +239,31 @@ def test_help_says_how_bars_are_counted(capsys: pytest.CaptureFixture[str]) -> N
     assert main(["eval", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "--reference FILE.mid" in text and "counted from 1, as the DAW shows them" in text
+
+
+def test_a_meter_change_ends_the_reference(tmp_path: Path) -> None:
+    """A 4/4 bar, then 3/4: measured over the one bar in the job's meter, and said; a file with no time signature
+    is 4/4 (MIDI's default), which a 6/8 job is told."""
+    path = tmp_path / "changes.mid"
+    track = mido.MidiTrack([mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0)])
+    for _ in range(4):
+        track.append(mido.Message("note_on", note=60, velocity=80, time=0))
+        track.append(mido.Message("note_off", note=60, velocity=0, time=TPB))
+    track.append(mido.MetaMessage("time_signature", numerator=3, denominator=4, time=0))
+    for _ in range(3):
+        track.append(mido.Message("note_on", note=62, velocity=80, time=0))
+        track.append(mido.Message("note_off", note=62, velocity=0, time=TPB))
+    midi = mido.MidiFile(ticks_per_beat=TPB)
+    midi.tracks.append(track)
+    midi.save(str(path))
+    reference = load_reference(path, None, Meter(4, 4), 2)
+    assert reference.bars == 1 and {n.pitch for n in reference.content.notes} == {60}
+    assert "then its meter changes to 3/4" in reference.note
+    with pytest.raises(BadInputError, match="bar 2 of changes.mid is in 3/4"):
+        load_reference(path, 2, Meter(4, 4), 2)
+
+    bare = tmp_path / "bare.mid"
+    mido.MidiFile(tracks=[mido.MidiTrack(track[1:9])], ticks_per_beat=TPB).save(str(bare))
+    with pytest.raises(BadInputError, match=r"has no time signature \(MIDI's default: 4/4\), the job is in 6/8"):
+        load_reference(bare, None, Meter(6, 8), 2)
+    assert load_reference(bare, None, Meter(4, 4), 2).bars == 1
