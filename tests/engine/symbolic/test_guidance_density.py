@@ -14,9 +14,10 @@ import pytest
 
 from engine.api import GenerationParams, Meter, Prompt
 from engine.checkpoints import find_checkpoint
+from engine.midi_io import Note, PartNotes
 from engine.symbolic import continuation
 from engine.symbolic.constraints import Constraints, Vocabulary
-from engine.symbolic.continuation import SymbolicModel, continue_region
+from engine.symbolic.continuation import SymbolicModel, choose, continue_region
 from engine.symbolic.guidance import GuidanceSettings, guided_constraints, notes_per_bar, region_stats
 from engine.symbolic.naming import part_names_for
 from engine.symbolic.region import read_region
@@ -211,3 +212,44 @@ def test_prompt_entry_reads_the_prompt_from_each_part_s_first_note() -> None:
     assert guided_constraints(_constraints(), prompt, VOCAB, before, whole).density_target == pytest.approx(
         {PIANO: 6.0, BASS: 4.0}
     )
+
+
+def _late_entry_region(path: Path) -> Path:
+    """4 bars of 4/4: a bass (program 33) in quarters throughout, a piano (program 0) in eighths from bar 3."""
+    tpq, bar = 480, 1920
+    mid = mido.MidiFile(type=1, ticks_per_beat=tpq)
+    conductor = mido.MidiTrack()
+    conductor.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
+    conductor.append(mido.MetaMessage("end_of_track", time=4 * bar))
+    mid.tracks.append(conductor)
+    for channel, program, pitch, step, first in ((0, 0, 72, tpq // 2, 2), (1, 33, 40, tpq, 0)):
+        track = mido.MidiTrack()
+        track.append(mido.Message("program_change", channel=channel, program=program, time=0))
+        now = 0
+        for on in range(first * bar, 4 * bar, step):
+            track.append(mido.Message("note_on", channel=channel, note=pitch, velocity=90, time=on - now))
+            track.append(mido.Message("note_off", channel=channel, note=pitch, time=step // 2))
+            now = on + step // 2
+        track.append(mido.MetaMessage("end_of_track", time=4 * bar - now))
+        mid.tracks.append(track)
+    out = path / "late.mid"
+    mid.save(out)
+    return out
+
+
+def test_the_candidates_fit_can_measure_against_the_targets(tmp_path: Path) -> None:
+    """Of two candidates, the piano in quarters (4 a bar: the region's mean) or in eighths (8 a bar: its rate since
+    it came in, the target), the fit keeps the region's mean unless asked to measure against the targets."""
+    region = read_region(Prompt(midi_path=_late_entry_region(tmp_path)))
+    names = part_names_for(region.parts)
+    tpq, bars = region.ticks_per_quarter, 2
+
+    def candidate(piano_step: int) -> tuple[PartNotes, ...]:
+        piano = tuple(Note(at, piano_step // 2, 72, 90) for at in range(0, bars * region.bar_ticks, piano_step))
+        bass = tuple(Note(at, tpq // 2, 40, 90) for at in range(0, bars * region.bar_ticks, tpq))
+        return tuple(PartNotes(names[p.program], p.program, piano if p.program == 0 else bass) for p in region.parts)
+
+    decoded = [candidate(tpq), candidate(tpq // 2)]
+    targets = replace(_constraints(), bars=bars, density_target={PIANO: 8.0, BASS: 4.0})
+    assert choose(region, decoded, bars, [[0, 1]], GuidanceSettings(density_fit_target=False), targets) == [0]
+    assert choose(region, decoded, bars, [[0, 1]], GuidanceSettings(density_fit_target=True), targets) == [1]
