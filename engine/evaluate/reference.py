@@ -27,6 +27,7 @@ from engine.api import Meter
 from engine.errors import BadInputError
 from engine.evaluate import midi as measures
 from engine.evaluate.music import Key
+from engine.evaluate.table import table_lines
 from engine.midi_io import MidiFile, read_midi_file
 from engine.render.parts import program_name
 
@@ -349,17 +350,10 @@ def format_reference(score: ReferenceScore) -> list[str]:
             against, value = f">= {c.against:g}", f"{c.value:g} identical"
         mark = "ok" if c.ok else "NO" if c.ok is False else c.detail
         rows.append([c.name, "-" if c.variants is None else f"{c.variants:g}", against, value, mark])
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
     out = [
         f"against the reference {score.path}, {bar_span(score.from_bar, last)} ({score.bars} bar(s)):",
         "",
-        line(head),
-        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-        *(line(r) for r in rows),
+        *table_lines(head, rows),
         "",
     ]
     shown: set[str] = set()

@@ -22,6 +22,7 @@ from engine.evaluate.checks import (
     region_bars,
 )
 from engine.evaluate.reference import Reference, ReferenceScore, format_reference, load_reference, score_reference
+from engine.evaluate.table import table_lines
 
 
 @dataclass(frozen=True)
@@ -266,18 +267,11 @@ def format_table(score: JobScore) -> str:
     names = _check_names(list(score.variants))
     header = ["variant", *names]
     rows = [[v.id, *(_cell(v.check(n)) for n in names)] for v in score.variants]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
     bars = f"the region's {score.bars} bar(s)" if score.mode == "accompany" else f"{score.bars} bar(s)"
     out = [
         f"job {score.job_id}: {score.kind} {score.mode}, {bars} of {score.meter} at {score.tempo_bpm:g} BPM",
         "",
-        line(header),
-        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-        *(line(r) for r in rows),
+        *table_lines(header, rows),
         "",
         "summary:",
         *(f"  {c.name}: {_cell(c)} ({c.detail})" for c in score.summary),
