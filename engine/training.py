@@ -307,17 +307,17 @@ class Run:
         opt: torch.optim.Optimizer,
         state: dict[str, Any],
         process: tuple[int, int, torch.device, np.random.Generator],
-        strict: bool = True,
         skip: tuple[str, ...] = (),
     ) -> Run:
         """With ``--resume``, ``state``, the weights, the optimizer and the data's generator continue where
-        ``out/resume/`` left them (:func:`load_resume`; ``strict=False`` for weights saved without a tied head);
+        ``out/resume/`` left them (:func:`load_resume`; the weights in ``skip``, a tied head, were not saved there, so
+        they are not required when it is read);
         then the module to step (:func:`for_training`). ``process`` is :func:`start_process`'s (rank, world, device,
         generator)."""
         rank, world, device, rng = process
         resumed = bool(args.resume)
         if resumed:
-            state.update(load_resume(args.out, model, opt, device, strict))
+            state.update(load_resume(args.out, model, opt, device, strict=not skip))
             if "numpy_rng" in state:
                 rng.bit_generator.state = state.pop("numpy_rng")
             log.info("resumed at step %d (%.1f minutes trained)", state["step"], state["elapsed_s"] / 60)

@@ -195,7 +195,7 @@ def main(argv: list[str]) -> int:
     assert special_token(config) == codes.special
     state: dict[str, Any] = {"step": 0, "tokens_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
     opt = training.optimizer(model, args)
-    run = training.Run.start(args, model, opt, state, process, strict=False, skip=("lm_head.weight",))
+    run = training.Run.start(args, model, opt, state, process, skip=("lm_head.weight",))
     autocast = device.type == "cuda"
     eval_windows = codes.eval_windows(config.block_size, args.eval_windows)
     summary = {"data": str(args.data), "codec": str(codec_dir), "frame_rate": codec.frame_rate,

@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
         config = replace(config, block_size=args.block_size)
     model = GPT(config).to(device)
     state: dict[str, Any] = {"step": 0, "tokens_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
-    run = training.Run.start(args, model, training.optimizer(model, args), state, process, strict=False, skip=TIED)
+    run = training.Run.start(args, model, training.optimizer(model, args), state, process, skip=TIED)
     autocast = device.type == "cuda"
     eval_windows = tokens.eval_windows(config.block_size, args.eval_windows)
     summary = {

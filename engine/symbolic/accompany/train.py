@@ -268,7 +268,7 @@ def main(argv: list[str]) -> int:
     )  # fmt: skip
     state: dict[str, Any] = {"step": 0, "examples_seen": 0, "elapsed_s": 0.0, "best_val": float("inf"), "best_step": -1}
     opt = training.optimizer(model, args)
-    run = training.Run.start(args, model, opt, state, (0, 1, device, rng), strict=False, skip=TIED)
+    run = training.Run.start(args, model, opt, state, (0, 1, device, rng), skip=TIED)
     if not run.resumed and "init_val" not in state:
         state["init_val"] = evaluate_examples(model, eval_subset, tokens.pad, device)
         log.info("val loss before training: %.4f", state["init_val"])
