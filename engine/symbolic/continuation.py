@@ -241,6 +241,7 @@ def continue_region(
         # the cache's pitch slot (per part, intervals) replaces the pitch-class prior: both together overshot the
         # composers' pitch-class overlap on the tuning pieces (docs/symbolic-engine.md)
         settings = replace(settings, pitch_weight=settings.cache_pitch_weight)
+    whole_ids: list[int] | None = None  # the region's earlier bars too: encoded once, for the guidance or the cache
     if settings.enabled:
         stats = region_stats(prompt_ids, model.vocab, constraints.positions_per_bar)
         whole_stats = None
@@ -258,8 +259,9 @@ def continue_region(
         started = time.perf_counter()  # the loop memory's forward pass over the prompt counts as the cache's time
         memory_ids = prompt_ids
         if cache_settings.whole_region:  # the cache reads the region's earlier bars too (the prompt last)
-            whole = encode_prompt(region, model.tokenizer, model.vocab, max_tokens=WHOLE_REGION_BLOCKS * block)
-            memory_ids = with_history(whole, prompt_ids, model.vocab.bar)
+            if whole_ids is None:
+                whole_ids = encode_prompt(region, model.tokenizer, model.vocab, max_tokens=WHOLE_REGION_BLOCKS * block)
+            memory_ids = with_history(whole_ids, prompt_ids, model.vocab.bar)
         probs = prompt_probs(model.model, memory_ids) if cache_settings.loop is not None else None
         mixer = CacheMixer(memory_ids, kinds, len(pool_seeds), cache_settings, probs)
         mixer.report.seconds = time.perf_counter() - started
