@@ -12,9 +12,10 @@ every variant towards it, each scaled by ``similarity`` (1 = close to the region
   notes holds at least 3.5 beats), so held chords stay held;
 - **density**: each part's notes per bar times ``density`` / ``part_density`` becomes a target the sampler
   steers to (a bonus while a part is behind it, a penalty once it is a chord ahead); the notes per bar are read
-  over the whole region from the part's first note on (``density_from``: a part that enters in the region's
-  third bar, a fugue's later voice or a producer's build-up, plays on at its own rate, not at that rate thinned
-  over the bars before it came in), optionally weighting recent bars more (``density_half_life``);
+  from the model's prompt by default; ``density_from`` can read them over the whole region and/or from each
+  part's first note on (a part that enters in the region's third bar, a fugue's later voice or a producer's
+  build-up, counted at its own rate, not thinned over the bars before it came in), ``density_half_life`` weighs
+  recent bars more (both measured, not better than the prompt's reading: see DENSITY_FROM);
 - **end on the tonic**: in the last bar the lowest part plays only the tonic and the others favour the tonic
   triad (the tonic from the region's pitch-class profile, Krumhansl-Kessler).
 
