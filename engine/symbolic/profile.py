@@ -14,10 +14,10 @@ region's profile in its own order of notes. The region's and the variant's profi
 note counts for its length), as the measure of pitch-class overlap (engine.evaluate.midi) weighs them.
 
 The mixer (engine.symbolic.mixer) scales the setting's strength by a gate read from the region (:func:`gate`):
-by default how far the region repeats its bars note for note, part by part (:func:`repeat_share`; a loop's composer
-plays its parts' pitch classes again, a through-composed region's tends to move on, and the control stays out of its
-way); session 5's gate was the loop memory's fit to the region (:func:`loop_share`), which also opens for pieces
-whose rhythm and harmony repeat while their notes do not. :class:`OnsetProfile` is the same feedback on where notes
+by default the loop memory's fit to the region (:func:`loop_share`: where a region never repeats, composers tend to
+move on, and the control stays out of their way), which also opens for pieces whose rhythm and harmony repeat
+while their notes do not; the ``repeat`` gate, how far the region repeats its bars note for note, part by part
+(:func:`repeat_share`), was measured against it and not kept. :class:`OnsetProfile` is the same feedback on where notes
 start (``Position_`` tokens); docs/symbolic-engine.md, "Pitch classes: the profile control" and "Gating the
 controls by what the region says", has the figures.
 """
